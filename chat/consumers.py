@@ -1,0 +1,163 @@
+"""The WebSocket edge: authenticate, parse a frame, call a service, forward events.
+
+No storage logic and no business rules live here. Every error a handler raises becomes an
+error frame in one place (`receive`); the socket stays open.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from accounts.identity import Identity, identify
+from chat import protocol, services
+from chat.errors import ChatError, ErrorCode
+from chat.protocol import CloseCode
+
+log = logging.getLogger(__name__)
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    identity: Identity | None = None
+    connection_id: str | None = None
+
+    async def connect(self) -> None:
+        # Accept before closing so a browser sees 4401 rather than an anonymous 1006.
+        await self.accept()
+        identity = await identify(self.scope)
+        if identity is None:
+            await self.close(code=CloseCode.UNAUTHORIZED)
+            return
+        self.identity = identity
+        # room id -> the highest seq this socket has been sent
+        self.cursors: dict[str, int] = {}
+        self.limits = protocol.Limits(
+            max_frame_bytes=settings.CHAT_MAX_FRAME_BYTES, max_message_length=settings.CHAT_MAX_MESSAGE_LENGTH
+        )
+        try:
+            record = await services.connection_open(identity=identity)
+        except ChatError:
+            await self.close(code=CloseCode.INTERNAL_ERROR)
+            return
+        self.connection_id = record.connection_id
+
+    async def disconnect(self, code: int) -> None:
+        for room_id in list(getattr(self, "cursors", {})):
+            await services.room_leave(room_id=room_id, channel_name=self.channel_name)
+        if self.connection_id is not None:
+            await services.connection_close(connection_id=self.connection_id)
+
+    # Client frames ----------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.identity is None or self.connection_id is None:
+            return
+        try:
+            command = protocol.parse_client_frame(text_data, self.limits, binary=bytes_data is not None)
+            handler = self._handlers[type(command)]
+            await handler(self, command)
+        except ChatError as error:
+            await self.send_frame(protocol.error_frame(error))
+        except Exception:
+            log.exception("unhandled error in a client frame, connection=%s", self.connection_id)
+            await self.send_frame(
+                protocol.error_frame(ChatError(ErrorCode.INTERNAL_ERROR, "internal error, retry shortly"))
+            )
+
+    async def on_send(self, command: protocol.SendMessage) -> None:
+        assert self.identity is not None and self.connection_id is not None
+        if command.legacy and command.room_id not in self.cursors:
+            # A client of the AWS original never joins: join it to the default room so it
+            # receives the room's messages from now on, as it would there.
+            await self._join(command.room_id, last_seq=None, reply=False)
+        try:
+            message = await services.message_send(
+                identity=self.identity,
+                connection_id=self.connection_id,
+                room_id=command.room_id,
+                text=command.message,
+                client_message_id=command.client_message_id,
+            )
+        except ChatError as error:
+            error.action = error.action or "sendMessage"
+            error.client_message_id = command.client_message_id
+            raise
+        await self.send_frame(protocol.ack_frame(message))
+
+    async def on_join(self, command: protocol.JoinRoom) -> None:
+        await self._join(command.room_id, last_seq=command.last_seq, reply=True)
+
+    async def _join(self, room_id: str, *, last_seq: int | None, reply: bool) -> None:
+        try:
+            result = await services.room_join(room_id=room_id, channel_name=self.channel_name, last_seq=last_seq)
+        except ChatError as error:
+            error.action = error.action or "joinRoom"
+            error.room_id = room_id
+            raise
+        self.cursors[room_id] = result.last_seq
+        if reply:
+            await self.send_frame(
+                protocol.joined_frame(room_id, result.last_seq, result.messages, recovered=result.recovered)
+            )
+
+    async def on_leave(self, command: protocol.LeaveRoom) -> None:
+        if self.cursors.pop(command.room_id, None) is not None:
+            await services.room_leave(room_id=command.room_id, channel_name=self.channel_name)
+        await self.send_frame(protocol.left_frame(command.room_id))
+
+    async def on_history(self, command: protocol.History) -> None:
+        try:
+            page = await services.room_history(
+                room_id=command.room_id, before_seq=command.before_seq, limit=command.limit
+            )
+        except ChatError as error:
+            error.action = error.action or "history"
+            error.room_id = command.room_id
+            raise
+        await self.send_frame(protocol.history_frame(command.room_id, page.messages, has_more=page.has_more))
+
+    async def on_ping(self, command: protocol.Ping) -> None:
+        await self.send_frame(protocol.pong_frame())
+
+    _handlers: dict[type, Callable[[Any, Any], Awaitable[None]]] = {
+        protocol.SendMessage: on_send,
+        protocol.JoinRoom: on_join,
+        protocol.LeaveRoom: on_leave,
+        protocol.History: on_history,
+        protocol.Ping: on_ping,
+    }
+
+    # Channel-layer events (types fixed in chat.broadcast) -------------------------------
+
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        """A stored message for a joined room: forward it in seq order, exactly once.
+
+        Older seqs are duplicates (already replayed or re-broadcast by a retry). A seq past
+        the next one means an event was lost or overtaken: read the gap from the store
+        and send it first, so this socket never shows a hole.
+        """
+        room_id: str = event["room_id"]
+        seq: int = event["seq"]
+        cursor = self.cursors.get(room_id)
+        if cursor is None or seq <= cursor:
+            return
+        if seq > cursor + 1:
+            try:
+                missed = await services.messages_missed(room_id=room_id, after_seq=cursor, up_to_seq=seq - 1)
+            except ChatError:
+                # Cannot repair now: close so the client resumes from its last seq.
+                await self.close(code=CloseCode.INTERNAL_ERROR)
+                return
+            for message in missed:
+                if message.seq > self.cursors[room_id]:
+                    await self.send(text_data=protocol.encode(protocol.message_frame(message)))
+                    self.cursors[room_id] = message.seq
+        await self.send(text_data=event["text"])
+        self.cursors[room_id] = seq
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=protocol.encode(frame))

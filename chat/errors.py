@@ -1,0 +1,69 @@
+"""Domain errors with machine-readable codes.
+
+Services and the protocol parser raise `ChatError`; one layer (the consumer's error
+handler, via `chat.protocol.error_frame`) turns them into error frames. The codes are part
+of the wire protocol: never rename one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    # The frame itself
+    INVALID_JSON = "invalid_json"
+    BINARY_FRAME = "binary_frame"
+    FRAME_TOO_LARGE = "frame_too_large"
+    INVALID_FRAME = "invalid_frame"
+    UNKNOWN_ACTION = "unknown_action"
+    INVALID_FIELD = "invalid_field"
+    # The request
+    EMPTY_MESSAGE = "empty_message"
+    MESSAGE_TOO_LONG = "message_too_long"
+    INVALID_ROOM = "invalid_room"
+    UNKNOWN_ROOM = "unknown_room"
+    NOT_JOINED = "not_joined"
+    FORBIDDEN = "forbidden"
+    RATE_LIMITED = "rate_limited"
+    # The server
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    INTERNAL_ERROR = "internal_error"
+
+
+class ChatError(Exception):
+    """An error a client can act on. `retryable` errors may be retried unchanged."""
+
+    retryable_codes = frozenset({ErrorCode.STORAGE_UNAVAILABLE, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL_ERROR})
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        action: str | None = None,
+        client_message_id: str | None = None,
+        room_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.action = action
+        self.client_message_id = client_message_id
+        self.room_id = room_id
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in self.retryable_codes
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code.value!r}, {self.message!r})"
+
+
+class StorageUnavailable(ChatError):
+    """The store could not be reached or refused the write. Nothing was written."""
+
+    def __init__(self, message: str = "storage is unavailable, retry shortly") -> None:
+        super().__init__(ErrorCode.STORAGE_UNAVAILABLE, message, retry_after=1.0)

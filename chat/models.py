@@ -1,0 +1,62 @@
+"""ORM tables of the local storage backend (chat.storage.local).
+
+Only chat.storage.local reads and writes these; everything else goes through the storage
+adapter so that the DynamoDB backend serves the same callers.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Room(models.Model):
+    room_id = models.CharField(primary_key=True, max_length=64)
+    name = models.CharField(max_length=100)
+    created_at = models.DateTimeField()
+    created_by = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001 - NULL: no creator
+    # The last seq handed out; incremented in the same transaction that stores a message.
+    last_seq = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["room_id"]
+
+    def __str__(self) -> str:
+        return self.room_id
+
+
+class Message(models.Model):
+    message_id = models.CharField(primary_key=True, max_length=36)
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages", db_column="room_id")
+    seq = models.BigIntegerField()
+    user_id = models.CharField(max_length=128)
+    username = models.CharField(max_length=150)
+    text = models.TextField()
+    timestamp = models.DateTimeField()
+    connection_id = models.CharField(max_length=64)
+    # NULL, not "": the idempotency constraint must not match messages sent without one.
+    client_message_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    ttl = models.BigIntegerField(db_index=True)
+
+    class Meta:
+        ordering = ["room_id", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["room", "seq"], name="chat_message_room_seq_unique"),
+            models.UniqueConstraint(
+                fields=["room", "user_id", "client_message_id"], name="chat_message_idempotency_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.room_id}#{self.seq}"
+
+
+class Connection(models.Model):
+    connection_id = models.CharField(primary_key=True, max_length=64)
+    user_id = models.CharField(max_length=128, db_index=True)
+    username = models.CharField(max_length=150)
+    connected_at = models.DateTimeField()
+    ttl = models.BigIntegerField(db_index=True)
+    instance_id = models.CharField(max_length=128, db_index=True)
+
+    def __str__(self) -> str:
+        return self.connection_id

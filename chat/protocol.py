@@ -1,0 +1,292 @@
+"""Wire protocol v1: client frames in, server frames out. Pure code, no I/O.
+
+`parse_client_frame` turns the raw text of one WebSocket frame into a typed command or
+raises `ProtocolError` with a stable code. `*_frame` functions build server frames as
+dicts; `encode` serialises one. Routing follows API Gateway's route selection expression
+`$request.body.action`, but through an explicit table: a client frame can never name a
+handler or a channel-layer event type. See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Union
+
+from chat.errors import ChatError, ErrorCode
+from chat.storage.base import MessageRecord
+
+DEFAULT_ROOM: Final = "general"
+ROOM_ID_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+CLIENT_MESSAGE_ID_RE: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+MAX_HISTORY_LIMIT: Final = 200
+
+
+class CloseCode:
+    """WebSocket close codes Chatsite sends (4000-4999 are the application's)."""
+
+    GOING_AWAY: Final = 1001  # server shutting down: reconnect elsewhere and resume
+    MESSAGE_TOO_BIG: Final = 1009
+    INTERNAL_ERROR: Final = 1011
+    UNAUTHORIZED: Final = 4401  # no or bad credentials: sign in again
+    FORBIDDEN: Final = 4403  # banned
+    TOO_MANY_REQUESTS: Final = 4429
+
+
+class ProtocolError(ChatError):
+    """A client frame that cannot be understood. The socket stays open."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendMessage:
+    room_id: str
+    message: str
+    client_message_id: str | None
+    legacy: bool = False  # AWS simple-websockets-chat-app's {"action": "sendmessage", "data": ...}
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRoom:
+    room_id: str
+    last_seq: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveRoom:
+    room_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    room_id: str
+    before_seq: int | None
+    limit: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    pass
+
+
+Command = Union[SendMessage, JoinRoom, LeaveRoom, History, Ping]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_frame_bytes: int = 64 * 1024
+    max_message_length: int = 4000
+
+
+# --- parsing --------------------------------------------------------------------------
+
+
+def _reject_constant(value: str) -> Any:
+    raise ValueError(f"{value} is not valid JSON")
+
+
+def parse_client_frame(text: str | None, limits: Limits, *, binary: bool = False) -> Command:
+    """Parse one client frame. Raises ProtocolError; never anything else."""
+    if binary or text is None:
+        raise ProtocolError(ErrorCode.BINARY_FRAME, "binary frames are not supported; send JSON text")
+    if len(text) > limits.max_frame_bytes or len(text.encode("utf-8", "surrogatepass")) > limits.max_frame_bytes:
+        raise ProtocolError(ErrorCode.FRAME_TOO_LARGE, f"frame exceeds {limits.max_frame_bytes} bytes")
+    try:
+        body = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise ProtocolError(ErrorCode.INVALID_JSON, "frame is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ProtocolError(ErrorCode.INVALID_FRAME, "frame must be a JSON object")
+    action = body.get("action")
+    if not isinstance(action, str):
+        raise ProtocolError(ErrorCode.INVALID_FRAME, "frame needs a string 'action'")
+    parser = _PARSERS.get(action)
+    if parser is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_ACTION, f"unknown action {action[:40]!r}", action=action[:40])
+    try:
+        return parser(body, limits)
+    except ProtocolError as exc:
+        exc.action = action
+        if exc.client_message_id is None:
+            cmid = body.get("clientMessageId")
+            exc.client_message_id = cmid if isinstance(cmid, str) and CLIENT_MESSAGE_ID_RE.match(cmid) else None
+        raise
+
+
+def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool) -> Any:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise ProtocolError(ErrorCode.INVALID_FIELD, f"'{name}' is required")
+        return None
+    # bool is an int in Python; a JSON true is never a number here.
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'{name}' has the wrong type")
+    if not isinstance(value, kind):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'{name}' has the wrong type")
+    return value
+
+
+def validate_room_id(value: Any) -> str:
+    if not isinstance(value, str) or isinstance(value, bool):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'roomId' must be a string")
+    if not ROOM_ID_RE.match(value):
+        raise ProtocolError(
+            ErrorCode.INVALID_ROOM,
+            "room ids are 1-64 characters: lowercase letters, digits, '-' and '_', starting with a letter or digit",
+        )
+    return value
+
+
+def _room(body: dict[str, Any]) -> str:
+    if body.get("roomId") is None:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'roomId' is required")
+    return validate_room_id(body["roomId"])
+
+
+def _text(value: str, limits: Limits) -> str:
+    if not value.strip():
+        raise ProtocolError(ErrorCode.EMPTY_MESSAGE, "message is empty")
+    if len(value) > limits.max_message_length:
+        raise ProtocolError(
+            ErrorCode.MESSAGE_TOO_LONG, f"message is longer than {limits.max_message_length} characters"
+        )
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "message is not valid Unicode")
+    return value
+
+
+def _seq(body: dict[str, Any], name: str) -> int | None:
+    value = _field(body, name, int, required=False)
+    if value is not None and value < 0:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'{name}' must be a non-negative integer")
+    return value  # type: ignore[no-any-return]
+
+
+def _parse_send(body: dict[str, Any], limits: Limits) -> SendMessage:
+    cmid = _field(body, "clientMessageId", str, required=False)
+    if cmid is not None and not CLIENT_MESSAGE_ID_RE.match(cmid):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'clientMessageId' must be 1-64 characters of [A-Za-z0-9_.:-]")
+    room_id = _room(body)
+    message = _field(body, "message", str, required=True)
+    return SendMessage(room_id=room_id, message=_text(message, limits), client_message_id=cmid)
+
+
+def _parse_legacy_send(body: dict[str, Any], limits: Limits) -> SendMessage:
+    """AWS simple-websockets-chat-app's frame: {"action": "sendmessage", "data": "hi"}."""
+    data = _field(body, "data", str, required=True)
+    return SendMessage(room_id=DEFAULT_ROOM, message=_text(data, limits), client_message_id=None, legacy=True)
+
+
+def _parse_join(body: dict[str, Any], limits: Limits) -> JoinRoom:
+    return JoinRoom(room_id=_room(body), last_seq=_seq(body, "lastSeq"))
+
+
+def _parse_leave(body: dict[str, Any], limits: Limits) -> LeaveRoom:
+    return LeaveRoom(room_id=_room(body))
+
+
+def _parse_history(body: dict[str, Any], limits: Limits) -> History:
+    limit = _field(body, "limit", int, required=False)
+    if limit is not None and not 1 <= limit <= MAX_HISTORY_LIMIT:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'limit' must be between 1 and {MAX_HISTORY_LIMIT}")
+    return History(room_id=_room(body), before_seq=_seq(body, "beforeSeq"), limit=limit)
+
+
+def _parse_ping(body: dict[str, Any], limits: Limits) -> Ping:
+    return Ping()
+
+
+_PARSERS: Final[dict[str, Callable[[dict[str, Any], Limits], Command]]] = {
+    "sendMessage": _parse_send,
+    "sendmessage": _parse_legacy_send,
+    "joinRoom": _parse_join,
+    "leaveRoom": _parse_leave,
+    "history": _parse_history,
+    "ping": _parse_ping,
+}
+CLIENT_ACTIONS: Final = frozenset(_PARSERS)
+
+
+# --- server frames --------------------------------------------------------------------
+
+
+def format_timestamp(value: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds: 2026-11-26T06:55:06.123Z."""
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def message_payload(message: MessageRecord) -> dict[str, Any]:
+    return {
+        "roomId": message.room_id,
+        "messageId": message.message_id,
+        "seq": message.seq,
+        "userId": message.user_id,
+        "username": message.username,
+        "message": message.text,
+        "timestamp": format_timestamp(message.timestamp),
+        "clientMessageId": message.client_message_id,
+    }
+
+
+def message_frame(message: MessageRecord) -> dict[str, Any]:
+    return {"type": "message", **message_payload(message)}
+
+
+def ack_frame(message: MessageRecord) -> dict[str, Any]:
+    return {
+        "type": "ack",
+        "roomId": message.room_id,
+        "clientMessageId": message.client_message_id,
+        "messageId": message.message_id,
+        "seq": message.seq,
+    }
+
+
+def joined_frame(room_id: str, last_seq: int, messages: list[MessageRecord], *, recovered: bool) -> dict[str, Any]:
+    return {
+        "type": "joined",
+        "roomId": room_id,
+        "lastSeq": last_seq,
+        "messages": [message_payload(m) for m in messages],
+        "recovered": recovered,
+    }
+
+
+def left_frame(room_id: str) -> dict[str, Any]:
+    return {"type": "left", "roomId": room_id}
+
+
+def history_frame(room_id: str, messages: list[MessageRecord], *, has_more: bool) -> dict[str, Any]:
+    return {
+        "type": "history",
+        "roomId": room_id,
+        "messages": [message_payload(m) for m in messages],
+        "hasMore": has_more,
+    }
+
+
+def pong_frame() -> dict[str, Any]:
+    return {"type": "pong"}
+
+
+def error_frame(error: ChatError) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "code": error.code.value, "message": error.message}
+    if error.action is not None:
+        frame["action"] = error.action
+    if error.client_message_id is not None:
+        frame["clientMessageId"] = error.client_message_id
+    if error.room_id is not None:
+        frame["roomId"] = error.room_id
+    if error.retryable:
+        frame["retryable"] = True
+    if error.retry_after is not None:
+        frame["retryAfter"] = error.retry_after
+    return frame
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,221 @@
+"""Chatsite settings: one module, read from the environment, embedded defaults.
+
+With no environment at all, Chatsite runs on its embedded default: SQLite, the in-memory
+channel layer, the local storage backend and built-in accounts. Production parts are
+switched on by environment variables (see docs/operations.md for the full table); each
+fails at startup with a clear message when half-configured. Secrets have no default in
+production (CHATSITE_ENV=production).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+from chatsite.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+CHATSITE_ENV = env_str("CHATSITE_ENV", "development")
+if CHATSITE_ENV not in {"development", "production"}:
+    raise ImproperlyConfigured(f"CHATSITE_ENV must be development or production, got {CHATSITE_ENV!r}")
+PRODUCTION = CHATSITE_ENV == "production"
+
+# Runtime data of the embedded default (SQLite file, signing key) lives outside the repo's
+# tracked files.
+DATA_DIR = Path(env_str("CHATSITE_DATA_DIR", str(BASE_DIR / "var")))
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if PRODUCTION:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY is required when CHATSITE_ENV=production")
+    SECRET_KEY = "chatsite-development-only-not-secret"  # noqa: S105 - development default
+
+DEBUG = env_bool("DJANGO_DEBUG", default=not PRODUCTION)
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"])
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS is required when CHATSITE_ENV=production")
+
+# Browser origins allowed to open the WebSocket besides ALLOWED_HOSTS (a React app served
+# from a CloudFront domain, say). Exact origins: scheme://host[:port].
+CHAT_ALLOWED_ORIGINS = env_list("CHAT_ALLOWED_ORIGINS")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "accounts",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "chatsite.urls"
+ASGI_APPLICATION = "chatsite.asgi.application"
+WSGI_APPLICATION = "chatsite.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database_from_url(url: str) -> dict[str, object]:
+    parsed = urlparse(url)
+    if parsed.scheme in {"postgres", "postgresql"}:
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parsed.path.lstrip("/")),
+            "USER": unquote(parsed.username or ""),
+            "PASSWORD": unquote(parsed.password or ""),
+            "HOST": parsed.hostname or "",
+            "PORT": str(parsed.port or ""),
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+        }
+    if parsed.scheme == "sqlite":
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parsed.path) or ":memory:"}
+    raise ImproperlyConfigured(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (postgres or sqlite)")
+
+
+_database_url = env_str("DATABASE_URL")
+if _database_url:
+    DATABASES = {"default": _database_from_url(_database_url)}
+else:
+    if PRODUCTION:
+        raise ImproperlyConfigured("DATABASE_URL is required when CHATSITE_ENV=production")
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "db.sqlite3",
+            # Several writers (daphne's thread pool) share one SQLite file: wait, don't fail.
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat:rooms"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+# --- Security (Django's deployment checklist) -------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0, minimum=0)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Channel layer ----------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # redis-py 8 caps its asyncio pool at 100 and raises instead of waiting;
+                # a burst of handshakes doing group_add needs more.
+                "hosts": [{"address": REDIS_URL, "max_connections": env_int("REDIS_MAX_CONNECTIONS", 1000)}],
+                "capacity": env_int("CHANNEL_LAYER_CAPACITY", 10_000, minimum=100),
+                # Must exceed the longest socket life (daphne --websocket_timeout).
+                "group_expiry": env_int("CHANNEL_LAYER_GROUP_EXPIRY", 2 * 86_400, minimum=60),
+                "expiry": 60,
+            },
+        }
+    }
+else:
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "REDIS_URL is required when CHATSITE_ENV=production: the in-memory channel layer "
+            "cannot broadcast between daphne processes"
+        )
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10_000}}}
+
+# --- Chat -------------------------------------------------------------------------------
+CHAT_STORAGE_BACKEND = env_str("CHAT_STORAGE_BACKEND", "local")
+if CHAT_STORAGE_BACKEND not in {"local", "dynamodb"}:
+    raise ImproperlyConfigured(f"CHAT_STORAGE_BACKEND must be local or dynamodb, got {CHAT_STORAGE_BACKEND!r}")
+CHAT_MAX_MESSAGE_LENGTH = env_int("CHAT_MAX_MESSAGE_LENGTH", 4000, minimum=1)
+# A frame larger than this gets an error frame; daphne's own --websocket-max-message-size
+# (see the Makefile) closes with 1009 far above it.
+CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 64 * 1024, minimum=1024)
+CHAT_MESSAGE_TTL_SECONDS = env_int("CHAT_MESSAGE_TTL_SECONDS", 30 * 86_400, minimum=60)
+CHAT_CONNECTION_TTL_SECONDS = env_int("CHAT_CONNECTION_TTL_SECONDS", 2 * 3600, minimum=60)
+# A resume that misses more than this many messages is told to reload the room.
+CHAT_REPLAY_CAP = env_int("CHAT_REPLAY_CAP", 500, minimum=1)
+CHAT_HISTORY_PAGE = env_int("CHAT_HISTORY_PAGE", 50, minimum=1)
+CHAT_HISTORY_MAX_PAGE = env_int("CHAT_HISTORY_MAX_PAGE", 200, minimum=1)
+CHAT_DEFAULT_ROOM = "general"
+# Which daphne instance holds a connection row (several processes behind a balancer).
+CHAT_INSTANCE_ID = env_str("CHAT_INSTANCE_ID")
+
+DEMO_PASSWORD = env_str("CHATSITE_DEMO_PASSWORD", "chatsite-demo")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django": {"level": "INFO"}, "daphne": {"level": "WARNING"}},
+}

@@ -1,0 +1,8 @@
+"""WSGI entry point (management and admin only; chat needs ASGI)."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
+application = get_wsgi_application()
