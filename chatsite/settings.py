@@ -195,6 +195,21 @@ else:
 CHAT_STORAGE_BACKEND = env_str("CHAT_STORAGE_BACKEND", "local")
 if CHAT_STORAGE_BACKEND not in {"local", "dynamodb"}:
     raise ImproperlyConfigured(f"CHAT_STORAGE_BACKEND must be local or dynamodb, got {CHAT_STORAGE_BACKEND!r}")
+# DynamoDB backend (chat.storage.dynamodb). boto3 reads AWS_ENDPOINT_URL /
+# AWS_ENDPOINT_URL_DYNAMODB itself, for a local stand-in such as moto.
+AWS_REGION = env_str("AWS_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1"))
+DYNAMODB_CONNECTIONS_TABLE = env_str("DYNAMODB_CONNECTIONS_TABLE")
+DYNAMODB_MESSAGES_TABLE = env_str("DYNAMODB_MESSAGES_TABLE")
+DYNAMODB_ROOMS_TABLE = env_str("DYNAMODB_ROOMS_TABLE")
+if CHAT_STORAGE_BACKEND == "dynamodb":
+    _missing = [
+        name
+        for name in ("DYNAMODB_CONNECTIONS_TABLE", "DYNAMODB_MESSAGES_TABLE", "DYNAMODB_ROOMS_TABLE")
+        if not env_str(name)
+    ]
+    if _missing:
+        raise ImproperlyConfigured(f"CHAT_STORAGE_BACKEND=dynamodb needs {', '.join(_missing)}")
+
 CHAT_MAX_MESSAGE_LENGTH = env_int("CHAT_MAX_MESSAGE_LENGTH", 4000, minimum=1)
 # A frame larger than this gets an error frame; daphne's own --websocket-max-message-size
 # (see the Makefile) closes with 1009 far above it.

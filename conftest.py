@@ -1,0 +1,5 @@
+"""Shared pytest plugins: real servers started on free loopback ports."""
+
+pytest_plugins = [
+    "tests.fixtures.servers",
+]
