@@ -38,6 +38,7 @@ format: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix .
 
 test: $(VENV)/.dev-installed lint
+	@scripts/system-deps.sh
 	$(BIN)/pytest
 
 clean:
