@@ -20,8 +20,9 @@ from chat.errors import ChatError, ErrorCode
 from chat.storage.base import MessageRecord
 
 DEFAULT_ROOM: Final = "general"
-ROOM_ID_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-CLIENT_MESSAGE_ID_RE: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# \Z, not $: "$" also matches before a trailing newline, which let "general\n" through.
+ROOM_ID_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
+CLIENT_MESSAGE_ID_RE: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 MAX_HISTORY_LIMIT: Final = 200
 
 
@@ -99,20 +100,34 @@ def parse_client_frame(text: str | None, limits: Limits, *, binary: bool = False
         raise ProtocolError(ErrorCode.INVALID_JSON, "frame is not valid JSON") from None
     if not isinstance(body, dict):
         raise ProtocolError(ErrorCode.INVALID_FRAME, "frame must be a JSON object")
+    # Every error from here on answers the frame's clientMessageId, when it is a valid one.
+    cmid = body.get("clientMessageId")
+    answers = cmid if isinstance(cmid, str) and CLIENT_MESSAGE_ID_RE.match(cmid) else None
     action = body.get("action")
     if not isinstance(action, str):
-        raise ProtocolError(ErrorCode.INVALID_FRAME, "frame needs a string 'action'")
+        raise ProtocolError(ErrorCode.INVALID_FRAME, "frame needs a string 'action'", client_message_id=answers)
     parser = _PARSERS.get(action)
     if parser is None:
-        raise ProtocolError(ErrorCode.UNKNOWN_ACTION, f"unknown action {action[:40]!r}", action=action[:40])
+        # Echo the unknown action only if it can be sent back as UTF-8: a JSON escape such
+        # as "\ud800" decodes to a lone surrogate, which would crash the send (close 1011).
+        echo = action[:40]
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_ACTION,
+            f"unknown action {echo!r}",
+            action=echo if _is_utf8(echo) else None,
+            client_message_id=answers,
+        )
     try:
         return parser(body, limits)
     except ProtocolError as exc:
         exc.action = action
         if exc.client_message_id is None:
-            cmid = body.get("clientMessageId")
-            exc.client_message_id = cmid if isinstance(cmid, str) and CLIENT_MESSAGE_ID_RE.match(cmid) else None
+            exc.client_message_id = answers
         raise
+
+
+def _is_utf8(value: str) -> bool:
+    return not any(0xD800 <= ord(ch) <= 0xDFFF for ch in value)
 
 
 def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool) -> Any:
