@@ -6,6 +6,7 @@ error frame in one place (`receive`); the socket stays open.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,7 +15,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.identity import Identity, identify
-from chat import protocol, services
+from chat import connections, protocol, services
 from chat.errors import ChatError, ErrorCode
 from chat.protocol import CloseCode
 
@@ -24,10 +25,28 @@ log = logging.getLogger(__name__)
 class ChatConsumer(AsyncWebsocketConsumer):
     identity: Identity | None = None
     connection_id: str | None = None
+    disconnected = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            # daphne cancels every open socket's application on SIGTERM and then drops
+            # the TCP connection: close with 1001 first so the client resumes elsewhere.
+            if not self.disconnected:
+                await connections.going_away(
+                    close=lambda code: self.close(code=code),
+                    receive=receive,
+                    cleanup=lambda: self.disconnect(CloseCode.GOING_AWAY),
+                )
+            raise
 
     async def connect(self) -> None:
         # Accept before closing so a browser sees 4401 rather than an anonymous 1006.
         await self.accept()
+        if connections.draining():
+            await self.close(code=CloseCode.GOING_AWAY)
+            return
         identity = await identify(self.scope)
         if identity is None:
             await self.close(code=CloseCode.UNAUTHORIZED)
@@ -35,17 +54,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.identity = identity
         # room id -> the highest seq this socket has been sent
         self.cursors: dict[str, int] = {}
+        # Held while sending room frames, so the connection keeper's catch-up (another
+        # task) and this socket's own event handling never interleave or reorder seqs.
+        self.delivery = asyncio.Lock()
         self.limits = protocol.Limits(
             max_frame_bytes=settings.CHAT_MAX_FRAME_BYTES, max_message_length=settings.CHAT_MAX_MESSAGE_LENGTH
         )
+        local = connections.local_sockets()
         try:
+            await local.prepare()
             record = await services.connection_open(identity=identity)
         except ChatError:
             await self.close(code=CloseCode.INTERNAL_ERROR)
             return
         self.connection_id = record.connection_id
+        await local.add(self)
 
     async def disconnect(self, code: int) -> None:
+        if self.disconnected:
+            return
+        self.disconnected = True
+        connections.local_sockets().discard(self)
         for room_id in list(getattr(self, "cursors", {})):
             await services.room_leave(room_id=room_id, channel_name=self.channel_name)
         if self.connection_id is not None:
@@ -92,17 +121,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._join(command.room_id, last_seq=command.last_seq, reply=True)
 
     async def _join(self, room_id: str, *, last_seq: int | None, reply: bool) -> None:
-        try:
-            result = await services.room_join(room_id=room_id, channel_name=self.channel_name, last_seq=last_seq)
-        except ChatError as error:
-            error.action = error.action or "joinRoom"
-            error.room_id = room_id
-            raise
-        self.cursors[room_id] = result.last_seq
-        if reply:
-            await self.send_frame(
-                protocol.joined_frame(room_id, result.last_seq, result.messages, recovered=result.recovered)
-            )
+        async with self.delivery:
+            try:
+                result = await services.room_join(room_id=room_id, channel_name=self.channel_name, last_seq=last_seq)
+            except ChatError as error:
+                error.action = error.action or "joinRoom"
+                error.room_id = room_id
+                raise
+            self.cursors[room_id] = result.last_seq
+            if reply:
+                await self.send_frame(
+                    protocol.joined_frame(room_id, result.last_seq, result.messages, recovered=result.recovered)
+                )
 
     async def on_leave(self, command: protocol.LeaveRoom) -> None:
         if self.cursors.pop(command.room_id, None) is not None:
@@ -121,6 +151,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_frame(protocol.history_frame(command.room_id, page.messages, has_more=page.has_more))
 
     async def on_ping(self, command: protocol.Ping) -> None:
+        # The client's heartbeat doubles as the tail check: a lost broadcast of a room's
+        # latest message has no later seq to reveal it, so compare cursors with the store.
+        try:
+            await self.catch_up(fresh=False)
+        except ChatError:
+            log.warning("tail check skipped: storage unavailable, connection=%s", self.connection_id)
         await self.send_frame(protocol.pong_frame())
 
     _handlers: dict[type, Callable[[Any, Any], Awaitable[None]]] = {
@@ -142,22 +178,43 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """
         room_id: str = event["room_id"]
         seq: int = event["seq"]
-        cursor = self.cursors.get(room_id)
-        if cursor is None or seq <= cursor:
-            return
-        if seq > cursor + 1:
-            try:
-                missed = await services.messages_missed(room_id=room_id, after_seq=cursor, up_to_seq=seq - 1)
-            except ChatError:
-                # Cannot repair now: close so the client resumes from its last seq.
-                await self.close(code=CloseCode.INTERNAL_ERROR)
+        async with self.delivery:
+            cursor = self.cursors.get(room_id)
+            if cursor is None or seq <= cursor:
                 return
-            for message in missed:
-                if message.seq > self.cursors[room_id]:
-                    await self.send(text_data=protocol.encode(protocol.message_frame(message)))
-                    self.cursors[room_id] = message.seq
-        await self.send(text_data=event["text"])
-        self.cursors[room_id] = seq
+            if seq > cursor + 1:
+                try:
+                    await self._send_missed(room_id, up_to_seq=seq - 1)
+                except ChatError:
+                    # Cannot repair now: close so the client resumes from its last seq.
+                    await self.close(code=CloseCode.INTERNAL_ERROR)
+                    return
+            await self.send(text_data=event["text"])
+            self.cursors[room_id] = seq
+
+    async def _send_missed(self, room_id: str, *, up_to_seq: int) -> None:
+        """Send this room's stored messages past the cursor up to `up_to_seq`. Hold `delivery`."""
+        missed = await services.messages_missed(room_id=room_id, after_seq=self.cursors[room_id], up_to_seq=up_to_seq)
+        for message in missed:
+            if room_id in self.cursors and message.seq > self.cursors[room_id]:
+                await self.send(text_data=protocol.encode(protocol.message_frame(message)))
+                self.cursors[room_id] = message.seq
+
+    # The connection keeper (chat.connections) ----------------------------------------------
+
+    def joined_rooms(self) -> list[str]:
+        return list(getattr(self, "cursors", {}))
+
+    async def catch_up(self, *, fresh: bool) -> None:
+        """Send what the store has past this socket's cursors: a lost tail, or an outage's
+        losses. `fresh` reads each room's seq now instead of a second-old cached one."""
+        local = connections.local_sockets()
+        for room_id in self.joined_rooms():
+            last_seq = await local.room_last_seq(room_id, fresh=fresh)
+            async with self.delivery:
+                cursor = self.cursors.get(room_id)
+                if last_seq is not None and cursor is not None and last_seq > cursor:
+                    await self._send_missed(room_id, up_to_seq=last_seq)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=protocol.encode(frame))

@@ -214,5 +214,40 @@ async def connection_close(*, connection_id: str) -> None:
         log.warning("connection row %s left to expire", connection_id)
 
 
+def _refresh_connections(*, connection_ids: list[str], ttl: int) -> None:
+    store = get_store()
+    for connection_id in connection_ids:
+        store.refresh_connection(connection_id=connection_id, ttl=ttl)
+
+
+async def connections_heartbeat(*, connection_ids: list[str]) -> None:
+    """Push the ttl of these connection rows forward: their sockets are still open here."""
+    if connection_ids:
+        ttl = int(utcnow().timestamp()) + settings.CHAT_CONNECTION_TTL_SECONDS
+        await _store_call(_refresh_connections, connection_ids=connection_ids, ttl=ttl)
+
+
+def _sweep_instance(*, instance_id: str, keep: set[str]) -> int:
+    store = get_store()
+    stale = [
+        c for c in store.connections_on_instance(instance_id=instance_id, now=utcnow()) if c.connection_id not in keep
+    ]
+    for record in stale:
+        store.delete_connection(record.connection_id)
+    return len(stale)
+
+
+async def connections_sweep(*, keep: set[str]) -> int:
+    """Delete this instance's connection rows that no open socket here owns: rows left by
+    a previous life of the process (same CHAT_INSTANCE_ID) that died without cleaning up."""
+    return await _store_call(_sweep_instance, instance_id=instance_id(), keep=keep)
+
+
+async def room_last_seq(*, room_id: str) -> int | None:
+    """The room's latest seq as the store has it (None when the room is gone)."""
+    room = await _store_call(get_store().get_room, room_id=room_id)
+    return None if room is None else room.last_seq
+
+
 def expired_purge() -> int:
     return get_store().purge_expired(now=utcnow())

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
-from chatsite.env import env_bool, env_int, env_list, env_str
+from chatsite.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -167,22 +167,59 @@ if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Channel layer ----------------------------------------------------------------------
+# REDIS_URL (or REDIS_SENTINELS + REDIS_SENTINEL_MASTER) switches to channels-redis. The
+# pub/sub layer is the default: measured here it costs a fifth of the core layer's CPU per
+# delivery, never drops at a capacity, and re-subscribes by itself after a Redis restart.
+# docs/operations.md ("Channel layer") has the numbers and the trade-offs.
 REDIS_URL = env_str("REDIS_URL")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # redis-py 8 caps its asyncio pool at 100 and raises instead of waiting;
-                # a burst of handshakes doing group_add needs more.
-                "hosts": [{"address": REDIS_URL, "max_connections": env_int("REDIS_MAX_CONNECTIONS", 1000)}],
-                "capacity": env_int("CHANNEL_LAYER_CAPACITY", 10_000, minimum=100),
-                # Must exceed the longest socket life (daphne --websocket_timeout).
-                "group_expiry": env_int("CHANNEL_LAYER_GROUP_EXPIRY", 2 * 86_400, minimum=60),
-                "expiry": 60,
-            },
+REDIS_SENTINELS = env_list("REDIS_SENTINELS")  # host:port,host:port
+REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER")
+if bool(REDIS_SENTINELS) != bool(REDIS_SENTINEL_MASTER):
+    raise ImproperlyConfigured("Redis Sentinel needs both REDIS_SENTINELS and REDIS_SENTINEL_MASTER")
+CHANNEL_LAYER = env_str("CHANNEL_LAYER", "pubsub")
+if CHANNEL_LAYER not in {"pubsub", "core"}:
+    raise ImproperlyConfigured(f"CHANNEL_LAYER must be pubsub or core, got {CHANNEL_LAYER!r}")
+
+
+def _redis_host() -> dict[str, object]:
+    # redis-py 8 caps its asyncio pool at 100 and raises instead of waiting; a burst of
+    # handshakes doing group_add needs more.
+    pool: dict[str, object] = {"max_connections": env_int("REDIS_MAX_CONNECTIONS", 1000, minimum=10)}
+    if REDIS_SENTINELS:
+        sentinels = []
+        for entry in REDIS_SENTINELS:
+            host, _, port = entry.rpartition(":")
+            if not host or not port.isdigit():
+                raise ImproperlyConfigured(f"REDIS_SENTINELS entries are host:port, got {entry!r}")
+            sentinels.append((host, int(port)))
+        return {"sentinels": sentinels, "master_name": REDIS_SENTINEL_MASTER, **pool}
+    return {"address": REDIS_URL, **pool}
+
+
+if REDIS_URL or REDIS_SENTINELS:
+    if CHANNEL_LAYER == "pubsub":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [_redis_host()]},
+            }
         }
-    }
+    else:
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {
+                    "hosts": [_redis_host()],
+                    # Past capacity a channel drops silently (logged at INFO); seq repair fills
+                    # the hole, but a large capacity keeps repairs rare.
+                    "capacity": env_int("CHANNEL_LAYER_CAPACITY", 10_000, minimum=100),
+                    # Must exceed the longest socket life (daphne --websocket_timeout, 86,400 s
+                    # by default), or a long-lived socket silently leaves its rooms.
+                    "group_expiry": env_int("CHANNEL_LAYER_GROUP_EXPIRY", 2 * 86_400, minimum=60),
+                    "expiry": 60,
+                },
+            }
+        }
 else:
     if PRODUCTION:
         raise ImproperlyConfigured(
@@ -190,6 +227,9 @@ else:
             "cannot broadcast between daphne processes"
         )
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10_000}}}
+# How often each daphne process asks Redis for its run_id: a new one means Redis restarted
+# (or failed over) and lost the groups, so every local socket rejoins and catches up.
+CHAT_LAYER_WATCHDOG_SECONDS = env_float("CHAT_LAYER_WATCHDOG_SECONDS", 2.0)
 
 # --- Chat -------------------------------------------------------------------------------
 CHAT_STORAGE_BACKEND = env_str("CHAT_STORAGE_BACKEND", "local")
@@ -215,7 +255,13 @@ CHAT_MAX_MESSAGE_LENGTH = env_int("CHAT_MAX_MESSAGE_LENGTH", 4000, minimum=1)
 # (see the Makefile) closes with 1009 far above it.
 CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 64 * 1024, minimum=1024)
 CHAT_MESSAGE_TTL_SECONDS = env_int("CHAT_MESSAGE_TTL_SECONDS", 30 * 86_400, minimum=60)
-CHAT_CONNECTION_TTL_SECONDS = env_int("CHAT_CONNECTION_TTL_SECONDS", 2 * 3600, minimum=60)
+# A connection row lives this long past its last heartbeat; each daphne process refreshes
+# the rows of its open sockets every CHAT_CONNECTION_HEARTBEAT_SECONDS. A process that dies
+# without cleaning up stops counting in presence within one ttl.
+CHAT_CONNECTION_TTL_SECONDS = env_int("CHAT_CONNECTION_TTL_SECONDS", 180, minimum=3)
+CHAT_CONNECTION_HEARTBEAT_SECONDS = env_float("CHAT_CONNECTION_HEARTBEAT_SECONDS", 60.0)
+if not 0 < CHAT_CONNECTION_HEARTBEAT_SECONDS * 2 <= CHAT_CONNECTION_TTL_SECONDS:
+    raise ImproperlyConfigured("CHAT_CONNECTION_HEARTBEAT_SECONDS must be positive and at most half the ttl")
 # A resume that misses more than this many messages is told to reload the room.
 CHAT_REPLAY_CAP = env_int("CHAT_REPLAY_CAP", 500, minimum=1)
 CHAT_HISTORY_PAGE = env_int("CHAT_HISTORY_PAGE", 50, minimum=1)

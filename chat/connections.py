@@ -1,0 +1,299 @@
+"""This daphne process's open sockets, and the one task that looks after them.
+
+Per process (per event loop) one `LocalSockets` registry knows every open chat socket and
+runs one background task while any is open:
+
+- Heartbeat: every CHAT_CONNECTION_HEARTBEAT_SECONDS it pushes the ttl of every local
+  connection row forward, so rows of a process that died stop counting within one ttl.
+- Sweep: before the first socket of a process is registered, rows that carry this
+  process's CHAT_INSTANCE_ID but belong to no open socket here (a previous life of the
+  process, killed before it could clean up) are deleted.
+- Redis watchdog: every CHAT_LAYER_WATCHDOG_SECONDS it reads Redis's run_id. A new run_id
+  (Redis restarted or failed over and lost every group membership) or an outage that has
+  ended makes every local socket rejoin its rooms' groups and catch up from the store, so no
+  socket stays joined but deaf and nothing lost in the outage stays missing.
+- Going away: when daphne shuts down (SIGTERM) every open socket is closed with 1001 and its
+  row deleted; sockets that arrive during the drain are closed with 1001 at once.
+
+A single lost message with no later one (the tail) is caught by `LiveSocket.catch_up`,
+which the consumer also runs on every client ping, against a room seq cached here for a
+second so a process reads each room at most once a second however many sockets ping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from django.conf import settings
+
+from chat import broadcast, services
+from chat.errors import ChatError
+
+log = logging.getLogger(__name__)
+
+# How long a socket closed with 1001 at shutdown gets to answer the close frame before the
+# process goes on stopping (daphne drops every TCP connection right after).
+GOING_AWAY_WAIT_SECONDS = 1.0
+# After an outage ends, catch up on this many watchdog ticks: the pub/sub layer
+# re-subscribes on its own schedule (within about a second), and a message published
+# before it has re-subscribed is only in the store.
+CATCH_UP_TICKS_AFTER_OUTAGE = 2
+# A room's last seq read for a ping's tail check is reused for this long.
+ROOM_SEQ_MAX_AGE_SECONDS = 1.0
+
+
+class LiveSocket(Protocol):
+    """What the registry needs of a consumer."""
+
+    connection_id: str | None
+    channel_name: str
+
+    def joined_rooms(self) -> list[str]: ...
+
+    async def catch_up(self, *, fresh: bool) -> None:
+        """Send whatever the store has past this socket's cursors, in order, once."""
+        ...
+
+
+_draining = False
+_shutdown_hook_installed = False
+
+
+def draining() -> bool:
+    """True once daphne has begun shutting down: new sockets are turned away with 1001."""
+    return _draining
+
+
+def _begin_drain() -> None:
+    global _draining
+    _draining = True
+    log.info("shutting down: closing sockets with 1001")
+
+
+def _install_shutdown_hook() -> None:
+    """Learn about daphne's shutdown from Twisted, which runs it.
+
+    daphne (4.2) answers SIGTERM by cancelling every application instance, and then drops
+    the TCP connections without a close frame (clients see 1006). The hook only sets a flag;
+    the consumer's cancellation handler does the closing. Importing the reactor here when
+    daphne has not would install the wrong one, so this only hooks a reactor already there.
+    """
+    global _shutdown_hook_installed
+    if _shutdown_hook_installed:
+        return
+    reactor: Any = sys.modules.get("twisted.internet.reactor")
+    if reactor is None:
+        return
+    reactor.addSystemEventTrigger("before", "shutdown", _begin_drain)
+    _shutdown_hook_installed = True
+
+
+class LocalSockets:
+    """The open sockets of one event loop (one daphne process) and their keeper task."""
+
+    def __init__(self) -> None:
+        self.sockets: dict[str, LiveSocket] = {}  # by channel name
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._swept = False
+        self._start_lock = asyncio.Lock()
+        self._room_seqs: dict[str, tuple[float, int | None]] = {}
+        self.watchdog = RedisWatchdog.from_settings()
+
+    # Sockets ----------------------------------------------------------------------------
+
+    async def add(self, socket: LiveSocket) -> None:
+        """Register an open socket whose connection row is written; start the keeper."""
+        self.sockets[socket.channel_name] = socket
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._keep(), name="chat-connections-keeper")
+
+    def discard(self, socket: LiveSocket) -> None:
+        if self.sockets.pop(socket.channel_name, None) is not None and not self.sockets:
+            self._wake.set()  # the keeper ends with the last socket
+
+    async def prepare(self) -> None:
+        """Before the first socket's row is written: sweep a previous life, take Redis's run_id."""
+        if self._swept:
+            return
+        async with self._start_lock:
+            if self._swept:
+                return
+            _install_shutdown_hook()
+            if settings.CHAT_INSTANCE_ID:
+                keep = {s.connection_id for s in self.sockets.values() if s.connection_id}
+                try:
+                    swept = await services.connections_sweep(keep=keep)
+                except ChatError:
+                    log.warning("could not sweep connection rows of a previous life; they expire by ttl")
+                else:
+                    if swept:
+                        log.info(
+                            "swept %d connection rows left by a previous life of %s", swept, services.instance_id()
+                        )
+            if self.watchdog is not None:
+                await self.watchdog.check()  # the baseline run_id
+            self._swept = True
+
+    # Room seqs for the tail check --------------------------------------------------------
+
+    async def room_last_seq(self, room_id: str, *, fresh: bool = False) -> int | None:
+        now = time.monotonic()
+        cached = self._room_seqs.get(room_id)
+        if not fresh and cached is not None and now - cached[0] < ROOM_SEQ_MAX_AGE_SECONDS:
+            return cached[1]
+        seq = await services.room_last_seq(room_id=room_id)
+        self._room_seqs[room_id] = (now, seq)
+        if len(self._room_seqs) > 10_000:
+            self._room_seqs.clear()
+        return seq
+
+    # The keeper ---------------------------------------------------------------------------
+
+    async def _keep(self) -> None:
+        heartbeat = settings.CHAT_CONNECTION_HEARTBEAT_SECONDS
+        watch = settings.CHAT_LAYER_WATCHDOG_SECONDS if self.watchdog is not None else None
+        loop = asyncio.get_running_loop()
+        next_heartbeat = loop.time() + heartbeat
+        next_watch = loop.time() + watch if watch else None
+        while self.sockets:
+            due = min(next_heartbeat, next_watch or next_heartbeat)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, due - loop.time()))
+            if not self.sockets:
+                break
+            try:
+                if loop.time() >= next_heartbeat:
+                    next_heartbeat = loop.time() + heartbeat
+                    await self._heartbeat()
+                if watch and next_watch is not None and loop.time() >= next_watch:
+                    next_watch = loop.time() + watch
+                    await self._watch()
+            except Exception:
+                log.exception("connection keeper tick failed; trying again next tick")
+        if self.watchdog is not None:
+            await self.watchdog.close()
+
+    async def _heartbeat(self) -> None:
+        ids = [s.connection_id for s in list(self.sockets.values()) if s.connection_id]
+        try:
+            await services.connections_heartbeat(connection_ids=ids)
+        except ChatError:
+            log.warning("heartbeat of %d connection rows failed; retrying next tick", len(ids))
+
+    async def _watch(self) -> None:
+        assert self.watchdog is not None
+        if not await self.watchdog.check():
+            return
+        log.warning("Redis restarted or came back: %d local sockets rejoin and catch up", len(self.sockets))
+        try:
+            for socket in list(self.sockets.values()):
+                for room_id in socket.joined_rooms():
+                    await broadcast.join(room_id, socket.channel_name)
+            for socket in list(self.sockets.values()):
+                await socket.catch_up(fresh=True)
+        except Exception:
+            log.warning("rejoin after a Redis outage failed; retrying next tick", exc_info=True)
+            self.watchdog.rejoin_failed()
+
+
+class RedisWatchdog:
+    """Notices a Redis restart (new run_id) or an outage that has ended."""
+
+    def __init__(self, host: dict[str, Any]) -> None:
+        self.host = host
+        self.run_id: str | None = None
+        self.catch_ups_due = 0
+        self._client: Any = None
+
+    @classmethod
+    def from_settings(cls) -> RedisWatchdog | None:
+        layer: dict[str, Any] = settings.CHANNEL_LAYERS.get("default", {})
+        if not str(layer.get("BACKEND", "")).startswith("channels_redis."):
+            return None
+        hosts: list[dict[str, Any]] = layer["CONFIG"]["hosts"]
+        return cls(dict(hosts[0]))
+
+    def _redis(self) -> Any:
+        if self._client is None:
+            from channels_redis.utils import create_pool
+            from redis.asyncio import Redis
+
+            timeout = max(0.5, min(2.0, settings.CHAT_LAYER_WATCHDOG_SECONDS))
+            pool = create_pool(
+                {**self.host, "max_connections": 2, "socket_timeout": timeout, "socket_connect_timeout": timeout}
+            )
+            self._client = Redis(connection_pool=pool)
+        return self._client
+
+    async def check(self) -> bool:
+        """Read the run_id; True when local sockets must rejoin and catch up now."""
+        try:
+            info = await self._redis().info("server")
+            run_id = str(info["run_id"])
+        except Exception as exc:
+            if self.catch_ups_due < CATCH_UP_TICKS_AFTER_OUTAGE:
+                log.warning("Redis unreachable (%s); sockets rejoin and catch up when it is back", exc)
+            self.catch_ups_due = CATCH_UP_TICKS_AFTER_OUTAGE
+            return False
+        if self.run_id is not None and run_id != self.run_id:
+            self.catch_ups_due = CATCH_UP_TICKS_AFTER_OUTAGE
+        self.run_id = run_id
+        if self.catch_ups_due:
+            self.catch_ups_due -= 1
+            return True
+        return False
+
+    def rejoin_failed(self) -> None:
+        self.catch_ups_due = CATCH_UP_TICKS_AFTER_OUTAGE
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.aclose(close_connection_pool=True)
+
+
+_registries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LocalSockets] = weakref.WeakKeyDictionary()
+
+
+def local_sockets() -> LocalSockets:
+    """The registry of the running event loop (one per daphne process)."""
+    loop = asyncio.get_running_loop()
+    registry = _registries.get(loop)
+    if registry is None:
+        registry = _registries[loop] = LocalSockets()
+    return registry
+
+
+async def going_away(
+    *,
+    close: Callable[[int], Awaitable[None]],
+    receive: Callable[[], Awaitable[dict[str, Any]]],
+    cleanup: Callable[[], Awaitable[None]],
+) -> None:
+    """The socket's application was cancelled while it was open: daphne is stopping.
+
+    Close with 1001 so the client resumes elsewhere, give the close frame time to reach it
+    (during a shutdown), and delete the connection row. Never raises.
+    """
+    from chat.protocol import CloseCode
+
+    with contextlib.suppress(Exception):
+        await close(CloseCode.GOING_AWAY)
+    if _draining:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(GOING_AWAY_WAIT_SECONDS):
+                while (await receive()).get("type") != "websocket.disconnect":
+                    pass
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(GOING_AWAY_WAIT_SECONDS):
+            await cleanup()
