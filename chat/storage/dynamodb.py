@@ -1,0 +1,595 @@
+"""The DynamoDB storage backend: the only module that talks to DynamoDB (through boto3).
+
+boto3 is synchronous; `chat.services` runs every call in a thread pool (`thread_sensitive =
+False`: a boto3 client is thread-safe, sessions are not, so one client is built once and
+shared). The tables come from `chat.storage.schema`; docs/data-model.md explains the model.
+
+Three rules hold for every method:
+- Writes that must go together go in one TransactWriteItems with conditions; there is no
+  read-then-write race (a read only proposes a value that the write's condition checks).
+- Every read drops expired items (`ttl` <= now): DynamoDB deletes them days late, moto never.
+- Every attribute name in an expression goes through ExpressionAttributeNames: `ttl`,
+  `timestamp`, `message`, `name`, `data` are reserved words, and escaping them all means no
+  one has to remember which.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from chat.storage import schema
+from chat.storage.base import (
+    AppendResult,
+    ConnectionRecord,
+    MessageRecord,
+    NewMessage,
+    Room,
+    RoomNotFound,
+)
+
+# boto3 ships no type information; the low-level client is dynamically generated.
+DynamoDBClient = Any
+Item = dict[str, dict[str, Any]]  # a DynamoDB item in the wire format: {"seq": {"N": "3"}}
+
+# botocore's "standard" retry mode retries throttling and transient errors (5xx, connection
+# resets, TransactionConflict) with exponential backoff and jitter. Four attempts keep the
+# worst case within a few seconds, after which the caller gets a retryable error frame.
+MAX_ATTEMPTS: Final = 4
+CONNECT_TIMEOUT: Final = 2.0
+READ_TIMEOUT: Final = 5.0
+
+# Concurrent senders in one room race for the next seq; the loser of a round re-reads lastSeq
+# and tries again. With N concurrent senders the last one needs N rounds, so the bound is
+# generous; beyond it the send fails with a retryable error and nothing stored.
+MAX_APPEND_ATTEMPTS: Final = 50
+APPEND_BACKOFF_BASE: Final = 0.002  # seconds, doubled per attempt, full jitter
+APPEND_BACKOFF_CAP: Final = 0.1
+
+# Items per Query/Scan page. DynamoDB applies Limit before FilterExpression, so a page may hold
+# fewer live items than asked for; reads keep paging (and widen the page) until they have enough.
+PAGE_SIZE: Final = 100
+
+# Cancellation reasons of a TransactWriteItems that are worth another round.
+_RETRYABLE_REASONS: Final = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+)
+
+# Message ids of messages sent with a clientMessageId are derived from (room, user,
+# clientMessageId): the Put's attribute_not_exists(messageId) is then the idempotency check,
+# and the original is found again by a strongly consistent GetItem.
+_MESSAGE_ID_NAMESPACE: Final = uuid.UUID("5b0c8c1e-2f4e-4a53-9d52-2f3b7a8f6c11")
+
+
+class AppendContention(RuntimeError):
+    """A room's seq stayed contended for every attempt; nothing was stored (the send is retryable)."""
+
+
+def message_id_for(*, room_id: str, user_id: str, client_message_id: str | None) -> str:
+    if client_message_id is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(_MESSAGE_ID_NAMESPACE, json.dumps([room_id, user_id, client_message_id])))
+
+
+def make_client(*, region: str, max_attempts: int = MAX_ATTEMPTS) -> DynamoDBClient:
+    """A DynamoDB client; boto3 itself honours AWS_ENDPOINT_URL(_DYNAMODB) for a local stand-in."""
+    config = Config(
+        region_name=region,
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        # One connection per thread of the pool that runs storage calls.
+        max_pool_connections=64,
+    )
+    return boto3.session.Session().client("dynamodb", config=config)
+
+
+# --- attribute values ------------------------------------------------------------------------
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _str(item: Item, name: str) -> str:
+    return str(item[name]["S"])
+
+
+def _opt_str(item: Item, name: str) -> str | None:
+    value = item.get(name)
+    return None if value is None or "NULL" in value else str(value["S"])
+
+
+def _int(item: Item, name: str) -> int:
+    return int(item[name]["N"])
+
+
+def _time(value: datetime) -> str:
+    """ISO 8601 in UTC with microseconds: fixed width, so it sorts as a string."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _epoch(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+def _room(item: Item) -> Room:
+    return Room(
+        room_id=_str(item, "roomId"),
+        name=_str(item, "name"),
+        created_at=_parse_time(_str(item, "createdAt")),
+        created_by=_opt_str(item, "createdBy"),
+        last_seq=_int(item, "lastSeq"),
+    )
+
+
+def _message(item: Item) -> MessageRecord:
+    return MessageRecord(
+        message_id=_str(item, "messageId"),
+        room_id=_str(item, "roomId"),
+        seq=_int(item, "seq"),
+        user_id=_str(item, "userId"),
+        username=_str(item, "username"),
+        text=_str(item, "message"),
+        timestamp=_parse_time(_str(item, "timestamp")),
+        connection_id=_str(item, "connectionId"),
+        client_message_id=_opt_str(item, "clientMessageId"),
+        ttl=_int(item, "ttl"),
+    )
+
+
+def _message_item(message: MessageRecord) -> Item:
+    item: Item = {
+        "messageId": _s(message.message_id),
+        "roomId": _s(message.room_id),
+        "seq": _n(message.seq),
+        "userId": _s(message.user_id),
+        "username": _s(message.username),
+        "message": _s(message.text),
+        "timestamp": _s(_time(message.timestamp)),
+        "connectionId": _s(message.connection_id),
+        "ttl": _n(message.ttl),
+    }
+    if message.client_message_id is not None:
+        item["clientMessageId"] = _s(message.client_message_id)
+    return item
+
+
+def _connection(item: Item) -> ConnectionRecord:
+    return ConnectionRecord(
+        connection_id=_str(item, "connectionId"),
+        user_id=_str(item, "userId"),
+        username=_str(item, "username"),
+        connected_at=_parse_time(_str(item, "connectedAt")),
+        ttl=_int(item, "ttl"),
+        # Rows written by the origin design have no instance.
+        instance_id=_opt_str(item, "instanceId") or "",
+    )
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _cancellation_codes(exc: ClientError, *, items: int) -> list[str]:
+    """The cancellation reason of each item of a cancelled transaction ("None": that item was fine)."""
+    reasons = exc.response.get("CancellationReasons") or []
+    codes = [str(reason.get("Code") or "None") for reason in reasons]
+    return (codes + ["None"] * items)[:items]
+
+
+# --- the store -------------------------------------------------------------------------------
+
+
+class DynamoDBStore:
+    thread_sensitive = False
+
+    def __init__(
+        self,
+        *,
+        client: DynamoDBClient,
+        tables: schema.TableNames,
+        page_size: int = PAGE_SIZE,
+        max_append_attempts: int = MAX_APPEND_ATTEMPTS,
+    ) -> None:
+        self.client = client
+        self.tables = tables
+        self.page_size = page_size
+        self.max_append_attempts = max_append_attempts
+
+    @classmethod
+    def from_settings(cls) -> DynamoDBStore:
+        names = {table.setting: getattr(settings, table.setting, "") for table in schema.TABLES}
+        missing = [setting for setting, value in names.items() if not value]
+        if missing:
+            raise ImproperlyConfigured(f"the DynamoDB storage backend needs {', '.join(missing)}")
+        tables = schema.TableNames(
+            connections=names[schema.CONNECTIONS.setting],
+            messages=names[schema.MESSAGES.setting],
+            rooms=names[schema.ROOMS.setting],
+        )
+        return cls(client=make_client(region=settings.AWS_REGION), tables=tables)
+
+    # Paging -----------------------------------------------------------------------------------
+
+    def _query(self, *, want: int | None = None, **request: Any) -> Iterator[Item]:
+        """Yield items of a Query, page by page, until `want` items came through the filter.
+
+        The first page asks for `want` items; as filtered-out (expired) items eat into pages,
+        later pages double in size up to `page_size`.
+        """
+        limit = min(want or self.page_size, self.page_size)
+        yielded = 0
+        while True:
+            page = self.client.query(Limit=limit, **request)
+            for item in page.get("Items", []):
+                yield item
+                yielded += 1
+                if want is not None and yielded >= want:
+                    return
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            limit = min(limit * 2, self.page_size)
+
+    def _scan(self, **request: Any) -> Iterator[Item]:
+        while True:
+            page = self.client.scan(Limit=self.page_size, **request)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # Rooms ------------------------------------------------------------------------------------
+
+    def ensure_room(self, *, room_id: str, name: str, created_by: str | None, now: datetime) -> Room:
+        item: Item = {"roomId": _s(room_id), "name": _s(name), "createdAt": _s(_time(now)), "lastSeq": _n(0)}
+        if created_by is not None:
+            item["createdBy"] = _s(created_by)
+        try:
+            self.client.put_item(
+                TableName=self.tables.rooms,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#room)",
+                ExpressionAttributeNames={"#room": "roomId"},
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            existing = self.get_room(room_id)
+            if existing is None:  # rooms are never deleted; a table wiped under us is an outage
+                raise
+            return existing
+        return _room(item)
+
+    def get_room(self, room_id: str) -> Room | None:
+        # Strongly consistent: a join compares the room's lastSeq with what the client has.
+        response = self.client.get_item(TableName=self.tables.rooms, Key={"roomId": _s(room_id)}, ConsistentRead=True)
+        item = response.get("Item")
+        return _room(item) if item else None
+
+    def list_rooms(self) -> list[Room]:
+        return sorted((_room(item) for item in self._scan(TableName=self.tables.rooms)), key=lambda r: r.room_id)
+
+    # Messages ---------------------------------------------------------------------------------
+
+    def _get_message(self, message_id: str) -> MessageRecord | None:
+        response = self.client.get_item(
+            TableName=self.tables.messages, Key={"messageId": _s(message_id)}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        return _message(item) if item else None
+
+    def append_message(self, new: NewMessage) -> AppendResult:
+        sent = _epoch(new.timestamp)
+        message_id = message_id_for(room_id=new.room_id, user_id=new.user_id, client_message_id=new.client_message_id)
+        if new.client_message_id is not None:
+            # A fast path for the common retry; the transaction's condition is the guarantee.
+            existing = self._get_message(message_id)
+            if existing is not None:
+                return AppendResult(existing, created=False)
+        for attempt in range(self.max_append_attempts):
+            room = self.get_room(new.room_id)
+            if room is None:
+                raise RoomNotFound(new.room_id)
+            record = MessageRecord(
+                message_id=message_id,
+                room_id=new.room_id,
+                seq=room.last_seq + 1,
+                user_id=new.user_id,
+                username=new.username,
+                text=new.text,
+                timestamp=new.timestamp,
+                connection_id=new.connection_id,
+                client_message_id=new.client_message_id,
+                ttl=sent + new.ttl_seconds,
+            )
+            try:
+                self._write_message(record, previous_seq=room.last_seq)
+            except ClientError as exc:
+                if _error_code(exc) != "TransactionCanceledException":
+                    raise
+                # One reason per item of the transaction, in order: the room, then the message.
+                room_reason, message_reason = _cancellation_codes(exc, items=2)
+                if message_reason == "ConditionalCheckFailed":
+                    # The message id is taken: this clientMessageId was stored by a concurrent or
+                    # earlier attempt (or our own attempt whose reply was lost). Nothing was written.
+                    existing = self._get_message(message_id)
+                    if existing is None:
+                        raise
+                    return AppendResult(existing, created=False)
+                if room_reason == "ConditionalCheckFailed" or {room_reason, message_reason} & _RETRYABLE_REASONS:
+                    # Another sender took seq `room.last_seq + 1` first (or the room is gone:
+                    # the next get_room says so). Back off with full jitter and read again.
+                    time.sleep(random.uniform(0, min(APPEND_BACKOFF_CAP, APPEND_BACKOFF_BASE * 2**attempt)))  # noqa: S311
+                    continue
+                raise
+            return AppendResult(record, created=True)
+        raise AppendContention(f"room {new.room_id!r}: no free seq after {self.max_append_attempts} attempts")
+
+    def _write_message(self, record: MessageRecord, *, previous_seq: int) -> None:
+        """Take seq `record.seq` and store the message, both or neither.
+
+        The room's lastSeq moves only from the value we read, so two senders can never take the
+        same seq; the message id must be free, so a clientMessageId is stored once (until the
+        original is deleted, as in the local backend). The ClientRequestToken makes botocore's own
+        retries of this very call idempotent.
+        """
+        self.client.transact_write_items(
+            ClientRequestToken=str(uuid.uuid4()),
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": self.tables.rooms,
+                        "Key": {"roomId": _s(record.room_id)},
+                        "UpdateExpression": "SET #last = :seq",
+                        "ConditionExpression": "#last = :previous",
+                        "ExpressionAttributeNames": {"#last": "lastSeq"},
+                        "ExpressionAttributeValues": {":seq": _n(record.seq), ":previous": _n(previous_seq)},
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.tables.messages,
+                        "Item": _message_item(record),
+                        "ConditionExpression": "attribute_not_exists(#id)",
+                        "ExpressionAttributeNames": {"#id": "messageId"},
+                    }
+                },
+            ],
+        )
+
+    def _room_messages(
+        self, *, room_id: str, above: int | None, below: int | None, forward: bool, limit: int, now: datetime
+    ) -> list[MessageRecord]:
+        """Live messages of a room in seq order (descending unless `forward`), seqs strictly between bounds."""
+        if limit <= 0:
+            return []
+        condition = "#room = :room"
+        names = {"#room": "roomId", "#ttl": "ttl"}
+        values: Item = {":room": _s(room_id), ":now": _n(_epoch(now))}
+        # A key condition takes one range comparison; callers give one bound at most.
+        if above is not None:
+            condition += " AND #seq > :bound"
+            names["#seq"], values[":bound"] = "seq", _n(above)
+        elif below is not None:
+            condition += " AND #seq < :bound"
+            names["#seq"], values[":bound"] = "seq", _n(below)
+        items = self._query(
+            want=limit,
+            TableName=self.tables.messages,
+            IndexName=schema.ROOM_SEQ_INDEX,
+            KeyConditionExpression=condition,
+            FilterExpression="#ttl > :now",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ScanIndexForward=forward,
+        )
+        return [_message(item) for item in items]
+
+    def messages_after(self, *, room_id: str, after_seq: int, limit: int, now: datetime) -> list[MessageRecord]:
+        # RoomSeqIndex is a GSI, which only reads eventually consistently: a message stored a few
+        # milliseconds ago may be missing. Callers check the seqs are contiguous up to the room's
+        # (strongly consistent) lastSeq and fall back to a full reload when they are not.
+        return self._room_messages(room_id=room_id, above=after_seq, below=None, forward=True, limit=limit, now=now)
+
+    def messages_before(
+        self, *, room_id: str, before_seq: int | None, limit: int, now: datetime
+    ) -> list[MessageRecord]:
+        rows = self._room_messages(room_id=room_id, above=None, below=before_seq, forward=False, limit=limit, now=now)
+        rows.reverse()
+        return rows
+
+    # Connections ------------------------------------------------------------------------------
+
+    def save_connection(self, record: ConnectionRecord) -> None:
+        self.client.put_item(
+            TableName=self.tables.connections,
+            Item={
+                "connectionId": _s(record.connection_id),
+                "userId": _s(record.user_id),
+                "username": _s(record.username),
+                "connectedAt": _s(_time(record.connected_at)),
+                "ttl": _n(record.ttl),
+                "instanceId": _s(record.instance_id),
+            },
+        )
+
+    def refresh_connection(self, *, connection_id: str, ttl: int) -> None:
+        try:
+            self.client.update_item(
+                TableName=self.tables.connections,
+                Key={"connectionId": _s(connection_id)},
+                UpdateExpression="SET #ttl = :ttl",
+                # Without it, an update of a deleted row would create a row with only a ttl.
+                ConditionExpression="attribute_exists(#id)",
+                ExpressionAttributeNames={"#ttl": "ttl", "#id": "connectionId"},
+                ExpressionAttributeValues={":ttl": _n(ttl)},
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+
+    def delete_connection(self, connection_id: str) -> None:
+        self.client.delete_item(TableName=self.tables.connections, Key={"connectionId": _s(connection_id)})
+
+    def _live_connections(self, *, index: str, attribute: str, value: str, now: datetime) -> list[ConnectionRecord]:
+        items = self._query(
+            TableName=self.tables.connections,
+            IndexName=index,
+            KeyConditionExpression="#key = :key",
+            FilterExpression="#ttl > :now",
+            ExpressionAttributeNames={"#key": attribute, "#ttl": "ttl"},
+            ExpressionAttributeValues={":key": _s(value), ":now": _n(_epoch(now))},
+        )
+        return sorted((_connection(item) for item in items), key=lambda c: (c.connected_at, c.connection_id))
+
+    def connections_for_user(self, *, user_id: str, now: datetime) -> list[ConnectionRecord]:
+        return self._live_connections(index=schema.USER_ID_INDEX, attribute=schema.USER_ID, value=user_id, now=now)
+
+    def connections_on_instance(self, *, instance_id: str, now: datetime) -> list[ConnectionRecord]:
+        return self._live_connections(
+            index=schema.INSTANCE_ID_INDEX, attribute=schema.INSTANCE_ID, value=instance_id, now=now
+        )
+
+    # Housekeeping -----------------------------------------------------------------------------
+
+    def purge_expired(self, *, now: datetime) -> int:
+        """Delete what DynamoDB's TTL has not deleted yet; each delete re-checks the ttl.
+
+        The re-check matters: a heartbeat may refresh a connection between the scan and the
+        delete, and that connection must survive.
+        """
+        cutoff = _n(_epoch(now))
+        removed = 0
+        for table, key in ((self.tables.messages, "messageId"), (self.tables.connections, "connectionId")):
+            expired = self._scan(
+                TableName=table,
+                FilterExpression="#ttl <= :now",
+                ProjectionExpression="#key",
+                ExpressionAttributeNames={"#ttl": "ttl", "#key": key},
+                ExpressionAttributeValues={":now": cutoff},
+            )
+            for item in list(expired):
+                try:
+                    self.client.delete_item(
+                        TableName=table,
+                        Key={key: item[key]},
+                        ConditionExpression="#ttl <= :now",
+                        ExpressionAttributeNames={"#ttl": "ttl"},
+                        ExpressionAttributeValues={":now": cutoff},
+                    )
+                except ClientError as exc:
+                    if _error_code(exc) != "ConditionalCheckFailedException":
+                        raise
+                    continue
+                removed += 1
+        return removed
+
+
+# --- creating the tables -----------------------------------------------------------------------
+
+
+def ensure_tables(
+    client: DynamoDBClient,
+    names: schema.TableNames,
+    *,
+    report: Callable[[str], None] = lambda line: None,
+    poll_seconds: float = 2.0,
+    timeout: float = 600.0,
+) -> list[str]:
+    """Create the tables, indexes and TTL settings that are missing; return what was done.
+
+    Idempotent: a second run changes nothing. A table of the origin design (no RoomSeqIndex or
+    InstanceIdIndex) gets the missing indexes added. A table whose primary key differs from the
+    schema is an error, never "fixed".
+    """
+    done: list[str] = []
+
+    def say(line: str, *, changed: bool) -> None:
+        report(line)
+        if changed:
+            done.append(line)
+
+    for table in schema.TABLES:
+        name = names.of(table)
+        description = _describe(client, name)
+        if description is None:
+            client.create_table(**schema.create_table_request(table, name))
+            say(f"created table {name} ({table.logical_name})", changed=True)
+        else:
+            key = {k["KeyType"]: k["AttributeName"] for k in description["KeySchema"]}
+            if key != {"HASH": table.hash_key.name}:
+                raise RuntimeError(f"table {name} exists with key {key}, expected HASH {table.hash_key.name}")
+            say(f"table {name} ({table.logical_name}) exists", changed=False)
+        _wait_active(client, name, poll_seconds=poll_seconds, timeout=timeout)
+
+        present = {index["IndexName"] for index in (_describe(client, name) or {}).get("GlobalSecondaryIndexes", [])}
+        for index in table.indexes:
+            if index.name in present:
+                continue
+            # UpdateTable creates one index per call, and the table must be ACTIVE between calls.
+            client.update_table(
+                TableName=name,
+                AttributeDefinitions=table.attribute_definitions(),
+                GlobalSecondaryIndexUpdates=[{"Create": schema.create_index_request(index)}],
+            )
+            _wait_active(client, name, poll_seconds=poll_seconds, timeout=timeout)
+            say(f"created index {index.name} on {name}", changed=True)
+
+        if table.ttl_attribute is not None:
+            ttl = client.describe_time_to_live(TableName=name).get("TimeToLiveDescription", {})
+            status, attribute = ttl.get("TimeToLiveStatus"), ttl.get("AttributeName")
+            if status in {"ENABLED", "ENABLING"}:
+                if attribute != table.ttl_attribute:
+                    raise RuntimeError(f"table {name} has TTL on {attribute!r}, expected {table.ttl_attribute!r}")
+                say(f"TTL on {name}.{attribute} already enabled", changed=False)
+            else:
+                client.update_time_to_live(
+                    TableName=name,
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+                )
+                say(f"enabled TTL on {name}.{table.ttl_attribute}", changed=True)
+    return done
+
+
+def _describe(client: DynamoDBClient, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(client.describe_table(TableName=name)["Table"])
+    except ClientError as exc:
+        if _error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def _wait_active(client: DynamoDBClient, name: str, *, poll_seconds: float, timeout: float) -> None:
+    """Wait until the table and each of its indexes is ACTIVE (new tables take seconds, indexes minutes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        description = _describe(client, name) or {}
+        statuses = [description.get("TableStatus")]
+        statuses += [index.get("IndexStatus") for index in description.get("GlobalSecondaryIndexes", [])]
+        if all(status == "ACTIVE" for status in statuses):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"table {name} not ACTIVE after {timeout:.0f}s: {statuses}")
+        time.sleep(poll_seconds)

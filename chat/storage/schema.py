@@ -1,0 +1,155 @@
+"""The DynamoDB tables of the DynamoDB backend: the one definition of names, keys, indexes and TTL.
+
+`manage.py create_dynamodb_tables` builds its CreateTable requests from here, and so will the
+infrastructure template in deploy/ (`cloudformation_properties`). Pure data: no boto3, no Django.
+See docs/data-model.md for what each attribute means and how the store writes it.
+
+Connections and Messages keep the keys and indexes of the origin design (the AWS WebSocket chat
+the app grew out of), so its data stays readable; what Chatsite's guarantees need comes on top:
+`instanceId` + InstanceIdIndex (sweep an instance's rows on restart), `seq` + RoomSeqIndex
+(gapless per-room order, resume by seq) and the Rooms table holding each room's `lastSeq`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+KeyType = Literal["S", "N"]
+
+# Attribute names shared by the schema and chat.storage.dynamodb.
+CONNECTION_ID: Final = "connectionId"
+USER_ID: Final = "userId"
+INSTANCE_ID: Final = "instanceId"
+MESSAGE_ID: Final = "messageId"
+ROOM_ID: Final = "roomId"
+TIMESTAMP: Final = "timestamp"
+SEQ: Final = "seq"
+TTL: Final = "ttl"  # epoch seconds; DynamoDB's TTL deletes the item some time (up to days) after it
+
+# Index names.
+USER_ID_INDEX: Final = "UserIdIndex"
+INSTANCE_ID_INDEX: Final = "InstanceIdIndex"
+ROOM_TIMESTAMP_INDEX: Final = "RoomIdTimestampIndex"
+ROOM_SEQ_INDEX: Final = "RoomSeqIndex"
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    name: str
+    type: KeyType
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """A global secondary index projecting every attribute (reads never go back to the table)."""
+
+    name: str
+    hash_key: Key
+    range_key: Key | None = None
+
+    def key_schema(self) -> list[dict[str, str]]:
+        return _key_schema(self.hash_key, self.range_key)
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    logical_name: str  # "Messages": the CloudFormation resource and the docs call it this
+    setting: str  # the Django setting / environment variable holding the real table name
+    hash_key: Key
+    indexes: tuple[Index, ...] = ()
+    ttl_attribute: str | None = None
+
+    def attribute_definitions(self) -> list[dict[str, str]]:
+        keys: dict[str, Key] = {self.hash_key.name: self.hash_key}
+        for index in self.indexes:
+            for key in (index.hash_key, index.range_key):
+                if key is not None:
+                    keys[key.name] = key
+        return [{"AttributeName": k.name, "AttributeType": k.type} for k in keys.values()]
+
+    def index(self, name: str) -> Index:
+        return next(i for i in self.indexes if i.name == name)
+
+
+def _key_schema(hash_key: Key, range_key: Key | None) -> list[dict[str, str]]:
+    schema = [{"AttributeName": hash_key.name, "KeyType": "HASH"}]
+    if range_key is not None:
+        schema.append({"AttributeName": range_key.name, "KeyType": "RANGE"})
+    return schema
+
+
+CONNECTIONS: Final = Table(
+    logical_name="Connections",
+    setting="DYNAMODB_CONNECTIONS_TABLE",
+    hash_key=Key(CONNECTION_ID, "S"),
+    indexes=(
+        Index(USER_ID_INDEX, Key(USER_ID, "S")),
+        Index(INSTANCE_ID_INDEX, Key(INSTANCE_ID, "S")),
+    ),
+    ttl_attribute=TTL,
+)
+
+MESSAGES: Final = Table(
+    logical_name="Messages",
+    setting="DYNAMODB_MESSAGES_TABLE",
+    hash_key=Key(MESSAGE_ID, "S"),
+    indexes=(
+        # The origin design's index; ISO 8601 UTC timestamps sort as strings.
+        Index(ROOM_TIMESTAMP_INDEX, Key(ROOM_ID, "S"), Key(TIMESTAMP, "S")),
+        # Chatsite reads history and replays by seq: unique and gapless per room, unlike time.
+        Index(ROOM_SEQ_INDEX, Key(ROOM_ID, "S"), Key(SEQ, "N")),
+    ),
+    ttl_attribute=TTL,
+)
+
+ROOMS: Final = Table(
+    logical_name="Rooms",
+    setting="DYNAMODB_ROOMS_TABLE",
+    hash_key=Key(ROOM_ID, "S"),
+)
+
+TABLES: Final = (CONNECTIONS, MESSAGES, ROOMS)
+
+
+@dataclass(frozen=True, slots=True)
+class TableNames:
+    """The real table names of one deployment (or of one test)."""
+
+    connections: str
+    messages: str
+    rooms: str
+
+    def of(self, table: Table) -> str:
+        return {CONNECTIONS: self.connections, MESSAGES: self.messages, ROOMS: self.rooms}[table]
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> TableNames:
+        return cls(connections=f"{prefix}Connections", messages=f"{prefix}Messages", rooms=f"{prefix}Rooms")
+
+
+def create_table_request(table: Table, name: str) -> dict[str, Any]:
+    """Keyword arguments for boto3's `create_table` (on-demand capacity)."""
+    request: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": table.attribute_definitions(),
+        "KeySchema": _key_schema(table.hash_key, None),
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if table.indexes:
+        request["GlobalSecondaryIndexes"] = [create_index_request(index) for index in table.indexes]
+    return request
+
+
+def create_index_request(index: Index) -> dict[str, Any]:
+    """One GlobalSecondaryIndexes entry (CreateTable, or UpdateTable's `Create`)."""
+    return {"IndexName": index.name, "KeySchema": index.key_schema(), "Projection": {"ProjectionType": "ALL"}}
+
+
+def cloudformation_properties(table: Table, name: Any) -> dict[str, Any]:
+    """Properties of an `AWS::DynamoDB::Table` resource; `name` may be a string or a `{"Ref": ...}`."""
+    properties = {**create_table_request(table, "")}
+    properties["TableName"] = name
+    if table.ttl_attribute is not None:
+        properties["TimeToLiveSpecification"] = {"AttributeName": table.ttl_attribute, "Enabled": True}
+    return properties

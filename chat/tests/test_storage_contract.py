@@ -1,0 +1,440 @@
+"""The storage contract: every test runs against both backends (local ORM, DynamoDB on moto).
+
+A behaviour `chat.services` relies on belongs here, once, not in a per-backend copy. The
+DynamoDB store is built with a tiny page size, so every read here crosses DynamoDB pages and
+meets pages emptied by the expiry filter.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from django.db import connections
+
+from chat.storage import schema
+from chat.storage.base import ChatStore, ConnectionRecord, NewMessage, RoomNotFound
+from chat.storage.dynamodb import DynamoDBClient, DynamoDBStore, ensure_tables, make_client
+from chat.storage.local import LocalStore
+from tests.fixtures.aws import MotoServer
+from tests.fixtures.servers import free_port, wait_for_port
+
+T = TypeVar("T")
+
+# Every test gets pytest-django's database for the local backend (unused by DynamoDB runs).
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC)
+DAY = 86_400
+MESSAGE_TTL = 30 * DAY
+
+# moto's server handles requests in threads and runs a TransactWriteItems as separate steps
+# with a whole-table rollback, so concurrent transactions interleave and lose writes
+# (measured: 12 threads x 8 sends lost 1-4 messages a run). DynamoDB itself serialises them.
+# This moto process takes one lock per request: concurrent clients still race each other
+# between their reads and their transactions, which is what the tests are about.
+SERIAL_MOTO = """
+import sys, threading
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+
+app = DomainDispatcherApplication(create_backend_app)
+lock = threading.Lock()
+
+def serial(environ, start_response):
+    with lock:
+        return list(app(environ, start_response))
+
+run_simple("127.0.0.1", int(sys.argv[1]), serial, threaded=True, request_handler=MotoRequestHandler)
+"""
+
+
+@pytest.fixture(scope="session")
+def serial_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """A moto server process whose requests are atomic, as DynamoDB's are."""
+    port = free_port()
+    log_path: Path = tmp_path_factory.mktemp("serial-moto") / "moto.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERIAL_MOTO, str(port)], stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()
+        )
+    try:
+        wait_for_port(port, proc=proc, timeout=30)
+        yield MotoServer(endpoint_url=f"http://127.0.0.1:{port}", log_path=log_path)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def serial_dynamodb(serial_moto: MotoServer) -> DynamoDBClient:
+    """One boto3 client for the suite (building one loads botocore's models: ~0.2 s)."""
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in serial_moto.env.items():
+            env.setenv(key, value)
+        return make_client(region=serial_moto.env["AWS_REGION"])
+
+
+def _dynamodb_store(request: pytest.FixtureRequest) -> Iterator[ChatStore]:
+    """A DynamoDB store on tables of its own, with pages of two items."""
+    client: DynamoDBClient = request.getfixturevalue("serial_dynamodb")
+    names = schema.TableNames.with_prefix(f"contract-{uuid.uuid4().hex[:10]}-")
+    ensure_tables(client, names, poll_seconds=0.05)
+    yield DynamoDBStore(client=client, tables=names, page_size=2)
+    for table in schema.TABLES:
+        client.delete_table(TableName=names.of(table))
+
+
+@pytest.fixture(params=["local", "dynamodb"])
+def store(request: pytest.FixtureRequest) -> Iterator[ChatStore]:
+    if request.param == "local":
+        yield LocalStore()  # on pytest-django's test database (see pytestmark)
+    else:
+        yield from _dynamodb_store(request)
+
+
+def _sqlite_file_store(request: pytest.FixtureRequest) -> Iterator[ChatStore]:
+    """The local store on a migrated SQLite file, as the embedded default runs it.
+
+    pytest-django's in-memory test database is shared-cache SQLite, whose table locks fail at
+    once ("database table is locked") instead of waiting, so it cannot take concurrent writers.
+    New connections (one per thread) read `connections.settings`; the test's own thread gets a
+    connection to the file too, and everything is put back afterwards.
+    """
+    migrated_db: Path = request.getfixturevalue("migrated_db")
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    path = tmp_path / "db.sqlite3"
+    shutil.copy(migrated_db, path)
+    original_settings = connections.settings["default"]
+    original_connection = connections["default"]
+    file_settings = {**original_settings, "NAME": str(path)}
+    connections.settings["default"] = file_settings
+    connections["default"] = original_connection.__class__(file_settings, "default")
+    try:
+        yield LocalStore()
+    finally:
+        connections["default"].close()
+        connections.settings["default"] = original_settings
+        connections["default"] = original_connection
+
+
+@pytest.fixture(params=["local", "dynamodb"])
+def threaded_store(request: pytest.FixtureRequest) -> Iterator[ChatStore]:
+    """A store many threads write to at once (the local one on an SQLite file)."""
+    if request.param == "local":
+        yield from _sqlite_file_store(request)
+    else:
+        yield from _dynamodb_store(request)
+
+
+def new_message(
+    text: str,
+    *,
+    room_id: str = "lobby",
+    user_id: str = "u-alice",
+    client_message_id: str | None = None,
+    timestamp: datetime = NOW,
+) -> NewMessage:
+    return NewMessage(
+        room_id=room_id,
+        user_id=user_id,
+        username=user_id.removeprefix("u-"),
+        text=text,
+        connection_id="conn-1",
+        client_message_id=client_message_id,
+        timestamp=timestamp,
+        ttl_seconds=MESSAGE_TTL,
+    )
+
+
+def connection(connection_id: str, *, user_id: str, instance_id: str, ttl: int, minute: int = 0) -> ConnectionRecord:
+    return ConnectionRecord(
+        connection_id=connection_id,
+        user_id=user_id,
+        username=user_id.removeprefix("u-"),
+        connected_at=NOW + timedelta(minutes=minute),
+        ttl=ttl,
+        instance_id=instance_id,
+    )
+
+
+def in_threads(count: int, work: Callable[[int], T]) -> list[T]:
+    """Run work(0..count-1) in threads released together; return results in index order."""
+    barrier = threading.Barrier(count)
+    results: dict[int, T] = {}
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[index] = work(index)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            # The local backend's connection is per thread; give it back like Django's handlers do.
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    if errors:
+        raise errors[0]
+    return [results[i] for i in range(count)]
+
+
+@pytest.fixture
+def lobby(store: ChatStore) -> ChatStore:
+    store.ensure_room(room_id="lobby", name="Lobby", created_by="u-alice", now=NOW)
+    return store
+
+
+# Rooms -------------------------------------------------------------------------------------
+
+
+def test_ensure_room_creates_a_room_once(store: ChatStore) -> None:
+    """ensure_room creates an empty room, and a second call returns it unchanged."""
+    first = store.ensure_room(room_id="lobby", name="Lobby", created_by="u-alice", now=NOW)
+    again = store.ensure_room(room_id="lobby", name="Other", created_by=None, now=NOW + timedelta(hours=1))
+    assert (first.room_id, first.name, first.created_by, first.created_at, first.last_seq) == (
+        "lobby",
+        "Lobby",
+        "u-alice",
+        NOW,
+        0,
+    )
+    assert again == first
+    assert store.get_room("lobby") == first
+
+
+def test_unknown_room_is_none_and_rooms_list_by_id(store: ChatStore) -> None:
+    """get_room of an unknown id is None; list_rooms returns every room ordered by id."""
+    assert store.get_room("nowhere") is None
+    for room_id in ("zebra", "alpha", "mid"):
+        store.ensure_room(room_id=room_id, name=room_id.title(), created_by=None, now=NOW)
+    rooms = store.list_rooms()
+    assert [r.room_id for r in rooms] == ["alpha", "mid", "zebra"]
+    assert rooms[0].created_by is None
+
+
+# Appending ---------------------------------------------------------------------------------
+
+
+def test_appends_get_contiguous_seqs_from_one(lobby: ChatStore) -> None:
+    """Each stored message gets the room's next seq, 1, 2, 3, and the room's lastSeq follows."""
+    results = [lobby.append_message(new_message(f"m{i}", client_message_id=f"c{i}")) for i in range(1, 4)]
+    assert [r.created for r in results] == [True, True, True]
+    assert [r.message.seq for r in results] == [1, 2, 3]
+    assert len({r.message.message_id for r in results}) == 3
+    room = lobby.get_room("lobby")
+    assert room is not None and room.last_seq == 3
+    stored = lobby.messages_after(room_id="lobby", after_seq=0, limit=10, now=NOW)
+    assert stored == [r.message for r in results]
+    first = stored[0]
+    assert (first.room_id, first.user_id, first.username, first.text) == ("lobby", "u-alice", "alice", "m1")
+    assert (first.connection_id, first.client_message_id, first.timestamp) == ("conn-1", "c1", NOW)
+    assert first.ttl == int(NOW.timestamp()) + MESSAGE_TTL
+
+
+def test_append_to_an_unknown_room_raises_and_creates_nothing(store: ChatStore) -> None:
+    """Appending to a room that does not exist raises RoomNotFound and creates neither room nor message."""
+    with pytest.raises(RoomNotFound):
+        store.append_message(new_message("hi", room_id="nowhere", client_message_id="c1"))
+    assert store.get_room("nowhere") is None
+    assert store.messages_after(room_id="nowhere", after_seq=0, limit=10, now=NOW) == []
+
+
+def test_retry_with_the_same_client_message_id_returns_the_original(lobby: ChatStore) -> None:
+    """A retry of (room, user, clientMessageId) stores nothing and returns the original with created=False."""
+    original = lobby.append_message(new_message("hello", client_message_id="c1"))
+    retry = lobby.append_message(
+        new_message("hello again", client_message_id="c1", timestamp=NOW + timedelta(seconds=5))
+    )
+    assert retry.created is False
+    assert retry.message == original.message
+    room = lobby.get_room("lobby")
+    assert room is not None and room.last_seq == 1
+    assert [m.text for m in lobby.messages_after(room_id="lobby", after_seq=0, limit=10, now=NOW)] == ["hello"]
+
+
+def test_client_message_ids_are_scoped_to_user_and_room(lobby: ChatStore) -> None:
+    """The same clientMessageId from another user or in another room, or no id at all, is a new message."""
+    lobby.ensure_room(room_id="annex", name="Annex", created_by=None, now=NOW)
+    results = [
+        lobby.append_message(new_message("a", client_message_id="c1")),
+        lobby.append_message(new_message("b", client_message_id="c1", user_id="u-bob")),
+        lobby.append_message(new_message("c", client_message_id="c1", room_id="annex")),
+        lobby.append_message(new_message("d")),
+        lobby.append_message(new_message("d")),
+    ]
+    assert all(r.created for r in results)
+    assert [r.message.seq for r in results] == [1, 2, 1, 3, 4]
+    assert results[3].message.client_message_id is None
+
+
+def test_concurrent_senders_get_gapless_unique_seqs(threaded_store: ChatStore) -> None:
+    """Many threads appending to one room at once get seqs 1..N, each exactly once, nothing lost."""
+    threaded_store.ensure_room(room_id="lobby", name="Lobby", created_by=None, now=NOW)
+    senders, per_sender = 6, 5
+
+    def send(index: int) -> list[int]:
+        return [
+            threaded_store.append_message(
+                new_message(f"{index}-{n}", user_id=f"u-{index}", client_message_id=f"c{n}")
+            ).message.seq
+            for n in range(per_sender)
+        ]
+
+    seqs = in_threads(senders, send)
+    total = senders * per_sender
+    assert sorted(s for mine in seqs for s in mine) == list(range(1, total + 1))
+    assert all(mine == sorted(mine) for mine in seqs)  # one sender's messages keep their order
+    stored = threaded_store.messages_after(room_id="lobby", after_seq=0, limit=total + 10, now=NOW)
+    assert [m.seq for m in stored] == list(range(1, total + 1))
+    assert sorted(m.text for m in stored) == sorted(f"{i}-{n}" for i in range(senders) for n in range(per_sender))
+    room = threaded_store.get_room("lobby")
+    assert room is not None and room.last_seq == total
+
+
+def test_concurrent_retries_of_one_client_message_id_store_it_once(threaded_store: ChatStore) -> None:
+    """Several threads sending the same clientMessageId at once store one message; all get it back."""
+    threaded_store.ensure_room(room_id="lobby", name="Lobby", created_by=None, now=NOW)
+
+    def send(index: int) -> tuple[bool, str, int]:
+        result = threaded_store.append_message(new_message("once", client_message_id="c1"))
+        return result.created, result.message.message_id, result.message.seq
+
+    results = in_threads(5, send)
+    assert sorted(created for created, _, _ in results) == [False, False, False, False, True]
+    assert {(message_id, seq) for _, message_id, seq in results} == {(results[0][1], 1)}
+    room = threaded_store.get_room("lobby")
+    assert room is not None and room.last_seq == 1
+
+
+# Reading -----------------------------------------------------------------------------------
+
+
+def _send(store: ChatStore, count: int, *, expired: bool = False) -> None:
+    timestamp = NOW - timedelta(seconds=MESSAGE_TTL + 1) if expired else NOW
+    for _ in range(count):
+        store.append_message(new_message("expired" if expired else "live", timestamp=timestamp))
+
+
+def test_messages_after_returns_the_next_messages_oldest_first(lobby: ChatStore) -> None:
+    """messages_after gives seqs above after_seq in order, at most `limit`, and nothing past the end."""
+    _send(lobby, 7)
+
+    def seqs(after_seq: int, limit: int) -> list[int]:
+        return [m.seq for m in lobby.messages_after(room_id="lobby", after_seq=after_seq, limit=limit, now=NOW)]
+
+    assert seqs(2, 3) == [3, 4, 5]
+    assert seqs(0, 100) == [1, 2, 3, 4, 5, 6, 7]
+    assert seqs(5, 10) == [6, 7]
+    assert seqs(7, 10) == []
+    assert seqs(0, 0) == []
+
+
+def test_messages_before_returns_the_page_below_oldest_first(lobby: ChatStore) -> None:
+    """messages_before gives the `limit` seqs just below before_seq (or the latest), oldest first."""
+    _send(lobby, 7)
+
+    def seqs(before_seq: int | None, limit: int) -> list[int]:
+        return [m.seq for m in lobby.messages_before(room_id="lobby", before_seq=before_seq, limit=limit, now=NOW)]
+
+    assert seqs(None, 3) == [5, 6, 7]
+    assert seqs(8, 3) == [5, 6, 7]
+    assert seqs(5, 3) == [2, 3, 4]
+    assert seqs(2, 5) == [1]
+    assert seqs(1, 5) == []
+    assert seqs(None, 100) == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_expired_messages_are_never_read_even_before_a_purge(lobby: ChatStore) -> None:
+    """Messages past their ttl are skipped by every read, and reads still fill `limit` from live ones."""
+    _send(lobby, 2)
+    _send(lobby, 5, expired=True)
+    _send(lobby, 2)
+    after = lobby.messages_after(room_id="lobby", after_seq=0, limit=3, now=NOW)
+    assert [(m.seq, m.text) for m in after] == [(1, "live"), (2, "live"), (8, "live")]
+    before = lobby.messages_before(room_id="lobby", before_seq=None, limit=3, now=NOW)
+    assert [m.seq for m in before] == [2, 8, 9]
+    assert [m.seq for m in lobby.messages_before(room_id="lobby", before_seq=8, limit=10, now=NOW)] == [1, 2]
+    # Time passes: at the moment of a message's ttl it is gone.
+    later = NOW + timedelta(seconds=MESSAGE_TTL)
+    assert lobby.messages_after(room_id="lobby", after_seq=0, limit=10, now=later) == []
+
+
+def test_purge_removes_expired_messages_and_connections_only(lobby: ChatStore) -> None:
+    """purge_expired deletes expired messages and connections, counts them, and keeps live ones and seqs."""
+    _send(lobby, 3, expired=True)
+    _send(lobby, 2)
+    now_epoch = int(NOW.timestamp())
+    lobby.save_connection(connection("gone", user_id="u-alice", instance_id="i1", ttl=now_epoch))
+    lobby.save_connection(connection("live", user_id="u-alice", instance_id="i1", ttl=now_epoch + 60))
+    assert lobby.purge_expired(now=NOW) == 4
+    assert lobby.purge_expired(now=NOW) == 0
+    assert [m.seq for m in lobby.messages_after(room_id="lobby", after_seq=0, limit=10, now=NOW)] == [4, 5]
+    assert [c.connection_id for c in lobby.connections_for_user(user_id="u-alice", now=NOW)] == ["live"]
+    # Purging frees no seq: the next message continues the room's sequence.
+    assert lobby.append_message(new_message("next")).message.seq == 6
+
+
+# Connections -------------------------------------------------------------------------------
+
+
+def test_connections_by_user_and_by_instance(store: ChatStore) -> None:
+    """A user's live connections and an instance's live connections are found, oldest first."""
+    ttl = int(NOW.timestamp()) + 3600
+    rows = [
+        connection("a2", user_id="u-alice", instance_id="i2", ttl=ttl, minute=2),
+        connection("a1", user_id="u-alice", instance_id="i1", ttl=ttl, minute=1),
+        connection("b1", user_id="u-bob", instance_id="i1", ttl=ttl, minute=3),
+        connection("c1", user_id="u-carol", instance_id="i1", ttl=ttl, minute=4),
+    ]
+    for row in rows:
+        store.save_connection(row)
+    assert store.connections_for_user(user_id="u-alice", now=NOW) == [rows[1], rows[0]]
+    assert store.connections_on_instance(instance_id="i1", now=NOW) == [rows[1], rows[2], rows[3]]
+    assert store.connections_for_user(user_id="u-nobody", now=NOW) == []
+    assert store.connections_on_instance(instance_id="i9", now=NOW) == []
+
+
+def test_expired_connections_are_never_read_and_refresh_keeps_them(store: ChatStore) -> None:
+    """A connection past its ttl is invisible until a heartbeat refreshes it; a refresh of a gone row adds none."""
+    now_epoch = int(NOW.timestamp())
+    row = connection("a1", user_id="u-alice", instance_id="i1", ttl=now_epoch)
+    store.save_connection(row)
+    assert store.connections_for_user(user_id="u-alice", now=NOW) == []
+    assert store.connections_on_instance(instance_id="i1", now=NOW) == []
+    store.refresh_connection(connection_id="a1", ttl=now_epoch + 60)
+    assert store.connections_for_user(user_id="u-alice", now=NOW) == [replace(row, ttl=now_epoch + 60)]
+    store.refresh_connection(connection_id="never-saved", ttl=now_epoch + 60)
+    assert store.purge_expired(now=NOW + timedelta(seconds=30)) == 0
+    assert [c.connection_id for c in store.connections_on_instance(instance_id="i1", now=NOW)] == ["a1"]
+
+
+def test_save_replaces_and_delete_removes_a_connection(store: ChatStore) -> None:
+    """Saving a connection id again replaces its row; deleting removes exactly that row."""
+    ttl = int(NOW.timestamp()) + 3600
+    first = connection("a1", user_id="u-alice", instance_id="i1", ttl=ttl)
+    other = connection("a2", user_id="u-alice", instance_id="i1", ttl=ttl, minute=1)
+    store.save_connection(first)
+    store.save_connection(other)
+    moved = replace(first, instance_id="i2", ttl=ttl + 60)
+    store.save_connection(moved)
+    assert store.connections_for_user(user_id="u-alice", now=NOW) == [moved, other]
+    store.delete_connection("a1")
+    store.delete_connection("a1")  # deleting twice is harmless
+    assert store.connections_for_user(user_id="u-alice", now=NOW) == [other]
+    assert store.connections_on_instance(instance_id="i2", now=NOW) == []
