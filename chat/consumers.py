@@ -85,6 +85,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.identity is None or self.connection_id is None:
             return
+        command: protocol.Command | None = None
         try:
             command = protocol.parse_client_frame(text_data, self.limits, binary=bytes_data is not None)
             handler = self._handlers[type(command)]
@@ -93,9 +94,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_frame(protocol.error_frame(error))
         except Exception:
             log.exception("unhandled error in a client frame, connection=%s", self.connection_id)
-            await self.send_frame(
-                protocol.error_frame(ChatError(ErrorCode.INTERNAL_ERROR, "internal error, retry shortly"))
-            )
+            internal = ChatError(ErrorCode.INTERNAL_ERROR, "internal error, retry shortly")
+            if command is not None:
+                # Answer the frame, so a client can fail (and retry) that very send.
+                internal.action = protocol.action_of(command)
+                internal.client_message_id = getattr(command, "client_message_id", None)
+                internal.room_id = getattr(command, "room_id", None)
+            await self.send_frame(protocol.error_frame(internal))
 
     async def on_send(self, command: protocol.SendMessage) -> None:
         assert self.identity is not None and self.connection_id is not None
@@ -112,7 +117,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 client_message_id=command.client_message_id,
             )
         except ChatError as error:
-            error.action = error.action or "sendMessage"
+            error.action = error.action or protocol.action_of(command)
             error.client_message_id = command.client_message_id
             raise
         await self.send_frame(protocol.ack_frame(message))
@@ -123,7 +128,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _join(self, room_id: str, *, last_seq: int | None, reply: bool) -> None:
         async with self.delivery:
             try:
-                result = await services.room_join(room_id=room_id, channel_name=self.channel_name, last_seq=last_seq)
+                result = await services.room_join(
+                    room_id=room_id,
+                    channel_name=self.channel_name,
+                    last_seq=last_seq,
+                    already_joined=room_id in self.cursors,
+                )
             except ChatError as error:
                 error.action = error.action or "joinRoom"
                 error.room_id = room_id

@@ -223,6 +223,14 @@ _PARSERS: Final[dict[str, Callable[[dict[str, Any], Limits], Command]]] = {
     "ping": _parse_ping,
 }
 CLIENT_ACTIONS: Final = frozenset(_PARSERS)
+_ACTION_OF: Final[dict[type, str]] = {JoinRoom: "joinRoom", LeaveRoom: "leaveRoom", History: "history", Ping: "ping"}
+
+
+def action_of(command: Command) -> str:
+    """The client action a command came from: what an error frame answering it names."""
+    if isinstance(command, SendMessage):
+        return "sendmessage" if command.legacy else "sendMessage"
+    return _ACTION_OF[type(command)]
 
 
 # --- server frames --------------------------------------------------------------------

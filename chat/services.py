@@ -116,15 +116,22 @@ class JoinResult:
     recovered: bool
 
 
-async def room_join(*, room_id: str, channel_name: str, last_seq: int | None) -> JoinResult:
-    """Subscribe first, then read: no message can fall between the replay and the live feed."""
+async def room_join(
+    *, room_id: str, channel_name: str, last_seq: int | None, already_joined: bool = False
+) -> JoinResult:
+    """Subscribe first, then read: no message can fall between the replay and the live feed.
+
+    A failed join undoes its subscription, except for a socket that was joined already (a
+    rejoin to fill a gap): unsubscribing it would leave it silently deaf to the room.
+    """
     await _require_room(room_id)
     await broadcast.join(room_id, channel_name)
     try:
         room = await _require_room(room_id)  # re-read after subscribing
         return await _replay(room, last_seq)
     except Exception:
-        await broadcast.leave(room_id, channel_name)
+        if not already_joined:
+            await broadcast.leave(room_id, channel_name)
         raise
 
 
