@@ -187,7 +187,19 @@ if CHANNEL_LAYER not in {"pubsub", "core"}:
 def _redis_host() -> dict[str, object]:
     # redis-py 8 caps its asyncio pool at 100 and raises instead of waiting; a burst of
     # handshakes doing group_add needs more.
-    pool: dict[str, object] = {"max_connections": env_int("REDIS_MAX_CONNECTIONS", 1000, minimum=10)}
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    pool: dict[str, object] = {
+        "max_connections": env_int("REDIS_MAX_CONNECTIONS", 1000, minimum=10),
+        # redis-py's asyncio connections do not retry by default: after a Redis restart every
+        # pooled connection would fail once (a join answered with an error, a broadcast lost).
+        # A retried command may run twice; receivers drop a seq they already have.
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
     if REDIS_SENTINELS:
         sentinels = []
         for entry in REDIS_SENTINELS:
