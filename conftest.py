@@ -3,5 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.servers",
     "tests.fixtures.aws",
+    "tests.fixtures.cognito",
     "tests.fixtures.redis",
 ]

@@ -1,16 +1,41 @@
 """Who is this connection: the one seam between authentication and chat.
 
-The consumer asks `identify(scope)` and gets an `Identity` or None. The session cookie is
-the first way in; token-based sign-in (Cognito JWTs, the built-in issuer) plugs in here
-without the consumer changing.
+The consumer asks `identify(scope)` at connect, and `identify(scope, token=...)` for a token
+sent in an `authenticate` or `refreshToken` frame, and gets an `Identity`, None, or an
+`AuthenticationFailed`. It never sees a session, a token or a claim.
+
+At connect, in this order:
+1. the session cookie of a signed-in page;
+2. a token offered in the handshake: as a `Sec-WebSocket-Protocol` value that looks like a
+   JWT (next to the protocol name `chatsite`), or as the `token` query parameter;
+3. a session cookie that names nobody, and no token: AuthenticationFailed;
+4. nothing at all: None, and the client may authenticate with its first frame.
+
+Tokens are verified by `accounts.auth` (one path for Cognito and the built-in issuer),
+which logs every rejection with its reason and never the token.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import logging
+import re
+from dataclasses import dataclass, replace
+from typing import Any, Final
+from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.auth import get_user
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from accounts import auth
+from accounts.tokens import TokenRejected
+from accounts.users import is_moderator
+
+log = logging.getLogger(__name__)
+
+TOKEN_QUERY_PARAM: Final = "token"  # noqa: S105 - a parameter name
+_JWT_SHAPE: Final = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,17 +43,69 @@ class Identity:
     user_id: str
     username: str
     is_moderator: bool = False
+    # A token's exp (epoch seconds): the socket is closed with 4401 then, unless refreshed.
+    # None for a session, which lives as long as the socket.
+    expires_at: int | None = None
+
+
+class AuthenticationFailed(Exception):
+    """Credentials were offered and refused. `reason` is logged and safe to show."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def identity_from_user(user: Any) -> Identity | None:
+    """The identity of an active, signed-in user. Synchronous: it may read the user's groups."""
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return None
-    return Identity(user_id=str(user.pk), username=user.get_username(), is_moderator=bool(user.is_staff))
+    return Identity(user_id=str(user.pk), username=user.get_username(), is_moderator=is_moderator(user))
 
 
-async def identify(scope: dict[str, Any]) -> Identity | None:
-    """The identity of a WebSocket handshake, from its session cookie."""
-    if "session" not in scope:
-        return None
-    user = await get_user(scope)
-    return identity_from_user(user)
+def handshake_token(scope: dict[str, Any]) -> str | None:
+    """A token offered in the handshake: a JWT-shaped subprotocol, else the `token` query parameter."""
+    for offered in scope.get("subprotocols") or ():
+        if _JWT_SHAPE.match(offered):
+            return str(offered)
+    query = scope.get("query_string") or b""
+    values = parse_qs(query.decode("latin-1"), max_num_fields=20).get(TOKEN_QUERY_PARAM)
+    return values[0] if values else None
+
+
+def _client(scope: dict[str, Any]) -> str | None:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else None
+
+
+async def _from_token(token: str, scope: dict[str, Any]) -> Identity:
+    client = _client(scope)
+    try:
+        # Verification may fetch the JWKS: keep it off the thread that serialises ORM work.
+        verified = await sync_to_async(auth.verify, thread_sensitive=False)(token, via="websocket", client=client)
+        user = await database_sync_to_async(auth.user_for)(verified, via="websocket", client=client)
+        identity: Identity | None = await database_sync_to_async(identity_from_user)(user)
+    except TokenRejected as error:
+        raise AuthenticationFailed(error.reason.value) from None
+    if identity is None:
+        raise AuthenticationFailed("user_inactive")
+    return replace(identity, expires_at=verified.expires_at)
+
+
+async def identify(scope: dict[str, Any], *, token: str | None = None) -> Identity | None:
+    """Who this connection is. None: nothing offered yet. Raises AuthenticationFailed."""
+    if token is not None:
+        return await _from_token(token, scope)
+    session_offered = settings.SESSION_COOKIE_NAME in (scope.get("cookies") or {})
+    if session_offered and "session" in scope:
+        user = await get_user(scope)
+        session_identity: Identity | None = await database_sync_to_async(identity_from_user)(user)
+        if session_identity is not None:
+            return session_identity
+    offered = handshake_token(scope)
+    if offered is not None:
+        return await _from_token(offered, scope)
+    if session_offered:
+        log.warning("session rejected via=websocket reason=invalid_session client=%s", _client(scope) or "-")
+        raise AuthenticationFailed("invalid_session")
+    return None

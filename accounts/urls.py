@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from accounts import views
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", views.sign_in, name="login"),
+    path("logout/", views.sign_out, name="logout"),
     path("signup/", views.signup, name="signup"),
+    path("cognito/authorize/", views.hosted_ui, name="cognito_authorize"),
+    path("cognito/callback/", views.hosted_ui_callback, name="cognito_callback"),
 ]

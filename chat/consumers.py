@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from accounts.identity import Identity, identify
+from accounts.identity import AuthenticationFailed, Identity, identify
 from chat import connections, protocol, services
 from chat.errors import ChatError, ErrorCode
 from chat.protocol import CloseCode
@@ -26,6 +28,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     identity: Identity | None = None
     connection_id: str | None = None
     disconnected = False
+    # Authentication timers: the first-frame deadline, and the token's expiry.
+    auth_deadline: asyncio.Task[None] | None = None
+    expiry: asyncio.Task[None] | None = None
+    refused = False  # closed with 4401; frames still in flight are ignored
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -43,15 +49,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         # Accept before closing so a browser sees 4401 rather than an anonymous 1006.
-        await self.accept()
+        await self.accept(subprotocol=protocol.select_subprotocol(list(self.scope.get("subprotocols") or [])))
         if connections.draining():
             await self.close(code=CloseCode.GOING_AWAY)
             return
-        identity = await identify(self.scope)
-        if identity is None:
-            await self.close(code=CloseCode.UNAUTHORIZED)
-            return
-        self.identity = identity
         # room id -> the highest seq this socket has been sent
         self.cursors: dict[str, int] = {}
         # Held while sending room frames, so the connection keeper's catch-up (another
@@ -60,6 +61,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.limits = protocol.Limits(
             max_frame_bytes=settings.CHAT_MAX_FRAME_BYTES, max_message_length=settings.CHAT_MAX_MESSAGE_LENGTH
         )
+        try:
+            identity = await identify(self.scope)
+        except AuthenticationFailed:
+            await self.refuse()
+            return
+        if identity is None:
+            # Nothing in the handshake: the first frame must be `authenticate`, in time.
+            self.auth_deadline = asyncio.create_task(self._refuse_after(settings.CHAT_AUTH_TIMEOUT))
+            return
+        await self._open(identity, announce=identity.expires_at is not None)
+
+    async def _open(self, identity: Identity, *, announce: bool) -> None:
+        self.identity = identity
         local = connections.local_sockets()
         try:
             await local.prepare()
@@ -69,11 +83,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.connection_id = record.connection_id
         await local.add(self)
+        self._watch_expiry()
+        if announce:
+            await self.send_frame(self._authenticated_frame())
 
     async def disconnect(self, code: int) -> None:
         if self.disconnected:
             return
         self.disconnected = True
+        for timer in (self.auth_deadline, self.expiry):
+            if timer is not None and timer is not asyncio.current_task():
+                timer.cancel()
         connections.local_sockets().discard(self)
         for room_id in list(getattr(self, "cursors", {})):
             await services.room_leave(room_id=room_id, channel_name=self.channel_name)
@@ -83,7 +103,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # Client frames ----------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.identity is None or self.connection_id is None:
+        if self.refused:
+            return
+        if self.identity is None:
+            await self._authenticate_first(text_data, bytes_data)
+            return
+        if self.connection_id is None:
             return
         command: protocol.Command | None = None
         try:
@@ -169,13 +194,98 @@ class ChatConsumer(AsyncWebsocketConsumer):
             log.warning("tail check skipped: storage unavailable, connection=%s", self.connection_id)
         await self.send_frame(protocol.pong_frame())
 
+    async def on_token(self, command: protocol.Authenticate | protocol.RefreshToken) -> None:
+        """A fresh token for this socket's user: the socket and its rooms live on to its expiry."""
+        current = self.identity
+        assert current is not None
+        action = protocol.action_of(command)
+        try:
+            identity = await identify(self.scope, token=command.token)
+        except AuthenticationFailed as failed:
+            # The socket keeps its current expiry: the client may retry with another token.
+            raise ChatError(ErrorCode.INVALID_TOKEN, f"token rejected: {failed.reason}", action=action) from None
+        if identity is None or identity.user_id != current.user_id:
+            log.warning("token for another user refused on connection=%s", self.connection_id)
+            raise ChatError(ErrorCode.INVALID_TOKEN, "the token is for another user", action=action)
+        self.identity = identity
+        self._watch_expiry()
+        await self.send_frame(self._authenticated_frame())
+
     _handlers: dict[type, Callable[[Any, Any], Awaitable[None]]] = {
         protocol.SendMessage: on_send,
         protocol.JoinRoom: on_join,
         protocol.LeaveRoom: on_leave,
         protocol.History: on_history,
         protocol.Ping: on_ping,
+        protocol.Authenticate: on_token,
+        protocol.RefreshToken: on_token,
     }
+
+    # Authentication ---------------------------------------------------------------------
+
+    async def _authenticate_first(self, text_data: str | None, bytes_data: bytes | None) -> None:
+        """The first frame of a socket without credentials: `authenticate`, or 4401."""
+        if self.auth_deadline is not None:
+            self.auth_deadline.cancel()  # the deadline is for sending it, not for verifying it
+        client = self._client()
+        try:
+            command = protocol.parse_client_frame(text_data, self.limits, binary=bytes_data is not None)
+        except ChatError as error:
+            log.warning("unauthenticated socket closed: first frame refused (%s) client=%s", error.code.value, client)
+            await self.refuse()
+            return
+        if not isinstance(command, protocol.Authenticate):
+            log.warning("unauthenticated socket closed: first frame was not authenticate client=%s", client)
+            await self.refuse()
+            return
+        try:
+            identity = await identify(self.scope, token=command.token)
+        except AuthenticationFailed:
+            identity = None  # accounts.auth logged why
+        if identity is None:
+            await self.refuse()
+            return
+        await self._open(identity, announce=True)
+
+    async def refuse(self) -> None:
+        self.refused = True
+        await self.close(code=CloseCode.UNAUTHORIZED)
+
+    async def _refuse_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        if self.identity is None and not self.disconnected:
+            log.warning(
+                "unauthenticated socket closed: no authenticate frame within %.1f s client=%s", seconds, self._client()
+            )
+            await self.refuse()
+
+    def _watch_expiry(self) -> None:
+        """Close with 4401 when the token expires (exp + the verifier's leeway), unless replaced."""
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
+        if self.identity is not None and self.identity.expires_at is not None:
+            deadline = self.identity.expires_at + settings.AUTH_TOKEN_LEEWAY
+            self.expiry = asyncio.create_task(self._expire_at(deadline))
+
+    async def _expire_at(self, deadline: float) -> None:
+        await asyncio.sleep(max(0.0, deadline - time.time()))
+        if not self.disconnected:
+            log.info("token expired on an open socket, connection=%s", self.connection_id)
+            await self.refuse()
+
+    def _authenticated_frame(self) -> dict[str, Any]:
+        assert self.identity is not None
+        expires = self.identity.expires_at
+        return protocol.authenticated_frame(
+            user_id=self.identity.user_id,
+            username=self.identity.username,
+            expires_at=datetime.fromtimestamp(expires, UTC) if expires is not None else None,
+        )
+
+    def _client(self) -> str:
+        client = self.scope.get("client")
+        return f"{client[0]}:{client[1]}" if client else "-"
 
     # Channel-layer events (types fixed in chat.broadcast) -------------------------------
 

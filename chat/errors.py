@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_ROOM = "unknown_room"
     NOT_JOINED = "not_joined"
     FORBIDDEN = "forbidden"
+    INVALID_TOKEN = "invalid_token"  # noqa: S105 - a token on an open socket was refused
     RATE_LIMITED = "rate_limited"
     # The server
     STORAGE_UNAVAILABLE = "storage_unavailable"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Union
 
@@ -72,7 +72,27 @@ class Ping:
     pass
 
 
-Command = Union[SendMessage, JoinRoom, LeaveRoom, History, Ping]
+# Authentication (docs/protocol.md, "Authentication"). The token is kept out of repr so a
+# logged command can never carry it.
+SUBPROTOCOL: Final = "chatsite"  # offered next to a token in Sec-WebSocket-Protocol
+MAX_TOKEN_CHARS: Final = 16 * 1024  # Cognito's tokens are a few KiB
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticate:
+    """The first frame of a socket opened without a session cookie."""
+
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    """A fresh token for an open socket: it stays open, in its rooms, past the old expiry."""
+
+    token: str = field(repr=False)
+
+
+Command = Union[SendMessage, JoinRoom, LeaveRoom, History, Ping, Authenticate, RefreshToken]
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +234,21 @@ def _parse_ping(body: dict[str, Any], limits: Limits) -> Ping:
     return Ping()
 
 
+def _token(body: dict[str, Any]) -> str:
+    token = _field(body, "token", str, required=True)
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'token' must be 1-{MAX_TOKEN_CHARS} characters")
+    return token  # type: ignore[no-any-return]
+
+
+def _parse_authenticate(body: dict[str, Any], limits: Limits) -> Authenticate:
+    return Authenticate(token=_token(body))
+
+
+def _parse_refresh_token(body: dict[str, Any], limits: Limits) -> RefreshToken:
+    return RefreshToken(token=_token(body))
+
+
 _PARSERS: Final[dict[str, Callable[[dict[str, Any], Limits], Command]]] = {
     "sendMessage": _parse_send,
     "sendmessage": _parse_legacy_send,
@@ -221,9 +256,18 @@ _PARSERS: Final[dict[str, Callable[[dict[str, Any], Limits], Command]]] = {
     "leaveRoom": _parse_leave,
     "history": _parse_history,
     "ping": _parse_ping,
+    "authenticate": _parse_authenticate,
+    "refreshToken": _parse_refresh_token,
 }
 CLIENT_ACTIONS: Final = frozenset(_PARSERS)
-_ACTION_OF: Final[dict[type, str]] = {JoinRoom: "joinRoom", LeaveRoom: "leaveRoom", History: "history", Ping: "ping"}
+_ACTION_OF: Final[dict[type, str]] = {
+    JoinRoom: "joinRoom",
+    LeaveRoom: "leaveRoom",
+    History: "history",
+    Ping: "ping",
+    Authenticate: "authenticate",
+    RefreshToken: "refreshToken",
+}
 
 
 def action_of(command: Command) -> str:
@@ -294,6 +338,21 @@ def history_frame(room_id: str, messages: list[MessageRecord], *, has_more: bool
 
 def pong_frame() -> dict[str, Any]:
     return {"type": "pong"}
+
+
+def authenticated_frame(*, user_id: str, username: str, expires_at: datetime | None) -> dict[str, Any]:
+    """The answer to `authenticate` and `refreshToken`; expiresAt is null for a session."""
+    return {
+        "type": "authenticated",
+        "userId": user_id,
+        "username": username,
+        "expiresAt": format_timestamp(expires_at) if expires_at is not None else None,
+    }
+
+
+def select_subprotocol(offered: list[str]) -> str | None:
+    """The subprotocol to accept: `chatsite` when offered, never a token that sat next to it."""
+    return SUBPROTOCOL if SUBPROTOCOL in offered else None
 
 
 def error_frame(error: ChatError) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
-from chatsite.env import env_bool, env_float, env_int, env_list, env_str
+from chatsite.env import env_bool, env_float, env_int, env_list, env_str, require_together
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.BearerTokenMiddleware",  # Authorization: Bearer on /api/
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -287,11 +288,67 @@ CHAT_INSTANCE_ID = env_str("CHAT_INSTANCE_ID")
 
 DEMO_PASSWORD = env_str("CHATSITE_DEMO_PASSWORD", "chatsite-demo")
 
+# --- Authentication: built-in accounts or Amazon Cognito (docs/auth.md) -----------------
+# Cognito is switched on by its three required variables; without them Chatsite is its
+# own token issuer. boto3 reads AWS_ENDPOINT_URL itself, for a local stand-in such as moto.
+_COGNITO_REQUIRED = ["COGNITO_REGION", "COGNITO_USER_POOL_ID", "COGNITO_APP_CLIENT_ID"]
+_COGNITO_OPTIONAL = ["COGNITO_APP_CLIENT_SECRET", "COGNITO_DOMAIN", "COGNITO_JWKS_URL"]
+COGNITO_ENABLED = require_together("Cognito sign-in", _COGNITO_REQUIRED, optional=_COGNITO_OPTIONAL)
+if not COGNITO_ENABLED and any(env_str(name) for name in _COGNITO_OPTIONAL):
+    raise ImproperlyConfigured(
+        f"Cognito sign-in is half-configured: {', '.join(n for n in _COGNITO_OPTIONAL if env_str(n))} set but "
+        f"{', '.join(_COGNITO_REQUIRED)} missing"
+    )
+COGNITO_REGION = env_str("COGNITO_REGION")
+COGNITO_USER_POOL_ID = env_str("COGNITO_USER_POOL_ID")
+if COGNITO_ENABLED and not COGNITO_USER_POOL_ID.startswith(COGNITO_REGION + "_"):
+    raise ImproperlyConfigured(
+        f"COGNITO_USER_POOL_ID {COGNITO_USER_POOL_ID!r} is not a pool of COGNITO_REGION {COGNITO_REGION!r}"
+    )
+COGNITO_APP_CLIENT_ID = env_str("COGNITO_APP_CLIENT_ID")
+COGNITO_APP_CLIENT_SECRET = env_str("COGNITO_APP_CLIENT_SECRET")
+COGNITO_DOMAIN = env_str("COGNITO_DOMAIN")  # the Hosted UI; off when empty
+# Where the pool's keys are fetched. The issuer (iss) is always the AWS URL of the pool,
+# so a stand-in that serves the keys elsewhere needs only this.
+COGNITO_JWKS_URL = env_str("COGNITO_JWKS_URL") or (
+    f"https://cognito-idp.{COGNITO_REGION}.amazonaws.com/{COGNITO_USER_POOL_ID}/.well-known/jwks.json"
+    if COGNITO_ENABLED
+    else ""
+)
+# Cognito groups that make a user staff / a moderator, applied at every sign-in.
+COGNITO_STAFF_GROUPS = env_list("COGNITO_STAFF_GROUPS")
+COGNITO_MODERATOR_GROUPS = env_list("COGNITO_MODERATOR_GROUPS", ["moderators"])
+AUTH_MODERATOR_GROUP = "moderators"  # the Django group that carries moderator rights
+# Which tokens open a socket or call the API: ID tokens, access tokens, or both.
+AUTH_TOKEN_USES = env_list("AUTH_TOKEN_USE", ["id", "access"])
+if not AUTH_TOKEN_USES or not set(AUTH_TOKEN_USES) <= {"id", "access"}:
+    raise ImproperlyConfigured(f"AUTH_TOKEN_USE must be id, access or id,access, got {AUTH_TOKEN_USES!r}")
+# Clock skew allowed on exp / nbf / iat; a token is valid until exp + leeway.
+AUTH_TOKEN_LEEWAY = env_int("AUTH_TOKEN_LEEWAY", 5, minimum=0)
+if AUTH_TOKEN_LEEWAY > 300:
+    raise ImproperlyConfigured("AUTH_TOKEN_LEEWAY must be at most 300 seconds")
+# An unknown kid fetches the JWKS again at most this often; a flood of made-up kids
+# cannot flood the JWKS endpoint.
+AUTH_JWKS_REFETCH_INTERVAL = env_int("AUTH_JWKS_REFETCH_INTERVAL", 10, minimum=1)
+AUTH_JWKS_MAX_AGE = env_int("AUTH_JWKS_MAX_AGE", 3600, minimum=60)
+# The built-in issuer (no Cognito): its key is created on first run, outside the repo.
+AUTH_SIGNING_KEY_FILE = Path(env_str("AUTH_SIGNING_KEY_FILE", str(DATA_DIR / "auth-signing-key.pem")))
+AUTH_TOKEN_LIFETIME = env_int("AUTH_TOKEN_LIFETIME", 3600, minimum=1)  # ID and access tokens, like Cognito
+AUTH_REFRESH_TOKEN_LIFETIME = env_int("AUTH_REFRESH_TOKEN_LIFETIME", 30 * 86_400, minimum=60)
+# A WebSocket without a session cookie must send {"action": "authenticate"} this soon.
+CHAT_AUTH_TIMEOUT = env_float("CHAT_AUTH_TIMEOUT", 10.0)
+if not 0 < CHAT_AUTH_TIMEOUT <= 300:
+    raise ImproperlyConfigured("CHAT_AUTH_TIMEOUT must be between 0 and 300 seconds")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # No token reaches a log line, whoever logs it (accounts/redact.py).
+    "filters": {"redact_tokens": {"()": "accounts.redact.RedactTokensFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_tokens"]}
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django": {"level": "INFO"}, "daphne": {"level": "WARNING"}},
 }

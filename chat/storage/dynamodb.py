@@ -95,6 +95,19 @@ def make_client(*, region: str, max_attempts: int = MAX_ATTEMPTS) -> DynamoDBCli
     return boto3.session.Session().client("dynamodb", config=config)
 
 
+def table_names_from_settings() -> schema.TableNames:
+    """The table names from DYNAMODB_*_TABLE; ImproperlyConfigured names any that is missing."""
+    names = {table.setting: str(getattr(settings, table.setting, "") or "") for table in schema.TABLES}
+    missing = [setting for setting, value in names.items() if not value]
+    if missing:
+        raise ImproperlyConfigured(f"the DynamoDB storage backend needs {', '.join(missing)}")
+    return schema.TableNames(
+        connections=names[schema.CONNECTIONS.setting],
+        messages=names[schema.MESSAGES.setting],
+        rooms=names[schema.ROOMS.setting],
+    )
+
+
 # --- attribute values ------------------------------------------------------------------------
 
 
@@ -218,16 +231,7 @@ class DynamoDBStore:
 
     @classmethod
     def from_settings(cls) -> DynamoDBStore:
-        names = {table.setting: getattr(settings, table.setting, "") for table in schema.TABLES}
-        missing = [setting for setting, value in names.items() if not value]
-        if missing:
-            raise ImproperlyConfigured(f"the DynamoDB storage backend needs {', '.join(missing)}")
-        tables = schema.TableNames(
-            connections=names[schema.CONNECTIONS.setting],
-            messages=names[schema.MESSAGES.setting],
-            rooms=names[schema.ROOMS.setting],
-        )
-        return cls(client=make_client(region=settings.AWS_REGION), tables=tables)
+        return cls(client=make_client(region=settings.AWS_REGION), tables=table_names_from_settings())
 
     # Paging -----------------------------------------------------------------------------------
 

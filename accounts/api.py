@@ -1,0 +1,130 @@
+"""The JSON API for non-browser clients: Cognito-shaped tokens, refresh, who am I, and the JWKS.
+
+POST /api/auth/token    {"username", "password"} -> {"IdToken", "AccessToken", "RefreshToken",
+                        "ExpiresIn", "TokenType"}: Cognito's InitiateAuth when Cognito is
+                        configured, the built-in issuer otherwise.
+POST /api/auth/refresh  {"refreshToken"[, "username"]} -> the same without RefreshToken.
+GET  /api/auth/me       the caller, by Bearer token or session.
+GET  /.well-known/jwks.json  the built-in issuer's public key (404 with Cognito: use the pool's).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from django.contrib.auth import authenticate
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import cache_control
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts import cognito, issuer
+from accounts.middleware import unauthorized
+from accounts.users import is_moderator
+
+log = logging.getLogger(__name__)
+
+MAX_FIELD = 1024
+MAX_REFRESH_TOKEN = 8192
+
+
+def _error(status: int, error: str, message: str) -> JsonResponse:
+    return JsonResponse({"error": error, "message": message}, status=status)
+
+
+def _body(request: HttpRequest) -> dict[str, Any] | None:
+    try:
+        body = json.loads(request.body or b"")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _string(body: dict[str, Any], name: str, limit: int) -> str | None:
+    value = body.get(name)
+    return value if isinstance(value, str) and 0 < len(value) <= limit else None
+
+
+def _cognito_failure(error: cognito.CognitoError) -> JsonResponse:
+    if isinstance(error, cognito.ChallengeRequired):
+        return _error(401, "challenge_required", f"{error.message}; complete the sign-in in the Hosted UI")
+    if error.bad_credentials:
+        return _error(401, "invalid_credentials", "wrong username or password")
+    if error.code == "UsernameRequired":
+        return _error(400, "invalid_request", error.message)
+    log.warning("Cognito sign-in failed: %s", error.code)
+    return _error(502, "cognito_unavailable", "the identity provider did not answer, retry shortly")
+
+
+@csrf_exempt  # JSON in, tokens out: no cookie is read or set, so there is nothing to forge
+@require_POST
+def token(request: HttpRequest) -> HttpResponse:
+    body = _body(request)
+    if body is None:
+        return _error(400, "invalid_request", "send a JSON object")
+    username, password = _string(body, "username", MAX_FIELD), _string(body, "password", MAX_FIELD)
+    if username is None or password is None:
+        return _error(400, "invalid_request", "'username' and 'password' are required strings")
+    config = cognito.CognitoConfig.from_settings()
+    if config is not None:
+        try:
+            tokens = cognito.password_auth(config, username=username, password=password)
+        except cognito.CognitoError as error:
+            return _cognito_failure(error)
+        return JsonResponse(tokens.as_json())
+    user = authenticate(request, username=username, password=password)
+    if user is None:
+        return _error(401, "invalid_credentials", "wrong username or password")
+    return JsonResponse(issuer.issue_tokens(user).as_json())
+
+
+@csrf_exempt
+@require_POST
+def refresh(request: HttpRequest) -> HttpResponse:
+    body = _body(request)
+    if body is None:
+        return _error(400, "invalid_request", "send a JSON object")
+    refresh_token = _string(body, "refreshToken", MAX_REFRESH_TOKEN)
+    if refresh_token is None:
+        return _error(400, "invalid_request", "'refreshToken' is a required string")
+    config = cognito.CognitoConfig.from_settings()
+    if config is not None:
+        try:
+            tokens = cognito.refresh_auth(
+                config, refresh_token=refresh_token, username=_string(body, "username", MAX_FIELD)
+            )
+        except cognito.CognitoError as error:
+            if error.code == "NotAuthorizedException":
+                return _error(401, "invalid_grant", "the refresh token is invalid, expired or revoked")
+            return _cognito_failure(error)
+        return JsonResponse(tokens.as_json())
+    try:
+        tokens = issuer.refresh_tokens(refresh_token)
+    except issuer.InvalidRefreshToken:
+        return _error(401, "invalid_grant", "the refresh token is invalid, expired or revoked")
+    return JsonResponse(tokens.as_json())
+
+
+@require_GET
+def me(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    if not user.is_authenticated:
+        return unauthorized("missing_credentials")
+    return JsonResponse(
+        {
+            "userId": str(user.pk),
+            "username": user.get_username(),
+            "isStaff": bool(user.is_staff),
+            "isModerator": is_moderator(user),
+        }
+    )
+
+
+@require_GET
+@cache_control(public=True, max_age=300)
+def jwks(request: HttpRequest) -> HttpResponse:
+    if cognito.CognitoConfig.from_settings() is not None:
+        return _error(404, "not_found", "tokens come from Cognito: use the user pool's JWKS")
+    return JsonResponse(issuer.signing_key().jwks())

@@ -1,0 +1,14 @@
+"""Routes outside /accounts/: the JSON API and the built-in issuer's JWKS."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from accounts import api
+
+urlpatterns = [
+    path("api/auth/token", api.token, name="api_auth_token"),
+    path("api/auth/refresh", api.refresh, name="api_auth_refresh"),
+    path("api/auth/me", api.me, name="api_auth_me"),
+    path(".well-known/jwks.json", api.jwks, name="jwks"),
+]

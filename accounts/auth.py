@@ -1,0 +1,105 @@
+"""The configured verifier: which issuer, which keys and which rules, chosen once from settings.
+
+With Cognito configured, tokens come from the user pool and its keys from COGNITO_JWKS_URL
+(the pool's URL on AWS by default). Without it, the built-in issuer signs them and its
+keys are read in-process. Either way `accounts.tokens.verify_token` decides.
+
+Every rejection is logged here, once, with its reason and never the token: WebSocket,
+Bearer and sign-in pages all come through `verify` and `user_for`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from accounts import issuer
+from accounts.cognito import CognitoConfig
+from accounts.tokens import (
+    JwksKeySet,
+    KeySource,
+    TokenPolicy,
+    TokenRejected,
+    VerifiedToken,
+    http_fetcher,
+    verify_token,
+)
+from accounts.users import user_for_token
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Verifier:
+    keys: KeySource
+    policy: TokenPolicy
+
+
+_lock = threading.Lock()
+_verifier: Verifier | None = None
+
+
+def _build() -> Verifier:
+    interval, max_age = float(settings.AUTH_JWKS_REFETCH_INTERVAL), float(settings.AUTH_JWKS_MAX_AGE)
+    uses = frozenset(settings.AUTH_TOKEN_USES)
+    leeway = float(settings.AUTH_TOKEN_LEEWAY)
+    config = CognitoConfig.from_settings()
+    if config is not None:
+        return Verifier(
+            keys=JwksKeySet(http_fetcher(config.keys_url), min_refetch_interval=interval, max_age=max_age),
+            policy=TokenPolicy(issuer=config.issuer, client_id=config.client_id, token_uses=uses, leeway=leeway),
+        )
+    return Verifier(
+        keys=JwksKeySet(lambda: issuer.signing_key().jwks(), min_refetch_interval=interval, max_age=max_age),
+        policy=TokenPolicy(
+            issuer=issuer.BUILTIN_ISSUER, client_id=issuer.BUILTIN_CLIENT_ID, token_uses=uses, leeway=leeway
+        ),
+    )
+
+
+def verifier() -> Verifier:
+    global _verifier
+    with _lock:
+        if _verifier is None:
+            _verifier = _build()
+        return _verifier
+
+
+@receiver(setting_changed)
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    """override_settings in tests: rebuild from the new settings on next use."""
+    global _verifier
+    if setting.startswith(("COGNITO_", "AUTH_")):
+        with _lock:
+            _verifier = None
+        issuer.reset_key_cache()
+
+
+def log_rejection(error: TokenRejected, *, via: str, client: str | None) -> None:
+    log.warning("token rejected via=%s reason=%s client=%s: %s", via, error.reason.value, client or "-", error.detail)
+
+
+def verify(token: str, *, via: str, client: str | None = None, now: float | None = None) -> VerifiedToken:
+    """Verify a token against the configured issuer. Raises TokenRejected (logged)."""
+    current = verifier()
+    try:
+        return verify_token(token, keys=current.keys, policy=current.policy, now=time.time() if now is None else now)
+    except TokenRejected as error:
+        log_rejection(error, via=via, client=client)
+        raise
+
+
+def user_for(verified: VerifiedToken, *, via: str, client: str | None = None) -> Any:
+    """The user of a verified token (created or updated from Cognito's claims). Raises TokenRejected (logged)."""
+    try:
+        return user_for_token(verified)
+    except TokenRejected as error:
+        log_rejection(error, via=via, client=client)
+        raise

@@ -1,0 +1,245 @@
+"""The built-in issuer: Chatsite signs Cognito-shaped tokens when no Cognito is configured.
+
+On first use it creates an RSA key in a file under settings.DATA_DIR (AUTH_SIGNING_KEY_FILE,
+mode 0600, never in the repo; `*.pem` and `var/` are git-ignored), publishes the public half
+at /.well-known/jwks.json, and signs ID and access tokens with the claims Cognito puts in
+its own. They are verified by `accounts.tokens.verify_token`, the same function that
+verifies Cognito's: one code path for both.
+
+Refresh tokens are opaque random strings; only their SHA-256 is stored, so a database leak
+does not leak usable refresh tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any, Final
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from accounts.models import ExternalIdentity, RefreshToken
+from accounts.tokens import ALGORITHM, TokenSet
+
+# The iss of built-in tokens. Not a URL: nothing should ever try to fetch keys from it.
+BUILTIN_ISSUER: Final = "urn:chatsite:builtin"
+BUILTIN_CLIENT_ID: Final = "chatsite"
+KEY_BITS: Final = 2048  # what Cognito uses
+
+
+def _b64url_uint(value: int) -> str:
+    raw = value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    private_key: rsa.RSAPrivateKey
+    kid: str
+
+    @classmethod
+    def from_private_key(cls, private_key: rsa.RSAPrivateKey) -> SigningKey:
+        numbers = private_key.public_key().public_numbers()
+        # RFC 7638 thumbprint: a kid that changes exactly when the key does.
+        canonical = json.dumps(
+            {"e": _b64url_uint(numbers.e), "kty": "RSA", "n": _b64url_uint(numbers.n)}, separators=(",", ":")
+        )
+        kid = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+        return cls(private_key=private_key, kid=kid)
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls.from_private_key(rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS))
+
+    def public_jwk(self) -> dict[str, str]:
+        numbers = self.private_key.public_key().public_numbers()
+        return {
+            "kty": "RSA",
+            "kid": self.kid,
+            "use": "sig",
+            "alg": ALGORITHM,
+            "n": _b64url_uint(numbers.n),
+            "e": _b64url_uint(numbers.e),
+        }
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self.public_jwk()]}
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        return jwt.encode(claims, self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
+
+
+def load_or_create_key(path: Path) -> SigningKey:
+    """The key in `path`, created (0600) if the file does not exist yet.
+
+    Several daphne processes may start at once on one data directory: each writes its own
+    candidate to a private temporary file and links it into place; the first link wins and
+    everyone reads the winner.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        candidate = SigningKey.generate()
+        pem = candidate.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(pem)
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process won the race: use its key
+        finally:
+            tmp.unlink(missing_ok=True)
+    private_key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(private_key, rsa.RSAPrivateKey):
+        raise ValueError(f"{path} does not hold an RSA private key")
+    return SigningKey.from_private_key(private_key)
+
+
+@cache
+def _key_at(path: str) -> SigningKey:
+    return load_or_create_key(Path(path))
+
+
+def signing_key() -> SigningKey:
+    """This process's built-in signing key (loaded, or created on first run)."""
+    return _key_at(str(settings.AUTH_SIGNING_KEY_FILE))
+
+
+def reset_key_cache() -> None:
+    _key_at.cache_clear()
+
+
+# --- minting (pure) --------------------------------------------------------------------
+
+
+def mint(
+    key: SigningKey,
+    *,
+    subject: str,
+    username: str,
+    groups: list[str],
+    email: str | None,
+    lifetime: int,
+    now: int,
+    auth_time: int | None = None,
+    origin_jti: str | None = None,
+) -> tuple[str, str]:
+    """An ID token and an access token with the claims Cognito uses."""
+    origin_jti = origin_jti or str(uuid.uuid4())
+    common: dict[str, Any] = {
+        "iss": BUILTIN_ISSUER,
+        "sub": subject,
+        "iat": now,
+        "auth_time": auth_time or now,
+        "exp": now + lifetime,
+        "origin_jti": origin_jti,
+        "event_id": str(uuid.uuid4()),
+    }
+    if groups:
+        common["cognito:groups"] = groups
+    id_claims = {
+        **common,
+        "jti": str(uuid.uuid4()),
+        "token_use": "id",
+        "aud": BUILTIN_CLIENT_ID,
+        "cognito:username": username,
+    }
+    if email:
+        id_claims["email"] = email
+    access_claims = {
+        **common,
+        "jti": str(uuid.uuid4()),
+        "token_use": "access",
+        "client_id": BUILTIN_CLIENT_ID,
+        "username": username,
+        "scope": "aws.cognito.signin.user.admin",
+    }
+    return key.sign(id_claims), key.sign(access_claims)
+
+
+# --- issuing for built-in accounts (database) ------------------------------------------
+
+
+class InvalidRefreshToken(Exception):
+    pass
+
+
+def _digest(refresh_token: str) -> str:
+    return hashlib.sha256(refresh_token.encode()).hexdigest()
+
+
+def subject_for(user: AbstractBaseUser) -> str:
+    """The built-in `sub` of a user: a random UUID made once and kept."""
+    link, _ = ExternalIdentity.objects.get_or_create(
+        issuer=BUILTIN_ISSUER, user_id=user.pk, defaults={"subject": str(uuid.uuid4())}
+    )
+    return link.subject
+
+
+def _mint_for(user: Any, *, now: datetime, refresh_token: str | None, auth_time: int | None = None) -> TokenSet:
+    lifetime = settings.AUTH_TOKEN_LIFETIME
+    id_token, access_token = mint(
+        signing_key(),
+        subject=subject_for(user),
+        username=user.get_username(),
+        groups=sorted(user.groups.values_list("name", flat=True)),
+        email=user.email or None,
+        lifetime=lifetime,
+        now=int(now.timestamp()),
+        auth_time=auth_time,
+    )
+    return TokenSet(id_token=id_token, access_token=access_token, expires_in=lifetime, refresh_token=refresh_token)
+
+
+def issue_tokens(user: Any, *, now: datetime | None = None) -> TokenSet:
+    """Sign-in: ID, access and refresh tokens for an authenticated built-in user."""
+    now = now or datetime.now(UTC)
+    refresh_token = secrets.token_urlsafe(48)
+    with transaction.atomic():
+        RefreshToken.objects.create(
+            user=user,
+            digest=_digest(refresh_token),
+            created_at=now,
+            expires_at=now + timedelta(seconds=settings.AUTH_REFRESH_TOKEN_LIFETIME),
+        )
+        return _mint_for(user, now=now, refresh_token=refresh_token)
+
+
+def refresh_tokens(refresh_token: str, *, now: datetime | None = None) -> TokenSet:
+    """New ID and access tokens for a live refresh token (like Cognito, no new refresh token)."""
+    now = now or datetime.now(UTC)
+    row = (
+        RefreshToken.objects.select_related("user")
+        .filter(digest=_digest(refresh_token), revoked_at__isnull=True, expires_at__gt=now)
+        .first()
+    )
+    if row is None or not row.user.is_active:
+        raise InvalidRefreshToken("refresh token is unknown, expired, revoked or its user is inactive")
+    return _mint_for(row.user, now=now, refresh_token=None, auth_time=int(row.created_at.timestamp()))
+
+
+def revoke_refresh_token(refresh_token: str, *, now: datetime | None = None) -> bool:
+    return bool(
+        RefreshToken.objects.filter(digest=_digest(refresh_token), revoked_at__isnull=True).update(
+            revoked_at=now or datetime.now(UTC)
+        )
+    )

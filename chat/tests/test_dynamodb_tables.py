@@ -1,0 +1,142 @@
+"""manage.py create_dynamodb_tables against a moto server process."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import override_settings
+
+from chat.storage import schema
+from chat.storage.dynamodb import DynamoDBClient, make_client
+from tests.fixtures.aws import MotoServer
+
+
+@pytest.fixture
+def client(aws_env: dict[str, str]) -> DynamoDBClient:
+    return make_client(region=aws_env["AWS_REGION"])
+
+
+@pytest.fixture
+def names(client: DynamoDBClient) -> Iterator[schema.TableNames]:
+    """Table names of this test only, in the settings; the tables go at the end."""
+    names = schema.TableNames.with_prefix(f"cmd-{uuid.uuid4().hex[:10]}-")
+    with override_settings(
+        DYNAMODB_CONNECTIONS_TABLE=names.connections,
+        DYNAMODB_MESSAGES_TABLE=names.messages,
+        DYNAMODB_ROOMS_TABLE=names.rooms,
+    ):
+        yield names
+    existing = set(client.list_tables()["TableNames"])
+    for table in schema.TABLES:
+        if names.of(table) in existing:
+            client.delete_table(TableName=names.of(table))
+
+
+def run() -> str:
+    out = io.StringIO()
+    call_command("create_dynamodb_tables", stdout=out)
+    return out.getvalue()
+
+
+def indexes(client: DynamoDBClient, name: str) -> dict[str, list[tuple[str, str]]]:
+    table = client.describe_table(TableName=name)["Table"]
+    return {
+        index["IndexName"]: [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]]
+        for index in table.get("GlobalSecondaryIndexes", [])
+    }
+
+
+def ttl_of(client: DynamoDBClient, name: str) -> tuple[Any, Any]:
+    description = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    return description.get("TimeToLiveStatus"), description.get("AttributeName")
+
+
+def test_creates_the_tables_indexes_and_ttl_and_says_so(
+    client: DynamoDBClient, names: schema.TableNames, moto_server: MotoServer
+) -> None:
+    """The command creates Connections, Messages and Rooms with their keys, indexes and TTL on `ttl`."""
+    out = run()
+    for name in (names.connections, names.messages, names.rooms):
+        assert f"created table {name}" in out
+        assert client.describe_table(TableName=name)["Table"]["TableStatus"] == "ACTIVE"
+    assert f"enabled TTL on {names.messages}.ttl" in out
+
+    assert indexes(client, names.connections) == {
+        "UserIdIndex": [("userId", "HASH")],
+        "InstanceIdIndex": [("instanceId", "HASH")],
+    }
+    assert indexes(client, names.messages) == {
+        "RoomIdTimestampIndex": [("roomId", "HASH"), ("timestamp", "RANGE")],
+        "RoomSeqIndex": [("roomId", "HASH"), ("seq", "RANGE")],
+    }
+    assert indexes(client, names.rooms) == {}
+    keys = {
+        name: client.describe_table(TableName=name)["Table"]["KeySchema"]
+        for name in (names.connections, names.messages, names.rooms)
+    }
+    assert keys == {
+        names.connections: [{"AttributeName": "connectionId", "KeyType": "HASH"}],
+        names.messages: [{"AttributeName": "messageId", "KeyType": "HASH"}],
+        names.rooms: [{"AttributeName": "roomId", "KeyType": "HASH"}],
+    }
+    assert ttl_of(client, names.connections) == ("ENABLED", "ttl")
+    assert ttl_of(client, names.messages) == ("ENABLED", "ttl")
+
+
+def test_a_second_run_changes_nothing(client: DynamoDBClient, names: schema.TableNames) -> None:
+    """Run twice, the command reports the tables as present and does nothing else."""
+    run()
+    client.put_item(TableName=names.rooms, Item={"roomId": {"S": "kept"}})
+    out = run()
+    assert "created" not in out and "enabled TTL" not in out
+    assert out.strip().endswith("nothing to do")
+    assert f"table {names.messages} (Messages) exists" in out
+    assert "Item" in client.get_item(TableName=names.rooms, Key={"roomId": {"S": "kept"}})
+
+
+def test_tables_of_the_origin_design_get_the_missing_indexes(client: DynamoDBClient, names: schema.TableNames) -> None:
+    """Origin-design tables (no seq or instance index) keep their items and gain the indexes Chatsite needs."""
+    origin_messages = {
+        **schema.create_table_request(schema.MESSAGES, names.messages),
+        "AttributeDefinitions": [
+            {"AttributeName": "messageId", "AttributeType": "S"},
+            {"AttributeName": "roomId", "AttributeType": "S"},
+            {"AttributeName": "timestamp", "AttributeType": "S"},
+        ],
+        "GlobalSecondaryIndexes": [schema.create_index_request(schema.MESSAGES.index("RoomIdTimestampIndex"))],
+    }
+    client.create_table(**origin_messages)
+    client.put_item(TableName=names.messages, Item={"messageId": {"S": "old"}, "roomId": {"S": "general"}})
+    out = run()
+    assert f"created index RoomSeqIndex on {names.messages}" in out
+    assert f"created index InstanceIdIndex on {names.connections}" not in out  # that table was new
+    assert set(indexes(client, names.messages)) == {"RoomIdTimestampIndex", "RoomSeqIndex"}
+    assert "Item" in client.get_item(TableName=names.messages, Key={"messageId": {"S": "old"}})
+
+
+def test_a_table_with_another_key_is_an_error(client: DynamoDBClient, names: schema.TableNames) -> None:
+    """A table of the right name but another primary key stops the command; it is never altered."""
+    client.create_table(
+        TableName=names.rooms,
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    with pytest.raises(CommandError, match=names.rooms):
+        run()
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_a_missing_table_name_is_named() -> None:
+    """Without DYNAMODB_ROOMS_TABLE the command fails and names the variable."""
+    with (
+        override_settings(DYNAMODB_CONNECTIONS_TABLE="c", DYNAMODB_MESSAGES_TABLE="m", DYNAMODB_ROOMS_TABLE=""),
+        pytest.raises(CommandError, match="DYNAMODB_ROOMS_TABLE"),
+    ):
+        run()
