@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from channels.layers import get_channel_layer
 
-from chat import protocol
+from chat import metrics, protocol
 from chat.storage.base import MessageRecord
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,11 @@ async def message_stored(message: MessageRecord) -> None:
     if layer is None:
         return
     try:
-        await layer.group_send(room_group(message.room_id), message_event(message))
+        with metrics.broadcast_timer():
+            await layer.group_send(room_group(message.room_id), message_event(message))
     except Exception:
         # The message is stored and will be acked; receivers repair the gap by seq.
+        metrics.record_drop("send_failed")
         log.exception("broadcast failed room=%s seq=%s", message.room_id, message.seq)
 
 

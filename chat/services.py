@@ -18,7 +18,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from accounts.identity import Identity
-from chat import broadcast, protocol
+from chat import broadcast, metrics, protocol
 from chat.errors import ChatError, ErrorCode, StorageUnavailable
 from chat.storage import get_store
 from chat.storage.base import ConnectionRecord, MessageRecord, NewMessage, Room, RoomNotFound
@@ -36,7 +36,8 @@ async def _store_call(fn: Callable[..., T], /, **kwargs: Any) -> T:
     """Run one storage call off the event loop; failures become StorageUnavailable."""
     store = get_store()
     try:
-        return await sync_to_async(fn, thread_sensitive=store.thread_sensitive)(**kwargs)
+        with metrics.store_timer(getattr(fn, "__name__", "call")):
+            return await sync_to_async(fn, thread_sensitive=store.thread_sensitive)(**kwargs)
     except (ChatError, RoomNotFound):
         raise
     except Exception as exc:
@@ -104,6 +105,7 @@ async def message_send(
         result = await _store_call(get_store().append_message, new=new)
     except RoomNotFound:
         raise ChatError(ErrorCode.UNKNOWN_ROOM, f"room {room_id!r} does not exist", room_id=room_id) from None
+    metrics.record_stored(created=result.created)
     await broadcast.message_stored(result.message)
     return result.message
 

@@ -58,6 +58,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "chatsite.ops.health.HealthCheckMiddleware",  # first: before host checks and the HTTPS redirect
+    "chatsite.ops.logs.request_id_middleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -166,8 +168,17 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 if PRODUCTION:
     SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
-    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0, minimum=0)
+    # On by default: behind an ALB or CloudFront, X-Forwarded-Proto says https and nothing
+    # redirects; the balancer's plain-HTTP health probe is answered before this
+    # (chatsite.ops.health sits first in MIDDLEWARE).
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # Preloading is a deliberate, hard-to-undo submission to the browsers' lists, for the
+        # owner of the registrable domain to opt into (DJANGO_HSTS_PRELOAD=1); not a default.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Channel layer ----------------------------------------------------------------------
@@ -340,15 +351,38 @@ CHAT_AUTH_TIMEOUT = env_float("CHAT_AUTH_TIMEOUT", 10.0)
 if not 0 < CHAT_AUTH_TIMEOUT <= 300:
     raise ImproperlyConfigured("CHAT_AUTH_TIMEOUT must be between 0 and 300 seconds")
 
+# --- Operations (chatsite/ops: health, metrics, logs; docs/operations.md) ---------------
+# /metrics answers a bearer token or a staff session; there is no default token.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 32 characters (try: openssl rand -hex 32)")
+# CloudWatch Embedded Metric Format lines on stdout (chatsite/ops/emf.py).
+METRICS_EMF = env_bool("METRICS_EMF", False)
+METRICS_EMF_NAMESPACE = env_str("METRICS_EMF_NAMESPACE", "Chatsite")
+METRICS_EMF_SERVICE = env_str("METRICS_EMF_SERVICE", "chatsite")
+METRICS_EMF_INTERVAL = env_int("METRICS_EMF_INTERVAL", 60, minimum=1)
+LOG_FORMAT = env_str("LOG_FORMAT", "json" if PRODUCTION else "plain")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, got {LOG_FORMAT!r}")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "chatsite.ops.logs.JsonFormatter"},
+    },
     # No token reaches a log line, whoever logs it (accounts/redact.py).
     "filters": {"redact_tokens": {"()": "accounts.redact.RedactTokensFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_tokens"]}
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact_tokens"]},
+        # Counts the group messages channels-redis drops at capacity (logged at INFO only).
+        "layer_drops": {"class": "chat.metrics.LayerDropHandler", "level": "INFO"},
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django": {"level": "INFO"}, "daphne": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"level": "INFO"},
+        "daphne": {"level": "WARNING"},
+        "channels_redis": {"level": "INFO", "handlers": ["layer_drops"]},
+    },
 }

@@ -1,0 +1,159 @@
+"""/healthz and /readyz: what a load balancer polls, answered before host checks and redirects."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient, Client
+from pytest_django.fixtures import Settings
+
+from chat.storage import get_store
+from chatsite.ops import health
+from tests.fixtures.aws import MotoServer
+from tests.fixtures.servers import free_port
+
+pytestmark = pytest.mark.timeout(60)
+
+# An ALB probes by the target's private address, over plain HTTP.
+PROBE_HOST = "10.0.3.7"
+
+
+@pytest.fixture(autouse=True)
+def fresh_readiness() -> Iterator[None]:
+    health.reset_cache()
+    yield
+    health.reset_cache()
+
+
+def body(response: Any) -> dict[str, Any]:
+    data = json.loads(response.content)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_healthz_answers_a_probe_by_ip_that_other_pages_refuse(client: Client) -> None:
+    """A probe with the instance's IP as Host gets 200 from /healthz, though a page gets 400."""
+    assert client.get("/accounts/login/", HTTP_HOST=PROBE_HOST).status_code == 400
+    response = client.get("/healthz", HTTP_HOST=PROBE_HOST)
+    assert response.status_code == 200
+    assert body(response) == {"status": "ok"}
+    assert response["Cache-Control"] == "no-store"
+    assert "Set-Cookie" not in response
+
+
+def test_health_paths_are_not_redirected_to_https(client: Client, settings: Settings) -> None:
+    """With SECURE_SSL_REDIRECT on, a plain-HTTP probe still gets 200, while pages redirect."""
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/accounts/login/").status_code == 301
+    assert client.get("/healthz", HTTP_HOST=PROBE_HOST).status_code == 200
+    assert client.head("/healthz", HTTP_HOST=PROBE_HOST).status_code == 200
+
+
+def test_healthz_touches_no_database(client: Client) -> None:
+    """/healthz works without database access (pytest-django blocks it here)."""
+    assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_readyz_reports_every_dependency_with_its_latency() -> None:
+    """/readyz is 200 with database, channel layer and store each ok and timed."""
+    response = await AsyncClient().get("/readyz", headers={"host": PROBE_HOST})
+    assert response.status_code == 200
+    data = body(response)
+    assert data["status"] == "ready"
+    assert set(data["checks"]) == {"database", "channelLayer", "store"}
+    for check in data["checks"].values():
+        assert check["ok"] is True
+        assert isinstance(check["latencyMs"], float | int) and 0 <= check["latencyMs"] < 2000
+        assert "error" not in check
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_readyz_is_503_and_names_the_store_when_dynamodb_fails(
+    settings: Settings, aws_env: dict[str, str]
+) -> None:
+    """A store whose tables are missing makes /readyz 503, naming only the store and the error class."""
+    settings.CHAT_STORAGE_BACKEND = "dynamodb"
+    settings.DYNAMODB_CONNECTIONS_TABLE = "missing-Connections"
+    settings.DYNAMODB_MESSAGES_TABLE = "missing-Messages"
+    settings.DYNAMODB_ROOMS_TABLE = "missing-Rooms"
+    await sync_to_async(get_store)()  # build the boto3 client: the test is about the answer, not a cold start
+    response = await AsyncClient().get("/readyz")
+    assert response.status_code == 503
+    data = body(response)
+    assert data["status"] == "unready"
+    assert data["checks"]["store"]["ok"] is False
+    assert data["checks"]["store"]["error"] == "ResourceNotFoundException"
+    assert data["checks"]["database"]["ok"] is True
+    assert data["checks"]["channelLayer"]["ok"] is True
+    # Nothing about where the store is: no endpoint, no table name.
+    assert "missing-" not in response.content.decode()
+    assert "127.0.0.1" not in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_readyz_is_503_when_redis_is_down(settings: Settings) -> None:
+    """A channel layer whose Redis refuses connections fails its check, within the time budget."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}/0"]},
+        }
+    }
+    response = await AsyncClient().get("/readyz")
+    assert response.status_code == 503
+    check = body(response)["checks"]["channelLayer"]
+    assert check["ok"] is False
+    assert check["error"]
+    assert check["latencyMs"] <= health.CHECK_TIMEOUT_SECONDS * 1000 + 500
+
+
+@pytest.mark.parametrize(
+    "backend", ["channels_redis.core.RedisChannelLayer", "channels_redis.pubsub.RedisPubSubChannelLayer"]
+)
+@pytest.mark.django_db(transaction=True)
+async def test_readyz_round_trips_through_a_real_redis_layer(settings: Settings, redis_url: str, backend: str) -> None:
+    """With either channels-redis layer on a live Redis, the channel-layer check passes."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": backend, "CONFIG": {"hosts": [redis_url]}}}
+    response = await AsyncClient().get("/readyz")
+    assert body(response)["checks"]["channelLayer"]["ok"] is True
+    assert response.status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_burst_of_probes_runs_the_checks_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probes within a second share one round of checks, so polling stays cheap."""
+    calls: list[str] = []
+    original = health.CHECKS["store"]
+
+    async def counted() -> None:
+        calls.append("store")
+        await original()
+
+    monkeypatch.setitem(health.CHECKS, "store", counted)
+    client = AsyncClient()
+    for _ in range(20):
+        assert (await client.get("/readyz")).status_code == 200
+    assert calls == ["store"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_moto_backed_store_passes_when_its_tables_exist(
+    settings: Settings, aws_env: dict[str, str], moto_server: MotoServer
+) -> None:
+    """With the DynamoDB backend and its tables created, /readyz is 200."""
+    from chat.storage import dynamodb, schema
+
+    names = schema.TableNames.with_prefix("readyz-")
+    dynamodb.ensure_tables(dynamodb.make_client(region=aws_env["AWS_REGION"]), names, poll_seconds=0.05)
+    settings.CHAT_STORAGE_BACKEND = "dynamodb"
+    settings.DYNAMODB_CONNECTIONS_TABLE = names.connections
+    settings.DYNAMODB_MESSAGES_TABLE = names.messages
+    settings.DYNAMODB_ROOMS_TABLE = names.rooms
+    response = await AsyncClient().get("/readyz")
+    assert body(response)["checks"]["store"]["ok"] is True
+    assert response.status_code == 200
