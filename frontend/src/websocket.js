@@ -671,11 +671,15 @@ export class ChatConnection {
     );
   }
 
-  /** Older messages: resolves with {messages, hasMore}; rejects if the socket drops first. */
-  history(roomId, beforeSeq, limit = 50) {
+  /**
+   * Older messages: resolves with {messages, hasMore}; rejects if the socket drops first.
+   * Without a limit the server's page size applies, the same as a join's latest page.
+   */
+  history(roomId, beforeSeq, limit) {
     return new Promise((resolve, reject) => {
-      const frame = { action: 'history', roomId, limit };
+      const frame = { action: 'history', roomId };
       if (beforeSeq !== null && beforeSeq !== undefined) frame.beforeSeq = beforeSeq;
+      if (limit !== undefined) frame.limit = limit;
       if (this.state !== ConnectionState.LIVE || !this.rawSend(frame)) {
         reject(new Error('not connected'));
         return;

@@ -253,6 +253,12 @@ describe('resume', () => {
     const socket = await liveInGeneral(conn, 3);
     const page = conn.history('general', 1, 50);
     expect(socket.sentActions('history')).toEqual([{ action: 'history', roomId: 'general', beforeSeq: 1, limit: 50 }]);
+    expect(conn.history('general', 1) && socket.sentActions('history').at(-1)).toEqual({
+      action: 'history',
+      roomId: 'general',
+      beforeSeq: 1,
+    });
+    socket.deliver({ type: 'history', roomId: 'general', messages: [], hasMore: false });
     socket.deliver({ type: 'history', roomId: 'general', messages: [], hasMore: false });
     await expect(page).resolves.toEqual({ roomId: 'general', messages: [], hasMore: false });
 
