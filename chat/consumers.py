@@ -17,9 +17,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.identity import AuthenticationFailed, Identity, identify
-from chat import connections, protocol, services
+from chat import connections, metrics, protocol, services
 from chat.errors import ChatError, ErrorCode
 from chat.protocol import CloseCode
+from chatsite.ops import logs
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await local.prepare()
             record = await services.connection_open(identity=identity)
         except ChatError:
+            metrics.record_connection("failed")
             await self.close(code=CloseCode.INTERNAL_ERROR)
             return
         self.connection_id = record.connection_id
+        metrics.record_connection("accepted")
+        logs.bind_connection(self.scope, connection_id=record.connection_id, user_id=identity.user_id)
         await local.add(self)
         self._watch_expiry()
         if announce:
@@ -91,6 +95,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.disconnected:
             return
         self.disconnected = True
+        metrics.record_disconnect(accepted=self.connection_id is not None)
+        logs.connection_closed(code)
         for timer in (self.auth_deadline, self.expiry):
             if timer is not None and timer is not asyncio.current_task():
                 timer.cancel()
@@ -113,11 +119,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         command: protocol.Command | None = None
         try:
             command = protocol.parse_client_frame(text_data, self.limits, binary=bytes_data is not None)
+            logs.bind(room_id=getattr(command, "room_id", None))
             handler = self._handlers[type(command)]
             await handler(self, command)
         except ChatError as error:
+            metrics.record_error(error.code.value)
             await self.send_frame(protocol.error_frame(error))
         except Exception:
+            metrics.record_error(ErrorCode.INTERNAL_ERROR.value)
             log.exception("unhandled error in a client frame, connection=%s", self.connection_id)
             internal = ChatError(ErrorCode.INTERNAL_ERROR, "internal error, retry shortly")
             if command is not None:
@@ -164,6 +173,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 error.room_id = room_id
                 raise
             self.cursors[room_id] = result.last_seq
+            metrics.record_join(last_seq=last_seq, recovered=result.recovered)
             if reply:
                 await self.send_frame(
                     protocol.joined_frame(room_id, result.last_seq, result.messages, recovered=result.recovered)
@@ -248,6 +258,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._open(identity, announce=True)
 
     async def refuse(self) -> None:
+        metrics.record_refused(accepted=self.connection_id is not None)
         self.refused = True
         await self.close(code=CloseCode.UNAUTHORIZED)
 
@@ -303,6 +314,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if cursor is None or seq <= cursor:
                 return
             if seq > cursor + 1:
+                metrics.record_drop("gap", seq - cursor - 1)
                 try:
                     await self._send_missed(room_id, up_to_seq=seq - 1)
                 except ChatError:
@@ -310,6 +322,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     await self.close(code=CloseCode.INTERNAL_ERROR)
                     return
             await self.send(text_data=event["text"])
+            metrics.record_delivered()
             self.cursors[room_id] = seq
 
     async def _send_missed(self, room_id: str, *, up_to_seq: int) -> None:
@@ -318,6 +331,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for message in missed:
             if room_id in self.cursors and message.seq > self.cursors[room_id]:
                 await self.send(text_data=protocol.encode(protocol.message_frame(message)))
+                metrics.record_delivered()
                 self.cursors[room_id] = message.seq
 
     # The connection keeper (chat.connections) ----------------------------------------------
