@@ -1,0 +1,280 @@
+"""The template UI in a real browser against a real daphne process.
+
+Every test drives Chromium the way a user would: signed-in contexts (one cookie jar per
+user), the room page's own WebSocket, the keyboard. See tests/browser/conftest.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.browser.conftest import BrowserUser, NewUser, skip_reason, timeout_ms
+from tests.fixtures.servers import DEMO_PASSWORD, DaphneServer
+
+if TYPE_CHECKING:
+    from playwright.async_api import Locator, WebSocket
+
+_reason = skip_reason()
+pytestmark = [
+    pytest.mark.skipif(_reason is not None, reason=_reason or ""),
+    pytest.mark.asyncio(loop_scope="module"),
+]
+if _reason is None:
+    from playwright.async_api import expect
+
+DaphneFactory = Callable[..., DaphneServer]
+
+# Each one has broken a chat app somewhere. They must arrive as text and nothing else.
+XSS_PAYLOADS = [
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(2)</script>",
+    '<a href="javascript:alert(3)">click me</a>',
+    "javascript:alert(4)",
+    "<svg onload=alert(5)>",
+    '<iframe src="javascript:alert(6)"></iframe>',
+    "<details open ontoggle=alert(7)>",
+    '"><img src=x onerror="window.__xss=8">',
+    "<b onmouseover=alert(9)>bold</b>",
+    "<style>body{display:none}</style>",
+    "</textarea><script>window.__xss=10</script>",
+    "{{ 7|add:7 }} ${alert(11)} &lt;b&gt;",
+]
+INJECTED = "img, script, svg, iframe, a, details, b, style, textarea"
+# chat.js caps its reconnect backoff at 30 s.
+BACKOFF_CAP_MS = 30_000
+
+
+async def open_room(user: BrowserUser, server: DaphneServer, room_id: str = "general") -> None:
+    await user.page.goto(f"{server.base_url}/rooms/{room_id}/")
+    await expect(user.page.locator("#status")).to_have_attribute("data-state", "live")
+
+
+async def say(user: BrowserUser, text: str) -> None:
+    box = user.page.locator("#message-input")
+    await box.fill(text)
+    await box.press("Enter")
+
+
+def lines(user: BrowserUser) -> Locator:
+    """The text of every message line the user sees, in order."""
+    return user.page.locator("#messages li.msg .text")
+
+
+def line(user: BrowserUser, text: str) -> Locator:
+    """The message line whose text is exactly `text`."""
+    return user.page.locator("#messages li.msg").filter(has=user.page.get_by_text(text, exact=True))
+
+
+async def skip_backoff(user: BrowserUser) -> None:
+    """Jump the page's clock past the backoff cap: the pending reconnect fires now, if it is due within the cap.
+
+    The page's timers run in real time otherwise; this only spares the test the random wait.
+    """
+    await user.page.clock.fast_forward(BACKOFF_CAP_MS)
+
+
+async def eventually(predicate: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_ms(seconds) / 1000
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_visitor_signs_up_creates_a_room_and_signs_out(
+    daphne_factory: DaphneFactory, new_user: NewUser
+) -> None:
+    """Sign-up lands on the room list; a new room opens live with its name as text; sign-out ends the session."""
+    server = daphne_factory()
+    user = await new_user(server, None)
+    page = user.page
+    await page.goto(server.base_url + "/")
+    await expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    await page.get_by_role("link", name="Sign up").first.click()
+    await page.get_by_label("Username").fill("dana")
+    await page.locator("#id_password1").fill(DEMO_PASSWORD)
+    await page.locator("#id_password2").fill(DEMO_PASSWORD)
+    await page.get_by_role("button", name="Create account").click()
+    await expect(page.get_by_role("heading", name="Rooms")).to_be_visible()
+    await expect(page.locator(".who")).to_contain_text("dana")
+
+    await page.get_by_label("Room id").fill("book-club")
+    await page.get_by_label("Display name").fill("<img src=x onerror=alert(1)> Books")
+    await page.get_by_role("button", name="Create room").click()
+    await expect(page).to_have_url(re.compile(r"/rooms/book-club/$"))
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("<img src=x onerror=alert(1)> Books")
+    await expect(page.locator("#status")).to_have_attribute("data-state", "live")
+    assert await page.locator("img").count() == 0
+
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    await page.goto(server.base_url + "/rooms/book-club/")
+    await expect(page).to_have_url(re.compile(r"/accounts/login/\?next="))
+    assert user.dialogs == [] and user.page_errors == []
+
+
+async def test_two_users_chat_live_in_a_room(daphne_factory: DaphneFactory, new_user: NewUser) -> None:
+    """Two users see each other's messages live; Enter sends, Shift+Enter breaks a line, your own turn sent."""
+    server = daphne_factory()
+    alice = await new_user(server, "alice")
+    bob = await new_user(server, "bob", viewport_width=390)  # a phone
+    await open_room(alice, server)
+    await open_room(bob, server)
+
+    await say(alice, "hi bob")
+    await expect(lines(bob)).to_have_text(["hi bob"])
+    await expect(line(bob, "hi bob").locator(".author")).to_have_text("alice")
+    await expect(line(alice, "hi bob")).to_have_attribute("data-state", "sent")
+
+    box = bob.page.locator("#message-input")
+    await box.press_sequentially("two")
+    await box.press("Shift+Enter")
+    await box.press_sequentially("lines")
+    await box.press("Enter")
+    await expect(lines(alice)).to_have_count(2)
+    assert await lines(alice).all_text_contents() == ["hi bob", "two\nlines"]
+    await expect(box).to_have_value("")
+    await expect(line(bob, "two\nlines")).to_have_attribute("data-state", "sent")
+    assert alice.page_errors == [] and bob.page_errors == []
+
+
+async def test_a_reload_shows_history_and_older_pages_load_on_demand(
+    daphne_factory: DaphneFactory, new_user: NewUser
+) -> None:
+    """After a reload the latest page is back; "Load older" (by keyboard) brings the rest, then hides."""
+    server = daphne_factory(CHAT_HISTORY_PAGE="3")
+    alice = await new_user(server, "alice")
+    await open_room(alice, server)
+    texts = [f"message {n}" for n in range(1, 6)]
+    for text in texts:
+        await say(alice, text)
+    await expect(alice.page.locator('#messages li.msg[data-state="sent"]')).to_have_count(len(texts))
+
+    await alice.page.reload()
+    await expect(alice.page.locator("#status")).to_have_attribute("data-state", "live")
+    await expect(lines(alice)).to_have_text(texts[-3:])
+    older = alice.page.get_by_role("button", name="Load older messages")
+    await older.focus()
+    await alice.page.keyboard.press("Enter")
+    await expect(lines(alice)).to_have_text(texts)
+    await expect(alice.page.locator("#load-older")).to_be_hidden()
+
+
+async def test_every_message_shows_once_across_a_server_restart(
+    daphne_factory: DaphneFactory, new_user: NewUser
+) -> None:
+    """Across a daphne restart both users end with every message once, one typed while it was down included."""
+    server = daphne_factory()
+    alice = await new_user(server, "alice")
+    bob = await new_user(server, "bob")
+    for user in (alice, bob):
+        await user.context.clock.install()
+        await open_room(user, server)
+    await say(alice, "before the restart")
+    await expect(lines(bob)).to_have_text(["before the restart"])
+    await say(bob, "me too")
+    await expect(lines(alice)).to_have_text(["before the restart", "me too"])
+
+    await asyncio.to_thread(server.stop)
+    for user in (alice, bob):
+        await expect(user.page.locator("#status")).to_have_attribute("data-state", "offline")
+        await expect(user.page.locator("#status")).to_contain_text("reconnecting")
+    await say(alice, "typed while the server was down")
+    await expect(line(alice, "typed while the server was down")).to_have_attribute("data-state", "pending")
+
+    await asyncio.to_thread(server.start)
+    for user in (alice, bob):
+        await skip_backoff(user)
+    await expect(line(alice, "typed while the server was down")).to_have_attribute("data-state", "sent")
+    await expect(bob.page.locator("#status")).to_have_attribute("data-state", "live")
+    await say(bob, "after the restart")
+    expected = ["before the restart", "me too", "typed while the server was down", "after the restart"]
+    for user in (alice, bob):
+        await expect(lines(user)).to_have_text(expected)
+        assert await lines(user).all_text_contents() == expected
+        assert user.page_errors == []
+
+
+async def test_a_room_page_whose_session_ended_sends_the_user_to_sign_in(
+    daphne_factory: DaphneFactory, new_user: NewUser
+) -> None:
+    """A socket closed with 4401 (signed out in another tab) takes the room page to sign-in, then back."""
+    server = daphne_factory()
+    carol = await new_user(server, "carol")
+    await carol.context.clock.install()
+    await open_room(carol, server)
+    other_tab = await carol.context.new_page()
+    await other_tab.goto(server.base_url + "/")
+    await other_tab.get_by_role("button", name="Sign out").click()
+    await expect(other_tab).to_have_url(re.compile(r"/accounts/login/"))
+
+    await asyncio.to_thread(server.restart)  # the open socket reconnects, without a session now
+    await skip_backoff(carol)
+    await expect(carol.page).to_have_url(re.compile(r"/accounts/login/\?next=%2Frooms%2Fgeneral%2F$"))
+
+
+async def test_markup_in_messages_shows_as_text_and_never_runs(
+    daphne_factory: DaphneFactory, new_user: NewUser
+) -> None:
+    """HTML and script sent as messages show as literal text to both users; nothing runs or becomes an element."""
+    server = daphne_factory()
+    alice = await new_user(server, "alice")
+    bob = await new_user(server, "bob")
+    await open_room(alice, server)
+    await open_room(bob, server)
+    for payload in XSS_PAYLOADS:
+        await say(alice, payload)
+    await expect(alice.page.locator('#messages li.msg[data-state="sent"]')).to_have_count(len(XSS_PAYLOADS))
+
+    await bob.page.reload()  # the history path renders them too
+    for user in (alice, bob):
+        await expect(lines(user)).to_have_count(len(XSS_PAYLOADS))
+        assert await lines(user).all_text_contents() == XSS_PAYLOADS
+        assert await user.page.locator(f"#messages :is({INJECTED})").count() == 0
+        assert await user.page.locator("img, svg, iframe, details").count() == 0
+        assert await user.page.evaluate("() => window.__xss") is None
+        assert user.dialogs == []
+
+
+async def test_a_rejected_message_shows_failed_and_retry_resends_the_same_id(
+    daphne_factory: DaphneFactory, new_user: NewUser
+) -> None:
+    """Text over 4000 characters stays in the composer; a rejected message shows its code, Retry reuses its id."""
+    server = daphne_factory(CHAT_MAX_MESSAGE_LENGTH="20")
+    alice = await new_user(server, "alice")
+    sent: list[dict[str, Any]] = []
+
+    def watch(ws: WebSocket) -> None:
+        ws.on("framesent", lambda payload: sent.append(json.loads(payload)))
+
+    alice.page.on("websocket", watch)
+    await open_room(alice, server)
+
+    box = alice.page.locator("#message-input")
+    await box.fill("x" * 4001)
+    await box.press("Enter")
+    await expect(alice.page.locator("#counter")).to_contain_text("too long")
+    await expect(box).to_have_value("x" * 4001)
+    await expect(lines(alice)).to_have_count(0)
+
+    text = "longer than the server's twenty characters"
+    await say(alice, text)
+    failed = line(alice, text)
+    await expect(failed).to_have_attribute("data-state", "failed")
+    await expect(failed).to_contain_text("message_too_long")
+    await failed.get_by_role("button", name="Retry").click()
+
+    def sends() -> list[dict[str, Any]]:
+        return [frame for frame in sent if frame.get("action") == "sendMessage"]
+
+    await eventually(lambda: len(sends()) == 2)
+    await expect(failed).to_have_attribute("data-state", "failed")
+    first, second = sends()
+    assert first["clientMessageId"] == second["clientMessageId"]
+    await failed.get_by_role("button", name="Discard").click()
+    await expect(lines(alice)).to_have_count(0)
