@@ -1,0 +1,310 @@
+"""Several daphne processes sharing one Redis and one database, as behind a balancer.
+
+Every test uses its own room, so tests sharing one Redis never hear each other. Tests that
+restart Redis start their own throwaway server (`redis_factory`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from websockets.exceptions import ConnectionClosed
+
+from tests.e2e.client import ChatClient, create_room, timeout
+from tests.fixtures.redis import RedisServer
+from tests.fixtures.servers import DaphneServer
+
+LAYERS = ["pubsub", "core"]
+RESUME_CODES = {1001, 1011, 1012}
+
+
+def new_room() -> str:
+    return f"mp-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Cluster:
+    servers: list[DaphneServer]
+    shared_dir: Path
+
+    def live_rows(self) -> list[tuple[str, str, int, str]]:
+        """(connection_id, username, ttl, instance_id) of connection rows whose ttl is ahead."""
+        with contextlib.closing(sqlite3.connect(self.shared_dir / "db.sqlite3", timeout=20)) as db:
+            return db.execute(
+                "SELECT connection_id, username, ttl, instance_id FROM chat_connection WHERE ttl > ? ORDER BY ttl",
+                (int(time.time()),),
+            ).fetchall()
+
+
+def start_cluster(
+    daphne_factory: Callable[..., DaphneServer],
+    tmp_path: Path,
+    count: int = 2,
+    **env: str,
+) -> Cluster:
+    shared_dir = tmp_path / "shared"
+    shared_dir.mkdir()
+    servers = [daphne_factory(shared_dir=shared_dir, CHAT_INSTANCE_ID=f"daphne-{i}", **env) for i in range(count)]
+    return Cluster(servers=servers, shared_dir=shared_dir)
+
+
+async def connect(server: DaphneServer, cookie: str) -> ChatClient:
+    return await ChatClient.connect(server.ws_url, cookie=cookie, origin=server.origin)
+
+
+async def send_all(client: ChatClient, room: str, texts: list[str]) -> list[int]:
+    seqs = []
+    for text in texts:
+        ack = await client.send_message(room, text)
+        assert ack["type"] == "ack", ack
+        seqs.append(ack["seq"])
+    return seqs
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+async def test_users_on_two_processes_chat_in_order_with_no_loss(
+    daphne_factory: Callable[..., DaphneServer], redis_url: str, tmp_path: Path, layer: str
+) -> None:
+    """Users on different daphne processes see every message of a room once, in seq order."""
+    cluster = start_cluster(daphne_factory, tmp_path, REDIS_URL=redis_url, CHANNEL_LAYER=layer)
+    one, two = cluster.servers
+    alice, bob = one.signup("alice"), two.signup("bob")
+    room = new_room()
+    create_room(one.base_url, alice, room)
+    a, b = await connect(one, alice), await connect(two, bob)
+    try:
+        await a.join(room)
+        await b.join(room)
+        sent_a = [f"a{i}" for i in range(25)]
+        sent_b = [f"b{i}" for i in range(25)]
+        seqs = await asyncio.gather(send_all(a, room, sent_a), send_all(b, room, sent_b))
+        last = max(max(s) for s in seqs)
+        assert last == 50
+        for client in (a, b):
+            log = await client.wait_for_seq(room, last)
+            assert log.seqs == list(range(1, 51))
+            assert (log.gaps, log.duplicates, log.out_of_order) == ([], [], [])
+            # Each sender's own messages keep the order they were sent in.
+            assert [t for t in log.texts if t.startswith("a")] == sent_a
+            assert [t for t in log.texts if t.startswith("b")] == sent_b
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def chat_until_stopped(client: ChatClient, room: str, prefix: str, stop: asyncio.Event) -> list[int]:
+    """Send until told to stop; reconnect and resume whenever the server closes the socket."""
+    acked: list[int] = []
+    n = 0
+    while not stop.is_set():
+        try:
+            ack = await client.send_message(room, f"{prefix}{n}", wait=timeout(10))
+        except (ConnectionError, ConnectionClosed):
+            await client.close()
+            assert client.close_code in RESUME_CODES, client.close_code
+            await client.reconnect()
+            continue
+        if ack["type"] == "ack":
+            acked.append(ack["seq"])
+        n += 1
+        await asyncio.sleep(0.02)
+    return acked
+
+
+async def resume_if_closed(client: ChatClient) -> None:
+    """A closed socket resumes like a browser tab would; it must have been closed with a resume code."""
+    if client.closed:
+        assert client.close_code in RESUME_CODES, client.close_code
+        await client.reconnect()
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+async def test_a_redis_restart_during_traffic_loses_nothing_acknowledged(
+    daphne_factory: Callable[..., DaphneServer],
+    redis_factory: Callable[[], RedisServer],
+    tmp_path: Path,
+    layer: str,
+) -> None:
+    """After Redis restarts mid-conversation every socket receives again and has every acked message."""
+    redis_server = redis_factory()
+    cluster = start_cluster(daphne_factory, tmp_path, REDIS_URL=redis_server.url, CHANNEL_LAYER=layer)
+    one, two = cluster.servers
+    room = new_room()
+    cookies = {name: server.signup(name) for name, server in (("alice", one), ("bob", two), ("carol", one))}
+    create_room(one.base_url, cookies["alice"], room)
+    alice = await connect(one, cookies["alice"])
+    bob = await connect(two, cookies["bob"])
+    carol = await connect(one, cookies["carol"])  # only listens
+    clients = [alice, bob, carol]
+    try:
+        for client in clients:
+            await client.join(room)
+        stop = asyncio.Event()
+        senders = [
+            asyncio.create_task(chat_until_stopped(alice, room, "a", stop)),
+            asyncio.create_task(chat_until_stopped(bob, room, "b", stop)),
+        ]
+        await asyncio.sleep(0.5)
+        before = redis_server.run_id()
+        redis_server.restart()
+        assert redis_server.run_id() != before
+        await asyncio.sleep(1.0)
+        stop.set()
+        acked = sorted(seq for sent in await asyncio.gather(*senders) for seq in sent)
+        assert len(acked) > 10, "too little traffic to say anything"
+
+        # Every socket receives again: a message sent now reaches each one, live or after a
+        # resume, and every acknowledged message is there, once, in order.
+        for client in clients:
+            await resume_if_closed(client)
+        final = await alice.send_message(room, "after the restart")
+        assert final["type"] == "ack", final
+        for client in clients:
+            log = await client.wait_for_seq(room, final["seq"], wait=timeout(15))
+            assert set(acked) <= set(log.seqs)
+            assert log.seqs == list(range(1, final["seq"] + 1))
+            assert log.duplicates == []
+        # A socket still open is a socket that hears: one more message reaches every open one live.
+        live = [c for c in clients if not c.closed]
+        assert live, "every socket was closed; nothing shows that open sockets hear again"
+        marks = [len(c.frames) for c in live]
+        extra = await bob.send_message(room, "and once more")
+        for client, mark in zip(live, marks, strict=True):
+            await client.wait_for(lambda f: f.get("seq") == extra["seq"], after=mark, wait=timeout(10))
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_a_lost_last_message_reaches_the_socket_at_its_next_ping(
+    daphne_factory: Callable[..., DaphneServer], redis_factory: Callable[[], RedisServer], tmp_path: Path
+) -> None:
+    """A broadcast lost with no later message to reveal the gap is delivered when the client pings."""
+    redis_server = redis_factory()
+    cluster = start_cluster(daphne_factory, tmp_path, REDIS_URL=redis_server.url, CHANNEL_LAYER="pubsub")
+    one, two = cluster.servers
+    alice, bob = one.signup("alice"), two.signup("bob")
+    room = new_room()
+    create_room(one.base_url, alice, room)
+    a, b = await connect(one, alice), await connect(two, bob)
+    try:
+        await a.join(room)
+        await b.join(room)
+        first = await a.send_message(room, "first")
+        await b.wait_for_seq(room, first["seq"])
+        # The broadcast of the next message fails after the store has it (Redis refuses
+        # PUBLISH): stored and acknowledged, but no later message will reveal the gap.
+        # Redis itself stays up with the same run_id, so the watchdog sees nothing wrong.
+        with redis.Redis.from_url(redis_server.url, socket_timeout=5) as admin:
+            admin.acl_setuser("default", enabled=True, nopass=True, commands=["-publish"], reset=False)
+            try:
+                lost = await a.send_message(room, "the last word")
+            finally:
+                admin.acl_setuser("default", enabled=True, nopass=True, commands=["+publish"], reset=False)
+        assert lost["type"] == "ack"
+        await asyncio.sleep(1.0)
+        assert b.room(room).last_seq == first["seq"], "the broadcast was not lost: the test proves nothing"
+        got = await b.quiet(room)
+        assert [f["seq"] for f in got] == [lost["seq"]]
+        assert b.room(room).seqs == [first["seq"], lost["seq"]]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_connection_rows_name_their_process_and_are_kept_alive_by_heartbeats(
+    daphne_factory: Callable[..., DaphneServer], redis_url: str, tmp_path: Path
+) -> None:
+    """Each open socket's row names its daphne instance, and its ttl moves forward while it is open."""
+    cluster = start_cluster(
+        daphne_factory,
+        tmp_path,
+        REDIS_URL=redis_url,
+        CHAT_CONNECTION_TTL_SECONDS="3",
+        CHAT_CONNECTION_HEARTBEAT_SECONDS="0.5",
+    )
+    one, two = cluster.servers
+    a = await connect(one, one.signup("alice"))
+    b = await connect(two, two.signup("bob"))
+    try:
+        await a.ping()  # answered once connect() has written the row
+        await b.ping()
+        rows = cluster.live_rows()
+        assert sorted((r[1], r[3]) for r in rows) == [("alice", "daphne-0"), ("bob", "daphne-1")]
+        first_ttl = {r[0]: r[2] for r in rows}
+        deadline = time.monotonic() + timeout(10)
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+            rows = cluster.live_rows()
+            if len(rows) == 2 and all(r[2] >= first_ttl[r[0]] + 2 for r in rows):
+                break
+        else:
+            pytest.fail(f"ttl did not move forward: first {first_ttl}, now {rows}")
+        await a.ping()
+        await b.ping()
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_closed_socket_removes_its_own_row_and_no_other(
+    daphne_factory: Callable[..., DaphneServer], redis_url: str, tmp_path: Path
+) -> None:
+    """When one user's socket goes away, exactly that connection's row goes; the others stay live."""
+    cluster = start_cluster(daphne_factory, tmp_path, REDIS_URL=redis_url)
+    one, two = cluster.servers
+    alice, bob = one.signup("alice"), two.signup("bob")
+    room = new_room()
+    create_room(one.base_url, alice, room)
+    a, b = await connect(one, alice), await connect(two, bob)
+    try:
+        await a.join(room)
+        await b.join(room)
+        before = cluster.live_rows()
+        assert len(before) == 2
+        await b.send_message(room, "bye")
+        b.ws.transport.abort()  # the peer vanishes: no close frame
+        deadline = time.monotonic() + timeout(10)
+        while len(cluster.live_rows()) != 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        after = cluster.live_rows()
+        assert [r[0] for r in after] == [r[0] for r in before if r[3] == "daphne-0"]
+        await a.ping()  # the sender's socket is untouched
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_restarted_process_sweeps_the_rows_of_its_previous_life(
+    daphne_factory: Callable[..., DaphneServer], redis_url: str, tmp_path: Path
+) -> None:
+    """A daphne killed without cleanup leaves live rows; back with the same instance id, it deletes them."""
+    cluster = start_cluster(daphne_factory, tmp_path, count=1, REDIS_URL=redis_url)
+    (server,) = cluster.servers
+    cookie = server.signup("alice")
+    clients = [await connect(server, cookie) for _ in range(2)]
+    await clients[0].ping()
+    old = {r[0] for r in cluster.live_rows()}
+    assert len(old) == 2
+    server.kill()
+    for client in clients:
+        await client.wait_closed()
+    assert {r[0] for r in cluster.live_rows()} == old, "rows of a killed process stay until swept or expired"
+    server.start()
+    fresh = await connect(server, cookie)
+    try:
+        await fresh.ping()
+        rows = cluster.live_rows()
+        assert len(rows) == 1
+        assert rows[0][0] not in old and rows[0][3] == "daphne-0"
+    finally:
+        await fresh.close()
