@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 # 64 KiB) answers smaller oversize frames with an error frame and keeps the socket open.
 DAPHNE_FLAGS ?= --websocket-max-message-size 1048576 --websocket-max-frame-size 1048576 --ping-interval 25 --ping-timeout 30 --application-close-timeout 5
 
-.PHONY: run test lint format check clean
+.PHONY: run test lint format check clean frontend frontend-test
 
 $(VENV)/.run-installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +37,27 @@ format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(VENV)/.dev-installed lint
+# The React client (frontend/): `make run` never needs Node; this builds the app that
+# /app/ serves (Node.js 20.19+ and npm). See frontend/README.md.
+frontend:
+	cd frontend && npm ci --no-audit --no-fund && npm run build
+
+# Vitest for the React client, then the build its browser tests drive. Without npm this
+# fails in CI and only prints a notice on a developer's machine.
+frontend-test:
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd frontend && npm ci --no-audit --no-fund --loglevel=error && npx vitest run && npm run build; \
+	elif [ "$${CI:-}" = "true" ]; then \
+	  echo "ERROR: npm not found. CI needs Node.js 20.19+ and npm for the React client's tests (frontend/README.md)." >&2; \
+	  exit 1; \
+	else \
+	  echo "NOTICE: npm not found: skipping the React client's unit tests and build; its browser tests will skip."; \
+	  echo "        Install Node.js 20.19+ and npm to run them (frontend/README.md)."; \
+	fi
+
+test: $(VENV)/.dev-installed lint frontend-test
 	@scripts/system-deps.sh
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache staticfiles
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache staticfiles frontend/dist frontend/node_modules

@@ -13,13 +13,12 @@ import { ConnectionState } from './websocket.js';
 const MAX_MESSAGE_LENGTH = 4000;
 const ROOM_ID_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
-function ConnectionBanner({ state, retryInMs, onReconnect }) {
+function ConnectionBanner({ state, onReconnect }) {
+  // No ticking countdown: this is a live region, and a screen reader would read every tick.
   let text;
   if (state === ConnectionState.LIVE) text = 'Live';
-  else if (state === ConnectionState.OFFLINE) {
-    const seconds = Math.max(1, Math.ceil((retryInMs ?? 0) / 1000));
-    text = `Offline — reconnecting in ${seconds} s. Messages you send now are sent when the connection is back.`;
-  } else if (state === ConnectionState.FORBIDDEN) text = 'This account may not chat here.';
+  else if (state === ConnectionState.OFFLINE) text = 'Offline — reconnecting…';
+  else if (state === ConnectionState.FORBIDDEN) text = 'This account may not chat here.';
   else text = 'Connecting…';
   return (
     <div className={`connection connection-${state}`} role="status" data-state={state}>
@@ -34,7 +33,7 @@ function ConnectionBanner({ state, retryInMs, onReconnect }) {
   );
 }
 
-function Composer({ onSend, roomName }) {
+function Composer({ onSend, roomName, offline }) {
   const [text, setText] = useState('');
   const tooLong = text.length > MAX_MESSAGE_LENGTH;
 
@@ -66,7 +65,11 @@ function Composer({ onSend, roomName }) {
         onKeyDown={onKeyDown}
       />
       <span id="composer-hint" className={tooLong ? 'hint error' : 'hint'}>
-        {tooLong ? `${text.length - MAX_MESSAGE_LENGTH} characters over the limit` : 'Enter to send, Shift+Enter for a new line'}
+        {tooLong
+          ? `${text.length - MAX_MESSAGE_LENGTH} characters over the limit`
+          : offline
+            ? 'Offline: what you send now goes out when the connection is back.'
+            : 'Enter to send, Shift+Enter for a new line'}
       </span>
       <button type="submit" disabled={!text.trim() || tooLong}>
         Send
@@ -214,7 +217,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
     <div className="chat">
       <header className="topbar">
         <h1 className="brand">Chatsite</h1>
-        <ConnectionBanner state={conn.state} retryInMs={conn.retryInMs} onReconnect={() => connection.reconnectNow()} />
+        <ConnectionBanner state={conn.state} onReconnect={() => connection.reconnectNow()} />
         <div className="who">
           <span className="username" data-testid="username">
             {user?.username ?? ''}
@@ -271,7 +274,11 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           onRetry={(id) => connection.retry(id)}
           onDiscard={(id) => connection.discard(id)}
         />
-        <Composer roomName={roomName} onSend={(text) => connection.send(roomId, text)} />
+        <Composer
+          roomName={roomName}
+          offline={conn.state !== ConnectionState.LIVE}
+          onSend={(text) => connection.send(roomId, text)}
+        />
       </main>
       <div className="sr-only" aria-live="polite" aria-atomic="true" data-testid="announcer">
         {announcement}
