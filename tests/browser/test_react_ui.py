@@ -317,3 +317,38 @@ async def test_the_login_form_signs_in_with_a_token_and_the_socket_authenticates
     await page.get_by_role("button", name="Sign out").click()
     await expect(page.get_by_role("heading", name="Sign in to Chatsite")).to_be_visible()
     clean(visitor)
+
+
+async def test_an_open_socket_outlives_its_token_by_refreshing_in_band(
+    app_server: DaphneFactory, new_user: NewUser
+) -> None:
+    """With 6-second tokens the app refreshes in-band: one socket lives past several expiries and still chats."""
+    server = app_server(AUTH_TOKEN_LIFETIME="6")
+    await asyncio.to_thread(server.signup, "dave")
+    visitor = await new_user(server, None)
+    page = visitor.page
+    sockets: list[WebSocket] = []
+    refreshes: list[str] = []
+
+    def on_socket(ws: WebSocket) -> None:
+        sockets.append(ws)
+        ws.on("framesent", lambda payload: refreshes.append(payload) if '"refreshToken"' in str(payload) else None)
+
+    page.on("websocket", on_socket)
+    await page.goto(f"{server.base_url}/app/")
+    await page.get_by_label("Username").fill("dave")
+    await page.get_by_label("Password").fill(DEMO_PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    alert = page.get_by_role("alert")
+    await expect(status(visitor).or_(alert)).to_be_visible()
+    if await alert.count() and "does not sign in apps" in (await alert.text_content() or ""):
+        pytest.skip("this server has no token API (POST /api/auth/token)")
+    await expect(status(visitor)).to_have_attribute("data-state", "live")
+
+    await eventually(lambda: len(refreshes) >= 3, seconds=20)  # about 9 s: three half-lives
+    assert len(sockets) == 1, "the socket was replaced instead of refreshed"
+    await expect(status(visitor)).to_have_attribute("data-state", "live")
+    await say(visitor, "still here after three refreshes")
+    await expect(own(visitor, "still here after three refreshes")).to_have_attribute("data-status", "sent")
+    assert len(sockets) == 1
+    clean(visitor)
