@@ -352,3 +352,28 @@ async def test_an_open_socket_outlives_its_token_by_refreshing_in_band(
     await expect(own(visitor, "still here after three refreshes")).to_have_attribute("data-status", "sent")
     assert len(sockets) == 1
     clean(visitor)
+
+
+async def test_the_sites_own_sign_in_page_signs_in_to_the_app_and_sign_out_ends_the_session(
+    app_server: DaphneFactory, new_user: NewUser
+) -> None:
+    """From the app's login, the site's sign-in page returns to /app/ signed in; Sign out ends the session."""
+    server = app_server()
+    await asyncio.to_thread(server.signup, "erin")
+    visitor = await new_user(server, None)
+    page = visitor.page
+    await page.goto(f"{server.base_url}/app/")
+    await page.get_by_role("link", name="sign-in page").click()
+    await page.locator("#id_username").fill("erin")
+    await page.locator("#id_password").fill(DEMO_PASSWORD)
+    await page.locator("#id_password").press("Enter")
+    await expect(page).to_have_url(f"{server.base_url}/app/")
+    await expect(status(visitor)).to_have_attribute("data-state", "live")
+    await expect(page.get_by_test_id("username")).to_have_text("erin")
+
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_role("heading", name="Sign in to Chatsite")).to_be_visible()
+    await page.reload()
+    await expect(page.get_by_role("heading", name="Sign in to Chatsite")).to_be_visible()
+    assert not [c for c in await visitor.context.cookies() if c["name"] == "sessionid"]
+    clean(visitor)
