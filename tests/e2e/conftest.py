@@ -1,0 +1,61 @@
+"""End-to-end fixtures: one daphne process per test module, and signed-in users on it.
+
+Tests in a module share the process and keep out of each other's way with a room of their
+own (`fresh_room`). Tests that stop or restart a process use `daphne_factory` instead.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.client import create_room
+from tests.fixtures.servers import DaphneServer, base_env
+
+
+def start_module_server(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path, **env: str) -> DaphneServer:
+    data_dir = tmp_path_factory.mktemp("e2e")
+    shutil.copy(migrated_db, data_dir / "db.sqlite3")
+    return DaphneServer(data_dir, base_env(data_dir, **env)).start()
+
+
+@pytest.fixture(scope="module")
+def chat_server(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path) -> Iterator[DaphneServer]:
+    """One Chatsite daphne process on the embedded default, shared by a module's tests."""
+    server = start_module_server(tmp_path_factory, migrated_db)
+    yield server
+    server.stop()
+
+
+class Accounts:
+    """Users signed up once per server; `cookie(name)` is their session Cookie header."""
+
+    def __init__(self, server: DaphneServer) -> None:
+        self.server = server
+        self._cookies: dict[str, str] = {}
+
+    def cookie(self, username: str) -> str:
+        if username not in self._cookies:
+            self._cookies[username] = self.server.signup(username)
+        return self._cookies[username]
+
+
+@pytest.fixture(scope="module")
+def accounts(chat_server: DaphneServer) -> Accounts:
+    return Accounts(chat_server)
+
+
+@pytest.fixture
+def fresh_room(chat_server: DaphneServer, accounts: Accounts) -> Callable[[], str]:
+    """Create a new room on the module's server (through the room list page) and return its id."""
+
+    def make() -> str:
+        room_id = f"e2e-{uuid.uuid4().hex[:12]}"
+        create_room(chat_server.base_url, accounts.cookie("roomkeeper"), room_id)
+        return room_id
+
+    return make
