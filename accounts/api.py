@@ -6,19 +6,26 @@ POST /api/auth/token    {"username", "password"} -> {"IdToken", "AccessToken", "
 POST /api/auth/refresh  {"refreshToken"[, "username"]} -> the same without RefreshToken.
 GET  /api/auth/me       the caller, by Bearer token or session.
 GET  /.well-known/jwks.json  the built-in issuer's public key (404 with Cognito: use the pool's).
+
+A browser app on an origin listed in CHAT_ALLOWED_ORIGINS may call the /api/auth endpoints
+(CORS without credentials: they take JSON and return tokens, no cookie is involved).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import authenticate
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from accounts import cognito, issuer
 from accounts.middleware import unauthorized
@@ -47,6 +54,41 @@ def _string(body: dict[str, Any], name: str, limit: int) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= limit else None
 
 
+View = Callable[[HttpRequest], HttpResponse]
+
+
+def json_endpoint(*methods: str) -> Callable[[View], View]:
+    """Allow `methods`, answer CORS preflights, and add CORS headers for CHAT_ALLOWED_ORIGINS.
+
+    CSRF-exempt: these endpoints read no cookie and set none, so a forged cross-site request
+    gains nothing (a password or refresh token is needed, and the answer goes to its sender).
+    """
+    allowed = [*methods, "OPTIONS"]
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapper(request: HttpRequest) -> HttpResponse:
+            response: HttpResponse
+            if request.method == "OPTIONS":
+                response = HttpResponse(status=204)
+            elif request.method not in methods:
+                response = HttpResponseNotAllowed(allowed)
+            else:
+                response = view(request)
+            origin = request.headers.get("Origin")
+            if origin and origin in settings.CHAT_ALLOWED_ORIGINS:
+                response["Access-Control-Allow-Origin"] = origin
+                response["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+                response["Access-Control-Allow-Methods"] = ", ".join(allowed)
+                response["Access-Control-Max-Age"] = "600"
+            patch_vary_headers(response, ["Origin"])
+            return response
+
+        return csrf_exempt(wrapper)
+
+    return decorate
+
+
 def _cognito_failure(error: cognito.CognitoError) -> JsonResponse:
     if isinstance(error, cognito.ChallengeRequired):
         return _error(401, "challenge_required", f"{error.message}; complete the sign-in in the Hosted UI")
@@ -58,8 +100,7 @@ def _cognito_failure(error: cognito.CognitoError) -> JsonResponse:
     return _error(502, "cognito_unavailable", "the identity provider did not answer, retry shortly")
 
 
-@csrf_exempt  # JSON in, tokens out: no cookie is read or set, so there is nothing to forge
-@require_POST
+@json_endpoint("POST")
 def token(request: HttpRequest) -> HttpResponse:
     body = _body(request)
     if body is None:
@@ -80,8 +121,7 @@ def token(request: HttpRequest) -> HttpResponse:
     return JsonResponse(issuer.issue_tokens(user).as_json())
 
 
-@csrf_exempt
-@require_POST
+@json_endpoint("POST")
 def refresh(request: HttpRequest) -> HttpResponse:
     body = _body(request)
     if body is None:
@@ -107,7 +147,7 @@ def refresh(request: HttpRequest) -> HttpResponse:
     return JsonResponse(tokens.as_json())
 
 
-@require_GET
+@json_endpoint("GET")
 def me(request: HttpRequest) -> HttpResponse:
     user = request.user
     if not user.is_authenticated:
