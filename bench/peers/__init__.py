@@ -1,0 +1,1 @@
+"""Servers Chatsite is measured against, side by side in one run."""

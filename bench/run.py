@@ -1,0 +1,735 @@
+"""The benchmark runner: every server under test, the same loads, one table.
+
+    python -m bench.run              # the quick version (make bench): under 3 minutes
+    python -m bench.run --full       # 5,000 idle sockets, longer steps, refined ramps
+    python -m bench.run --servers chatsite,bare
+    python -m bench.run --profile    # py-spy on Chatsite's daphne under the 1000-member load
+
+For each server it starts the process(es) on free loopback ports, runs one load-generator
+process (bench/loadgen.py) with the plan, and stops them. It prints one table and the JSON
+rows, and writes them to bench/results/latest.json (the run's machine, versions and
+command go to latest.meta.json beside it). Scratch files (data directories, server logs,
+raw profiles) go to var/bench/<run>/. See docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psutil
+
+from bench.loadgen import room_names
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+RESULTS = ROOT / "bench" / "results"
+SCRATCH = ROOT / "var" / "bench"
+# The Makefile's daphne flags, so Chatsite runs here as `make run` runs it.
+DAPHNE_FLAGS = [
+    "--websocket-max-message-size",
+    "1048576",
+    "--websocket-max-frame-size",
+    "1048576",
+    "--ping-interval",
+    "25",
+    "--ping-timeout",
+    "30",
+    "--application-close-timeout",
+    "5",
+]
+# A shared Redis (REDIS_URL or 127.0.0.1:6379) is used at this database index, flushed
+# before each server: never the index other users of that Redis work in.
+BENCH_REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "13"))
+SERVER_NAMES = ["chatsite", "chatsite-redis", "chatsite-redis-x2", "tutorial", "bare"]
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+# --- loads ------------------------------------------------------------------------------
+
+
+def quick_plan() -> list[dict[str, Any]]:
+    """The 1000-member room first (the idle figure, then a ramp whose steps are its fixed
+    loads), then the small rooms at rates every server should hold."""
+    big = {"rooms": 1, "members": 1000}
+    return [
+        {"kind": "idle", **big, "keep": True, "connect_max_s": 60},
+        {
+            "kind": "ramp",
+            **big,
+            "senders": 10,
+            "rates": [0.5, 1, 2, 4, 8, 16, 32, 64],
+            "duration": 2,
+            "min_messages": 2,
+            "drain_s": 3,
+            "fail_streak": 1,
+            "max_s": 60,
+        },
+        {"kind": "fixed", "rooms": 1, "members": 100, "senders": 10, "rate": 5, "duration": 2, "drain_s": 3},
+        {"kind": "fixed", "rooms": 10, "members": 10, "senders": 10, "rate": 20, "duration": 2, "drain_s": 3},
+    ]
+
+
+def full_plan() -> list[dict[str, Any]]:
+    big = {"rooms": 1, "members": 1000}
+    ramp = {"rates": [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128], "duration": 5, "min_messages": 5, "refine": 2}
+    return [
+        {"kind": "idle", "rooms": 50, "members": 100, "hold_s": 10},
+        {"kind": "fixed", "rooms": 100, "members": 10, "senders": 100, "rate": 200, "duration": 10, "drain_s": 5},
+        {"kind": "fixed", "rooms": 1, "members": 100, "senders": 10, "rate": 20, "duration": 10, "drain_s": 5},
+        {"kind": "ramp", "rooms": 1, "members": 100, "senders": 10, **ramp, "drain_s": 5, "max_s": 240},
+        {"kind": "fixed", **big, "senders": 10, "rate": 2, "duration": 10, "drain_s": 10},
+        {"kind": "fixed", **big, "senders": 10, "rate": 10, "duration": 10, "drain_s": 10},
+        {"kind": "ramp", **big, "senders": 10, **ramp, "drain_s": 5, "max_s": 240},
+    ]
+
+
+def profile_plan(pid: int, out: Path, rate: float, duration: float) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": "fixed",
+            "rooms": 1,
+            "members": 1000,
+            "senders": 10,
+            "rate": rate,
+            "duration": duration,
+            "drain_s": 10,
+            "profile": {"pid": pid, "out": str(out), "rate_hz": 100},
+        }
+    ]
+
+
+def plan_rooms(loads: list[dict[str, Any]]) -> list[str]:
+    names: list[str] = []
+    for load in loads:
+        for name in room_names(load["rooms"], load["members"]):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def plan_sockets(loads: list[dict[str, Any]]) -> int:
+    return max(load["rooms"] * load["members"] for load in loads)
+
+
+# --- processes --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
+def raise_fd_limit(sockets: int) -> int:
+    """Each socket is one descriptor in the generator and one in the server."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = sockets + 1024
+    if soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft < want:
+            log(f"open-file limit is {soft} (hard {hard}); {sockets} sockets may fail to open")
+    return soft
+
+
+@dataclass
+class Redis:
+    url: str  # with the benchmark's database index
+    pid: int | None
+    proc: subprocess.Popen[bytes] | None = None
+
+    def flush(self) -> None:
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+
+
+def _listening_pid(port: int) -> int | None:
+    with contextlib.suppress(psutil.Error, OSError):
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+                return int(conn.pid)
+    return None
+
+
+def _redis_answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def find_or_start_redis(workdir: Path) -> Redis:
+    """REDIS_URL if set, else 127.0.0.1:6379 if it answers, else a redis-server of our own."""
+    url = os.environ.get("REDIS_URL", "")
+    if url:
+        parts = urlsplit(url)
+        base = f"{parts.scheme}://{parts.netloc}"
+        return Redis(url=f"{base}/{BENCH_REDIS_DB}", pid=_listening_pid(parts.port or 6379))
+    if _redis_answers("127.0.0.1", 6379):
+        return Redis(url=f"redis://127.0.0.1:6379/{BENCH_REDIS_DB}", pid=_listening_pid(6379))
+    server = shutil.which("redis-server")
+    if server is None:
+        raise RuntimeError("no Redis: set REDIS_URL, run one on 127.0.0.1:6379, or install redis-server")
+    port = free_port()
+    proc = subprocess.Popen(
+        [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=(workdir / "redis.log").open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    wait_for_port(port, proc)
+    return Redis(url=f"redis://127.0.0.1:{port}/0", pid=proc.pid, proc=proc)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CHAT_", "REDIS_", "DYNAMODB_"))}
+    env.update({"PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING"})
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Server:
+    name: str
+    protocol: str  # what the load generator speaks: chatsite or tutorial
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+    cookies: list[str] = field(default_factory=list)
+    redis: Redis | None = None
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"ws://127.0.0.1:{port}" for port in self.ports]
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            stop(proc)
+
+
+def _spawn(cmd: list[str], env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    cmd = [part.replace("{port}", str(port)) for part in cmd]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, proc)
+    except Exception:
+        stop(proc)
+        raise
+    return proc, port
+
+
+def prepare_chatsite_template(workdir: Path, loads: list[dict[str, Any]]) -> tuple[Path, list[str]]:
+    """Migrate once, create users, sessions and rooms once; each Chatsite copies the file."""
+    template = workdir / "chatsite-template"
+    template.mkdir(parents=True, exist_ok=True)
+    cookies_path = template / "cookies.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.prep",
+            "--users",
+            str(plan_sockets(loads)),
+            "--rooms",
+            ",".join(plan_rooms(loads)),
+            "--out",
+            str(cookies_path),
+        ],
+        cwd=ROOT,
+        env=clean_env(DJANGO_SETTINGS_MODULE="chatsite.settings", CHATSITE_DATA_DIR=str(template)),
+        check=True,
+        timeout=300,
+    )
+    return template / "db.sqlite3", json.loads(cookies_path.read_text())
+
+
+def start_server(name: str, workdir: Path, template: tuple[Path, list[str]] | None, redis: Redis | None) -> Server:
+    daphne = str(BIN / "daphne")
+    log_path = workdir / f"{name}.log"
+    if name.startswith("chatsite"):
+        assert template is not None
+        data_dir = workdir / name
+        data_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(template[0], data_dir / "db.sqlite3")
+        server = Server(name=name, protocol="chatsite", cookies=template[1])
+        extra = {"DJANGO_SETTINGS_MODULE": "chatsite.settings", "CHATSITE_DATA_DIR": str(data_dir)}
+        if name != "chatsite":
+            assert redis is not None
+            redis.flush()
+            extra["REDIS_URL"] = redis.url
+            server.redis = redis
+        processes = 2 if name.endswith("-x2") else 1
+        for i in range(processes):
+            env = clean_env(**extra, CHAT_INSTANCE_ID=f"bench-{name}-{i}")
+            cmd = [daphne, "-b", "127.0.0.1", "-p", "{port}", *DAPHNE_FLAGS, "chatsite.asgi:application"]
+            proc, port = _spawn(cmd, env, log_path)
+            server.procs.append(proc)
+            server.ports.append(port)
+        return server
+    if name == "tutorial":
+        assert redis is not None
+        redis.flush()
+        env = clean_env(DJANGO_SETTINGS_MODULE="bench.peers.tutorial.settings", BENCH_REDIS_URL=redis.url)
+        cmd = [daphne, "-b", "127.0.0.1", "-p", "{port}", *DAPHNE_FLAGS, "bench.peers.tutorial.asgi:application"]
+        proc, port = _spawn(cmd, env, log_path)
+        return Server(name=name, protocol="tutorial", procs=[proc], ports=[port], redis=redis)
+    if name == "bare":
+        cmd = [sys.executable, "-m", "bench.peers.bare_ws", "--port", "{port}"]
+        proc, port = _spawn(cmd, clean_env(), log_path)
+        return Server(name=name, protocol="tutorial", procs=[proc], ports=[port])
+    raise ValueError(f"unknown server {name!r}; choose from {', '.join(SERVER_NAMES)}")
+
+
+def run_loadgen(
+    server: Server, loads: list[dict[str, Any]], workdir: Path, *, pin: bool, budget_s: float, settle_max_s: float
+) -> list[dict[str, Any]]:
+    """Run one load-generator process against a running server; its rows, in plan order."""
+    plan = {
+        "server": {
+            "name": server.name,
+            "protocol": server.protocol,
+            "urls": server.urls,
+            "cookies": server.cookies,
+            "pids": [p.pid for p in server.procs],
+            "redis_pids": [server.redis.pid] if server.redis and server.redis.pid else [],
+        },
+        "loads": loads,
+        "budget_s": budget_s,
+        "settle_max_s": settle_max_s,
+        # The generator stops itself; this is the backstop.
+        "max_s": budget_s + 120,
+    }
+    plan_path = workdir / f"plan-{server.name}.json"
+    plan_path.write_text(json.dumps(plan, indent=1))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.loadgen", "--plan", str(plan_path)], cwd=ROOT, stdout=subprocess.PIPE
+    )
+    if pin:
+        # Server on core 0, generator on core 1: neither steals the other's core.
+        with contextlib.suppress(psutil.Error, AttributeError):
+            for server_proc in server.procs:
+                psutil.Process(server_proc.pid).cpu_affinity([0])
+            psutil.Process(proc.pid).cpu_affinity([1])
+    rows: list[dict[str, Any]] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            with contextlib.suppress(ValueError):
+                rows.append(json.loads(line))
+        proc.wait(timeout=budget_s + 180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    if proc.returncode:
+        log(f"{server.name}: load generator exited with {proc.returncode}; {len(rows)} rows kept")
+    return rows
+
+
+# --- reporting --------------------------------------------------------------------------
+
+
+def _fmt(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def load_label(load: dict[str, Any]) -> str:
+    shape = f"{load['rooms']}x{load['members_per_room']}"
+    kind = load["kind"]
+    return {"idle": f"idle {shape}", "ramp_max": f"max {shape}", "skipped": f"skipped {shape}"}.get(
+        kind, f"fixed {shape}"
+    )
+
+
+def flags(row: dict[str, Any]) -> str:
+    out = []
+    if row.get("loadgen_saturated"):
+        out.append("LOADGEN-SATURATED")
+    if row.get("bound_by_loadgen"):
+        out.append("loadgen-bound")
+    if row.get("connect_failures"):
+        out.append(f"{row['connect_failures']} connect failures")
+    if row.get("send_errors"):
+        out.append(f"{row['send_errors']} send errors")
+    if row.get("disconnects"):
+        out.append(f"{row['disconnects']} disconnects")
+    if row.get("settled_before") is False:
+        out.append("backlog")
+    if row.get("late"):
+        out.append(f"{row['late']} late")
+    if row.get("drain_cut"):
+        out.append("cut")
+    if row.get("skipped"):
+        out.append("skipped: time budget")
+    load = row.get("load", {})
+    wanted = load.get("rooms", 0) * load.get("members_per_room", 0)
+    if row.get("connections") is not None and 0 < row["connections"] < wanted and not row.get("skipped"):
+        out.append(f"only {row['connections']} of {wanted} sockets")
+    if row.get("load", {}).get("kind") in {"ramp_step", "fixed"} and row.get("held") is False:
+        out.append("FAIL")
+    if row.get("load", {}).get("kind") == "idle" and row.get("still_open") is not None:
+        if row["still_open"] != row.get("connections"):
+            out.append(f"only {row['still_open']} still open")
+    return ", ".join(out)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ["server", "load", "msg/s", "deliv/s", "p50 ms", "p95 ms", "p99 ms", "lost", "conn/s", "KiB/conn"]
+    head += ["srv %", "gen %", "µs/deliv", "other %", "flags"]
+    lines = [head]
+    for row in rows:
+        load = row["load"]
+        lines.append(
+            [
+                row["server"],
+                ("ramp " if load["kind"] == "ramp_step" else "") + load_label(load),
+                _fmt(load["target_rate"], 2) if load["kind"] not in ("idle", "skipped") else "-",
+                _fmt(row.get("deliveries_per_s")),
+                _fmt(row.get("p50_ms"), 1),
+                _fmt(row.get("p95_ms"), 1),
+                _fmt(row.get("p99_ms"), 1),
+                _fmt(row.get("lost")),
+                _fmt(row.get("connect_per_s")),
+                _fmt(row.get("rss_per_idle_conn_kb"), 1),
+                _fmt(row.get("server_cpu_pct")),
+                _fmt(row.get("loadgen_cpu_pct")),
+                _fmt(row.get("server_cpu_us_per_delivery")),
+                _fmt(row.get("others_cpu_pct")),
+                flags(row),
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    out = []
+    for n, line in enumerate(lines):
+        cells = [
+            cell.rjust(width) if 1 < i < len(head) - 1 else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ]
+        out.append("  ".join(cells).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each Chatsite figure over the same figure of the tutorial peer and of bare.
+
+    Loads are matched by shape and rate, so a ramp step at 1 msg/s is compared with the
+    other servers' steps at 1 msg/s; the ramp's best rate is compared as it is.
+    """
+    by_key: dict[tuple[str, float], dict[str, dict[str, Any]]] = collections.defaultdict(dict)
+    for row in rows:
+        load = row["load"]
+        if load["kind"] == "skipped":
+            continue
+        rate = 0.0 if load["kind"] in ("idle", "ramp_max") else float(load["target_rate"])
+        by_key[(load_label(load), rate)][row["server"]] = row
+    metrics = {
+        "idle": ["rss_per_idle_conn_kb", "connect_per_s"],
+        "max": ["target_rate", "deliveries_per_s"],
+        "fixed": ["deliveries_per_s", "p99_ms", "lost", "server_cpu_us_per_delivery"],
+    }
+    out: list[dict[str, Any]] = []
+    for (label, rate), servers in by_key.items():
+        for metric in metrics[label.split()[0]]:
+
+            def value(row: dict[str, Any] | None, metric: str = metric) -> float | None:
+                if row is None:
+                    return None
+                v = row["load"][metric] if metric == "target_rate" else row.get(metric)
+                return float(v) if isinstance(v, int | float) else None
+
+            peer, bare = value(servers.get("tutorial")), value(servers.get("bare"))
+            for name, row in servers.items():
+                mine = value(row)
+                if not name.startswith("chatsite") or mine is None:
+                    continue
+                out.append(
+                    {
+                        "load": f"{label} @{rate:g}" if rate else label,
+                        "metric": metric,
+                        "server": name,
+                        "value": mine,
+                        "tutorial": peer,
+                        "bare": bare,
+                        "vs_tutorial": round(mine / peer, 3) if peer else None,
+                        "vs_bare": round(mine / bare, 3) if bare else None,
+                    }
+                )
+    return out
+
+
+def ratio_table(items: list[dict[str, Any]]) -> str:
+    head = f"{'load':<20} {'metric':<27} {'server':<18} {'chatsite':>9} {'tutorial':>11} {'bare':>11}"
+    lines = [head + f" {'vs peer':>10} {'vs bare':>7}"]
+    for item in items:
+        lines.append(
+            f"{item['load']:<20} {item['metric']:<27} {item['server']:<18} {_fmt(item['value'], 1):>9} "
+            f"{_fmt(item['tutorial'], 1):>11} {_fmt(item['bare'], 1):>11} {_fmt(item['vs_tutorial'], 2):>10} "
+            f"{_fmt(item['vs_bare'], 2):>7}"
+        )
+    return "\n".join(lines)
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_meta(command: list[str]) -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        match = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        cpu = match.group(1).strip() if match else cpu
+    redis_version = None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, timeout=5).stdout
+        redis_version = out.split("v=")[1].split()[0] if "v=" in out else out.strip()
+    commit = None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    packages = ["Django", "channels", "channels-redis", "daphne", "Twisted", "autobahn", "redis", "websockets"]
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(command),
+        "git_commit": commit,
+        "machine": {
+            "cpu": cpu,
+            "cores": psutil.cpu_count(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "kernel": platform.release(),
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        },
+        "versions": {
+            "python": platform.python_version(),
+            **{p: _version(p) for p in [*packages, "uvloop", "psutil", "py-spy"]},
+            "redis-server": redis_version,
+        },
+    }
+
+
+# --- profile ----------------------------------------------------------------------------
+
+
+def _frame_name(frame: str) -> tuple[str, str]:
+    """'func (path/to/file.py:12)' -> ('func (short/file.py)', 'package')."""
+    match = re.match(r"(.*) \((.*?)(?::\d+)?\)$", frame)
+    func, path = (match.group(1), match.group(2)) if match else (frame, "?")
+    for marker in ("site-packages/", "/lib/python3.11/", str(ROOT) + "/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    package = path.split("/", 1)[0] if "/" in path else path.removesuffix(".py")
+    return f"{func} ({path})", package
+
+
+def summarise_profile(raw: Path, cpu_s: float, deliveries: int, top: int = 25) -> str:
+    """Self and inclusive costs per delivery from py-spy's raw (collapsed) stacks."""
+    self_cost: collections.Counter[str] = collections.Counter()
+    incl_cost: collections.Counter[str] = collections.Counter()
+    by_package: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_frame_name(f) for f in stack.split(";")]
+        total += count
+        self_cost[frames[-1][0]] += count
+        by_package[frames[-1][1]] += count
+        for name in {f[0] for f in frames}:
+            incl_cost[name] += count
+    if not total or not deliveries:
+        return "no samples"
+    per = cpu_s * 1e6 / deliveries / total  # µs of server CPU per delivery, per sample
+
+    def section(title: str, counter: collections.Counter[str], n: int) -> list[str]:
+        out = [title, f"{'µs/deliv':>9} {'share':>6}  function (file)"]
+        for name, count in counter.most_common(n):
+            out.append(f"{count * per:9.1f} {100 * count / total:5.1f}%  {name}")
+        return out
+
+    lines = [
+        f"{total} samples; server CPU {cpu_s:.2f} s for {deliveries} deliveries"
+        f" = {cpu_s * 1e6 / deliveries:.1f} µs each",
+        "",
+        *section("By package (where the CPU is spent, leaf frame):", by_package, 15),
+        "",
+        *section("Self time (leaf function):", self_cost, top),
+        "",
+        *section("Inclusive time (function and what it calls):", incl_cost, top),
+    ]
+    return "\n".join(lines)
+
+
+# --- main -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running(name: str, workdir: Path, template: tuple[Path, list[str]] | None, redis: Redis | None) -> Iterator[Server]:
+    server = start_server(name, workdir, template, redis)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true", help="the full run (tens of minutes): 5,000 idle sockets")
+    parser.add_argument("--servers", default=",".join(SERVER_NAMES), help=f"any of {','.join(SERVER_NAMES)}")
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--pin", action="store_true", help="pin servers to CPU 0 and the load generator to CPU 1")
+    parser.add_argument("--profile", action="store_true", help="py-spy the servers under the 1000-member load")
+    parser.add_argument("--profile-rate", type=float, default=2.0, help="messages/s for --profile")
+    parser.add_argument("--profile-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--budget", type=float, help="seconds for the whole run (default: 170 quick, 3600 full, 300 profile)"
+    )
+    args = parser.parse_args()
+    names = [n.strip() for n in args.servers.split(",") if n.strip()]
+    for name in names:
+        if name not in SERVER_NAMES:
+            parser.error(f"unknown server {name!r}; choose from {', '.join(SERVER_NAMES)}")
+
+    started = time.monotonic()
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    workdir = SCRATCH / run_id
+    workdir.mkdir(parents=True, exist_ok=True)
+    loads = profile_plan(0, workdir, 1, 1) if args.profile else (full_plan() if args.full else quick_plan())
+    budget = args.budget or (300.0 if args.profile else 3600.0 if args.full else 170.0)
+    settle_max_s = 20.0 if args.full else 5.0
+    # The servers that finish early leave their time to the rest: the cheap ones run first.
+    order = sorted(names, key=lambda n: ["bare", "tutorial"].index(n) if n in ("bare", "tutorial") else 2)
+    raise_fd_limit(plan_sockets(loads))
+    meta = machine_meta([Path(sys.argv[0]).name, *sys.argv[1:]])
+    log(f"run {run_id}: servers {', '.join(names)}; scratch in {workdir.relative_to(ROOT)}")
+
+    redis: Redis | None = None
+    needs_redis = any(n != "chatsite" and n != "bare" for n in names)
+    template = prepare_chatsite_template(workdir, loads) if any(n.startswith("chatsite") for n in names) else None
+    rows: list[dict[str, Any]] = []
+    reports: list[str] = []
+    try:
+        if needs_redis:
+            redis = find_or_start_redis(workdir)
+            log(f"redis at {redis.url} (pid {redis.pid})")
+        for done, name in enumerate(order):
+            share = (budget - (time.monotonic() - started) - 8) / (len(order) - done)
+            if share < 10:
+                log(f"{name}: skipped, the run's time budget ({budget:.0f} s) is spent")
+                continue
+            with running(name, workdir, template, redis) as server:
+                log(f"{name}: up on {', '.join(map(str, server.ports))}")
+                if args.profile:
+                    raw = workdir / f"profile-{name}.raw"
+                    plan = profile_plan(server.procs[0].pid, raw, args.profile_rate, args.profile_seconds)
+                    got = run_loadgen(
+                        server, plan, workdir, pin=args.pin, budget_s=share - 3, settle_max_s=settle_max_s
+                    )
+                    rows += got
+                    if got and raw.exists():
+                        row = got[-1]
+                        report = summarise_profile(raw, row["server_cpu_s"], row["received"])
+                        reports.append(
+                            f"== {name} (first process), {args.profile_rate:g} msg/s into 1x1000 ==\n{report}"
+                        )
+                else:
+                    rows += run_loadgen(
+                        server, loads, workdir, pin=args.pin, budget_s=share - 3, settle_max_s=settle_max_s
+                    )
+    finally:
+        if redis and redis.proc:
+            stop(redis.proc)
+
+    rows.sort(key=lambda r: names.index(r["server"]))  # stable: plan order within a server
+    meta["seconds"] = round(time.monotonic() - started, 1)
+    meta["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    meta["ratios"] = ratios(rows)
+    print(table(rows))
+    print()
+    print(ratio_table(meta["ratios"]))
+    print()
+    for row in rows:
+        print(json.dumps(row))
+    if args.profile:
+        text = "\n\n".join(reports)
+        print(text)
+        out = RESULTS / "profile-latest.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(f"# {meta['command']} at {meta['when']} (commit {meta['git_commit']})\n\n{text}\n")
+        log(f"profile summary in {out.relative_to(ROOT)}; raw stacks in {workdir.relative_to(ROOT)}")
+        return
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rows, indent=1) + "\n")
+    args.out.with_suffix(".meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    shown = args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out
+    log(f"{len(rows)} rows in {shown}; {meta['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()
