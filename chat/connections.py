@@ -57,6 +57,10 @@ class LiveSocket(Protocol):
 
     def joined_rooms(self) -> list[str]: ...
 
+    async def go_away(self) -> None:
+        """Close with 1001; the socket's own disconnect handling cleans up and discards it."""
+        ...
+
     async def catch_up(self, *, fresh: bool) -> None:
         """Send whatever the store has past this socket's cursors, in order, once."""
         ...
@@ -71,18 +75,30 @@ def draining() -> bool:
     return _draining
 
 
-def _begin_drain() -> None:
+def _begin_drain() -> Any:
+    """Twisted's "before shutdown" trigger: close every local socket with 1001 and wait
+    (at most GOING_AWAY_WAIT_SECONDS) until each has cleaned up, before daphne drops them."""
     global _draining
     _draining = True
-    log.info("shutting down: closing sockets with 1001")
+    loop = asyncio.get_running_loop()
+    registry = _registries.get(loop)
+    if registry is None or not registry.sockets:
+        return None
+    log.info("shutting down: closing %d sockets with 1001", len(registry.sockets))
+    from twisted.internet.defer import Deferred
+
+    return Deferred.fromFuture(loop.create_task(registry.drain()))
 
 
 def _install_shutdown_hook() -> None:
     """Learn about daphne's shutdown from Twisted, which runs it.
 
-    daphne (4.2) answers SIGTERM by cancelling every application instance, and then drops
-    the TCP connections without a close frame (clients see 1006). The hook only sets a flag;
-    the consumer's cancellation handler does the closing. Importing the reactor here when
+    daphne 4.2.3 answers SIGTERM by cancelling every application instance in a "before
+    shutdown" trigger, then drops the TCP connections without a close frame (clients see
+    1006). That trigger also fails outright (KeyError) while any HTTP connection whose
+    response is done is still open, a keep-alive or a balancer's health check, and then
+    cancels nothing at all. So Chatsite adds its own trigger, which closes every socket with
+    1001 and makes the shutdown wait until they have gone. Importing the reactor here when
     daphne has not would install the wrong one, so this only hooks a reactor already there.
     """
     global _shutdown_hook_installed
@@ -91,8 +107,36 @@ def _install_shutdown_hook() -> None:
     reactor: Any = sys.modules.get("twisted.internet.reactor")
     if reactor is None:
         return
+    _allow_server_close_codes()
     reactor.addSystemEventTrigger("before", "shutdown", _begin_drain)
     _shutdown_hook_installed = True
+
+
+# Close codes RFC 6455 (7.4.1) lets a server send that Chatsite uses: 1001 going away,
+# 1011 internal error, 1012 service restart, 1013 try again later.
+SERVER_CLOSE_CODES = frozenset({1001, 1011, 1012, 1013})
+
+
+def _allow_server_close_codes() -> None:
+    """Let daphne send 1001/1011/1012/1013 when the application closes with them.
+
+    daphne hands an ASGI websocket.close to autobahn's public sendClose, which accepts only
+    1000 and 3000-4999 and raises on anything else: the consumer's close(1001) would crash
+    instead of closing. autobahn's sendCloseFrame sends any code; these are valid ones.
+    """
+    module: Any = sys.modules.get("daphne.ws_protocol")
+    if module is None or getattr(module.WebSocketProtocol, "chatsite_close_codes", False):
+        return
+    original = module.WebSocketProtocol.serverClose
+
+    def server_close(protocol: Any, code: int | None = None) -> None:
+        if code in SERVER_CLOSE_CODES:
+            protocol.sendCloseFrame(code=code, isReply=False)
+        else:
+            original(protocol, code)
+
+    module.WebSocketProtocol.serverClose = server_close
+    module.WebSocketProtocol.chatsite_close_codes = True
 
 
 class LocalSockets:
@@ -102,6 +146,7 @@ class LocalSockets:
         self.sockets: dict[str, LiveSocket] = {}  # by channel name
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._empty = asyncio.Event()
         self._swept = False
         self._start_lock = asyncio.Lock()
         self._room_seqs: dict[str, tuple[float, int | None]] = {}
@@ -118,6 +163,18 @@ class LocalSockets:
     def discard(self, socket: LiveSocket) -> None:
         if self.sockets.pop(socket.channel_name, None) is not None and not self.sockets:
             self._wake.set()  # the keeper ends with the last socket
+            self._empty.set()
+
+    async def drain(self) -> None:
+        """Close every socket with 1001 and wait until all have cleaned up (bounded)."""
+        for socket in list(self.sockets.values()):
+            with contextlib.suppress(Exception):
+                await socket.go_away()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(GOING_AWAY_WAIT_SECONDS):
+                while self.sockets:
+                    self._empty.clear()
+                    await self._empty.wait()
 
     async def prepare(self) -> None:
         """Before the first socket's row is written: sweep a previous life, take Redis's run_id."""

@@ -100,11 +100,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for timer in (self.auth_deadline, self.expiry):
             if timer is not None and timer is not asyncio.current_task():
                 timer.cancel()
-        connections.local_sockets().discard(self)
-        for room_id in list(getattr(self, "cursors", {})):
-            await services.room_leave(room_id=room_id, channel_name=self.channel_name)
-        if self.connection_id is not None:
-            await services.connection_close(connection_id=self.connection_id)
+        try:
+            for room_id in list(getattr(self, "cursors", {})):
+                await services.room_leave(room_id=room_id, channel_name=self.channel_name)
+            if self.connection_id is not None:
+                await services.connection_close(connection_id=self.connection_id)
+        finally:
+            # Last: a draining process waits for this, so the row is gone before it exits.
+            connections.local_sockets().discard(self)
 
     # Client frames ----------------------------------------------------------------------
 
@@ -338,6 +341,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def joined_rooms(self) -> list[str]:
         return list(getattr(self, "cursors", {}))
+
+    async def go_away(self) -> None:
+        """The process is shutting down: the client should resume on another one."""
+        await self.close(code=CloseCode.GOING_AWAY)
 
     async def catch_up(self, *, fresh: bool) -> None:
         """Send what the store has past this socket's cursors: a lost tail, or an outage's
