@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 # 64 KiB) answers smaller oversize frames with an error frame and keeps the socket open.
 DAPHNE_FLAGS ?= --websocket-max-message-size 1048576 --websocket-max-frame-size 1048576 --ping-interval 25 --ping-timeout 30 --application-close-timeout 5
 
-.PHONY: run test lint format check clean frontend frontend-test
+.PHONY: run test lint format check clean frontend frontend-test bench
 
 $(VENV)/.run-installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ frontend-test:
 test: $(VENV)/.dev-installed lint frontend-test
 	@scripts/system-deps.sh
 	$(BIN)/pytest
+
+# The quick benchmark (under 3 minutes): Chatsite, the Channels tutorial peer and a bare
+# websockets server side by side; writes bench/results/latest.json. See docs/performance.md.
+bench: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache staticfiles frontend/dist frontend/node_modules
