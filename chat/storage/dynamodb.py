@@ -61,25 +61,38 @@ APPEND_BACKOFF_CAP: Final = 0.1
 # fewer live items than asked for; reads keep paging (and widen the page) until they have enough.
 PAGE_SIZE: Final = 100
 
+# Reads of a room's newest RECENT_WINDOW seqs fetch the messages by key, strongly consistent;
+# older seqs come from RoomSeqIndex. A GSI is only eventually consistent: a message stored a
+# moment ago may not be in it yet, and a replay or gap fill that skipped it would leave a
+# hole the client never repairs. Index lag is well under a second, and one room cannot take
+# 100 appends in that time (each is a read and a transaction, one after the other).
+RECENT_WINDOW: Final = 100
+BATCH_GET_MAX: Final = 100  # keys per BatchGetItem (DynamoDB's limit)
+BATCH_GET_ATTEMPTS: Final = 8  # rounds for keys a throttled BatchGetItem returns unprocessed
+
 # Cancellation reasons of a TransactWriteItems that are worth another round.
 _RETRYABLE_REASONS: Final = frozenset(
     {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 )
 
-# Message ids of messages sent with a clientMessageId are derived from (room, user,
-# clientMessageId): the Put's attribute_not_exists(messageId) is then the idempotency check,
-# and the original is found again by a strongly consistent GetItem.
 _MESSAGE_ID_NAMESPACE: Final = uuid.UUID("5b0c8c1e-2f4e-4a53-9d52-2f3b7a8f6c11")
+_CLIENT_MESSAGE_NAMESPACE: Final = uuid.UUID("0d7f4a39-8b2e-4c61-a5f0-6e9d3c1b2a48")
+CLIENT_MESSAGE_KEY_PREFIX: Final = "cmid:"
 
 
 class AppendContention(RuntimeError):
     """A room's seq stayed contended for every attempt; nothing was stored (the send is retryable)."""
 
 
-def message_id_for(*, room_id: str, user_id: str, client_message_id: str | None) -> str:
-    if client_message_id is None:
-        return str(uuid.uuid4())
-    return str(uuid.uuid5(_MESSAGE_ID_NAMESPACE, json.dumps([room_id, user_id, client_message_id])))
+def message_id_for(*, room_id: str, seq: int) -> str:
+    """A message's id follows from its room and seq, so any seq can be read by key."""
+    return str(uuid.uuid5(_MESSAGE_ID_NAMESPACE, json.dumps([room_id, seq])))
+
+
+def client_message_key(*, room_id: str, user_id: str, client_message_id: str) -> str:
+    """The key of the item that records which message a (room, user, clientMessageId) became."""
+    name = json.dumps([room_id, user_id, client_message_id])
+    return CLIENT_MESSAGE_KEY_PREFIX + str(uuid.uuid5(_CLIENT_MESSAGE_NAMESPACE, name))
 
 
 def make_client(*, region: str, max_attempts: int = MAX_ATTEMPTS) -> DynamoDBClient:
@@ -222,11 +235,13 @@ class DynamoDBStore:
         client: DynamoDBClient,
         tables: schema.TableNames,
         page_size: int = PAGE_SIZE,
+        recent_window: int = RECENT_WINDOW,
         max_append_attempts: int = MAX_APPEND_ATTEMPTS,
     ) -> None:
         self.client = client
         self.tables = tables
         self.page_size = page_size
+        self.recent_window = recent_window
         self.max_append_attempts = max_append_attempts
 
     @classmethod
@@ -303,22 +318,36 @@ class DynamoDBStore:
         item = response.get("Item")
         return _message(item) if item else None
 
+    def _original(self, key: str) -> MessageRecord | None:
+        """The message a stored (room, user, clientMessageId) became, or None if it was never stored."""
+        response = self.client.get_item(TableName=self.tables.messages, Key={"messageId": _s(key)}, ConsistentRead=True)
+        item = response.get("Item")
+        if not item:
+            return None
+        original = self._get_message(_str(item, "originalMessageId"))
+        if original is None:
+            # The message was deleted (TTL or purge) but not yet its key: both expire together.
+            raise RuntimeError(f"{key} names message {_str(item, 'originalMessageId')}, which is gone")
+        return original
+
     def append_message(self, new: NewMessage) -> AppendResult:
         sent = _epoch(new.timestamp)
-        message_id = message_id_for(room_id=new.room_id, user_id=new.user_id, client_message_id=new.client_message_id)
+        key = None
         if new.client_message_id is not None:
+            key = client_message_key(room_id=new.room_id, user_id=new.user_id, client_message_id=new.client_message_id)
             # A fast path for the common retry; the transaction's condition is the guarantee.
-            existing = self._get_message(message_id)
-            if existing is not None:
-                return AppendResult(existing, created=False)
+            original = self._original(key)
+            if original is not None:
+                return AppendResult(original, created=False)
         for attempt in range(self.max_append_attempts):
             room = self.get_room(new.room_id)
             if room is None:
                 raise RoomNotFound(new.room_id)
+            seq = room.last_seq + 1
             record = MessageRecord(
-                message_id=message_id,
+                message_id=message_id_for(room_id=new.room_id, seq=seq),
                 room_id=new.room_id,
-                seq=room.last_seq + 1,
+                seq=seq,
                 user_id=new.user_id,
                 username=new.username,
                 text=new.text,
@@ -328,100 +357,161 @@ class DynamoDBStore:
                 ttl=sent + new.ttl_seconds,
             )
             try:
-                self._write_message(record, previous_seq=room.last_seq)
+                self._write_message(record, previous_seq=room.last_seq, client_message_key=key, now=sent)
             except ClientError as exc:
                 if _error_code(exc) != "TransactionCanceledException":
                     raise
-                # One reason per item of the transaction, in order: the room, then the message.
-                room_reason, message_reason = _cancellation_codes(exc, items=2)
-                if message_reason == "ConditionalCheckFailed":
-                    # The message id is taken: this clientMessageId was stored by a concurrent or
-                    # earlier attempt (or our own attempt whose reply was lost). Nothing was written.
-                    existing = self._get_message(message_id)
-                    if existing is None:
+                # One reason per item of the transaction, in order: room, message, client key.
+                room_reason, message_reason, key_reason = _cancellation_codes(exc, items=3)
+                if key is not None and key_reason == "ConditionalCheckFailed":
+                    # This clientMessageId was stored by a concurrent attempt (or by our own
+                    # attempt whose reply was lost). Nothing of this attempt was written.
+                    original = self._original(key)
+                    if original is None:
                         raise
-                    return AppendResult(existing, created=False)
-                if room_reason == "ConditionalCheckFailed" or {room_reason, message_reason} & _RETRYABLE_REASONS:
-                    # Another sender took seq `room.last_seq + 1` first (or the room is gone:
-                    # the next get_room says so). Back off with full jitter and read again.
+                    return AppendResult(original, created=False)
+                if "ConditionalCheckFailed" in (room_reason, message_reason) or (
+                    {room_reason, message_reason, key_reason} & _RETRYABLE_REASONS
+                ):
+                    # Another sender took this seq first (or the room is gone: the next
+                    # get_room says so). Back off with full jitter and read lastSeq again.
                     time.sleep(random.uniform(0, min(APPEND_BACKOFF_CAP, APPEND_BACKOFF_BASE * 2**attempt)))  # noqa: S311
                     continue
                 raise
             return AppendResult(record, created=True)
         raise AppendContention(f"room {new.room_id!r}: no free seq after {self.max_append_attempts} attempts")
 
-    def _write_message(self, record: MessageRecord, *, previous_seq: int) -> None:
-        """Take seq `record.seq` and store the message, both or neither.
+    def _write_message(
+        self, record: MessageRecord, *, previous_seq: int, client_message_key: str | None, now: int
+    ) -> None:
+        """Take seq `record.seq`, store the message and its clientMessageId: all or nothing.
 
         The room's lastSeq moves only from the value we read, so two senders can never take the
-        same seq; the message id must be free, so a clientMessageId is stored once (until the
-        original is deleted, as in the local backend). The ClientRequestToken makes botocore's own
-        retries of this very call idempotent.
+        same seq. The clientMessageId's key must be free (or expired with its message), so a
+        clientMessageId is stored once. The ClientRequestToken makes botocore's own retries of
+        this very call idempotent.
         """
-        self.client.transact_write_items(
-            ClientRequestToken=str(uuid.uuid4()),
-            TransactItems=[
-                {
-                    "Update": {
-                        "TableName": self.tables.rooms,
-                        "Key": {"roomId": _s(record.room_id)},
-                        "UpdateExpression": "SET #last = :seq",
-                        "ConditionExpression": "#last = :previous",
-                        "ExpressionAttributeNames": {"#last": "lastSeq"},
-                        "ExpressionAttributeValues": {":seq": _n(record.seq), ":previous": _n(previous_seq)},
-                    }
-                },
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.tables.rooms,
+                    "Key": {"roomId": _s(record.room_id)},
+                    "UpdateExpression": "SET #last = :seq",
+                    "ConditionExpression": "#last = :previous",
+                    "ExpressionAttributeNames": {"#last": "lastSeq"},
+                    "ExpressionAttributeValues": {":seq": _n(record.seq), ":previous": _n(previous_seq)},
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self.tables.messages,
+                    "Item": _message_item(record),
+                    "ConditionExpression": "attribute_not_exists(#id)",
+                    "ExpressionAttributeNames": {"#id": "messageId"},
+                }
+            },
+        ]
+        if client_message_key is not None:
+            # No roomId on this item: it stays out of both room indexes.
+            items.append(
                 {
                     "Put": {
                         "TableName": self.tables.messages,
-                        "Item": _message_item(record),
-                        "ConditionExpression": "attribute_not_exists(#id)",
-                        "ExpressionAttributeNames": {"#id": "messageId"},
+                        "Item": {
+                            "messageId": _s(client_message_key),
+                            "originalMessageId": _s(record.message_id),
+                            "ttl": _n(record.ttl),
+                        },
+                        "ConditionExpression": "attribute_not_exists(#id) OR #ttl <= :now",
+                        "ExpressionAttributeNames": {"#id": "messageId", "#ttl": "ttl"},
+                        "ExpressionAttributeValues": {":now": _n(now)},
                     }
-                },
-            ],
-        )
+                }
+            )
+        self.client.transact_write_items(ClientRequestToken=str(uuid.uuid4()), TransactItems=items)
 
-    def _room_messages(
-        self, *, room_id: str, above: int | None, below: int | None, forward: bool, limit: int, now: datetime
+    def _by_seq(self, room_id: str, seqs: list[int], now: datetime) -> list[MessageRecord]:
+        """The live messages among `seqs`, read by key (strongly consistent), in the order of `seqs`."""
+        found: dict[int, MessageRecord] = {}
+        for start in range(0, len(seqs), BATCH_GET_MAX):
+            keys = [
+                {"messageId": _s(message_id_for(room_id=room_id, seq=seq))}
+                for seq in seqs[start : start + BATCH_GET_MAX]
+            ]
+            request: dict[str, Any] = {self.tables.messages: {"Keys": keys, "ConsistentRead": True}}
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.tables.messages, []):
+                    message = _message(item)
+                    found[message.seq] = message
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                # Throttled keys come back unprocessed: back off, ask again for those only.
+                time.sleep(random.uniform(0, min(APPEND_BACKOFF_CAP, APPEND_BACKOFF_BASE * 2**attempt)))  # noqa: S311
+            else:
+                raise RuntimeError(f"BatchGetItem left keys unprocessed after {BATCH_GET_ATTEMPTS} attempts")
+        cutoff = _epoch(now)
+        return [found[seq] for seq in seqs if seq in found and found[seq].ttl > cutoff]
+
+    def _by_index(
+        self, *, room_id: str, low: int, high: int, forward: bool, limit: int, now: datetime
     ) -> list[MessageRecord]:
-        """Live messages of a room in seq order (descending unless `forward`), seqs strictly between bounds."""
-        if limit <= 0:
+        """Live messages with low <= seq <= high from RoomSeqIndex, in seq order (descending unless `forward`)."""
+        if limit <= 0 or low > high:
             return []
-        condition = "#room = :room"
-        names = {"#room": "roomId", "#ttl": "ttl"}
-        values: Item = {":room": _s(room_id), ":now": _n(_epoch(now))}
-        # A key condition takes one range comparison; callers give one bound at most.
-        if above is not None:
-            condition += " AND #seq > :bound"
-            names["#seq"], values[":bound"] = "seq", _n(above)
-        elif below is not None:
-            condition += " AND #seq < :bound"
-            names["#seq"], values[":bound"] = "seq", _n(below)
         items = self._query(
             want=limit,
             TableName=self.tables.messages,
             IndexName=schema.ROOM_SEQ_INDEX,
-            KeyConditionExpression=condition,
+            KeyConditionExpression="#room = :room AND #seq BETWEEN :low AND :high",
             FilterExpression="#ttl > :now",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
+            ExpressionAttributeNames={"#room": "roomId", "#seq": "seq", "#ttl": "ttl"},
+            ExpressionAttributeValues={
+                ":room": _s(room_id),
+                ":low": _n(low),
+                ":high": _n(high),
+                ":now": _n(_epoch(now)),
+            },
             ScanIndexForward=forward,
         )
         return [_message(item) for item in items]
 
     def messages_after(self, *, room_id: str, after_seq: int, limit: int, now: datetime) -> list[MessageRecord]:
-        # RoomSeqIndex is a GSI, which only reads eventually consistently: a message stored a few
-        # milliseconds ago may be missing. Callers check the seqs are contiguous up to the room's
-        # (strongly consistent) lastSeq and fall back to a full reload when they are not.
-        return self._room_messages(room_id=room_id, above=after_seq, below=None, forward=True, limit=limit, now=now)
+        room = self.get_room(room_id) if limit > 0 else None
+        if room is None:
+            return []
+        settled = max(0, room.last_seq - self.recent_window)  # seqs up to here are in the index
+        found = self._by_index(room_id=room_id, low=after_seq + 1, high=settled, forward=True, limit=limit, now=now)
+        # Then the recent seqs by key, oldest first, as many as still wanted; expired ones are
+        # skipped, so ask for more until there are enough or none are left.
+        next_seq = max(after_seq, settled) + 1
+        while len(found) < limit and next_seq <= room.last_seq:
+            count = min(limit - len(found), room.last_seq - next_seq + 1, BATCH_GET_MAX)
+            found += self._by_seq(room_id, list(range(next_seq, next_seq + count)), now)
+            next_seq += count
+        return found
 
     def messages_before(
         self, *, room_id: str, before_seq: int | None, limit: int, now: datetime
     ) -> list[MessageRecord]:
-        rows = self._room_messages(room_id=room_id, above=None, below=before_seq, forward=False, limit=limit, now=now)
-        rows.reverse()
-        return rows
+        room = self.get_room(room_id) if limit > 0 else None
+        if room is None:
+            return []
+        top = room.last_seq if before_seq is None else min(before_seq - 1, room.last_seq)
+        settled = max(0, room.last_seq - self.recent_window)
+        # Newest first: the recent seqs by key, then older ones from the index.
+        found: list[MessageRecord] = []
+        next_seq = top
+        while len(found) < limit and next_seq > settled:
+            count = min(limit - len(found), next_seq - settled, BATCH_GET_MAX)
+            found += self._by_seq(room_id, list(range(next_seq, next_seq - count, -1)), now)
+            next_seq -= count
+        found += self._by_index(
+            room_id=room_id, low=1, high=min(top, settled), forward=False, limit=limit - len(found), now=now
+        )
+        found.reverse()
+        return found
 
     # Connections ------------------------------------------------------------------------------
 
@@ -481,33 +571,39 @@ class DynamoDBStore:
         """Delete what DynamoDB's TTL has not deleted yet; each delete re-checks the ttl.
 
         The re-check matters: a heartbeat may refresh a connection between the scan and the
-        delete, and that connection must survive.
+        delete, and that connection must survive. The count is of messages and connections;
+        a clientMessageId's key expires with its message and goes uncounted.
         """
-        cutoff = _n(_epoch(now))
         removed = 0
         for table, key in ((self.tables.messages, "messageId"), (self.tables.connections, "connectionId")):
-            expired = self._scan(
-                TableName=table,
-                FilterExpression="#ttl <= :now",
-                ProjectionExpression="#key",
-                ExpressionAttributeNames={"#ttl": "ttl", "#key": key},
-                ExpressionAttributeValues={":now": cutoff},
-            )
-            for item in list(expired):
-                try:
-                    self.client.delete_item(
-                        TableName=table,
-                        Key={key: item[key]},
-                        ConditionExpression="#ttl <= :now",
-                        ExpressionAttributeNames={"#ttl": "ttl"},
-                        ExpressionAttributeValues={":now": cutoff},
-                    )
-                except ClientError as exc:
-                    if _error_code(exc) != "ConditionalCheckFailedException":
-                        raise
-                    continue
-                removed += 1
+            for item in list(self._expired(table, key, now)):
+                if self._delete_expired(table, {key: item[key]}, now):
+                    removed += not item[key].get("S", "").startswith(CLIENT_MESSAGE_KEY_PREFIX)
         return removed
+
+    def _expired(self, table: str, key: str, now: datetime) -> Iterator[Item]:
+        return self._scan(
+            TableName=table,
+            FilterExpression="#ttl <= :now",
+            ProjectionExpression="#key",
+            ExpressionAttributeNames={"#ttl": "ttl", "#key": key},
+            ExpressionAttributeValues={":now": _n(_epoch(now))},
+        )
+
+    def _delete_expired(self, table: str, key: Item, now: datetime) -> bool:
+        try:
+            self.client.delete_item(
+                TableName=table,
+                Key=key,
+                ConditionExpression="#ttl <= :now",
+                ExpressionAttributeNames={"#ttl": "ttl"},
+                ExpressionAttributeValues={":now": _n(_epoch(now))},
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
 
 # --- creating the tables -----------------------------------------------------------------------
