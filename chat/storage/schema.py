@@ -7,7 +7,8 @@ See docs/data-model.md for what each attribute means and how the store writes it
 Connections and Messages keep the keys and indexes of the origin design (the AWS WebSocket chat
 the app grew out of), so its data stays readable; what Chatsite's guarantees need comes on top:
 `instanceId` + InstanceIdIndex (sweep an instance's rows on restart), `seq` + RoomSeqIndex
-(gapless per-room order, resume by seq) and the Rooms table holding each room's `lastSeq`.
+(gapless per-room order, resume by seq), the Rooms table holding each room's `lastSeq`, and
+in Messages one small item per clientMessageId (no roomId, so in neither room index).
 """
 
 from __future__ import annotations
