@@ -1,0 +1,1017 @@
+"""Chatsite's CloudFormation template, generated: `python -m deploy.stack` writes it.
+
+The template (deploy/cloudformation/chatsite.yaml, committed) is built here so that its
+DynamoDB tables come from the one schema definition, chat/storage/schema.py, which
+`manage.py create_dynamodb_tables` also uses; deploy/tests prove the two agree. Edit this
+module, not the YAML; `python -m deploy.stack --check` fails when the YAML is stale.
+
+What the stack holds: the DynamoDB tables (TTL, point-in-time recovery, encryption), a
+Cognito user pool and app client, a private S3 bucket behind CloudFront with origin access
+control, least-privilege IAM for the app and for the static push, a log group, a
+CloudWatch dashboard and alarms.
+The load balancer is a second template (deploy/cloudformation/load-balancer.yaml), since it
+needs a VPC. Neither creates servers: run daphne with deploy/systemd or the container image in
+deploy/Dockerfile, as deploy/README.md says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from chat.storage import schema
+
+TEMPLATE_DIR: Final = Path(__file__).resolve().parent / "cloudformation"
+
+# The DynamoDB actions the app's role may use, on Chatsite's tables and their indexes only.
+# chat/storage/dynamodb.py calls get_item, batch_get_item, put_item, update_item,
+# delete_item, query, scan and transact_write_items; a transaction is authorised per item
+# action (its Update and Put). deploy/tests derives the same list from the store's calls, so a new call fails
+# there before it fails in production. No CreateTable, no DeleteTable: the stack owns tables.
+APP_DYNAMODB_ACTIONS: Final = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:UpdateItem",
+)
+
+# An ALB closes a connection after this long without data frames (WebSocket pings do not
+# count). The browser client sends a heartbeat frame every ~25 s, and daphne pings every
+# 25 s (deploy/systemd, deploy/Dockerfile): 120 s tolerates a few missed heartbeats.
+DEFAULT_IDLE_TIMEOUT_SECONDS: Final = 120
+HEALTH_CHECK_PATH: Final = "/readyz"
+APP_PORT: Final = 8000
+
+# AWS-managed CloudFront policies (fixed ids, documented by AWS).
+SECURITY_HEADERS_POLICY_ID: Final = "67f7725c-6f97-4210-82d7-5512b31e9d03"  # Managed-SecurityHeadersPolicy
+
+
+def ref(name: str) -> dict[str, Any]:
+    return {"Ref": name}
+
+
+def sub(text: str) -> dict[str, Any]:
+    return {"Fn::Sub": text}
+
+
+def getatt(resource: str, attribute: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [resource, attribute]}
+
+
+def table_resource_name(table: schema.Table) -> str:
+    return f"{table.logical_name}Table"
+
+
+def table_name(table: schema.Table) -> dict[str, Any]:
+    return sub(f"${{AWS::StackName}}-{table.logical_name}")
+
+
+def _tags(name: str) -> list[dict[str, Any]]:
+    return [{"Key": "Name", "Value": sub(f"${{AWS::StackName}}-{name}")}, {"Key": "app", "Value": "chatsite"}]
+
+
+# Parameters and conditions -----------------------------------------------------------
+
+
+def parameters() -> dict[str, Any]:
+    return {
+        "ServiceName": {
+            "Type": "String",
+            "Default": "chatsite",
+            "Description": "The Service dimension of the app's metrics (METRICS_EMF_SERVICE).",
+        },
+        "MetricsNamespace": {
+            "Type": "String",
+            "Default": "Chatsite",
+            "Description": "CloudWatch namespace of the app's EMF metrics (METRICS_EMF_NAMESPACE).",
+        },
+        "AlarmEmail": {
+            "Type": "String",
+            "Default": "",
+            "Description": "Optional: an address subscribed to the alarm topic.",
+        },
+        "CallbackUrls": {
+            "Type": "CommaDelimitedList",
+            "Default": "",
+            "Description": "Optional: Hosted UI callback URLs (https://HOST/accounts/cognito/callback/). "
+            "Empty: no Hosted UI, sign-in with username and password only.",
+        },
+        "LogoutUrls": {
+            "Type": "CommaDelimitedList",
+            "Default": "",
+            "Description": "Optional: Hosted UI sign-out URLs.",
+        },
+        "CognitoDomainPrefix": {
+            "Type": "String",
+            "Default": "",
+            "Description": "Optional: prefix of the Hosted UI domain (PREFIX.auth.REGION.amazoncognito.com).",
+        },
+        "StaticDomainName": {
+            "Type": "String",
+            "Default": "",
+            "Description": "Optional: a domain name for the CloudFront distribution (needs StaticCertificateArn).",
+        },
+        "StaticCertificateArn": {
+            "Type": "String",
+            "Default": "",
+            "Description": "Optional: ACM certificate in us-east-1 for StaticDomainName.",
+        },
+        "PriceClass": {
+            "Type": "String",
+            "Default": "PriceClass_100",
+            "AllowedValues": ["PriceClass_100", "PriceClass_200", "PriceClass_All"],
+        },
+        "ErrorRateThresholdPercent": {
+            "Type": "Number",
+            "Default": 5,
+            "Description": "Alarm when server errors exceed this percentage of message sends.",
+        },
+        "FailedConnectionsThreshold": {
+            "Type": "Number",
+            "Default": 10,
+            "Description": "Alarm when this many handshakes fail server-side in five minutes.",
+        },
+        "ThrottleThreshold": {
+            "Type": "Number",
+            "Default": 10,
+            "Description": "Alarm when DynamoDB throttles this many requests in five minutes.",
+        },
+    }
+
+
+def conditions() -> dict[str, Any]:
+    return {
+        "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [ref("AlarmEmail"), ""]}]},
+        "HasHostedUi": {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", ref("CallbackUrls")]}, ""]}]},
+        "HasCognitoDomain": {"Fn::Not": [{"Fn::Equals": [ref("CognitoDomainPrefix"), ""]}]},
+        "HasStaticDomain": {"Fn::Not": [{"Fn::Equals": [ref("StaticDomainName"), ""]}]},
+    }
+
+
+# DynamoDB ----------------------------------------------------------------------------
+
+
+def table_resources() -> dict[str, Any]:
+    """One AWS::DynamoDB::Table per schema table, with PITR and encryption added."""
+    resources: dict[str, Any] = {}
+    for table in schema.TABLES:
+        properties = schema.cloudformation_properties(table, table_name(table))
+        properties["PointInTimeRecoverySpecification"] = {"PointInTimeRecoveryEnabled": True}
+        # KMS with the AWS-managed key (aws/dynamodb): visible in CloudTrail, no key to manage.
+        properties["SSESpecification"] = {"SSEEnabled": True}
+        properties["DeletionProtectionEnabled"] = True
+        properties["Tags"] = _tags(table.logical_name)
+        resources[table_resource_name(table)] = {
+            "Type": "AWS::DynamoDB::Table",
+            # Chat history outlives a stack: deleting or replacing the stack keeps the tables.
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": properties,
+        }
+    return resources
+
+
+def _table_arns() -> list[Any]:
+    arns: list[Any] = []
+    for table in schema.TABLES:
+        arn = getatt(table_resource_name(table), "Arn")
+        arns.append(arn)
+        if table.indexes:
+            arns.append(sub(f"${{{table_resource_name(table)}.Arn}}/index/*"))
+    return arns
+
+
+# Cognito -----------------------------------------------------------------------------
+
+
+def cognito_resources() -> dict[str, Any]:
+    return {
+        "UserPool": {
+            "Type": "AWS::Cognito::UserPool",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "UserPoolName": sub("${AWS::StackName}-users"),
+                "UsernameConfiguration": {"CaseSensitive": False},
+                "AutoVerifiedAttributes": ["email"],
+                "AccountRecoverySetting": {"RecoveryMechanisms": [{"Name": "verified_email", "Priority": 1}]},
+                "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": False},
+                "Policies": {
+                    "PasswordPolicy": {
+                        "MinimumLength": 12,
+                        "RequireLowercase": True,
+                        "RequireUppercase": False,
+                        "RequireNumbers": True,
+                        "RequireSymbols": False,
+                        "TemporaryPasswordValidityDays": 3,
+                    }
+                },
+                "MfaConfiguration": "OPTIONAL",
+                "EnabledMfas": ["SOFTWARE_TOKEN_MFA"],
+                "Schema": [
+                    {"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True},
+                    {"Name": "preferred_username", "AttributeDataType": "String", "Mutable": True},
+                ],
+                "UserPoolTags": {"app": "chatsite"},
+            },
+        },
+        "UserPoolClient": {
+            "Type": "AWS::Cognito::UserPoolClient",
+            "Properties": {
+                "ClientName": sub("${AWS::StackName}-app"),
+                "UserPoolId": ref("UserPool"),
+                # A public client: the React app and the API's InitiateAuth use no secret.
+                "GenerateSecret": False,
+                "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+                "PreventUserExistenceErrors": "ENABLED",
+                "EnableTokenRevocation": True,
+                "AccessTokenValidity": 60,
+                "IdTokenValidity": 60,
+                "RefreshTokenValidity": 30,
+                "TokenValidityUnits": {"AccessToken": "minutes", "IdToken": "minutes", "RefreshToken": "days"},
+                "SupportedIdentityProviders": ["COGNITO"],
+                "AllowedOAuthFlowsUserPoolClient": {"Fn::If": ["HasHostedUi", True, ref("AWS::NoValue")]},
+                "AllowedOAuthFlows": {"Fn::If": ["HasHostedUi", ["code"], ref("AWS::NoValue")]},
+                "AllowedOAuthScopes": {"Fn::If": ["HasHostedUi", ["openid", "email", "profile"], ref("AWS::NoValue")]},
+                "CallbackURLs": {"Fn::If": ["HasHostedUi", ref("CallbackUrls"), ref("AWS::NoValue")]},
+                "LogoutURLs": {"Fn::If": ["HasHostedUi", ref("LogoutUrls"), ref("AWS::NoValue")]},
+            },
+        },
+        "UserPoolDomain": {
+            "Type": "AWS::Cognito::UserPoolDomain",
+            "Condition": "HasCognitoDomain",
+            "Properties": {"Domain": ref("CognitoDomainPrefix"), "UserPoolId": ref("UserPool")},
+        },
+        "ModeratorsGroup": {
+            "Type": "AWS::Cognito::UserPoolGroup",
+            "Properties": {
+                "GroupName": "moderators",
+                "Description": "Chatsite moderators (staff in Django admin).",
+                "UserPoolId": ref("UserPool"),
+            },
+        },
+    }
+
+
+# S3 + CloudFront ---------------------------------------------------------------------
+
+
+def static_resources() -> dict[str, Any]:
+    distribution_arn = sub("arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${StaticDistribution}")
+    return {
+        "StaticBucket": {
+            "Type": "AWS::S3::Bucket",
+            # The build can be pushed again, but its old versions are the rollback: keep them.
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                # SSE-S3: S3 ETags stay the MD5 of the body, which the static push compares.
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+                },
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "IgnorePublicAcls": True,
+                    "RestrictPublicBuckets": True,
+                },
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                # Old versions of overwritten or removed files stay 30 days for a rollback.
+                "VersioningConfiguration": {"Status": "Enabled"},
+                "LifecycleConfiguration": {
+                    "Rules": [
+                        {
+                            "Id": "expire-old-versions",
+                            "Status": "Enabled",
+                            "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+                            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                        }
+                    ]
+                },
+                "Tags": _tags("static"),
+            },
+        },
+        "StaticBucketPolicy": {
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {
+                "Bucket": ref("StaticBucket"),
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "CloudFrontReadsThroughOriginAccessControl",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "cloudfront.amazonaws.com"},
+                            "Action": "s3:GetObject",
+                            "Resource": sub("${StaticBucket.Arn}/*"),
+                            "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}},
+                        },
+                        {
+                            "Sid": "TlsOnly",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "s3:*",
+                            "Resource": [
+                                getatt("StaticBucket", "Arn"),
+                                sub("${StaticBucket.Arn}/*"),
+                            ],
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        },
+                    ],
+                },
+            },
+        },
+        "StaticOriginAccessControl": {
+            "Type": "AWS::CloudFront::OriginAccessControl",
+            "Properties": {
+                "OriginAccessControlConfig": {
+                    "Name": sub("${AWS::StackName}-static"),
+                    "Description": "CloudFront signs its requests to the private static bucket.",
+                    "OriginAccessControlOriginType": "s3",
+                    "SigningBehavior": "always",
+                    "SigningProtocol": "sigv4",
+                }
+            },
+        },
+        "StaticCachePolicy": {
+            "Type": "AWS::CloudFront::CachePolicy",
+            "Properties": {
+                "CachePolicyConfig": {
+                    "Name": sub("${AWS::StackName}-static"),
+                    "Comment": "Follow the Cache-Control the static push sets on every object.",
+                    # MinTTL 0: `no-cache` on index.html and config.json is honoured.
+                    "MinTTL": 0,
+                    "DefaultTTL": 3600,
+                    "MaxTTL": 31536000,
+                    "ParametersInCacheKeyAndForwardedToOrigin": {
+                        "EnableAcceptEncodingGzip": True,
+                        "EnableAcceptEncodingBrotli": True,
+                        "HeadersConfig": {"HeaderBehavior": "none"},
+                        "CookiesConfig": {"CookieBehavior": "none"},
+                        "QueryStringsConfig": {"QueryStringBehavior": "none"},
+                    },
+                }
+            },
+        },
+        "StaticDistribution": {
+            "Type": "AWS::CloudFront::Distribution",
+            # StaticCertificateArn is only read when StaticDomainName is set; cfn-lint checks
+            # the empty default against the ARN pattern all the same.
+            "Metadata": {"cfn-lint": {"config": {"ignore_checks": ["W1030"]}}},
+            "Properties": {
+                "DistributionConfig": {
+                    "Comment": sub("${AWS::StackName} static files and the React app"),
+                    "Enabled": True,
+                    "HttpVersion": "http2and3",
+                    "IPV6Enabled": True,
+                    "PriceClass": ref("PriceClass"),
+                    "DefaultRootObject": "index.html",
+                    "Aliases": {"Fn::If": ["HasStaticDomain", [ref("StaticDomainName")], ref("AWS::NoValue")]},
+                    "ViewerCertificate": {
+                        "Fn::If": [
+                            "HasStaticDomain",
+                            {
+                                "AcmCertificateArn": ref("StaticCertificateArn"),
+                                "SslSupportMethod": "sni-only",
+                                "MinimumProtocolVersion": "TLSv1.2_2021",
+                            },
+                            {"CloudFrontDefaultCertificate": True},
+                        ]
+                    },
+                    "Origins": [
+                        {
+                            "Id": "static-bucket",
+                            "DomainName": getatt("StaticBucket", "RegionalDomainName"),
+                            "OriginAccessControlId": getatt("StaticOriginAccessControl", "Id"),
+                            # Empty identity: access goes through origin access control, not OAI.
+                            "S3OriginConfig": {"OriginAccessIdentity": ""},
+                        }
+                    ],
+                    "DefaultCacheBehavior": {
+                        "TargetOriginId": "static-bucket",
+                        "ViewerProtocolPolicy": "redirect-to-https",
+                        "AllowedMethods": ["GET", "HEAD", "OPTIONS"],
+                        "CachedMethods": ["GET", "HEAD"],
+                        "Compress": True,
+                        "CachePolicyId": ref("StaticCachePolicy"),
+                        "ResponseHeadersPolicyId": SECURITY_HEADERS_POLICY_ID,
+                    },
+                    # The React app routes in the browser: a deep link gets index.html. A
+                    # private bucket answers 403 for a missing key, so map both.
+                    "CustomErrorResponses": [
+                        {
+                            "ErrorCode": code,
+                            "ResponseCode": 200,
+                            "ResponsePagePath": "/index.html",
+                            "ErrorCachingMinTTL": 0,
+                        }
+                        for code in (403, 404)
+                    ],
+                },
+                "Tags": _tags("static"),
+            },
+        },
+    }
+
+
+# IAM and logs ------------------------------------------------------------------------
+
+
+def iam_resources() -> dict[str, Any]:
+    return {
+        "AppLogGroup": {
+            "Type": "AWS::Logs::LogGroup",
+            # Logs outlive the stack for the 30 days they are kept anyway.
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {"LogGroupName": sub("/chatsite/${AWS::StackName}"), "RetentionInDays": 30},
+        },
+        "AppRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "Description": "The daphne processes: Chatsite's tables and log group, nothing else.",
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": ["ec2.amazonaws.com", "ecs-tasks.amazonaws.com"]},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                },
+                "Policies": [
+                    {
+                        "PolicyName": "chatsite-app",
+                        "PolicyDocument": {
+                            "Version": "2012-10-17",
+                            "Statement": [
+                                {
+                                    "Sid": "ChatTables",
+                                    "Effect": "Allow",
+                                    "Action": list(APP_DYNAMODB_ACTIONS),
+                                    "Resource": _table_arns(),
+                                },
+                                {
+                                    "Sid": "AppLogs",
+                                    "Effect": "Allow",
+                                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                                    "Resource": getatt("AppLogGroup", "Arn"),
+                                },
+                            ],
+                        },
+                    }
+                ],
+                "Tags": _tags("app"),
+            },
+        },
+        "AppInstanceProfile": {
+            "Type": "AWS::IAM::InstanceProfile",
+            "Properties": {"Roles": [ref("AppRole")]},
+        },
+        "StaticDeployPolicy": {
+            "Type": "AWS::IAM::ManagedPolicy",
+            "Properties": {
+                "Description": "What `python -m deploy.push_static` needs: this bucket and this distribution.",
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "ListStaticBucket",
+                            "Effect": "Allow",
+                            "Action": "s3:ListBucket",
+                            "Resource": getatt("StaticBucket", "Arn"),
+                        },
+                        {
+                            "Sid": "WriteStaticObjects",
+                            "Effect": "Allow",
+                            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                            "Resource": sub("${StaticBucket.Arn}/*"),
+                        },
+                        {
+                            "Sid": "InvalidateStaticDistribution",
+                            "Effect": "Allow",
+                            "Action": ["cloudfront:CreateInvalidation", "cloudfront:GetInvalidation"],
+                            "Resource": sub(
+                                "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${StaticDistribution}"
+                            ),
+                        },
+                    ],
+                },
+            },
+        },
+    }
+
+
+# Load balancer (a second template) ---------------------------------------------------
+
+
+def load_balancer_parameters() -> dict[str, Any]:
+    return {
+        "VpcId": {"Type": "AWS::EC2::VPC::Id", "Description": "The VPC of the daphne instances or tasks."},
+        "PublicSubnetIds": {
+            "Type": "List<AWS::EC2::Subnet::Id>",
+            "Description": "Public subnets in two or more availability zones.",
+        },
+        "CertificateArn": {
+            "Type": "String",
+            "AllowedPattern": "^arn:aws[a-zA-Z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/.+$",
+            "Description": "ACM certificate (same region) for the HTTPS listener.",
+        },
+        "TargetType": {
+            "Type": "String",
+            "Default": "instance",
+            "AllowedValues": ["instance", "ip"],
+            "Description": "instance for EC2 with systemd, ip for ECS on Fargate.",
+        },
+        "IdleTimeoutSeconds": {
+            "Type": "Number",
+            "Default": DEFAULT_IDLE_TIMEOUT_SECONDS,
+            "MinValue": 60,
+            "MaxValue": 4000,
+            "Description": "Closes a connection after this long without data frames; above the 25 s heartbeat.",
+        },
+        "AlarmTopicArn": {
+            "Type": "String",
+            "Description": "The AlarmTopicArn output of the main Chatsite stack.",
+        },
+    }
+
+
+def load_balancer_resources() -> dict[str, Any]:
+    return {
+        "LoadBalancerSecurityGroup": {
+            "Type": "AWS::EC2::SecurityGroup",
+            "Properties": {
+                "GroupDescription": "Chatsite load balancer: HTTPS and the HTTP redirect from anywhere",
+                "VpcId": ref("VpcId"),
+                "SecurityGroupIngress": [
+                    {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "0.0.0.0/0"},
+                    {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "CidrIp": "0.0.0.0/0"},
+                ],
+                "Tags": _tags("alb"),
+            },
+        },
+        "AppSecurityGroup": {
+            "Type": "AWS::EC2::SecurityGroup",
+            "Properties": {
+                "GroupDescription": "Chatsite daphne processes: the app port from the load balancer only",
+                "VpcId": ref("VpcId"),
+                "SecurityGroupIngress": [
+                    {
+                        "IpProtocol": "tcp",
+                        "FromPort": APP_PORT,
+                        "ToPort": APP_PORT,
+                        "SourceSecurityGroupId": ref("LoadBalancerSecurityGroup"),
+                    }
+                ],
+                "Tags": _tags("app"),
+            },
+        },
+        "LoadBalancer": {
+            "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
+            "Properties": {
+                "Type": "application",
+                "Scheme": "internet-facing",
+                "Subnets": ref("PublicSubnetIds"),
+                "SecurityGroups": [ref("LoadBalancerSecurityGroup")],
+                "LoadBalancerAttributes": [
+                    {"Key": "idle_timeout.timeout_seconds", "Value": ref("IdleTimeoutSeconds")},
+                    {"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true"},
+                    # The ALB appends the peer address to X-Forwarded-For: only the last
+                    # entry is trustworthy (docs/operations.md, proxy headers).
+                    {"Key": "routing.http.xff_header_processing.mode", "Value": "append"},
+                ],
+                "Tags": _tags("alb"),
+            },
+        },
+        "TargetGroup": {
+            "Type": "AWS::ElasticLoadBalancingV2::TargetGroup",
+            "Properties": {
+                "VpcId": ref("VpcId"),
+                "Protocol": "HTTP",
+                "Port": APP_PORT,
+                "TargetType": ref("TargetType"),
+                "HealthCheckProtocol": "HTTP",
+                # /readyz answers before host validation and the HTTPS redirect
+                # (chatsite/ops/health.py), so the ALB's plain-HTTP probe by IP gets 200.
+                "HealthCheckPath": HEALTH_CHECK_PATH,
+                "HealthCheckIntervalSeconds": 15,
+                "HealthCheckTimeoutSeconds": 5,
+                "HealthyThresholdCount": 2,
+                "UnhealthyThresholdCount": 3,
+                "Matcher": {"HttpCode": "200"},
+                "TargetGroupAttributes": [
+                    # daphne closes its sockets with 1001 on SIGTERM and clients resume on
+                    # another target; 30 s covers the drain (systemd TimeoutStopSec is 40).
+                    {"Key": "deregistration_delay.timeout_seconds", "Value": "30"},
+                    # Any process can serve any socket: resume works by seq, not affinity.
+                    {"Key": "stickiness.enabled", "Value": "false"},
+                ],
+                "Tags": _tags("app"),
+            },
+        },
+        "HttpsListener": {
+            "Type": "AWS::ElasticLoadBalancingV2::Listener",
+            "Properties": {
+                "LoadBalancerArn": ref("LoadBalancer"),
+                "Protocol": "HTTPS",
+                "Port": 443,
+                "SslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+                "Certificates": [{"CertificateArn": ref("CertificateArn")}],
+                "DefaultActions": [{"Type": "forward", "TargetGroupArn": ref("TargetGroup")}],
+            },
+        },
+        "HttpRedirectListener": {
+            "Type": "AWS::ElasticLoadBalancingV2::Listener",
+            "Properties": {
+                "LoadBalancerArn": ref("LoadBalancer"),
+                "Protocol": "HTTP",
+                "Port": 80,
+                "DefaultActions": [
+                    {
+                        "Type": "redirect",
+                        "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"},
+                    }
+                ],
+            },
+        },
+        "LoadBalancer5xxAlarm": _alarm(
+            "The load balancer answered 5xx itself (no healthy target, or a target failed).",
+            topic=ref("AlarmTopicArn"),
+            Namespace="AWS/ApplicationELB",
+            MetricName="HTTPCode_ELB_5XX_Count",
+            Dimensions=[{"Name": "LoadBalancer", "Value": getatt("LoadBalancer", "LoadBalancerFullName")}],
+            Statistic="Sum",
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=10,
+        ),
+        "UnhealthyTargetsAlarm": _alarm(
+            "A daphne target failed /readyz (database, channel layer or store unreachable).",
+            topic=ref("AlarmTopicArn"),
+            Namespace="AWS/ApplicationELB",
+            MetricName="UnHealthyHostCount",
+            Dimensions=[
+                {"Name": "LoadBalancer", "Value": getatt("LoadBalancer", "LoadBalancerFullName")},
+                {"Name": "TargetGroup", "Value": getatt("TargetGroup", "TargetGroupFullName")},
+            ],
+            Statistic="Maximum",
+            Period=60,
+            EvaluationPeriods=3,
+            Threshold=0,
+        ),
+    }
+
+
+def load_balancer_outputs() -> dict[str, Any]:
+    return {
+        "LoadBalancerDnsName": {
+            "Description": "Point the app's DNS name here (DJANGO_ALLOWED_HOSTS)",
+            "Value": getatt("LoadBalancer", "DNSName"),
+        },
+        "TargetGroupArn": {
+            "Description": "Register daphne instances (port 8000) or the ECS service here",
+            "Value": ref("TargetGroup"),
+        },
+        "AppSecurityGroupId": {
+            "Description": "Security group for the daphne instances or tasks",
+            "Value": ref("AppSecurityGroup"),
+        },
+    }
+
+
+def build_load_balancer_template() -> dict[str, Any]:
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "Chatsite: an Application Load Balancer in front of daphne (WebSockets, /readyz checks).",
+        "Parameters": load_balancer_parameters(),
+        "Resources": load_balancer_resources(),
+        "Outputs": load_balancer_outputs(),
+    }
+
+
+# Monitoring --------------------------------------------------------------------------
+
+
+def _app_metric(name: str, *dimensions: str) -> list[Any]:
+    """A dashboard metric row for one EMF metric, with the Service dimension."""
+    return ["${MetricsNamespace}", name, "Service", "${ServiceName}", *dimensions]
+
+
+def _widget(title: str, metrics: list[list[Any]], *, stat: str = "Sum", x: int, y: int) -> dict[str, Any]:
+    return {
+        "type": "metric",
+        "x": x,
+        "y": y,
+        "width": 12,
+        "height": 6,
+        "properties": {
+            "title": title,
+            "region": "${AWS::Region}",
+            "stat": stat,
+            "period": 60,
+            "view": "timeSeries",
+            "metrics": metrics,
+        },
+    }
+
+
+def dashboard_body() -> str:
+    tables = [f"${{{table_resource_name(t)}}}" for t in schema.TABLES]
+    widgets = [
+        _widget("Open connections", [_app_metric("ConnectionsOpen")], stat="Maximum", x=0, y=0),
+        _widget(
+            "Handshakes by outcome",
+            [_app_metric("Connections", "Outcome", o) for o in ("accepted", "unauthorized", "failed")],
+            x=12,
+            y=0,
+        ),
+        _widget(
+            "Messages stored and delivered",
+            [_app_metric("MessagesStored"), _app_metric("MessagesDelivered"), _app_metric("Joins")],
+            x=0,
+            y=6,
+        ),
+        _widget(
+            "Errors by code",
+            [
+                _app_metric("Errors"),
+                _app_metric("Errors", "Code", "storage_unavailable"),
+                _app_metric("Errors", "Code", "internal_error"),
+                _app_metric("RateLimitHits"),
+            ],
+            x=12,
+            y=6,
+        ),
+        _widget(
+            "Latency (mean, ms)",
+            [_app_metric("StoreLatency"), _app_metric("BroadcastLatency")],
+            stat="Average",
+            x=0,
+            y=12,
+        ),
+        _widget(
+            "Resumes and channel-layer drops",
+            [
+                _app_metric("Resumes", "Outcome", "replayed"),
+                _app_metric("Resumes", "Outcome", "reloaded"),
+                _app_metric("ChannelLayerDrops"),
+            ],
+            x=12,
+            y=12,
+        ),
+        _widget(
+            "DynamoDB throttling",
+            [
+                ["AWS/DynamoDB", metric, "TableName", name]
+                for name in tables
+                for metric in ("ReadThrottleEvents", "WriteThrottleEvents")
+            ],
+            x=0,
+            y=18,
+        ),
+    ]
+    return json.dumps({"widgets": widgets}, separators=(",", ":"))
+
+
+def _metric_query(query_id: str, namespace: Any, name: str, dimensions: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Id": query_id,
+        "ReturnData": False,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": namespace,
+                "MetricName": name,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+            },
+            "Period": 60,
+            "Stat": "Sum",
+        },
+    }
+
+
+def _alarm(description: str, *, topic: dict[str, Any] | None = None, **properties: Any) -> dict[str, Any]:
+    topic = topic or ref("AlarmTopic")
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": description,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [topic],
+            "OKActions": [topic],
+            **properties,
+        },
+    }
+
+
+def monitoring_resources() -> dict[str, Any]:
+    service = {"Service": ref("ServiceName")}
+    namespace = ref("MetricsNamespace")
+    throttle_queries = [
+        _metric_query(f"t{i}{j}", "AWS/DynamoDB", metric, {"TableName": ref(table_resource_name(table))})
+        for i, table in enumerate(schema.TABLES)
+        for j, metric in enumerate(("ReadThrottleEvents", "WriteThrottleEvents"))
+    ]
+    resources: dict[str, Any] = {
+        "AlarmTopic": {"Type": "AWS::SNS::Topic", "Properties": {"DisplayName": "Chatsite alarms"}},
+        "AlarmEmailSubscription": {
+            "Type": "AWS::SNS::Subscription",
+            "Condition": "HasAlarmEmail",
+            "Properties": {"TopicArn": ref("AlarmTopic"), "Protocol": "email", "Endpoint": ref("AlarmEmail")},
+        },
+        "Dashboard": {
+            "Type": "AWS::CloudWatch::Dashboard",
+            "Properties": {
+                "DashboardName": sub("${AWS::StackName}"),
+                "DashboardBody": sub(dashboard_body()),
+            },
+        },
+        "ErrorRateAlarm": _alarm(
+            "Server errors (storage_unavailable, internal_error) as a percentage of message sends.",
+            Metrics=[
+                _metric_query("internal", namespace, "Errors", {**service, "Code": "internal_error"}),
+                _metric_query("storage", namespace, "Errors", {**service, "Code": "storage_unavailable"}),
+                _metric_query("stored", namespace, "MessagesStored", service),
+                {
+                    "Id": "failed",
+                    "ReturnData": False,
+                    "Expression": "FILL(internal, 0) + FILL(storage, 0)",
+                    "Label": "server errors",
+                },
+                {
+                    "Id": "rate",
+                    "ReturnData": True,
+                    "Expression": "IF(failed + FILL(stored, 0) > 0, 100 * failed / (failed + FILL(stored, 0)), 0)",
+                    "Label": "server error rate (%)",
+                },
+            ],
+            Threshold=ref("ErrorRateThresholdPercent"),
+            EvaluationPeriods=5,
+            DatapointsToAlarm=3,
+        ),
+        "FailedConnectionsAlarm": _alarm(
+            "WebSocket handshakes that failed server-side (the store refused the connection row).",
+            Namespace=namespace,
+            MetricName="Connections",
+            Dimensions=[{"Name": "Service", "Value": ref("ServiceName")}, {"Name": "Outcome", "Value": "failed"}],
+            Statistic="Sum",
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=ref("FailedConnectionsThreshold"),
+        ),
+        "ThrottlingAlarm": _alarm(
+            "DynamoDB read and write throttle events on Chatsite's tables.",
+            Metrics=[
+                *throttle_queries,
+                {
+                    "Id": "throttled",
+                    "ReturnData": True,
+                    "Expression": " + ".join(f"FILL({q['Id']}, 0)" for q in throttle_queries),
+                    "Label": "throttle events",
+                    "Period": 300,
+                },
+            ],
+            Threshold=ref("ThrottleThreshold"),
+            EvaluationPeriods=1,
+        ),
+        "ChannelLayerDropsAlarm": _alarm(
+            "Channel-layer events lost (capacity, gaps repaired from the store, failed sends).",
+            Namespace=namespace,
+            MetricName="ChannelLayerDrops",
+            Dimensions=[{"Name": "Service", "Value": ref("ServiceName")}],
+            Statistic="Sum",
+            Period=300,
+            EvaluationPeriods=2,
+            Threshold=100,
+        ),
+    }
+    return resources
+
+
+# Outputs -----------------------------------------------------------------------------
+
+
+def outputs() -> dict[str, Any]:
+    """Each output names the environment variable it fills (see .env.example)."""
+    result: dict[str, Any] = {}
+    for table in schema.TABLES:
+        result[f"{table.logical_name}TableName"] = {
+            "Description": table.setting,
+            "Value": ref(table_resource_name(table)),
+        }
+    result.update(
+        {
+            "Region": {"Description": "AWS_REGION and COGNITO_REGION", "Value": ref("AWS::Region")},
+            "UserPoolId": {"Description": "COGNITO_USER_POOL_ID", "Value": ref("UserPool")},
+            "UserPoolClientId": {"Description": "COGNITO_APP_CLIENT_ID", "Value": ref("UserPoolClient")},
+            "CognitoDomain": {
+                "Condition": "HasCognitoDomain",
+                "Description": "COGNITO_DOMAIN",
+                "Value": sub("${CognitoDomainPrefix}.auth.${AWS::Region}.amazoncognito.com"),
+            },
+            "StaticBucketName": {"Description": "push_static --bucket", "Value": ref("StaticBucket")},
+            "DistributionId": {"Description": "push_static --distribution-id", "Value": ref("StaticDistribution")},
+            "DistributionDomainName": {
+                "Description": "CHAT_ALLOWED_ORIGINS (https://...) when the React app is served from here",
+                "Value": getatt("StaticDistribution", "DomainName"),
+            },
+            "AppRoleArn": {
+                "Description": "Task role (ECS) for the daphne processes",
+                "Value": getatt("AppRole", "Arn"),
+            },
+            "AppInstanceProfileName": {
+                "Description": "Instance profile (EC2) for the daphne processes",
+                "Value": ref("AppInstanceProfile"),
+            },
+            "StaticDeployPolicyArn": {
+                "Description": "Attach to whoever runs push_static",
+                "Value": ref("StaticDeployPolicy"),
+            },
+            "AppLogGroupName": {
+                "Description": "Log group for the app's JSON and EMF lines",
+                "Value": ref("AppLogGroup"),
+            },
+            "AlarmTopicArn": {"Description": "SNS topic of the alarms", "Value": ref("AlarmTopic")},
+        }
+    )
+    return result
+
+
+def build_template() -> dict[str, Any]:
+    resources: dict[str, Any] = {}
+    for part in (
+        table_resources(),
+        cognito_resources(),
+        static_resources(),
+        iam_resources(),
+        monitoring_resources(),
+    ):
+        overlap = resources.keys() & part.keys()
+        assert not overlap, f"duplicate resources {overlap}"
+        resources.update(part)
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "Chatsite: DynamoDB tables, Cognito, static files on S3 + CloudFront, IAM, monitoring.",
+        "Parameters": parameters(),
+        "Conditions": conditions(),
+        "Resources": resources,
+        "Outputs": outputs(),
+    }
+
+
+TEMPLATES: Final = {
+    "chatsite.yaml": build_template,
+    "load-balancer.yaml": build_load_balancer_template,
+}
+
+HEADER: Final = (
+    "# Generated by `python -m deploy.stack` from deploy/stack.py and chat/storage/schema.py.\n"
+    "# Do not edit by hand: change the generator and run it again (deploy/README.md).\n"
+)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes repeated values out in full: CloudFormation rejects YAML anchors and aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def render(template: dict[str, Any]) -> str:
+    return HEADER + yaml.dump(template, Dumper=_Dumper, sort_keys=False, width=120, default_flow_style=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write (or --check) deploy/cloudformation/*.yaml.")
+    parser.add_argument("--check", action="store_true", help="fail if a committed template is stale")
+    parser.add_argument("--directory", type=Path, default=TEMPLATE_DIR)
+    args = parser.parse_args(argv)
+    stale = []
+    for name, build in TEMPLATES.items():
+        path = args.directory / name
+        text = render(build())
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(path)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
+    if stale:
+        print(f"stale: {', '.join(map(str, stale))}; run `python -m deploy.stack`", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
