@@ -307,7 +307,8 @@ class DynamoDBStore:
         return _room(item) if item else None
 
     def list_rooms(self) -> list[Room]:
-        return sorted((_room(item) for item in self._scan(TableName=self.tables.rooms)), key=lambda r: r.room_id)
+        items = self._scan(TableName=self.tables.rooms, ConsistentRead=True)
+        return sorted((_room(item) for item in items), key=lambda r: r.room_id)
 
     # Messages ---------------------------------------------------------------------------------
 
@@ -318,17 +319,21 @@ class DynamoDBStore:
         item = response.get("Item")
         return _message(item) if item else None
 
-    def _original(self, key: str) -> MessageRecord | None:
-        """The message a stored (room, user, clientMessageId) became, or None if it was never stored."""
+    def _original(self, key: str, *, now: int) -> MessageRecord | None:
+        """The message a stored (room, user, clientMessageId) became, or None if there is none.
+
+        As in the local backend, the original counts until it is deleted, expired or not.
+        """
         response = self.client.get_item(TableName=self.tables.messages, Key={"messageId": _s(key)}, ConsistentRead=True)
         item = response.get("Item")
         if not item:
             return None
         original = self._get_message(_str(item, "originalMessageId"))
-        if original is None:
-            # The message was deleted (TTL or purge) but not yet its key: both expire together.
-            raise RuntimeError(f"{key} names message {_str(item, 'originalMessageId')}, which is gone")
-        return original
+        if original is not None:
+            return original
+        if _int(item, "ttl") <= now:
+            return None  # TTL took the message first; the key is expired too and may be replaced
+        raise RuntimeError(f"client-message item {key} names {_str(item, 'originalMessageId')}, which is missing")
 
     def append_message(self, new: NewMessage) -> AppendResult:
         sent = _epoch(new.timestamp)
@@ -336,7 +341,7 @@ class DynamoDBStore:
         if new.client_message_id is not None:
             key = client_message_key(room_id=new.room_id, user_id=new.user_id, client_message_id=new.client_message_id)
             # A fast path for the common retry; the transaction's condition is the guarantee.
-            original = self._original(key)
+            original = self._original(key, now=sent)
             if original is not None:
                 return AppendResult(original, created=False)
         for attempt in range(self.max_append_attempts):
@@ -366,7 +371,7 @@ class DynamoDBStore:
                 if key is not None and key_reason == "ConditionalCheckFailed":
                     # This clientMessageId was stored by a concurrent attempt (or by our own
                     # attempt whose reply was lost). Nothing of this attempt was written.
-                    original = self._original(key)
+                    original = self._original(key, now=sent)
                     if original is None:
                         raise
                     return AppendResult(original, created=False)
