@@ -9,16 +9,19 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.browser.conftest import BrowserUser, NewUser, skip_reason, timeout_ms
-from tests.fixtures.servers import DEMO_PASSWORD, DaphneServer
+from tests.fixtures.servers import DEMO_PASSWORD, DaphneServer, base_env
 
 if TYPE_CHECKING:
-    from playwright.async_api import Locator, WebSocket
+    from playwright.async_api import Locator, WebSocket, WebSocketRoute
 
 _reason = skip_reason()
 pytestmark = [
@@ -29,6 +32,8 @@ if _reason is None:
     from playwright.async_api import expect
 
 DaphneFactory = Callable[..., DaphneServer]
+Frame = dict[str, Any]
+WS_URL = re.compile(r"/ws/$")
 
 # Each one has broken a chat app somewhere. They must arrive as text and nothing else.
 XSS_PAYLOADS = [
@@ -48,6 +53,28 @@ XSS_PAYLOADS = [
 INJECTED = "img, script, svg, iframe, a, details, b, style, textarea"
 # chat.js caps its reconnect backoff at 30 s.
 BACKOFF_CAP_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path) -> Iterator[DaphneServer]:
+    """One daphne on the embedded default for the tests that neither restart it nor change its settings.
+
+    Those tests keep apart by using their own users and rooms; the others start their own server.
+    """
+    data_dir = tmp_path_factory.mktemp("daphne-shared")
+    shutil.copy(migrated_db, data_dir / "db.sqlite3")
+    server = DaphneServer(data_dir, base_env(data_dir)).start()
+    yield server
+    server.stop()
+
+
+async def create_room(user: BrowserUser, server: DaphneServer, room_id: str) -> None:
+    """Create a room through the room list's form, which opens it."""
+    await user.page.goto(server.base_url + "/")
+    await user.page.get_by_label("Room id").fill(room_id)
+    await user.page.get_by_role("button", name="Create room").click()
+    await expect(user.page).to_have_url(re.compile(rf"/rooms/{room_id}/$"))
+    await expect(user.page.locator("#status")).to_have_attribute("data-state", "live")
 
 
 async def open_room(user: BrowserUser, server: DaphneServer, room_id: str = "general") -> None:
@@ -71,11 +98,18 @@ def line(user: BrowserUser, text: str) -> Locator:
     return user.page.locator("#messages li.msg").filter(has=user.page.get_by_text(text, exact=True))
 
 
-async def skip_backoff(user: BrowserUser) -> None:
-    """Jump the page's clock past the backoff cap: the pending reconnect fires now, if it is due within the cap.
+async def control_time(user: BrowserUser) -> None:
+    """Before the page loads: a clock the test can jump, and jitter that always draws its worst case.
 
-    The page's timers run in real time otherwise; this only spares the test the random wait.
+    Timers still run in real time; `skip_backoff` then proves the reconnect is due within the cap
+    whatever the random draw, instead of waiting it out.
     """
+    await user.context.clock.install()
+    await user.context.add_init_script("Math.random = () => 0.999999;")
+
+
+async def skip_backoff(user: BrowserUser) -> None:
+    """Jump the page's clock to the backoff cap: a reconnect scheduled within the cap fires now."""
     await user.page.clock.fast_forward(BACKOFF_CAP_MS)
 
 
@@ -86,11 +120,9 @@ async def eventually(predicate: Callable[[], bool], seconds: float = 10) -> None
         await asyncio.sleep(0.05)
 
 
-async def test_a_visitor_signs_up_creates_a_room_and_signs_out(
-    daphne_factory: DaphneFactory, new_user: NewUser
-) -> None:
+async def test_a_visitor_signs_up_creates_a_room_and_signs_out(shared_server: DaphneServer, new_user: NewUser) -> None:
     """Sign-up lands on the room list; a new room opens live with its name as text; sign-out ends the session."""
-    server = daphne_factory()
+    server = shared_server
     user = await new_user(server, None)
     page = user.page
     await page.goto(server.base_url + "/")
@@ -118,13 +150,13 @@ async def test_a_visitor_signs_up_creates_a_room_and_signs_out(
     assert user.dialogs == [] and user.page_errors == []
 
 
-async def test_two_users_chat_live_in_a_room(daphne_factory: DaphneFactory, new_user: NewUser) -> None:
+async def test_two_users_chat_live_in_a_room(shared_server: DaphneServer, new_user: NewUser) -> None:
     """Two users see each other's messages live; Enter sends, Shift+Enter breaks a line, your own turn sent."""
-    server = daphne_factory()
+    server = shared_server
     alice = await new_user(server, "alice")
     bob = await new_user(server, "bob", viewport_width=390)  # a phone
-    await open_room(alice, server)
-    await open_room(bob, server)
+    await create_room(alice, server, "live-chat")
+    await open_room(bob, server, "live-chat")
 
     await say(alice, "hi bob")
     await expect(lines(bob)).to_have_text(["hi bob"])
@@ -173,7 +205,7 @@ async def test_every_message_shows_once_across_a_server_restart(
     alice = await new_user(server, "alice")
     bob = await new_user(server, "bob")
     for user in (alice, bob):
-        await user.context.clock.install()
+        await control_time(user)
         await open_room(user, server)
     await say(alice, "before the restart")
     await expect(lines(bob)).to_have_text(["before the restart"])
@@ -206,7 +238,7 @@ async def test_a_room_page_whose_session_ended_sends_the_user_to_sign_in(
     """A socket closed with 4401 (signed out in another tab) takes the room page to sign-in, then back."""
     server = daphne_factory()
     carol = await new_user(server, "carol")
-    await carol.context.clock.install()
+    await control_time(carol)
     await open_room(carol, server)
     other_tab = await carol.context.new_page()
     await other_tab.goto(server.base_url + "/")
@@ -218,15 +250,13 @@ async def test_a_room_page_whose_session_ended_sends_the_user_to_sign_in(
     await expect(carol.page).to_have_url(re.compile(r"/accounts/login/\?next=%2Frooms%2Fgeneral%2F$"))
 
 
-async def test_markup_in_messages_shows_as_text_and_never_runs(
-    daphne_factory: DaphneFactory, new_user: NewUser
-) -> None:
+async def test_markup_in_messages_shows_as_text_and_never_runs(shared_server: DaphneServer, new_user: NewUser) -> None:
     """HTML and script sent as messages show as literal text to both users; nothing runs or becomes an element."""
-    server = daphne_factory()
-    alice = await new_user(server, "alice")
-    bob = await new_user(server, "bob")
-    await open_room(alice, server)
-    await open_room(bob, server)
+    server = shared_server
+    alice = await new_user(server, "xena")
+    bob = await new_user(server, "yuri")
+    await create_room(alice, server, "xss")
+    await open_room(bob, server, "xss")
     for payload in XSS_PAYLOADS:
         await say(alice, payload)
     await expect(alice.page.locator('#messages li.msg[data-state="sent"]')).to_have_count(len(XSS_PAYLOADS))
@@ -278,3 +308,129 @@ async def test_a_rejected_message_shows_failed_and_retry_resends_the_same_id(
     assert first["clientMessageId"] == second["clientMessageId"]
     await failed.get_by_role("button", name="Discard").click()
     await expect(lines(alice)).to_have_count(0)
+
+
+async def test_lost_message_frames_are_refilled_and_a_long_gap_reloads_the_room(
+    daphne_factory: DaphneFactory, new_user: NewUser
+) -> None:
+    """A hole in the seqs is refilled by joinRoom lastSeq; past the replay cap the room reloads; nothing shows twice."""
+    server = daphne_factory(CHAT_REPLAY_CAP="2")
+    alice = await new_user(server, "alice")
+    bob = await new_user(server, "bob")
+    dropped: set[int] = set()  # seqs of message frames that never reach bob's page
+    to_bob: list[Frame] = []
+    from_bob: list[Frame] = []
+
+    def lossy(page_side: WebSocketRoute) -> None:
+        server_side = page_side.connect_to_server()
+
+        def down(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "message" and frame.get("seq") in dropped:
+                return
+            to_bob.append(frame)
+            page_side.send(message)
+
+        def up(message: str | bytes) -> None:
+            from_bob.append(json.loads(message))
+            server_side.send(message)
+
+        server_side.on_message(down)
+        page_side.on_message(up)
+
+    await bob.context.route_web_socket(WS_URL, lossy)
+    await open_room(alice, server)
+    await open_room(bob, server)
+
+    dropped.add(2)
+    for text in ("one", "two", "three"):
+        await say(alice, text)
+    await expect(lines(bob)).to_have_text(["one", "two", "three"])
+    assert {"action": "joinRoom", "roomId": "general", "lastSeq": 1} in from_bob
+
+    dropped.update({4, 5, 6})  # four missed: more than the replay cap of two
+    texts = ["one", "two", "three", "four", "five", "six", "seven"]
+    for text in texts[3:]:
+        await say(alice, text)
+    await expect(lines(bob)).to_have_text(texts)
+    assert {"action": "joinRoom", "roomId": "general", "lastSeq": 3} in from_bob
+    assert any(f["type"] == "joined" and f["recovered"] is False for f in to_bob)
+    assert await lines(bob).all_text_contents() == texts
+
+
+@dataclass
+class MockServer:
+    """Stands in for the server on a user's sockets (Playwright routes them; nothing reaches daphne)."""
+
+    answer_pings: Callable[[int], bool]  # by socket number, 1 for the first
+    sockets: list[WebSocketRoute] = field(default_factory=list)
+    received: list[tuple[int, Frame]] = field(default_factory=list)  # (socket number, client frame)
+
+    def serve(self, ws: WebSocketRoute) -> None:
+        self.sockets.append(ws)
+        number = len(self.sockets)
+
+        def answer(message: str | bytes) -> None:
+            frame = json.loads(message)
+            self.received.append((number, frame))
+            if frame.get("action") == "joinRoom":
+                joined = {"type": "joined", "roomId": "general", "lastSeq": 0, "messages": [], "recovered": True}
+                ws.send(json.dumps(joined))
+            elif frame.get("action") == "ping" and self.answer_pings(number):
+                ws.send(json.dumps({"type": "pong"}))
+
+        ws.on_message(answer)
+
+    def pings(self) -> list[int]:
+        return [number for number, frame in self.received if frame.get("action") == "ping"]
+
+
+async def mock_server(user: BrowserUser, *, answer_pings: Callable[[int], bool]) -> MockServer:
+    mock = MockServer(answer_pings=answer_pings)
+    await user.context.route_web_socket(WS_URL, mock.serve)
+    return mock
+
+
+async def test_a_silent_socket_is_replaced_after_a_missed_heartbeat(
+    shared_server: DaphneServer, new_user: NewUser
+) -> None:
+    """The page pings every 25 s; a socket that does not answer within 10 s is dropped and a new one joins."""
+    server = shared_server
+    alice = await new_user(server, "hana")
+    mock = await mock_server(alice, answer_pings=lambda number: number > 1)  # the first socket has gone deaf
+    await control_time(alice)
+    await open_room(alice, server)
+    status = alice.page.locator("#status")
+
+    await alice.page.clock.fast_forward(24_000)
+    await expect(status).to_have_attribute("data-state", "live")
+    assert mock.pings() == []
+    await alice.page.clock.fast_forward(1_000)
+    await eventually(lambda: mock.pings() == [1])
+    await alice.page.clock.fast_forward(9_000)
+    await expect(status).to_have_attribute("data-state", "live")
+    await alice.page.clock.fast_forward(1_000)
+    await expect(status).not_to_have_attribute("data-state", "live")
+    await skip_backoff(alice)
+    await expect(status).to_have_attribute("data-state", "live")
+    assert len(mock.sockets) == 2
+
+
+async def test_a_banned_user_is_told_so_and_the_page_stops_reconnecting(
+    shared_server: DaphneServer, new_user: NewUser
+) -> None:
+    """Close code 4403 shows a banned notice, disables the composer, and no reconnect follows."""
+    server = shared_server
+    alice = await new_user(server, "bert")
+    mock = await mock_server(alice, answer_pings=lambda number: True)
+    await control_time(alice)
+    await open_room(alice, server)
+
+    await mock.sockets[0].close(code=4403, reason="banned")
+    status = alice.page.locator("#status")
+    await expect(status).to_have_attribute("data-state", "banned")
+    await expect(status).to_contain_text("Banned")
+    await expect(alice.page.locator("#message-input")).to_be_disabled()
+    await alice.page.clock.fast_forward(5 * BACKOFF_CAP_MS)
+    await expect(status).to_have_attribute("data-state", "banned")
+    assert len(mock.sockets) == 1
