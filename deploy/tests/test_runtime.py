@@ -167,6 +167,7 @@ def test_the_unit_runs_the_asgi_app_with_the_makefiles_flags() -> None:
     argv = unit_exec_start()
     assert argv[0].endswith("/.venv/bin/daphne") and argv[-1] == "chatsite.asgi:application"
     assert argv[argv.index("-p") + 1] == "%i"
+    assert argv[argv.index("-v") + 1] == "0"  # JSON logs only: the app writes the access lines
     makefile = (ROOT / "Makefile").read_text()
     make_flags = shlex.split(re.search(r"^DAPHNE_FLAGS \?= (.*)$", makefile, flags=re.MULTILINE)[1])  # type: ignore[index]
     assert daphne_flags(argv) == daphne_flags(make_flags)
@@ -217,6 +218,7 @@ def test_the_image_runs_daphne_like_the_unit_and_checks_healthz() -> None:
     assert cmd[0] == "daphne" and cmd[-1] == "chatsite.asgi:application"
     assert daphne_flags(cmd) == daphne_flags(unit_exec_start())
     assert cmd[cmd.index("-p") + 1] == "8000"
+    assert cmd[cmd.index("-v") + 1] == "0"
     healthcheck = next(rest for keyword, rest in instructions if keyword == "HEALTHCHECK")
     assert "/healthz" in healthcheck
     user = [rest for keyword, rest in instructions if keyword == "USER"]
