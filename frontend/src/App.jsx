@@ -9,7 +9,7 @@ import { useCallback, useEffect, useMemo, useState } from 'react';
 import { Api } from './api.js';
 import { TokenStore, fromTokenResponse, usernameFromToken } from './auth.js';
 import Chat from './Chat.jsx';
-import { finishHostedSignIn } from './cognito.js';
+import { finishHostedSignIn, hostedSignOutUrl } from './cognito.js';
 import { endpoints, loadConfig } from './config.js';
 import Login from './Login.jsx';
 import { ChatConnection, ConnectionState } from './websocket.js';
@@ -137,7 +137,14 @@ export default function App() {
 
   const signOut = useCallback(async () => {
     if (mode === 'session') await setup.api.logoutSession();
+    const viaHostedUi = setup.store.tokens?.source === 'cognito';
     setup.store.clear();
+    const logout = viaHostedUi ? hostedSignOutUrl(setup.config.cognito) : null;
+    if (logout) {
+      // End the Hosted UI's own session too, or its next sign-in would skip the password.
+      window.location.assign(logout);
+      return;
+    }
     setUser(null);
     setNotice('You are signed out.');
     setMode('signedOut');

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 
 import { TokenStore, fromTokenResponse } from './auth.js';
-import { finishHostedSignIn, hostedSignInUrl, pkceChallenge } from './cognito.js';
+import { finishHostedSignIn, hostedSignInUrl, hostedSignOutUrl, pkceChallenge } from './cognito.js';
 
 function memoryStorage() {
   const data = new Map();
@@ -77,5 +77,12 @@ describe('Cognito Hosted UI', () => {
     const storage = memoryStorage();
     await hostedSignInUrl(cognito, storage);
     await expect(finishHostedSignIn(cognito, '?code=abc&state=forged', storage, vi.fn())).rejects.toThrow('does not match');
+  });
+
+  it('signs out of the Hosted UI only when a logout URI is configured', () => {
+    expect(hostedSignOutUrl(cognito)).toBeNull();
+    const url = new URL(hostedSignOutUrl({ ...cognito, logoutUri: 'https://app.test/signed-out' }));
+    expect(url.origin + url.pathname).toBe('https://pool.auth.test/logout');
+    expect(Object.fromEntries(url.searchParams)).toEqual({ client_id: 'client1', logout_uri: 'https://app.test/signed-out' });
   });
 });

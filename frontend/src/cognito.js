@@ -1,7 +1,7 @@
 /**
  * Cognito Hosted UI sign-in for the React app: the authorization code flow with PKCE
  * (RFC 7636), as the origin design's app used. Configured in config.json as
- * {"cognito": {"domain", "clientId", "redirectUri", "scopes"}}.
+ * {"cognito": {"domain", "clientId", "redirectUri", "scopes", "logoutUri"}}.
  */
 
 const PENDING = 'chatsite.cognito.pending';
@@ -42,6 +42,13 @@ export async function hostedSignInUrl(cognito, storage = globalThis.sessionStora
     code_challenge: await pkceChallenge(verifier),
   });
   return `${domainOf(cognito)}/oauth2/authorize?${params}`;
+}
+
+/** The Hosted UI's sign-out URL, when config.json names a `logoutUri` (an allowed sign-out URL). */
+export function hostedSignOutUrl(cognito) {
+  if (!cognito?.logoutUri) return null;
+  const params = new URLSearchParams({ client_id: cognito.clientId, logout_uri: cognito.logoutUri });
+  return `${domainOf(cognito)}/logout?${params}`;
 }
 
 /** Finish a Hosted UI sign-in if this page load is its redirect; null otherwise. */

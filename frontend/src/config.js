@@ -15,7 +15,8 @@ export const DEFAULT_CONFIG = Object.freeze({
   socketToken: 'id',
   // Cognito Hosted UI (authorization code flow with PKCE), or null:
   // {"domain": "https://<prefix>.auth.<region>.amazoncognito.com", "clientId": "...",
-  //  "redirectUri": "https://app.example.com/", "scopes": "openid email profile"}
+  //  "redirectUri": "https://app.example.com/", "scopes": "openid email profile",
+  //  "logoutUri": "https://app.example.com/"}   (optional: also end the Hosted UI's session)
   cognito: null,
 });
 

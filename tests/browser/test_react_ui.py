@@ -312,6 +312,8 @@ async def test_the_login_form_signs_in_with_a_token_and_the_socket_authenticates
     await expect(status(visitor)).to_have_attribute("data-state", "live")
     await expect(page.get_by_test_id("username")).to_have_text("carol")
     assert first_frames and first_frames[0]["action"] == "authenticate"
+    # The room list comes from /api/rooms with the bearer token ("General" is its name there).
+    await expect(page.get_by_role("navigation", name="Rooms").get_by_role("link")).to_have_text(["General"])
     await say(visitor, "signed in with a token")
     await expect(own(visitor, "signed in with a token")).to_have_attribute("data-status", "sent")
     await page.get_by_role("button", name="Sign out").click()
@@ -377,3 +379,33 @@ async def test_the_sites_own_sign_in_page_signs_in_to_the_app_and_sign_out_ends_
     await expect(page.get_by_role("heading", name="Sign in to Chatsite")).to_be_visible()
     assert not [c for c in await visitor.context.cookies() if c["name"] == "sessionid"]
     clean(visitor)
+
+
+async def test_rooms_are_created_switched_and_counted_unread(app_server: DaphneFactory, new_user: NewUser) -> None:
+    """A new room opens from its form; a room left in the background counts unread messages until opened."""
+    server = app_server()
+    alice = await new_user(server, "alice")
+    bob = await new_user(server, "bob")
+    await open_app(alice, server)
+    await open_app(bob, server)
+    page = alice.page
+
+    await page.get_by_text("New room").click()
+    await page.get_by_label("Room id").fill("lunch")
+    await page.get_by_label("Name (optional)").fill("<i>Lunch</i> plans")
+    await page.get_by_role("button", name="Create room").click()
+    await expect(page).to_have_url(f"{server.base_url}/app/#/rooms/lunch")
+    await expect(page.get_by_role("heading", name="<i>Lunch</i> plans")).to_be_visible()
+    await expect(page.get_by_text("No messages yet. Say hello!")).to_be_visible()
+    await say(alice, "in lunch")
+    await expect(own(alice, "in lunch")).to_have_attribute("data-status", "sent")
+
+    await say(bob, "one in general")
+    await say(bob, "two in general")
+    general = page.get_by_role("navigation", name="Rooms").get_by_role("link", name="General")
+    await expect(general).to_contain_text("2 unread")
+    await general.click()
+    await expect(shown(alice)).to_have_text(["one in general", "two in general"])
+    await expect(general).not_to_contain_text("unread")
+    assert await page.locator("i").count() == 0
+    clean(alice, bob)
