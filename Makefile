@@ -26,6 +26,8 @@ run: $(VENV)/.run-installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_demo_users
 	@echo "Chatsite is at http://$(HOST):$(PORT)/  (Ctrl-C stops it)"
+	@if [ -f frontend/dist/index.html ]; then echo "The React app is at http://$(HOST):$(PORT)/app/"; \
+	else echo "The React app (http://$(HOST):$(PORT)/app/) is not built: \`make frontend\` builds it (needs Node.js 20.19+)"; fi
 	@exec $(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_FLAGS) chatsite.asgi:application || true
 
 lint: $(VENV)/.dev-installed
