@@ -177,7 +177,7 @@ async def test_a_reload_shows_history_and_earlier_pages_load_by_keyboard(
     await alice.page.reload()
     await expect(status(alice)).to_have_attribute("data-state", "live")
     await expect(shown(alice)).to_have_text(texts[-4:])
-    await expect(alice.page.locator(".day-separator")).to_have_count(1)
+    await expect(alice.page.locator(".day-separator").first).to_be_visible()  # two if the test spans midnight
     earlier = alice.page.get_by_role("button", name="Load earlier messages")
     await earlier.focus()
     await alice.page.keyboard.press("Enter")
