@@ -591,21 +591,21 @@ def check_outcome(text: str | None, *, binary: bool = False) -> None:
         assert seq is None or (type(seq) is int and seq >= 0)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.text(any_char))
 def test_any_text_parses_or_raises_protocol_error(text: str) -> None:
     """Arbitrary text gives a command or a ProtocolError, nothing else."""
     check_outcome(text)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(json_values)
 def test_any_json_value_parses_or_raises_protocol_error(value: Any) -> None:
     """Arbitrary JSON gives a command or a ProtocolError, nothing else."""
     check_outcome(json.dumps(value))
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(frames, st.booleans())
 def test_any_frame_shaped_object_parses_or_raises_protocol_error(frame: dict[str, Any], ascii_only: bool) -> None:
     """Objects with real and bogus field values give a valid command or a ProtocolError."""
