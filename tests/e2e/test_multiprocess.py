@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.client import ChatClient, create_room, timeout
 from tests.fixtures.redis import RedisServer
-from tests.fixtures.servers import DaphneServer
+from tests.fixtures.servers import DaphneServer, base_env
 
 LAYERS = ["pubsub", "core"]
 RESUME_CODES = {1001, 1011, 1012}
@@ -36,13 +37,14 @@ class Cluster:
     servers: list[DaphneServer]
     shared_dir: Path
 
-    def live_rows(self) -> list[tuple[str, str, int, str]]:
-        """(connection_id, username, ttl, instance_id) of connection rows whose ttl is ahead."""
+    def live_rows(self, *usernames: str) -> list[tuple[str, str, int, str]]:
+        """(connection_id, username, ttl, instance_id) of live rows (ttl ahead), of `usernames` if given."""
         with contextlib.closing(sqlite3.connect(self.shared_dir / "db.sqlite3", timeout=20)) as db:
-            return db.execute(
+            rows: list[tuple[str, str, int, str]] = db.execute(
                 "SELECT connection_id, username, ttl, instance_id FROM chat_connection WHERE ttl > ? ORDER BY ttl",
                 (int(time.time()),),
             ).fetchall()
+        return [r for r in rows if not usernames or r[1] in usernames]
 
 
 def start_cluster(
@@ -55,6 +57,33 @@ def start_cluster(
     shared_dir.mkdir()
     servers = [daphne_factory(shared_dir=shared_dir, CHAT_INSTANCE_ID=f"daphne-{i}", **env) for i in range(count)]
     return Cluster(servers=servers, shared_dir=shared_dir)
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path, redis_url: str) -> Iterator[Cluster]:
+    """Two daphne processes on the shared Redis (pub/sub layer) and one database, for tests
+    that need nothing special; short connection ttl with a fast heartbeat, to watch it work."""
+    shared_dir = tmp_path_factory.mktemp("cluster")
+    shutil.copy(migrated_db, shared_dir / "db.sqlite3")
+    servers: list[DaphneServer] = []
+    try:
+        for i in range(2):
+            env = base_env(
+                shared_dir,
+                REDIS_URL=redis_url,
+                CHAT_INSTANCE_ID=f"shared-{i}",
+                CHAT_CONNECTION_TTL_SECONDS="3",
+                CHAT_CONNECTION_HEARTBEAT_SECONDS="0.5",
+            )
+            servers.append(DaphneServer(shared_dir, env).start())
+        yield Cluster(servers=servers, shared_dir=shared_dir)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def new_user(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 async def connect(server: DaphneServer, cookie: str) -> ChatClient:
@@ -72,12 +101,19 @@ async def send_all(client: ChatClient, room: str, texts: list[str]) -> list[int]
 
 @pytest.mark.parametrize("layer", LAYERS)
 async def test_users_on_two_processes_chat_in_order_with_no_loss(
-    daphne_factory: Callable[..., DaphneServer], redis_url: str, tmp_path: Path, layer: str
+    request: pytest.FixtureRequest,
+    daphne_factory: Callable[..., DaphneServer],
+    redis_url: str,
+    tmp_path: Path,
+    layer: str,
 ) -> None:
     """Users on different daphne processes see every message of a room once, in seq order."""
-    cluster = start_cluster(daphne_factory, tmp_path, REDIS_URL=redis_url, CHANNEL_LAYER=layer)
+    if layer == "pubsub":  # the default layer: the shared cluster runs it
+        cluster: Cluster = request.getfixturevalue("shared_cluster")
+    else:
+        cluster = start_cluster(daphne_factory, tmp_path, REDIS_URL=redis_url, CHANNEL_LAYER=layer)
     one, two = cluster.servers
-    alice, bob = one.signup("alice"), two.signup("bob")
+    alice, bob = one.signup(new_user("alice")), two.signup(new_user("bob"))
     room = new_room()
     create_room(one.base_url, alice, room)
     a, b = await connect(one, alice), await connect(two, bob)
@@ -127,14 +163,15 @@ async def resume_if_closed(client: ChatClient) -> None:
         await client.reconnect()
 
 
-@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize(("layer", "fault"), [("pubsub", "restart"), ("core", "restart"), ("pubsub", "pause")])
 async def test_a_redis_restart_during_traffic_loses_nothing_acknowledged(
     daphne_factory: Callable[..., DaphneServer],
     redis_factory: Callable[[], RedisServer],
     tmp_path: Path,
     layer: str,
+    fault: str,
 ) -> None:
-    """After Redis restarts mid-conversation every socket receives again and has every acked message."""
+    """After Redis restarts (or freezes) mid-conversation every socket receives again and has every acked message."""
     redis_server = redis_factory()
     cluster = start_cluster(daphne_factory, tmp_path, REDIS_URL=redis_server.url, CHANNEL_LAYER=layer)
     one, two = cluster.servers
@@ -154,9 +191,14 @@ async def test_a_redis_restart_during_traffic_loses_nothing_acknowledged(
             asyncio.create_task(chat_until_stopped(bob, room, "b", stop)),
         ]
         await asyncio.sleep(0.5)
-        before = redis_server.run_id()
-        redis_server.restart()
-        assert redis_server.run_id() != before
+        if fault == "restart":
+            before = redis_server.run_id()
+            redis_server.restart()  # every key and group membership is gone
+            assert redis_server.run_id() != before
+        else:
+            redis_server.pause()  # SIGSTOP: connections stay open, nothing answers
+            await asyncio.sleep(1.5)
+            redis_server.resume()
         await asyncio.sleep(1.0)
         stop.set()
         acked = sorted(seq for sent in await asyncio.gather(*senders) for seq in sent)
@@ -222,29 +264,23 @@ async def test_a_lost_last_message_reaches_the_socket_at_its_next_ping(
 
 
 async def test_connection_rows_name_their_process_and_are_kept_alive_by_heartbeats(
-    daphne_factory: Callable[..., DaphneServer], redis_url: str, tmp_path: Path
+    shared_cluster: Cluster,
 ) -> None:
-    """Each open socket's row names its daphne instance, and its ttl moves forward while it is open."""
-    cluster = start_cluster(
-        daphne_factory,
-        tmp_path,
-        REDIS_URL=redis_url,
-        CHAT_CONNECTION_TTL_SECONDS="3",
-        CHAT_CONNECTION_HEARTBEAT_SECONDS="0.5",
-    )
-    one, two = cluster.servers
-    a = await connect(one, one.signup("alice"))
-    b = await connect(two, two.signup("bob"))
+    """Each open socket's row names its daphne instance, and its ttl (3 s here) moves forward while it is open."""
+    one, two = shared_cluster.servers
+    alice, bob = new_user("alice"), new_user("bob")
+    a = await connect(one, one.signup(alice))
+    b = await connect(two, two.signup(bob))
     try:
         await a.ping()  # answered once connect() has written the row
         await b.ping()
-        rows = cluster.live_rows()
-        assert sorted((r[1], r[3]) for r in rows) == [("alice", "daphne-0"), ("bob", "daphne-1")]
+        rows = shared_cluster.live_rows(alice, bob)
+        assert sorted((r[1], r[3]) for r in rows) == [(alice, "shared-0"), (bob, "shared-1")]
         first_ttl = {r[0]: r[2] for r in rows}
         deadline = time.monotonic() + timeout(10)
         while time.monotonic() < deadline:
             await asyncio.sleep(0.25)
-            rows = cluster.live_rows()
+            rows = shared_cluster.live_rows(alice, bob)
             if len(rows) == 2 and all(r[2] >= first_ttl[r[0]] + 2 for r in rows):
                 break
         else:
@@ -256,28 +292,26 @@ async def test_connection_rows_name_their_process_and_are_kept_alive_by_heartbea
         await b.close()
 
 
-async def test_a_closed_socket_removes_its_own_row_and_no_other(
-    daphne_factory: Callable[..., DaphneServer], redis_url: str, tmp_path: Path
-) -> None:
+async def test_a_closed_socket_removes_its_own_row_and_no_other(shared_cluster: Cluster) -> None:
     """When one user's socket goes away, exactly that connection's row goes; the others stay live."""
-    cluster = start_cluster(daphne_factory, tmp_path, REDIS_URL=redis_url)
-    one, two = cluster.servers
-    alice, bob = one.signup("alice"), two.signup("bob")
+    one, two = shared_cluster.servers
+    names = new_user("alice"), new_user("bob")
+    alice, bob = one.signup(names[0]), two.signup(names[1])
     room = new_room()
     create_room(one.base_url, alice, room)
     a, b = await connect(one, alice), await connect(two, bob)
     try:
         await a.join(room)
         await b.join(room)
-        before = cluster.live_rows()
+        before = shared_cluster.live_rows(*names)
         assert len(before) == 2
         await b.send_message(room, "bye")
         b.ws.transport.abort()  # the peer vanishes: no close frame
         deadline = time.monotonic() + timeout(10)
-        while len(cluster.live_rows()) != 1 and time.monotonic() < deadline:
+        while len(shared_cluster.live_rows(*names)) != 1 and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-        after = cluster.live_rows()
-        assert [r[0] for r in after] == [r[0] for r in before if r[3] == "daphne-0"]
+        after = shared_cluster.live_rows(*names)
+        assert [r[0] for r in after] == [r[0] for r in before if r[1] == names[0]]
         await a.ping()  # the sender's socket is untouched
     finally:
         await a.close()
