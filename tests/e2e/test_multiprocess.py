@@ -21,7 +21,7 @@ import redis
 from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.client import ChatClient, create_room, timeout
-from tests.fixtures.redis import RedisServer
+from tests.fixtures.redis import RedisServer, SentinelServer
 from tests.fixtures.servers import DaphneServer, base_env
 
 LAYERS = ["pubsub", "core"]
@@ -342,3 +342,30 @@ async def test_a_restarted_process_sweeps_the_rows_of_its_previous_life(
         assert rows[0][0] not in old and rows[0][3] == "daphne-0"
     finally:
         await fresh.close()
+
+
+async def test_processes_find_redis_through_sentinel(
+    daphne_factory: Callable[..., DaphneServer], redis_sentinel: SentinelServer, tmp_path: Path
+) -> None:
+    """With REDIS_SENTINELS and REDIS_SENTINEL_MASTER instead of REDIS_URL, two processes still chat live."""
+    cluster = start_cluster(
+        daphne_factory,
+        tmp_path,
+        REDIS_SENTINELS=redis_sentinel.address,
+        REDIS_SENTINEL_MASTER=redis_sentinel.master_name,
+    )
+    one, two = cluster.servers
+    alice, bob = one.signup("alice"), two.signup("bob")
+    room = new_room()
+    create_room(one.base_url, alice, room)
+    a, b = await connect(one, alice), await connect(two, bob)
+    try:
+        await a.join(room)
+        await b.join(room)
+        ack = await a.send_message(room, "via sentinel")
+        # Live, not repaired: nothing else is sent, and bob never pings.
+        await b.wait_for_seq(room, ack["seq"])
+        assert b.room(room).texts == ["via sentinel"]
+    finally:
+        await a.close()
+        await b.close()
