@@ -324,8 +324,8 @@ async def test_the_login_form_signs_in_with_a_token_and_the_socket_authenticates
 async def test_an_open_socket_outlives_its_token_by_refreshing_in_band(
     app_server: DaphneFactory, new_user: NewUser
 ) -> None:
-    """With 6-second tokens the app refreshes in-band: one socket lives past several expiries and still chats."""
-    server = app_server(AUTH_TOKEN_LIFETIME="6")
+    """With 4-second tokens the app refreshes in-band: one socket lives past several expiries and still chats."""
+    server = app_server(AUTH_TOKEN_LIFETIME="4")
     await asyncio.to_thread(server.signup, "dave")
     visitor = await new_user(server, None)
     page = visitor.page
@@ -347,7 +347,7 @@ async def test_an_open_socket_outlives_its_token_by_refreshing_in_band(
         pytest.skip("this server has no token API (POST /api/auth/token)")
     await expect(status(visitor)).to_have_attribute("data-state", "live")
 
-    await eventually(lambda: len(refreshes) >= 3, seconds=20)  # about 9 s: three half-lives
+    await eventually(lambda: len(refreshes) >= 3, seconds=20)  # about 6 s: three half-lives, past 4 s
     assert len(sockets) == 1, "the socket was replaced instead of refreshed"
     await expect(status(visitor)).to_have_attribute("data-state", "live")
     await say(visitor, "still here after three refreshes")
