@@ -287,6 +287,8 @@ class Group:
     failures: int = 0
     connect_per_s: float | None = None
     rss_per_conn_kb: float | None = None
+    connect_cpu_s: float = 0.0
+    unopened: int = 0  # not tried, or given up, when the time budget ran out
 
 
 class LoadGen:
@@ -303,6 +305,7 @@ class LoadGen:
         self.concurrency: int = plan.get("connect_concurrency", 50)
         self.settle_max_s: float = plan.get("settle_max_s", 10.0)
         self.group: Group | None = None
+        self.connect_errors = 0
         self.budget_s: float | None = plan.get("budget_s")
         self.deadline: float | None = None
         self.prev_tag = ""
@@ -392,7 +395,9 @@ class LoadGen:
                         conn.send_text(self.proto.join(room))
                         await conn.joined
             except (OSError, TimeoutError, ConnectionError) as exc:
-                log(f"connect failed ({type(exc).__name__}: {exc})")
+                self.connect_errors += 1
+                if self.connect_errors <= 5:
+                    log(f"connect failed ({type(exc).__name__}: {exc})")
                 conn.close()
                 return None
             except asyncio.CancelledError:
@@ -433,7 +438,9 @@ class LoadGen:
         while time.monotonic() < deadline and any(not c.closed for c in conns):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
-    async def ensure_group(self, rooms: int, members: int, connect_max_s: float | None = None) -> Group:
+    async def ensure_group(
+        self, rooms: int, members: int, connect_max_s: float | None = None, profile: dict[str, Any] | None = None
+    ) -> Group:
         if self.group and (self.group.rooms, self.group.members) == (rooms, members):
             return self.group
         await self.close_group()
@@ -450,19 +457,26 @@ class LoadGen:
         deadline = self.deadline
         if connect_max_s is not None:
             deadline = min(deadline or math.inf, started + connect_max_s)
+        profiler = self._start_profiler(profile)
+        errors0 = self.connect_errors
+        cpu0 = cpu_seconds(self.server_procs)
         opened = await self._open_many(names, members, deadline)
         elapsed = time.monotonic() - started
+        connect_cpu_s = cpu_seconds(self.server_procs) - cpu0
+        self._stop_profiler(profiler)
         group = Group(rooms=rooms, members=members)
         group.conns = [[c for c in room if c is not None] for room in opened]
         group.connected = sum(len(room) for room in group.conns)
-        group.failures = rooms * members - group.connected
+        group.failures = self.connect_errors - errors0
+        group.unopened = rooms * members - group.connected - group.failures
         group.connect_per_s = group.connected / elapsed if elapsed > 0 else None
+        group.connect_cpu_s = connect_cpu_s
         await asyncio.sleep(1.0)  # let the server finish its per-socket work before reading RSS
         if group.connected:
             group.rss_per_conn_kb = (rss_bytes(self.server_procs) - rss0) / group.connected / 1024
         log(
-            f"{self.name}: {group.connected} open ({group.failures} failed) at {group.connect_per_s or 0:.0f}/s, "
-            f"{group.rss_per_conn_kb or 0:.1f} KiB each"
+            f"{self.name}: {group.connected} open ({group.failures} failed, {group.unopened} not tried) "
+            f"at {group.connect_per_s or 0:.0f}/s, {group.rss_per_conn_kb or 0:.1f} KiB each"
         )
         self.group = group
         return group
@@ -526,12 +540,17 @@ class LoadGen:
             "loadgen_cpu_pct": None,
             "connections": group.connected,
             "connect_failures": group.failures,
+            "connect_unopened": group.unopened,
         }
 
     async def idle(self, spec: dict[str, Any]) -> dict[str, Any]:
         await self.close_group()  # the idle figure needs a fresh group
-        group = await self.ensure_group(spec["rooms"], spec["members"], spec.get("connect_max_s"))
+        group = await self.ensure_group(spec["rooms"], spec["members"], spec.get("connect_max_s"), spec.get("profile"))
         row = self._row(self._load(spec, "idle", 0.0), group)
+        row["server_cpu_s"] = round(group.connect_cpu_s, 3)
+        if group.connected:
+            # Handshake, authentication and join, in server CPU per socket.
+            row["server_cpu_us_per_connect"] = round(1e6 * group.connect_cpu_s / group.connected)
         row["rss_per_idle_conn_kb"] = round(group.rss_per_conn_kb, 1) if group.rss_per_conn_kb is not None else None
         row["server_rss_mb"] = round(rss_bytes(self.server_procs) / 2**20, 1)
         hold = float(spec.get("hold_s", 0))
@@ -689,7 +708,10 @@ class LoadGen:
                     / window,
                     1,
                 ),
-                "server_cpu_us_per_delivery": round(1e6 * server_cpu_s / self.received, 1) if self.received else None,
+                # Per delivery only over enough deliveries to mean something.
+                "server_cpu_us_per_delivery": round(1e6 * server_cpu_s / self.received, 1)
+                if self.received >= 100
+                else None,
                 "server_cpu_s": round(server_cpu_s, 3),
                 "window_s": round(window, 3),
                 "messages_sent": sent,
