@@ -35,8 +35,12 @@
   // if the browser has not noticed yet (a laptop waking up, a dropped Wi-Fi).
   const HEARTBEAT_MS = 25000;
   const PONG_TIMEOUT_MS = 10000;
-  // An acknowledgement slower than this marks the message failed (a late ack still wins).
+  // An acknowledgement slower than this marks the message failed (a late ack still wins),
+  // probes the socket, and sends the message again on the next connection.
   const ACK_TIMEOUT_MS = 15000;
+  // Errors the server marks retryable (storage_unavailable, rate_limited, ...) are retried
+  // this many times, after the server's retryAfter, before the message shows failed.
+  const MAX_AUTO_RETRIES = 3;
   // Full-jitter exponential backoff: a random delay in [0, min(cap, base * 2^attempt)),
   // so a restarted server is not hit by every client at the same instant.
   const BACKOFF_BASE_MS = 500;
@@ -364,38 +368,65 @@
   function fail(entry, code, message) {
     clearTimeout(entry.timer);
     entry.inFlight = false;
+    entry.resend = false;
     setDelivery(entry, "failed", `Not sent (${code}): ${message}`);
   }
 
+  function waitForConnection(entry) {
+    clearTimeout(entry.timer);
+    entry.inFlight = false;
+    entry.resend = false;
+    setDelivery(entry, "pending", "Waiting for connection…");
+  }
+
   function transmit(entry) {
+    clearTimeout(entry.timer);
+    entry.resend = false;
     const sent = send({ action: "sendMessage", roomId: ROOM_ID, message: entry.text, clientMessageId: entry.cmid });
     if (!sent) {
-      setDelivery(entry, "pending", "Waiting for connection…");
+      waitForConnection(entry);
       return;
     }
     entry.inFlight = true;
     setDelivery(entry, "pending", "Sending…");
-    clearTimeout(entry.timer);
     entry.timer = setTimeout(() => {
-      if (state.outbox.get(entry.cmid) === entry && entry.inFlight) {
-        fail(entry, "timeout", "no answer from the server");
-      }
+      if (state.outbox.get(entry.cmid) !== entry || !entry.inFlight) return;
+      // A server always answers a send, so silence usually means a socket that died
+      // without the browser noticing: say so, check the socket now rather than at the
+      // next heartbeat, and send again on the next connection.
+      fail(entry, "timeout", "no answer from the server yet");
+      entry.resend = true;
+      probe();
     }, ACK_TIMEOUT_MS);
   }
 
   function flushOutbox() {
     for (const entry of state.outbox.values()) {
-      if (entry.state === "pending") transmit(entry);
+      if (entry.state === "pending" || entry.resend) transmit(entry);
     }
+  }
+
+  function retryLater(entry, code, retryAfter) {
+    entry.retries += 1;
+    const delay = retryAfter > 0 ? retryAfter * 1000 : BACKOFF_BASE_MS * 2 ** entry.retries;
+    clearTimeout(entry.timer);
+    entry.inFlight = false;
+    setDelivery(entry, "pending", `Retrying (${code})…`);
+    entry.timer = setTimeout(() => {
+      if (state.outbox.get(entry.cmid) !== entry || entry.state !== "pending" || entry.inFlight) return;
+      if (state.live) transmit(entry);
+      else waitForConnection(entry);
+    }, Math.min(delay, BACKOFF_CAP_MS));
   }
 
   function retryEntry(entry) {
     if (state.outbox.get(entry.cmid) !== entry) return;
+    entry.retries = 0;
     el.input.focus();
     // The same clientMessageId: if the first attempt was stored after all, the server
     // answers with the original ack and stores nothing new.
     if (state.live) transmit(entry);
-    else setDelivery(entry, "pending", "Waiting for connection…");
+    else waitForConnection(entry);
   }
 
   function discardEntry(entry) {
@@ -410,14 +441,14 @@
     const cmid = newClientMessageId();
     const li = buildLine({ username: root.dataset.username || "you", text, date: new Date(), mine: true });
     li.dataset.cmid = cmid;
-    const entry = { cmid, text, li, state: "pending", inFlight: false, timer: null };
+    const entry = { cmid, text, li, state: "pending", inFlight: false, resend: false, retries: 0, timer: null };
     li.append(buildOwnState(entry));
     state.outbox.set(cmid, entry);
     el.list.append(li);
     refreshDays();
     scrollToBottom();
     if (state.live) transmit(entry);
-    else setDelivery(entry, "pending", "Waiting for connection…");
+    else waitForConnection(entry);
   }
 
   function updateCounter() {
@@ -519,7 +550,11 @@
     const message = typeof f.message === "string" ? f.message : "";
     const entry = typeof f.clientMessageId === "string" ? state.outbox.get(f.clientMessageId) : undefined;
     if (entry) {
-      fail(entry, code, message);
+      if (f.retryable === true && entry.retries < MAX_AUTO_RETRIES) {
+        retryLater(entry, code, typeof f.retryAfter === "number" ? f.retryAfter : 0);
+      } else {
+        fail(entry, code, message);
+      }
       return;
     }
     if (f.action === "history") {
@@ -542,7 +577,7 @@
       return;
     }
     if (frame === null || typeof frame !== "object") return;
-    clearTimeout(state.pongTimer); // any frame shows the socket is alive
+    alive(); // any frame shows the socket is alive
     switch (frame.type) {
       case "message":
         onMessage(frame);
@@ -574,18 +609,27 @@
     if (send(frame)) state.joinInFlight = true;
   }
 
+  // Ask the server for a pong; any frame before the deadline proves the socket alive. One
+  // probe at a time: a second one must not push the first one's deadline out.
+  function probe() {
+    if (state.pongTimer !== null) return;
+    if (!send({ action: "ping" })) return;
+    state.pongTimer = setTimeout(abandon, PONG_TIMEOUT_MS);
+  }
+
+  function alive() {
+    clearTimeout(state.pongTimer);
+    state.pongTimer = null;
+  }
+
   function startHeartbeat() {
     stopHeartbeat();
-    state.heartbeatTimer = setInterval(() => {
-      if (!send({ action: "ping" })) return;
-      clearTimeout(state.pongTimer);
-      state.pongTimer = setTimeout(abandon, PONG_TIMEOUT_MS);
-    }, HEARTBEAT_MS);
+    state.heartbeatTimer = setInterval(probe, HEARTBEAT_MS);
   }
 
   function stopHeartbeat() {
     clearInterval(state.heartbeatTimer);
-    clearTimeout(state.pongTimer);
+    alive();
   }
 
   function clearReconnect() {
@@ -629,11 +673,7 @@
     state.historyInFlight = false;
     stopHeartbeat();
     for (const entry of state.outbox.values()) {
-      if (entry.state === "pending") {
-        clearTimeout(entry.timer);
-        entry.inFlight = false;
-        setDelivery(entry, "pending", "Waiting for connection…");
-      }
+      if (entry.state === "pending" || entry.resend) waitForConnection(entry);
     }
     updateLoadOlder();
     if (code === CLOSE_UNAUTHORIZED) {

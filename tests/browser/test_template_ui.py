@@ -360,11 +360,19 @@ async def test_lost_message_frames_are_refilled_and_a_long_gap_reloads_the_room(
 
 @dataclass
 class MockServer:
-    """Stands in for the server on a user's sockets (Playwright routes them; nothing reaches daphne)."""
+    """Stands in for the server on a user's sockets (Playwright routes them; nothing reaches daphne).
 
-    answer_pings: Callable[[int], bool]  # by socket number, 1 for the first
+    It keeps the protocol's promises for room `general`: a send is stored once per
+    clientMessageId, broadcast back and acked. A socket listed in `deaf` answers only its join,
+    like a connection that died without the browser noticing. `errors` answer the next sends.
+    """
+
+    deaf: set[int] = field(default_factory=set)  # socket numbers, 1 for the first
+    errors: list[Frame] = field(default_factory=list)
     sockets: list[WebSocketRoute] = field(default_factory=list)
     received: list[tuple[int, Frame]] = field(default_factory=list)  # (socket number, client frame)
+    stored: list[Frame] = field(default_factory=list)
+    user_id: str = ""  # whose sends these are, as the server would know from the session
 
     def serve(self, ws: WebSocketRoute) -> None:
         self.sockets.append(ws)
@@ -373,22 +381,64 @@ class MockServer:
         def answer(message: str | bytes) -> None:
             frame = json.loads(message)
             self.received.append((number, frame))
-            if frame.get("action") == "joinRoom":
-                joined = {"type": "joined", "roomId": "general", "lastSeq": 0, "messages": [], "recovered": True}
-                ws.send(json.dumps(joined))
-            elif frame.get("action") == "ping" and self.answer_pings(number):
+            action = frame.get("action")
+            if action == "joinRoom":
+                after = frame.get("lastSeq") or 0
+                missed = [m for m in self.stored if m["seq"] > after]
+                joined = {"type": "joined", "roomId": "general", "lastSeq": len(self.stored), "recovered": True}
+                ws.send(json.dumps({**joined, "messages": missed}))
+            elif number in self.deaf:
+                return
+            elif action == "ping":
                 ws.send(json.dumps({"type": "pong"}))
+            elif action == "sendMessage" and self.errors:
+                error = {**self.errors.pop(0), "action": "sendMessage", "clientMessageId": frame["clientMessageId"]}
+                ws.send(json.dumps(error))
+            elif action == "sendMessage":
+                stored = self.store(frame)
+                ws.send(json.dumps({"type": "message", **stored}))
+                ack = {"type": "ack", **{k: stored[k] for k in ("roomId", "clientMessageId", "messageId", "seq")}}
+                ws.send(json.dumps(ack))
 
         ws.on_message(answer)
 
+    def store(self, frame: Frame) -> Frame:
+        for message in self.stored:
+            if message["clientMessageId"] == frame["clientMessageId"]:
+                return message
+        seq = len(self.stored) + 1
+        message = {
+            "roomId": "general",
+            "messageId": f"mock-{seq}",
+            "seq": seq,
+            "userId": self.user_id,
+            "username": "me",
+            "message": frame["message"],
+            "timestamp": "2026-11-26T07:00:00.000Z",
+            "clientMessageId": frame["clientMessageId"],
+        }
+        self.stored.append(message)
+        return message
+
     def pings(self) -> list[int]:
+        """The socket number of every ping, in order."""
         return [number for number, frame in self.received if frame.get("action") == "ping"]
 
+    def sends(self) -> list[tuple[int, str]]:
+        """(socket number, clientMessageId) of every sendMessage, in order."""
+        return [(n, f["clientMessageId"]) for n, f in self.received if f.get("action") == "sendMessage"]
 
-async def mock_server(user: BrowserUser, *, answer_pings: Callable[[int], bool]) -> MockServer:
-    mock = MockServer(answer_pings=answer_pings)
+
+async def mock_server(user: BrowserUser, **options: Any) -> MockServer:
+    """Route `user`'s sockets to a MockServer; call before opening the page."""
+    mock = MockServer(**options)
     await user.context.route_web_socket(WS_URL, mock.serve)
     return mock
+
+
+async def open_mocked_room(user: BrowserUser, server: DaphneServer, mock: MockServer) -> None:
+    await open_room(user, server)
+    mock.user_id = await user.page.locator("#room").get_attribute("data-user-id") or ""
 
 
 async def test_a_silent_socket_is_replaced_after_a_missed_heartbeat(
@@ -397,9 +447,9 @@ async def test_a_silent_socket_is_replaced_after_a_missed_heartbeat(
     """The page pings every 25 s; a socket that does not answer within 10 s is dropped and a new one joins."""
     server = shared_server
     alice = await new_user(server, "hana")
-    mock = await mock_server(alice, answer_pings=lambda number: number > 1)  # the first socket has gone deaf
+    mock = await mock_server(alice, deaf={1})
     await control_time(alice)
-    await open_room(alice, server)
+    await open_mocked_room(alice, server, mock)
     status = alice.page.locator("#status")
 
     await alice.page.clock.fast_forward(24_000)
@@ -422,9 +472,9 @@ async def test_a_banned_user_is_told_so_and_the_page_stops_reconnecting(
     """Close code 4403 shows a banned notice, disables the composer, and no reconnect follows."""
     server = shared_server
     alice = await new_user(server, "bert")
-    mock = await mock_server(alice, answer_pings=lambda number: True)
+    mock = await mock_server(alice)
     await control_time(alice)
-    await open_room(alice, server)
+    await open_mocked_room(alice, server, mock)
 
     await mock.sockets[0].close(code=4403, reason="banned")
     status = alice.page.locator("#status")
@@ -434,3 +484,56 @@ async def test_a_banned_user_is_told_so_and_the_page_stops_reconnecting(
     await alice.page.clock.fast_forward(5 * BACKOFF_CAP_MS)
     await expect(status).to_have_attribute("data-state", "banned")
     assert len(mock.sockets) == 1
+
+
+async def test_a_message_without_an_ack_shows_failed_then_is_resent_on_a_new_socket(
+    shared_server: DaphneServer, new_user: NewUser
+) -> None:
+    """No ack within 15 s shows the message failed and probes the socket; the next socket sends it again, once."""
+    server = shared_server
+    alice = await new_user(server, "ines")
+    mock = await mock_server(alice, deaf={1})
+    await control_time(alice)
+    await open_mocked_room(alice, server, mock)
+
+    await say(alice, "into the void")
+    message = line(alice, "into the void")
+    await expect(message).to_have_attribute("data-state", "pending")
+    await alice.page.clock.fast_forward(15_000)
+    await expect(message).to_have_attribute("data-state", "failed")
+    await expect(message).to_contain_text("timeout")
+    await eventually(lambda: mock.pings() == [1])  # checked at once, not at the next heartbeat
+    await alice.page.clock.fast_forward(10_000)
+    await expect(message).to_have_attribute("data-state", "pending")  # the socket is gone: waiting
+    await skip_backoff(alice)
+    await expect(message).to_have_attribute("data-state", "sent")
+    (first_socket, first_id), (second_socket, second_id) = mock.sends()
+    assert (first_socket, second_socket) == (1, 2) and first_id == second_id
+    await expect(lines(alice)).to_have_text(["into the void"])
+
+
+async def test_a_retryable_error_is_retried_after_the_servers_retry_after(
+    shared_server: DaphneServer, new_user: NewUser
+) -> None:
+    """A send answered with a retryable error is sent again after retryAfter, with the same clientMessageId."""
+    server = shared_server
+    alice = await new_user(server, "rosa")
+    unavailable = {
+        "type": "error",
+        "code": "storage_unavailable",
+        "message": "storage is unavailable, retry shortly",
+        "retryable": True,
+        "retryAfter": 1.0,
+    }
+    mock = await mock_server(alice, errors=[unavailable])
+    await control_time(alice)
+    await open_mocked_room(alice, server, mock)
+
+    await say(alice, "second time lucky")
+    message = line(alice, "second time lucky")
+    await expect(message).to_contain_text("Retrying (storage_unavailable)")
+    await expect(message).to_have_attribute("data-state", "pending")
+    await alice.page.clock.fast_forward(1_000)
+    await expect(message).to_have_attribute("data-state", "sent")
+    (_, first_id), (_, second_id) = mock.sends()
+    assert first_id == second_id
