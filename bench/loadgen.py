@@ -110,13 +110,14 @@ class Conn(asyncio.Protocol):
         for event in ws.events_received():
             if isinstance(event, Frame):
                 opcode = event.opcode
+                payload = cast(bytes, event.data)  # the parser hands out bytes
                 if opcode is Opcode.TEXT:
                     if event.fin:
-                        self.gen.on_text(self, event.data, now)
+                        self.gen.on_text(self, payload, now)
                     else:
-                        self._parts = [event.data]
+                        self._parts = [payload]
                 elif opcode is Opcode.CONT and self._parts:
-                    self._parts.append(event.data)
+                    self._parts.append(payload)
                     if event.fin:
                         data_, self._parts = b"".join(self._parts), []
                         self.gen.on_text(self, data_, now)
@@ -389,7 +390,7 @@ class LoadGen:
                     return None
                 async with asyncio.timeout(CONNECT_TIMEOUT_S):
                     loop = asyncio.get_running_loop()
-                    await loop.create_connection(lambda: conn, parts.hostname, parts.port)
+                    await loop.create_connection(lambda: conn, parts.hostname or "127.0.0.1", parts.port or 80)
                     await conn.opened
                     if self.proto.needs_join:
                         conn.send_text(self.proto.join(room))

@@ -144,7 +144,7 @@ def plan_rooms(loads: list[dict[str, Any]]) -> list[str]:
 
 
 def plan_sockets(loads: list[dict[str, Any]]) -> int:
-    return max(load["rooms"] * load["members"] for load in loads)
+    return max(int(load["rooms"]) * int(load["members"]) for load in loads)
 
 
 # --- processes --------------------------------------------------------------------------
