@@ -195,11 +195,13 @@
     meta.className = "meta";
     const author = document.createElement("span");
     author.className = "author";
+    author.dir = "auto";
     author.textContent = username;
     meta.append(author, document.createTextNode(" "), document.createElement("time"));
 
     const body = document.createElement("p");
     body.className = "text";
+    body.dir = "auto"; // a right-to-left message reads right to left
     body.textContent = text;
 
     li.append(meta, body);

@@ -537,3 +537,22 @@ async def test_a_retryable_error_is_retried_after_the_servers_retry_after(
     await expect(message).to_have_attribute("data-state", "sent")
     (_, first_id), (_, second_id) = mock.sends()
     assert first_id == second_id
+
+
+async def test_an_error_frame_is_shown_with_its_code_until_dismissed(
+    shared_server: DaphneServer, new_user: NewUser
+) -> None:
+    """An error that answers none of your messages appears as an alert with its code; the keyboard dismisses it."""
+    server = shared_server
+    alice = await new_user(server, "erin")
+    mock = await mock_server(alice)
+    await open_mocked_room(alice, server, mock)
+
+    rate_limited = {"type": "error", "code": "rate_limited", "message": "<b>slow</b> down", "action": "history"}
+    mock.sockets[0].send(json.dumps(rate_limited))
+    notice = alice.page.get_by_role("alert")
+    await expect(notice).to_contain_text("rate_limited: <b>slow</b> down")
+    await notice.get_by_role("button", name="Dismiss this notice").focus()
+    await alice.page.keyboard.press("Enter")
+    await expect(notice).to_be_hidden()
+    await expect(alice.page.locator("#message-input")).to_be_focused()
