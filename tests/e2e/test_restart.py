@@ -50,7 +50,7 @@ async def test_nothing_acknowledged_is_lost_across_a_restart(
         sent: dict[str, str] = {}
         acked: dict[str, Frame] = {}
         talking = asyncio.create_task(chat_until_cut_off(alice, room, sent, acked))
-        await bob.wait_for_seq(room, 20)
+        await alice.wait_for(lambda f: f["type"] == "ack" and f["seq"] >= 20)  # mid-conversation
         await asyncio.to_thread(server.stop if stop == "sigterm" else server.kill)
         await asyncio.wait_for(talking, timeout(30))
         assert len(acked) >= 20
