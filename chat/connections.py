@@ -285,8 +285,16 @@ class RedisWatchdog:
             from redis.asyncio import Redis
 
             timeout = max(0.5, min(2.0, settings.CHAT_LAYER_WATCHDOG_SECONDS))
+            # A check that fails fast, with no retries: a failure is the news it reports.
             pool = create_pool(
-                {**self.host, "max_connections": 2, "socket_timeout": timeout, "socket_connect_timeout": timeout}
+                {
+                    **self.host,
+                    "max_connections": 2,
+                    "socket_timeout": timeout,
+                    "socket_connect_timeout": timeout,
+                    "retry": None,
+                    "retry_on_error": [],
+                }
             )
             self._client = Redis(connection_pool=pool)
         return self._client
