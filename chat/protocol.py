@@ -24,6 +24,8 @@ DEFAULT_ROOM: Final = "general"
 ROOM_ID_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 CLIENT_MESSAGE_ID_RE: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 MAX_HISTORY_LIMIT: Final = 200
+# Seqs stay within what a JavaScript number holds exactly (and DynamoDB's 38 digits).
+MAX_SEQ: Final = 2**53 - 1
 
 
 class CloseCode:
@@ -195,8 +197,8 @@ def _text(value: str, limits: Limits) -> str:
 
 def _seq(body: dict[str, Any], name: str) -> int | None:
     value = _field(body, name, int, required=False)
-    if value is not None and value < 0:
-        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'{name}' must be a non-negative integer")
+    if value is not None and not 0 <= value <= MAX_SEQ:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'{name}' must be an integer from 0 to {MAX_SEQ}")
     return value  # type: ignore[no-any-return]
 
 

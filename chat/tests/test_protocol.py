@@ -249,6 +249,8 @@ def test_missing_required_field_is_invalid_field(frame: dict[str, Any]) -> None:
         {"action": "joinRoom", "roomId": "general", "lastSeq": 1.0},
         {"action": "joinRoom", "roomId": "general", "lastSeq": 1.5},
         {"action": "joinRoom", "roomId": "general", "lastSeq": -1},
+        {"action": "joinRoom", "roomId": "general", "lastSeq": 2**53},
+        {"action": "history", "roomId": "general", "beforeSeq": 10**40},
         {"action": "joinRoom", "roomId": "general", "lastSeq": [1]},
         {"action": "history", "roomId": "general", "beforeSeq": -1},
         {"action": "history", "roomId": "general", "beforeSeq": True},
