@@ -43,6 +43,8 @@ from bench.loadgen import room_names
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results"
+# Where the servers under test run from: the working tree, or a commit exported by --commit.
+SERVER_ROOT = ROOT
 SCRATCH = ROOT / "var" / "bench"
 # The Makefile's daphne flags, so Chatsite runs here as `make run` runs it.
 DAPHNE_FLAGS = [
@@ -277,7 +279,7 @@ class Server:
 def _spawn(cmd: list[str], env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     cmd = [part.replace("{port}", str(port)) for part in cmd]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=SERVER_ROOT, env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, proc)
     except Exception:
@@ -303,7 +305,7 @@ def prepare_chatsite_template(workdir: Path, loads: list[dict[str, Any]]) -> tup
             "--out",
             str(cookies_path),
         ],
-        cwd=ROOT,
+        cwd=SERVER_ROOT,
         env=clean_env(DJANGO_SETTINGS_MODULE="chatsite.settings", CHATSITE_DATA_DIR=str(template)),
         check=True,
         timeout=300,
@@ -343,6 +345,8 @@ def start_server(name: str, workdir: Path, template: tuple[Path, list[str]] | No
         assert redis is not None
         redis.flush()
         env = clean_env(DJANGO_SETTINGS_MODULE="bench.peers.tutorial.settings", BENCH_REDIS_URL=redis.url)
+        if "BENCH_TUTORIAL_SOCKET_TIMEOUT" in os.environ:
+            env["BENCH_TUTORIAL_SOCKET_TIMEOUT"] = os.environ["BENCH_TUTORIAL_SOCKET_TIMEOUT"]
         cmd = [daphne, "-b", "127.0.0.1", "-p", "{port}", *DAPHNE_FLAGS, "bench.peers.tutorial.asgi:application"]
         proc, port = _spawn(cmd, env, log_path)
         return Server(name=name, protocol="tutorial", procs=[proc], ports=[port], redis=redis)
@@ -558,6 +562,20 @@ def _version(package: str) -> str | None:
         return None
 
 
+def export_commit(rev: str, workdir: Path) -> tuple[Path, str]:
+    """A commit's files in workdir/tree (git archive: the working tree is not touched)."""
+    tree = workdir / "tree"
+    tree.mkdir(parents=True, exist_ok=True)
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+    ).stdout.strip()
+    archive = subprocess.Popen(["git", "archive", sha], cwd=ROOT, stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(tree)], stdin=archive.stdout, check=True, timeout=120)
+    if archive.wait(timeout=120):
+        raise RuntimeError(f"git archive {rev} failed")
+    return tree, sha
+
+
 def machine_meta(command: list[str]) -> dict[str, Any]:
     cpu = "unknown"
     with contextlib.suppress(OSError):
@@ -679,6 +697,10 @@ def main() -> None:
     parser.add_argument("--profile-rate", type=float, default=2.0, help="messages/s for --profile")
     parser.add_argument("--profile-seconds", type=float, default=10.0)
     parser.add_argument(
+        "--commit",
+        help="run the servers from this commit (exported with git archive) instead of the working tree",
+    )
+    parser.add_argument(
         "--budget", type=float, help="seconds for the whole run (default: 170 quick, 3600 full, 300 profile)"
     )
     args = parser.parse_args()
@@ -698,6 +720,10 @@ def main() -> None:
     order = sorted(names, key=lambda n: ["bare", "tutorial"].index(n) if n in ("bare", "tutorial") else 2)
     raise_fd_limit(plan_sockets(loads))
     meta = machine_meta([Path(sys.argv[0]).name, *sys.argv[1:]])
+    if args.commit:
+        global SERVER_ROOT
+        SERVER_ROOT, meta["servers_commit"] = export_commit(args.commit, workdir)
+        meta["uncommitted_server_files"] = []
     log(f"run {run_id}: servers {', '.join(names)}; scratch in {workdir.relative_to(ROOT)}")
 
     redis: Redis | None = None
