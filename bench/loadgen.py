@@ -630,7 +630,12 @@ class LoadGen:
             if room:
                 senders.append(room[(j // rooms) % len(room)])
         if not senders:
-            raise RuntimeError(f"{self.name}: no socket of the {rooms} x {members} group is open")
+            log(f"{self.name}: no socket of the {rooms} x {members} group is open; {kind} skipped")
+            row = self._row(self._load(spec, "skipped", rate), group)
+            row["skipped"] = f"{kind}: no socket open"
+            row["held"] = False
+            row["loadgen_saturated"] = False
+            return row
         count = max(1, round(rate * spec["duration"]))
         room_size = {id(c): len(room) for room in group.conns for c in room}
         expected_per_msg = [room_size[id(senders[i % len(senders)])] for i in range(count)] if senders else []

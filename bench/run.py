@@ -444,7 +444,11 @@ def flags(row: dict[str, Any]) -> str:
     if row.get("drain_cut"):
         out.append("cut")
     if row.get("skipped"):
-        out.append("skipped: time budget")
+        out.append(
+            f"skipped: {row['skipped']}"
+            if isinstance(row["skipped"], str) and ":" in row["skipped"]
+            else "skipped: time budget"
+        )
     load = row.get("load", {})
     wanted = load.get("rooms", 0) * load.get("members_per_room", 0)
     if row.get("connections") is not None and 0 < row["connections"] < wanted and not row.get("skipped"):
