@@ -1,7 +1,9 @@
 """ORM tables of the local storage backend (chat.storage.local).
 
 Only chat.storage.local reads and writes these; everything else goes through the storage
-adapter so that the DynamoDB backend serves the same callers.
+adapter so that the DynamoDB backend serves the same callers. The moderation records
+(chat.moderation_models, imported at the end) are the exception: they are Django's with
+either backend.
 """
 
 from __future__ import annotations
@@ -16,12 +18,30 @@ class Room(models.Model):
     created_by = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001 - NULL: no creator
     # The last seq handed out; incremented in the same transaction that stores a message.
     last_seq = models.BigIntegerField(default=0)
+    # Moderation settings (chat.storage.base.Room, docs/moderation.md).
+    archived = models.BooleanField(default=False)
+    private = models.BooleanField(default=False)
+    read_only = models.BooleanField(default=False)
+    slow_mode_seconds = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["room_id"]
 
     def __str__(self) -> str:
         return self.room_id
+
+
+class RoomMember(models.Model):
+    """A member of a private room (a user id, as in messages)."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="members", db_column="room_id")
+    user_id = models.CharField(max_length=128, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room", "user_id"], name="chat_roommember_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.room_id}"
 
 
 class Message(models.Model):
@@ -36,6 +56,8 @@ class Message(models.Model):
     # NULL, not "": the idempotency constraint must not match messages sent without one.
     client_message_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     ttl = models.BigIntegerField(db_index=True)
+    # "hidden" or "deleted" by a moderator (a tombstone for clients); NULL: a live message.
+    removed = models.CharField(max_length=16, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         ordering = ["room_id", "seq"]
@@ -60,3 +82,9 @@ class Connection(models.Model):
 
     def __str__(self) -> str:
         return self.connection_id
+
+
+# Moderation records live in Django's database whichever backend holds messages.
+from chat.moderation_models import AuditLog, Ban, Mute, Report, SlowModeStamp  # noqa: E402
+
+__all__ = ["AuditLog", "Ban", "Connection", "Message", "Mute", "Report", "Room", "RoomMember", "SlowModeStamp"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Final, Literal, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,21 @@ class Room:
     created_at: datetime
     created_by: str | None
     last_seq: int
+    # Moderation settings (docs/moderation.md). An archived room takes no posts and leaves
+    # the room list; a private room is for its members (and moderators) only; in a
+    # read-only room only moderators post; slow mode allows one post per user per N seconds.
+    archived: bool = False
+    private: bool = False
+    read_only: bool = False
+    slow_mode_seconds: int = 0
+
+
+# What a moderator did to a message. Either way clients get a tombstone (empty text,
+# "removed": true); a hidden message keeps its text in the store for moderators, a deleted
+# one does not.
+HIDDEN: Final = "hidden"
+DELETED: Final = "deleted"
+Removal = Literal["hidden", "deleted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +62,7 @@ class MessageRecord:
     connection_id: str
     client_message_id: str | None
     ttl: int  # epoch seconds after which the record no longer exists
+    removed: Removal | None = None  # a tombstone: never send `text` to a client
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +97,32 @@ class ChatStore(Protocol):
     def ensure_room(self, *, room_id: str, name: str, created_by: str | None, now: datetime) -> Room: ...
     def get_room(self, room_id: str) -> Room | None: ...
     def list_rooms(self) -> list[Room]: ...
+    def update_room(
+        self,
+        *,
+        room_id: str,
+        name: str | None = None,
+        archived: bool | None = None,
+        private: bool | None = None,
+        read_only: bool | None = None,
+        slow_mode_seconds: int | None = None,
+    ) -> Room:
+        """Change the given settings (None: leave as is); return the room. Raises RoomNotFound."""
+        ...
+
+    # Members of private rooms (user ids). Membership means nothing for a public room.
+    def add_member(self, *, room_id: str, user_id: str) -> None:
+        """Raises RoomNotFound. Adding a member twice is harmless."""
+        ...
+
+    def remove_member(self, *, room_id: str, user_id: str) -> bool:
+        """True when the user was a member."""
+        ...
+
+    def is_member(self, *, room_id: str, user_id: str) -> bool: ...
+    def room_members(self, room_id: str) -> list[str]:
+        """The room's member user ids, sorted."""
+        ...
 
     # Messages
     def append_message(self, new: NewMessage) -> AppendResult:
@@ -99,6 +141,44 @@ class ChatStore(Protocol):
         self, *, room_id: str, before_seq: int | None, limit: int, now: datetime
     ) -> list[MessageRecord]:
         """The `limit` live messages just below before_seq (or the latest), oldest first."""
+        ...
+
+    # Moderation of messages. Removed messages stay in every read, as tombstones.
+    def get_message(self, *, room_id: str, message_id: str, now: datetime) -> MessageRecord | None:
+        """A live message of this room by id (a tombstone included), or None."""
+        ...
+
+    def remove_message(self, *, room_id: str, message_id: str, removal: Removal) -> MessageRecord | None:
+        """Make a live message a tombstone; `deleted` also erases its text from the store.
+
+        Returns the record as it is now, or None when there is no such message. A deleted
+        message stays deleted: hiding it again changes nothing.
+        """
+        ...
+
+    def search_messages(
+        self,
+        *,
+        room_id: str,
+        now: datetime,
+        text: str | None = None,
+        user_id: str | None = None,
+        limit: int = 50,
+        scan: int = 1000,
+    ) -> list[MessageRecord]:
+        """Among the room's newest `scan` live messages, those whose text contains `text`
+        (case-insensitively) and whose author is `user_id`; newest first, at most `limit`."""
+        ...
+
+    def removed_between(self, *, room_id: str, after_seq: int, up_to_seq: int, now: datetime) -> list[MessageRecord]:
+        """The room's tombstones with after_seq < seq <= up_to_seq, oldest first."""
+        ...
+
+    def remove_user_messages(
+        self, *, user_id: str, room_id: str | None, removal: Removal, now: datetime
+    ) -> list[MessageRecord]:
+        """Make every live message of a user (in one room, or everywhere) a tombstone; return
+        those that changed, oldest first per room."""
         ...
 
     # Connections

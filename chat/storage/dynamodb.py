@@ -31,10 +31,12 @@ from django.core.exceptions import ImproperlyConfigured
 
 from chat.storage import schema
 from chat.storage.base import (
+    DELETED,
     AppendResult,
     ConnectionRecord,
     MessageRecord,
     NewMessage,
+    Removal,
     Room,
     RoomNotFound,
 )
@@ -145,6 +147,16 @@ def _int(item: Item, name: str) -> int:
     return int(item[name]["N"])
 
 
+def _opt_bool(item: Item, name: str) -> bool:
+    value = item.get(name)
+    return bool(value.get("BOOL", False)) if value else False
+
+
+def _opt_int(item: Item, name: str) -> int:
+    value = item.get(name)
+    return int(value["N"]) if value and "N" in value else 0
+
+
 def _time(value: datetime) -> str:
     """ISO 8601 in UTC with microseconds: fixed width, so it sorts as a string."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -165,6 +177,11 @@ def _room(item: Item) -> Room:
         created_at=_parse_time(_str(item, "createdAt")),
         created_by=_opt_str(item, "createdBy"),
         last_seq=_int(item, "lastSeq"),
+        # Moderation settings: absent on rooms written before them, which keep the defaults.
+        archived=_opt_bool(item, "archived"),
+        private=_opt_bool(item, "private"),
+        read_only=_opt_bool(item, "readOnly"),
+        slow_mode_seconds=_opt_int(item, "slowModeSeconds"),
     )
 
 
@@ -180,6 +197,7 @@ def _message(item: Item) -> MessageRecord:
         connection_id=_str(item, "connectionId"),
         client_message_id=_opt_str(item, "clientMessageId"),
         ttl=_int(item, "ttl"),
+        removed=_opt_str(item, "removed"),  # type: ignore[arg-type]
     )
 
 
@@ -197,6 +215,8 @@ def _message_item(message: MessageRecord) -> Item:
     }
     if message.client_message_id is not None:
         item["clientMessageId"] = _s(message.client_message_id)
+    if message.removed is not None:
+        item["removed"] = _s(message.removed)
     return item
 
 
@@ -309,6 +329,91 @@ class DynamoDBStore:
     def list_rooms(self) -> list[Room]:
         items = self._scan(TableName=self.tables.rooms, ConsistentRead=True)
         return sorted((_room(item) for item in items), key=lambda r: r.room_id)
+
+    def update_room(
+        self,
+        *,
+        room_id: str,
+        name: str | None = None,
+        archived: bool | None = None,
+        private: bool | None = None,
+        read_only: bool | None = None,
+        slow_mode_seconds: int | None = None,
+    ) -> Room:
+        values: dict[str, dict[str, Any]] = {}
+        for attribute, value in (("name", name), ("archived", archived), ("private", private), ("readOnly", read_only)):
+            if value is not None:
+                values[attribute] = {"BOOL": value} if isinstance(value, bool) else _s(value)
+        if slow_mode_seconds is not None:
+            values["slowModeSeconds"] = _n(slow_mode_seconds)
+        if not values:
+            room = self.get_room(room_id)
+            if room is None:
+                raise RoomNotFound(room_id)
+            return room
+        names = {f"#a{i}": attribute for i, attribute in enumerate(values)}
+        try:
+            # SET of the named attributes only: an append's conditional lastSeq update is untouched.
+            response = self.client.update_item(
+                TableName=self.tables.rooms,
+                Key={"roomId": _s(room_id)},
+                UpdateExpression="SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(values))),
+                ConditionExpression="attribute_exists(#room)",
+                ExpressionAttributeNames={**names, "#room": "roomId"},
+                ExpressionAttributeValues={f":v{i}": value for i, value in enumerate(values.values())},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                raise RoomNotFound(room_id) from None
+            raise
+        return _room(response["Attributes"])
+
+    # Members: a string set on the room's item (docs/data-model.md) ----------------------------
+
+    def add_member(self, *, room_id: str, user_id: str) -> None:
+        try:
+            self.client.update_item(
+                TableName=self.tables.rooms,
+                Key={"roomId": _s(room_id)},
+                UpdateExpression="ADD #members :user",
+                ConditionExpression="attribute_exists(#room)",
+                ExpressionAttributeNames={"#members": "members", "#room": "roomId"},
+                ExpressionAttributeValues={":user": {"SS": [user_id]}},
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                raise RoomNotFound(room_id) from None
+            raise
+
+    def remove_member(self, *, room_id: str, user_id: str) -> bool:
+        try:
+            self.client.update_item(
+                TableName=self.tables.rooms,
+                Key={"roomId": _s(room_id)},
+                UpdateExpression="DELETE #members :user",
+                ConditionExpression="contains(#members, :member)",
+                ExpressionAttributeNames={"#members": "members"},
+                ExpressionAttributeValues={":user": {"SS": [user_id]}, ":member": _s(user_id)},
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def room_members(self, room_id: str) -> list[str]:
+        response = self.client.get_item(
+            TableName=self.tables.rooms,
+            Key={"roomId": _s(room_id)},
+            ProjectionExpression="#members",
+            ExpressionAttributeNames={"#members": "members"},
+            ConsistentRead=True,
+        )
+        return sorted(response.get("Item", {}).get("members", {}).get("SS", []))
+
+    def is_member(self, *, room_id: str, user_id: str) -> bool:
+        return user_id in self.room_members(room_id)
 
     # Messages ---------------------------------------------------------------------------------
 
@@ -517,6 +622,116 @@ class DynamoDBStore:
         )
         found.reverse()
         return found
+
+    # Moderation of messages -------------------------------------------------------------------
+
+    def get_message(self, *, room_id: str, message_id: str, now: datetime) -> MessageRecord | None:
+        if message_id.startswith(CLIENT_MESSAGE_KEY_PREFIX):
+            return None
+        message = self._get_message(message_id)
+        if message is None or message.room_id != room_id or message.ttl <= _epoch(now):
+            return None
+        return message
+
+    def _tombstone(self, message_id: str, *, room_id: str, removal: Removal) -> MessageRecord | None:
+        """Mark one message removed; None when it is not a message of this room. Deleting
+        erases the text; hiding leaves a deleted message as it is."""
+        names = {"#room": "roomId", "#removed": "removed"}
+        values: dict[str, dict[str, Any]] = {":room": _s(room_id), ":removal": _s(removal)}
+        condition = "#room = :room"
+        update = "SET #removed = :removal"
+        if removal == DELETED:
+            names["#message"] = "message"
+            values[":empty"] = _s("")
+            update += ", #message = :empty"
+        else:
+            values[":deleted"] = _s(DELETED)
+            condition += " AND (attribute_not_exists(#removed) OR #removed <> :deleted)"
+        try:
+            response = self.client.update_item(
+                TableName=self.tables.messages,
+                Key={"messageId": _s(message_id)},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            current = self._get_message(message_id)
+            return current if current is not None and current.room_id == room_id else None
+        return _message(response["Attributes"])
+
+    def remove_message(self, *, room_id: str, message_id: str, removal: Removal) -> MessageRecord | None:
+        if message_id.startswith(CLIENT_MESSAGE_KEY_PREFIX):
+            return None
+        return self._tombstone(message_id, room_id=room_id, removal=removal)
+
+    def search_messages(
+        self,
+        *,
+        room_id: str,
+        now: datetime,
+        text: str | None = None,
+        user_id: str | None = None,
+        limit: int = 50,
+        scan: int = 1000,
+    ) -> list[MessageRecord]:
+        # DynamoDB's contains() is case-sensitive: read the window (newest seqs by key,
+        # strongly consistent) and match here. Admin-only, and bounded by `scan`.
+        needle = text.casefold() if text else None
+        found: list[MessageRecord] = []
+        for message in reversed(self.messages_before(room_id=room_id, before_seq=None, limit=scan, now=now)):
+            if needle is not None and needle not in message.text.casefold():
+                continue
+            if user_id and message.user_id != user_id:
+                continue
+            found.append(message)
+            if len(found) >= limit:
+                break
+        return found
+
+    def removed_between(self, *, room_id: str, after_seq: int, up_to_seq: int, now: datetime) -> list[MessageRecord]:
+        window = self.messages_after(room_id=room_id, after_seq=after_seq, limit=max(0, up_to_seq - after_seq), now=now)
+        return [m for m in window if m.removed is not None and m.seq <= up_to_seq]
+
+    def remove_user_messages(
+        self, *, user_id: str, room_id: str | None, removal: Removal, now: datetime
+    ) -> list[MessageRecord]:
+        candidates: dict[str, MessageRecord] = {}
+        if room_id is None:
+            # Every room: a strongly consistent scan of the table (a rare, admin-only call).
+            items = self._scan(
+                TableName=self.tables.messages,
+                ConsistentRead=True,
+                FilterExpression="#user = :user AND attribute_exists(#room) AND #ttl > :now",
+                ExpressionAttributeNames={"#user": "userId", "#room": "roomId", "#ttl": "ttl"},
+                ExpressionAttributeValues={":user": _s(user_id), ":now": _n(_epoch(now))},
+            )
+            candidates = {m.message_id: m for m in map(_message, items)}
+        else:
+            # The room's index, plus its newest seqs by key, which the index may not have yet.
+            items = self._query(
+                TableName=self.tables.messages,
+                IndexName=schema.ROOM_SEQ_INDEX,
+                KeyConditionExpression="#room = :room",
+                FilterExpression="#user = :user AND #ttl > :now",
+                ExpressionAttributeNames={"#room": "roomId", "#user": "userId", "#ttl": "ttl"},
+                ExpressionAttributeValues={":room": _s(room_id), ":user": _s(user_id), ":now": _n(_epoch(now))},
+            )
+            candidates = {m.message_id: m for m in map(_message, items)}
+            recent = self.messages_before(room_id=room_id, before_seq=None, limit=self.recent_window, now=now)
+            candidates.update({m.message_id: m for m in recent if m.user_id == user_id})
+        changed: list[MessageRecord] = []
+        for message in candidates.values():
+            if message.removed == DELETED or (message.removed is not None and removal != DELETED):
+                continue
+            after = self._tombstone(message.message_id, room_id=message.room_id, removal=removal)
+            if after is not None and after.removed != message.removed:
+                changed.append(after)
+        return sorted(changed, key=lambda m: (m.room_id, m.seq))
 
     # Connections ------------------------------------------------------------------------------
 

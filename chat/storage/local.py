@@ -10,13 +10,18 @@ from django.db.models import F
 
 from chat import models
 from chat.storage.base import (
+    DELETED,
     AppendResult,
     ConnectionRecord,
     MessageRecord,
     NewMessage,
+    Removal,
     Room,
     RoomNotFound,
 )
+
+# Message ids per UPDATE of a purge (SQLite limits the parameters of one statement).
+PURGE_BATCH = 500
 
 
 def _epoch(value: datetime) -> int:
@@ -25,7 +30,15 @@ def _epoch(value: datetime) -> int:
 
 def _room(row: models.Room) -> Room:
     return Room(
-        room_id=row.room_id, name=row.name, created_at=row.created_at, created_by=row.created_by, last_seq=row.last_seq
+        room_id=row.room_id,
+        name=row.name,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        last_seq=row.last_seq,
+        archived=row.archived,
+        private=row.private,
+        read_only=row.read_only,
+        slow_mode_seconds=row.slow_mode_seconds,
     )
 
 
@@ -41,6 +54,7 @@ def _message(row: models.Message) -> MessageRecord:
         connection_id=row.connection_id,
         client_message_id=row.client_message_id,
         ttl=row.ttl,
+        removed=row.removed,  # type: ignore[arg-type]
     )
 
 
@@ -72,6 +86,52 @@ class LocalStore:
 
     def list_rooms(self) -> list[Room]:
         return [_room(r) for r in models.Room.objects.order_by("room_id")]
+
+    def update_room(
+        self,
+        *,
+        room_id: str,
+        name: str | None = None,
+        archived: bool | None = None,
+        private: bool | None = None,
+        read_only: bool | None = None,
+        slow_mode_seconds: int | None = None,
+    ) -> Room:
+        changes = {
+            field: value
+            for field, value in (
+                ("name", name),
+                ("archived", archived),
+                ("private", private),
+                ("read_only", read_only),
+                ("slow_mode_seconds", slow_mode_seconds),
+            )
+            if value is not None
+        }
+        if changes:
+            # An UPDATE of the named columns only: a concurrent append's last_seq is never overwritten.
+            models.Room.objects.filter(room_id=room_id).update(**changes)
+        row = models.Room.objects.filter(room_id=room_id).first()
+        if row is None:
+            raise RoomNotFound(room_id)
+        return _room(row)
+
+    # Members ----------------------------------------------------------------------------
+
+    def add_member(self, *, room_id: str, user_id: str) -> None:
+        if not models.Room.objects.filter(room_id=room_id).exists():
+            raise RoomNotFound(room_id)
+        models.RoomMember.objects.get_or_create(room_id=room_id, user_id=user_id)
+
+    def remove_member(self, *, room_id: str, user_id: str) -> bool:
+        deleted, _ = models.RoomMember.objects.filter(room_id=room_id, user_id=user_id).delete()
+        return deleted > 0
+
+    def is_member(self, *, room_id: str, user_id: str) -> bool:
+        return models.RoomMember.objects.filter(room_id=room_id, user_id=user_id).exists()
+
+    def room_members(self, room_id: str) -> list[str]:
+        return sorted(models.RoomMember.objects.filter(room_id=room_id).values_list("user_id", flat=True))
 
     # Messages ---------------------------------------------------------------------------
 
@@ -131,6 +191,68 @@ class LocalStore:
         rows = list(qs.order_by("-seq")[:limit])
         rows.reverse()
         return [_message(r) for r in rows]
+
+    # Moderation of messages ---------------------------------------------------------------
+
+    def get_message(self, *, room_id: str, message_id: str, now: datetime) -> MessageRecord | None:
+        row = models.Message.objects.filter(room_id=room_id, message_id=message_id, ttl__gt=_epoch(now)).first()
+        return _message(row) if row else None
+
+    def remove_message(self, *, room_id: str, message_id: str, removal: Removal) -> MessageRecord | None:
+        rows = models.Message.objects.filter(room_id=room_id, message_id=message_id)
+        if removal == DELETED:
+            rows.update(removed=DELETED, text="")
+        else:
+            # Hiding a deleted message must not turn it into a "hidden" one with its text gone.
+            rows.exclude(removed=DELETED).update(removed=removal)
+        row = rows.first()
+        return _message(row) if row else None
+
+    def search_messages(
+        self,
+        *,
+        room_id: str,
+        now: datetime,
+        text: str | None = None,
+        user_id: str | None = None,
+        limit: int = 50,
+        scan: int = 1000,
+    ) -> list[MessageRecord]:
+        newest = models.Message.objects.filter(room_id=room_id, ttl__gt=_epoch(now)).order_by("-seq")
+        window = newest.values_list("seq", flat=True)[scan - 1 : scan]
+        qs = newest
+        if window:
+            qs = qs.filter(seq__gte=window[0])
+        if text:
+            qs = qs.filter(text__icontains=text)
+        if user_id:
+            qs = qs.filter(user_id=user_id)
+        return [_message(r) for r in qs[:limit]]
+
+    def removed_between(self, *, room_id: str, after_seq: int, up_to_seq: int, now: datetime) -> list[MessageRecord]:
+        rows = models.Message.objects.filter(
+            room_id=room_id, seq__gt=after_seq, seq__lte=up_to_seq, removed__isnull=False, ttl__gt=_epoch(now)
+        ).order_by("seq")
+        return [_message(r) for r in rows]
+
+    def remove_user_messages(
+        self, *, user_id: str, room_id: str | None, removal: Removal, now: datetime
+    ) -> list[MessageRecord]:
+        qs = models.Message.objects.filter(user_id=user_id, ttl__gt=_epoch(now))
+        if room_id is not None:
+            qs = qs.filter(room_id=room_id)
+        # Deleting changes every message not deleted yet; hiding, only live ones.
+        qs = qs.exclude(removed=DELETED) if removal == DELETED else qs.filter(removed__isnull=True)
+        ids = list(qs.values_list("message_id", flat=True))
+        changes: dict[str, str] = {"removed": removal}
+        if removal == DELETED:
+            changes["text"] = ""
+        changed: list[MessageRecord] = []
+        for start in range(0, len(ids), PURGE_BATCH):
+            batch = ids[start : start + PURGE_BATCH]
+            models.Message.objects.filter(message_id__in=batch).update(**changes)
+            changed += [_message(r) for r in models.Message.objects.filter(message_id__in=batch)]
+        return sorted(changed, key=lambda m: (m.room_id, m.seq))
 
     # Connections ------------------------------------------------------------------------
 

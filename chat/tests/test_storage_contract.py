@@ -439,3 +439,128 @@ def test_save_replaces_and_delete_removes_a_connection(store: ChatStore) -> None
     store.delete_connection("a1")  # deleting twice is harmless
     assert store.connections_for_user(user_id="u-alice", now=NOW) == [other]
     assert store.connections_on_instance(instance_id="i2", now=NOW) == []
+
+
+# Moderation: room settings, members, tombstones, search, purge ---------------------------
+
+
+def test_update_room_changes_only_the_given_settings(lobby: ChatStore) -> None:
+    """update_room sets name, archived, private, read-only and slow mode, leaving the rest (and lastSeq) alone."""
+    lobby.append_message(new_message("first"))
+    fresh = lobby.get_room("lobby")
+    assert fresh is not None
+    assert (fresh.archived, fresh.private, fresh.read_only, fresh.slow_mode_seconds) == (False, False, False, 0)
+    updated = lobby.update_room(room_id="lobby", name="Main hall", private=True, slow_mode_seconds=30)
+    assert (updated.name, updated.private, updated.slow_mode_seconds, updated.last_seq) == ("Main hall", True, 30, 1)
+    assert (updated.archived, updated.read_only) == (False, False)
+    again = lobby.update_room(room_id="lobby", archived=True, read_only=True, private=False, slow_mode_seconds=0)
+    assert (again.name, again.archived, again.read_only, again.private, again.slow_mode_seconds) == (
+        "Main hall",
+        True,
+        True,
+        False,
+        0,
+    )
+    assert lobby.get_room("lobby") == again
+    assert lobby.update_room(room_id="lobby") == again
+    assert lobby.append_message(new_message("still counting")).message.seq == 2
+    assert [r.archived for r in lobby.list_rooms()] == [True]
+
+
+def test_update_of_an_unknown_room_raises(store: ChatStore) -> None:
+    """update_room and add_member of a room that does not exist raise RoomNotFound and create nothing."""
+    with pytest.raises(RoomNotFound):
+        store.update_room(room_id="nowhere", name="X")
+    with pytest.raises(RoomNotFound):
+        store.add_member(room_id="nowhere", user_id="u-alice")
+    assert store.get_room("nowhere") is None
+
+
+def test_members_are_added_once_listed_and_removed(lobby: ChatStore) -> None:
+    """Members are added (twice is once), listed sorted, checked, and removed (True only if they were members)."""
+    assert lobby.room_members("lobby") == []
+    for user_id in ("u-carol", "u-alice", "u-carol"):
+        lobby.add_member(room_id="lobby", user_id=user_id)
+    assert lobby.room_members("lobby") == ["u-alice", "u-carol"]
+    assert lobby.is_member(room_id="lobby", user_id="u-alice")
+    assert not lobby.is_member(room_id="lobby", user_id="u-bob")
+    assert lobby.remove_member(room_id="lobby", user_id="u-alice") is True
+    assert lobby.remove_member(room_id="lobby", user_id="u-alice") is False
+    assert lobby.remove_member(room_id="lobby", user_id="u-bob") is False
+    assert lobby.room_members("lobby") == ["u-carol"]
+    assert lobby.remove_member(room_id="lobby", user_id="u-carol") is True
+    assert lobby.room_members("lobby") == []
+    assert lobby.room_members("nowhere") == []
+
+
+def test_a_removed_message_is_a_tombstone_in_every_read(lobby: ChatStore) -> None:
+    """Hiding keeps the text for moderators; deleting erases it; both stay in replays and history as removed."""
+    sent = [lobby.append_message(new_message(f"m{i}")).message for i in range(1, 6)]
+    hidden = lobby.remove_message(room_id="lobby", message_id=sent[1].message_id, removal="hidden")
+    assert hidden is not None and (hidden.seq, hidden.removed, hidden.text) == (2, "hidden", "m2")
+    deleted = lobby.remove_message(room_id="lobby", message_id=sent[3].message_id, removal="deleted")
+    assert deleted is not None and (deleted.seq, deleted.removed, deleted.text) == (4, "deleted", "")
+    # Hiding a deleted message leaves it deleted; deleting a hidden one erases its text.
+    again = lobby.remove_message(room_id="lobby", message_id=sent[3].message_id, removal="hidden")
+    assert again is not None and (again.removed, again.text) == ("deleted", "")
+    after = lobby.messages_after(room_id="lobby", after_seq=0, limit=10, now=NOW)
+    assert [(m.seq, m.removed, m.text) for m in after] == [
+        (1, None, "m1"),
+        (2, "hidden", "m2"),
+        (3, None, "m3"),
+        (4, "deleted", ""),
+        (5, None, "m5"),
+    ]
+    assert lobby.messages_before(room_id="lobby", before_seq=None, limit=10, now=NOW) == after
+    assert lobby.get_message(room_id="lobby", message_id=sent[1].message_id, now=NOW) == after[1]
+    assert [m.seq for m in lobby.removed_between(room_id="lobby", after_seq=0, up_to_seq=5, now=NOW)] == [2, 4]
+    assert [m.seq for m in lobby.removed_between(room_id="lobby", after_seq=2, up_to_seq=3, now=NOW)] == []
+    assert lobby.get_room("lobby") is not None and lobby.append_message(new_message("m6")).message.seq == 6
+
+
+def test_removing_or_reading_a_message_of_another_room_finds_nothing(lobby: ChatStore) -> None:
+    """A message id is only found in its own room, and an unknown id is None."""
+    lobby.ensure_room(room_id="annex", name="Annex", created_by=None, now=NOW)
+    message = lobby.append_message(new_message("here")).message
+    assert lobby.get_message(room_id="annex", message_id=message.message_id, now=NOW) is None
+    assert lobby.remove_message(room_id="annex", message_id=message.message_id, removal="deleted") is None
+    assert lobby.remove_message(room_id="lobby", message_id="no-such-id", removal="hidden") is None
+    assert lobby.get_message(room_id="lobby", message_id=message.message_id, now=NOW) == message
+    assert lobby.get_message(room_id="lobby", message_id=message.message_id, now=NOW + timedelta(days=31)) is None
+
+
+def test_search_finds_recent_messages_by_text_and_author_newest_first(lobby: ChatStore) -> None:
+    """search_messages matches text case-insensitively and/or the author, newest first, within the newest `scan`."""
+    texts = ["Buy cheap pills", "hello all", "CHEAP pills again", "lunch?", "cheap talk"]
+    authors = ["u-spam", "u-alice", "u-spam", "u-bob", "u-alice"]
+    for text, author in zip(texts, authors, strict=True):
+        lobby.append_message(new_message(text, user_id=author))
+
+    def seqs(**query: object) -> list[int]:
+        return [m.seq for m in lobby.search_messages(room_id="lobby", now=NOW, **query)]  # type: ignore[arg-type]
+
+    assert seqs(text="cheap") == [5, 3, 1]
+    assert seqs(user_id="u-spam") == [3, 1]
+    assert seqs(text="cheap", user_id="u-alice") == [5]
+    assert seqs() == [5, 4, 3, 2, 1]
+    assert seqs(limit=2) == [5, 4]
+    assert seqs(text="cheap", scan=3) == [5, 3]  # only the newest three are looked at
+    assert seqs(text="nothing like this") == []
+
+
+def test_purging_a_user_removes_their_messages_in_one_room_or_everywhere(lobby: ChatStore) -> None:
+    """remove_user_messages tombstones exactly one user's live messages (one room or all) and returns them."""
+    lobby.ensure_room(room_id="annex", name="Annex", created_by=None, now=NOW)
+    for room_id, user_id in [("lobby", "u-spam"), ("lobby", "u-alice"), ("annex", "u-spam"), ("lobby", "u-spam")]:
+        lobby.append_message(new_message(f"{user_id} in {room_id}", room_id=room_id, user_id=user_id))
+    in_lobby = lobby.remove_user_messages(user_id="u-spam", room_id="lobby", removal="hidden", now=NOW)
+    assert [(m.room_id, m.seq, m.removed) for m in in_lobby] == [("lobby", 1, "hidden"), ("lobby", 3, "hidden")]
+    everywhere = lobby.remove_user_messages(user_id="u-spam", room_id=None, removal="deleted", now=NOW)
+    assert [(m.room_id, m.seq, m.removed, m.text) for m in everywhere] == [
+        ("annex", 1, "deleted", ""),
+        ("lobby", 1, "deleted", ""),
+        ("lobby", 3, "deleted", ""),
+    ]
+    assert lobby.remove_user_messages(user_id="u-spam", room_id=None, removal="deleted", now=NOW) == []
+    lobby_now = lobby.messages_after(room_id="lobby", after_seq=0, limit=10, now=NOW)
+    assert [(m.seq, m.removed) for m in lobby_now] == [(1, "deleted"), (2, None), (3, "deleted")]
