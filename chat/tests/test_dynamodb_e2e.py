@@ -27,12 +27,12 @@ Frame = dict[str, Any]
 TIMEOUT = 10.0 * float(os.environ.get("CHAT_TEST_TIMEOUT_FACTOR", "1"))
 
 
-async def next_frame(ws: ClientConnection, kind: str, timeout: float = TIMEOUT) -> Frame:
-    """The next frame of type `kind`, skipping others (presence, pongs, a copy of one's own message)."""
+async def next_frame(ws: ClientConnection, kind: str, timeout: float = TIMEOUT, **fields: Any) -> Frame:
+    """The next frame of type `kind` (with the given fields), skipping others (presence, pongs, ...)."""
     async with asyncio.timeout(timeout):
         while True:
             frame: Frame = json.loads(await ws.recv())
-            if frame.get("type") == kind:
+            if frame.get("type") == kind and all(frame.get(k) == v for k, v in fields.items()):
                 return frame
 
 
@@ -87,8 +87,7 @@ async def test_two_users_chat_and_a_reconnect_resumes_on_dynamodb(
             got = await next_frame(b, "message")
             assert (got["seq"], got["username"], got["message"]) == (1, "alice", "hello bob")
             assert (await send(b, "hi alice", "b1"))["seq"] == 2
-            assert (await next_frame(a, "message"))["message"] == "hello bob"  # her own, broadcast
-            assert (await next_frame(a, "message"))["message"] == "hi alice"
+            assert (await next_frame(a, "message", seq=2))["message"] == "hi alice"
         # bob is away; alice goes on, and retries one send whose ack she "lost".
         assert (await send(a, "are you there?", "a2"))["seq"] == 3
         assert (await send(a, "bob?", "a3"))["seq"] == 4
