@@ -45,9 +45,10 @@ from chat.storage.base import (
 DynamoDBClient = Any
 Item = dict[str, dict[str, Any]]  # a DynamoDB item in the wire format: {"seq": {"N": "3"}}
 
-# botocore's "standard" retry mode retries throttling and transient errors (5xx, connection
-# resets, TransactionConflict) with exponential backoff and jitter. Four attempts keep the
-# worst case within a few seconds, after which the caller gets a retryable error frame.
+# botocore's "standard" retry mode retries throttling and transient errors (5xx, timeouts,
+# connection resets) with exponential backoff and jitter. Four attempts keep the worst case
+# within a few seconds, after which the caller gets a retryable error frame. A transaction
+# cancelled for TransactionConflict is not botocore's to retry: append_message does that.
 MAX_ATTEMPTS: Final = 4
 CONNECT_TIMEOUT: Final = 2.0
 READ_TIMEOUT: Final = 5.0
