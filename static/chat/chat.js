@@ -91,9 +91,7 @@
 
   function codePoints(text) {
     // The server counts code points (Python's len), not UTF-16 units.
-    let n = 0;
-    for (const _ of text) n += 1; // eslint-disable-line no-unused-vars
-    return n;
+    return Array.from(text).length;
   }
 
   function newClientMessageId() {
