@@ -50,6 +50,8 @@ P99_TARGET_MS = 250.0
 # Above this share of one core the generator, not the server, may be the bottleneck.
 SATURATED_CPU_PCT = 90.0
 CONNECT_TIMEOUT_S = 30.0
+# Time kept back, under a budget, for each load still to come.
+RESERVE_PER_LOAD_S = 8.0
 
 
 def room_names(rooms: int, members: int) -> list[str]:
@@ -309,6 +311,9 @@ class LoadGen:
         self.connect_errors = 0
         self.budget_s: float | None = plan.get("budget_s")
         self.deadline: float | None = None
+        # The current load's deadline: the budget less a reserve for the loads after it, so
+        # a slow connect or a long ramp cannot starve them.
+        self.load_deadline: float | None = None
         self.prev_tag = ""
         self.load_tag = ""
         self.load_seq = 0
@@ -386,7 +391,7 @@ class LoadGen:
         conn = Conn(self, index, f"ws://{parts.netloc}{self.proto.path(room)}", room, cookie, self.origin)
         async with sem:
             try:
-                if self.deadline is not None and time.monotonic() > self.deadline:
+                if self.load_deadline is not None and time.monotonic() > self.load_deadline:
                     return None
                 async with asyncio.timeout(CONNECT_TIMEOUT_S):
                     loop = asyncio.get_running_loop()
@@ -455,7 +460,7 @@ class LoadGen:
         rss0 = rss_bytes(self.server_procs)
         log(f"{self.name}: opening {rooms} x {members} sockets")
         started = time.monotonic()
-        deadline = self.deadline
+        deadline = self.load_deadline
         if connect_max_s is not None:
             deadline = min(deadline or math.inf, started + connect_max_s)
         profiler = self._start_profiler(profile)
@@ -499,8 +504,10 @@ class LoadGen:
         if self.budget_s is not None:
             self.deadline = time.monotonic() + self.budget_s
         try:
-            for spec in loads:
+            for index, spec in enumerate(loads):
                 kind = spec["kind"]
+                if self.deadline is not None:
+                    self.load_deadline = self.deadline - RESERVE_PER_LOAD_S * (len(loads) - index - 1)
                 if self.deadline is not None and time.monotonic() > self.deadline - 2:
                     log(f"{self.name}: time budget spent; {kind} {spec['rooms']}x{spec['members']} skipped")
                     row = self._row(self._load(spec, "skipped", float(spec.get("rate", 0))), Group(0, 0))
@@ -577,7 +584,7 @@ class LoadGen:
         rows: list[dict[str, Any]] = []
         held: list[float] = []
         failed: list[float] = []
-        deadline = min(time.monotonic() + float(spec.get("max_s", 120)), self.deadline or math.inf)
+        deadline = min(time.monotonic() + float(spec.get("max_s", 120)), self.load_deadline or math.inf)
         fail_streak = int(spec.get("fail_streak", 2))
 
         async def step(rate: float) -> dict[str, Any]:
@@ -630,9 +637,11 @@ class LoadGen:
             if room:
                 senders.append(room[(j // rooms) % len(room)])
         if not senders:
-            log(f"{self.name}: no socket of the {rooms} x {members} group is open; {kind} skipped")
+            out_of_time = self.load_deadline is not None and time.monotonic() > self.load_deadline
+            why = "time budget" if out_of_time else "no socket open"
+            log(f"{self.name}: no socket of the {rooms} x {members} group is open ({why}); {kind} skipped")
             row = self._row(self._load(spec, "skipped", rate), group)
-            row["skipped"] = f"{kind}: no socket open"
+            row["skipped"] = f"{kind}: {why}"
             row["held"] = False
             row["loadgen_saturated"] = False
             return row
