@@ -50,8 +50,10 @@ P99_TARGET_MS = 250.0
 # Above this share of one core the generator, not the server, may be the bottleneck.
 SATURATED_CPU_PCT = 90.0
 CONNECT_TIMEOUT_S = 30.0
-# Time kept back, under a budget, for each load still to come.
-RESERVE_PER_LOAD_S = 8.0
+# Time kept back, under a budget, for each load still to come: this share of the budget,
+# at most this many seconds.
+RESERVE_PER_LOAD = 0.12
+RESERVE_PER_LOAD_MAX_S = 8.0
 
 
 def room_names(rooms: int, members: int) -> list[str]:
@@ -506,8 +508,9 @@ class LoadGen:
         try:
             for index, spec in enumerate(loads):
                 kind = spec["kind"]
-                if self.deadline is not None:
-                    self.load_deadline = self.deadline - RESERVE_PER_LOAD_S * (len(loads) - index - 1)
+                if self.deadline is not None and self.budget_s is not None:
+                    reserve = min(RESERVE_PER_LOAD * self.budget_s, RESERVE_PER_LOAD_MAX_S)
+                    self.load_deadline = self.deadline - reserve * (len(loads) - index - 1)
                 if self.deadline is not None and time.monotonic() > self.deadline - 2:
                     log(f"{self.name}: time budget spent; {kind} {spec['rooms']}x{spec['members']} skipped")
                     row = self._row(self._load(spec, "skipped", float(spec.get("rate", 0))), Group(0, 0))
