@@ -30,7 +30,7 @@ from django.conf import settings
 
 from accounts import auth
 from accounts.tokens import TokenRejected
-from accounts.users import is_moderator
+from accounts.users import is_bot, is_moderator
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class Identity:
     user_id: str
     username: str
     is_moderator: bool = False
+    is_bot: bool = False  # a member of AUTH_BOT_GROUP: exempt from rate limits, like moderators
     # A token's exp (epoch seconds): the socket is closed with 4401 then, unless refreshed.
     # None for a session, which lives as long as the socket.
     expires_at: int | None = None
@@ -60,7 +61,9 @@ def identity_from_user(user: Any) -> Identity | None:
     """The identity of an active, signed-in user. Synchronous: it may read the user's groups."""
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return None
-    return Identity(user_id=str(user.pk), username=user.get_username(), is_moderator=is_moderator(user))
+    return Identity(
+        user_id=str(user.pk), username=user.get_username(), is_moderator=is_moderator(user), is_bot=is_bot(user)
+    )
 
 
 def handshake_token(scope: dict[str, Any]) -> str | None:

@@ -130,3 +130,8 @@ def is_moderator(user: Any) -> bool:
     if user.is_superuser:
         return True
     return bool(user.groups.filter(name=settings.AUTH_MODERATOR_GROUP).exists())
+
+
+def is_bot(user: Any) -> bool:
+    """A bot account: a member of AUTH_BOT_GROUP (exempt from rate limits, with no other rights)."""
+    return bool(user.groups.filter(name=settings.AUTH_BOT_GROUP).exists())

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-from chat import broadcast, services
+from chat import broadcast, sendbuffer, services
 from chat.errors import ChatError
 
 log = logging.getLogger(__name__)
@@ -184,6 +184,7 @@ class LocalSockets:
             if self._swept:
                 return
             _install_shutdown_hook()
+            sendbuffer.install()  # a client that stops reading is dropped, not buffered forever
             if settings.CHAT_INSTANCE_ID:
                 keep = {s.connection_id for s in self.sockets.values() if s.connection_id}
                 try:

@@ -17,7 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.identity import AuthenticationFailed, Identity, identify
-from chat import connections, metrics, protocol, services
+from chat import connections, metrics, moderation, protocol, services
 from chat.errors import ChatError, ErrorCode
 from chat.protocol import CloseCode
 from chatsite.ops import logs
@@ -32,7 +32,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # Authentication timers: the first-frame deadline, and the token's expiry.
     auth_deadline: asyncio.Task[None] | None = None
     expiry: asyncio.Task[None] | None = None
-    refused = False  # closed with 4401; frames still in flight are ignored
+    refused = False  # closed with 4401 or 4403; frames still in flight are ignored
+    in_user_group = False  # subscribed to its user's group (a ban closes it through there)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -56,6 +57,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         # room id -> the highest seq this socket has been sent
         self.cursors: dict[str, int] = {}
+        # room id -> seqs removed by a moderator before their message event reached this socket
+        self.removed_ahead: dict[str, set[int]] = {}
         # Held while sending room frames, so the connection keeper's catch-up (another
         # task) and this socket's own event handling never interleave or reorder seqs.
         self.delivery = asyncio.Lock()
@@ -78,6 +81,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         local = connections.local_sockets()
         try:
             await local.prepare()
+            # Into the user's group before the ban check: a ban between the two still
+            # reaches this socket.
+            await services.user_subscribe(user_id=identity.user_id, channel_name=self.channel_name)
+            self.in_user_group = True
+            if await services.user_banned(user_id=identity.user_id):
+                await self.forbid()
+                return
             record = await services.connection_open(identity=identity)
         except ChatError:
             metrics.record_connection("failed")
@@ -103,6 +113,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             for room_id in list(getattr(self, "cursors", {})):
                 await services.room_leave(room_id=room_id, channel_name=self.channel_name)
+            if self.in_user_group and self.identity is not None:
+                await services.user_unsubscribe(user_id=self.identity.user_id, channel_name=self.channel_name)
             if self.connection_id is not None:
                 await services.connection_close(connection_id=self.connection_id)
         finally:
@@ -163,12 +175,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._join(command.room_id, last_seq=command.last_seq, reply=True)
 
     async def _join(self, room_id: str, *, last_seq: int | None, reply: bool) -> None:
+        assert self.identity is not None
         async with self.delivery:
             try:
                 result = await services.room_join(
                     room_id=room_id,
                     channel_name=self.channel_name,
                     last_seq=last_seq,
+                    identity=self.identity,
                     already_joined=room_id in self.cursors,
                 )
             except ChatError as error:
@@ -176,10 +190,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 error.room_id = room_id
                 raise
             self.cursors[room_id] = result.last_seq
+            self.removed_ahead.pop(room_id, None)
             metrics.record_join(last_seq=last_seq, recovered=result.recovered)
             if reply:
                 await self.send_frame(
-                    protocol.joined_frame(room_id, result.last_seq, result.messages, recovered=result.recovered)
+                    protocol.joined_frame(
+                        room_id,
+                        result.last_seq,
+                        result.messages,
+                        recovered=result.recovered,
+                        room=result.room,
+                        removed=result.removed,
+                    )
                 )
 
     async def on_leave(self, command: protocol.LeaveRoom) -> None:
@@ -188,9 +210,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_frame(protocol.left_frame(command.room_id))
 
     async def on_history(self, command: protocol.History) -> None:
+        assert self.identity is not None
         try:
             page = await services.room_history(
-                room_id=command.room_id, before_seq=command.before_seq, limit=command.limit
+                room_id=command.room_id, before_seq=command.before_seq, limit=command.limit, identity=self.identity
             )
         except ChatError as error:
             error.action = error.action or "history"
@@ -224,6 +247,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._watch_expiry()
         await self.send_frame(self._authenticated_frame())
 
+    async def on_report(self, command: protocol.ReportMessage) -> None:
+        assert self.identity is not None
+        try:
+            await moderation.report_create(
+                identity=self.identity, room_id=command.room_id, message_id=command.message_id, reason=command.reason
+            )
+        except ChatError as error:
+            error.action = "reportMessage"
+            error.room_id = command.room_id
+            raise
+        await self.send_frame(protocol.reported_frame(command.room_id, command.message_id))
+
     _handlers: dict[type, Callable[[Any, Any], Awaitable[None]]] = {
         protocol.SendMessage: on_send,
         protocol.JoinRoom: on_join,
@@ -232,6 +267,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         protocol.Ping: on_ping,
         protocol.Authenticate: on_token,
         protocol.RefreshToken: on_token,
+        protocol.ReportMessage: on_report,
     }
 
     # Authentication ---------------------------------------------------------------------
@@ -264,6 +300,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         metrics.record_refused(accepted=self.connection_id is not None)
         self.refused = True
         await self.close(code=CloseCode.UNAUTHORIZED)
+
+    async def forbid(self) -> None:
+        """Banned: close with 4403, which tells the client to stop reconnecting."""
+        if self.connection_id is None:
+            metrics.record_connection("forbidden")
+        self.refused = True
+        await self.close(code=CloseCode.FORBIDDEN)
 
     async def _refuse_after(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -316,6 +359,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             cursor = self.cursors.get(room_id)
             if cursor is None or seq <= cursor:
                 return
+            ahead = self.removed_ahead.get(room_id)
+            if ahead and seq in ahead:
+                # Removed before it got here: send what the store has now, the tombstone.
+                ahead.discard(seq)
+                try:
+                    await self._send_missed(room_id, up_to_seq=seq)
+                except ChatError:
+                    await self.close(code=CloseCode.INTERNAL_ERROR)
+                return
             if seq > cursor + 1:
                 metrics.record_drop("gap", seq - cursor - 1)
                 try:
@@ -336,6 +388,55 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.send(text_data=protocol.encode(protocol.message_frame(message)))
                 metrics.record_delivered()
                 self.cursors[room_id] = message.seq
+
+    # Moderation events (chat.moderation, through chat.broadcast) -----------------------------
+
+    async def chat_message_removed(self, event: dict[str, Any]) -> None:
+        """A message became a tombstone: drop it from view (the frame says which)."""
+        room_id: str = event["room_id"]
+        seq: int = event["seq"]
+        async with self.delivery:
+            cursor = self.cursors.get(room_id)
+            if cursor is None:
+                return
+            if seq > cursor:
+                # Its message event has not been sent here yet: when it comes, send the
+                # tombstone from the store instead of the text it carries.
+                self.removed_ahead.setdefault(room_id, set()).add(seq)
+                return
+            await self.send(text_data=event["text"])
+
+    async def chat_room_updated(self, event: dict[str, Any]) -> None:
+        """New room settings; a room turned private drops the sockets of non-members."""
+        room_id: str = event["room_id"]
+        if room_id not in self.cursors or self.identity is None:
+            return
+        if event["private"] and not await services.room_access(room_id=room_id, identity=self.identity):
+            await self._leave_by_server(room_id, reason="private")
+            return
+        await self.send(text_data=event["text"])
+
+    async def chat_member_removed(self, event: dict[str, Any]) -> None:
+        """This user is no longer a member of a private room: leave it now."""
+        room_id: str = event["room_id"]
+        if self.identity is None or event["user_id"] != self.identity.user_id or room_id not in self.cursors:
+            return
+        if await services.room_access(room_id=room_id, identity=self.identity):
+            return  # a moderator, or a public room: membership does not matter
+        await self._leave_by_server(room_id, reason="removed")
+
+    async def chat_user_banned(self, event: dict[str, Any]) -> None:
+        if self.identity is not None and event["user_id"] == self.identity.user_id and not self.disconnected:
+            log.info("banned: closing connection=%s with 4403", self.connection_id)
+            await self.forbid()
+
+    async def _leave_by_server(self, room_id: str, *, reason: str) -> None:
+        async with self.delivery:
+            if self.cursors.pop(room_id, None) is None:
+                return
+            self.removed_ahead.pop(room_id, None)
+            await services.room_leave(room_id=room_id, channel_name=self.channel_name)
+            await self.send_frame(protocol.left_frame(room_id, reason=reason))
 
     # The connection keeper (chat.connections) ----------------------------------------------
 

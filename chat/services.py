@@ -10,16 +10,18 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from accounts.identity import Identity
 from chat import broadcast, metrics, protocol
 from chat.errors import ChatError, ErrorCode, StorageUnavailable
+from chat.moderation_models import Ban, Mute, SlowModeStamp
 from chat.storage import get_store
 from chat.storage.base import ConnectionRecord, MessageRecord, NewMessage, Room, RoomNotFound
 
@@ -54,11 +56,32 @@ def room_create(*, room_id: str, name: str | None = None, created_by: str | None
     return get_store().ensure_room(room_id=room_id, name=(name or room_id)[:100], created_by=created_by, now=utcnow())
 
 
-def room_list() -> list[Room]:
-    rooms = get_store().list_rooms()
+def room_list(*, identity: Identity | None = None) -> list[Room]:
+    """The rooms `identity` may see: archived rooms only for moderators, private rooms for
+    their members and moderators. Without an identity, public open rooms only."""
+    store = get_store()
+    rooms = store.list_rooms()
     if not any(r.room_id == protocol.DEFAULT_ROOM for r in rooms):
         rooms.insert(0, room_create(room_id=protocol.DEFAULT_ROOM, name="General"))
-    return rooms
+    return [room for room in rooms if room_visible(room=room, identity=identity)]
+
+
+def room_visible(*, room: Room, identity: Identity | None) -> bool:
+    """Whether `identity` may see the room in a list. Synchronous: for views."""
+    if identity is not None and identity.is_moderator:
+        return True
+    if room.archived:
+        return False
+    return not room.private or (
+        identity is not None and get_store().is_member(room_id=room.room_id, user_id=identity.user_id)
+    )
+
+
+def room_readable(*, room: Room, identity: Identity | None) -> bool:
+    """Whether `identity` may read the room (archived rooms stay readable). Synchronous."""
+    if not room.private or (identity is not None and identity.is_moderator):
+        return True
+    return identity is not None and get_store().is_member(room_id=room.room_id, user_id=identity.user_id)
 
 
 def room_get(room_id: str) -> Room | None:
@@ -78,6 +101,58 @@ async def _require_room(room_id: str) -> Room:
     return room
 
 
+async def _readable_room(room_id: str, identity: Identity) -> Room:
+    """The room, if `identity` may read it: a private room's messages, history and
+    membership never reach a non-member."""
+    room = await _require_room(room_id)
+    if room.private and not identity.is_moderator:
+        member = await _store_call(get_store().is_member, room_id=room_id, user_id=identity.user_id)
+        if not member:
+            raise ChatError(ErrorCode.FORBIDDEN, f"room {room_id!r} is private: members only", room_id=room_id)
+    return room
+
+
+async def room_access(*, room_id: str, identity: Identity) -> bool:
+    """Whether `identity` may still read the room (False also when it is gone)."""
+    try:
+        await _readable_room(room_id, identity)
+    except ChatError as error:
+        if error.code in (ErrorCode.FORBIDDEN, ErrorCode.UNKNOWN_ROOM):
+            return False
+        raise
+    return True
+
+
+def _posting_restriction(*, room: Room, identity: Identity, now: datetime) -> ChatError | None:
+    """Why `identity` may not post in `room` now, or None (a slow-mode post is recorded)."""
+    if room.archived:
+        return ChatError(ErrorCode.ROOM_ARCHIVED, "this room is archived: it takes no new messages")
+    if room.read_only and not identity.is_moderator:
+        return ChatError(ErrorCode.READ_ONLY, "only moderators post in this room")
+    muted_until = Mute.until(user_id=identity.user_id, room_id=room.room_id, now=now)
+    if muted_until is not None:
+        seconds = max(1, round((muted_until - now).total_seconds()))
+        return ChatError(
+            ErrorCode.MUTED, f"you are muted until {protocol.format_timestamp(muted_until)}", retry_after=seconds
+        )
+    if room.slow_mode_seconds and not identity.is_moderator:
+        wait = SlowModeStamp.take(
+            room_id=room.room_id, user_id=identity.user_id, now=now, seconds=room.slow_mode_seconds
+        )
+        if wait is not None:
+            return ChatError(
+                ErrorCode.SLOW_MODE,
+                f"slow mode: one message every {room.slow_mode_seconds} s",
+                retry_after=round(wait, 1),
+            )
+    return None
+
+
+def _slow_mode_give_back(*, room: Room, identity: Identity, now: datetime) -> None:
+    if room.slow_mode_seconds and not identity.is_moderator:
+        SlowModeStamp.give_back(room_id=room.room_id, user_id=identity.user_id, now=now)
+
+
 # Messages -------------------------------------------------------------------------------
 
 
@@ -90,7 +165,13 @@ async def message_send(
     nothing. It is broadcast again: receivers drop seqs they already have, and the first
     attempt may have died between the store and the broadcast.
     """
-    await _require_room(room_id)
+    room = await _readable_room(room_id, identity)
+    now = utcnow()
+    # Archived, read-only, muted, slow mode (docs/moderation.md): one trip to the database.
+    refused = await database_sync_to_async(_posting_restriction)(room=room, identity=identity, now=now)
+    if refused is not None:
+        refused.room_id = room_id
+        raise refused
     new = NewMessage(
         room_id=room_id,
         user_id=identity.user_id,
@@ -98,16 +179,33 @@ async def message_send(
         text=text,
         connection_id=connection_id,
         client_message_id=client_message_id,
-        timestamp=utcnow(),
+        timestamp=now,
         ttl_seconds=settings.CHAT_MESSAGE_TTL_SECONDS,
     )
     try:
         result = await _store_call(get_store().append_message, new=new)
     except RoomNotFound:
+        await database_sync_to_async(_slow_mode_give_back)(room=room, identity=identity, now=now)
         raise ChatError(ErrorCode.UNKNOWN_ROOM, f"room {room_id!r} does not exist", room_id=room_id) from None
+    except ChatError:
+        # Nothing was stored: the slow-mode wait does not count this attempt.
+        await database_sync_to_async(_slow_mode_give_back)(room=room, identity=identity, now=now)
+        raise
+    if not result.created:
+        # A retry of a message already stored is no new post.
+        await database_sync_to_async(_slow_mode_give_back)(room=room, identity=identity, now=now)
     metrics.record_stored(created=result.created)
     await broadcast.message_stored(result.message)
     return result.message
+
+
+async def message_get(*, room_id: str, message_id: str, identity: Identity) -> MessageRecord:
+    """A live message of a room `identity` may read; unknown_message when there is none."""
+    await _readable_room(room_id, identity)
+    message = await _store_call(get_store().get_message, room_id=room_id, message_id=message_id, now=utcnow())
+    if message is None:
+        raise ChatError(ErrorCode.UNKNOWN_MESSAGE, "no such message in this room", room_id=room_id)
+    return message
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,20 +214,23 @@ class JoinResult:
     last_seq: int
     messages: list[MessageRecord]
     recovered: bool
+    # Messages at or below the client's lastSeq that are tombstones now: it may have shown
+    # them before they were removed (only for a recovered resume).
+    removed: list[MessageRecord] = field(default_factory=list)
 
 
 async def room_join(
-    *, room_id: str, channel_name: str, last_seq: int | None, already_joined: bool = False
+    *, room_id: str, channel_name: str, last_seq: int | None, identity: Identity, already_joined: bool = False
 ) -> JoinResult:
     """Subscribe first, then read: no message can fall between the replay and the live feed.
 
     A failed join undoes its subscription, except for a socket that was joined already (a
     rejoin to fill a gap): unsubscribing it would leave it silently deaf to the room.
     """
-    await _require_room(room_id)
+    await _readable_room(room_id, identity)
     await broadcast.join(room_id, channel_name)
     try:
-        room = await _require_room(room_id)  # re-read after subscribing
+        room = await _readable_room(room_id, identity)  # re-read after subscribing
         return await _replay(room, last_seq)
     except Exception:
         if not already_joined:
@@ -141,15 +242,21 @@ async def _replay(room: Room, last_seq: int | None) -> JoinResult:
     now = utcnow()
     store = get_store()
     if last_seq is not None and 0 <= room.last_seq - last_seq <= settings.CHAT_REPLAY_CAP:
-        missed = room.last_seq - last_seq
-        messages = (
-            await _store_call(store.messages_after, room_id=room.room_id, after_seq=last_seq, limit=missed, now=now)
-            if missed
+        # One read covers what was missed and the page the client may be showing, whose
+        # removed messages it must turn into tombstones.
+        low = max(0, last_seq - settings.CHAT_HISTORY_PAGE)
+        window = (
+            await _store_call(
+                store.messages_after, room_id=room.room_id, after_seq=low, limit=room.last_seq - low, now=now
+            )
+            if room.last_seq > low
             else []
         )
+        messages = [m for m in window if m.seq > last_seq]
         contiguous = [m.seq for m in messages] == list(range(last_seq + 1, room.last_seq + 1))
         if contiguous:
-            return JoinResult(room=room, last_seq=room.last_seq, messages=messages, recovered=True)
+            removed = [m for m in window if m.seq <= last_seq and m.removed is not None]
+            return JoinResult(room=room, last_seq=room.last_seq, messages=messages, recovered=True, removed=removed)
     latest = await _store_call(
         store.messages_before,
         room_id=room.room_id,
@@ -181,8 +288,8 @@ class HistoryPage:
     has_more: bool
 
 
-async def room_history(*, room_id: str, before_seq: int | None, limit: int | None) -> HistoryPage:
-    await _require_room(room_id)
+async def room_history(*, room_id: str, before_seq: int | None, limit: int | None, identity: Identity) -> HistoryPage:
+    await _readable_room(room_id, identity)
     size = min(limit or settings.CHAT_HISTORY_PAGE, settings.CHAT_HISTORY_MAX_PAGE)
     # One extra row tells whether there is more.
     rows = await _store_call(
@@ -260,3 +367,25 @@ async def room_last_seq(*, room_id: str) -> int | None:
 
 def expired_purge() -> int:
     return get_store().purge_expired(now=utcnow())
+
+
+# Bans (written by chat.moderation) --------------------------------------------------------
+
+
+def _banned(user_id: str) -> bool:
+    return user_id.isdigit() and bool(Ban.active(utcnow()).filter(user_id=int(user_id)).exists())
+
+
+async def user_banned(*, user_id: str) -> bool:
+    """Whether the user is banned now: their sockets are refused with 4403."""
+    banned: bool = await database_sync_to_async(_banned)(user_id)
+    return banned
+
+
+async def user_subscribe(*, user_id: str, channel_name: str) -> None:
+    """Put a socket in its user's group, which a ban closes wherever the socket is."""
+    await broadcast.join_user(user_id, channel_name)
+
+
+async def user_unsubscribe(*, user_id: str, channel_name: str) -> None:
+    await broadcast.leave_user(user_id, channel_name)

@@ -276,6 +276,12 @@ if CHAT_STORAGE_BACKEND == "dynamodb":
     ]
     if _missing:
         raise ImproperlyConfigured(f"CHAT_STORAGE_BACKEND=dynamodb needs {', '.join(_missing)}")
+# How long one DynamoDB call may take: botocore's timeouts and attempts (its "standard"
+# retries back off between them). A send whose write fails them all is answered with a
+# retryable storage_unavailable; the fault tests shorten them.
+DYNAMODB_CONNECT_TIMEOUT = env_float("DYNAMODB_CONNECT_TIMEOUT", 2.0)
+DYNAMODB_READ_TIMEOUT = env_float("DYNAMODB_READ_TIMEOUT", 5.0)
+DYNAMODB_MAX_ATTEMPTS = env_int("DYNAMODB_MAX_ATTEMPTS", 4, minimum=1)
 
 CHAT_MAX_MESSAGE_LENGTH = env_int("CHAT_MAX_MESSAGE_LENGTH", 4000, minimum=1)
 # A frame larger than this gets an error frame; daphne's own --websocket-max-message-size
@@ -296,6 +302,52 @@ CHAT_HISTORY_MAX_PAGE = env_int("CHAT_HISTORY_MAX_PAGE", 200, minimum=1)
 CHAT_DEFAULT_ROOM = "general"
 # Which daphne instance holds a connection row (several processes behind a balancer).
 CHAT_INSTANCE_ID = env_str("CHAT_INSTANCE_ID")
+
+
+def _env_rate(name: str, default: str) -> str:
+    """A rate limit, "<count>/<seconds>" or "off" (chat/ratelimit.py), checked at startup."""
+    from chat.ratelimit import parse_rate
+
+    value = env_str(name, default)
+    try:
+        parse_rate(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+    return value
+
+
+# Rate limits (chat/ratelimit.py, docs/protocol.md "Rate limits"): "<count>/<seconds>" is a
+# burst of <count>, refilled evenly over <seconds>; "off" switches one off. On by default in
+# production; off by default in development, whose tests and benchmarks drive one account
+# hard. Moderators and members of AUTH_BOT_GROUP are exempt.
+_RATE_DEFAULT_ON = PRODUCTION
+CHAT_RATE_LIMIT_FRAMES_PER_CONNECTION = _env_rate(
+    "CHAT_RATE_LIMIT_FRAMES_PER_CONNECTION", "120/10" if _RATE_DEFAULT_ON else "off"
+)
+CHAT_RATE_LIMIT_SEND_PER_CONNECTION = _env_rate(
+    "CHAT_RATE_LIMIT_SEND_PER_CONNECTION", "20/10" if _RATE_DEFAULT_ON else "off"
+)
+CHAT_RATE_LIMIT_SEND_PER_USER = _env_rate("CHAT_RATE_LIMIT_SEND_PER_USER", "30/10" if _RATE_DEFAULT_ON else "off")
+CHAT_RATE_LIMIT_CONNECT_PER_USER = _env_rate(
+    "CHAT_RATE_LIMIT_CONNECT_PER_USER", "30/60" if _RATE_DEFAULT_ON else "off"
+)
+# Per client address, before credentials are checked. Off by default: many users can share
+# an address (an office, a carrier's NAT); behind a balancer it needs daphne --proxy-headers.
+CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS = _env_rate("CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS", "off")
+# Refused frames a socket may send in a row before it is closed with 4429.
+CHAT_RATE_LIMIT_STRIKES = env_int("CHAT_RATE_LIMIT_STRIKES", 10, minimum=0)
+AUTH_BOT_GROUP = env_str("AUTH_BOT_GROUP", "bots")  # the Django group of bot accounts
+# What daphne may hold for one socket whose client does not read (chat/sendbuffer.py): past
+# it the connection is dropped (the client sees 1006, reconnects and resumes). It must hold
+# the largest history page (CHAT_HISTORY_MAX_PAGE messages of CHAT_MAX_MESSAGE_LENGTH).
+CHAT_MAX_SEND_BUFFER_BYTES = env_int("CHAT_MAX_SEND_BUFFER_BYTES", 8 * 1024 * 1024, minimum=16 * 1024)
+
+# A test hook for tests/faults, refused in production: a message whose text is exactly this
+# makes the process exit (os._exit) right after the store has it, before its broadcast and
+# its ack, the worst moment to die.
+CHAT_TEST_CRASH_AFTER_STORE = env_str("CHAT_TEST_CRASH_AFTER_STORE")
+if CHAT_TEST_CRASH_AFTER_STORE and PRODUCTION:
+    raise ImproperlyConfigured("CHAT_TEST_CRASH_AFTER_STORE is a test hook: it is refused when CHATSITE_ENV=production")
 
 DEMO_PASSWORD = env_str("CHATSITE_DEMO_PASSWORD", "chatsite-demo")
 

@@ -98,13 +98,19 @@ def client_message_key(*, room_id: str, user_id: str, client_message_id: str) ->
     return CLIENT_MESSAGE_KEY_PREFIX + str(uuid.uuid5(_CLIENT_MESSAGE_NAMESPACE, name))
 
 
-def make_client(*, region: str, max_attempts: int = MAX_ATTEMPTS) -> DynamoDBClient:
+def make_client(
+    *,
+    region: str,
+    max_attempts: int = MAX_ATTEMPTS,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    read_timeout: float = READ_TIMEOUT,
+) -> DynamoDBClient:
     """A DynamoDB client; boto3 itself honours AWS_ENDPOINT_URL(_DYNAMODB) for a local stand-in."""
     config = Config(
         region_name=region,
         retries={"mode": "standard", "max_attempts": max_attempts},
-        connect_timeout=CONNECT_TIMEOUT,
-        read_timeout=READ_TIMEOUT,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
         # One connection per thread of the pool that runs storage calls.
         max_pool_connections=64,
     )
@@ -267,7 +273,13 @@ class DynamoDBStore:
 
     @classmethod
     def from_settings(cls) -> DynamoDBStore:
-        return cls(client=make_client(region=settings.AWS_REGION), tables=table_names_from_settings())
+        client = make_client(
+            region=settings.AWS_REGION,
+            max_attempts=settings.DYNAMODB_MAX_ATTEMPTS,
+            connect_timeout=settings.DYNAMODB_CONNECT_TIMEOUT,
+            read_timeout=settings.DYNAMODB_READ_TIMEOUT,
+        )
+        return cls(client=client, tables=table_names_from_settings())
 
     # Paging -----------------------------------------------------------------------------------
 

@@ -1,0 +1,71 @@
+"""A client that stops reading cannot make a daphne process buffer without bound.
+
+daphne hands every outgoing frame to autobahn, which writes it straight into Twisted's TCP
+transport; the transport buffers whatever the kernel will not take. Nobody registers a
+producer, so nothing pushes back: a socket whose client stopped reading (a frozen tab, a
+stalled mobile link, a client that only writes) holds every frame its rooms carry, and the
+process grows until it dies, taking every other socket with it.
+
+So after each frame daphne sends, Chatsite checks how many bytes that socket's transport
+still holds. Past CHAT_MAX_SEND_BUFFER_BYTES the TCP connection is aborted: a close frame
+would only queue behind the backlog the client is not reading. The client sees 1006,
+reconnects and resumes from its last seq; every other socket is untouched. The process's
+memory per socket is bounded by the limit plus the kernel's socket buffers.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+
+def pending_bytes(transport: Any) -> int | None:
+    """Bytes a Twisted TCP transport holds that the kernel has not taken (None: not one)."""
+    for candidate in (transport, getattr(transport, "transport", None)):  # TLS wraps the TCP transport
+        data = getattr(candidate, "dataBuffer", None)
+        temp = getattr(candidate, "_tempDataLen", None)
+        if isinstance(data, bytes | bytearray | memoryview) and isinstance(temp, int):
+            return len(data) - int(getattr(candidate, "offset", 0)) + temp
+    return None
+
+
+def over_limit(protocol: Any) -> bool:
+    """True (once) when a daphne WebSocket's unsent bytes exceed the limit; it is then dropped."""
+    limit = settings.CHAT_MAX_SEND_BUFFER_BYTES
+    pending = pending_bytes(getattr(protocol, "transport", None))
+    if pending is None or pending <= limit or getattr(protocol, "chatsite_dropped", False):
+        return False
+    protocol.chatsite_dropped = True
+    client = getattr(protocol, "client_addr", None)
+    log.warning(
+        "slow reader dropped: %d bytes unsent (limit %d) client=%s",
+        pending,
+        limit,
+        f"{client[0]}:{client[1]}" if client else "-",
+    )
+    protocol.dropConnection(abort=True)
+    return True
+
+
+def install() -> None:
+    """Bound every socket's send buffer in this daphne process (idempotent; no-op elsewhere).
+
+    Only a daphne already imported is patched, as in chat.connections: tests that drive the
+    consumer in-process have no transport to bound.
+    """
+    module: Any = sys.modules.get("daphne.ws_protocol")
+    if module is None or getattr(module.WebSocketProtocol, "chatsite_send_bound", False):
+        return
+    original = module.WebSocketProtocol.serverSend
+
+    def server_send(protocol: Any, content: Any, binary: bool = False) -> None:
+        original(protocol, content, binary)
+        over_limit(protocol)
+
+    module.WebSocketProtocol.serverSend = server_send
+    module.WebSocketProtocol.chatsite_send_bound = True
