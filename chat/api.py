@@ -91,7 +91,7 @@ def rooms(request: HttpRequest, identity: Identity) -> HttpResponse:
         return JsonResponse(
             {
                 "user": {"userId": identity.user_id, "username": identity.username},
-                "rooms": [room_json(room) for room in services.room_list()],
+                "rooms": [room_json(room) for room in services.room_list(identity=identity)],
             }
         )
     if request.method != "POST":

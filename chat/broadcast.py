@@ -3,26 +3,45 @@
 Services call `message_stored` only after the store has durably written the message. The
 frame is serialised once here and carried to every member as text, so no consumer
 re-serialises it. Event types are fixed in this module; a client frame can never choose one.
+Moderation events (a removed message, a room's new settings, a removed member, a ban) go
+out the same way, after the change is stored.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Final
 
 from channels.layers import get_channel_layer
 
 from chat import metrics, protocol
-from chat.storage.base import MessageRecord
+from chat.storage.base import MessageRecord, Room
 
 log = logging.getLogger(__name__)
 
 MESSAGE_EVENT: Final = "chat.message"
+# Moderation (docs/moderation.md): to a room's group, or to a user's group (every socket of
+# one user, on every process).
+MESSAGE_REMOVED_EVENT: Final = "chat.message_removed"
+ROOM_UPDATED_EVENT: Final = "chat.room_updated"
+MEMBER_REMOVED_EVENT: Final = "chat.member_removed"
+USER_BANNED_EVENT: Final = "chat.user_banned"
+
+# Channel-layer group names allow ASCII letters, digits, '-', '_' and '.' (under 100).
+_USER_ID_RE: Final = re.compile(r"^[A-Za-z0-9_.-]{1,80}\Z")
 
 
 def room_group(room_id: str) -> str:
     """Channel-layer group of a room. Room ids are validated by chat.protocol first."""
     return f"chat.room.{protocol.validate_room_id(room_id)}"
+
+
+def user_group(user_id: str) -> str:
+    """Channel-layer group of every socket one user has open."""
+    if not _USER_ID_RE.match(user_id):
+        raise ValueError(f"user id {user_id!r} cannot name a channel-layer group")
+    return f"chat.user.{user_id}"
 
 
 def message_event(message: MessageRecord) -> dict[str, Any]:
@@ -62,3 +81,69 @@ async def leave(room_id: str, channel_name: str) -> None:
     layer = get_channel_layer()
     if layer is not None:
         await layer.group_discard(room_group(room_id), channel_name)
+
+
+async def join_user(user_id: str, channel_name: str) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        await layer.group_add(user_group(user_id), channel_name)
+
+
+async def leave_user(user_id: str, channel_name: str) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        await layer.group_discard(user_group(user_id), channel_name)
+
+
+async def _moderation_send(group: str, event: dict[str, Any]) -> bool:
+    """Send one moderation event; False (logged) when the layer failed. The change is
+    stored either way: sockets that missed it see it on their next join or history."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    try:
+        await layer.group_send(group, event)
+    except Exception:
+        metrics.record_drop("send_failed")
+        log.exception("moderation broadcast %s to %s failed", event["type"], group)
+        return False
+    return True
+
+
+async def message_removed(message: MessageRecord) -> bool:
+    """A message became a tombstone: joined sockets drop it from view."""
+    return await _moderation_send(
+        room_group(message.room_id),
+        {
+            "type": MESSAGE_REMOVED_EVENT,
+            "room_id": message.room_id,
+            "seq": message.seq,
+            "text": protocol.encode(protocol.message_removed_frame(message)),
+        },
+    )
+
+
+async def room_updated(room: Room) -> bool:
+    """A room's settings changed: joined sockets show them; if it is private now, the
+    sockets of non-members leave it."""
+    return await _moderation_send(
+        room_group(room.room_id),
+        {
+            "type": ROOM_UPDATED_EVENT,
+            "room_id": room.room_id,
+            "private": room.private,
+            "text": protocol.encode(protocol.room_updated_frame(room)),
+        },
+    )
+
+
+async def member_removed(room_id: str, user_id: str) -> bool:
+    """A member left a private room by a moderator's hand: their sockets leave it now."""
+    return await _moderation_send(
+        room_group(room_id), {"type": MEMBER_REMOVED_EVENT, "room_id": room_id, "user_id": user_id}
+    )
+
+
+async def user_banned(user_id: str) -> bool:
+    """Every socket of the user, on every process, closes with 4403."""
+    return await _moderation_send(user_group(user_id), {"type": USER_BANNED_EVENT, "user_id": user_id})

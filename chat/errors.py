@@ -27,6 +27,12 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "forbidden"
     INVALID_TOKEN = "invalid_token"  # noqa: S105 - a token on an open socket was refused
     RATE_LIMITED = "rate_limited"
+    # Moderation (docs/moderation.md)
+    ROOM_ARCHIVED = "room_archived"  # the room takes no posts
+    READ_ONLY = "read_only"  # only moderators post in this room
+    SLOW_MODE = "slow_mode"  # one post per retryAfter seconds in this room
+    MUTED = "muted"  # the user may not post (here) until retryAfter seconds from now
+    UNKNOWN_MESSAGE = "unknown_message"
     # The server
     STORAGE_UNAVAILABLE = "storage_unavailable"
     INTERNAL_ERROR = "internal_error"
@@ -35,7 +41,9 @@ class ErrorCode(StrEnum):
 class ChatError(Exception):
     """An error a client can act on. `retryable` errors may be retried unchanged."""
 
-    retryable_codes = frozenset({ErrorCode.STORAGE_UNAVAILABLE, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL_ERROR})
+    retryable_codes = frozenset(
+        {ErrorCode.STORAGE_UNAVAILABLE, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL_ERROR, ErrorCode.SLOW_MODE}
+    )
 
     def __init__(
         self,

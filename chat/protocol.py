@@ -17,12 +17,14 @@ from datetime import UTC, datetime
 from typing import Any, Final, Union
 
 from chat.errors import ChatError, ErrorCode
-from chat.storage.base import MessageRecord
+from chat.storage.base import MessageRecord, Room
 
 DEFAULT_ROOM: Final = "general"
 # \Z, not $: "$" also matches before a trailing newline, which let "general\n" through.
 ROOM_ID_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 CLIENT_MESSAGE_ID_RE: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
+MESSAGE_ID_RE: Final = re.compile(r"^[A-Za-z0-9-]{1,64}\Z")
+MAX_REPORT_REASON: Final = 500
 MAX_HISTORY_LIMIT: Final = 200
 # Seqs stay within what a JavaScript number holds exactly (and DynamoDB's 38 digits).
 MAX_SEQ: Final = 2**53 - 1
@@ -74,6 +76,15 @@ class Ping:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class ReportMessage:
+    """A user's report of a message to the moderators (docs/moderation.md)."""
+
+    room_id: str
+    message_id: str
+    reason: str
+
+
 # Authentication (docs/protocol.md, "Authentication"). The token is kept out of repr so a
 # logged command can never carry it.
 SUBPROTOCOL: Final = "chatsite"  # offered next to a token in Sec-WebSocket-Protocol
@@ -94,7 +105,7 @@ class RefreshToken:
     token: str = field(repr=False)
 
 
-Command = Union[SendMessage, JoinRoom, LeaveRoom, History, Ping, Authenticate, RefreshToken]
+Command = Union[SendMessage, JoinRoom, LeaveRoom, History, Ping, Authenticate, RefreshToken, ReportMessage]
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +247,17 @@ def _parse_ping(body: dict[str, Any], limits: Limits) -> Ping:
     return Ping()
 
 
+def _parse_report(body: dict[str, Any], limits: Limits) -> ReportMessage:
+    room_id = _room(body)
+    message_id = _field(body, "messageId", str, required=True)
+    if not MESSAGE_ID_RE.match(message_id):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'messageId' is not a message id")
+    reason = _field(body, "reason", str, required=True).strip()
+    if not reason or len(reason) > MAX_REPORT_REASON or not _is_utf8(reason):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'reason' must be 1-{MAX_REPORT_REASON} characters")
+    return ReportMessage(room_id=room_id, message_id=message_id, reason=reason)
+
+
 def _token(body: dict[str, Any]) -> str:
     token = _field(body, "token", str, required=True)
     if not token or len(token) > MAX_TOKEN_CHARS:
@@ -260,6 +282,7 @@ _PARSERS: Final[dict[str, Callable[[dict[str, Any], Limits], Command]]] = {
     "ping": _parse_ping,
     "authenticate": _parse_authenticate,
     "refreshToken": _parse_refresh_token,
+    "reportMessage": _parse_report,
 }
 CLIENT_ACTIONS: Final = frozenset(_PARSERS)
 _ACTION_OF: Final[dict[type, str]] = {
@@ -269,6 +292,7 @@ _ACTION_OF: Final[dict[type, str]] = {
     Ping: "ping",
     Authenticate: "authenticate",
     RefreshToken: "refreshToken",
+    ReportMessage: "reportMessage",
 }
 
 
@@ -289,7 +313,7 @@ def format_timestamp(value: datetime) -> str:
 
 
 def message_payload(message: MessageRecord) -> dict[str, Any]:
-    return {
+    payload = {
         "roomId": message.room_id,
         "messageId": message.message_id,
         "seq": message.seq,
@@ -299,6 +323,11 @@ def message_payload(message: MessageRecord) -> dict[str, Any]:
         "timestamp": format_timestamp(message.timestamp),
         "clientMessageId": message.client_message_id,
     }
+    if message.removed is not None:
+        # A tombstone: the seq stays (no hole), the text never leaves the server.
+        payload["message"] = ""
+        payload["removed"] = True
+    return payload
 
 
 def message_frame(message: MessageRecord) -> dict[str, Any]:
@@ -315,18 +344,62 @@ def ack_frame(message: MessageRecord) -> dict[str, Any]:
     }
 
 
-def joined_frame(room_id: str, last_seq: int, messages: list[MessageRecord], *, recovered: bool) -> dict[str, Any]:
-    return {
+def joined_frame(
+    room_id: str,
+    last_seq: int,
+    messages: list[MessageRecord],
+    *,
+    recovered: bool,
+    room: Room | None = None,
+    removed: list[MessageRecord] | None = None,
+) -> dict[str, Any]:
+    """`room`: the room's settings, sent when any differs from the default (a room that is
+    private, read-only, archived or in slow mode); `removed`: messages at or below the
+    client's lastSeq that were removed since it may have shown them (it shows tombstones)."""
+    frame: dict[str, Any] = {
         "type": "joined",
         "roomId": room_id,
         "lastSeq": last_seq,
         "messages": [message_payload(m) for m in messages],
         "recovered": recovered,
     }
+    if room is not None and (room.private or room.read_only or room.archived or room.slow_mode_seconds):
+        frame["room"] = room_settings(room)
+    if removed:
+        frame["removed"] = [{"messageId": m.message_id, "seq": m.seq} for m in removed]
+    return frame
 
 
-def left_frame(room_id: str) -> dict[str, Any]:
-    return {"type": "left", "roomId": room_id}
+def room_settings(room: Room) -> dict[str, Any]:
+    """What a client shows of a room's moderation settings."""
+    return {
+        "name": room.name,
+        "private": room.private,
+        "readOnly": room.read_only,
+        "archived": room.archived,
+        "slowModeSeconds": room.slow_mode_seconds,
+    }
+
+
+def room_updated_frame(room: Room) -> dict[str, Any]:
+    return {"type": "roomUpdated", "roomId": room.room_id, "room": room_settings(room)}
+
+
+def message_removed_frame(message: MessageRecord) -> dict[str, Any]:
+    return {"type": "messageRemoved", "roomId": message.room_id, "messageId": message.message_id, "seq": message.seq}
+
+
+def reported_frame(room_id: str, message_id: str) -> dict[str, Any]:
+    return {"type": "reported", "roomId": room_id, "messageId": message_id}
+
+
+def left_frame(room_id: str, *, reason: str | None = None) -> dict[str, Any]:
+    """`reason` when the server took the socket out of the room: "removed" (no longer a
+    member) or "private" (the room became private and the user is not a member)."""
+    frame = {"type": "left", "roomId": room_id}
+    if reason is not None:
+        frame["reason"] = reason
+    return frame
 
 
 def history_frame(room_id: str, messages: list[MessageRecord], *, has_more: bool) -> dict[str, Any]:

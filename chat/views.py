@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from accounts.identity import identity_from_user
 from chat import services
 from chat.forms import RoomForm
 
@@ -23,12 +25,14 @@ def rooms(request: HttpRequest) -> HttpResponse:
             return redirect("chat:room", room_id=room.room_id)
     else:
         form = RoomForm()
-    return render(request, "chat/rooms.html", {"rooms": services.room_list(), "form": form})
+    rooms = services.room_list(identity=identity_from_user(request.user))
+    return render(request, "chat/rooms.html", {"rooms": rooms, "form": form})
 
 
 @login_required
 def room(request: HttpRequest, room_id: str) -> HttpResponse:
     found = services.room_get(room_id)
-    if found is None:
+    # A private room is not there for a non-member (its name included).
+    if found is None or not services.room_readable(room=found, identity=identity_from_user(request.user)):
         raise Http404("No such room")
-    return render(request, "chat/room.html", {"room": found})
+    return render(request, "chat/room.html", {"room": found, "max_message_length": settings.CHAT_MAX_MESSAGE_LENGTH})

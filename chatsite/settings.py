@@ -46,7 +46,7 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "chat.admin_apps.ChatAdminConfig",  # django.contrib.admin with the moderation pages
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

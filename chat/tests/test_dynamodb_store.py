@@ -149,6 +149,7 @@ def test_a_failed_write_moves_no_seq(store: DynamoDBStore, client: DynamoDBClien
     assert room is not None and room.last_seq == 1
 
 
+@pytest.mark.django_db  # a send checks the sender's mutes, which live in Django's database
 async def test_a_send_while_dynamodb_fails_gets_a_retryable_error(
     client: DynamoDBClient, names: schema.TableNames
 ) -> None:

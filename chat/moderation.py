@@ -1,0 +1,496 @@
+"""Moderation services: what a moderator does, checked, stored, audited, then broadcast.
+
+Admin views and management commands call these keyword-only `<entity>_<action>` functions
+and nothing else; so does the consumer for a user's report. Each moderator action
+
+1. checks the moderator's rights (`accounts.users.is_moderator`: staff alone is not enough)
+   and that a reason was given;
+2. writes through the storage adapter (rooms, members, messages: either backend) or the
+   ORM (bans, mutes, reports: always Django's database);
+3. records who, what, when and why in the audit log;
+4. tells live sockets through `chat.broadcast`, on every daphne process, after the write.
+
+They are synchronous (admin and commands are); the broadcasts run through async_to_sync.
+docs/moderation.md describes every action and what a client sees.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+
+from accounts.identity import Identity
+from accounts.users import is_moderator
+from chat import broadcast, protocol, services
+from chat.errors import ChatError, ErrorCode
+from chat.moderation_models import AuditLog, Ban, Mute, Report
+from chat.storage import get_store
+from chat.storage.base import DELETED, HIDDEN, MessageRecord, Removal, Room, RoomNotFound
+
+log = logging.getLogger(__name__)
+
+MAX_REASON: Final = 1000
+MAX_SLOW_MODE_SECONDS: Final = 6 * 3600
+MAX_MUTE: Final = timedelta(days=365)
+# A user's reports per hour: enough for a bad evening, not enough to flood the queue.
+REPORTS_PER_HOUR: Final = 30
+SEARCH_LIMIT: Final = 100
+SEARCH_SCAN: Final = 1000  # how many of a room's newest messages a search looks at
+
+ReportAction = Literal["hide", "delete", "mute", "ban"]
+
+
+class ModerationError(ValidationError):
+    """A moderator's request that cannot be done as asked (shown on the admin page)."""
+
+
+# --- checks and the audit log ------------------------------------------------------------
+
+
+def _require_moderator(moderator: Any) -> None:
+    if moderator is None or not getattr(moderator, "is_active", False) or not is_moderator(moderator):
+        raise PermissionDenied("moderator rights are needed")
+
+
+def _reason(reason: str) -> str:
+    cleaned = (reason or "").strip()
+    if not cleaned:
+        raise ModerationError("give a reason: it goes into the audit log")
+    if len(cleaned) > MAX_REASON:
+        raise ModerationError(f"the reason is longer than {MAX_REASON} characters")
+    return cleaned
+
+
+def _audit(
+    *, moderator: Any, action: str, reason: str, room_id: str = "", target: str = "", **details: Any
+) -> AuditLog:
+    return AuditLog.objects.create(
+        at=services.utcnow(),
+        actor=moderator,
+        actor_username=moderator.get_username(),
+        action=action,
+        room_id=room_id,
+        target=target,
+        reason=reason,
+        details=details,
+    )
+
+
+def _room(room_id: str) -> Room:
+    room = services.room_get(room_id)
+    if room is None:
+        raise ModerationError(f"room {room_id!r} does not exist")
+    return room
+
+
+def _user_by_id(user_id: str) -> Any:
+    """The Django user a chat user id (str(pk)) names, or None."""
+    return get_user_model().objects.filter(pk=int(user_id)).first() if user_id.isdigit() else None
+
+
+def _target_user(user: Any) -> str:
+    return f"user:{user.pk} ({user.get_username()})"
+
+
+# --- rooms -----------------------------------------------------------------------------------
+
+
+def _slow_mode(seconds: int | None) -> int | None:
+    if seconds is not None and not 0 <= seconds <= MAX_SLOW_MODE_SECONDS:
+        raise ModerationError(f"slow mode is 0 (off) to {MAX_SLOW_MODE_SECONDS} seconds")
+    return seconds
+
+
+def room_create(
+    *,
+    moderator: Any,
+    room_id: str,
+    name: str,
+    reason: str,
+    private: bool = False,
+    read_only: bool = False,
+    slow_mode_seconds: int = 0,
+) -> Room:
+    """Create a room with its settings; the moderator becomes a member of a private one."""
+    _require_moderator(moderator)
+    why = _reason(reason)
+    _slow_mode(slow_mode_seconds)
+    try:
+        protocol.validate_room_id(room_id)
+    except ChatError as error:
+        raise ModerationError(error.message) from None
+    if services.room_get(room_id) is not None:
+        raise ModerationError(f"room {room_id!r} exists already")
+    services.room_create(room_id=room_id, name=name.strip() or room_id, created_by=str(moderator.pk))
+    store = get_store()
+    room = store.update_room(room_id=room_id, private=private, read_only=read_only, slow_mode_seconds=slow_mode_seconds)
+    if private:
+        store.add_member(room_id=room_id, user_id=str(moderator.pk))
+    _audit(
+        moderator=moderator,
+        action="room_create",
+        reason=why,
+        room_id=room_id,
+        target=f"room:{room_id}",
+        name=room.name,
+        private=private,
+        read_only=read_only,
+        slow_mode_seconds=slow_mode_seconds,
+    )
+    return room
+
+
+def room_update(
+    *,
+    moderator: Any,
+    room_id: str,
+    reason: str,
+    name: str | None = None,
+    private: bool | None = None,
+    read_only: bool | None = None,
+    slow_mode_seconds: int | None = None,
+    archived: bool | None = None,
+    action: str = "room_update",
+) -> Room:
+    """Change a room's settings; joined sockets see them at once, and when the room turns
+    private the sockets of non-members leave it."""
+    _require_moderator(moderator)
+    why = _reason(reason)
+    _slow_mode(slow_mode_seconds)
+    if name is not None:
+        name = name.strip()[:100] or None
+    before = _room(room_id)
+    wanted = {
+        "name": name,
+        "private": private,
+        "read_only": read_only,
+        "slow_mode_seconds": slow_mode_seconds,
+        "archived": archived,
+    }
+    changes: dict[str, Any] = {k: v for k, v in wanted.items() if v is not None and getattr(before, k) != v}
+    if not changes:
+        return before
+    room = get_store().update_room(room_id=room_id, **changes)
+    _audit(
+        moderator=moderator,
+        action=action,
+        reason=why,
+        room_id=room_id,
+        target=f"room:{room_id}",
+        changes={k: [getattr(before, k), v] for k, v in changes.items()},
+    )
+    async_to_sync(broadcast.room_updated)(room)
+    return room
+
+
+def room_archive(*, moderator: Any, room_id: str, reason: str) -> Room:
+    """Archive a room: readable, but it takes no posts and leaves the room list."""
+    return room_update(moderator=moderator, room_id=room_id, reason=reason, archived=True, action="room_archive")
+
+
+def room_unarchive(*, moderator: Any, room_id: str, reason: str) -> Room:
+    return room_update(moderator=moderator, room_id=room_id, reason=reason, archived=False, action="room_unarchive")
+
+
+def room_list_all(*, moderator: Any) -> list[Room]:
+    """Every room, archived and private ones included."""
+    _require_moderator(moderator)
+    return services.room_list(identity=Identity(user_id=str(moderator.pk), username="", is_moderator=True))
+
+
+def room_members(*, moderator: Any, room_id: str) -> list[tuple[str, str]]:
+    """A room's members as (user id, username), for moderators only."""
+    _require_moderator(moderator)
+    ids = get_store().room_members(room_id)
+    names = dict(
+        get_user_model().objects.filter(pk__in=[int(i) for i in ids if i.isdigit()]).values_list("pk", "username")
+    )
+    return [(user_id, names.get(int(user_id), "?") if user_id.isdigit() else "?") for user_id in ids]
+
+
+def room_member_add(*, moderator: Any, room_id: str, user: Any, reason: str) -> None:
+    _require_moderator(moderator)
+    why = _reason(reason)
+    try:
+        get_store().add_member(room_id=_room(room_id).room_id, user_id=str(user.pk))
+    except RoomNotFound:
+        raise ModerationError(f"room {room_id!r} does not exist") from None
+    _audit(moderator=moderator, action="member_add", reason=why, room_id=room_id, target=_target_user(user))
+
+
+def room_member_remove(*, moderator: Any, room_id: str, user: Any, reason: str) -> bool:
+    """Take a user out of a private room's members; their sockets there leave it at once."""
+    _require_moderator(moderator)
+    why = _reason(reason)
+    _room(room_id)
+    removed = get_store().remove_member(room_id=room_id, user_id=str(user.pk))
+    if not removed:
+        return False
+    _audit(moderator=moderator, action="member_remove", reason=why, room_id=room_id, target=_target_user(user))
+    async_to_sync(broadcast.member_removed)(room_id, str(user.pk))
+    return True
+
+
+# --- users: bans and mutes -----------------------------------------------------------------
+
+
+def user_ban(*, moderator: Any, user: Any, reason: str, duration: timedelta | None = None) -> Ban:
+    """Ban a user: every socket they have open closes with 4403 within a second, on every
+    process, and new ones are refused (a still-valid Cognito token included)."""
+    _require_moderator(moderator)
+    why = _reason(reason)
+    if user.pk == moderator.pk:
+        raise ModerationError("you cannot ban yourself")
+    if is_moderator(user) and not moderator.is_superuser:
+        raise ModerationError("only a superuser can ban a moderator")
+    now = services.utcnow()
+    with transaction.atomic():
+        ban = Ban.active(now).filter(user=user).first()
+        if ban is None:
+            ban = Ban.objects.create(
+                user=user,
+                reason=why,
+                created_at=now,
+                created_by=moderator,
+                expires_at=now + duration if duration else None,
+            )
+        _audit(
+            moderator=moderator,
+            action="user_ban",
+            reason=why,
+            target=_target_user(user),
+            until=ban.expires_at.isoformat() if ban.expires_at else None,
+        )
+    async_to_sync(broadcast.user_banned)(str(user.pk))
+    return ban
+
+
+def user_unban(*, moderator: Any, user: Any, reason: str) -> int:
+    """Lift the user's bans; they may connect again. Returns how many were lifted."""
+    _require_moderator(moderator)
+    why = _reason(reason)
+    now = services.utcnow()
+    with transaction.atomic():
+        lifted = Ban.active(now).filter(user=user).update(lifted_at=now, lifted_by=moderator)
+        if lifted:
+            _audit(moderator=moderator, action="user_unban", reason=why, target=_target_user(user))
+    return lifted
+
+
+def user_mute(*, moderator: Any, user: Any, reason: str, duration: timedelta, room_id: str | None = None) -> Mute:
+    """Mute a user in one room or everywhere for `duration`: their sends are refused with
+    `muted` (and retryAfter) from the next one, on every process."""
+    _require_moderator(moderator)
+    why = _reason(reason)
+    if not timedelta(seconds=1) <= duration <= MAX_MUTE:
+        raise ModerationError("a mute lasts from a second to a year")
+    if room_id:
+        _room(room_id)
+    now = services.utcnow()
+    with transaction.atomic():
+        mute = Mute.objects.create(
+            user=user,
+            room_id=room_id or "",
+            reason=why,
+            created_at=now,
+            created_by=moderator,
+            expires_at=now + duration,
+        )
+        _audit(
+            moderator=moderator,
+            action="user_mute",
+            reason=why,
+            room_id=room_id or "",
+            target=_target_user(user),
+            until=mute.expires_at.isoformat(),
+        )
+    return mute
+
+
+def user_unmute(*, moderator: Any, user: Any, reason: str, room_id: str | None = None) -> int:
+    """Lift the user's mutes (those of one room, or all of them). Returns how many."""
+    _require_moderator(moderator)
+    why = _reason(reason)
+    now = services.utcnow()
+    with transaction.atomic():
+        mutes = Mute.active(now).filter(user=user)
+        if room_id:
+            mutes = mutes.filter(room_id=room_id)
+        lifted = mutes.update(lifted_at=now, lifted_by=moderator)
+        if lifted:
+            _audit(
+                moderator=moderator, action="user_unmute", reason=why, room_id=room_id or "", target=_target_user(user)
+            )
+    return lifted
+
+
+# --- messages --------------------------------------------------------------------------------
+
+
+def message_search(
+    *, moderator: Any, room_id: str, text: str | None = None, author: Any = None, limit: int = SEARCH_LIMIT
+) -> list[MessageRecord]:
+    """A room's recent messages, newest first, matching text and/or author. Moderators see
+    a hidden message's text (marked hidden); a deleted one's is gone."""
+    _require_moderator(moderator)
+    return get_store().search_messages(
+        room_id=_room(room_id).room_id,
+        now=services.utcnow(),
+        text=(text or "").strip() or None,
+        user_id=str(author.pk) if author is not None else None,
+        limit=limit,
+        scan=SEARCH_SCAN,
+    )
+
+
+def message_get(*, moderator: Any, room_id: str, message_id: str) -> MessageRecord | None:
+    """A message as the store has it now (a hidden one with its text), or None."""
+    _require_moderator(moderator)
+    return get_store().get_message(room_id=room_id, message_id=message_id, now=services.utcnow())
+
+
+def _remove(*, moderator: Any, room_id: str, message_id: str, reason: str, removal: Removal) -> MessageRecord:
+    _require_moderator(moderator)
+    why = _reason(reason)
+    message = get_store().remove_message(room_id=_room(room_id).room_id, message_id=message_id, removal=removal)
+    if message is None:
+        raise ModerationError("no such message in this room")
+    _audit(
+        moderator=moderator,
+        action=f"message_{'delete' if removal == DELETED else 'hide'}",
+        reason=why,
+        room_id=room_id,
+        target=f"message:{message_id}",
+        seq=message.seq,
+        author=f"user:{message.user_id} ({message.username})",
+    )
+    async_to_sync(broadcast.message_removed)(message)
+    return message
+
+
+def message_hide(*, moderator: Any, room_id: str, message_id: str, reason: str) -> MessageRecord:
+    """Hide a message: every client replaces it with a tombstone now, and history and
+    resumes return the tombstone; moderators can still read what it said."""
+    return _remove(moderator=moderator, room_id=room_id, message_id=message_id, reason=reason, removal=HIDDEN)
+
+
+def message_delete(*, moderator: Any, room_id: str, message_id: str, reason: str) -> MessageRecord:
+    """Delete a message: as hiding, and its text is erased from the store for good."""
+    return _remove(moderator=moderator, room_id=room_id, message_id=message_id, reason=reason, removal=DELETED)
+
+
+def user_messages_purge(*, moderator: Any, user: Any, reason: str, room_id: str | None = None) -> list[MessageRecord]:
+    """Delete every live message of a user, in one room or everywhere; clients drop them live."""
+    _require_moderator(moderator)
+    why = _reason(reason)
+    if room_id:
+        _room(room_id)
+    removed = get_store().remove_user_messages(
+        user_id=str(user.pk), room_id=room_id or None, removal=DELETED, now=services.utcnow()
+    )
+    _audit(
+        moderator=moderator,
+        action="user_purge",
+        reason=why,
+        room_id=room_id or "",
+        target=_target_user(user),
+        messages=len(removed),
+    )
+    for message in removed:
+        async_to_sync(broadcast.message_removed)(message)
+    return removed
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+
+def _save_report(*, identity: Identity, message: MessageRecord, reason: str, now: datetime) -> Report:
+    reporter = _user_by_id(identity.user_id)
+    if reporter is None:
+        raise ChatError(ErrorCode.FORBIDDEN, "only signed-in users report messages")
+    existing = Report.objects.filter(reporter=reporter, message_id=message.message_id).first()
+    if existing is not None:
+        return existing  # reporting twice changes nothing
+    if Report.objects.filter(reporter=reporter, created_at__gt=now - timedelta(hours=1)).count() >= REPORTS_PER_HOUR:
+        raise ChatError(ErrorCode.RATE_LIMITED, "too many reports: try again later", retry_after=600)
+    try:
+        with transaction.atomic():
+            return Report.objects.create(
+                room_id=message.room_id,
+                message_id=message.message_id,
+                seq=message.seq,
+                author_id=message.user_id,
+                author_username=message.username,
+                text=message.text,
+                reporter=reporter,
+                reason=reason,
+                created_at=now,
+            )
+    except IntegrityError:
+        return Report.objects.get(reporter=reporter, message_id=message.message_id)
+
+
+async def report_create(*, identity: Identity, room_id: str, message_id: str, reason: str) -> Report:
+    """A user reports a message of a room they may read; it joins the moderators' queue."""
+    message = await services.message_get(room_id=room_id, message_id=message_id, identity=identity)
+    if message.removed is not None:
+        raise ChatError(ErrorCode.UNKNOWN_MESSAGE, "this message was removed already", room_id=room_id)
+    report: Report = await database_sync_to_async(_save_report)(
+        identity=identity, message=message, reason=reason[: protocol.MAX_REPORT_REASON], now=services.utcnow()
+    )
+    return report
+
+
+def _close_reports(*, moderator: Any, report: Report, status: str, why: str) -> int:
+    """Close this report and every other open one of the same message."""
+    now = services.utcnow()
+    return Report.objects.filter(message_id=report.message_id, status=Report.OPEN).update(
+        status=status, resolved_at=now, resolved_by=moderator, resolution=why
+    )
+
+
+def report_resolve(*, moderator: Any, report: Report, reason: str, dismiss: bool = False) -> Report:
+    """Close a report: resolved (handled) or dismissed (nothing wrong)."""
+    _require_moderator(moderator)
+    why = _reason(reason)
+    status = Report.DISMISSED if dismiss else Report.RESOLVED
+    with transaction.atomic():
+        _close_reports(moderator=moderator, report=report, status=status, why=why)
+        _audit(
+            moderator=moderator,
+            action="report_dismiss" if dismiss else "report_resolve",
+            reason=why,
+            room_id=report.room_id,
+            target=f"report:{report.pk}",
+        )
+    report.refresh_from_db()
+    return report
+
+
+def report_act(
+    *, moderator: Any, report: Report, action: ReportAction, reason: str, mute_for: timedelta | None = None
+) -> Report:
+    """Act on a report (hide or delete the message, mute or ban its author), then resolve it."""
+    _require_moderator(moderator)
+    why = _reason(reason)
+    if action in ("hide", "delete"):
+        remove = message_hide if action == "hide" else message_delete
+        remove(moderator=moderator, room_id=report.room_id, message_id=report.message_id, reason=why)
+    elif action in ("mute", "ban"):
+        author = _user_by_id(report.author_id)
+        if author is None:
+            raise ModerationError("the author's account no longer exists")
+        if action == "mute":
+            user_mute(moderator=moderator, user=author, reason=why, duration=mute_for or timedelta(hours=1))
+        else:
+            user_ban(moderator=moderator, user=author, reason=why)
+    else:
+        raise ModerationError(f"unknown action {action!r}")
+    return report_resolve(moderator=moderator, report=report, reason=f"{action}: {why}")
