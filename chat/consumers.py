@@ -20,6 +20,7 @@ from accounts.identity import AuthenticationFailed, Identity, identify
 from chat import connections, metrics, moderation, protocol, services
 from chat.errors import ChatError, ErrorCode
 from chat.protocol import CloseCode
+from chat.ratelimit import RateLimited, SocketLimits, check_address
 from chatsite.ops import logs
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # Authentication timers: the first-frame deadline, and the token's expiry.
     auth_deadline: asyncio.Task[None] | None = None
     expiry: asyncio.Task[None] | None = None
+    rate: SocketLimits  # this socket's rate limits, once its user is known
     refused = False  # closed with 4401 or 4403; frames still in flight are ignored
     in_user_group = False  # subscribed to its user's group (a ban closes it through there)
 
@@ -54,6 +56,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.accept(subprotocol=protocol.select_subprotocol(list(self.scope.get("subprotocols") or [])))
         if connections.draining():
             await self.close(code=CloseCode.GOING_AWAY)
+            return
+        try:
+            await check_address(self.scope)  # before any credential is looked at
+        except RateLimited as limited:
+            await self.too_many(limited)
             return
         # room id -> the highest seq this socket has been sent
         self.cursors: dict[str, int] = {}
@@ -78,6 +85,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _open(self, identity: Identity, *, announce: bool) -> None:
         self.identity = identity
+        self.rate = SocketLimits(user_id=identity.user_id, exempt=identity.is_moderator or identity.is_bot)
+        try:
+            await self.rate.check_connect()
+        except RateLimited as limited:
+            await self.too_many(limited)
+            return
         local = connections.local_sockets()
         try:
             await local.prepare()
@@ -133,13 +146,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         command: protocol.Command | None = None
         try:
-            command = protocol.parse_client_frame(text_data, self.limits, binary=bytes_data is not None)
+            command = await self._parse_within_limits(text_data, bytes_data)
             logs.bind(room_id=getattr(command, "room_id", None))
             handler = self._handlers[type(command)]
             await handler(self, command)
         except ChatError as error:
             metrics.record_error(error.code.value)
             await self.send_frame(protocol.error_frame(error))
+            if isinstance(error, RateLimited) and self.rate.struck_out():
+                await self.too_many(None)  # it keeps going: 4429
         except Exception:
             metrics.record_error(ErrorCode.INTERNAL_ERROR.value)
             log.exception("unhandled error in a client frame, connection=%s", self.connection_id)
@@ -150,6 +165,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 internal.client_message_id = getattr(command, "client_message_id", None)
                 internal.room_id = getattr(command, "room_id", None)
             await self.send_frame(protocol.error_frame(internal))
+
+    async def _parse_within_limits(self, text_data: str | None, bytes_data: bytes | None) -> protocol.Command:
+        """Parse a frame once the socket's rate limits have counted it: a flood of frames,
+        valid or not, is refused before it costs a store call."""
+        try:
+            command = protocol.parse_client_frame(text_data, self.limits, binary=bytes_data is not None)
+        except ChatError:
+            await self.rate.check_frame(None)  # a refusal answers instead of the parse error
+            raise
+        await self.rate.check_frame(command)
+        return command
+
+    async def too_many(self, limited: RateLimited | None) -> None:
+        """Over a rate limit for good: the last error frame, then close with 4429."""
+        if self.connection_id is None:
+            metrics.record_connection("rate_limited")
+        if limited is not None:
+            metrics.record_error(limited.code.value)
+            await self.send_frame(protocol.error_frame(limited))
+        self.refused = True
+        await self.close(code=CloseCode.TOO_MANY_REQUESTS)
 
     async def on_send(self, command: protocol.SendMessage) -> None:
         assert self.identity is not None and self.connection_id is not None

@@ -6,9 +6,10 @@ producer, so nothing pushes back: a socket whose client stopped reading (a froze
 stalled mobile link, a client that only writes) holds every frame its rooms carry, and the
 process grows until it dies, taking every other socket with it.
 
-So after each frame daphne sends, Chatsite checks how many bytes that socket's transport
-still holds. Past CHAT_MAX_SEND_BUFFER_BYTES the TCP connection is aborted: a close frame
-would only queue behind the backlog the client is not reading. The client sees 1006,
+So before each frame daphne sends, Chatsite checks how many bytes that socket still holds
+unsent (Twisted's buffer and the kernel's queue). Past CHAT_MAX_SEND_BUFFER_BYTES the TCP
+connection is aborted instead: a close frame would only queue behind the backlog the client
+is not reading. The client sees 1006,
 reconnects and resumes from its last seq; every other socket is untouched. The process's
 memory per socket is bounded by the limit plus the kernel's socket buffers.
 """
@@ -16,29 +17,57 @@ memory per socket is bounded by the limit plus the kernel's socket buffers.
 from __future__ import annotations
 
 import logging
+import struct
 import sys
 from typing import Any
+
+try:
+    import fcntl
+    import termios
+except ImportError:  # not on Windows
+    fcntl = termios = None  # type: ignore[assignment]
 
 from django.conf import settings
 
 log = logging.getLogger(__name__)
 
+# Linux's SIOCOUTQ is TIOCOUTQ on a socket: the bytes its peer has not acknowledged.
+_OUTQ: int | None = getattr(termios, "TIOCOUTQ", None) if sys.platform == "linux" else None
+
 
 def pending_bytes(transport: Any) -> int | None:
-    """Bytes a Twisted TCP transport holds that the kernel has not taken (None: not one)."""
+    """Bytes sent to this peer and not yet taken by it (None: not a Twisted TCP transport).
+
+    That is what Twisted buffers plus what the kernel's send queue holds unacknowledged
+    (Linux's SIOCOUTQ). The kernel counts: it grows a socket's send buffer by itself, to
+    megabytes on a fast link (on loopback at once), before Twisted buffers a byte.
+    """
     for candidate in (transport, getattr(transport, "transport", None)):  # TLS wraps the TCP transport
         data = getattr(candidate, "dataBuffer", None)
         temp = getattr(candidate, "_tempDataLen", None)
         if isinstance(data, bytes | bytearray | memoryview) and isinstance(temp, int):
-            return len(data) - int(getattr(candidate, "offset", 0)) + temp
+            return len(data) - int(getattr(candidate, "offset", 0)) + temp + _kernel_queue(candidate)
     return None
 
 
+def _kernel_queue(transport: Any) -> int:
+    """Bytes in the socket's kernel send queue (0 where the platform cannot say)."""
+    if _OUTQ is None:
+        return 0
+    try:
+        fileno = transport.getHandle().fileno()
+        return int(struct.unpack("i", fcntl.ioctl(fileno, _OUTQ, b"\0\0\0\0"))[0])
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
 def over_limit(protocol: Any) -> bool:
-    """True (once) when a daphne WebSocket's unsent bytes exceed the limit; it is then dropped."""
+    """True when a daphne WebSocket's unsent bytes exceed the limit; it is then dropped (once)."""
+    if getattr(protocol, "chatsite_dropped", False):
+        return True
     limit = settings.CHAT_MAX_SEND_BUFFER_BYTES
     pending = pending_bytes(getattr(protocol, "transport", None))
-    if pending is None or pending <= limit or getattr(protocol, "chatsite_dropped", False):
+    if pending is None or pending <= limit:
         return False
     protocol.chatsite_dropped = True
     client = getattr(protocol, "client_addr", None)
@@ -64,8 +93,8 @@ def install() -> None:
     original = module.WebSocketProtocol.serverSend
 
     def server_send(protocol: Any, content: Any, binary: bool = False) -> None:
-        original(protocol, content, binary)
-        over_limit(protocol)
+        if not over_limit(protocol):  # checked before the frame: one large frame alone never trips it
+            original(protocol, content, binary)
 
     module.WebSocketProtocol.serverSend = server_send
     module.WebSocketProtocol.chatsite_send_bound = True

@@ -8,6 +8,7 @@ acks: nothing is acknowledged or shown that is not durably stored.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -195,6 +196,11 @@ async def message_send(
         # A retry of a message already stored is no new post.
         await database_sync_to_async(_slow_mode_give_back)(room=room, identity=identity, now=now)
     metrics.record_stored(created=result.created)
+    if settings.CHAT_TEST_CRASH_AFTER_STORE and result.created and text == settings.CHAT_TEST_CRASH_AFTER_STORE:
+        # A test hook (tests/faults; refused in production): die after the durable write,
+        # before the broadcast and the ack. The client's retry must get the original ack.
+        log.warning("CHAT_TEST_CRASH_AFTER_STORE: exiting right after storing seq %s", result.message.seq)
+        os._exit(70)
     await broadcast.message_stored(result.message)
     return result.message
 
