@@ -696,7 +696,7 @@ def running(name: str, workdir: Path, template: tuple[Path, list[str]] | None, r
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="the full run (tens of minutes): 5,000 idle sockets")
-    parser.add_argument("--servers", default=",".join(SERVER_NAMES), help=f"any of {','.join(SERVER_NAMES)}")
+    parser.add_argument("--servers", help=f"any of {','.join(SERVER_NAMES)} (default: all; chatsite with --profile)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     parser.add_argument("--pin", action="store_true", help="pin servers to CPU 0 and the load generator to CPU 1")
     parser.add_argument("--profile", action="store_true", help="py-spy the servers under the 1000-member load")
@@ -710,7 +710,8 @@ def main() -> None:
         "--budget", type=float, help="seconds for the whole run (default: 170 quick, 3600 full, 300 profile)"
     )
     args = parser.parse_args()
-    names = [n.strip() for n in args.servers.split(",") if n.strip()]
+    servers = args.servers or ("chatsite" if args.profile else ",".join(SERVER_NAMES))
+    names = [n.strip() for n in servers.split(",") if n.strip()]
     for name in names:
         if name not in SERVER_NAMES:
             parser.error(f"unknown server {name!r}; choose from {', '.join(SERVER_NAMES)}")
