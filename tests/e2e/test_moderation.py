@@ -19,7 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -461,3 +461,34 @@ async def test_admin_is_not_served_over_the_websocket(local_site: Site) -> None:
         ):
             pass
     assert refused.value.response.status_code == 403
+
+
+async def test_moderation_reaches_sockets_on_every_process(
+    daphne_factory: Callable[..., DaphneServer], tmp_path: Path, redis_url: str, people: CognitoPool
+) -> None:
+    """With two daphne processes on one Redis, a ban in one's admin closes bob's sockets on both within a second,
+    and a message hidden there disappears from a client of the other."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    env = people.env(COGNITO_STAFF_GROUPS="moderators,staff", REDIS_URL=redis_url)
+    servers = [daphne_factory(shared_dir=shared, CHAT_INSTANCE_ID=f"mod-{i}", **env) for i in range(2)]
+    sites = [Site(server=server, backend="local", pool=people) for server in servers]
+    admin = sites[0].admin()
+    room = admin.new_room()
+    alice = await sites[1].socket("alice")
+    await alice.join(room)
+    ack = await alice.send_message(room, "to be hidden")
+    admin.act(
+        f"/admin/moderation/rooms/{room}/", op="messages", removal="hide", message_id=ack["messageId"], reason="x"
+    )
+    assert (await wait_frame(alice, "messageRemoved", roomId=room))["seq"] == ack["seq"]
+
+    bobs = [await site.socket("bob", token=True) for site in sites]
+    for bob in bobs:
+        await bob.ping()
+    started = time.monotonic()
+    admin.act("/admin/moderation/users/", op="ban", username="bob", days=0, reason="everywhere")
+    assert await asyncio.gather(*(bob.wait_closed() for bob in bobs)) == [4403, 4403]
+    assert time.monotonic() - started < 1.0 + timeout(1.0)
+    admin.act("/admin/moderation/users/", op="unban", username="bob", reason="lifted for the next tests")
+    await alice.close()
