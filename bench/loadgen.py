@@ -619,6 +619,8 @@ class LoadGen:
         summary["load"] = self._load(spec, "ramp_max", best_rate)
         summary["failed_rates"] = sorted(failed)
         summary["bound_by_loadgen"] = any(r["loadgen_saturated"] for r in rows)
+        # Every step held up to the plan's top rate: the best rate is only a lower bound.
+        summary["top_rate_held"] = bool(held) and not failed and max(held) == float(spec["rates"][-1])
         rows.append(summary)
         return rows
 

@@ -433,6 +433,8 @@ def flags(row: dict[str, Any]) -> str:
         out.append("LOADGEN-SATURATED")
     if row.get("bound_by_loadgen"):
         out.append("loadgen-bound")
+    if row.get("top_rate_held"):
+        out.append("held the ramp's top rate")
     if row.get("connect_failures"):
         out.append(f"{row['connect_failures']} connect failures")
     if row.get("send_errors"):
