@@ -563,6 +563,13 @@ def ratio_table(items: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def prune_scratch(keep: int) -> None:
+    """Keep the newest `keep` run directories under var/bench; data directories add up."""
+    runs = sorted(d for d in SCRATCH.glob("2*T*") if d.is_dir())
+    for old in runs[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def _version(package: str) -> str | None:
     try:
         return metadata.version(package)
@@ -781,6 +788,7 @@ def main() -> None:
             stop(redis.proc)
 
     rows.sort(key=lambda r: names.index(r["server"]))  # stable: plan order within a server
+    prune_scratch(keep=5)
     meta["seconds"] = round(time.monotonic() - started, 1)
     meta["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     meta["ratios"] = ratios(rows)
