@@ -8,6 +8,7 @@ fault proxy between the processes and Redis. Every process and port is 127.0.0.1
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import signal
@@ -23,7 +24,7 @@ from tests.fixtures.faultproxy import FaultProxy
 from tests.fixtures.redis import RedisServer, redis_server_binary
 from tests.fixtures.servers import DaphneServer, base_env
 
-__all__ = ["HAPROXY", "Cluster", "close_all", "start_cluster"]
+__all__ = ["HAPROXY", "Cluster", "close_all", "next_address", "start_cluster"]
 
 CRASH_TEXT = "crash right after the store"  # CHAT_TEST_CRASH_AFTER_STORE of the cluster
 # HAProxy checks each process every 200 ms and needs two good checks to send it traffic.
@@ -58,6 +59,15 @@ class Cluster:
                 list(pool.map(DaphneServer.start, down))
             time.sleep(BALANCER_RISE_SECONDS)
 
+    def exit_codes(self, wait: float) -> list[int]:
+        """Exit codes of the processes that have exited, once at least one has (within `wait` s)."""
+        deadline = time.monotonic() + wait
+        while True:
+            codes = [s.proc.returncode for s in self.servers if s.proc is not None and s.proc.poll() is not None]
+            if codes or time.monotonic() > deadline:
+                return codes
+            time.sleep(0.05)
+
     def signal(self, index: int, sig: int) -> None:
         proc = self.servers[index].proc
         assert proc is not None and proc.poll() is None
@@ -68,8 +78,10 @@ class Cluster:
     ) -> list[FaultClient]:
         """`count` clients of `users` (in turn) through the balancer, joined to `room`.
 
-        Consecutive sockets alternate between the processes (round robin)."""
+        Consecutive sockets alternate between the processes (round robin). Each call's
+        clients come from a loopback address of their own, as different people's would."""
         clients = []
+        address = next_address()
         for n in range(count):
             user = users[n % len(users)]
             client = await FaultClient.open(
@@ -77,6 +89,7 @@ class Cluster:
                 cookie=self.cookies[user],
                 origin=origin or self.balancer.origin,
                 name=f"{user}#{n}",
+                local_host=address,
             )
             if room is not None:
                 await client.join(room)
@@ -100,6 +113,7 @@ def start_cluster(
     count: int = 2,
     users: dict[str, list[str]] | None = None,
     rooms: Iterable[str] = (),
+    private: dict[str, list[str]] | None = None,
     daphne_args: tuple[str, ...] = (),
     **env: str,
 ) -> Cluster:
@@ -127,7 +141,7 @@ def start_cluster(
     ]
     with ThreadPoolExecutor(count + 1) as pool:
         # Users, sessions and rooms are written while the processes start.
-        cookies = pool.submit(set_up, base_env(data_dir), users=users or {}, rooms=rooms)
+        cookies = pool.submit(set_up, base_env(data_dir), users=users or {}, rooms=rooms, private=private)
         list(pool.map(DaphneServer.start, servers))
         balancer = HAProxy(servers, data_dir).start()
         time.sleep(BALANCER_RISE_SECONDS)
@@ -139,6 +153,15 @@ def start_cluster(
             balancer=balancer,
             cookies=cookies.result(),
         )
+
+
+_addresses = itertools.count()
+
+
+def next_address() -> str:
+    """A loopback address no other test has connected from (127.0.2.1, 127.0.2.2, ...)."""
+    n = next(_addresses)
+    return f"127.0.{2 + n // 250}.{n % 250 + 1}"
 
 
 async def close_all(clients: list[FaultClient]) -> None:

@@ -4,12 +4,14 @@ The cluster (tests/faults/cluster.py: HAProxy, two daphne processes, Redis behin
 proxy, one SQLite database) runs with the abuse limits switched on and short timeouts, so
 every module shares it instead of paying for its own processes:
 
-- rate limits: 5 sends/s per socket (burst 5), 8/s per user, 60 frames per 2 s per socket,
-  5 connections per 5 s per user, 20 per 2 s per client address, 4429 after 3 refusals;
+- rate limits: 5 sends/s per socket (burst 5), 8 per 8 s per user, 60 frames per 2 s per socket,
+  5 connections per 5 s per user, 20 per 10 s per client address, 4429 after 3 refusals;
 - daphne pings an idle socket every second and drops it 2 s after an unanswered ping;
 - a socket may hold 128 KiB of unsent frames before it is dropped;
 - CHAT_TEST_CRASH_AFTER_STORE is set (tests/faults/cluster.py's CRASH_TEXT).
 
+Each test's clients connect from a loopback address of their own (cluster.next_address),
+as different people's would, so one test never spends another's per-address budget.
 Scenario users are bots (exempt from rate limits, so a fault, not a limit, is what they
 meet); abuse tests take ordinary `people` and a `fresh_room` each. Users, sessions and rooms
 are made once, up front (harness.set_up), because signing up through the site hashes a
@@ -32,14 +34,16 @@ BOTS = [f"bot{i}" for i in range(10)]
 PEOPLE = [f"person{i}" for i in range(40)]
 MODERATOR = "moderator"
 ROOMS = [f"room{i}" for i in range(60)]
+PRIVATE_ROOM = "private"  # members: MEMBER only (and moderators see every room)
+MEMBER = "member"
 APP_ORIGIN = "https://app.example.com"
 
 CLUSTER_ENV = {
     "CHAT_RATE_LIMIT_SEND_PER_CONNECTION": "5/1",
-    "CHAT_RATE_LIMIT_SEND_PER_USER": "8/1",
+    "CHAT_RATE_LIMIT_SEND_PER_USER": "8/8",
     "CHAT_RATE_LIMIT_FRAMES_PER_CONNECTION": "60/2",
     "CHAT_RATE_LIMIT_CONNECT_PER_USER": "5/5",
-    "CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS": "20/2",
+    "CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS": "20/10",
     "CHAT_RATE_LIMIT_STRIKES": "3",
     "CHAT_MAX_SEND_BUFFER_BYTES": str(128 * 1024),
     "CHAT_ALLOWED_ORIGINS": APP_ORIGIN,
@@ -56,12 +60,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path) -> Iter
         **{name: ["bots"] for name in BOTS},
         **{name: [] for name in PEOPLE},
         MODERATOR: ["moderators"],
+        MEMBER: [],
     }
     running = start_cluster(
         tmp_path_factory.mktemp("faults-cluster"),
         migrated_db,
         users=users,
         rooms=ROOMS,
+        private={PRIVATE_ROOM: [MEMBER]},
         daphne_args=("--ping-interval", str(PING_INTERVAL), "--ping-timeout", str(PING_TIMEOUT)),
         **CLUSTER_ENV,
     )

@@ -7,7 +7,7 @@ send with the same clientMessageId until it is acked. It remembers every ack per
 clientMessageId, and any two acks for one id that differ.
 
 `check_invariants` is run after every scenario:
-1. a probe message reaches every open socket (no socket is open but deaf);
+1. a probe message reaches every open socket joined to the room (none is open but deaf);
 2. every acknowledged message is stored exactly once, with the seq and id of its ack;
 3. the room's stored seqs are 1..N with no hole, and every client's view is the room's
    history in order: a contiguous run ending at N, message for message the stored ones,
@@ -262,7 +262,7 @@ async def check_invariants(
     probe = await prober.send_reliably(room_id, f"probe {uuid.uuid4().hex[:8]}", wait=wait)
     deaf = []
     for client in clients:
-        if client.closed:
+        if client.closed or room_id not in client.joined:
             continue
         try:
             await client.wait_for_seq(room_id, probe["seq"], wait=timeout(10))
@@ -318,6 +318,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.auth.models import Group
 from django.contrib.sessions.backends.db import SessionStore
 from chat import services
+from chat.storage import get_store
 spec = json.loads({spec!r})
 cookies = {{}}
 for name, groups in spec["users"].items():
@@ -335,14 +336,26 @@ for name, groups in spec["users"].items():
     cookies[name] = settings.SESSION_COOKIE_NAME + "=" + session.session_key
 for room in spec["rooms"]:
     services.room_create(room_id=room)
+for room, members in spec["private"].items():
+    services.room_create(room_id=room)
+    get_store().update_room(room_id=room, private=True)
+    for name in members:
+        get_store().add_member(room_id=room, user_id=str(get_user_model().objects.get(username=name).pk))
 print("COOKIES" + json.dumps(cookies))
 """
 
 
-def set_up(env: dict[str, str], *, users: dict[str, list[str]], rooms: Iterable[str] = ()) -> dict[str, str]:
-    """Create users (in the given groups), a session for each, and rooms, in the database and
-    store `env` points at, in one process and without hashing passwords. Returns Cookie headers."""
-    code = _SETUP.format(spec=json.dumps({"users": users, "rooms": list(rooms)}))
+def set_up(
+    env: dict[str, str],
+    *,
+    users: dict[str, list[str]],
+    rooms: Iterable[str] = (),
+    private: dict[str, list[str]] | None = None,
+) -> dict[str, str]:
+    """Create users (in the given groups), a session for each, rooms, and private rooms with
+    their members, in the database and store `env` points at: one process, no password
+    hashing. Returns each user's Cookie header."""
+    code = _SETUP.format(spec=json.dumps({"users": users, "rooms": list(rooms), "private": private or {}}))
     done = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", code],
         cwd=ROOT,
