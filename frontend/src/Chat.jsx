@@ -33,6 +33,21 @@ function ConnectionBanner({ state, onReconnect }) {
   );
 }
 
+/** What a room's moderation settings mean for whoever writes in it (docs/moderation.md). */
+function RoomSettings({ settings }) {
+  if (!settings) return null;
+  const notes = [];
+  if (settings.archived) notes.push('Archived: this room takes no new messages.');
+  else if (settings.readOnly) notes.push('Read-only: only moderators post here.');
+  if (settings.slowModeSeconds > 0 && !settings.archived) notes.push(`Slow mode: one message every ${settings.slowModeSeconds} s.`);
+  if (settings.private) notes.push('Private room: members only.');
+  return notes.length ? (
+    <p className="room-settings" role="status">
+      {notes.join(' ')}
+    </p>
+  ) : null;
+}
+
 function Composer({ onSend, roomName, offline }) {
   const [text, setText] = useState('');
   const tooLong = text.length > MAX_MESSAGE_LENGTH;
@@ -178,6 +193,9 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
         }
       }),
       connection.on('outbox', (items) => setOutbox(items)),
+      connection.on('messageRemoved', (r) => dispatch({ type: 'messageRemoved', ...r })),
+      connection.on('roomUpdated', (r) => dispatch({ type: 'roomUpdated', ...r })),
+      connection.on('reported', () => setAnnouncement('Thank you: the moderators will look at this message.')),
       connection.on('roomError', (e) => dispatch({ type: 'roomError', roomId: e.roomId, message: e.message })),
     ];
     setConn({ state: connection.state });
@@ -273,7 +291,12 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           onLoadMore={loadMore}
           onRetry={(id) => connection.retry(id)}
           onDiscard={(id) => connection.discard(id)}
+          onReport={(m) => {
+            const reason = window.prompt('Why should the moderators look at this message?', '');
+            if (reason && reason.trim()) connection.reportMessage(roomId, m.messageId, reason.trim());
+          }}
         />
+        <RoomSettings settings={room.settings} />
         <Composer
           roomName={roomName}
           offline={conn.state !== ConnectionState.LIVE}

@@ -29,9 +29,10 @@ function time(timestamp) {
   return Number.isNaN(date.getTime()) ? '' : date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 }
 
-function Message({ message, own }) {
+function Message({ message, own, onReport }) {
+  const classes = ['message', own && 'own', message.removed && 'removed'].filter(Boolean).join(' ');
   return (
-    <li className={own ? 'message own' : 'message'} data-seq={message.seq} data-status={own ? 'sent' : undefined}>
+    <li className={classes} data-seq={message.seq} data-status={own ? 'sent' : undefined}>
       <div className="meta">
         <span className="author">{own ? 'You' : message.username}</span>
         <time dateTime={message.timestamp}>{time(message.timestamp)}</time>
@@ -40,9 +41,14 @@ function Message({ message, own }) {
             ✓<span className="sr-only"> sent</span>
           </span>
         )}
+        {!own && !message.removed && onReport && (
+          <button type="button" className="link-button report" onClick={() => onReport(message)}>
+            Report<span className="sr-only"> this message</span>
+          </button>
+        )}
       </div>
       <p className="text">
-        <MessageText text={message.message} />
+        {message.removed ? <em>Message removed by a moderator</em> : <MessageText text={message.message} />}
       </p>
     </li>
   );
@@ -86,6 +92,7 @@ export default function MessageList({
   onLoadMore,
   onRetry,
   onDiscard,
+  onReport,
 }) {
   const scroller = useRef(null);
   const olderButton = useRef(null);
@@ -143,7 +150,7 @@ export default function MessageList({
               <span aria-hidden="true">{day.label}</span>
             </li>
             {day.messages.map((m) => (
-              <Message key={m.seq} message={m} own={isOwn(m)} />
+              <Message key={m.seq} message={m} own={isOwn(m)} onReport={onReport} />
             ))}
           </Fragment>
         ))}

@@ -10,7 +10,15 @@ export const emptyRoom = Object.freeze({
   loadingHistory: false,
   unread: 0,
   error: null,
+  settings: null, // moderation settings (readOnly, slowModeSeconds, archived, private) or null
 });
+
+/** A moderator removed these messages: keep the seqs (no holes), drop the text. */
+export function removeMessages(messages, removed) {
+  const gone = new Set(removed.map((r) => r.messageId));
+  if (!messages.some((m) => gone.has(m.messageId))) return messages;
+  return messages.map((m) => (gone.has(m.messageId) ? { ...m, message: '', removed: true } : m));
+}
 
 export function mergeMessages(existing, incoming) {
   if (incoming.length === 0) return existing;
@@ -32,9 +40,11 @@ export function roomsReducer(state, action) {
   const current = room(state, action.roomId);
   switch (action.type) {
     case 'joined': {
-      const messages = action.reset ? mergeMessages([], action.messages) : mergeMessages(current.messages, action.messages);
+      const merged = action.reset ? mergeMessages([], action.messages) : mergeMessages(current.messages, action.messages);
+      const messages = removeMessages(merged, action.removed ?? []);
       const hasMore = action.reset ? olderMayExist(messages) : current.hasMore;
-      return { ...state, [action.roomId]: { ...current, messages, hasMore, loaded: true, error: null } };
+      const settings = action.room ?? null;
+      return { ...state, [action.roomId]: { ...current, messages, hasMore, loaded: true, error: null, settings } };
     }
     case 'message': {
       if (current.messages.some((x) => x.seq === action.message.seq)) return state;
@@ -42,6 +52,10 @@ export function roomsReducer(state, action) {
       const unread = action.active ? current.unread : current.unread + 1;
       return { ...state, [action.roomId]: { ...current, messages, unread } };
     }
+    case 'messageRemoved':
+      return { ...state, [action.roomId]: { ...current, messages: removeMessages(current.messages, [action]) } };
+    case 'roomUpdated':
+      return { ...state, [action.roomId]: { ...current, settings: action.room } };
     case 'historyStart':
       return { ...state, [action.roomId]: { ...current, loadingHistory: true } };
     case 'history':

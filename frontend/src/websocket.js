@@ -115,8 +115,12 @@ export function parseExpiresAt(value) {
  * Events (`on(name, fn)` returns an unsubscribe function):
  *   state        {state, retryInMs?, code?}
  *   authenticated {userId, username, expiresAt}
- *   joined       {roomId, lastSeq, messages, reset}   reset: replace what is shown
+ *   joined       {roomId, lastSeq, messages, reset, room, removed}   reset: replace what is shown;
+ *                room: moderation settings or null; removed: [{messageId, seq}] now tombstones
  *   message      a message payload, in seq order, each seq once
+ *   messageRemoved {roomId, messageId, seq}   a moderator removed it: show a tombstone
+ *   roomUpdated  {roomId, room}   the room's moderation settings changed
+ *   reported     {roomId, messageId}   a report (reportMessage) reached the moderators
  *   outbox       [{clientMessageId, roomId, text, status, error?, seq?}]
  *   roomError    {roomId, code, message}
  *   error        an error frame not tied to a message, room or history request
@@ -449,6 +453,16 @@ export class ChatConnection {
         this.onHistory(frame);
         break;
       case 'left':
+        this.onLeft(frame);
+        break;
+      case 'messageRemoved':
+        this.emit('messageRemoved', { roomId: frame.roomId, messageId: frame.messageId, seq: frame.seq });
+        break;
+      case 'roomUpdated':
+        this.emit('roomUpdated', { roomId: frame.roomId, room: frame.room ?? null });
+        break;
+      case 'reported':
+        this.emit('reported', { roomId: frame.roomId, messageId: frame.messageId });
         break;
       case 'error':
         this.onError(frame);
@@ -505,13 +519,26 @@ export class ChatConnection {
     const messages = (frame.messages ?? []).map(messageOf).filter((m) => !replay || m.seq > requested);
     room.lastSeq = typeof frame.lastSeq === 'number' ? frame.lastSeq : (messages.at(-1)?.seq ?? 0);
     room.joined = true;
-    this.emit('joined', { roomId: frame.roomId, lastSeq: room.lastSeq, messages, reset: !replay });
+    this.emit('joined', {
+      roomId: frame.roomId,
+      lastSeq: room.lastSeq,
+      messages,
+      reset: !replay,
+      room: frame.room ?? null,
+      removed: frame.removed ?? [],
+    });
     this.settleOwn(
       frame.roomId,
       room.lastSeq,
       messages.map((m) => m.clientMessageId),
     );
     this.flushOutbox(frame.roomId);
+  }
+
+  /** The server took this socket out of a room (no longer a member of a private one): stop rejoining it. */
+  onLeft(frame) {
+    if (!frame.reason || !this.rooms.delete(frame.roomId)) return;
+    this.emit('roomError', { roomId: frame.roomId, code: 'forbidden', message: 'You are no longer a member of this room.' });
   }
 
   onHistory(frame) {
@@ -614,6 +641,11 @@ export class ChatConnection {
     if (this.rooms.get(item.roomId)?.joined && this.state === ConnectionState.LIVE) this.transmit(item);
   }
 
+  /** Report a message to the moderators; answered by a `reported` event (or an error). */
+  reportMessage(roomId, messageId, reason) {
+    return this.rawSend({ action: 'reportMessage', roomId, messageId, reason: String(reason).slice(0, 500) });
+  }
+
   discard(clientMessageId) {
     if (this.outbox.delete(clientMessageId)) this.emitOutbox();
   }
@@ -707,5 +739,6 @@ function messageOf(frame) {
     message: frame.message,
     timestamp: frame.timestamp,
     clientMessageId: frame.clientMessageId ?? null,
+    removed: frame.removed === true,
   };
 }

@@ -292,6 +292,7 @@
       setTime(known, parseTimestamp(m.timestamp));
       known.dataset.messageId = m.messageId;
       state.byMessageId.set(m.messageId, known);
+      if (m.removed === true) markRemoved(known);
       return false;
     }
     const mine = String(m.userId) === USER_ID;
@@ -313,7 +314,100 @@
     place(li, m.seq);
     state.bySeq.set(m.seq, li);
     state.byMessageId.set(m.messageId, li);
+    if (m.removed === true) markRemoved(li);
+    else if (!mine) addReportButton(li);
     return true;
+  }
+
+  // --- Moderation (docs/moderation.md) ------------------------------------------------
+
+  // A message a moderator removed: the line stays (seqs have no holes), its text goes.
+  function markRemoved(li) {
+    li.classList.add("removed");
+    li.dataset.removed = "true";
+    li.querySelector(".text").textContent = "Message removed by a moderator";
+    const report = li.querySelector(".report");
+    if (report) report.remove();
+  }
+
+  function removeMessage(messageId, seq) {
+    const li = (typeof messageId === "string" && state.byMessageId.get(messageId)) || state.bySeq.get(seq);
+    if (li) markRemoved(li);
+  }
+
+  function addReportButton(li) {
+    if (li.querySelector(".report")) return;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "report link-button";
+    button.textContent = "Report";
+    button.setAttribute("aria-label", "Report this message to the moderators");
+    button.addEventListener("click", () => {
+      const messageId = li.dataset.messageId;
+      if (!messageId || li.dataset.removed === "true") return;
+      const reason = window.prompt("Why should the moderators look at this message?", "");
+      if (reason === null || !reason.trim()) return;
+      if (send({ action: "reportMessage", roomId: ROOM_ID, messageId, reason: reason.trim().slice(0, 500) })) {
+        button.disabled = true;
+        button.textContent = "Reporting…";
+      }
+    });
+    li.querySelector(".meta").append(button);
+  }
+
+  function onReported(f) {
+    const li = state.byMessageId.get(f.messageId);
+    const button = li && li.querySelector(".report");
+    if (button) {
+      button.disabled = true;
+      button.textContent = "Reported";
+    }
+    showNotice("Thank you: the moderators will look at this message.");
+  }
+
+  // What the room's settings mean for this page: a line above the composer, and no
+  // composer at all in an archived room (the server refuses every post there anyway).
+  function setRoomState(room) {
+    const settings = room && typeof room === "object" ? room : {};
+    const notes = [];
+    if (settings.archived === true) notes.push("Archived: this room takes no new messages.");
+    else if (settings.readOnly === true) notes.push("Read-only: only moderators post here.");
+    const slow = Number.isInteger(settings.slowModeSeconds) ? settings.slowModeSeconds : 0;
+    if (slow > 0 && settings.archived !== true) notes.push(`Slow mode: one message every ${slow} s.`);
+    if (settings.private === true) notes.push("Private room: members only.");
+    let line = document.getElementById("room-state");
+    if (!line) {
+      line = document.createElement("p");
+      line.id = "room-state";
+      line.className = "room-state";
+      line.setAttribute("role", "status");
+      el.form.before(line);
+    }
+    line.textContent = notes.join(" ");
+    line.hidden = notes.length === 0;
+    const archived = settings.archived === true;
+    el.input.disabled = archived;
+    el.form.querySelector("button[type=submit]").disabled = archived;
+  }
+
+  // The server took this page's socket out of the room: no longer a member of a private
+  // room. Rejoining would be refused, so stop instead of retrying.
+  function onLeft(f) {
+    if (f.roomId !== ROOM_ID || typeof f.reason !== "string") return;
+    stopForAccess("You are no longer a member of this private room.");
+  }
+
+  function stopForAccess(text) {
+    state.stopped = true;
+    state.live = false;
+    setStatus("stopped", "Not a member");
+    showNotice(text);
+    el.input.disabled = true;
+    el.form.querySelector("button[type=submit]").disabled = true;
+    const ws = state.ws;
+    state.ws = null;
+    stopHeartbeat();
+    if (ws) ws.close();
   }
 
   function advanceLastSeq() {
@@ -484,6 +578,8 @@
       if (fresh) clearShown();
       for (const m of Array.isArray(f.messages) ? f.messages : []) renderMessage(m);
     });
+    setRoomState(f.room);
+    for (const r of Array.isArray(f.removed) ? f.removed : []) removeMessage(r.messageId, r.seq);
     const roomLast = Number.isInteger(f.lastSeq) ? f.lastSeq : 0;
     state.lastSeq = fresh ? roomLast : Math.max(state.lastSeq, roomLast);
     advanceLastSeq();
@@ -561,7 +657,19 @@
       state.historyInFlight = false;
       updateLoadOlder();
     }
+    if (f.action === "reportMessage") {
+      for (const button of el.list.querySelectorAll(".report:disabled")) {
+        if (button.textContent === "Reporting…") {
+          button.disabled = false;
+          button.textContent = "Report";
+        }
+      }
+    }
     showNotice(`${code}: ${message}`);
+    if (f.action === "joinRoom" && code === "forbidden") {
+      stopForAccess("This room is private: members only.");
+      return;
+    }
     if (f.action === "joinRoom") {
       // Not joined, so not live: start over with backoff rather than sit deaf.
       state.joinInFlight = false;
@@ -594,8 +702,19 @@
       case "error":
         onError(frame);
         break;
-      case "pong":
+      case "messageRemoved":
+        if (frame.roomId === ROOM_ID) removeMessage(frame.messageId, frame.seq);
+        break;
+      case "roomUpdated":
+        if (frame.roomId === ROOM_ID) setRoomState(frame.room);
+        break;
+      case "reported":
+        if (frame.roomId === ROOM_ID) onReported(frame);
+        break;
       case "left":
+        onLeft(frame);
+        break;
+      case "pong":
       default:
         break;
     }
