@@ -578,3 +578,58 @@ def test_working_a_report_hides_the_message_and_closes_every_report_of_it(mod: A
         "message_hide",
         "report_resolve",
     ]
+
+
+async def test_an_expired_ban_or_mute_no_longer_applies(connect: Connect, mod: Any) -> None:
+    """A ban or mute past its end refuses nothing: the user connects and posts again."""
+    bob_user = await user("bob")
+
+    def expired() -> None:
+        past = services.utcnow() - timedelta(minutes=1)
+        Ban.objects.create(user=bob_user, reason="x", created_at=past - timedelta(hours=1), expires_at=past)
+        Mute.objects.create(user=bob_user, reason="x", created_at=past - timedelta(hours=1), expires_at=past)
+
+    await sync_to_async(expired)()
+    bob = await connect(bob_user)
+    assert (await send(bob, "general", "free again", "b1"))["type"] == "ack"
+
+
+async def test_a_private_rooms_message_cannot_be_reported_by_a_non_member(connect: Connect, mod: Any) -> None:
+    """reportMessage of a message in a private room the reporter is not in is forbidden and files nothing."""
+    room = await make_room("secret", private=True)
+    alice_user = await user("alice")
+    await act(moderation.room_member_add)(moderator=mod, room_id=room, user=alice_user, reason="team")
+    alice, bob = await connect(alice_user), await connect(await user("bob"))
+    ack = await send(alice, room, "private words", "a1")
+    refused = await bob.request(
+        {"action": "reportMessage", "roomId": room, "messageId": ack["messageId"], "reason": "curious"}
+    )
+    assert refused["code"] == "forbidden" and "private words" not in str(refused)
+    assert not await sync_to_async(Report.objects.exists)()
+
+
+def test_unarchiving_and_dismissing_are_audited(mod: Any, mod_client: Client) -> None:
+    """An archived room can be unarchived from its page, and a report dismissed from its page; both audited."""
+    moderation.room_archive(moderator=mod, room_id="general", reason="quiet")
+    mod_client.post("/admin/moderation/rooms/general/", {"op": "unarchive", "reason": "back"})
+    room = services.room_get("general")
+    assert room is not None and room.archived is False
+    report = Report.objects.create(
+        room_id="general",
+        message_id="m-1",
+        seq=1,
+        author_id="1",
+        author_username="x",
+        text="fine really",
+        reporter=make_user("reporter"),
+        reason="?",
+        created_at=services.utcnow(),
+    )
+    mod_client.post(f"/admin/moderation/reports/{report.pk}/", {"action": "dismiss", "reason": "not a problem"})
+    report.refresh_from_db()
+    assert (report.status, report.resolved_by, report.resolution) == ("dismissed", mod, "not a problem")
+    assert list(AuditLog.objects.order_by("at").values_list("action", "reason")) == [
+        ("room_archive", "quiet"),
+        ("room_unarchive", "back"),
+        ("report_dismiss", "not a problem"),
+    ]
