@@ -20,12 +20,13 @@ password per user.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.faults.cluster import Cluster, start_cluster
+from tests.faults.cluster import Cluster, close_all, start_cluster
+from tests.faults.harness import FaultClient, check_invariants
 from tests.fixtures.faultproxy import fault_proxy_factory
 
 __all__ = ["fault_proxy_factory"]
@@ -118,3 +119,27 @@ def person(people_pool: Pool) -> Callable[[], str]:
 def fresh_room(room_pool: Pool) -> Callable[[], str]:
     """A room (already created) no other test has used."""
     return room_pool.take
+
+
+class Room:
+    """A room with two bystanders who must not notice anything."""
+
+    def __init__(self, cluster: Cluster, room_id: str, bystanders: list[FaultClient]) -> None:
+        self.cluster = cluster
+        self.room_id = room_id
+        self.bystanders = bystanders
+
+    async def unharmed(self, *others: FaultClient) -> None:
+        """The invariant check: everyone hears a probe, the store and every view agree."""
+        await check_invariants(self.room_id, [*self.bystanders, *others], self.cluster.read_store, recover=False)
+        for client in (*self.bystanders, *others):
+            assert client.close_codes == [], f"{client.name} was disturbed"
+
+
+@pytest.fixture
+async def room(up: Cluster, fresh_room: Callable[[], str]) -> AsyncIterator[Room]:
+    room_id = fresh_room()
+    bystanders = await up.clients(BOTS, room_id, 2)
+    await bystanders[0].send_reliably(room_id, "hello")
+    yield Room(up, room_id, bystanders)
+    await close_all(bystanders)

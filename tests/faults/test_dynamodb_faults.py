@@ -43,7 +43,7 @@ THROTTLED = (
     b'"message":"Rate of requests exceeds the allowed throughput."}'
 )
 JSON_HEADERS = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "fault-proxy"}
-ROOMS = ["throttled", "slow", "timeout", "refused", "silent"]
+ROOMS = ["throttled", "slow", "timeout", "refused", "silent", "jwks"]
 
 
 @dataclass
@@ -253,3 +253,6 @@ async def test_an_unreachable_jwks_on_a_cold_cache_fails_closed_then_recovers(
     code, first = await handshake()
     assert first is not None and '"type":"authenticated"' in first, (code, first)
     assert "JWKS fetch failed" in site.server.log()
+    clients = await site.clients("alice", "bob", room="jwks")  # sessions never needed the keys
+    await check_invariants("jwks", clients, site.read_store, recover=False)
+    await asyncio.gather(*(c.close() for c in clients))

@@ -18,7 +18,7 @@ from websockets.typing import Origin
 
 from tests.e2e.client import ChatClient, Frame, new_client_message_id, timeout
 from tests.faults.cluster import HAPROXY, Cluster, close_all, next_address
-from tests.faults.conftest import BOTS, MODERATOR
+from tests.faults.conftest import BOTS, MODERATOR, Room
 from tests.faults.harness import FaultClient, check_invariants
 
 pytestmark = [
@@ -107,7 +107,7 @@ async def test_a_client_that_keeps_sending_through_refusals_is_closed_with_4429(
 
 
 async def test_a_flood_of_frames_of_any_kind_is_refused_then_closed_with_4429(
-    up: Cluster, person: Callable[[], str]
+    up: Cluster, person: Callable[[], str], room: Room
 ) -> None:
     """Pings as fast as they can be written: 60 and the refill are answered, then rate_limited, then 4429."""
     alice = await direct(up, person())
@@ -121,6 +121,7 @@ async def test_a_flood_of_frames_of_any_kind_is_refused_then_closed_with_4429(
         errors = [f for f in alice.frames if f["type"] == "error"]
         assert 60 <= len(pongs) < 400 and len(errors) >= 4, (len(pongs), len(errors))
         assert {e["code"] for e in errors} == {"rate_limited"} and {e.get("action") for e in errors} == {"ping"}
+        await room.unharmed()
     finally:
         await alice.close()
 
@@ -146,7 +147,9 @@ async def test_the_per_user_limit_is_shared_by_sockets_on_both_processes(
         await close_all([one, two])
 
 
-async def test_too_many_connections_for_one_user_are_refused_with_4429(up: Cluster, person: Callable[[], str]) -> None:
+async def test_too_many_connections_for_one_user_are_refused_with_4429(
+    up: Cluster, person: Callable[[], str], room: Room
+) -> None:
     """The 6th connection of a user within 5 s gets a rate_limited frame with retryAfter, then 4429."""
     name = person()
     opened = [await direct(up, name, n % 2) for n in range(5)]
@@ -164,6 +167,7 @@ async def test_too_many_connections_for_one_user_are_refused_with_4429(up: Clust
         assert '"code":"rate_limited"' in str(frame) and '"retryAfter"' in str(frame)
         for client in opened:  # the sockets already open are untouched
             await client.ping()
+        await room.unharmed()
     finally:
         await close_all(opened)
 
@@ -182,7 +186,7 @@ async def test_moderators_and_bots_are_exempt(up: Cluster, fresh_room: Callable[
         await close_all(clients)
 
 
-async def test_a_forged_x_forwarded_for_does_not_escape_the_per_address_limit(up: Cluster) -> None:
+async def test_a_forged_x_forwarded_for_does_not_escape_the_per_address_limit(up: Cluster, room: Room) -> None:
     """Through HAProxy, 30 connections from one address with 30 made-up X-Forwarded-For values: past 20, 4429."""
     codes: list[int | None] = []
     sockets = []
@@ -211,6 +215,7 @@ async def test_a_forged_x_forwarded_for_does_not_escape_the_per_address_limit(up
         assert codes[:20] == [None] * 20 and refused >= 5, codes
         for server in up.servers:
             assert "198.51.100." not in server.log(), "a forged address reached daphne"
+        await room.unharmed()
         print(f"\nobserved forged X-Forwarded-For: {refused} of 30 refused (4429) from one real address")
     finally:
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
