@@ -27,6 +27,7 @@ import contextlib
 import logging
 import sys
 import time
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -264,13 +265,19 @@ class LocalSockets:
 
 
 class RedisWatchdog:
-    """Notices a Redis restart (new run_id) or an outage that has ended."""
+    """Notices a Redis restart (new run_id), a Redis that lost its data, or an outage that has ended."""
 
     def __init__(self, host: dict[str, Any]) -> None:
         self.host = host
         self.run_id: str | None = None
         self.catch_ups_due = 0
         self._client: Any = None
+        # A key of this process's own: gone while the run_id stayed means Redis lost its data
+        # (FLUSHALL, eviction), and with it the core layer's group memberships. It expires,
+        # so a dead process leaves nothing behind; a check late past its ttl only causes a
+        # harmless extra catch-up.
+        self.marker = f"chatsite:watchdog:{uuid.uuid4().hex}"
+        self.marker_ttl = max(60, int(10 * settings.CHAT_LAYER_WATCHDOG_SECONDS))
 
     @classmethod
     def from_settings(cls) -> RedisWatchdog | None:
@@ -303,14 +310,21 @@ class RedisWatchdog:
     async def check(self) -> bool:
         """Read the run_id; True when local sockets must rejoin and catch up now."""
         try:
-            info = await self._redis().info("server")
+            client = self._redis()
+            info = await client.info("server")
             run_id = str(info["run_id"])
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.exists(self.marker)
+                pipe.set(self.marker, run_id, ex=self.marker_ttl)
+                kept, _ = await pipe.execute()
         except Exception as exc:
             if self.catch_ups_due < CATCH_UP_TICKS_AFTER_OUTAGE:
                 log.warning("Redis unreachable (%s); sockets rejoin and catch up when it is back", exc)
             self.catch_ups_due = CATCH_UP_TICKS_AFTER_OUTAGE
             return False
-        if self.run_id is not None and run_id != self.run_id:
+        if self.run_id is not None and run_id == self.run_id and not kept:
+            log.warning("Redis lost its data (flushed or evicted) without restarting")
+        if self.run_id is not None and (run_id != self.run_id or not kept):
             self.catch_ups_due = CATCH_UP_TICKS_AFTER_OUTAGE
         self.run_id = run_id
         if self.catch_ups_due:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
 
-from tests.faults.cluster import HAPROXY, Cluster, close_all
+from tests.faults.cluster import HAPROXY, Cluster, close_all, start_cluster
 from tests.faults.conftest import BOTS
 from tests.faults.harness import check_invariants, talk
 
@@ -61,3 +62,33 @@ async def test_redis_faults_mid_traffic_leave_no_socket_deaf_and_lose_nothing(
         for sender in senders:
             sender.cancel()
         await close_all(clients)
+
+
+async def test_a_flushed_redis_under_the_core_layer_leaves_no_socket_deaf(
+    tmp_path_factory: pytest.TempPathFactory, migrated_db: Path
+) -> None:
+    """With the core layer (group memberships are Redis keys), FLUSHALL mid-traffic: the watchdog
+    notices the lost data (same run_id) and every socket rejoins; nothing acked is lost."""
+    core = await asyncio.to_thread(
+        start_cluster,
+        tmp_path_factory.mktemp("faults-core"),
+        migrated_db,
+        count=1,
+        users={name: ["bots"] for name in BOTS[:2]},
+        rooms=["core"],
+        CHANNEL_LAYER="core",
+    )
+    clients = await core.clients(BOTS[:2], "core", 3)
+    senders = [asyncio.create_task(talk(c, "core", f"{c.name}:", MESSAGES, pause=0.03)) for c in clients]
+    try:
+        await clients[0].wait_for(lambda f: f["type"] == "ack")
+        await break_redis(core, "flush")
+        assert len([ack for acks in await asyncio.gather(*senders) for ack in acks]) == 3 * MESSAGES
+        report = await check_invariants("core", clients, core.read_store, recover=False)
+        assert [c.close_codes for c in clients] == [[]] * 3
+        print(f"\nobserved Redis flush under the core layer: {report}")
+    finally:
+        for sender in senders:
+            sender.cancel()
+        await close_all(clients)
+        await asyncio.to_thread(core.stop)
