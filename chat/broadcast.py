@@ -16,6 +16,7 @@ from typing import Any, Final
 from channels.layers import get_channel_layer
 
 from chat import metrics, protocol
+from chat.fanout import RoomMember, room_fanout
 from chat.storage.base import MessageRecord, Room
 
 log = logging.getLogger(__name__)
@@ -71,16 +72,14 @@ async def message_stored(message: MessageRecord) -> None:
         log.exception("broadcast failed room=%s seq=%s", message.room_id, message.seq)
 
 
-async def join(room_id: str, channel_name: str) -> None:
-    layer = get_channel_layer()
-    if layer is not None:
-        await layer.group_add(room_group(room_id), channel_name)
+async def join(room_id: str, member: RoomMember) -> None:
+    """Deliver the room's events to a local socket: through this process's one
+    subscription to the room (chat.fanout), not a group membership per socket."""
+    await room_fanout().join(room_id, member)
 
 
-async def leave(room_id: str, channel_name: str) -> None:
-    layer = get_channel_layer()
-    if layer is not None:
-        await layer.group_discard(room_group(room_id), channel_name)
+async def leave(room_id: str, member: RoomMember) -> None:
+    await room_fanout().leave(room_id, member)
 
 
 async def join_user(user_id: str, channel_name: str) -> None:

@@ -34,8 +34,9 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-from chat import broadcast, sendbuffer, services
+from chat import sendbuffer, services
 from chat.errors import ChatError
+from chat.fanout import room_fanout
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,12 @@ class LocalSockets:
             await self.watchdog.close()
 
     async def _heartbeat(self) -> None:
+        # The process's room subscriptions are renewed too, so none outlives the channel
+        # layer's group_expiry however long its room stays busy.
+        try:
+            await room_fanout().resubscribe()
+        except Exception:
+            log.warning("renewing room subscriptions failed; retrying next tick", exc_info=True)
         ids = [s.connection_id for s in list(self.sockets.values()) if s.connection_id]
         try:
             await services.connections_heartbeat(connection_ids=ids)
@@ -254,9 +261,7 @@ class LocalSockets:
             return
         log.warning("Redis restarted or came back: %d local sockets rejoin and catch up", len(self.sockets))
         try:
-            for socket in list(self.sockets.values()):
-                for room_id in socket.joined_rooms():
-                    await broadcast.join(room_id, socket.channel_name)
+            await room_fanout().resubscribe()
             for socket in list(self.sockets.values()):
                 await socket.catch_up(fresh=True)
         except Exception:

@@ -7,6 +7,8 @@ error frame in one place (`receive`); the socket stays open.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,7 +19,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.identity import AuthenticationFailed, Identity, identify
-from chat import connections, metrics, moderation, protocol, services
+from chat import broadcast, connections, metrics, moderation, protocol, services
 from chat.errors import ChatError, ErrorCode
 from chat.protocol import CloseCode
 from chat.ratelimit import RateLimited, SocketLimits, check_address
@@ -68,7 +70,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.removed_ahead: dict[str, set[int]] = {}
         # Held while sending room frames, so the connection keeper's catch-up (another
         # task) and this socket's own event handling never interleave or reorder seqs.
+        # Room events that arrive meanwhile wait in `backlog` (the process's fan-out must
+        # not stall on one socket) and are handled before the lock is released.
         self.delivery = asyncio.Lock()
+        self.backlog: collections.deque[dict[str, Any]] = collections.deque()
         self.limits = protocol.Limits(
             max_frame_bytes=settings.CHAT_MAX_FRAME_BYTES, max_message_length=settings.CHAT_MAX_MESSAGE_LENGTH
         )
@@ -125,7 +130,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 timer.cancel()
         try:
             for room_id in list(getattr(self, "cursors", {})):
-                await services.room_leave(room_id=room_id, channel_name=self.channel_name)
+                await services.room_leave(room_id=room_id, member=self)
             if self.in_user_group and self.identity is not None:
                 await services.user_unsubscribe(user_id=self.identity.user_id, channel_name=self.channel_name)
             if self.connection_id is not None:
@@ -212,11 +217,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _join(self, room_id: str, *, last_seq: int | None, reply: bool) -> None:
         assert self.identity is not None
-        async with self.delivery:
+        async with self.delivering():
             try:
                 result = await services.room_join(
                     room_id=room_id,
-                    channel_name=self.channel_name,
+                    member=self,
                     last_seq=last_seq,
                     identity=self.identity,
                     already_joined=room_id in self.cursors,
@@ -242,7 +247,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_leave(self, command: protocol.LeaveRoom) -> None:
         if self.cursors.pop(command.room_id, None) is not None:
-            await services.room_leave(room_id=command.room_id, channel_name=self.channel_name)
+            await services.room_leave(room_id=command.room_id, member=self)
         await self.send_frame(protocol.left_frame(command.room_id))
 
     async def on_history(self, command: protocol.History) -> None:
@@ -380,9 +385,55 @@ class ChatConsumer(AsyncWebsocketConsumer):
         client = self.scope.get("client")
         return f"{client[0]}:{client[1]}" if client else "-"
 
-    # Channel-layer events (types fixed in chat.broadcast) -------------------------------
+    # Room events (types fixed in chat.broadcast) ----------------------------------------
+    #
+    # They reach this socket from the process's fan-out (chat.fanout), one method call per
+    # local member, or through the socket's own channel (the handlers named by type).
+
+    async def room_event(self, event: dict[str, Any]) -> None:
+        """One room event from the fan-out. Never blocks on this socket's other work: while
+        a join or a catch-up holds `delivery`, the event waits in the backlog."""
+        if self.disconnected or not hasattr(self, "delivery"):
+            return
+        if self.delivery.locked():
+            self.backlog.append(event)
+            return
+        try:
+            async with self.delivering():
+                await self._room_event(event)
+        except Exception:
+            log.exception("room event %s failed on connection=%s", event.get("type"), self.connection_id)
+
+    @contextlib.asynccontextmanager
+    async def delivering(self) -> Any:
+        """Hold `delivery`; before letting go, handle the room events that waited for it."""
+        async with self.delivery:
+            try:
+                yield
+            finally:
+                while self.backlog and not self.disconnected:
+                    await self._room_event(self.backlog.popleft())
+                self.backlog.clear()
+
+    async def _room_event(self, event: dict[str, Any]) -> None:
+        """Dispatch one room event by its type. Hold `delivery`."""
+        handler = self._room_event_handlers.get(event.get("type"))
+        if handler is not None:
+            await handler(self, event)
 
     async def chat_message(self, event: dict[str, Any]) -> None:
+        await self.room_event(event)
+
+    async def chat_message_removed(self, event: dict[str, Any]) -> None:
+        await self.room_event(event)
+
+    async def chat_room_updated(self, event: dict[str, Any]) -> None:
+        await self.room_event(event)
+
+    async def chat_member_removed(self, event: dict[str, Any]) -> None:
+        await self.room_event(event)
+
+    async def _on_message(self, event: dict[str, Any]) -> None:
         """A stored message for a joined room: forward it in seq order, exactly once.
 
         Older seqs are duplicates (already replayed or re-broadcast by a retry). A seq past
@@ -391,30 +442,29 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """
         room_id: str = event["room_id"]
         seq: int = event["seq"]
-        async with self.delivery:
-            cursor = self.cursors.get(room_id)
-            if cursor is None or seq <= cursor:
+        cursor = self.cursors.get(room_id)
+        if cursor is None or seq <= cursor:
+            return
+        ahead = self.removed_ahead.get(room_id)
+        if ahead and seq in ahead:
+            # Removed before it got here: send what the store has now, the tombstone.
+            ahead.discard(seq)
+            try:
+                await self._send_missed(room_id, up_to_seq=seq)
+            except ChatError:
+                await self.close(code=CloseCode.INTERNAL_ERROR)
+            return
+        if seq > cursor + 1:
+            metrics.record_drop("gap", seq - cursor - 1)
+            try:
+                await self._send_missed(room_id, up_to_seq=seq - 1)
+            except ChatError:
+                # Cannot repair now: close so the client resumes from its last seq.
+                await self.close(code=CloseCode.INTERNAL_ERROR)
                 return
-            ahead = self.removed_ahead.get(room_id)
-            if ahead and seq in ahead:
-                # Removed before it got here: send what the store has now, the tombstone.
-                ahead.discard(seq)
-                try:
-                    await self._send_missed(room_id, up_to_seq=seq)
-                except ChatError:
-                    await self.close(code=CloseCode.INTERNAL_ERROR)
-                return
-            if seq > cursor + 1:
-                metrics.record_drop("gap", seq - cursor - 1)
-                try:
-                    await self._send_missed(room_id, up_to_seq=seq - 1)
-                except ChatError:
-                    # Cannot repair now: close so the client resumes from its last seq.
-                    await self.close(code=CloseCode.INTERNAL_ERROR)
-                    return
-            await self.send(text_data=event["text"])
-            metrics.record_delivered()
-            self.cursors[room_id] = seq
+        await self.send(text_data=event["text"])
+        metrics.record_delivered()
+        self.cursors[room_id] = seq
 
     async def _send_missed(self, room_id: str, *, up_to_seq: int) -> None:
         """Send this room's stored messages past the cursor up to `up_to_seq`. Hold `delivery`."""
@@ -427,22 +477,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # Moderation events (chat.moderation, through chat.broadcast) -----------------------------
 
-    async def chat_message_removed(self, event: dict[str, Any]) -> None:
+    async def _on_message_removed(self, event: dict[str, Any]) -> None:
         """A message became a tombstone: drop it from view (the frame says which)."""
         room_id: str = event["room_id"]
         seq: int = event["seq"]
-        async with self.delivery:
-            cursor = self.cursors.get(room_id)
-            if cursor is None:
-                return
-            if seq > cursor:
-                # Its message event has not been sent here yet: when it comes, send the
-                # tombstone from the store instead of the text it carries.
-                self.removed_ahead.setdefault(room_id, set()).add(seq)
-                return
-            await self.send(text_data=event["text"])
+        cursor = self.cursors.get(room_id)
+        if cursor is None:
+            return
+        if seq > cursor:
+            # Its message event has not been sent here yet: when it comes, send the
+            # tombstone from the store instead of the text it carries.
+            self.removed_ahead.setdefault(room_id, set()).add(seq)
+            return
+        await self.send(text_data=event["text"])
 
-    async def chat_room_updated(self, event: dict[str, Any]) -> None:
+    async def _on_room_updated(self, event: dict[str, Any]) -> None:
         """New room settings; a room turned private drops the sockets of non-members."""
         room_id: str = event["room_id"]
         if room_id not in self.cursors or self.identity is None:
@@ -452,7 +501,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         await self.send(text_data=event["text"])
 
-    async def chat_member_removed(self, event: dict[str, Any]) -> None:
+    async def _on_member_removed(self, event: dict[str, Any]) -> None:
         """This user is no longer a member of a private room: leave it now."""
         room_id: str = event["room_id"]
         if self.identity is None or event["user_id"] != self.identity.user_id or room_id not in self.cursors:
@@ -461,18 +510,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return  # a moderator, or a public room: membership does not matter
         await self._leave_by_server(room_id, reason="removed")
 
+    _room_event_handlers: dict[Any, Callable[[Any, dict[str, Any]], Awaitable[None]]] = {
+        broadcast.MESSAGE_EVENT: _on_message,
+        broadcast.MESSAGE_REMOVED_EVENT: _on_message_removed,
+        broadcast.ROOM_UPDATED_EVENT: _on_room_updated,
+        broadcast.MEMBER_REMOVED_EVENT: _on_member_removed,
+    }
+
     async def chat_user_banned(self, event: dict[str, Any]) -> None:
         if self.identity is not None and event["user_id"] == self.identity.user_id and not self.disconnected:
             log.info("banned: closing connection=%s with 4403", self.connection_id)
             await self.forbid()
 
     async def _leave_by_server(self, room_id: str, *, reason: str) -> None:
-        async with self.delivery:
-            if self.cursors.pop(room_id, None) is None:
-                return
-            self.removed_ahead.pop(room_id, None)
-            await services.room_leave(room_id=room_id, channel_name=self.channel_name)
-            await self.send_frame(protocol.left_frame(room_id, reason=reason))
+        """Leave a room by the server's decision. Hold `delivery`."""
+        if self.cursors.pop(room_id, None) is None:
+            return
+        self.removed_ahead.pop(room_id, None)
+        await services.room_leave(room_id=room_id, member=self)
+        await self.send_frame(protocol.left_frame(room_id, reason=reason))
 
     # The connection keeper (chat.connections) ----------------------------------------------
 
@@ -489,7 +545,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         local = connections.local_sockets()
         for room_id in self.joined_rooms():
             last_seq = await local.room_last_seq(room_id, fresh=fresh)
-            async with self.delivery:
+            async with self.delivering():
                 cursor = self.cursors.get(room_id)
                 if last_seq is not None and cursor is not None and last_seq > cursor:
                     await self._send_missed(room_id, up_to_seq=last_seq)

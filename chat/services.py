@@ -22,6 +22,7 @@ from django.conf import settings
 from accounts.identity import Identity
 from chat import broadcast, metrics, protocol
 from chat.errors import ChatError, ErrorCode, StorageUnavailable
+from chat.fanout import RoomMember
 from chat.moderation_models import Ban, Mute, SlowModeStamp
 from chat.storage import get_store
 from chat.storage.base import ConnectionRecord, MessageRecord, NewMessage, Room, RoomNotFound
@@ -226,7 +227,7 @@ class JoinResult:
 
 
 async def room_join(
-    *, room_id: str, channel_name: str, last_seq: int | None, identity: Identity, already_joined: bool = False
+    *, room_id: str, member: RoomMember, last_seq: int | None, identity: Identity, already_joined: bool = False
 ) -> JoinResult:
     """Subscribe first, then read: no message can fall between the replay and the live feed.
 
@@ -234,13 +235,13 @@ async def room_join(
     rejoin to fill a gap): unsubscribing it would leave it silently deaf to the room.
     """
     await _readable_room(room_id, identity)
-    await broadcast.join(room_id, channel_name)
+    await broadcast.join(room_id, member)
     try:
         room = await _readable_room(room_id, identity)  # re-read after subscribing
         return await _replay(room, last_seq)
     except Exception:
         if not already_joined:
-            await broadcast.leave(room_id, channel_name)
+            await broadcast.leave(room_id, member)
         raise
 
 
@@ -273,8 +274,8 @@ async def _replay(room: Room, last_seq: int | None) -> JoinResult:
     return JoinResult(room=room, last_seq=room.last_seq, messages=latest, recovered=last_seq is None)
 
 
-async def room_leave(*, room_id: str, channel_name: str) -> None:
-    await broadcast.leave(room_id, channel_name)
+async def room_leave(*, room_id: str, member: RoomMember) -> None:
+    await broadcast.leave(room_id, member)
 
 
 async def messages_missed(*, room_id: str, after_seq: int, up_to_seq: int) -> list[MessageRecord]:
