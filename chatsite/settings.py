@@ -236,7 +236,11 @@ if REDIS_URL or REDIS_SENTINELS:
             "default": {
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
                 "CONFIG": {
-                    "hosts": [_redis_host()],
+                    # redis-py 8's default socket timeout (5 s) equals the layer's BZPOPMIN
+                    # timeout (5 s): the read can time out first and kill the process's
+                    # receive loop after 5 idle seconds (measured by bench/, see
+                    # docs/performance.md). Give reads room above it.
+                    "hosts": [{**_redis_host(), "socket_timeout": env_float("REDIS_SOCKET_TIMEOUT", 30.0)}],
                     # Past capacity a channel drops silently (logged at INFO); seq repair fills
                     # the hole, but a large capacity keeps repairs rare.
                     "capacity": env_int("CHANNEL_LAYER_CAPACITY", 10_000, minimum=100),
