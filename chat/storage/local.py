@@ -257,15 +257,22 @@ class LocalStore:
     # Connections ------------------------------------------------------------------------
 
     def save_connection(self, record: ConnectionRecord) -> None:
-        models.Connection.objects.update_or_create(
-            connection_id=record.connection_id,
-            defaults={
-                "user_id": record.user_id,
-                "username": record.username,
-                "connected_at": record.connected_at,
-                "ttl": record.ttl,
-                "instance_id": record.instance_id,
-            },
+        # One upsert statement (INSERT ... ON CONFLICT DO UPDATE): a connect is on the
+        # handshake path, where update_or_create's SELECT + INSERT cost a commit each.
+        models.Connection.objects.bulk_create(
+            [
+                models.Connection(
+                    connection_id=record.connection_id,
+                    user_id=record.user_id,
+                    username=record.username,
+                    connected_at=record.connected_at,
+                    ttl=record.ttl,
+                    instance_id=record.instance_id,
+                )
+            ],
+            update_conflicts=True,
+            unique_fields=["connection_id"],
+            update_fields=["user_id", "username", "connected_at", "ttl", "instance_id"],
         )
 
     def refresh_connection(self, *, connection_id: str, ttl: int) -> None:
