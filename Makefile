@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 # 64 KiB) answers smaller oversize frames with an error frame and keeps the socket open.
 DAPHNE_FLAGS ?= --websocket-max-message-size 1048576 --websocket-max-frame-size 1048576 --ping-interval 25 --ping-timeout 30 --application-close-timeout 5
 
-.PHONY: run test lint format check clean frontend frontend-test bench
+.PHONY: run test lint format check clean frontend frontend-test bench soak
 
 $(VENV)/.run-installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,14 @@ test: $(VENV)/.dev-installed lint frontend-test
 # websockets server side by side; writes bench/results/latest.json. See docs/performance.md.
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.run
+
+# The soak (about 30 minutes; not part of make test): 300 clients with churn and rolling
+# deploys on HAProxy + two daphne + Redis; memory, Redis keys and connection rows must stay
+# level and every room pass the fault suite's invariant check. SOAK_ARGS="--minutes 5" etc.
+# See docs/reliability.md.
+soak: $(VENV)/.dev-installed
+	@scripts/system-deps.sh
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache staticfiles frontend/dist frontend/node_modules
