@@ -335,9 +335,7 @@ CHAT_RATE_LIMIT_SEND_PER_CONNECTION = _env_rate(
     "CHAT_RATE_LIMIT_SEND_PER_CONNECTION", "20/10" if _RATE_DEFAULT_ON else "off"
 )
 CHAT_RATE_LIMIT_SEND_PER_USER = _env_rate("CHAT_RATE_LIMIT_SEND_PER_USER", "30/10" if _RATE_DEFAULT_ON else "off")
-CHAT_RATE_LIMIT_CONNECT_PER_USER = _env_rate(
-    "CHAT_RATE_LIMIT_CONNECT_PER_USER", "30/60" if _RATE_DEFAULT_ON else "off"
-)
+CHAT_RATE_LIMIT_CONNECT_PER_USER = _env_rate("CHAT_RATE_LIMIT_CONNECT_PER_USER", "30/60" if _RATE_DEFAULT_ON else "off")
 # Per client address, before credentials are checked. Off by default: many users can share
 # an address (an office, a carrier's NAT); behind a balancer it needs daphne --proxy-headers.
 CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS = _env_rate("CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS", "off")
