@@ -61,6 +61,7 @@ class FaultClient(ChatClient):
         self.ack_mismatches: list[tuple[Frame, Frame]] = []  # a later ack that differs from the first
         self.close_codes: list[int | None] = []  # codes of every socket the server closed under us
         self.reconnects = 0
+        self._we_closed = False  # the current socket was closed by this client, not the server
 
     @classmethod
     async def open(
@@ -84,9 +85,15 @@ class FaultClient(ChatClient):
             **extra,
         )
         self._ws = ws
+        self._we_closed = False
         self.frames = []
         self.close_code = None
         self._reader = asyncio.create_task(self._read(ws))
+
+    async def close(self) -> None:
+        if not self.closed:
+            self._we_closed = True
+        await super().close()
 
     def _accept(self, frame: Frame) -> None:
         super()._accept(frame)
@@ -101,7 +108,7 @@ class FaultClient(ChatClient):
         deadline = loop.time() + wait
         if self._ws is not None:
             self.reconnects += 1
-            if self.closed:
+            if self.closed and not self._we_closed:
                 self.close_codes.append(self.close_code)
         for attempt in range(200):
             with contextlib.suppress(*_RECONNECT_ERRORS):
