@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from channels.layers import get_channel_layer
 
 from chat import metrics, protocol
-from chat.fanout import RoomMember, room_fanout
 from chat.storage.base import MessageRecord, Room
+
+if TYPE_CHECKING:
+    from chat.fanout import RoomMember
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +77,14 @@ async def message_stored(message: MessageRecord) -> None:
 async def join(room_id: str, member: RoomMember) -> None:
     """Deliver the room's events to a local socket: through this process's one
     subscription to the room (chat.fanout), not a group membership per socket."""
+    from chat.fanout import room_fanout  # chat.fanout imports this module
+
     await room_fanout().join(room_id, member)
 
 
 async def leave(room_id: str, member: RoomMember) -> None:
+    from chat.fanout import room_fanout
+
     await room_fanout().leave(room_id, member)
 
 

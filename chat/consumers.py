@@ -387,8 +387,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # Room events (types fixed in chat.broadcast) ----------------------------------------
     #
-    # They reach this socket from the process's fan-out (chat.fanout), one method call per
-    # local member, or through the socket's own channel (the handlers named by type).
+    # They reach this socket only from the process's fan-out (chat.fanout), one method call
+    # per local member; the socket's own channel carries user events (a ban) alone.
 
     async def room_event(self, event: dict[str, Any]) -> None:
         """One room event from the fan-out. Never blocks on this socket's other work: while
@@ -437,18 +437,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         handler = self._room_event_handlers.get(event.get("type"))
         if handler is not None:
             await handler(self, event)
-
-    async def chat_message(self, event: dict[str, Any]) -> None:
-        await self.room_event(event)
-
-    async def chat_message_removed(self, event: dict[str, Any]) -> None:
-        await self.room_event(event)
-
-    async def chat_room_updated(self, event: dict[str, Any]) -> None:
-        await self.room_event(event)
-
-    async def chat_member_removed(self, event: dict[str, Any]) -> None:
-        await self.room_event(event)
 
     async def _on_message(self, event: dict[str, Any]) -> None:
         """A stored message for a joined room: forward it in seq order, exactly once.

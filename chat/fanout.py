@@ -29,7 +29,8 @@ from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
-from chat import metrics
+from chat import broadcast, metrics
+from chat.errors import ChatError
 
 log = logging.getLogger(__name__)
 
@@ -60,21 +61,17 @@ class RoomFanout:
 
     async def join(self, room_id: str, member: RoomMember) -> None:
         """Deliver the room's events to `member` from now on (subscribing the process first)."""
-        from chat.broadcast import room_group
-
         async with self._lock:
             if room_id not in self.members:
                 channel = await self._channel()
                 layer = get_channel_layer()
                 if layer is not None:
-                    await layer.group_add(room_group(room_id), channel)
+                    await layer.group_add(broadcast.room_group(room_id), channel)
                 self.members[room_id] = set()
                 self.room_seqs[room_id] = None
             self.members[room_id].add(member)
 
     async def leave(self, room_id: str, member: RoomMember) -> None:
-        from chat.broadcast import room_group
-
         async with self._lock:
             members = self.members.get(room_id)
             if members is None:
@@ -87,7 +84,7 @@ class RoomFanout:
             layer = get_channel_layer()
             if layer is not None and self.channel_name is not None:
                 with contextlib.suppress(Exception):
-                    await layer.group_discard(room_group(room_id), self.channel_name)
+                    await layer.group_discard(broadcast.room_group(room_id), self.channel_name)
 
     async def resubscribe(self) -> None:
         """Add this process's channel to every room group again.
@@ -96,13 +93,11 @@ class RoomFanout:
         heartbeat, so the membership never outlives the layer's group_expiry however long a
         room stays busy.
         """
-        from chat.broadcast import room_group
-
         layer = get_channel_layer()
         if layer is None or self.channel_name is None:
             return
         for room_id in list(self.members):
-            await layer.group_add(room_group(room_id), self.channel_name)
+            await layer.group_add(broadcast.room_group(room_id), self.channel_name)
 
     def rooms(self) -> list[str]:
         return list(self.members)
@@ -140,12 +135,10 @@ class RoomFanout:
 
     async def dispatch(self, event: dict[str, Any]) -> None:
         """Hand one room event to every local member, message events in seq order once."""
-        from chat.broadcast import MESSAGE_EVENT
-
         room_id = event.get("room_id")
         if not isinstance(room_id, str) or room_id not in self.members:
             return
-        if event.get("type") == MESSAGE_EVENT:
+        if event.get("type") == broadcast.MESSAGE_EVENT:
             seq: int = event["seq"]
             last = self.room_seqs.get(room_id)
             if last is not None and seq <= last:
@@ -165,8 +158,7 @@ class RoomFanout:
         If the store cannot be read now, each socket notices the gap itself on the next
         message (and repairs or closes for a resume), so nothing is shown with a hole.
         """
-        from chat import broadcast, services
-        from chat.errors import ChatError
+        from chat import services  # services imports this module
 
         metrics.record_drop("gap", up_to_seq - after_seq)
         try:
