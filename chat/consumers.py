@@ -19,8 +19,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.identity import AuthenticationFailed, Identity, identify
-from chat import broadcast, connections, metrics, moderation, protocol, services
+from chat import broadcast, connections, metrics, moderation, protocol, services, wire
 from chat.errors import ChatError, ErrorCode
+from chat.fanout import Offer
 from chat.protocol import CloseCode
 from chat.ratelimit import RateLimited, SocketLimits, check_address
 from chatsite.ops import logs
@@ -38,6 +39,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     rate: SocketLimits  # this socket's rate limits, once its user is known
     refused = False  # closed with 4401 or 4403; frames still in flight are ignored
     in_user_group = False  # subscribed to its user's group (a ban closes it through there)
+    frames: wire.FrameWriter | None = None  # writes the fan-out's ready-made frames (daphne only)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -74,6 +76,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # not stall on one socket) and are handled before the lock is released.
         self.delivery = asyncio.Lock()
         self.backlog: collections.deque[dict[str, Any]] = collections.deque()
+        self.frames = wire.writer(self.scope)
         self.limits = protocol.Limits(
             max_frame_bytes=settings.CHAT_MAX_FRAME_BYTES, max_message_length=settings.CHAT_MAX_MESSAGE_LENGTH
         )
@@ -389,6 +392,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
     #
     # They reach this socket only from the process's fan-out (chat.fanout), one method call
     # per local member; the socket's own channel carries user events (a ban) alone.
+
+    def offer_message(self, event: dict[str, Any], frame: bytes) -> Offer:
+        """The hot path, once per socket per room message: write the fan-out's ready-made
+        frame when it is this socket's next seq and nothing else is in the way.
+
+        SLOW hands the event to `room_event` (a gap, a removal to apply, a join or catch-up
+        holding `delivery`, or a socket daphne's writer cannot take it for). No lock is
+        needed: nothing here yields, so the cursor moves with the write.
+        """
+        if self.disconnected:
+            return Offer.SKIPPED
+        if self.delivery.locked() or self.frames is None:
+            return Offer.SLOW
+        room_id: str = event["room_id"]
+        cursor = self.cursors.get(room_id)
+        if cursor is None or event["seq"] <= cursor:
+            return Offer.SKIPPED
+        if event["seq"] != cursor + 1 or self.removed_ahead.get(room_id) or not self.frames.write(frame):
+            return Offer.SLOW
+        self.cursors[room_id] = event["seq"]
+        return Offer.SENT
 
     async def room_event(self, event: dict[str, Any]) -> None:
         """One room event from the fan-out. Never blocks on this socket's other work: while

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import weakref
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
-from chat import broadcast, metrics
+from chat import broadcast, metrics, wire
 from chat.errors import ChatError
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,20 @@ log = logging.getLogger(__name__)
 RECEIVE_RETRY_SECONDS = 0.5
 
 
+class Offer(enum.IntEnum):
+    """What a socket did with a message offered on the fast path."""
+
+    SENT = 1  # the ready-made frame is written
+    SKIPPED = 2  # nothing to send: a seq it has, a room it left, a socket closing
+    SLOW = 3  # hand it the event the ordinary way (room_event)
+
+
 class RoomMember(Protocol):
     """What the fan-out needs of a socket (chat.consumers.ChatConsumer)."""
+
+    def offer_message(self, event: dict[str, Any], frame: bytes) -> Offer:
+        """Write the message's frame now if this socket can (chat.wire); must not raise."""
+        ...
 
     async def room_event(self, event: dict[str, Any]) -> None:
         """Handle one room event; must not raise."""
@@ -149,7 +162,28 @@ class RoomFanout:
         await self._fan_out(room_id, event)
 
     async def _fan_out(self, room_id: str, event: dict[str, Any]) -> None:
-        for member in list(self.members.get(room_id, ())):
+        members = list(self.members.get(room_id, ()))
+        if event.get("type") != broadcast.MESSAGE_EVENT:
+            for member in members:
+                await member.room_event(event)
+            return
+        # Framed once for the whole room; most sockets take the bytes as they are.
+        frame = wire.text_frame(event["text"])
+        sent = 0
+        slow: list[RoomMember] = []
+        for member in members:
+            try:
+                offer = member.offer_message(event, frame)
+            except Exception:
+                log.exception("fast delivery failed; sending the ordinary way")
+                offer = Offer.SLOW
+            if offer is Offer.SENT:
+                sent += 1
+            elif offer is Offer.SLOW:
+                slow.append(member)
+        if sent:
+            metrics.record_delivered(sent, shared=True)
+        for member in slow:
             await member.room_event(event)
 
     async def _fan_out_missed(self, room_id: str, *, after_seq: int, up_to_seq: int) -> None:

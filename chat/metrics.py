@@ -39,6 +39,10 @@ MESSAGES_STORED: Final = Counter(
     "chatsite_messages_stored", "Messages durably stored (retries of a stored clientMessageId excluded)."
 )
 MESSAGES_DELIVERED: Final = Counter("chatsite_messages_delivered", "Live message frames written to sockets.")
+FRAMES_SHARED: Final = Counter(
+    "chatsite_frames_shared",
+    "Of the deliveries, those written as the room fan-out's one ready-made frame (chat.wire), not framed per socket.",
+)
 STORE_LATENCY: Final = Histogram(
     "chatsite_store_latency_seconds", "Duration of one storage call.", ["operation"], buckets=_LATENCY_BUCKETS
 )
@@ -100,8 +104,10 @@ def record_stored(*, created: bool) -> None:
         MESSAGES_STORED.inc()
 
 
-def record_delivered(count: int = 1) -> None:
+def record_delivered(count: int = 1, *, shared: bool = False) -> None:
     MESSAGES_DELIVERED.inc(count)
+    if shared:
+        FRAMES_SHARED.inc(count)
 
 
 def record_error(code: str) -> None:

@@ -12,6 +12,9 @@ connection is aborted instead: a close frame would only queue behind the backlog
 is not reading. The client sees 1006,
 reconnects and resumes from its last seq; every other socket is untouched. The process's
 memory per socket is bounded by the limit plus the kernel's socket buffers.
+
+Room messages written by the fan-out's shared frames (chat.wire) skip daphne's send, so
+chat.wire checks the same bound itself, once per eighth of the limit written.
 """
 
 from __future__ import annotations

@@ -18,10 +18,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from chat import wire  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chatsite.ops import emf  # noqa: E402
 
 emf.start_from_settings()  # CloudWatch EMF lines when METRICS_EMF=1
+wire.install()  # under daphne: room messages framed once, written to every socket (chat.wire)
 
 
 def allowed_origins() -> list[str]:

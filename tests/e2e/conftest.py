@@ -6,14 +6,15 @@ own (`fresh_room`). Tests that stop or restart a process use `daphne_factory` in
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.client import create_room
+from tests.e2e.client import ChatClient, create_room
 from tests.fixtures.servers import DaphneServer, base_env
 
 
@@ -59,3 +60,28 @@ def fresh_room(chat_server: DaphneServer, accounts: Accounts) -> Callable[[], st
         return room_id
 
     return make
+
+
+Connect = Callable[[str], Awaitable[ChatClient]]
+
+
+@pytest.fixture
+async def connect(chat_server: DaphneServer, accounts: Accounts) -> AsyncIterator[Connect]:
+    """Open a signed-in client for a user; every client is closed after the test."""
+    opened: list[ChatClient] = []
+
+    async def open_client(username: str) -> ChatClient:
+        cookie = await asyncio.to_thread(accounts.cookie, username)
+        client = await ChatClient.connect(chat_server.ws_url, cookie=cookie, origin=chat_server.origin)
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        await client.close()
+
+
+@pytest.fixture
+async def room(fresh_room: Callable[[], str]) -> str:
+    """A new room of this test's own on the module's server."""
+    return await asyncio.to_thread(fresh_room)

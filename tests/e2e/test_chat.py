@@ -7,39 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from websockets.exceptions import InvalidStatus
 
 from tests.e2e.client import ChatClient, Frame, new_client_message_id
-from tests.e2e.conftest import Accounts
+from tests.e2e.conftest import Accounts, Connect
 from tests.fixtures.servers import DaphneServer
 
 pytestmark = pytest.mark.timeout(120)
-
-Connect = Callable[[str], Awaitable[ChatClient]]
-
-
-@pytest.fixture
-async def connect(chat_server: DaphneServer, accounts: Accounts) -> AsyncIterator[Connect]:
-    """Open a signed-in client for a user; every client is closed after the test."""
-    opened: list[ChatClient] = []
-
-    async def open_client(username: str) -> ChatClient:
-        cookie = await asyncio.to_thread(accounts.cookie, username)
-        client = await ChatClient.connect(chat_server.ws_url, cookie=cookie, origin=chat_server.origin)
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        await client.close()
-
-
-@pytest.fixture
-async def room(fresh_room: Callable[[], str]) -> str:
-    return await asyncio.to_thread(fresh_room)
 
 
 def assert_clean(client: ChatClient, room_id: str) -> None:

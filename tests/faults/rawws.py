@@ -30,6 +30,8 @@ class HandshakeRefused(Exception):
 class Frame:
     opcode: int
     payload: bytes
+    fin: bool = True
+    masked: bool = False
 
     @property
     def close_code(self) -> int | None:
@@ -125,7 +127,8 @@ class RawSocket:
                     length = struct.unpack("!H", await self.reader.readexactly(2))[0]
                 elif length == 127:
                     length = struct.unpack("!Q", await self.reader.readexactly(8))[0]
-                return Frame(first & 0x0F, await self.reader.readexactly(length))
+                payload = await self.reader.readexactly(length)
+                return Frame(first & 0x0F, payload, fin=bool(first & 0x80), masked=bool(second & 0x80))
         except (asyncio.IncompleteReadError, ConnectionError):
             return None
 
