@@ -19,7 +19,7 @@ from chat import metrics, protocol
 from chat.storage.base import MessageRecord, Room
 
 if TYPE_CHECKING:
-    from chat.fanout import RoomMember
+    from chat.fanout import RoomMember, UserMember
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +88,18 @@ async def leave(room_id: str, member: RoomMember) -> None:
     await room_fanout().leave(room_id, member)
 
 
-async def join_user(user_id: str, channel_name: str) -> None:
-    layer = get_channel_layer()
-    if layer is not None:
-        await layer.group_add(user_group(user_id), channel_name)
+async def join_user(user_id: str, member: UserMember) -> None:
+    """Deliver the user's events (a ban) to a local socket, through this process's one
+    subscription to the user's group (chat.fanout)."""
+    from chat.fanout import room_fanout
+
+    await room_fanout().join_user(user_id, member)
 
 
-async def leave_user(user_id: str, channel_name: str) -> None:
-    layer = get_channel_layer()
-    if layer is not None:
-        await layer.group_discard(user_group(user_id), channel_name)
+async def leave_user(user_id: str, member: UserMember) -> None:
+    from chat.fanout import room_fanout
+
+    await room_fanout().leave_user(user_id, member)
 
 
 async def _moderation_send(group: str, event: dict[str, Any]) -> bool:

@@ -55,7 +55,6 @@ class LiveSocket(Protocol):
     """What the registry needs of a consumer."""
 
     connection_id: str | None
-    channel_name: str
 
     def joined_rooms(self) -> list[str]: ...
 
@@ -145,7 +144,7 @@ class LocalSockets:
     """The open sockets of one event loop (one daphne process) and their keeper task."""
 
     def __init__(self) -> None:
-        self.sockets: dict[str, LiveSocket] = {}  # by channel name
+        self.sockets: dict[int, LiveSocket] = {}  # by id()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._empty = asyncio.Event()
@@ -158,12 +157,12 @@ class LocalSockets:
 
     async def add(self, socket: LiveSocket) -> None:
         """Register an open socket whose connection row is written; start the keeper."""
-        self.sockets[socket.channel_name] = socket
+        self.sockets[id(socket)] = socket
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._keep(), name="chat-connections-keeper")
 
     def discard(self, socket: LiveSocket) -> None:
-        if self.sockets.pop(socket.channel_name, None) is not None and not self.sockets:
+        if self.sockets.pop(id(socket), None) is not None and not self.sockets:
             self._wake.set()  # the keeper ends with the last socket
             self._empty.set()
 

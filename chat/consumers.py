@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -38,12 +39,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     expiry: asyncio.Task[None] | None = None
     rate: SocketLimits  # this socket's rate limits, once its user is known
     refused = False  # closed with 4401 or 4403; frames still in flight are ignored
-    in_user_group = False  # subscribed to its user's group (a ban closes it through there)
+    in_user_group = False  # reached through its user's group (a ban closes it through there)
     frames: wire.FrameWriter | None = None  # writes the fan-out's ready-made frames (daphne only)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            await self._serve(scope, receive, send)
         except asyncio.CancelledError:
             # daphne cancels every open socket's application on SIGTERM and then drops
             # the TCP connection: close with 1001 first so the client resumes elsewhere.
@@ -54,6 +55,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     cleanup=lambda: self.disconnect(CloseCode.GOING_AWAY),
                 )
             raise
+
+    async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' AsyncConsumer.__call__, without a channel-layer channel of its own.
+
+        A Channels consumer gets a channel per socket and waits on it and on the client with
+        two tasks (await_many_dispatch), re-created after every event. Chatsite reaches its
+        sockets through the process's fan-out instead (chat.fanout: rooms, and a user's
+        sockets for a ban), so a socket needs no channel, no subscription in the layer
+        (with Redis, a SUBSCRIBE per socket), and no task beyond its own: it reads the client.
+        """
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            while True:
+                await self.dispatch(await receive())
 
     async def connect(self) -> None:
         # Accept before closing so a browser sees 4401 rather than an anonymous 1006.
@@ -104,7 +121,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await local.prepare()
             # Into the user's group before the ban check: a ban between the two still
             # reaches this socket.
-            await services.user_subscribe(user_id=identity.user_id, channel_name=self.channel_name)
+            await services.user_subscribe(user_id=identity.user_id, member=self)
             self.in_user_group = True
             if await services.user_banned(user_id=identity.user_id):
                 await self.forbid()
@@ -135,7 +152,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             for room_id in list(getattr(self, "cursors", {})):
                 await services.room_leave(room_id=room_id, member=self)
             if self.in_user_group and self.identity is not None:
-                await services.user_unsubscribe(user_id=self.identity.user_id, channel_name=self.channel_name)
+                await services.user_unsubscribe(user_id=self.identity.user_id, member=self)
             if self.connection_id is not None:
                 await services.connection_close(connection_id=self.connection_id)
         finally:
@@ -391,7 +408,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # Room events (types fixed in chat.broadcast) ----------------------------------------
     #
     # They reach this socket only from the process's fan-out (chat.fanout), one method call
-    # per local member; the socket's own channel carries user events (a ban) alone.
+    # per local member; so do its user's events (a ban). A socket has no channel of its own.
 
     def offer_message(self, event: dict[str, Any], frame: bytes) -> Offer:
         """The hot path, once per socket per room message: write the fan-out's ready-made
@@ -546,7 +563,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         broadcast.MEMBER_REMOVED_EVENT: _on_member_removed,
     }
 
-    async def chat_user_banned(self, event: dict[str, Any]) -> None:
+    async def user_event(self, event: dict[str, Any]) -> None:
+        """An event for this socket's user from the fan-out: a ban closes it with 4403."""
+        if event.get("type") != broadcast.USER_BANNED_EVENT:
+            return
+        try:
+            await self._on_user_banned(event)
+        except Exception:
+            log.exception("user event %s failed on connection=%s", event.get("type"), self.connection_id)
+
+    async def _on_user_banned(self, event: dict[str, Any]) -> None:
         if self.identity is not None and event["user_id"] == self.identity.user_id and not self.disconnected:
             log.info("banned: closing connection=%s with 4403", self.connection_id)
             await self.forbid()

@@ -59,11 +59,21 @@ class RoomMember(Protocol):
         ...
 
 
+class UserMember(Protocol):
+    """What the fan-out needs of a socket to reach it by its user (a ban)."""
+
+    async def user_event(self, event: dict[str, Any]) -> None:
+        """Handle one event for this socket's user; must not raise."""
+        ...
+
+
 class RoomFanout:
     """The rooms this process's sockets are joined to, and the one channel that feeds them."""
 
     def __init__(self) -> None:
         self.members: dict[str, set[RoomMember]] = {}
+        # user id -> that user's local sockets (the user's group, for a ban)
+        self.users: dict[str, set[UserMember]] = {}
         # room id -> the highest message seq fanned out here (None: none yet since subscribing)
         self.room_seqs: dict[str, int | None] = {}
         self.channel_name: str | None = None
@@ -99,8 +109,34 @@ class RoomFanout:
                 with contextlib.suppress(Exception):
                     await layer.group_discard(broadcast.room_group(room_id), self.channel_name)
 
+    async def join_user(self, user_id: str, member: UserMember) -> None:
+        """Deliver the user's events (a ban) to `member` from now on: one subscription to the
+        user's group per process, as for rooms, not a channel and a membership per socket."""
+        async with self._lock:
+            if user_id not in self.users:
+                channel = await self._channel()
+                layer = get_channel_layer()
+                if layer is not None:
+                    await layer.group_add(broadcast.user_group(user_id), channel)
+                self.users[user_id] = set()
+            self.users[user_id].add(member)
+
+    async def leave_user(self, user_id: str, member: UserMember) -> None:
+        async with self._lock:
+            members = self.users.get(user_id)
+            if members is None:
+                return
+            members.discard(member)
+            if members:
+                return
+            del self.users[user_id]
+            layer = get_channel_layer()
+            if layer is not None and self.channel_name is not None:
+                with contextlib.suppress(Exception):
+                    await layer.group_discard(broadcast.user_group(user_id), self.channel_name)
+
     async def resubscribe(self) -> None:
-        """Add this process's channel to every room group again.
+        """Add this process's channel to every room and user group again.
 
         After a Redis restart (which forgets every group) and on every connection-keeper
         heartbeat, so the membership never outlives the layer's group_expiry however long a
@@ -111,6 +147,8 @@ class RoomFanout:
             return
         for room_id in list(self.members):
             await layer.group_add(broadcast.room_group(room_id), self.channel_name)
+        for user_id in list(self.users):
+            await layer.group_add(broadcast.user_group(user_id), self.channel_name)
 
     def rooms(self) -> list[str]:
         return list(self.members)
@@ -147,7 +185,13 @@ class RoomFanout:
                 log.exception("room fan-out of a %s event failed", event.get("type"))
 
     async def dispatch(self, event: dict[str, Any]) -> None:
-        """Hand one room event to every local member, message events in seq order once."""
+        """Hand one room event to every local member, message events in seq order once;
+        a user event to every local socket of that user."""
+        if event.get("type") == broadcast.USER_BANNED_EVENT:
+            user_id = event.get("user_id")
+            for socket in list(self.users.get(user_id, ()) if isinstance(user_id, str) else ()):
+                await socket.user_event(event)
+            return
         room_id = event.get("room_id")
         if not isinstance(room_id, str) or room_id not in self.members:
             return

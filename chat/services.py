@@ -22,7 +22,7 @@ from django.conf import settings
 from accounts.identity import Identity
 from chat import broadcast, metrics, protocol
 from chat.errors import ChatError, ErrorCode, StorageUnavailable
-from chat.fanout import RoomMember
+from chat.fanout import RoomMember, UserMember
 from chat.moderation_models import Ban, Mute, SlowModeStamp
 from chat.storage import get_store
 from chat.storage.base import ConnectionRecord, MessageRecord, NewMessage, Room, RoomNotFound
@@ -389,10 +389,10 @@ async def user_banned(*, user_id: str) -> bool:
     return banned
 
 
-async def user_subscribe(*, user_id: str, channel_name: str) -> None:
+async def user_subscribe(*, user_id: str, member: UserMember) -> None:
     """Put a socket in its user's group, which a ban closes wherever the socket is."""
-    await broadcast.join_user(user_id, channel_name)
+    await broadcast.join_user(user_id, member)
 
 
-async def user_unsubscribe(*, user_id: str, channel_name: str) -> None:
-    await broadcast.leave_user(user_id, channel_name)
+async def user_unsubscribe(*, user_id: str, member: UserMember) -> None:
+    await broadcast.leave_user(user_id, member)

@@ -91,3 +91,27 @@ async def test_a_lost_broadcast_is_read_from_the_store_once_for_all_local_socket
         frames = [await recv(socket) for _ in range(2)]
         assert [(f["seq"], f["message"]) for f in frames] == [(2, "lost in transit"), (3, "after the loss")]
     assert reads == 1
+
+
+def user_groups() -> dict[str, set[str]]:
+    layer: Any = get_channel_layer()
+    return {name: set(members) for name, members in layer.groups.items() if name.startswith("chat.user.")}
+
+
+async def test_sockets_have_no_channel_of_their_own(
+    connect: Connect, cookie_for: Callable[[str], bytes], room: str
+) -> None:
+    """Three sockets of one user in a room: the layer holds the process's one channel, in the
+    room's group and the user's; when the last socket closes, the user's group is left."""
+    cookie = await sync_to_async(cookie_for)("member0")
+    sockets = [await connect(cookie) for _ in range(3)]
+    for socket in sockets:
+        await join(socket, room)
+    process = group_members(room)
+    assert len(process) == 1
+    assert list(user_groups().values()) == [process]
+    layer: Any = get_channel_layer()
+    assert set(layer.channels) <= process  # no channel per socket
+    for socket in sockets:
+        await socket.disconnect()
+    assert user_groups() == {}
