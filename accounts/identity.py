@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, replace
+from importlib import import_module
 from typing import Any, Final
 from urllib.parse import parse_qs
 
@@ -66,6 +67,11 @@ def identity_from_user(user: Any) -> Identity | None:
     )
 
 
+def _session_store(session_key: str) -> Any:
+    """The session a cookie names, from the configured engine (read lazily, on first access)."""
+    return import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+
+
 def handshake_token(scope: dict[str, Any]) -> str | None:
     """A token offered in the handshake: a JWT-shaped subprotocol, else the `token` query parameter."""
     for offered in scope.get("subprotocols") or ():
@@ -99,16 +105,17 @@ async def identify(scope: dict[str, Any], *, token: str | None = None) -> Identi
     """Who this connection is. None: nothing offered yet. Raises AuthenticationFailed."""
     if token is not None:
         return await _from_token(token, scope)
-    session_offered = settings.SESSION_COOKIE_NAME in (scope.get("cookies") or {})
-    if session_offered and "session" in scope:
-        user = await get_user(scope)
+    session_key = (scope.get("cookies") or {}).get(settings.SESSION_COOKIE_NAME)
+    if session_key:
+        # Read here and not kept: the socket lives on as this identity (chat.entry).
+        user = await get_user({"session": _session_store(session_key)})
         session_identity: Identity | None = await database_sync_to_async(identity_from_user)(user)
         if session_identity is not None:
             return session_identity
     offered = handshake_token(scope)
     if offered is not None:
         return await _from_token(offered, scope)
-    if session_offered:
+    if session_key is not None:
         log.warning("session rejected via=websocket reason=invalid_session client=%s", _client(scope) or "-")
         raise AuthenticationFailed("invalid_session")
     return None

@@ -1,7 +1,8 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
-The WebSocket stack checks the Origin header against an explicit allow-list (the hosts
-in DJANGO_ALLOWED_HOSTS plus the origins in CHAT_ALLOWED_ORIGINS), then loads the session.
+The WebSocket entry (chat.entry) checks the Origin header against an explicit allow-list
+(the hosts in DJANGO_ALLOWED_HOSTS plus the origins in CHAT_ALLOWED_ORIGINS), routes /ws/
+to the chat and parses the cookies; the chat reads the session when the socket authenticates.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import OriginValidator  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from chat import wire  # noqa: E402
-from chat.routing import websocket_urlpatterns  # noqa: E402
+from chat.entry import WebSocketEntry  # noqa: E402
 from chatsite.ops import emf  # noqa: E402
 
 emf.start_from_settings()  # CloudWatch EMF lines when METRICS_EMF=1
@@ -33,6 +32,6 @@ def allowed_origins() -> list[str]:
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)), allowed_origins()),
+        "websocket": WebSocketEntry(allowed_origins()),
     }
 )
