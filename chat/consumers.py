@@ -92,7 +92,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Room events that arrive meanwhile wait in `backlog` (the process's fan-out must
         # not stall on one socket) and are handled before the lock is released.
         self.delivery = asyncio.Lock()
-        self.backlog: collections.deque[dict[str, Any]] = collections.deque()
+        # (made when first needed, and let go after: most sockets never need one)
+        self.backlog: collections.deque[dict[str, Any]] | None = None
         self.frames = wire.writer(self.scope)
         self.limits = protocol.Limits(
             max_frame_bytes=settings.CHAT_MAX_FRAME_BYTES, max_message_length=settings.CHAT_MAX_MESSAGE_LENGTH
@@ -437,6 +438,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.disconnected or not hasattr(self, "delivery"):
             return
         if self.delivery.locked():
+            if self.backlog is None:
+                self.backlog = collections.deque()
             self.backlog.append(event)
             return
         if event.get("type") == broadcast.MESSAGE_EVENT:
@@ -471,7 +474,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             finally:
                 while self.backlog and not self.disconnected:
                     await self._room_event(self.backlog.popleft())
-                self.backlog.clear()
+                self.backlog = None
 
     async def _room_event(self, event: dict[str, Any]) -> None:
         """Dispatch one room event by its type. Hold `delivery`."""
