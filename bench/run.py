@@ -115,21 +115,24 @@ def full_plan() -> list[dict[str, Any]]:
     ]
 
 
-def profile_plan(pid: int, workdir: Path, rate: float, duration: float) -> list[dict[str, Any]]:
-    """py-spy on the first server process: while 1000 sockets connect, then under the 1000-member load."""
+def profile_plan(
+    pid: int, workdir: Path, rate: float, duration: float, rooms: int = 1, members: int = 1000
+) -> list[dict[str, Any]]:
+    """py-spy on the first server process: while the sockets connect, then under the load
+    (by default one 1000-member room; `--profile-shape 20x10` for twenty rooms of ten)."""
     return [
         {
             "kind": "idle",
-            "rooms": 1,
-            "members": 1000,
+            "rooms": rooms,
+            "members": members,
             "keep": True,
             "profile": {"pid": pid, "out": str(workdir / f"profile-{pid}-connect.raw"), "rate_hz": 100},
         },
         {
             "kind": "fixed",
-            "rooms": 1,
-            "members": 1000,
-            "senders": 10,
+            "rooms": rooms,
+            "members": members,
+            "senders": max(10, rooms),
             "rate": rate,
             "duration": duration,
             "drain_s": 15,
@@ -710,6 +713,9 @@ def main() -> None:
     parser.add_argument("--pin", action="store_true", help="pin servers to CPU 0 and the load generator to CPU 1")
     parser.add_argument("--profile", action="store_true", help="py-spy the servers under the 1000-member load")
     parser.add_argument("--profile-rate", type=float, default=2.0, help="messages/s for --profile")
+    parser.add_argument(
+        "--profile-shape", default="1x1000", help="ROOMSxMEMBERS for --profile (default 1x1000: one big room)"
+    )
     parser.add_argument("--profile-seconds", type=float, default=10.0)
     parser.add_argument(
         "--commit",
@@ -729,7 +735,13 @@ def main() -> None:
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     workdir = SCRATCH / run_id
     workdir.mkdir(parents=True, exist_ok=True)
-    loads = profile_plan(0, workdir, 1, 1) if args.profile else (full_plan() if args.full else quick_plan())
+    shape = tuple(int(n) for n in args.profile_shape.lower().split("x"))
+    if len(shape) != 2 or min(shape) < 1:
+        parser.error("--profile-shape is ROOMSxMEMBERS, e.g. 20x10")
+    rooms, members = shape
+    loads = (
+        profile_plan(0, workdir, 1, 1, rooms, members) if args.profile else (full_plan() if args.full else quick_plan())
+    )
     budget = args.budget or (300.0 if args.profile else 3600.0 if args.full else 170.0)
     settle_max_s = 20.0 if args.full else 3.0
     # The servers that finish early leave their time to the rest: the cheap ones run first.
@@ -762,7 +774,7 @@ def main() -> None:
                 log(f"{name}: up on {', '.join(map(str, server.ports))}")
                 if args.profile:
                     pid = server.procs[0].pid
-                    plan = profile_plan(pid, workdir, args.profile_rate, args.profile_seconds)
+                    plan = profile_plan(pid, workdir, args.profile_rate, args.profile_seconds, rooms, members)
                     got = run_loadgen(
                         server, plan, workdir, pin=args.pin, budget_s=share - 3, settle_max_s=settle_max_s
                     )
@@ -776,7 +788,7 @@ def main() -> None:
                         title = (
                             f"{row['connections']} sockets connecting and joining one room"
                             if what == "connect"
-                            else f"{args.profile_rate:g} msg/s into 1x{row['connections']}"
+                            else f"{args.profile_rate:g} msg/s into {args.profile_shape}"
                         )
                         reports.append(f"== {name} (first process): {title} ==\n{report}")
                 else:

@@ -343,11 +343,21 @@ def _refresh_connections(*, connection_ids: list[str], ttl: int) -> None:
         store.refresh_connection(connection_id=connection_id, ttl=ttl)
 
 
+# Connection rows refreshed per store call by a heartbeat (see connections_heartbeat).
+HEARTBEAT_SLICE = 50
+
+
 async def connections_heartbeat(*, connection_ids: list[str]) -> None:
-    """Push the ttl of these connection rows forward: their sockets are still open here."""
-    if connection_ids:
-        ttl = int(utcnow().timestamp()) + settings.CHAT_CONNECTION_TTL_SECONDS
-        await _store_call(_refresh_connections, connection_ids=connection_ids, ttl=ttl)
+    """Push the ttl of these connection rows forward: their sockets are still open here.
+
+    In slices of HEARTBEAT_SLICE rows, one store call each: the local backend runs store
+    calls one at a time on Django's sync thread, so a process with thousands of sockets
+    would otherwise make every message sent meanwhile wait for all of its rows (measured:
+    a second with 6,000 sockets, docs/performance.md). A message waits for one slice at most.
+    """
+    ttl = int(utcnow().timestamp()) + settings.CHAT_CONNECTION_TTL_SECONDS
+    for start in range(0, len(connection_ids), HEARTBEAT_SLICE):
+        await _store_call(_refresh_connections, connection_ids=connection_ids[start : start + HEARTBEAT_SLICE], ttl=ttl)
 
 
 def _sweep_instance(*, instance_id: str, keep: set[str]) -> int:
