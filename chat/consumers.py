@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -71,6 +72,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         with contextlib.suppress(StopConsumer):
             while True:
                 await self.dispatch(await receive())
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its per-event thread-pool round trip.
+
+        Channels awaits `aclose_old_connections()` before every handler, so that ORM code in
+        it never uses a stale database connection: a hop to the sync thread and back for
+        every client frame, measured at 30-45 % of a consumer's CPU. Here every database
+        call on a socket's path already closes stale connections around itself, in the
+        thread that uses them (`database_sync_to_async`, and `services._store_call`).
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         # Accept before closing so a browser sees 4401 rather than an anonymous 1006.

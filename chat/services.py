@@ -39,9 +39,12 @@ def utcnow() -> datetime:
 async def _store_call(fn: Callable[..., T], /, **kwargs: Any) -> T:
     """Run one storage call off the event loop; failures become StorageUnavailable."""
     store = get_store()
+    # An ORM store runs on Django's sync thread through database_sync_to_async, which closes
+    # stale database connections around the call (the consumer does not do it per frame).
+    run = database_sync_to_async(fn) if store.thread_sensitive else sync_to_async(fn, thread_sensitive=False)
     try:
         with metrics.store_timer(getattr(fn, "__name__", "call")):
-            return await sync_to_async(fn, thread_sensitive=store.thread_sensitive)(**kwargs)
+            return await run(**kwargs)
     except (ChatError, RoomNotFound):
         raise
     except Exception as exc:
