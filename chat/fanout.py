@@ -16,7 +16,12 @@ fanned out is dropped, and one past the next seq means an event was lost (channe
 capacity, a Redis outage) or overtaken by a later sender's: the missed messages are read
 from the store once for the whole process and fanned out first. Each socket still keeps its
 own cursor (a socket that joined mid-way starts at what its join read), so it sees its
-room's messages in seq order, each once.
+room's messages in seq order, each once. A message's frame is built once here (chat.wire)
+and offered to each member, which writes those bytes if it is its next seq.
+
+A user's group (a ban closes every socket of the user, on every process) is subscribed the
+same way: once per process while any local socket of the user is open. So a socket needs
+no channel-layer channel of its own.
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ class UserMember(Protocol):
 
 
 class RoomFanout:
-    """The rooms this process's sockets are joined to, and the one channel that feeds them."""
+    """The rooms (and users) this process's sockets belong to, and the one channel that feeds them."""
 
     def __init__(self) -> None:
         self.members: dict[str, set[RoomMember]] = {}
