@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 
 from chat import models
 from chat.storage.base import (
@@ -144,17 +143,18 @@ class LocalStore:
         return _message(row) if row else None
 
     def append_message(self, new: NewMessage) -> AppendResult:
-        existing = self._existing(new)
-        if existing is not None:
-            return AppendResult(existing, created=False)
+        """One transaction: the room's next seq and the insert, three statements in all.
+
+        A retry of a stored clientMessageId is refused by the unique constraint on the
+        insert: the whole transaction, seq increment included, rolls back (no seq is burnt)
+        and the original is returned. So a new message pays no lookup first; a retry, rare,
+        pays the rollback.
+        """
         try:
             with transaction.atomic():
-                # The UPDATE takes the room's row lock (PostgreSQL) or the write lock
-                # (SQLite) until commit, so concurrent senders get contiguous seqs.
-                updated = models.Room.objects.filter(room_id=new.room_id).update(last_seq=F("last_seq") + 1)
-                if not updated:
+                seq = self._next_seq(new.room_id)
+                if seq is None:
                     raise RoomNotFound(new.room_id)
-                seq = models.Room.objects.values_list("last_seq", flat=True).get(room_id=new.room_id)
                 row = models.Message.objects.create(
                     message_id=str(uuid.uuid4()),
                     room_id=new.room_id,
@@ -168,13 +168,30 @@ class LocalStore:
                     ttl=_epoch(new.timestamp) + new.ttl_seconds,
                 )
         except IntegrityError:
-            # A concurrent retry with the same clientMessageId won the race; the whole
-            # transaction (seq increment included) rolled back, so no seq was burnt.
             existing = self._existing(new)
             if existing is None:
                 raise
             return AppendResult(existing, created=False)
         return AppendResult(_message(row), created=True)
+
+    def _next_seq(self, room_id: str) -> int | None:
+        """Increment the room's last seq and return it (None: no such room).
+
+        One UPDATE ... RETURNING (SQLite 3.35+, PostgreSQL): it takes the room's row lock
+        (PostgreSQL) or the write lock (SQLite) until commit, so concurrent senders get
+        contiguous seqs. The ORM has no UPDATE ... RETURNING; names come from the model.
+        """
+        quote = connection.ops.quote_name
+        table = quote(models.Room._meta.db_table)
+        last_seq = quote(str(models.Room._meta.get_field("last_seq").column))
+        key = quote(str(models.Room._meta.get_field("room_id").column))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET {last_seq} = {last_seq} + 1 WHERE {key} = %s RETURNING {last_seq}",  # noqa: S608
+                [room_id],
+            )
+            found = cursor.fetchone()
+        return int(found[0]) if found else None
 
     def messages_after(self, *, room_id: str, after_seq: int, limit: int, now: datetime) -> list[MessageRecord]:
         rows = models.Message.objects.filter(room_id=room_id, seq__gt=after_seq, ttl__gt=_epoch(now)).order_by("seq")[
