@@ -448,8 +448,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return Offer.SENT
 
     async def room_event(self, event: dict[str, Any]) -> None:
-        """One room event from the fan-out. Never blocks on this socket's other work: while
-        a join or a catch-up holds `delivery`, the event waits in the backlog."""
+        """One room event from the fan-out, the ordinary way (a message the fast path,
+        `offer_message`, could not write, or any other event). Never blocks on this socket's
+        other work: while a join or a catch-up holds `delivery`, the event waits in the backlog."""
         if self.disconnected or not hasattr(self, "delivery"):
             return
         if self.delivery.locked():
@@ -457,23 +458,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 self.backlog = collections.deque()
             self.backlog.append(event)
             return
-        if event.get("type") == broadcast.MESSAGE_EVENT:
-            # The hot path, once per socket per message: the next seq goes straight out.
-            # No lock is needed: nothing below yields before the cursor moves (daphne's
-            # send writes to the transport without awaiting).
-            room_id: str = event["room_id"]
-            cursor = self.cursors.get(room_id)
-            if cursor is None or event["seq"] <= cursor:
-                return
-            if event["seq"] == cursor + 1 and not self.removed_ahead.get(room_id):
-                self.cursors[room_id] = event["seq"]
-                try:
-                    await self.send(text_data=event["text"])
-                except Exception:
-                    log.exception("delivery failed on connection=%s", self.connection_id)
-                    return
-                metrics.record_delivered()
-                return
         try:
             async with self.delivering():
                 await self._room_event(event)
