@@ -731,14 +731,16 @@ def main() -> None:
         if name not in SERVER_NAMES:
             parser.error(f"unknown server {name!r}; choose from {', '.join(SERVER_NAMES)}")
 
+    try:
+        rooms, members = (int(n) for n in args.profile_shape.lower().split("x"))
+    except ValueError:
+        parser.error("--profile-shape is ROOMSxMEMBERS, e.g. 20x10")
+    if min(rooms, members) < 1:
+        parser.error("--profile-shape is ROOMSxMEMBERS, e.g. 20x10")
     started = time.monotonic()
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     workdir = SCRATCH / run_id
     workdir.mkdir(parents=True, exist_ok=True)
-    shape = tuple(int(n) for n in args.profile_shape.lower().split("x"))
-    if len(shape) != 2 or min(shape) < 1:
-        parser.error("--profile-shape is ROOMSxMEMBERS, e.g. 20x10")
-    rooms, members = shape
     loads = (
         profile_plan(0, workdir, 1, 1, rooms, members) if args.profile else (full_plan() if args.full else quick_plan())
     )

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-from chat import sendbuffer, services, wire
+from chat import sendbuffer, services
 from chat.errors import ChatError
 from chat.fanout import room_fanout
 
@@ -186,7 +186,6 @@ class LocalSockets:
                 return
             _install_shutdown_hook()
             sendbuffer.install()  # a client that stops reading is dropped, not buffered forever
-            wire.install()  # normally done at import by chatsite.asgi, before the first socket
             if settings.CHAT_INSTANCE_ID:
                 keep = {s.connection_id for s in self.sockets.values() if s.connection_id}
                 try:
