@@ -1,0 +1,47 @@
+"""The room-event vocabulary: the kinds of change a room has, and the record one travels in.
+
+Every change to a room (a new message, an edit, a removal, a reaction change, a member added
+or removed, new settings) takes the room's next seq, so one cursor per room covers all of
+them and gap detection stays one rule: a socket or client applies seq N only after N - 1.
+This module sits below everything that sends, stores or delivers events, and imports none
+of them, so the sender (chat.broadcast), the receiver (chat.fanout) and the clients' rule
+share the names without importing each other. docs/protocol.md has the event table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+# Server frame types that are room events: each carries "roomId" and "seq".
+MESSAGE: Final = "message"
+MESSAGE_EDITED: Final = "messageEdited"
+MESSAGE_REMOVED: Final = "messageRemoved"
+REACTIONS: Final = "reactions"
+MEMBER_ADDED: Final = "memberAdded"
+MEMBER_REMOVED: Final = "memberRemoved"
+ROOM_UPDATED: Final = "roomUpdated"
+
+ROOM_EVENT_TYPES: Final = frozenset(
+    {MESSAGE, MESSAGE_EDITED, MESSAGE_REMOVED, REACTIONS, MEMBER_ADDED, MEMBER_REMOVED, ROOM_UPDATED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomEvent:
+    """One change to a room at its place in the room's sequence.
+
+    `frame` is the server frame exactly as a joined socket receives it ({"type", "roomId",
+    "seq", ...}); delivery never looks inside it beyond room and seq, so a new kind of change
+    needs no new delivery rule.
+    """
+
+    room_id: str
+    seq: int
+    frame: dict[str, Any]
+
+    @property
+    def type(self) -> str:
+        kind = self.frame["type"]
+        assert isinstance(kind, str)
+        return kind
