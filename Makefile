@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 # 64 KiB) answers smaller oversize frames with an error frame and keeps the socket open.
 DAPHNE_FLAGS ?= --websocket-max-message-size 1048576 --websocket-max-frame-size 1048576 --ping-interval 25 --ping-timeout 30 --application-close-timeout 5
 
-.PHONY: run test lint format check clean frontend frontend-test bench soak
+.PHONY: run test test-fast lint format check clean frontend frontend-test bench soak
 
 $(VENV)/.run-installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,13 @@ frontend-test:
 test: $(VENV)/.dev-installed lint frontend-test
 	@scripts/system-deps.sh
 	$(BIN)/pytest
+
+# The inner loop (about 2 minutes): ruff and the unit and integration tests of chat/,
+# accounts/ and deploy/ (real moto and Redis servers, no browsers, no clusters).
+# `scripts/under-load.sh make test` runs the whole suite with every core kept busy.
+test-fast: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/pytest chat accounts deploy
 
 # The quick benchmark (under 3 minutes): Chatsite, the Channels tutorial peer and a bare
 # websockets server side by side; writes bench/results/latest.json. See docs/performance.md.

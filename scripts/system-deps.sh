@@ -9,8 +9,11 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(hapr
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "${CI:-}" = "true" ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   echo "Installing system packages for the tests: ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Another install may hold the package lock (unattended upgrades, a second session):
+  # wait for it, up to ten minutes, instead of failing at once.
+  lock_wait=(-o DPkg::Lock::Timeout=600)
+  DEBIAN_FRONTEND=noninteractive apt-get "${lock_wait[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get "${lock_wait[@]}" install -y -qq "${missing[@]}" >/dev/null
 else
   echo "Note: ${missing[*]} not installed; the tests that need them will skip."
   echo "      Install with: sudo apt-get install -y ${missing[*]}"

@@ -1,6 +1,10 @@
 """Rate limits on the running cluster (limits in tests/faults/conftest.py: 5 sends per socket
-per second, 8 per user per 8 s, 60 frames per socket per 2 s, 5 connections per user per 5 s,
-20 per client address per 2 s, closed with 4429 after 3 refusals in a row).
+per second, 8 per user per 16 s, 60 frames per socket per 2 s, 5 connections per user per 60 s,
+20 per client address per 10 s, closed with 4429 after 3 refusals in a row).
+
+Nothing here depends on the machine being quick: a per-user bucket refills slowly enough that
+spending it slowly (a busy machine) cannot refill it before the test looks, and where a test
+measures how long its spending took, the assertion allows for what that time refilled.
 
 A refusal is an error frame `rate_limited` that answers the frame (its clientMessageId) and
 says when to retry; nothing refused is stored; a client that honours retryAfter is never
@@ -10,6 +14,7 @@ closed; one that keeps going is closed with 4429; moderators and bots are exempt
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import pytest
@@ -53,7 +58,7 @@ async def test_a_socket_over_its_send_limit_is_told_when_to_retry_and_nothing_re
     try:
         await alice.join(room)
         replies = []
-        for n in range(30):  # bounded: the budget (5, then 5/s; 8 per user) runs out long before
+        for n in range(30):  # bounded: the budget (5, then 5/s; 8 per user per 16 s) runs out long before
             replies.append(await alice.send_message(room, f"quick {n}"))
             if replies[-1]["type"] == "error":
                 break
@@ -67,7 +72,9 @@ async def test_a_socket_over_its_send_limit_is_told_when_to_retry_and_nothing_re
                 room,
                 True,
             )
-            assert 0 < error["retryAfter"] <= 1.0 and error["clientMessageId"]
+            # The socket's limit (a refill every 0.2 s) refuses first on a quick machine; on a slow
+            # one, sends spaced by slow acks outpace it and the user's (one per 2 s) refuses.
+            assert 0 < error["retryAfter"] <= 2.0 and error["clientMessageId"]
         await asyncio.sleep(max(e["retryAfter"] for e in refused))
         again = await alice.send_message(room, "after waiting")
         assert again["type"] == "ack", again
@@ -129,28 +136,32 @@ async def test_a_flood_of_frames_of_any_kind_is_refused_then_closed_with_4429(
 async def test_the_per_user_limit_is_shared_by_sockets_on_both_processes(
     up: Cluster, person: Callable[[], str], fresh_room: Callable[[], str]
 ) -> None:
-    """One user on two processes shares one budget (8 per 8 s) through Redis: the second socket is refused sooner."""
+    """A user's budget (8 per 16 s) spent on one process is spent on the other: its next sends are refused."""
     room, name = fresh_room(), person()
-    one, two = await direct(up, name, 0), await direct(up, name, 1)
+    one, two, three = await direct(up, name, 0), await direct(up, name, 0), await direct(up, name, 1)
     try:
-        await one.join(room)
-        await two.join(room)
-        first = await burst(one, room, 5, "one ")
-        second = await burst(two, room, 5, "two ")
-        assert refusals(first) == [], "5 sends fit both the socket's and the user's budget"
+        for client in (one, two, three):
+            await client.join(room)
+        started = time.monotonic()
+        first = await burst(one, room, 4, "one ") + await burst(two, room, 4, "two ")
+        second = await burst(three, room, 4, "three ")
+        elapsed = time.monotonic() - started
+        assert refusals(first) == [], "8 sends on the first process fit the user's budget and each socket's"
+        # The second process has not seen this user send: with budgets of its own, all four
+        # would fit. Shared, the bucket is empty; it refills one send per 2 s meanwhile.
         refused = refusals(second)
-        assert refused, "the user's budget was spent on the other process"
+        assert refused, f"the user's budget was spent on the other process, yet all 4 fit ({elapsed:.1f} s)"
         assert all("user" in e["message"] for e in refused), refused
-        report = await check_invariants(room, [one, two], up.read_store, recover=False)
-        print(f"\nobserved per-user limit across processes: {len(refused)} of 5 refused on the second; {report}")
+        report = await check_invariants(room, [one, two, three], up.read_store, recover=False)
+        print(f"\nobserved per-user limit across processes: {len(refused)} of 4 refused on the second; {report}")
     finally:
-        await close_all([one, two])
+        await close_all([one, two, three])
 
 
 async def test_too_many_connections_for_one_user_are_refused_with_4429(
     up: Cluster, person: Callable[[], str], room: Room
 ) -> None:
-    """The 6th connection of a user within 5 s gets a rate_limited frame with retryAfter, then 4429."""
+    """The 6th connection of a user within a minute gets a rate_limited frame with retryAfter, then 4429."""
     name = person()
     opened = [await direct(up, name, n % 2) for n in range(5)]
     try:
