@@ -4,47 +4,40 @@ Services call `message_stored` only after the store has durably written the mess
 frame is serialised once here and carried to every member as text, so no consumer
 re-serialises it. Event types are fixed in this module; a client frame can never choose one.
 Moderation events (a removed message, a room's new settings, a removed member, a ban) go
-out the same way, after the change is stored.
+out the same way, after the change is stored. This module only sends: what reaches a
+process is received by chat.fanout, and the names both use live in chat.groups.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any
 
 from channels.layers import get_channel_layer
 
 from chat import metrics, protocol
-from chat.storage.base import MessageRecord, Room
+from chat.groups import (  # the names the receiver (chat.fanout) shares; re-exported for callers
+    MEMBER_REMOVED_EVENT,
+    MESSAGE_EVENT,
+    MESSAGE_REMOVED_EVENT,
+    ROOM_UPDATED_EVENT,
+    USER_BANNED_EVENT,
+    room_group,
+    user_group,
+)
+from chat.records import MessageRecord, Room
 
-if TYPE_CHECKING:
-    from chat.fanout import RoomMember, UserMember
+__all__ = [
+    "MEMBER_REMOVED_EVENT",
+    "MESSAGE_EVENT",
+    "MESSAGE_REMOVED_EVENT",
+    "ROOM_UPDATED_EVENT",
+    "USER_BANNED_EVENT",
+    "room_group",
+    "user_group",
+]
 
 log = logging.getLogger(__name__)
-
-MESSAGE_EVENT: Final = "chat.message"
-# Moderation (docs/moderation.md): to a room's group, or to a user's group (every socket of
-# one user, on every process).
-MESSAGE_REMOVED_EVENT: Final = "chat.message_removed"
-ROOM_UPDATED_EVENT: Final = "chat.room_updated"
-MEMBER_REMOVED_EVENT: Final = "chat.member_removed"
-USER_BANNED_EVENT: Final = "chat.user_banned"
-
-# Channel-layer group names allow ASCII letters, digits, '-', '_' and '.' (under 100).
-_USER_ID_RE: Final = re.compile(r"^[A-Za-z0-9_.-]{1,80}\Z")
-
-
-def room_group(room_id: str) -> str:
-    """Channel-layer group of a room. Room ids are validated by chat.protocol first."""
-    return f"chat.room.{protocol.validate_room_id(room_id)}"
-
-
-def user_group(user_id: str) -> str:
-    """Channel-layer group of every socket one user has open."""
-    if not _USER_ID_RE.match(user_id):
-        raise ValueError(f"user id {user_id!r} cannot name a channel-layer group")
-    return f"chat.user.{user_id}"
 
 
 def message_event(message: MessageRecord) -> dict[str, Any]:
@@ -72,34 +65,6 @@ async def message_stored(message: MessageRecord) -> None:
         # The message is stored and will be acked; receivers repair the gap by seq.
         metrics.record_drop("send_failed")
         log.exception("broadcast failed room=%s seq=%s", message.room_id, message.seq)
-
-
-async def join(room_id: str, member: RoomMember) -> None:
-    """Deliver the room's events to a local socket: through this process's one
-    subscription to the room (chat.fanout), not a group membership per socket."""
-    from chat.fanout import room_fanout  # chat.fanout imports this module
-
-    await room_fanout().join(room_id, member)
-
-
-async def leave(room_id: str, member: RoomMember) -> None:
-    from chat.fanout import room_fanout
-
-    await room_fanout().leave(room_id, member)
-
-
-async def join_user(user_id: str, member: UserMember) -> None:
-    """Deliver the user's events (a ban) to a local socket, through this process's one
-    subscription to the user's group (chat.fanout)."""
-    from chat.fanout import room_fanout
-
-    await room_fanout().join_user(user_id, member)
-
-
-async def leave_user(user_id: str, member: UserMember) -> None:
-    from chat.fanout import room_fanout
-
-    await room_fanout().leave_user(user_id, member)
 
 
 async def _moderation_send(group: str, event: dict[str, Any]) -> bool:

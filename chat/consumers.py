@@ -7,7 +7,6 @@ error frame in one place (`receive`); the socket stays open.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import time
@@ -21,9 +20,18 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.identity import AuthenticationFailed, Identity, identify
-from chat import broadcast, connections, metrics, moderation, protocol, services, wire
+from chat import connections, metrics, moderation, protocol, services, wire
+from chat.delivery import Repair, Resync, SocketDelivery, Step
 from chat.errors import ChatError, ErrorCode
 from chat.fanout import Offer
+from chat.groups import (
+    MEMBER_REMOVED_EVENT,
+    MESSAGE_EVENT,
+    MESSAGE_REMOVED_EVENT,
+    ROOM_EVENT,
+    ROOM_UPDATED_EVENT,
+    USER_BANNED_EVENT,
+)
 from chat.protocol import CloseCode
 from chat.ratelimit import RateLimited, SocketLimits, check_address
 from chatsite.ops import logs
@@ -98,17 +106,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except RateLimited as limited:
             await self.too_many(limited)
             return
-        # room id -> the highest seq this socket has been sent
-        self.cursors: dict[str, int] = {}
-        # room id -> seqs removed by a moderator before their message event reached this socket
-        self.removed_ahead: dict[str, set[int]] = {}
+        # The delivery core (chat.delivery): a cursor per joined room, and the backlog.
+        self.core = SocketDelivery(gap_cap=settings.CHAT_REPLAY_CAP)
         # Held while sending room frames, so the connection keeper's catch-up (another
         # task) and this socket's own event handling never interleave or reorder seqs.
-        # Room events that arrive meanwhile wait in `backlog` (the process's fan-out must
-        # not stall on one socket) and are handled before the lock is released.
+        # The core keeps back room events that arrive meanwhile (the process's fan-out must
+        # not stall on one socket); they are decided before the lock is released.
         self.delivery = asyncio.Lock()
-        # (made when first needed, and let go after: most sockets never need one)
-        self.backlog: collections.deque[dict[str, Any]] | None = None
         self.frames = wire.writer(self.scope)
         self.limits = protocol.Limits(
             max_frame_bytes=settings.CHAT_MAX_FRAME_BYTES, max_message_length=settings.CHAT_MAX_MESSAGE_LENGTH
@@ -165,7 +169,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if timer is not None and timer is not asyncio.current_task():
                 timer.cancel()
         try:
-            for room_id in list(getattr(self, "cursors", {})):
+            for room_id in self.joined_rooms():
                 await services.room_leave(room_id=room_id, member=self)
             if self.in_user_group and self.identity is not None:
                 await services.user_unsubscribe(user_id=self.identity.user_id, member=self)
@@ -230,7 +234,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_send(self, command: protocol.SendMessage) -> None:
         assert self.identity is not None and self.connection_id is not None
-        if command.legacy and command.room_id not in self.cursors:
+        if command.legacy and not self.core.joined(command.room_id):
             # A client of the AWS original never joins: join it to the default room so it
             # receives the room's messages from now on, as it would there.
             await self._join(command.room_id, last_seq=None, reply=False)
@@ -260,29 +264,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     member=self,
                     last_seq=last_seq,
                     identity=self.identity,
-                    already_joined=room_id in self.cursors,
+                    already_joined=self.core.joined(room_id),
                 )
             except ChatError as error:
                 error.action = error.action or "joinRoom"
                 error.room_id = room_id
                 raise
-            self.cursors[room_id] = result.last_seq
-            self.removed_ahead.pop(room_id, None)
+            self.core.join(room_id, result.last_seq)
             metrics.record_join(last_seq=last_seq, recovered=result.recovered)
             if reply:
-                await self.send_frame(
-                    protocol.joined_frame(
-                        room_id,
-                        result.last_seq,
-                        result.messages,
-                        recovered=result.recovered,
-                        room=result.room,
-                        removed=result.removed,
-                    )
-                )
+                await self._send_joined(room_id, result)
+
+    async def _send_joined(self, room_id: str, result: services.JoinResult) -> None:
+        await self.send_frame(
+            protocol.joined_frame(
+                room_id,
+                result.last_seq,
+                result.messages,
+                recovered=result.recovered,
+                room=result.room,
+                removed=result.removed,
+            )
+        )
 
     async def on_leave(self, command: protocol.LeaveRoom) -> None:
-        if self.cursors.pop(command.room_id, None) is not None:
+        if self.core.leave(command.room_id):
             await services.room_leave(room_id=command.room_id, member=self)
         await self.send_frame(protocol.left_frame(command.room_id))
 
@@ -427,36 +433,41 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # per local member; so do its user's events (a ban). A socket has no channel of its own.
 
     def offer_message(self, event: dict[str, Any], frame: bytes) -> Offer:
-        """The hot path, once per socket per room message: write the fan-out's ready-made
-        frame when it is this socket's next seq and nothing else is in the way.
+        """The hot path, once per socket per room event: the core decides, and when the
+        decision is to send, the fan-out's ready-made frame is written here.
 
-        SLOW hands the event to `room_event` (a gap, a removal to apply, a join or catch-up
-        holding `delivery`, or a socket daphne's writer cannot take it for). No lock is
-        needed: nothing here yields, so the cursor moves with the write.
+        SLOW: sent, but the bytes go the ASGI way (daphne's writer cannot take them now);
+        REPAIR: the socket has work to do first (a gap), so the fan-out hands it the event.
+        No lock is needed: nothing here yields, so the cursor moves with the write.
         """
         if self.disconnected:
             return Offer.SKIPPED
-        if self.delivery.locked() or self.frames is None:
-            return Offer.SLOW
-        room_id: str = event["room_id"]
-        cursor = self.cursors.get(room_id)
-        if cursor is None or event["seq"] <= cursor:
+        if self.delivery.locked() and not self.core.held:
+            return Offer.REPAIR  # a holder is about to run: room_event queues it behind
+        decision = self.core.receive(event["room_id"], event["seq"], event)
+        if decision is Step.SEND:
+            return Offer.SENT if self.frames is not None and self.frames.write(frame) else Offer.SLOW
+        if decision is Step.SKIP or decision is Step.DEFER:
             return Offer.SKIPPED
-        if event["seq"] != cursor + 1 or self.removed_ahead.get(room_id) or not self.frames.write(frame):
-            return Offer.SLOW
-        self.cursors[room_id] = event["seq"]
-        return Offer.SENT
+        return Offer.REPAIR
+
+    async def send_text(self, text: str) -> None:
+        """An event the core decided to send, the ASGI way."""
+        try:
+            await self.send(text_data=text)
+        except Exception:
+            log.exception("room event send failed on connection=%s", self.connection_id)
+            return
+        metrics.record_delivered()
 
     async def room_event(self, event: dict[str, Any]) -> None:
-        """One room event from the fan-out, the ordinary way (a message the fast path,
-        `offer_message`, could not write, or any other event). Never blocks on this socket's
-        other work: while a join or a catch-up holds `delivery`, the event waits in the backlog."""
+        """One room event from the fan-out, the ordinary way (a sequenced event with work to
+        do first, or any other event). Never blocks on this socket's other work: while a
+        join or a catch-up holds `delivery`, the core keeps the event back."""
         if self.disconnected or not hasattr(self, "delivery"):
             return
         if self.delivery.locked():
-            if self.backlog is None:
-                self.backlog = collections.deque()
-            self.backlog.append(event)
+            self.core.defer(event.get("room_id"), event.get("seq"), event)
             return
         try:
             async with self.delivering():
@@ -466,83 +477,89 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     @contextlib.asynccontextmanager
     async def delivering(self) -> Any:
-        """Hold `delivery`; before letting go, handle the room events that waited for it."""
+        """Hold `delivery` (and the core); before letting go, handle the events kept back."""
         async with self.delivery:
+            self.core.hold()
             try:
                 yield
             finally:
-                while self.backlog and not self.disconnected:
-                    await self._room_event(self.backlog.popleft())
-                self.backlog = None
+                while (deferred := self.core.next_deferred()) is not None and not self.disconnected:
+                    await self._room_event(deferred[2])
+                while self.core.next_deferred() is not None:
+                    pass  # closed meanwhile: nothing more is sent
+                self.core.release()
 
     async def _room_event(self, event: dict[str, Any]) -> None:
-        """Dispatch one room event by its type. Hold `delivery`."""
-        handler = self._room_event_handlers.get(event.get("type"))
+        """Handle one room event by its layer type. Hold `delivery`."""
+        kind = event.get("type")
+        if kind == MESSAGE_EVENT or kind == ROOM_EVENT:
+            await self._on_sequenced(event)
+            return
+        handler = self._control_handlers.get(kind)
         if handler is not None:
             await handler(self, event)
 
-    async def _on_message(self, event: dict[str, Any]) -> None:
-        """A stored message for a joined room: forward it in seq order, exactly once.
-
-        Older seqs are duplicates (already replayed or re-broadcast by a retry). A seq past
-        the next one means an event was lost or overtaken: read the gap from the store
-        and send it first, so this socket never shows a hole.
-        """
+    async def _on_sequenced(self, event: dict[str, Any]) -> None:
+        """A room event with its own seq: execute the core's decision. Hold `delivery`."""
         room_id: str = event["room_id"]
-        seq: int = event["seq"]
-        cursor = self.cursors.get(room_id)
-        if cursor is None or seq <= cursor:
-            return
-        ahead = self.removed_ahead.get(room_id)
-        if ahead and seq in ahead:
-            # Removed before it got here: send what the store has now, the tombstone.
-            ahead.discard(seq)
-            try:
-                await self._send_missed(room_id, up_to_seq=seq)
-            except ChatError:
-                await self.close(code=CloseCode.INTERNAL_ERROR)
-            return
-        if seq > cursor + 1:
-            metrics.record_drop("gap", seq - cursor - 1)
-            try:
-                await self._send_missed(room_id, up_to_seq=seq - 1)
-            except ChatError:
-                # Cannot repair now: close so the client resumes from its last seq.
-                await self.close(code=CloseCode.INTERNAL_ERROR)
+        decision = self.core.decide(room_id, event["seq"])
+        if isinstance(decision, Repair | Resync):
+            if not await self._execute(decision):
                 return
-        await self.send(text_data=event["text"])
-        metrics.record_delivered()
-        self.cursors[room_id] = seq
+            decision = self.core.decide(room_id, event["seq"])
+        if decision is Step.SEND:
+            await self.send(text_data=event["text"])
+            metrics.record_delivered()
 
-    async def _send_missed(self, room_id: str, *, up_to_seq: int) -> None:
-        """Send this room's stored messages past the cursor up to `up_to_seq`. Hold `delivery`."""
-        missed = await services.messages_missed(room_id=room_id, after_seq=self.cursors[room_id], up_to_seq=up_to_seq)
-        for message in missed:
-            if room_id in self.cursors and message.seq > self.cursors[room_id]:
-                await self.send(text_data=protocol.encode(protocol.message_frame(message)))
+    async def _execute(self, decision: Repair | Resync) -> bool:
+        """Repair a gap from the store, or resync the room past the cap; False when the
+        socket can no longer go on in the room (closed, or resynced). Hold `delivery`."""
+        room_id = decision.room_id
+        if isinstance(decision, Resync):
+            await self._resync(room_id)
+            return False
+        try:
+            missed = await services.room_events_missed(room_id, decision.after, decision.up_to)
+        except ChatError:
+            # Cannot repair now: close so the client resumes from its last seq.
+            await self.close(code=CloseCode.INTERNAL_ERROR)
+            return False
+        for missed_event in missed:
+            if self.core.replayed(room_id, missed_event.seq):
+                await self.send(text_data=protocol.encode(missed_event.frame))
                 metrics.record_delivered()
-                self.cursors[room_id] = message.seq
+        self.core.repaired(room_id, decision.up_to)
+        return True
+
+    async def _resync(self, room_id: str) -> None:
+        """Past the gap cap: the room's current state, `recovered: false`, as a resume past
+        the replay cap gets it (clients reload the room). Hold `delivery`."""
+        assert self.identity is not None
+        cursor = self.core.cursors.get(room_id)
+        try:
+            result = await services.room_join(
+                room_id=room_id, member=self, last_seq=cursor, identity=self.identity, already_joined=True
+            )
+        except ChatError:
+            await self.close(code=CloseCode.INTERNAL_ERROR)
+            return
+        self.core.join(room_id, result.last_seq)
+        metrics.record_join(last_seq=cursor, recovered=result.recovered)
+        await self._send_joined(room_id, result)
 
     # Moderation events (chat.moderation, through chat.broadcast) -----------------------------
 
     async def _on_message_removed(self, event: dict[str, Any]) -> None:
         """A message became a tombstone: drop it from view (the frame says which)."""
-        room_id: str = event["room_id"]
-        seq: int = event["seq"]
-        cursor = self.cursors.get(room_id)
-        if cursor is None:
-            return
-        if seq > cursor:
-            # Its message event has not been sent here yet: when it comes, send the
-            # tombstone from the store instead of the text it carries.
-            self.removed_ahead.setdefault(room_id, set()).add(seq)
-            return
-        await self.send(text_data=event["text"])
+        # TRANSITIONAL (chat.delivery.SocketDelivery.removal): a removal still travels with
+        # its message's seq; one ahead of its message makes that message a tombstone read.
+        if self.core.removal(event["room_id"], event["seq"]) is Step.SEND:
+            await self.send(text_data=event["text"])
 
     async def _on_room_updated(self, event: dict[str, Any]) -> None:
         """New room settings; a room turned private drops the sockets of non-members."""
         room_id: str = event["room_id"]
-        if room_id not in self.cursors or self.identity is None:
+        if not self.core.joined(room_id) or self.identity is None:
             return
         if event["private"] and not await services.room_access(room_id=room_id, identity=self.identity):
             await self._leave_by_server(room_id, reason="private")
@@ -552,22 +569,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _on_member_removed(self, event: dict[str, Any]) -> None:
         """This user is no longer a member of a private room: leave it now."""
         room_id: str = event["room_id"]
-        if self.identity is None or event["user_id"] != self.identity.user_id or room_id not in self.cursors:
+        if self.identity is None or event["user_id"] != self.identity.user_id or not self.core.joined(room_id):
             return
         if await services.room_access(room_id=room_id, identity=self.identity):
             return  # a moderator, or a public room: membership does not matter
         await self._leave_by_server(room_id, reason="removed")
 
-    _room_event_handlers: dict[Any, Callable[[Any, dict[str, Any]], Awaitable[None]]] = {
-        broadcast.MESSAGE_EVENT: _on_message,
-        broadcast.MESSAGE_REMOVED_EVENT: _on_message_removed,
-        broadcast.ROOM_UPDATED_EVENT: _on_room_updated,
-        broadcast.MEMBER_REMOVED_EVENT: _on_member_removed,
+    _control_handlers: dict[Any, Callable[[Any, dict[str, Any]], Awaitable[None]]] = {
+        MESSAGE_REMOVED_EVENT: _on_message_removed,
+        ROOM_UPDATED_EVENT: _on_room_updated,
+        MEMBER_REMOVED_EVENT: _on_member_removed,
     }
 
     async def user_event(self, event: dict[str, Any]) -> None:
         """An event for this socket's user from the fan-out: a ban closes it with 4403."""
-        if event.get("type") != broadcast.USER_BANNED_EVENT:
+        if event.get("type") != USER_BANNED_EVENT:
             return
         try:
             await self._on_user_banned(event)
@@ -581,16 +597,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _leave_by_server(self, room_id: str, *, reason: str) -> None:
         """Leave a room by the server's decision. Hold `delivery`."""
-        if self.cursors.pop(room_id, None) is None:
+        if not self.core.leave(room_id):
             return
-        self.removed_ahead.pop(room_id, None)
         await services.room_leave(room_id=room_id, member=self)
         await self.send_frame(protocol.left_frame(room_id, reason=reason))
 
     # The connection keeper (chat.connections) ----------------------------------------------
 
     def joined_rooms(self) -> list[str]:
-        return list(getattr(self, "cursors", {}))
+        core: SocketDelivery | None = getattr(self, "core", None)
+        return core.rooms() if core is not None else []
 
     async def go_away(self) -> None:
         """The process is shutting down: the client should resume on another one."""
@@ -603,9 +619,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for room_id in self.joined_rooms():
             last_seq = await local.room_last_seq(room_id, fresh=fresh)
             async with self.delivering():
-                cursor = self.cursors.get(room_id)
-                if last_seq is not None and cursor is not None and last_seq > cursor:
-                    await self._send_missed(room_id, up_to_seq=last_seq)
+                decision = self.core.behind(room_id, last_seq)
+                if isinstance(decision, Repair | Resync):
+                    await self._execute(decision)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=protocol.encode(frame))

@@ -97,7 +97,7 @@ class SocketDelivery:
     decides each with `decide` before it releases, so nothing overtakes what it is sending.
     """
 
-    __slots__ = ("cursors", "gap_cap", "_held", "_backlog", "_removed_ahead")
+    __slots__ = ("_backlog", "_held", "_removed_ahead", "cursors", "gap_cap")
 
     def __init__(self, *, gap_cap: int = DEFAULT_GAP_CAP) -> None:
         # room id -> the highest seq this socket has been sent
@@ -155,18 +155,25 @@ class SocketDelivery:
     # Events ----------------------------------------------------------------------------
 
     def receive(self, room_id: str, seq: int, item: Any = None) -> Decision:
-        """Decide an event as it arrives: DEFER (kept, with `item`) while held, else `decide`."""
+        """Decide an event as it arrives: DEFER (kept, with `item`) while held, else `decide`.
+
+        While held every event is kept, even of a room not joined yet: the join that holds
+        may be the one that joins it.
+        """
         if self._held:
-            if room_id not in self.cursors:
-                return Step.SKIP
-            if self._backlog is None:
-                self._backlog = collections.deque()
-            self._backlog.append((room_id, seq, item))
-            return Step.DEFER
+            return self.defer(room_id, seq, item)
         return self.decide(room_id, seq)
 
+    def defer(self, room_id: Any, seq: Any, item: Any) -> Step:
+        """Keep an event back for the holder (the shell knows a holder is about to run)."""
+        if self._backlog is None:
+            self._backlog = collections.deque()
+        self._backlog.append((room_id, seq, item))
+        return Step.DEFER
+
     def decide(self, room_id: str, seq: int) -> Decision:
-        """The cursor rule for one event; SEND moves the cursor to `seq`."""
+        """The cursor rule for one event; SEND moves the cursor to `seq`. Any other decision
+        changes nothing, so deciding the same event again gives the same answer."""
         cursor = self.cursors.get(room_id)
         if cursor is None or seq <= cursor:
             return Step.SKIP
@@ -179,11 +186,22 @@ class SocketDelivery:
             return Resync(room_id, cursor, seq - 1)
         return Repair(room_id, cursor, seq - 1)
 
+    def replayed(self, room_id: str, seq: int) -> bool:
+        """An event a repair read from the store: True (send it; the cursor moves) when this
+        socket has not had it."""
+        cursor = self.cursors.get(room_id)
+        if cursor is None or seq <= cursor:
+            return False
+        self.cursors[room_id] = seq
+        return True
+
     def repaired(self, room_id: str, up_to: int) -> None:
         """A repair read what the store has up to `up_to`: what it lacks (expired) is gone."""
         cursor = self.cursors.get(room_id)
         if cursor is not None and up_to > cursor:
             self.cursors[room_id] = up_to
+        if self._removed_ahead and room_id in self._removed_ahead:
+            self._forget_removed(room_id, up_to)
 
     def behind(self, room_id: str, last_seq: int | None) -> Decision:
         """A catch-up's check against the room's seq as the store has it now: SKIP when
@@ -217,14 +235,17 @@ class SocketDelivery:
         return Step.SKIP
 
     def _removed_message(self, room_id: str, cursor: int, seq: int) -> Decision:
-        assert self._removed_ahead is not None
-        ahead = self._removed_ahead[room_id]
-        ahead.discard(seq)
-        if not ahead:
-            del self._removed_ahead[room_id]
         if seq - cursor > self.gap_cap:
             return Resync(room_id, cursor, seq)
         return Repair(room_id, cursor, seq)  # read through the message itself: its tombstone
+
+    def _forget_removed(self, room_id: str, up_to: int) -> None:
+        assert self._removed_ahead is not None
+        ahead = {seq for seq in self._removed_ahead[room_id] if seq > up_to}
+        if ahead:
+            self._removed_ahead[room_id] = ahead
+        else:
+            del self._removed_ahead[room_id]
 
 
 @dataclass(slots=True)
@@ -324,7 +345,8 @@ class RoomSequencer:
             after, up_to = room.cursor, room.seqs[0] - 1
             self.lost += up_to - after
             room.repairing = True
-            due.append(Repair(room_id, after, up_to) if up_to - after <= self.gap_cap else Resync(room_id, after, up_to))
+            wide = up_to - after > self.gap_cap
+            due.append(Resync(room_id, after, up_to) if wide else Repair(room_id, after, up_to))
         return due
 
     def repaired(self, room_id: str, up_to: int) -> list[Any]:

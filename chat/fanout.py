@@ -11,13 +11,18 @@ is joined to the room, and hands each room event to its local members by a plain
 call. The event carries the frame already serialised (chat.broadcast), so a delivery is a
 seq check and a write.
 
-Order and gaps are kept per room here too: an event whose seq this process has already
-fanned out is dropped, and one past the next seq means an event was lost (channel-layer
-capacity, a Redis outage) or overtaken by a later sender's: the missed messages are read
-from the store once for the whole process and fanned out first. Each socket still keeps its
-own cursor (a socket that joined mid-way starts at what its join read), so it sees its
-room's messages in seq order, each once. A message's frame is built once here (chat.wire)
-and offered to each member, which writes those bytes if it is its next seq.
+Order and gaps are kept per room by the delivery core (chat.delivery.RoomSequencer); this
+module only receives and executes its decisions. An event whose seq this process has
+already fanned out is dropped. One past the next seq is held for a short reorder window
+(two publishers' events reach a process in either order, which is no loss); if the missing
+events do not come in that window, they are read from the store once for the whole process
+(the gap reader this fan-out is handed, so it imports no service) and fanned out first. A
+gap wider than the cap is not read: each socket resyncs (`recovered: false`). A room's
+baseline is its seq as read when the process subscribed, never whatever old seq arrives
+first (a retry's re-broadcast). Each socket still keeps its own cursor (chat.delivery.
+SocketDelivery: a socket that joined mid-way starts at what its join read). A message's
+frame is built once here (chat.wire) and offered to each member, which writes those bytes
+if it is its next seq.
 
 A user's group (a ban closes every socket of the user, on every process) is subscribed the
 same way: once per process while any local socket of the user is open. So a socket needs
@@ -30,15 +35,24 @@ import asyncio
 import contextlib
 import enum
 import logging
+import time
 import weakref
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 
-from chat import broadcast, metrics, wire
+from chat import metrics, wire
+from chat.delivery import DEFAULT_GAP_CAP, DEFAULT_REORDER_WINDOW, Repair, Resync, RoomSequencer
 from chat.errors import ChatError
+from chat.events import RoomEvent
+from chat.groups import SEQUENCED_EVENTS, USER_BANNED_EVENT, layer_event, room_group, user_group
 
 log = logging.getLogger(__name__)
+
+# Reads a room's events in (after_seq, up_to_seq] from the store, in seq order (chat.services).
+GapReader = Callable[[str, int, int], Awaitable[Sequence[RoomEvent]]]
 
 # A receive loop that fails (the layer lost Redis) waits this long before trying again.
 RECEIVE_RETRY_SECONDS = 0.5
@@ -49,14 +63,20 @@ class Offer(enum.IntEnum):
 
     SENT = 1  # the ready-made frame is written
     SKIPPED = 2  # nothing to send: a seq it has, a room it left, a socket closing
-    SLOW = 3  # hand it the event the ordinary way (room_event)
+    SLOW = 3  # it is this socket's to send, but not as shared bytes: `send_text`
+    REPAIR = 4  # the socket has work to do first (a gap): hand it the event (room_event)
 
 
 class RoomMember(Protocol):
     """What the fan-out needs of a socket (chat.consumers.ChatConsumer)."""
 
     def offer_message(self, event: dict[str, Any], frame: bytes) -> Offer:
-        """Write the message's frame now if this socket can (chat.wire); must not raise."""
+        """Decide the event (chat.delivery) and write the shared frame now if this socket can
+        (chat.wire); must not raise."""
+        ...
+
+    async def send_text(self, text: str) -> None:
+        """Send an event `offer_message` decided to send (SLOW) the ordinary way; must not raise."""
         ...
 
     async def room_event(self, event: dict[str, Any]) -> None:
@@ -75,15 +95,28 @@ class UserMember(Protocol):
 class RoomFanout:
     """The rooms (and users) this process's sockets belong to, and the one channel that feeds them."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        read_gap: GapReader | None = None,
+        window: float = DEFAULT_REORDER_WINDOW,
+        gap_cap: int = DEFAULT_GAP_CAP,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.members: dict[str, set[RoomMember]] = {}
         # user id -> that user's local sockets (the user's group, for a ban)
         self.users: dict[str, set[UserMember]] = {}
-        # room id -> the highest message seq fanned out here (None: none yet since subscribing)
-        self.room_seqs: dict[str, int | None] = {}
+        # the rooms' cursors, reorder windows and gaps (the delivery core)
+        self.sequencer = RoomSequencer(window=window, gap_cap=gap_cap)
+        self.read_gap = read_gap
+        self.clock = clock
         self.channel_name: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        # Held while events are fanned out, so a repair and the receive loop never interleave.
+        self._delivering = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._reported = (0, 0)  # the sequencer's counters as last recorded in metrics
 
     # Membership -------------------------------------------------------------------------
 
@@ -94,10 +127,14 @@ class RoomFanout:
                 channel = await self._channel()
                 layer = get_channel_layer()
                 if layer is not None:
-                    await layer.group_add(broadcast.room_group(room_id), channel)
+                    await layer.group_add(room_group(room_id), channel)
                 self.members[room_id] = set()
-                self.room_seqs[room_id] = None
+                self.sequencer.subscribe(room_id)
             self.members[room_id].add(member)
+
+    def baseline(self, room_id: str, seq: int) -> None:
+        """The room's seq as read right after `join` subscribed (the first one counts)."""
+        self.sequencer.baseline(room_id, seq)
 
     async def leave(self, room_id: str, member: RoomMember) -> None:
         async with self._lock:
@@ -108,11 +145,11 @@ class RoomFanout:
             if members:
                 return
             del self.members[room_id]
-            self.room_seqs.pop(room_id, None)
+            self.sequencer.unsubscribe(room_id)
             layer = get_channel_layer()
             if layer is not None and self.channel_name is not None:
                 with contextlib.suppress(Exception):
-                    await layer.group_discard(broadcast.room_group(room_id), self.channel_name)
+                    await layer.group_discard(room_group(room_id), self.channel_name)
 
     async def join_user(self, user_id: str, member: UserMember) -> None:
         """Deliver the user's events (a ban) to `member` from now on: one subscription to the
@@ -122,7 +159,7 @@ class RoomFanout:
                 channel = await self._channel()
                 layer = get_channel_layer()
                 if layer is not None:
-                    await layer.group_add(broadcast.user_group(user_id), channel)
+                    await layer.group_add(user_group(user_id), channel)
                 self.users[user_id] = set()
             self.users[user_id].add(member)
 
@@ -138,7 +175,7 @@ class RoomFanout:
             layer = get_channel_layer()
             if layer is not None and self.channel_name is not None:
                 with contextlib.suppress(Exception):
-                    await layer.group_discard(broadcast.user_group(user_id), self.channel_name)
+                    await layer.group_discard(user_group(user_id), self.channel_name)
 
     async def resubscribe(self) -> None:
         """Add this process's channel to every room and user group again.
@@ -151,9 +188,9 @@ class RoomFanout:
         if layer is None or self.channel_name is None:
             return
         for room_id in list(self.members):
-            await layer.group_add(broadcast.room_group(room_id), self.channel_name)
+            await layer.group_add(room_group(room_id), self.channel_name)
         for user_id in list(self.users):
-            await layer.group_add(broadcast.user_group(user_id), self.channel_name)
+            await layer.group_add(user_group(user_id), self.channel_name)
 
     def rooms(self) -> list[str]:
         return list(self.members)
@@ -190,9 +227,9 @@ class RoomFanout:
                 log.exception("room fan-out of a %s event failed", event.get("type"))
 
     async def dispatch(self, event: dict[str, Any]) -> None:
-        """Hand one room event to every local member, message events in seq order once;
+        """Hand one room event to every local member, sequenced events in seq order once;
         a user event to every local socket of that user."""
-        if event.get("type") == broadcast.USER_BANNED_EVENT:
+        if event.get("type") == USER_BANNED_EVENT:
             user_id = event.get("user_id")
             for socket in list(self.users.get(user_id, ()) if isinstance(user_id, str) else ()):
                 await socket.user_event(event)
@@ -200,66 +237,107 @@ class RoomFanout:
         room_id = event.get("room_id")
         if not isinstance(room_id, str) or room_id not in self.members:
             return
-        if event.get("type") == broadcast.MESSAGE_EVENT:
-            seq: int = event["seq"]
-            last = self.room_seqs.get(room_id)
-            if last is not None and seq <= last:
-                return  # fanned out already (a retry's re-broadcast, or repaired before)
-            if last is not None and seq > last + 1:
-                await self._fan_out_missed(room_id, after_seq=last, up_to_seq=seq - 1)
-            self.room_seqs[room_id] = seq
-        await self._fan_out(room_id, event)
+        async with self._delivering:
+            if event.get("type") not in SEQUENCED_EVENTS:
+                await self._fan_out(room_id, event)  # control events (and, for now, removals)
+                return
+            for item in self.sequencer.receive(room_id, event["seq"], event, self.clock()):
+                await self._fan_out(room_id, item)
+        self._after_sequencing()
 
     async def _fan_out(self, room_id: str, event: dict[str, Any]) -> None:
         members = list(self.members.get(room_id, ()))
-        if event.get("type") != broadcast.MESSAGE_EVENT:
+        if event.get("type") not in SEQUENCED_EVENTS:
             for member in members:
                 await member.room_event(event)
             return
         # Framed once for the whole room; most sockets take the bytes as they are.
         frame = wire.text_frame(event["text"])
         sent = 0
-        slow: list[RoomMember] = []
+        slow: list[tuple[RoomMember, Offer]] = []
         for member in members:
             try:
                 offer = member.offer_message(event, frame)
             except Exception:
-                log.exception("fast delivery failed; sending the ordinary way")
-                offer = Offer.SLOW
+                log.exception("fast delivery failed; handing the event over the ordinary way")
+                offer = Offer.REPAIR
             if offer is Offer.SENT:
                 sent += 1
-            elif offer is Offer.SLOW:
-                slow.append(member)
+            elif offer is not Offer.SKIPPED:
+                slow.append((member, offer))
         if sent:
             metrics.record_delivered(sent, shared=True)
-        for member in slow:
-            await member.room_event(event)
+        for member, offer in slow:
+            if offer is Offer.SLOW:
+                await member.send_text(event["text"])
+            else:
+                await member.room_event(event)
 
-    async def _fan_out_missed(self, room_id: str, *, after_seq: int, up_to_seq: int) -> None:
+    # Gaps: the reorder window, then one store read for the process ---------------------
+
+    def _after_sequencing(self) -> None:
+        """Record the sequencer's counters and wake up at its next deadline."""
+        reordered, lost = self.sequencer.reordered, self.sequencer.lost
+        if reordered > self._reported[0]:
+            metrics.record_reordered(reordered - self._reported[0])
+        if lost > self._reported[1]:
+            metrics.record_drop("gap", lost - self._reported[1])
+        self._reported = (reordered, lost)
+        deadline = self.sequencer.deadline()
+        if deadline is None or self._timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(max(0.0, deadline - self.clock()), self._on_deadline)
+
+    def _on_deadline(self) -> None:
+        self._timer = None
+        asyncio.get_running_loop().create_task(self.run_expired(), name="chat-fanout-repair")
+
+    async def run_expired(self) -> None:
+        """Repair the gaps whose reorder window has passed (the timer calls this)."""
+        async with self._delivering:
+            for decision in self.sequencer.expired(self.clock()):
+                try:
+                    await self._repair(decision)
+                except Exception:
+                    log.exception("room %s: repairing up to seq %d failed", decision.room_id, decision.up_to)
+                for item in self.sequencer.repaired(decision.room_id, decision.up_to):
+                    await self._fan_out(decision.room_id, item)
+        self._after_sequencing()
+
+    async def _repair(self, decision: Repair | Resync) -> None:
         """Read a gap from the store once for the process and fan it out in order.
 
-        If the store cannot be read now, each socket notices the gap itself on the next
-        message (and repairs or closes for a resume), so nothing is shown with a hole.
+        Past the cap (Resync) nothing is read: each socket sees the gap and resyncs. If the
+        store cannot be read now, each socket notices the gap itself (and repairs or
+        resyncs), so nothing is shown with a hole.
         """
-        from chat import services  # services imports this module
-
-        metrics.record_drop("gap", up_to_seq - after_seq)
-        try:
-            missed = await services.messages_missed(room_id=room_id, after_seq=after_seq, up_to_seq=up_to_seq)
-        except ChatError:
-            log.warning("room %s: could not read seqs %d-%d to fill a gap", room_id, after_seq + 1, up_to_seq)
+        room_id = decision.room_id
+        if isinstance(decision, Resync) or self.read_gap is None:
+            log.warning("room %s: seqs %d-%d lost, not read here", room_id, decision.after + 1, decision.up_to)
             return
-        for message in missed:
-            await self._fan_out(room_id, broadcast.message_event(message))
+        try:
+            missed = await self.read_gap(room_id, decision.after, decision.up_to)
+        except ChatError:
+            log.warning("room %s: could not read seqs %d-%d to fill a gap", room_id, decision.after + 1, decision.up_to)
+            return
+        for room_event in missed:
+            if room_id in self.members:
+                await self._fan_out(room_id, layer_event(room_event))
 
 
 _fanouts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RoomFanout] = weakref.WeakKeyDictionary()
 
 
-def room_fanout() -> RoomFanout:
-    """The fan-out of the running event loop (one per daphne process)."""
+def room_fanout(*, read_gap: GapReader | None = None) -> RoomFanout:
+    """The fan-out of the running event loop (one per daphne process), handed its gap reader
+    by its first caller that has one (chat.services)."""
     loop = asyncio.get_running_loop()
     fanout = _fanouts.get(loop)
     if fanout is None:
-        fanout = _fanouts[loop] = RoomFanout()
+        fanout = _fanouts[loop] = RoomFanout(
+            read_gap=read_gap, window=settings.CHAT_REORDER_WINDOW_SECONDS, gap_cap=settings.CHAT_REPLAY_CAP
+        )
+    elif fanout.read_gap is None:
+        fanout.read_gap = read_gap
     return fanout

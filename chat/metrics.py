@@ -55,9 +55,15 @@ ERRORS: Final = Counter("chatsite_errors", "Error frames sent to clients, by err
 RATE_LIMIT_HITS: Final = Counter("chatsite_rate_limit_hits", "Frames refused with rate_limited.")
 CHANNEL_LAYER_DROPS: Final = Counter(
     "chatsite_channel_layer_drops",
-    "Channel-layer events lost: capacity (dropped by channels-redis), gap (a socket saw a seq jump and "
-    "repaired it from the store), send_failed (group_send raised).",
+    "Channel-layer events lost: capacity (dropped by channels-redis), gap (seqs that had not reached the "
+    "process a reorder window after a later one, read from the store or resynced), send_failed "
+    "(group_send raised).",
     ["reason"],
+)
+EVENTS_REORDERED: Final = Counter(
+    "chatsite_events_reordered",
+    "Room events that reached a process after a later seq but within the reorder window (normal between "
+    "publishers: put back in order, nothing read, no loss).",
 )
 
 # Pre-create the label values that alarms and dashboards read, so a series exists (at 0)
@@ -115,6 +121,10 @@ def record_error(code: str) -> None:
     ERRORS.labels(code=code).inc()
     if code == "rate_limited":
         RATE_LIMIT_HITS.inc()
+
+
+def record_reordered(count: int = 1) -> None:
+    EVENTS_REORDERED.inc(count)
 
 
 def record_drop(reason: str, count: int = 1) -> None:

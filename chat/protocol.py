@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Union
 
 from chat.errors import ChatError, ErrorCode
-from chat.storage.base import MessageRecord, Room
+from chat.records import MessageRecord, Room
 
 DEFAULT_ROOM: Final = "general"
 # \Z, not $: "$" also matches before a trailing newline, which let "general\n" through.

@@ -22,7 +22,8 @@ from django.conf import settings
 from accounts.identity import Identity
 from chat import broadcast, metrics, protocol
 from chat.errors import ChatError, ErrorCode, StorageUnavailable
-from chat.fanout import RoomMember, UserMember
+from chat.events import RoomEvent
+from chat.fanout import RoomFanout, RoomMember, UserMember, room_fanout
 from chat.moderation_models import Ban, Mute, SlowModeStamp
 from chat.storage import get_store
 from chat.storage.base import ConnectionRecord, MessageRecord, NewMessage, Room, RoomNotFound
@@ -238,13 +239,17 @@ async def room_join(
     rejoin to fill a gap): unsubscribing it would leave it silently deaf to the room.
     """
     await _readable_room(room_id, identity)
-    await broadcast.join(room_id, member)
+    fanout = _fanout()
+    await fanout.join(room_id, member)
     try:
         room = await _readable_room(room_id, identity)  # re-read after subscribing
+        # The process's gaps in this room are measured from here (issue 24.3), not from
+        # whatever old seq reaches it first.
+        fanout.baseline(room_id, room.last_seq)
         return await _replay(room, last_seq)
     except Exception:
         if not already_joined:
-            await broadcast.leave(room_id, member)
+            await fanout.leave(room_id, member)
         raise
 
 
@@ -278,18 +283,32 @@ async def _replay(room: Room, last_seq: int | None) -> JoinResult:
 
 
 async def room_leave(*, room_id: str, member: RoomMember) -> None:
-    await broadcast.leave(room_id, member)
+    await _fanout().leave(room_id, member)
 
 
 async def messages_missed(*, room_id: str, after_seq: int, up_to_seq: int) -> list[MessageRecord]:
-    """Read what a socket missed between two seqs (a lost or reordered broadcast)."""
+    """Read what a socket missed between two seqs (a lost broadcast), at most the replay cap:
+    delivery never asks for more (chat.delivery resyncs past it), and a caller that did would
+    get the first CHAT_REPLAY_CAP only."""
     return await _store_call(
         get_store().messages_after,
         room_id=room_id,
         after_seq=after_seq,
-        limit=max(0, up_to_seq - after_seq),
+        limit=min(max(0, up_to_seq - after_seq), settings.CHAT_REPLAY_CAP),
         now=utcnow(),
     )
+
+
+async def room_events_missed(room_id: str, after_seq: int, up_to_seq: int) -> list[RoomEvent]:
+    """The room events in (after_seq, up_to_seq], in seq order, each as the frame a live
+    socket receives: the gap reader of the fan-out (chat.fanout) and of each socket."""
+    missed = await messages_missed(room_id=room_id, after_seq=after_seq, up_to_seq=up_to_seq)
+    return [RoomEvent(m.room_id, m.seq, protocol.message_frame(m)) for m in missed]
+
+
+def _fanout() -> RoomFanout:
+    """This process's fan-out, handed the reader it repairs gaps with."""
+    return room_fanout(read_gap=room_events_missed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,8 +423,8 @@ async def user_banned(*, user_id: str) -> bool:
 
 async def user_subscribe(*, user_id: str, member: UserMember) -> None:
     """Put a socket in its user's group, which a ban closes wherever the socket is."""
-    await broadcast.join_user(user_id, member)
+    await _fanout().join_user(user_id, member)
 
 
 async def user_unsubscribe(*, user_id: str, member: UserMember) -> None:
-    await broadcast.leave_user(user_id, member)
+    await _fanout().leave_user(user_id, member)

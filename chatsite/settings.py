@@ -311,6 +311,9 @@ if not 0 < CHAT_CONNECTION_HEARTBEAT_SECONDS * 2 <= CHAT_CONNECTION_TTL_SECONDS:
     raise ImproperlyConfigured("CHAT_CONNECTION_HEARTBEAT_SECONDS must be positive and at most half the ttl")
 # A resume that misses more than this many messages is told to reload the room.
 CHAT_REPLAY_CAP = env_int("CHAT_REPLAY_CAP", 500, minimum=1)
+# Events from two publishers reach a process in either order: a seq past the next one waits
+# this long for the missing ones before the gap counts as lost and is read (chat.delivery).
+CHAT_REORDER_WINDOW_SECONDS = 0.25
 CHAT_HISTORY_PAGE = env_int("CHAT_HISTORY_PAGE", 50, minimum=1)
 CHAT_HISTORY_MAX_PAGE = env_int("CHAT_HISTORY_MAX_PAGE", 200, minimum=1)
 CHAT_DEFAULT_ROOM = "general"

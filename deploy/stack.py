@@ -885,7 +885,8 @@ def monitoring_resources() -> dict[str, Any]:
             EvaluationPeriods=1,
         ),
         "ChannelLayerDropsAlarm": _alarm(
-            "Channel-layer events lost (capacity, gaps repaired from the store, failed sends).",
+            "Room events lost (channel-layer capacity, seqs missing past the reorder window, failed sends); "
+            "reordering between processes is counted apart (EventsReordered) and never alarms.",
             Namespace=namespace,
             MetricName="ChannelLayerDrops",
             Dimensions=[{"Name": "Service", "Value": ref("ServiceName")}],

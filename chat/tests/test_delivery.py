@@ -76,14 +76,15 @@ def test_events_wait_in_order_while_a_join_or_catch_up_runs() -> None:
     core.hold()
     assert core.receive("r", 1, "one") is Step.DEFER
     assert core.receive("r", 2, "two") is Step.DEFER
-    assert core.receive("other", 1, "x") is Step.SKIP  # not joined: never kept
+    assert core.receive("new", 5, "x") is Step.DEFER  # kept: the join that holds may be joining it
     core.join("r", 1)  # the join read seq 1 already
+    core.join("new", 4)
     decided = []
     while (deferred := core.next_deferred()) is not None:
         room_id, seq, item = deferred
         decided.append((item, core.decide(room_id, seq)))
     core.release()
-    assert decided == [("one", Step.SKIP), ("two", Step.SEND)]
+    assert decided == [("one", Step.SKIP), ("two", Step.SEND), ("x", Step.SEND)]
     assert core.receive("r", 3) is Step.SEND
 
 
@@ -112,6 +113,7 @@ def test_transitional_a_removal_ahead_of_its_message_turns_it_into_a_repair() ->
     assert core.removal("r", 1) is Step.SEND  # its message was sent: apply it
     assert core.removal("r", 2) is Step.SKIP  # still to come: remembered
     assert core.receive("r", 2) == Repair("r", 1, 2)
+    assert core.receive("r", 2) == Repair("r", 1, 2)  # deciding again gives the same answer
     core.repaired("r", 2)
     assert core.receive("r", 3) is Step.SEND
     assert core.removal("other", 1) is Step.SKIP

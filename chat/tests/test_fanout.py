@@ -11,7 +11,10 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
-from chat import broadcast, services
+from chat import broadcast, metrics, services
+from chat.delivery import SocketDelivery, Step
+from chat.events import RoomEvent
+from chat.fanout import Offer, RoomFanout
 from chat.storage import get_store
 from chat.tests.test_consumer import (  # noqa: F401 - fixtures
     Connect,
@@ -115,3 +118,143 @@ async def test_sockets_have_no_channel_of_their_own(
     for socket in sockets:
         await socket.disconnect()
     assert user_groups() == {}
+
+
+def count_rows_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the message rows the store's range reads return from now on (one entry per read)."""
+    store = get_store()
+    original = store.messages_after
+    reads: list[int] = []
+
+    def counting(**kwargs: Any) -> Any:
+        rows = original(**kwargs)
+        reads.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(store, "messages_after", counting)
+    return reads
+
+
+async def test_retrying_an_old_message_does_not_make_the_process_read_the_rooms_history(
+    connect: Connect, cookie_for: Callable[[str], bytes], room: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24.3: a retry of an old clientMessageId in a busy room, on a freshly subscribed
+    process, costs no store read: the old seq is no baseline for a gap from seq 1."""
+    (sender,) = await open_members(connect, cookie_for, 1)
+    await join(sender, room)
+    first = await send(sender, room, "the first", "old-1")
+    await sender.send_json_to({"action": "leaveRoom", "roomId": room})
+    assert (await recv(sender))["type"] == "left"  # the process is no longer subscribed
+    append = get_store().append_message
+    for n in range(2, 1_202):
+        await sync_to_async(append)(new=new_message(room, f"m{n}", seq_hint=n))
+    await join(sender, room)  # a fresh subscription of the process
+    reads = count_rows_read(monkeypatch)
+    retry = await send(sender, room, "the first", "old-1", joined=False)
+    assert retry["seq"] == first["seq"] == 1  # the original ack: nothing new stored
+    after = await send(sender, room, "the next one", "new-1")
+    assert after["seq"] == 1_202
+    assert sum(reads) == 0, reads
+
+
+async def test_a_gap_past_the_cap_resyncs_the_sockets_instead_of_reading_it(
+    connect: Connect,
+    cookie_for: Callable[[str], bytes],
+    room: str,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+) -> None:
+    """Issue 24.3: a lost stretch wider than the replay cap is not read; the socket gets
+    `recovered: false` with the latest page, then the room goes on live."""
+    settings.CHAT_REPLAY_CAP = 5
+    settings.CHAT_REORDER_WINDOW_SECONDS = 0.05
+    sender, reader = await open_members(connect, cookie_for, 2)
+    await join(reader, room)
+    append = get_store().append_message
+    for n in range(1, 21):  # stored, their broadcasts lost
+        await sync_to_async(append)(new=new_message(room, f"lost {n}", seq_hint=n))
+    reads = count_rows_read(monkeypatch)
+    await send(sender, room, "after the loss", "c-21", joined=False)
+    frame = await recv(reader)
+    assert (frame["type"], frame["recovered"], frame["lastSeq"]) == ("joined", False, 21)
+    assert frame["messages"][-1]["seq"] == 21
+    assert all(rows <= 5 for rows in reads), reads  # never a read wider than the cap
+    await send(sender, room, "live again", "c-22", joined=False)
+    assert (await recv(reader))["seq"] == 22
+
+
+class RecordingMember:
+    """A socket as the fan-out sees it, with the delivery core deciding, recording what it sends."""
+
+    def __init__(self, room_id: str, cursor: int) -> None:
+        self.core = SocketDelivery()
+        self.core.join(room_id, cursor)
+        self.sent: list[int] = []
+
+    def offer_message(self, event: dict[str, Any], frame: bytes) -> Offer:
+        if self.core.receive(event["room_id"], event["seq"]) is Step.SEND:
+            self.sent.append(event["seq"])
+            return Offer.SENT
+        return Offer.SKIPPED
+
+    async def send_text(self, text: str) -> None:
+        raise AssertionError("not used")
+
+    async def room_event(self, event: dict[str, Any]) -> None:
+        raise AssertionError("the fan-out put every event in order: no socket has a gap")
+
+
+async def test_reordering_between_two_publishers_reads_nothing_and_counts_no_loss() -> None:
+    """Issue 24.4: interleaved deliveries from two publishers, swapped within the reorder
+    window, reach every socket in order with no store read and no loss counted."""
+    now = [100.0]
+    reads: list[tuple[str, int, int]] = []
+
+    async def read_gap(room_id: str, after: int, up_to: int) -> list[Any]:
+        reads.append((room_id, after, up_to))
+        return []
+
+    fanout = RoomFanout(read_gap=read_gap, window=0.2, clock=lambda: now[0])
+    members = [RecordingMember("r", 0) for _ in range(3)]
+    for member in members:
+        await fanout.join("r", member)
+    fanout.baseline("r", 0)
+    lost_before = metrics.CHANNEL_LAYER_DROPS.labels(reason="gap")._value.get()
+    reordered_before = metrics.EVENTS_REORDERED._value.get()
+    for first in range(1, 41, 2):  # publisher A sends the odd seqs, B the even ones
+        for seq in (first + 1, first):
+            await fanout.dispatch({"type": broadcast.MESSAGE_EVENT, "room_id": "r", "seq": seq, "text": f"m{seq}"})
+            now[0] += 0.05
+        await fanout.run_expired()
+    assert [member.sent for member in members] == [list(range(1, 41))] * 3
+    assert reads == []
+    assert metrics.CHANNEL_LAYER_DROPS.labels(reason="gap")._value.get() == lost_before
+    assert metrics.EVENTS_REORDERED._value.get() == reordered_before + 20
+    for member in members:
+        await fanout.leave("r", member)
+
+
+async def test_a_seq_missing_past_the_window_is_one_read_and_counted_as_loss() -> None:
+    """Issue 24.4: a seq that never arrives is read once for the process after the window, and counted as lost."""
+    now = [100.0]
+    reads: list[tuple[str, int, int]] = []
+
+    async def read_gap(room_id: str, after: int, up_to: int) -> list[Any]:
+        reads.append((room_id, after, up_to))
+        return [RoomEvent(room_id, seq, {"type": "message", "roomId": room_id, "seq": seq}) for seq in (2, 3)]
+
+    fanout = RoomFanout(read_gap=read_gap, window=0.2, clock=lambda: now[0])
+    member = RecordingMember("r", 0)
+    await fanout.join("r", member)
+    fanout.baseline("r", 0)
+    lost_before = metrics.CHANNEL_LAYER_DROPS.labels(reason="gap")._value.get()
+    for seq in (1, 4, 5):
+        await fanout.dispatch({"type": broadcast.MESSAGE_EVENT, "room_id": "r", "seq": seq, "text": f"m{seq}"})
+    await fanout.run_expired()
+    assert (member.sent, reads) == ([1], [])  # still within the window
+    now[0] += 0.2
+    await fanout.run_expired()
+    assert reads == [("r", 1, 3)]
+    assert member.sent == [1, 2, 3, 4, 5]
+    assert metrics.CHANNEL_LAYER_DROPS.labels(reason="gap")._value.get() == lost_before + 2
+    await fanout.leave("r", member)

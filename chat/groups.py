@@ -1,0 +1,50 @@
+"""Channel-layer names that the sender (chat.broadcast) and the receiver (chat.fanout) share.
+
+Group names and layer event types live here, below both, so the module that sends and the
+module that receives never import each other. Event types are fixed here; a client frame
+can never choose one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+from chat import protocol
+from chat.events import MESSAGE, RoomEvent
+
+MESSAGE_EVENT: Final = "chat.message"
+# Moderation (docs/moderation.md): to a room's group, or to a user's group (every socket of
+# one user, on every process).
+MESSAGE_REMOVED_EVENT: Final = "chat.message_removed"
+ROOM_UPDATED_EVENT: Final = "chat.room_updated"
+MEMBER_REMOVED_EVENT: Final = "chat.member_removed"
+USER_BANNED_EVENT: Final = "chat.user_banned"
+
+# Channel-layer group names allow ASCII letters, digits, '-', '_' and '.' (under 100).
+_USER_ID_RE: Final = re.compile(r"^[A-Za-z0-9_.-]{1,80}\Z")
+
+
+def room_group(room_id: str) -> str:
+    """Channel-layer group of a room. Room ids are validated by chat.protocol first."""
+    return f"chat.room.{protocol.validate_room_id(room_id)}"
+
+
+def user_group(user_id: str) -> str:
+    """Channel-layer group of every socket one user has open."""
+    if not _USER_ID_RE.match(user_id):
+        raise ValueError(f"user id {user_id!r} cannot name a channel-layer group")
+    return f"chat.user.{user_id}"
+
+
+# The one layer event type for every room event that takes the room's seq
+# (ROOM_EVENTS_DESIGN.md): {"type": ROOM_EVENT, "room_id", "seq", "text"}. Messages still
+# travel as MESSAGE_EVENT until every sender uses it; the fan-out sequences both alike.
+ROOM_EVENT: Final = "chat.room_event"
+SEQUENCED_EVENTS: Final = frozenset({MESSAGE_EVENT, ROOM_EVENT})
+
+
+def layer_event(event: RoomEvent) -> dict[str, Any]:
+    """The layer event that carries a room event, its frame serialised once."""
+    kind = MESSAGE_EVENT if event.type == MESSAGE else ROOM_EVENT
+    return {"type": kind, "room_id": event.room_id, "seq": event.seq, "text": protocol.encode(event.frame)}

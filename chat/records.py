@@ -1,0 +1,85 @@
+"""Plain records of rooms, messages and connections: no Django, no storage, no I/O.
+
+They sit below everything that uses them (the storage backends, the wire protocol, the
+services, delivery), so `chat.protocol` can build frames from them without importing the
+storage package or Django. chat.storage.base re-exports them for the backends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    room_id: str
+    name: str
+    created_at: datetime
+    created_by: str | None
+    last_seq: int
+    # Moderation settings (docs/moderation.md). An archived room takes no posts and leaves
+    # the room list; a private room is for its members (and moderators) only; in a
+    # read-only room only moderators post; slow mode allows one post per user per N seconds.
+    archived: bool = False
+    private: bool = False
+    read_only: bool = False
+    slow_mode_seconds: int = 0
+
+
+# What a moderator did to a message. Either way clients get a tombstone (empty text,
+# "removed": true); a hidden message keeps its text in the store for moderators, a deleted
+# one does not.
+HIDDEN: Final = "hidden"
+DELETED: Final = "deleted"
+Removal = Literal["hidden", "deleted"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """What a sender asks to store; the store assigns messageId, seq and ttl."""
+
+    room_id: str
+    user_id: str
+    username: str
+    text: str
+    connection_id: str
+    client_message_id: str | None
+    timestamp: datetime
+    ttl_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    message_id: str
+    room_id: str
+    seq: int
+    user_id: str
+    username: str
+    text: str
+    timestamp: datetime
+    connection_id: str
+    client_message_id: str | None
+    ttl: int  # epoch seconds after which the record no longer exists
+    removed: Removal | None = None  # a tombstone: never send `text` to a client
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    message: MessageRecord
+    created: bool  # False: a retry of a clientMessageId already stored
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    connection_id: str
+    user_id: str
+    username: str
+    connected_at: datetime
+    ttl: int
+    instance_id: str
+
+
+class RoomNotFound(LookupError):
+    pass
