@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 import time
 import uuid
 import weakref
@@ -34,7 +33,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-from chat import sendbuffer, services
+from chat import services
 from chat.errors import ChatError
 from chat.fanout import room_fanout
 
@@ -68,7 +67,6 @@ class LiveSocket(Protocol):
 
 
 _draining = False
-_shutdown_hook_installed = False
 
 
 def draining() -> bool:
@@ -76,9 +74,10 @@ def draining() -> bool:
     return _draining
 
 
-def _begin_drain() -> Any:
-    """Twisted's "before shutdown" trigger: close every local socket with 1001 and wait
-    (at most GOING_AWAY_WAIT_SECONDS) until each has cleaned up, before daphne drops them."""
+def begin_drain() -> asyncio.Task[None] | None:
+    """Twisted's "before shutdown" trigger (installed by chat.daphne_adapt): close every local
+    socket with 1001 and wait (at most GOING_AWAY_WAIT_SECONDS) until each has cleaned up,
+    before daphne drops them."""
     global _draining
     _draining = True
     loop = asyncio.get_running_loop()
@@ -86,58 +85,7 @@ def _begin_drain() -> Any:
     if registry is None or not registry.sockets:
         return None
     log.info("shutting down: closing %d sockets with 1001", len(registry.sockets))
-    from twisted.internet.defer import Deferred
-
-    return Deferred.fromFuture(loop.create_task(registry.drain()))
-
-
-def _install_shutdown_hook() -> None:
-    """Learn about daphne's shutdown from Twisted, which runs it.
-
-    daphne 4.2.3 answers SIGTERM by cancelling every application instance in a "before
-    shutdown" trigger, then drops the TCP connections without a close frame (clients see
-    1006). That trigger also fails outright (KeyError) while any HTTP connection whose
-    response is done is still open, a keep-alive or a balancer's health check, and then
-    cancels nothing at all. So Chatsite adds its own trigger, which closes every socket with
-    1001 and makes the shutdown wait until they have gone. Importing the reactor here when
-    daphne has not would install the wrong one, so this only hooks a reactor already there.
-    """
-    global _shutdown_hook_installed
-    if _shutdown_hook_installed:
-        return
-    reactor: Any = sys.modules.get("twisted.internet.reactor")
-    if reactor is None:
-        return
-    _allow_server_close_codes()
-    reactor.addSystemEventTrigger("before", "shutdown", _begin_drain)
-    _shutdown_hook_installed = True
-
-
-# Close codes RFC 6455 (7.4.1) lets a server send that Chatsite uses: 1001 going away,
-# 1011 internal error, 1012 service restart, 1013 try again later.
-SERVER_CLOSE_CODES = frozenset({1001, 1011, 1012, 1013})
-
-
-def _allow_server_close_codes() -> None:
-    """Let daphne send 1001/1011/1012/1013 when the application closes with them.
-
-    daphne hands an ASGI websocket.close to autobahn's public sendClose, which accepts only
-    1000 and 3000-4999 and raises on anything else: the consumer's close(1001) would crash
-    instead of closing. autobahn's sendCloseFrame sends any code; these are valid ones.
-    """
-    module: Any = sys.modules.get("daphne.ws_protocol")
-    if module is None or getattr(module.WebSocketProtocol, "chatsite_close_codes", False):
-        return
-    original = module.WebSocketProtocol.serverClose
-
-    def server_close(protocol: Any, code: int | None = None) -> None:
-        if code in SERVER_CLOSE_CODES:
-            protocol.sendCloseFrame(code=code, isReply=False)
-        else:
-            original(protocol, code)
-
-    module.WebSocketProtocol.serverClose = server_close
-    module.WebSocketProtocol.chatsite_close_codes = True
+    return loop.create_task(registry.drain())
 
 
 class LocalSockets:
@@ -184,8 +132,6 @@ class LocalSockets:
         async with self._start_lock:
             if self._swept:
                 return
-            _install_shutdown_hook()
-            sendbuffer.install()  # a client that stops reading is dropped, not buffered forever
             if settings.CHAT_INSTANCE_ID:
                 keep = {s.connection_id for s in self.sockets.values() if s.connection_id}
                 try:

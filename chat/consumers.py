@@ -20,7 +20,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.identity import AuthenticationFailed, Identity, identify
-from chat import connections, metrics, moderation, protocol, services, wire
+from chat import connections, metrics, moderation, protocol, services
+from chat.daphne_adapt.frames import FrameWriter, writer
 from chat.delivery import Repair, Resync, SocketDelivery, Step
 from chat.errors import ChatError, ErrorCode
 from chat.fanout import Offer
@@ -49,7 +50,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     rate: SocketLimits  # this socket's rate limits, once its user is known
     refused = False  # closed with 4401 or 4403; frames still in flight are ignored
     in_user_group = False  # reached through its user's group (a ban closes it through there)
-    frames: wire.FrameWriter | None = None  # writes the fan-out's ready-made frames (daphne only)
+    frames: FrameWriter | None = None  # writes the fan-out's ready-made frames (daphne only)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -113,7 +114,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # The core keeps back room events that arrive meanwhile (the process's fan-out must
         # not stall on one socket); they are decided before the lock is released.
         self.delivery = asyncio.Lock()
-        self.frames = wire.writer(self.scope)
+        self.frames = writer(self.scope)
         self.limits = protocol.Limits(
             max_frame_bytes=settings.CHAT_MAX_FRAME_BYTES, max_message_length=settings.CHAT_MAX_MESSAGE_LENGTH
         )

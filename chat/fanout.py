@@ -21,7 +21,7 @@ gap wider than the cap is not read: each socket resyncs (`recovered: false`). A 
 baseline is its seq as read when the process subscribed, never whatever old seq arrives
 first (a retry's re-broadcast). Each socket still keeps its own cursor (chat.delivery.
 SocketDelivery: a socket that joined mid-way starts at what its join read). A message's
-frame is built once here (chat.wire) and offered to each member, which writes those bytes
+frame is built once here (chat.daphne_adapt.frames) and offered to each member, which writes those bytes
 if it is its next seq.
 
 A user's group (a ban closes every socket of the user, on every process) is subscribed the
@@ -43,7 +43,8 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chat import metrics, wire
+from chat import metrics
+from chat.daphne_adapt import frames
 from chat.delivery import DEFAULT_GAP_CAP, DEFAULT_REORDER_WINDOW, Repair, Resync, RoomSequencer
 from chat.errors import ChatError
 from chat.events import RoomEvent
@@ -72,7 +73,7 @@ class RoomMember(Protocol):
 
     def offer_message(self, event: dict[str, Any], frame: bytes) -> Offer:
         """Decide the event (chat.delivery) and write the shared frame now if this socket can
-        (chat.wire); must not raise."""
+        (chat.daphne_adapt.frames); must not raise."""
         ...
 
     async def send_text(self, text: str) -> None:
@@ -252,7 +253,7 @@ class RoomFanout:
                 await member.room_event(event)
             return
         # Framed once for the whole room; most sockets take the bytes as they are.
-        frame = wire.text_frame(event["text"])
+        frame = frames.text_frame(event["text"])
         sent = 0
         slow: list[tuple[RoomMember, Offer]] = []
         for member in members:

@@ -17,13 +17,13 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from chat import handshake, wire  # noqa: E402
+from chat import connections, daphne_adapt  # noqa: E402
 from chat.entry import WebSocketEntry  # noqa: E402
 from chatsite.ops import emf  # noqa: E402
 
 emf.start_from_settings()  # CloudWatch EMF lines when METRICS_EMF=1
-wire.install()  # under daphne: room messages framed once, written to every socket (chat.wire)
-handshake.install()  # under daphne: an open socket keeps no HTTP request objects (chat.handshake)
+# Under daphne, once: what Chatsite adds to daphne, Twisted and autobahn (chat.daphne_adapt).
+daphne_adapt.install(on_shutdown=connections.begin_drain)
 
 
 def allowed_origins() -> list[str]:

@@ -1,4 +1,4 @@
-"""Room messages framed once and written to every member's socket (chat.wire), on real daphne.
+"""Room messages framed once and written to every member's socket (chat.daphne_adapt.frames), on real daphne.
 
 The fan-out hands one ready-made frame to each socket and writes it past daphne and autobahn
 (straight to the kernel when nothing waits in Twisted). These tests hold it to what a client

@@ -11,7 +11,7 @@ handled), and daphne forgot it at the upgrade (`protocol_disconnected`).
 
 So when a socket opens, the channel is unregistered as the connection's producer and its
 request queue emptied; both are garbage then. Only a daphne already imported is patched
-(as chat.wire does), and only a producer that is an HTTP channel is touched.
+(chat.daphne_adapt.install), and only a producer that is an HTTP channel is touched.
 """
 
 from __future__ import annotations

@@ -10,25 +10,29 @@ which writes them straight to that socket's transport.
 A writer only takes the short way when nothing about its socket needs autobahn: the
 socket is open (not connecting, not closing), no compression extension was negotiated
 (daphne negotiates none), autobahn holds no queued frames of its own (order), and the
-socket is under the send-buffer bound (chat.sendbuffer). Otherwise it says no and the
+socket is under the send-buffer bound (chat.daphne_adapt.sendbuffer). Otherwise it says no and the
 frame goes the ordinary ASGI way, which handles every case.
 
 daphne has no ASGI extension that exposes a socket's transport, so `install` adds one:
 it puts a `FrameWriter` for the socket's protocol into the WebSocket scope's
-`extensions` under `EXTENSION` when daphne creates the application. Anything else that
+`extensions` under `EXTENSION` when daphne creates the application (installed by
+chat.daphne_adapt, for the daphne, Twisted and autobahn versions it was checked against). Anything else that
 serves Chatsite (the test communicator, another ASGI server) simply has no writer there,
 and every frame takes the ASGI path.
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 import sys
 from typing import Any, Final
 
 from django.conf import settings
 
-from chat import sendbuffer
+from chat.daphne_adapt import sendbuffer
+
+log = logging.getLogger(__name__)
 
 EXTENSION: Final = "chatsite.frame_writer"
 
@@ -63,8 +67,19 @@ class FrameWriter:
         """Write `frame` (from `text_frame`); False: not now, send it the ASGI way.
 
         True also when the socket was just dropped for holding too much unsent data: the
-        ASGI way would drop this frame the same, and the client resumes by seq.
+        ASGI way would drop this frame the same, and the client resumes by seq. An internal
+        of autobahn or Twisted that is not what this was written for turns the short way off
+        for the process, with one error logged, instead of an exception per socket per message.
         """
+        if not _enabled:
+            return False
+        try:
+            return self._write(frame)
+        except AttributeError:
+            _disable("an autobahn or Twisted attribute the shared frames rely on is missing")
+            return False
+
+    def _write(self, frame: bytes) -> bool:
         protocol = self.protocol
         if (
             protocol.state != _STATE_OPEN
@@ -74,7 +89,7 @@ class FrameWriter:
             or protocol.autoFragmentSize
         ):
             return False
-        # The bound (chat.sendbuffer) costs a system call (the kernel's queue counts), so it is
+        # The bound (chat.daphne_adapt.sendbuffer) costs a system call (the kernel's queue counts), so it is
         # checked once per CHECK_FRACTION of it written, not per frame: a socket that stops
         # reading is dropped at most that much past the limit, as it would be the ASGI way.
         self.unchecked += len(frame)
@@ -104,6 +119,7 @@ class FrameWriter:
 
 _STATE_OPEN: Final = 3  # autobahn's WebSocketProtocol.STATE_OPEN, checked in install()
 _tcp_server: type | None = None  # twisted.internet.tcp.Server, once installed
+_enabled = True  # False once an internal turned out not to be what this was written for
 CHECK_FRACTION: Final = 8
 _check_every = 0  # CHAT_MAX_SEND_BUFFER_BYTES // CHECK_FRACTION, read by install()
 
@@ -122,6 +138,14 @@ def _idle_tcp(transport: Any) -> bool:
     )
 
 
+def _disable(reason: str) -> None:
+    """Turn the short way off for this process, saying so once (every frame then goes the ASGI way)."""
+    global _enabled
+    if _enabled:
+        _enabled = False
+        log.error("shared frames turned off: %s; every frame now goes through daphne", reason, exc_info=True)
+
+
 def writer(scope: Any) -> FrameWriter | None:
     """The socket's writer, when daphne (with `install`) serves it."""
     extensions = scope.get("extensions")
@@ -132,7 +156,7 @@ def writer(scope: Any) -> FrameWriter | None:
 def install() -> bool:
     """Give every WebSocket daphne opens from now on a FrameWriter (idempotent).
 
-    Only a daphne already imported is patched (as chat.connections does): importing it here
+    Only a daphne already imported is patched (chat.daphne_adapt.install): importing it here
     would drag Twisted into processes that never serve. Returns whether it is installed.
     """
     server_module: Any = sys.modules.get("daphne.server")
@@ -147,6 +171,8 @@ def install() -> bool:
     global _tcp_server, _check_every
     if WebSocketProtocol.STATE_OPEN != _STATE_OPEN:  # pragma: no cover - an autobahn that renumbered
         return False
+    if not all(hasattr(tcp.Server, name) for name in ("_tempDataLen", "dataBuffer", "offset", "TLS")):
+        return False  # pragma: no cover - a Twisted whose transport is not what _idle_tcp reads
     _tcp_server = tcp.Server
     _check_every = settings.CHAT_MAX_SEND_BUFFER_BYTES // CHECK_FRACTION
     original = server_class.create_application

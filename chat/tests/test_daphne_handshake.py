@@ -1,4 +1,4 @@
-"""chat.handshake on Twisted's own HTTP channel and transport (no server needed)."""
+"""chat.daphne_adapt.handshake on Twisted's own HTTP channel and transport (no server needed)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from twisted.internet.testing import StringTransport
 from twisted.web import http
 
-from chat import handshake
+from chat.daphne_adapt import handshake
 
 
 def upgraded_connection() -> tuple[StringTransport, http.HTTPChannel]:

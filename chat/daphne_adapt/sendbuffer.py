@@ -13,8 +13,9 @@ is not reading. The client sees 1006,
 reconnects and resumes from its last seq; every other socket is untouched. The process's
 memory per socket is bounded by the limit plus the kernel's socket buffers.
 
-Room messages written by the fan-out's shared frames (chat.wire) skip daphne's send, so
-chat.wire checks the same bound itself, once per eighth of the limit written.
+Room messages written by the fan-out's shared frames (chat.daphne_adapt.frames) skip
+daphne's send, so they check the same bound themselves, once per eighth of the limit written.
+The bound never turns itself off silently: a transport it cannot measure is logged, once.
 """
 
 from __future__ import annotations
@@ -69,8 +70,12 @@ def over_limit(protocol: Any) -> bool:
     if getattr(protocol, "chatsite_dropped", False):
         return True
     limit = settings.CHAT_MAX_SEND_BUFFER_BYTES
-    pending = pending_bytes(getattr(protocol, "transport", None))
-    if pending is None or pending <= limit:
+    transport = getattr(protocol, "transport", None)
+    pending = pending_bytes(transport)
+    if pending is None:
+        _cannot_measure(transport)
+        return False
+    if pending <= limit:
         return False
     protocol.chatsite_dropped = True
     client = getattr(protocol, "client_addr", None)
@@ -84,15 +89,28 @@ def over_limit(protocol: Any) -> bool:
     return True
 
 
-def install() -> None:
-    """Bound every socket's send buffer in this daphne process (idempotent; no-op elsewhere).
+_unmeasured: set[str] = set()  # transport types already reported as not measurable
 
-    Only a daphne already imported is patched, as in chat.connections: tests that drive the
-    consumer in-process have no transport to bound.
+
+def _cannot_measure(transport: Any) -> None:
+    """Say (once per transport type) that a socket's send buffer cannot be bounded."""
+    kind = type(transport).__qualname__
+    if transport is not None and kind not in _unmeasured:
+        _unmeasured.add(kind)
+        log.error("send-buffer bound off for %s transports: Twisted's buffer attributes are not there", kind)
+
+
+def install() -> bool:
+    """Bound every socket's send buffer in this daphne process (idempotent; False elsewhere).
+
+    Only a daphne already imported is patched (chat.daphne_adapt.install): tests that drive
+    the consumer in-process have no transport to bound.
     """
     module: Any = sys.modules.get("daphne.ws_protocol")
-    if module is None or getattr(module.WebSocketProtocol, "chatsite_send_bound", False):
-        return
+    if module is None:
+        return False
+    if getattr(module.WebSocketProtocol, "chatsite_send_bound", False):
+        return True
     original = module.WebSocketProtocol.serverSend
 
     def server_send(protocol: Any, content: Any, binary: bool = False) -> None:
@@ -101,3 +119,4 @@ def install() -> None:
 
     module.WebSocketProtocol.serverSend = server_send
     module.WebSocketProtocol.chatsite_send_bound = True
+    return True

@@ -1,4 +1,4 @@
-"""chat.wire's frames, read back by an independent WebSocket implementation (`websockets`)."""
+"""chat.daphne_adapt.frames' frames, read back by an independent WebSocket implementation (`websockets`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from chat import wire
+from chat.daphne_adapt import frames
 
 
 def parse_server_frame(data: bytes) -> tuple[Frame, bytes]:
@@ -32,7 +32,7 @@ def parse_server_frame(data: bytes) -> tuple[Frame, bytes]:
 def test_every_length_form_reads_back_whole(length: int) -> None:
     """7-bit, 16-bit and 64-bit payload lengths, at and around each boundary."""
     text = "a" * length
-    frame, rest = parse_server_frame(wire.text_frame(text))
+    frame, rest = parse_server_frame(frames.text_frame(text))
     assert (frame.opcode, frame.fin, frame.rsv1, frame.rsv2, frame.rsv3) == (Opcode.TEXT, True, False, False, False)
     assert frame.data.decode("utf-8") == text
     assert rest == b""
@@ -41,13 +41,13 @@ def test_every_length_form_reads_back_whole(length: int) -> None:
 @given(st.text())
 def test_any_text_reads_back_as_itself(text: str) -> None:
     """The length counts UTF-8 bytes, not characters: multi-byte text round-trips exactly."""
-    frame, rest = parse_server_frame(wire.text_frame(text))
+    frame, rest = parse_server_frame(frames.text_frame(text))
     assert frame.data.decode("utf-8") == text
     assert rest == b""
 
 
 def test_no_writer_outside_daphne() -> None:
     """A scope from another server (or the test communicator) has no writer: frames take the ASGI way."""
-    assert wire.writer({"type": "websocket"}) is None
-    assert wire.writer({"type": "websocket", "extensions": {"websocket.http.response": {}}}) is None
-    assert wire.writer({"type": "websocket", "extensions": {wire.EXTENSION: "not a writer"}}) is None
+    assert frames.writer({"type": "websocket"}) is None
+    assert frames.writer({"type": "websocket", "extensions": {"websocket.http.response": {}}}) is None
+    assert frames.writer({"type": "websocket", "extensions": {frames.EXTENSION: "not a writer"}}) is None
