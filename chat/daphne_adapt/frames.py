@@ -171,7 +171,7 @@ def install() -> bool:
     global _tcp_server, _check_every
     if WebSocketProtocol.STATE_OPEN != _STATE_OPEN:  # pragma: no cover - an autobahn that renumbered
         return False
-    if not all(hasattr(tcp.Server, name) for name in ("_tempDataLen", "dataBuffer", "offset", "TLS")):
+    if not all(hasattr(tcp.Server, name) for name in ("dataBuffer", "offset", "TLS")):
         return False  # pragma: no cover - a Twisted whose transport is not what _idle_tcp reads
     _tcp_server = tcp.Server
     _check_every = settings.CHAT_MAX_SEND_BUFFER_BYTES // CHECK_FRACTION

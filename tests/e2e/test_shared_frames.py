@@ -112,3 +112,12 @@ async def test_a_reader_that_pauses_gets_every_frame_whole_and_in_order(
         assert seqs == list(range(1, 121))
     finally:
         paused.abort()
+
+
+def test_daphne_runs_with_no_adaptation_off(chat_server: DaphneServer) -> None:
+    """chat.daphne_adapt, installed once from chatsite.asgi on the checked versions, reports no
+    adaptation that could not apply or turned itself off (each says so at WARNING or above)."""
+    log = chat_server.log()
+    assert "WSCONNECT" in log  # the tests above ran on this server
+    for trouble in ("could not be applied", "shared frames turned off", "send-buffer bound off", "Traceback"):
+        assert trouble not in log, log[-2000:]
