@@ -41,7 +41,8 @@ MESSAGES_STORED: Final = Counter(
 MESSAGES_DELIVERED: Final = Counter("chatsite_messages_delivered", "Live message frames written to sockets.")
 FRAMES_SHARED: Final = Counter(
     "chatsite_frames_shared",
-    "Of the deliveries, those written as the room fan-out's one ready-made frame (chat.daphne_adapt.frames), not framed per socket.",
+    "Of the deliveries, those written as the room fan-out's one ready-made frame (chat.daphne_adapt.frames), "
+    "not framed per socket.",
 )
 STORE_LATENCY: Final = Histogram(
     "chatsite_store_latency_seconds", "Duration of one storage call.", ["operation"], buckets=_LATENCY_BUCKETS
