@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Literal, Protocol, runtime_checkable
+from typing import Any, Final, Literal, Protocol, TypeAlias, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,51 @@ class AppendResult:
 
 
 @dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A room change other than a new message, to store with the room's next seq.
+
+    `type` is a chat.events frame type; `data` is the frame beyond type, roomId and seq,
+    kept as it is (JSON), so a replay sends the frame a live socket got.
+    """
+
+    room_id: str
+    type: str
+    data: dict[str, Any]
+    timestamp: datetime
+    ttl_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A stored room event (not a message): its own seq in the room's one sequence."""
+
+    room_id: str
+    seq: int
+    type: str
+    data: dict[str, Any]
+    timestamp: datetime
+    ttl: int  # epoch seconds, as a message's
+
+
+# One entry of a room's log: a message (in its current state) or another event.
+LogEntry: TypeAlias = MessageRecord | EventRecord
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveResult:
+    message: MessageRecord  # as it is now: a tombstone
+    # The messageRemoved event, or None when the message was a tombstone already (deleting
+    # a hidden one erases its text; clients see no change, so no event).
+    event: EventRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomUpdate:
+    room: Room
+    event: EventRecord | None  # the roomUpdated event; None when no setting changed
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionRecord:
     connection_id: str
     user_id: str
@@ -106,8 +151,12 @@ class ChatStore(Protocol):
         private: bool | None = None,
         read_only: bool | None = None,
         slow_mode_seconds: int | None = None,
-    ) -> Room:
-        """Change the given settings (None: leave as is); return the room. Raises RoomNotFound."""
+        now: datetime,
+        ttl_seconds: int,
+    ) -> RoomUpdate:
+        """Change the given settings (None: leave as is) and, when any changed, store a
+        roomUpdated event (the new settings) with the room's next seq, atomically. Raises
+        RoomNotFound."""
         ...
 
     # Members of private rooms (user ids). Membership means nothing for a public room.
@@ -148,11 +197,15 @@ class ChatStore(Protocol):
         """A live message of this room by id (a tombstone included), or None."""
         ...
 
-    def remove_message(self, *, room_id: str, message_id: str, removal: Removal) -> MessageRecord | None:
+    def remove_message(
+        self, *, room_id: str, message_id: str, removal: Removal, removed_by: str, now: datetime, ttl_seconds: int
+    ) -> RemoveResult | None:
         """Make a live message a tombstone; `deleted` also erases its text from the store.
 
-        Returns the record as it is now, or None when there is no such message. A deleted
-        message stays deleted: hiding it again changes nothing.
+        A live message's removal also stores a messageRemoved event (chat.events
+        .message_removed_data) with the room's next seq, in the same transaction. None when
+        there is no such message. A deleted message stays deleted: hiding it again changes
+        nothing; a tombstone removed again takes no seq.
         """
         ...
 
@@ -175,10 +228,20 @@ class ChatStore(Protocol):
         ...
 
     def remove_user_messages(
-        self, *, user_id: str, room_id: str | None, removal: Removal, now: datetime
-    ) -> list[MessageRecord]:
-        """Make every live message of a user (in one room, or everywhere) a tombstone; return
-        those that changed, oldest first per room."""
+        self, *, user_id: str, room_id: str | None, removal: Removal, now: datetime, ttl_seconds: int
+    ) -> list[RemoveResult]:
+        """Make every live message of a user (in one room, or everywhere) a tombstone, each as
+        remove_message does (by a moderator); return those that changed, oldest first per room."""
+        ...
+
+    # The room's log: messages and every other room event, in one seq order.
+    def append_event(self, new: NewEvent) -> EventRecord:
+        """Store an event with the room's next seq, atomically. Raises RoomNotFound."""
+        ...
+
+    def events_after(self, *, room_id: str, after_seq: int, limit: int, now: datetime) -> list[LogEntry]:
+        """Live log entries with seq > after_seq (messages in their current state, and
+        events), in seq order, at most `limit`."""
         ...
 
     # Connections
@@ -190,5 +253,5 @@ class ChatStore(Protocol):
 
     # Housekeeping
     def purge_expired(self, *, now: datetime) -> int:
-        """Delete expired messages and connections; return how many records went."""
+        """Delete expired messages, events and connections; return how many records went."""
         ...
