@@ -1,10 +1,12 @@
 """The one place that sends to channel-layer groups.
 
-Services call `message_stored` only after the store has durably written the message. The
-frame is serialised once here and carried to every member as text, so no consumer
-re-serialises it. Event types are fixed in this module; a client frame can never choose one.
-Moderation events (a removed message, a room's new settings, a removed member, a ban) go
-out the same way, after the change is stored.
+Every room change (a message, a removal, new settings, ...) is a room event
+(chat.events.RoomEvent) that goes out as one layer event type, ROOM_EVENT, whose frame is
+serialised once here and carried to every member as text, so no consumer re-serialises it.
+Services send only through `chat.services` (its one helper sends after the write that
+stored the event returned or committed). Control events that are no room change (a member
+taken out, a room's access to re-check, a ban) carry no seq. Event types are fixed in this
+module; a client frame can never choose one.
 """
 
 from __future__ import annotations
@@ -15,19 +17,20 @@ from typing import TYPE_CHECKING, Any, Final
 
 from channels.layers import get_channel_layer
 
-from chat import metrics, protocol
-from chat.storage.base import MessageRecord, Room
+from chat import metrics
+from chat.events import RoomEvent
+from chat.protocol import encode, validate_room_id
 
 if TYPE_CHECKING:
     from chat.fanout import RoomMember, UserMember
 
 log = logging.getLogger(__name__)
 
-MESSAGE_EVENT: Final = "chat.message"
-# Moderation (docs/moderation.md): to a room's group, or to a user's group (every socket of
-# one user, on every process).
-MESSAGE_REMOVED_EVENT: Final = "chat.message_removed"
-ROOM_UPDATED_EVENT: Final = "chat.room_updated"
+# Every room change, whatever its kind: {"type", "room_id", "seq", "text"}.
+ROOM_EVENT: Final = "chat.room_event"
+# Control events (docs/moderation.md): to a room's group, or to a user's group (every
+# socket of one user, on every process). No seq: they change no room.
+ROOM_ACCESS_EVENT: Final = "chat.room_access"  # the room turned private: re-check access
 MEMBER_REMOVED_EVENT: Final = "chat.member_removed"
 USER_BANNED_EVENT: Final = "chat.user_banned"
 
@@ -37,7 +40,7 @@ _USER_ID_RE: Final = re.compile(r"^[A-Za-z0-9_.-]{1,80}\Z")
 
 def room_group(room_id: str) -> str:
     """Channel-layer group of a room. Room ids are validated by chat.protocol first."""
-    return f"chat.room.{protocol.validate_room_id(room_id)}"
+    return f"chat.room.{validate_room_id(room_id)}"
 
 
 def user_group(user_id: str) -> str:
@@ -47,31 +50,30 @@ def user_group(user_id: str) -> str:
     return f"chat.user.{user_id}"
 
 
-def message_event(message: MessageRecord) -> dict[str, Any]:
-    return {
-        "type": MESSAGE_EVENT,
-        "room_id": message.room_id,
-        "seq": message.seq,
-        "text": protocol.encode(protocol.message_frame(message)),
-    }
+def room_event_message(event: RoomEvent) -> dict[str, Any]:
+    """The layer event of a room event: its frame serialised once, for every member."""
+    return {"type": ROOM_EVENT, "room_id": event.room_id, "seq": event.seq, "text": encode(event.frame)}
 
 
-async def message_stored(message: MessageRecord) -> None:
-    """Tell every socket joined to the room. A lost event is repaired by seq, not hidden:
+async def room_event(event: RoomEvent) -> bool:
+    """Tell every socket joined to the room; False (logged) when the layer failed.
 
-    consumers notice the gap on the next event and read what they missed from the store,
-    and clients resume from their last seq after a reconnect.
+    A lost event is repaired by seq, not hidden: sockets notice the gap on the next event
+    (or the heartbeat's tail check) and read what they missed from the store, and clients
+    resume from their last seq after a reconnect.
     """
     layer = get_channel_layer()
     if layer is None:
-        return
+        return False
     try:
         with metrics.broadcast_timer():
-            await layer.group_send(room_group(message.room_id), message_event(message))
+            await layer.group_send(room_group(event.room_id), room_event_message(event))
     except Exception:
-        # The message is stored and will be acked; receivers repair the gap by seq.
+        # The change is stored (and acked); receivers repair the gap by seq.
         metrics.record_drop("send_failed")
-        log.exception("broadcast failed room=%s seq=%s", message.room_id, message.seq)
+        log.exception("broadcast failed room=%s seq=%s", event.room_id, event.seq)
+        return False
+    return True
 
 
 async def join(room_id: str, member: RoomMember) -> None:
@@ -102,9 +104,9 @@ async def leave_user(user_id: str, member: UserMember) -> None:
     await room_fanout().leave_user(user_id, member)
 
 
-async def _moderation_send(group: str, event: dict[str, Any]) -> bool:
-    """Send one moderation event; False (logged) when the layer failed. The change is
-    stored either way: sockets that missed it see it on their next join or history."""
+async def _control_send(group: str, event: dict[str, Any]) -> bool:
+    """Send one control event; False (logged) when the layer failed. The change is stored
+    either way: sockets that missed it see it on their next join."""
     layer = get_channel_layer()
     if layer is None:
         return False
@@ -112,45 +114,23 @@ async def _moderation_send(group: str, event: dict[str, Any]) -> bool:
         await layer.group_send(group, event)
     except Exception:
         metrics.record_drop("send_failed")
-        log.exception("moderation broadcast %s to %s failed", event["type"], group)
+        log.exception("control event %s to %s failed", event["type"], group)
         return False
     return True
 
 
-async def message_removed(message: MessageRecord) -> bool:
-    """A message became a tombstone: joined sockets drop it from view."""
-    return await _moderation_send(
-        room_group(message.room_id),
-        {
-            "type": MESSAGE_REMOVED_EVENT,
-            "room_id": message.room_id,
-            "seq": message.seq,
-            "text": protocol.encode(protocol.message_removed_frame(message)),
-        },
-    )
-
-
-async def room_updated(room: Room) -> bool:
-    """A room's settings changed: joined sockets show them; if it is private now, the
-    sockets of non-members leave it."""
-    return await _moderation_send(
-        room_group(room.room_id),
-        {
-            "type": ROOM_UPDATED_EVENT,
-            "room_id": room.room_id,
-            "private": room.private,
-            "text": protocol.encode(protocol.room_updated_frame(room)),
-        },
-    )
+async def room_access(room_id: str) -> bool:
+    """The room turned private: its joined sockets re-check access, and non-members leave."""
+    return await _control_send(room_group(room_id), {"type": ROOM_ACCESS_EVENT, "room_id": room_id})
 
 
 async def member_removed(room_id: str, user_id: str) -> bool:
     """A member left a private room by a moderator's hand: their sockets leave it now."""
-    return await _moderation_send(
+    return await _control_send(
         room_group(room_id), {"type": MEMBER_REMOVED_EVENT, "room_id": room_id, "user_id": user_id}
     )
 
 
 async def user_banned(user_id: str) -> bool:
     """Every socket of the user, on every process, closes with 4403."""
-    return await _moderation_send(user_group(user_id), {"type": USER_BANNED_EVENT, "user_id": user_id})
+    return await _control_send(user_group(user_id), {"type": USER_BANNED_EVENT, "user_id": user_id})

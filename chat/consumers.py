@@ -100,8 +100,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         # room id -> the highest seq this socket has been sent
         self.cursors: dict[str, int] = {}
-        # room id -> seqs removed by a moderator before their message event reached this socket
-        self.removed_ahead: dict[str, set[int]] = {}
         # Held while sending room frames, so the connection keeper's catch-up (another
         # task) and this socket's own event handling never interleave or reorder seqs.
         # Room events that arrive meanwhile wait in `backlog` (the process's fan-out must
@@ -267,7 +265,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 error.room_id = room_id
                 raise
             self.cursors[room_id] = result.last_seq
-            self.removed_ahead.pop(room_id, None)
             metrics.record_join(last_seq=last_seq, recovered=result.recovered)
             if reply:
                 await self.send_frame(
@@ -278,6 +275,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                         recovered=result.recovered,
                         room=result.room,
                         removed=result.removed,
+                        room_events=result.events,
                     )
                 )
 
@@ -430,7 +428,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """The hot path, once per socket per room message: write the fan-out's ready-made
         frame when it is this socket's next seq and nothing else is in the way.
 
-        SLOW hands the event to `room_event` (a gap, a removal to apply, a join or catch-up
+        SLOW hands the event to `room_event` (a gap, a join or catch-up
         holding `delivery`, or a socket daphne's writer cannot take it for). No lock is
         needed: nothing here yields, so the cursor moves with the write.
         """
@@ -442,7 +440,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         cursor = self.cursors.get(room_id)
         if cursor is None or event["seq"] <= cursor:
             return Offer.SKIPPED
-        if event["seq"] != cursor + 1 or self.removed_ahead.get(room_id) or not self.frames.write(frame):
+        if event["seq"] != cursor + 1 or not self.frames.write(frame):
             return Offer.SLOW
         self.cursors[room_id] = event["seq"]
         return Offer.SENT
@@ -481,8 +479,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if handler is not None:
             await handler(self, event)
 
-    async def _on_message(self, event: dict[str, Any]) -> None:
-        """A stored message for a joined room: forward it in seq order, exactly once.
+    async def _on_room_event(self, event: dict[str, Any]) -> None:
+        """A stored room event (a message, a removal, new settings, ...) for a joined room:
+        forward it in seq order, exactly once, whatever its kind.
 
         Older seqs are duplicates (already replayed or re-broadcast by a retry). A seq past
         the next one means an event was lost or overtaken: read the gap from the store
@@ -492,15 +491,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         seq: int = event["seq"]
         cursor = self.cursors.get(room_id)
         if cursor is None or seq <= cursor:
-            return
-        ahead = self.removed_ahead.get(room_id)
-        if ahead and seq in ahead:
-            # Removed before it got here: send what the store has now, the tombstone.
-            ahead.discard(seq)
-            try:
-                await self._send_missed(room_id, up_to_seq=seq)
-            except ChatError:
-                await self.close(code=CloseCode.INTERNAL_ERROR)
             return
         if seq > cursor + 1:
             metrics.record_drop("gap", seq - cursor - 1)
@@ -515,39 +505,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.cursors[room_id] = seq
 
     async def _send_missed(self, room_id: str, *, up_to_seq: int) -> None:
-        """Send this room's stored messages past the cursor up to `up_to_seq`. Hold `delivery`."""
-        missed = await services.messages_missed(room_id=room_id, after_seq=self.cursors[room_id], up_to_seq=up_to_seq)
-        for message in missed:
-            if room_id in self.cursors and message.seq > self.cursors[room_id]:
-                await self.send(text_data=protocol.encode(protocol.message_frame(message)))
+        """Send this room's stored events past the cursor up to `up_to_seq`. Hold `delivery`."""
+        missed = await services.events_missed(room_id=room_id, after_seq=self.cursors[room_id], up_to_seq=up_to_seq)
+        for room_event in missed:
+            if room_id in self.cursors and room_event.seq > self.cursors[room_id]:
+                await self.send(text_data=protocol.encode(room_event.frame))
                 metrics.record_delivered()
-                self.cursors[room_id] = message.seq
+                self.cursors[room_id] = room_event.seq
 
-    # Moderation events (chat.moderation, through chat.broadcast) -----------------------------
+    # Control events (chat.moderation, through chat.broadcast): no seq, no room change -------
 
-    async def _on_message_removed(self, event: dict[str, Any]) -> None:
-        """A message became a tombstone: drop it from view (the frame says which)."""
-        room_id: str = event["room_id"]
-        seq: int = event["seq"]
-        cursor = self.cursors.get(room_id)
-        if cursor is None:
-            return
-        if seq > cursor:
-            # Its message event has not been sent here yet: when it comes, send the
-            # tombstone from the store instead of the text it carries.
-            self.removed_ahead.setdefault(room_id, set()).add(seq)
-            return
-        await self.send(text_data=event["text"])
-
-    async def _on_room_updated(self, event: dict[str, Any]) -> None:
-        """New room settings; a room turned private drops the sockets of non-members."""
+    async def _on_room_access(self, event: dict[str, Any]) -> None:
+        """The room turned private (its roomUpdated event came first): a non-member's
+        socket leaves it."""
         room_id: str = event["room_id"]
         if room_id not in self.cursors or self.identity is None:
             return
-        if event["private"] and not await services.room_access(room_id=room_id, identity=self.identity):
+        if not await services.room_access(room_id=room_id, identity=self.identity):
             await self._leave_by_server(room_id, reason="private")
-            return
-        await self.send(text_data=event["text"])
 
     async def _on_member_removed(self, event: dict[str, Any]) -> None:
         """This user is no longer a member of a private room: leave it now."""
@@ -559,9 +534,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._leave_by_server(room_id, reason="removed")
 
     _room_event_handlers: dict[Any, Callable[[Any, dict[str, Any]], Awaitable[None]]] = {
-        broadcast.MESSAGE_EVENT: _on_message,
-        broadcast.MESSAGE_REMOVED_EVENT: _on_message_removed,
-        broadcast.ROOM_UPDATED_EVENT: _on_room_updated,
+        broadcast.ROOM_EVENT: _on_room_event,
+        broadcast.ROOM_ACCESS_EVENT: _on_room_access,
         broadcast.MEMBER_REMOVED_EVENT: _on_member_removed,
     }
 
@@ -583,7 +557,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Leave a room by the server's decision. Hold `delivery`."""
         if self.cursors.pop(room_id, None) is None:
             return
-        self.removed_ahead.pop(room_id, None)
         await services.room_leave(room_id=room_id, member=self)
         await self.send_frame(protocol.left_frame(room_id, reason=reason))
 

@@ -11,12 +11,13 @@ is joined to the room, and hands each room event to its local members by a plain
 call. The event carries the frame already serialised (chat.broadcast), so a delivery is a
 seq check and a write.
 
-Order and gaps are kept per room here too: an event whose seq this process has already
+Order and gaps are kept per room here too, for every room event alike (a message, a
+removal, new settings: each has its own seq): an event whose seq this process has already
 fanned out is dropped, and one past the next seq means an event was lost (channel-layer
-capacity, a Redis outage) or overtaken by a later sender's: the missed messages are read
+capacity, a Redis outage) or overtaken by a later sender's: the missed events are read
 from the store once for the whole process and fanned out first. Each socket still keeps its
 own cursor (a socket that joined mid-way starts at what its join read), so it sees its
-room's messages in seq order, each once. A message's frame is built once here (chat.wire)
+room's events in seq order, each once. An event's frame is built once here (chat.wire)
 and offered to each member, which writes those bytes if it is its next seq.
 
 A user's group (a ban closes every socket of the user, on every process) is subscribed the
@@ -79,7 +80,7 @@ class RoomFanout:
         self.members: dict[str, set[RoomMember]] = {}
         # user id -> that user's local sockets (the user's group, for a ban)
         self.users: dict[str, set[UserMember]] = {}
-        # room id -> the highest message seq fanned out here (None: none yet since subscribing)
+        # room id -> the highest room-event seq fanned out here (None: none yet since subscribing)
         self.room_seqs: dict[str, int | None] = {}
         self.channel_name: str | None = None
         self._task: asyncio.Task[None] | None = None
@@ -190,7 +191,7 @@ class RoomFanout:
                 log.exception("room fan-out of a %s event failed", event.get("type"))
 
     async def dispatch(self, event: dict[str, Any]) -> None:
-        """Hand one room event to every local member, message events in seq order once;
+        """Hand one room event to every local member, in seq order, once;
         a user event to every local socket of that user."""
         if event.get("type") == broadcast.USER_BANNED_EVENT:
             user_id = event.get("user_id")
@@ -200,7 +201,7 @@ class RoomFanout:
         room_id = event.get("room_id")
         if not isinstance(room_id, str) or room_id not in self.members:
             return
-        if event.get("type") == broadcast.MESSAGE_EVENT:
+        if event.get("type") == broadcast.ROOM_EVENT:
             seq: int = event["seq"]
             last = self.room_seqs.get(room_id)
             if last is not None and seq <= last:
@@ -212,7 +213,7 @@ class RoomFanout:
 
     async def _fan_out(self, room_id: str, event: dict[str, Any]) -> None:
         members = list(self.members.get(room_id, ()))
-        if event.get("type") != broadcast.MESSAGE_EVENT:
+        if event.get("type") != broadcast.ROOM_EVENT:
             for member in members:
                 await member.room_event(event)
             return
@@ -245,12 +246,12 @@ class RoomFanout:
 
         metrics.record_drop("gap", up_to_seq - after_seq)
         try:
-            missed = await services.messages_missed(room_id=room_id, after_seq=after_seq, up_to_seq=up_to_seq)
+            missed = await services.events_missed(room_id=room_id, after_seq=after_seq, up_to_seq=up_to_seq)
         except ChatError:
             log.warning("room %s: could not read seqs %d-%d to fill a gap", room_id, after_seq + 1, up_to_seq)
             return
-        for message in missed:
-            await self._fan_out(room_id, broadcast.message_event(message))
+        for room_event in missed:
+            await self._fan_out(room_id, broadcast.room_event_message(room_event))
 
 
 _fanouts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RoomFanout] = weakref.WeakKeyDictionary()

@@ -420,7 +420,7 @@ class DynamoDBStore:
         now: datetime,
         ttl_seconds: int,
     ) -> RoomUpdate:
-        wanted = {
+        wanted: dict[str, Any] = {
             "name": name,
             "archived": archived,
             "private": private,
@@ -432,7 +432,7 @@ class DynamoDBStore:
             room = self.get_room(room_id)
             if room is None:
                 raise RoomNotFound(room_id)
-            changes = {k: v for k, v in wanted.items() if v is not None and getattr(room, k) != v}
+            changes: dict[str, Any] = {k: v for k, v in wanted.items() if v is not None and getattr(room, k) != v}
             if not changes:
                 return RoomUpdate(room, None)
             after = replace(room, last_seq=room.last_seq + 1, **changes)

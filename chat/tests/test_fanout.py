@@ -76,14 +76,14 @@ async def test_a_lost_broadcast_is_read_from_the_store_once_for_all_local_socket
     for socket in sockets[1:]:
         assert (await recv(socket))["seq"] == 1
     reads = 0
-    original = services.messages_missed
+    original = services.events_missed
 
     async def counting(**kwargs: Any) -> Any:
         nonlocal reads
         reads += 1
         return await original(**kwargs)
 
-    monkeypatch.setattr(services, "messages_missed", counting)
+    monkeypatch.setattr(services, "events_missed", counting)
     # Stored, but its broadcast is lost.
     await sync_to_async(get_store().append_message)(new=new_message(room, "lost in transit", seq_hint=2))
     await send(sockets[0], room, "after the loss", "c-3", joined=False)
