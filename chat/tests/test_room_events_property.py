@@ -29,72 +29,17 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from chat import events, moderation, services
+from chat import moderation, services
 from chat.storage import schema
 from chat.storage.dynamodb import ensure_tables, make_client
 from chatsite.asgi import application
+from tests.fixtures.room_model import Frame, ModelClient
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 
 ORIGIN = b"http://127.0.0.1"
 WAIT = 5.0
 CAP = 6  # CHAT_REPLAY_CAP here: long absences resume past it
-Frame = dict[str, Any]
-
-
-# --- the model client: the cursor rule, and the state it builds -----------------------------
-
-
-class ModelClient:
-    """What a v2 client keeps of one room: a cursor, messages by id, the room's settings."""
-
-    def __init__(self, room_id: str) -> None:
-        self.room_id = room_id
-        self.cursor = 0
-        self.messages: dict[str, tuple[int, str, bool]] = {}  # id -> (seq, text, removed)
-        self.settings: dict[str, Any] | None = None
-        self.gaps = 0
-
-    def apply(self, frame: Frame) -> bool:
-        """Apply one server frame by the cursor rule; False on a gap (the caller resumes)."""
-        if frame.get("type") not in events.ROOM_EVENT_TYPES or frame.get("roomId") != self.room_id:
-            return True  # acks, pongs, other rooms: not room events of this room
-        seq = frame["seq"]
-        if seq <= self.cursor:
-            return True  # a duplicate
-        if seq > self.cursor + 1:
-            self.gaps += 1
-            return False
-        kind = frame["type"]
-        if kind == events.MESSAGE:
-            self.messages[frame["messageId"]] = (seq, frame["message"], bool(frame.get("removed")))
-        elif kind == events.MESSAGE_REMOVED:
-            if frame["messageId"] in self.messages:
-                self.messages[frame["messageId"]] = (frame["messageSeq"], "", True)
-        elif kind == events.ROOM_UPDATED:
-            self.settings = frame["room"]
-        self.cursor = seq
-        return True
-
-    def apply_joined(self, joined: Frame) -> None:
-        assert joined["type"] == "joined", joined
-        if "events" in joined:
-            # A recovered resume: exactly the events after the cursor, in order.
-            assert [e["seq"] for e in joined["events"]] == list(range(self.cursor + 1, joined["lastSeq"] + 1))
-            # v1's view of the same resume: the messages among them, in their current state.
-            assert joined["messages"] == [
-                {k: v for k, v in e.items() if k != "type"} for e in joined["events"] if e["type"] == "message"
-            ]
-            for event in joined["events"]:
-                assert self.apply(event)
-        else:
-            # A first join, or past the cap: the current state (the latest page) replaces ours.
-            self.messages = {
-                m["messageId"]: (m["seq"], m["message"], bool(m.get("removed"))) for m in joined["messages"]
-            }
-            self.settings = joined.get("room")
-            self.cursor = joined["lastSeq"]
-        assert self.cursor == joined["lastSeq"]
 
 
 class Observer:
