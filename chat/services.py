@@ -132,7 +132,7 @@ def room_list(*, identity: Identity | None = None) -> list[Room]:
 
 
 # The default room exists from the start, whichever backend holds it: until its first
-# write stores it (`_stored_room`), a read shows it as an empty room, and writes nothing.
+# write stores it (`room_stored`), a read shows it as an empty room, and writes nothing.
 _DEFAULT_ROOM_CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 
 

@@ -422,6 +422,32 @@ async def test_a_removed_member_leaves_at_once_and_a_room_turned_private_drops_n
     assert await bob.take(lambda f: f["type"] == "left") == {"type": "left", "roomId": open_room, "reason": "private"}
 
 
+async def test_a_room_change_goes_out_when_its_transaction_commits_and_never_if_it_rolls_back(
+    connect: Connect, mod: Any
+) -> None:
+    """A moderator's change in a transaction that rolls back is neither stored nor sent; committed, it is sent once."""
+    from django.db import transaction
+
+    room = await make_room("rollback")
+    bob = await connect(await user("bob"))
+    await join(bob, room)
+
+    def renamed_then_rolled_back() -> None:
+        with transaction.atomic():
+            moderation.room_update(moderator=mod, room_id=room, name="Never shown", reason="x")
+            raise RuntimeError("the audit failed")
+
+    with pytest.raises(RuntimeError):
+        await act(renamed_then_rolled_back)()
+    assert await bob.quiet() == []
+    stored = await act(services.room_get)(room)
+    assert stored is not None and (stored.name, stored.last_seq) == ("Rollback", 0)
+    await act(moderation.room_update)(moderator=mod, room_id=room, name="Renamed", reason="x")
+    updated = await bob.take(lambda f: f["type"] == "roomUpdated")
+    assert (updated["seq"], updated["room"]["name"]) == (1, "Renamed")
+    assert await bob.quiet() == []
+
+
 async def test_a_hidden_message_is_removed_live_and_stays_a_tombstone(connect: Connect, mod: Any) -> None:
     """Hiding a message sends messageRemoved to joined sockets; history, joins and resumes return a tombstone."""
     alice, bob = await connect(await user("alice")), await connect(await user("bob"))
