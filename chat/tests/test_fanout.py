@@ -93,6 +93,31 @@ async def test_a_lost_broadcast_is_read_from_the_store_once_for_all_local_socket
     assert reads == 1
 
 
+async def test_a_lost_removal_is_repaired_from_the_rooms_log_like_a_lost_message(
+    connect: Connect, cookie_for: Callable[[str], bytes], room: str
+) -> None:
+    """A removal stored but never broadcast is read from the store, at its own seq, before the next message."""
+    sockets = await open_members(connect, cookie_for, 2)
+    for socket in sockets:
+        await join(socket, room)
+    ack = await send(sockets[0], room, "first", "c-1")
+    assert (await recv(sockets[1]))["seq"] == 1
+    # Removed in the store, its broadcast lost.
+    await sync_to_async(get_store().remove_message)(
+        room_id=room,
+        message_id=ack["messageId"],
+        removal="hidden",
+        removed_by="moderator",
+        now=services.utcnow(),
+        ttl_seconds=3600,
+    )
+    await send(sockets[0], room, "after the loss", "c-3", joined=False)
+    for socket in sockets:
+        frames = [await recv(socket) for _ in range(2)]
+        assert [(f["type"], f["seq"]) for f in frames] == [("messageRemoved", 2), ("message", 3)]
+        assert (frames[0]["messageId"], frames[0]["messageSeq"]) == (ack["messageId"], 1)
+
+
 def user_groups() -> dict[str, set[str]]:
     layer: Any = get_channel_layer()
     return {name: set(members) for name, members in layer.groups.items() if name.startswith("chat.user.")}
