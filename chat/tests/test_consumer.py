@@ -630,3 +630,13 @@ async def test_an_unexpected_error_answers_internal_error_and_keeps_the_socket(
         error = await recv(alice)
     assert (error["code"], error["action"], error["retryable"]) == ("internal_error", "history", True)
     await ping(alice)
+
+
+def test_reading_the_default_room_stores_nothing() -> None:
+    """Listing rooms and reading the default room write nothing: its first write stores it."""
+    assert get_store().get_room("general") is None
+    assert [r.room_id for r in services.room_list()] == ["general"]
+    general = services.room_get("general")
+    assert general is not None and (general.name, general.last_seq) == ("General", 0)
+    assert get_store().get_room("general") is None
+    assert get_store().list_rooms() == []
