@@ -24,12 +24,11 @@ from django.conf import settings
 from accounts.identity import AuthenticationFailed, Identity, identify
 from chat import connections, metrics, moderation, protocol, services
 from chat.daphne_adapt.frames import FrameWriter, writer
-from chat.delivery import SocketDelivery, Step
+from chat.delivery import SocketDelivery
 from chat.errors import ChatError, ErrorCode
 from chat.groups import (
     MEMBER_REMOVED_EVENT,
-    MESSAGE_REMOVED_EVENT,
-    ROOM_UPDATED_EVENT,
+    ROOM_ACCESS_EVENT,
     USER_BANNED_EVENT,
 )
 from chat.protocol import CloseCode
@@ -413,24 +412,19 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery):
         client = self.scope.get("client")
         return f"{client[0]}:{client[1]}" if client else "-"
 
-    # Moderation events (chat.moderation, through chat.broadcast) -----------------------------
+    # Control events (chat.moderation, through chat.broadcast): no seq, no room change -------
+    #
+    # Every room change (a removal, new settings, ...) is a room event with its own seq and
+    # goes through the delivery core (chat.socket_delivery); these only act on the socket.
 
-    async def _on_message_removed(self, event: dict[str, Any]) -> None:
-        """A message became a tombstone: drop it from view (the frame says which)."""
-        # TRANSITIONAL (chat.delivery.SocketDelivery.removal): a removal still travels with
-        # its message's seq; one ahead of its message makes that message a tombstone read.
-        if self.core.removal(event["room_id"], event["seq"]) is Step.SEND:
-            await self.send(text_data=event["text"])
-
-    async def _on_room_updated(self, event: dict[str, Any]) -> None:
-        """New room settings; a room turned private drops the sockets of non-members."""
+    async def _on_room_access(self, event: dict[str, Any]) -> None:
+        """The room turned private (its roomUpdated event came first): a non-member's
+        socket leaves it."""
         room_id: str = event["room_id"]
         if not self.core.joined(room_id) or self.identity is None:
             return
-        if event["private"] and not await services.room_access(room_id=room_id, identity=self.identity):
+        if not await services.room_access(room_id=room_id, identity=self.identity):
             await self._leave_by_server(room_id, reason="private")
-            return
-        await self.send(text_data=event["text"])
 
     async def _on_member_removed(self, event: dict[str, Any]) -> None:
         """This user is no longer a member of a private room: leave it now."""
@@ -442,8 +436,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery):
         await self._leave_by_server(room_id, reason="removed")
 
     _control_handlers: dict[Any, Callable[[Any, dict[str, Any]], Awaitable[None]]] = {
-        MESSAGE_REMOVED_EVENT: _on_message_removed,
-        ROOM_UPDATED_EVENT: _on_room_updated,
+        ROOM_ACCESS_EVENT: _on_room_access,
         MEMBER_REMOVED_EVENT: _on_member_removed,
     }
 

@@ -15,8 +15,7 @@ Both follow the one cursor rule (docs/protocol.md, "The one cursor rule"): with 
 the highest seq sent, an event with seq s is a duplicate when s <= cursor, the next one
 when s == cursor + 1, and a gap when s > cursor + 1. No rule depends on the event's type:
 every room event (message, removal, edit, reaction, membership, settings) takes the room's
-next seq, and delivery never looks inside its frame. The one exception is marked
-TRANSITIONAL below and goes once removals take a seq of their own.
+next seq, and delivery never looks inside its frame.
 """
 
 from __future__ import annotations
@@ -97,7 +96,7 @@ class SocketDelivery:
     decides each with `decide` before it releases, so nothing overtakes what it is sending.
     """
 
-    __slots__ = ("_backlog", "_held", "_removed_ahead", "cursors", "gap_cap")
+    __slots__ = ("_backlog", "_held", "cursors", "gap_cap")
 
     def __init__(self, *, gap_cap: int = DEFAULT_GAP_CAP) -> None:
         # room id -> the highest seq this socket has been sent
@@ -106,21 +105,15 @@ class SocketDelivery:
         self._held = False
         # made when first needed, and let go after: most sockets never need one
         self._backlog: collections.deque[tuple[str, int, Any]] | None = None
-        # TRANSITIONAL (see `removal`): room id -> message seqs removed before they were sent
-        self._removed_ahead: dict[str, set[int]] | None = None
 
     # Rooms -----------------------------------------------------------------------------
 
     def join(self, room_id: str, seq: int) -> None:
         """The socket joined (or rejoined) the room with everything up to `seq` sent."""
         self.cursors[room_id] = seq
-        if self._removed_ahead:
-            self._removed_ahead.pop(room_id, None)
 
     def leave(self, room_id: str) -> bool:
         """Forget the room; False when the socket was not in it."""
-        if self._removed_ahead:
-            self._removed_ahead.pop(room_id, None)
         return self.cursors.pop(room_id, None) is not None
 
     def joined(self, room_id: str) -> bool:
@@ -177,8 +170,6 @@ class SocketDelivery:
         cursor = self.cursors.get(room_id)
         if cursor is None or seq <= cursor:
             return Step.SKIP
-        if self._removed_ahead and seq in self._removed_ahead.get(room_id, ()):
-            return self._removed_message(room_id, cursor, seq)
         if seq == cursor + 1:
             self.cursors[room_id] = seq
             return Step.SEND
@@ -200,8 +191,6 @@ class SocketDelivery:
         cursor = self.cursors.get(room_id)
         if cursor is not None and up_to > cursor:
             self.cursors[room_id] = up_to
-        if self._removed_ahead and room_id in self._removed_ahead:
-            self._forget_removed(room_id, up_to)
 
     def behind(self, room_id: str, last_seq: int | None) -> Decision:
         """A catch-up's check against the room's seq as the store has it now: SKIP when
@@ -212,40 +201,6 @@ class SocketDelivery:
         if last_seq - cursor > self.gap_cap:
             return Resync(room_id, cursor, last_seq)
         return Repair(room_id, cursor, last_seq)
-
-    # TRANSITIONAL: "apply a removal ahead" ----------------------------------------------
-    #
-    # Today a removal travels with its message's seq instead of a seq of its own, so it can
-    # reach a socket before the message it removes. It is kept as a mark, and that message,
-    # when it comes, is read from the store (the tombstone) instead of sent as it travelled.
-    # Once every removal takes the room's next seq (room events), delete `removal`,
-    # `_removed_message` and `_removed_ahead`: the cursor rule alone covers removals.
-
-    def removal(self, room_id: str, message_seq: int) -> Step:
-        """A removal of the message at `message_seq`: SEND it when that message was sent,
-        SKIP it (remembered) when the message is still to come."""
-        cursor = self.cursors.get(room_id)
-        if cursor is None:
-            return Step.SKIP
-        if message_seq <= cursor:
-            return Step.SEND
-        if self._removed_ahead is None:
-            self._removed_ahead = {}
-        self._removed_ahead.setdefault(room_id, set()).add(message_seq)
-        return Step.SKIP
-
-    def _removed_message(self, room_id: str, cursor: int, seq: int) -> Decision:
-        if seq - cursor > self.gap_cap:
-            return Resync(room_id, cursor, seq)
-        return Repair(room_id, cursor, seq)  # read through the message itself: its tombstone
-
-    def _forget_removed(self, room_id: str, up_to: int) -> None:
-        assert self._removed_ahead is not None
-        ahead = {seq for seq in self._removed_ahead[room_id] if seq > up_to}
-        if ahead:
-            self._removed_ahead[room_id] = ahead
-        else:
-            del self._removed_ahead[room_id]
 
 
 @dataclass(slots=True)

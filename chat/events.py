@@ -45,3 +45,35 @@ class RoomEvent:
         kind = self.frame["type"]
         assert isinstance(kind, str)
         return kind
+
+
+# Who removed a message (the `removedBy` of a messageRemoved frame).
+BY_AUTHOR: Final = "author"
+BY_MODERATOR: Final = "moderator"
+
+
+def frame(kind: str, room_id: str, seq: int, data: dict[str, Any]) -> dict[str, Any]:
+    """The server frame of a room event: its type, room and seq, then what the event says.
+
+    `data` is what the store keeps of a non-message event (chat.storage.base.EventRecord),
+    so a replayed event is, byte for byte, the frame a live socket got.
+    """
+    return {"type": kind, "roomId": room_id, "seq": seq, **data}
+
+
+def message_removed_data(*, message_id: str, message_seq: int, removed_by: str) -> dict[str, Any]:
+    """What a messageRemoved event says: which message (by id and by its own seq), and by whom."""
+    return {"messageId": message_id, "messageSeq": message_seq, "removedBy": removed_by}
+
+
+def room_settings(
+    *, name: str, private: bool, read_only: bool, archived: bool, slow_mode_seconds: int
+) -> dict[str, Any]:
+    """A room's settings as clients see them (in `joined` and in a roomUpdated event)."""
+    return {
+        "name": name,
+        "private": private,
+        "readOnly": read_only,
+        "archived": archived,
+        "slowModeSeconds": slow_mode_seconds,
+    }

@@ -12,7 +12,9 @@ call. The event carries the frame already serialised (chat.broadcast), so a deli
 seq check and a write.
 
 Order and gaps are kept per room by the delivery core (chat.delivery.RoomSequencer); this
-module only receives and executes its decisions. An event whose seq this process has
+module only receives and executes its decisions. Every room event (a message, a removal,
+new settings: each has its own seq) is sequenced alike; control events (no seq) are handed
+on as they come. An event whose seq this process has
 already fanned out is dropped. One past the next seq is held for a short reorder window
 (two publishers' events reach a process in either order, which is no loss); if the missing
 events do not come in that window, they are read from the store once for the whole process
@@ -20,7 +22,7 @@ events do not come in that window, they are read from the store once for the who
 gap wider than the cap is not read: each socket resyncs (`recovered: false`). A room's
 baseline is its seq as read when the process subscribed, never whatever old seq arrives
 first (a retry's re-broadcast). Each socket still keeps its own cursor (chat.delivery.
-SocketDelivery: a socket that joined mid-way starts at what its join read). A message's
+SocketDelivery: a socket that joined mid-way starts at what its join read). An event's
 frame is built once here (chat.daphne_adapt.frames) and offered to each member, which writes those bytes
 if it is its next seq.
 
@@ -48,7 +50,7 @@ from chat.daphne_adapt import frames
 from chat.delivery import DEFAULT_GAP_CAP, DEFAULT_REORDER_WINDOW, Repair, Resync, RoomSequencer
 from chat.errors import ChatError
 from chat.events import RoomEvent
-from chat.groups import SEQUENCED_EVENTS, USER_BANNED_EVENT, layer_event, room_group, user_group
+from chat.groups import ROOM_EVENT, USER_BANNED_EVENT, layer_event, room_group, user_group
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +230,7 @@ class RoomFanout:
                 log.exception("room fan-out of a %s event failed", event.get("type"))
 
     async def dispatch(self, event: dict[str, Any]) -> None:
-        """Hand one room event to every local member, sequenced events in seq order once;
+        """Hand one room event to every local member, in seq order, once;
         a user event to every local socket of that user."""
         if event.get("type") == USER_BANNED_EVENT:
             user_id = event.get("user_id")
@@ -239,8 +241,8 @@ class RoomFanout:
         if not isinstance(room_id, str) or room_id not in self.members:
             return
         async with self._delivering:
-            if event.get("type") not in SEQUENCED_EVENTS:
-                await self._fan_out(room_id, event)  # control events (and, for now, removals)
+            if event.get("type") != ROOM_EVENT:
+                await self._fan_out(room_id, event)  # control events: no seq
                 return
             for item in self.sequencer.receive(room_id, event["seq"], event, self.clock()):
                 await self._fan_out(room_id, item)
@@ -248,7 +250,7 @@ class RoomFanout:
 
     async def _fan_out(self, room_id: str, event: dict[str, Any]) -> None:
         members = list(self.members.get(room_id, ()))
-        if event.get("type") not in SEQUENCED_EVENTS:
+        if event.get("type") != ROOM_EVENT:
             for member in members:
                 await member.room_event(event)
             return

@@ -11,13 +11,14 @@ import re
 from typing import Any, Final
 
 from chat import protocol
-from chat.events import MESSAGE, RoomEvent
+from chat.events import RoomEvent
 
-MESSAGE_EVENT: Final = "chat.message"
-# Moderation (docs/moderation.md): to a room's group, or to a user's group (every socket of
-# one user, on every process).
-MESSAGE_REMOVED_EVENT: Final = "chat.message_removed"
-ROOM_UPDATED_EVENT: Final = "chat.room_updated"
+# Every room change, whatever its kind (ROOM_EVENTS_DESIGN.md): {"type": ROOM_EVENT,
+# "room_id", "seq", "text"}, the frame serialised once.
+ROOM_EVENT: Final = "chat.room_event"
+# Control events (docs/moderation.md): to a room's group, or to a user's group (every
+# socket of one user, on every process). No seq: they change no room.
+ROOM_ACCESS_EVENT: Final = "chat.room_access"  # the room turned private: re-check access
 MEMBER_REMOVED_EVENT: Final = "chat.member_removed"
 USER_BANNED_EVENT: Final = "chat.user_banned"
 
@@ -37,14 +38,6 @@ def user_group(user_id: str) -> str:
     return f"chat.user.{user_id}"
 
 
-# The one layer event type for every room event that takes the room's seq
-# (ROOM_EVENTS_DESIGN.md): {"type": ROOM_EVENT, "room_id", "seq", "text"}. Messages still
-# travel as MESSAGE_EVENT until every sender uses it; the fan-out sequences both alike.
-ROOM_EVENT: Final = "chat.room_event"
-SEQUENCED_EVENTS: Final = frozenset({MESSAGE_EVENT, ROOM_EVENT})
-
-
 def layer_event(event: RoomEvent) -> dict[str, Any]:
     """The layer event that carries a room event, its frame serialised once."""
-    kind = MESSAGE_EVENT if event.type == MESSAGE else ROOM_EVENT
-    return {"type": kind, "room_id": event.room_id, "seq": event.seq, "text": protocol.encode(event.frame)}
+    return {"type": ROOM_EVENT, "room_id": event.room_id, "seq": event.seq, "text": protocol.encode(event.frame)}

@@ -72,6 +72,25 @@ class Message(models.Model):
         return f"{self.room_id}#{self.seq}"
 
 
+class RoomEvent(models.Model):
+    """A room change other than a message (a removal, new settings, ...), with its own seq
+    in the room's one sequence: the seqs of a room's messages and events never collide."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="events", db_column="room_id")
+    seq = models.BigIntegerField()
+    type = models.CharField(max_length=32)
+    data = models.JSONField()  # the frame beyond type, roomId and seq (chat.storage.base.NewEvent)
+    timestamp = models.DateTimeField()
+    ttl = models.BigIntegerField(db_index=True)
+
+    class Meta:
+        ordering = ["room_id", "seq"]
+        constraints = [models.UniqueConstraint(fields=["room", "seq"], name="chat_roomevent_room_seq_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.room_id}#{self.seq} {self.type}"  # type: ignore[attr-defined]
+
+
 class Connection(models.Model):
     connection_id = models.CharField(primary_key=True, max_length=64)
     user_id = models.CharField(max_length=128, db_index=True)
@@ -87,4 +106,15 @@ class Connection(models.Model):
 # Moderation records live in Django's database whichever backend holds messages.
 from chat.moderation_models import AuditLog, Ban, Mute, Report, SlowModeStamp  # noqa: E402
 
-__all__ = ["AuditLog", "Ban", "Connection", "Message", "Mute", "Report", "Room", "RoomMember", "SlowModeStamp"]
+__all__ = [
+    "AuditLog",
+    "Ban",
+    "Connection",
+    "Message",
+    "Mute",
+    "Report",
+    "Room",
+    "RoomEvent",
+    "RoomMember",
+    "SlowModeStamp",
+]

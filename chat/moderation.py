@@ -5,12 +5,16 @@ and nothing else; so does the consumer for a user's report. Each moderator actio
 
 1. checks the moderator's rights (`accounts.users.is_moderator`: staff alone is not enough)
    and that a reason was given;
-2. writes through the storage adapter (rooms, members, messages: either backend) or the
-   ORM (bans, mutes, reports: always Django's database);
-3. records who, what, when and why in the audit log;
-4. tells live sockets through `chat.broadcast`, on every daphne process, after the write.
+2. writes through the storage adapter (rooms, members, messages: either backend), through
+   the same wrapper as chat.services (`services.store_call`: timing, storage_unavailable),
+   or the ORM (bans, mutes, reports: always Django's database);
+3. records who, what, when and why in the audit log, in the transaction of the write;
+4. tells live sockets, on every daphne process, when that transaction commits: room
+   changes through `services.room_change_sync` (the one helper for room events), control
+   events (a ban, a member taken out) through `chat.broadcast`.
 
 They are synchronous (admin and commands are); the broadcasts run through async_to_sync.
+A refusal is a ModerationError, a ChatError with a code like every service's.
 docs/moderation.md describes every action and what a client sees.
 """
 
@@ -22,17 +26,19 @@ from typing import Any, Final, Literal
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.identity import Identity
 from accounts.users import is_moderator
-from chat import broadcast, protocol, services
+from chat import broadcast, events, protocol, services
 from chat.errors import ChatError, ErrorCode
 from chat.moderation_models import AuditLog, Ban, Mute, Report
+from chat.services import room_change_sync, store_call
 from chat.storage import get_store
-from chat.storage.base import DELETED, HIDDEN, MessageRecord, Removal, Room, RoomNotFound
+from chat.storage.base import DELETED, HIDDEN, MessageRecord, Removal, RemoveResult, Room, RoomNotFound, RoomUpdate
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +53,14 @@ SEARCH_SCAN: Final = 1000  # how many of a room's newest messages a search looks
 ReportAction = Literal["hide", "delete", "mute", "ban"]
 
 
-class ModerationError(ValidationError):
-    """A moderator's request that cannot be done as asked (shown on the admin page)."""
+# Both bases declare `code` and `message`: ChatError's (an ErrorCode, the text) win, and
+# ValidationError's `messages`, which admin shows, reads only the text.
+class ModerationError(ChatError, ValidationError):  # type: ignore[misc]
+    """A moderator's request that cannot be done as asked: a ChatError with a code, like
+    every service's refusal, and a ValidationError, which the admin pages show."""
+
+    def __init__(self, message: str, code: ErrorCode = ErrorCode.INVALID_FIELD) -> None:
+        super().__init__(code, message)  # ChatError, then ValidationError(message)
 
 
 # --- checks and the audit log ------------------------------------------------------------
@@ -86,8 +98,29 @@ def _audit(
 def _room(room_id: str) -> Room:
     room = services.room_get(room_id)
     if room is None:
-        raise ModerationError(f"room {room_id!r} does not exist")
+        raise ModerationError(f"room {room_id!r} does not exist", ErrorCode.UNKNOWN_ROOM)
     return room
+
+
+def _stored_room(room_id: str) -> Room:
+    """The room for a change (the default room is stored by its first write)."""
+    room = services.room_stored(room_id=room_id)
+    if room is None:
+        raise ModerationError(f"room {room_id!r} does not exist", ErrorCode.UNKNOWN_ROOM)
+    return room
+
+
+def _stamp() -> dict[str, Any]:
+    """When a room event happened and how long it is kept (as long as messages)."""
+    return {"now": services.utcnow(), "ttl_seconds": settings.CHAT_MESSAGE_TTL_SECONDS}
+
+
+def _updated(update: RoomUpdate) -> list[Any]:
+    return [update.event] if update.event is not None else []
+
+
+def _removed(results: list[RemoveResult]) -> list[Any]:
+    return [r.event for r in results if r.event is not None]
 
 
 def _user_by_id(user_id: str) -> Any:
@@ -126,13 +159,23 @@ def room_create(
         protocol.validate_room_id(room_id)
     except ChatError as error:
         raise ModerationError(error.message) from None
-    if services.room_get(room_id) is not None:
+    if store_call(get_store().get_room, room_id=room_id) is not None:
         raise ModerationError(f"room {room_id!r} exists already")
     services.room_create(room_id=room_id, name=name.strip() or room_id, created_by=str(moderator.pk))
     store = get_store()
-    room = store.update_room(room_id=room_id, private=private, read_only=read_only, slow_mode_seconds=slow_mode_seconds)
     if private:
-        store.add_member(room_id=room_id, user_id=str(moderator.pk))
+        # A member first: the room is never private without its creator in it.
+        store_call(store.add_member, room_id=room_id, user_id=str(moderator.pk))
+    update = room_change_sync(
+        store.update_room,
+        stored=_updated,
+        room_id=room_id,
+        private=private,
+        read_only=read_only,
+        slow_mode_seconds=slow_mode_seconds,
+        **_stamp(),
+    )
+    room = update.room
     _audit(
         moderator=moderator,
         action="room_create",
@@ -166,7 +209,7 @@ def room_update(
     _slow_mode(slow_mode_seconds)
     if name is not None:
         name = name.strip()[:100] or None
-    before = _room(room_id)
+    before = _stored_room(room_id)
     wanted = {
         "name": name,
         "private": private,
@@ -177,17 +220,20 @@ def room_update(
     changes: dict[str, Any] = {k: v for k, v in wanted.items() if v is not None and getattr(before, k) != v}
     if not changes:
         return before
-    room = get_store().update_room(room_id=room_id, **changes)
-    _audit(
-        moderator=moderator,
-        action=action,
-        reason=why,
-        room_id=room_id,
-        target=f"room:{room_id}",
-        changes={k: [getattr(before, k), v] for k, v in changes.items()},
-    )
-    async_to_sync(broadcast.room_updated)(room)
-    return room
+    with transaction.atomic():
+        update = room_change_sync(get_store().update_room, stored=_updated, room_id=room_id, **changes, **_stamp())
+        _audit(
+            moderator=moderator,
+            action=action,
+            reason=why,
+            room_id=room_id,
+            target=f"room:{room_id}",
+            changes={k: [getattr(before, k), v] for k, v in changes.items()},
+        )
+    if update.room.private and not before.private:
+        # After the roomUpdated event (sent on commit, above): sockets of non-members leave.
+        async_to_sync(broadcast.room_access)(room_id)
+    return update.room
 
 
 def room_archive(*, moderator: Any, room_id: str, reason: str) -> Room:
@@ -208,7 +254,7 @@ def room_list_all(*, moderator: Any) -> list[Room]:
 def room_members(*, moderator: Any, room_id: str) -> list[tuple[str, str]]:
     """A room's members as (user id, username), for moderators only."""
     _require_moderator(moderator)
-    ids = get_store().room_members(room_id)
+    ids = store_call(get_store().room_members, room_id=room_id)
     names = dict(
         get_user_model().objects.filter(pk__in=[int(i) for i in ids if i.isdigit()]).values_list("pk", "username")
     )
@@ -219,9 +265,9 @@ def room_member_add(*, moderator: Any, room_id: str, user: Any, reason: str) -> 
     _require_moderator(moderator)
     why = _reason(reason)
     try:
-        get_store().add_member(room_id=_room(room_id).room_id, user_id=str(user.pk))
+        store_call(get_store().add_member, room_id=_stored_room(room_id).room_id, user_id=str(user.pk))
     except RoomNotFound:
-        raise ModerationError(f"room {room_id!r} does not exist") from None
+        raise ModerationError(f"room {room_id!r} does not exist", ErrorCode.UNKNOWN_ROOM) from None
     _audit(moderator=moderator, action="member_add", reason=why, room_id=room_id, target=_target_user(user))
 
 
@@ -230,7 +276,7 @@ def room_member_remove(*, moderator: Any, room_id: str, user: Any, reason: str) 
     _require_moderator(moderator)
     why = _reason(reason)
     _room(room_id)
-    removed = get_store().remove_member(room_id=room_id, user_id=str(user.pk))
+    removed = store_call(get_store().remove_member, room_id=room_id, user_id=str(user.pk))
     if not removed:
         return False
     _audit(moderator=moderator, action="member_remove", reason=why, room_id=room_id, target=_target_user(user))
@@ -340,7 +386,8 @@ def message_search(
     """A room's recent messages, newest first, matching text and/or author. Moderators see
     a hidden message's text (marked hidden); a deleted one's is gone."""
     _require_moderator(moderator)
-    return get_store().search_messages(
+    return store_call(
+        get_store().search_messages,
         room_id=_room(room_id).room_id,
         now=services.utcnow(),
         text=(text or "").strip() or None,
@@ -353,25 +400,34 @@ def message_search(
 def message_get(*, moderator: Any, room_id: str, message_id: str) -> MessageRecord | None:
     """A message as the store has it now (a hidden one with its text), or None."""
     _require_moderator(moderator)
-    return get_store().get_message(room_id=room_id, message_id=message_id, now=services.utcnow())
+    return store_call(get_store().get_message, room_id=room_id, message_id=message_id, now=services.utcnow())
 
 
 def _remove(*, moderator: Any, room_id: str, message_id: str, reason: str, removal: Removal) -> MessageRecord:
     _require_moderator(moderator)
     why = _reason(reason)
-    message = get_store().remove_message(room_id=_room(room_id).room_id, message_id=message_id, removal=removal)
-    if message is None:
-        raise ModerationError("no such message in this room")
-    _audit(
-        moderator=moderator,
-        action=f"message_{'delete' if removal == DELETED else 'hide'}",
-        reason=why,
-        room_id=room_id,
-        target=f"message:{message_id}",
-        seq=message.seq,
-        author=f"user:{message.user_id} ({message.username})",
-    )
-    async_to_sync(broadcast.message_removed)(message)
+    with transaction.atomic():
+        result = room_change_sync(
+            get_store().remove_message,
+            stored=lambda r: [r.event] if r is not None and r.event is not None else [],
+            room_id=_room(room_id).room_id,
+            message_id=message_id,
+            removal=removal,
+            removed_by=events.BY_MODERATOR,
+            **_stamp(),
+        )
+        if result is None:
+            raise ModerationError("no such message in this room", ErrorCode.UNKNOWN_MESSAGE)
+        message = result.message
+        _audit(
+            moderator=moderator,
+            action=f"message_{'delete' if removal == DELETED else 'hide'}",
+            reason=why,
+            room_id=room_id,
+            target=f"message:{message_id}",
+            seq=message.seq,
+            author=f"user:{message.user_id} ({message.username})",
+        )
     return message
 
 
@@ -392,20 +448,24 @@ def user_messages_purge(*, moderator: Any, user: Any, reason: str, room_id: str 
     why = _reason(reason)
     if room_id:
         _room(room_id)
-    removed = get_store().remove_user_messages(
-        user_id=str(user.pk), room_id=room_id or None, removal=DELETED, now=services.utcnow()
-    )
-    _audit(
-        moderator=moderator,
-        action="user_purge",
-        reason=why,
-        room_id=room_id or "",
-        target=_target_user(user),
-        messages=len(removed),
-    )
-    for message in removed:
-        async_to_sync(broadcast.message_removed)(message)
-    return removed
+    with transaction.atomic():
+        results = room_change_sync(
+            get_store().remove_user_messages,
+            stored=_removed,
+            user_id=str(user.pk),
+            room_id=room_id or None,
+            removal=DELETED,
+            **_stamp(),
+        )
+        _audit(
+            moderator=moderator,
+            action="user_purge",
+            reason=why,
+            room_id=room_id or "",
+            target=_target_user(user),
+            messages=len(results),
+        )
+    return [r.message for r in results]
 
 
 # --- reports ---------------------------------------------------------------------------------
@@ -486,7 +546,7 @@ def report_act(
     elif action in ("mute", "ban"):
         author = _user_by_id(report.author_id)
         if author is None:
-            raise ModerationError("the author's account no longer exists")
+            raise ModerationError("the author's account no longer exists", ErrorCode.UNKNOWN_MESSAGE)
         if action == "mute":
             user_mute(moderator=moderator, user=author, reason=why, duration=mute_for or timedelta(hours=1))
         else:

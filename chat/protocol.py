@@ -1,4 +1,4 @@
-"""Wire protocol v1: client frames in, server frames out. Pure code, no I/O.
+"""Wire protocol v2 (v1 clients keep working): client frames in, server frames out. Pure code, no I/O.
 
 `parse_client_frame` turns the raw text of one WebSocket frame into a typed command or
 raises `ProtocolError` with a stable code. `*_frame` functions build server frames as
@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Union
 
+from chat import events
 from chat.errors import ChatError, ErrorCode
-from chat.records import MessageRecord, Room
+from chat.events import RoomEvent
+from chat.records import EventRecord, LogEntry, MessageRecord, Room
 
 DEFAULT_ROOM: Final = "general"
 # \Z, not $: "$" also matches before a trailing newline, which let "general\n" through.
@@ -351,11 +353,14 @@ def joined_frame(
     *,
     recovered: bool,
     room: Room | None = None,
-    removed: list[MessageRecord] | None = None,
+    removed: list[tuple[str, int]] | None = None,
+    room_events: list[RoomEvent] | None = None,
 ) -> dict[str, Any]:
     """`room`: the room's settings, sent when any differs from the default (a room that is
-    private, read-only, archived or in slow mode); `removed`: messages at or below the
-    client's lastSeq that were removed since it may have shown them (it shows tombstones)."""
+    private, read-only, archived or in slow mode); `removed`: (messageId, seq) of messages
+    at or below the client's lastSeq removed since (v1 clients show tombstones);
+    `room_events`: for a recovered resume, every room event after lastSeq (v2 clients
+    apply these and may ignore `messages` and `removed`)."""
     frame: dict[str, Any] = {
         "type": "joined",
         "roomId": room_id,
@@ -366,27 +371,29 @@ def joined_frame(
     if room is not None and (room.private or room.read_only or room.archived or room.slow_mode_seconds):
         frame["room"] = room_settings(room)
     if removed:
-        frame["removed"] = [{"messageId": m.message_id, "seq": m.seq} for m in removed]
+        frame["removed"] = [{"messageId": message_id, "seq": seq} for message_id, seq in removed]
+    if room_events is not None:
+        frame["events"] = [event.frame for event in room_events]
     return frame
 
 
 def room_settings(room: Room) -> dict[str, Any]:
     """What a client shows of a room's moderation settings."""
-    return {
-        "name": room.name,
-        "private": room.private,
-        "readOnly": room.read_only,
-        "archived": room.archived,
-        "slowModeSeconds": room.slow_mode_seconds,
-    }
+    return events.room_settings(
+        name=room.name,
+        private=room.private,
+        read_only=room.read_only,
+        archived=room.archived,
+        slow_mode_seconds=room.slow_mode_seconds,
+    )
 
 
-def room_updated_frame(room: Room) -> dict[str, Any]:
-    return {"type": "roomUpdated", "roomId": room.room_id, "room": room_settings(room)}
-
-
-def message_removed_frame(message: MessageRecord) -> dict[str, Any]:
-    return {"type": "messageRemoved", "roomId": message.room_id, "messageId": message.message_id, "seq": message.seq}
+def room_event(entry: LogEntry) -> RoomEvent:
+    """A stored log entry as the frame a joined socket gets: a message in its current state
+    (a tombstone has no text), any other event as it was stored."""
+    if isinstance(entry, EventRecord):
+        return RoomEvent(entry.room_id, entry.seq, events.frame(entry.type, entry.room_id, entry.seq, entry.data))
+    return RoomEvent(entry.room_id, entry.seq, message_frame(entry))
 
 
 def reported_frame(room_id: str, message_id: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal, TypeAlias
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,51 @@ class MessageRecord:
 class AppendResult:
     message: MessageRecord
     created: bool  # False: a retry of a clientMessageId already stored
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A room change other than a new message, to store with the room's next seq.
+
+    `type` is a chat.events frame type; `data` is the frame beyond type, roomId and seq,
+    kept as it is (JSON), so a replay sends the frame a live socket got.
+    """
+
+    room_id: str
+    type: str
+    data: dict[str, Any]
+    timestamp: datetime
+    ttl_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A stored room event (not a message): its own seq in the room's one sequence."""
+
+    room_id: str
+    seq: int
+    type: str
+    data: dict[str, Any]
+    timestamp: datetime
+    ttl: int  # epoch seconds, as a message's
+
+
+# One entry of a room's log: a message (in its current state) or another event.
+LogEntry: TypeAlias = MessageRecord | EventRecord
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveResult:
+    message: MessageRecord  # as it is now: a tombstone
+    # The messageRemoved event, or None when the message was a tombstone already (deleting
+    # a hidden one erases its text; clients see no change, so no event).
+    event: EventRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomUpdate:
+    room: Room
+    event: EventRecord | None  # the roomUpdated event; None when no setting changed
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,32 +1,45 @@
 """Chat services: validate, write through the storage adapter, then broadcast.
 
-Consumers, views, admin and management commands call these; none of them touches the
-store or the channel layer directly. The order is always store, broadcast, then the caller
-acks: nothing is acknowledged or shown that is not durably stored.
+Consumers, views, admin and management commands call these (and chat.moderation, written
+the same way); none of them touches the store or the channel layer directly. The order is
+always store, broadcast, then the caller acks: nothing is acknowledged or shown that is not
+durably stored. Every storage call goes through one wrapper (`store_call`, `_store_call`:
+timing, and `storage_unavailable` for a failing store); every room change goes out through
+one helper (`room_change`, `room_change_sync`), which sends the room events a write stored
+only once that write returned, or, inside an ORM transaction, once it committed. Reads
+never write.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import transaction
 
 from accounts.identity import Identity
-from chat import broadcast, metrics, protocol
+from chat import broadcast, events, metrics, protocol
 from chat.errors import ChatError, ErrorCode, StorageUnavailable
 from chat.events import RoomEvent
 from chat.fanout import RoomFanout, RoomMember, UserMember, room_fanout
 from chat.moderation_models import Ban, Mute, SlowModeStamp
 from chat.storage import get_store
-from chat.storage.base import ConnectionRecord, MessageRecord, NewMessage, Room, RoomNotFound
+from chat.storage.base import (
+    ConnectionRecord,
+    EventRecord,
+    LogEntry,
+    MessageRecord,
+    NewMessage,
+    Room,
+    RoomNotFound,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,20 +50,65 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def _store_call(fn: Callable[..., T], /, **kwargs: Any) -> T:
-    """Run one storage call off the event loop; failures become StorageUnavailable."""
-    store = get_store()
-    # An ORM store runs on Django's sync thread through database_sync_to_async, which closes
-    # stale database connections around the call (the consumer does not do it per frame).
-    run = database_sync_to_async(fn) if store.thread_sensitive else sync_to_async(fn, thread_sensitive=False)
+def _guarded(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
+    """Call the store; any failure but a domain answer becomes StorageUnavailable (logged)."""
     try:
-        with metrics.store_timer(getattr(fn, "__name__", "call")):
-            return await run(**kwargs)
+        return fn(**kwargs)
     except (ChatError, RoomNotFound):
         raise
     except Exception as exc:
         log.exception("storage call %s failed", getattr(fn, "__name__", fn))
         raise StorageUnavailable() from exc
+
+
+def store_call(fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run one storage call in this thread (synchronous services: moderation, views,
+    commands), timed, failures as StorageUnavailable: the same rules as `_store_call`."""
+    with metrics.store_timer(getattr(fn, "__name__", "call")):
+        return _guarded(fn, kwargs)
+
+
+async def _store_call(fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run one storage call off the event loop; failures become StorageUnavailable."""
+    store = get_store()
+    # An ORM store runs on Django's sync thread through database_sync_to_async, which closes
+    # stale database connections around the call (the consumer does not do it per frame).
+    run = (
+        database_sync_to_async(_guarded) if store.thread_sensitive else sync_to_async(_guarded, thread_sensitive=False)
+    )
+    with metrics.store_timer(getattr(fn, "__name__", "call")):
+        return await run(fn, kwargs)
+
+
+# Room events: the one way out ---------------------------------------------------------------
+
+
+async def _send_room_events(entries: Iterable[LogEntry]) -> None:
+    for entry in entries:
+        await broadcast.room_event(protocol.room_event(entry))
+
+
+async def room_change(fn: Callable[..., T], /, *, stored: Callable[[T], Iterable[LogEntry]], **kwargs: Any) -> T:
+    """Make one room change with a store call, then send the room events it stored.
+
+    The only way an async service sends a room event: `stored` picks the events out of
+    the call's result, so there is no event to send before the write returned, and none
+    that was not written. (Zulip's send_event_on_commit, for a store call.)
+    """
+    result = await _store_call(fn, **kwargs)
+    await _send_room_events(stored(result))
+    return result
+
+
+def room_change_sync(fn: Callable[..., T], /, *, stored: Callable[[T], Iterable[LogEntry]], **kwargs: Any) -> T:
+    """`room_change` for synchronous services (moderation, commands): the events go out
+    when the caller's ORM transaction commits (at once outside one), so a change made with
+    its audit record in one transaction is never shown if that transaction rolls back."""
+    result = store_call(fn, **kwargs)
+    entries = list(stored(result))
+    if entries:
+        transaction.on_commit(lambda: async_to_sync(_send_room_events)(entries), robust=True)
+    return result
 
 
 # Rooms ----------------------------------------------------------------------------------
@@ -59,17 +117,36 @@ async def _store_call(fn: Callable[..., T], /, **kwargs: Any) -> T:
 def room_create(*, room_id: str, name: str | None = None, created_by: str | None = None) -> Room:
     """Create a room (or return the existing one). Synchronous: for views and commands."""
     room_id = protocol.validate_room_id(room_id)
-    return get_store().ensure_room(room_id=room_id, name=(name or room_id)[:100], created_by=created_by, now=utcnow())
+    return store_call(
+        get_store().ensure_room, room_id=room_id, name=(name or room_id)[:100], created_by=created_by, now=utcnow()
+    )
 
 
 def room_list(*, identity: Identity | None = None) -> list[Room]:
     """The rooms `identity` may see: archived rooms only for moderators, private rooms for
     their members and moderators. Without an identity, public open rooms only."""
-    store = get_store()
-    rooms = store.list_rooms()
+    rooms = store_call(get_store().list_rooms)
     if not any(r.room_id == protocol.DEFAULT_ROOM for r in rooms):
-        rooms.insert(0, room_create(room_id=protocol.DEFAULT_ROOM, name="General"))
+        rooms.insert(0, _default_room())
     return [room for room in rooms if room_visible(room=room, identity=identity)]
+
+
+# The default room exists from the start, whichever backend holds it: until its first
+# write stores it (`room_stored`), a read shows it as an empty room, and writes nothing.
+_DEFAULT_ROOM_CREATED = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _default_room() -> Room:
+    return Room(
+        room_id=protocol.DEFAULT_ROOM, name="General", created_at=_DEFAULT_ROOM_CREATED, created_by=None, last_seq=0
+    )
+
+
+def room_stored(*, room_id: str) -> Room | None:
+    """The room for a write: the default room is stored now if it is not yet. Synchronous."""
+    if room_id == protocol.DEFAULT_ROOM:
+        return room_create(room_id=room_id, name="General")
+    return room_get(room_id)
 
 
 def room_visible(*, room: Room, identity: Identity | None) -> bool:
@@ -79,7 +156,7 @@ def room_visible(*, room: Room, identity: Identity | None) -> bool:
     if room.archived:
         return False
     return not room.private or (
-        identity is not None and get_store().is_member(room_id=room.room_id, user_id=identity.user_id)
+        identity is not None and store_call(get_store().is_member, room_id=room.room_id, user_id=identity.user_id)
     )
 
 
@@ -87,21 +164,21 @@ def room_readable(*, room: Room, identity: Identity | None) -> bool:
     """Whether `identity` may read the room (archived rooms stay readable). Synchronous."""
     if not room.private or (identity is not None and identity.is_moderator):
         return True
-    return identity is not None and get_store().is_member(room_id=room.room_id, user_id=identity.user_id)
+    return identity is not None and store_call(get_store().is_member, room_id=room.room_id, user_id=identity.user_id)
 
 
 def room_get(room_id: str) -> Room | None:
     """A room by id, or None. Synchronous: for views and commands."""
-    store = get_store()
-    room = store.get_room(room_id)
+    room = store_call(get_store().get_room, room_id=room_id)
     if room is None and room_id == protocol.DEFAULT_ROOM:
-        # The default room exists from the start, whichever backend holds it.
-        room = store.ensure_room(room_id=room_id, name="General", created_by=None, now=utcnow())
+        return _default_room()
     return room
 
 
 async def _require_room(room_id: str) -> Room:
-    room = await _store_call(room_get, room_id=room_id)
+    room = await _store_call(get_store().get_room, room_id=room_id)
+    if room is None and room_id == protocol.DEFAULT_ROOM:
+        room = _default_room()
     if room is None:
         raise ChatError(ErrorCode.UNKNOWN_ROOM, f"room {room_id!r} does not exist", room_id=room_id)
     return room
@@ -168,8 +245,7 @@ async def message_send(
     """Store a message exactly once, broadcast it, and return the record to ack.
 
     A retry with a clientMessageId already stored returns the original record and stores
-    nothing. It is broadcast again: receivers drop seqs they already have, and the first
-    attempt may have died between the store and the broadcast.
+    nothing.
     """
     room = await _readable_room(room_id, identity)
     now = utcnow()
@@ -189,7 +265,12 @@ async def message_send(
         ttl_seconds=settings.CHAT_MESSAGE_TTL_SECONDS,
     )
     try:
-        result = await _store_call(get_store().append_message, new=new)
+        if room.last_seq == 0 and room_id == protocol.DEFAULT_ROOM:
+            # Its first write stores it.
+            await _store_call(get_store().ensure_room, room_id=room_id, name="General", created_by=None, now=now)
+        # A retry of a stored clientMessageId is broadcast again: receivers drop seqs they
+        # have, and the first attempt may have died between the store and the broadcast.
+        result = await room_change(get_store().append_message, new=new, stored=lambda r: [r.message])
     except RoomNotFound:
         await database_sync_to_async(_slow_mode_give_back)(room=room, identity=identity, now=now)
         raise ChatError(ErrorCode.UNKNOWN_ROOM, f"room {room_id!r} does not exist", room_id=room_id) from None
@@ -201,12 +282,6 @@ async def message_send(
         # A retry of a message already stored is no new post.
         await database_sync_to_async(_slow_mode_give_back)(room=room, identity=identity, now=now)
     metrics.record_stored(created=result.created)
-    if settings.CHAT_TEST_CRASH_AFTER_STORE and result.created and text == settings.CHAT_TEST_CRASH_AFTER_STORE:
-        # A test hook (tests/faults; refused in production): die after the durable write,
-        # before the broadcast and the ack. The client's retry must get the original ack.
-        log.warning("CHAT_TEST_CRASH_AFTER_STORE: exiting right after storing seq %s", result.message.seq)
-        os._exit(70)
-    await broadcast.message_stored(result.message)
     return result.message
 
 
@@ -223,11 +298,14 @@ async def message_get(*, room_id: str, message_id: str, identity: Identity) -> M
 class JoinResult:
     room: Room
     last_seq: int
+    # v1: the messages after the client's lastSeq in their current state (or the latest page).
     messages: list[MessageRecord]
     recovered: bool
-    # Messages at or below the client's lastSeq that are tombstones now: it may have shown
-    # them before they were removed (only for a recovered resume).
-    removed: list[MessageRecord] = field(default_factory=list)
+    # v1: (messageId, seq) of messages at or below the client's lastSeq removed since: it may
+    # have shown them before they were removed (only for a recovered resume).
+    removed: list[tuple[str, int]] = field(default_factory=list)
+    # v2: every room event after lastSeq, in seq order (only for a recovered resume).
+    events: list[RoomEvent] | None = None
 
 
 async def room_join(
@@ -257,21 +335,30 @@ async def _replay(room: Room, last_seq: int | None) -> JoinResult:
     now = utcnow()
     store = get_store()
     if last_seq is not None and 0 <= room.last_seq - last_seq <= settings.CHAT_REPLAY_CAP:
-        # One read covers what was missed and the page the client may be showing, whose
-        # removed messages it must turn into tombstones.
-        low = max(0, last_seq - settings.CHAT_HISTORY_PAGE)
-        window = (
+        # Every room event since lastSeq: messages (in their current state) and the rest.
+        log_entries = (
             await _store_call(
-                store.messages_after, room_id=room.room_id, after_seq=low, limit=room.last_seq - low, now=now
+                store.events_after, room_id=room.room_id, after_seq=last_seq, limit=room.last_seq - last_seq, now=now
             )
-            if room.last_seq > low
+            if room.last_seq > last_seq
             else []
         )
-        messages = [m for m in window if m.seq > last_seq]
-        contiguous = [m.seq for m in messages] == list(range(last_seq + 1, room.last_seq + 1))
-        if contiguous:
-            removed = [m for m in window if m.seq <= last_seq and m.removed is not None]
-            return JoinResult(room=room, last_seq=room.last_seq, messages=messages, recovered=True, removed=removed)
+        if [e.seq for e in log_entries] == list(range(last_seq + 1, room.last_seq + 1)):
+            return JoinResult(
+                room=room,
+                last_seq=room.last_seq,
+                messages=[e for e in log_entries if isinstance(e, MessageRecord)],
+                recovered=True,
+                removed=[
+                    (e.data["messageId"], e.data["messageSeq"])
+                    for e in log_entries
+                    if isinstance(e, EventRecord)
+                    and e.type == events.MESSAGE_REMOVED
+                    and e.data["messageSeq"] <= last_seq
+                ],
+                events=[protocol.room_event(e) for e in log_entries],
+            )
+        # A hole (an expired entry): the client cannot be brought up to date event by event.
     latest = await _store_call(
         store.messages_before,
         room_id=room.room_id,
@@ -286,29 +373,29 @@ async def room_leave(*, room_id: str, member: RoomMember) -> None:
     await _fanout().leave(room_id, member)
 
 
-async def messages_missed(*, room_id: str, after_seq: int, up_to_seq: int) -> list[MessageRecord]:
-    """Read what a socket missed between two seqs (a lost broadcast), at most the replay cap:
-    delivery never asks for more (chat.delivery resyncs past it), and a caller that did would
-    get the first CHAT_REPLAY_CAP only."""
-    return await _store_call(
-        get_store().messages_after,
+async def events_missed(*, room_id: str, after_seq: int, up_to_seq: int) -> list[RoomEvent]:
+    """Read the room events a socket missed between two seqs (a lost broadcast): messages in
+    their current state, and every other event, in seq order, each as the frame a live
+    socket receives. At most the replay cap: delivery never asks for more (chat.delivery
+    resyncs past it), and a caller that did would get the first CHAT_REPLAY_CAP only."""
+    entries = await _store_call(
+        get_store().events_after,
         room_id=room_id,
         after_seq=after_seq,
         limit=min(max(0, up_to_seq - after_seq), settings.CHAT_REPLAY_CAP),
         now=utcnow(),
     )
+    return [protocol.room_event(e) for e in entries]
 
 
-async def room_events_missed(room_id: str, after_seq: int, up_to_seq: int) -> list[RoomEvent]:
-    """The room events in (after_seq, up_to_seq], in seq order, each as the frame a live
-    socket receives: the gap reader of the fan-out (chat.fanout) and of each socket."""
-    missed = await messages_missed(room_id=room_id, after_seq=after_seq, up_to_seq=up_to_seq)
-    return [RoomEvent(m.room_id, m.seq, protocol.message_frame(m)) for m in missed]
+async def _read_gap(room_id: str, after_seq: int, up_to_seq: int) -> list[RoomEvent]:
+    """The gap reader of the fan-out (chat.fanout) and of each socket: `events_missed`."""
+    return await events_missed(room_id=room_id, after_seq=after_seq, up_to_seq=up_to_seq)
 
 
 def _fanout() -> RoomFanout:
     """This process's fan-out, handed the reader it repairs gaps with."""
-    return room_fanout(read_gap=room_events_missed)
+    return room_fanout(read_gap=_read_gap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,7 +492,7 @@ async def room_last_seq(*, room_id: str) -> int | None:
 
 
 def expired_purge() -> int:
-    return get_store().purge_expired(now=utcnow())
+    return store_call(get_store().purge_expired, now=utcnow())
 
 
 # Bans (written by chat.moderation) --------------------------------------------------------

@@ -22,7 +22,7 @@ from chat.daphne_adapt.frames import FrameWriter
 from chat.delivery import Repair, Resync, SocketDelivery, Step
 from chat.errors import ChatError
 from chat.fanout import Offer
-from chat.groups import MESSAGE_EVENT, ROOM_EVENT
+from chat.groups import ROOM_EVENT
 from chat.protocol import CloseCode
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class RoomDelivery:
     async def _room_event(self, event: dict[str, Any]) -> None:
         """Handle one room event by its layer type. Hold `delivery`."""
         kind = event.get("type")
-        if kind == MESSAGE_EVENT or kind == ROOM_EVENT:
+        if kind == ROOM_EVENT:
             await self._on_sequenced(event)
             return
         handler = self._control_handlers.get(kind)
@@ -142,7 +142,7 @@ class RoomDelivery:
             await self._resync(room_id)
             return False
         try:
-            missed = await services.room_events_missed(room_id, decision.after, decision.up_to)
+            missed = await services.events_missed(room_id=room_id, after_seq=decision.after, up_to_seq=decision.up_to)
         except ChatError:
             # Cannot repair now: close so the client resumes from its last seq.
             await self.close(code=CloseCode.INTERNAL_ERROR)
@@ -179,6 +179,7 @@ class RoomDelivery:
                 recovered=result.recovered,
                 room=result.room,
                 removed=result.removed,
+                room_events=result.events,
             )
         )
 

@@ -15,11 +15,16 @@ from chat.records import (  # the records live below the storage package; re-exp
     HIDDEN,
     AppendResult,
     ConnectionRecord,
+    EventRecord,
+    LogEntry,
     MessageRecord,
+    NewEvent,
     NewMessage,
     Removal,
+    RemoveResult,
     Room,
     RoomNotFound,
+    RoomUpdate,
 )
 
 __all__ = [
@@ -28,11 +33,16 @@ __all__ = [
     "AppendResult",
     "ChatStore",
     "ConnectionRecord",
+    "EventRecord",
+    "LogEntry",
     "MessageRecord",
+    "NewEvent",
     "NewMessage",
     "Removal",
+    "RemoveResult",
     "Room",
     "RoomNotFound",
+    "RoomUpdate",
 ]
 
 
@@ -57,8 +67,12 @@ class ChatStore(Protocol):
         private: bool | None = None,
         read_only: bool | None = None,
         slow_mode_seconds: int | None = None,
-    ) -> Room:
-        """Change the given settings (None: leave as is); return the room. Raises RoomNotFound."""
+        now: datetime,
+        ttl_seconds: int,
+    ) -> RoomUpdate:
+        """Change the given settings (None: leave as is) and, when any changed, store a
+        roomUpdated event (the new settings) with the room's next seq, atomically. Raises
+        RoomNotFound."""
         ...
 
     # Members of private rooms (user ids). Membership means nothing for a public room.
@@ -99,11 +113,15 @@ class ChatStore(Protocol):
         """A live message of this room by id (a tombstone included), or None."""
         ...
 
-    def remove_message(self, *, room_id: str, message_id: str, removal: Removal) -> MessageRecord | None:
+    def remove_message(
+        self, *, room_id: str, message_id: str, removal: Removal, removed_by: str, now: datetime, ttl_seconds: int
+    ) -> RemoveResult | None:
         """Make a live message a tombstone; `deleted` also erases its text from the store.
 
-        Returns the record as it is now, or None when there is no such message. A deleted
-        message stays deleted: hiding it again changes nothing.
+        A live message's removal also stores a messageRemoved event (chat.events
+        .message_removed_data) with the room's next seq, in the same transaction. None when
+        there is no such message. A deleted message stays deleted: hiding it again changes
+        nothing; a tombstone removed again takes no seq.
         """
         ...
 
@@ -126,10 +144,20 @@ class ChatStore(Protocol):
         ...
 
     def remove_user_messages(
-        self, *, user_id: str, room_id: str | None, removal: Removal, now: datetime
-    ) -> list[MessageRecord]:
-        """Make every live message of a user (in one room, or everywhere) a tombstone; return
-        those that changed, oldest first per room."""
+        self, *, user_id: str, room_id: str | None, removal: Removal, now: datetime, ttl_seconds: int
+    ) -> list[RemoveResult]:
+        """Make every live message of a user (in one room, or everywhere) a tombstone, each as
+        remove_message does (by a moderator); return those that changed, oldest first per room."""
+        ...
+
+    # The room's log: messages and every other room event, in one seq order.
+    def append_event(self, new: NewEvent) -> EventRecord:
+        """Store an event with the room's next seq, atomically. Raises RoomNotFound."""
+        ...
+
+    def events_after(self, *, room_id: str, after_seq: int, limit: int, now: datetime) -> list[LogEntry]:
+        """Live log entries with seq > after_seq (messages in their current state, and
+        events), in seq order, at most `limit`."""
         ...
 
     # Connections
@@ -141,5 +169,5 @@ class ChatStore(Protocol):
 
     # Housekeeping
     def purge_expired(self, *, now: datetime) -> int:
-        """Delete expired messages and connections; return how many records went."""
+        """Delete expired messages, events and connections; return how many records went."""
         ...

@@ -20,6 +20,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -29,16 +30,22 @@ from botocore.exceptions import ClientError
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from chat import events
 from chat.storage import schema
 from chat.storage.base import (
     DELETED,
     AppendResult,
     ConnectionRecord,
+    EventRecord,
+    LogEntry,
     MessageRecord,
+    NewEvent,
     NewMessage,
     Removal,
+    RemoveResult,
     Room,
     RoomNotFound,
+    RoomUpdate,
 )
 
 # boto3 ships no type information; the low-level client is dynamically generated.
@@ -208,6 +215,59 @@ def _message(item: Item) -> MessageRecord:
     )
 
 
+def _is_event(item: Item) -> bool:
+    """A room event's item (in Messages, at its seq's key) rather than a message's."""
+    return schema.EVENT_TYPE in item
+
+
+def _event(item: Item) -> EventRecord:
+    return EventRecord(
+        room_id=_str(item, "roomId"),
+        seq=_int(item, "seq"),
+        type=_str(item, schema.EVENT_TYPE),
+        data=json.loads(_str(item, "data")),
+        timestamp=_parse_time(_str(item, "timestamp")),
+        ttl=_int(item, "ttl"),
+    )
+
+
+def _entry(item: Item) -> LogEntry:
+    return _event(item) if _is_event(item) else _message(item)
+
+
+def _event_item(record: EventRecord) -> Item:
+    return {
+        "messageId": _s(message_id_for(room_id=record.room_id, seq=record.seq)),
+        "roomId": _s(record.room_id),
+        "seq": _n(record.seq),
+        schema.EVENT_TYPE: _s(record.type),
+        "data": _s(json.dumps(record.data, ensure_ascii=False, separators=(",", ":"))),
+        "timestamp": _s(_time(record.timestamp)),
+        "ttl": _n(record.ttl),
+    }
+
+
+def _new_event_record(new: NewEvent, seq: int) -> EventRecord:
+    return EventRecord(
+        room_id=new.room_id,
+        seq=seq,
+        type=new.type,
+        data=new.data,
+        timestamp=new.timestamp,
+        ttl=_epoch(new.timestamp) + new.ttl_seconds,
+    )
+
+
+def _settings(room: Room) -> dict[str, Any]:
+    return events.room_settings(
+        name=room.name,
+        private=room.private,
+        read_only=room.read_only,
+        archived=room.archived,
+        slow_mode_seconds=room.slow_mode_seconds,
+    )
+
+
 def _message_item(message: MessageRecord) -> Item:
     item: Item = {
         "messageId": _s(message.message_id),
@@ -237,6 +297,11 @@ def _connection(item: Item) -> ConnectionRecord:
         # Rows written by the origin design have no instance.
         instance_id=_opt_str(item, "instanceId") or "",
     )
+
+
+def _backoff(attempt: int) -> None:
+    """Full jitter, doubled per attempt, capped."""
+    time.sleep(random.uniform(0, min(APPEND_BACKOFF_CAP, APPEND_BACKOFF_BASE * 2**attempt)))  # noqa: S311
 
 
 def _error_code(exc: ClientError) -> str:
@@ -352,35 +417,108 @@ class DynamoDBStore:
         private: bool | None = None,
         read_only: bool | None = None,
         slow_mode_seconds: int | None = None,
-    ) -> Room:
-        values: dict[str, dict[str, Any]] = {}
-        for attribute, value in (("name", name), ("archived", archived), ("private", private), ("readOnly", read_only)):
-            if value is not None:
-                values[attribute] = {"BOOL": value} if isinstance(value, bool) else _s(value)
-        if slow_mode_seconds is not None:
-            values["slowModeSeconds"] = _n(slow_mode_seconds)
-        if not values:
+        now: datetime,
+        ttl_seconds: int,
+    ) -> RoomUpdate:
+        wanted: dict[str, Any] = {
+            "name": name,
+            "archived": archived,
+            "private": private,
+            "read_only": read_only,
+            "slow_mode_seconds": slow_mode_seconds,
+        }
+        attributes = {"name": "name", "archived": "archived", "private": "private", "read_only": "readOnly"}
+        for attempt in range(self.max_append_attempts):
             room = self.get_room(room_id)
             if room is None:
                 raise RoomNotFound(room_id)
-            return room
-        names = {f"#a{i}": attribute for i, attribute in enumerate(values)}
-        try:
-            # SET of the named attributes only: an append's conditional lastSeq update is untouched.
-            response = self.client.update_item(
-                TableName=self.tables.rooms,
-                Key={"roomId": _s(room_id)},
-                UpdateExpression="SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(values))),
-                ConditionExpression="attribute_exists(#room)",
-                ExpressionAttributeNames={**names, "#room": "roomId"},
-                ExpressionAttributeValues={f":v{i}": value for i, value in enumerate(values.values())},
-                ReturnValues="ALL_NEW",
+            changes: dict[str, Any] = {k: v for k, v in wanted.items() if v is not None and getattr(room, k) != v}
+            if not changes:
+                return RoomUpdate(room, None)
+            after = replace(room, last_seq=room.last_seq + 1, **changes)
+            values: dict[str, dict[str, Any]] = {}
+            for field, value in changes.items():
+                if field == "slow_mode_seconds":
+                    values["slowModeSeconds"] = _n(value)
+                else:
+                    values[attributes[field]] = {"BOOL": value} if isinstance(value, bool) else _s(value)
+            event = _new_event_record(
+                NewEvent(
+                    room_id=room_id,
+                    type=events.ROOM_UPDATED,
+                    data={"room": _settings(after)},
+                    timestamp=now,
+                    ttl_seconds=ttl_seconds,
+                ),
+                after.last_seq,
             )
+            # The settings move with lastSeq, from the lastSeq read: a concurrent change or
+            # append makes this round fail, and the next one starts from what it wrote.
+            if self._try_transaction([self._take_seq(room, extra=values), self._put_event(event)]):
+                return RoomUpdate(after, event)
+            _backoff(attempt)
+        raise AppendContention(f"room {room_id!r}: no free seq after {self.max_append_attempts} attempts")
+
+    # Seqs for room events ----------------------------------------------------------------------
+
+    def _take_seq(self, room: Room, *, extra: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The transaction item that moves the room's lastSeq on by one from the value read
+        (and sets `extra` attributes with it)."""
+        values = dict(extra or {})
+        names = {f"#a{i}": attribute for i, attribute in enumerate(values)}
+        update = ["#last = :seq"] + [f"#a{i} = :v{i}" for i in range(len(values))]
+        return {
+            "Update": {
+                "TableName": self.tables.rooms,
+                "Key": {"roomId": _s(room.room_id)},
+                "UpdateExpression": "SET " + ", ".join(update),
+                "ConditionExpression": "#last = :previous",
+                "ExpressionAttributeNames": {"#last": "lastSeq", **names},
+                "ExpressionAttributeValues": {
+                    ":seq": _n(room.last_seq + 1),
+                    ":previous": _n(room.last_seq),
+                    **{f":v{i}": value for i, value in enumerate(values.values())},
+                },
+            }
+        }
+
+    def _put_event(self, event: EventRecord) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.tables.messages,
+                "Item": _event_item(event),
+                "ConditionExpression": "attribute_not_exists(#id)",
+                "ExpressionAttributeNames": {"#id": "messageId"},
+            }
+        }
+
+    def _try_transaction(self, items: list[dict[str, Any]]) -> bool:
+        """Write all or nothing; False when a condition failed or a conflict cancelled it
+        (the caller reads again and retries), so a room's seq is never taken twice."""
+        try:
+            self.client.transact_write_items(ClientRequestToken=str(uuid.uuid4()), TransactItems=items)
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                raise RoomNotFound(room_id) from None
+            if _error_code(exc) != "TransactionCanceledException":
+                raise
+            codes = set(_cancellation_codes(exc, items=len(items)))
+            if "ConditionalCheckFailed" in codes or codes & _RETRYABLE_REASONS:
+                return False
             raise
-        return _room(response["Attributes"])
+        return True
+
+    def append_event(self, new: NewEvent) -> EventRecord:
+        for attempt in range(self.max_append_attempts):
+            room = self.get_room(new.room_id)
+            if room is None:
+                raise RoomNotFound(new.room_id)
+            event = _new_event_record(new, room.last_seq + 1)
+            if self._try_transaction([self._take_seq(room), self._put_event(event)]):
+                return event
+            _backoff(attempt)
+        raise AppendContention(f"room {new.room_id!r}: no free seq after {self.max_append_attempts} attempts")
+
+    def events_after(self, *, room_id: str, after_seq: int, limit: int, now: datetime) -> list[LogEntry]:
+        return self._after(room_id=room_id, after_seq=after_seq, limit=limit, now=now, messages_only=False)
 
     # Members: a string set on the room's item (docs/data-model.md) ----------------------------
 
@@ -435,7 +573,7 @@ class DynamoDBStore:
             TableName=self.tables.messages, Key={"messageId": _s(message_id)}, ConsistentRead=True
         )
         item = response.get("Item")
-        return _message(item) if item else None
+        return _message(item) if item and not _is_event(item) else None
 
     def _original(self, key: str, *, now: int) -> MessageRecord | None:
         """The message a stored (room, user, clientMessageId) became, or None if there is none.
@@ -498,7 +636,7 @@ class DynamoDBStore:
                 ):
                     # Another sender took this seq first (or the room is gone: the next
                     # get_room says so). Back off with full jitter and read lastSeq again.
-                    time.sleep(random.uniform(0, min(APPEND_BACKOFF_CAP, APPEND_BACKOFF_BASE * 2**attempt)))  # noqa: S311
+                    _backoff(attempt)
                     continue
                 raise
             return AppendResult(record, created=True)
@@ -553,9 +691,9 @@ class DynamoDBStore:
             )
         self.client.transact_write_items(ClientRequestToken=str(uuid.uuid4()), TransactItems=items)
 
-    def _by_seq(self, room_id: str, seqs: list[int], now: datetime) -> list[MessageRecord]:
-        """The live messages among `seqs`, read by key (strongly consistent), in the order of `seqs`."""
-        found: dict[int, MessageRecord] = {}
+    def _by_seq(self, room_id: str, seqs: list[int], now: datetime, *, messages_only: bool) -> list[LogEntry]:
+        """The live entries among `seqs`, read by key (strongly consistent), in the order of `seqs`."""
+        found: dict[int, LogEntry] = {}
         for start in range(0, len(seqs), BATCH_GET_MAX):
             keys = [
                 {"messageId": _s(message_id_for(room_id=room_id, seq=seq))}
@@ -565,31 +703,38 @@ class DynamoDBStore:
             for attempt in range(BATCH_GET_ATTEMPTS):
                 response = self.client.batch_get_item(RequestItems=request)
                 for item in response.get("Responses", {}).get(self.tables.messages, []):
-                    message = _message(item)
-                    found[message.seq] = message
+                    if messages_only and _is_event(item):
+                        continue
+                    entry = _entry(item)
+                    found[entry.seq] = entry
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
                 # Throttled keys come back unprocessed: back off, ask again for those only.
-                time.sleep(random.uniform(0, min(APPEND_BACKOFF_CAP, APPEND_BACKOFF_BASE * 2**attempt)))  # noqa: S311
+                _backoff(attempt)
             else:
                 raise RuntimeError(f"BatchGetItem left keys unprocessed after {BATCH_GET_ATTEMPTS} attempts")
         cutoff = _epoch(now)
         return [found[seq] for seq in seqs if seq in found and found[seq].ttl > cutoff]
 
     def _by_index(
-        self, *, room_id: str, low: int, high: int, forward: bool, limit: int, now: datetime
-    ) -> list[MessageRecord]:
-        """Live messages with low <= seq <= high from RoomSeqIndex, in seq order (descending unless `forward`)."""
+        self, *, room_id: str, low: int, high: int, forward: bool, limit: int, now: datetime, messages_only: bool
+    ) -> list[LogEntry]:
+        """Live entries with low <= seq <= high from RoomSeqIndex, in seq order (descending unless `forward`)."""
         if limit <= 0 or low > high:
             return []
+        names = {"#room": "roomId", "#seq": "seq", "#ttl": "ttl"}
+        live = "#ttl > :now"
+        if messages_only:
+            names["#event"] = schema.EVENT_TYPE
+            live += " AND attribute_not_exists(#event)"
         items = self._query(
             want=limit,
             TableName=self.tables.messages,
             IndexName=schema.ROOM_SEQ_INDEX,
             KeyConditionExpression="#room = :room AND #seq BETWEEN :low AND :high",
-            FilterExpression="#ttl > :now",
-            ExpressionAttributeNames={"#room": "roomId", "#seq": "seq", "#ttl": "ttl"},
+            FilterExpression=live,
+            ExpressionAttributeNames=names,
             ExpressionAttributeValues={
                 ":room": _s(room_id),
                 ":low": _n(low),
@@ -598,22 +743,34 @@ class DynamoDBStore:
             },
             ScanIndexForward=forward,
         )
-        return [_message(item) for item in items]
+        return [_entry(item) for item in items]
 
-    def messages_after(self, *, room_id: str, after_seq: int, limit: int, now: datetime) -> list[MessageRecord]:
+    def _after(self, *, room_id: str, after_seq: int, limit: int, now: datetime, messages_only: bool) -> list[LogEntry]:
         room = self.get_room(room_id) if limit > 0 else None
         if room is None:
             return []
         settled = max(0, room.last_seq - self.recent_window)  # seqs up to here are in the index
-        found = self._by_index(room_id=room_id, low=after_seq + 1, high=settled, forward=True, limit=limit, now=now)
-        # Then the recent seqs by key, oldest first, as many as still wanted; expired ones are
-        # skipped, so ask for more until there are enough or none are left.
+        found = self._by_index(
+            room_id=room_id,
+            low=after_seq + 1,
+            high=settled,
+            forward=True,
+            limit=limit,
+            now=now,
+            messages_only=messages_only,
+        )
+        # Then the recent seqs by key, oldest first, as many as still wanted; expired ones (and
+        # events, for messages only) are skipped, so ask for more until there are enough or none are left.
         next_seq = max(after_seq, settled) + 1
         while len(found) < limit and next_seq <= room.last_seq:
             count = min(limit - len(found), room.last_seq - next_seq + 1, BATCH_GET_MAX)
-            found += self._by_seq(room_id, list(range(next_seq, next_seq + count)), now)
+            found += self._by_seq(room_id, list(range(next_seq, next_seq + count)), now, messages_only=messages_only)
             next_seq += count
         return found
+
+    def messages_after(self, *, room_id: str, after_seq: int, limit: int, now: datetime) -> list[MessageRecord]:
+        entries = self._after(room_id=room_id, after_seq=after_seq, limit=limit, now=now, messages_only=True)
+        return [entry for entry in entries if isinstance(entry, MessageRecord)]
 
     def messages_before(
         self, *, room_id: str, before_seq: int | None, limit: int, now: datetime
@@ -624,17 +781,23 @@ class DynamoDBStore:
         top = room.last_seq if before_seq is None else min(before_seq - 1, room.last_seq)
         settled = max(0, room.last_seq - self.recent_window)
         # Newest first: the recent seqs by key, then older ones from the index.
-        found: list[MessageRecord] = []
+        found: list[LogEntry] = []
         next_seq = top
         while len(found) < limit and next_seq > settled:
             count = min(limit - len(found), next_seq - settled, BATCH_GET_MAX)
-            found += self._by_seq(room_id, list(range(next_seq, next_seq - count, -1)), now)
+            found += self._by_seq(room_id, list(range(next_seq, next_seq - count, -1)), now, messages_only=True)
             next_seq -= count
         found += self._by_index(
-            room_id=room_id, low=1, high=min(top, settled), forward=False, limit=limit - len(found), now=now
+            room_id=room_id,
+            low=1,
+            high=min(top, settled),
+            forward=False,
+            limit=limit - len(found),
+            now=now,
+            messages_only=True,
         )
         found.reverse()
-        return found
+        return [entry for entry in found if isinstance(entry, MessageRecord)]
 
     # Moderation of messages -------------------------------------------------------------------
 
@@ -677,10 +840,47 @@ class DynamoDBStore:
             return current if current is not None and current.room_id == room_id else None
         return _message(response["Attributes"])
 
-    def remove_message(self, *, room_id: str, message_id: str, removal: Removal) -> MessageRecord | None:
+    def remove_message(
+        self, *, room_id: str, message_id: str, removal: Removal, removed_by: str, now: datetime, ttl_seconds: int
+    ) -> RemoveResult | None:
         if message_id.startswith(CLIENT_MESSAGE_KEY_PREFIX):
             return None
-        return self._tombstone(message_id, room_id=room_id, removal=removal)
+        for attempt in range(self.max_append_attempts):
+            message = self._get_message(message_id)
+            if message is None or message.room_id != room_id:
+                return None
+            if message.removed is not None:
+                # A tombstone already: clients see no change, so no event (deleting a hidden
+                # message still erases its text).
+                after = self._tombstone(message_id, room_id=room_id, removal=removal)
+                return RemoveResult(after or message, None)
+            room = self.get_room(room_id)
+            if room is None:
+                return None
+            tombstone = replace(message, removed=removal, text="" if removal == DELETED else message.text)
+            data = events.message_removed_data(message_id=message_id, message_seq=message.seq, removed_by=removed_by)
+            new = NewEvent(
+                room_id=room_id, type=events.MESSAGE_REMOVED, data=data, timestamp=now, ttl_seconds=ttl_seconds
+            )
+            event = _new_event_record(new, room.last_seq + 1)
+            names = {"#room": "roomId", "#removed": "removed", "#message": "message"}
+            values = {":room": _s(room_id), ":removal": _s(removal), ":text": _s(tombstone.text)}
+            mark = {
+                "Update": {
+                    "TableName": self.tables.messages,
+                    "Key": {"messageId": _s(message_id)},
+                    "UpdateExpression": "SET #removed = :removal, #message = :text",
+                    # Still live: a concurrent removal makes this round fail, and the next
+                    # one finds the tombstone (one event per removal).
+                    "ConditionExpression": "#room = :room AND attribute_not_exists(#removed)",
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            }
+            if self._try_transaction([self._take_seq(room), mark, self._put_event(event)]):
+                return RemoveResult(tombstone, event)
+            _backoff(attempt)
+        raise AppendContention(f"room {room_id!r}: no free seq after {self.max_append_attempts} attempts")
 
     def search_messages(
         self,
@@ -711,8 +911,8 @@ class DynamoDBStore:
         return [m for m in window if m.removed is not None and m.seq <= up_to_seq]
 
     def remove_user_messages(
-        self, *, user_id: str, room_id: str | None, removal: Removal, now: datetime
-    ) -> list[MessageRecord]:
+        self, *, user_id: str, room_id: str | None, removal: Removal, now: datetime, ttl_seconds: int
+    ) -> list[RemoveResult]:
         candidates: dict[str, MessageRecord] = {}
         if room_id is None:
             # Every room: a strongly consistent scan of the table (a rare, admin-only call).
@@ -737,14 +937,21 @@ class DynamoDBStore:
             candidates = {m.message_id: m for m in map(_message, items)}
             recent = self.messages_before(room_id=room_id, before_seq=None, limit=self.recent_window, now=now)
             candidates.update({m.message_id: m for m in recent if m.user_id == user_id})
-        changed: list[MessageRecord] = []
-        for message in candidates.values():
+        changed: list[RemoveResult] = []
+        for message in sorted(candidates.values(), key=lambda m: (m.room_id, m.seq)):
             if message.removed == DELETED or (message.removed is not None and removal != DELETED):
                 continue
-            after = self._tombstone(message.message_id, room_id=message.room_id, removal=removal)
-            if after is not None and after.removed != message.removed:
-                changed.append(after)
-        return sorted(changed, key=lambda m: (m.room_id, m.seq))
+            result = self.remove_message(
+                room_id=message.room_id,
+                message_id=message.message_id,
+                removal=removal,
+                removed_by=events.BY_MODERATOR,
+                now=now,
+                ttl_seconds=ttl_seconds,
+            )
+            if result is not None and result.message.removed != message.removed:
+                changed.append(result)
+        return changed
 
     # Connections ------------------------------------------------------------------------------
 
@@ -804,8 +1011,8 @@ class DynamoDBStore:
         """Delete what DynamoDB's TTL has not deleted yet; each delete re-checks the ttl.
 
         The re-check matters: a heartbeat may refresh a connection between the scan and the
-        delete, and that connection must survive. The count is of messages and connections;
-        a clientMessageId's key expires with its message and goes uncounted.
+        delete, and that connection must survive. The count is of messages, room events and
+        connections; a clientMessageId's key expires with its message and goes uncounted.
         """
         removed = 0
         for table, key in ((self.tables.messages, "messageId"), (self.tables.connections, "connectionId")):

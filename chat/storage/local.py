@@ -7,20 +7,22 @@ from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
 
-from chat import models
+from chat import events, models
 from chat.storage.base import (
     DELETED,
     AppendResult,
     ConnectionRecord,
+    EventRecord,
+    LogEntry,
     MessageRecord,
+    NewEvent,
     NewMessage,
     Removal,
+    RemoveResult,
     Room,
     RoomNotFound,
+    RoomUpdate,
 )
-
-# Message ids per UPDATE of a purge (SQLite limits the parameters of one statement).
-PURGE_BATCH = 500
 
 
 def _epoch(value: datetime) -> int:
@@ -54,6 +56,27 @@ def _message(row: models.Message) -> MessageRecord:
         client_message_id=row.client_message_id,
         ttl=row.ttl,
         removed=row.removed,  # type: ignore[arg-type]
+    )
+
+
+def _settings(room: Room) -> dict[str, object]:
+    return events.room_settings(
+        name=room.name,
+        private=room.private,
+        read_only=room.read_only,
+        archived=room.archived,
+        slow_mode_seconds=room.slow_mode_seconds,
+    )
+
+
+def _event(row: models.RoomEvent) -> EventRecord:
+    return EventRecord(
+        room_id=row.room_id,  # type: ignore[attr-defined]
+        seq=row.seq,
+        type=row.type,
+        data=row.data,
+        timestamp=row.timestamp,
+        ttl=row.ttl,
     )
 
 
@@ -95,25 +118,44 @@ class LocalStore:
         private: bool | None = None,
         read_only: bool | None = None,
         slow_mode_seconds: int | None = None,
-    ) -> Room:
-        changes = {
-            field: value
-            for field, value in (
-                ("name", name),
-                ("archived", archived),
-                ("private", private),
-                ("read_only", read_only),
-                ("slow_mode_seconds", slow_mode_seconds),
-            )
-            if value is not None
-        }
-        if changes:
-            # An UPDATE of the named columns only: a concurrent append's last_seq is never overwritten.
+        now: datetime,
+        ttl_seconds: int,
+    ) -> RoomUpdate:
+        with transaction.atomic():
+            # The room's row lock (PostgreSQL; SQLite's write lock is taken at BEGIN) first,
+            # in the order appends take it, so two changes cannot both read the old settings.
+            row = models.Room.objects.select_for_update().filter(room_id=room_id).first()
+            if row is None:
+                raise RoomNotFound(room_id)
+            wanted = {
+                "name": name,
+                "archived": archived,
+                "private": private,
+                "read_only": read_only,
+                "slow_mode_seconds": slow_mode_seconds,
+            }
+            changes = {
+                field: value for field, value in wanted.items() if value is not None and getattr(row, field) != value
+            }
+            if not changes:
+                return RoomUpdate(_room(row), None)
+            # An UPDATE of the named columns only: last_seq moves by _next_seq alone.
             models.Room.objects.filter(room_id=room_id).update(**changes)
-        row = models.Room.objects.filter(room_id=room_id).first()
-        if row is None:
-            raise RoomNotFound(room_id)
-        return _room(row)
+            seq = self._next_seq(room_id)
+            assert seq is not None  # the row is locked
+            row.refresh_from_db()
+            room = _room(row)
+            event = self._store_event(
+                NewEvent(
+                    room_id=room_id,
+                    type=events.ROOM_UPDATED,
+                    data={"room": _settings(room)},
+                    timestamp=now,
+                    ttl_seconds=ttl_seconds,
+                ),
+                seq=seq,
+            )
+        return RoomUpdate(room, event)
 
     # Members ----------------------------------------------------------------------------
 
@@ -215,15 +257,44 @@ class LocalStore:
         row = models.Message.objects.filter(room_id=room_id, message_id=message_id, ttl__gt=_epoch(now)).first()
         return _message(row) if row else None
 
-    def remove_message(self, *, room_id: str, message_id: str, removal: Removal) -> MessageRecord | None:
-        rows = models.Message.objects.filter(room_id=room_id, message_id=message_id)
+    def remove_message(
+        self, *, room_id: str, message_id: str, removal: Removal, removed_by: str, now: datetime, ttl_seconds: int
+    ) -> RemoveResult | None:
+        with transaction.atomic():
+            if models.Room.objects.select_for_update().filter(room_id=room_id).first() is None:
+                return None
+            row = models.Message.objects.filter(room_id=room_id, message_id=message_id).first()
+            if row is None:
+                return None
+            return self._remove(row, removal=removal, removed_by=removed_by, now=now, ttl_seconds=ttl_seconds)
+
+    def _remove(
+        self, row: models.Message, *, removal: Removal, removed_by: str, now: datetime, ttl_seconds: int
+    ) -> RemoveResult:
+        """Tombstone one message, and store its messageRemoved event if it was live. In a
+        transaction holding the room's lock."""
+        was_live = row.removed is None
         if removal == DELETED:
-            rows.update(removed=DELETED, text="")
-        else:
+            row.removed, row.text = DELETED, ""
+        elif row.removed != DELETED:
             # Hiding a deleted message must not turn it into a "hidden" one with its text gone.
-            rows.exclude(removed=DELETED).update(removed=removal)
-        row = rows.first()
-        return _message(row) if row else None
+            row.removed = removal
+        row.save(update_fields=["removed", "text"])
+        message = _message(row)
+        if not was_live:
+            return RemoveResult(message, None)
+        seq = self._next_seq(message.room_id)
+        assert seq is not None  # the room's row is locked
+        new = NewEvent(
+            room_id=message.room_id,
+            type=events.MESSAGE_REMOVED,
+            data=events.message_removed_data(
+                message_id=message.message_id, message_seq=message.seq, removed_by=removed_by
+            ),
+            timestamp=now,
+            ttl_seconds=ttl_seconds,
+        )
+        return RemoveResult(message, self._store_event(new, seq=seq))
 
     def search_messages(
         self,
@@ -253,23 +324,56 @@ class LocalStore:
         return [_message(r) for r in rows]
 
     def remove_user_messages(
-        self, *, user_id: str, room_id: str | None, removal: Removal, now: datetime
-    ) -> list[MessageRecord]:
+        self, *, user_id: str, room_id: str | None, removal: Removal, now: datetime, ttl_seconds: int
+    ) -> list[RemoveResult]:
         qs = models.Message.objects.filter(user_id=user_id, ttl__gt=_epoch(now))
         if room_id is not None:
             qs = qs.filter(room_id=room_id)
         # Deleting changes every message not deleted yet; hiding, only live ones.
         qs = qs.exclude(removed=DELETED) if removal == DELETED else qs.filter(removed__isnull=True)
-        ids = list(qs.values_list("message_id", flat=True))
-        changes: dict[str, str] = {"removed": removal}
-        if removal == DELETED:
-            changes["text"] = ""
-        changed: list[MessageRecord] = []
-        for start in range(0, len(ids), PURGE_BATCH):
-            batch = ids[start : start + PURGE_BATCH]
-            models.Message.objects.filter(message_id__in=batch).update(**changes)
-            changed += [_message(r) for r in models.Message.objects.filter(message_id__in=batch)]
-        return sorted(changed, key=lambda m: (m.room_id, m.seq))
+        rooms = sorted(set(qs.values_list("room_id", flat=True)))
+        changed: list[RemoveResult] = []
+        for room in rooms:
+            # One transaction per room: its lock, then each message with its event in seq order.
+            with transaction.atomic():
+                models.Room.objects.select_for_update().filter(room_id=room).first()
+                for row in qs.filter(room_id=room).order_by("seq"):
+                    changed.append(
+                        self._remove(
+                            row, removal=removal, removed_by=events.BY_MODERATOR, now=now, ttl_seconds=ttl_seconds
+                        )
+                    )
+        return changed
+
+    # The room's log -----------------------------------------------------------------------
+
+    def _store_event(self, new: NewEvent, *, seq: int) -> EventRecord:
+        row = models.RoomEvent.objects.create(
+            room_id=new.room_id,
+            seq=seq,
+            type=new.type,
+            data=new.data,
+            timestamp=new.timestamp,
+            ttl=_epoch(new.timestamp) + new.ttl_seconds,
+        )
+        return _event(row)
+
+    def append_event(self, new: NewEvent) -> EventRecord:
+        with transaction.atomic():
+            seq = self._next_seq(new.room_id)
+            if seq is None:
+                raise RoomNotFound(new.room_id)
+            return self._store_event(new, seq=seq)
+
+    def events_after(self, *, room_id: str, after_seq: int, limit: int, now: datetime) -> list[LogEntry]:
+        """Two indexed reads, each at most `limit` rows, merged by seq."""
+        if limit <= 0:
+            return []
+        live = {"room_id": room_id, "seq__gt": after_seq, "ttl__gt": _epoch(now)}
+        entries: list[LogEntry] = [_message(r) for r in models.Message.objects.filter(**live).order_by("seq")[:limit]]
+        entries += [_event(r) for r in models.RoomEvent.objects.filter(**live).order_by("seq")[:limit]]
+        entries.sort(key=lambda entry: entry.seq)
+        return entries[:limit]
 
     # Connections ------------------------------------------------------------------------
 
@@ -311,5 +415,6 @@ class LocalStore:
     def purge_expired(self, *, now: datetime) -> int:
         cutoff = _epoch(now)
         messages, _ = models.Message.objects.filter(ttl__lte=cutoff).delete()
+        room_events, _ = models.RoomEvent.objects.filter(ttl__lte=cutoff).delete()
         connections, _ = models.Connection.objects.filter(ttl__lte=cutoff).delete()
-        return messages + connections
+        return messages + room_events + connections

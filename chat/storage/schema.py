@@ -26,6 +26,8 @@ MESSAGE_ID: Final = "messageId"
 ROOM_ID: Final = "roomId"
 TIMESTAMP: Final = "timestamp"
 SEQ: Final = "seq"
+# On a room event's item in Messages (docs/data-model.md): what kind of event; absent on messages.
+EVENT_TYPE: Final = "eventType"
 TTL: Final = "ttl"  # epoch seconds; DynamoDB's TTL deletes the item some time (up to days) after it
 
 # Index names.

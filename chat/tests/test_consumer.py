@@ -20,7 +20,7 @@ from django.db import OperationalError
 from django.test import Client
 from pytest_django.fixtures import Settings
 
-from chat import broadcast, services
+from chat import broadcast, protocol, services
 from chat.storage import get_store
 from chat.storage.base import MessageRecord, NewMessage
 from chat.storage.local import LocalStore
@@ -389,7 +389,7 @@ async def test_joining_an_unknown_room_does_not_subscribe(alice: WebsocketCommun
     assert (await recv(alice))["code"] == "unknown_room"
     await sync_to_async(services.room_create)(room_id="later")
     message = await sync_to_async(get_store().append_message)(new=new_message("later", "hello", seq_hint=1))
-    await broadcast.message_stored(message.message)
+    await broadcast.room_event(protocol.room_event(message.message))
     await ping(alice)
 
 
@@ -524,6 +524,7 @@ async def test_a_lost_broadcast_is_repaired_from_the_store(
 ) -> None:
     """A socket that missed a broadcast gets the missing message from the store before the next one."""
     await join(bob, "general")
+    await sync_to_async(services.room_create)(room_id="general")
     # Stored, but its broadcast is lost.
     await sync_to_async(get_store().append_message)(new=new_message("general", "lost in transit", seq_hint=1))
     await send(alice, "general", "after the loss", "c-2", joined=False)
@@ -543,7 +544,7 @@ async def test_a_stale_or_repeated_event_is_not_delivered_twice(
     await send(alice, "general", "one", "c-1")
     first = await recv(bob)
     [message] = await stored("general")
-    await broadcast.message_stored(message)  # the same event again
+    await broadcast.room_event(protocol.room_event(message))  # the same event again
     await send(alice, "general", "two", "c-2")
     second = await recv(bob)
     assert [first["seq"], second["seq"]] == [1, 2]
@@ -559,7 +560,7 @@ async def test_join_replays_then_continues_live_without_duplicates(
     joined = await join(bob, "general", last_seq=0)
     assert [m["seq"] for m in joined["messages"]] == [1, 2, 3]
     for message in await stored("general"):  # late duplicates of everything replayed
-        await broadcast.message_stored(message)
+        await broadcast.room_event(protocol.room_event(message))
     await send(alice, "general", "m4", "c-4")
     assert (await recv(bob))["seq"] == 4
 
@@ -629,3 +630,13 @@ async def test_an_unexpected_error_answers_internal_error_and_keeps_the_socket(
         error = await recv(alice)
     assert (error["code"], error["action"], error["retryable"]) == ("internal_error", "history", True)
     await ping(alice)
+
+
+def test_reading_the_default_room_stores_nothing() -> None:
+    """Listing rooms and reading the default room write nothing: its first write stores it."""
+    assert get_store().get_room("general") is None
+    assert [r.room_id for r in services.room_list()] == ["general"]
+    general = services.room_get("general")
+    assert general is not None and (general.name, general.last_seq) == ("General", 0)
+    assert get_store().get_room("general") is None
+    assert get_store().list_rooms() == []

@@ -106,19 +106,6 @@ def test_no_rule_depends_on_the_events_type() -> None:
     assert [core.receive("r", seq, kind) for seq, kind in enumerate(kinds, start=1)] == [Step.SEND] * len(kinds)
 
 
-def test_transitional_a_removal_ahead_of_its_message_turns_it_into_a_repair() -> None:
-    """TRANSITIONAL: a removal that overtook its message makes that message a store read (its tombstone)."""
-    core = SocketDelivery()
-    core.join("r", 1)
-    assert core.removal("r", 1) is Step.SEND  # its message was sent: apply it
-    assert core.removal("r", 2) is Step.SKIP  # still to come: remembered
-    assert core.receive("r", 2) == Repair("r", 1, 2)
-    assert core.receive("r", 2) == Repair("r", 1, 2)  # deciding again gives the same answer
-    core.repaired("r", 2)
-    assert core.receive("r", 3) is Step.SEND
-    assert core.removal("other", 1) is Step.SKIP
-
-
 # One process's rooms ---------------------------------------------------------------------
 
 

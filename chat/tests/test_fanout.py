@@ -79,14 +79,14 @@ async def test_a_lost_broadcast_is_read_from_the_store_once_for_all_local_socket
     for socket in sockets[1:]:
         assert (await recv(socket))["seq"] == 1
     reads = 0
-    original = services.messages_missed
+    original = services.events_missed
 
     async def counting(**kwargs: Any) -> Any:
         nonlocal reads
         reads += 1
         return await original(**kwargs)
 
-    monkeypatch.setattr(services, "messages_missed", counting)
+    monkeypatch.setattr(services, "events_missed", counting)
     # Stored, but its broadcast is lost.
     await sync_to_async(get_store().append_message)(new=new_message(room, "lost in transit", seq_hint=2))
     await send(sockets[0], room, "after the loss", "c-3", joined=False)
@@ -94,6 +94,31 @@ async def test_a_lost_broadcast_is_read_from_the_store_once_for_all_local_socket
         frames = [await recv(socket) for _ in range(2)]
         assert [(f["seq"], f["message"]) for f in frames] == [(2, "lost in transit"), (3, "after the loss")]
     assert reads == 1
+
+
+async def test_a_lost_removal_is_repaired_from_the_rooms_log_like_a_lost_message(
+    connect: Connect, cookie_for: Callable[[str], bytes], room: str
+) -> None:
+    """A removal stored but never broadcast is read from the store, at its own seq, before the next message."""
+    sockets = await open_members(connect, cookie_for, 2)
+    for socket in sockets:
+        await join(socket, room)
+    ack = await send(sockets[0], room, "first", "c-1")
+    assert (await recv(sockets[1]))["seq"] == 1
+    # Removed in the store, its broadcast lost.
+    await sync_to_async(get_store().remove_message)(
+        room_id=room,
+        message_id=ack["messageId"],
+        removal="hidden",
+        removed_by="moderator",
+        now=services.utcnow(),
+        ttl_seconds=3600,
+    )
+    await send(sockets[0], room, "after the loss", "c-3", joined=False)
+    for socket in sockets:
+        frames = [await recv(socket) for _ in range(2)]
+        assert [(f["type"], f["seq"]) for f in frames] == [("messageRemoved", 2), ("message", 3)]
+        assert (frames[0]["messageId"], frames[0]["messageSeq"]) == (ack["messageId"], 1)
 
 
 def user_groups() -> dict[str, set[str]]:
@@ -223,7 +248,7 @@ async def test_reordering_between_two_publishers_reads_nothing_and_counts_no_los
     reordered_before = metrics.EVENTS_REORDERED._value.get()
     for first in range(1, 41, 2):  # publisher A sends the odd seqs, B the even ones
         for seq in (first + 1, first):
-            await fanout.dispatch({"type": broadcast.MESSAGE_EVENT, "room_id": "r", "seq": seq, "text": f"m{seq}"})
+            await fanout.dispatch({"type": broadcast.ROOM_EVENT, "room_id": "r", "seq": seq, "text": f"m{seq}"})
             now[0] += 0.05
         await fanout.run_expired()
     assert [member.sent for member in members] == [list(range(1, 41))] * 3
@@ -249,7 +274,7 @@ async def test_a_seq_missing_past_the_window_is_one_read_and_counted_as_loss() -
     fanout.baseline("r", 0)
     lost_before = metrics.CHANNEL_LAYER_DROPS.labels(reason="gap")._value.get()
     for seq in (1, 4, 5):
-        await fanout.dispatch({"type": broadcast.MESSAGE_EVENT, "room_id": "r", "seq": seq, "text": f"m{seq}"})
+        await fanout.dispatch({"type": broadcast.ROOM_EVENT, "room_id": "r", "seq": seq, "text": f"m{seq}"})
     await fanout.run_expired()
     assert (member.sent, reads) == ([1], [])  # still within the window
     now[0] += 0.2

@@ -159,7 +159,8 @@ async def make_room(room_id: str, **settings_: Any) -> str:
     if settings_:
         from chat.storage import get_store
 
-        await sync_to_async(get_store().update_room)(room_id=room_id, **settings_)
+        now = {"now": services.utcnow(), "ttl_seconds": 3600}
+        await sync_to_async(get_store().update_room)(room_id=room_id, **settings_, **now)
     return room_id
 
 
@@ -421,6 +422,32 @@ async def test_a_removed_member_leaves_at_once_and_a_room_turned_private_drops_n
     assert await bob.take(lambda f: f["type"] == "left") == {"type": "left", "roomId": open_room, "reason": "private"}
 
 
+async def test_a_room_change_goes_out_when_its_transaction_commits_and_never_if_it_rolls_back(
+    connect: Connect, mod: Any
+) -> None:
+    """A moderator's change in a transaction that rolls back is neither stored nor sent; committed, it is sent once."""
+    from django.db import transaction
+
+    room = await make_room("rollback")
+    bob = await connect(await user("bob"))
+    await join(bob, room)
+
+    def renamed_then_rolled_back() -> None:
+        with transaction.atomic():
+            moderation.room_update(moderator=mod, room_id=room, name="Never shown", reason="x")
+            raise RuntimeError("the audit failed")
+
+    with pytest.raises(RuntimeError):
+        await act(renamed_then_rolled_back)()
+    assert await bob.quiet() == []
+    stored = await act(services.room_get)(room)
+    assert stored is not None and (stored.name, stored.last_seq) == ("Rollback", 0)
+    await act(moderation.room_update)(moderator=mod, room_id=room, name="Renamed", reason="x")
+    updated = await bob.take(lambda f: f["type"] == "roomUpdated")
+    assert (updated["seq"], updated["room"]["name"]) == (1, "Renamed")
+    assert await bob.quiet() == []
+
+
 async def test_a_hidden_message_is_removed_live_and_stays_a_tombstone(connect: Connect, mod: Any) -> None:
     """Hiding a message sends messageRemoved to joined sockets; history, joins and resumes return a tombstone."""
     alice, bob = await connect(await user("alice")), await connect(await user("bob"))
@@ -431,7 +458,14 @@ async def test_a_hidden_message_is_removed_live_and_stays_a_tombstone(connect: C
     assert [f["seq"] for f in await messages(bob, 2)] == [1, 2]
     assert [f["seq"] for f in await messages(alice, 2)] == [1, 2]  # her own, broadcast
     await act(moderation.message_hide)(moderator=mod, room_id="general", message_id=ack["messageId"], reason="rude")
-    removed = {"type": "messageRemoved", "roomId": "general", "messageId": ack["messageId"], "seq": 1}
+    removed = {
+        "type": "messageRemoved",
+        "roomId": "general",
+        "seq": 3,  # the removal's own place in the room's sequence
+        "messageId": ack["messageId"],
+        "messageSeq": 1,
+        "removedBy": "moderator",
+    }
     assert await messages(bob, 1, "messageRemoved") == [removed]
     assert await messages(alice, 1, "messageRemoved") == [removed]
     history = await bob.request({"action": "history", "roomId": "general"})
@@ -447,14 +481,20 @@ async def test_a_hidden_message_is_removed_live_and_stays_a_tombstone(connect: C
         [],
         [{"messageId": ack["messageId"], "seq": 1}],
     )
+    assert resumed["events"] == [removed]  # v2: the removal itself, at its seq
     assert "regrettable" not in str(history) + str(resumed)
 
 
 async def test_a_message_removed_before_its_broadcast_arrives_is_sent_as_a_tombstone(
     connect: Connect, mod: Any
 ) -> None:
-    """If the removal overtakes the message's own event, the socket gets the tombstone, never the text."""
-    from chat import broadcast
+    """If the removal overtakes the message's own event, the socket gets the tombstone, never the text.
+
+    The removal has a seq of its own, after the message's: the socket sees the gap, reads the
+    message from the store (a tombstone by now) and sends it before the removal; the
+    message's late event is a seq it has, dropped.
+    """
+    from chat import broadcast, protocol
     from chat.storage import get_store
     from chat.storage.base import NewMessage
 
@@ -470,14 +510,15 @@ async def test_a_message_removed_before_its_broadcast_arrives_is_sent_as_a_tombs
         timestamp=services.utcnow(),
         ttl_seconds=3600,
     )
+    await sync_to_async(services.room_create)(room_id="general")
     stored = (await sync_to_async(get_store().append_message)(new)).message
-    hidden = await act(moderation.message_hide)(
-        moderator=mod, room_id="general", message_id=stored.message_id, reason="x"
-    )
-    await broadcast.message_removed(hidden)  # the removal arrives first ...
-    await broadcast.message_stored(stored)  # ... then the message event with the text
+    # The removal (seq 2) is broadcast first ...
+    await act(moderation.message_hide)(moderator=mod, room_id="general", message_id=stored.message_id, reason="x")
     frames = await messages(bob, 1)
     assert [(f["seq"], f["message"], f.get("removed")) for f in frames] == [(1, "", True)]
+    removal = await bob.take(lambda f: f["type"] == "messageRemoved")
+    assert (removal["seq"], removal["messageSeq"], removal["messageId"]) == (2, 1, stored.message_id)
+    await broadcast.room_event(protocol.room_event(stored))  # ... then the message's own, with the text
     assert await bob.quiet() == []
 
 
@@ -491,7 +532,13 @@ async def test_purging_a_user_removes_their_messages_live(connect: Connect, mod:
     assert [f["seq"] for f in await messages(bob, 3)] == [1, 2, 3]
     removed = await act(moderation.user_messages_purge)(moderator=mod, user=spammer_user, reason="spam")
     assert [m.seq for m in removed] == [1, 2, 3]
-    assert [f["seq"] for f in await messages(bob, 3, "messageRemoved")] == [1, 2, 3]
+    removals = await messages(bob, 3, "messageRemoved")
+    # Each removal has its own seq (4, 5, 6) and names the message's (1, 2, 3).
+    assert [(f["seq"], f["messageSeq"], f["removedBy"]) for f in removals] == [
+        (4, 1, "moderator"),
+        (5, 2, "moderator"),
+        (6, 3, "moderator"),
+    ]
     history = await bob.request({"action": "history", "roomId": "general"})
     assert [(m["message"], m.get("removed")) for m in history["messages"]] == [("", True)] * 3
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from chat import protocol
+from chat import events, protocol
 from chat.errors import ChatError, ErrorCode
 from chat.protocol import Limits, ProtocolError, ReportMessage
-from chat.storage.base import MessageRecord, Room
+from chat.storage.base import EventRecord, MessageRecord, Room
 
 MESSAGE = MessageRecord(
     message_id="3ff43218-0000-4000-8000-000000000001",
@@ -83,31 +83,46 @@ def test_a_removed_message_is_sent_as_a_tombstone_without_its_text(removal: str)
     assert "removed" not in protocol.message_payload(MESSAGE)
 
 
-def test_message_removed_frame_names_room_message_and_seq() -> None:
-    """messageRemoved: type, roomId, messageId and seq, nothing else."""
-    assert protocol.message_removed_frame(MESSAGE) == {
+def test_a_stored_removal_is_a_message_removed_frame_with_its_own_seq() -> None:
+    """messageRemoved: type, roomId, its own seq, the messageId, the message's seq and who removed it."""
+    stored = EventRecord(
+        room_id="general",
+        seq=9,
+        type=events.MESSAGE_REMOVED,
+        data=events.message_removed_data(message_id=MESSAGE.message_id, message_seq=7, removed_by="moderator"),
+        timestamp=MESSAGE.timestamp,
+        ttl=MESSAGE.ttl,
+    )
+    event = protocol.room_event(stored)
+    assert (event.room_id, event.seq, event.type) == ("general", 9, "messageRemoved")
+    assert event.frame == {
         "type": "messageRemoved",
         "roomId": "general",
+        "seq": 9,
         "messageId": MESSAGE.message_id,
-        "seq": 7,
+        "messageSeq": 7,
+        "removedBy": "moderator",
     }
+    # A message in the log is the message frame a live socket gets, at the message's seq.
+    assert protocol.room_event(MESSAGE).frame == protocol.message_frame(MESSAGE)
 
 
 def test_room_settings_go_out_in_room_updated_and_in_joined_when_not_default() -> None:
     """roomUpdated always carries the settings; joined carries them only for a room with one set."""
     slow = replace(ROOM, slow_mode_seconds=30, read_only=True)
     settings = {"name": "General", "private": False, "readOnly": True, "archived": False, "slowModeSeconds": 30}
-    assert protocol.room_updated_frame(slow) == {"type": "roomUpdated", "roomId": "general", "room": settings}
+    assert protocol.room_settings(slow) == settings
     assert protocol.joined_frame("general", 7, [], recovered=True, room=slow)["room"] == settings
     assert "room" not in protocol.joined_frame("general", 7, [], recovered=True, room=ROOM)
 
 
-def test_joined_lists_removed_messages_only_when_there_are_some() -> None:
-    """A resumed join names the tombstones at or below lastSeq by messageId and seq; otherwise no key."""
-    removed = replace(MESSAGE, removed="hidden")
-    frame = protocol.joined_frame("general", 9, [], recovered=True, removed=[removed])
+def test_joined_lists_removed_messages_and_events_only_when_given() -> None:
+    """A resumed join names the tombstones at or below lastSeq by messageId and seq, and (v2) carries its events."""
+    frame = protocol.joined_frame("general", 9, [], recovered=True, removed=[(MESSAGE.message_id, 7)])
     assert frame["removed"] == [{"messageId": MESSAGE.message_id, "seq": 7}]
-    assert "removed" not in protocol.joined_frame("general", 9, [], recovered=True, removed=[])
+    assert "events" not in frame
+    bare = protocol.joined_frame("general", 9, [], recovered=True, removed=[], room_events=[])
+    assert "removed" not in bare and bare["events"] == []
 
 
 def test_left_says_why_when_the_server_took_the_socket_out() -> None:

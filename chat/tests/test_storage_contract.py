@@ -23,8 +23,17 @@ from typing import TypeVar
 import pytest
 from django.db import connections
 
+from chat import events
 from chat.storage import schema
-from chat.storage.base import ChatStore, ConnectionRecord, NewMessage, RoomNotFound
+from chat.storage.base import (
+    ChatStore,
+    ConnectionRecord,
+    EventRecord,
+    MessageRecord,
+    NewEvent,
+    NewMessage,
+    RoomNotFound,
+)
 from chat.storage.dynamodb import DynamoDBClient, DynamoDBStore, ensure_tables, make_client
 from chat.storage.local import LocalStore
 from tests.fixtures.aws import MotoServer
@@ -136,6 +145,15 @@ def threaded_store(request: pytest.FixtureRequest) -> Iterator[ChatStore]:
         yield from _sqlite_file_store(request)
     else:
         yield from _dynamodb_store(request)
+
+
+STAMP = {"now": NOW, "ttl_seconds": MESSAGE_TTL}
+REMOVAL = {"removed_by": events.BY_MODERATOR, **STAMP}
+
+
+def remove(store: ChatStore, message_id: str, removal: str) -> MessageRecord | None:
+    result = store.remove_message(room_id="lobby", message_id=message_id, removal=removal, **REMOVAL)  # type: ignore[arg-type]
+    return None if result is None else result.message
 
 
 def new_message(
@@ -450,10 +468,13 @@ def test_update_room_changes_only_the_given_settings(lobby: ChatStore) -> None:
     fresh = lobby.get_room("lobby")
     assert fresh is not None
     assert (fresh.archived, fresh.private, fresh.read_only, fresh.slow_mode_seconds) == (False, False, False, 0)
-    updated = lobby.update_room(room_id="lobby", name="Main hall", private=True, slow_mode_seconds=30)
-    assert (updated.name, updated.private, updated.slow_mode_seconds, updated.last_seq) == ("Main hall", True, 30, 1)
+    updated = lobby.update_room(room_id="lobby", name="Main hall", private=True, slow_mode_seconds=30, **STAMP).room
+    # Each change is a room event with the room's next seq: lastSeq moves with it.
+    assert (updated.name, updated.private, updated.slow_mode_seconds, updated.last_seq) == ("Main hall", True, 30, 2)
     assert (updated.archived, updated.read_only) == (False, False)
-    again = lobby.update_room(room_id="lobby", archived=True, read_only=True, private=False, slow_mode_seconds=0)
+    again = lobby.update_room(
+        room_id="lobby", archived=True, read_only=True, private=False, slow_mode_seconds=0, **STAMP
+    ).room
     assert (again.name, again.archived, again.read_only, again.private, again.slow_mode_seconds) == (
         "Main hall",
         True,
@@ -462,15 +483,16 @@ def test_update_room_changes_only_the_given_settings(lobby: ChatStore) -> None:
         0,
     )
     assert lobby.get_room("lobby") == again
-    assert lobby.update_room(room_id="lobby") == again
-    assert lobby.append_message(new_message("still counting")).message.seq == 2
+    assert lobby.update_room(room_id="lobby", **STAMP).room == again
+    assert lobby.update_room(room_id="lobby", name="Main hall", archived=True, **STAMP).event is None  # no change
+    assert lobby.append_message(new_message("still counting")).message.seq == 4
     assert [r.archived for r in lobby.list_rooms()] == [True]
 
 
 def test_update_of_an_unknown_room_raises(store: ChatStore) -> None:
     """update_room and add_member of a room that does not exist raise RoomNotFound and create nothing."""
     with pytest.raises(RoomNotFound):
-        store.update_room(room_id="nowhere", name="X")
+        store.update_room(room_id="nowhere", name="X", **STAMP)
     with pytest.raises(RoomNotFound):
         store.add_member(room_id="nowhere", user_id="u-alice")
     assert store.get_room("nowhere") is None
@@ -496,12 +518,12 @@ def test_members_are_added_once_listed_and_removed(lobby: ChatStore) -> None:
 def test_a_removed_message_is_a_tombstone_in_every_read(lobby: ChatStore) -> None:
     """Hiding keeps the text for moderators; deleting erases it; both stay in replays and history as removed."""
     sent = [lobby.append_message(new_message(f"m{i}")).message for i in range(1, 6)]
-    hidden = lobby.remove_message(room_id="lobby", message_id=sent[1].message_id, removal="hidden")
+    hidden = remove(lobby, sent[1].message_id, "hidden")
     assert hidden is not None and (hidden.seq, hidden.removed, hidden.text) == (2, "hidden", "m2")
-    deleted = lobby.remove_message(room_id="lobby", message_id=sent[3].message_id, removal="deleted")
+    deleted = remove(lobby, sent[3].message_id, "deleted")
     assert deleted is not None and (deleted.seq, deleted.removed, deleted.text) == (4, "deleted", "")
     # Hiding a deleted message leaves it deleted; deleting a hidden one erases its text.
-    again = lobby.remove_message(room_id="lobby", message_id=sent[3].message_id, removal="hidden")
+    again = remove(lobby, sent[3].message_id, "hidden")
     assert again is not None and (again.removed, again.text) == ("deleted", "")
     after = lobby.messages_after(room_id="lobby", after_seq=0, limit=10, now=NOW)
     assert [(m.seq, m.removed, m.text) for m in after] == [
@@ -515,7 +537,8 @@ def test_a_removed_message_is_a_tombstone_in_every_read(lobby: ChatStore) -> Non
     assert lobby.get_message(room_id="lobby", message_id=sent[1].message_id, now=NOW) == after[1]
     assert [m.seq for m in lobby.removed_between(room_id="lobby", after_seq=0, up_to_seq=5, now=NOW)] == [2, 4]
     assert [m.seq for m in lobby.removed_between(room_id="lobby", after_seq=2, up_to_seq=3, now=NOW)] == []
-    assert lobby.get_room("lobby") is not None and lobby.append_message(new_message("m6")).message.seq == 6
+    # Two removals of live messages, two events (seqs 6 and 7); the third changed no tombstone.
+    assert lobby.get_room("lobby") is not None and lobby.append_message(new_message("m6")).message.seq == 8
 
 
 def test_removing_or_reading_a_message_of_another_room_finds_nothing(lobby: ChatStore) -> None:
@@ -523,8 +546,8 @@ def test_removing_or_reading_a_message_of_another_room_finds_nothing(lobby: Chat
     lobby.ensure_room(room_id="annex", name="Annex", created_by=None, now=NOW)
     message = lobby.append_message(new_message("here")).message
     assert lobby.get_message(room_id="annex", message_id=message.message_id, now=NOW) is None
-    assert lobby.remove_message(room_id="annex", message_id=message.message_id, removal="deleted") is None
-    assert lobby.remove_message(room_id="lobby", message_id="no-such-id", removal="hidden") is None
+    assert lobby.remove_message(room_id="annex", message_id=message.message_id, removal="deleted", **REMOVAL) is None
+    assert lobby.remove_message(room_id="lobby", message_id="no-such-id", removal="hidden", **REMOVAL) is None
     assert lobby.get_message(room_id="lobby", message_id=message.message_id, now=NOW) == message
     assert lobby.get_message(room_id="lobby", message_id=message.message_id, now=NOW + timedelta(days=31)) is None
 
@@ -553,14 +576,166 @@ def test_purging_a_user_removes_their_messages_in_one_room_or_everywhere(lobby: 
     lobby.ensure_room(room_id="annex", name="Annex", created_by=None, now=NOW)
     for room_id, user_id in [("lobby", "u-spam"), ("lobby", "u-alice"), ("annex", "u-spam"), ("lobby", "u-spam")]:
         lobby.append_message(new_message(f"{user_id} in {room_id}", room_id=room_id, user_id=user_id))
-    in_lobby = lobby.remove_user_messages(user_id="u-spam", room_id="lobby", removal="hidden", now=NOW)
+    in_lobby = [
+        r.message for r in lobby.remove_user_messages(user_id="u-spam", room_id="lobby", removal="hidden", **STAMP)
+    ]
     assert [(m.room_id, m.seq, m.removed) for m in in_lobby] == [("lobby", 1, "hidden"), ("lobby", 3, "hidden")]
-    everywhere = lobby.remove_user_messages(user_id="u-spam", room_id=None, removal="deleted", now=NOW)
+    results = lobby.remove_user_messages(user_id="u-spam", room_id=None, removal="deleted", **STAMP)
+    everywhere = [r.message for r in results]
     assert [(m.room_id, m.seq, m.removed, m.text) for m in everywhere] == [
         ("annex", 1, "deleted", ""),
         ("lobby", 1, "deleted", ""),
         ("lobby", 3, "deleted", ""),
     ]
-    assert lobby.remove_user_messages(user_id="u-spam", room_id=None, removal="deleted", now=NOW) == []
+    # Only the annex message was live: one event there; the lobby's hidden ones took none.
+    assert [(r.message.room_id, r.event.seq if r.event else None) for r in results] == [
+        ("annex", 2),
+        ("lobby", None),
+        ("lobby", None),
+    ]
+    assert lobby.remove_user_messages(user_id="u-spam", room_id=None, removal="deleted", **STAMP) == []
     lobby_now = lobby.messages_after(room_id="lobby", after_seq=0, limit=10, now=NOW)
     assert [(m.seq, m.removed) for m in lobby_now] == [(1, "deleted"), (2, None), (3, "deleted")]
+
+
+# The room's log: messages and other events share one seq ----------------------------------
+
+
+def new_event(kind: str = events.MEMBER_ADDED, *, room_id: str = "lobby", timestamp: datetime = NOW) -> NewEvent:
+    return NewEvent(
+        room_id=room_id,
+        type=kind,
+        data={"userId": "u-carol", "username": "carol"},
+        timestamp=timestamp,
+        ttl_seconds=MESSAGE_TTL,
+    )
+
+
+def log(store: ChatStore, after_seq: int = 0, limit: int = 100) -> list[tuple[int, str]]:
+    """The room's log as (seq, "message" text or event type)."""
+    return [
+        (e.seq, e.text if isinstance(e, MessageRecord) else e.type)
+        for e in store.events_after(room_id="lobby", after_seq=after_seq, limit=limit, now=NOW)
+    ]
+
+
+def test_events_take_the_rooms_next_seq_between_messages(lobby: ChatStore) -> None:
+    """append_event takes the next seq of the one sequence messages use; events_after reads both in order."""
+    lobby.append_message(new_message("m1"))
+    event = lobby.append_event(new_event())
+    assert event == EventRecord(
+        room_id="lobby",
+        seq=2,
+        type=events.MEMBER_ADDED,
+        data={"userId": "u-carol", "username": "carol"},
+        timestamp=NOW,
+        ttl=int(NOW.timestamp()) + MESSAGE_TTL,
+    )
+    lobby.append_message(new_message("m3"))
+    lobby.append_event(new_event(events.MEMBER_REMOVED))
+    lobby.append_message(new_message("m5"))
+    room = lobby.get_room("lobby")
+    assert room is not None and room.last_seq == 5
+    assert log(lobby) == [(1, "m1"), (2, "memberAdded"), (3, "m3"), (4, "memberRemoved"), (5, "m5")]
+    assert log(lobby, after_seq=1, limit=2) == [(2, "memberAdded"), (3, "m3")]
+    assert log(lobby, after_seq=5) == []
+    assert lobby.events_after(room_id="lobby", after_seq=0, limit=0, now=NOW) == []
+    assert lobby.events_after(room_id="nowhere", after_seq=0, limit=10, now=NOW) == []
+    # Message reads see messages only, still `limit` of them.
+    assert [m.seq for m in lobby.messages_after(room_id="lobby", after_seq=0, limit=2, now=NOW)] == [1, 3]
+    assert [m.seq for m in lobby.messages_before(room_id="lobby", before_seq=None, limit=2, now=NOW)] == [3, 5]
+    assert [m.seq for m in lobby.search_messages(room_id="lobby", now=NOW)] == [5, 3, 1]
+
+
+def test_an_event_is_never_read_as_a_message(lobby: ChatStore) -> None:
+    """No message read finds an event, even by the id a message at its seq would have had."""
+    from chat.storage.dynamodb import message_id_for
+
+    event = lobby.append_event(new_event())
+    guessed = message_id_for(room_id="lobby", seq=event.seq)
+    assert lobby.get_message(room_id="lobby", message_id=guessed, now=NOW) is None
+    assert lobby.remove_message(room_id="lobby", message_id=guessed, removal="deleted", **REMOVAL) is None
+    assert log(lobby) == [(1, "memberAdded")]
+
+
+def test_an_event_for_an_unknown_room_raises_and_stores_nothing(store: ChatStore) -> None:
+    """append_event to a room that does not exist raises RoomNotFound and creates nothing."""
+    with pytest.raises(RoomNotFound):
+        store.append_event(new_event(room_id="nowhere"))
+    assert store.get_room("nowhere") is None
+
+
+def test_a_removal_is_an_event_of_its_own_stored_with_the_tombstone(lobby: ChatStore) -> None:
+    """Removing a live message stores a messageRemoved event with the next seq; removing a tombstone takes none."""
+    sent = [lobby.append_message(new_message(f"m{i}")).message for i in (1, 2)]
+    result = lobby.remove_message(
+        room_id="lobby", message_id=sent[0].message_id, removal="hidden", removed_by="author", now=NOW, ttl_seconds=60
+    )
+    assert result is not None and result.event is not None
+    assert (result.message.seq, result.message.removed, result.message.text) == (1, "hidden", "m1")
+    assert result.event == EventRecord(
+        room_id="lobby",
+        seq=3,
+        type=events.MESSAGE_REMOVED,
+        data={"messageId": sent[0].message_id, "messageSeq": 1, "removedBy": "author"},
+        timestamp=NOW,
+        ttl=int(NOW.timestamp()) + 60,
+    )
+    again = lobby.remove_message(room_id="lobby", message_id=sent[0].message_id, removal="deleted", **REMOVAL)
+    assert again is not None and again.event is None and (again.message.removed, again.message.text) == ("deleted", "")
+    entries = lobby.events_after(room_id="lobby", after_seq=0, limit=10, now=NOW)
+    # The log holds each message in its current state, and the removal at its own seq.
+    assert entries == [again.message, sent[1], result.event]
+    room = lobby.get_room("lobby")
+    assert room is not None and room.last_seq == 3
+
+
+def test_new_room_settings_are_an_event_with_the_settings(lobby: ChatStore) -> None:
+    """update_room stores a roomUpdated event carrying the room's settings after the change."""
+    lobby.append_message(new_message("m1"))
+    update = lobby.update_room(room_id="lobby", read_only=True, slow_mode_seconds=5, **STAMP)
+    assert update.room.last_seq == 2 and update.event is not None
+    assert (update.event.seq, update.event.type) == (2, events.ROOM_UPDATED)
+    assert update.event.data == {
+        "room": {"name": "Lobby", "private": False, "readOnly": True, "archived": False, "slowModeSeconds": 5}
+    }
+    assert lobby.events_after(room_id="lobby", after_seq=1, limit=10, now=NOW) == [update.event]
+
+
+def test_expired_events_are_never_read_and_purged(lobby: ChatStore) -> None:
+    """An event past its ttl is gone from every read before a purge, and the purge deletes it."""
+    old = NOW - timedelta(seconds=MESSAGE_TTL + 1)
+    lobby.append_event(new_event(timestamp=old))
+    lobby.append_event(new_event(events.MEMBER_REMOVED))
+    assert log(lobby) == [(2, "memberRemoved")]
+    assert lobby.purge_expired(now=NOW) == 1
+    assert log(lobby) == [(2, "memberRemoved")]
+
+
+def test_concurrent_messages_and_events_get_distinct_contiguous_seqs(threaded_store: ChatStore) -> None:
+    """Messages, events and removals written at once by many threads take seqs 1..N, each once."""
+    threaded_store.ensure_room(room_id="lobby", name="Lobby", created_by=None, now=NOW)
+    first = threaded_store.append_message(new_message("target")).message
+
+    def work(index: int) -> list[int]:
+        if index in (0, 2):
+            # Removing one message from two threads at once stores one event.
+            result = threaded_store.remove_message(
+                room_id="lobby", message_id=first.message_id, removal="hidden", **REMOVAL
+            )
+            return [result.event.seq] if result is not None and result.event is not None else []
+        if index == 1:
+            update = threaded_store.update_room(room_id="lobby", slow_mode_seconds=9, **STAMP)
+            return [update.event.seq] if update.event is not None else []
+        if index % 2:
+            return [threaded_store.append_event(new_event()).seq for _ in range(3)]
+        return [threaded_store.append_message(new_message(f"{index}-{n}")).message.seq for n in range(3)]
+
+    seqs = [s for mine in in_threads(7, work) for s in mine]
+    total = 1 + len(seqs)
+    assert sorted(seqs) == list(range(2, total + 1))
+    entries = threaded_store.events_after(room_id="lobby", after_seq=0, limit=100, now=NOW)
+    assert [e.seq for e in entries] == list(range(1, total + 1))
+    assert sum(isinstance(e, EventRecord) and e.type == events.MESSAGE_REMOVED for e in entries) == 1
+    room = threaded_store.get_room("lobby")
+    assert room is not None and room.last_seq == total

@@ -33,6 +33,8 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from chat import events
+
 Frame = dict[str, Any]
 
 TIMEOUT_FACTOR = float(os.environ.get("CHAT_TEST_TIMEOUT_FACTOR", "1"))
@@ -79,6 +81,12 @@ class RoomLog:
             self.out_of_order.append((self.last_seq, seq))
         self.message_ids.add(message["messageId"])
         self.messages.append(message)
+        self.last_seq = max(self.last_seq, seq)
+
+    def advance(self, seq: int) -> None:
+        """A room event other than a message took `seq`: the cursor moves past it."""
+        if self.last_seq and seq > self.last_seq + 1:
+            self.gaps.append((self.last_seq, seq))
         self.last_seq = max(self.last_seq, seq)
 
     def reload(self, messages: list[Frame], last_seq: int) -> None:
@@ -150,6 +158,8 @@ class ChatClient:
         self.frames.append(frame)
         if frame.get("type") == "message":
             self.room(frame["roomId"]).add(frame, live=True)
+        elif frame.get("type") in events.ROOM_EVENT_TYPES and "seq" in frame and "roomId" in frame:
+            self.room(frame["roomId"]).advance(frame["seq"])  # a removal, new settings, ...
         elif frame.get("type") == "joined":
             log = self.room(frame["roomId"])
             page = [{"type": "message", **message} for message in frame["messages"]]

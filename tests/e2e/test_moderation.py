@@ -249,10 +249,18 @@ async def test_hiding_and_deleting_in_admin_remove_messages_live_and_from_histor
     deleted = admin.act(page_path, op="messages", removal="delete", message_id=second["messageId"], reason="doxxing")
     assert "message #2 deleted." in deleted.lower()
     for client in (alice, bob):
-        removed = [await wait_frame(client, "messageRemoved", seq=seq) for seq in (1, 2)]
+        # Each removal is a room event with its own seq (4, 5), after the messages' (1-3).
+        removed = [await wait_frame(client, "messageRemoved", seq=seq) for seq in (4, 5)]
         assert removed == [
-            {"type": "messageRemoved", "roomId": room, "messageId": m["messageId"], "seq": m["seq"]}
-            for m in (first, second)
+            {
+                "type": "messageRemoved",
+                "roomId": room,
+                "seq": seq,
+                "messageId": m["messageId"],
+                "messageSeq": m["seq"],
+                "removedBy": "moderator",
+            }
+            for seq, m in ((4, first), (5, second))
         ]
 
     history = await bob.history(room)
@@ -271,6 +279,7 @@ async def test_hiding_and_deleting_in_admin_remove_messages_live_and_from_histor
         True,
         [{"messageId": first["messageId"], "seq": 1}, {"messageId": second["messageId"], "seq": 2}],
     )
+    assert resumed["events"] == removed  # v2: the two removals, as the live sockets got them
     everything = str(history) + str(joined) + str(resumed)
     assert "regrettable" not in everything and "worse" not in everything
     # Moderators still read a hidden message in admin; a deleted one is gone for them too.
@@ -292,7 +301,7 @@ async def test_purging_a_user_removes_their_messages_in_every_room_live(site: Si
     page = admin.act(f"/admin/moderation/rooms/{rooms[0]}/", op="purge", username="bob", everywhere="on", reason="spam")
     assert re.search(r"deleted \d+ messages of bob\.", page.lower())
     for room in rooms:
-        await wait_frame(alice, "messageRemoved", roomId=room, seq=1)
+        await wait_frame(alice, "messageRemoved", roomId=room, messageSeq=1)
         history = await alice.history(room)
         assert [(m["username"], m["message"]) for m in history["messages"]] == [
             ("bob", ""),
@@ -481,7 +490,7 @@ async def test_moderation_reaches_sockets_on_every_process(
     admin.act(
         f"/admin/moderation/rooms/{room}/", op="messages", removal="hide", message_id=ack["messageId"], reason="x"
     )
-    assert (await wait_frame(alice, "messageRemoved", roomId=room))["seq"] == ack["seq"]
+    assert (await wait_frame(alice, "messageRemoved", roomId=room))["messageSeq"] == ack["seq"]
 
     bobs = [await site.socket("bob", token=True) for site in sites]
     for bob in bobs:

@@ -345,7 +345,9 @@ for room in spec["rooms"]:
     services.room_create(room_id=room)
 for room, members in spec["private"].items():
     services.room_create(room_id=room)
-    get_store().update_room(room_id=room, private=True)
+    get_store().update_room(
+        room_id=room, private=True, now=services.utcnow(), ttl_seconds=settings.CHAT_MESSAGE_TTL_SECONDS
+    )
     for name in members:
         get_store().add_member(room_id=room, user_id=str(get_user_model().objects.get(username=name).pk))
 print("COOKIES" + json.dumps(cookies))
