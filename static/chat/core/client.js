@@ -833,8 +833,12 @@ export class ChatConnection {
   }
 
   emitOutbox() {
-    this.emit(
-      'outbox',
+    this.emit('outbox', this.outboxItems());
+  }
+
+  /** The outbox as the UIs show it: plain copies, in the order typed. */
+  outboxItems() {
+    return (
       [...this.outbox.values()].map(({ clientMessageId, roomId, text, status, code, error, retrying, seq, createdAt }) => ({
         clientMessageId,
         roomId,
@@ -845,7 +849,7 @@ export class ChatConnection {
         retrying,
         seq,
         createdAt,
-      })),
+      }))
     );
   }
 
