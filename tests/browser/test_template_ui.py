@@ -51,8 +51,8 @@ XSS_PAYLOADS = [
     "{{ 7|add:7 }} ${alert(11)} &lt;b&gt;",
 ]
 INJECTED = "img, script, svg, iframe, a, details, b, style, textarea"
-# chat.js caps its reconnect backoff at 30 s.
-BACKOFF_CAP_MS = 30_000
+# The protocol client (static/chat/core/client.js) caps its reconnect backoff at 10 s.
+BACKOFF_CAP_MS = 10_000
 
 
 @pytest.fixture(scope="module")
