@@ -36,13 +36,14 @@ function ConnectionBanner({ state, onReconnect }) {
 }
 
 /**
- * The offline bar: across the room, not a dot in a corner, for as long as the socket is
- * down after having been live. The composer stays usable: what is written meanwhile is
- * kept (in this browser, across a reload) and goes out when the connection is back.
+ * The offline bar: across the room, not a dot in a corner, from the first failed attempt
+ * until the socket is live again (reconnect attempts in between do not hide it). The
+ * composer stays usable: what is written meanwhile is kept (in this browser, across a
+ * reload) and goes out when the connection is back.
  */
-function OfflineBar({ conn, everLive, onReconnect }) {
+function OfflineBar({ conn, wasDown, onReconnect }) {
   const [now, setNow] = useState(() => Date.now());
-  const down = everLive && (conn.state === ConnectionState.OFFLINE || conn.state === ConnectionState.CONNECTING);
+  const down = conn.state === ConnectionState.OFFLINE || (wasDown && conn.state === ConnectionState.CONNECTING);
   const retryAt = conn.state === ConnectionState.OFFLINE && typeof conn.retryInMs === 'number' ? conn.at + conn.retryInMs : null;
   useEffect(() => {
     if (retryAt === null) return undefined;
@@ -188,7 +189,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   const [state, dispatch] = useReducer(roomsReducer, {});
   const [outbox, setOutbox] = useState([]);
   const [conn, setConn] = useState({ state: connection?.state ?? ConnectionState.CONNECTING });
-  const [everLive, setEverLive] = useState(false);
+  const [wasDown, setWasDown] = useState(false);
   const [announcement, setAnnouncement] = useState('');
   const current = useRef({ roomId, user });
   current.current = { roomId, user };
@@ -217,7 +218,8 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
     const offs = [
       connection.on('state', (s) => {
         setConn({ ...s, at: Date.now() });
-        if (s.state === ConnectionState.LIVE) setEverLive(true);
+        if (s.state === ConnectionState.OFFLINE) setWasDown(true);
+        else if (s.state !== ConnectionState.CONNECTING) setWasDown(false);
       }),
       connection.on('room', ({ roomId: id, room: snapshot }) => dispatch({ type: 'room', roomId: id, room: snapshot })),
       connection.on('message', (message) => {
@@ -311,7 +313,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
       </nav>
       <main className="room" aria-labelledby="room-title">
         <h2 id="room-title">{roomName}</h2>
-        <OfflineBar conn={conn} everLive={everLive} onReconnect={() => connection.reconnectNow()} />
+        <OfflineBar conn={conn} wasDown={wasDown} onReconnect={() => connection.reconnectNow()} />
         {room.error && (
           <p className="error" role="alert">
             {room.error}
