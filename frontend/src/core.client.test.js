@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
-import { FakeSocket, message, payload } from './test/fakeSocket.js';
+import { FakeSocket, liveInGeneral, message, payload, record, settle as settleTimers } from './test/fakeSocket.js';
 import {
   ChatConnection,
   ConnectionState,
@@ -40,29 +40,11 @@ class MemoryStorage {
   }
 }
 
-function record(conn, name) {
-  const seen = [];
-  conn.on(name, (value) => seen.push(value));
-  return seen;
-}
-
-async function settle() {
-  await vi.advanceTimersByTimeAsync(1);
-}
+const settle = () => settleTimers(vi);
+const joinGeneral = (conn, lastSeq = 2) => liveInGeneral(conn, vi, lastSeq);
 
 function connection(options = {}) {
   return new ChatConnection({ url: URL, WebSocket: FakeSocket, random: () => 0.5, ...options });
-}
-
-async function joinGeneral(conn, lastSeq = 2) {
-  conn.joinRoom('general');
-  conn.connect();
-  await settle();
-  const socket = FakeSocket.latest();
-  socket.accept();
-  const messages = Array.from({ length: lastSeq }, (_, i) => payload(message('general', i + 1)));
-  socket.deliver({ type: 'joined', roomId: 'general', lastSeq, messages, recovered: true });
-  return socket;
 }
 
 beforeEach(() => {
