@@ -287,13 +287,27 @@ function start(root) {
       const note = m.removedBy === "author" ? "Message deleted" : "Message removed by a moderator";
       if (text.textContent !== note) text.textContent = note;
       li.querySelector(".report")?.remove();
+      markEdited(li, false);
     } else {
       if (text.textContent !== m.message) text.textContent = m.message;
-      li.classList.toggle("edited", Boolean(m.editedAt));
+      markEdited(li, Boolean(m.editedAt));
       if (!mine) addReportButton(li);
     }
     if (mine) setDelivery(li, "sent", "Sent");
     return li;
+  }
+
+  function markEdited(li, edited) {
+    li.classList.toggle("edited", edited);
+    const mark = li.querySelector(".edited-mark");
+    if (edited && !mark) {
+      const span = document.createElement("span");
+      span.className = "edited-mark";
+      span.textContent = "(edited)";
+      li.querySelector("time").after(document.createTextNode(" "), span);
+    } else if (!edited && mark) {
+      mark.remove();
+    }
   }
 
   function pendingLine(item) {

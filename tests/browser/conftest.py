@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
@@ -151,6 +151,7 @@ class SocketLink:
     down: bool = False
     routes: list[WebSocketRoute] = field(default_factory=list)
     sent: list[dict[str, object]] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)  # what the server sent the page
 
     async def serve(self, ws: WebSocketRoute) -> None:
         if self.down:
@@ -163,7 +164,38 @@ class SocketLink:
             self.sent.append(json.loads(message))
             server_side.send(message)
 
+        def down(message: str | bytes) -> None:
+            self.received.append(json.loads(message))
+            ws.send(message)
+
         ws.on_message(up)
+        server_side.on_message(down)
+
+    def edit_and_remove(self, room_id: str, edit: str, remove: str) -> None:
+        """Send the open page protocol-v2 events, as a server with room events would: `edit`'s
+        message edited, then `remove`'s removed by its author, each with the room's next seqs."""
+        messages = {f["message"]: f for f in self.received if f.get("type") == "message" and f.get("roomId") == room_id}
+        last = max(int(f["seq"]) for f in messages.values())
+        events = [
+            {
+                "type": "messageEdited",
+                "roomId": room_id,
+                "seq": last + 1,
+                "messageId": messages[edit]["messageId"],
+                "message": f"{edit}, edited",
+                "editedAt": "2026-12-02T10:00:00Z",
+            },
+            {
+                "type": "messageRemoved",
+                "roomId": room_id,
+                "seq": last + 2,
+                "messageId": messages[remove]["messageId"],
+                "messageSeq": messages[remove]["seq"],
+                "removedBy": "author",
+            },
+        ]
+        for event in events:
+            self.routes[-1].send(json.dumps(event))
 
     async def cut(self) -> None:
         self.down = True

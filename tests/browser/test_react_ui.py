@@ -474,3 +474,29 @@ async def test_a_message_typed_offline_survives_a_reload_and_goes_out_once(
     await expect(page.get_by_role("heading", name="Sign in to Chatsite")).to_be_visible()
     assert await outbox_keys(page) == []
     clean(alice)
+
+
+async def test_edits_and_removals_arriving_as_room_events_show_in_place(
+    app_server: DaphneFactory, new_user: NewUser
+) -> None:
+    """A messageEdited and a v2 messageRemoved update their messages in place; a duplicate of either changes nothing."""
+    server = app_server()
+    alice = await new_user(server, "alice")
+    bob = await new_user(server, "bob")
+    link = SocketLink()
+    await bob.context.route_web_socket(WS_URL, link.serve)
+    await open_app(alice, server)
+    await open_app(bob, server)
+    for text in ("first", "second", "third"):
+        await say(alice, text)
+    await expect(shown(bob)).to_have_text(["first", "second", "third"])
+
+    link.edit_and_remove("general", edit="first", remove="second")
+    await expect(shown(bob)).to_have_text(["first, edited (edited)", "Message deleted", "third"])
+    await expect(bob.page.locator("li.message.removed .report")).to_have_count(0)
+    link.edit_and_remove("general", edit="third", remove="first")  # seqs taken already: dropped
+    await say(alice, "after")  # the server's seq 4 is behind the injected events: a duplicate, dropped too
+    await eventually(lambda: any(f.get("message") == "after" for f in link.received))
+    await expect(shown(alice)).to_have_count(4)
+    assert await shown(bob).all_text_contents() == ["first, edited (edited)", "Message deleted", "third"]
+    clean(alice, bob)

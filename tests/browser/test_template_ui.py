@@ -620,3 +620,30 @@ async def test_a_message_typed_offline_survives_a_reload_and_goes_out_once(
     await expect(page).to_have_url(re.compile(r"/accounts/login/"))
     assert await outbox_keys(page) == []
     assert alice.page_errors == []
+
+
+async def test_edits_and_removals_arriving_as_room_events_show_in_place(
+    shared_server: DaphneServer, new_user: NewUser
+) -> None:
+    """A messageEdited and a v2 messageRemoved update their lines in place; a duplicate of either changes nothing."""
+    server = shared_server
+    alice = await new_user(server, "petra")
+    bob = await new_user(server, "quinn")
+    link = SocketLink()
+    await bob.context.route_web_socket(WS_URL, link.serve)
+    await create_room(alice, server, "edits")
+    await open_room(bob, server, "edits")
+    for text in ("first", "second", "third"):
+        await say(alice, text)
+    await expect(lines(bob)).to_have_text(["first", "second", "third"])
+
+    link.edit_and_remove("edits", edit="first", remove="second")
+    await expect(lines(bob)).to_have_text(["first, edited", "Message deleted", "third"])
+    await expect(line(bob, "first, edited")).to_contain_text("(edited)")
+    await expect(line(bob, "Message deleted").locator(".report")).to_have_count(0)
+    link.edit_and_remove("edits", edit="third", remove="first")  # seqs taken already: dropped
+    await say(alice, "after")  # the server's seq 4 is behind the injected events: a duplicate, dropped too
+    await eventually(lambda: any(f.get("message") == "after" for f in link.received))
+    await expect(lines(alice)).to_have_count(4)
+    assert await lines(bob).all_text_contents() == ["first, edited", "Message deleted", "third"]
+    assert bob.page_errors == []
