@@ -49,6 +49,9 @@ APP_DYNAMODB_ACTIONS: Final = (
 DEFAULT_IDLE_TIMEOUT_SECONDS: Final = 120
 HEALTH_CHECK_PATH: Final = "/readyz"
 APP_PORT: Final = 8000
+# On EC2 each daphne process is its own target on its own port (chatsite@8000, chatsite@8001,
+# ... one per core): the app security group admits the whole range from the balancer.
+APP_PORT_LAST: Final = 8015
 
 # AWS-managed CloudFront policies (fixed ids, documented by AWS).
 SECURITY_HEADERS_POLICY_ID: Final = "67f7725c-6f97-4210-82d7-5512b31e9d03"  # Managed-SecurityHeadersPolicy
@@ -563,13 +566,13 @@ def load_balancer_resources() -> dict[str, Any]:
         "AppSecurityGroup": {
             "Type": "AWS::EC2::SecurityGroup",
             "Properties": {
-                "GroupDescription": "Chatsite daphne processes: the app port from the load balancer only",
+                "GroupDescription": "Chatsite daphne processes: the app ports from the load balancer only",
                 "VpcId": ref("VpcId"),
                 "SecurityGroupIngress": [
                     {
                         "IpProtocol": "tcp",
                         "FromPort": APP_PORT,
-                        "ToPort": APP_PORT,
+                        "ToPort": APP_PORT_LAST,
                         "SourceSecurityGroupId": ref("LoadBalancerSecurityGroup"),
                     }
                 ],
@@ -679,7 +682,7 @@ def load_balancer_outputs() -> dict[str, Any]:
             "Value": getatt("LoadBalancer", "DNSName"),
         },
         "TargetGroupArn": {
-            "Description": "Register daphne instances (port 8000) or the ECS service here",
+            "Description": f"Register daphne processes (ports {APP_PORT}-{APP_PORT_LAST}) or the ECS service here",
             "Value": ref("TargetGroup"),
         },
         "AppSecurityGroupId": {

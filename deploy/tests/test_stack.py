@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 import time
@@ -414,3 +415,28 @@ def test_the_templates_user_pool_signs_users_in_on_moto(aws_env: dict[str, str])
         AuthParameters={"USERNAME": "alice", "PASSWORD": "a-long-passw0rd"},
     )["AuthenticationResult"]
     assert tokens["IdToken"].count(".") == 2 and tokens["RefreshToken"]
+
+
+def test_every_port_the_readme_starts_and_registers_is_open_to_the_balancer() -> None:
+    """The processes deploy/README.md starts (chatsite@PORT) and registers (Port=PORT) are reachable from the ALB."""
+    lb = stack.build_load_balancer_template()
+    (rule,) = lb["Resources"]["AppSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert rule["SourceSecurityGroupId"] == {"Ref": "LoadBalancerSecurityGroup"}
+    readme = (ROOT / "deploy" / "README.md").read_text()
+    unit = (ROOT / "deploy" / "systemd" / "chatsite@.service").read_text()
+    started = {int(p) for p in re.findall(r"chatsite@(\d+)", readme + unit)}
+    registered = {int(p) for p in re.findall(r"Port=(\d+)", readme)}
+    assert started and registered <= started
+    assert all(rule["FromPort"] <= port <= rule["ToPort"] for port in started), (started, rule)
+
+
+def test_the_readme_builds_the_checkout_as_its_owner_not_root() -> None:
+    """Every step of the EC2 path that writes the checkout runs as chatsite, so the next release can write it too."""
+    readme = (ROOT / "deploy" / "README.md").read_text()
+    section = readme[readme.index("## 4a.") : readme.index("## 4b.")]
+    writes = ("git clone", "git pull", "venv", "pip install", "npm ci", "npm run", "collectstatic", "migrate")
+    lines = [line for line in section.splitlines() if any(w in line for w in writes) and not line.startswith("#")]
+    assert any("git clone" in line for line in lines)
+    for line in lines:
+        if line.lstrip().startswith(("sudo", "(", ".venv", "cd", "git", "npm", "python")):
+            assert line.startswith("sudo -u chatsite"), line
