@@ -298,6 +298,14 @@ CHAT_HISTORY_MAX_PAGE = env_int("CHAT_HISTORY_MAX_PAGE", 200, minimum=1)
 CHAT_DEFAULT_ROOM = "general"
 # Which daphne instance holds a connection row (several processes behind a balancer).
 CHAT_INSTANCE_ID = env_str("CHAT_INSTANCE_ID")
+# A drain (chatsite/ops/drain.py: SIGUSR1, or ECS stopping the task) closes the open sockets
+# with 1001 evenly over this window, so their clients reconnect elsewhere at a steady rate;
+# the balancer's deregistration delay must outlast it. A SIGTERM with no drain before it
+# closes them over the shorter CHAT_STOP_DRAIN_SECONDS, which the stop timeouts outlast.
+CHAT_DRAIN_SECONDS = env_float("CHAT_DRAIN_SECONDS", 20.0)
+CHAT_STOP_DRAIN_SECONDS = env_float("CHAT_STOP_DRAIN_SECONDS", 5.0)
+if not (0 <= CHAT_DRAIN_SECONDS <= 300 and 0 <= CHAT_STOP_DRAIN_SECONDS <= 300):
+    raise ImproperlyConfigured("CHAT_DRAIN_SECONDS and CHAT_STOP_DRAIN_SECONDS must be between 0 and 300")
 
 
 def _env_rate(name: str, default: str) -> str:

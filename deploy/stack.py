@@ -47,7 +47,14 @@ APP_DYNAMODB_ACTIONS: Final = (
 # count). The browser client sends a heartbeat frame every ~25 s, and daphne pings every
 # 25 s (deploy/systemd, deploy/Dockerfile): 120 s tolerates a few missed heartbeats.
 DEFAULT_IDLE_TIMEOUT_SECONDS: Final = 120
-HEALTH_CHECK_PATH: Final = "/readyz"
+# The target check: liveness plus "not draining" (chatsite/ops/health.py). Never /readyz: a
+# shared dependency's blip (a Redis failover) would fail every target at once.
+HEALTH_CHECK_PATH: Final = "/healthz"
+HEALTH_CHECK_INTERVAL_SECONDS: Final = 5
+UNHEALTHY_THRESHOLD: Final = 2
+# A drain closes a process's sockets over CHAT_DRAIN_SECONDS (20 s by default); the balancer
+# keeps a deregistered target's connections this long, so the drain ends inside it.
+DEREGISTRATION_DELAY_SECONDS: Final = 30
 APP_PORT: Final = 8000
 # On EC2 each daphne process is its own target on its own port (chatsite@8000, chatsite@8001,
 # ... one per core): the app security group admits the whole range from the balancer.
@@ -604,18 +611,20 @@ def load_balancer_resources() -> dict[str, Any]:
                 "Port": APP_PORT,
                 "TargetType": ref("TargetType"),
                 "HealthCheckProtocol": "HTTP",
-                # /readyz answers before host validation and the HTTPS redirect
-                # (chatsite/ops/health.py), so the ALB's plain-HTTP probe by IP gets 200.
+                # /healthz answers before host validation and the HTTPS redirect
+                # (chatsite/ops/health.py), so the ALB's plain-HTTP probe by IP gets 200; it
+                # fails only for a hung or draining process, never for a shared dependency.
                 "HealthCheckPath": HEALTH_CHECK_PATH,
-                "HealthCheckIntervalSeconds": 15,
-                "HealthCheckTimeoutSeconds": 5,
+                "HealthCheckIntervalSeconds": HEALTH_CHECK_INTERVAL_SECONDS,
+                "HealthCheckTimeoutSeconds": 4,
                 "HealthyThresholdCount": 2,
-                "UnhealthyThresholdCount": 3,
+                "UnhealthyThresholdCount": UNHEALTHY_THRESHOLD,
                 "Matcher": {"HttpCode": "200"},
                 "TargetGroupAttributes": [
-                    # daphne closes its sockets with 1001 on SIGTERM and clients resume on
-                    # another target; 30 s covers the drain (systemd TimeoutStopSec is 40).
-                    {"Key": "deregistration_delay.timeout_seconds", "Value": "30"},
+                    # A drain (release.sh's SIGUSR1, or ECS stopping the task) closes the
+                    # sockets with 1001 over 20 s inside this delay; clients resume on another
+                    # target. Below systemd's TimeoutStopSec (40).
+                    {"Key": "deregistration_delay.timeout_seconds", "Value": str(DEREGISTRATION_DELAY_SECONDS)},
                     # Any process can serve any socket: resume works by seq, not affinity.
                     {"Key": "stickiness.enabled", "Value": "false"},
                 ],
@@ -659,7 +668,7 @@ def load_balancer_resources() -> dict[str, Any]:
             Threshold=10,
         ),
         "UnhealthyTargetsAlarm": _alarm(
-            "A daphne target failed /readyz (database, channel layer or store unreachable).",
+            "A daphne target failed /healthz: the process is hung, or draining without being deregistered.",
             topic=ref("AlarmTopicArn"),
             Namespace="AWS/ApplicationELB",
             MetricName="UnHealthyHostCount",
@@ -695,7 +704,7 @@ def load_balancer_outputs() -> dict[str, Any]:
 def build_load_balancer_template() -> dict[str, Any]:
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": "Chatsite: an Application Load Balancer in front of daphne (WebSockets, /readyz checks).",
+        "Description": "Chatsite: an Application Load Balancer in front of daphne (WebSockets, /healthz checks).",
         "Parameters": load_balancer_parameters(),
         "Resources": load_balancer_resources(),
         "Outputs": load_balancer_outputs(),

@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 import pytest
 import yaml
+from django.conf import settings
 
 from chat import metrics as chat_metrics
 from chat.storage import dynamodb, schema
@@ -266,10 +267,11 @@ def test_alarms_cover_error_rate_throttling_and_failed_connections() -> None:
 
 
 def test_the_load_balancer_fits_daphne() -> None:
-    """Health checks hit /readyz; the idle timeout outlasts the 25 s heartbeat; draining beats systemd's stop."""
+    """Target checks hit /healthz; the idle timeout outlasts the 25 s heartbeat; a drain fits the
+    deregistration delay, which beats systemd's stop."""
     lb = stack.build_load_balancer_template()
     group = lb["Resources"]["TargetGroup"]["Properties"]
-    assert group["HealthCheckPath"] == health.READY_PATH
+    assert group["HealthCheckPath"] == health.HEALTH_PATH != health.READY_PATH
     assert group["Matcher"] == {"HttpCode": "200"}
     assert lb["Parameters"]["IdleTimeoutSeconds"]["Default"] > 25 * 2
     assert lb["Parameters"]["IdleTimeoutSeconds"]["MinValue"] > 25
@@ -277,6 +279,9 @@ def test_the_load_balancer_fits_daphne() -> None:
     unit = (ROOT / "deploy" / "systemd" / "chatsite@.service").read_text()
     stop = int(next(line.split("=")[1] for line in unit.splitlines() if line.startswith("TimeoutStopSec=")))
     assert int(attributes["deregistration_delay.timeout_seconds"]) < stop
+    # The drain window, plus the balancer noticing a drain by its target check, fits the delay.
+    noticed = group["HealthCheckIntervalSeconds"] * group["UnhealthyThresholdCount"]
+    assert settings.CHAT_DRAIN_SECONDS + noticed <= int(attributes["deregistration_delay.timeout_seconds"])
     redirect = lb["Resources"]["HttpRedirectListener"]["Properties"]["DefaultActions"][0]
     assert redirect["RedirectConfig"]["Protocol"] == "HTTPS"
 
