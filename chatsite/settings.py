@@ -398,6 +398,14 @@ AUTH_JWKS_REFETCH_INTERVAL = env_int("AUTH_JWKS_REFETCH_INTERVAL", 10, minimum=1
 AUTH_JWKS_MAX_AGE = env_int("AUTH_JWKS_MAX_AGE", 3600, minimum=60)
 # The built-in issuer (no Cognito): its key is created on first run, outside the repo.
 AUTH_SIGNING_KEY_FILE = Path(env_str("AUTH_SIGNING_KEY_FILE", str(DATA_DIR / "auth-signing-key.pem")))
+# Several hosts share the issuer's keys (accounts/issuer.py): a Secrets Manager secret (name
+# or ARN), re-read every AUTH_SIGNING_KEYS_MAX_AGE seconds, or the same text in the
+# environment. Either replaces the local key file, which is right for one host only.
+AUTH_SIGNING_KEYS = env_str("AUTH_SIGNING_KEYS")
+AUTH_SIGNING_KEYS_SECRET = env_str("AUTH_SIGNING_KEYS_SECRET")
+if AUTH_SIGNING_KEYS and AUTH_SIGNING_KEYS_SECRET:
+    raise ImproperlyConfigured("set AUTH_SIGNING_KEYS or AUTH_SIGNING_KEYS_SECRET, not both")
+AUTH_SIGNING_KEYS_MAX_AGE = env_int("AUTH_SIGNING_KEYS_MAX_AGE", 300, minimum=1)
 AUTH_TOKEN_LIFETIME = env_int("AUTH_TOKEN_LIFETIME", 3600, minimum=1)  # ID and access tokens, like Cognito
 AUTH_REFRESH_TOKEN_LIFETIME = env_int("AUTH_REFRESH_TOKEN_LIFETIME", 30 * 86_400, minimum=60)
 # A WebSocket without a session cookie must send {"action": "authenticate"} this soon.
