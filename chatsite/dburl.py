@@ -48,16 +48,22 @@ LIBPQ_OPTIONS: Final = frozenset(
 SSL_MODES: Final = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
-def database_from_url(url: str) -> dict[str, object]:
-    """The DATABASES["default"] entry for a postgres:// or sqlite:// URL; ImproperlyConfigured if unusable."""
+def database_from_url(url: str, *, password: str = "") -> dict[str, object]:
+    """The DATABASES["default"] entry for a postgres:// or sqlite:// URL; ImproperlyConfigured if unusable.
+
+    `password` (DATABASE_PASSWORD) is for a URL without one: on ECS the password is injected
+    from the secret RDS manages, and the URL around it is plain configuration.
+    """
     parsed = urlparse(url)
     query = parse_qsl(parsed.query, keep_blank_values=True, strict_parsing=False)
     if parsed.scheme in {"postgres", "postgresql"}:
+        if password and parsed.password:
+            raise ImproperlyConfigured("DATABASE_PASSWORD is set and DATABASE_URL has a password too: keep one")
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parsed.path.lstrip("/")),
             "USER": unquote(parsed.username or ""),
-            "PASSWORD": unquote(parsed.password or ""),
+            "PASSWORD": unquote(parsed.password or "") or password,
             "HOST": parsed.hostname or "",
             "PORT": str(parsed.port or ""),
             "CONN_MAX_AGE": 60,

@@ -93,7 +93,7 @@ TEMPLATES = [
 
 _database_url = env_str("DATABASE_URL")
 if _database_url:
-    DATABASES = {"default": database_from_url(_database_url)}
+    DATABASES = {"default": database_from_url(_database_url, password=env_str("DATABASE_PASSWORD"))}
 else:
     if PRODUCTION:
         raise ImproperlyConfigured("DATABASE_URL is required when CHATSITE_ENV=production")
@@ -179,6 +179,8 @@ if PRODUCTION:
 # delivery, never drops at a capacity, and re-subscribes by itself after a Redis restart.
 # docs/operations.md ("Channel layer") has the numbers and the trade-offs.
 REDIS_URL = env_str("REDIS_URL")
+# The AUTH token, when it is not in REDIS_URL (on ECS it is injected from Secrets Manager).
+REDIS_PASSWORD = env_str("REDIS_PASSWORD")
 REDIS_SENTINELS = env_list("REDIS_SENTINELS")  # host:port,host:port
 REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER")
 if bool(REDIS_SENTINELS) != bool(REDIS_SENTINEL_MASTER):
@@ -204,6 +206,8 @@ def _redis_host() -> dict[str, object]:
         "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
         "retry_on_error": [RedisConnectionError, RedisTimeoutError],
     }
+    if REDIS_PASSWORD:
+        pool["password"] = REDIS_PASSWORD
     if REDIS_SENTINELS:
         sentinels = []
         for entry in REDIS_SENTINELS:

@@ -9,9 +9,10 @@ What the stack holds: the DynamoDB tables (TTL, point-in-time recovery, encrypti
 Cognito user pool and app client, a private S3 bucket behind CloudFront with origin access
 control, least-privilege IAM for the app and for the static push, a log group, a
 CloudWatch dashboard and alarms.
-The load balancer is a second template (deploy/cloudformation/load-balancer.yaml), since it
-needs a VPC. Neither creates servers: run daphne with deploy/systemd or the container image in
-deploy/Dockerfile, as deploy/README.md says.
+The load balancer is a second template (deploy/cloudformation/load-balancer.yaml), for an
+existing VPC and daphne on EC2 with deploy/systemd. The third, deploy/cloudformation/fleet.yaml
+(deploy/fleet.py), is the whole ECS path: VPC, PostgreSQL, Redis, secrets, the service and the
+same load balancer; it imports this stack's exported outputs. deploy/README.md says which to use.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from typing import Any, Final
 import yaml
 
 from chat.storage import schema
+from deploy import fleet
+from deploy.cfn import getatt, ref, sub
+from deploy.cfn import tags as _tags
 
 TEMPLATE_DIR: Final = Path(__file__).resolve().parent / "cloudformation"
 
@@ -64,28 +68,12 @@ APP_PORT_LAST: Final = 8015
 SECURITY_HEADERS_POLICY_ID: Final = "67f7725c-6f97-4210-82d7-5512b31e9d03"  # Managed-SecurityHeadersPolicy
 
 
-def ref(name: str) -> dict[str, Any]:
-    return {"Ref": name}
-
-
-def sub(text: str) -> dict[str, Any]:
-    return {"Fn::Sub": text}
-
-
-def getatt(resource: str, attribute: str) -> dict[str, Any]:
-    return {"Fn::GetAtt": [resource, attribute]}
-
-
 def table_resource_name(table: schema.Table) -> str:
     return f"{table.logical_name}Table"
 
 
 def table_name(table: schema.Table) -> dict[str, Any]:
     return sub(f"${{AWS::StackName}}-{table.logical_name}")
-
-
-def _tags(name: str) -> list[dict[str, Any]]:
-    return [{"Key": "Name", "Value": sub(f"${{AWS::StackName}}-{name}")}, {"Key": "app", "Value": "chatsite"}]
 
 
 # Parameters and conditions -----------------------------------------------------------
@@ -941,6 +929,10 @@ def outputs() -> dict[str, Any]:
                 "Description": "Task role (ECS) for the daphne processes",
                 "Value": getatt("AppRole", "Arn"),
             },
+            "AppRoleName": {
+                "Description": "The task role's name (policies the fleet stack adds)",
+                "Value": ref("AppRole"),
+            },
             "AppInstanceProfileName": {
                 "Description": "Instance profile (EC2) for the daphne processes",
                 "Value": ref("AppInstanceProfile"),
@@ -957,6 +949,20 @@ def outputs() -> dict[str, Any]:
         }
     )
     return result
+
+
+# The main stack's outputs the fleet stack imports (deploy/fleet.py) as <stack>-<output>.
+EXPORTED_OUTPUTS: Final = (
+    "ConnectionsTableName",
+    "MessagesTableName",
+    "RoomsTableName",
+    "UserPoolId",
+    "UserPoolClientId",
+    "AppRoleArn",
+    "AppRoleName",
+    "AppLogGroupName",
+    "AlarmTopicArn",
+)
 
 
 def build_template() -> dict[str, Any]:
@@ -977,13 +983,23 @@ def build_template() -> dict[str, Any]:
         "Parameters": parameters(),
         "Conditions": conditions(),
         "Resources": resources,
-        "Outputs": outputs(),
+        "Outputs": {
+            name: {**output, "Export": {"Name": sub("${AWS::StackName}-" + name)}}
+            if name in EXPORTED_OUTPUTS
+            else output
+            for name, output in outputs().items()
+        },
     }
+
+
+def build_fleet_template() -> dict[str, Any]:
+    return fleet.build_fleet_template(load_balancer_resources())
 
 
 TEMPLATES: Final = {
     "chatsite.yaml": build_template,
     "load-balancer.yaml": build_load_balancer_template,
+    "fleet.yaml": build_fleet_template,
 }
 
 HEADER: Final = (
