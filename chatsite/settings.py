@@ -137,10 +137,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
-# The React client's build (frontend/, `make frontend`): served at /app/ by chat/spa.py and,
-# once built, collected under STATIC_ROOT/app/ where deploy/ picks it up.
+# The React client's build (frontend/, `make frontend`): served at /app/ by chat/spa.py from
+# here, and pushed to S3 by deploy/push_static.py from here. Not a static files directory:
+# collected, it would be a second copy of the build (with the build's own config.json).
 FRONTEND_DIST = Path(env_str("CHATSITE_FRONTEND_DIST", str(BASE_DIR / "frontend" / "dist")))
-STATICFILES_DIRS = [BASE_DIR / "static", *([("app", FRONTEND_DIST)] if FRONTEND_DIST.is_dir() else [])]
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

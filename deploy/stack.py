@@ -66,6 +66,14 @@ APP_PORT_LAST: Final = 8015
 
 # AWS-managed CloudFront policies (fixed ids, documented by AWS).
 SECURITY_HEADERS_POLICY_ID: Final = "67f7725c-6f97-4210-82d7-5512b31e9d03"  # Managed-SecurityHeadersPolicy
+CACHING_DISABLED_POLICY_ID: Final = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # Managed-CachingDisabled
+# Managed-AllViewerExceptHostHeader: every header (the WebSocket upgrade's too), cookie and
+# query string goes to the load balancer, with the origin's own Host (its certificate's name).
+ALL_VIEWER_EXCEPT_HOST_POLICY_ID: Final = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+# What the one distribution sends to the load balancer; everything else is the React app in
+# S3. /static/* is Django's own files, which whitenoise serves from the same release as the
+# pages (hashed names, cached for a year).
+APP_PATHS: Final = ("/static/*", "/ws/*", "/api/*", "/accounts/*", "/admin/*", "/.well-known/*")
 
 
 def table_resource_name(table: schema.Table) -> str:
@@ -117,6 +125,12 @@ def parameters() -> dict[str, Any]:
             "Default": "",
             "Description": "Optional: a domain name for the CloudFront distribution (needs StaticCertificateArn).",
         },
+        "AppDomainName": {
+            "Type": "String",
+            "Default": "",
+            "Description": "Optional: the app's host name behind the load balancer (its certificate's name). "
+            "Set, the distribution also sends /static/, /ws/, /api/, /accounts/, /admin/ there.",
+        },
         "StaticCertificateArn": {
             "Type": "String",
             "Default": "",
@@ -151,6 +165,7 @@ def conditions() -> dict[str, Any]:
         "HasHostedUi": {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", ref("CallbackUrls")]}, ""]}]},
         "HasCognitoDomain": {"Fn::Not": [{"Fn::Equals": [ref("CognitoDomainPrefix"), ""]}]},
         "HasStaticDomain": {"Fn::Not": [{"Fn::Equals": [ref("StaticDomainName"), ""]}]},
+        "HasAppOrigin": {"Fn::Not": [{"Fn::Equals": [ref("AppDomainName"), ""]}]},
     }
 
 
@@ -391,8 +406,16 @@ def static_resources() -> dict[str, Any]:
                             "OriginAccessControlId": getatt("StaticOriginAccessControl", "Id"),
                             # Empty identity: access goes through origin access control, not OAI.
                             "S3OriginConfig": {"OriginAccessIdentity": ""},
-                        }
+                        },
+                        {"Fn::If": ["HasAppOrigin", _app_origin(), ref("AWS::NoValue")]},
                     ],
+                    "CacheBehaviors": {
+                        "Fn::If": [
+                            "HasAppOrigin",
+                            [_app_behavior(path) for path in APP_PATHS],
+                            ref("AWS::NoValue"),
+                        ]
+                    },
                     "DefaultCacheBehavior": {
                         "TargetOriginId": "static-bucket",
                         "ViewerProtocolPolicy": "redirect-to-https",
@@ -402,21 +425,60 @@ def static_resources() -> dict[str, Any]:
                         "CachePolicyId": ref("StaticCachePolicy"),
                         "ResponseHeadersPolicyId": SECURITY_HEADERS_POLICY_ID,
                     },
-                    # The React app routes in the browser: a deep link gets index.html. A
-                    # private bucket answers 403 for a missing key, so map both.
-                    "CustomErrorResponses": [
-                        {
-                            "ErrorCode": code,
-                            "ResponseCode": 200,
-                            "ResponsePagePath": "/index.html",
-                            "ErrorCachingMinTTL": 0,
-                        }
-                        for code in (403, 404)
-                    ],
+                    # A deep link gets index.html (a private bucket answers 403 for a missing
+                    # key, so both). Only without the app origin: error pages are the whole
+                    # distribution's, and the API's own 403s and 404s must reach their callers
+                    # (the React app routes by #hash, so it needs no fallback there).
+                    "CustomErrorResponses": {
+                        "Fn::If": [
+                            "HasAppOrigin",
+                            ref("AWS::NoValue"),
+                            [
+                                {
+                                    "ErrorCode": code,
+                                    "ResponseCode": 200,
+                                    "ResponsePagePath": "/index.html",
+                                    "ErrorCachingMinTTL": 0,
+                                }
+                                for code in (403, 404)
+                            ],
+                        ]
+                    },
                 },
                 "Tags": _tags("static"),
             },
         },
+    }
+
+
+def _app_origin() -> dict[str, Any]:
+    return {
+        "Id": "app",
+        "DomainName": ref("AppDomainName"),
+        "CustomOriginConfig": {
+            "OriginProtocolPolicy": "https-only",
+            "HTTPSPort": 443,
+            "OriginSSLProtocols": ["TLSv1.2"],
+            "OriginReadTimeout": 60,
+            "OriginKeepaliveTimeout": 60,
+        },
+    }
+
+
+def _app_behavior(path: str) -> dict[str, Any]:
+    cached = path == "/static/*"
+    return {
+        "PathPattern": path,
+        "TargetOriginId": "app",
+        "ViewerProtocolPolicy": "redirect-to-https" if cached else "https-only",
+        "AllowedMethods": ["GET", "HEAD", "OPTIONS"]
+        if cached
+        else ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"],
+        "CachedMethods": ["GET", "HEAD"],
+        "Compress": True,
+        # Django's static files follow whitenoise's Cache-Control; everything else is never cached.
+        "CachePolicyId": ref("StaticCachePolicy") if cached else CACHING_DISABLED_POLICY_ID,
+        **({} if cached else {"OriginRequestPolicyId": ALL_VIEWER_EXCEPT_HOST_POLICY_ID}),
     }
 
 

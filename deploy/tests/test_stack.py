@@ -195,11 +195,32 @@ def test_the_bucket_is_private_and_read_only_through_its_distribution() -> None:
     assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
     assert allow["Action"] == "s3:GetObject"
     assert "${StaticDistribution}" in allow["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
-    [origin] = RESOURCES["StaticDistribution"]["Properties"]["DistributionConfig"]["Origins"]
+    origin = RESOURCES["StaticDistribution"]["Properties"]["DistributionConfig"]["Origins"][0]
+    assert origin["Id"] == "static-bucket"
     assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["StaticOriginAccessControl", "Id"]}
     assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
     oac = RESOURCES["StaticOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
     assert (oac["SigningBehavior"], oac["SigningProtocol"]) == ("always", "sigv4")
+
+
+def test_one_distribution_serves_the_app_from_s3_and_the_rest_from_the_load_balancer() -> None:
+    """S3 answers at the root; /static/, /ws/, /api/, /accounts/, /admin/ go to the app, uncached but /static/."""
+    config = RESOURCES["StaticDistribution"]["Properties"]["DistributionConfig"]
+    assert config["DefaultCacheBehavior"]["TargetOriginId"] == "static-bucket"
+    condition, app_origin, absent = config["Origins"][1]["Fn::If"]
+    assert (condition, absent) == ("HasAppOrigin", {"Ref": "AWS::NoValue"})
+    assert app_origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    behaviors = {b["PathPattern"]: b for b in config["CacheBehaviors"]["Fn::If"][1]}
+    assert set(behaviors) >= {"/static/*", "/ws/*", "/api/*", "/accounts/*", "/admin/*"}
+    for path, behavior in behaviors.items():
+        assert behavior["TargetOriginId"] == app_origin["Id"], path
+        if path == "/static/*":
+            assert behavior["CachePolicyId"] == {"Ref": "StaticCachePolicy"}
+        else:
+            assert behavior["CachePolicyId"] == stack.CACHING_DISABLED_POLICY_ID, path
+            assert "POST" in behavior["AllowedMethods"], path
+    # With the app behind it, the API's own 403 and 404 are never turned into index.html.
+    assert config["CustomErrorResponses"]["Fn::If"][1] == {"Ref": "AWS::NoValue"}
 
 
 # Monitoring --------------------------------------------------------------------------------
