@@ -277,6 +277,34 @@ def cognito_resources() -> dict[str, Any]:
 # S3 + CloudFront ---------------------------------------------------------------------
 
 
+# Every bucket: SSE-S3 (S3 ETags stay the MD5 of the body, which the static push compares;
+# access logs accept nothing else), no public access, no ACLs.
+PRIVATE_BUCKET: Final = {
+    "BucketEncryption": {
+        "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+    },
+    "PublicAccessBlockConfiguration": {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    },
+    "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+}
+
+
+def _tls_only(bucket: str) -> dict[str, Any]:
+    """A bucket policy statement refusing every request not made over TLS."""
+    return {
+        "Sid": "TlsOnly",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [getatt(bucket, "Arn"), sub("${" + bucket + ".Arn}/*")],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
 def static_resources() -> dict[str, Any]:
     distribution_arn = sub("arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${StaticDistribution}")
     return {
@@ -286,17 +314,7 @@ def static_resources() -> dict[str, Any]:
             "DeletionPolicy": "Retain",
             "UpdateReplacePolicy": "Retain",
             "Properties": {
-                # SSE-S3: S3 ETags stay the MD5 of the body, which the static push compares.
-                "BucketEncryption": {
-                    "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-                },
-                "PublicAccessBlockConfiguration": {
-                    "BlockPublicAcls": True,
-                    "BlockPublicPolicy": True,
-                    "IgnorePublicAcls": True,
-                    "RestrictPublicBuckets": True,
-                },
-                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                **PRIVATE_BUCKET,
                 # Old versions of overwritten or removed files stay 30 days for a rollback.
                 "VersioningConfiguration": {"Status": "Enabled"},
                 "LifecycleConfiguration": {
@@ -327,17 +345,7 @@ def static_resources() -> dict[str, Any]:
                             "Resource": sub("${StaticBucket.Arn}/*"),
                             "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}},
                         },
-                        {
-                            "Sid": "TlsOnly",
-                            "Effect": "Deny",
-                            "Principal": "*",
-                            "Action": "s3:*",
-                            "Resource": [
-                                getatt("StaticBucket", "Arn"),
-                                sub("${StaticBucket.Arn}/*"),
-                            ],
-                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                        },
+                        _tls_only("StaticBucket"),
                     ],
                 },
             },
@@ -603,11 +611,146 @@ def load_balancer_parameters() -> dict[str, Any]:
             "Type": "String",
             "Description": "The AlarmTopicArn output of the main Chatsite stack.",
         },
+        **admin_allow_parameter(),
+    }
+
+
+def admin_allow_parameter() -> dict[str, Any]:
+    return {
+        "AdminAllowCidrs": {
+            "Type": "CommaDelimitedList",
+            "Default": "",
+            "Description": "Optional: up to 4 CIDRs that may reach /metrics, /readyz and /admin through the "
+            "load balancer (everyone else gets 403 there).",
+        }
+    }
+
+
+# The regional Elastic Load Balancing accounts that write access logs in regions opened
+# before August 2022 (newer regions use the logdelivery service principal, granted too).
+ELB_LOG_ACCOUNTS: Final = {
+    "us-east-1": "127311923021",
+    "us-east-2": "033677994240",
+    "us-west-1": "027434742980",
+    "us-west-2": "797873946194",
+    "eu-west-1": "156460612806",
+    "eu-west-2": "652711504416",
+    "eu-central-1": "054676820928",
+    "ap-southeast-1": "114774131450",
+    "ap-southeast-2": "783225319266",
+    "ap-northeast-1": "582318560864",
+}
+# Operator paths kept off the public listener: only ADMIN_CIDRS reach them through it.
+OPERATOR_PATHS: Final = ("/metrics*", "/readyz*", "/admin*")
+
+
+def load_balancer_mappings() -> dict[str, Any]:
+    return {"ElbLogAccount": {region: {"Id": account} for region, account in ELB_LOG_ACCOUNTS.items()}}
+
+
+def load_balancer_conditions() -> dict[str, Any]:
+    return {
+        "HasElbLogAccount": {"Fn::Or": [{"Fn::Equals": [ref("AWS::Region"), r]} for r in ELB_LOG_ACCOUNTS]},
+        "HasAdminAllowList": {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", ref("AdminAllowCidrs")]}, ""]}]},
+    }
+
+
+def operator_path_rules() -> dict[str, Any]:
+    """/metrics, /readyz and /admin answer 403 on the public listener except from the allow-list."""
+    rules: dict[str, Any] = {
+        "OperatorPathsDeny": {
+            "Type": "AWS::ElasticLoadBalancingV2::ListenerRule",
+            "Properties": {
+                "ListenerArn": ref("HttpsListener"),
+                "Priority": 100,
+                "Conditions": [{"Field": "path-pattern", "PathPatternConfig": {"Values": list(OPERATOR_PATHS)}}],
+                "Actions": [
+                    {
+                        "Type": "fixed-response",
+                        "FixedResponseConfig": {
+                            "StatusCode": "403",
+                            "ContentType": "text/plain",
+                            "MessageBody": "Forbidden",
+                        },
+                    }
+                ],
+            },
+        }
+    }
+    for index, path in enumerate(OPERATOR_PATHS, start=1):
+        rules[f"OperatorPathAllow{index}"] = {
+            "Type": "AWS::ElasticLoadBalancingV2::ListenerRule",
+            "Condition": "HasAdminAllowList",
+            "Properties": {
+                "ListenerArn": ref("HttpsListener"),
+                "Priority": index,
+                "Conditions": [
+                    {"Field": "path-pattern", "PathPatternConfig": {"Values": [path]}},
+                    {"Field": "source-ip", "SourceIpConfig": {"Values": ref("AdminAllowCidrs")}},
+                ],
+                "Actions": [{"Type": "forward", "TargetGroupArn": ref("TargetGroup")}],
+            },
+        }
+    return rules
+
+
+def access_log_resources() -> dict[str, Any]:
+    return {
+        "AccessLogBucket": {
+            "Type": "AWS::S3::Bucket",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                **PRIVATE_BUCKET,
+                "LifecycleConfiguration": {
+                    "Rules": [{"Id": "expire-access-logs", "Status": "Enabled", "ExpirationInDays": 90}]
+                },
+                "Tags": _tags("alb-logs"),
+            },
+        },
+        "AccessLogBucketPolicy": {
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {
+                "Bucket": ref("AccessLogBucket"),
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "LoadBalancerWritesLogs",
+                            "Effect": "Allow",
+                            "Principal": {
+                                "Fn::If": [
+                                    "HasElbLogAccount",
+                                    {
+                                        "AWS": {
+                                            "Fn::Sub": [
+                                                "arn:${AWS::Partition}:iam::${Account}:root",
+                                                {
+                                                    "Account": {
+                                                        "Fn::FindInMap": ["ElbLogAccount", ref("AWS::Region"), "Id"]
+                                                    }
+                                                },
+                                            ]
+                                        }
+                                    },
+                                    {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
+                                ]
+                            },
+                            "Action": "s3:PutObject",
+                            "Resource": sub("${AccessLogBucket.Arn}/alb/AWSLogs/${AWS::AccountId}/*"),
+                        },
+                        _tls_only("AccessLogBucket"),
+                    ],
+                },
+            },
+        },
     }
 
 
 def load_balancer_resources() -> dict[str, Any]:
     return {
+        **access_log_resources(),
+        **operator_path_rules(),
         "LoadBalancerSecurityGroup": {
             "Type": "AWS::EC2::SecurityGroup",
             "Properties": {
@@ -638,6 +781,7 @@ def load_balancer_resources() -> dict[str, Any]:
         },
         "LoadBalancer": {
             "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
+            "DependsOn": "AccessLogBucketPolicy",
             "Properties": {
                 "Type": "application",
                 "Scheme": "internet-facing",
@@ -649,6 +793,9 @@ def load_balancer_resources() -> dict[str, Any]:
                     # The ALB appends the peer address to X-Forwarded-For: only the last
                     # entry is trustworthy (docs/operations.md, proxy headers).
                     {"Key": "routing.http.xff_header_processing.mode", "Value": "append"},
+                    {"Key": "access_logs.s3.enabled", "Value": "true"},
+                    {"Key": "access_logs.s3.bucket", "Value": ref("AccessLogBucket")},
+                    {"Key": "access_logs.s3.prefix", "Value": "alb"},
                 ],
                 "Tags": _tags("alb"),
             },
@@ -720,17 +867,36 @@ def load_balancer_resources() -> dict[str, Any]:
         "UnhealthyTargetsAlarm": _alarm(
             "A daphne target failed /healthz: the process is hung, or draining without being deregistered.",
             topic=ref("AlarmTopicArn"),
-            Namespace="AWS/ApplicationELB",
-            MetricName="UnHealthyHostCount",
-            Dimensions=[
-                {"Name": "LoadBalancer", "Value": getatt("LoadBalancer", "LoadBalancerFullName")},
-                {"Name": "TargetGroup", "Value": getatt("TargetGroup", "TargetGroupFullName")},
-            ],
+            **_target_group_metric("UnHealthyHostCount"),
             Statistic="Maximum",
             Period=60,
             EvaluationPeriods=3,
             Threshold=0,
         ),
+        # No healthy target is an outage whatever the cause; no data at all means the same
+        # (the target group stopped reporting), so silence breaches.
+        "NoHealthyTargetAlarm": _alarm(
+            "No daphne target is healthy: the load balancer answers 503 to everyone.",
+            topic=ref("AlarmTopicArn"),
+            **_target_group_metric("HealthyHostCount"),
+            Statistic="Minimum",
+            Period=60,
+            EvaluationPeriods=2,
+            Threshold=1,
+            ComparisonOperator="LessThanThreshold",
+            TreatMissingData="breaching",
+        ),
+    }
+
+
+def _target_group_metric(name: str) -> dict[str, Any]:
+    return {
+        "Namespace": "AWS/ApplicationELB",
+        "MetricName": name,
+        "Dimensions": [
+            {"Name": "LoadBalancer", "Value": getatt("LoadBalancer", "LoadBalancerFullName")},
+            {"Name": "TargetGroup", "Value": getatt("TargetGroup", "TargetGroupFullName")},
+        ],
     }
 
 
@@ -756,6 +922,8 @@ def build_load_balancer_template() -> dict[str, Any]:
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "Chatsite: an Application Load Balancer in front of daphne (WebSockets, /healthz checks).",
         "Parameters": load_balancer_parameters(),
+        "Mappings": load_balancer_mappings(),
+        "Conditions": load_balancer_conditions(),
         "Resources": load_balancer_resources(),
         "Outputs": load_balancer_outputs(),
     }
@@ -790,7 +958,8 @@ def _widget(title: str, metrics: list[list[Any]], *, stat: str = "Sum", x: int, 
 def dashboard_body() -> str:
     tables = [f"${{{table_resource_name(t)}}}" for t in schema.TABLES]
     widgets = [
-        _widget("Open connections", [_app_metric("ConnectionsOpen")], stat="Maximum", x=0, y=0),
+        # Each process writes its gauge once a minute: the one-minute Sum is the fleet's total.
+        _widget("Open sockets (fleet)", [_app_metric("ConnectionsOpen")], stat="Sum", x=0, y=0),
         _widget(
             "Handshakes by outcome",
             [_app_metric("Connections", "Outcome", o) for o in ("accepted", "unauthorized", "failed")],
@@ -898,6 +1067,20 @@ def monitoring_resources() -> dict[str, Any]:
                 "DashboardBody": sub(dashboard_body()),
             },
         },
+        # Every process writes its metrics every METRICS_EMF_INTERVAL: none at all for five
+        # minutes means no process is running (or none can log), so silence breaches.
+        "AppSilentAlarm": _alarm(
+            "No daphne process has reported metrics for 5 minutes: the app is down or cannot log.",
+            Namespace=namespace,
+            MetricName="ConnectionsOpen",
+            Dimensions=[{"Name": "Service", "Value": ref("ServiceName")}],
+            Statistic="SampleCount",
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="LessThanThreshold",
+            TreatMissingData="breaching",
+        ),
         "ErrorRateAlarm": _alarm(
             "Server errors (storage_unavailable, internal_error) as a percentage of message sends.",
             Metrics=[
@@ -1055,7 +1238,11 @@ def build_template() -> dict[str, Any]:
 
 
 def build_fleet_template() -> dict[str, Any]:
-    return fleet.build_fleet_template(load_balancer_resources())
+    template = fleet.build_fleet_template(load_balancer_resources())
+    template["Parameters"].update(admin_allow_parameter())
+    template["Mappings"] = load_balancer_mappings()
+    template["Conditions"].update(load_balancer_conditions())
+    return template
 
 
 TEMPLATES: Final = {

@@ -257,3 +257,60 @@ def test_the_image_carries_the_ca_bundle_the_database_url_names() -> None:
     dockerfile = (Path(__file__).resolve().parents[1] / "Dockerfile").read_text()
     assert re.search(rf"^ADD --chmod=0644 https://\S+ {re.escape(fleet.RDS_CA_BUNDLE)}$", dockerfile, re.MULTILINE)
     assert f"sslrootcert={fleet.RDS_CA_BUNDLE}" in json.dumps(task_environment()["DATABASE_URL"])
+
+
+# Observability --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("template", ["load-balancer.yaml", "fleet.yaml"])
+def test_every_load_balancer_logs_its_requests_to_a_private_bucket(template: str) -> None:
+    """Access logs on, to an encrypted bucket with public access blocked, expiring, writable by ELB only."""
+    resources = TEMPLATES[template]["Resources"]
+    attributes = {a["Key"]: a["Value"] for a in resources["LoadBalancer"]["Properties"]["LoadBalancerAttributes"]}
+    assert attributes["access_logs.s3.enabled"] == "true"
+    assert attributes["access_logs.s3.bucket"] == {"Ref": "AccessLogBucket"}
+    bucket = resources["AccessLogBucket"]["Properties"]
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "AES256"
+    }
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] > 0
+    (allow,) = [
+        s
+        for s in resources["AccessLogBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow"
+    ]
+    assert allow["Action"] == "s3:PutObject"
+    assert "/alb/AWSLogs/${AWS::AccountId}/*" in allow["Resource"]["Fn::Sub"]
+
+
+@pytest.mark.parametrize("template", ["load-balancer.yaml", "fleet.yaml"])
+def test_operator_paths_are_off_the_public_listener(template: str) -> None:
+    """/metrics, /readyz, /admin: 403 through the balancer except from the allow-list; never /healthz."""
+    resources = TEMPLATES[template]["Resources"]
+    deny = resources["OperatorPathsDeny"]["Properties"]
+    paths = deny["Conditions"][0]["PathPatternConfig"]["Values"]
+    assert set(paths) == {"/metrics*", "/readyz*", "/admin*"}
+    assert deny["Actions"][0]["FixedResponseConfig"]["StatusCode"] == "403"
+    assert not any(re.fullmatch(p.replace("*", ".*"), "/healthz") for p in paths)
+    allows = [r for name, r in resources.items() if name.startswith("OperatorPathAllow")]
+    assert {a["Properties"]["Conditions"][0]["PathPatternConfig"]["Values"][0] for a in allows} == set(paths)
+    for rule in allows:
+        assert rule["Condition"] == "HasAdminAllowList"
+        assert rule["Properties"]["Priority"] < deny["Priority"]
+        assert rule["Properties"]["Conditions"][1]["Field"] == "source-ip"
+
+
+def test_alarms_where_silence_means_down_treat_missing_data_as_breaching() -> None:
+    """No healthy target and no metrics from any process alarm on silence too; the dashboard sums sockets."""
+    main = TEMPLATES["chatsite.yaml"]["Resources"]
+    silent = main["AppSilentAlarm"]["Properties"]
+    assert silent["TreatMissingData"] == "breaching" and silent["ComparisonOperator"] == "LessThanThreshold"
+    assert silent["MetricName"] == emf.emf_name(chat_metrics.CONNECTIONS_OPEN._name)
+    for template in ("load-balancer.yaml", "fleet.yaml"):
+        healthy = TEMPLATES[template]["Resources"]["NoHealthyTargetAlarm"]["Properties"]
+        assert healthy["MetricName"] == "HealthyHostCount" and healthy["TreatMissingData"] == "breaching"
+        assert (healthy["ComparisonOperator"], healthy["Threshold"]) == ("LessThanThreshold", 1)
+    body = json.loads(stack.dashboard_body())
+    (widget,) = [w for w in body["widgets"] if w["properties"]["metrics"][0][1] == "ConnectionsOpen"]
+    assert widget["properties"]["stat"] == "Sum" and widget["properties"]["period"] == 60
