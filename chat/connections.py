@@ -328,12 +328,13 @@ class RedisWatchdog:
         self.marker_ttl = max(60, int(10 * settings.CHAT_LAYER_WATCHDOG_SECONDS))
 
     @classmethod
-    def from_settings(cls) -> RedisWatchdog | None:
+    def from_settings(cls) -> RedisWatchdogs | None:
+        """One watchdog per Redis host of the channel layer (several with REDIS_URLS)."""
         layer: dict[str, Any] = settings.CHANNEL_LAYERS.get("default", {})
         if not str(layer.get("BACKEND", "")).startswith("channels_redis."):
             return None
         hosts: list[dict[str, Any]] = layer["CONFIG"]["hosts"]
-        return cls(dict(hosts[0]))
+        return RedisWatchdogs([cls(dict(host)) for host in hosts])
 
     def _redis(self) -> Any:
         if self._client is None:
@@ -388,6 +389,27 @@ class RedisWatchdog:
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.aclose(close_connection_pool=True)
+
+
+class RedisWatchdogs:
+    """The watchdogs of every Redis host: any host's restart, data loss or returning outage
+    makes every local socket rejoin and catch up (a room's channel lives on one host, which
+    one a socket cannot know)."""
+
+    def __init__(self, watchdogs: list[RedisWatchdog]) -> None:
+        self.watchdogs = watchdogs
+
+    async def check(self) -> bool:
+        results = [await watchdog.check() for watchdog in self.watchdogs]
+        return any(results)
+
+    def rejoin_failed(self) -> None:
+        for watchdog in self.watchdogs:
+            watchdog.rejoin_failed()
+
+    async def close(self) -> None:
+        for watchdog in self.watchdogs:
+            await watchdog.close()
 
 
 _registries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LocalSockets] = weakref.WeakKeyDictionary()

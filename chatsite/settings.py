@@ -180,6 +180,12 @@ if PRODUCTION:
 # delivery, never drops at a capacity, and re-subscribes by itself after a Redis restart.
 # docs/operations.md ("Channel layer") has the numbers and the trade-offs.
 REDIS_URL = env_str("REDIS_URL")
+# Several Redis primaries (comma-separated URLs) instead of REDIS_URL: channels-redis spreads
+# channels and groups over them by consistent hashing, so each room's group lives on one
+# host and the pub/sub load is shared (docs/operations.md, "Past one Redis").
+REDIS_URLS = env_list("REDIS_URLS")
+if REDIS_URLS and (REDIS_URL or env_list("REDIS_SENTINELS")):
+    raise ImproperlyConfigured("REDIS_URLS replaces REDIS_URL and REDIS_SENTINELS: set one of them")
 # The AUTH token, when it is not in REDIS_URL (on ECS it is injected from Secrets Manager).
 REDIS_PASSWORD = env_str("REDIS_PASSWORD")
 REDIS_SENTINELS = env_list("REDIS_SENTINELS")  # host:port,host:port
@@ -191,7 +197,7 @@ if CHANNEL_LAYER not in {"pubsub", "core"}:
     raise ImproperlyConfigured(f"CHANNEL_LAYER must be pubsub or core, got {CHANNEL_LAYER!r}")
 
 
-def _redis_host() -> dict[str, object]:
+def _redis_host(address: str = REDIS_URL) -> dict[str, object]:
     # redis-py 8 caps its asyncio pool at 100 and raises instead of waiting; a burst of
     # handshakes doing group_add needs more.
     from redis.asyncio.retry import Retry
@@ -217,15 +223,16 @@ def _redis_host() -> dict[str, object]:
                 raise ImproperlyConfigured(f"REDIS_SENTINELS entries are host:port, got {entry!r}")
             sentinels.append((host, int(port)))
         return {"sentinels": sentinels, "master_name": REDIS_SENTINEL_MASTER, **pool}
-    return {"address": REDIS_URL, **pool}
+    return {"address": address, **pool}
 
 
-if REDIS_URL or REDIS_SENTINELS:
+if REDIS_URL or REDIS_URLS or REDIS_SENTINELS:
+    _redis_hosts = [_redis_host(url) for url in REDIS_URLS] if REDIS_URLS else [_redis_host()]
     if CHANNEL_LAYER == "pubsub":
         CHANNEL_LAYERS = {
             "default": {
                 "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-                "CONFIG": {"hosts": [_redis_host()]},
+                "CONFIG": {"hosts": _redis_hosts},
             }
         }
     else:
@@ -237,7 +244,9 @@ if REDIS_URL or REDIS_SENTINELS:
                     # timeout (5 s): the read can time out first and kill the process's
                     # receive loop after 5 idle seconds (measured by bench/, see
                     # docs/performance.md). Give reads room above it.
-                    "hosts": [{**_redis_host(), "socket_timeout": env_float("REDIS_SOCKET_TIMEOUT", 30.0)}],
+                    "hosts": [
+                        {**host, "socket_timeout": env_float("REDIS_SOCKET_TIMEOUT", 30.0)} for host in _redis_hosts
+                    ],
                     # Past capacity a channel drops silently (logged at INFO); seq repair fills
                     # the hole, but a large capacity keeps repairs rare.
                     "capacity": env_int("CHANNEL_LAYER_CAPACITY", 10_000, minimum=100),
