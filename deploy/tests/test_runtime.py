@@ -267,3 +267,22 @@ def test_collectstatic_makes_no_second_copy_of_the_react_build(tmp_path: Path) -
     assert result.returncode == 0, result.stdout + result.stderr
     assert (out / "staticfiles.json").exists()
     assert not list(out.rglob("config.json")) and not list(out.rglob("index-abc123*"))
+
+
+def test_the_release_script_drains_each_process_before_restarting_it() -> None:
+    """deploy/release.sh parses, and per process deregisters, drains (SIGUSR1), waits, restarts, re-registers."""
+    script = ROOT / "deploy" / "release.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    loop = script.read_text().split('for port in "${ports[@]}"; do', 1)[1]
+    steps = [
+        "deregister-targets",
+        "--signal=SIGUSR1",
+        "wait target-deregistered",
+        "systemctl restart",
+        "/healthz",
+        "elbv2 register-targets",
+        "wait target-in-service",
+    ]
+    positions = [loop.index(step) for step in steps]
+    assert positions == sorted(positions)
+    assert "--require-hashes" in script.read_text()
