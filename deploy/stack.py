@@ -1010,6 +1010,15 @@ def dashboard_body() -> str:
             x=0,
             y=18,
         ),
+        # Each process writes its interval's p99 (chatsite/ops/emf.py); the fleet's p99 is at
+        # most the worst process's.
+        _widget(
+            "Latency p99, worst process (ms)",
+            [_app_metric("StoreLatencyP99"), _app_metric("BroadcastLatencyP99")],
+            stat="Maximum",
+            x=12,
+            y=18,
+        ),
     ]
     return json.dumps({"widgets": widgets}, separators=(",", ":"))
 

@@ -233,6 +233,8 @@ def emitted_metric_names() -> set[str]:
         f for m in vars(chat_metrics).values() if hasattr(m, "collect") and hasattr(m, "_name") for f in m.collect()
     ]:
         names.add(emf.emf_name(family.name))
+        if family.type == "histogram":
+            names.add(emf.emf_name(family.name) + "P99")  # the interval's p99 beside the mean
     return names
 
 
