@@ -31,7 +31,7 @@ from django.http import HttpRequest, HttpResponseBase, JsonResponse
 
 from chat import protocol
 from chat.storage import get_store
-from chatsite.ops import drain
+from chatsite.ops import drain, loopwatch
 
 HEALTH_PATH: Final = "/healthz"
 READY_PATH: Final = "/readyz"
@@ -165,6 +165,7 @@ class HealthCheckMiddleware:
         path = request.path_info
         if path in (HEALTH_PATH, READY_PATH) and request.method in ("GET", "HEAD"):
             drain.start_ecs_watch()  # on ECS: drain when the task is asked to stop
+            loopwatch.start()  # event-loop lag and thread-pool queue gauges
             if path == HEALTH_PATH:
                 if drain.draining():
                     response = JsonResponse(drain.status(), status=503, headers=_NO_CACHE)
