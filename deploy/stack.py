@@ -1090,6 +1090,18 @@ def monitoring_resources() -> dict[str, Any]:
             ComparisonOperator="LessThanThreshold",
             TreatMissingData="breaching",
         ),
+        # A blocked or saturated event loop slows every socket of a process without an error.
+        "EventLoopLagAlarm": _alarm(
+            "A daphne process's event loop ran more than 0.5 s late in 3 of 5 minutes (blocking code or overload).",
+            Namespace=namespace,
+            MetricName="EventLoopLag",
+            Dimensions=[{"Name": "Service", "Value": ref("ServiceName")}],
+            Statistic="Maximum",
+            Period=60,
+            EvaluationPeriods=5,
+            DatapointsToAlarm=3,
+            Threshold=0.5,
+        ),
         "ErrorRateAlarm": _alarm(
             "Server errors (storage_unavailable, internal_error) as a percentage of message sends.",
             Metrics=[

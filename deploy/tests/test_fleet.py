@@ -314,3 +314,10 @@ def test_alarms_where_silence_means_down_treat_missing_data_as_breaching() -> No
     body = json.loads(stack.dashboard_body())
     (widget,) = [w for w in body["widgets"] if w["properties"]["metrics"][0][1] == "ConnectionsOpen"]
     assert widget["properties"]["stat"] == "Sum" and widget["properties"]["period"] == 60
+
+
+def test_a_late_event_loop_alarms() -> None:
+    """EventLoopLag, a gauge every process writes, alarms above half a second in 3 of 5 minutes."""
+    lag = TEMPLATES["chatsite.yaml"]["Resources"]["EventLoopLagAlarm"]["Properties"]
+    assert lag["MetricName"] == emf.emf_name(chat_metrics.EVENT_LOOP_LAG._name)
+    assert (lag["Statistic"], lag["Threshold"], lag["DatapointsToAlarm"]) == ("Maximum", 0.5, 3)
