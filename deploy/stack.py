@@ -1039,6 +1039,15 @@ def _metric_query(query_id: str, namespace: Any, name: str, dimensions: dict[str
     }
 
 
+def _app_alarm_metric(name: str) -> dict[str, Any]:
+    """One of the app's EMF metrics, under its Service dimension alone."""
+    return {
+        "Namespace": ref("MetricsNamespace"),
+        "MetricName": name,
+        "Dimensions": [{"Name": "Service", "Value": ref("ServiceName")}],
+    }
+
+
 def _alarm(description: str, *, topic: dict[str, Any] | None = None, **properties: Any) -> dict[str, Any]:
     topic = topic or ref("AlarmTopic")
     return {
@@ -1080,9 +1089,7 @@ def monitoring_resources() -> dict[str, Any]:
         # minutes means no process is running (or none can log), so silence breaches.
         "AppSilentAlarm": _alarm(
             "No daphne process has reported metrics for 5 minutes: the app is down or cannot log.",
-            Namespace=namespace,
-            MetricName="ConnectionsOpen",
-            Dimensions=[{"Name": "Service", "Value": ref("ServiceName")}],
+            **_app_alarm_metric("ConnectionsOpen"),
             Statistic="SampleCount",
             Period=300,
             EvaluationPeriods=1,
@@ -1093,9 +1100,7 @@ def monitoring_resources() -> dict[str, Any]:
         # A blocked or saturated event loop slows every socket of a process without an error.
         "EventLoopLagAlarm": _alarm(
             "A daphne process's event loop ran more than 0.5 s late in 3 of 5 minutes (blocking code or overload).",
-            Namespace=namespace,
-            MetricName="EventLoopLag",
-            Dimensions=[{"Name": "Service", "Value": ref("ServiceName")}],
+            **_app_alarm_metric("EventLoopLag"),
             Statistic="Maximum",
             Period=60,
             EvaluationPeriods=5,
