@@ -167,4 +167,4 @@ def me(request: HttpRequest) -> HttpResponse:
 def jwks(request: HttpRequest) -> HttpResponse:
     if cognito.CognitoConfig.from_settings() is not None:
         return _error(404, "not_found", "tokens come from Cognito: use the user pool's JWKS")
-    return JsonResponse(issuer.signing_key().jwks())
+    return JsonResponse(issuer.key_ring().jwks())

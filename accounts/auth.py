@@ -57,7 +57,9 @@ def _build() -> Verifier:
             policy=TokenPolicy(issuer=config.issuer, client_id=config.client_id, token_uses=uses, leeway=leeway),
         )
     return Verifier(
-        keys=JwksKeySet(lambda: issuer.signing_key().jwks(), min_refetch_interval=interval, max_age=max_age),
+        # An unknown kid re-reads the shared secret (at most once per interval): a key
+        # another host has just started signing with verifies here at once.
+        keys=JwksKeySet(lambda: issuer.key_ring(fresh=True).jwks(), min_refetch_interval=interval, max_age=max_age),
         policy=TokenPolicy(
             issuer=issuer.BUILTIN_ISSUER, client_id=issuer.BUILTIN_CLIENT_ID, token_uses=uses, leeway=leeway
         ),

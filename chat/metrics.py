@@ -24,6 +24,14 @@ from prometheus_client import Counter, Gauge, Histogram
 _LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 CONNECTIONS_OPEN: Final = Gauge("chatsite_connections_open", "WebSocket connections open on this process.")
+EVENT_LOOP_LAG: Final = Gauge(
+    "chatsite_event_loop_lag_seconds",
+    "Worst lateness of the event loop over the last few seconds (chatsite/ops/loopwatch.py).",
+)
+THREAD_POOL_QUEUED: Final = Gauge(
+    "chatsite_thread_pool_queued",
+    "Calls waiting for a thread (sync_to_async: the shared default pool and the thread-sensitive one).",
+)
 CONNECTIONS: Final = Counter(
     "chatsite_connections",
     "WebSocket handshakes by outcome: accepted, unauthorized (closed 4401), failed (server-side error).",

@@ -1,8 +1,7 @@
 """The React client (frontend/) served by Django at /app/, for the embedded default.
 
-`make frontend` builds it into frontend/dist (settings.FRONTEND_DIST); `collectstatic`
-copies the build under STATIC_ROOT/app/, where deploy/ picks it up for S3 and CloudFront.
-This view serves the first of the two that holds an index.html. Nothing built is
+`make frontend` builds it into frontend/dist (settings.FRONTEND_DIST), which this view
+serves and deploy/push_static.py pushes to S3 for CloudFront. Nothing built is
 committed and `make run` needs no Node, so when there is no build the page says how to
 make one instead.
 """
@@ -61,11 +60,8 @@ release ships version 20 or later.</p>
 
 def build_dir() -> Path | None:
     """The directory holding the built app, or None when it has not been built."""
-    candidates = [Path(settings.FRONTEND_DIST), Path(settings.STATIC_ROOT) / "app"]
-    for candidate in candidates:
-        if (candidate / "index.html").is_file():
-            return candidate
-    return None
+    candidate = Path(settings.FRONTEND_DIST)
+    return candidate if (candidate / "index.html").is_file() else None
 
 
 def _resolve(root: Path, path: str) -> Path | None:

@@ -19,11 +19,12 @@ from django.conf import settings  # noqa: E402
 
 from chat import handshake, wire  # noqa: E402
 from chat.entry import WebSocketEntry  # noqa: E402
-from chatsite.ops import emf  # noqa: E402
+from chatsite.ops import drain, emf  # noqa: E402
 
 emf.start_from_settings()  # CloudWatch EMF lines when METRICS_EMF=1
 wire.install()  # under daphne: room messages framed once, written to every socket (chat.wire)
 handshake.install()  # under daphne: an open socket keeps no HTTP request objects (chat.handshake)
+drain.install_signal_handler()  # SIGUSR1 drains this process before a release stops it
 
 
 def allowed_origins() -> list[str]:

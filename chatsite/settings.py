@@ -10,10 +10,10 @@ production (CHATSITE_ENV=production).
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
+from chatsite.dburl import database_from_url
 from chatsite.env import env_bool, env_float, env_int, env_list, env_str, require_together
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -91,27 +91,9 @@ TEMPLATES = [
 ]
 
 
-def _database_from_url(url: str) -> dict[str, object]:
-    parsed = urlparse(url)
-    if parsed.scheme in {"postgres", "postgresql"}:
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": unquote(parsed.path.lstrip("/")),
-            "USER": unquote(parsed.username or ""),
-            "PASSWORD": unquote(parsed.password or ""),
-            "HOST": parsed.hostname or "",
-            "PORT": str(parsed.port or ""),
-            "CONN_MAX_AGE": 60,
-            "CONN_HEALTH_CHECKS": True,
-        }
-    if parsed.scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parsed.path) or ":memory:"}
-    raise ImproperlyConfigured(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (postgres or sqlite)")
-
-
 _database_url = env_str("DATABASE_URL")
 if _database_url:
-    DATABASES = {"default": _database_from_url(_database_url)}
+    DATABASES = {"default": database_from_url(_database_url, password=env_str("DATABASE_PASSWORD"))}
 else:
     if PRODUCTION:
         raise ImproperlyConfigured("DATABASE_URL is required when CHATSITE_ENV=production")
@@ -155,10 +137,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
-# The React client's build (frontend/, `make frontend`): served at /app/ by chat/spa.py and,
-# once built, collected under STATIC_ROOT/app/ where deploy/ picks it up.
+# The React client's build (frontend/, `make frontend`): served at /app/ by chat/spa.py from
+# here, and pushed to S3 by deploy/push_static.py from here. Not a static files directory:
+# collected, it would be a second copy of the build (with the build's own config.json).
 FRONTEND_DIST = Path(env_str("CHATSITE_FRONTEND_DIST", str(BASE_DIR / "frontend" / "dist")))
-STATICFILES_DIRS = [BASE_DIR / "static", *([("app", FRONTEND_DIST)] if FRONTEND_DIST.is_dir() else [])]
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -197,6 +180,14 @@ if PRODUCTION:
 # delivery, never drops at a capacity, and re-subscribes by itself after a Redis restart.
 # docs/operations.md ("Channel layer") has the numbers and the trade-offs.
 REDIS_URL = env_str("REDIS_URL")
+# Several Redis primaries (comma-separated URLs) instead of REDIS_URL: channels-redis spreads
+# channels and groups over them by consistent hashing, so each room's group lives on one
+# host and the pub/sub load is shared (docs/operations.md, "Past one Redis").
+REDIS_URLS = env_list("REDIS_URLS")
+if REDIS_URLS and (REDIS_URL or env_list("REDIS_SENTINELS")):
+    raise ImproperlyConfigured("REDIS_URLS replaces REDIS_URL and REDIS_SENTINELS: set one of them")
+# The AUTH token, when it is not in REDIS_URL (on ECS it is injected from Secrets Manager).
+REDIS_PASSWORD = env_str("REDIS_PASSWORD")
 REDIS_SENTINELS = env_list("REDIS_SENTINELS")  # host:port,host:port
 REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER")
 if bool(REDIS_SENTINELS) != bool(REDIS_SENTINEL_MASTER):
@@ -206,7 +197,7 @@ if CHANNEL_LAYER not in {"pubsub", "core"}:
     raise ImproperlyConfigured(f"CHANNEL_LAYER must be pubsub or core, got {CHANNEL_LAYER!r}")
 
 
-def _redis_host() -> dict[str, object]:
+def _redis_host(address: str = REDIS_URL) -> dict[str, object]:
     # redis-py 8 caps its asyncio pool at 100 and raises instead of waiting; a burst of
     # handshakes doing group_add needs more.
     from redis.asyncio.retry import Retry
@@ -222,6 +213,8 @@ def _redis_host() -> dict[str, object]:
         "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
         "retry_on_error": [RedisConnectionError, RedisTimeoutError],
     }
+    if REDIS_PASSWORD:
+        pool["password"] = REDIS_PASSWORD
     if REDIS_SENTINELS:
         sentinels = []
         for entry in REDIS_SENTINELS:
@@ -230,15 +223,16 @@ def _redis_host() -> dict[str, object]:
                 raise ImproperlyConfigured(f"REDIS_SENTINELS entries are host:port, got {entry!r}")
             sentinels.append((host, int(port)))
         return {"sentinels": sentinels, "master_name": REDIS_SENTINEL_MASTER, **pool}
-    return {"address": REDIS_URL, **pool}
+    return {"address": address, **pool}
 
 
-if REDIS_URL or REDIS_SENTINELS:
+if REDIS_URL or REDIS_URLS or REDIS_SENTINELS:
+    _redis_hosts = [_redis_host(url) for url in REDIS_URLS] if REDIS_URLS else [_redis_host()]
     if CHANNEL_LAYER == "pubsub":
         CHANNEL_LAYERS = {
             "default": {
                 "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-                "CONFIG": {"hosts": [_redis_host()]},
+                "CONFIG": {"hosts": _redis_hosts},
             }
         }
     else:
@@ -250,7 +244,9 @@ if REDIS_URL or REDIS_SENTINELS:
                     # timeout (5 s): the read can time out first and kill the process's
                     # receive loop after 5 idle seconds (measured by bench/, see
                     # docs/performance.md). Give reads room above it.
-                    "hosts": [{**_redis_host(), "socket_timeout": env_float("REDIS_SOCKET_TIMEOUT", 30.0)}],
+                    "hosts": [
+                        {**host, "socket_timeout": env_float("REDIS_SOCKET_TIMEOUT", 30.0)} for host in _redis_hosts
+                    ],
                     # Past capacity a channel drops silently (logged at INFO); seq repair fills
                     # the hole, but a large capacity keeps repairs rare.
                     "capacity": env_int("CHANNEL_LAYER_CAPACITY", 10_000, minimum=100),
@@ -316,6 +312,14 @@ CHAT_HISTORY_MAX_PAGE = env_int("CHAT_HISTORY_MAX_PAGE", 200, minimum=1)
 CHAT_DEFAULT_ROOM = "general"
 # Which daphne instance holds a connection row (several processes behind a balancer).
 CHAT_INSTANCE_ID = env_str("CHAT_INSTANCE_ID")
+# A drain (chatsite/ops/drain.py: SIGUSR1, or ECS stopping the task) closes the open sockets
+# with 1001 evenly over this window, so their clients reconnect elsewhere at a steady rate;
+# the balancer's deregistration delay must outlast it. A SIGTERM with no drain before it
+# closes them over the shorter CHAT_STOP_DRAIN_SECONDS, which the stop timeouts outlast.
+CHAT_DRAIN_SECONDS = env_float("CHAT_DRAIN_SECONDS", 20.0)
+CHAT_STOP_DRAIN_SECONDS = env_float("CHAT_STOP_DRAIN_SECONDS", 5.0)
+if not (0 <= CHAT_DRAIN_SECONDS <= 300 and 0 <= CHAT_STOP_DRAIN_SECONDS <= 300):
+    raise ImproperlyConfigured("CHAT_DRAIN_SECONDS and CHAT_STOP_DRAIN_SECONDS must be between 0 and 300")
 
 
 def _env_rate(name: str, default: str) -> str:
@@ -408,6 +412,14 @@ AUTH_JWKS_REFETCH_INTERVAL = env_int("AUTH_JWKS_REFETCH_INTERVAL", 10, minimum=1
 AUTH_JWKS_MAX_AGE = env_int("AUTH_JWKS_MAX_AGE", 3600, minimum=60)
 # The built-in issuer (no Cognito): its key is created on first run, outside the repo.
 AUTH_SIGNING_KEY_FILE = Path(env_str("AUTH_SIGNING_KEY_FILE", str(DATA_DIR / "auth-signing-key.pem")))
+# Several hosts share the issuer's keys (accounts/issuer.py): a Secrets Manager secret (name
+# or ARN), re-read every AUTH_SIGNING_KEYS_MAX_AGE seconds, or the same text in the
+# environment. Either replaces the local key file, which is right for one host only.
+AUTH_SIGNING_KEYS = env_str("AUTH_SIGNING_KEYS")
+AUTH_SIGNING_KEYS_SECRET = env_str("AUTH_SIGNING_KEYS_SECRET")
+if AUTH_SIGNING_KEYS and AUTH_SIGNING_KEYS_SECRET:
+    raise ImproperlyConfigured("set AUTH_SIGNING_KEYS or AUTH_SIGNING_KEYS_SECRET, not both")
+AUTH_SIGNING_KEYS_MAX_AGE = env_int("AUTH_SIGNING_KEYS_MAX_AGE", 300, minimum=1)
 AUTH_TOKEN_LIFETIME = env_int("AUTH_TOKEN_LIFETIME", 3600, minimum=1)  # ID and access tokens, like Cognito
 AUTH_REFRESH_TOKEN_LIFETIME = env_int("AUTH_REFRESH_TOKEN_LIFETIME", 30 * 86_400, minimum=60)
 # A WebSocket without a session cookie must send {"action": "authenticate"} this soon.
