@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "channels",
     "accounts",
     "chat",
+    "analytics",
 ]
 
 MIDDLEWARE = [
