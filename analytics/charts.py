@@ -35,7 +35,7 @@ def _nice_max(value: float) -> float:
 
 
 def _number(value: float) -> str:
-    return f"{value:,.0f}" if float(value).is_integer() or value >= 100 else f"{value:,.2f}"
+    return f"{value:,.0f}" if float(value).is_integer() or value >= 100 else f"{value:,.2f}".rstrip("0")
 
 
 def _axis(top: float, plot_height: float) -> SafeString:
