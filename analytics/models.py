@@ -14,7 +14,8 @@ from django.db import models
 
 class DayCounter(models.Model):
     """A count of one thing on one UTC day, by key: "messages" by room id, "reports_opened"
-    by room id, "reports_resolved" (key ""), "mod_action" by audit action."""
+    by room id, "reports_resolved" (key ""), "mod_action" by audit action, and the histograms
+    behind medians ("first_reply", "resolve"): key = a duration bucket (analytics.durations)."""
 
     day = models.DateField()
     name = models.CharField(max_length=32)
@@ -55,22 +56,6 @@ class MinuteCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.minute:%H:%M} {self.messages}"
-
-
-class DaySample(models.Model):
-    """One duration observed on a day, for a median: "first_reply" (seconds from a room's
-    conversation opener to the first message of someone else) and "resolve" (seconds from
-    a report to its resolution)."""
-
-    day = models.DateField()
-    name = models.CharField(max_length=32)
-    seconds = models.FloatField()
-
-    class Meta:
-        indexes = [models.Index(fields=["name", "day"], name="analytics_daysample_name_day")]
-
-    def __str__(self) -> str:
-        return f"{self.day} {self.name} {self.seconds:.1f}s"
 
 
 class RoomActivity(models.Model):

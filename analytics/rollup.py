@@ -1,5 +1,7 @@
 """The periodic rollups (`manage.py rollup_analytics`): what cannot be counted as it happens.
 
+New users per day are counted from Django's users (signing up is not a chat service, and
+grouping every user by day on each opening of the dashboard was its slowest query on SQLite).
 Weekly and monthly active users need distinct counts over windows, peak concurrency needs
 every socket span of a day, retention needs a cohort's later weeks. Each run recomputes
 only the days that may still change: from the oldest day whose figures were computed before
@@ -24,7 +26,7 @@ from chat.storage import get_store
 WAU: Final = "wau"
 MAU: Final = "mau"
 PEAK_USERS: Final = "peak_users"
-STATS: Final = (WAU, MAU, PEAK_USERS)
+NEW_USERS: Final = "new_users"
 RETENTION_WEEKS: Final = 4
 MINUTES_KEPT: Final = timedelta(days=1)
 SPANS_KEPT: Final = timedelta(days=120)
@@ -38,7 +40,8 @@ class RollupResult:
     spans_closed: int
 
 
-def _start(day: date) -> datetime:
+def day_start(day: date) -> datetime:
+    """Midnight UTC starting `day`."""
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
@@ -69,7 +72,7 @@ def _distinct_active(first: date, last: date) -> int:
 
 def peak_concurrent_users(day: date, *, now: datetime) -> int:
     """The most users with at least one socket open at the same moment during `day`."""
-    start, end = _start(day), _start(day + timedelta(days=1))
+    start, end = day_start(day), day_start(day + timedelta(days=1))
     spans = SocketSpan.objects.filter(opened_at__lt=end).filter(Q(closed_at__isnull=True) | Q(closed_at__gt=start))
     events: list[tuple[datetime, int, str]] = []
     for user_id, opened, closed in spans.values_list("user_id", "opened_at", "closed_at"):
@@ -90,12 +93,14 @@ def peak_concurrent_users(day: date, *, now: datetime) -> int:
 
 
 def _days_to_compute(*, today: date) -> list[date]:
-    """Every day since the first activity that is not final yet (its figures were computed
-    before it ended, or never), today included."""
-    first = UserDay.objects.aggregate(first=Min("day"))["first"] or today
+    """Every day since the first activity or sign-up that is not final yet (its figures were
+    computed before it ended, or never), today included."""
+    first_joined = get_user_model().objects.aggregate(first=Min("date_joined"))["first"]
+    starts = [UserDay.objects.aggregate(first=Min("day"))["first"], first_joined.date() if first_joined else None]
+    first = min([d for d in starts if d is not None], default=today)
     first = max(first, today - MAX_BACKFILL)
     computed = DayStat.objects.filter(name=PEAK_USERS, day__gte=first).values_list("day", "computed_at")
-    final = {day for day, at in computed if at >= _start(day + timedelta(days=1))}
+    final = {day for day, at in computed if at >= day_start(day + timedelta(days=1))}
     days = (first + timedelta(days=n) for n in range((today - first).days + 1))
     return [day for day in days if day not in final]
 
@@ -112,13 +117,15 @@ def _cohorts_to_compute(*, today: date) -> list[date]:
         weeks.append(week)
         week += timedelta(weeks=1)
     final = set(Retention.objects.filter(offset=RETENTION_WEEKS).values_list("cohort", "computed_at").iterator())
-    done = {cohort for cohort, computed in final if computed >= _start(cohort + timedelta(weeks=RETENTION_WEEKS + 1))}
+    done = {
+        cohort for cohort, computed in final if computed >= day_start(cohort + timedelta(weeks=RETENTION_WEEKS + 1))
+    }
     return [w for w in weeks if w not in done]
 
 
 def _retention(cohort: date, *, today: date, now: datetime) -> None:
     joined = get_user_model().objects.filter(
-        date_joined__gte=_start(cohort), date_joined__lt=_start(cohort + timedelta(weeks=1))
+        date_joined__gte=day_start(cohort), date_joined__lt=day_start(cohort + timedelta(weeks=1))
     )
     ids = [str(pk) for pk in joined.values_list("pk", flat=True)]
     if not ids:
@@ -156,6 +163,9 @@ def rollup(*, now: datetime) -> RollupResult:
             WAU: _distinct_active(day - timedelta(days=6), day),
             MAU: _distinct_active(day - timedelta(days=29), day),
             PEAK_USERS: peak_concurrent_users(day, now=now),
+            NEW_USERS: get_user_model()
+            .objects.filter(date_joined__gte=day_start(day), date_joined__lt=day_start(day + timedelta(days=1)))
+            .count(),
         }
         with transaction.atomic():
             for name, value in figures.items():

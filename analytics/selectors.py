@@ -8,7 +8,6 @@ Per-user figures (`top_senders`) are for moderators only: the view checks.
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,16 +16,16 @@ from typing import Final
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Sum
-from django.db.models.functions import TruncDate
 
-from analytics import rollup
-from analytics.models import DayCounter, DaySample, DayStat, MinuteCounter, Retention, UserDay
+from analytics import durations, rollup
+from analytics.models import DayCounter, DayStat, MinuteCounter, Retention, UserDay
 from analytics.services import FIRST_REPLY, MESSAGES, MOD_ACTION, REPORTS_OPENED, REPORTS_RESOLVED, RESOLVE
 from chat.moderation_models import Report
 from chat.storage import get_store
 
 RANGES: Final = (7, 30, 90)
 TOP_ROOMS: Final = 8
+SENDERS_DAYS: Final = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +109,8 @@ def _labels(days: list[date]) -> list[str]:
 
 
 def _median(name: str, first: date, last: date) -> float | None:
-    values = list(DaySample.objects.filter(name=name, day__gte=first, day__lte=last).values_list("seconds", flat=True))
-    return statistics.median(values) if values else None
+    """The median of a range's durations, from their histogram (within 2.5 %)."""
+    return durations.median(_counter_by_key(name, first, last))
 
 
 def _counter_by_day(name: str, first: date, last: date) -> dict[date, float]:
@@ -139,9 +138,9 @@ def _stat(name: str, first: date, last: date) -> dict[date, float]:
     return dict(DayStat.objects.filter(name=name, day__gte=first, day__lte=last).values_list("day", "value"))
 
 
-def _busiest_rooms(days: list[date]) -> list[RoomTrend]:
+def _busiest_rooms(days: list[date], by_room: list[tuple[str, int]]) -> list[RoomTrend]:
     first, last = days[0], days[-1]
-    top = _counter_by_key(MESSAGES, first, last, limit=TOP_ROOMS)
+    top = by_room[:TOP_ROOMS]
     rows = DayCounter.objects.filter(
         name=MESSAGES, day__gte=first, day__lte=last, key__in=[room for room, _ in top]
     ).values_list("key", "day", "value")
@@ -184,19 +183,11 @@ def engagement(*, days: int, today: date) -> Engagement:
         .annotate(users=Count("id"))
         .values_list("day", "users")
     )
-    joined = (
-        get_user_model()
-        .objects.filter(date_joined__date__gte=first, date_joined__date__lte=last)
-        .annotate(day=TruncDate("date_joined"))
-        .values("day")
-        .annotate(users=Count("pk"))
-        .values_list("day", "users")
-    )
     wau, mau = _stat(rollup.WAU, first, last), _stat(rollup.MAU, first, last)
     latest_dau = int(dau.get(last, 0))
     latest_wau = int(wau.get(last, 0))
     latest_mau = int(mau.get(last, 0))
-    room_messages = sum(total for _, total in _counter_by_key(MESSAGES, first, last))
+    by_room = _counter_by_key(MESSAGES, first, last)
     return Engagement(
         days=days,
         first=first,
@@ -207,7 +198,9 @@ def engagement(*, days: int, today: date) -> Engagement:
         messages=Series(
             "messages", "Messages per day", labels, _per_day(span, _counter_by_day(MESSAGES, first, last)), "messages"
         ),
-        new_users=Series("new_users", "New users per day", labels, _per_day(span, dict(joined)), "users"),
+        new_users=Series(
+            "new_users", "New users per day", labels, _per_day(span, _stat(rollup.NEW_USERS, first, last)), "users"
+        ),
         peak_users=Series(
             "peak_users",
             "Peak concurrent users per day",
@@ -220,15 +213,17 @@ def engagement(*, days: int, today: date) -> Engagement:
         latest_wau=latest_wau,
         latest_mau=latest_mau,
         # DMs do not exist yet: when they do, their counter ("dm_messages") fills this slot.
-        share={"rooms": room_messages, "direct messages": 0},
+        share={"rooms": sum(total for _, total in by_room), "direct messages": 0},
         first_reply_median=_median(FIRST_REPLY, first, last),
-        busiest_rooms=_busiest_rooms(span),
+        busiest_rooms=_busiest_rooms(span, by_room),
         retention=retention_table(first=first - timedelta(weeks=rollup.RETENTION_WEEKS), last=last),
     )
 
 
-def top_senders(*, days: int, today: date, limit: int = 10) -> list[tuple[str, int]]:
-    """(username, messages) of the busiest senders: per-user, so moderators only."""
+def top_senders(*, today: date, days: int = SENDERS_DAYS, limit: int = 10) -> list[tuple[str, int]]:
+    """(username, messages) of the busiest senders of the last week: per-user, so moderators
+    only. A week, whatever the page's range: a user-day row per active user per day makes a
+    90-day grouping the page's slowest query by far (docs/performance.md)."""
     first = today - timedelta(days=days - 1)
     rows = list(
         UserDay.objects.filter(day__gte=first, day__lte=today)

@@ -21,7 +21,8 @@ from typing import Any, Final
 from channels.db import database_sync_to_async
 from django.db import connection, transaction
 
-from analytics.models import DayCounter, DaySample, MinuteCounter, RoomActivity, SocketSpan, UserDay
+from analytics import durations
+from analytics.models import DayCounter, MinuteCounter, RoomActivity, SocketSpan, UserDay
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,8 @@ MESSAGES: Final = "messages"  # DayCounter name, keyed by room id (DMs will get 
 REPORTS_OPENED: Final = "reports_opened"  # keyed by room id
 REPORTS_RESOLVED: Final = "reports_resolved"
 MOD_ACTION: Final = "mod_action"  # keyed by the audit log's action
-FIRST_REPLY: Final = "first_reply"  # DaySample
-RESOLVE: Final = "resolve"  # DaySample
+FIRST_REPLY: Final = "first_reply"  # a histogram of seconds (analytics.durations), by the opener's day
+RESOLVE: Final = "resolve"  # a histogram of seconds from report to its closing, by the closing day
 
 
 def _bump(model: Any, keys: Mapping[str, Any], increments: Mapping[str, int]) -> None:
@@ -61,6 +62,10 @@ def _bump(model: Any, keys: Mapping[str, Any], increments: Mapping[str, int]) ->
         cursor.execute(sql, params)
 
 
+def _duration(name: str, *, day: date, seconds: float) -> None:
+    _bump(DayCounter, {"day": day, "name": name, "key": durations.bucket(seconds)}, {"value": 1})
+
+
 def _day(at: datetime) -> date:
     return at.date()  # the services' clock is UTC
 
@@ -77,7 +82,7 @@ def _conversation(*, room_id: str, user_id: str, at: datetime) -> None:
         state.answered = True
         waited = at - state.opened_at
         if waited <= REPLY_WINDOW:
-            DaySample.objects.create(day=_day(state.opened_at), name=FIRST_REPLY, seconds=waited.total_seconds())
+            _duration(FIRST_REPLY, day=_day(state.opened_at), seconds=waited.total_seconds())
     state.last_at = max(state.last_at, at)
     state.save(update_fields=["last_at", "answered"])
 
@@ -139,9 +144,8 @@ def reports_resolved(*, opened: Iterable[datetime], at: datetime) -> None:
     if not times:
         return
     _bump(DayCounter, {"day": _day(at), "name": REPORTS_RESOLVED, "key": ""}, {"value": len(times)})
-    DaySample.objects.bulk_create(
-        [DaySample(day=_day(at), name=RESOLVE, seconds=max(0.0, (at - t).total_seconds())) for t in times]
-    )
+    for opened_at in times:
+        _duration(RESOLVE, day=_day(at), seconds=max(0.0, (at - opened_at).total_seconds()))
 
 
 def moderation_action(*, action: str, at: datetime) -> None:

@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any, Final
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from accounts.users import is_moderator
@@ -35,6 +36,25 @@ class Chart:
     headers: list[str]
     rows: list[list[Any]]
     moderators_only: bool = False
+
+    @property
+    def table(self) -> SafeString:
+        """The chart's numbers as an HTML table (built here, not in a template loop: a 90-day
+        page has a thousand rows, and this is several times quicker)."""
+        head = format_html_join("", '<th scope="col">{}</th>', ((h,) for h in self.headers))
+        body = format_html_join(
+            "",
+            '<tr><th scope="row">{}</th>{}</tr>',
+            ((row[0], format_html_join("", "<td>{}</td>", ((cell,) for cell in row[1:]))) for row in self.rows),
+        )
+        if not self.rows:
+            body = format_html('<tr><td colspan="{}">No data in this range.</td></tr>', len(self.headers))
+        return format_html(
+            '<table><caption class="visually-hidden">{}</caption><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
+            self.title,
+            head,
+            body,
+        )
 
 
 def chosen_days(request: HttpRequest) -> int:
@@ -125,7 +145,7 @@ def build_charts(*, days: int, today: date, moderator: bool) -> tuple[selectors.
     mod = None
     if moderator:
         mod = selectors.moderation(days=days, today=today)
-        senders = selectors.top_senders(days=days, today=today)
+        senders = selectors.top_senders(today=today)
         found += [
             _day_chart(mod.opened),
             _day_chart(mod.resolved),
@@ -133,8 +153,10 @@ def build_charts(*, days: int, today: date, moderator: bool) -> tuple[selectors.
             _category_chart(mod.top_reported_rooms, "room", moderators_only=True),
             Chart(
                 key="senders",
-                title="Busiest senders",
-                svg=charts.hbars("senders", "Busiest senders", [u for u, _ in senders], [n for _, n in senders]),
+                title="Busiest senders (last 7 days)",
+                svg=charts.hbars(
+                    "senders", "Busiest senders (last 7 days)", [u for u, _ in senders], [n for _, n in senders]
+                ),
                 headers=["user", "messages"],
                 rows=[[u, n] for u, n in senders],
                 moderators_only=True,
