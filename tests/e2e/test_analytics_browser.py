@@ -25,7 +25,7 @@ pytestmark = [
     pytest.mark.timeout(180),
 ]
 if _reason is None:
-    from playwright.async_api import expect
+    from playwright.async_api import Browser, Dialog, expect
 
 SCREENSHOT = ROOT / "var" / "analytics-dashboard.png"
 
@@ -103,3 +103,49 @@ async def test_the_dashboard_shows_real_figures_and_updates_live(
         for client in (alice, bob, carol):
             if client is not None:
                 await client.close()
+
+
+async def test_moderation_pages_fit_a_laptop_and_destructive_actions_ask_first(
+    server: DaphneServer,
+    browser: Browser,  # noqa: F811 - the fixture imported above
+) -> None:
+    """On a 1366 px screen the room page has no sideways scroll, a timestamp stays on one line and the settings
+    form is laid out; Ban asks "Ban mallory …" first, and a dismissed question bans nobody."""
+    mallory = await ChatClient.connect(server.ws_url, cookie=server.signup("mallory"), origin=server.origin)
+    try:
+        await mallory.join("general")
+        await mallory.send_message("general", "x" * 400 + " and a long line " * 20)
+    finally:
+        await mallory.close()
+    context = await browser.new_context(viewport={"width": 1366, "height": 768})
+    try:
+        await context.add_cookies(cookies_for(server, server.login("root")))  # type: ignore[arg-type]
+        page = await context.new_page()
+        await page.goto(f"{server.base_url}/admin/moderation/rooms/general/")
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 1366
+        time_cell = page.locator("#messages tbody tr time").first
+        box = await time_cell.bounding_box()
+        line = await time_cell.evaluate("e => parseFloat(getComputedStyle(e).lineHeight) || 16")
+        assert box is not None and box["height"] < 1.5 * line  # one line, not three
+        await expect(page.locator("#settings fieldset.aligned .form-row")).to_have_count(5)
+        await page.screenshot(path=str(SCREENSHOT.with_name("moderation-room.png")), full_page=True)
+
+        asked: list[str] = []
+        answer = {"accept": False}
+
+        async def on_dialog(dialog: Dialog) -> None:
+            asked.append(dialog.message)
+            await (dialog.accept() if answer["accept"] else dialog.dismiss())
+
+        page.on("dialog", on_dialog)
+        await page.goto(f"{server.base_url}/admin/moderation/users/?username=mallory")
+        await page.fill("#ban-reason", "spam")
+        await page.get_by_role("button", name="Ban…").click()
+        await expect(page.locator("#user")).to_contain_text("Not banned.")
+        assert asked and asked[0].startswith("Ban mallory for 0 days") and "sockets close now" in asked[0]
+        answer["accept"] = True
+        await page.get_by_role("button", name="Ban…").click()
+        await expect(page.locator("#user")).to_contain_text("Banned since")
+        assert len(asked) == 2
+    finally:
+        await context.close()
