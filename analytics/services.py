@@ -14,14 +14,16 @@ message text.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.db import connection, transaction
 
-from analytics import durations
+from analytics import batch, durations
 from analytics.models import DayCounter, MinuteCounter, RoomActivity, SocketSpan, UserDay
 
 log = logging.getLogger(__name__)
@@ -70,29 +72,50 @@ def _day(at: datetime) -> date:
     return at.date()  # the services' clock is UTC
 
 
-def _conversation(*, room_id: str, user_id: str, at: datetime) -> None:
-    """Advance the room's conversation; time the first reply by someone other than its opener."""
-    state = RoomActivity.objects.select_for_update().filter(room_id=room_id).first()
-    if state is None or at - state.last_at > CONVERSATION_GAP:
-        RoomActivity.objects.update_or_create(
-            room_id=room_id, defaults={"last_at": at, "opened_at": at, "opener_id": user_id, "answered": False}
-        )
-        return
-    if not state.answered and user_id != state.opener_id:
-        state.answered = True
-        waited = at - state.opened_at
-        if waited <= REPLY_WINDOW:
-            _duration(FIRST_REPLY, day=_day(state.opened_at), seconds=waited.total_seconds())
-    state.last_at = max(state.last_at, at)
-    state.save(update_fields=["last_at", "answered"])
+def _conversations(stored: list[tuple[str, str, datetime]]) -> None:
+    """Advance each room's conversation through these messages (oldest first); time the first
+    reply by someone other than the opener. One read and one write of each room's state."""
+    rooms = {room for room, _, _ in stored}
+    states = {s.room_id: s for s in RoomActivity.objects.select_for_update().filter(room_id__in=rooms)}
+    replies: Counter[tuple[date, str]] = Counter()
+    for room_id, user_id, at in sorted(stored, key=lambda s: s[2]):
+        state = states.get(room_id)
+        if state is None or at - state.last_at > CONVERSATION_GAP:
+            states[room_id] = RoomActivity(room_id=room_id, last_at=at, opened_at=at, opener_id=user_id)
+            continue
+        if not state.answered and user_id != state.opener_id:
+            state.answered = True
+            waited = at - state.opened_at
+            if waited <= REPLY_WINDOW:
+                replies[(_day(state.opened_at), durations.bucket(waited.total_seconds()))] += 1
+        state.last_at = max(state.last_at, at)
+    RoomActivity.objects.bulk_create(
+        [states[room] for room in rooms],
+        update_conflicts=True,
+        unique_fields=["room_id"],
+        update_fields=["last_at", "opened_at", "opener_id", "answered"],
+    )
+    for (day, key), count in replies.items():
+        _bump(DayCounter, {"day": day, "name": FIRST_REPLY, "key": key}, {"value": count})
+
+
+def messages_stored_sync(stored: list[tuple[str, str, datetime]]) -> None:
+    """Count messages (room id, user id, time) in one transaction: counters summed first."""
+    by_room: Counter[tuple[date, str]] = Counter((_day(at), room) for room, _, at in stored)
+    by_user: Counter[tuple[date, str]] = Counter((_day(at), user) for _, user, at in stored)
+    by_minute: Counter[datetime] = Counter(at.replace(second=0, microsecond=0) for _, _, at in stored)
+    with transaction.atomic():
+        for (day, room_id), count in by_room.items():
+            _bump(DayCounter, {"day": day, "name": MESSAGES, "key": room_id}, {"value": count})
+        for (day, user_id), count in by_user.items():
+            _bump(UserDay, {"day": day, "user_id": user_id}, {"messages": count, "sockets": 0})
+        for minute, count in by_minute.items():
+            _bump(MinuteCounter, {"minute": minute}, {"messages": count})
+        _conversations(stored)
 
 
 def message_stored_sync(*, room_id: str, user_id: str, at: datetime) -> None:
-    with transaction.atomic():
-        _bump(DayCounter, {"day": _day(at), "name": MESSAGES, "key": room_id}, {"value": 1})
-        _bump(UserDay, {"day": _day(at), "user_id": user_id}, {"messages": 1, "sockets": 0})
-        _bump(MinuteCounter, {"minute": at.replace(second=0, microsecond=0)}, {"messages": 1})
-        _conversation(room_id=room_id, user_id=user_id, at=at)
+    messages_stored_sync([(room_id, user_id, at)])
 
 
 def _guarded(what: str, fn: Any, /, **kwargs: Any) -> None:
@@ -103,7 +126,13 @@ def _guarded(what: str, fn: Any, /, **kwargs: Any) -> None:
 
 
 async def message_stored(*, room_id: str, user_id: str, at: datetime) -> None:
-    """A new message was stored (not a retry): count it for its room, its sender and the minute."""
+    """A new message was stored (not a retry): count it for its room, its sender and the minute.
+
+    With ANALYTICS_FLUSH_SECONDS > 0 this only appends to memory (analytics.batch); else it
+    writes at once, in its own transaction."""
+    if settings.ANALYTICS_FLUSH_SECONDS > 0:
+        batch.add(room_id=room_id, user_id=user_id, at=at)
+        return
     await database_sync_to_async(_guarded)("message", message_stored_sync, room_id=room_id, user_id=user_id, at=at)
 
 

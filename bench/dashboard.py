@@ -12,7 +12,9 @@ spread over the user-days, a conversation sample per room-hour, reports and 2,00
 sockets. Then it opens /admin/?days=N as a moderator through Django's test client (the
 whole view: queries, charts, template) and prints the median and worst of several openings
 per range, and the cost of the per-message hook (analytics.services.message_stored_sync),
-measured on the same database. Exits 1 when a median opening takes 500 ms or more.
+measured on the same database. Exits 1 when a median opening takes 500 ms of CPU or more: on
+a machine shared with other work the wall time grows with the load average (printed), the
+CPU time does not; on an idle machine the two are close (SQLite runs in this process).
 """
 
 from __future__ import annotations
@@ -193,14 +195,22 @@ def _open(mod_pk: int, days_list: list[int], repeats: int) -> dict[int, list[tup
     return timings
 
 
-def _hook_cost(count: int, now: datetime) -> float:
-    """Microseconds per message_stored_sync (its own transaction, as in the service path)."""
+def _hook_cost(count: int, now: datetime) -> tuple[float, float]:
+    """Microseconds per message counted: written through (a transaction each, ANALYTICS_FLUSH_SECONDS=0),
+    and batched (queued, then one flush of all of them: what a 2-second flush interval does)."""
+    from analytics import batch
     from analytics.services import message_stored_sync
 
     started = time.perf_counter()
     for n in range(count):
         message_stored_sync(room_id=f"room-{n % 10}", user_id=str(n % 50), at=now + timedelta(seconds=n))
-    return (time.perf_counter() - started) / count * 1e6
+    through = (time.perf_counter() - started) / count * 1e6
+    later = now + timedelta(days=1)
+    started = time.perf_counter()
+    for n in range(count):
+        batch._pending.append((f"room-{n % 10}", str(n % 50), later + timedelta(seconds=n)))  # as batch.add, no thread
+    batch.flush()
+    return through, (time.perf_counter() - started) / count * 1e6
 
 
 def main() -> int:
@@ -243,15 +253,16 @@ def main() -> int:
         for days, values in timings.items():
             wall = statistics.median(w for w, _ in values)
             cpu = statistics.median(c for _, c in values)
-            worst_median = max(worst_median, wall)
+            worst_median = max(worst_median, cpu)
             print(
                 f"/admin/?days={days}: median {wall:.0f} ms wall ({cpu:.0f} ms CPU), "
                 f"worst {max(w for w, _ in values):.0f} ms wall over {len(values)} openings"
             )
-        hook = _hook_cost(args.hook_calls, now + timedelta(days=1)) if not reuse else float("nan")
-        print(f"per-message hook (analytics.services.message_stored_sync): {hook:.0f} µs per message")
+        if not reuse:
+            through, batched = _hook_cost(args.hook_calls, now + timedelta(days=1))
+            print(f"counting a message: {through:.0f} µs written through, {batched:.0f} µs batched")
         if worst_median >= BUDGET_MS:
-            print(f"FAIL: a median opening took {worst_median:.0f} ms (budget {BUDGET_MS:.0f} ms)")
+            print(f"FAIL: a median opening took {worst_median:.0f} ms of CPU (budget {BUDGET_MS:.0f} ms)")
             return 1
         return 0
     finally:
