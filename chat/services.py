@@ -20,6 +20,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from accounts.identity import Identity
+from analytics import services as analytics
 from chat import broadcast, metrics, protocol
 from chat.errors import ChatError, ErrorCode, StorageUnavailable
 from chat.fanout import RoomMember, UserMember
@@ -206,6 +207,9 @@ async def message_send(
         log.warning("CHAT_TEST_CRASH_AFTER_STORE: exiting right after storing seq %s", result.message.seq)
         os._exit(70)
     await broadcast.message_stored(result.message)
+    if result.created:
+        # After the broadcast: counting delays the sender's ack, never the delivery.
+        await analytics.message_stored(room_id=room_id, user_id=identity.user_id, at=result.message.timestamp)
     return result.message
 
 
@@ -329,6 +333,7 @@ async def connection_open(*, identity: Identity) -> ConnectionRecord:
         instance_id=instance_id(),
     )
     await _store_call(get_store().save_connection, record=record)
+    await analytics.socket_opened(connection_id=record.connection_id, user_id=identity.user_id, at=now)
     return record
 
 
@@ -338,6 +343,7 @@ async def connection_close(*, connection_id: str) -> None:
     except StorageUnavailable:
         # The row expires by its ttl; nothing else depends on it being gone now.
         log.warning("connection row %s left to expire", connection_id)
+    await analytics.socket_closed(connection_id=connection_id, at=utcnow())
 
 
 def _refresh_connections(*, connection_ids: list[str], ttl: int) -> None:

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "channels",
     "accounts",
     "chat",
+    "analytics",
 ]
 
 MIDDLEWARE = [
@@ -361,6 +362,14 @@ CHAT_MAX_SEND_BUFFER_BYTES = env_int("CHAT_MAX_SEND_BUFFER_BYTES", 8 * 1024 * 10
 # A test hook for tests/faults, refused in production: a message whose text is exactly this
 # makes the process exit (os._exit) right after the store has it, before its broadcast and
 # its ack, the worst moment to die.
+# Analytics (docs/moderation.md): 0 counts each message in its own transaction after the
+# broadcast; N > 0 keeps the counts in memory and writes them every N seconds in one
+# transaction (a hard crash loses at most N seconds of counts, never a message). Production
+# batches: a per-message transaction cost twice the message's own write (docs/performance.md).
+ANALYTICS_FLUSH_SECONDS = env_float("ANALYTICS_FLUSH_SECONDS", 2.0 if PRODUCTION else 0.0)
+if ANALYTICS_FLUSH_SECONDS < 0:
+    raise ImproperlyConfigured("ANALYTICS_FLUSH_SECONDS must be 0 (write through) or more")
+
 CHAT_TEST_CRASH_AFTER_STORE = env_str("CHAT_TEST_CRASH_AFTER_STORE")
 if CHAT_TEST_CRASH_AFTER_STORE and PRODUCTION:
     raise ImproperlyConfigured("CHAT_TEST_CRASH_AFTER_STORE is a test hook: it is refused when CHATSITE_ENV=production")

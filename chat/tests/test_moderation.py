@@ -633,3 +633,49 @@ def test_unarchiving_and_dismissing_are_audited(mod: Any, mod_client: Client) ->
         ("room_unarchive", "back"),
         ("report_dismiss", "not a problem"),
     ]
+
+
+async def test_acting_on_a_report_handled_already_applies_nothing_again(connect: Connect, mod: Any) -> None:
+    """A second action on a closed report (a stale page, a second moderator) deletes, broadcasts and audits nothing
+    more, and says who handled it and when."""
+    other_mod = await user("mod2", staff=True, moderator=True)
+    alice_user, reporter = await user("alice"), await user("reporter")
+    alice, watcher = await connect(alice_user), await connect(await user("watcher"))
+    await join(watcher, "general")
+    ack = await send(alice, "general", "nasty", "a1")
+
+    def file_report(by: Any) -> Report:
+        return Report.objects.create(
+            room_id="general",
+            message_id=ack["messageId"],
+            seq=ack["seq"],
+            author_id=str(alice_user.pk),
+            author_username="alice",
+            text="nasty",
+            reporter=by,
+            reason="abuse",
+            created_at=services.utcnow(),
+        )
+
+    first = await sync_to_async(file_report)(reporter)
+    second = await sync_to_async(file_report)(await user("reporter2"))
+
+    def post(moderator: Any, report: Report) -> list[str]:
+        client = Client()
+        client.force_login(moderator)
+        page = client.post(
+            f"/admin/moderation/reports/{report.pk}/",
+            {"action": "delete", "reason": "abusive", "mute_minutes": 60},
+            follow=True,
+        )
+        return [str(m) for m in page.context["messages"]]
+
+    assert "delete done" in " ".join(await sync_to_async(post)(mod, first))
+    again = " ".join(await sync_to_async(post)(mod, first))  # the same form posted twice
+    stale = " ".join(await sync_to_async(post)(other_mod, second))  # closed with the first
+    for said in (again, stale):
+        assert "handled already" in said and "by mod at" in said and "nothing was done" in said
+    removals = [f for f in await watcher.quiet() if f["type"] == "messageRemoved"]
+    assert [f["messageId"] for f in removals] == [ack["messageId"]]
+    actions = await sync_to_async(lambda: list(AuditLog.objects.values_list("action", flat=True)))()
+    assert sorted(actions) == ["message_delete", "report_resolve"]

@@ -411,6 +411,20 @@ def test_connections_by_user_and_by_instance(store: ChatStore) -> None:
     assert store.connections_on_instance(instance_id="i9", now=NOW) == []
 
 
+def test_live_summary_counts_open_sockets_and_distinct_users_of_every_instance(store: ChatStore) -> None:
+    """The dashboard's "now": live sockets of every instance and distinct users; expired rows do not count."""
+    ttl = int(NOW.timestamp()) + 3600
+    assert store.connections_live_summary(now=NOW) == (0, 0)
+    for row in [
+        connection("a1", user_id="u-alice", instance_id="i1", ttl=ttl),
+        connection("a2", user_id="u-alice", instance_id="i2", ttl=ttl),
+        connection("b1", user_id="u-bob", instance_id="i2", ttl=ttl),
+        connection("c1", user_id="u-carol", instance_id="i1", ttl=int(NOW.timestamp())),  # expired
+    ]:
+        store.save_connection(row)
+    assert store.connections_live_summary(now=NOW) == (3, 2)
+
+
 def test_expired_connections_are_never_read_and_refresh_keeps_them(store: ChatStore) -> None:
     """A connection past its ttl is invisible until a heartbeat refreshes it; a refresh of a gone row adds none."""
     now_epoch = int(NOW.timestamp())
