@@ -39,7 +39,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS is required when CHATSITE_ENV=production")
 
-# Browser origins allowed to open the WebSocket besides ALLOWED_HOSTS (a React app served
+# Browser origins allowed to open the WebSocket besides the site's own (a React app served
 # from a CloudFront domain, say). Exact origins: scheme://host[:port].
 CHAT_ALLOWED_ORIGINS = env_list("CHAT_ALLOWED_ORIGINS")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
