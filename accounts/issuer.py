@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils.crypto import salted_hmac
 
 from accounts.models import ExternalIdentity, RefreshToken
 from accounts.tokens import ALGORITHM, TokenSet
@@ -37,6 +38,9 @@ from accounts.tokens import ALGORITHM, TokenSet
 # The iss of built-in tokens. Not a URL: nothing should ever try to fetch keys from it.
 BUILTIN_ISSUER: Final = "urn:chatsite:builtin"
 BUILTIN_CLIENT_ID: Final = "chatsite"
+# The claim that ties a built-in token to the password it was issued under: a password change
+# revokes every token issued before it (accounts.revocation), with no table of revoked tokens.
+CREDENTIAL_CLAIM: Final = "chatsite:credential"
 KEY_BITS: Final = 2048  # what Cognito uses
 
 
@@ -142,8 +146,9 @@ def mint(
     now: int,
     auth_time: int | None = None,
     origin_jti: str | None = None,
+    credential: str | None = None,
 ) -> tuple[str, str]:
-    """An ID token and an access token with the claims Cognito uses."""
+    """An ID token and an access token with the claims Cognito uses (and `credential_fingerprint`)."""
     origin_jti = origin_jti or str(uuid.uuid4())
     common: dict[str, Any] = {
         "iss": BUILTIN_ISSUER,
@@ -156,6 +161,8 @@ def mint(
     }
     if groups:
         common["cognito:groups"] = groups
+    if credential is not None:
+        common[CREDENTIAL_CLAIM] = credential
     id_claims = {
         **common,
         "jti": str(uuid.uuid4()),
@@ -195,6 +202,12 @@ def subject_for(user: AbstractBaseUser) -> str:
     return link.subject
 
 
+def credential_fingerprint(user: Any) -> str:
+    """A keyed digest of the user's password hash: changes exactly when the password does, and
+    tells the token's holder nothing about it (as Django's session auth hash)."""
+    return salted_hmac("accounts.issuer.credential", user.password, algorithm="sha256").hexdigest()[:22]
+
+
 def _mint_for(user: Any, *, now: datetime, refresh_token: str | None, auth_time: int | None = None) -> TokenSet:
     lifetime = settings.AUTH_TOKEN_LIFETIME
     id_token, access_token = mint(
@@ -206,6 +219,7 @@ def _mint_for(user: Any, *, now: datetime, refresh_token: str | None, auth_time:
         lifetime=lifetime,
         now=int(now.timestamp()),
         auth_time=auth_time,
+        credential=credential_fingerprint(user),
     )
     return TokenSet(id_token=id_token, access_token=access_token, expires_in=lifetime, refresh_token=refresh_token)
 
@@ -242,4 +256,11 @@ def revoke_refresh_token(refresh_token: str, *, now: datetime | None = None) -> 
         RefreshToken.objects.filter(digest=_digest(refresh_token), revoked_at__isnull=True).update(
             revoked_at=now or datetime.now(UTC)
         )
+    )
+
+
+def revoke_user_refresh_tokens(user_id: Any, *, now: datetime | None = None) -> int:
+    """Revoke every live refresh token of a user (a password change, a deactivation, sign-out everywhere)."""
+    return RefreshToken.objects.filter(user_id=user_id, revoked_at__isnull=True).update(
+        revoked_at=now or datetime.now(UTC)
     )

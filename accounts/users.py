@@ -21,7 +21,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 
-from accounts.issuer import BUILTIN_ISSUER
+from accounts.issuer import BUILTIN_ISSUER, CREDENTIAL_CLAIM, credential_fingerprint
 from accounts.models import ExternalIdentity
 from accounts.tokens import Rejection, TokenRejected, VerifiedToken
 
@@ -39,6 +39,9 @@ def user_for_token(verified: VerifiedToken) -> Any:
         if link is None:
             raise TokenRejected(Rejection.UNKNOWN_USER, "no built-in user has this sub")
         user = link.user
+        credential = verified.claims.get(CREDENTIAL_CLAIM)
+        if credential is not None and credential != credential_fingerprint(user):
+            raise TokenRejected(Rejection.REVOKED, f"user {user.pk} changed their password after this token")
     else:
         user = _cognito_user(verified)
     if not user.is_active:

@@ -414,6 +414,12 @@ AUTH_REFRESH_TOKEN_LIFETIME = env_int("AUTH_REFRESH_TOKEN_LIFETIME", 30 * 86_400
 CHAT_AUTH_TIMEOUT = env_float("CHAT_AUTH_TIMEOUT", 10.0)
 if not 0 < CHAT_AUTH_TIMEOUT <= 300:
     raise ImproperlyConfigured("CHAT_AUTH_TIMEOUT must be between 0 and 300 seconds")
+# A socket signed in by the session cookie is checked against its session at least this often
+# (the process's connection keeper, all its sockets in one pass) and closed with 4401 when the
+# session has ended: flushed, expired, or made stale by a password change.
+CHAT_SESSION_RECHECK_SECONDS = env_float("CHAT_SESSION_RECHECK_SECONDS", 300.0)
+if not 0 < CHAT_SESSION_RECHECK_SECONDS <= 86_400:
+    raise ImproperlyConfigured("CHAT_SESSION_RECHECK_SECONDS must be between 0 and 86400 seconds")
 
 # --- Operations (chatsite/ops: health, metrics, logs; docs/operations.md) ---------------
 # /metrics answers a bearer token or a staff session; there is no default token.
