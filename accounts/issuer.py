@@ -241,6 +241,16 @@ def issue_tokens(user: Any, *, now: datetime | None = None) -> TokenSet:
 def refresh_tokens(refresh_token: str, *, now: datetime | None = None) -> TokenSet:
     """New ID and access tokens for a live refresh token (like Cognito, no new refresh token)."""
     now = now or datetime.now(UTC)
+    row = _live_refresh_token(refresh_token, now=now)
+    return _mint_for(row.user, now=now, refresh_token=None, auth_time=int(row.created_at.timestamp()))
+
+
+def refresh_token_owner(refresh_token: str, *, now: datetime | None = None) -> Any:
+    """The active user a live refresh token belongs to. Raises InvalidRefreshToken."""
+    return _live_refresh_token(refresh_token, now=now or datetime.now(UTC)).user
+
+
+def _live_refresh_token(refresh_token: str, *, now: datetime) -> RefreshToken:
     row = (
         RefreshToken.objects.select_related("user")
         .filter(digest=_digest(refresh_token), revoked_at__isnull=True, expires_at__gt=now)
@@ -248,7 +258,7 @@ def refresh_tokens(refresh_token: str, *, now: datetime | None = None) -> TokenS
     )
     if row is None or not row.user.is_active:
         raise InvalidRefreshToken("refresh token is unknown, expired, revoked or its user is inactive")
-    return _mint_for(row.user, now=now, refresh_token=None, auth_time=int(row.created_at.timestamp()))
+    return row
 
 
 def revoke_refresh_token(refresh_token: str, *, now: datetime | None = None) -> bool:

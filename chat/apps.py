@@ -6,6 +6,8 @@ class ChatConfig(AppConfig):
     name = "chat"
 
     def ready(self) -> None:
-        from chat import access
+        from accounts import refusals
+        from chat import access, moderation
 
         access.connect()  # access that ends (accounts.revocation) reaches open sockets
+        refusals.register(moderation.user_ban_refusal)  # a ban refuses tokens and every /api/ call

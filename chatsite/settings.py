@@ -67,6 +67,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.BearerTokenMiddleware",  # Authorization: Bearer on /api/
+    "accounts.middleware.RefusedUserMiddleware",  # a banned user calls no /api/ endpoint
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
