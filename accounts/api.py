@@ -4,6 +4,7 @@ POST /api/auth/token    {"username", "password"} -> {"IdToken", "AccessToken", "
                         "ExpiresIn", "TokenType"}: Cognito's InitiateAuth when Cognito is
                         configured, the built-in issuer otherwise.
 POST /api/auth/refresh  {"refreshToken"[, "username"]} -> the same without RefreshToken.
+POST /api/auth/revoke   {"refreshToken"} -> {"revoked": true}: a token client signs out (built-in).
 GET  /api/auth/me       the caller, by Bearer token or session.
 GET  /.well-known/jwks.json  the built-in issuer's public key (404 with Cognito: use the pool's).
 
@@ -30,7 +31,7 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from accounts import auth, cognito, issuer
+from accounts import auth, cognito, issuer, revocation
 from accounts.middleware import unauthorized
 from accounts.refusals import refusal_for, refused_response
 from accounts.tokens import Rejection, TokenRejected, TokenSet
@@ -171,6 +172,25 @@ def refresh(request: HttpRequest) -> HttpResponse:
     except issuer.InvalidRefreshToken:
         return _error(401, "invalid_grant", "the refresh token is invalid, expired or revoked")
     return JsonResponse(tokens.as_json())
+
+
+@json_endpoint("POST")
+def revoke(request: HttpRequest) -> HttpResponse:
+    """Sign a token client out: its refresh token is revoked, the built-in ID and access tokens
+    it gave are refused from now on, and the sockets they opened close with 4401."""
+    body = _body(request)
+    if body is None:
+        return _error(400, "invalid_request", "send a JSON object")
+    refresh_token = _string(body, "refreshToken", MAX_REFRESH_TOKEN)
+    if refresh_token is None:
+        return _error(400, "invalid_request", "'refreshToken' is a required string")
+    if cognito.CognitoConfig.from_settings() is not None:
+        return _error(400, "unsupported", "Cognito's refresh tokens are revoked with Cognito's RevokeToken")
+    revoked = issuer.revoke_refresh_token_of(refresh_token)
+    if revoked is not None:
+        revocation.refresh_token_signed_out(user_id=revoked[0], digest=revoked[1])
+    # As RFC 7009: an unknown or already revoked token is no error (nothing to tell an attacker).
+    return JsonResponse({"revoked": True})
 
 
 @json_endpoint("GET")

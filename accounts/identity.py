@@ -55,6 +55,9 @@ class Identity:
     # The session a cookie-authenticated socket lives on (never logged; events name it by
     # accounts.revocation.session_digest). None for a token.
     session_key: str | None = field(default=None, repr=False)
+    # The sign-in a token came from (its `origin_jti`; for built-in tokens, the refresh
+    # token's digest): revoking that refresh token closes the socket. None for a session.
+    token_origin: str | None = None
 
 
 class AuthenticationFailed(Exception):
@@ -90,7 +93,9 @@ async def identity_now(identity: Identity) -> Identity | None:
     current: Identity | None = await database_sync_to_async(read)()
     if current is None:
         return None
-    return replace(current, expires_at=identity.expires_at, session_key=identity.session_key)
+    return replace(
+        current, expires_at=identity.expires_at, session_key=identity.session_key, token_origin=identity.token_origin
+    )
 
 
 def live_sessions(session_keys: Iterable[str]) -> set[str]:
@@ -130,7 +135,8 @@ async def _from_token(token: str, scope: dict[str, Any]) -> Identity:
         raise AuthenticationFailed(error.reason.value) from None
     if identity is None:
         raise AuthenticationFailed("user_inactive")
-    return replace(identity, expires_at=verified.expires_at)
+    origin = verified.claims.get("origin_jti")
+    return replace(identity, expires_at=verified.expires_at, token_origin=origin if isinstance(origin, str) else None)
 
 
 async def identify(scope: dict[str, Any], *, token: str | None = None) -> Identity | None:

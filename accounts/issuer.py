@@ -208,7 +208,11 @@ def credential_fingerprint(user: Any) -> str:
     return salted_hmac("accounts.issuer.credential", user.password, algorithm="sha256").hexdigest()[:22]
 
 
-def _mint_for(user: Any, *, now: datetime, refresh_token: str | None, auth_time: int | None = None) -> TokenSet:
+def _mint_for(
+    user: Any, *, now: datetime, refresh_token: str | None, origin: str, auth_time: int | None = None
+) -> TokenSet:
+    """ID and access tokens whose `origin_jti` is their refresh token's digest (as Cognito links
+    tokens to the sign-in they came from): revoking that refresh token revokes them too."""
     lifetime = settings.AUTH_TOKEN_LIFETIME
     id_token, access_token = mint(
         signing_key(),
@@ -219,6 +223,7 @@ def _mint_for(user: Any, *, now: datetime, refresh_token: str | None, auth_time:
         lifetime=lifetime,
         now=int(now.timestamp()),
         auth_time=auth_time,
+        origin_jti=origin,
         credential=credential_fingerprint(user),
     )
     return TokenSet(id_token=id_token, access_token=access_token, expires_in=lifetime, refresh_token=refresh_token)
@@ -235,14 +240,16 @@ def issue_tokens(user: Any, *, now: datetime | None = None) -> TokenSet:
             created_at=now,
             expires_at=now + timedelta(seconds=settings.AUTH_REFRESH_TOKEN_LIFETIME),
         )
-        return _mint_for(user, now=now, refresh_token=refresh_token)
+        return _mint_for(user, now=now, refresh_token=refresh_token, origin=_digest(refresh_token))
 
 
 def refresh_tokens(refresh_token: str, *, now: datetime | None = None) -> TokenSet:
     """New ID and access tokens for a live refresh token (like Cognito, no new refresh token)."""
     now = now or datetime.now(UTC)
     row = _live_refresh_token(refresh_token, now=now)
-    return _mint_for(row.user, now=now, refresh_token=None, auth_time=int(row.created_at.timestamp()))
+    return _mint_for(
+        row.user, now=now, refresh_token=None, origin=row.digest, auth_time=int(row.created_at.timestamp())
+    )
 
 
 def refresh_token_owner(refresh_token: str, *, now: datetime | None = None) -> Any:
@@ -274,3 +281,18 @@ def revoke_user_refresh_tokens(user_id: Any, *, now: datetime | None = None) -> 
     return RefreshToken.objects.filter(user_id=user_id, revoked_at__isnull=True).update(
         revoked_at=now or datetime.now(UTC)
     )
+
+
+def refresh_token_revoked(origin: str) -> bool:
+    """Whether the refresh token a built-in token came from (its `origin_jti`) has been revoked.
+    False for an origin that is no refresh token's digest (tokens minted before the link)."""
+    return RefreshToken.objects.filter(digest=origin, revoked_at__isnull=False).exists()
+
+
+def revoke_refresh_token_of(refresh_token: str, *, now: datetime | None = None) -> tuple[Any, str] | None:
+    """Sign a token client out: revoke one live refresh token; its (user id, digest), or None."""
+    digest = _digest(refresh_token)
+    row = RefreshToken.objects.filter(digest=digest, revoked_at__isnull=True).first()
+    if row is None or not revoke_refresh_token(refresh_token, now=now):
+        return None
+    return row.user_id, digest

@@ -4,7 +4,9 @@ Django admin, the sign-out view, `manage.py` and code all end access by changing
 (`is_active`, `set_password`, delete) or by `logout()`, so the receivers here hang on
 Django's own signals rather than on each caller:
 
-- sign-out of a session: that session's sockets close with 4401;
+- sign-out of a session: that session's sockets close with 4401; sign-out of a token client
+  (POST /api/auth/revoke): its refresh token is revoked, the built-in tokens it gave are
+  refused, and the sockets they opened close with 4401;
 - a password change: every refresh token of the user is revoked, and every socket closes
   with 4401 (a session made before the change no longer authenticates, and built-in access
   tokens carry a fingerprint of the password they were issued under: accounts.users);
@@ -46,7 +48,8 @@ class Revocation:
     user_id: str
     reason: str  # signed_out, password_changed, deactivated, deleted
     close_code: int
-    session: str | None = None  # a session digest: only that session's sockets; None: all
+    session: str | None = None  # a session digest: only that session's sockets
+    token_origin: str | None = None  # a refresh token's digest: only sockets of tokens it gave
 
 
 def session_digest(session_key: str) -> str:
@@ -84,6 +87,11 @@ def on_user_saved(*, instance: Any, created: bool, **kwargs: Any) -> None:
         # clears `_password` after the save that follows it).
         issuer.revoke_user_refresh_tokens(instance.pk)
         _announce(Revocation(user_id=str(instance.pk), reason="password_changed", close_code=SESSION_ENDED))
+
+
+def refresh_token_signed_out(*, user_id: Any, digest: str) -> None:
+    """A token client signed out (its refresh token revoked): close the sockets its tokens opened."""
+    _announce(Revocation(user_id=str(user_id), reason="signed_out", close_code=SESSION_ENDED, token_origin=digest))
 
 
 def on_user_deleted(*, instance: Any, **kwargs: Any) -> None:

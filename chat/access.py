@@ -26,7 +26,10 @@ log = logging.getLogger(__name__)
 
 def on_access_revoked(*, revocation: Revocation, **kwargs: Any) -> None:
     async_to_sync(broadcast.user_access_ended)(
-        revocation.user_id, close_code=revocation.close_code, session=revocation.session
+        revocation.user_id,
+        close_code=revocation.close_code,
+        session=revocation.session,
+        token_origin=revocation.token_origin,
     )
 
 

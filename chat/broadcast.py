@@ -161,11 +161,20 @@ async def user_banned(user_id: str) -> bool:
     return await _moderation_send(user_group(user_id), {"type": USER_BANNED_EVENT, "user_id": user_id})
 
 
-async def user_access_ended(user_id: str, *, close_code: int, session: str | None) -> bool:
-    """The user's sockets close with `close_code`: those of one session (its digest), or all (None)."""
+async def user_access_ended(
+    user_id: str, *, close_code: int, session: str | None = None, token_origin: str | None = None
+) -> bool:
+    """The user's sockets close with `close_code`: those of one session (its digest), of one
+    token sign-in (its refresh token's digest), or all of them (neither)."""
     return await _moderation_send(
         user_group(user_id),
-        {"type": USER_ACCESS_ENDED_EVENT, "user_id": user_id, "close_code": close_code, "session": session},
+        {
+            "type": USER_ACCESS_ENDED_EVENT,
+            "user_id": user_id,
+            "close_code": close_code,
+            "session": session,
+            "token_origin": token_origin,
+        },
     )
 
 

@@ -583,13 +583,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.forbid()
 
     async def _on_access_ended(self, event: dict[str, Any]) -> None:
-        """Signed out (this session only, when the event names one), password changed,
-        deactivated or deleted: close with the event's code (4401 or 4403)."""
+        """Signed out (only the session or token sign-in the event names, if it names one),
+        password changed, deactivated or deleted: close with the event's code (4401 or 4403)."""
         assert self.identity is not None
-        session = event.get("session")
+        session, origin = event.get("session"), event.get("token_origin")
         if session is not None and (
             self.identity.session_key is None or session_digest(self.identity.session_key) != session
         ):
+            return
+        if origin is not None and self.identity.token_origin != origin:
             return
         await self.end_access(event["close_code"])
 

@@ -7,7 +7,9 @@ tests/e2e/test_access.py does the same across two daphne processes on Redis.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,3 +173,36 @@ async def test_the_keeper_rechecks_sessions_every_chat_session_recheck_seconds(
     key = browser.cookies[settings.SESSION_COOKIE_NAME].value
     await sync_to_async(Session.objects.filter(session_key=key).delete)()
     assert await socket.closed(wait=WAIT) == 4401
+
+
+async def test_a_token_client_signing_out_closes_the_sockets_of_that_sign_in_only(
+    tmp_path: Path, settings: Any
+) -> None:
+    """POST /api/auth/revoke: the sockets opened with that sign-in's tokens close with 4401 and its tokens are
+    refused; another sign-in of the same user keeps its socket and tokens."""
+    settings.AUTH_SIGNING_KEY_FILE = tmp_path / "key.pem"
+    bob = await user("bob")
+    first, second = await sync_to_async(issuer.issue_tokens)(bob), await sync_to_async(issuer.issue_tokens)(bob)
+    sockets = []
+    for tokens in (first, second):
+        comm = WebsocketCommunicator(
+            application, f"/ws/?token={tokens.access_token}", headers=[(b"host", b"127.0.0.1")]
+        )
+        connected, _ = await comm.connect(timeout=WAIT)
+        assert connected
+        sock = Sock(comm)
+        assert (await sock.take(lambda f: f["type"] == "authenticated"))["username"] == "bob"
+        sockets.append(sock)
+    browser = Client()
+    response = await sync_to_async(browser.post)(
+        "/api/auth/revoke", json.dumps({"refreshToken": first.refresh_token}), content_type="application/json"
+    )
+    assert response.status_code == 200
+    assert await sockets[0].closed(wait=2.0) == 4401
+    assert await sockets[1].quiet() == []
+    me = sync_to_async(browser.get)
+    refused = await me("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {first.access_token}")
+    assert (refused.status_code, refused.json()["reason"]) == (401, "revoked")
+    assert (await me("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {second.access_token}")).status_code == 200
+    for sock in sockets:
+        await sock.comm.disconnect(timeout=WAIT)
