@@ -145,14 +145,22 @@ def token(request: HttpRequest) -> HttpResponse:
     return JsonResponse(issuer.issue_tokens(user).as_json())
 
 
-@json_endpoint("POST")
-def refresh(request: HttpRequest) -> HttpResponse:
+def _refresh_request(request: HttpRequest) -> tuple[dict[str, Any], str | JsonResponse]:
+    """The JSON body and its `refreshToken`, or the 400 answer in the token's place."""
     body = _body(request)
     if body is None:
-        return _error(400, "invalid_request", "send a JSON object")
+        return {}, _error(400, "invalid_request", "send a JSON object")
     refresh_token = _string(body, "refreshToken", MAX_REFRESH_TOKEN)
     if refresh_token is None:
-        return _error(400, "invalid_request", "'refreshToken' is a required string")
+        return body, _error(400, "invalid_request", "'refreshToken' is a required string")
+    return body, refresh_token
+
+
+@json_endpoint("POST")
+def refresh(request: HttpRequest) -> HttpResponse:
+    body, refresh_token = _refresh_request(request)
+    if isinstance(refresh_token, JsonResponse):
+        return refresh_token
     config = cognito.CognitoConfig.from_settings()
     if config is not None:
         try:
@@ -178,12 +186,9 @@ def refresh(request: HttpRequest) -> HttpResponse:
 def revoke(request: HttpRequest) -> HttpResponse:
     """Sign a token client out: its refresh token is revoked, the built-in ID and access tokens
     it gave are refused from now on, and the sockets they opened close with 4401."""
-    body = _body(request)
-    if body is None:
-        return _error(400, "invalid_request", "send a JSON object")
-    refresh_token = _string(body, "refreshToken", MAX_REFRESH_TOKEN)
-    if refresh_token is None:
-        return _error(400, "invalid_request", "'refreshToken' is a required string")
+    _, refresh_token = _refresh_request(request)
+    if isinstance(refresh_token, JsonResponse):
+        return refresh_token
     if cognito.CognitoConfig.from_settings() is not None:
         return _error(400, "unsupported", "Cognito's refresh tokens are revoked with Cognito's RevokeToken")
     revoked = issuer.revoke_refresh_token_of(refresh_token)
