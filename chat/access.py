@@ -16,7 +16,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models.signals import m2m_changed
+from django.db.models.signals import m2m_changed, post_init, post_save
 
 from accounts.revocation import Revocation, access_revoked
 from chat import broadcast
@@ -48,8 +48,26 @@ def on_groups_changed(*, instance: Any, action: str, reverse: bool, pk_set: set[
     transaction.on_commit(send)
 
 
+_WAS_SUPERUSER = "_chatsite_was_superuser"
+
+
+def on_user_loaded(*, instance: Any, **kwargs: Any) -> None:
+    """Remember whether a user was a superuser (a moderator by that alone) when loaded."""
+    setattr(instance, _WAS_SUPERUSER, bool(getattr(instance, "is_superuser", False)))
+
+
+def on_user_saved(*, instance: Any, created: bool, **kwargs: Any) -> None:
+    """A superuser who is one no longer lost the moderator rights that came with it."""
+    if created or not getattr(instance, _WAS_SUPERUSER, False) or instance.is_superuser:
+        return
+    setattr(instance, _WAS_SUPERUSER, False)
+    user_id = str(instance.pk)
+    transaction.on_commit(lambda: async_to_sync(broadcast.user_roles_changed)(user_id))
+
+
 def connect() -> None:
     access_revoked.connect(on_access_revoked, dispatch_uid="chat.access.revoked")
-    m2m_changed.connect(
-        on_groups_changed, sender=get_user_model().groups.through, dispatch_uid="chat.access.groups_changed"
-    )
+    user_model = get_user_model()
+    m2m_changed.connect(on_groups_changed, sender=user_model.groups.through, dispatch_uid="chat.access.groups_changed")
+    post_init.connect(on_user_loaded, sender=user_model, dispatch_uid="chat.access.user_loaded")
+    post_save.connect(on_user_saved, sender=user_model, dispatch_uid="chat.access.user_saved")

@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.sessions.models import Session
 from django.test import Client
@@ -148,6 +149,22 @@ async def test_a_moderator_who_loses_the_role_leaves_private_rooms_at_once(open_
     seen = [f for f in await moderator.quiet() if f["type"] == "message"]
     assert [(f["roomId"], f["message"]) for f in seen] == [(public, "in the lobby")]
     assert (await send(moderator, room, "still here?", "m3"))["type"] == "error"
+
+
+async def test_a_superuser_who_loses_the_flag_leaves_private_rooms_at_once(open_socket: Open) -> None:
+    """is_superuser taken away (admin, a command): a moderator by that flag alone leaves private rooms it is not in."""
+    room = await make_room("board", private=True)
+    root = await sync_to_async(get_user_model().objects.create_superuser)("root", "root@example.com", None)
+    socket = await open_socket(await sync_to_async(signed_in)(root))
+    assert (await join(socket, room))["type"] == "joined"
+
+    def demote() -> None:
+        again = get_user_model().objects.get(pk=root.pk)  # as admin loads it
+        again.is_superuser = False
+        again.save()
+
+    await sync_to_async(demote)()
+    assert await socket.take(lambda f: f["type"] == "left") == {"type": "left", "roomId": room, "reason": "removed"}
 
 
 async def test_the_keepers_recheck_closes_sockets_whose_session_ended_with_4401(open_socket: Open) -> None:
