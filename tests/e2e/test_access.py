@@ -181,3 +181,37 @@ async def test_an_account_change_closes_every_socket_of_the_user_on_every_proces
     assert await closes(sockets, started) == [code, code]
     await bystander.ping()
     await bystander.close()
+
+
+async def test_a_moderator_demoted_by_a_command_leaves_private_rooms_on_every_process(
+    cluster: list[DaphneServer],
+) -> None:
+    """Out of the moderator group: the private room they read as moderators is left on both processes (`left`)."""
+    one, two = cluster
+    name, room = f"mod-{uuid.uuid4().hex[:8]}", f"priv-{uuid.uuid4().hex[:8]}"
+    cookie = await asyncio.to_thread(one.signup, name)
+    setup = (
+        "from django.conf import settings; from django.contrib.auth import get_user_model; "
+        "from django.contrib.auth.models import Group; from chat import services; from chat.storage import get_store; "
+        f"u = get_user_model().objects.get(username={name!r}); "
+        "u.groups.add(Group.objects.get_or_create(name=settings.AUTH_MODERATOR_GROUP)[0]); "
+        f"services.room_create(room_id={room!r}, name='Private'); "
+        f"get_store().update_room(room_id={room!r}, private=True)"
+    )
+    await asyncio.to_thread(manage, one, setup)
+    sockets = [await open_on(one, cookie), await open_on(two, cookie)]
+    for socket in sockets:
+        assert (await socket.join(room))["type"] == "joined"
+    demote = (
+        "from django.conf import settings; from django.contrib.auth import get_user_model; "
+        f"u = get_user_model().objects.get(username={name!r}); "
+        "u.groups.remove(*u.groups.filter(name=settings.AUTH_MODERATOR_GROUP))"
+    )
+    await asyncio.to_thread(manage, one, demote)
+    started = time.monotonic()
+    for socket in sockets:
+        left = await socket.wait_for(lambda f: f["type"] == "left", wait=timeout(10))
+        assert left == {"type": "left", "roomId": room, "reason": "removed"}
+    assert time.monotonic() - started < REACH_SECONDS + timeout(0.5)
+    for socket in sockets:
+        await socket.close()
