@@ -46,6 +46,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
+from django.utils.crypto import salted_hmac
 
 from accounts.models import ExternalIdentity, RefreshToken
 from accounts.tokens import ALGORITHM, TokenSet
@@ -53,6 +54,9 @@ from accounts.tokens import ALGORITHM, TokenSet
 # The iss of built-in tokens. Not a URL: nothing should ever try to fetch keys from it.
 BUILTIN_ISSUER: Final = "urn:chatsite:builtin"
 BUILTIN_CLIENT_ID: Final = "chatsite"
+# The claim that ties a built-in token to the password it was issued under: a password change
+# revokes every token issued before it (accounts.revocation), with no table of revoked tokens.
+CREDENTIAL_CLAIM: Final = "chatsite:credential"
 KEY_BITS: Final = 2048  # what Cognito uses
 
 
@@ -250,8 +254,9 @@ def mint(
     now: int,
     auth_time: int | None = None,
     origin_jti: str | None = None,
+    credential: str | None = None,
 ) -> tuple[str, str]:
-    """An ID token and an access token with the claims Cognito uses."""
+    """An ID token and an access token with the claims Cognito uses (and `credential_fingerprint`)."""
     origin_jti = origin_jti or str(uuid.uuid4())
     common: dict[str, Any] = {
         "iss": BUILTIN_ISSUER,
@@ -264,6 +269,8 @@ def mint(
     }
     if groups:
         common["cognito:groups"] = groups
+    if credential is not None:
+        common[CREDENTIAL_CLAIM] = credential
     id_claims = {
         **common,
         "jti": str(uuid.uuid4()),
@@ -303,7 +310,17 @@ def subject_for(user: AbstractBaseUser) -> str:
     return link.subject
 
 
-def _mint_for(user: Any, *, now: datetime, refresh_token: str | None, auth_time: int | None = None) -> TokenSet:
+def credential_fingerprint(user: Any) -> str:
+    """A keyed digest of the user's password hash: changes exactly when the password does, and
+    tells the token's holder nothing about it (as Django's session auth hash)."""
+    return salted_hmac("accounts.issuer.credential", user.password, algorithm="sha256").hexdigest()[:22]
+
+
+def _mint_for(
+    user: Any, *, now: datetime, refresh_token: str | None, origin: str, auth_time: int | None = None
+) -> TokenSet:
+    """ID and access tokens whose `origin_jti` is their refresh token's digest (as Cognito links
+    tokens to the sign-in they came from): revoking that refresh token revokes them too."""
     lifetime = settings.AUTH_TOKEN_LIFETIME
     id_token, access_token = mint(
         signing_key(),
@@ -314,6 +331,8 @@ def _mint_for(user: Any, *, now: datetime, refresh_token: str | None, auth_time:
         lifetime=lifetime,
         now=int(now.timestamp()),
         auth_time=auth_time,
+        origin_jti=origin,
+        credential=credential_fingerprint(user),
     )
     return TokenSet(id_token=id_token, access_token=access_token, expires_in=lifetime, refresh_token=refresh_token)
 
@@ -329,12 +348,24 @@ def issue_tokens(user: Any, *, now: datetime | None = None) -> TokenSet:
             created_at=now,
             expires_at=now + timedelta(seconds=settings.AUTH_REFRESH_TOKEN_LIFETIME),
         )
-        return _mint_for(user, now=now, refresh_token=refresh_token)
+        return _mint_for(user, now=now, refresh_token=refresh_token, origin=_digest(refresh_token))
 
 
 def refresh_tokens(refresh_token: str, *, now: datetime | None = None) -> TokenSet:
     """New ID and access tokens for a live refresh token (like Cognito, no new refresh token)."""
     now = now or datetime.now(UTC)
+    row = _live_refresh_token(refresh_token, now=now)
+    return _mint_for(
+        row.user, now=now, refresh_token=None, origin=row.digest, auth_time=int(row.created_at.timestamp())
+    )
+
+
+def refresh_token_owner(refresh_token: str, *, now: datetime | None = None) -> Any:
+    """The active user a live refresh token belongs to. Raises InvalidRefreshToken."""
+    return _live_refresh_token(refresh_token, now=now or datetime.now(UTC)).user
+
+
+def _live_refresh_token(refresh_token: str, *, now: datetime) -> RefreshToken:
     row = (
         RefreshToken.objects.select_related("user")
         .filter(digest=_digest(refresh_token), revoked_at__isnull=True, expires_at__gt=now)
@@ -342,7 +373,7 @@ def refresh_tokens(refresh_token: str, *, now: datetime | None = None) -> TokenS
     )
     if row is None or not row.user.is_active:
         raise InvalidRefreshToken("refresh token is unknown, expired, revoked or its user is inactive")
-    return _mint_for(row.user, now=now, refresh_token=None, auth_time=int(row.created_at.timestamp()))
+    return row
 
 
 def revoke_refresh_token(refresh_token: str, *, now: datetime | None = None) -> bool:
@@ -351,3 +382,25 @@ def revoke_refresh_token(refresh_token: str, *, now: datetime | None = None) -> 
             revoked_at=now or datetime.now(UTC)
         )
     )
+
+
+def revoke_user_refresh_tokens(user_id: Any, *, now: datetime | None = None) -> int:
+    """Revoke every live refresh token of a user (a password change, a deactivation, sign-out everywhere)."""
+    return RefreshToken.objects.filter(user_id=user_id, revoked_at__isnull=True).update(
+        revoked_at=now or datetime.now(UTC)
+    )
+
+
+def refresh_token_revoked(origin: str) -> bool:
+    """Whether the refresh token a built-in token came from (its `origin_jti`) has been revoked.
+    False for an origin that is no refresh token's digest (tokens minted before the link)."""
+    return RefreshToken.objects.filter(digest=origin, revoked_at__isnull=False).exists()
+
+
+def revoke_refresh_token_of(refresh_token: str, *, now: datetime | None = None) -> tuple[Any, str] | None:
+    """Sign a token client out: revoke one live refresh token; its (user id, digest), or None."""
+    digest = _digest(refresh_token)
+    row = RefreshToken.objects.filter(digest=digest, revoked_at__isnull=True).first()
+    if row is None or not revoke_refresh_token(refresh_token, now=now):
+        return None
+    return row.user_id, digest

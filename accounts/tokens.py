@@ -71,6 +71,8 @@ class Rejection(StrEnum):
     # After verification: the token is sound but names nobody Chatsite can let in.
     UNKNOWN_USER = "unknown_user"
     USER_INACTIVE = "user_inactive"
+    # A built-in token issued under a password the user has since changed (accounts.revocation).
+    REVOKED = "revoked"
 
 
 class TokenRejected(Exception):

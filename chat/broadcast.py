@@ -30,6 +30,11 @@ MESSAGE_REMOVED_EVENT: Final = "chat.message_removed"
 ROOM_UPDATED_EVENT: Final = "chat.room_updated"
 MEMBER_REMOVED_EVENT: Final = "chat.member_removed"
 USER_BANNED_EVENT: Final = "chat.user_banned"
+# A user's access ended (signed out of a session, password changed, deactivated, deleted,
+# a role lost): to the user's group, so it reaches their sockets on every process.
+USER_ACCESS_ENDED_EVENT: Final = "chat.user_access_ended"
+USER_ROLES_CHANGED_EVENT: Final = "chat.user_roles_changed"
+USER_EVENTS: Final = frozenset({USER_BANNED_EVENT, USER_ACCESS_ENDED_EVENT, USER_ROLES_CHANGED_EVENT})
 
 # Channel-layer group names allow ASCII letters, digits, '-', '_' and '.' (under 100).
 _USER_ID_RE: Final = re.compile(r"^[A-Za-z0-9_.-]{1,80}\Z")
@@ -154,3 +159,25 @@ async def member_removed(room_id: str, user_id: str) -> bool:
 async def user_banned(user_id: str) -> bool:
     """Every socket of the user, on every process, closes with 4403."""
     return await _moderation_send(user_group(user_id), {"type": USER_BANNED_EVENT, "user_id": user_id})
+
+
+async def user_access_ended(
+    user_id: str, *, close_code: int, session: str | None = None, token_origin: str | None = None
+) -> bool:
+    """The user's sockets close with `close_code`: those of one session (its digest), of one
+    token sign-in (its refresh token's digest), or all of them (neither)."""
+    return await _moderation_send(
+        user_group(user_id),
+        {
+            "type": USER_ACCESS_ENDED_EVENT,
+            "user_id": user_id,
+            "close_code": close_code,
+            "session": session,
+            "token_origin": token_origin,
+        },
+    )
+
+
+async def user_roles_changed(user_id: str) -> bool:
+    """The user lost (or gained) a role: their sockets check again every room they have joined."""
+    return await _moderation_send(user_group(user_id), {"type": USER_ROLES_CHANGED_EVENT, "user_id": user_id})

@@ -12,6 +12,10 @@ runs one background task while any is open:
   (Redis restarted or failed over and lost every group membership) or an outage that has
   ended makes every local socket rejoin its rooms' groups and catch up from the store, so no
   socket stays joined but deaf and nothing lost in the outage stays missing.
+- Session re-check: every CHAT_SESSION_RECHECK_SECONDS the sessions of every local socket
+  signed in by cookie are read again, in one pass for the process (not a timer per socket);
+  a socket whose session has ended (flushed, expired, stale after a password change) is
+  closed with 4401.
 - Going away: when a drain begins (chatsite.ops.drain: SIGUSR1, ECS stopping the task, or
   SIGTERM) the open sockets are closed with 1001 one at a time, spread over the drain window,
   and their rows deleted; sockets that arrive during the drain are closed with 1001 at once.
@@ -33,8 +37,11 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 
+from accounts.identity import live_sessions
+from accounts.revocation import SESSION_ENDED
 from chat import sendbuffer, services
 from chat.errors import ChatError
 from chat.fanout import room_fanout
@@ -66,6 +73,14 @@ class LiveSocket(Protocol):
 
     async def catch_up(self, *, fresh: bool) -> None:
         """Send whatever the store has past this socket's cursors, in order, once."""
+        ...
+
+    def session_key(self) -> str | None:
+        """The session a cookie-authenticated socket lives on; None for a token."""
+        ...
+
+    async def end_access(self, close_code: int) -> None:
+        """Close because the socket's access ended (4401, 4403)."""
         ...
 
 
@@ -263,11 +278,13 @@ class LocalSockets:
     async def _keep(self) -> None:
         heartbeat = settings.CHAT_CONNECTION_HEARTBEAT_SECONDS
         watch = settings.CHAT_LAYER_WATCHDOG_SECONDS if self.watchdog is not None else None
+        recheck = settings.CHAT_SESSION_RECHECK_SECONDS
         loop = asyncio.get_running_loop()
         next_heartbeat = loop.time() + heartbeat
         next_watch = loop.time() + watch if watch else None
+        next_recheck = loop.time() + recheck
         while self.sockets:
-            due = min(next_heartbeat, next_watch or next_heartbeat)
+            due = min(next_heartbeat, next_recheck, next_watch or next_heartbeat)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, due - loop.time()))
@@ -280,6 +297,9 @@ class LocalSockets:
                 if watch and next_watch is not None and loop.time() >= next_watch:
                     next_watch = loop.time() + watch
                     await self._watch()
+                if loop.time() >= next_recheck:
+                    next_recheck = loop.time() + recheck
+                    await self.recheck_sessions()
             except Exception:
                 log.exception("connection keeper tick failed; trying again next tick")
         if self.watchdog is not None:
@@ -297,6 +317,25 @@ class LocalSockets:
             await services.connections_heartbeat(connection_ids=ids)
         except ChatError:
             log.warning("heartbeat of %d connection rows failed; retrying next tick", len(ids))
+
+    async def recheck_sessions(self) -> int:
+        """Close with 4401 every local socket whose session has ended; how many it closed.
+        One read of each distinct session, in one thread hop for the whole process."""
+        by_session: dict[str, list[LiveSocket]] = {}
+        for socket in list(self.sockets.values()):
+            key = socket.session_key()
+            if key is not None:
+                by_session.setdefault(key, []).append(socket)
+        if not by_session:
+            return 0
+        alive = await database_sync_to_async(live_sessions)(list(by_session))
+        ended = [socket for key, sockets in by_session.items() if key not in alive for socket in sockets]
+        for socket in ended:
+            with contextlib.suppress(Exception):
+                await socket.end_access(SESSION_ENDED)
+        if ended:
+            log.info("session re-check: %d sockets closed with 4401", len(ended))
+        return len(ended)
 
     async def _watch(self) -> None:
         assert self.watchdog is not None

@@ -20,7 +20,8 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from accounts.identity import AuthenticationFailed, Identity, identify
+from accounts.identity import AuthenticationFailed, Identity, identify, identity_now
+from accounts.revocation import session_digest
 from chat import broadcast, connections, metrics, moderation, protocol, services, wire
 from chat.errors import ChatError, ErrorCode
 from chat.fanout import Offer
@@ -566,18 +567,62 @@ class ChatConsumer(AsyncWebsocketConsumer):
     }
 
     async def user_event(self, event: dict[str, Any]) -> None:
-        """An event for this socket's user from the fan-out: a ban closes it with 4403."""
-        if event.get("type") != broadcast.USER_BANNED_EVENT:
+        """An event for this socket's user from the fan-out: a ban closes it with 4403, access
+        that ended (accounts.revocation) with its close code, a lost role leaves rooms."""
+        handler = self._user_event_handlers.get(event.get("type"))
+        if handler is None or self.identity is None or event.get("user_id") != self.identity.user_id:
             return
         try:
-            await self._on_user_banned(event)
+            await handler(self, event)
         except Exception:
             log.exception("user event %s failed on connection=%s", event.get("type"), self.connection_id)
 
     async def _on_user_banned(self, event: dict[str, Any]) -> None:
-        if self.identity is not None and event["user_id"] == self.identity.user_id and not self.disconnected:
+        if not self.disconnected:
             log.info("banned: closing connection=%s with 4403", self.connection_id)
             await self.forbid()
+
+    async def _on_access_ended(self, event: dict[str, Any]) -> None:
+        """Signed out (only the session or token sign-in the event names, if it names one),
+        password changed, deactivated or deleted: close with the event's code (4401 or 4403)."""
+        assert self.identity is not None
+        session, origin = event.get("session"), event.get("token_origin")
+        if session is not None and (
+            self.identity.session_key is None or session_digest(self.identity.session_key) != session
+        ):
+            return
+        if origin is not None and self.identity.token_origin != origin:
+            return
+        await self.end_access(event["close_code"])
+
+    async def end_access(self, close_code: int) -> None:
+        """Close because this socket's access ended: 4403 (the account is gone) or 4401 (sign in again)."""
+        if self.disconnected or self.refused:
+            return
+        log.info("access ended: closing connection=%s with %d", self.connection_id, close_code)
+        if close_code == CloseCode.FORBIDDEN:
+            await self.forbid()
+        else:
+            await self.refuse()
+
+    async def _on_roles_changed(self, event: dict[str, Any]) -> None:
+        """A role was lost: read who this user is now, and leave the rooms they may no longer read."""
+        assert self.identity is not None
+        current = await identity_now(self.identity)
+        if current is None:
+            await self.end_access(CloseCode.UNAUTHORIZED)
+            return
+        self.identity = current
+        for room_id in self.joined_rooms():
+            if not await services.room_access(room_id=room_id, identity=current):
+                async with self.delivering():
+                    await self._leave_by_server(room_id, reason="removed")
+
+    _user_event_handlers: dict[Any, Callable[[Any, dict[str, Any]], Awaitable[None]]] = {
+        broadcast.USER_BANNED_EVENT: _on_user_banned,
+        broadcast.USER_ACCESS_ENDED_EVENT: _on_access_ended,
+        broadcast.USER_ROLES_CHANGED_EVENT: _on_roles_changed,
+    }
 
     async def _leave_by_server(self, room_id: str, *, reason: str) -> None:
         """Leave a room by the server's decision. Hold `delivery`."""
@@ -591,6 +636,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def joined_rooms(self) -> list[str]:
         return list(getattr(self, "cursors", {}))
+
+    def session_key(self) -> str | None:
+        return self.identity.session_key if self.identity is not None else None
 
     async def go_away(self) -> None:
         """The process is shutting down: the client should resume on another one."""

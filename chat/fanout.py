@@ -191,8 +191,8 @@ class RoomFanout:
 
     async def dispatch(self, event: dict[str, Any]) -> None:
         """Hand one room event to every local member, message events in seq order once;
-        a user event to every local socket of that user."""
-        if event.get("type") == broadcast.USER_BANNED_EVENT:
+        a user event (a ban, access that ended, a lost role) to every local socket of that user."""
+        if event.get("type") in broadcast.USER_EVENTS:
             user_id = event.get("user_id")
             for socket in list(self.users.get(user_id, ()) if isinstance(user_id, str) else ()):
                 await socket.user_event(event)

@@ -27,6 +27,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.identity import Identity
+from accounts.refusals import Refusal
 from accounts.users import is_moderator
 from analytics import services as analytics
 from chat import broadcast, protocol, services
@@ -273,6 +274,16 @@ def user_ban(*, moderator: Any, user: Any, reason: str, duration: timedelta | No
         )
     async_to_sync(broadcast.user_banned)(str(user.pk))
     return ban
+
+
+def user_ban_refusal(user: Any) -> Refusal | None:
+    """Why a banned user is refused everything (accounts.refusals): the ban that lasts longest."""
+    bans = list(Ban.active(services.utcnow()).filter(user_id=user.pk))
+    if not bans:
+        return None
+    ban = max(bans, key=lambda b: (b.expires_at is None, b.expires_at or b.created_at))
+    until = f"until {ban.expires_at.isoformat()}" if ban.expires_at is not None else "until a moderator lifts the ban"
+    return Refusal(code="banned", message=f"you are banned {until}", until=ban.expires_at, reason=ban.reason)
 
 
 def user_unban(*, moderator: Any, user: Any, reason: str) -> int:

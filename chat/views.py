@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 
 from accounts.identity import identity_from_user
+from accounts.refusals import refusal_for
 from chat import services
 from chat.forms import RoomForm
 
@@ -15,6 +16,9 @@ from chat.forms import RoomForm
 @login_required
 def rooms(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
+        refusal = refusal_for(request.user)
+        if refusal is not None:  # a banned user creates no room (the /api/ answer, as a page)
+            return HttpResponseForbidden(f"{refusal.message}. Reason: {refusal.reason}", content_type="text/plain")
         form = RoomForm(request.POST)
         if form.is_valid():
             room = services.room_create(

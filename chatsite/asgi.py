@@ -1,7 +1,7 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
-The WebSocket entry (chat.entry) checks the Origin header against an explicit allow-list
-(the hosts in DJANGO_ALLOWED_HOSTS plus the origins in CHAT_ALLOWED_ORIGINS), routes /ws/
+The WebSocket entry (chat.entry) checks the Origin header against exact origins (the site's
+own, and those in CHAT_ALLOWED_ORIGINS: chat.origins), routes /ws/
 to the chat and parses the cookies; the chat reads the session when the socket authenticates.
 """
 
@@ -15,7 +15,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
-from django.conf import settings  # noqa: E402
 
 from chat import handshake, wire  # noqa: E402
 from chat.entry import WebSocketEntry  # noqa: E402
@@ -27,13 +26,9 @@ handshake.install()  # under daphne: an open socket keeps no HTTP request object
 drain.install_signal_handler()  # SIGUSR1 drains this process before a release stops it
 
 
-def allowed_origins() -> list[str]:
-    return [*settings.ALLOWED_HOSTS, *settings.CHAT_ALLOWED_ORIGINS]
-
-
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": WebSocketEntry(allowed_origins()),
+        "websocket": WebSocketEntry(),
     }
 )

@@ -39,7 +39,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS is required when CHATSITE_ENV=production")
 
-# Browser origins allowed to open the WebSocket besides ALLOWED_HOSTS (a React app served
+# Browser origins allowed to open the WebSocket besides the site's own (a React app served
 # from a CloudFront domain, say). Exact origins: scheme://host[:port].
 CHAT_ALLOWED_ORIGINS = env_list("CHAT_ALLOWED_ORIGINS")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.BearerTokenMiddleware",  # Authorization: Bearer on /api/
+    "accounts.middleware.RefusedUserMiddleware",  # a banned user calls no /api/ endpoint
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -435,6 +436,12 @@ AUTH_REFRESH_TOKEN_LIFETIME = env_int("AUTH_REFRESH_TOKEN_LIFETIME", 30 * 86_400
 CHAT_AUTH_TIMEOUT = env_float("CHAT_AUTH_TIMEOUT", 10.0)
 if not 0 < CHAT_AUTH_TIMEOUT <= 300:
     raise ImproperlyConfigured("CHAT_AUTH_TIMEOUT must be between 0 and 300 seconds")
+# A socket signed in by the session cookie is checked against its session at least this often
+# (the process's connection keeper, all its sockets in one pass) and closed with 4401 when the
+# session has ended: flushed, expired, or made stale by a password change.
+CHAT_SESSION_RECHECK_SECONDS = env_float("CHAT_SESSION_RECHECK_SECONDS", 300.0)
+if not 0 < CHAT_SESSION_RECHECK_SECONDS <= 86_400:
+    raise ImproperlyConfigured("CHAT_SESSION_RECHECK_SECONDS must be between 0 and 86400 seconds")
 
 # --- Operations (chatsite/ops: health, metrics, logs; docs/operations.md) ---------------
 # /metrics answers a bearer token or a staff session; there is no default token.

@@ -119,7 +119,9 @@ async def connect() -> AsyncIterator[Connect]:
 
     async def open_socket(user: Any) -> Sock:
         cookie = await sync_to_async(session_cookie)(user)
-        comm = WebsocketCommunicator(application, "/ws/", headers=[(b"origin", ORIGIN), (b"cookie", cookie)])
+        comm = WebsocketCommunicator(
+            application, "/ws/", headers=[(b"origin", ORIGIN), (b"host", b"127.0.0.1"), (b"cookie", cookie)]
+        )
         opened.append(comm)
         connected, _ = await comm.connect(timeout=WAIT)
         assert connected

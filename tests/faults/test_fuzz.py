@@ -120,7 +120,9 @@ async def test_any_frames_get_one_answer_each_and_never_close_the_socket(
     cookie: bytes, batch: list[tuple[str, Any]]
 ) -> None:
     """Arbitrary frames on a signed-in socket: one answer or error frame each, the socket stays open."""
-    comm = WebsocketCommunicator(application, "/ws/", headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)])
+    comm = WebsocketCommunicator(
+        application, "/ws/", headers=[(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1"), (b"cookie", cookie)]
+    )
     connected, _ = await comm.connect(timeout=WAIT)
     assert connected
     try:
