@@ -91,6 +91,41 @@ TEMPLATES = [
 ]
 
 
+# Every wait on the database is bounded, well inside a client's patience (its ack timeout is
+# 15 s, its pong timeout 10 s, static/chat/chat.js): a process frozen while it holds the write
+# lock (SQLite) or a room's row lock (PostgreSQL) once stalled every writer of the cluster with
+# no error at all (issue 24). Past a bound the store call fails, and the client gets a retryable
+# storage_unavailable with retryAfter (chat.services._store_call); nothing was written.
+# - how long a statement waits for a lock (PostgreSQL lock_timeout, SQLite's busy timeout);
+DATABASE_LOCK_TIMEOUT = env_float("DATABASE_LOCK_TIMEOUT", 3.0)
+# - how long one statement may run (PostgreSQL statement_timeout; 0: unbounded, for a long
+#   migration run by hand);
+DATABASE_STATEMENT_TIMEOUT = env_float("DATABASE_STATEMENT_TIMEOUT", 10.0)
+# - how long a transaction may sit idle holding its locks (PostgreSQL
+#   idle_in_transaction_session_timeout): the server ends a frozen process's transaction,
+#   and with it the row lock every other writer of the room waits for.
+DATABASE_IDLE_TRANSACTION_TIMEOUT = env_float("DATABASE_IDLE_TRANSACTION_TIMEOUT", 5.0)
+for _name, _value in (
+    ("DATABASE_LOCK_TIMEOUT", DATABASE_LOCK_TIMEOUT),
+    ("DATABASE_STATEMENT_TIMEOUT", DATABASE_STATEMENT_TIMEOUT),
+    ("DATABASE_IDLE_TRANSACTION_TIMEOUT", DATABASE_IDLE_TRANSACTION_TIMEOUT),
+):
+    if not 0 <= _value <= 600:
+        raise ImproperlyConfigured(f"{_name} must be between 0 and 600 seconds")
+if DATABASE_LOCK_TIMEOUT <= 0:
+    raise ImproperlyConfigured("DATABASE_LOCK_TIMEOUT must be positive: an unbounded lock wait stalls every writer")
+
+
+def _postgres_timeouts() -> str:
+    """libpq `options`: the server-side bounds, set for every session (milliseconds)."""
+    bounds = {
+        "lock_timeout": DATABASE_LOCK_TIMEOUT,
+        "statement_timeout": DATABASE_STATEMENT_TIMEOUT,
+        "idle_in_transaction_session_timeout": DATABASE_IDLE_TRANSACTION_TIMEOUT,
+    }
+    return " ".join(f"-c {name}={round(seconds * 1000)}" for name, seconds in bounds.items())
+
+
 def _database_from_url(url: str) -> dict[str, object]:
     parsed = urlparse(url)
     if parsed.scheme in {"postgres", "postgresql"}:
@@ -103,9 +138,14 @@ def _database_from_url(url: str) -> dict[str, object]:
             "PORT": str(parsed.port or ""),
             "CONN_MAX_AGE": 60,
             "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": {"options": _postgres_timeouts()},
         }
     if parsed.scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parsed.path) or ":memory:"}
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": unquote(parsed.path) or ":memory:",
+            "OPTIONS": {"timeout": DATABASE_LOCK_TIMEOUT},
+        }
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (postgres or sqlite)")
 
 
@@ -120,12 +160,13 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "db.sqlite3",
-            # Several writers (daphne's thread pool) share one SQLite file: wait, don't fail.
-            # Write-ahead log, still synced on every commit (durable): a stored message costs
-            # one sync instead of the rollback journal's several, and readers never wait for
-            # a writer (measured: 10 % of a small room's CPU per message, docs/performance.md).
+            # Several writers (daphne processes) share one SQLite file: wait for the write
+            # lock, but no longer than DATABASE_LOCK_TIMEOUT. Write-ahead log, still synced on
+            # every commit (durable): a stored message costs one sync instead of the rollback
+            # journal's several, and readers never wait for a writer (measured: 10 % of a
+            # small room's CPU per message, docs/performance.md).
             "OPTIONS": {
-                "timeout": 20,
+                "timeout": DATABASE_LOCK_TIMEOUT,
                 "transaction_mode": "IMMEDIATE",
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
             },
