@@ -17,13 +17,14 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from chat import handshake, wire  # noqa: E402
+from chat import closing, handshake, wire  # noqa: E402
 from chat.entry import WebSocketEntry  # noqa: E402
 from chatsite.ops import emf  # noqa: E402
 
 emf.start_from_settings()  # CloudWatch EMF lines when METRICS_EMF=1
 wire.install()  # under daphne: room messages framed once, written to every socket (chat.wire)
 handshake.install()  # under daphne: an open socket keeps no HTTP request objects (chat.handshake)
+closing.install()  # under daphne: a server close gets time to reach the client (chat.closing)
 
 
 def allowed_origins() -> list[str]:

@@ -452,6 +452,12 @@ AUTH_SIGNING_KEY_FILE = Path(env_str("AUTH_SIGNING_KEY_FILE", str(DATA_DIR / "au
 AUTH_TOKEN_LIFETIME = env_int("AUTH_TOKEN_LIFETIME", 3600, minimum=1)  # ID and access tokens, like Cognito
 AUTH_REFRESH_TOKEN_LIFETIME = env_int("AUTH_REFRESH_TOKEN_LIFETIME", 30 * 86_400, minimum=60)
 # A WebSocket without a session cookie must send {"action": "authenticate"} this soon.
+# How long the server waits for a client to answer its close frame before it drops the
+# connection (chat.closing; autobahn's default of 1 s reset the connection under load, and
+# the client saw 1006 instead of 4401, 4403, 4429 or 1001).
+CHAT_CLOSE_HANDSHAKE_TIMEOUT = env_float("CHAT_CLOSE_HANDSHAKE_TIMEOUT", 5.0)
+if not 0 < CHAT_CLOSE_HANDSHAKE_TIMEOUT <= 60:
+    raise ImproperlyConfigured("CHAT_CLOSE_HANDSHAKE_TIMEOUT must be between 0 and 60 seconds")
 CHAT_AUTH_TIMEOUT = env_float("CHAT_AUTH_TIMEOUT", 10.0)
 if not 0 < CHAT_AUTH_TIMEOUT <= 300:
     raise ImproperlyConfigured("CHAT_AUTH_TIMEOUT must be between 0 and 300 seconds")
