@@ -278,7 +278,8 @@ if REDIS_URL or REDIS_SENTINELS:
     if CHANNEL_LAYER == "pubsub":
         CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                # channels_redis's pub/sub layer, publishing outside its shard lock (chat.layers).
+                "BACKEND": "chat.layers.PubSubChannelLayer",
                 "CONFIG": {"hosts": [_redis_host()]},
             }
         }
