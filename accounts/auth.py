@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,18 +47,34 @@ _lock = threading.Lock()
 _verifier: Verifier | None = None
 
 
+# Token verification off the event loop, on threads of its own: a flood of tokens, or a
+# lookup waiting for a JWKS fetch (at most AUTH_JWKS_WAIT), takes at most these threads,
+# never the default pool that /readyz and the DynamoDB store calls use (issue 24).
+VERIFY_THREADS = 4
+_verify_executor: ThreadPoolExecutor | None = None
+
+
+def verify_executor() -> ThreadPoolExecutor:
+    global _verify_executor
+    with _lock:
+        if _verify_executor is None:
+            _verify_executor = ThreadPoolExecutor(max_workers=VERIFY_THREADS, thread_name_prefix="token-verify")
+        return _verify_executor
+
+
 def _build() -> Verifier:
     interval, max_age = float(settings.AUTH_JWKS_REFETCH_INTERVAL), float(settings.AUTH_JWKS_MAX_AGE)
+    wait = float(settings.AUTH_JWKS_WAIT)
     uses = frozenset(settings.AUTH_TOKEN_USES)
     leeway = float(settings.AUTH_TOKEN_LEEWAY)
     config = CognitoConfig.from_settings()
     if config is not None:
         return Verifier(
-            keys=JwksKeySet(http_fetcher(config.keys_url), min_refetch_interval=interval, max_age=max_age),
+            keys=JwksKeySet(http_fetcher(config.keys_url), min_refetch_interval=interval, max_age=max_age, wait=wait),
             policy=TokenPolicy(issuer=config.issuer, client_id=config.client_id, token_uses=uses, leeway=leeway),
         )
     return Verifier(
-        keys=JwksKeySet(lambda: issuer.signing_key().jwks(), min_refetch_interval=interval, max_age=max_age),
+        keys=JwksKeySet(lambda: issuer.signing_key().jwks(), min_refetch_interval=interval, max_age=max_age, wait=wait),
         policy=TokenPolicy(
             issuer=issuer.BUILTIN_ISSUER, client_id=issuer.BUILTIN_CLIENT_ID, token_uses=uses, leeway=leeway
         ),

@@ -448,6 +448,11 @@ if AUTH_TOKEN_LEEWAY > 300:
 # cannot flood the JWKS endpoint.
 AUTH_JWKS_REFETCH_INTERVAL = env_int("AUTH_JWKS_REFETCH_INTERVAL", 10, minimum=1)
 AUTH_JWKS_MAX_AGE = env_int("AUTH_JWKS_MAX_AGE", 3600, minimum=60)
+# How long a token check waits for a JWKS fetch in flight before the token is refused
+# (4401; the client may retry): a slow key endpoint must not hold sockets or threads.
+AUTH_JWKS_WAIT = env_float("AUTH_JWKS_WAIT", 2.0)
+if not 0 < AUTH_JWKS_WAIT <= 30:
+    raise ImproperlyConfigured("AUTH_JWKS_WAIT must be between 0 and 30 seconds")
 # The built-in issuer (no Cognito): its key is created on first run, outside the repo.
 AUTH_SIGNING_KEY_FILE = Path(env_str("AUTH_SIGNING_KEY_FILE", str(DATA_DIR / "auth-signing-key.pem")))
 AUTH_TOKEN_LIFETIME = env_int("AUTH_TOKEN_LIFETIME", 3600, minimum=1)  # ID and access tokens, like Cognito
