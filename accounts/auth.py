@@ -33,6 +33,7 @@ from accounts.tokens import (
     verify_token,
 )
 from accounts.users import user_for_token
+from chatsite.ops import logs
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,20 @@ def _reset(*, setting: str, **kwargs: Any) -> None:
         issuer.reset_key_cache()
 
 
+# At most one line per reason and route every 10 s, with the count of the others: a flood of
+# bad tokens must not cost a log line each (chatsite.ops.logs.Sampled).
+_rejections = logs.Sampled(log, interval=10.0)
+
+
 def log_rejection(error: TokenRejected, *, via: str, client: str | None) -> None:
-    log.warning("token rejected via=%s reason=%s client=%s: %s", via, error.reason.value, client or "-", error.detail)
+    _rejections.warning(
+        f"{via}:{error.reason.value}",
+        "token rejected via=%s reason=%s client=%s: %s",
+        via,
+        error.reason.value,
+        client or "-",
+        error.detail,
+    )
 
 
 def verify(token: str, *, via: str, client: str | None = None, now: float | None = None) -> VerifiedToken:

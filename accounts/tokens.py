@@ -37,7 +37,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 import jwt
 from jwt import PyJWK, PyJWKClient
@@ -213,6 +213,9 @@ class JwksKeySet:
     store share (issue 24).
     """
 
+    # Fetches by outcome, over every key set of the process (the chatsite_jwks_fetches metric).
+    fetch_totals: ClassVar[dict[str, int]] = {"ok": 0, "failed": 0}
+
     def __init__(
         self,
         fetch: Fetcher,
@@ -279,11 +282,13 @@ class JwksKeySet:
             keys = parse_jwks(self._fetch())
         except Exception as exc:
             with self._lock:
+                JwksKeySet.fetch_totals["failed"] += 1
                 self._last_error = f"JWKS fetch failed: {type(exc).__name__}"
                 held = len(self._keys or {})
             log.warning("%s (keeping %d cached keys)", self._last_error, held)
             return
         with self._lock:
+            JwksKeySet.fetch_totals["ok"] += 1
             self._keys = keys
             self._fetched_at = now
 

@@ -385,9 +385,13 @@ CHAT_RATE_LIMIT_SEND_PER_CONNECTION = _env_rate(
 )
 CHAT_RATE_LIMIT_SEND_PER_USER = _env_rate("CHAT_RATE_LIMIT_SEND_PER_USER", "30/10" if _RATE_DEFAULT_ON else "off")
 CHAT_RATE_LIMIT_CONNECT_PER_USER = _env_rate("CHAT_RATE_LIMIT_CONNECT_PER_USER", "30/60" if _RATE_DEFAULT_ON else "off")
-# Per client address, before credentials are checked. Off by default: many users can share
-# an address (an office, a carrier's NAT); behind a balancer it needs daphne --proxy-headers.
-CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS = _env_rate("CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS", "off")
+# Per client address, before credentials are checked. On by default in production, and
+# generous, since many users can share an address (an office, a carrier's NAT): a flood of
+# 1000 bad tokens in 10 s from one address once slowed every socket of its process (issue
+# 24). Behind a balancer it needs daphne --proxy-headers.
+CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS = _env_rate(
+    "CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS", "120/60" if _RATE_DEFAULT_ON else "off"
+)
 # Refused frames a socket may send in a row before it is closed with 4429.
 CHAT_RATE_LIMIT_STRIKES = env_int("CHAT_RATE_LIMIT_STRIKES", 10, minimum=0)
 AUTH_BOT_GROUP = env_str("AUTH_BOT_GROUP", "bots")  # the Django group of bot accounts
