@@ -4,8 +4,9 @@ With Cognito configured, tokens come from the user pool and its keys from COGNIT
 (the pool's URL on AWS by default). Without it, the built-in issuer signs them and its
 keys are read in-process. Either way `accounts.tokens.verify_token` decides.
 
-Every rejection is logged here, once, with its reason and never the token: WebSocket,
-Bearer and sign-in pages all come through `verify` and `user_for`.
+Every rejection is logged here, with its reason and never the token: WebSocket, Bearer and
+sign-in pages all come through `verify` and `user_for`. A flood is sampled: one line per
+route and reason every 10 s, with the count of the others.
 """
 
 from __future__ import annotations
