@@ -5,8 +5,8 @@ With Cognito configured, tokens come from the user pool and its keys from COGNIT
 keys are read in-process. Either way `accounts.tokens.verify_token` decides.
 
 Every rejection is logged here, with its reason and never the token: WebSocket, Bearer and
-sign-in pages all come through `verify` and `user_for`. A flood is sampled: one line per
-route and reason every 10 s, with the count of the others.
+sign-in pages all come through `verify` and `user_for`. A flood is sampled: at most 10
+lines per route and reason every 10 s, then the count of the others.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def _reset(*, setting: str, **kwargs: Any) -> None:
         issuer.reset_key_cache()
 
 
-# At most one line per reason and route every 10 s, with the count of the others: a flood of
+# At most 10 lines per reason and route every 10 s, then the count of the others: a flood of
 # bad tokens must not cost a log line each (chatsite.ops.logs.Sampled).
 _rejections = logs.Sampled(log, interval=10.0)
 

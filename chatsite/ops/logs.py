@@ -80,34 +80,43 @@ connection_log = logging.getLogger("chatsite.connection")
 
 
 class Sampled:
-    """A log line that can come in floods, written at most once per `interval` per key.
+    """A log line that can come in floods: at most `burst` lines per `interval` per key.
 
-    The first occurrence in each interval is written (the sample), followed by how many
-    were left out since the previous line: a flood of 1000 bad tokens used to be 1000
+    Past the burst, lines are counted, not written, until the interval is over; the next
+    line written says how many were left out: a flood of 1000 bad tokens used to be 1000
     WARNING lines, a few milliseconds of CPU each (issue 24). The count of the last
     interval of a flood appears with the next line of the same key.
     """
 
     def __init__(
-        self, logger: logging.Logger, *, interval: float = 10.0, clock: Callable[[], float] = time.monotonic
+        self,
+        logger: logging.Logger,
+        *,
+        interval: float = 10.0,
+        burst: int = 10,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.logger = logger
         self.interval = interval
+        self.burst = burst
         self.clock = clock
         self._lock = threading.Lock()
-        self._next: dict[str, float] = {}  # key -> when its next line may be written
+        self._windows: dict[str, tuple[float, int]] = {}  # key -> (its interval's start, lines written)
         self._left_out: dict[str, int] = {}
 
     def warning(self, key: str, message: str, *args: object) -> None:
         with self._lock:
             now = self.clock()
-            if now < self._next.get(key, now):
+            start, written = self._windows.get(key, (now, 0))
+            if now - start >= self.interval:
+                start, written = now, 0
+            if written >= self.burst:
                 self._left_out[key] = self._left_out.get(key, 0) + 1
                 return
-            if len(self._next) > 1000:  # keys are a bounded vocabulary; this is a backstop
-                self._next.clear()
+            if len(self._windows) > 1000:  # keys are a bounded vocabulary; this is a backstop
+                self._windows.clear()
                 self._left_out.clear()
-            self._next[key] = now + self.interval
+            self._windows[key] = (start, written + 1)
             left_out = self._left_out.pop(key, 0)
         if left_out:
             message += " (and %d more like it not logged, at most one line per %g s)"
