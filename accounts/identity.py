@@ -127,8 +127,10 @@ def _client(scope: dict[str, Any]) -> str | None:
 async def _from_token(token: str, scope: dict[str, Any]) -> Identity:
     client = _client(scope)
     try:
-        # Verification may fetch the JWKS: keep it off the thread that serialises ORM work.
-        verified = await sync_to_async(auth.verify, thread_sensitive=False)(token, via="websocket", client=client)
+        # Verification may wait for a JWKS fetch: keep it off the thread that serialises ORM
+        # work, and off the default pool (accounts.auth.verify_executor).
+        verify = sync_to_async(auth.verify, thread_sensitive=False, executor=auth.verify_executor())
+        verified = await verify(token, via="websocket", client=client)
         user = await database_sync_to_async(auth.user_for)(verified, via="websocket", client=client)
         identity: Identity | None = await database_sync_to_async(identity_from_user)(user)
     except TokenRejected as error:

@@ -33,9 +33,11 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 import jwt
 from jwt import PyJWK, PyJWKClient
@@ -205,7 +207,16 @@ class JwksKeySet:
     - A set older than `max_age` is fetched again on the next lookup, under the same limit.
     - A failed fetch keeps the keys already held and also counts against the limit, so an
       endpoint that is down is not hammered either.
+
+    Fetches run on a thread of their own, one at a time; lookups that need the fetch wait for
+    it until `wait` seconds after it started, then fail (KeysUnavailable: the token is
+    refused, the client may retry). A slow endpoint once held every caller's thread behind this set's
+    lock for the whole fetch, and with them the thread pool that /readyz and the DynamoDB
+    store share (issue 24).
     """
+
+    # Fetches by outcome, over every key set of the process (the chatsite_jwks_fetches metric).
+    fetch_totals: ClassVar[dict[str, int]] = {"ok": 0, "failed": 0}
 
     def __init__(
         self,
@@ -213,13 +224,18 @@ class JwksKeySet:
         *,
         min_refetch_interval: float = 10.0,
         max_age: float = 3600.0,
+        wait: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch = fetch
         self._min_refetch_interval = min_refetch_interval
         self._max_age = max_age
+        self._wait = wait
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held for bookkeeping only, never across a fetch
+        self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jwks-fetch")
+        self._in_flight: Future[None] | None = None
+        self._deadline = 0.0  # when lookups stop waiting for the fetch in flight (time.monotonic)
         self._keys: dict[str, PyJWK] | None = None
         self._fetched_at = 0.0
         self._last_attempt: float | None = None
@@ -229,31 +245,54 @@ class JwksKeySet:
     def key_for(self, kid: str) -> PyJWK:
         with self._lock:
             now = self._clock()
-            if self._keys is None or now - self._fetched_at >= self._max_age:
-                self._refetch(now)
             key = self._keys.get(kid) if self._keys is not None else None
-            if key is None and self._keys is not None:
-                self._refetch(now)
-                key = self._keys.get(kid)
+            stale = self._keys is None or now - self._fetched_at >= self._max_age
+            pending = self._start_fetch(now) if stale or key is None else None
+        if key is not None and not stale:
+            return key
+        if pending is not None:
+            try:
+                # The deadline is the fetch's, not this lookup's: past it, lookups fail at
+                # once instead of queueing up for another `wait` each.
+                pending.result(timeout=max(0.0, self._deadline - time.monotonic()))
+            except FutureTimeout:
+                if key is None:
+                    raise KeysUnavailable(f"JWKS fetch still running after {self._wait:g} s") from None
+                # A slow refresh of a stale set: answer from it, as after a failed refresh.
+        with self._lock:
+            key = self._keys.get(kid) if self._keys is not None else None
             if key is not None:
                 return key
             if self._keys is None:
                 raise KeysUnavailable(self._last_error)
             raise UnknownKey(kid)
 
-    def _refetch(self, now: float) -> None:
+    def _start_fetch(self, now: float) -> Future[None] | None:
+        """The fetch to wait for: the one in flight, a new one, or None (the limit says no). Hold the lock."""
+        if self._in_flight is not None and not self._in_flight.done():
+            return self._in_flight
         if self._last_attempt is not None and now - self._last_attempt < self._min_refetch_interval:
-            return
+            return None
         self._last_attempt = now
         self.fetches += 1
+        self._in_flight = self._fetcher.submit(self._refetch, now)
+        self._deadline = time.monotonic() + self._wait
+        return self._in_flight
+
+    def _refetch(self, now: float) -> None:
         try:
             keys = parse_jwks(self._fetch())
         except Exception as exc:
-            self._last_error = f"JWKS fetch failed: {type(exc).__name__}"
-            log.warning("%s (keeping %d cached keys)", self._last_error, len(self._keys or {}))
+            with self._lock:
+                JwksKeySet.fetch_totals["failed"] += 1
+                self._last_error = f"JWKS fetch failed: {type(exc).__name__}"
+                held = len(self._keys or {})
+            log.warning("%s (keeping %d cached keys)", self._last_error, held)
             return
-        self._keys = keys
-        self._fetched_at = now
+        with self._lock:
+            JwksKeySet.fetch_totals["ok"] += 1
+            self._keys = keys
+            self._fetched_at = now
 
 
 class StaticKeySet:

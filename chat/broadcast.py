@@ -9,6 +9,8 @@ out the same way, after the change is stored.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
 import re
 from typing import TYPE_CHECKING, Any, Final
@@ -62,21 +64,75 @@ def message_event(message: MessageRecord) -> dict[str, Any]:
 
 
 async def message_stored(message: MessageRecord) -> None:
-    """Tell every socket joined to the room. A lost event is repaired by seq, not hidden:
+    """Tell every socket joined to the room, without making the caller wait for it.
 
-    consumers notice the gap on the next event and read what they missed from the store,
-    and clients resume from their last seq after a reconnect.
+    The message is durably stored, so its sender is acked at once: the publish runs in the
+    room's publisher task (in seq order per room, rooms independent of each other). Acks used
+    to wait for the publish, and with Redis down for as long as its retries took (issue 24).
+    A lost event is repaired by seq, not hidden: consumers notice the gap on the next event
+    and read what they missed from the store, the heartbeat's tail check finds a lost last
+    message, and clients resume from their last seq after a reconnect.
     """
+    if get_channel_layer() is None:
+        return
+    loop = asyncio.get_running_loop()
+    publisher = _publishers.get(message.room_id)
+    if publisher is None or publisher.task.done() or publisher.task.get_loop() is not loop:
+        publisher = _publishers[message.room_id] = _RoomPublisher(message.room_id)
+    publisher.queue.append(message)
+    if len(publisher.queue) > PUBLISH_QUEUE_LIMIT:
+        publisher.queue.popleft()  # the next event reveals it: receivers read it from the store
+        metrics.record_drop("send_failed")
+
+
+# Messages a room's publisher may hold while the layer is slow or down; past it the oldest
+# is let go (repaired by seq like any lost event).
+PUBLISH_QUEUE_LIMIT: Final = 1000
+
+
+class _RoomPublisher:
+    """One room's stored messages on their way to the channel layer, one publish at a time."""
+
+    def __init__(self, room_id: str) -> None:
+        self.room_id = room_id
+        self.queue: collections.deque[MessageRecord] = collections.deque()
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        await asyncio.sleep(0)  # let the caller queue its message first
+        try:
+            while self.queue:
+                message = self.queue[0]
+                if not await _publish(message) and len(self.queue) > 2:
+                    # The layer is failing: publishing every waiting message would cost a
+                    # round of retries each. The newest one alone reveals the gap to receivers.
+                    skipped = len(self.queue) - 2
+                    newest = self.queue.pop()
+                    self.queue.clear()
+                    self.queue.extend((message, newest))
+                    metrics.record_drop("send_failed", skipped)
+                self.queue.popleft()
+        finally:
+            if _publishers.get(self.room_id) is self:
+                del _publishers[self.room_id]
+
+
+_publishers: dict[str, _RoomPublisher] = {}
+
+
+async def _publish(message: MessageRecord) -> bool:
     layer = get_channel_layer()
     if layer is None:
-        return
+        return True
     try:
         with metrics.broadcast_timer():
             await layer.group_send(room_group(message.room_id), message_event(message))
     except Exception:
-        # The message is stored and will be acked; receivers repair the gap by seq.
+        # The message is stored and acked; receivers repair the gap by seq.
         metrics.record_drop("send_failed")
         log.exception("broadcast failed room=%s seq=%s", message.room_id, message.seq)
+        return False
+    return True
 
 
 async def join(room_id: str, member: RoomMember) -> None:

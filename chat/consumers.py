@@ -39,6 +39,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # Authentication timers: the first-frame deadline, and the token's expiry.
     auth_deadline: asyncio.Task[None] | None = None
     expiry: asyncio.Task[None] | None = None
+    tail_check: asyncio.Task[None] | None = None  # the heartbeat's store check (on_ping)
     rate: SocketLimits  # this socket's rate limits, once its user is known
     refused = False  # closed with 4401 or 4403; frames still in flight are ignored
     in_user_group = False  # reached through its user's group (a ban closes it through there)
@@ -162,7 +163,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.disconnected = True
         metrics.record_disconnect(accepted=self.connection_id is not None)
         logs.connection_closed(code)
-        for timer in (self.auth_deadline, self.expiry):
+        for timer in (self.auth_deadline, self.expiry, self.tail_check):
             if timer is not None and timer is not asyncio.current_task():
                 timer.cancel()
         try:
@@ -300,13 +301,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_frame(protocol.history_frame(command.room_id, page.messages, has_more=page.has_more))
 
     async def on_ping(self, command: protocol.Ping) -> None:
-        # The client's heartbeat doubles as the tail check: a lost broadcast of a room's
-        # latest message has no later seq to reveal it, so compare cursors with the store.
+        """`pong` from memory, at once; then the tail check, off the ping's path.
+
+        The client's heartbeat doubles as the tail check: a lost broadcast of a room's
+        latest message has no later seq to reveal it, so compare cursors with the store.
+        It used to run before the pong, so a stalled store made every client's heartbeat
+        time out and reconnect (issue 24); the store's health is not the socket's.
+        """
+        await self.send_frame(protocol.pong_frame())
+        if self.tail_check is None or self.tail_check.done():  # one at a time per socket
+            self.tail_check = asyncio.create_task(self._tail_check())
+
+    async def _tail_check(self) -> None:
         try:
             await self.catch_up(fresh=False)
         except ChatError:
             log.warning("tail check skipped: storage unavailable, connection=%s", self.connection_id)
-        await self.send_frame(protocol.pong_frame())
+        except Exception:
+            log.exception("tail check failed on connection=%s", self.connection_id)
 
     async def on_token(self, command: protocol.Authenticate | protocol.RefreshToken) -> None:
         """A fresh token for this socket's user: the socket and its rooms live on to its expiry."""

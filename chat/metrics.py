@@ -17,7 +17,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from accounts.tokens import JwksKeySet
 
 # Store calls are usually a few milliseconds (SQLite, DynamoDB in-region); the top buckets
 # catch botocore's retries with backoff.
@@ -67,6 +71,29 @@ CHANNEL_LAYER_DROPS: Final = Counter(
     "repaired it from the store), send_failed (group_send raised).",
     ["reason"],
 )
+
+
+class _JwksFetches(Collector):
+    """JWKS fetches by outcome, read from accounts.tokens (which knows nothing of metrics).
+
+    A flood of tokens with made-up key ids shows here as fetches at the refetch limit, and
+    a key endpoint in trouble as failures.
+    """
+
+    NAME: Final = "chatsite_jwks_fetches"
+    HELP: Final = "JWKS fetches by outcome (ok, failed); at most one per AUTH_JWKS_REFETCH_INTERVAL."
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily(self.NAME, self.HELP, labels=["outcome"])]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.NAME, self.HELP, labels=["outcome"])
+        for outcome, count in sorted(JwksKeySet.fetch_totals.items()):
+            family.add_metric([outcome], count)
+        yield family
+
+
+REGISTRY.register(_JwksFetches())
 
 # Pre-create the label values that alarms and dashboards read, so a series exists (at 0)
 # before the first event and rate() has a baseline.

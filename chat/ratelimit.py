@@ -12,7 +12,8 @@ switches a limit off.
   skewed clocks agree.
 - Per client address: connections, before the handshake's credentials are even checked
   (a flood of bad tokens costs no JWKS lookups). Behind a balancer the address is the one
-  the balancer reports (daphne --proxy-headers), never a client's X-Forwarded-For.
+  the balancer reports (daphne --proxy-headers, or the rightmost X-Forwarded-For entry when
+  the peer is a private address: `client_address`), never one a client wrote.
 
 Moderators and bots (AUTH_BOT_GROUP) are exempt from the per-socket and per-user limits.
 A refusal is `RateLimited`: an error frame with code `rate_limited` and `retryAfter`. A
@@ -26,6 +27,7 @@ a Redis outage must not stop chat, and the limits still hold per process meanwhi
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import math
 import time
@@ -211,8 +213,28 @@ def reset() -> None:
 
 
 def client_address(scope: dict[str, Any]) -> str | None:
+    """The address a connection is counted against.
+
+    The peer's, unless the peer is a private or loopback address (a balancer in front of
+    daphne: an AWS ALB reaches its targets from inside the VPC) and the request carries
+    X-Forwarded-For: then the rightmost entry, the one that balancer added. Entries to its
+    left are whatever the client sent, never trusted. Without this, every client behind an
+    ALB would share the balancer's address and one budget (issue 24 turned the limit on in
+    production; docs/operations.md, "Behind a balancer").
+    """
     client = scope.get("client")
-    return str(client[0]) if client else None
+    if not client:
+        return None
+    peer = str(client[0])
+    try:
+        behind_balancer = ipaddress.ip_address(peer).is_private
+    except ValueError:
+        return peer
+    if not behind_balancer:
+        return peer
+    forwarded = [value for name, value in scope.get("headers") or () if name.lower() == b"x-forwarded-for"]
+    rightmost = forwarded[-1].decode("latin-1").rsplit(",", 1)[-1].strip() if forwarded else ""
+    return rightmost or peer
 
 
 async def check_address(scope: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,17 +41,42 @@ def utcnow() -> datetime:
 async def _store_call(fn: Callable[..., T], /, **kwargs: Any) -> T:
     """Run one storage call off the event loop; failures become StorageUnavailable."""
     store = get_store()
+    name = getattr(fn, "__name__", "call")
     # An ORM store runs on Django's sync thread through database_sync_to_async, which closes
     # stale database connections around the call (the consumer does not do it per frame).
-    run = database_sync_to_async(fn) if store.thread_sensitive else sync_to_async(fn, thread_sensitive=False)
+    run = (
+        database_sync_to_async(_queue_bounded(fn))
+        if store.thread_sensitive
+        else sync_to_async(fn, thread_sensitive=False)
+    )
     try:
-        with metrics.store_timer(getattr(fn, "__name__", "call")):
+        with metrics.store_timer(name):
             return await run(**kwargs)
     except (ChatError, RoomNotFound):
         raise
     except Exception as exc:
         log.exception("storage call %s failed", getattr(fn, "__name__", fn))
         raise StorageUnavailable() from exc
+
+
+def _queue_bounded(fn: Callable[..., T]) -> Callable[..., T]:
+    """`fn`, refused without touching the database if it waited for the sync thread longer
+    than a lock wait may take (DATABASE_LOCK_TIMEOUT).
+
+    The ORM's calls queue up on one thread per process: while a frozen writer holds the
+    store's lock, each call waits out its own lock timeout behind the others, so the tenth
+    sender's answer came after ten bounds, past any client's patience (issue 24). A call
+    that has already waited a bound is answered storage_unavailable at once; none waits
+    more than about two bounds.
+    """
+    queued_at = time.monotonic()
+
+    def call(**kwargs: Any) -> T:
+        if time.monotonic() - queued_at > settings.DATABASE_LOCK_TIMEOUT:
+            raise StorageUnavailable("storage is busy, retry shortly")
+        return fn(**kwargs)
+
+    return call
 
 
 # Rooms ----------------------------------------------------------------------------------

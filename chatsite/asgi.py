@@ -16,7 +16,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from chat import handshake, wire  # noqa: E402
+from chat import closing, handshake, wire  # noqa: E402
 from chat.entry import WebSocketEntry  # noqa: E402
 from chatsite.ops import drain, emf  # noqa: E402
 
@@ -24,6 +24,7 @@ emf.start_from_settings()  # CloudWatch EMF lines when METRICS_EMF=1
 wire.install()  # under daphne: room messages framed once, written to every socket (chat.wire)
 handshake.install()  # under daphne: an open socket keeps no HTTP request objects (chat.handshake)
 drain.install_signal_handler()  # SIGUSR1 drains this process before a release stops it
+closing.install()  # under daphne: a server close gets time to reach the client (chat.closing)
 
 
 application = ProtocolTypeRouter(

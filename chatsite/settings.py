@@ -93,9 +93,55 @@ TEMPLATES = [
 ]
 
 
+# Every wait on the database is bounded, well inside a client's patience (its ack timeout is
+# 15 s, its pong timeout 10 s, static/chat/chat.js): a process frozen while it holds the write
+# lock (SQLite) or a room's row lock (PostgreSQL) once stalled every writer of the cluster with
+# no error at all (issue 24). Past a bound the store call fails, and the client gets a retryable
+# storage_unavailable with retryAfter (chat.services._store_call); nothing was written.
+# - how long a statement waits for a lock (PostgreSQL lock_timeout, SQLite's busy timeout);
+DATABASE_LOCK_TIMEOUT = env_float("DATABASE_LOCK_TIMEOUT", 3.0)
+# - how long one statement may run (PostgreSQL statement_timeout; 0: unbounded, for a long
+#   migration run by hand);
+DATABASE_STATEMENT_TIMEOUT = env_float("DATABASE_STATEMENT_TIMEOUT", 10.0)
+# - how long a transaction may sit idle holding its locks (PostgreSQL
+#   idle_in_transaction_session_timeout): the server ends a frozen process's transaction,
+#   and with it the row lock every other writer of the room waits for.
+DATABASE_IDLE_TRANSACTION_TIMEOUT = env_float("DATABASE_IDLE_TRANSACTION_TIMEOUT", 5.0)
+for _name, _value in (
+    ("DATABASE_LOCK_TIMEOUT", DATABASE_LOCK_TIMEOUT),
+    ("DATABASE_STATEMENT_TIMEOUT", DATABASE_STATEMENT_TIMEOUT),
+    ("DATABASE_IDLE_TRANSACTION_TIMEOUT", DATABASE_IDLE_TRANSACTION_TIMEOUT),
+):
+    if not 0 <= _value <= 600:
+        raise ImproperlyConfigured(f"{_name} must be between 0 and 600 seconds")
+if DATABASE_LOCK_TIMEOUT <= 0:
+    raise ImproperlyConfigured("DATABASE_LOCK_TIMEOUT must be positive: an unbounded lock wait stalls every writer")
+
+
+def _postgres_timeouts() -> str:
+    """libpq `options`: the server-side bounds, set for every session (milliseconds)."""
+    bounds = {
+        "lock_timeout": DATABASE_LOCK_TIMEOUT,
+        "statement_timeout": DATABASE_STATEMENT_TIMEOUT,
+        "idle_in_transaction_session_timeout": DATABASE_IDLE_TRANSACTION_TIMEOUT,
+    }
+    return " ".join(f"-c {name}={round(seconds * 1000)}" for name, seconds in bounds.items())
+
+
+def _bounded(database: dict[str, object]) -> dict[str, object]:
+    """The database entry with the waits above applied: server-side options for PostgreSQL
+    (added to any `options` the URL gave), the busy timeout for SQLite."""
+    options = dict(database.get("OPTIONS") or {})  # type: ignore[call-overload]
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        options["options"] = " ".join(filter(None, [_postgres_timeouts(), options.get("options", "")]))
+    else:
+        options.setdefault("timeout", DATABASE_LOCK_TIMEOUT)
+    return {**database, "OPTIONS": options}
+
+
 _database_url = env_str("DATABASE_URL")
 if _database_url:
-    DATABASES = {"default": database_from_url(_database_url, password=env_str("DATABASE_PASSWORD"))}
+    DATABASES = {"default": _bounded(database_from_url(_database_url, password=env_str("DATABASE_PASSWORD")))}
 else:
     if PRODUCTION:
         raise ImproperlyConfigured("DATABASE_URL is required when CHATSITE_ENV=production")
@@ -104,12 +150,13 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "db.sqlite3",
-            # Several writers (daphne's thread pool) share one SQLite file: wait, don't fail.
-            # Write-ahead log, still synced on every commit (durable): a stored message costs
-            # one sync instead of the rollback journal's several, and readers never wait for
-            # a writer (measured: 10 % of a small room's CPU per message, docs/performance.md).
+            # Several writers (daphne processes) share one SQLite file: wait for the write
+            # lock, but no longer than DATABASE_LOCK_TIMEOUT. Write-ahead log, still synced on
+            # every commit (durable): a stored message costs one sync instead of the rollback
+            # journal's several, and readers never wait for a writer (measured: 10 % of a
+            # small room's CPU per message, docs/performance.md).
             "OPTIONS": {
-                "timeout": 20,
+                "timeout": DATABASE_LOCK_TIMEOUT,
                 "transaction_mode": "IMMEDIATE",
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
             },
@@ -233,7 +280,8 @@ if REDIS_URL or REDIS_URLS or REDIS_SENTINELS:
     if CHANNEL_LAYER == "pubsub":
         CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                # channels_redis's pub/sub layer, publishing outside its shard lock (chat.layers).
+                "BACKEND": "chat.layers.PubSubChannelLayer",
                 "CONFIG": {"hosts": _redis_hosts},
             }
         }
@@ -349,9 +397,13 @@ CHAT_RATE_LIMIT_SEND_PER_CONNECTION = _env_rate(
 )
 CHAT_RATE_LIMIT_SEND_PER_USER = _env_rate("CHAT_RATE_LIMIT_SEND_PER_USER", "30/10" if _RATE_DEFAULT_ON else "off")
 CHAT_RATE_LIMIT_CONNECT_PER_USER = _env_rate("CHAT_RATE_LIMIT_CONNECT_PER_USER", "30/60" if _RATE_DEFAULT_ON else "off")
-# Per client address, before credentials are checked. Off by default: many users can share
-# an address (an office, a carrier's NAT); behind a balancer it needs daphne --proxy-headers.
-CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS = _env_rate("CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS", "off")
+# Per client address, before credentials are checked. On by default in production, and
+# generous, since many users can share an address (an office, a carrier's NAT): a flood of
+# 1000 bad tokens in 10 s from one address once slowed every socket of its process (issue
+# 24). Behind a balancer it needs daphne --proxy-headers.
+CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS = _env_rate(
+    "CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS", "120/60" if _RATE_DEFAULT_ON else "off"
+)
 # Refused frames a socket may send in a row before it is closed with 4429.
 CHAT_RATE_LIMIT_STRIKES = env_int("CHAT_RATE_LIMIT_STRIKES", 10, minimum=0)
 AUTH_BOT_GROUP = env_str("AUTH_BOT_GROUP", "bots")  # the Django group of bot accounts
@@ -420,6 +472,11 @@ if AUTH_TOKEN_LEEWAY > 300:
 # cannot flood the JWKS endpoint.
 AUTH_JWKS_REFETCH_INTERVAL = env_int("AUTH_JWKS_REFETCH_INTERVAL", 10, minimum=1)
 AUTH_JWKS_MAX_AGE = env_int("AUTH_JWKS_MAX_AGE", 3600, minimum=60)
+# How long a token check waits for a JWKS fetch in flight before the token is refused
+# (4401; the client may retry): a slow key endpoint must not hold sockets or threads.
+AUTH_JWKS_WAIT = env_float("AUTH_JWKS_WAIT", 2.0)
+if not 0 < AUTH_JWKS_WAIT <= 30:
+    raise ImproperlyConfigured("AUTH_JWKS_WAIT must be between 0 and 30 seconds")
 # The built-in issuer (no Cognito): its key is created on first run, outside the repo.
 AUTH_SIGNING_KEY_FILE = Path(env_str("AUTH_SIGNING_KEY_FILE", str(DATA_DIR / "auth-signing-key.pem")))
 # Several hosts share the issuer's keys (accounts/issuer.py): a Secrets Manager secret (name
@@ -433,6 +490,12 @@ AUTH_SIGNING_KEYS_MAX_AGE = env_int("AUTH_SIGNING_KEYS_MAX_AGE", 300, minimum=1)
 AUTH_TOKEN_LIFETIME = env_int("AUTH_TOKEN_LIFETIME", 3600, minimum=1)  # ID and access tokens, like Cognito
 AUTH_REFRESH_TOKEN_LIFETIME = env_int("AUTH_REFRESH_TOKEN_LIFETIME", 30 * 86_400, minimum=60)
 # A WebSocket without a session cookie must send {"action": "authenticate"} this soon.
+# How long the server waits for a client to answer its close frame before it drops the
+# connection (chat.closing; autobahn's default of 1 s reset the connection under load, and
+# the client saw 1006 instead of 4401, 4403, 4429 or 1001).
+CHAT_CLOSE_HANDSHAKE_TIMEOUT = env_float("CHAT_CLOSE_HANDSHAKE_TIMEOUT", 5.0)
+if not 0 < CHAT_CLOSE_HANDSHAKE_TIMEOUT <= 60:
+    raise ImproperlyConfigured("CHAT_CLOSE_HANDSHAKE_TIMEOUT must be between 0 and 60 seconds")
 CHAT_AUTH_TIMEOUT = env_float("CHAT_AUTH_TIMEOUT", 10.0)
 if not 0 < CHAT_AUTH_TIMEOUT <= 300:
     raise ImproperlyConfigured("CHAT_AUTH_TIMEOUT must be between 0 and 300 seconds")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -76,6 +77,51 @@ _SAFE_REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._:=;-]{1,128}$")
 
 request_log = logging.getLogger("chatsite.request")
 connection_log = logging.getLogger("chatsite.connection")
+
+
+class Sampled:
+    """A log line that can come in floods: at most `burst` lines per `interval` per key.
+
+    Past the burst, lines are counted, not written, until the interval is over; the next
+    line written says how many were left out: a flood of 1000 bad tokens used to be 1000
+    WARNING lines, a few milliseconds of CPU each (issue 24). The count of the last
+    interval of a flood appears with the next line of the same key.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        interval: float = 10.0,
+        burst: int = 10,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.interval = interval
+        self.burst = burst
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[float, int]] = {}  # key -> (its interval's start, lines written)
+        self._left_out: dict[str, int] = {}
+
+    def warning(self, key: str, message: str, *args: object) -> None:
+        with self._lock:
+            now = self.clock()
+            start, written = self._windows.get(key, (now, 0))
+            if now - start >= self.interval:
+                start, written = now, 0
+            if written >= self.burst:
+                self._left_out[key] = self._left_out.get(key, 0) + 1
+                return
+            if len(self._windows) > 1000:  # keys are a bounded vocabulary; this is a backstop
+                self._windows.clear()
+                self._left_out.clear()
+            self._windows[key] = (start, written + 1)
+            left_out = self._left_out.pop(key, 0)
+        if left_out:
+            message += " (and %d more like it not logged, at most one line per %g s)"
+            args = (*args, left_out, self.interval)
+        self.logger.warning(message, *args)
 
 
 def redact(text: str) -> str:
