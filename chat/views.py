@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 
 from accounts.identity import identity_from_user
 from chat import services
+from chat.errors import ChatError, ErrorCode
 from chat.forms import RoomForm
 
 
@@ -16,13 +17,16 @@ from chat.forms import RoomForm
 def rooms(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = RoomForm(request.POST)
-        if form.is_valid():
-            room = services.room_create(
-                room_id=form.cleaned_data["room_id"],
-                name=form.cleaned_data["name"] or None,
-                created_by=str(request.user.pk),
-            )
-            return redirect("chat:room", room_id=room.room_id)
+        identity = identity_from_user(request.user)
+        if form.is_valid() and identity is not None:
+            try:
+                room = services.room_create_by_user(
+                    identity=identity, room_id=form.cleaned_data["room_id"], name=form.cleaned_data["name"] or None
+                )
+            except ChatError as error:
+                form.add_error("room_id" if error.code == ErrorCode.ROOM_UNAVAILABLE else None, error.message)
+            else:
+                return redirect("chat:room", room_id=room.room_id)
     else:
         form = RoomForm()
     rooms = services.room_list(identity=identity_from_user(request.user))
