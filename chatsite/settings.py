@@ -346,6 +346,14 @@ CHAT_RATE_LIMIT_CONNECT_PER_USER = _env_rate("CHAT_RATE_LIMIT_CONNECT_PER_USER",
 # Per client address, before credentials are checked. Off by default: many users can share
 # an address (an office, a carrier's NAT); behind a balancer it needs daphne --proxy-headers.
 CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS = _env_rate("CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS", "off")
+# Read frames (joinRoom, history, ping) per user, over all their sockets: each costs store
+# reads, and CHAT_RATE_LIMIT_FRAMES_PER_CONNECTION alone lets a user multiply it by sockets.
+CHAT_RATE_LIMIT_READS_PER_USER = _env_rate("CHAT_RATE_LIMIT_READS_PER_USER", "60/10" if _RATE_DEFAULT_ON else "off")
+# Per-user quotas (chat/quota.py, docs/auth.md "Quotas"), counted from the store; 0 is off.
+# Open sockets: the next one is refused with 4429. Rooms a user may create in 24 hours
+# (moderators and bots are exempt).
+CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20, minimum=0)
+CHAT_ROOMS_PER_USER_PER_DAY = env_int("CHAT_ROOMS_PER_USER_PER_DAY", 20, minimum=0)
 # Refused frames a socket may send in a row before it is closed with 4429.
 CHAT_RATE_LIMIT_STRIKES = env_int("CHAT_RATE_LIMIT_STRIKES", 10, minimum=0)
 AUTH_BOT_GROUP = env_str("AUTH_BOT_GROUP", "bots")  # the Django group of bot accounts
@@ -410,6 +418,27 @@ AUTH_JWKS_MAX_AGE = env_int("AUTH_JWKS_MAX_AGE", 3600, minimum=60)
 AUTH_SIGNING_KEY_FILE = Path(env_str("AUTH_SIGNING_KEY_FILE", str(DATA_DIR / "auth-signing-key.pem")))
 AUTH_TOKEN_LIFETIME = env_int("AUTH_TOKEN_LIFETIME", 3600, minimum=1)  # ID and access tokens, like Cognito
 AUTH_REFRESH_TOKEN_LIFETIME = env_int("AUTH_REFRESH_TOKEN_LIFETIME", 30 * 86_400, minimum=60)
+# Sign-in throttling (accounts/throttle.py, docs/auth.md): failed sign-ins allowed per
+# username and per client address in a window, "<count>/<seconds>" or "off"; past them
+# /api/auth/token, /api/auth/refresh and /accounts/login/ answer 429 until the window ends.
+AUTH_SIGNIN_FAILURES_PER_ACCOUNT = env_str("AUTH_SIGNIN_FAILURES_PER_ACCOUNT", "5/900")
+AUTH_SIGNIN_FAILURES_PER_ADDRESS = env_str("AUTH_SIGNIN_FAILURES_PER_ADDRESS", "50/900")
+# Sign-ups per client address (accounts/views.py), "<count>/<seconds>" or "off". Off by
+# default in development, whose tests sign up many users from 127.0.0.1.
+AUTH_SIGNUPS_PER_ADDRESS = env_str("AUTH_SIGNUPS_PER_ADDRESS", "10/3600" if PRODUCTION else "off")
+
+
+def _check_window(name: str) -> None:
+    from accounts.throttle import Window
+
+    try:
+        Window.parse(globals()[name])
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
+for _name in ("AUTH_SIGNIN_FAILURES_PER_ACCOUNT", "AUTH_SIGNIN_FAILURES_PER_ADDRESS", "AUTH_SIGNUPS_PER_ADDRESS"):
+    _check_window(_name)
 # A WebSocket without a session cookie must send {"action": "authenticate"} this soon.
 CHAT_AUTH_TIMEOUT = env_float("CHAT_AUTH_TIMEOUT", 10.0)
 if not 0 < CHAT_AUTH_TIMEOUT <= 300:
@@ -433,7 +462,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "chatsite.ops.logs.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "chatsite.ops.logs.JsonFormatter"},
     },
     # No token reaches a log line, whoever logs it (accounts/redact.py).
