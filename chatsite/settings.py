@@ -27,13 +27,20 @@ PRODUCTION = CHATSITE_ENV == "production"
 # tracked files.
 DATA_DIR = Path(env_str("CHATSITE_DATA_DIR", str(BASE_DIR / "var")))
 
+DEBUG = env_bool("DJANGO_DEBUG", default=not PRODUCTION)
+
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if PRODUCTION:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY is required when CHATSITE_ENV=production")
+    if not DEBUG:
+        # The development key is public (it is in this file): a run without DEBUG is one that
+        # others may reach, and their sessions and signed cookies would be forgeable.
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG=0: the development key is public "
+            "(generate one with: openssl rand -base64 48)"
+        )
     SECRET_KEY = "chatsite-development-only-not-secret"  # noqa: S105 - development default
-
-DEBUG = env_bool("DJANGO_DEBUG", default=not PRODUCTION)
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"])
 if PRODUCTION and not ALLOWED_HOSTS:

@@ -23,7 +23,7 @@ from pytest_django.fixtures import Settings
 from accounts import throttle
 
 pytestmark = pytest.mark.django_db
-PASSWORD = "a-long-test-Passw0rd"  # noqa: S105 - a test account's
+PASSWORD = "a-long-test-Passw0rd"
 
 
 class CountingHasher(MD5PasswordHasher):
