@@ -14,7 +14,9 @@ class SignUpForm(UserCreationForm):  # type: ignore[type-arg]
 
     def clean_username(self) -> str:
         """Refuse a name that passes for an existing user's (accounts/confusables.py)."""
-        username: str = super().clean_username()
+        username: str | None = super().clean_username()
+        if username is None:  # Django refused it already (the same name in another case)
+            return username  # type: ignore[return-value]
         # Every name is read: sign-up is rare and rate-limited per address (docs/auth.md).
         taken = User.objects.values_list("username", flat=True).iterator()
         if lookalike(username, taken) is not None:

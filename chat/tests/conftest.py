@@ -1,11 +1,13 @@
-"""Fixtures shared by chat's tests: the storage backend a test runs on."""
+"""Fixtures shared by chat's tests: the storage backend a test runs on, and signed-in sockets."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
 from pytest_django.fixtures import Settings
 
 from chat.storage import get_store, schema
@@ -34,3 +36,31 @@ def storage_backend(request: pytest.FixtureRequest, settings: Settings) -> Itera
         for table in schema.TABLES:
             client.delete_table(TableName=names.of(table))
         get_store.cache_clear()
+
+
+OpenSocket = Callable[[bytes], Awaitable[WebsocketCommunicator]]
+
+
+@pytest.fixture
+async def session_sockets() -> AsyncIterator[OpenSocket]:
+    """Open sockets through the real ASGI application with a session Cookie header (and an
+    allowed Origin); close them all and flush the channel layer afterwards."""
+    from chatsite.asgi import application
+
+    opened: list[WebsocketCommunicator] = []
+
+    async def open_socket(cookie: bytes) -> WebsocketCommunicator:
+        comm = WebsocketCommunicator(
+            application, "/ws/", headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)]
+        )
+        opened.append(comm)
+        connected, _ = await comm.connect(timeout=5.0)
+        assert connected
+        return comm
+
+    yield open_socket
+    for comm in opened:
+        await comm.disconnect(timeout=5.0)
+    layer = get_channel_layer()
+    assert layer is not None
+    await layer.flush()  # type: ignore[attr-defined]

@@ -16,14 +16,13 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -32,11 +31,10 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from chat import protocol, services
 from chat.storage import get_store
 from chat.storage.base import NewMessage
-from chatsite.asgi import application
+from chat.tests.conftest import OpenSocket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
-ORIGIN = b"http://127.0.0.1"
 WAIT = 5.0
 SECRET_NAME = "Quarterly Layoff Plans"
 
@@ -212,7 +210,7 @@ def _setup(owner_id: str) -> tuple[str, str, str]:
 
 
 @pytest.fixture
-async def world(storage_backend: str) -> AsyncIterator[World]:
+async def world(storage_backend: str, session_sockets: OpenSocket) -> World:
     user_model = get_user_model()
     owner = await user_model.objects.acreate(username="owner")
     mallory = await user_model.objects.acreate(username="mallory")
@@ -220,16 +218,10 @@ async def world(storage_backend: str) -> AsyncIterator[World]:
     client = Client()
     await sync_to_async(client.force_login)(mallory)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
-    socket = WebsocketCommunicator(application, "/ws/", headers=[(b"origin", ORIGIN), (b"cookie", cookie)])
-    connected, _ = await socket.connect(timeout=WAIT)
-    assert connected
-    yield World(
+    socket = await session_sockets(cookie)
+    return World(
         client=client, socket=socket, private_room=private_room, message_id=message_id, other_hidden=archived_room
     )
-    await socket.disconnect(timeout=WAIT)
-    layer = get_channel_layer()
-    assert layer is not None
-    await layer.flush()  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("key", list(PROBES), ids=[f"{kind}:{name}" for kind, name in PROBES])
