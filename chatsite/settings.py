@@ -358,9 +358,10 @@ CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS = _env_rate("CHAT_RATE_LIMIT_CONNECT_PER_ADD
 CHAT_RATE_LIMIT_READS_PER_USER = _env_rate("CHAT_RATE_LIMIT_READS_PER_USER", "60/10" if _RATE_DEFAULT_ON else "off")
 # Per-user quotas (chat/quota.py, docs/auth.md "Quotas"), counted from the store; 0 is off.
 # Open sockets: the next one is refused with 4429. Rooms a user may create in 24 hours
-# (moderators and bots are exempt).
+# (moderators and bots are exempt): like the rate limits, off by default in development,
+# whose tests make a room per test.
 CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20, minimum=0)
-CHAT_ROOMS_PER_USER_PER_DAY = env_int("CHAT_ROOMS_PER_USER_PER_DAY", 20, minimum=0)
+CHAT_ROOMS_PER_USER_PER_DAY = env_int("CHAT_ROOMS_PER_USER_PER_DAY", 20 if PRODUCTION else 0, minimum=0)
 # Refused frames a socket may send in a row before it is closed with 4429.
 CHAT_RATE_LIMIT_STRIKES = env_int("CHAT_RATE_LIMIT_STRIKES", 10, minimum=0)
 AUTH_BOT_GROUP = env_str("AUTH_BOT_GROUP", "bots")  # the Django group of bot accounts
