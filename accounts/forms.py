@@ -18,7 +18,7 @@ class SignUpForm(UserCreationForm):  # type: ignore[type-arg]
         if username is None:  # Django refused it already (the same name in another case)
             return username  # type: ignore[return-value]
         # Every name is read: sign-up is rare and rate-limited per address (docs/auth.md).
-        taken = User.objects.values_list("username", flat=True).iterator()
+        taken = list(User.objects.values_list("username", flat=True))
         if lookalike(username, taken) is not None:
             raise forms.ValidationError(
                 "This username looks too much like an existing one. Choose another.", code="confusable"
