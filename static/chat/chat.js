@@ -666,8 +666,9 @@
       }
     }
     showNotice(`${code}: ${message}`);
-    if (f.action === "joinRoom" && code === "forbidden") {
-      stopForAccess("This room is private: members only.");
+    // A private room answers a non-member unknown_room, as if it did not exist (docs/auth.md).
+    if (f.action === "joinRoom" && (code === "forbidden" || code === "unknown_room")) {
+      stopForAccess("This room does not exist, or is private: members only.");
       return;
     }
     if (f.action === "joinRoom") {
