@@ -31,11 +31,12 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from accounts import auth, cognito, issuer, revocation
+from accounts import auth, cognito, issuer, revocation, throttle
 from accounts.middleware import unauthorized
 from accounts.refusals import refusal_for, refused_response
 from accounts.tokens import Rejection, TokenRejected, TokenSet
 from accounts.users import is_moderator
+from chatsite.text import storable
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,10 @@ def _body(request: HttpRequest) -> dict[str, Any] | None:
 
 
 def _string(body: dict[str, Any], name: str, limit: int) -> str | None:
+    """The field when it is a string of 1..limit characters that every database can store
+    (a NUL in a username used to reach PostgreSQL and answer 500)."""
     value = body.get(name)
-    return value if isinstance(value, str) and 0 < len(value) <= limit else None
+    return value if isinstance(value, str) and 0 < len(value) <= limit and storable(value) else None
 
 
 View = Callable[[HttpRequest], HttpResponse]
@@ -129,19 +132,28 @@ def token(request: HttpRequest) -> HttpResponse:
     username, password = _string(body, "username", MAX_FIELD), _string(body, "password", MAX_FIELD)
     if username is None or password is None:
         return _error(400, "invalid_request", "'username' and 'password' are required strings")
+    address = throttle.client_address(request)
+    refused = throttle.check(username=username, address=address)
+    if refused is not None:
+        return _throttled(refused)
     config = cognito.CognitoConfig.from_settings()
     if config is not None:
         try:
             tokens = cognito.password_auth(config, username=username, password=password)
         except cognito.CognitoError as error:
+            if error.bad_credentials:
+                throttle.failed(username=username, address=address)
             return _cognito_failure(error)
+        throttle.succeeded(username=username)
         return _refused_cognito_user(tokens, request) or JsonResponse(tokens.as_json())
     user = authenticate(request, username=username, password=password)
     if user is None:
+        throttle.failed(username=username, address=address)
         return _error(401, "invalid_credentials", "wrong username or password")
     refusal = refusal_for(user)
     if refusal is not None:
         return refused_response(refusal)
+    throttle.succeeded(username=username)
     return JsonResponse(issuer.issue_tokens(user).as_json())
 
 
@@ -156,19 +168,30 @@ def _refresh_request(request: HttpRequest) -> tuple[dict[str, Any], str | JsonRe
     return body, refresh_token
 
 
+def _throttled(refused: throttle.Throttled) -> JsonResponse:
+    response = _error(429, "too_many_attempts", refused.message)
+    response["Retry-After"] = str(refused.retry_after)
+    return response
+
+
 @json_endpoint("POST")
 def refresh(request: HttpRequest) -> HttpResponse:
     body, refresh_token = _refresh_request(request)
     if isinstance(refresh_token, JsonResponse):
         return refresh_token
+    # A refresh token names no account until it is found: failures count per address (and
+    # per account when the client names one, as Cognito's secret hash needs).
+    username, address = _string(body, "username", MAX_FIELD), throttle.client_address(request)
+    refused = throttle.check(username=username, address=address)
+    if refused is not None:
+        return _throttled(refused)
     config = cognito.CognitoConfig.from_settings()
     if config is not None:
         try:
-            tokens = cognito.refresh_auth(
-                config, refresh_token=refresh_token, username=_string(body, "username", MAX_FIELD)
-            )
+            tokens = cognito.refresh_auth(config, refresh_token=refresh_token, username=username)
         except cognito.CognitoError as error:
             if error.code == "NotAuthorizedException":
+                throttle.failed(username=username, address=address)
                 return _error(401, "invalid_grant", "the refresh token is invalid, expired or revoked")
             return _cognito_failure(error)
         return _refused_cognito_user(tokens, request) or JsonResponse(tokens.as_json())
@@ -178,6 +201,7 @@ def refresh(request: HttpRequest) -> HttpResponse:
             return refused_response(refusal)
         tokens = issuer.refresh_tokens(refresh_token)
     except issuer.InvalidRefreshToken:
+        throttle.failed(username=username, address=address)
         return _error(401, "invalid_grant", "the refresh token is invalid, expired or revoked")
     return JsonResponse(tokens.as_json())
 

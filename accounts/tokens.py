@@ -48,6 +48,8 @@ ALGORITHM: Final = "RS256"
 # Cognito's tokens are a few KiB even with many groups; anything far larger is not one.
 MAX_TOKEN_CHARS: Final = 16 * 1024
 MAX_KID_CHARS: Final = 256
+# The last second of the year 9999 (UTC): the latest time a datetime holds.
+MAX_TIMESTAMP: Final = 253_402_300_799
 _SEGMENT: Final = re.compile(r"^[A-Za-z0-9_-]*$")
 TOKEN_USES: Final = frozenset({"id", "access"})
 
@@ -413,6 +415,10 @@ def _check_claims(claims: dict[str, Any], *, policy: TokenPolicy, now: float) ->
         if not _is_number(claims.get(name)):
             raise TokenRejected(Rejection.MISSING_CLAIM, f"no numeric {name}")
     exp, iat, nbf = claims["exp"], claims["iat"], claims.get("nbf")
+    if exp > MAX_TIMESTAMP:
+        # A datetime cannot hold it: the socket's expiry timer and the authenticated frame
+        # would crash on a token the issuer signed. No token lives that long.
+        raise TokenRejected(Rejection.MALFORMED, "exp is past the year 9999")
     if now >= exp + policy.leeway:
         raise TokenRejected(Rejection.EXPIRED, f"expired {int(now - exp)} s ago")
     if nbf is not None:

@@ -26,6 +26,7 @@ from chat import broadcast, connections, metrics, moderation, protocol, services
 from chat.errors import ChatError, ErrorCode
 from chat.fanout import Offer
 from chat.protocol import CloseCode
+from chat.quota import QuotaExceeded
 from chat.ratelimit import RateLimited, SocketLimits, check_address
 from chatsite.ops import logs
 
@@ -145,6 +146,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.forbid()
                 return
             record = await services.connection_open(identity=identity)
+        except QuotaExceeded as over:
+            await self.too_many(over)  # too many open sockets for this user: 4429
+            return
         except ChatError:
             metrics.record_connection("failed")
             await self.close(code=CloseCode.INTERNAL_ERROR)
@@ -220,7 +224,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.rate.check_frame(command)
         return command
 
-    async def too_many(self, limited: RateLimited | None) -> None:
+    async def too_many(self, limited: ChatError | None) -> None:
         """Over a rate limit for good: the last error frame, then close with 4429."""
         if self.connection_id is None:
             metrics.record_connection("rate_limited")

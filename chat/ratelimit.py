@@ -6,9 +6,9 @@ so a client may burst up to <count> and then keeps <count>/<seconds> per second.
 switches a limit off.
 
 - Per socket (in the consumer): every frame, and separately every send.
-- Per user: sends and connections. These buckets live in Redis whenever the channel layer
-  does (REDIS_URL or Sentinel), so a user's sockets on every daphne process share one
-  budget; otherwise in this process. Redis's own clock refills them, so processes with
+- Per user: sends, reads (joinRoom, history, ping) and connections. These buckets live in
+  Redis whenever the channel layer does (REDIS_URL or Sentinel), so a user's sockets on
+  every daphne process share one budget; otherwise in this process. Redis's own clock refills them, so processes with
   skewed clocks agree.
 - Per client address: connections, before the handshake's credentials are even checked
   (a flood of bad tokens costs no JWKS lookups). Behind a balancer the address is the one
@@ -248,6 +248,11 @@ async def check_address(scope: dict[str, Any]) -> None:
         raise RateLimited(wait, f"too many connections from this address; retry after {wait:.1f} s")
 
 
+# Frames that read the store (a join's replay, a history page, a ping's tail check): their
+# cost grows with the user's sockets, so they share one budget per user.
+READ_COMMANDS: Final = (protocol.JoinRoom, protocol.History, protocol.Ping)
+
+
 class SocketLimits:
     """The limits of one signed-in socket: its own buckets, its user's, and its strikes."""
 
@@ -290,7 +295,14 @@ class SocketLimits:
         now = time.monotonic()
         if self.frames is not None and (wait := self.frames.take(now)):
             raise RateLimited(wait, f"too many frames; retry after {wait:.1f} s")
-        if not isinstance(command, protocol.SendMessage) or self.exempt:
+        if self.exempt:
+            return
+        if isinstance(command, READ_COMMANDS):
+            rate = _rate("CHAT_RATE_LIMIT_READS_PER_USER")
+            if rate is not None and (wait := await shared_buckets().take(f"read-user:{self.user_id}", rate)):
+                raise RateLimited(wait, f"too many reads from this user; retry after {wait:.1f} s")
+            return
+        if not isinstance(command, protocol.SendMessage):
             return
         if self.sends is not None and (wait := self.sends.take(now)):
             raise RateLimited(wait, f"too many messages on this connection; retry after {wait:.1f} s")

@@ -22,7 +22,7 @@ from django.conf import settings
 
 from accounts.identity import Identity
 from analytics import services as analytics
-from chat import broadcast, metrics, protocol
+from chat import broadcast, metrics, protocol, quota
 from chat.errors import ChatError, ErrorCode, StorageUnavailable
 from chat.fanout import RoomMember, UserMember
 from chat.moderation_models import Ban, Mute, SlowModeStamp
@@ -88,6 +88,25 @@ def room_create(*, room_id: str, name: str | None = None, created_by: str | None
     return get_store().ensure_room(room_id=room_id, name=(name or room_id)[:100], created_by=created_by, now=utcnow())
 
 
+def room_create_by_user(*, identity: Identity, room_id: str, name: str | None = None) -> Room:
+    """A user creates a room, or gets the room of that id that they may see. Synchronous.
+
+    An id held by a room the user may not see (private and not theirs, or archived) is
+    refused with `room_unavailable`, which says nothing of that room: not its name, its
+    messages or its settings. Creating cannot hide that an id is taken; everything else
+    answers a non-member as for a room that does not exist (docs/auth.md).
+    """
+    room_id = protocol.validate_room_id(room_id)
+    existing = room_get(room_id)
+    if existing is not None:
+        if room_visible(room=existing, identity=identity):
+            return existing
+        raise ChatError(ErrorCode.ROOM_UNAVAILABLE, "this room id is taken: choose another", room_id=room_id)
+    if not (identity.is_moderator or identity.is_bot):
+        quota.rooms_created_today(identity=identity, now=utcnow(), rooms=get_store().list_rooms())
+    return room_create(room_id=room_id, name=name, created_by=identity.user_id)
+
+
 def room_list(*, identity: Identity | None = None) -> list[Room]:
     """The rooms `identity` may see: archived rooms only for moderators, private rooms for
     their members and moderators. Without an identity, public open rooms only."""
@@ -140,7 +159,9 @@ async def _readable_room(room_id: str, identity: Identity) -> Room:
     if room.private and not identity.is_moderator:
         member = await _store_call(get_store().is_member, room_id=room_id, user_id=identity.user_id)
         if not member:
-            raise ChatError(ErrorCode.FORBIDDEN, f"room {room_id!r} is private: members only", room_id=room_id)
+            # The very answer of _require_room for a room that does not exist: a non-member
+            # must not learn that a private room of this id exists (docs/auth.md).
+            raise ChatError(ErrorCode.UNKNOWN_ROOM, f"room {room_id!r} does not exist", room_id=room_id)
     return room
 
 
@@ -149,7 +170,7 @@ async def room_access(*, room_id: str, identity: Identity) -> bool:
     try:
         await _readable_room(room_id, identity)
     except ChatError as error:
-        if error.code in (ErrorCode.FORBIDDEN, ErrorCode.UNKNOWN_ROOM):
+        if error.code == ErrorCode.UNKNOWN_ROOM:
             return False
         raise
     return True
@@ -359,8 +380,22 @@ async def connection_open(*, identity: Identity) -> ConnectionRecord:
         instance_id=instance_id(),
     )
     await _store_call(get_store().save_connection, record=record)
+    try:
+        await _store_call(_check_socket_quota, record=record)
+    except quota.QuotaExceeded:
+        await connection_close(connection_id=record.connection_id)
+        raise
     await analytics.socket_opened(connection_id=record.connection_id, user_id=identity.user_id, at=now)
     return record
+
+
+def _check_socket_quota(*, record: ConnectionRecord) -> None:
+    if settings.CHAT_MAX_SOCKETS_PER_USER <= 0:
+        return
+    mine = get_store().connections_for_user(user_id=record.user_id, now=utcnow())
+    if record.connection_id not in {c.connection_id for c in mine}:
+        mine.append(record)  # a store that does not read its own write yet still counts it
+    quota.sockets_open(connection_id=record.connection_id, connections=mine)
 
 
 async def connection_close(*, connection_id: str) -> None:

@@ -21,6 +21,8 @@ from django.views.decorators.http import require_safe
 # config.json name those assets and the deployment: always revalidate them.
 IMMUTABLE: Final = "public, max-age=31536000, immutable"
 REVALIDATE: Final = "no-cache"
+# No path of the build is longer; a longer one is no page of the app either (404).
+MAX_PATH: Final = 1024
 
 # Defence in depth for the app's pages: only the build's own scripts and styles run. The
 # socket and the API may be on another origin (config.json), so connections are open to
@@ -66,11 +68,17 @@ def build_dir() -> Path | None:
 
 def _resolve(root: Path, path: str) -> Path | None:
     """The file under root that `path` names, never anything outside root."""
+    if len(path) > MAX_PATH:
+        raise Http404("No such file in the app build")
     if "\\" in path or "\x00" in path:
         return None
-    target = (root / path).resolve()
-    if not target.is_relative_to(root) or not target.is_file():
-        return None
+    try:
+        target = (root / path).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            return None
+    except OSError:
+        # A name too long for the file system, say: no file of the build, nor a page of it.
+        raise Http404("No such file in the app build") from None
     return target
 
 

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from accounts.identity import identity_from_user
 from accounts.refusals import refusal_for
 from chat import services
+from chat.errors import ChatError, ErrorCode
 from chat.forms import RoomForm
 
 
@@ -20,13 +21,16 @@ def rooms(request: HttpRequest) -> HttpResponse:
         if refusal is not None:  # a banned user creates no room (the /api/ answer, as a page)
             return HttpResponseForbidden(f"{refusal.message}. Reason: {refusal.reason}", content_type="text/plain")
         form = RoomForm(request.POST)
-        if form.is_valid():
-            room = services.room_create(
-                room_id=form.cleaned_data["room_id"],
-                name=form.cleaned_data["name"] or None,
-                created_by=str(request.user.pk),
-            )
-            return redirect("chat:room", room_id=room.room_id)
+        identity = identity_from_user(request.user)
+        if form.is_valid() and identity is not None:
+            try:
+                room = services.room_create_by_user(
+                    identity=identity, room_id=form.cleaned_data["room_id"], name=form.cleaned_data["name"] or None
+                )
+            except ChatError as error:
+                form.add_error("room_id" if error.code == ErrorCode.ROOM_UNAVAILABLE else None, error.message)
+            else:
+                return redirect("chat:room", room_id=room.room_id)
     else:
         form = RoomForm()
     rooms = services.room_list(identity=identity_from_user(request.user))

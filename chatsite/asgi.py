@@ -20,6 +20,10 @@ from chat import closing, handshake, wire  # noqa: E402
 from chat.entry import WebSocketEntry  # noqa: E402
 from chatsite.ops import drain, emf  # noqa: E402
 
+if settings.PRODUCTION:
+    from accounts.demo import refuse_demo_accounts
+
+    refuse_demo_accounts()  # alice and bob of `make run`, with their published password
 emf.start_from_settings()  # CloudWatch EMF lines when METRICS_EMF=1
 wire.install()  # under daphne: room messages framed once, written to every socket (chat.wire)
 handshake.install()  # under daphne: an open socket keeps no HTTP request objects (chat.handshake)

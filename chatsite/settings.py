@@ -27,13 +27,20 @@ PRODUCTION = CHATSITE_ENV == "production"
 # tracked files.
 DATA_DIR = Path(env_str("CHATSITE_DATA_DIR", str(BASE_DIR / "var")))
 
+DEBUG = env_bool("DJANGO_DEBUG", default=not PRODUCTION)
+
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if PRODUCTION:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY is required when CHATSITE_ENV=production")
+    if not DEBUG:
+        # The development key is public (it is in this file): a run without DEBUG is one that
+        # others may reach, and their sessions and signed cookies would be forgeable.
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG=0: the development key is public "
+            "(generate one with: openssl rand -base64 48)"
+        )
     SECRET_KEY = "chatsite-development-only-not-secret"  # noqa: S105 - development default
-
-DEBUG = env_bool("DJANGO_DEBUG", default=not PRODUCTION)
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"])
 if PRODUCTION and not ALLOWED_HOSTS:
@@ -404,6 +411,15 @@ CHAT_RATE_LIMIT_CONNECT_PER_USER = _env_rate("CHAT_RATE_LIMIT_CONNECT_PER_USER",
 CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS = _env_rate(
     "CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS", "120/60" if _RATE_DEFAULT_ON else "off"
 )
+# Read frames (joinRoom, history, ping) per user, over all their sockets: each costs store
+# reads, and CHAT_RATE_LIMIT_FRAMES_PER_CONNECTION alone lets a user multiply it by sockets.
+CHAT_RATE_LIMIT_READS_PER_USER = _env_rate("CHAT_RATE_LIMIT_READS_PER_USER", "60/10" if _RATE_DEFAULT_ON else "off")
+# Per-user quotas (chat/quota.py, docs/auth.md "Quotas"), counted from the store; 0 is off.
+# Open sockets: the next one is refused with 4429. Rooms a user may create in 24 hours
+# (moderators and bots are exempt): like the rate limits, off by default in development,
+# whose tests make a room per test.
+CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20, minimum=0)
+CHAT_ROOMS_PER_USER_PER_DAY = env_int("CHAT_ROOMS_PER_USER_PER_DAY", 20 if PRODUCTION else 0, minimum=0)
 # Refused frames a socket may send in a row before it is closed with 4429.
 CHAT_RATE_LIMIT_STRIKES = env_int("CHAT_RATE_LIMIT_STRIKES", 10, minimum=0)
 AUTH_BOT_GROUP = env_str("AUTH_BOT_GROUP", "bots")  # the Django group of bot accounts
@@ -489,6 +505,27 @@ if AUTH_SIGNING_KEYS and AUTH_SIGNING_KEYS_SECRET:
 AUTH_SIGNING_KEYS_MAX_AGE = env_int("AUTH_SIGNING_KEYS_MAX_AGE", 300, minimum=1)
 AUTH_TOKEN_LIFETIME = env_int("AUTH_TOKEN_LIFETIME", 3600, minimum=1)  # ID and access tokens, like Cognito
 AUTH_REFRESH_TOKEN_LIFETIME = env_int("AUTH_REFRESH_TOKEN_LIFETIME", 30 * 86_400, minimum=60)
+# Sign-in throttling (accounts/throttle.py, docs/auth.md): failed sign-ins allowed per
+# username and per client address in a window, "<count>/<seconds>" or "off"; past them
+# /api/auth/token, /api/auth/refresh and /accounts/login/ answer 429 until the window ends.
+AUTH_SIGNIN_FAILURES_PER_ACCOUNT = env_str("AUTH_SIGNIN_FAILURES_PER_ACCOUNT", "5/900")
+AUTH_SIGNIN_FAILURES_PER_ADDRESS = env_str("AUTH_SIGNIN_FAILURES_PER_ADDRESS", "50/900")
+# Sign-ups per client address (accounts/views.py), "<count>/<seconds>" or "off". Off by
+# default in development, whose tests sign up many users from 127.0.0.1.
+AUTH_SIGNUPS_PER_ADDRESS = env_str("AUTH_SIGNUPS_PER_ADDRESS", "10/3600" if PRODUCTION else "off")
+
+
+def _check_window(name: str) -> None:
+    from accounts.throttle import Window
+
+    try:
+        Window.parse(globals()[name])
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
+for _name in ("AUTH_SIGNIN_FAILURES_PER_ACCOUNT", "AUTH_SIGNIN_FAILURES_PER_ADDRESS", "AUTH_SIGNUPS_PER_ADDRESS"):
+    _check_window(_name)
 # A WebSocket without a session cookie must send {"action": "authenticate"} this soon.
 # How long the server waits for a client to answer its close frame before it drops the
 # connection (chat.closing; autobahn's default of 1 s reset the connection under load, and
@@ -524,7 +561,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "chatsite.ops.logs.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "chatsite.ops.logs.JsonFormatter"},
     },
     # No token reaches a log line, whoever logs it (accounts/redact.py).

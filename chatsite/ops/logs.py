@@ -188,6 +188,22 @@ def connection_closed(code: int | None) -> None:
 # Formatter ------------------------------------------------------------------------------
 
 
+class PlainFormatter(logging.Formatter):
+    """The development format, one record per line: line breaks and other control characters
+    that a client put in a request path, a username or a frame are escaped (\\n, \\x00), so
+    no input can forge a log line. A traceback keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return _escape_controls(super().formatMessage(record))
+
+
+def _escape_controls(text: str) -> str:
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, the bound ids, extras."""
 

@@ -502,7 +502,9 @@ function start(root) {
     }
     // The room refused us (private, unknown) or took us out: asking again would not help.
     stop("stopped", "Not a member");
-    showNotice(code === "forbidden" ? `This room is private: members only. ${message || ""}`.trim() : `${code}: ${message}`);
+    // A private room answers a non-member unknown_room, as if it did not exist (docs/auth.md).
+    const hidden = code === "forbidden" || code === "unknown_room";
+    showNotice(hidden ? "This room does not exist, or is private: members only." : `${code}: ${message}`);
     connection.close();
   });
 
