@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 # 64 KiB) answers smaller oversize frames with an error frame and keeps the socket open.
 DAPHNE_FLAGS ?= --websocket-max-message-size 1048576 --websocket-max-frame-size 1048576 --ping-interval 25 --ping-timeout 30 --application-close-timeout 5
 
-.PHONY: run test test-fast lint format check clean frontend frontend-test bench soak
+.PHONY: run test test-fast lint format check clean frontend frontend-test bench soak lock
 
 $(VENV)/.run-installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ run: $(VENV)/.run-installed
 	@if [ -f frontend/dist/index.html ]; then echo "The React app is at http://$(HOST):$(PORT)/app/"; \
 	else echo "The React app (http://$(HOST):$(PORT)/app/) is not built: \`make frontend\` builds it (needs Node.js 20.19+)"; fi
 	@exec $(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_FLAGS) chatsite.asgi:application || true
+
+# The whole runtime tree pinned with hashes, for every platform (the image installs it with
+# --require-hashes; amd64 and arm64 wheels alike). Run after changing requirements.txt.
+lock: $(VENV)/.dev-installed
+	$(BIN)/uv pip compile requirements.txt --generate-hashes --universal --python-version 3.11 --no-header -o requirements.lock
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.aws",
     "tests.fixtures.cognito",
     "tests.fixtures.redis",
+    "tests.fixtures.postgres",
 ]

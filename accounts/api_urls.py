@@ -9,6 +9,7 @@ from accounts import api
 urlpatterns = [
     path("api/auth/token", api.token, name="api_auth_token"),
     path("api/auth/refresh", api.refresh, name="api_auth_refresh"),
+    path("api/auth/revoke", api.revoke, name="api_auth_revoke"),
     path("api/auth/me", api.me, name="api_auth_me"),
     path(".well-known/jwks.json", api.jwks, name="jwks"),
 ]

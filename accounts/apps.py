@@ -8,6 +8,7 @@ class AccountsConfig(AppConfig):
     name = "accounts"
 
     def ready(self) -> None:
-        from accounts import auth, redact  # noqa: F401 - auth connects its setting_changed receiver
+        from accounts import auth, redact, revocation  # noqa: F401 - auth connects its setting_changed receiver
 
         redact.install_access_log_redaction()
+        revocation.connect()

@@ -4,8 +4,9 @@ With Cognito configured, tokens come from the user pool and its keys from COGNIT
 (the pool's URL on AWS by default). Without it, the built-in issuer signs them and its
 keys are read in-process. Either way `accounts.tokens.verify_token` decides.
 
-Every rejection is logged here, once, with its reason and never the token: WebSocket,
-Bearer and sign-in pages all come through `verify` and `user_for`.
+Every rejection is logged here, with its reason and never the token: WebSocket, Bearer and
+sign-in pages all come through `verify` and `user_for`. A flood is sampled: at most 10
+lines per route and reason every 10 s, then the count of the others.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,7 @@ from accounts.tokens import (
     verify_token,
 )
 from accounts.users import user_for_token
+from chatsite.ops import logs
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +49,38 @@ _lock = threading.Lock()
 _verifier: Verifier | None = None
 
 
+# Token verification off the event loop, on threads of its own: a flood of tokens, or a
+# lookup waiting for a JWKS fetch (at most AUTH_JWKS_WAIT), takes at most these threads,
+# never the default pool that /readyz and the DynamoDB store calls use (issue 24).
+VERIFY_THREADS = 4
+_verify_executor: ThreadPoolExecutor | None = None
+
+
+def verify_executor() -> ThreadPoolExecutor:
+    global _verify_executor
+    with _lock:
+        if _verify_executor is None:
+            _verify_executor = ThreadPoolExecutor(max_workers=VERIFY_THREADS, thread_name_prefix="token-verify")
+        return _verify_executor
+
+
 def _build() -> Verifier:
     interval, max_age = float(settings.AUTH_JWKS_REFETCH_INTERVAL), float(settings.AUTH_JWKS_MAX_AGE)
+    wait = float(settings.AUTH_JWKS_WAIT)
     uses = frozenset(settings.AUTH_TOKEN_USES)
     leeway = float(settings.AUTH_TOKEN_LEEWAY)
     config = CognitoConfig.from_settings()
     if config is not None:
         return Verifier(
-            keys=JwksKeySet(http_fetcher(config.keys_url), min_refetch_interval=interval, max_age=max_age),
+            keys=JwksKeySet(http_fetcher(config.keys_url), min_refetch_interval=interval, max_age=max_age, wait=wait),
             policy=TokenPolicy(issuer=config.issuer, client_id=config.client_id, token_uses=uses, leeway=leeway),
         )
     return Verifier(
-        keys=JwksKeySet(lambda: issuer.signing_key().jwks(), min_refetch_interval=interval, max_age=max_age),
+        # An unknown kid re-reads the shared secret (at most once per interval): a key
+        # another host has just started signing with verifies here at once.
+        keys=JwksKeySet(
+            lambda: issuer.key_ring(fresh=True).jwks(), min_refetch_interval=interval, max_age=max_age, wait=wait
+        ),
         policy=TokenPolicy(
             issuer=issuer.BUILTIN_ISSUER, client_id=issuer.BUILTIN_CLIENT_ID, token_uses=uses, leeway=leeway
         ),
@@ -82,8 +105,20 @@ def _reset(*, setting: str, **kwargs: Any) -> None:
         issuer.reset_key_cache()
 
 
+# At most 10 lines per reason and route every 10 s, then the count of the others: a flood of
+# bad tokens must not cost a log line each (chatsite.ops.logs.Sampled).
+_rejections = logs.Sampled(log, interval=10.0)
+
+
 def log_rejection(error: TokenRejected, *, via: str, client: str | None) -> None:
-    log.warning("token rejected via=%s reason=%s client=%s: %s", via, error.reason.value, client or "-", error.detail)
+    _rejections.warning(
+        f"{via}:{error.reason.value}",
+        "token rejected via=%s reason=%s client=%s: %s",
+        via,
+        error.reason.value,
+        client or "-",
+        error.detail,
+    )
 
 
 def verify(token: str, *, via: str, client: str | None = None, now: float | None = None) -> VerifiedToken:

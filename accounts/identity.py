@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from importlib import import_module
+from types import SimpleNamespace
 from typing import Any, Final
 from urllib.parse import parse_qs
 
@@ -28,6 +30,8 @@ from asgiref.sync import sync_to_async
 from channels.auth import get_user
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.contrib.auth import get_user as get_session_user
+from django.contrib.auth import get_user_model
 
 from accounts import auth
 from accounts.tokens import TokenRejected
@@ -46,8 +50,14 @@ class Identity:
     is_moderator: bool = False
     is_bot: bool = False  # a member of AUTH_BOT_GROUP: exempt from rate limits, like moderators
     # A token's exp (epoch seconds): the socket is closed with 4401 then, unless refreshed.
-    # None for a session, which lives as long as the socket.
+    # None for a session, which is checked again every CHAT_SESSION_RECHECK_SECONDS instead.
     expires_at: int | None = None
+    # The session a cookie-authenticated socket lives on (never logged; events name it by
+    # accounts.revocation.session_digest). None for a token.
+    session_key: str | None = field(default=None, repr=False)
+    # The sign-in a token came from (its `origin_jti`; for built-in tokens, the refresh
+    # token's digest): revoking that refresh token closes the socket. None for a session.
+    token_origin: str | None = None
 
 
 class AuthenticationFailed(Exception):
@@ -72,6 +82,33 @@ def _session_store(session_key: str) -> Any:
     return import_module(settings.SESSION_ENGINE).SessionStore(session_key)
 
 
+async def identity_now(identity: Identity) -> Identity | None:
+    """The same socket's identity as the database has it now (roles may have changed), or None
+    if the user is gone or inactive. Its session and expiry stay those it authenticated with."""
+
+    def read() -> Identity | None:
+        user = get_user_model().objects.filter(pk=identity.user_id).first()
+        return identity_from_user(user)
+
+    current: Identity | None = await database_sync_to_async(read)()
+    if current is None:
+        return None
+    return replace(
+        current, expires_at=identity.expires_at, session_key=identity.session_key, token_origin=identity.token_origin
+    )
+
+
+def live_sessions(session_keys: Iterable[str]) -> set[str]:
+    """Which of these sessions still sign an active user in (not flushed, expired, or made
+    stale by a password change). Synchronous: one pass for every socket of a process."""
+    alive = set()
+    for key in session_keys:
+        holder = SimpleNamespace(session=_session_store(key))
+        if identity_from_user(get_session_user(holder)) is not None:  # type: ignore[arg-type]
+            alive.add(key)
+    return alive
+
+
 def handshake_token(scope: dict[str, Any]) -> str | None:
     """A token offered in the handshake: a JWT-shaped subprotocol, else the `token` query parameter."""
     for offered in scope.get("subprotocols") or ():
@@ -90,15 +127,18 @@ def _client(scope: dict[str, Any]) -> str | None:
 async def _from_token(token: str, scope: dict[str, Any]) -> Identity:
     client = _client(scope)
     try:
-        # Verification may fetch the JWKS: keep it off the thread that serialises ORM work.
-        verified = await sync_to_async(auth.verify, thread_sensitive=False)(token, via="websocket", client=client)
+        # Verification may wait for a JWKS fetch: keep it off the thread that serialises ORM
+        # work, and off the default pool (accounts.auth.verify_executor).
+        verify = sync_to_async(auth.verify, thread_sensitive=False, executor=auth.verify_executor())
+        verified = await verify(token, via="websocket", client=client)
         user = await database_sync_to_async(auth.user_for)(verified, via="websocket", client=client)
         identity: Identity | None = await database_sync_to_async(identity_from_user)(user)
     except TokenRejected as error:
         raise AuthenticationFailed(error.reason.value) from None
     if identity is None:
         raise AuthenticationFailed("user_inactive")
-    return replace(identity, expires_at=verified.expires_at)
+    origin = verified.claims.get("origin_jti")
+    return replace(identity, expires_at=verified.expires_at, token_origin=origin if isinstance(origin, str) else None)
 
 
 async def identify(scope: dict[str, Any], *, token: str | None = None) -> Identity | None:
@@ -111,7 +151,7 @@ async def identify(scope: dict[str, Any], *, token: str | None = None) -> Identi
         user = await get_user({"session": _session_store(session_key)})
         session_identity: Identity | None = await database_sync_to_async(identity_from_user)(user)
         if session_identity is not None:
-            return session_identity
+            return replace(session_identity, session_key=session_key)
     offered = handshake_token(scope)
     if offered is not None:
         return await _from_token(offered, scope)

@@ -14,6 +14,7 @@ from typing import Final
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from accounts import auth
+from accounts.refusals import refusal_for, refused_response
 from accounts.tokens import TokenRejected
 
 API_PREFIX: Final = "/api/"
@@ -50,4 +51,19 @@ class BearerTokenMiddleware:
         # A Bearer token is not an ambient credential a browser attaches on its own, so
         # there is no cross-site request to forge.
         request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
+        return self.get_response(request)
+
+
+class RefusedUserMiddleware:
+    """A refused (banned) user calls no /api/ endpoint: 403 with the reason and until when,
+    whether they came by session or by Bearer token. After the authentication middlewares."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(API_PREFIX) and request.method != "OPTIONS":
+            refusal = refusal_for(getattr(request, "user", None))
+            if refusal is not None:
+                return refused_response(refusal)
         return self.get_response(request)

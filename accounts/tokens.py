@@ -33,9 +33,11 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 import jwt
 from jwt import PyJWK, PyJWKClient
@@ -46,6 +48,8 @@ ALGORITHM: Final = "RS256"
 # Cognito's tokens are a few KiB even with many groups; anything far larger is not one.
 MAX_TOKEN_CHARS: Final = 16 * 1024
 MAX_KID_CHARS: Final = 256
+# The last second of the year 9999 (UTC): the latest time a datetime holds.
+MAX_TIMESTAMP: Final = 253_402_300_799
 _SEGMENT: Final = re.compile(r"^[A-Za-z0-9_-]*$")
 TOKEN_USES: Final = frozenset({"id", "access"})
 
@@ -71,6 +75,8 @@ class Rejection(StrEnum):
     # After verification: the token is sound but names nobody Chatsite can let in.
     UNKNOWN_USER = "unknown_user"
     USER_INACTIVE = "user_inactive"
+    # A built-in token issued under a password the user has since changed (accounts.revocation).
+    REVOKED = "revoked"
 
 
 class TokenRejected(Exception):
@@ -203,7 +209,16 @@ class JwksKeySet:
     - A set older than `max_age` is fetched again on the next lookup, under the same limit.
     - A failed fetch keeps the keys already held and also counts against the limit, so an
       endpoint that is down is not hammered either.
+
+    Fetches run on a thread of their own, one at a time; lookups that need the fetch wait for
+    it until `wait` seconds after it started, then fail (KeysUnavailable: the token is
+    refused, the client may retry). A slow endpoint once held every caller's thread behind this set's
+    lock for the whole fetch, and with them the thread pool that /readyz and the DynamoDB
+    store share (issue 24).
     """
+
+    # Fetches by outcome, over every key set of the process (the chatsite_jwks_fetches metric).
+    fetch_totals: ClassVar[dict[str, int]] = {"ok": 0, "failed": 0}
 
     def __init__(
         self,
@@ -211,13 +226,18 @@ class JwksKeySet:
         *,
         min_refetch_interval: float = 10.0,
         max_age: float = 3600.0,
+        wait: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch = fetch
         self._min_refetch_interval = min_refetch_interval
         self._max_age = max_age
+        self._wait = wait
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held for bookkeeping only, never across a fetch
+        self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jwks-fetch")
+        self._in_flight: Future[None] | None = None
+        self._deadline = 0.0  # when lookups stop waiting for the fetch in flight (time.monotonic)
         self._keys: dict[str, PyJWK] | None = None
         self._fetched_at = 0.0
         self._last_attempt: float | None = None
@@ -227,31 +247,54 @@ class JwksKeySet:
     def key_for(self, kid: str) -> PyJWK:
         with self._lock:
             now = self._clock()
-            if self._keys is None or now - self._fetched_at >= self._max_age:
-                self._refetch(now)
             key = self._keys.get(kid) if self._keys is not None else None
-            if key is None and self._keys is not None:
-                self._refetch(now)
-                key = self._keys.get(kid)
+            stale = self._keys is None or now - self._fetched_at >= self._max_age
+            pending = self._start_fetch(now) if stale or key is None else None
+        if key is not None and not stale:
+            return key
+        if pending is not None:
+            try:
+                # The deadline is the fetch's, not this lookup's: past it, lookups fail at
+                # once instead of queueing up for another `wait` each.
+                pending.result(timeout=max(0.0, self._deadline - time.monotonic()))
+            except FutureTimeout:
+                if key is None:
+                    raise KeysUnavailable(f"JWKS fetch still running after {self._wait:g} s") from None
+                # A slow refresh of a stale set: answer from it, as after a failed refresh.
+        with self._lock:
+            key = self._keys.get(kid) if self._keys is not None else None
             if key is not None:
                 return key
             if self._keys is None:
                 raise KeysUnavailable(self._last_error)
             raise UnknownKey(kid)
 
-    def _refetch(self, now: float) -> None:
+    def _start_fetch(self, now: float) -> Future[None] | None:
+        """The fetch to wait for: the one in flight, a new one, or None (the limit says no). Hold the lock."""
+        if self._in_flight is not None and not self._in_flight.done():
+            return self._in_flight
         if self._last_attempt is not None and now - self._last_attempt < self._min_refetch_interval:
-            return
+            return None
         self._last_attempt = now
         self.fetches += 1
+        self._in_flight = self._fetcher.submit(self._refetch, now)
+        self._deadline = time.monotonic() + self._wait
+        return self._in_flight
+
+    def _refetch(self, now: float) -> None:
         try:
             keys = parse_jwks(self._fetch())
         except Exception as exc:
-            self._last_error = f"JWKS fetch failed: {type(exc).__name__}"
-            log.warning("%s (keeping %d cached keys)", self._last_error, len(self._keys or {}))
+            with self._lock:
+                JwksKeySet.fetch_totals["failed"] += 1
+                self._last_error = f"JWKS fetch failed: {type(exc).__name__}"
+                held = len(self._keys or {})
+            log.warning("%s (keeping %d cached keys)", self._last_error, held)
             return
-        self._keys = keys
-        self._fetched_at = now
+        with self._lock:
+            JwksKeySet.fetch_totals["ok"] += 1
+            self._keys = keys
+            self._fetched_at = now
 
 
 class StaticKeySet:
@@ -372,6 +415,10 @@ def _check_claims(claims: dict[str, Any], *, policy: TokenPolicy, now: float) ->
         if not _is_number(claims.get(name)):
             raise TokenRejected(Rejection.MISSING_CLAIM, f"no numeric {name}")
     exp, iat, nbf = claims["exp"], claims["iat"], claims.get("nbf")
+    if exp > MAX_TIMESTAMP:
+        # A datetime cannot hold it: the socket's expiry timer and the authenticated frame
+        # would crash on a token the issuer signed. No token lives that long.
+        raise TokenRejected(Rejection.MALFORMED, "exp is past the year 9999")
     if now >= exp + policy.leeway:
         raise TokenRejected(Rejection.EXPIRED, f"expired {int(now - exp)} s ago")
     if nbf is not None:

@@ -21,7 +21,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 
-from accounts.issuer import BUILTIN_ISSUER
+from accounts.issuer import BUILTIN_ISSUER, CREDENTIAL_CLAIM, credential_fingerprint, refresh_token_revoked
 from accounts.models import ExternalIdentity
 from accounts.tokens import Rejection, TokenRejected, VerifiedToken
 
@@ -39,6 +39,12 @@ def user_for_token(verified: VerifiedToken) -> Any:
         if link is None:
             raise TokenRejected(Rejection.UNKNOWN_USER, "no built-in user has this sub")
         user = link.user
+        credential = verified.claims.get(CREDENTIAL_CLAIM)
+        if credential is not None and credential != credential_fingerprint(user):
+            raise TokenRejected(Rejection.REVOKED, f"user {user.pk} changed their password after this token")
+        origin = verified.claims.get("origin_jti")
+        if isinstance(origin, str) and refresh_token_revoked(origin):
+            raise TokenRejected(Rejection.REVOKED, f"user {user.pk} signed this token's sign-in out")
     else:
         user = _cognito_user(verified)
     if not user.is_active:

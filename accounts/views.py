@@ -21,7 +21,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts import auth, cognito
+from accounts import auth, cognito, throttle
 from accounts.forms import CognitoSignInForm, SignUpForm
 from accounts.tokens import Rejection, TokenRejected, TokenSet
 
@@ -47,13 +47,46 @@ def _user_from(tokens: TokenSet, *, via: str, client: str | None, nonce: str | N
     return auth.user_for(verified, via=via, client=client)
 
 
+class ThrottledLoginView(auth_views.LoginView):
+    """Django's sign-in page, throttled (accounts/throttle.py): a throttled attempt gets the
+    form back with 429 and Retry-After before its password is checked."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        username = str(request.POST.get("username", ""))[:150]
+        refused = throttle.check(username=username or None, address=throttle.client_address(request))
+        if refused is not None:
+            form = self.get_form_class()(request, initial={"username": username})
+            response = self.render_to_response(self.get_context_data(form=form, throttled=refused.message))
+            response.status_code = 429
+            response["Retry-After"] = str(refused.retry_after)
+            return response
+        return super().post(request, *args, **kwargs)  # type: ignore[no-any-return]
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        # A sign-in that got as far as a password check and failed (a form without both
+        # fields never reached the hasher, and is not counted).
+        username = form.cleaned_data.get("username")
+        if username and form.cleaned_data.get("password"):
+            throttle.failed(username=username, address=throttle.client_address(self.request))
+        return super().form_invalid(form)  # type: ignore[no-any-return]
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        throttle.succeeded(username=form.get_user().get_username())
+        return super().form_valid(form)  # type: ignore[no-any-return]
+
+
 def sign_in(request: HttpRequest) -> HttpResponseBase:
     config = cognito.CognitoConfig.from_settings()
     if config is None:
-        return auth_views.LoginView.as_view()(request)
+        return ThrottledLoginView.as_view()(request)
     form = CognitoSignInForm(request.POST if request.method == "POST" else None)
     error = None
+    refused = None
     if request.method == "POST" and form.is_valid():
+        refused = throttle.check(username=form.cleaned_data["username"], address=throttle.client_address(request))
+    if refused is not None:
+        error = refused.message
+    elif request.method == "POST" and form.is_valid():
         client = request.META.get("REMOTE_ADDR")
         try:
             tokens = cognito.password_auth(
@@ -65,17 +98,23 @@ def sign_in(request: HttpRequest) -> HttpResponseBase:
             error += " Use the Hosted UI to finish signing in." if config.domain else ""
         except cognito.CognitoError as exc:
             error = "Wrong username or password." if exc.bad_credentials else "Sign-in is unavailable, retry shortly."
+            if exc.bad_credentials:
+                throttle.failed(username=form.cleaned_data["username"], address=throttle.client_address(request))
         except TokenRejected:
             error = "The identity provider's answer could not be verified."
         else:
+            throttle.succeeded(username=form.cleaned_data["username"])
             login(request, user, backend=SESSION_BACKEND)
             return redirect(_next_url(request))
-    return render(
+    response = render(
         request,
         "accounts/cognito_login.html",
         {"form": form, "error": error, "hosted_ui": bool(config.domain), "next": request.GET.get("next", "")},
-        status=401 if error else 200,
+        status=429 if refused is not None else 401 if error else 200,
     )
+    if refused is not None:
+        response["Retry-After"] = str(refused.retry_after)
+    return response
 
 
 @require_POST
@@ -99,8 +138,18 @@ def signup(request: HttpRequest) -> HttpResponse:
         return redirect("login")
     if request.method == "POST":
         form = SignUpForm(request.POST)
+        refused = throttle.signup_check(address=throttle.client_address(request))
+        if refused is not None:
+            # Before the form is validated: no password is hashed for a refused sign-up.
+            response = render(
+                request, "registration/signup.html", {"form": SignUpForm(), "throttled": refused.signup_message}
+            )
+            response.status_code = 429
+            response["Retry-After"] = str(refused.retry_after)
+            return response
         if form.is_valid():
             user = form.save()
+            throttle.signed_up(address=throttle.client_address(request))
             login(request, user, backend=SESSION_BACKEND)
             return redirect("chat:rooms")
     else:

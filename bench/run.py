@@ -22,6 +22,7 @@ import os
 import platform
 import re
 import resource
+import secrets
 import shutil
 import signal
 import socket
@@ -332,6 +333,7 @@ def start_server(name: str, workdir: Path, template: tuple[Path, list[str]] | No
             "DJANGO_SETTINGS_MODULE": "chatsite.settings",
             "CHATSITE_DATA_DIR": str(data_dir),
             "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),  # DEBUG off needs a key of its own
         }
         if name != "chatsite":
             assert redis is not None

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.contrib.admin import AdminSite
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path, reverse
 
 from accounts.users import is_moderator
@@ -21,11 +22,23 @@ class ModerationAdminSite(AdminSite):
     site_header = "Chatsite administration"
     site_title = "Chatsite admin"
     index_title = "Administration"
+    index_template = "admin/analytics/index.html"
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
+        """The admin index is the dashboard (analytics.views): figures first, then the apps."""
+        from analytics import views as dashboard
+
+        response = super().index(request, {**dashboard.dashboard_context(request), **(extra_context or {})})
+        response["Content-Security-Policy"] = dashboard.CONTENT_SECURITY_POLICY
+        return response
 
     def get_urls(self) -> list[URLResolver | URLPattern]:
+        from analytics import views as dashboard
         from chat import admin_views as views
 
         pages = [
+            path("analytics/live/", self.admin_view(dashboard.live), name="analytics_live"),
+            path("analytics/csv/<slug:chart>/", self.admin_view(dashboard.chart_csv), name="analytics_csv"),
             path("moderation/rooms/", self.admin_view(views.rooms), name="chat_moderation_rooms"),
             path("moderation/rooms/<slug:room_id>/", self.admin_view(views.room), name="chat_moderation_room"),
             path("moderation/users/", self.admin_view(views.users), name="chat_moderation_users"),

@@ -10,6 +10,7 @@ Origins in CHAT_ALLOWED_ORIGINS may call these from a browser (CORS, without cre
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -22,6 +23,7 @@ from accounts.identity import Identity, identity_from_user
 from chat import services
 from chat.errors import ChatError, ErrorCode
 from chat.storage.base import Room
+from chatsite.text import storable
 
 MAX_BODY_BYTES: Final = 4096
 ROOM_NAME_MAX: Final = 100
@@ -102,10 +104,18 @@ def rooms(request: HttpRequest, identity: Identity) -> HttpResponse:
     room_id, name = body.get("roomId"), body.get("name")
     if not isinstance(room_id, str):
         return _error(400, ErrorCode.INVALID_FIELD.value, "'roomId' is required and must be a string")
-    if name is not None and (not isinstance(name, str) or len(name) > ROOM_NAME_MAX):
-        return _error(400, ErrorCode.INVALID_FIELD.value, f"'name' must be a string of at most {ROOM_NAME_MAX}")
+    if name is not None and (not isinstance(name, str) or len(name) > ROOM_NAME_MAX or not storable(name)):
+        return _error(
+            400, ErrorCode.INVALID_FIELD.value, f"'name' must be a string of at most {ROOM_NAME_MAX} characters"
+        )
     try:
-        room = services.room_create(room_id=room_id, name=(name or "").strip() or None, created_by=identity.user_id)
+        room = services.room_create_by_user(identity=identity, room_id=room_id, name=(name or "").strip() or None)
     except ChatError as error:
-        return _error(400, error.code.value, error.message)
+        response = _error(_STATUS.get(error.code, 400), error.code.value, error.message)
+        if error.retry_after is not None:
+            response["Retry-After"] = str(math.ceil(error.retry_after))
+        return response
     return JsonResponse({"room": room_json(room)}, status=201)
+
+
+_STATUS: Final = {ErrorCode.ROOM_UNAVAILABLE: 409, ErrorCode.QUOTA_EXCEEDED: 429}

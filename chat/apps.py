@@ -6,6 +6,10 @@ class ChatConfig(AppConfig):
     name = "chat"
 
     def ready(self) -> None:
-        from chat import testhooks
+        from accounts import refusals
+        from chat import access, moderation, testhooks
 
         testhooks.install()
+
+        access.connect()  # access that ends (accounts.revocation) reaches open sockets
+        refusals.register(moderation.user_ban_refusal)  # a ban refuses tokens and every /api/ call

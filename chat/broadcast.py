@@ -12,8 +12,10 @@ process is received by chat.fanout, and the names both use live in chat.groups.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
-from typing import Any
+from typing import Any, Final
 
 from channels.layers import get_channel_layer
 
@@ -23,7 +25,10 @@ from chat.groups import (  # the names the receiver (chat.fanout) shares; re-exp
     MEMBER_REMOVED_EVENT,
     ROOM_ACCESS_EVENT,
     ROOM_EVENT,
+    USER_ACCESS_ENDED_EVENT,
     USER_BANNED_EVENT,
+    USER_EVENTS,
+    USER_ROLES_CHANGED_EVENT,
     layer_event,
     room_group,
     user_group,
@@ -33,7 +38,10 @@ __all__ = [
     "MEMBER_REMOVED_EVENT",
     "ROOM_ACCESS_EVENT",
     "ROOM_EVENT",
+    "USER_ACCESS_ENDED_EVENT",
     "USER_BANNED_EVENT",
+    "USER_EVENTS",
+    "USER_ROLES_CHANGED_EVENT",
     "room_group",
     "user_group",
 ]
@@ -42,15 +50,77 @@ log = logging.getLogger(__name__)
 
 
 async def room_event(event: RoomEvent) -> bool:
-    """Tell every socket joined to the room; False (logged) when the layer failed.
+    """Tell every socket joined to the room now; False (logged) when the layer failed.
 
-    A lost event is repaired by seq, not hidden: sockets notice the gap on the next event
-    (or the heartbeat's tail check) and read what they missed from the store, and clients
-    resume from their last seq after a reconnect.
+    For synchronous services (moderation, commands: `services.room_change_sync`), whose event
+    loop may end with the call. A lost event is repaired by seq, not hidden: sockets notice
+    the gap on the next event (or the heartbeat's tail check) and read what they missed from
+    the store, and clients resume from their last seq after a reconnect.
     """
+    if get_channel_layer() is None:
+        return False
+    return await _publish(event)
+
+
+def room_event_soon(event: RoomEvent) -> None:
+    """Tell every socket joined to the room, without making the caller wait for it.
+
+    The event is durably stored, so its sender is acked at once: the publish runs in the
+    room's publisher task (in seq order per room, rooms independent of each other). Acks used
+    to wait for the publish, and with Redis down for as long as its retries took (issue 24).
+    Lost events are repaired by seq, as for `room_event`.
+    """
+    if get_channel_layer() is None:
+        return
+    loop = asyncio.get_running_loop()
+    publisher = _publishers.get(event.room_id)
+    if publisher is None or publisher.task.done() or publisher.task.get_loop() is not loop:
+        publisher = _publishers[event.room_id] = _RoomPublisher(event.room_id)
+    publisher.queue.append(event)
+    if len(publisher.queue) > PUBLISH_QUEUE_LIMIT:
+        publisher.queue.popleft()  # the next event reveals it: receivers read it from the store
+        metrics.record_drop("send_failed")
+
+
+# Events a room's publisher may hold while the layer is slow or down; past it the oldest
+# is let go (repaired by seq like any lost event).
+PUBLISH_QUEUE_LIMIT: Final = 1000
+
+
+class _RoomPublisher:
+    """One room's stored events on their way to the channel layer, one publish at a time."""
+
+    def __init__(self, room_id: str) -> None:
+        self.room_id = room_id
+        self.queue: collections.deque[RoomEvent] = collections.deque()
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        await asyncio.sleep(0)  # let the caller queue its event first
+        try:
+            while self.queue:
+                event = self.queue[0]
+                if not await _publish(event) and len(self.queue) > 2:
+                    # The layer is failing: publishing every waiting event would cost a
+                    # round of retries each. The newest one alone reveals the gap to receivers.
+                    skipped = len(self.queue) - 2
+                    newest = self.queue.pop()
+                    self.queue.clear()
+                    self.queue.extend((event, newest))
+                    metrics.record_drop("send_failed", skipped)
+                self.queue.popleft()
+        finally:
+            if _publishers.get(self.room_id) is self:
+                del _publishers[self.room_id]
+
+
+_publishers: dict[str, _RoomPublisher] = {}
+
+
+async def _publish(event: RoomEvent) -> bool:
     layer = get_channel_layer()
     if layer is None:
-        return False
+        return True
     try:
         with metrics.broadcast_timer():
             await layer.group_send(room_group(event.room_id), layer_event(event))
@@ -92,3 +162,25 @@ async def member_removed(room_id: str, user_id: str) -> bool:
 async def user_banned(user_id: str) -> bool:
     """Every socket of the user, on every process, closes with 4403."""
     return await _control_send(user_group(user_id), {"type": USER_BANNED_EVENT, "user_id": user_id})
+
+
+async def user_access_ended(
+    user_id: str, *, close_code: int, session: str | None = None, token_origin: str | None = None
+) -> bool:
+    """The user's sockets close with `close_code`: those of one session (its digest), of one
+    token sign-in (its refresh token's digest), or all of them (neither)."""
+    return await _control_send(
+        user_group(user_id),
+        {
+            "type": USER_ACCESS_ENDED_EVENT,
+            "user_id": user_id,
+            "close_code": close_code,
+            "session": session,
+            "token_origin": token_origin,
+        },
+    )
+
+
+async def user_roles_changed(user_id: str) -> bool:
+    """The user lost (or gained) a role: their sockets check again every room they have joined."""
+    return await _control_send(user_group(user_id), {"type": USER_ROLES_CHANGED_EVENT, "user_id": user_id})

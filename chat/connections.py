@@ -12,8 +12,13 @@ runs one background task while any is open:
   (Redis restarted or failed over and lost every group membership) or an outage that has
   ended makes every local socket rejoin its rooms' groups and catch up from the store, so no
   socket stays joined but deaf and nothing lost in the outage stays missing.
-- Going away: when daphne shuts down (SIGTERM) every open socket is closed with 1001 and its
-  row deleted; sockets that arrive during the drain are closed with 1001 at once.
+- Session re-check: every CHAT_SESSION_RECHECK_SECONDS the sessions of every local socket
+  signed in by cookie are read again, in one pass for the process (not a timer per socket);
+  a socket whose session has ended (flushed, expired, stale after a password change) is
+  closed with 4401.
+- Going away: when a drain begins (chatsite.ops.drain: SIGUSR1, ECS stopping the task, or
+  SIGTERM) the open sockets are closed with 1001 one at a time, spread over the drain window,
+  and their rows deleted; sockets that arrive during the drain are closed with 1001 at once.
 
 A single lost message with no later one (the tail) is caught by `LiveSocket.catch_up`,
 which the consumer also runs on every client ping, against a room seq cached here for a
@@ -31,11 +36,15 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 
+from accounts.identity import live_sessions
+from accounts.revocation import SESSION_ENDED
 from chat import services
 from chat.errors import ChatError
 from chat.fanout import room_fanout
+from chatsite.ops import drain
 
 log = logging.getLogger(__name__)
 
@@ -65,27 +74,51 @@ class LiveSocket(Protocol):
         """Send whatever the store has past this socket's cursors, in order, once."""
         ...
 
+    def session_key(self) -> str | None:
+        """The session a cookie-authenticated socket lives on; None for a token."""
+        ...
+
+    async def end_access(self, close_code: int) -> None:
+        """Close because the socket's access ended (4401, 4403)."""
+        ...
+
 
 _draining = False
 
 
 def draining() -> bool:
-    """True once daphne has begun shutting down: new sockets are turned away with 1001."""
-    return _draining
+    """True once a drain or daphne's shutdown has begun: new sockets are turned away with 1001."""
+    return _draining or drain.draining()
+
+
+def _drain_local_sockets(window: float) -> None:
+    """A drain began (chatsite.ops.drain): close this process's sockets over `window`."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return  # no event loop, so no socket either
+    registry = _registries.get(loop)
+    if registry is not None and registry.sockets:
+        registry.drain(window)
+
+
+drain.on_begin(_drain_local_sockets)
 
 
 def begin_drain() -> asyncio.Task[None] | None:
     """Twisted's "before shutdown" trigger (installed by chat.daphne_adapt): close every local
-    socket with 1001 and wait (at most GOING_AWAY_WAIT_SECONDS) until each has cleaned up,
-    before daphne drops them."""
+    socket with 1001, over CHAT_STOP_DRAIN_SECONDS (sooner if a drain already under way ends
+    sooner), and wait until each has cleaned up before daphne drops them."""
     global _draining
     _draining = True
+    window = settings.CHAT_STOP_DRAIN_SECONDS
+    drain.begin("SIGTERM", window=window)  # nothing new if a drain began before the stop
     loop = asyncio.get_running_loop()
     registry = _registries.get(loop)
     if registry is None or not registry.sockets:
         return None
     log.info("shutting down: closing %d sockets with 1001", len(registry.sockets))
-    return loop.create_task(registry.drain())
+    return registry.drain(window)
 
 
 class LocalSockets:
@@ -100,6 +133,10 @@ class LocalSockets:
         self._start_lock = asyncio.Lock()
         self._room_seqs: dict[str, tuple[float, int | None]] = {}
         self.watchdog = RedisWatchdog.from_settings()
+        self._drain_task: asyncio.Task[None] | None = None
+        self._drain_deadline = 0.0
+        self._drain_hurried = asyncio.Event()
+        self._sent_away: set[int] = set()
 
     # Sockets ----------------------------------------------------------------------------
 
@@ -110,15 +147,36 @@ class LocalSockets:
             self._task = asyncio.get_running_loop().create_task(self._keep(), name="chat-connections-keeper")
 
     def discard(self, socket: LiveSocket) -> None:
+        self._sent_away.discard(id(socket))
         if self.sockets.pop(id(socket), None) is not None and not self.sockets:
             self._wake.set()  # the keeper ends with the last socket
             self._empty.set()
 
-    async def drain(self) -> None:
-        """Close every socket with 1001 and wait until all have cleaned up (bounded)."""
-        for socket in list(self.sockets.values()):
+    def drain(self, window: float) -> asyncio.Task[None]:
+        """Close every socket with 1001, evenly over `window` seconds, then wait (bounded)
+        until all have cleaned up. A second call with a shorter window (SIGTERM during a
+        drain) hurries the drain under way instead of starting another."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + window
+        if self._drain_task is None or self._drain_task.done():
+            self._drain_deadline = deadline
+            self._drain_task = loop.create_task(self._drain(), name="chat-connections-drain")
+        elif deadline < self._drain_deadline:
+            self._drain_deadline = deadline
+            self._drain_hurried.set()
+        return self._drain_task
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while left := [s for s in self.sockets.values() if id(s) not in self._sent_away]:
+            socket = left[0]
+            self._sent_away.add(id(socket))
             with contextlib.suppress(Exception):
                 await socket.go_away()
+            delay = drain.next_close_delay(left=len(left) - 1, time_left=self._drain_deadline - loop.time())
+            self._drain_hurried.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drain_hurried.wait(), delay)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(GOING_AWAY_WAIT_SECONDS):
                 while self.sockets:
@@ -165,11 +223,13 @@ class LocalSockets:
     async def _keep(self) -> None:
         heartbeat = settings.CHAT_CONNECTION_HEARTBEAT_SECONDS
         watch = settings.CHAT_LAYER_WATCHDOG_SECONDS if self.watchdog is not None else None
+        recheck = settings.CHAT_SESSION_RECHECK_SECONDS
         loop = asyncio.get_running_loop()
         next_heartbeat = loop.time() + heartbeat
         next_watch = loop.time() + watch if watch else None
+        next_recheck = loop.time() + recheck
         while self.sockets:
-            due = min(next_heartbeat, next_watch or next_heartbeat)
+            due = min(next_heartbeat, next_recheck, next_watch or next_heartbeat)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, due - loop.time()))
@@ -182,6 +242,9 @@ class LocalSockets:
                 if watch and next_watch is not None and loop.time() >= next_watch:
                     next_watch = loop.time() + watch
                     await self._watch()
+                if loop.time() >= next_recheck:
+                    next_recheck = loop.time() + recheck
+                    await self.recheck_sessions()
             except Exception:
                 log.exception("connection keeper tick failed; trying again next tick")
         if self.watchdog is not None:
@@ -199,6 +262,25 @@ class LocalSockets:
             await services.connections_heartbeat(connection_ids=ids)
         except ChatError:
             log.warning("heartbeat of %d connection rows failed; retrying next tick", len(ids))
+
+    async def recheck_sessions(self) -> int:
+        """Close with 4401 every local socket whose session has ended; how many it closed.
+        One read of each distinct session, in one thread hop for the whole process."""
+        by_session: dict[str, list[LiveSocket]] = {}
+        for socket in list(self.sockets.values()):
+            key = socket.session_key()
+            if key is not None:
+                by_session.setdefault(key, []).append(socket)
+        if not by_session:
+            return 0
+        alive = await database_sync_to_async(live_sessions)(list(by_session))
+        ended = [socket for key, sockets in by_session.items() if key not in alive for socket in sockets]
+        for socket in ended:
+            with contextlib.suppress(Exception):
+                await socket.end_access(SESSION_ENDED)
+        if ended:
+            log.info("session re-check: %d sockets closed with 4401", len(ended))
+        return len(ended)
 
     async def _watch(self) -> None:
         assert self.watchdog is not None
@@ -230,12 +312,13 @@ class RedisWatchdog:
         self.marker_ttl = max(60, int(10 * settings.CHAT_LAYER_WATCHDOG_SECONDS))
 
     @classmethod
-    def from_settings(cls) -> RedisWatchdog | None:
+    def from_settings(cls) -> RedisWatchdogs | None:
+        """One watchdog per Redis host of the channel layer (several with REDIS_URLS)."""
         layer: dict[str, Any] = settings.CHANNEL_LAYERS.get("default", {})
         if not str(layer.get("BACKEND", "")).startswith("channels_redis."):
             return None
         hosts: list[dict[str, Any]] = layer["CONFIG"]["hosts"]
-        return cls(dict(hosts[0]))
+        return RedisWatchdogs([cls(dict(host)) for host in hosts])
 
     def _redis(self) -> Any:
         if self._client is None:
@@ -290,6 +373,27 @@ class RedisWatchdog:
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.aclose(close_connection_pool=True)
+
+
+class RedisWatchdogs:
+    """The watchdogs of every Redis host: any host's restart, data loss or returning outage
+    makes every local socket rejoin and catch up (a room's channel lives on one host, which
+    one a socket cannot know)."""
+
+    def __init__(self, watchdogs: list[RedisWatchdog]) -> None:
+        self.watchdogs = watchdogs
+
+    async def check(self) -> bool:
+        results = [await watchdog.check() for watchdog in self.watchdogs]
+        return any(results)
+
+    def rejoin_failed(self) -> None:
+        for watchdog in self.watchdogs:
+            watchdog.rejoin_failed()
+
+    async def close(self) -> None:
+        for watchdog in self.watchdogs:
+            await watchdog.close()
 
 
 _registries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LocalSockets] = weakref.WeakKeyDictionary()

@@ -21,7 +21,8 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from accounts.identity import AuthenticationFailed, Identity, identify
+from accounts.identity import AuthenticationFailed, Identity, identify, identity_now
+from accounts.revocation import session_digest
 from chat import connections, metrics, moderation, protocol, services
 from chat.daphne_adapt.frames import FrameWriter, writer
 from chat.delivery import SocketDelivery
@@ -29,9 +30,12 @@ from chat.errors import ChatError, ErrorCode
 from chat.groups import (
     MEMBER_REMOVED_EVENT,
     ROOM_ACCESS_EVENT,
+    USER_ACCESS_ENDED_EVENT,
     USER_BANNED_EVENT,
+    USER_ROLES_CHANGED_EVENT,
 )
 from chat.protocol import CloseCode
+from chat.quota import QuotaExceeded
 from chat.ratelimit import RateLimited, SocketLimits, check_address
 from chat.socket_delivery import RoomDelivery
 from chatsite.ops import logs
@@ -46,6 +50,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery):
     # Authentication timers: the first-frame deadline, and the token's expiry.
     auth_deadline: asyncio.Task[None] | None = None
     expiry: asyncio.Task[None] | None = None
+    tail_check: asyncio.Task[None] | None = None  # the heartbeat's store check (on_ping)
     rate: SocketLimits  # this socket's rate limits, once its user is known
     refused = False  # closed with 4401 or 4403; frames still in flight are ignored
     in_user_group = False  # reached through its user's group (a ban closes it through there)
@@ -144,6 +149,9 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery):
                 await self.forbid()
                 return
             record = await services.connection_open(identity=identity)
+        except QuotaExceeded as over:
+            await self.too_many(over)  # too many open sockets for this user: 4429
+            return
         except ChatError:
             metrics.record_connection("failed")
             await self.close(code=CloseCode.INTERNAL_ERROR)
@@ -162,7 +170,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery):
         self.disconnected = True
         metrics.record_disconnect(accepted=self.connection_id is not None)
         logs.connection_closed(code)
-        for timer in (self.auth_deadline, self.expiry):
+        for timer in (self.auth_deadline, self.expiry, self.tail_check):
             if timer is not None and timer is not asyncio.current_task():
                 timer.cancel()
         try:
@@ -219,7 +227,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery):
         await self.rate.check_frame(command)
         return command
 
-    async def too_many(self, limited: RateLimited | None) -> None:
+    async def too_many(self, limited: ChatError | None) -> None:
         """Over a rate limit for good: the last error frame, then close with 4429."""
         if self.connection_id is None:
             metrics.record_connection("rate_limited")
@@ -290,13 +298,24 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery):
         await self.send_frame(protocol.history_frame(command.room_id, page.messages, has_more=page.has_more))
 
     async def on_ping(self, command: protocol.Ping) -> None:
-        # The client's heartbeat doubles as the tail check: a lost broadcast of a room's
-        # latest message has no later seq to reveal it, so compare cursors with the store.
+        """`pong` from memory, at once; then the tail check, off the ping's path.
+
+        The client's heartbeat doubles as the tail check: a lost broadcast of a room's
+        latest message has no later seq to reveal it, so compare cursors with the store.
+        It used to run before the pong, so a stalled store made every client's heartbeat
+        time out and reconnect (issue 24); the store's health is not the socket's.
+        """
+        await self.send_frame(protocol.pong_frame())
+        if self.tail_check is None or self.tail_check.done():  # one at a time per socket
+            self.tail_check = asyncio.create_task(self._tail_check())
+
+    async def _tail_check(self) -> None:
         try:
             await self.catch_up(fresh=False)
         except ChatError:
             log.warning("tail check skipped: storage unavailable, connection=%s", self.connection_id)
-        await self.send_frame(protocol.pong_frame())
+        except Exception:
+            log.exception("tail check failed on connection=%s", self.connection_id)
 
     async def on_token(self, command: protocol.Authenticate | protocol.RefreshToken) -> None:
         """A fresh token for this socket's user: the socket and its rooms live on to its expiry."""
@@ -441,18 +460,62 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery):
     }
 
     async def user_event(self, event: dict[str, Any]) -> None:
-        """An event for this socket's user from the fan-out: a ban closes it with 4403."""
-        if event.get("type") != USER_BANNED_EVENT:
+        """An event for this socket's user from the fan-out: a ban closes it with 4403, access
+        that ended (accounts.revocation) with its close code, a lost role leaves rooms."""
+        handler = self._user_event_handlers.get(event.get("type"))
+        if handler is None or self.identity is None or event.get("user_id") != self.identity.user_id:
             return
         try:
-            await self._on_user_banned(event)
+            await handler(self, event)
         except Exception:
             log.exception("user event %s failed on connection=%s", event.get("type"), self.connection_id)
 
     async def _on_user_banned(self, event: dict[str, Any]) -> None:
-        if self.identity is not None and event["user_id"] == self.identity.user_id and not self.disconnected:
+        if not self.disconnected:
             log.info("banned: closing connection=%s with 4403", self.connection_id)
             await self.forbid()
+
+    async def _on_access_ended(self, event: dict[str, Any]) -> None:
+        """Signed out (only the session or token sign-in the event names, if it names one),
+        password changed, deactivated or deleted: close with the event's code (4401 or 4403)."""
+        assert self.identity is not None
+        session, origin = event.get("session"), event.get("token_origin")
+        if session is not None and (
+            self.identity.session_key is None or session_digest(self.identity.session_key) != session
+        ):
+            return
+        if origin is not None and self.identity.token_origin != origin:
+            return
+        await self.end_access(event["close_code"])
+
+    async def end_access(self, close_code: int) -> None:
+        """Close because this socket's access ended: 4403 (the account is gone) or 4401 (sign in again)."""
+        if self.disconnected or self.refused:
+            return
+        log.info("access ended: closing connection=%s with %d", self.connection_id, close_code)
+        if close_code == CloseCode.FORBIDDEN:
+            await self.forbid()
+        else:
+            await self.refuse()
+
+    async def _on_roles_changed(self, event: dict[str, Any]) -> None:
+        """A role was lost: read who this user is now, and leave the rooms they may no longer read."""
+        assert self.identity is not None
+        current = await identity_now(self.identity)
+        if current is None:
+            await self.end_access(CloseCode.UNAUTHORIZED)
+            return
+        self.identity = current
+        for room_id in self.joined_rooms():
+            if not await services.room_access(room_id=room_id, identity=current):
+                async with self.delivering():
+                    await self._leave_by_server(room_id, reason="removed")
+
+    _user_event_handlers: dict[Any, Callable[[Any, dict[str, Any]], Awaitable[None]]] = {
+        USER_BANNED_EVENT: _on_user_banned,
+        USER_ACCESS_ENDED_EVENT: _on_access_ended,
+        USER_ROLES_CHANGED_EVENT: _on_roles_changed,
+    }
 
     async def _leave_by_server(self, room_id: str, *, reason: str) -> None:
         """Leave a room by the server's decision. Hold `delivery`."""
@@ -462,6 +525,9 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery):
         await self.send_frame(protocol.left_frame(room_id, reason=reason))
 
     # The connection keeper (chat.connections) ----------------------------------------------
+
+    def session_key(self) -> str | None:
+        return self.identity.session_key if self.identity is not None else None
 
     async def go_away(self) -> None:
         """The process is shutting down: the client should resume on another one."""

@@ -22,11 +22,13 @@ class ErrorCode(StrEnum):
     EMPTY_MESSAGE = "empty_message"
     MESSAGE_TOO_LONG = "message_too_long"
     INVALID_ROOM = "invalid_room"
-    UNKNOWN_ROOM = "unknown_room"
+    UNKNOWN_ROOM = "unknown_room"  # also a private room, to a non-member (docs/auth.md)
+    ROOM_UNAVAILABLE = "room_unavailable"  # create: the id is taken by a room the user may not see
     NOT_JOINED = "not_joined"
     FORBIDDEN = "forbidden"
     INVALID_TOKEN = "invalid_token"  # noqa: S105 - a token on an open socket was refused
     RATE_LIMITED = "rate_limited"
+    QUOTA_EXCEEDED = "quota_exceeded"  # a per-user quota (docs/auth.md "Quotas"); retryAfter says when
     # Moderation (docs/moderation.md)
     ROOM_ARCHIVED = "room_archived"  # the room takes no posts
     READ_ONLY = "read_only"  # only moderators post in this room

@@ -50,7 +50,7 @@ from chat.daphne_adapt import frames
 from chat.delivery import DEFAULT_GAP_CAP, DEFAULT_REORDER_WINDOW, Repair, Resync, RoomSequencer
 from chat.errors import ChatError
 from chat.events import RoomEvent
-from chat.groups import ROOM_EVENT, USER_BANNED_EVENT, layer_event, room_group, user_group
+from chat.groups import ROOM_EVENT, USER_EVENTS, layer_event, room_group, user_group
 
 log = logging.getLogger(__name__)
 
@@ -230,9 +230,9 @@ class RoomFanout:
                 log.exception("room fan-out of a %s event failed", event.get("type"))
 
     async def dispatch(self, event: dict[str, Any]) -> None:
-        """Hand one room event to every local member, in seq order, once;
-        a user event to every local socket of that user."""
-        if event.get("type") == USER_BANNED_EVENT:
+        """Hand one room event to every local member, in seq order, once; a user event (a
+        ban, access that ended, a lost role) to every local socket of that user."""
+        if event.get("type") in USER_EVENTS:
             user_id = event.get("user_id")
             for socket in list(self.users.get(user_id, ()) if isinstance(user_id, str) else ()):
                 await socket.user_event(event)

@@ -21,6 +21,11 @@ ROOM_EVENT: Final = "chat.room_event"
 ROOM_ACCESS_EVENT: Final = "chat.room_access"  # the room turned private: re-check access
 MEMBER_REMOVED_EVENT: Final = "chat.member_removed"
 USER_BANNED_EVENT: Final = "chat.user_banned"
+# A user's access ended (signed out of a session, password changed, deactivated, deleted,
+# a role lost): to the user's group, so it reaches their sockets on every process.
+USER_ACCESS_ENDED_EVENT: Final = "chat.user_access_ended"
+USER_ROLES_CHANGED_EVENT: Final = "chat.user_roles_changed"
+USER_EVENTS: Final = frozenset({USER_BANNED_EVENT, USER_ACCESS_ENDED_EVENT, USER_ROLES_CHANGED_EVENT})
 
 # Channel-layer group names allow ASCII letters, digits, '-', '_' and '.' (under 100).
 _USER_ID_RE: Final = re.compile(r"^[A-Za-z0-9_.-]{1,80}\Z")

@@ -17,13 +17,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from accounts.tokens import JwksKeySet
 
 # Store calls are usually a few milliseconds (SQLite, DynamoDB in-region); the top buckets
 # catch botocore's retries with backoff.
 _LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 CONNECTIONS_OPEN: Final = Gauge("chatsite_connections_open", "WebSocket connections open on this process.")
+EVENT_LOOP_LAG: Final = Gauge(
+    "chatsite_event_loop_lag_seconds",
+    "Worst lateness of the event loop over the last few seconds (chatsite/ops/loopwatch.py).",
+)
+THREAD_POOL_QUEUED: Final = Gauge(
+    "chatsite_thread_pool_queued",
+    "Calls waiting for a thread (sync_to_async: the shared default pool and the thread-sensitive one).",
+)
 CONNECTIONS: Final = Counter(
     "chatsite_connections",
     "WebSocket handshakes by outcome: accepted, unauthorized (closed 4401), failed (server-side error).",
@@ -66,6 +78,29 @@ EVENTS_REORDERED: Final = Counter(
     "Room events that reached a process after a later seq but within the reorder window (normal between "
     "publishers: put back in order, nothing read, no loss).",
 )
+
+
+class _JwksFetches(Collector):
+    """JWKS fetches by outcome, read from accounts.tokens (which knows nothing of metrics).
+
+    A flood of tokens with made-up key ids shows here as fetches at the refetch limit, and
+    a key endpoint in trouble as failures.
+    """
+
+    NAME: Final = "chatsite_jwks_fetches"
+    HELP: Final = "JWKS fetches by outcome (ok, failed); at most one per AUTH_JWKS_REFETCH_INTERVAL."
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily(self.NAME, self.HELP, labels=["outcome"])]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.NAME, self.HELP, labels=["outcome"])
+        for outcome, count in sorted(JwksKeySet.fetch_totals.items()):
+            family.add_metric([outcome], count)
+        yield family
+
+
+REGISTRY.register(_JwksFetches())
 
 # Pre-create the label values that alarms and dashboards read, so a series exists (at 0)
 # before the first event and rate() has a baseline.

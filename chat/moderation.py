@@ -32,7 +32,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.identity import Identity
+from accounts.refusals import Refusal
 from accounts.users import is_moderator
+from analytics import services as analytics
 from chat import broadcast, events, protocol, services
 from chat.errors import ChatError, ErrorCode
 from chat.moderation_models import AuditLog, Ban, Mute, Report
@@ -83,8 +85,10 @@ def _reason(reason: str) -> str:
 def _audit(
     *, moderator: Any, action: str, reason: str, room_id: str = "", target: str = "", **details: Any
 ) -> AuditLog:
+    at = services.utcnow()
+    analytics.moderation_action(action=action, at=at)
     return AuditLog.objects.create(
-        at=services.utcnow(),
+        at=at,
         actor=moderator,
         actor_username=moderator.get_username(),
         action=action,
@@ -318,6 +322,16 @@ def user_ban(*, moderator: Any, user: Any, reason: str, duration: timedelta | No
     return ban
 
 
+def user_ban_refusal(user: Any) -> Refusal | None:
+    """Why a banned user is refused everything (accounts.refusals): the ban that lasts longest."""
+    bans = list(Ban.active(services.utcnow()).filter(user_id=user.pk))
+    if not bans:
+        return None
+    ban = max(bans, key=lambda b: (b.expires_at is None, b.expires_at or b.created_at))
+    until = f"until {ban.expires_at.isoformat()}" if ban.expires_at is not None else "until a moderator lifts the ban"
+    return Refusal(code="banned", message=f"you are banned {until}", until=ban.expires_at, reason=ban.reason)
+
+
 def user_unban(*, moderator: Any, user: Any, reason: str) -> int:
     """Lift the user's bans; they may connect again. Returns how many were lifted."""
     _require_moderator(moderator)
@@ -482,7 +496,7 @@ def _save_report(*, identity: Identity, message: MessageRecord, reason: str, now
         raise ChatError(ErrorCode.RATE_LIMITED, "too many reports: try again later", retry_after=600)
     try:
         with transaction.atomic():
-            return Report.objects.create(
+            report = Report.objects.create(
                 room_id=message.room_id,
                 message_id=message.message_id,
                 seq=message.seq,
@@ -493,6 +507,8 @@ def _save_report(*, identity: Identity, message: MessageRecord, reason: str, now
                 reason=reason,
                 created_at=now,
             )
+            analytics.report_opened(room_id=message.room_id, at=now)
+            return report
     except IntegrityError:
         return Report.objects.get(reporter=reporter, message_id=message.message_id)
 
@@ -508,49 +524,104 @@ async def report_create(*, identity: Identity, room_id: str, message_id: str, re
     return report
 
 
-def _close_reports(*, moderator: Any, report: Report, status: str, why: str) -> int:
-    """Close this report and every other open one of the same message."""
-    now = services.utcnow()
-    return Report.objects.filter(message_id=report.message_id, status=Report.OPEN).update(
-        status=status, resolved_at=now, resolved_by=moderator, resolution=why
+class ReportHandled(ModerationError):
+    """The report was closed already (by this moderator or another): nothing is applied again."""
+
+
+def _handled(report: Report) -> ReportHandled:
+    report.refresh_from_db()
+    by = report.resolved_by.get_username() if report.resolved_by is not None else "a moderator"
+    when = f"{report.resolved_at:%Y-%m-%d %H:%M} UTC" if report.resolved_at else "earlier"
+    return ReportHandled(
+        f"Report {report.pk} was handled already ({report.status} by {by} at {when}): nothing was done."
+    )
+
+
+def _close_reports(*, moderator: Any, report: Report, status: str, why: str, now: datetime) -> list[datetime]:
+    """Close this report and every other open one of the same message; return when each was
+    opened. The conditional UPDATE is the check: of two moderators acting on one report at
+    once, one closes it and the other gets ReportHandled, so no action runs twice."""
+    with transaction.atomic():
+        closed = {"status": status, "resolved_at": now, "resolved_by": moderator, "resolution": why}
+        if not Report.objects.filter(pk=report.pk, status=Report.OPEN).update(**closed):
+            raise _handled(report)
+        others = Report.objects.select_for_update().filter(message_id=report.message_id, status=Report.OPEN)
+        opened = [report.created_at, *others.values_list("created_at", flat=True)]
+        others.update(**closed)
+    return opened
+
+
+def _reopen(*, report: Report, moderator: Any, now: datetime) -> None:
+    """Undo `_close_reports` for an action that failed: the reports wait in the queue again."""
+    Report.objects.filter(message_id=report.message_id, resolved_at=now, resolved_by=moderator).update(
+        status=Report.OPEN, resolved_at=None, resolved_by=None, resolution=""
     )
 
 
 def report_resolve(*, moderator: Any, report: Report, reason: str, dismiss: bool = False) -> Report:
-    """Close a report: resolved (handled) or dismissed (nothing wrong)."""
+    """Close a report: resolved (handled) or dismissed (nothing wrong). A report closed
+    already raises ReportHandled, saying by whom and when."""
     _require_moderator(moderator)
     why = _reason(reason)
     status = Report.DISMISSED if dismiss else Report.RESOLVED
+    now = services.utcnow()
     with transaction.atomic():
-        _close_reports(moderator=moderator, report=report, status=status, why=why)
-        _audit(
+        opened = _close_reports(moderator=moderator, report=report, status=status, why=why, now=now)
+        _record_closed(
             moderator=moderator,
+            report=report,
             action="report_dismiss" if dismiss else "report_resolve",
-            reason=why,
-            room_id=report.room_id,
-            target=f"report:{report.pk}",
+            why=why,
+            opened=opened,
+            now=now,
         )
     report.refresh_from_db()
     return report
 
 
+def _record_closed(
+    *, moderator: Any, report: Report, action: str, why: str, opened: list[datetime], now: datetime
+) -> None:
+    """Audit a report's closing and count it (with the other reports of its message it closed)."""
+    _audit(moderator=moderator, action=action, reason=why, room_id=report.room_id, target=f"report:{report.pk}")
+    analytics.reports_resolved(opened=opened, at=now)
+
+
 def report_act(
     *, moderator: Any, report: Report, action: ReportAction, reason: str, mute_for: timedelta | None = None
 ) -> Report:
-    """Act on a report (hide or delete the message, mute or ban its author), then resolve it."""
+    """Act on a report (hide or delete the message, mute or ban its author), then resolve it.
+
+    The report is closed first, so a report handled already (a second click, a second
+    moderator) raises ReportHandled before anything is applied or broadcast again; an
+    action that fails reopens it.
+    """
     _require_moderator(moderator)
     why = _reason(reason)
-    if action in ("hide", "delete"):
-        remove = message_hide if action == "hide" else message_delete
-        remove(moderator=moderator, room_id=report.room_id, message_id=report.message_id, reason=why)
-    elif action in ("mute", "ban"):
+    if action not in ("hide", "delete", "mute", "ban"):
+        raise ModerationError(f"unknown action {action!r}")
+    author = None
+    if action in ("mute", "ban"):
         author = _user_by_id(report.author_id)
         if author is None:
             raise ModerationError("the author's account no longer exists", ErrorCode.UNKNOWN_MESSAGE)
-        if action == "mute":
+    now = services.utcnow()
+    resolution = f"{action}: {why}"
+    opened = _close_reports(moderator=moderator, report=report, status=Report.RESOLVED, why=resolution, now=now)
+    try:
+        if action in ("hide", "delete"):
+            remove = message_hide if action == "hide" else message_delete
+            remove(moderator=moderator, room_id=report.room_id, message_id=report.message_id, reason=why)
+        elif action == "mute":
             user_mute(moderator=moderator, user=author, reason=why, duration=mute_for or timedelta(hours=1))
         else:
             user_ban(moderator=moderator, user=author, reason=why)
-    else:
-        raise ModerationError(f"unknown action {action!r}")
-    return report_resolve(moderator=moderator, report=report, reason=f"{action}: {why}")
+    except Exception:
+        _reopen(report=report, moderator=moderator, now=now)
+        raise
+    with transaction.atomic():
+        _record_closed(
+            moderator=moderator, report=report, action="report_resolve", why=resolution, opened=opened, now=now
+        )
+    report.refresh_from_db()
+    return report

@@ -20,6 +20,7 @@ from chat import events
 from chat.errors import ChatError, ErrorCode
 from chat.events import RoomEvent
 from chat.records import EventRecord, LogEntry, MessageRecord, Room
+from chatsite.text import storable
 
 DEFAULT_ROOM: Final = "general"
 # \Z, not $: "$" also matches before a trailing newline, which let "general\n" through.
@@ -203,8 +204,10 @@ def _text(value: str, limits: Limits) -> str:
         raise ProtocolError(
             ErrorCode.MESSAGE_TOO_LONG, f"message is longer than {limits.max_message_length} characters"
         )
-    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
-        raise ProtocolError(ErrorCode.INVALID_FIELD, "message is not valid Unicode")
+    if not storable(value):
+        # NUL or a lone surrogate: no store keeps it. A clear refusal, never a retryable
+        # storage_unavailable that a client would retry forever.
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "message holds characters that cannot be stored (NUL)")
     return value
 
 
@@ -255,7 +258,7 @@ def _parse_report(body: dict[str, Any], limits: Limits) -> ReportMessage:
     if not MESSAGE_ID_RE.match(message_id):
         raise ProtocolError(ErrorCode.INVALID_FIELD, "'messageId' is not a message id")
     reason = _field(body, "reason", str, required=True).strip()
-    if not reason or len(reason) > MAX_REPORT_REASON or not _is_utf8(reason):
+    if not reason or len(reason) > MAX_REPORT_REASON or not storable(reason):
         raise ProtocolError(ErrorCode.INVALID_FIELD, f"'reason' must be 1-{MAX_REPORT_REASON} characters")
     return ReportMessage(room_id=room_id, message_id=message_id, reason=reason)
 

@@ -6,13 +6,14 @@ so a client may burst up to <count> and then keeps <count>/<seconds> per second.
 switches a limit off.
 
 - Per socket (in the consumer): every frame, and separately every send.
-- Per user: sends and connections. These buckets live in Redis whenever the channel layer
-  does (REDIS_URL or Sentinel), so a user's sockets on every daphne process share one
-  budget; otherwise in this process. Redis's own clock refills them, so processes with
+- Per user: sends, reads (joinRoom, history, ping) and connections. These buckets live in
+  Redis whenever the channel layer does (REDIS_URL or Sentinel), so a user's sockets on
+  every daphne process share one budget; otherwise in this process. Redis's own clock refills them, so processes with
   skewed clocks agree.
 - Per client address: connections, before the handshake's credentials are even checked
   (a flood of bad tokens costs no JWKS lookups). Behind a balancer the address is the one
-  the balancer reports (daphne --proxy-headers), never a client's X-Forwarded-For.
+  the balancer reports (daphne --proxy-headers, or the rightmost X-Forwarded-For entry when
+  the peer is a private address: `client_address`), never one a client wrote.
 
 Moderators and bots (AUTH_BOT_GROUP) are exempt from the per-socket and per-user limits.
 A refusal is `RateLimited`: an error frame with code `rate_limited` and `retryAfter`. A
@@ -26,6 +27,7 @@ a Redis outage must not stop chat, and the limits still hold per process meanwhi
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import math
 import time
@@ -211,8 +213,28 @@ def reset() -> None:
 
 
 def client_address(scope: dict[str, Any]) -> str | None:
+    """The address a connection is counted against.
+
+    The peer's, unless the peer is a private or loopback address (a balancer in front of
+    daphne: an AWS ALB reaches its targets from inside the VPC) and the request carries
+    X-Forwarded-For: then the rightmost entry, the one that balancer added. Entries to its
+    left are whatever the client sent, never trusted. Without this, every client behind an
+    ALB would share the balancer's address and one budget (issue 24 turned the limit on in
+    production; docs/operations.md, "Behind a balancer").
+    """
     client = scope.get("client")
-    return str(client[0]) if client else None
+    if not client:
+        return None
+    peer = str(client[0])
+    try:
+        behind_balancer = ipaddress.ip_address(peer).is_private
+    except ValueError:
+        return peer
+    if not behind_balancer:
+        return peer
+    forwarded = [value for name, value in scope.get("headers") or () if name.lower() == b"x-forwarded-for"]
+    rightmost = forwarded[-1].decode("latin-1").rsplit(",", 1)[-1].strip() if forwarded else ""
+    return rightmost or peer
 
 
 async def check_address(scope: dict[str, Any]) -> None:
@@ -224,6 +246,11 @@ async def check_address(scope: dict[str, Any]) -> None:
     wait = await shared_buckets().take(f"connect-address:{address}", rate)
     if wait:
         raise RateLimited(wait, f"too many connections from this address; retry after {wait:.1f} s")
+
+
+# Frames that read the store (a join's replay, a history page, a ping's tail check): their
+# cost grows with the user's sockets, so they share one budget per user.
+READ_COMMANDS: Final = (protocol.JoinRoom, protocol.History, protocol.Ping)
 
 
 class SocketLimits:
@@ -268,7 +295,14 @@ class SocketLimits:
         now = time.monotonic()
         if self.frames is not None and (wait := self.frames.take(now)):
             raise RateLimited(wait, f"too many frames; retry after {wait:.1f} s")
-        if not isinstance(command, protocol.SendMessage) or self.exempt:
+        if self.exempt:
+            return
+        if isinstance(command, READ_COMMANDS):
+            rate = _rate("CHAT_RATE_LIMIT_READS_PER_USER")
+            if rate is not None and (wait := await shared_buckets().take(f"read-user:{self.user_id}", rate)):
+                raise RateLimited(wait, f"too many reads from this user; retry after {wait:.1f} s")
+            return
+        if not isinstance(command, protocol.SendMessage):
             return
         if self.sends is not None and (wait := self.sends.take(now)):
             raise RateLimited(wait, f"too many messages on this connection; retry after {wait:.1f} s")

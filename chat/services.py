@@ -13,6 +13,7 @@ never write.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,7 +26,8 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.identity import Identity
-from chat import broadcast, events, metrics, protocol
+from analytics import services as analytics
+from chat import broadcast, events, metrics, protocol, quota
 from chat.errors import ChatError, ErrorCode, StorageUnavailable
 from chat.events import RoomEvent
 from chat.fanout import RoomFanout, RoomMember, UserMember, room_fanout
@@ -76,8 +78,10 @@ async def _store_call(fn: Callable[..., T], /, **kwargs: Any) -> T:
     run = (
         database_sync_to_async(_guarded) if store.thread_sensitive else sync_to_async(_guarded, thread_sensitive=False)
     )
+    # An ORM call that waited too long for the sync thread is refused unread (_queue_bounded).
+    target = _queue_bounded(fn) if store.thread_sensitive else fn
     with metrics.store_timer(getattr(fn, "__name__", "call")):
-        return await run(fn, kwargs)
+        return await run(target, kwargs)
 
 
 # Room events: the one way out ---------------------------------------------------------------
@@ -89,14 +93,17 @@ async def _send_room_events(entries: Iterable[LogEntry]) -> None:
 
 
 async def room_change(fn: Callable[..., T], /, *, stored: Callable[[T], Iterable[LogEntry]], **kwargs: Any) -> T:
-    """Make one room change with a store call, then send the room events it stored.
+    """Make one room change with a store call, then send the room events it stored
+    (without waiting for the channel layer: chat.broadcast.room_event_soon).
 
     The only way an async service sends a room event: `stored` picks the events out of
     the call's result, so there is no event to send before the write returned, and none
     that was not written. (Zulip's send_event_on_commit, for a store call.)
     """
     result = await _store_call(fn, **kwargs)
-    await _send_room_events(stored(result))
+    for entry in stored(result):
+        # Queued in the room's publisher: the caller's ack never waits for the layer (issue 24).
+        broadcast.room_event_soon(protocol.room_event(entry))
     return result
 
 
@@ -111,6 +118,26 @@ def room_change_sync(fn: Callable[..., T], /, *, stored: Callable[[T], Iterable[
     return result
 
 
+def _queue_bounded(fn: Callable[..., T]) -> Callable[..., T]:
+    """`fn`, refused without touching the database if it waited for the sync thread longer
+    than a lock wait may take (DATABASE_LOCK_TIMEOUT).
+
+    The ORM's calls queue up on one thread per process: while a frozen writer holds the
+    store's lock, each call waits out its own lock timeout behind the others, so the tenth
+    sender's answer came after ten bounds, past any client's patience (issue 24). A call
+    that has already waited a bound is answered storage_unavailable at once; none waits
+    more than about two bounds.
+    """
+    queued_at = time.monotonic()
+
+    def call(**kwargs: Any) -> T:
+        if time.monotonic() - queued_at > settings.DATABASE_LOCK_TIMEOUT:
+            raise StorageUnavailable("storage is busy, retry shortly")
+        return fn(**kwargs)
+
+    return call
+
+
 # Rooms ----------------------------------------------------------------------------------
 
 
@@ -120,6 +147,25 @@ def room_create(*, room_id: str, name: str | None = None, created_by: str | None
     return store_call(
         get_store().ensure_room, room_id=room_id, name=(name or room_id)[:100], created_by=created_by, now=utcnow()
     )
+
+
+def room_create_by_user(*, identity: Identity, room_id: str, name: str | None = None) -> Room:
+    """A user creates a room, or gets the room of that id that they may see. Synchronous.
+
+    An id held by a room the user may not see (private and not theirs, or archived) is
+    refused with `room_unavailable`, which says nothing of that room: not its name, its
+    messages or its settings. Creating cannot hide that an id is taken; everything else
+    answers a non-member as for a room that does not exist (docs/auth.md).
+    """
+    room_id = protocol.validate_room_id(room_id)
+    existing = room_get(room_id)
+    if existing is not None:
+        if room_visible(room=existing, identity=identity):
+            return existing
+        raise ChatError(ErrorCode.ROOM_UNAVAILABLE, "this room id is taken: choose another", room_id=room_id)
+    if not (identity.is_moderator or identity.is_bot):
+        quota.rooms_created_today(identity=identity, now=utcnow(), rooms=get_store().list_rooms())
+    return room_create(room_id=room_id, name=name, created_by=identity.user_id)
 
 
 def room_list(*, identity: Identity | None = None) -> list[Room]:
@@ -191,7 +237,9 @@ async def _readable_room(room_id: str, identity: Identity) -> Room:
     if room.private and not identity.is_moderator:
         member = await _store_call(get_store().is_member, room_id=room_id, user_id=identity.user_id)
         if not member:
-            raise ChatError(ErrorCode.FORBIDDEN, f"room {room_id!r} is private: members only", room_id=room_id)
+            # The very answer of _require_room for a room that does not exist: a non-member
+            # must not learn that a private room of this id exists (docs/auth.md).
+            raise ChatError(ErrorCode.UNKNOWN_ROOM, f"room {room_id!r} does not exist", room_id=room_id)
     return room
 
 
@@ -200,7 +248,7 @@ async def room_access(*, room_id: str, identity: Identity) -> bool:
     try:
         await _readable_room(room_id, identity)
     except ChatError as error:
-        if error.code in (ErrorCode.FORBIDDEN, ErrorCode.UNKNOWN_ROOM):
+        if error.code == ErrorCode.UNKNOWN_ROOM:
             return False
         raise
     return True
@@ -282,6 +330,9 @@ async def message_send(
         # A retry of a message already stored is no new post.
         await database_sync_to_async(_slow_mode_give_back)(room=room, identity=identity, now=now)
     metrics.record_stored(created=result.created)
+    if result.created:
+        # After the broadcast: counting delays the sender's ack, never the delivery.
+        await analytics.message_stored(room_id=room_id, user_id=identity.user_id, at=result.message.timestamp)
     return result.message
 
 
@@ -435,7 +486,22 @@ async def connection_open(*, identity: Identity) -> ConnectionRecord:
         instance_id=instance_id(),
     )
     await _store_call(get_store().save_connection, record=record)
+    try:
+        await _store_call(_check_socket_quota, record=record)
+    except quota.QuotaExceeded:
+        await connection_close(connection_id=record.connection_id)
+        raise
+    await analytics.socket_opened(connection_id=record.connection_id, user_id=identity.user_id, at=now)
     return record
+
+
+def _check_socket_quota(*, record: ConnectionRecord) -> None:
+    if settings.CHAT_MAX_SOCKETS_PER_USER <= 0:
+        return
+    mine = get_store().connections_for_user(user_id=record.user_id, now=utcnow())
+    if record.connection_id not in {c.connection_id for c in mine}:
+        mine.append(record)  # a store that does not read its own write yet still counts it
+    quota.sockets_open(connection_id=record.connection_id, connections=mine)
 
 
 async def connection_close(*, connection_id: str) -> None:
@@ -444,6 +510,7 @@ async def connection_close(*, connection_id: str) -> None:
     except StorageUnavailable:
         # The row expires by its ttl; nothing else depends on it being gone now.
         log.warning("connection row %s left to expire", connection_id)
+    await analytics.socket_closed(connection_id=connection_id, at=utcnow())
 
 
 def _refresh_connections(*, connection_ids: list[str], ttl: int) -> None:

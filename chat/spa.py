@@ -1,8 +1,7 @@
 """The React client (frontend/) served by Django at /app/, for the embedded default.
 
-`make frontend` builds it into frontend/dist (settings.FRONTEND_DIST); `collectstatic`
-copies the build under STATIC_ROOT/app/, where deploy/ picks it up for S3 and CloudFront.
-This view serves the first of the two that holds an index.html. Nothing built is
+`make frontend` builds it into frontend/dist (settings.FRONTEND_DIST), which this view
+serves and deploy/push_static.py pushes to S3 for CloudFront. Nothing built is
 committed and `make run` needs no Node, so when there is no build the page says how to
 make one instead.
 """
@@ -22,6 +21,8 @@ from django.views.decorators.http import require_safe
 # config.json name those assets and the deployment: always revalidate them.
 IMMUTABLE: Final = "public, max-age=31536000, immutable"
 REVALIDATE: Final = "no-cache"
+# No path of the build is longer; a longer one is no page of the app either (404).
+MAX_PATH: Final = 1024
 
 # Defence in depth for the app's pages: only the build's own scripts and styles run. The
 # socket and the API may be on another origin (config.json), so connections are open to
@@ -61,20 +62,23 @@ release ships version 20 or later.</p>
 
 def build_dir() -> Path | None:
     """The directory holding the built app, or None when it has not been built."""
-    candidates = [Path(settings.FRONTEND_DIST), Path(settings.STATIC_ROOT) / "app"]
-    for candidate in candidates:
-        if (candidate / "index.html").is_file():
-            return candidate
-    return None
+    candidate = Path(settings.FRONTEND_DIST)
+    return candidate if (candidate / "index.html").is_file() else None
 
 
 def _resolve(root: Path, path: str) -> Path | None:
     """The file under root that `path` names, never anything outside root."""
+    if len(path) > MAX_PATH:
+        raise Http404("No such file in the app build")
     if "\\" in path or "\x00" in path:
         return None
-    target = (root / path).resolve()
-    if not target.is_relative_to(root) or not target.is_file():
-        return None
+    try:
+        target = (root / path).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            return None
+    except OSError:
+        # A name too long for the file system, say: no file of the build, nor a page of it.
+        raise Http404("No such file in the app build") from None
     return target
 
 

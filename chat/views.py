@@ -4,25 +4,33 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 
 from accounts.identity import identity_from_user
+from accounts.refusals import refusal_for
 from chat import services
+from chat.errors import ChatError, ErrorCode
 from chat.forms import RoomForm
 
 
 @login_required
 def rooms(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
+        refusal = refusal_for(request.user)
+        if refusal is not None:  # a banned user creates no room (the /api/ answer, as a page)
+            return HttpResponseForbidden(f"{refusal.message}. Reason: {refusal.reason}", content_type="text/plain")
         form = RoomForm(request.POST)
-        if form.is_valid():
-            room = services.room_create(
-                room_id=form.cleaned_data["room_id"],
-                name=form.cleaned_data["name"] or None,
-                created_by=str(request.user.pk),
-            )
-            return redirect("chat:room", room_id=room.room_id)
+        identity = identity_from_user(request.user)
+        if form.is_valid() and identity is not None:
+            try:
+                room = services.room_create_by_user(
+                    identity=identity, room_id=form.cleaned_data["room_id"], name=form.cleaned_data["name"] or None
+                )
+            except ChatError as error:
+                form.add_error("room_id" if error.code == ErrorCode.ROOM_UNAVAILABLE else None, error.message)
+            else:
+                return redirect("chat:room", room_id=room.room_id)
     else:
         form = RoomForm()
     rooms = services.room_list(identity=identity_from_user(request.user))

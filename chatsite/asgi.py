@@ -1,7 +1,7 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
-The WebSocket entry (chat.entry) checks the Origin header against an explicit allow-list
-(the hosts in DJANGO_ALLOWED_HOSTS plus the origins in CHAT_ALLOWED_ORIGINS), routes /ws/
+The WebSocket entry (chat.entry) checks the Origin header against exact origins (the site's
+own, and those in CHAT_ALLOWED_ORIGINS: chat.origins), routes /ws/
 to the chat and parses the cookies; the chat reads the session when the socket authenticates.
 """
 
@@ -19,20 +19,21 @@ from django.conf import settings  # noqa: E402
 
 from chat import connections, daphne_adapt  # noqa: E402
 from chat.entry import WebSocketEntry  # noqa: E402
-from chatsite.ops import emf  # noqa: E402
+from chatsite.ops import drain, emf  # noqa: E402
 
+if settings.PRODUCTION:
+    from accounts.demo import refuse_demo_accounts
+
+    refuse_demo_accounts()  # alice and bob of `make run`, with their published password
 emf.start_from_settings()  # CloudWatch EMF lines when METRICS_EMF=1
 # Under daphne, once: what Chatsite adds to daphne, Twisted and autobahn (chat.daphne_adapt).
 daphne_adapt.install(on_shutdown=connections.begin_drain)
-
-
-def allowed_origins() -> list[str]:
-    return [*settings.ALLOWED_HOSTS, *settings.CHAT_ALLOWED_ORIGINS]
+drain.install_signal_handler()  # SIGUSR1 drains this process before a release stops it
 
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": WebSocketEntry(allowed_origins()),
+        "websocket": WebSocketEntry(),
     }
 )

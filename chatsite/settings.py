@@ -10,10 +10,10 @@ production (CHATSITE_ENV=production).
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
+from chatsite.dburl import database_from_url
 from chatsite.env import env_bool, env_float, env_int, env_list, env_str, require_together
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -27,19 +27,26 @@ PRODUCTION = CHATSITE_ENV == "production"
 # tracked files.
 DATA_DIR = Path(env_str("CHATSITE_DATA_DIR", str(BASE_DIR / "var")))
 
+DEBUG = env_bool("DJANGO_DEBUG", default=not PRODUCTION)
+
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if PRODUCTION:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY is required when CHATSITE_ENV=production")
+    if not DEBUG:
+        # The development key is public (it is in this file): a run without DEBUG is one that
+        # others may reach, and their sessions and signed cookies would be forgeable.
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG=0: the development key is public "
+            "(generate one with: openssl rand -base64 48)"
+        )
     SECRET_KEY = "chatsite-development-only-not-secret"  # noqa: S105 - development default
-
-DEBUG = env_bool("DJANGO_DEBUG", default=not PRODUCTION)
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"])
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS is required when CHATSITE_ENV=production")
 
-# Browser origins allowed to open the WebSocket besides ALLOWED_HOSTS (a React app served
+# Browser origins allowed to open the WebSocket besides the site's own (a React app served
 # from a CloudFront domain, say). Exact origins: scheme://host[:port].
 CHAT_ALLOWED_ORIGINS = env_list("CHAT_ALLOWED_ORIGINS")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
@@ -55,6 +62,7 @@ INSTALLED_APPS = [
     "channels",
     "accounts",
     "chat",
+    "analytics",
 ]
 
 MIDDLEWARE = [
@@ -67,6 +75,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.BearerTokenMiddleware",  # Authorization: Bearer on /api/
+    "accounts.middleware.RefusedUserMiddleware",  # a banned user calls no /api/ endpoint
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -91,27 +100,55 @@ TEMPLATES = [
 ]
 
 
-def _database_from_url(url: str) -> dict[str, object]:
-    parsed = urlparse(url)
-    if parsed.scheme in {"postgres", "postgresql"}:
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": unquote(parsed.path.lstrip("/")),
-            "USER": unquote(parsed.username or ""),
-            "PASSWORD": unquote(parsed.password or ""),
-            "HOST": parsed.hostname or "",
-            "PORT": str(parsed.port or ""),
-            "CONN_MAX_AGE": 60,
-            "CONN_HEALTH_CHECKS": True,
-        }
-    if parsed.scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parsed.path) or ":memory:"}
-    raise ImproperlyConfigured(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (postgres or sqlite)")
+# Every wait on the database is bounded, well inside a client's patience (its ack timeout is
+# 15 s, its pong timeout 10 s, static/chat/chat.js): a process frozen while it holds the write
+# lock (SQLite) or a room's row lock (PostgreSQL) once stalled every writer of the cluster with
+# no error at all (issue 24). Past a bound the store call fails, and the client gets a retryable
+# storage_unavailable with retryAfter (chat.services._store_call); nothing was written.
+# - how long a statement waits for a lock (PostgreSQL lock_timeout, SQLite's busy timeout);
+DATABASE_LOCK_TIMEOUT = env_float("DATABASE_LOCK_TIMEOUT", 3.0)
+# - how long one statement may run (PostgreSQL statement_timeout; 0: unbounded, for a long
+#   migration run by hand);
+DATABASE_STATEMENT_TIMEOUT = env_float("DATABASE_STATEMENT_TIMEOUT", 10.0)
+# - how long a transaction may sit idle holding its locks (PostgreSQL
+#   idle_in_transaction_session_timeout): the server ends a frozen process's transaction,
+#   and with it the row lock every other writer of the room waits for.
+DATABASE_IDLE_TRANSACTION_TIMEOUT = env_float("DATABASE_IDLE_TRANSACTION_TIMEOUT", 5.0)
+for _name, _value in (
+    ("DATABASE_LOCK_TIMEOUT", DATABASE_LOCK_TIMEOUT),
+    ("DATABASE_STATEMENT_TIMEOUT", DATABASE_STATEMENT_TIMEOUT),
+    ("DATABASE_IDLE_TRANSACTION_TIMEOUT", DATABASE_IDLE_TRANSACTION_TIMEOUT),
+):
+    if not 0 <= _value <= 600:
+        raise ImproperlyConfigured(f"{_name} must be between 0 and 600 seconds")
+if DATABASE_LOCK_TIMEOUT <= 0:
+    raise ImproperlyConfigured("DATABASE_LOCK_TIMEOUT must be positive: an unbounded lock wait stalls every writer")
+
+
+def _postgres_timeouts() -> str:
+    """libpq `options`: the server-side bounds, set for every session (milliseconds)."""
+    bounds = {
+        "lock_timeout": DATABASE_LOCK_TIMEOUT,
+        "statement_timeout": DATABASE_STATEMENT_TIMEOUT,
+        "idle_in_transaction_session_timeout": DATABASE_IDLE_TRANSACTION_TIMEOUT,
+    }
+    return " ".join(f"-c {name}={round(seconds * 1000)}" for name, seconds in bounds.items())
+
+
+def _bounded(database: dict[str, object]) -> dict[str, object]:
+    """The database entry with the waits above applied: server-side options for PostgreSQL
+    (added to any `options` the URL gave), the busy timeout for SQLite."""
+    options = dict(database.get("OPTIONS") or {})  # type: ignore[call-overload]
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        options["options"] = " ".join(filter(None, [_postgres_timeouts(), options.get("options", "")]))
+    else:
+        options.setdefault("timeout", DATABASE_LOCK_TIMEOUT)
+    return {**database, "OPTIONS": options}
 
 
 _database_url = env_str("DATABASE_URL")
 if _database_url:
-    DATABASES = {"default": _database_from_url(_database_url)}
+    DATABASES = {"default": _bounded(database_from_url(_database_url, password=env_str("DATABASE_PASSWORD")))}
 else:
     if PRODUCTION:
         raise ImproperlyConfigured("DATABASE_URL is required when CHATSITE_ENV=production")
@@ -120,12 +157,13 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "db.sqlite3",
-            # Several writers (daphne's thread pool) share one SQLite file: wait, don't fail.
-            # Write-ahead log, still synced on every commit (durable): a stored message costs
-            # one sync instead of the rollback journal's several, and readers never wait for
-            # a writer (measured: 10 % of a small room's CPU per message, docs/performance.md).
+            # Several writers (daphne processes) share one SQLite file: wait for the write
+            # lock, but no longer than DATABASE_LOCK_TIMEOUT. Write-ahead log, still synced on
+            # every commit (durable): a stored message costs one sync instead of the rollback
+            # journal's several, and readers never wait for a writer (measured: 10 % of a
+            # small room's CPU per message, docs/performance.md).
             "OPTIONS": {
-                "timeout": 20,
+                "timeout": DATABASE_LOCK_TIMEOUT,
                 "transaction_mode": "IMMEDIATE",
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
             },
@@ -155,15 +193,16 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
-# The React client's build (frontend/, `make frontend`): served at /app/ by chat/spa.py and,
-# once built, collected under STATIC_ROOT/app/ where deploy/ picks it up.
+# The React client's build (frontend/, `make frontend`): served at /app/ by chat/spa.py from
+# here, and pushed to S3 by deploy/push_static.py from here. Not a static files directory:
+# collected, it would be a second copy of the build (with the build's own config.json).
 FRONTEND_DIST = Path(env_str("CHATSITE_FRONTEND_DIST", str(BASE_DIR / "frontend" / "dist")))
-STATICFILES_DIRS = [BASE_DIR / "static", *([("app", FRONTEND_DIST)] if FRONTEND_DIST.is_dir() else [])]
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
-            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            "chatsite.static_storage.StaticFilesStorage"
             if PRODUCTION
             else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
@@ -197,6 +236,14 @@ if PRODUCTION:
 # delivery, never drops at a capacity, and re-subscribes by itself after a Redis restart.
 # docs/operations.md ("Channel layer") has the numbers and the trade-offs.
 REDIS_URL = env_str("REDIS_URL")
+# Several Redis primaries (comma-separated URLs) instead of REDIS_URL: channels-redis spreads
+# channels and groups over them by consistent hashing, so each room's group lives on one
+# host and the pub/sub load is shared (docs/operations.md, "Past one Redis").
+REDIS_URLS = env_list("REDIS_URLS")
+if REDIS_URLS and (REDIS_URL or env_list("REDIS_SENTINELS")):
+    raise ImproperlyConfigured("REDIS_URLS replaces REDIS_URL and REDIS_SENTINELS: set one of them")
+# The AUTH token, when it is not in REDIS_URL (on ECS it is injected from Secrets Manager).
+REDIS_PASSWORD = env_str("REDIS_PASSWORD")
 REDIS_SENTINELS = env_list("REDIS_SENTINELS")  # host:port,host:port
 REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER")
 if bool(REDIS_SENTINELS) != bool(REDIS_SENTINEL_MASTER):
@@ -206,7 +253,7 @@ if CHANNEL_LAYER not in {"pubsub", "core"}:
     raise ImproperlyConfigured(f"CHANNEL_LAYER must be pubsub or core, got {CHANNEL_LAYER!r}")
 
 
-def _redis_host() -> dict[str, object]:
+def _redis_host(address: str = REDIS_URL) -> dict[str, object]:
     # redis-py 8 caps its asyncio pool at 100 and raises instead of waiting; a burst of
     # handshakes doing group_add needs more.
     from redis.asyncio.retry import Retry
@@ -222,6 +269,8 @@ def _redis_host() -> dict[str, object]:
         "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
         "retry_on_error": [RedisConnectionError, RedisTimeoutError],
     }
+    if REDIS_PASSWORD:
+        pool["password"] = REDIS_PASSWORD
     if REDIS_SENTINELS:
         sentinels = []
         for entry in REDIS_SENTINELS:
@@ -230,15 +279,17 @@ def _redis_host() -> dict[str, object]:
                 raise ImproperlyConfigured(f"REDIS_SENTINELS entries are host:port, got {entry!r}")
             sentinels.append((host, int(port)))
         return {"sentinels": sentinels, "master_name": REDIS_SENTINEL_MASTER, **pool}
-    return {"address": REDIS_URL, **pool}
+    return {"address": address, **pool}
 
 
-if REDIS_URL or REDIS_SENTINELS:
+if REDIS_URL or REDIS_URLS or REDIS_SENTINELS:
+    _redis_hosts = [_redis_host(url) for url in REDIS_URLS] if REDIS_URLS else [_redis_host()]
     if CHANNEL_LAYER == "pubsub":
         CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-                "CONFIG": {"hosts": [_redis_host()]},
+                # channels_redis's pub/sub layer, publishing outside its shard lock (chat.layers).
+                "BACKEND": "chat.layers.PubSubChannelLayer",
+                "CONFIG": {"hosts": _redis_hosts},
             }
         }
     else:
@@ -250,7 +301,9 @@ if REDIS_URL or REDIS_SENTINELS:
                     # timeout (5 s): the read can time out first and kill the process's
                     # receive loop after 5 idle seconds (measured by bench/, see
                     # docs/performance.md). Give reads room above it.
-                    "hosts": [{**_redis_host(), "socket_timeout": env_float("REDIS_SOCKET_TIMEOUT", 30.0)}],
+                    "hosts": [
+                        {**host, "socket_timeout": env_float("REDIS_SOCKET_TIMEOUT", 30.0)} for host in _redis_hosts
+                    ],
                     # Past capacity a channel drops silently (logged at INFO); seq repair fills
                     # the hole, but a large capacity keeps repairs rare.
                     "capacity": env_int("CHANNEL_LAYER_CAPACITY", 10_000, minimum=100),
@@ -319,6 +372,14 @@ CHAT_HISTORY_MAX_PAGE = env_int("CHAT_HISTORY_MAX_PAGE", 200, minimum=1)
 CHAT_DEFAULT_ROOM = "general"
 # Which daphne instance holds a connection row (several processes behind a balancer).
 CHAT_INSTANCE_ID = env_str("CHAT_INSTANCE_ID")
+# A drain (chatsite/ops/drain.py: SIGUSR1, or ECS stopping the task) closes the open sockets
+# with 1001 evenly over this window, so their clients reconnect elsewhere at a steady rate;
+# the balancer's deregistration delay must outlast it. A SIGTERM with no drain before it
+# closes them over the shorter CHAT_STOP_DRAIN_SECONDS, which the stop timeouts outlast.
+CHAT_DRAIN_SECONDS = env_float("CHAT_DRAIN_SECONDS", 20.0)
+CHAT_STOP_DRAIN_SECONDS = env_float("CHAT_STOP_DRAIN_SECONDS", 5.0)
+if not (0 <= CHAT_DRAIN_SECONDS <= 300 and 0 <= CHAT_STOP_DRAIN_SECONDS <= 300):
+    raise ImproperlyConfigured("CHAT_DRAIN_SECONDS and CHAT_STOP_DRAIN_SECONDS must be between 0 and 300")
 
 
 def _env_rate(name: str, default: str) -> str:
@@ -346,13 +407,26 @@ CHAT_RATE_LIMIT_SEND_PER_CONNECTION = _env_rate(
 )
 CHAT_RATE_LIMIT_SEND_PER_USER = _env_rate("CHAT_RATE_LIMIT_SEND_PER_USER", "30/10" if _RATE_DEFAULT_ON else "off")
 CHAT_RATE_LIMIT_CONNECT_PER_USER = _env_rate("CHAT_RATE_LIMIT_CONNECT_PER_USER", "30/60" if _RATE_DEFAULT_ON else "off")
-# Per client address, before credentials are checked. Off by default: many users can share
-# an address (an office, a carrier's NAT); behind a balancer it needs daphne --proxy-headers.
-CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS = _env_rate("CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS", "off")
+# Per client address, before credentials are checked. On by default in production, and
+# generous, since many users can share an address (an office, a carrier's NAT): a flood of
+# 1000 bad tokens in 10 s from one address once slowed every socket of its process (issue
+# 24). Behind a balancer it needs daphne --proxy-headers.
+CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS = _env_rate(
+    "CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS", "120/60" if _RATE_DEFAULT_ON else "off"
+)
+# Read frames (joinRoom, history, ping) per user, over all their sockets: each costs store
+# reads, and CHAT_RATE_LIMIT_FRAMES_PER_CONNECTION alone lets a user multiply it by sockets.
+CHAT_RATE_LIMIT_READS_PER_USER = _env_rate("CHAT_RATE_LIMIT_READS_PER_USER", "60/10" if _RATE_DEFAULT_ON else "off")
+# Per-user quotas (chat/quota.py, docs/auth.md "Quotas"), counted from the store; 0 is off.
+# Open sockets: the next one is refused with 4429. Rooms a user may create in 24 hours
+# (moderators and bots are exempt): like the rate limits, off by default in development,
+# whose tests make a room per test.
+CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20, minimum=0)
+CHAT_ROOMS_PER_USER_PER_DAY = env_int("CHAT_ROOMS_PER_USER_PER_DAY", 20 if PRODUCTION else 0, minimum=0)
 # Refused frames a socket may send in a row before it is closed with 4429.
 CHAT_RATE_LIMIT_STRIKES = env_int("CHAT_RATE_LIMIT_STRIKES", 10, minimum=0)
 AUTH_BOT_GROUP = env_str("AUTH_BOT_GROUP", "bots")  # the Django group of bot accounts
-# What daphne may hold for one socket whose client does not read (chat/sendbuffer.py): past
+# What daphne may hold for one socket whose client does not read (chat/daphne_adapt/sendbuffer.py): past
 # it the connection is dropped (the client sees 1006, reconnects and resumes). It must hold
 # the largest history page (CHAT_HISTORY_MAX_PAGE messages of CHAT_MAX_MESSAGE_LENGTH).
 CHAT_MAX_SEND_BUFFER_BYTES = env_int("CHAT_MAX_SEND_BUFFER_BYTES", 8 * 1024 * 1024, minimum=16 * 1024)
@@ -360,6 +434,14 @@ CHAT_MAX_SEND_BUFFER_BYTES = env_int("CHAT_MAX_SEND_BUFFER_BYTES", 8 * 1024 * 10
 # A test hook for tests/faults, refused in production: a message whose text is exactly this
 # makes the process exit (os._exit) right after the store has it, before its broadcast and
 # its ack, the worst moment to die.
+# Analytics (docs/moderation.md): 0 counts each message in its own transaction after the
+# broadcast; N > 0 keeps the counts in memory and writes them every N seconds in one
+# transaction (a hard crash loses at most N seconds of counts, never a message). Production
+# batches: a per-message transaction cost twice the message's own write (docs/performance.md).
+ANALYTICS_FLUSH_SECONDS = env_float("ANALYTICS_FLUSH_SECONDS", 2.0 if PRODUCTION else 0.0)
+if ANALYTICS_FLUSH_SECONDS < 0:
+    raise ImproperlyConfigured("ANALYTICS_FLUSH_SECONDS must be 0 (write through) or more")
+
 CHAT_TEST_CRASH_AFTER_STORE = env_str("CHAT_TEST_CRASH_AFTER_STORE")
 if CHAT_TEST_CRASH_AFTER_STORE and PRODUCTION:
     raise ImproperlyConfigured("CHAT_TEST_CRASH_AFTER_STORE is a test hook: it is refused when CHATSITE_ENV=production")
@@ -409,14 +491,60 @@ if AUTH_TOKEN_LEEWAY > 300:
 # cannot flood the JWKS endpoint.
 AUTH_JWKS_REFETCH_INTERVAL = env_int("AUTH_JWKS_REFETCH_INTERVAL", 10, minimum=1)
 AUTH_JWKS_MAX_AGE = env_int("AUTH_JWKS_MAX_AGE", 3600, minimum=60)
+# How long a token check waits for a JWKS fetch in flight before the token is refused
+# (4401; the client may retry): a slow key endpoint must not hold sockets or threads.
+AUTH_JWKS_WAIT = env_float("AUTH_JWKS_WAIT", 2.0)
+if not 0 < AUTH_JWKS_WAIT <= 30:
+    raise ImproperlyConfigured("AUTH_JWKS_WAIT must be between 0 and 30 seconds")
 # The built-in issuer (no Cognito): its key is created on first run, outside the repo.
 AUTH_SIGNING_KEY_FILE = Path(env_str("AUTH_SIGNING_KEY_FILE", str(DATA_DIR / "auth-signing-key.pem")))
+# Several hosts share the issuer's keys (accounts/issuer.py): a Secrets Manager secret (name
+# or ARN), re-read every AUTH_SIGNING_KEYS_MAX_AGE seconds, or the same text in the
+# environment. Either replaces the local key file, which is right for one host only.
+AUTH_SIGNING_KEYS = env_str("AUTH_SIGNING_KEYS")
+AUTH_SIGNING_KEYS_SECRET = env_str("AUTH_SIGNING_KEYS_SECRET")
+if AUTH_SIGNING_KEYS and AUTH_SIGNING_KEYS_SECRET:
+    raise ImproperlyConfigured("set AUTH_SIGNING_KEYS or AUTH_SIGNING_KEYS_SECRET, not both")
+AUTH_SIGNING_KEYS_MAX_AGE = env_int("AUTH_SIGNING_KEYS_MAX_AGE", 300, minimum=1)
 AUTH_TOKEN_LIFETIME = env_int("AUTH_TOKEN_LIFETIME", 3600, minimum=1)  # ID and access tokens, like Cognito
 AUTH_REFRESH_TOKEN_LIFETIME = env_int("AUTH_REFRESH_TOKEN_LIFETIME", 30 * 86_400, minimum=60)
+# Sign-in throttling (accounts/throttle.py, docs/auth.md): failed sign-ins allowed per
+# username and per client address in a window, "<count>/<seconds>" or "off"; past them
+# /api/auth/token, /api/auth/refresh and /accounts/login/ answer 429 until the window ends.
+AUTH_SIGNIN_FAILURES_PER_ACCOUNT = env_str("AUTH_SIGNIN_FAILURES_PER_ACCOUNT", "5/900")
+AUTH_SIGNIN_FAILURES_PER_ADDRESS = env_str("AUTH_SIGNIN_FAILURES_PER_ADDRESS", "50/900")
+# Sign-ups per client address (accounts/views.py), "<count>/<seconds>" or "off". Off by
+# default in development, whose tests sign up many users from 127.0.0.1.
+AUTH_SIGNUPS_PER_ADDRESS = env_str("AUTH_SIGNUPS_PER_ADDRESS", "10/3600" if PRODUCTION else "off")
+
+
+def _check_window(name: str) -> None:
+    from accounts.throttle import Window
+
+    try:
+        Window.parse(globals()[name])
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
+for _name in ("AUTH_SIGNIN_FAILURES_PER_ACCOUNT", "AUTH_SIGNIN_FAILURES_PER_ADDRESS", "AUTH_SIGNUPS_PER_ADDRESS"):
+    _check_window(_name)
 # A WebSocket without a session cookie must send {"action": "authenticate"} this soon.
+# How long the server waits for a client to answer its close frame before it drops the
+# connection (chat.daphne_adapt.closing; autobahn's default of 1 s reset the connection under load, and
+# the client saw 1006 instead of 4401, 4403, 4429 or 1001).
+CHAT_CLOSE_HANDSHAKE_TIMEOUT = env_float("CHAT_CLOSE_HANDSHAKE_TIMEOUT", 5.0)
+if not 0 < CHAT_CLOSE_HANDSHAKE_TIMEOUT <= 60:
+    raise ImproperlyConfigured("CHAT_CLOSE_HANDSHAKE_TIMEOUT must be between 0 and 60 seconds")
 CHAT_AUTH_TIMEOUT = env_float("CHAT_AUTH_TIMEOUT", 10.0)
 if not 0 < CHAT_AUTH_TIMEOUT <= 300:
     raise ImproperlyConfigured("CHAT_AUTH_TIMEOUT must be between 0 and 300 seconds")
+# A socket signed in by the session cookie is checked against its session at least this often
+# (the process's connection keeper, all its sockets in one pass) and closed with 4401 when the
+# session has ended: flushed, expired, or made stale by a password change.
+CHAT_SESSION_RECHECK_SECONDS = env_float("CHAT_SESSION_RECHECK_SECONDS", 300.0)
+if not 0 < CHAT_SESSION_RECHECK_SECONDS <= 86_400:
+    raise ImproperlyConfigured("CHAT_SESSION_RECHECK_SECONDS must be between 0 and 86400 seconds")
 
 # --- Operations (chatsite/ops: health, metrics, logs; docs/operations.md) ---------------
 # /metrics answers a bearer token or a staff session; there is no default token.
@@ -436,7 +564,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "chatsite.ops.logs.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "chatsite.ops.logs.JsonFormatter"},
     },
     # No token reaches a log line, whoever logs it (accounts/redact.py).

@@ -1,22 +1,28 @@
-"""Push the static files and the React build to S3 and invalidate what changed in CloudFront.
+"""Push the React build to S3 and invalidate its entry files in CloudFront.
 
     python -m deploy.push_static --bucket BUCKET --distribution-id ID [--dry-run]
 
-Two sources, each optional: the output of `manage.py collectstatic` (under `static/` in
-the bucket, matching STATIC_URL) and the React build, frontend/dist (at the root of the
-bucket, where CloudFront's default root object index.html is). A source that is missing is
-skipped and its part of the bucket left alone.
+The React build (frontend/dist) goes to the root of the bucket, where CloudFront's default
+root object index.html is. Django's own static files do not go to S3: the distribution
+sends /static/* to the load balancer, where whitenoise serves them with long cache headers
+(deploy/stack.py), so the pages and their files always come from the same release.
 
 Every object gets its Content-Type from an explicit table and one of three Cache-Control
-values: content-hashed files (Django's manifest names, Vite's assets/) are immutable for a
-year; index.html and config.json are `no-cache` (revalidated on every load, so a deploy
-shows at once); anything else is cached for five minutes.
+values: content-hashed files (Vite's assets/) are immutable for a year; index.html and
+config.json are `no-cache` (revalidated on every load, so a deploy shows at once);
+anything else is cached for five minutes.
+
+Releases: each push records the build's keys in releases/<time>-<digest>.json, and an
+asset is deleted only once none of the last KEEP_RELEASES releases has it. A tab still
+running the previous build (or the one before) keeps loading its lazy chunks after a
+deploy instead of failing on a deleted file.
 
 The push is idempotent: a file whose MD5 equals the object's ETag is not uploaded again, so
 a second run uploads nothing and invalidates nothing. Order matters for clients loading
-the app during a push: new assets first, then the entry files that point at them, then
-deletion of what the build no longer has, then one CloudFront invalidation of the paths
-that changed or went away (new paths were never cached).
+the app during a push: new assets first, then the entry files that point at them, then the
+release record, then deletion of what no kept release has, then one CloudFront
+invalidation of the entry files only: hashed assets never change under their name, and
+the other files expire within five minutes.
 
 See deploy/README.md.
 """
@@ -46,10 +52,13 @@ NO_CACHE: Final = "no-cache"
 SHORT: Final = "public, max-age=300"
 # Files a browser fetches by a fixed name to find everything else.
 ENTRY_NAMES: Final = frozenset({"index.html", "config.json"})
-# Django's manifest: server-side only. Pre-compressed copies (whitenoise): CloudFront
-# compresses by itself, and an object named .gz would be served as gzip bytes.
+# Pre-compressed copies: CloudFront compresses by itself, and an object named .gz would be
+# served as gzip bytes.
 SKIP_NAMES: Final = frozenset({"staticfiles.json"})
 SKIP_SUFFIXES: Final = (".gz", ".br")
+# The current release and the two before it keep their assets in the bucket.
+KEEP_RELEASES: Final = 3
+RELEASES_PREFIX: Final = "releases/"
 # Above this many changed paths, one wildcard invalidation is cheaper (each path is billed
 # past the first thousand a month) and CloudFront allows 3,000 paths in progress.
 MAX_INVALIDATION_PATHS: Final = 100
@@ -122,17 +131,22 @@ class Source:
 class Plan:
     upload: list[LocalFile] = field(default_factory=list)  # not in the bucket yet
     update: list[LocalFile] = field(default_factory=list)  # in the bucket with other content
-    delete: list[str] = field(default_factory=list)  # in the bucket, no longer in the build
+    delete: list[str] = field(default_factory=list)  # in the bucket, in no kept release
     unchanged: int = 0
     skipped_sources: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # every key of this build
+    record: tuple[str, bytes] | None = None  # this release's record, when it is new
 
     @property
     def empty(self) -> bool:
-        return not (self.upload or self.update or self.delete)
+        return not (self.upload or self.update or self.delete or self.record)
 
     def invalidation_paths(self) -> list[str]:
-        """CloudFront paths whose cached copy is stale: updated and deleted keys."""
-        keys = sorted({f.key for f in self.update} | set(self.delete))
+        """CloudFront paths whose cached copy is stale: the entry files that changed.
+
+        Hashed assets never change under their name; a deleted one was not in the current
+        build, and the other files expire within five minutes."""
+        keys = sorted({f.key for f in self.update if f.entry})
         paths = {"/" + urllib.parse.quote(key) for key in keys}
         # The default root object is also cached under "/".
         if any(key == "index.html" for key in keys):
@@ -151,20 +165,6 @@ def md5_of(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def django_hashed_names(directory: Path) -> frozenset[str]:
-    """The content-hashed names ManifestStaticFilesStorage wrote (its staticfiles.json)."""
-    manifest = directory / "staticfiles.json"
-    if not manifest.exists():
-        return frozenset()
-    paths = json.loads(manifest.read_text()).get("paths", {})
-    return frozenset(str(name) for name in paths.values())
-
-
-def django_source(directory: Path, prefix: str = "static/") -> Source:
-    hashed = django_hashed_names(directory)
-    return Source(name="Django static files", directory=directory, prefix=prefix, hashed=hashed.__contains__)
 
 
 def app_source(directory: Path, prefix: str = "") -> Source:
@@ -222,7 +222,15 @@ def _owner(key: str, prefixes: Sequence[str]) -> str | None:
     return max(matching, key=len) if matching else None
 
 
-def make_plan(sources: Sequence[Source], remote: dict[str, str], *, delete: bool = True, force: bool = False) -> Plan:
+def make_plan(
+    sources: Sequence[Source],
+    remote: dict[str, str],
+    *,
+    delete: bool = True,
+    force: bool = False,
+    keep: frozenset[str] = frozenset(),
+) -> Plan:
+    """What to upload and delete; `keep` are keys that older kept releases still use."""
     plan = Plan()
     local: dict[str, LocalFile] = {}
     present_prefixes: list[str] = []
@@ -233,6 +241,7 @@ def make_plan(sources: Sequence[Source], remote: dict[str, str], *, delete: bool
         present_prefixes.append(source.prefix)
         local.update(collect(source))
     all_prefixes = [s.prefix for s in sources]
+    plan.keys = sorted(local)
     for key, item in sorted(local.items()):
         etag = remote.get(key)
         if etag is None:
@@ -244,13 +253,50 @@ def make_plan(sources: Sequence[Source], remote: dict[str, str], *, delete: bool
             plan.unchanged += 1
     if delete:
         for key in sorted(remote):
-            if key in local:
+            if key in local or key in keep or key.startswith(RELEASES_PREFIX):
                 continue
             # Only keys of a source that was pushed: a missing React build leaves the app's
             # files in the bucket alone.
             if _owner(key, all_prefixes) in present_prefixes:
                 plan.delete.append(key)
     return plan
+
+
+# Releases ----------------------------------------------------------------------------------
+
+
+def release_record(keys: Sequence[str], *, now: float) -> tuple[str, bytes]:
+    """This build's release record: its key (time, then a digest of the build's keys) and body."""
+    body = json.dumps(sorted(keys), indent=0).encode()
+    digest = hashlib.sha256(body).hexdigest()[:16]
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    return f"{RELEASES_PREFIX}{stamp}-{digest}.json", body
+
+
+def plan_releases(plan: Plan, records: dict[str, list[str]], *, now: float, delete: bool) -> frozenset[str]:
+    """Record this build as a release (unless the newest record is this build already) and
+    return the keys the last KEEP_RELEASES releases use; older records go on plan.delete."""
+    key, body = release_record(plan.keys, now=now)
+    digest = key.rsplit("-", 1)[1]
+    ordered = sorted(records)  # the names start with the time: oldest first
+    if ordered and ordered[-1].endswith("-" + digest):
+        current = ordered[-1]
+    else:
+        plan.record, current = (key, body), key
+        ordered.append(key)
+        records = {**records, key: list(plan.keys)}
+    kept = ordered[-KEEP_RELEASES:]
+    if delete:
+        plan.delete += [old for old in ordered if old not in kept and old != current]
+    return frozenset(k for record in kept for k in records[record]) | frozenset(kept)
+
+
+def read_records(s3: Any, bucket: str, remote: dict[str, str]) -> dict[str, list[str]]:
+    records: dict[str, list[str]] = {}
+    for key in sorted(k for k in remote if k.startswith(RELEASES_PREFIX)):
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        records[key] = [str(k) for k in json.loads(body)]
+    return records
 
 
 # Applying the plan -----------------------------------------------------------------------
@@ -280,6 +326,9 @@ def apply_plan(s3: Any, bucket: str, plan: Plan, *, workers: int = 8) -> None:
     # middle of a push never asks for an asset that is not there yet.
     _upload_all(s3, bucket, [f for f in changed if not f.entry], workers)
     _upload_all(s3, bucket, [f for f in changed if f.entry], workers)
+    if plan.record is not None:
+        key, body = plan.record
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", CacheControl=NO_CACHE)
     for start in range(0, len(plan.delete), 1000):
         batch = plan.delete[start : start + 1000]
         response = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True})
@@ -323,6 +372,8 @@ def describe(plan: Plan, invalidation: list[str], *, distribution_id: str | None
     lines = [f"skip     {reason}" for reason in plan.skipped_sources]
     for verb, items in (("upload", plan.upload), ("update", plan.update)):
         lines += [f"{verb}   {f.key}  [{f.content_type}; {f.cache_control}]" for f in items]
+    if plan.record is not None:
+        lines.append(f"record   {plan.record[0]}")
     lines += [f"delete   {key}" for key in plan.delete]
     if invalidation and distribution_id:
         lines += [f"invalidate {path}" for path in invalidation]
@@ -343,27 +394,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=os.environ.get("STATIC_DISTRIBUTION_ID"),
         help="CloudFront distribution to invalidate (env STATIC_DISTRIBUTION_ID); none: no invalidation",
     )
-    parser.add_argument(
-        "--static-dir",
-        type=Path,
-        default=Path(os.environ.get("DJANGO_STATIC_ROOT") or ROOT / "staticfiles"),
-        help="collectstatic output (default: DJANGO_STATIC_ROOT or ./staticfiles)",
-    )
-    parser.add_argument("--static-prefix", default="static/", help="key prefix of the static files (STATIC_URL)")
     parser.add_argument("--app-dir", type=Path, default=ROOT / "frontend" / "dist", help="the React build")
     parser.add_argument("--app-prefix", default="", help="key prefix of the React build (default: bucket root)")
     parser.add_argument("--app-config", type=Path, help="a config.json for this deployment, pushed over the build's")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
-    parser.add_argument("--no-delete", action="store_true", help="keep objects no longer in the build")
+    parser.add_argument("--no-delete", action="store_true", help="keep objects of releases older than the last three")
     parser.add_argument("--force", action="store_true", help="upload every file even when unchanged")
     parser.add_argument("--wait", action="store_true", help="wait for the invalidation to complete")
     parser.add_argument("--wait-timeout", type=float, default=900.0)
     args = parser.parse_args(argv)
     if not args.bucket:
         parser.error("--bucket (or STATIC_BUCKET) is required")
-    for name in ("static_prefix", "app_prefix"):
-        value = getattr(args, name).lstrip("/")
-        setattr(args, name, value if not value or value.endswith("/") else value + "/")
+    value = args.app_prefix.lstrip("/")
+    args.app_prefix = value if not value or value.endswith("/") else value + "/"
     return args
 
 
@@ -390,17 +433,26 @@ def _push(args: argparse.Namespace, staging: Path, out: Callable[[str], None]) -
             app = _with_app_config(app, args.app_config, staging / "app")
         else:
             out(f"--app-config ignored: no React build at {args.app_dir}")
-    sources = [django_source(args.static_dir, args.static_prefix), app]
-    if args.app_prefix == args.static_prefix:
-        out("--app-prefix and --static-prefix must differ")
-        return 2
-    if all(not s.directory.is_dir() for s in sources):
-        out(f"nothing to push: neither {args.static_dir} nor {args.app_dir} exists (run collectstatic first)")
+    if not app.directory.is_dir():
+        out(f"nothing to push: no React build at {args.app_dir} (run: cd frontend && npm ci && npm run build)")
         return 1
 
     session = boto3.session.Session()
     s3 = session.client("s3")
-    plan = make_plan(sources, list_bucket(s3, args.bucket), delete=not args.no_delete, force=args.force)
+    remote = list_bucket(s3, args.bucket)
+    # First the build's keys, then what the kept releases still use, then the real plan.
+    first = make_plan([app], remote, delete=False)
+    plan = Plan(keys=first.keys)
+    keep = plan_releases(plan, read_records(s3, args.bucket, remote), now=time.time(), delete=not args.no_delete)
+    planned = make_plan([app], remote, delete=not args.no_delete, force=args.force, keep=keep)
+    plan = Plan(
+        upload=planned.upload,
+        update=planned.update,
+        delete=planned.delete + plan.delete,
+        unchanged=planned.unchanged,
+        keys=planned.keys,
+        record=plan.record,
+    )
     paths = plan.invalidation_paths()
     prefix = "[dry run] " if args.dry_run else ""
     for line in describe(plan, paths, distribution_id=args.distribution_id):

@@ -9,9 +9,10 @@ What the stack holds: the DynamoDB tables (TTL, point-in-time recovery, encrypti
 Cognito user pool and app client, a private S3 bucket behind CloudFront with origin access
 control, least-privilege IAM for the app and for the static push, a log group, a
 CloudWatch dashboard and alarms.
-The load balancer is a second template (deploy/cloudformation/load-balancer.yaml), since it
-needs a VPC. Neither creates servers: run daphne with deploy/systemd or the container image in
-deploy/Dockerfile, as deploy/README.md says.
+The load balancer is a second template (deploy/cloudformation/load-balancer.yaml), for an
+existing VPC and daphne on EC2 with deploy/systemd. The third, deploy/cloudformation/fleet.yaml
+(deploy/fleet.py), is the whole ECS path: VPC, PostgreSQL, Redis, secrets, the service and the
+same load balancer; it imports this stack's exported outputs. deploy/README.md says which to use.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from typing import Any, Final
 import yaml
 
 from chat.storage import schema
+from deploy import fleet
+from deploy.cfn import getatt, ref, sub
+from deploy.cfn import tags as _tags
 
 TEMPLATE_DIR: Final = Path(__file__).resolve().parent / "cloudformation"
 
@@ -47,23 +51,29 @@ APP_DYNAMODB_ACTIONS: Final = (
 # count). The browser client sends a heartbeat frame every ~25 s, and daphne pings every
 # 25 s (deploy/systemd, deploy/Dockerfile): 120 s tolerates a few missed heartbeats.
 DEFAULT_IDLE_TIMEOUT_SECONDS: Final = 120
-HEALTH_CHECK_PATH: Final = "/readyz"
+# The target check: liveness plus "not draining" (chatsite/ops/health.py). Never /readyz: a
+# shared dependency's blip (a Redis failover) would fail every target at once.
+HEALTH_CHECK_PATH: Final = "/healthz"
+HEALTH_CHECK_INTERVAL_SECONDS: Final = 5
+UNHEALTHY_THRESHOLD: Final = 2
+# A drain closes a process's sockets over CHAT_DRAIN_SECONDS (20 s by default); the balancer
+# keeps a deregistered target's connections this long, so the drain ends inside it.
+DEREGISTRATION_DELAY_SECONDS: Final = 30
 APP_PORT: Final = 8000
+# On EC2 each daphne process is its own target on its own port (chatsite@8000, chatsite@8001,
+# ... one per core): the app security group admits the whole range from the balancer.
+APP_PORT_LAST: Final = 8015
 
 # AWS-managed CloudFront policies (fixed ids, documented by AWS).
 SECURITY_HEADERS_POLICY_ID: Final = "67f7725c-6f97-4210-82d7-5512b31e9d03"  # Managed-SecurityHeadersPolicy
-
-
-def ref(name: str) -> dict[str, Any]:
-    return {"Ref": name}
-
-
-def sub(text: str) -> dict[str, Any]:
-    return {"Fn::Sub": text}
-
-
-def getatt(resource: str, attribute: str) -> dict[str, Any]:
-    return {"Fn::GetAtt": [resource, attribute]}
+CACHING_DISABLED_POLICY_ID: Final = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # Managed-CachingDisabled
+# Managed-AllViewerExceptHostHeader: every header (the WebSocket upgrade's too), cookie and
+# query string goes to the load balancer, with the origin's own Host (its certificate's name).
+ALL_VIEWER_EXCEPT_HOST_POLICY_ID: Final = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+# What the one distribution sends to the load balancer; everything else is the React app in
+# S3. /static/* is Django's own files, which whitenoise serves from the same release as the
+# pages (hashed names, cached for a year).
+APP_PATHS: Final = ("/static/*", "/ws/*", "/api/*", "/accounts/*", "/admin/*", "/.well-known/*")
 
 
 def table_resource_name(table: schema.Table) -> str:
@@ -72,10 +82,6 @@ def table_resource_name(table: schema.Table) -> str:
 
 def table_name(table: schema.Table) -> dict[str, Any]:
     return sub(f"${{AWS::StackName}}-{table.logical_name}")
-
-
-def _tags(name: str) -> list[dict[str, Any]]:
-    return [{"Key": "Name", "Value": sub(f"${{AWS::StackName}}-{name}")}, {"Key": "app", "Value": "chatsite"}]
 
 
 # Parameters and conditions -----------------------------------------------------------
@@ -119,6 +125,12 @@ def parameters() -> dict[str, Any]:
             "Default": "",
             "Description": "Optional: a domain name for the CloudFront distribution (needs StaticCertificateArn).",
         },
+        "AppDomainName": {
+            "Type": "String",
+            "Default": "",
+            "Description": "Optional: the app's host name behind the load balancer (its certificate's name). "
+            "Set, the distribution also sends /static/, /ws/, /api/, /accounts/, /admin/ there.",
+        },
         "StaticCertificateArn": {
             "Type": "String",
             "Default": "",
@@ -153,6 +165,7 @@ def conditions() -> dict[str, Any]:
         "HasHostedUi": {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", ref("CallbackUrls")]}, ""]}]},
         "HasCognitoDomain": {"Fn::Not": [{"Fn::Equals": [ref("CognitoDomainPrefix"), ""]}]},
         "HasStaticDomain": {"Fn::Not": [{"Fn::Equals": [ref("StaticDomainName"), ""]}]},
+        "HasAppOrigin": {"Fn::Not": [{"Fn::Equals": [ref("AppDomainName"), ""]}]},
     }
 
 
@@ -264,6 +277,34 @@ def cognito_resources() -> dict[str, Any]:
 # S3 + CloudFront ---------------------------------------------------------------------
 
 
+# Every bucket: SSE-S3 (S3 ETags stay the MD5 of the body, which the static push compares;
+# access logs accept nothing else), no public access, no ACLs.
+PRIVATE_BUCKET: Final = {
+    "BucketEncryption": {
+        "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+    },
+    "PublicAccessBlockConfiguration": {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    },
+    "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+}
+
+
+def _tls_only(bucket: str) -> dict[str, Any]:
+    """A bucket policy statement refusing every request not made over TLS."""
+    return {
+        "Sid": "TlsOnly",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [getatt(bucket, "Arn"), sub("${" + bucket + ".Arn}/*")],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
 def static_resources() -> dict[str, Any]:
     distribution_arn = sub("arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${StaticDistribution}")
     return {
@@ -273,17 +314,7 @@ def static_resources() -> dict[str, Any]:
             "DeletionPolicy": "Retain",
             "UpdateReplacePolicy": "Retain",
             "Properties": {
-                # SSE-S3: S3 ETags stay the MD5 of the body, which the static push compares.
-                "BucketEncryption": {
-                    "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-                },
-                "PublicAccessBlockConfiguration": {
-                    "BlockPublicAcls": True,
-                    "BlockPublicPolicy": True,
-                    "IgnorePublicAcls": True,
-                    "RestrictPublicBuckets": True,
-                },
-                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                **PRIVATE_BUCKET,
                 # Old versions of overwritten or removed files stay 30 days for a rollback.
                 "VersioningConfiguration": {"Status": "Enabled"},
                 "LifecycleConfiguration": {
@@ -314,17 +345,7 @@ def static_resources() -> dict[str, Any]:
                             "Resource": sub("${StaticBucket.Arn}/*"),
                             "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}},
                         },
-                        {
-                            "Sid": "TlsOnly",
-                            "Effect": "Deny",
-                            "Principal": "*",
-                            "Action": "s3:*",
-                            "Resource": [
-                                getatt("StaticBucket", "Arn"),
-                                sub("${StaticBucket.Arn}/*"),
-                            ],
-                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                        },
+                        _tls_only("StaticBucket"),
                     ],
                 },
             },
@@ -393,8 +414,16 @@ def static_resources() -> dict[str, Any]:
                             "OriginAccessControlId": getatt("StaticOriginAccessControl", "Id"),
                             # Empty identity: access goes through origin access control, not OAI.
                             "S3OriginConfig": {"OriginAccessIdentity": ""},
-                        }
+                        },
+                        {"Fn::If": ["HasAppOrigin", _app_origin(), ref("AWS::NoValue")]},
                     ],
+                    "CacheBehaviors": {
+                        "Fn::If": [
+                            "HasAppOrigin",
+                            [_app_behavior(path) for path in APP_PATHS],
+                            ref("AWS::NoValue"),
+                        ]
+                    },
                     "DefaultCacheBehavior": {
                         "TargetOriginId": "static-bucket",
                         "ViewerProtocolPolicy": "redirect-to-https",
@@ -404,21 +433,60 @@ def static_resources() -> dict[str, Any]:
                         "CachePolicyId": ref("StaticCachePolicy"),
                         "ResponseHeadersPolicyId": SECURITY_HEADERS_POLICY_ID,
                     },
-                    # The React app routes in the browser: a deep link gets index.html. A
-                    # private bucket answers 403 for a missing key, so map both.
-                    "CustomErrorResponses": [
-                        {
-                            "ErrorCode": code,
-                            "ResponseCode": 200,
-                            "ResponsePagePath": "/index.html",
-                            "ErrorCachingMinTTL": 0,
-                        }
-                        for code in (403, 404)
-                    ],
+                    # A deep link gets index.html (a private bucket answers 403 for a missing
+                    # key, so both). Only without the app origin: error pages are the whole
+                    # distribution's, and the API's own 403s and 404s must reach their callers
+                    # (the React app routes by #hash, so it needs no fallback there).
+                    "CustomErrorResponses": {
+                        "Fn::If": [
+                            "HasAppOrigin",
+                            ref("AWS::NoValue"),
+                            [
+                                {
+                                    "ErrorCode": code,
+                                    "ResponseCode": 200,
+                                    "ResponsePagePath": "/index.html",
+                                    "ErrorCachingMinTTL": 0,
+                                }
+                                for code in (403, 404)
+                            ],
+                        ]
+                    },
                 },
                 "Tags": _tags("static"),
             },
         },
+    }
+
+
+def _app_origin() -> dict[str, Any]:
+    return {
+        "Id": "app",
+        "DomainName": ref("AppDomainName"),
+        "CustomOriginConfig": {
+            "OriginProtocolPolicy": "https-only",
+            "HTTPSPort": 443,
+            "OriginSSLProtocols": ["TLSv1.2"],
+            "OriginReadTimeout": 60,
+            "OriginKeepaliveTimeout": 60,
+        },
+    }
+
+
+def _app_behavior(path: str) -> dict[str, Any]:
+    cached = path == "/static/*"
+    return {
+        "PathPattern": path,
+        "TargetOriginId": "app",
+        "ViewerProtocolPolicy": "redirect-to-https" if cached else "https-only",
+        "AllowedMethods": ["GET", "HEAD", "OPTIONS"]
+        if cached
+        else ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"],
+        "CachedMethods": ["GET", "HEAD"],
+        "Compress": True,
+        # Django's static files follow whitenoise's Cache-Control; everything else is never cached.
+        "CachePolicyId": ref("StaticCachePolicy") if cached else CACHING_DISABLED_POLICY_ID,
+        **({} if cached else {"OriginRequestPolicyId": ALL_VIEWER_EXCEPT_HOST_POLICY_ID}),
     }
 
 
@@ -543,11 +611,146 @@ def load_balancer_parameters() -> dict[str, Any]:
             "Type": "String",
             "Description": "The AlarmTopicArn output of the main Chatsite stack.",
         },
+        **admin_allow_parameter(),
+    }
+
+
+def admin_allow_parameter() -> dict[str, Any]:
+    return {
+        "AdminAllowCidrs": {
+            "Type": "CommaDelimitedList",
+            "Default": "",
+            "Description": "Optional: up to 4 CIDRs that may reach /metrics, /readyz and /admin through the "
+            "load balancer (everyone else gets 403 there).",
+        }
+    }
+
+
+# The regional Elastic Load Balancing accounts that write access logs in regions opened
+# before August 2022 (newer regions use the logdelivery service principal, granted too).
+ELB_LOG_ACCOUNTS: Final = {
+    "us-east-1": "127311923021",
+    "us-east-2": "033677994240",
+    "us-west-1": "027434742980",
+    "us-west-2": "797873946194",
+    "eu-west-1": "156460612806",
+    "eu-west-2": "652711504416",
+    "eu-central-1": "054676820928",
+    "ap-southeast-1": "114774131450",
+    "ap-southeast-2": "783225319266",
+    "ap-northeast-1": "582318560864",
+}
+# Operator paths kept off the public listener: only ADMIN_CIDRS reach them through it.
+OPERATOR_PATHS: Final = ("/metrics*", "/readyz*", "/admin*")
+
+
+def load_balancer_mappings() -> dict[str, Any]:
+    return {"ElbLogAccount": {region: {"Id": account} for region, account in ELB_LOG_ACCOUNTS.items()}}
+
+
+def load_balancer_conditions() -> dict[str, Any]:
+    return {
+        "HasElbLogAccount": {"Fn::Or": [{"Fn::Equals": [ref("AWS::Region"), r]} for r in ELB_LOG_ACCOUNTS]},
+        "HasAdminAllowList": {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", ref("AdminAllowCidrs")]}, ""]}]},
+    }
+
+
+def operator_path_rules() -> dict[str, Any]:
+    """/metrics, /readyz and /admin answer 403 on the public listener except from the allow-list."""
+    rules: dict[str, Any] = {
+        "OperatorPathsDeny": {
+            "Type": "AWS::ElasticLoadBalancingV2::ListenerRule",
+            "Properties": {
+                "ListenerArn": ref("HttpsListener"),
+                "Priority": 100,
+                "Conditions": [{"Field": "path-pattern", "PathPatternConfig": {"Values": list(OPERATOR_PATHS)}}],
+                "Actions": [
+                    {
+                        "Type": "fixed-response",
+                        "FixedResponseConfig": {
+                            "StatusCode": "403",
+                            "ContentType": "text/plain",
+                            "MessageBody": "Forbidden",
+                        },
+                    }
+                ],
+            },
+        }
+    }
+    for index, path in enumerate(OPERATOR_PATHS, start=1):
+        rules[f"OperatorPathAllow{index}"] = {
+            "Type": "AWS::ElasticLoadBalancingV2::ListenerRule",
+            "Condition": "HasAdminAllowList",
+            "Properties": {
+                "ListenerArn": ref("HttpsListener"),
+                "Priority": index,
+                "Conditions": [
+                    {"Field": "path-pattern", "PathPatternConfig": {"Values": [path]}},
+                    {"Field": "source-ip", "SourceIpConfig": {"Values": ref("AdminAllowCidrs")}},
+                ],
+                "Actions": [{"Type": "forward", "TargetGroupArn": ref("TargetGroup")}],
+            },
+        }
+    return rules
+
+
+def access_log_resources() -> dict[str, Any]:
+    return {
+        "AccessLogBucket": {
+            "Type": "AWS::S3::Bucket",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                **PRIVATE_BUCKET,
+                "LifecycleConfiguration": {
+                    "Rules": [{"Id": "expire-access-logs", "Status": "Enabled", "ExpirationInDays": 90}]
+                },
+                "Tags": _tags("alb-logs"),
+            },
+        },
+        "AccessLogBucketPolicy": {
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {
+                "Bucket": ref("AccessLogBucket"),
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "LoadBalancerWritesLogs",
+                            "Effect": "Allow",
+                            "Principal": {
+                                "Fn::If": [
+                                    "HasElbLogAccount",
+                                    {
+                                        "AWS": {
+                                            "Fn::Sub": [
+                                                "arn:${AWS::Partition}:iam::${Account}:root",
+                                                {
+                                                    "Account": {
+                                                        "Fn::FindInMap": ["ElbLogAccount", ref("AWS::Region"), "Id"]
+                                                    }
+                                                },
+                                            ]
+                                        }
+                                    },
+                                    {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
+                                ]
+                            },
+                            "Action": "s3:PutObject",
+                            "Resource": sub("${AccessLogBucket.Arn}/alb/AWSLogs/${AWS::AccountId}/*"),
+                        },
+                        _tls_only("AccessLogBucket"),
+                    ],
+                },
+            },
+        },
     }
 
 
 def load_balancer_resources() -> dict[str, Any]:
     return {
+        **access_log_resources(),
+        **operator_path_rules(),
         "LoadBalancerSecurityGroup": {
             "Type": "AWS::EC2::SecurityGroup",
             "Properties": {
@@ -563,13 +766,13 @@ def load_balancer_resources() -> dict[str, Any]:
         "AppSecurityGroup": {
             "Type": "AWS::EC2::SecurityGroup",
             "Properties": {
-                "GroupDescription": "Chatsite daphne processes: the app port from the load balancer only",
+                "GroupDescription": "Chatsite daphne processes: the app ports from the load balancer only",
                 "VpcId": ref("VpcId"),
                 "SecurityGroupIngress": [
                     {
                         "IpProtocol": "tcp",
                         "FromPort": APP_PORT,
-                        "ToPort": APP_PORT,
+                        "ToPort": APP_PORT_LAST,
                         "SourceSecurityGroupId": ref("LoadBalancerSecurityGroup"),
                     }
                 ],
@@ -578,6 +781,7 @@ def load_balancer_resources() -> dict[str, Any]:
         },
         "LoadBalancer": {
             "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
+            "DependsOn": "AccessLogBucketPolicy",
             "Properties": {
                 "Type": "application",
                 "Scheme": "internet-facing",
@@ -589,6 +793,9 @@ def load_balancer_resources() -> dict[str, Any]:
                     # The ALB appends the peer address to X-Forwarded-For: only the last
                     # entry is trustworthy (docs/operations.md, proxy headers).
                     {"Key": "routing.http.xff_header_processing.mode", "Value": "append"},
+                    {"Key": "access_logs.s3.enabled", "Value": "true"},
+                    {"Key": "access_logs.s3.bucket", "Value": ref("AccessLogBucket")},
+                    {"Key": "access_logs.s3.prefix", "Value": "alb"},
                 ],
                 "Tags": _tags("alb"),
             },
@@ -601,18 +808,20 @@ def load_balancer_resources() -> dict[str, Any]:
                 "Port": APP_PORT,
                 "TargetType": ref("TargetType"),
                 "HealthCheckProtocol": "HTTP",
-                # /readyz answers before host validation and the HTTPS redirect
-                # (chatsite/ops/health.py), so the ALB's plain-HTTP probe by IP gets 200.
+                # /healthz answers before host validation and the HTTPS redirect
+                # (chatsite/ops/health.py), so the ALB's plain-HTTP probe by IP gets 200; it
+                # fails only for a hung or draining process, never for a shared dependency.
                 "HealthCheckPath": HEALTH_CHECK_PATH,
-                "HealthCheckIntervalSeconds": 15,
-                "HealthCheckTimeoutSeconds": 5,
+                "HealthCheckIntervalSeconds": HEALTH_CHECK_INTERVAL_SECONDS,
+                "HealthCheckTimeoutSeconds": 4,
                 "HealthyThresholdCount": 2,
-                "UnhealthyThresholdCount": 3,
+                "UnhealthyThresholdCount": UNHEALTHY_THRESHOLD,
                 "Matcher": {"HttpCode": "200"},
                 "TargetGroupAttributes": [
-                    # daphne closes its sockets with 1001 on SIGTERM and clients resume on
-                    # another target; 30 s covers the drain (systemd TimeoutStopSec is 40).
-                    {"Key": "deregistration_delay.timeout_seconds", "Value": "30"},
+                    # A drain (release.sh's SIGUSR1, or ECS stopping the task) closes the
+                    # sockets with 1001 over 20 s inside this delay; clients resume on another
+                    # target. Below systemd's TimeoutStopSec (40).
+                    {"Key": "deregistration_delay.timeout_seconds", "Value": str(DEREGISTRATION_DELAY_SECONDS)},
                     # Any process can serve any socket: resume works by seq, not affinity.
                     {"Key": "stickiness.enabled", "Value": "false"},
                 ],
@@ -656,19 +865,38 @@ def load_balancer_resources() -> dict[str, Any]:
             Threshold=10,
         ),
         "UnhealthyTargetsAlarm": _alarm(
-            "A daphne target failed /readyz (database, channel layer or store unreachable).",
+            "A daphne target failed /healthz: the process is hung, or draining without being deregistered.",
             topic=ref("AlarmTopicArn"),
-            Namespace="AWS/ApplicationELB",
-            MetricName="UnHealthyHostCount",
-            Dimensions=[
-                {"Name": "LoadBalancer", "Value": getatt("LoadBalancer", "LoadBalancerFullName")},
-                {"Name": "TargetGroup", "Value": getatt("TargetGroup", "TargetGroupFullName")},
-            ],
+            **_target_group_metric("UnHealthyHostCount"),
             Statistic="Maximum",
             Period=60,
             EvaluationPeriods=3,
             Threshold=0,
         ),
+        # No healthy target is an outage whatever the cause; no data at all means the same
+        # (the target group stopped reporting), so silence breaches.
+        "NoHealthyTargetAlarm": _alarm(
+            "No daphne target is healthy: the load balancer answers 503 to everyone.",
+            topic=ref("AlarmTopicArn"),
+            **_target_group_metric("HealthyHostCount"),
+            Statistic="Minimum",
+            Period=60,
+            EvaluationPeriods=2,
+            Threshold=1,
+            ComparisonOperator="LessThanThreshold",
+            TreatMissingData="breaching",
+        ),
+    }
+
+
+def _target_group_metric(name: str) -> dict[str, Any]:
+    return {
+        "Namespace": "AWS/ApplicationELB",
+        "MetricName": name,
+        "Dimensions": [
+            {"Name": "LoadBalancer", "Value": getatt("LoadBalancer", "LoadBalancerFullName")},
+            {"Name": "TargetGroup", "Value": getatt("TargetGroup", "TargetGroupFullName")},
+        ],
     }
 
 
@@ -679,7 +907,7 @@ def load_balancer_outputs() -> dict[str, Any]:
             "Value": getatt("LoadBalancer", "DNSName"),
         },
         "TargetGroupArn": {
-            "Description": "Register daphne instances (port 8000) or the ECS service here",
+            "Description": f"Register daphne processes (ports {APP_PORT}-{APP_PORT_LAST}) or the ECS service here",
             "Value": ref("TargetGroup"),
         },
         "AppSecurityGroupId": {
@@ -692,8 +920,10 @@ def load_balancer_outputs() -> dict[str, Any]:
 def build_load_balancer_template() -> dict[str, Any]:
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": "Chatsite: an Application Load Balancer in front of daphne (WebSockets, /readyz checks).",
+        "Description": "Chatsite: an Application Load Balancer in front of daphne (WebSockets, /healthz checks).",
         "Parameters": load_balancer_parameters(),
+        "Mappings": load_balancer_mappings(),
+        "Conditions": load_balancer_conditions(),
         "Resources": load_balancer_resources(),
         "Outputs": load_balancer_outputs(),
     }
@@ -728,7 +958,8 @@ def _widget(title: str, metrics: list[list[Any]], *, stat: str = "Sum", x: int, 
 def dashboard_body() -> str:
     tables = [f"${{{table_resource_name(t)}}}" for t in schema.TABLES]
     widgets = [
-        _widget("Open connections", [_app_metric("ConnectionsOpen")], stat="Maximum", x=0, y=0),
+        # Each process writes its gauge once a minute: the one-minute Sum is the fleet's total.
+        _widget("Open sockets (fleet)", [_app_metric("ConnectionsOpen")], stat="Sum", x=0, y=0),
         _widget(
             "Handshakes by outcome",
             [_app_metric("Connections", "Outcome", o) for o in ("accepted", "unauthorized", "failed")],
@@ -779,6 +1010,15 @@ def dashboard_body() -> str:
             x=0,
             y=18,
         ),
+        # Each process writes its interval's p99 (chatsite/ops/emf.py); the fleet's p99 is at
+        # most the worst process's.
+        _widget(
+            "Latency p99, worst process (ms)",
+            [_app_metric("StoreLatencyP99"), _app_metric("BroadcastLatencyP99")],
+            stat="Maximum",
+            x=12,
+            y=18,
+        ),
     ]
     return json.dumps({"widgets": widgets}, separators=(",", ":"))
 
@@ -796,6 +1036,15 @@ def _metric_query(query_id: str, namespace: Any, name: str, dimensions: dict[str
             "Period": 60,
             "Stat": "Sum",
         },
+    }
+
+
+def _app_alarm_metric(name: str) -> dict[str, Any]:
+    """One of the app's EMF metrics, under its Service dimension alone."""
+    return {
+        "Namespace": ref("MetricsNamespace"),
+        "MetricName": name,
+        "Dimensions": [{"Name": "Service", "Value": ref("ServiceName")}],
     }
 
 
@@ -836,6 +1085,28 @@ def monitoring_resources() -> dict[str, Any]:
                 "DashboardBody": sub(dashboard_body()),
             },
         },
+        # Every process writes its metrics every METRICS_EMF_INTERVAL: none at all for five
+        # minutes means no process is running (or none can log), so silence breaches.
+        "AppSilentAlarm": _alarm(
+            "No daphne process has reported metrics for 5 minutes: the app is down or cannot log.",
+            **_app_alarm_metric("ConnectionsOpen"),
+            Statistic="SampleCount",
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="LessThanThreshold",
+            TreatMissingData="breaching",
+        ),
+        # A blocked or saturated event loop slows every socket of a process without an error.
+        "EventLoopLagAlarm": _alarm(
+            "A daphne process's event loop ran more than 0.5 s late in 3 of 5 minutes (blocking code or overload).",
+            **_app_alarm_metric("EventLoopLag"),
+            Statistic="Maximum",
+            Period=60,
+            EvaluationPeriods=5,
+            DatapointsToAlarm=3,
+            Threshold=0.5,
+        ),
         "ErrorRateAlarm": _alarm(
             "Server errors (storage_unavailable, internal_error) as a percentage of message sends.",
             Metrics=[
@@ -930,6 +1201,10 @@ def outputs() -> dict[str, Any]:
                 "Description": "Task role (ECS) for the daphne processes",
                 "Value": getatt("AppRole", "Arn"),
             },
+            "AppRoleName": {
+                "Description": "The task role's name (policies the fleet stack adds)",
+                "Value": ref("AppRole"),
+            },
             "AppInstanceProfileName": {
                 "Description": "Instance profile (EC2) for the daphne processes",
                 "Value": ref("AppInstanceProfile"),
@@ -946,6 +1221,20 @@ def outputs() -> dict[str, Any]:
         }
     )
     return result
+
+
+# The main stack's outputs the fleet stack imports (deploy/fleet.py) as <stack>-<output>.
+EXPORTED_OUTPUTS: Final = (
+    "ConnectionsTableName",
+    "MessagesTableName",
+    "RoomsTableName",
+    "UserPoolId",
+    "UserPoolClientId",
+    "AppRoleArn",
+    "AppRoleName",
+    "AppLogGroupName",
+    "AlarmTopicArn",
+)
 
 
 def build_template() -> dict[str, Any]:
@@ -966,13 +1255,27 @@ def build_template() -> dict[str, Any]:
         "Parameters": parameters(),
         "Conditions": conditions(),
         "Resources": resources,
-        "Outputs": outputs(),
+        "Outputs": {
+            name: {**output, "Export": {"Name": sub("${AWS::StackName}-" + name)}}
+            if name in EXPORTED_OUTPUTS
+            else output
+            for name, output in outputs().items()
+        },
     }
+
+
+def build_fleet_template() -> dict[str, Any]:
+    template = fleet.build_fleet_template(load_balancer_resources())
+    template["Parameters"].update(admin_allow_parameter())
+    template["Mappings"] = load_balancer_mappings()
+    template["Conditions"].update(load_balancer_conditions())
+    return template
 
 
 TEMPLATES: Final = {
     "chatsite.yaml": build_template,
     "load-balancer.yaml": build_load_balancer_template,
+    "fleet.yaml": build_fleet_template,
 }
 
 HEADER: Final = (

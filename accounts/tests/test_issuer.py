@@ -134,7 +134,7 @@ def test_sign_in_issues_tokens_for_a_stable_subject(key_file: Path) -> None:
 
 @pytest.mark.django_db
 def test_refresh_token_gives_new_tokens_until_revoked_or_expired(key_file: Path) -> None:
-    """A refresh token works until it is revoked, expires, or its user is deactivated."""
+    """A refresh token works until it is revoked, expires, or its user is deactivated (which revokes it)."""
     user = get_user_model().objects.create_user("alice", password="pw-123456789")
     tokens = issuer.issue_tokens(user, now=NOW)
     assert tokens.refresh_token is not None
@@ -152,9 +152,13 @@ def test_refresh_token_gives_new_tokens_until_revoked_or_expired(key_file: Path)
         issuer.refresh_tokens(tokens.refresh_token, now=later)
     user.is_active = True
     user.save()
-    assert issuer.revoke_refresh_token(tokens.refresh_token)
-    with pytest.raises(issuer.InvalidRefreshToken):
+    with pytest.raises(issuer.InvalidRefreshToken):  # deactivation revoked it for good
         issuer.refresh_tokens(tokens.refresh_token, now=later)
+    fresh = issuer.issue_tokens(user, now=NOW)
+    assert fresh.refresh_token is not None
+    assert issuer.revoke_refresh_token(fresh.refresh_token)
+    with pytest.raises(issuer.InvalidRefreshToken):
+        issuer.refresh_tokens(fresh.refresh_token, now=later)
 
 
 # --- claims to users ----------------------------------------------------------------------------
@@ -245,3 +249,22 @@ def test_inactive_users_are_refused() -> None:
     with pytest.raises(TokenRejected) as info:
         user_for_token(cognito("sub-z"))
     assert info.value.reason is Rejection.USER_INACTIVE
+
+
+@pytest.mark.django_db
+def test_a_password_change_revokes_built_in_tokens_issued_before_it(key_file: Path) -> None:
+    """Tokens issued under the old password are refused as revoked, and so is its refresh token; new ones work."""
+    user = get_user_model().objects.create_user("alice", password="pw-123456789")
+    before = issuer.issue_tokens(user, now=NOW)
+    assert user_for_token(verify(before.access_token, issuer.signing_key())).pk == user.pk
+    user.set_password("another-pw-987654321")
+    user.save()
+    for token in (before.id_token, before.access_token):
+        with pytest.raises(TokenRejected) as info:
+            user_for_token(verify(token, issuer.signing_key()))
+        assert info.value.reason is Rejection.REVOKED
+    assert before.refresh_token is not None
+    with pytest.raises(issuer.InvalidRefreshToken):
+        issuer.refresh_tokens(before.refresh_token, now=NOW)
+    after = issuer.issue_tokens(user, now=NOW)
+    assert user_for_token(verify(after.access_token, issuer.signing_key())).pk == user.pk

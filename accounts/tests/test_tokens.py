@@ -6,7 +6,10 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
+import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jwt
@@ -487,3 +490,39 @@ def test_garbage_jwks_counts_as_unavailable() -> None:
         with pytest.raises(TokenRejected) as info:
             verify(sign(id_claims()), keys=key_set(endpoint, Clock()))
         assert info.value.reason is Rejection.KEYS_UNAVAILABLE
+
+
+class SlowEndpoint(Endpoint):
+    """A JWKS endpoint that answers only when the test lets it."""
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        super().__init__(document)
+        self.release = threading.Event()
+
+    def __call__(self) -> Mapping[str, Any]:
+        self.release.wait(10)
+        return super().__call__()
+
+
+def test_lookups_waiting_for_a_slow_jwks_fail_fast_and_share_one_fetch() -> None:
+    """While a JWKS fetch hangs, lookups give up `wait` after it started; one fetch in flight, its keys then serve."""
+    endpoint, clock = SlowEndpoint(jwks((KEY, KID))), Clock()
+    keys = key_set(endpoint, clock, wait=0.2)
+    token = sign(id_claims())
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        started = time.monotonic()
+        outcomes = list(pool.map(lambda _: rejected(token, keys=keys).reason, range(6)))
+        took = time.monotonic() - started
+    assert outcomes == [Rejection.KEYS_UNAVAILABLE] * 6
+    assert took < 2.0, f"lookups waited for the fetch: {took:.1f} s"
+    endpoint.release.set()
+    for _ in range(100):  # past its deadline, lookups fail at once until the fetch in flight lands
+        try:
+            assert verify(token, keys=keys).subject
+            break
+        except TokenRejected as error:
+            assert error.reason is Rejection.KEYS_UNAVAILABLE
+            time.sleep(0.1)
+    else:
+        pytest.fail("the keys never arrived")
+    assert endpoint.fetches == 1

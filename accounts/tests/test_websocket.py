@@ -29,6 +29,7 @@ from chatsite.asgi import application
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
+HOST = (b"host", b"127.0.0.1")  # the site itself: chat.origins
 WAIT = 5.0
 Open = Callable[..., Awaitable[WebsocketCommunicator]]
 
@@ -54,7 +55,7 @@ async def open_socket() -> AsyncIterator[Open]:
     async def connect(
         path: str = "/ws/", *, cookie: str | None = None, subprotocols: list[str] | None = None
     ) -> WebsocketCommunicator:
-        headers = [ORIGIN] + ([(b"cookie", cookie.encode())] if cookie else [])
+        headers = [ORIGIN, HOST] + ([(b"cookie", cookie.encode())] if cookie else [])
         comm = WebsocketCommunicator(application, path, headers=headers, subprotocols=subprotocols)
         opened.append(comm)
         connected, _ = await comm.connect(timeout=WAIT)
@@ -193,7 +194,7 @@ async def test_deactivated_user_is_refused(open_socket: Open) -> None:
 async def test_token_as_subprotocol_is_accepted_without_echoing_it(open_socket: Open) -> None:
     """A token offered next to `chatsite` in Sec-WebSocket-Protocol signs in; the answer is `chatsite`."""
     _, token = await user_and_token("alice")
-    comm = WebsocketCommunicator(application, "/ws/", headers=[ORIGIN], subprotocols=["chatsite", token])
+    comm = WebsocketCommunicator(application, "/ws/", headers=[ORIGIN, HOST], subprotocols=["chatsite", token])
     connected, subprotocol = await comm.connect(timeout=WAIT)
     try:
         assert connected and subprotocol == "chatsite"

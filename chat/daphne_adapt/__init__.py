@@ -7,7 +7,8 @@ exact versions (CHECKED_VERSIONS, the pins in requirements.txt):
 - release handshake (`handshake`): an open socket lets go of the HTTP request that upgraded it;
 - send-buffer bound (`sendbuffer`): a client that stops reading is dropped, not buffered;
 - server close codes (`closing`): daphne may close with 1001/1011/1012/1013;
-- drain on shutdown (`closing`): SIGTERM closes every socket with 1001 and waits for them.
+- drain on shutdown (`closing`): SIGTERM closes every socket with 1001 and waits for them;
+- close handshake timeout (`closing`): a server close gets time to reach the client.
 
 `install` runs once, from chatsite.asgi, and only under daphne. It compares the installed
 versions with CHECKED_VERSIONS and refuses to start on any other (an upgrade must re-check
@@ -81,6 +82,7 @@ def install(*, on_shutdown: Callable[[], asyncio.Future[Any] | None]) -> dict[st
         "send_buffer_bound": sendbuffer.install(),
         "server_close_codes": closing.allow_server_close_codes(),
         "drain_on_shutdown": closing.drain_on_shutdown(on_shutdown),
+        "close_handshake_timeout": closing.close_handshake_timeout(),
     }
     active = sorted(name for name, on in _installed.items() if on)
     off = sorted(name for name, on in _installed.items() if not on)

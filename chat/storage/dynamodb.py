@@ -1005,6 +1005,17 @@ class DynamoDBStore:
             index=schema.INSTANCE_ID_INDEX, attribute=schema.INSTANCE_ID, value=instance_id, now=now
         )
 
+    def connections_live_summary(self, *, now: datetime) -> tuple[int, int]:
+        items = self._scan(
+            TableName=self.tables.connections,
+            FilterExpression="#ttl > :now",
+            ProjectionExpression="#user",
+            ExpressionAttributeNames={"#ttl": "ttl", "#user": "userId"},
+            ExpressionAttributeValues={":now": _n(_epoch(now))},
+        )
+        users = [_str(item, "userId") for item in items]
+        return len(users), len(set(users))
+
     # Housekeeping -----------------------------------------------------------------------------
 
     def purge_expired(self, *, now: datetime) -> int:

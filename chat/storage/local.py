@@ -410,6 +410,10 @@ class LocalStore:
         rows = models.Connection.objects.filter(instance_id=instance_id, ttl__gt=_epoch(now)).order_by("connected_at")
         return [_connection(r) for r in rows]
 
+    def connections_live_summary(self, *, now: datetime) -> tuple[int, int]:
+        live = models.Connection.objects.filter(ttl__gt=_epoch(now))
+        return live.count(), live.values("user_id").distinct().count()
+
     # Housekeeping -----------------------------------------------------------------------
 
     def purge_expired(self, *, now: datetime) -> int:

@@ -65,18 +65,6 @@ def test_app_serves_index_config_and_assets_with_the_right_caching(client: Clien
     assert "immutable" in asset["Cache-Control"]
 
 
-def test_app_falls_back_to_the_collected_copy(client: Client, settings: SettingsWrapper, tmp_path: Path) -> None:
-    """After collectstatic, the copy under STATIC_ROOT/app serves /app/ when frontend/dist is gone."""
-    settings.FRONTEND_DIST = tmp_path / "gone"
-    collected = tmp_path / "collected" / "app"
-    collected.mkdir(parents=True)
-    (collected / "index.html").write_text("<!doctype html><title>collected</title>")
-    settings.STATIC_ROOT = tmp_path / "collected"
-    response = client.get("/app/")
-    assert response.status_code == 200
-    assert b"collected" in b"".join(response.streaming_content)  # type: ignore[attr-defined]
-
-
 def test_app_never_serves_files_outside_the_build(client: Client, build: Path) -> None:
     """Traversal out of the build directory is a 404, and a missing asset is a 404."""
     for path in ["/app/../secret.txt", "/app/%2e%2e/secret.txt", "/app/assets/..%2f..%2fsecret.txt", "/app/nope.js"]:

@@ -57,7 +57,7 @@ async def connect() -> AsyncIterator[Connect]:
     opened: list[WebsocketCommunicator] = []
 
     async def open_socket(cookie: bytes | None, *, origin: bytes | None = ORIGIN, expect: bool = True) -> Any:
-        headers = [(b"origin", origin)] if origin is not None else []
+        headers = [(b"host", b"127.0.0.1")] + ([(b"origin", origin)] if origin is not None else [])
         if cookie is not None:
             headers.append((b"cookie", cookie))
         comm = WebsocketCommunicator(application, "/ws/", headers=headers)

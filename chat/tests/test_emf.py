@@ -88,3 +88,30 @@ def test_gauges_are_their_value_and_histograms_their_mean_in_milliseconds() -> N
     writer.flush()
     # No observation in this interval: no latency value rather than a misleading zero.
     assert "StoreLatency" not in by_dimension(lines)[""]
+
+
+def test_histograms_also_write_their_p99_from_the_buckets_of_the_interval() -> None:
+    """99 fast calls and one slow one: p99 is the bucket bound holding the 99th; the next interval forgets them."""
+    registry = CollectorRegistry()
+    latency = Histogram(
+        "chatsite_store_latency_seconds", "x", ["operation"], buckets=(0.005, 0.05, 0.5), registry=registry
+    )
+    lines: list[str] = []
+    writer = emitter(registry, lines)
+    for _ in range(98):
+        latency.labels(operation="get_room").observe(0.001)
+    latency.labels(operation="append_message").observe(0.02)
+    latency.labels(operation="append_message").observe(0.4)
+    writer.flush()
+    base = by_dimension(lines)[""]
+    assert base["StoreLatencyP99"] == 50.0  # the 99th of 100 is the 0.02 s call: bucket <= 50 ms
+    units = {m["Name"]: m["Unit"] for m in base["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert units["StoreLatencyP99"] == "Milliseconds"
+    lines.clear()
+    for _ in range(10):
+        latency.labels(operation="get_room").observe(2.0)  # past the last bucket
+    writer.flush()
+    assert by_dimension(lines)[""]["StoreLatencyP99"] == 500.0  # reported as the last finite bound
+    lines.clear()
+    writer.flush()
+    assert "StoreLatencyP99" not in by_dimension(lines).get("", {})

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -12,7 +15,7 @@ from django.test import AsyncClient, Client
 from pytest_django.fixtures import Settings
 
 from chat.storage import get_store
-from chatsite.ops import health
+from chatsite.ops import drain, health
 from tests.fixtures.aws import MotoServer
 from tests.fixtures.servers import free_port
 
@@ -27,6 +30,7 @@ def fresh_readiness() -> Iterator[None]:
     health.reset_cache()
     yield
     health.reset_cache()
+    drain.reset()
 
 
 def body(response: Any) -> dict[str, Any]:
@@ -110,6 +114,9 @@ async def test_readyz_is_503_when_redis_is_down(settings: Settings) -> None:
     assert check["ok"] is False
     assert check["error"]
     assert check["latencyMs"] <= health.CHECK_TIMEOUT_SECONDS * 1000 + 500
+    # The balancer's target check stays green: a Redis outage is every target's, and taking
+    # them all out of the balancer would turn a blip into an outage.
+    assert (await AsyncClient().get("/healthz")).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -157,3 +164,71 @@ async def test_moto_backed_store_passes_when_its_tables_exist(
     response = await AsyncClient().get("/readyz")
     assert body(response)["checks"]["store"]["ok"] is True
     assert response.status_code == 200
+
+
+def test_healthz_is_503_once_the_process_drains(client: Client) -> None:
+    """After a drain begins, the target check fails (the balancer sends no new sockets) and says why."""
+    assert client.get("/healthz", HTTP_HOST=PROBE_HOST).status_code == 200
+    drain.begin("test", window=7)
+    response = client.get("/healthz", HTTP_HOST=PROBE_HOST)
+    assert response.status_code == 503
+    assert body(response) | {"elapsedSeconds": 0} == {
+        "status": "draining",
+        "reason": "test",
+        "windowSeconds": 7,
+        "elapsedSeconds": 0,
+    }
+    assert response["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("sockets", "window", "offsets"),
+    [(4, 20.0, [0.0, 5.0, 10.0, 15.0]), (1, 20.0, [0.0]), (2, 3.0, [0.0, 1.5])],
+)
+def test_a_drain_closes_sockets_evenly_over_its_window(sockets: int, window: float, offsets: list[float]) -> None:
+    """n sockets close at 0, W/n, ... (n-1)W/n: never in one burst, the last with W/n to leave."""
+    now, seen = 0.0, []
+    for left in range(sockets - 1, -1, -1):
+        seen.append(now)
+        now += drain.next_close_delay(left=left, time_left=window - now)
+    assert seen == pytest.approx(offsets)
+    assert drain.next_close_delay(left=3, time_left=-1.0) == 0.0
+
+
+class _TaskMetadata(BaseHTTPRequestHandler):
+    """The ECS agent's task metadata endpoint, as far as a drain reads it."""
+
+    desired = "RUNNING"
+
+    def do_GET(self) -> None:
+        payload = json.dumps({"DesiredStatus": type(self).desired, "KnownStatus": "RUNNING"}).encode()
+        self.send_response(200 if self.path.endswith("/task") else 404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+async def test_ecs_stopping_the_task_begins_a_drain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On ECS the balancer drains before SIGTERM: DesiredStatus STOPPED in the task metadata begins the drain."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TaskMetadata)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv(drain.ECS_METADATA_ENV, f"http://127.0.0.1:{server.server_address[1]}/v4/abc")
+    monkeypatch.setattr(drain, "ECS_POLL_SECONDS", 0.05)
+    monkeypatch.setattr(drain, "_watcher", None)
+    try:
+        drain.start_ecs_watch()
+        await asyncio.sleep(0.3)
+        assert not drain.draining()
+        _TaskMetadata.desired = "STOPPED"
+        async with asyncio.timeout(10):
+            while not drain.draining():
+                await asyncio.sleep(0.05)
+        assert drain.status()["reason"] == "ECS is stopping the task"
+    finally:
+        _TaskMetadata.desired = "RUNNING"
+        server.shutdown()
+        server.server_close()

@@ -112,7 +112,9 @@ async def connect(transactional_db: None) -> AsyncIterator[Connect]:
     async def open_socket(username: bytes) -> WebsocketCommunicator:
         cookie = await sync_to_async(cookie_for)(username.decode())
         comm = WebsocketCommunicator(
-            application, "/ws/", headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)]
+            application,
+            "/ws/",
+            headers=[(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1"), (b"cookie", cookie)],
         )
         opened.append(comm)
         connected, _ = await comm.connect(timeout=WAIT)
@@ -194,7 +196,7 @@ async def test_a_refused_handshake_counts_as_unauthorized(transactional_db: None
     comm = WebsocketCommunicator(
         application,
         "/ws/",
-        headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", b"sessionid=not-a-session")],
+        headers=[(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1"), (b"cookie", b"sessionid=not-a-session")],
         subprotocols=["chatsite.v1", "chatsite.token.e30.e30.x"],
     )
     await comm.connect(timeout=WAIT)

@@ -119,7 +119,9 @@ async def connect() -> AsyncIterator[Connect]:
 
     async def open_socket(user: Any) -> Sock:
         cookie = await sync_to_async(session_cookie)(user)
-        comm = WebsocketCommunicator(application, "/ws/", headers=[(b"origin", ORIGIN), (b"cookie", cookie)])
+        comm = WebsocketCommunicator(
+            application, "/ws/", headers=[(b"origin", ORIGIN), (b"host", b"127.0.0.1"), (b"cookie", cookie)]
+        )
         opened.append(comm)
         connected, _ = await comm.connect(timeout=WAIT)
         assert connected
@@ -377,7 +379,7 @@ async def test_private_rooms_are_for_members_and_moderators_only(connect: Connec
         {"action": "sendMessage", "roomId": room, "message": "let me in", "clientMessageId": "b1"},
     ):
         refused = await bob.request(frame)
-        assert (refused["type"], refused["code"]) == ("error", "forbidden"), frame
+        assert (refused["type"], refused["code"]) == ("error", "unknown_room"), frame
         assert "team plans" not in str(refused)
     assert [m["message"] for m in (await join(moderator, room))["messages"]] == ["team plans"]
     assert (await join(alice, room))["type"] == "joined"
@@ -651,7 +653,7 @@ async def test_a_private_rooms_message_cannot_be_reported_by_a_non_member(connec
     refused = await bob.request(
         {"action": "reportMessage", "roomId": room, "messageId": ack["messageId"], "reason": "curious"}
     )
-    assert refused["code"] == "forbidden" and "private words" not in str(refused)
+    assert refused["code"] == "unknown_room" and "private words" not in str(refused)
     assert not await sync_to_async(Report.objects.exists)()
 
 
@@ -680,3 +682,49 @@ def test_unarchiving_and_dismissing_are_audited(mod: Any, mod_client: Client) ->
         ("room_unarchive", "back"),
         ("report_dismiss", "not a problem"),
     ]
+
+
+async def test_acting_on_a_report_handled_already_applies_nothing_again(connect: Connect, mod: Any) -> None:
+    """A second action on a closed report (a stale page, a second moderator) deletes, broadcasts and audits nothing
+    more, and says who handled it and when."""
+    other_mod = await user("mod2", staff=True, moderator=True)
+    alice_user, reporter = await user("alice"), await user("reporter")
+    alice, watcher = await connect(alice_user), await connect(await user("watcher"))
+    await join(watcher, "general")
+    ack = await send(alice, "general", "nasty", "a1")
+
+    def file_report(by: Any) -> Report:
+        return Report.objects.create(
+            room_id="general",
+            message_id=ack["messageId"],
+            seq=ack["seq"],
+            author_id=str(alice_user.pk),
+            author_username="alice",
+            text="nasty",
+            reporter=by,
+            reason="abuse",
+            created_at=services.utcnow(),
+        )
+
+    first = await sync_to_async(file_report)(reporter)
+    second = await sync_to_async(file_report)(await user("reporter2"))
+
+    def post(moderator: Any, report: Report) -> list[str]:
+        client = Client()
+        client.force_login(moderator)
+        page = client.post(
+            f"/admin/moderation/reports/{report.pk}/",
+            {"action": "delete", "reason": "abusive", "mute_minutes": 60},
+            follow=True,
+        )
+        return [str(m) for m in page.context["messages"]]
+
+    assert "delete done" in " ".join(await sync_to_async(post)(mod, first))
+    again = " ".join(await sync_to_async(post)(mod, first))  # the same form posted twice
+    stale = " ".join(await sync_to_async(post)(other_mod, second))  # closed with the first
+    for said in (again, stale):
+        assert "handled already" in said and "by mod at" in said and "nothing was done" in said
+    removals = [f for f in await watcher.quiet() if f["type"] == "messageRemoved"]
+    assert [f["messageId"] for f in removals] == [ack["messageId"]]
+    actions = await sync_to_async(lambda: list(AuditLog.objects.values_list("action", flat=True)))()
+    assert sorted(actions) == ["message_delete", "report_resolve"]

@@ -51,7 +51,9 @@ class Observer:
         self.comm: WebsocketCommunicator | None = None
 
     async def connect(self) -> None:
-        comm = WebsocketCommunicator(application, "/ws/", headers=[(b"origin", ORIGIN), (b"cookie", self.cookie)])
+        comm = WebsocketCommunicator(
+            application, "/ws/", headers=[(b"host", b"127.0.0.1"), (b"origin", ORIGIN), (b"cookie", self.cookie)]
+        )
         connected, _ = await comm.connect(timeout=WAIT)
         assert connected
         self.comm = comm
@@ -124,7 +126,9 @@ def settings_change(variant: int, step: int) -> dict[str, Any]:
 async def run_scenario(steps: list[Step], *, mod: Any, mod_cookie: bytes, user_cookie: bytes) -> None:
     room_id = f"prop-{uuid.uuid4().hex[:10]}"
     await sync_to_async(services.room_create)(room_id=room_id, name="Prop")
-    sender = WebsocketCommunicator(application, "/ws/", headers=[(b"origin", ORIGIN), (b"cookie", mod_cookie)])
+    sender = WebsocketCommunicator(
+        application, "/ws/", headers=[(b"host", b"127.0.0.1"), (b"origin", ORIGIN), (b"cookie", mod_cookie)]
+    )
     assert (await sender.connect(timeout=WAIT))[0]
     observer = Observer(user_cookie, room_id)
     await observer.connect()

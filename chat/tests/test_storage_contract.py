@@ -1,4 +1,5 @@
-"""The storage contract: every test runs against both backends (local ORM, DynamoDB on moto).
+"""The storage contract: every test runs against both backends (local ORM, DynamoDB on moto),
+the local one on SQLite and on PostgreSQL.
 
 A behaviour `chat.services` relies on belongs here, once, not in a per-backend copy. The
 DynamoDB store is built with a tiny page size and recent window, so reads here cross
@@ -8,6 +9,7 @@ to the newest ones read by key.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -22,6 +24,7 @@ from typing import TypeVar
 
 import pytest
 from django.db import connections
+from django.db.utils import load_backend
 
 from chat import events
 from chat.storage import schema
@@ -36,6 +39,7 @@ from chat.storage.base import (
 )
 from chat.storage.dynamodb import DynamoDBClient, DynamoDBStore, ensure_tables, make_client
 from chat.storage.local import LocalStore
+from chatsite.dburl import database_from_url
 from tests.fixtures.aws import MotoServer
 from tests.fixtures.servers import free_port, wait_for_port
 
@@ -105,12 +109,45 @@ def _dynamodb_store(request: pytest.FixtureRequest) -> Iterator[ChatStore]:
         client.delete_table(TableName=names.of(table))
 
 
-@pytest.fixture(params=["local", "dynamodb"])
+@pytest.fixture(params=["local", "postgresql", "dynamodb"])
 def store(request: pytest.FixtureRequest) -> Iterator[ChatStore]:
     if request.param == "local":
         yield LocalStore()  # on pytest-django's test database (see pytestmark)
+    elif request.param == "postgresql":
+        yield from _postgres_store(request)
     else:
         yield from _dynamodb_store(request)
+
+
+@contextlib.contextmanager
+def _default_database(overrides: dict[str, object]) -> Iterator[None]:
+    """Point Django's default connection (this thread's and every new thread's) elsewhere."""
+    original_settings = connections.settings["default"]
+    original_connection = connections["default"]
+    other_settings = {**original_settings, **overrides}
+    connections.settings["default"] = other_settings
+    connections["default"] = load_backend(str(other_settings["ENGINE"])).DatabaseWrapper(other_settings, "default")
+    try:
+        yield
+    finally:
+        connections["default"].close()
+        connections.settings["default"] = original_settings
+        connections["default"] = original_connection
+
+
+def _postgres_store(request: pytest.FixtureRequest) -> Iterator[ChatStore]:
+    """The local store on PostgreSQL, the production database: a migrated database of this
+    module's own (tests/fixtures/postgres.py), its chat tables emptied before each test.
+
+    PostgreSQL refuses what SQLite takes (NUL in text, for one) and locks differently under
+    concurrent writers, so the local backend's contract holds on both databases.
+    """
+    url: str = request.getfixturevalue("postgres_url")
+    with _default_database({**database_from_url(url), "CONN_MAX_AGE": 0, "OPTIONS": {}}):
+        with connections["default"].cursor() as cursor:
+            tables = [t for t in connections["default"].introspection.table_names(cursor) if t.startswith("chat_")]
+            cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        yield LocalStore()
 
 
 def _sqlite_file_store(request: pytest.FixtureRequest) -> Iterator[ChatStore]:
@@ -125,24 +162,17 @@ def _sqlite_file_store(request: pytest.FixtureRequest) -> Iterator[ChatStore]:
     tmp_path: Path = request.getfixturevalue("tmp_path")
     path = tmp_path / "db.sqlite3"
     shutil.copy(migrated_db, path)
-    original_settings = connections.settings["default"]
-    original_connection = connections["default"]
-    file_settings = {**original_settings, "NAME": str(path)}
-    connections.settings["default"] = file_settings
-    connections["default"] = original_connection.__class__(file_settings, "default")
-    try:
+    with _default_database({"NAME": str(path)}):
         yield LocalStore()
-    finally:
-        connections["default"].close()
-        connections.settings["default"] = original_settings
-        connections["default"] = original_connection
 
 
-@pytest.fixture(params=["local", "dynamodb"])
+@pytest.fixture(params=["local", "postgresql", "dynamodb"])
 def threaded_store(request: pytest.FixtureRequest) -> Iterator[ChatStore]:
-    """A store many threads write to at once (the local one on an SQLite file)."""
+    """A store many threads write to at once (the local one on an SQLite file, or PostgreSQL)."""
     if request.param == "local":
         yield from _sqlite_file_store(request)
+    elif request.param == "postgresql":
+        yield from _postgres_store(request)
     else:
         yield from _dynamodb_store(request)
 
@@ -427,6 +457,20 @@ def test_connections_by_user_and_by_instance(store: ChatStore) -> None:
     assert store.connections_on_instance(instance_id="i1", now=NOW) == [rows[1], rows[2], rows[3]]
     assert store.connections_for_user(user_id="u-nobody", now=NOW) == []
     assert store.connections_on_instance(instance_id="i9", now=NOW) == []
+
+
+def test_live_summary_counts_open_sockets_and_distinct_users_of_every_instance(store: ChatStore) -> None:
+    """The dashboard's "now": live sockets of every instance and distinct users; expired rows do not count."""
+    ttl = int(NOW.timestamp()) + 3600
+    assert store.connections_live_summary(now=NOW) == (0, 0)
+    for row in [
+        connection("a1", user_id="u-alice", instance_id="i1", ttl=ttl),
+        connection("a2", user_id="u-alice", instance_id="i2", ttl=ttl),
+        connection("b1", user_id="u-bob", instance_id="i2", ttl=ttl),
+        connection("c1", user_id="u-carol", instance_id="i1", ttl=int(NOW.timestamp())),  # expired
+    ]:
+        store.save_connection(row)
+    assert store.connections_live_summary(now=NOW) == (3, 2)
 
 
 def test_expired_connections_are_never_read_and_refresh_keeps_them(store: ChatStore) -> None:

@@ -3,7 +3,10 @@
 With METRICS_EMF=1 a daemon thread writes, every METRICS_EMF_INTERVAL seconds, JSON lines
 that CloudWatch Logs turns into metrics (whether they arrive through the CloudWatch agent,
 the awslogs log driver or PutLogEvents): counters as the increase since the last line,
-gauges as their value, latency histograms as the mean in milliseconds over the interval.
+gauges as their value, latency histograms as the mean in milliseconds over the interval and
+as its 99th percentile (`<Name>P99`, read from the histogram's buckets: the upper bound of the
+bucket that holds the 99th percent of the interval's observations, so never an underestimate;
+a fleet's p99 is at most the Maximum of its processes').
 
 Every line has the dimension Service=<METRICS_EMF_SERVICE>; the dashboard and alarms in
 deploy/cloudformation read these names. A labelled metric (errors by code, say) is
@@ -81,6 +84,10 @@ class EmfEmitter:
                 labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "le"))
                 per_labels.setdefault(labels, {})[sample.name.removeprefix(family.name)] = sample.value
             summed: dict[str, float] = {}
+            if family.type == "histogram":
+                p99 = self._p99(family.name, family.samples)
+                if p99 is not None:
+                    groups[None][name + "P99"] = (p99, "Milliseconds")
             for labels, values in per_labels.items():
                 point = self._point(family.type, family.name, labels, values)
                 if point is None:
@@ -100,6 +107,28 @@ class EmfEmitter:
             else:
                 groups[None][name] = (summed.get("value", 0.0), unit)
         return [self._document(timestamp, dimension, metrics) for dimension, metrics in groups.items() if metrics]
+
+    def _p99(self, family: str, samples: Any) -> float | None:
+        """The interval's 99th percentile in ms over every label value, from bucket deltas."""
+        cumulative: dict[float, float] = {}
+        for sample in samples:
+            if sample.name.endswith("_bucket"):
+                bound = float(sample.labels["le"])
+                cumulative[bound] = cumulative.get(bound, 0.0) + sample.value
+        deltas = {
+            bound: self._delta((family + "_bucket", (("le", str(bound)),)), total)
+            for bound, total in cumulative.items()
+        }
+        bounds = sorted(deltas)
+        if not bounds or deltas[bounds[-1]] <= 0:
+            return None
+        wanted = 0.99 * deltas[bounds[-1]]
+        finite = [b for b in bounds if b != float("inf")]
+        for bound in bounds:
+            if deltas[bound] >= wanted:
+                # Past the last finite bucket the exact value is unknown: report that bound.
+                return (bound if bound != float("inf") else finite[-1]) * 1000.0
+        return None
 
     def _point(
         self, kind: str, family: str, labels: tuple[tuple[str, str], ...], values: dict[str, float]

@@ -5,9 +5,14 @@ as its Host header: Django's host validation would answer 400 and SECURE_SSL_RED
 301, and the target would never turn healthy. So this middleware sits first in
 settings.MIDDLEWARE and answers these two paths itself, with nothing but status data.
 
-- /healthz: the process is alive and its event loop answers. Touches nothing else.
-- /readyz: the database, the channel layer and the chat store answer, each timed; 503 when
-  any does not. Results are cached for a second, so a flood of probes costs one check.
+- /healthz, the balancer's target check: the process is alive, its event loop answers, and
+  it is not draining (chatsite/ops/drain.py; 503 while it is, so the balancer sends it no new
+  sockets). It touches no dependency on purpose: a Redis failover or a database blip is
+  shared by every target, and a target check that failed on it would take the whole fleet
+  out of the balancer at once, turning a blip into an outage.
+- /readyz, for operators and alarms: the database, the channel layer and the chat store
+  answer, each timed; 503 when any does not. Results are cached for a second, so a flood of
+  probes costs one check.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from django.http import HttpRequest, HttpResponseBase, JsonResponse
 
 from chat import protocol
 from chat.storage import get_store
+from chatsite.ops import drain, loopwatch
 
 HEALTH_PATH: Final = "/healthz"
 READY_PATH: Final = "/readyz"
@@ -158,7 +164,13 @@ class HealthCheckMiddleware:
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         path = request.path_info
         if path in (HEALTH_PATH, READY_PATH) and request.method in ("GET", "HEAD"):
+            drain.start_ecs_watch()  # on ECS: drain when the task is asked to stop
+            loopwatch.start()  # event-loop lag and thread-pool queue gauges
             if path == HEALTH_PATH:
+                if drain.draining():
+                    response = JsonResponse(drain.status(), status=503, headers=_NO_CACHE)
+                    response._has_been_logged = True  # type: ignore[attr-defined]  # drain.begin said it
+                    return response
                 return JsonResponse({"status": "ok"}, headers=_NO_CACHE)
             return await readiness_response()
         return await self.get_response(request)

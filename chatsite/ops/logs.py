@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -78,6 +79,51 @@ request_log = logging.getLogger("chatsite.request")
 connection_log = logging.getLogger("chatsite.connection")
 
 
+class Sampled:
+    """A log line that can come in floods: at most `burst` lines per `interval` per key.
+
+    Past the burst, lines are counted, not written, until the interval is over; the next
+    line written says how many were left out: a flood of 1000 bad tokens used to be 1000
+    WARNING lines, a few milliseconds of CPU each (issue 24). The count of the last
+    interval of a flood appears with the next line of the same key.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        interval: float = 10.0,
+        burst: int = 10,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.interval = interval
+        self.burst = burst
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[float, int]] = {}  # key -> (its interval's start, lines written)
+        self._left_out: dict[str, int] = {}
+
+    def warning(self, key: str, message: str, *args: object) -> None:
+        with self._lock:
+            now = self.clock()
+            start, written = self._windows.get(key, (now, 0))
+            if now - start >= self.interval:
+                start, written = now, 0
+            if written >= self.burst:
+                self._left_out[key] = self._left_out.get(key, 0) + 1
+                return
+            if len(self._windows) > 1000:  # keys are a bounded vocabulary; this is a backstop
+                self._windows.clear()
+                self._left_out.clear()
+            self._windows[key] = (start, written + 1)
+            left_out = self._left_out.pop(key, 0)
+        if left_out:
+            message += " (and %d more like it not logged, at most one line per %g s)"
+            args = (*args, left_out, self.interval)
+        self.logger.warning(message, *args)
+
+
 def redact(text: str) -> str:
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
@@ -140,6 +186,22 @@ def connection_closed(code: int | None) -> None:
 
 
 # Formatter ------------------------------------------------------------------------------
+
+
+class PlainFormatter(logging.Formatter):
+    """The development format, one record per line: line breaks and other control characters
+    that a client put in a request path, a username or a frame are escaped (\\n, \\x00), so
+    no input can forge a log line. A traceback keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return _escape_controls(super().formatMessage(record))
+
+
+def _escape_controls(text: str) -> str:
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
 class JsonFormatter(logging.Formatter):

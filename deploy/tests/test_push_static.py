@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +34,7 @@ def react_build(directory: Path) -> Path:
 
 
 @pytest.fixture
-def site(aws_env: dict[str, str], tmp_path: Path, collected_static: Path) -> dict[str, Any]:
+def site(aws_env: dict[str, str], tmp_path: Path) -> dict[str, Any]:
     """A versioned private bucket, a CloudFront distribution in front of it, and a build to push."""
     s3 = boto3.client("s3")
     bucket = f"chatsite-static-{uuid.uuid4().hex[:12]}"
@@ -75,15 +75,11 @@ def site(aws_env: dict[str, str], tmp_path: Path, collected_static: Path) -> dic
             },
         }
     )["Distribution"]["Id"]
-    static_dir = tmp_path / "staticfiles"
-    # Django admin's few hundred files add nothing the push's rules do not already meet here.
-    shutil.copytree(collected_static, static_dir, ignore=shutil.ignore_patterns("admin"))
     return {
         "s3": s3,
         "cloudfront": cloudfront,
         "bucket": bucket,
         "distribution": distribution,
-        "static_dir": static_dir,
         "app_dir": react_build(tmp_path / "dist"),
     }
 
@@ -99,8 +95,6 @@ def push(site: dict[str, Any]) -> Push:
             site["bucket"],
             "--distribution-id",
             site["distribution"],
-            "--static-dir",
-            str(site["static_dir"]),
             "--app-dir",
             str(app_dir or site["app_dir"]),
             *extra,
@@ -138,71 +132,88 @@ def invalidations(site: dict[str, Any]) -> list[list[str]]:
     return found
 
 
+def releases(site: dict[str, Any]) -> list[str]:
+    return sorted(k for k in objects(site) if k.startswith(push_static.RELEASES_PREFIX))
+
+
 def test_first_push_uploads_every_file_with_its_type_and_caching(site: dict[str, Any], push: Push) -> None:
     """Every built file lands with the right Content-Type; hashed files are immutable, entry files no-cache."""
     push()
     stored = objects(site)
-    manifest = json.loads((site["static_dir"] / "staticfiles.json").read_text())["paths"]
-    hashed_css = manifest["chat/chat.css"]
-    expected_static = {
-        "static/" + p.relative_to(site["static_dir"]).as_posix()
-        for p in site["static_dir"].rglob("*")
-        if p.is_file() and p.name != "staticfiles.json" and p.suffix not in (".gz", ".br")
-    }
     app_keys = {"index.html", "config.json", "assets/index-Bq3xY_9a.js", "assets/index-D4e5F6g7.css", "favicon.svg"}
-    assert set(stored) == expected_static | app_keys
+    (record,) = releases(site)
+    assert set(stored) == app_keys | {record}
+    assert not any(k.startswith("static/") for k in stored)  # Django's files are whitenoise's, via the ALB
+    body = site["s3"].get_object(Bucket=site["bucket"], Key=record)["Body"].read()
+    assert sorted(json.loads(body)) == sorted(app_keys)
     expect = {
         "index.html": ("text/html; charset=utf-8", NO_CACHE),
         "config.json": ("application/json", NO_CACHE),
         "assets/index-Bq3xY_9a.js": ("text/javascript; charset=utf-8", IMMUTABLE),
         "assets/index-D4e5F6g7.css": ("text/css; charset=utf-8", IMMUTABLE),
         "favicon.svg": ("image/svg+xml", SHORT),
-        f"static/{hashed_css}": ("text/css; charset=utf-8", IMMUTABLE),
-        "static/chat/chat.css": ("text/css; charset=utf-8", SHORT),  # the unhashed copy Django keeps
     }
     for key, (content_type, cache_control) in expect.items():
         stored_object = head(site, key)
         assert (stored_object["ContentType"], stored_object["CacheControl"]) == (content_type, cache_control), key
-    body = site["s3"].get_object(Bucket=site["bucket"], Key=f"static/{hashed_css}")["Body"].read()
-    assert body == (site["static_dir"] / hashed_css).read_bytes()
     # Nothing was cached before: a first push invalidates nothing.
     assert invalidations(site) == []
 
 
 def test_a_second_push_uploads_nothing(site: dict[str, Any], push: Push) -> None:
-    """Pushing the same build again writes no object and creates no invalidation."""
+    """Pushing the same build again writes no object (no new release record) and creates no invalidation."""
     push()
     written = versions(site)
     printed = push()
     assert printed[-2:] == [
-        "0 to upload, 0 to update, 0 to delete, " + f"{len(objects(site))} unchanged",
+        "0 to upload, 0 to update, 0 to delete, " + f"{len(objects(site)) - 1} unchanged",
         "nothing to do: the bucket matches the build",
     ]
     assert versions(site) == written
     assert invalidations(site) == []
 
 
-def test_changes_are_uploaded_removals_deleted_and_both_invalidated(site: dict[str, Any], push: Push) -> None:
-    """A new build replaces index.html, adds an asset, drops one: only those paths are invalidated."""
+def new_release(app: Path, name: str) -> None:
+    """The next build: a new hashed bundle, an index.html that loads it, the old bundle gone."""
+    for old in (app / "assets").glob("index-*.js"):
+        old.unlink()
+    (app / "assets" / f"index-{name}.js").write_text(f"console.log('{name}');")
+    (app / "index.html").write_text(f'<!doctype html><script type="module" src="./assets/index-{name}.js"></script>')
+
+
+def test_a_release_keeps_the_previous_assets_and_invalidates_only_the_entry_files(
+    site: dict[str, Any], push: Push
+) -> None:
+    """A tab on the previous build still loads its bundle; only index.html (and /) leave CloudFront's cache."""
     push()
-    app = site["app_dir"]
-    (app / "assets" / "index-Bq3xY_9a.js").unlink()
-    (app / "assets" / "index-N3wH4sh1.js").write_text("console.log('v2');")
-    (app / "index.html").write_text('<!doctype html><script type="module" src="./assets/index-N3wH4sh1.js"></script>')
+    new_release(site["app_dir"], "N3wH4sh1")
     printed = push("--wait", "--wait-timeout", "10")
     stored = objects(site)
-    assert "assets/index-Bq3xY_9a.js" not in stored
+    assert "assets/index-Bq3xY_9a.js" in stored  # the previous release's bundle stays
     assert head(site, "assets/index-N3wH4sh1.js")["CacheControl"] == IMMUTABLE
-    assert (
-        site["s3"]
-        .get_object(Bucket=site["bucket"], Key="index.html")["Body"]
-        .read()
-        .endswith(b'N3wH4sh1.js"></script>')
-    )
-    assert any(line.startswith("1 to upload, 1 to update, 1 to delete") for line in printed)
-    # The new asset was never cached; index.html is also cached as the default root object "/".
-    assert invalidations(site) == [["/", "/assets/index-Bq3xY_9a.js", "/index.html"]]
+    body = site["s3"].get_object(Bucket=site["bucket"], Key="index.html")["Body"].read()
+    assert body.endswith(b'N3wH4sh1.js"></script>')
+    assert any(line.startswith("1 to upload, 1 to update, 0 to delete") for line in printed)
+    assert invalidations(site) == [["/", "/index.html"]]
     assert printed[-1] == "invalidation completed"
+    assert len(releases(site)) == 2
+
+
+def test_assets_go_once_no_release_of_the_last_three_uses_them(site: dict[str, Any], push: Push) -> None:
+    """After a fourth release the first one's bundle and record are deleted; the last three's stay."""
+    bundles = ["Bq3xY_9a", "Rel2aaaa", "Rel3bbbb", "Rel4cccc"]
+    push()
+    for name in bundles[1:]:
+        time.sleep(1.1)  # release records are named by the second they were made
+        new_release(site["app_dir"], name)
+        push()
+    stored = objects(site)
+    assert "assets/index-Bq3xY_9a.js" not in stored
+    assert {f"assets/index-{n}.js" for n in bundles[1:]} <= set(stored)
+    assert len(releases(site)) == push_static.KEEP_RELEASES
+    assert "assets/index-D4e5F6g7.css" in stored  # unchanged across releases: never deleted
+    # No invalidation ever named an asset.
+    assert all(path in {"/", "/index.html"} for batch in invalidations(site) for path in batch)
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(site: dict[str, Any], push: Push) -> None:
@@ -212,17 +223,6 @@ def test_dry_run_prints_the_plan_and_changes_nothing(site: dict[str, Any], push:
     assert "[dry run] upload   index.html  [text/html; charset=utf-8; no-cache]" in printed
     assert printed[-1].startswith("[dry run] ") and "0 unchanged" in printed[-1]
     assert invalidations(site) == []
-
-
-def test_a_missing_react_build_leaves_the_apps_files_alone(site: dict[str, Any], push: Push, tmp_path: Path) -> None:
-    """Without frontend/dist the static files are still pushed and the app in the bucket is untouched."""
-    push()
-    before = objects(site)
-    printed = push(app_dir=tmp_path / "no-such-build")
-    assert any(line.startswith("skip     React build") for line in printed)
-    after = objects(site)
-    assert set(after) == set(before)
-    assert "index.html" in after
 
 
 def test_a_deployment_config_json_replaces_the_builds(site: dict[str, Any], push: Push, tmp_path: Path) -> None:
@@ -236,11 +236,11 @@ def test_a_deployment_config_json_replaces_the_builds(site: dict[str, Any], push
 
 
 def test_nothing_to_push_is_an_error(site: dict[str, Any], tmp_path: Path) -> None:
-    """With neither collectstatic output nor a React build the command fails and says why."""
+    """Without a React build the command fails and says how to make one."""
     printed: list[str] = []
-    argv = ["--bucket", site["bucket"], "--static-dir", str(tmp_path / "a"), "--app-dir", str(tmp_path / "b")]
+    argv = ["--bucket", site["bucket"], "--app-dir", str(tmp_path / "b")]
     assert push_static.main(argv, out=printed.append) == 1
-    assert "collectstatic" in printed[-1]
+    assert "npm run build" in printed[-1]
 
 
 # Pure parts --------------------------------------------------------------------------------
@@ -269,12 +269,10 @@ def test_content_types(name: str, expected: str) -> None:
     assert push_static.content_type(name) == expected
 
 
-def test_many_changes_collapse_into_one_wildcard_invalidation() -> None:
-    """Past 100 changed paths the invalidation is a single /*; spaces are URL-encoded."""
-    one = LocalFile(key="a b.txt", path=Path("x"), md5="0", content_type="text/plain", cache_control=SHORT)
-    assert Plan(update=[one]).invalidation_paths() == ["/a%20b.txt"]
-    many = [
-        LocalFile(key=f"f{i}.txt", path=Path("x"), md5="0", content_type="text/plain", cache_control=SHORT)
-        for i in range(101)
-    ]
-    assert Plan(update=many).invalidation_paths() == ["/*"]
+def test_only_changed_entry_files_are_invalidated() -> None:
+    """Changed hashed or short-lived files are not invalidated; entry files are, URL-encoded."""
+    short = LocalFile(key="a b.txt", path=Path("x"), md5="0", content_type="text/plain", cache_control=SHORT)
+    entry = LocalFile(key="app/index.html", path=Path("x"), md5="0", content_type="text/html", cache_control=NO_CACHE)
+    spaced = LocalFile(key="a b/config.json", path=Path("x"), md5="0", content_type="x", cache_control=NO_CACHE)
+    assert Plan(update=[short]).invalidation_paths() == []
+    assert Plan(update=[short, entry, spaced]).invalidation_paths() == ["/a%20b/config.json", "/app/index.html"]

@@ -252,3 +252,37 @@ def test_the_images_collectstatic_step_works(collected_static: Path) -> None:
     manifest = json.loads((collected_static / "staticfiles.json").read_text())["paths"]
     assert manifest["chat/chat.css"] != "chat/chat.css"
     assert (collected_static / manifest["chat/chat.css"]).exists()
+
+
+def test_collectstatic_makes_no_second_copy_of_the_react_build(tmp_path: Path) -> None:
+    """With a React build present, collectstatic leaves it out: the build is served and pushed from one place."""
+    build = tmp_path / "dist"
+    (build / "assets").mkdir(parents=True)
+    (build / "index.html").write_text("<!doctype html>")
+    (build / "config.json").write_text("{}")
+    (build / "assets" / "index-abc123.js").write_text("1")
+    out = tmp_path / "static"
+    env = production_env(tmp_path, CHATSITE_FRONTEND_DIST=str(build), DJANGO_STATIC_ROOT=str(out))
+    result = manage(env, "collectstatic", "--noinput", "-v0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (out / "staticfiles.json").exists()
+    assert not list(out.rglob("config.json")) and not list(out.rglob("index-abc123*"))
+
+
+def test_the_release_script_drains_each_process_before_restarting_it() -> None:
+    """deploy/release.sh parses, and per process deregisters, drains (SIGUSR1), waits, restarts, re-registers."""
+    script = ROOT / "deploy" / "release.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    loop = script.read_text().split('for port in "${ports[@]}"; do', 1)[1]
+    steps = [
+        "deregister-targets",
+        "--signal=SIGUSR1",
+        "wait target-deregistered",
+        "systemctl restart",
+        "/healthz",
+        "elbv2 register-targets",
+        "wait target-in-service",
+    ]
+    positions = [loop.index(step) for step in steps]
+    assert positions == sorted(positions)
+    assert "--require-hashes" in script.read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from typing import Any
 import boto3
 import pytest
 import yaml
+from django.conf import settings
 
 from chat import metrics as chat_metrics
 from chat.storage import dynamodb, schema
@@ -40,7 +42,7 @@ def of_type(kind: str) -> dict[str, Any]:
 def test_templates_pass_cfn_lint() -> None:
     """cfn-lint finds nothing in either template, informational checks included."""
     paths = [str(p) for p in sorted((ROOT / "deploy" / "cloudformation").glob("*.yaml"))]
-    assert len(paths) == 2
+    assert len(paths) == len(stack.TEMPLATES) == 3
     result = subprocess.run(
         [CFN_LINT, "--include-checks", "I", "--", *paths], capture_output=True, text=True, timeout=120
     )
@@ -193,11 +195,32 @@ def test_the_bucket_is_private_and_read_only_through_its_distribution() -> None:
     assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
     assert allow["Action"] == "s3:GetObject"
     assert "${StaticDistribution}" in allow["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
-    [origin] = RESOURCES["StaticDistribution"]["Properties"]["DistributionConfig"]["Origins"]
+    origin = RESOURCES["StaticDistribution"]["Properties"]["DistributionConfig"]["Origins"][0]
+    assert origin["Id"] == "static-bucket"
     assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["StaticOriginAccessControl", "Id"]}
     assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
     oac = RESOURCES["StaticOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
     assert (oac["SigningBehavior"], oac["SigningProtocol"]) == ("always", "sigv4")
+
+
+def test_one_distribution_serves_the_app_from_s3_and_the_rest_from_the_load_balancer() -> None:
+    """S3 answers at the root; /static/, /ws/, /api/, /accounts/, /admin/ go to the app, uncached but /static/."""
+    config = RESOURCES["StaticDistribution"]["Properties"]["DistributionConfig"]
+    assert config["DefaultCacheBehavior"]["TargetOriginId"] == "static-bucket"
+    condition, app_origin, absent = config["Origins"][1]["Fn::If"]
+    assert (condition, absent) == ("HasAppOrigin", {"Ref": "AWS::NoValue"})
+    assert app_origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    behaviors = {b["PathPattern"]: b for b in config["CacheBehaviors"]["Fn::If"][1]}
+    assert set(behaviors) >= {"/static/*", "/ws/*", "/api/*", "/accounts/*", "/admin/*"}
+    for path, behavior in behaviors.items():
+        assert behavior["TargetOriginId"] == app_origin["Id"], path
+        if path == "/static/*":
+            assert behavior["CachePolicyId"] == {"Ref": "StaticCachePolicy"}
+        else:
+            assert behavior["CachePolicyId"] == stack.CACHING_DISABLED_POLICY_ID, path
+            assert "POST" in behavior["AllowedMethods"], path
+    # With the app behind it, the API's own 403 and 404 are never turned into index.html.
+    assert config["CustomErrorResponses"]["Fn::If"][1] == {"Ref": "AWS::NoValue"}
 
 
 # Monitoring --------------------------------------------------------------------------------
@@ -210,6 +233,8 @@ def emitted_metric_names() -> set[str]:
         f for m in vars(chat_metrics).values() if hasattr(m, "collect") and hasattr(m, "_name") for f in m.collect()
     ]:
         names.add(emf.emf_name(family.name))
+        if family.type == "histogram":
+            names.add(emf.emf_name(family.name) + "P99")  # the interval's p99 beside the mean
     return names
 
 
@@ -265,10 +290,11 @@ def test_alarms_cover_error_rate_throttling_and_failed_connections() -> None:
 
 
 def test_the_load_balancer_fits_daphne() -> None:
-    """Health checks hit /readyz; the idle timeout outlasts the 25 s heartbeat; draining beats systemd's stop."""
+    """Target checks hit /healthz; the idle timeout outlasts the 25 s heartbeat; a drain fits the
+    deregistration delay, which beats systemd's stop."""
     lb = stack.build_load_balancer_template()
     group = lb["Resources"]["TargetGroup"]["Properties"]
-    assert group["HealthCheckPath"] == health.READY_PATH
+    assert group["HealthCheckPath"] == health.HEALTH_PATH != health.READY_PATH
     assert group["Matcher"] == {"HttpCode": "200"}
     assert lb["Parameters"]["IdleTimeoutSeconds"]["Default"] > 25 * 2
     assert lb["Parameters"]["IdleTimeoutSeconds"]["MinValue"] > 25
@@ -276,6 +302,9 @@ def test_the_load_balancer_fits_daphne() -> None:
     unit = (ROOT / "deploy" / "systemd" / "chatsite@.service").read_text()
     stop = int(next(line.split("=")[1] for line in unit.splitlines() if line.startswith("TimeoutStopSec=")))
     assert int(attributes["deregistration_delay.timeout_seconds"]) < stop
+    # The drain window, plus the balancer noticing a drain by its target check, fits the delay.
+    noticed = group["HealthCheckIntervalSeconds"] * group["UnhealthyThresholdCount"]
+    assert settings.CHAT_DRAIN_SECONDS + noticed <= int(attributes["deregistration_delay.timeout_seconds"])
     redirect = lb["Resources"]["HttpRedirectListener"]["Properties"]["DefaultActions"][0]
     assert redirect["RedirectConfig"]["Protocol"] == "HTTPS"
 
@@ -414,3 +443,28 @@ def test_the_templates_user_pool_signs_users_in_on_moto(aws_env: dict[str, str])
         AuthParameters={"USERNAME": "alice", "PASSWORD": "a-long-passw0rd"},
     )["AuthenticationResult"]
     assert tokens["IdToken"].count(".") == 2 and tokens["RefreshToken"]
+
+
+def test_every_port_the_readme_starts_and_registers_is_open_to_the_balancer() -> None:
+    """The processes deploy/README.md starts (chatsite@PORT) and registers (Port=PORT) are reachable from the ALB."""
+    lb = stack.build_load_balancer_template()
+    (rule,) = lb["Resources"]["AppSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert rule["SourceSecurityGroupId"] == {"Ref": "LoadBalancerSecurityGroup"}
+    readme = (ROOT / "deploy" / "README.md").read_text()
+    unit = (ROOT / "deploy" / "systemd" / "chatsite@.service").read_text()
+    started = {int(p) for p in re.findall(r"chatsite@(\d+)", readme + unit)}
+    registered = {int(p) for p in re.findall(r"Port=(\d+)", readme)}
+    assert started and registered <= started
+    assert all(rule["FromPort"] <= port <= rule["ToPort"] for port in started), (started, rule)
+
+
+def test_the_readme_builds_the_checkout_as_its_owner_not_root() -> None:
+    """Every step of the EC2 path that writes the checkout runs as chatsite, so the next release can write it too."""
+    readme = (ROOT / "deploy" / "README.md").read_text()
+    section = readme[readme.index("## 4a.") : readme.index("## 4b.")]
+    writes = ("git clone", "git pull", "venv", "pip install", "npm ci", "npm run", "collectstatic", "migrate")
+    lines = [line for line in section.splitlines() if any(w in line for w in writes) and not line.startswith("#")]
+    assert any("git clone" in line for line in lines)
+    for line in lines:
+        if line.lstrip().startswith(("sudo", "(", ".venv", "cd", "git", "npm", "python")):
+            assert line.startswith("sudo -u chatsite"), line

@@ -12,7 +12,7 @@ import Chat from './Chat.jsx';
 import { finishHostedSignIn, hostedSignOutUrl } from './cognito.js';
 import { endpoints, loadConfig } from './config.js';
 import Login from './Login.jsx';
-import { ChatConnection, ConnectionState } from './websocket.js';
+import { ChatConnection, ConnectionState, clearOutboxes, localOutboxStore, watchBrowser } from './websocket.js';
 
 const DEFAULT_ROOM = 'general';
 
@@ -91,7 +91,11 @@ export default function App() {
     };
   }, []);
 
-  // One connection while signed in.
+  // One connection while signed in. Its outbox is kept per user in this browser (keyed by
+  // the username known at sign-in, as the template page does), so what was typed survives
+  // a reload. Only a new sign-in makes a new connection: the server's answer to
+  // `authenticate` renaming the user must not tear the socket down.
+  const username = user?.username ?? null;
   const connection = useMemo(() => {
     if (!setup || (mode !== 'token' && mode !== 'session')) return null;
     const { store, urls } = setup;
@@ -101,7 +105,9 @@ export default function App() {
         mode === 'token'
           ? { getToken: async () => store.credential(), refresh: () => store.refresh() }
           : null,
+      outboxStore: username ? localOutboxStore(username) : null,
     });
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- see above
   }, [setup, mode]);
 
   useEffect(() => {
@@ -114,13 +120,12 @@ export default function App() {
         setMode('signedOut');
       }
     });
-    const online = () => connection.reconnectNow();
-    window.addEventListener('online', online);
+    const unwatch = watchBrowser(connection, window);
     connection.connect();
     return () => {
       offAuth();
       offState();
-      window.removeEventListener('online', online);
+      unwatch();
       connection.close();
     };
   }, [connection, setup]);
@@ -139,6 +144,7 @@ export default function App() {
     if (mode === 'session') await setup.api.logoutSession();
     const viaHostedUi = setup.store.tokens?.source === 'cognito';
     setup.store.clear();
+    clearOutboxes(); // nothing of this user's unsent messages stays in the browser
     const logout = viaHostedUi ? hostedSignOutUrl(setup.config.cognito) : null;
     if (logout) {
       // End the Hosted UI's own session too, or its next sign-in would skip the password.

@@ -1,7 +1,9 @@
 /**
  * Chat: the rooms (list, create, switch, unread counts), the open room's messages and the
  * composer, and the connection's state. Every room opened in this tab stays joined, so its
- * unread count keeps counting; websocket.js rejoins them all after a reconnect.
+ * unread count keeps counting; the protocol client (websocket.js, static/chat/core/) rejoins
+ * them all after a reconnect and hands over each room's state whole: this file and
+ * MessageList.jsx only render it.
  */
 
 import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
@@ -29,6 +31,38 @@ function ConnectionBanner({ state, onReconnect }) {
           Reconnect now
         </button>
       )}
+    </div>
+  );
+}
+
+/**
+ * The offline bar: across the room, not a dot in a corner, from the first failed attempt
+ * until the socket is live again (reconnect attempts in between do not hide it). The
+ * composer stays usable: what is written meanwhile is kept (in this browser, across a
+ * reload) and goes out when the connection is back.
+ */
+function OfflineBar({ conn, wasDown, onReconnect }) {
+  const [now, setNow] = useState(() => Date.now());
+  const down = conn.state === ConnectionState.OFFLINE || (wasDown && conn.state === ConnectionState.CONNECTING);
+  const retryAt = conn.state === ConnectionState.OFFLINE && typeof conn.retryInMs === 'number' ? conn.at + conn.retryInMs : null;
+  useEffect(() => {
+    if (retryAt === null) return undefined;
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, [retryAt]);
+  if (!down) return null;
+  const seconds = retryAt === null ? 0 : Math.max(0, Math.ceil((retryAt - now) / 1000));
+  return (
+    <div className="offline-bar" role="status" data-testid="offline-bar">
+      <span>
+        <strong>Offline.</strong> Messages you write are kept and go out when the connection is back.
+      </span>
+      <span className="offline-detail" aria-hidden="true">
+        {seconds > 0 ? `Reconnecting in ${seconds} s` : 'Reconnecting…'}
+      </span>
+      <button type="button" className="link-button" onClick={onReconnect}>
+        Reconnect now
+      </button>
     </div>
   );
 }
@@ -155,6 +189,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   const [state, dispatch] = useReducer(roomsReducer, {});
   const [outbox, setOutbox] = useState([]);
   const [conn, setConn] = useState({ state: connection?.state ?? ConnectionState.CONNECTING });
+  const [wasDown, setWasDown] = useState(false);
   const [announcement, setAnnouncement] = useState('');
   const current = useRef({ roomId, user });
   current.current = { roomId, user };
@@ -181,24 +216,27 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   useEffect(() => {
     if (!connection) return undefined;
     const offs = [
-      connection.on('state', (s) => setConn(s)),
-      connection.on('joined', (f) => dispatch({ type: 'joined', ...f })),
+      connection.on('state', (s) => {
+        setConn({ ...s, at: Date.now() });
+        if (s.state === ConnectionState.OFFLINE) setWasDown(true);
+        else if (s.state !== ConnectionState.CONNECTING) setWasDown(false);
+      }),
+      connection.on('room', ({ roomId: id, room: snapshot }) => dispatch({ type: 'room', roomId: id, room: snapshot })),
       connection.on('message', (message) => {
         const { roomId: open, user: me } = current.current;
         const active = message.roomId === open && document.visibilityState !== 'hidden';
-        dispatch({ type: 'message', roomId: message.roomId, message, active });
+        dispatch({ type: 'message', roomId: message.roomId, active });
         const mine = me?.userId ? message.userId === me.userId : message.username === me?.username;
         if (message.roomId === open && !mine) {
           setAnnouncement(`${message.username}: ${message.message.slice(0, 200)}`);
         }
       }),
       connection.on('outbox', (items) => setOutbox(items)),
-      connection.on('messageRemoved', (r) => dispatch({ type: 'messageRemoved', ...r })),
-      connection.on('roomUpdated', (r) => dispatch({ type: 'roomUpdated', ...r })),
       connection.on('reported', () => setAnnouncement('Thank you: the moderators will look at this message.')),
       connection.on('roomError', (e) => dispatch({ type: 'roomError', roomId: e.roomId, message: e.message })),
     ];
-    setConn({ state: connection.state });
+    setConn({ state: connection.state, at: Date.now() });
+    setOutbox(connection.outboxItems());
     return () => offs.forEach((off) => off());
   }, [connection]);
 
@@ -221,11 +259,11 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
     if (!connection || room.loadingHistory || !room.hasMore || room.messages.length === 0) return;
     dispatch({ type: 'historyStart', roomId });
     try {
-      const page = await connection.history(roomId, room.messages[0].seq);
-      dispatch({ type: 'history', roomId, messages: page.messages, hasMore: page.hasMore });
+      await connection.history(roomId, room.messages[0].seq); // the page arrives as a room event
     } catch {
-      dispatch({ type: 'historyFailed', roomId });
+      // the socket dropped: the button stays, and asks again
     }
+    dispatch({ type: 'historyDone', roomId });
   }, [connection, room, roomId]);
 
   const roomOutbox = outbox.filter((item) => item.roomId === roomId);
@@ -275,6 +313,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
       </nav>
       <main className="room" aria-labelledby="room-title">
         <h2 id="room-title">{roomName}</h2>
+        <OfflineBar conn={conn} wasDown={wasDown} onReconnect={() => connection.reconnectNow()} />
         {room.error && (
           <p className="error" role="alert">
             {room.error}

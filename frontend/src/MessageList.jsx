@@ -48,7 +48,12 @@ function Message({ message, own, onReport }) {
         )}
       </div>
       <p className="text">
-        {message.removed ? <em>Message removed by a moderator</em> : <MessageText text={message.message} />}
+        {message.removed ? (
+          <em>{message.removedBy === 'author' ? 'Message deleted' : 'Message removed by a moderator'}</em>
+        ) : (
+          <MessageText text={message.message} />
+        )}
+        {message.editedAt && !message.removed && <span className="edited"> (edited)</span>}
       </p>
     </li>
   );
@@ -61,7 +66,13 @@ function Pending({ item, onRetry, onDiscard }) {
       <div className="meta">
         <span className="author">You</span>
         <span className="status">
-          {failed ? `Not sent${item.error ? `: ${item.error}` : ''}` : item.status === 'sent' ? 'Sent' : 'Sending…'}
+          {failed
+            ? `Not sent${item.error ? `: ${item.error}` : ''}`
+            : item.status === 'sent'
+              ? 'Sent'
+              : item.retrying
+                ? `Retrying (${item.retrying})…`
+                : 'Sending…'}
         </span>
       </div>
       <p className="text">

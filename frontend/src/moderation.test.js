@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
-import { roomsReducer } from './roomStore.js';
+import { join, newRoom, receive } from '../../static/chat/core/rooms.js';
 import { FakeSocket, message, payload } from './test/fakeSocket.js';
 import { ChatConnection } from './websocket.js';
 
@@ -72,26 +72,32 @@ describe('moderation on the socket', () => {
   });
 });
 
-describe('tombstones in the room store', () => {
+describe('tombstones in the room state', () => {
   const m = (seq, text = `m${seq}`) => ({ roomId: 'general', messageId: `id-${seq}`, seq, message: text, timestamp: '' });
 
   it('keeps the seq of a removed message and drops its text, live or on a resume', () => {
-    let state = roomsReducer({}, { type: 'joined', roomId: 'general', reset: true, messages: [m(1), m(2), m(3)] });
-    state = roomsReducer(state, { type: 'messageRemoved', roomId: 'general', messageId: 'id-2', seq: 2 });
-    expect(state.general.messages.map((x) => [x.seq, x.message, x.removed ?? false])).toEqual([
+    const room = newRoom('general');
+    join(room, { type: 'joined', roomId: 'general', lastSeq: 3, messages: [m(1), m(2), m(3)] }, null);
+    receive(room, { type: 'messageRemoved', roomId: 'general', messageId: 'id-2', seq: 2 });
+    expect(room.messages.map((x) => [x.seq, x.message, x.removed])).toEqual([
       [1, 'm1', false],
       [2, '', true],
       [3, 'm3', false],
     ]);
-    state = roomsReducer(state, {
-      type: 'joined',
-      roomId: 'general',
-      reset: false,
-      messages: [],
-      removed: [{ messageId: 'id-1', seq: 1 }],
-      room: { slowModeSeconds: 10 },
-    });
-    expect(state.general.messages.map((x) => x.message)).toEqual(['', '', 'm3']);
-    expect(state.general.settings).toEqual({ slowModeSeconds: 10 });
+    join(
+      room,
+      {
+        type: 'joined',
+        roomId: 'general',
+        lastSeq: 3,
+        recovered: true,
+        messages: [],
+        removed: [{ messageId: 'id-1', seq: 1 }],
+        room: { slowModeSeconds: 10 },
+      },
+      3,
+    );
+    expect(room.messages.map((x) => x.message)).toEqual(['', '', 'm3']);
+    expect(room.settings).toEqual({ slowModeSeconds: 10 });
   });
 });

@@ -5,22 +5,19 @@ import { byDay, roomsReducer } from './roomStore.js';
 const m = (seq, timestamp = '2026-11-26T10:00:00.000Z') => ({ roomId: 'general', seq, timestamp, message: `m${seq}` });
 
 describe('roomsReducer', () => {
-  it('shows each seq once and in order, whatever the delivery order', () => {
-    let state = roomsReducer({}, { type: 'joined', roomId: 'general', reset: true, messages: [m(3), m(4)] });
-    state = roomsReducer(state, { type: 'message', roomId: 'general', message: m(6), active: true });
-    state = roomsReducer(state, { type: 'joined', roomId: 'general', reset: false, messages: [m(5), m(6)] });
-    state = roomsReducer(state, { type: 'history', roomId: 'general', messages: [m(1), m(2), m(3)], hasMore: false });
-    expect(state.general.messages.map((x) => x.seq)).toEqual([1, 2, 3, 4, 5, 6]);
-    expect(state.general.hasMore).toBe(false);
+  const snapshot = (seqs, extra = {}) => ({ messages: seqs.map((seq) => m(seq)), settings: null, hasMore: false, loaded: true, ...extra });
+
+  it('shows the room the protocol client hands over, whole', () => {
+    let state = roomsReducer({}, { type: 'roomError', roomId: 'general', message: 'try again' });
+    state = roomsReducer(state, { type: 'room', roomId: 'general', room: snapshot([3, 4], { hasMore: true }) });
+    expect(state.general.messages.map((x) => x.seq)).toEqual([3, 4]);
+    expect(state.general).toMatchObject({ hasMore: true, loaded: true, error: null });
   });
 
-  it('replaces the list when a room is reset and counts unread messages of other rooms', () => {
-    let state = roomsReducer({}, { type: 'joined', roomId: 'general', reset: true, messages: [m(1), m(2)] });
-    state = roomsReducer(state, { type: 'joined', roomId: 'general', reset: true, messages: [m(900)] });
-    expect(state.general.messages.map((x) => x.seq)).toEqual([900]);
-    expect(state.general.hasMore).toBe(true);
-    state = roomsReducer(state, { type: 'message', roomId: 'general', message: m(901), active: false });
-    state = roomsReducer(state, { type: 'message', roomId: 'general', message: m(901), active: false });
+  it('counts unread messages of rooms not being read', () => {
+    let state = roomsReducer({}, { type: 'room', roomId: 'general', room: snapshot([1]) });
+    state = roomsReducer(state, { type: 'message', roomId: 'general', active: false });
+    state = roomsReducer(state, { type: 'message', roomId: 'general', active: true });
     expect(state.general.unread).toBe(1);
     expect(roomsReducer(state, { type: 'read', roomId: 'general' }).general.unread).toBe(0);
   });

@@ -13,12 +13,14 @@ so users never leak into one another.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
@@ -26,7 +28,7 @@ import pytest_asyncio
 from tests.fixtures.servers import DaphneServer
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, BrowserContext, Dialog, Page
+    from playwright.async_api import Browser, BrowserContext, Dialog, Page, WebSocketRoute
 
 CHROMIUM = Path(os.environ.get("CHATSITE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -39,6 +41,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+ROOT = Path(__file__).resolve().parents[2]
+# Screenshots a person looks at (never committed: var/ is ignored).
+SCREENSHOTS = ROOT / "var" / "screenshots"
+WS_URL = re.compile(r"/ws/$")
 TIMEOUT_FACTOR = float(os.environ.get("CHAT_TEST_TIMEOUT_FACTOR", "1"))
 
 
@@ -130,3 +136,81 @@ async def new_user(browser: Browser) -> AsyncIterator[NewUser]:
     yield make
     for user in made:
         await user.context.close()
+
+
+@dataclass
+class SocketLink:
+    """The path from a page's sockets to daphne, which a test can cut while HTTP keeps working.
+
+    Route a context's sockets through `serve` (`context.route_web_socket(WS_URL, link.serve)`):
+    while up, each socket is passed through to the server and every frame the page sends is
+    recorded; `cut()` closes the open sockets with 1012 (service restart) and every new one
+    at once, as a restarting server does, so the page stays offline while reloads still load.
+    """
+
+    down: bool = False
+    routes: list[WebSocketRoute] = field(default_factory=list)
+    sent: list[dict[str, object]] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)  # what the server sent the page
+
+    async def serve(self, ws: WebSocketRoute) -> None:
+        if self.down:
+            await ws.close(code=1012, reason="restarting")
+            return
+        server_side = ws.connect_to_server()
+        self.routes.append(ws)
+
+        def up(message: str | bytes) -> None:
+            self.sent.append(json.loads(message))
+            server_side.send(message)
+
+        def down(message: str | bytes) -> None:
+            self.received.append(json.loads(message))
+            ws.send(message)
+
+        ws.on_message(up)
+        server_side.on_message(down)
+
+    def edit_and_remove(self, room_id: str, edit: str, remove: str) -> None:
+        """Send the open page protocol-v2 events, as a server with room events would: `edit`'s
+        message edited, then `remove`'s removed by its author, each with the room's next seqs."""
+        messages = {f["message"]: f for f in self.received if f.get("type") == "message" and f.get("roomId") == room_id}
+        last = max(int(f["seq"]) for f in messages.values())
+        events = [
+            {
+                "type": "messageEdited",
+                "roomId": room_id,
+                "seq": last + 1,
+                "messageId": messages[edit]["messageId"],
+                "message": f"{edit}, edited",
+                "editedAt": "2026-12-02T10:00:00Z",
+            },
+            {
+                "type": "messageRemoved",
+                "roomId": room_id,
+                "seq": last + 2,
+                "messageId": messages[remove]["messageId"],
+                "messageSeq": messages[remove]["seq"],
+                "removedBy": "author",
+            },
+        ]
+        for event in events:
+            self.routes[-1].send(json.dumps(event))
+
+    async def cut(self) -> None:
+        self.down = True
+        routes, self.routes = self.routes, []
+        for ws in routes:
+            await ws.close(code=1012, reason="restarting")
+
+    def sends(self, text: str) -> list[dict[str, object]]:
+        """Every sendMessage of `text` that reached the server."""
+        return [f for f in self.sent if f.get("action") == "sendMessage" and f.get("message") == text]
+
+
+async def outbox_keys(page: Page) -> list[str]:
+    """The unsent messages this browser keeps (static/chat/core/outbox.js), by localStorage key."""
+    keys: list[str] = await page.evaluate(
+        "() => Object.keys(localStorage).filter((key) => key.startsWith('chatsite.outbox.'))"
+    )
+    return keys

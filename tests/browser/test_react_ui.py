@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -19,7 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.browser.conftest import BrowserUser, NewUser, skip_reason, timeout_ms
+from tests.browser.conftest import (
+    SCREENSHOTS,
+    WS_URL,
+    BrowserUser,
+    NewUser,
+    SocketLink,
+    outbox_keys,
+    skip_reason,
+    timeout_ms,
+)
 from tests.fixtures.servers import DEMO_PASSWORD, ROOT, DaphneServer
 
 if TYPE_CHECKING:
@@ -62,6 +72,8 @@ INJECTED = "img, script, svg, iframe, details, style, b, textarea, object, embed
 def _newest_source() -> float:
     sources = [FRONTEND / "index.html", FRONTEND / "package-lock.json", FRONTEND / "vite.config.js"]
     sources += [p for d in ("src", "public") for p in (FRONTEND / d).rglob("*") if p.is_file()]
+    # The protocol client the app bundles from the template page's static files.
+    sources += [p for p in (ROOT / "static" / "chat" / "core").rglob("*.js")]
     return max(p.stat().st_mtime for p in sources)
 
 
@@ -408,4 +420,83 @@ async def test_rooms_are_created_switched_and_counted_unread(app_server: DaphneF
     await expect(shown(alice)).to_have_text(["one in general", "two in general"])
     await expect(general).not_to_contain_text("unread")
     assert await page.locator("i").count() == 0
+    clean(alice, bob)
+
+
+async def test_a_message_typed_offline_survives_a_reload_and_goes_out_once(
+    app_server: DaphneFactory, new_user: NewUser
+) -> None:
+    """Offline shows a bar and the composer still takes a message; a reload keeps it; back online it goes out once."""
+    server = app_server()
+    alice = await new_user(server, "alice")
+    link = SocketLink()
+    await alice.context.route_web_socket(WS_URL, link.serve)
+    await open_app(alice, server)
+    page = alice.page
+    bar = page.get_by_test_id("offline-bar")
+    await expect(bar).to_have_count(0)
+
+    await link.cut()
+    await expect(bar).to_be_visible()
+    await expect(bar).to_contain_text("Offline")
+    await say(alice, "written while offline")
+    pending = page.locator('li[data-status="pending"]')
+    await expect(pending).to_have_text(re.compile("written while offline"))
+    await expect(page.locator("#composer-text")).to_be_enabled()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=SCREENSHOTS / "react-offline.png")
+
+    await page.reload()
+    await expect(bar).to_be_visible()
+    await expect(pending).to_have_text(re.compile("written while offline"))
+    assert len(await outbox_keys(page)) == 1
+    assert link.sends("written while offline") == []
+
+    link.down = False
+    await page.evaluate("() => window.dispatchEvent(new Event('online'))")
+    await expect(status(alice)).to_have_attribute("data-state", "live")
+    await expect(bar).to_have_count(0)
+    await expect(shown(alice)).to_have_text(["written while offline"])
+    await expect(pending).to_have_count(0)
+    await page.screenshot(path=SCREENSHOTS / "react-back-online.png")
+    assert len(link.sends("written while offline")) == 1
+    assert await outbox_keys(page) == []
+    await page.reload()
+    await expect(shown(alice)).to_have_text(["written while offline"])
+    assert len(link.sends("written while offline")) == 1
+
+    # Signing out forgets what this browser still holds.
+    await link.cut()
+    await say(alice, "never sent")
+    await expect(pending).to_have_count(1)
+    assert len(await outbox_keys(page)) == 1
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_role("heading", name="Sign in to Chatsite")).to_be_visible()
+    assert await outbox_keys(page) == []
+    clean(alice)
+
+
+async def test_edits_and_removals_arriving_as_room_events_show_in_place(
+    app_server: DaphneFactory, new_user: NewUser
+) -> None:
+    """A messageEdited and a v2 messageRemoved update their messages in place; a duplicate of either changes nothing."""
+    server = app_server()
+    alice = await new_user(server, "alice")
+    bob = await new_user(server, "bob")
+    link = SocketLink()
+    await bob.context.route_web_socket(WS_URL, link.serve)
+    await open_app(alice, server)
+    await open_app(bob, server)
+    for text in ("first", "second", "third"):
+        await say(alice, text)
+    await expect(shown(bob)).to_have_text(["first", "second", "third"])
+
+    link.edit_and_remove("general", edit="first", remove="second")
+    await expect(shown(bob)).to_have_text(["first, edited (edited)", "Message deleted", "third"])
+    await expect(bob.page.locator("li.message.removed .report")).to_have_count(0)
+    link.edit_and_remove("general", edit="third", remove="first")  # seqs taken already: dropped
+    await say(alice, "after")  # the server's seq 4 is behind the injected events: a duplicate, dropped too
+    await eventually(lambda: any(f.get("message") == "after" for f in link.received))
+    await expect(shown(alice)).to_have_count(4)
+    assert await shown(bob).all_text_contents() == ["first, edited (edited)", "Message deleted", "third"]
     clean(alice, bob)

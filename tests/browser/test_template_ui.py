@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.browser.conftest import BrowserUser, NewUser, skip_reason, timeout_ms
+from tests.browser.conftest import (
+    SCREENSHOTS,
+    BrowserUser,
+    NewUser,
+    SocketLink,
+    outbox_keys,
+    skip_reason,
+    timeout_ms,
+)
 from tests.fixtures.servers import DEMO_PASSWORD, DaphneServer, base_env
 
 if TYPE_CHECKING:
@@ -51,8 +59,8 @@ XSS_PAYLOADS = [
     "{{ 7|add:7 }} ${alert(11)} &lt;b&gt;",
 ]
 INJECTED = "img, script, svg, iframe, a, details, b, style, textarea"
-# chat.js caps its reconnect backoff at 30 s.
-BACKOFF_CAP_MS = 30_000
+# The protocol client (static/chat/core/client.js) caps its reconnect backoff at 10 s.
+BACKOFF_CAP_MS = 10_000
 
 
 @pytest.fixture(scope="module")
@@ -559,3 +567,83 @@ async def test_an_error_frame_is_shown_with_its_code_until_dismissed(
     await alice.page.keyboard.press("Enter")
     await expect(notice).to_be_hidden()
     await expect(alice.page.locator("#message-input")).to_be_focused()
+
+
+async def test_a_message_typed_offline_survives_a_reload_and_goes_out_once(
+    shared_server: DaphneServer, new_user: NewUser
+) -> None:
+    """Offline shows a bar and the composer still takes a message; a reload keeps it; back online it goes out once."""
+    server = shared_server
+    alice = await new_user(server, "olga")
+    link = SocketLink()
+    await alice.context.route_web_socket(WS_URL, link.serve)
+    await create_room(alice, server, "offline-reload")
+    page = alice.page
+    bar = page.locator("#offline-bar")
+    await expect(bar).to_be_hidden()
+
+    await link.cut()
+    await expect(bar).to_be_visible()
+    await expect(bar).to_contain_text("Offline")
+    await say(alice, "written while offline")
+    waiting = line(alice, "written while offline")
+    await expect(waiting).to_have_attribute("data-state", "pending")
+    await expect(page.locator("#message-input")).to_be_enabled()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=SCREENSHOTS / "template-offline.png")
+
+    await page.reload()
+    await expect(bar).to_be_visible()
+    await expect(waiting).to_have_attribute("data-state", "pending")
+    await expect(waiting).to_contain_text("Waiting for connection")
+    assert len(await outbox_keys(page)) == 1
+    assert link.sends("written while offline") == []
+
+    link.down = False
+    await page.evaluate("() => window.dispatchEvent(new Event('online'))")
+    await expect(bar).to_be_hidden()
+    await expect(page.locator("#status")).to_have_attribute("data-state", "live")
+    await expect(waiting).to_have_attribute("data-state", "sent")
+    await page.screenshot(path=SCREENSHOTS / "template-back-online.png")
+    assert len(link.sends("written while offline")) == 1
+    assert await outbox_keys(page) == []
+    await page.reload()
+    await expect(lines(alice)).to_have_text(["written while offline"])
+    assert len(link.sends("written while offline")) == 1
+
+    # Signing out forgets what this browser still holds.
+    await link.cut()
+    await say(alice, "never sent")
+    await expect(line(alice, "never sent")).to_have_attribute("data-state", "pending")
+    assert len(await outbox_keys(page)) == 1
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    assert await outbox_keys(page) == []
+    assert alice.page_errors == []
+
+
+async def test_edits_and_removals_arriving_as_room_events_show_in_place(
+    shared_server: DaphneServer, new_user: NewUser
+) -> None:
+    """A messageEdited and a v2 messageRemoved update their lines in place; a duplicate of either changes nothing."""
+    server = shared_server
+    alice = await new_user(server, "petra")
+    bob = await new_user(server, "quinn")
+    link = SocketLink()
+    await bob.context.route_web_socket(WS_URL, link.serve)
+    await create_room(alice, server, "edits")
+    await open_room(bob, server, "edits")
+    for text in ("first", "second", "third"):
+        await say(alice, text)
+    await expect(lines(bob)).to_have_text(["first", "second", "third"])
+
+    link.edit_and_remove("edits", edit="first", remove="second")
+    await expect(lines(bob)).to_have_text(["first, edited", "Message deleted", "third"])
+    await expect(line(bob, "first, edited")).to_contain_text("(edited)")
+    await expect(line(bob, "Message deleted").locator(".report")).to_have_count(0)
+    link.edit_and_remove("edits", edit="third", remove="first")  # seqs taken already: dropped
+    await say(alice, "after")  # the server's seq 4 is behind the injected events: a duplicate, dropped too
+    await eventually(lambda: any(f.get("message") == "after" for f in link.received))
+    await expect(lines(alice)).to_have_count(4)
+    assert await lines(bob).all_text_contents() == ["first, edited", "Message deleted", "third"]
+    assert bob.page_errors == []

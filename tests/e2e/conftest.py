@@ -25,11 +25,23 @@ def start_module_server(tmp_path_factory: pytest.TempPathFactory, migrated_db: P
 
 
 @pytest.fixture(scope="module")
-def chat_server(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path) -> Iterator[DaphneServer]:
-    """One Chatsite daphne process on the embedded default, shared by a module's tests."""
-    server = start_module_server(tmp_path_factory, migrated_db)
+def chat_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, migrated_db: Path
+) -> Iterator[DaphneServer]:
+    """One Chatsite daphne process on the embedded default, shared by a module's tests.
+
+    A module runs on PostgreSQL as well with `pytestmark = ON_BOTH_DATABASES`.
+    """
+    database = getattr(request, "param", "sqlite")
+    env = {"DATABASE_URL": request.getfixturevalue("postgres_url")} if database == "postgresql" else {}
+    server = start_module_server(tmp_path_factory, migrated_db, **env)
     yield server
     server.stop()
+
+
+# The module's tests run twice: on the embedded default's SQLite and on PostgreSQL, the
+# production database (tests/fixtures/postgres.py).
+ON_BOTH_DATABASES = pytest.mark.parametrize("chat_server", ["sqlite", "postgresql"], indirect=True, scope="module")
 
 
 class Accounts:

@@ -1,6 +1,7 @@
 """Chat against a real daphne process with real WebSocket clients (the `websockets` package).
 
-One daphne process serves the whole module; every test talks in a room of its own.
+One daphne process serves the whole module; every test talks in a room of its own. The
+module runs twice: on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from tests.e2e.client import ChatClient, Frame, new_client_message_id
-from tests.e2e.conftest import Accounts, Connect
+from tests.e2e.conftest import ON_BOTH_DATABASES, Accounts, Connect
 from tests.fixtures.servers import DaphneServer
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), ON_BOTH_DATABASES]
 
 
 def assert_clean(client: ChatClient, room_id: str) -> None:

@@ -11,7 +11,10 @@ import asyncio
 import contextlib
 import re
 import shutil
+import signal
 import subprocess
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,6 +63,8 @@ frontend chat
 
 backend daphne
     balance roundrobin
+    # The target check an ALB makes: liveness plus "not draining" (chatsite/ops/health.py).
+    option httpchk GET /healthz
 {servers}
 """
 
@@ -253,4 +258,75 @@ async def test_sigterm_closes_sockets_with_1001_and_clients_resume_on_the_other_
             assert log.duplicates == []
     finally:
         for client in clients:
+            await client.close()
+
+
+async def test_a_drain_spreads_1001_closes_and_every_client_resumes_on_the_other_process(
+    daphne_factory: Callable[..., DaphneServer],
+    haproxy_factory: Callable[[list[DaphneServer]], HAProxy],
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    """SIGUSR1 drains one process: /healthz goes 503, its sockets close with 1001 spread over the
+    window (not at once), and each client resumes on the other process with no gap and no error frame."""
+    window = 4.0
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    env = {"REDIS_URL": redis_url, "daphne_args": ("--proxy-headers",), "shared_dir": shared}
+    one = daphne_factory(CHAT_INSTANCE_ID="daphne-0", CHAT_DRAIN_SECONDS=str(window), **env)
+    two = daphne_factory(CHAT_INSTANCE_ID="daphne-1", CHAT_DRAIN_SECONDS=str(window), **env)
+    proxy = haproxy_factory([one, two])
+    cookie = one.signup("alice")
+    room = f"drain-{uuid.uuid4().hex[:10]}"
+    create_room(one.base_url, cookie, room)
+    clients = [await ChatClient.connect(proxy.ws_url, cookie=cookie, origin=proxy.origin) for _ in range(8)]
+    sender = await ChatClient.connect(two.ws_url, cookie=cookie, origin=two.origin)  # never drained
+    loop = asyncio.get_running_loop()
+    closes: list[tuple[float, int | None]] = []
+    error_frames: list[object] = []
+
+    async def follow(client: ChatClient) -> None:
+        """Wait for the server to close this socket (if it is on the drained process), then resume."""
+        with contextlib.suppress(TimeoutError):
+            await client.wait_closed(timeout(3 * window))
+        if not client.closed:
+            return
+        closes.append((loop.time(), client.close_code))
+        error_frames.extend(f for f in client.frames if f.get("type") == "error")
+        await resume_until_joined(client, room)
+
+    try:
+        await sender.join(room)
+        for client in clients:
+            await client.join(room)
+        acked = [(await sender.send_message(room, f"before {n}"))["seq"] for n in range(3)]
+
+        started = loop.time()
+        assert one.proc is not None
+        one.proc.send_signal(signal.SIGUSR1)
+        followers = asyncio.gather(*(follow(c) for c in clients))
+        while not followers.done():  # messages keep flowing through the drain
+            acked.append((await sender.send_message(room, f"during {len(acked)}"))["seq"])
+            await asyncio.sleep(0.2)
+        await followers
+        for n in range(3):
+            acked.append((await clients[n].send_message(room, f"after {n}"))["seq"])
+
+        assert 0 < len(closes) < len(clients), "round robin should have put sockets on both processes"
+        assert {code for _, code in closes} == {1001}
+        times = sorted(t for t, _ in closes)
+        # 4 sockets over 4 s close about a second apart; never all in one burst.
+        assert times[-1] - times[0] >= window / 4, [round(t - started, 2) for t in times]
+        assert times[-1] - started < window + timeout(3)
+        with pytest.raises(urllib.error.HTTPError) as draining:
+            urllib.request.urlopen(f"{one.base_url}/healthz", timeout=timeout(5))
+        assert draining.value.code == 503
+        for client in [*clients, sender]:
+            error_frames.extend(f for f in client.frames if f.get("type") == "error")
+            log = await client.wait_for_seq(room, max(acked))
+            assert log.seqs == list(range(1, max(acked) + 1))
+            assert log.duplicates == []
+        assert error_frames == []
+    finally:
+        for client in [*clients, sender]:
             await client.close()

@@ -364,14 +364,14 @@ async def test_private_rooms_admit_members_only_and_a_removed_member_leaves_at_o
     await alice.send_message(room, "team secret")
     for frame in ({"action": "joinRoom", "roomId": room}, {"action": "history", "roomId": room}):
         refused = await bob.expect_error(frame)
-        assert refused["code"] == "forbidden"
+        assert refused["code"] == "unknown_room"
         assert "team secret" not in str(refused)
     assert f"#{room}" not in Admin(site.server.base_url, site.cookie("bob")).get("/")
     assert f"#{room}" in Admin(site.server.base_url, site.cookie("alice")).get("/")
 
     admin.act(page_path, op="member_remove", username="alice", reason="left the team")
     assert await wait_frame(alice, "left", roomId=room) == {"type": "left", "roomId": room, "reason": "removed"}
-    assert (await alice.expect_error({"action": "joinRoom", "roomId": room}))["code"] == "forbidden"
+    assert (await alice.expect_error({"action": "joinRoom", "roomId": room}))["code"] == "unknown_room"
     for client in (alice, bob):
         await client.close()
 

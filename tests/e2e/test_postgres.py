@@ -7,47 +7,11 @@ machine and CI have one. Each run gets a database of its own, dropped afterwards
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import psycopg
-import pytest
-
 from tests.e2e.client import ChatClient, create_room
-from tests.fixtures.servers import ROOT, DaphneServer, base_env
-
-ADMIN_URL = os.environ.get("POSTGRES_TEST_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def _admin() -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
-
-
-@pytest.fixture(scope="module")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this module."""
-    try:
-        admin = _admin()
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {ADMIN_URL} ({exc.__class__.__name__}); set POSTGRES_TEST_URL")
-    name = f"chatsite_test_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    data_dir = tmp_path_factory.mktemp("pg")
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-        cwd=ROOT,
-        env=base_env(data_dir, DATABASE_URL=url),
-        check=True,
-    )
-    yield url
-    with _admin() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from tests.fixtures.servers import DaphneServer
 
 
 async def test_users_chat_on_postgresql_with_contiguous_seqs_under_concurrent_senders(

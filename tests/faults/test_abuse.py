@@ -203,7 +203,7 @@ async def test_unknown_and_private_rooms_give_away_nothing(room: Room, person: C
         assert codes == [
             *["unknown_room"] * 4,
             "left",
-            *["forbidden"] * 4,
+            *["unknown_room"] * 4,
             "left",
         ], codes
         assert "the secret plan" not in json.dumps(mallory.frames)
@@ -219,8 +219,10 @@ async def test_unknown_and_private_rooms_give_away_nothing(room: Room, person: C
 
 ORIGINS = [
     (APP_ORIGIN, True),
-    ("http://127.0.0.1", True),
-    ("http://localhost:8000", True),  # an ALLOWED_HOSTS entry matches any port and scheme
+    # DJANGO_ALLOWED_HOSTS entries are host patterns, not origins: another port or scheme of
+    # the site's host is another origin (issue 13; the site's own origin is added below).
+    ("http://127.0.0.1", False),
+    ("http://localhost:8000", False),
     ("http://127.0.0.1.evil.com", False),
     ("http://evil-127.0.0.1", False),
     ("http://127.0.0.1evil.com", False),
@@ -237,10 +239,12 @@ ORIGINS = [
 
 
 async def test_only_allow_listed_origins_open_a_socket(room: Room) -> None:
-    """Exactly the allow-listed origins open the socket; look-alikes, null and no Origin are refused (403)."""
+    """Exactly the site's own and the allow-listed origins open the socket; look-alikes, null and no Origin are
+    refused (403)."""
     server = room.cluster.servers[0]
+    origins = [(server.origin, True), *ORIGINS]
     outcomes: dict[str | None, int] = {}
-    for origin, _allowed in ORIGINS:
+    for origin, _allowed in origins:
         headers = {"Cookie": room.cluster.cookies[BOTS[0]], **({"Origin": origin} if origin is not None else {})}
         try:
             sock = await RawSocket.open(server.port, headers=headers)
@@ -252,7 +256,7 @@ async def test_only_allow_listed_origins_open_a_socket(room: Room) -> None:
         assert answer is not None and answer.json() == {"type": "pong"}
         outcomes[origin] = 101
         sock.abort()
-    assert outcomes == {o: 101 if ok else 400 if o == "" else 403 for o, ok in ORIGINS}
+    assert outcomes == {o: 101 if ok else 400 if o == "" else 403 for o, ok in origins}
     await room.unharmed()
 
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-DEMO_USERS = ("alice", "bob")
+from accounts.demo import DEMO_USERS
 
 
 class Command(BaseCommand):

@@ -80,3 +80,27 @@ export function payload(frame) {
   const { type: _type, ...rest } = frame;
   return rest;
 }
+
+/** Every value a connection emits under `name`, in order. */
+export function record(conn, name) {
+  const seen = [];
+  conn.on(name, (value) => seen.push(value));
+  return seen;
+}
+
+/** Let awaited promises inside the connection run (under vi.useFakeTimers). */
+export async function settle(vi) {
+  await vi.advanceTimersByTimeAsync(1);
+}
+
+/** Open a connection joined to `general` with messages 1..lastSeq; returns its socket. */
+export async function liveInGeneral(conn, vi, lastSeq = 3) {
+  conn.joinRoom('general');
+  conn.connect();
+  await settle(vi);
+  const socket = FakeSocket.latest();
+  socket.accept();
+  const messages = Array.from({ length: lastSeq }, (_, i) => payload(message('general', i + 1)));
+  socket.deliver({ type: 'joined', roomId: 'general', lastSeq, messages, recovered: true });
+  return socket;
+}

@@ -1,0 +1,181 @@
+"""Analytics writes: the hooks the chat and moderation services call after a durable write.
+
+Each hook is one call at its call site and one short transaction here. The per-message one
+(`message_stored`) is the hot path: four statements in one transaction (a day counter per
+room, a user-day row, a minute counter, the room's conversation state), run after the
+broadcast so it never delays delivery, only the sender's ack; its cost is measured in
+docs/performance.md. A hook that fails logs an error and loses that one count: the message
+is stored and delivered already, and a chat must not refuse to work because analytics can't.
+
+Counts are keyed by the event's own time (the services' clock), on UTC days. No hook keeps
+message text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any, Final
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import connection, transaction
+
+from analytics import batch, durations
+from analytics.models import DayCounter, MinuteCounter, RoomActivity, SocketSpan, UserDay
+
+log = logging.getLogger(__name__)
+
+# A room's conversation ends after this long without a message; the next one opens a new
+# conversation, whose first reply by someone else is timed ("time to first reply").
+CONVERSATION_GAP: Final = timedelta(minutes=30)
+# Only replies within this long count: a "reply" the next afternoon answers nothing.
+REPLY_WINDOW: Final = timedelta(hours=6)
+
+MESSAGES: Final = "messages"  # DayCounter name, keyed by room id (DMs will get "dm_messages")
+REPORTS_OPENED: Final = "reports_opened"  # keyed by room id
+REPORTS_RESOLVED: Final = "reports_resolved"
+MOD_ACTION: Final = "mod_action"  # keyed by the audit log's action
+FIRST_REPLY: Final = "first_reply"  # a histogram of seconds (analytics.durations), by the opener's day
+RESOLVE: Final = "resolve"  # a histogram of seconds from report to its closing, by the closing day
+
+
+def _bump(model: Any, keys: Mapping[str, Any], increments: Mapping[str, int]) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n: one statement, race-free on
+    SQLite and PostgreSQL alike (two processes counting the same day never lose a count)."""
+    meta = model._meta
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    values = {**keys, **increments}
+    columns = ", ".join(quote(meta.get_field(name).column) for name in values)
+    params = [meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]
+    conflict = ", ".join(quote(meta.get_field(name).column) for name in keys)
+    updates = ", ".join(
+        f"{quote(meta.get_field(name).column)} = {table}.{quote(meta.get_field(name).column)} + "
+        f"EXCLUDED.{quote(meta.get_field(name).column)}"
+        for name in increments
+    )
+    placeholders = ", ".join(["%s"] * len(values))
+    # Table and column names come from the model's _meta, quoted; values are parameters.
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT ({conflict}) DO UPDATE SET {updates}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _duration(name: str, *, day: date, seconds: float) -> None:
+    _bump(DayCounter, {"day": day, "name": name, "key": durations.bucket(seconds)}, {"value": 1})
+
+
+def _day(at: datetime) -> date:
+    return at.date()  # the services' clock is UTC
+
+
+def _conversations(stored: list[tuple[str, str, datetime]]) -> None:
+    """Advance each room's conversation through these messages (oldest first); time the first
+    reply by someone other than the opener. One read and one write of each room's state."""
+    rooms = {room for room, _, _ in stored}
+    states = {s.room_id: s for s in RoomActivity.objects.select_for_update().filter(room_id__in=rooms)}
+    replies: Counter[tuple[date, str]] = Counter()
+    for room_id, user_id, at in sorted(stored, key=lambda s: s[2]):
+        state = states.get(room_id)
+        if state is None or at - state.last_at > CONVERSATION_GAP:
+            states[room_id] = RoomActivity(room_id=room_id, last_at=at, opened_at=at, opener_id=user_id)
+            continue
+        if not state.answered and user_id != state.opener_id:
+            state.answered = True
+            waited = at - state.opened_at
+            if waited <= REPLY_WINDOW:
+                replies[(_day(state.opened_at), durations.bucket(waited.total_seconds()))] += 1
+        state.last_at = max(state.last_at, at)
+    RoomActivity.objects.bulk_create(
+        [states[room] for room in rooms],
+        update_conflicts=True,
+        unique_fields=["room_id"],
+        update_fields=["last_at", "opened_at", "opener_id", "answered"],
+    )
+    for (day, key), count in replies.items():
+        _bump(DayCounter, {"day": day, "name": FIRST_REPLY, "key": key}, {"value": count})
+
+
+def messages_stored_sync(stored: list[tuple[str, str, datetime]]) -> None:
+    """Count messages (room id, user id, time) in one transaction: counters summed first."""
+    by_room: Counter[tuple[date, str]] = Counter((_day(at), room) for room, _, at in stored)
+    by_user: Counter[tuple[date, str]] = Counter((_day(at), user) for _, user, at in stored)
+    by_minute: Counter[datetime] = Counter(at.replace(second=0, microsecond=0) for _, _, at in stored)
+    with transaction.atomic():
+        for (day, room_id), count in by_room.items():
+            _bump(DayCounter, {"day": day, "name": MESSAGES, "key": room_id}, {"value": count})
+        for (day, user_id), count in by_user.items():
+            _bump(UserDay, {"day": day, "user_id": user_id}, {"messages": count, "sockets": 0})
+        for minute, count in by_minute.items():
+            _bump(MinuteCounter, {"minute": minute}, {"messages": count})
+        _conversations(stored)
+
+
+def message_stored_sync(*, room_id: str, user_id: str, at: datetime) -> None:
+    messages_stored_sync([(room_id, user_id, at)])
+
+
+def _guarded(what: str, fn: Any, /, **kwargs: Any) -> None:
+    try:
+        fn(**kwargs)
+    except Exception:
+        log.exception("analytics: %s not counted", what)
+
+
+async def message_stored(*, room_id: str, user_id: str, at: datetime) -> None:
+    """A new message was stored (not a retry): count it for its room, its sender and the minute.
+
+    With ANALYTICS_FLUSH_SECONDS > 0 this only appends to memory (analytics.batch); else it
+    writes at once, in its own transaction."""
+    if settings.ANALYTICS_FLUSH_SECONDS > 0:
+        batch.add(room_id=room_id, user_id=user_id, at=at)
+        return
+    await database_sync_to_async(_guarded)("message", message_stored_sync, room_id=room_id, user_id=user_id, at=at)
+
+
+def socket_opened_sync(*, connection_id: str, user_id: str, at: datetime) -> None:
+    with transaction.atomic():
+        SocketSpan.objects.update_or_create(
+            connection_id=connection_id, defaults={"user_id": user_id, "opened_at": at, "closed_at": None}
+        )
+        _bump(UserDay, {"day": _day(at), "user_id": user_id}, {"messages": 0, "sockets": 1})
+
+
+async def socket_opened(*, connection_id: str, user_id: str, at: datetime) -> None:
+    """A socket opened: its user is active today, and its span feeds peak concurrency."""
+    await database_sync_to_async(_guarded)(
+        "socket open", socket_opened_sync, connection_id=connection_id, user_id=user_id, at=at
+    )
+
+
+def socket_closed_sync(*, connection_id: str, at: datetime) -> None:
+    SocketSpan.objects.filter(connection_id=connection_id, closed_at__isnull=True).update(closed_at=at)
+
+
+async def socket_closed(*, connection_id: str, at: datetime) -> None:
+    await database_sync_to_async(_guarded)("socket close", socket_closed_sync, connection_id=connection_id, at=at)
+
+
+# Moderation: called inside the moderation services' transactions, so a count commits (or
+# rolls back) with the record it counts.
+
+
+def report_opened(*, room_id: str, at: datetime) -> None:
+    _bump(DayCounter, {"day": _day(at), "name": REPORTS_OPENED, "key": room_id}, {"value": 1})
+
+
+def reports_resolved(*, opened: Iterable[datetime], at: datetime) -> None:
+    """Reports opened at these times were closed (resolved or dismissed) at `at`."""
+    times = list(opened)
+    if not times:
+        return
+    _bump(DayCounter, {"day": _day(at), "name": REPORTS_RESOLVED, "key": ""}, {"value": len(times)})
+    for opened_at in times:
+        _duration(RESOLVE, day=_day(at), seconds=max(0.0, (at - opened_at).total_seconds()))
+
+
+def moderation_action(*, action: str, at: datetime) -> None:
+    _bump(DayCounter, {"day": _day(at), "name": MOD_ACTION, "key": action[:64]}, {"value": 1})
