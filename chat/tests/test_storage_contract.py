@@ -30,7 +30,7 @@ from chat.storage import schema
 from chat.storage.base import ChatStore, ConnectionRecord, NewMessage, RoomNotFound
 from chat.storage.dynamodb import DynamoDBClient, DynamoDBStore, ensure_tables, make_client
 from chat.storage.local import LocalStore
-from chatsite.settings import _database_from_url
+from chatsite.dburl import database_from_url
 from tests.fixtures.aws import MotoServer
 from tests.fixtures.servers import free_port, wait_for_port
 
@@ -134,7 +134,7 @@ def _postgres_store(request: pytest.FixtureRequest) -> Iterator[ChatStore]:
     concurrent writers, so the local backend's contract holds on both databases.
     """
     url: str = request.getfixturevalue("postgres_url")
-    with _default_database({**_database_from_url(url), "CONN_MAX_AGE": 0, "OPTIONS": {}}):
+    with _default_database({**database_from_url(url), "CONN_MAX_AGE": 0, "OPTIONS": {}}):
         with connections["default"].cursor() as cursor:
             tables = [t for t in connections["default"].introspection.table_names(cursor) if t.startswith("chat_")]
             cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
