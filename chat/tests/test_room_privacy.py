@@ -148,6 +148,7 @@ NAMES_NO_ROOM: dict[tuple[str, str], str] = {
     ("url", "cognito_callback"): "sign-in",
     ("url", "api_auth_token"): "sign-in",
     ("url", "api_auth_refresh"): "sign-in",
+    ("url", "api_auth_revoke"): "sign-out of a token client",
     ("url", "api_auth_me"): "who am I",
     ("url", "jwks"): "public keys",
     ("url", "app"): "static files of the React build; rooms are named after the '#', never sent",
