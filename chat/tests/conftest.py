@@ -51,7 +51,9 @@ async def session_sockets() -> AsyncIterator[OpenSocket]:
 
     async def open_socket(cookie: bytes) -> WebsocketCommunicator:
         comm = WebsocketCommunicator(
-            application, "/ws/", headers=[(b"host", b"127.0.0.1"), (b"origin", b"http://127.0.0.1"), (b"cookie", cookie)]
+            application,
+            "/ws/",
+            headers=[(b"host", b"127.0.0.1"), (b"origin", b"http://127.0.0.1"), (b"cookie", cookie)],
         )
         opened.append(comm)
         connected, _ = await comm.connect(timeout=5.0)

@@ -63,7 +63,9 @@ async def test_a_far_future_token_is_invalid_token_on_the_api_and_the_socket(key
     response = await sync_to_async(Client().get)("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 401 and response.json()["error"] == "invalid_token"
 
-    comm = WebsocketCommunicator(application, "/ws/", headers=[(b"host", b"127.0.0.1"), (b"origin", b"http://127.0.0.1")])
+    comm = WebsocketCommunicator(
+        application, "/ws/", headers=[(b"host", b"127.0.0.1"), (b"origin", b"http://127.0.0.1")]
+    )
     connected, _ = await comm.connect(timeout=WAIT)
     assert connected
     await comm.send_json_to({"action": "authenticate", "token": token})
