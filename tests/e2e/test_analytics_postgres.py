@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.e2e.test_postgres import postgres_url  # noqa: F401 - the fixture
+from tests.fixtures.postgres import postgres_url  # noqa: F401 - the fixture
 from tests.fixtures.servers import ROOT, base_env
 
 pytestmark = pytest.mark.timeout(600)

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from tests.e2e.client import ChatClient, create_room, new_client_message_id, timeout
-from tests.e2e.test_postgres import postgres_url
+from tests.fixtures.postgres import postgres_url
 from tests.fixtures.servers import ROOT, DaphneServer, base_env
 
 __all__ = ["postgres_url"]
