@@ -41,7 +41,7 @@ from django.conf import settings
 
 from accounts.identity import live_sessions
 from accounts.revocation import SESSION_ENDED
-from chat import services
+from chat import layers, services
 from chat.errors import ChatError
 from chat.fanout import room_fanout
 from chatsite.ops import drain
@@ -315,7 +315,7 @@ class RedisWatchdog:
     def from_settings(cls) -> RedisWatchdogs | None:
         """One watchdog per Redis host of the channel layer (several with REDIS_URLS)."""
         layer: dict[str, Any] = settings.CHANNEL_LAYERS.get("default", {})
-        if not str(layer.get("BACKEND", "")).startswith("channels_redis."):
+        if not layers.redis_backed(layer):
             return None
         hosts: list[dict[str, Any]] = layer["CONFIG"]["hosts"]
         return RedisWatchdogs([cls(dict(host)) for host in hosts])

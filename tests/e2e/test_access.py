@@ -193,10 +193,12 @@ async def test_a_moderator_demoted_by_a_command_leaves_private_rooms_on_every_pr
     setup = (
         "from django.conf import settings; from django.contrib.auth import get_user_model; "
         "from django.contrib.auth.models import Group; from chat import services; from chat.storage import get_store; "
+        "import datetime; "
         f"u = get_user_model().objects.get(username={name!r}); "
         "u.groups.add(Group.objects.get_or_create(name=settings.AUTH_MODERATOR_GROUP)[0]); "
         f"services.room_create(room_id={room!r}, name='Private'); "
-        f"get_store().update_room(room_id={room!r}, private=True)"
+        f"get_store().update_room(room_id={room!r}, private=True, now=datetime.datetime.now(datetime.UTC), "
+        "ttl_seconds=86400)"
     )
     await asyncio.to_thread(manage, one, setup)
     sockets = [await open_on(one, cookie), await open_on(two, cookie)]
