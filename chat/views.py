@@ -34,7 +34,8 @@ def rooms(request: HttpRequest) -> HttpResponse:
     else:
         form = RoomForm()
     rooms = services.room_list(identity=identity_from_user(request.user))
-    return render(request, "chat/rooms.html", {"rooms": rooms, "form": form})
+    context = {"rooms": rooms, "form": form, "max_message_length": settings.CHAT_MAX_MESSAGE_LENGTH}
+    return render(request, "chat/rooms.html", context)
 
 
 @login_required
@@ -43,4 +44,9 @@ def room(request: HttpRequest, room_id: str) -> HttpResponse:
     # A private room is not there for a non-member (its name included).
     if found is None or not services.room_readable(room=found, identity=identity_from_user(request.user)):
         raise Http404("No such room")
-    return render(request, "chat/room.html", {"room": found, "max_message_length": settings.CHAT_MAX_MESSAGE_LENGTH})
+    context = {
+        "room": found,
+        "rooms": services.room_list(identity=identity_from_user(request.user)),  # the sidebar (issue 20)
+        "max_message_length": settings.CHAT_MAX_MESSAGE_LENGTH,
+    }
+    return render(request, "chat/room.html", context)

@@ -34,3 +34,16 @@ describe('linkify', () => {
     });
   });
 });
+
+describe('linkify www.', () => {
+  it('links a bare www. address as https, but not one inside a word or an address', () => {
+    expect(linkify('go to www.example.org/a, now')).toEqual([
+      { type: 'text', text: 'go to ' },
+      { type: 'link', text: 'www.example.org/a', href: 'https://www.example.org/a' },
+      { type: 'text', text: ', now' },
+    ]);
+    expect(linkify('mail me at bob@www.example.org')).toEqual([{ type: 'text', text: 'mail me at bob@www.example.org' }]);
+    expect(linkify('www. is a prefix')).toEqual([{ type: 'text', text: 'www. is a prefix' }]);
+    expect(linkify('http://www.example.org')[0].href).toBe('http://www.example.org/');
+  });
+});

@@ -1,34 +1,47 @@
 /*
- * Chatsite room page: the DOM side of one room. Loaded as an ES module; everything that
- * speaks the protocol (the socket, heartbeat, backoff, resume, the room's state, the
- * outbox and its copy in this browser) is the shared client in ./core/, the same module
- * the React app at /app/ imports. This file only renders what the client hands over.
+ * Chatsite's template UI: the rooms in a sidebar, the open room in the main pane, rooms
+ * switched in place (history.pushState) on one connection. Loaded as an ES module;
+ * everything that speaks the protocol (the socket, heartbeat, backoff, resume, each room's
+ * state, the outbox and its copy in this browser) is the shared client in ./core/, the
+ * same module the React app at /app/ imports. This file only renders what it hands over.
  *
- * - Text only. Every piece of user data reaches the DOM through textContent or a data
- *   attribute, never as markup: no markup from a user ever runs.
+ * - Text only. Every piece of user data reaches the DOM through textContent, a data
+ *   attribute or an <a> whose href linkify.js checked (http/https only), never as markup.
  * - Nothing shows twice. Stored messages are keyed by messageId and placed by seq; your
  *   own unsent messages by their clientMessageId, so the ack, the broadcast copy and any
  *   replay after a reconnect all land on the same line.
  * - Nothing typed is lost: unacknowledged messages stay in the outbox (and in this
  *   browser, across a reload) and go out again with the same clientMessageId.
+ * - Every room opened in this tab stays joined, so its sidebar badge counts what arrives.
+ * - Per-message actions live in a menu (message-menu.js) that features register into.
  */
 import { ChatConnection, ConnectionState, localOutboxStore, watchBrowser } from "./core/client.js";
+import { avatarColor, continuesGroup, initials } from "./core/display.js";
+import { linkify } from "./core/linkify.js";
+import { snapshot } from "./core/rooms.js";
+import { createMessageMenu } from "./message-menu.js";
+import { setupReporting } from "./report.js";
 
-const root = document.getElementById("room");
+const app = document.getElementById("chat-app");
 
-if (root) start(root);
+if (app) start(app);
 
-function start(root) {
-  const ROOM_ID = root.dataset.roomId;
-  const USER_ID = root.dataset.userId;
-  const USERNAME = root.dataset.username || "";
-  const WS_PATH = root.dataset.wsPath || "/ws/";
-  const LOGIN_URL = root.dataset.loginUrl || "/accounts/login/";
-  const MAX_LENGTH = parseInt(root.dataset.maxLength, 10) || 4000;
+function start(app) {
+  const USER_ID = app.dataset.userId;
+  const USERNAME = app.dataset.username || "";
+  const WS_PATH = app.dataset.wsPath || "/ws/";
+  const LOGIN_URL = app.dataset.loginUrl || "/accounts/login/";
+  const MAX_LENGTH = parseInt(app.dataset.maxLength, 10) || 4000;
   const HISTORY_PAGE = 50;
   const NEAR_BOTTOM_PX = 80;
 
   const el = {
+    room: document.getElementById("room"),
+    home: document.getElementById("home"),
+    roomName: document.getElementById("room-name"),
+    roomIdLabel: document.getElementById("room-id-label"),
+    sidebar: document.getElementById("sidebar"),
+    scrim: document.getElementById("sidebar-scrim"),
     status: document.getElementById("status"),
     statusText: document.getElementById("status-text"),
     statusDetail: document.getElementById("status-detail"),
@@ -51,18 +64,23 @@ function start(root) {
     url: `${scheme}//${window.location.host}${WS_PATH}`,
     outboxStore: USERNAME ? localOutboxStore(USERNAME) : null,
   });
+  const menu = createMessageMenu(document.getElementById("message-menu"));
+  setupReporting(document.getElementById("report-dialog"));
 
   const view = {
-    room: null, // the client's latest snapshot of this room
-    outbox: [], // this room's unsent messages
-    joined: false, // the room is joined on the current socket
-    everJoined: false,
-    stopped: false, // banned, signed out or no longer a member: never reconnect
+    roomId: el.room.dataset.roomId || null, // the open room, or null on the room list page
+    room: null, // the client's latest snapshot of the open room
+    outbox: [], // the open room's unsent messages
+    joined: false, // the open room is joined on the current socket
+    stopped: false, // banned or signed out: never reconnect
+    refused: false, // the open room refused us (unknown, private, left)
     historyInFlight: false,
     settings: undefined,
     lines: new Map(), // messageId -> <li> of a stored message
     pending: new Map(), // clientMessageId -> <li> of an unsent message
+    active: null, // the line that takes Tab in the message list (roving focus)
     countdown: null,
+    unread: new Map(), // roomId -> messages that arrived while it was not open
   };
 
   // --- Small helpers ------------------------------------------------------------------
@@ -97,6 +115,14 @@ function start(root) {
     return Number.isNaN(date.getTime()) ? new Date() : date;
   }
 
+  function roomLinks() {
+    return Array.from(el.sidebar.querySelectorAll("a[data-room-id]"));
+  }
+
+  function roomLink(roomId) {
+    return roomLinks().find((a) => a.dataset.roomId === roomId) ?? null;
+  }
+
   // --- Status, offline bar and notices ------------------------------------------------
 
   function setStatus(kind, text, detail) {
@@ -127,7 +153,10 @@ function start(root) {
     el.offlineBar.hidden = true;
   }
 
-  function showNotice(text) {
+  // kind "error" (an alert) or "info" (a confirmation: said politely, not styled as an error).
+  function showNotice(text, kind = "error") {
+    el.notice.dataset.kind = kind;
+    el.notice.setAttribute("role", kind === "error" ? "alert" : "status");
     el.noticeText.textContent = text;
     el.notice.hidden = false;
   }
@@ -137,9 +166,9 @@ function start(root) {
     el.noticeText.textContent = "";
   }
 
-  function disableComposer() {
-    el.input.disabled = true;
-    el.form.querySelector("button[type=submit]").disabled = true;
+  function setComposerEnabled(enabled) {
+    el.input.disabled = !enabled;
+    el.form.querySelector("button[type=submit]").disabled = !enabled;
   }
 
   function stop(kind, text) {
@@ -147,7 +176,7 @@ function start(root) {
     view.joined = false;
     hideOffline();
     setStatus(kind, text);
-    disableComposer();
+    setComposerEnabled(false);
     updateLoadOlder();
   }
 
@@ -172,10 +201,38 @@ function start(root) {
     li.dataset.day = dayKey(date);
   }
 
-  function buildLine({ username, text, date, mine }) {
+  // The text as text nodes and http(s) links (core/linkify.js checked every href).
+  function setText(li, text) {
+    if (li.dataset.text === text && !li.classList.contains("removed")) return;
+    li.dataset.text = text;
+    const body = li.querySelector(".text");
+    const nodes = linkify(text).map((segment) => {
+      if (segment.type !== "link") return document.createTextNode(segment.text);
+      const a = document.createElement("a");
+      a.href = segment.href;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer nofollow ugc";
+      a.textContent = segment.text;
+      a.tabIndex = li === view.active ? 0 : -1;
+      return a;
+    });
+    body.replaceChildren(...nodes);
+  }
+
+  function buildLine({ userId, username, text, date, mine }) {
     const li = document.createElement("li");
     li.className = mine ? "msg mine" : "msg";
+    li.tabIndex = -1;
+    li.dataset.userId = String(userId ?? "");
 
+    const avatar = document.createElement("span");
+    avatar.className = "avatar";
+    avatar.setAttribute("aria-hidden", "true");
+    avatar.textContent = initials(username);
+    avatar.style.backgroundColor = avatarColor(userId ?? username);
+
+    const main = document.createElement("div");
+    main.className = "msg-main";
     const meta = document.createElement("div");
     meta.className = "meta";
     const author = document.createElement("span");
@@ -183,18 +240,53 @@ function start(root) {
     author.dir = "auto";
     author.textContent = username;
     meta.append(author, document.createTextNode(" "), document.createElement("time"));
-
     const body = document.createElement("p");
     body.className = "text";
     body.dir = "auto"; // a right-to-left message reads right to left
-    body.textContent = text;
+    main.append(meta, body);
 
-    li.append(meta, body);
+    const more = document.createElement("button");
+    more.type = "button";
+    more.className = "msg-menu-button";
+    more.tabIndex = -1;
+    more.setAttribute("aria-haspopup", "menu");
+    more.setAttribute("aria-expanded", "false");
+    more.setAttribute("aria-label", `Actions for this message from ${username}`);
+    more.textContent = "⋯";
+    more.addEventListener("click", () => openMenu(li, more));
+
+    li.append(avatar, main, more);
+    setText(li, text);
     setTime(li, date);
     return li;
   }
 
-  // Your own line: "Sending…", "Retrying (code)…", "Not sent (code): …" with Retry and Discard, or "Sent".
+  function messageOfLine(li) {
+    if (li.dataset.messageId) return view.room?.messages.find((m) => m.messageId === li.dataset.messageId) ?? null;
+    return null;
+  }
+
+  function openMenu(li, button) {
+    const message = messageOfLine(li) ?? {
+      messageId: null,
+      userId: USER_ID,
+      username: USERNAME,
+      message: li.dataset.text ?? "",
+      removed: false,
+      clientMessageId: li.dataset.cmid ?? null,
+    };
+    menu.open(button, {
+      message,
+      own: String(message.userId) === USER_ID,
+      roomId: view.roomId,
+      connection,
+      line: li,
+      focusComposer: () => el.input.focus(),
+    });
+  }
+
+  // Your own line, pending or failed: "Sending…", "Slow mode…" or "Not sent: …" with Retry and
+  // Discard. A stored line of yours says nothing (its data-state is "sent").
   function ownDelivery(li) {
     let box = li.querySelector(".delivery");
     if (box) return box;
@@ -221,7 +313,7 @@ function start(root) {
       el.input.focus();
     });
     box.append(label, retry, discard);
-    li.append(box);
+    li.querySelector(".msg-main").append(box);
     return box;
   }
 
@@ -231,7 +323,7 @@ function start(root) {
     const label = box.querySelector(".delivery-label");
     if (label.textContent !== text) label.textContent = text;
     const failed = kind === "failed";
-    const focused = li.contains(document.activeElement);
+    const focused = li.contains(document.activeElement) && li !== document.activeElement;
     box.querySelector(".retry").hidden = !failed;
     box.querySelector(".discard").hidden = !failed;
     if (focused && !li.contains(document.activeElement)) el.input.focus();
@@ -239,29 +331,9 @@ function start(root) {
 
   function deliveryOf(item) {
     if (item.status === "failed") return ["failed", `Not sent (${item.code || "error"}): ${item.error || ""}`];
-    if (item.status === "sent") return ["sent", "Sent"];
+    if (item.status === "sent") return ["sent", ""];
     if (item.retrying) return ["pending", `Retrying (${item.retrying})…`];
     return ["pending", view.joined ? "Sending…" : "Waiting for connection…"];
-  }
-
-  function addReportButton(li) {
-    if (li.querySelector(".report")) return;
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "report link-button";
-    button.textContent = "Report";
-    button.setAttribute("aria-label", "Report this message to the moderators");
-    button.addEventListener("click", () => {
-      const messageId = li.dataset.messageId;
-      if (!messageId || li.dataset.removed === "true") return;
-      const reason = window.prompt("Why should the moderators look at this message?", "");
-      if (reason === null || !reason.trim()) return;
-      if (connection.reportMessage(ROOM_ID, messageId, reason.trim())) {
-        button.disabled = true;
-        button.textContent = "Reporting…";
-      }
-    });
-    li.querySelector(".meta").append(button);
   }
 
   // A stored message's line, made or brought up to date. Returns the <li>.
@@ -274,26 +346,32 @@ function start(root) {
       view.pending.delete(m.clientMessageId);
     }
     if (!li) {
-      li = buildLine({ username: String(m.username), text: m.message, date: parseTimestamp(m.timestamp), mine });
+      li = buildLine({
+        userId: m.userId,
+        username: String(m.username),
+        text: m.message,
+        date: parseTimestamp(m.timestamp),
+        mine,
+      });
     }
     view.lines.set(m.messageId, li);
     li.dataset.messageId = m.messageId;
     li.dataset.seq = String(m.seq);
+    li.dataset.timestamp = String(m.timestamp ?? "");
     setTime(li, parseTimestamp(m.timestamp));
-    const text = li.querySelector(".text");
     if (m.removed) {
       li.classList.add("removed");
       li.dataset.removed = "true";
       const note = m.removedBy === "author" ? "Message deleted" : "Message removed by a moderator";
+      const text = li.querySelector(".text");
       if (text.textContent !== note) text.textContent = note;
-      li.querySelector(".report")?.remove();
+      delete li.dataset.text;
       markEdited(li, false);
     } else {
-      if (text.textContent !== m.message) text.textContent = m.message;
+      setText(li, m.message);
       markEdited(li, Boolean(m.editedAt));
-      if (!mine) addReportButton(li);
     }
-    if (mine) setDelivery(li, "sent", "Sent");
+    if (mine) setDelivery(li, "sent", "");
     return li;
   }
 
@@ -304,7 +382,7 @@ function start(root) {
       const span = document.createElement("span");
       span.className = "edited-mark";
       span.textContent = "(edited)";
-      li.querySelector("time").after(document.createTextNode(" "), span);
+      li.querySelector(".text").after(span);
     } else if (!edited && mark) {
       mark.remove();
     }
@@ -313,8 +391,15 @@ function start(root) {
   function pendingLine(item) {
     let li = view.pending.get(item.clientMessageId);
     if (!li) {
-      li = buildLine({ username: USERNAME || "you", text: item.text, date: parseTimestamp(item.createdAt), mine: true });
+      li = buildLine({
+        userId: USER_ID,
+        username: USERNAME || "you",
+        text: item.text,
+        date: parseTimestamp(item.createdAt),
+        mine: true,
+      });
       li.dataset.cmid = item.clientMessageId;
+      li.dataset.timestamp = new Date(parseTimestamp(item.createdAt)).toISOString();
       view.pending.set(item.clientMessageId, li);
     }
     const [kind, text] = deliveryOf(item);
@@ -363,6 +448,8 @@ function start(root) {
       previous = li;
     }
     refreshDays();
+    refreshGroups(wanted);
+    refreshRoving(wanted);
     updateLoadOlder();
     if (stick) scrollToBottom();
   }
@@ -408,9 +495,39 @@ function start(root) {
     }
   }
 
+  // One sender's run of messages within five minutes shows the name and avatar once
+  // (core/display.js); the others show their time on hover or focus.
+  function refreshGroups(wanted) {
+    let previous = null;
+    for (const li of wanted) {
+      const here = { userId: li.dataset.userId, timestamp: li.dataset.timestamp, removed: li.dataset.removed === "true" };
+      li.classList.toggle("grouped", continuesGroup(previous, here));
+      previous = here;
+    }
+  }
+
+  // Roving focus: the message list is one Tab stop (the active line); ↑/↓ move inside it,
+  // and only the active line's buttons and links are in the Tab order.
+  function refreshRoving(wanted) {
+    if (!view.active || !view.active.isConnected) view.active = wanted[wanted.length - 1] ?? null;
+    for (const li of wanted) setRoving(li, li === view.active);
+  }
+
+  function setRoving(li, on) {
+    li.tabIndex = on ? 0 : -1;
+    for (const control of li.querySelectorAll("button, a[href]")) control.tabIndex = on ? 0 : -1;
+  }
+
+  function activate(li, focus = true) {
+    if (view.active && view.active !== li && view.active.isConnected) setRoving(view.active, false);
+    view.active = li;
+    setRoving(li, true);
+    if (focus) li.focus();
+  }
+
   function updateLoadOlder() {
     const hide = !view.room || !view.room.hasMore || view.room.messages.length === 0;
-    if (hide && document.activeElement === el.loadOlder) el.list.focus();
+    if (hide && document.activeElement === el.loadOlder) el.input.focus();
     el.loadOlder.hidden = hide;
     el.loadOlder.disabled = view.historyInFlight || !view.joined;
     el.loadOlder.textContent = view.historyInFlight ? "Loading…" : "Load older messages";
@@ -436,16 +553,141 @@ function start(root) {
     }
     line.textContent = notes.join(" ");
     line.hidden = notes.length === 0;
-    if (view.stopped) return;
-    const archived = settings.archived === true;
-    el.input.disabled = archived;
-    el.form.querySelector("button[type=submit]").disabled = archived;
+    if (view.stopped || view.refused) return;
+    setComposerEnabled(settings.archived !== true);
   }
+
+  // --- Rooms: the sidebar, unread badges, switching in place ---------------------------
+
+  function updateBadges() {
+    let total = 0;
+    for (const a of roomLinks()) {
+      const count = a.dataset.roomId === view.roomId ? 0 : (view.unread.get(a.dataset.roomId) ?? 0);
+      total += count;
+      const badge = a.querySelector("[data-unread]");
+      if (!badge) continue;
+      badge.hidden = count === 0;
+      badge.textContent = count > 99 ? "99+" : String(count);
+      a.setAttribute("aria-label", count > 0 ? `${a.dataset.roomName}, ${count} unread` : a.dataset.roomName);
+    }
+    const name = view.roomId ? el.roomName.textContent : "Rooms";
+    document.title = `${total > 0 ? `(${total}) ` : ""}${name} · Chatsite`;
+  }
+
+  function showRoomHeader(roomId, name) {
+    el.roomName.textContent = name;
+    el.roomIdLabel.textContent = `#${roomId}`;
+    for (const a of roomLinks()) {
+      if (a.dataset.roomId === roomId) a.setAttribute("aria-current", "page");
+      else a.removeAttribute("aria-current");
+    }
+  }
+
+  function currentStatus() {
+    if (view.stopped) return;
+    if (view.joined) {
+      hideOffline();
+      setStatus("live", "Live");
+    } else if (connection.state === ConnectionState.OFFLINE) {
+      showOffline(null);
+    } else {
+      setStatus("connecting", "Connecting…");
+    }
+  }
+
+  // Open a room in the main pane: no page load; the room stays joined when another opens.
+  function openRoom(roomId, name, { push = true } = {}) {
+    closeDrawer();
+    if (roomId === view.roomId && !el.room.hidden) {
+      el.input.focus();
+      return;
+    }
+    menu.close({ restoreFocus: false });
+    hideNotice();
+    if (push) history.pushState({ roomId }, "", roomLink(roomId)?.href ?? `/rooms/${roomId}/`);
+    el.home?.remove();
+    el.home = null;
+    el.room.hidden = false;
+    el.room.dataset.roomId = roomId;
+    view.roomId = roomId;
+    view.lines.clear();
+    view.pending.clear();
+    view.active = null;
+    view.refused = false;
+    view.historyInFlight = false;
+    el.list.replaceChildren();
+    showRoomHeader(roomId, name);
+    connection.joinRoom(roomId); // nothing when already joined in this tab
+    const known = connection.rooms.get(roomId);
+    view.room = known ? snapshot(known) : null;
+    view.joined = Boolean(known?.joined) && connection.state === ConnectionState.LIVE;
+    view.settings = view.room?.settings ?? null;
+    if (!view.stopped) setComposerEnabled(true);
+    setRoomState(view.settings);
+    view.outbox = connection.outboxItems().filter((item) => item.roomId === roomId);
+    view.unread.delete(roomId);
+    updateBadges();
+    el.list.setAttribute("aria-busy", "true");
+    render();
+    el.list.setAttribute("aria-busy", "false");
+    scrollToBottom();
+    currentStatus();
+    el.input.focus();
+  }
+
+  function roomFromPath(pathname) {
+    const match = /^\/rooms\/([^/]+)\/$/.exec(pathname);
+    return match ? decodeURIComponent(match[1]) : null;
+  }
+
+  el.sidebar.addEventListener("click", (event) => {
+    const a = event.target.closest("a[data-room-id]");
+    if (!a || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    event.preventDefault();
+    openRoom(a.dataset.roomId, a.dataset.roomName);
+  });
+  window.addEventListener("popstate", () => {
+    const roomId = roomFromPath(window.location.pathname);
+    const a = roomId ? roomLink(roomId) : null;
+    if (a) openRoom(roomId, a.dataset.roomName, { push: false });
+    else window.location.reload(); // the room list page, or a room this sidebar does not hold
+  });
+
+  // The sidebar is a drawer on a phone (chat.css): opened by ☰, closed by ×, Esc or a tap outside.
+  function openDrawer(button) {
+    app.classList.add("drawer-open");
+    el.scrim.hidden = false;
+    for (const b of document.querySelectorAll(".sidebar-open")) b.setAttribute("aria-expanded", "true");
+    (el.sidebar.querySelector('a[aria-current="page"]') ?? el.sidebar.querySelector("a"))?.focus();
+    el.sidebar.dataset.opener = button?.id ?? "";
+  }
+
+  function closeDrawer() {
+    if (!app.classList.contains("drawer-open")) return;
+    app.classList.remove("drawer-open");
+    el.scrim.hidden = true;
+    for (const b of document.querySelectorAll(".sidebar-open")) b.setAttribute("aria-expanded", "false");
+  }
+
+  for (const button of document.querySelectorAll(".sidebar-open")) {
+    button.addEventListener("click", () => openDrawer(button));
+  }
+  document.getElementById("sidebar-close").addEventListener("click", () => {
+    closeDrawer();
+    (el.room.hidden ? document.querySelector(".home .sidebar-open") : document.getElementById("sidebar-open"))?.focus();
+  });
+  el.scrim.addEventListener("click", closeDrawer);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && app.classList.contains("drawer-open")) {
+      closeDrawer();
+      document.getElementById("sidebar-open")?.focus();
+    }
+  });
 
   // --- What the client says ------------------------------------------------------------
 
   connection.on("room", ({ roomId, room }) => {
-    if (roomId !== ROOM_ID) return;
+    if (roomId !== view.roomId) return;
     const first = view.room === null || !view.room.loaded;
     view.room = room;
     if (room.settings !== view.settings) {
@@ -460,17 +702,23 @@ function start(root) {
     if (first) scrollToBottom();
   });
 
+  connection.on("message", (message) => {
+    if (message.roomId === view.roomId || String(message.userId) === USER_ID) return;
+    view.unread.set(message.roomId, (view.unread.get(message.roomId) ?? 0) + 1);
+    updateBadges();
+  });
+
   connection.on("outbox", (items) => {
+    if (!view.roomId) return;
     const before = view.outbox.length;
-    view.outbox = items.filter((item) => item.roomId === ROOM_ID);
+    view.outbox = items.filter((item) => item.roomId === view.roomId);
     render();
     if (view.outbox.length > before) scrollToBottom(); // you just wrote it: show it
   });
 
   connection.on("joined", ({ roomId }) => {
-    if (roomId !== ROOM_ID || view.stopped) return;
+    if (roomId !== view.roomId || view.stopped) return;
     view.joined = true;
-    view.everJoined = true;
     hideOffline();
     setStatus("live", "Live");
     render();
@@ -495,41 +743,74 @@ function start(root) {
   });
 
   connection.on("roomError", ({ roomId, code, message }) => {
-    if (roomId !== ROOM_ID) return;
-    if (connection.rooms.has(ROOM_ID)) {
+    if (roomId !== view.roomId) return;
+    if (connection.rooms.has(roomId)) {
       showNotice(`${code}: ${message}`); // retryable: the client asks again
       return;
     }
     // The room refused us (private, unknown) or took us out: asking again would not help.
-    stop("stopped", "Not a member");
+    view.refused = true;
+    view.joined = false;
+    setStatus("stopped", "Not a member");
+    setComposerEnabled(false);
+    updateLoadOlder();
     // A private room answers a non-member unknown_room, as if it did not exist (docs/auth.md).
     const hidden = code === "forbidden" || code === "unknown_room";
     showNotice(hidden ? "This room does not exist, or is private: members only." : `${code}: ${message}`);
-    connection.close();
   });
 
   connection.on("reported", ({ roomId, messageId }) => {
-    if (roomId !== ROOM_ID) return;
-    const button = view.lines.get(messageId)?.querySelector(".report");
-    if (button) {
-      button.disabled = true;
-      button.textContent = "Reported";
+    const li = roomId === view.roomId ? view.lines.get(messageId) : null;
+    if (li) {
+      li.dataset.report = "done";
+      if (!li.querySelector(".reported-mark")) {
+        const mark = document.createElement("span");
+        mark.className = "reported-mark";
+        mark.textContent = "Reported";
+        li.querySelector(".meta").append(mark);
+      }
     }
-    showNotice("Thank you: the moderators will look at this message.");
+    showNotice("Thank you: the moderators will look at this message.", "info");
   });
 
   connection.on("error", (f) => {
     const code = typeof f.code === "string" ? f.code : "error";
     const message = typeof f.message === "string" ? f.message : "";
     if (f.action === "reportMessage") {
-      for (const button of el.list.querySelectorAll(".report:disabled")) {
-        if (button.textContent === "Reporting…") {
-          button.disabled = false;
-          button.textContent = "Report";
-        }
-      }
+      for (const li of el.list.querySelectorAll('li[data-report="sending"]')) delete li.dataset.report;
     }
     showNotice(`${code}: ${message}`);
+  });
+
+  // --- The message list: keyboard -------------------------------------------------------
+
+  el.list.addEventListener("focusin", (event) => {
+    const li = event.target.closest("li.msg");
+    if (li && li !== view.active) activate(li, false);
+  });
+  el.list.addEventListener("keydown", (event) => {
+    const li = event.target.closest("li.msg");
+    if (!li) return;
+    const all = Array.from(el.list.querySelectorAll("li.msg"));
+    const at = all.indexOf(li);
+    let next = null;
+    if (event.key === "ArrowUp") next = all[at - 1];
+    else if (event.key === "ArrowDown") next = all[at + 1];
+    else if (event.key === "Home" && event.target === li) next = all[0];
+    else if (event.key === "End" && event.target === li) next = all[all.length - 1];
+    else if (event.target === li && (event.key === "Enter" || event.key === " " || event.key === "ContextMenu" || (event.key === "F10" && event.shiftKey))) {
+      event.preventDefault();
+      openMenu(li, li.querySelector(".msg-menu-button"));
+      return;
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      el.input.focus();
+      return;
+    }
+    if (next) {
+      event.preventDefault();
+      activate(next);
+    }
   });
 
   // --- The composer -------------------------------------------------------------------
@@ -546,14 +827,14 @@ function start(root) {
 
   function submit() {
     const text = el.input.value;
-    if (!text.trim()) return;
+    if (!text.trim() || !view.roomId) return;
     if (codePoints(text) > MAX_LENGTH) {
       updateCounter();
       return;
     }
     el.input.value = "";
     updateCounter();
-    connection.send(ROOM_ID, text);
+    connection.send(view.roomId, text);
   }
 
   el.form.addEventListener("submit", (event) => {
@@ -569,17 +850,18 @@ function start(root) {
   });
   el.input.addEventListener("input", updateCounter);
   el.loadOlder.addEventListener("click", async () => {
+    const roomId = view.roomId;
     const lowest = view.room?.messages[0]?.seq;
     if (view.historyInFlight || !view.joined || lowest === undefined) return;
     view.historyInFlight = true;
     updateLoadOlder();
     const fromBottom = el.scroller.scrollHeight - el.scroller.scrollTop;
     try {
-      await connection.history(ROOM_ID, lowest, HISTORY_PAGE); // the page arrives as a room event
+      await connection.history(roomId, lowest, HISTORY_PAGE); // the page arrives as a room event
       // Keep the lines the reader was looking at in place.
-      el.scroller.scrollTop = el.scroller.scrollHeight - fromBottom;
+      if (roomId === view.roomId) el.scroller.scrollTop = el.scroller.scrollHeight - fromBottom;
     } catch (error) {
-      if (error?.code) showNotice(`${error.code}: ${error.message}`);
+      if (error?.code && roomId === view.roomId) showNotice(`${error.code}: ${error.message}`);
     }
     view.historyInFlight = false;
     updateLoadOlder();
@@ -591,8 +873,13 @@ function start(root) {
   });
 
   watchBrowser(connection, window);
-  connection.joinRoom(ROOM_ID);
-  view.outbox = connection.outboxItems().filter((item) => item.roomId === ROOM_ID);
-  render(); // messages a previous page could not send show at once, waiting
+  if (view.roomId) {
+    connection.joinRoom(view.roomId);
+    view.outbox = connection.outboxItems().filter((item) => item.roomId === view.roomId);
+    render(); // messages a previous page could not send show at once, waiting
+    history.replaceState({ roomId: view.roomId }, "");
+  }
+  updateBadges();
   connection.connect();
+  if (view.roomId) el.input.focus();
 }

@@ -1,4 +1,4 @@
-"""Moderation as a user sees it in the template UI (Debian's Chromium): the Report button,
+"""Moderation as a user sees it in the template UI (Debian's Chromium): Report in the message menu,
 a message a moderator hides disappearing live, and the room's slow mode and archive shown.
 
 The moderator works in Django admin over HTTP, as in tests/e2e/test_moderation.py; the
@@ -50,12 +50,11 @@ async def test_a_user_reports_and_sees_moderation_live_in_the_page(
     server: DaphneServer,
     new_user: NewUser,  # noqa: F811 - the fixture imported above
 ) -> None:
-    """alice reports bob's message from its Report button; hidden in admin, it turns into a tombstone in her
+    """alice reports bob's message from its message menu; hidden in admin, it turns into a tombstone in her
     open page; slow mode and the archive show above the composer, and an archived room disables it."""
     admin = Admin(server.base_url, server.login("root"))
     room = admin.new_room()
     alice = await new_user(server, "alice")
-    await alice.page.add_init_script("window.prompt = () => 'selling pills'")  # the reason she types
     await alice.page.goto(f"{server.base_url}/rooms/{room}/")
     await expect(alice.page.locator("#status")).to_have_attribute("data-state", "live")
 
@@ -63,9 +62,14 @@ async def test_a_user_reports_and_sees_moderation_live_in_the_page(
     sent = await bob.send_message(room, "buy cheap pills")
     line = alice.page.locator(f'#messages li.msg[data-message-id="{sent["messageId"]}"]')
     await expect(line.locator(".text")).to_have_text("buy cheap pills")
-    await line.get_by_role("button", name="Report this message to the moderators").click()
+    await line.get_by_role("button", name="Actions for this message from bob").click()
+    await alice.page.get_by_role("menuitem", name="Report…").click()
+    dialog = alice.page.get_by_role("dialog", name="Report this message")
+    await dialog.get_by_label("Something else").check()
+    await dialog.get_by_label("Details (optional)").fill("selling pills")  # the reason she types
+    await dialog.get_by_role("button", name="Send report").click()
     await expect(alice.page.locator("#notice-text")).to_contain_text("moderators will look")
-    await expect(line.locator(".report")).to_have_text("Reported")
+    await expect(line.locator(".reported-mark")).to_have_text("Reported")
     assert "selling pills" in admin.get("/admin/chat/report/?status__exact=open")
 
     admin.act(
@@ -73,7 +77,9 @@ async def test_a_user_reports_and_sees_moderation_live_in_the_page(
     )
     await expect(line).to_have_class("msg removed")
     await expect(line.locator(".text")).to_have_text("Message removed by a moderator")
-    await expect(line.locator(".report")).to_have_count(0)
+    await line.get_by_role("button", name="Actions for this message from bob").click()
+    await expect(alice.page.get_by_role("menu")).to_contain_text("No actions for this message")
+    await alice.page.keyboard.press("Escape")
 
     admin.act(f"/admin/moderation/rooms/{room}/", op="settings", name=room, slow_mode_seconds=30, reason="calm")
     await expect(alice.page.locator("#room-state")).to_have_text("Slow mode: one message every 30 s.")
