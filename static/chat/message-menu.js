@@ -3,7 +3,7 @@
  * actions registered for that message (static/chat/core/actions.js explains the API).
  * A feature adds its item from its own module, with no change here:
  *
- *   import { messageActions } from './message-menu.js';
+ *   (other modules take messageActions from this module and call register)
  *   messageActions.register({ id: 'edit', label: 'Edit', when: (ctx) => ctx.own, run: (ctx) => ... });
  *
  * ctx: {message, own, roomId, connection, line (the <li>), focusComposer()}.

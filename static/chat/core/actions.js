@@ -5,8 +5,8 @@
  * whose `when` accepts it, in registration order, in a keyboard-reachable menu. A feature
  * adds its item with one call from its own module:
  *
- *   import { messageActions } from './message-menu.js';            // template UI
- *   import { messageActions } from './messageActions.js';          // React app
+ *   template UI: messageActions, exported by message-menu.js
+ *   React app: messageActions, exported by messageActions.js
  *   messageActions.register({
  *     id: 'edit',                       // unique; registering the same id again replaces it
  *     label: 'Edit',                    // the menu item's text (or (ctx) => text)
