@@ -42,11 +42,12 @@ def rooms(request: HttpRequest) -> HttpResponse:
 def room(request: HttpRequest, room_id: str) -> HttpResponse:
     found = services.room_get(room_id)
     # A private room is not there for a non-member (its name included).
-    if found is None or not services.room_readable(room=found, identity=identity_from_user(request.user)):
+    identity = identity_from_user(request.user)
+    if found is None or not services.room_readable(room=found, identity=identity):
         raise Http404("No such room")
     context = {
         "room": found,
-        "rooms": services.room_list(identity=identity_from_user(request.user)),  # the sidebar (issue 20)
+        "rooms": services.room_list(identity=identity),  # the sidebar (issue 20)
         "max_message_length": settings.CHAT_MAX_MESSAGE_LENGTH,
     }
     return render(request, "chat/room.html", context)
