@@ -74,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.sessions.SessionCutoffMiddleware",  # "sign out everywhere" ends older sessions
     "accounts.middleware.BearerTokenMiddleware",  # Authorization: Bearer on /api/
     "accounts.middleware.RefusedUserMiddleware",  # a banned user calls no /api/ endpoint
     "django.contrib.messages.middleware.MessageMiddleware",
