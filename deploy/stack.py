@@ -1107,6 +1107,19 @@ def monitoring_resources() -> dict[str, Any]:
             DatapointsToAlarm=3,
             Threshold=0.5,
         ),
+        # Calls waiting for a thread (the ORM's thread-sensitive one, boto3's default pool): a
+        # sample of 50 or more in 3 of 5 minutes is a queue that does not drain, so every
+        # store call of that process waits behind it (a slow database, a blocking call).
+        "ThreadPoolQueuedAlarm": _alarm(
+            "A daphne process had 50+ calls waiting for a thread in 3 of 5 minutes (a slow store or blocking code).",
+            **_app_alarm_metric("ThreadPoolQueued"),
+            Statistic="Maximum",
+            Period=60,
+            EvaluationPeriods=5,
+            DatapointsToAlarm=3,
+            Threshold=50,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        ),
         "ErrorRateAlarm": _alarm(
             "Server errors (storage_unavailable, internal_error) as a percentage of message sends.",
             Metrics=[

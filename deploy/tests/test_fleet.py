@@ -321,3 +321,11 @@ def test_a_late_event_loop_alarms() -> None:
     lag = TEMPLATES["chatsite.yaml"]["Resources"]["EventLoopLagAlarm"]["Properties"]
     assert lag["MetricName"] == emf.emf_name(chat_metrics.EVENT_LOOP_LAG._name)
     assert (lag["Statistic"], lag["Threshold"], lag["DatapointsToAlarm"]) == ("Maximum", 0.5, 3)
+
+
+def test_a_thread_pool_queue_that_does_not_drain_alarms() -> None:
+    """ThreadPoolQueued, the gauge of calls waiting for a thread, alarms at 50 or more in 3 of 5 minutes."""
+    queued = TEMPLATES["chatsite.yaml"]["Resources"]["ThreadPoolQueuedAlarm"]["Properties"]
+    assert queued["MetricName"] == emf.emf_name(chat_metrics.THREAD_POOL_QUEUED._name)
+    assert (queued["Statistic"], queued["Threshold"], queued["DatapointsToAlarm"]) == ("Maximum", 50, 3)
+    assert queued["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
