@@ -50,7 +50,7 @@ from chat.daphne_adapt import frames
 from chat.delivery import DEFAULT_GAP_CAP, DEFAULT_REORDER_WINDOW, Repair, Resync, RoomSequencer
 from chat.errors import ChatError
 from chat.events import RoomEvent
-from chat.groups import ROOM_EVENT, USER_EVENTS, layer_event, room_group, user_group
+from chat.groups import EPHEMERAL_EVENTS, ROOM_EVENT, USER_EVENTS, layer_event, room_group, user_group
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +240,9 @@ class RoomFanout:
         room_id = event.get("room_id")
         if not isinstance(room_id, str) or room_id not in self.members:
             return
+        if event.get("type") in EPHEMERAL_EVENTS:
+            await self._fan_out_ephemeral(room_id, event)
+            return
         async with self._delivering:
             if event.get("type") != ROOM_EVENT:
                 await self._fan_out(room_id, event)  # control events: no seq
@@ -275,6 +278,16 @@ class RoomFanout:
                 await member.send_text(event["text"])
             else:
                 await member.room_event(event)
+
+    async def _fan_out_ephemeral(self, room_id: str, event: dict[str, Any]) -> None:
+        """Typing and presence (chat.ephemeral): no seq, no order to keep, nothing to repair,
+        so no lock: framed once, written as bytes where a socket can take them."""
+        frame = frames.text_frame(event["text"])
+        for member in list(self.members.get(room_id, ())):
+            offer = getattr(member, "offer_ephemeral", None)
+            if offer is not None and offer(event, frame) is Offer.SLOW:
+                with contextlib.suppress(Exception):
+                    await member.send_text(event["text"])
 
     # Gaps: the reorder window, then one store read for the process ---------------------
 
