@@ -50,7 +50,7 @@ from chat.daphne_adapt import frames
 from chat.delivery import DEFAULT_GAP_CAP, DEFAULT_REORDER_WINDOW, Repair, Resync, RoomSequencer
 from chat.errors import ChatError
 from chat.events import RoomEvent
-from chat.groups import EPHEMERAL_EVENTS, ROOM_EVENT, USER_EVENTS, layer_event, room_group, user_group
+from chat.groups import EPHEMERAL_EVENTS, PRESENCE_EVENT, ROOM_EVENT, USER_EVENTS, layer_event, room_group, user_group
 
 log = logging.getLogger(__name__)
 
@@ -282,8 +282,11 @@ class RoomFanout:
     async def _fan_out_ephemeral(self, room_id: str, event: dict[str, Any]) -> None:
         """Typing and presence (chat.ephemeral): no seq, no order to keep, nothing to repair,
         so no lock: framed once, written as bytes where a socket can take them."""
+        members = list(self.members.get(room_id, ()))
+        if event["type"] == PRESENCE_EVENT and len(members) > settings.CHAT_PRESENCE_ROOM_LIMIT:
+            return  # a crowd: presence is read with the member list, not pushed to everyone
         frame = frames.text_frame(event["text"])
-        for member in list(self.members.get(room_id, ())):
+        for member in members:
             offer = getattr(member, "offer_ephemeral", None)
             if offer is not None and offer(event, frame) is Offer.SLOW:
                 with contextlib.suppress(Exception):

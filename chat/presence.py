@@ -51,7 +51,7 @@ LAST_SEEN_KEEP_MS: Final = 30 * 86_400 * 1000
 #   update <user> <connection> <instance> <state> <rooms>: one socket's state; one change
 #   beat <instance>: renew the instance, sweep expired ones; the changes they made
 #   read <user>...: (status, last seen) of each user, changing nothing
-#   room <room>: the same of every user with a live socket in the room
+#   room <room> <limit>: the same of every user with a live socket in the room (none past limit)
 _SCRIPT: Final = """
 local op, p, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local keep = tonumber(ARGV[4])
@@ -157,6 +157,7 @@ elseif op == 'beat' then
   return out
 elseif op == 'room' then
   local out = {}
+  if redis.call('SCARD', p .. 'r:' .. ARGV[5]) > tonumber(ARGV[6]) then return out end
   for _, uid in ipairs(redis.call('SMEMBERS', p .. 'r:' .. ARGV[5])) do
     local s = scan(p .. 'u:' .. uid)
     if s.rooms[ARGV[5]] then table.insert(out, {uid, s.now, s.seen}) end
@@ -214,7 +215,8 @@ class MemoryPresence:
         return self.book.read(user_ids, self._now())
 
     async def in_room(self, room_id: str) -> dict[str, tuple[str, int | None]]:
-        return self.book.in_room(room_id, self._now())
+        found = self.book.in_room(room_id, self._now())
+        return found if len(found) <= settings.CHAT_PRESENCE_ROOM_LIMIT else {}
 
 
 def _text(value: Any) -> str:
@@ -274,7 +276,7 @@ class RedisPresence:
         return self._statuses(await self._call("read", *user_ids))
 
     async def in_room(self, room_id: str) -> dict[str, tuple[str, int | None]]:
-        return self._statuses(await self._call("room", room_id))
+        return self._statuses(await self._call("room", room_id, str(settings.CHAT_PRESENCE_ROOM_LIMIT)))
 
     @staticmethod
     def _statuses(rows: list[Any]) -> dict[str, tuple[str, int | None]]:
@@ -318,7 +320,7 @@ async def presence_of(user_ids: Iterable[str]) -> dict[str, UserPresence]:
 
 async def present_in(room_id: str) -> dict[str, UserPresence]:
     """Every user with a live socket in the room, and their presence (empty when the store
-    cannot be read)."""
+    cannot be read, or past CHAT_PRESENCE_ROOM_LIMIT users: see chat.ephemeral)."""
     try:
         async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
             read = await local_presence().backend.in_room(room_id)

@@ -551,6 +551,10 @@ if not 0 < CHAT_SESSION_RECHECK_SECONDS <= 86_400:
 CHAT_AWAY_AFTER_SECONDS = env_float("CHAT_AWAY_AFTER_SECONDS", 300.0)
 CHAT_PRESENCE_TTL_SECONDS = env_float("CHAT_PRESENCE_TTL_SECONDS", 45.0)
 CHAT_TYPING_INTERVAL_SECONDS = env_float("CHAT_TYPING_INTERVAL_SECONDS", 2.0)
+# Presence is pushed in rooms up to this many users present (per process, for the push):
+# past it, a connect storm would send every watcher a frame per user (issue 22); clients
+# read a crowd's presence with the member list instead.
+CHAT_PRESENCE_ROOM_LIMIT = env_int("CHAT_PRESENCE_ROOM_LIMIT", 200, minimum=0)
 if not (0 < CHAT_AWAY_AFTER_SECONDS <= 86_400 and 0.3 <= CHAT_PRESENCE_TTL_SECONDS <= 3600):
     raise ImproperlyConfigured("CHAT_AWAY_AFTER_SECONDS must be 0-86400 s and CHAT_PRESENCE_TTL_SECONDS 0.3-3600 s")
 

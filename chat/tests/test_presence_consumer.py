@@ -196,3 +196,18 @@ async def test_bad_presence_status_is_a_clear_error(sockets: Any) -> None:
     await alice.send_json_to({"action": "presence", "status": "busy"})
     error = await recv_type(alice, "error")
     assert (error["code"], error["action"]) == ("invalid_field", "presence")
+
+
+async def test_a_crowded_room_gets_typing_but_no_pushed_presence(sockets: Any, room: str, settings: Any) -> None:
+    settings.CHAT_PRESENCE_ROOM_LIMIT = 1
+    alice, _ = await sockets("alice")
+    await show_presence(alice)
+    await join(alice, room)
+    bob, bob_id = await sockets("bob")
+    await show_presence(bob)
+    await join(bob, room)  # two present: past the limit, so no snapshot and no push
+    await bob.send_json_to({"action": "typing", "roomId": room})
+    assert (await recv_type(alice, "typing"))["userId"] == bob_id
+    await bob.send_json_to({"action": "ping"})
+    assert await recv(bob) == {"type": "pong"}
+    assert (await presence.presence_of([bob_id]))[bob_id].status == "online"  # still known, on request
