@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -63,9 +62,10 @@ def dot_of(user: BrowserUser, ui: dict, text: str) -> Locator:
     return user.page.locator(ui["line"]).filter(has=user.page.get_by_text(text, exact=True)).locator(".presence-dot")
 
 
+@pytest.mark.usefixtures("react_build")
 @pytest.mark.parametrize("ui_name", ["template", "react"])
 async def test_typing_and_presence_show_live_in_both_uis(
-    ui_name: str, react_build: Path, daphne_factory: DaphneFactory, new_user: NewUser
+    ui_name: str, daphne_factory: DaphneFactory, new_user: NewUser
 ) -> None:
     ui = UIS[ui_name]
     server = daphne_factory()
