@@ -43,6 +43,9 @@ __all__ = ["UserPresence", "presence_of", "presence_payload"]
 log = logging.getLogger(__name__)
 
 REDIS_TIMEOUT_SECONDS: Final = 0.5
+# After a failed call, presence is left alone this long: a Redis outage costs one timeout,
+# not one per connect, join and close (chat goes on; presence catches up on the next change).
+RETRY_AFTER_SECONDS: Final = 5.0
 KEY_PREFIX: Final = "chatsite:presence:"
 # How long a user's last-seen time is kept after their last socket closed.
 LAST_SEEN_KEEP_MS: Final = 30 * 86_400 * 1000
@@ -305,12 +308,14 @@ async def presence_of(user_ids: Iterable[str]) -> dict[str, UserPresence]:
     """Each user's presence now (offline, no last seen, for one never seen or when the
     presence store cannot be read: a member list still answers)."""
     wanted = list(dict.fromkeys(user_ids))
-    try:
-        async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
-            read = await local_presence().backend.read(wanted)
-    except Exception:
-        log.warning("presence store unreadable; reporting users offline", exc_info=True)
-        read = {}
+    local = local_presence()
+    read: dict[str, tuple[str, int | None]] = {}
+    if local.available():
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
+                read = await local.backend.read(wanted)
+        except Exception:
+            local.failed("read")
     answer = {}
     for user_id in wanted:
         status, seen = read.get(user_id, ("offline", None))
@@ -321,11 +326,14 @@ async def presence_of(user_ids: Iterable[str]) -> dict[str, UserPresence]:
 async def present_in(room_id: str) -> dict[str, UserPresence]:
     """Every user with a live socket in the room, and their presence (empty when the store
     cannot be read, or past CHAT_PRESENCE_ROOM_LIMIT users: see chat.ephemeral)."""
+    local = local_presence()
+    if not local.available():
+        return {}
     try:
         async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
-            read = await local_presence().backend.in_room(room_id)
+            read = await local.backend.in_room(room_id)
     except Exception:
-        log.warning("presence store unreadable; no presence for room %s", room_id, exc_info=True)
+        local.failed("read")
         return {}
     return {user_id: UserPresence(status, from_ms(seen)) for user_id, (status, seen) in read.items()}
 
@@ -360,6 +368,16 @@ class LocalPresence:
         self.backend = backend
         self.sockets: dict[int, PresenceSocket] = {}
         self._task: asyncio.Task[None] | None = None
+        self.down_until = 0.0
+        self.resync = False
+
+    def available(self) -> bool:
+        return time.monotonic() >= self.down_until
+
+    def failed(self, what: str) -> None:
+        log.warning("presence %s failed; presence is left alone for %.0f s", what, RETRY_AFTER_SECONDS, exc_info=True)
+        self.down_until = time.monotonic() + RETRY_AFTER_SECONDS
+        self.resync = True  # once it answers again: every local socket's state, afresh
 
     def instance(self) -> str:
         from chat import services  # the process's instance id, shared with its connection rows
@@ -376,6 +394,8 @@ class LocalPresence:
             self._start()
         else:
             self.sockets.pop(id(socket), None)
+        if not self.available():
+            return
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
                 change = await self.backend.update(
@@ -386,7 +406,7 @@ class LocalPresence:
                     rooms=frozenset(socket.joined_rooms()) if state != CLOSED else frozenset(),
                 )
         except Exception:
-            log.warning("presence update failed for connection=%s", socket.connection_id, exc_info=True)
+            self.failed("update")
             return
         if change is not None:
             await announce(change)
@@ -416,8 +436,13 @@ class LocalPresence:
                         changes = await self.backend.heartbeat(instance=self.instance())
                     for change in changes:
                         await announce(change)
+                    if self.resync:  # back after a failure (a restarted Redis knows nothing)
+                        self.resync = False
+                        self.down_until = 0.0
+                        for socket in list(self.sockets.values()):
+                            await self.report(socket)
             except Exception:
-                log.warning("presence tick failed; trying again next tick", exc_info=True)
+                self.failed("tick")
 
 
 async def announce(change: Change) -> None:
