@@ -36,6 +36,18 @@ class TypingGate:
         return True
 
 
+def batch_for(framed: list[tuple[str, bytes]], user_id: str | None, shared: bytes) -> bytes:
+    """The bytes one socket gets from a room's typing frames of one batch window: `shared`
+    (every frame) unless its own user typed in the window, whose frames it never gets.
+
+    `framed` is (typist's user id, ready-made WebSocket frame) per event: a socket takes
+    them all with one write instead of one write per frame, which is most of what typing
+    costs a busy room (docs/performance.md)."""
+    if user_id is None or all(typist != user_id for typist, _ in framed):
+        return shared
+    return b"".join(frame for typist, frame in framed if typist != user_id)
+
+
 def may_type(*, archived: bool, read_only: bool, muted: bool, moderator: bool) -> bool:
     """Typing reaches a room only from someone who may post there now."""
     if archived or muted:

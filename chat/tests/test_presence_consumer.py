@@ -27,6 +27,12 @@ WAIT = 5.0
 Frame = dict[str, Any]
 
 
+@pytest.fixture(autouse=True)
+def typing_at_once(settings: Any) -> None:
+    """Typing frames go out at once, so tests can read frames in order; one test batches."""
+    settings.CHAT_TYPING_BATCH_SECONDS = 0
+
+
 @pytest.fixture
 async def sockets() -> AsyncIterator[Callable[[str], Awaitable[tuple[WebsocketCommunicator, str]]]]:
     """Sign a user in and open a socket for them: (socket, user id)."""
@@ -211,3 +217,27 @@ async def test_a_crowded_room_gets_typing_but_no_pushed_presence(sockets: Any, r
     await bob.send_json_to({"action": "ping"})
     assert await recv(bob) == {"type": "pong"}
     assert (await presence.presence_of([bob_id]))[bob_id].status == "online"  # still known, on request
+
+
+async def test_typing_in_one_window_reaches_each_socket_in_one_write_without_its_own(
+    sockets: Any, room: str, settings: Any
+) -> None:
+    settings.CHAT_TYPING_BATCH_SECONDS = 0.2
+    alice, alice_id = await sockets("alice")
+    bob, bob_id = await sockets("bob")
+    carol, carol_id = await sockets("carol")
+    for comm in (alice, bob, carol):
+        await join(comm, room)
+    for comm in (alice, bob, carol):
+        await show_presence(comm)
+    for comm in (alice, bob, carol):  # the presence of the two others
+        assert {(await recv_type(comm, "presence"))["status"] for _ in range(2)} == {"online"}
+    await alice.send_json_to({"action": "typing", "roomId": room})
+    await bob.send_json_to({"action": "typing", "roomId": room})
+    assert {(await recv_type(carol, "typing"))["userId"] for _ in range(2)} == {alice_id, bob_id}
+    assert (await recv_type(alice, "typing"))["userId"] == bob_id  # never her own
+    assert (await recv_type(bob, "typing"))["userId"] == alice_id
+    for comm in (alice, bob):
+        await comm.send_json_to({"action": "ping"})
+        assert await recv(comm) == {"type": "pong"}
+    assert carol_id

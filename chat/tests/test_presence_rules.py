@@ -106,3 +106,13 @@ def test_typing_only_where_the_user_may_post() -> None:
         "userId": "1",
         "username": "alice",
     }
+
+
+def test_a_batch_leaves_out_the_sockets_own_typing() -> None:
+    from chat.typing_rules import batch_for
+
+    framed = [("1", b"a"), ("2", b"b")]
+    assert batch_for(framed, "3", b"ab") == b"ab"
+    assert batch_for(framed, None, b"ab") == b"ab"
+    assert batch_for(framed, "1", b"ab") == b"b"
+    assert batch_for([("1", b"a")], "1", b"a") == b""

@@ -56,7 +56,8 @@ async def test_presence_and_typing_cross_processes(
 
     online = await alice.wait_for(lambda f: presence_of(f, "online"), wait=timeout(10))
     bob_id = online["userId"]
-    assert (await bob.wait_for(lambda f: f["type"] == "presence", wait=timeout(10)))["status"] == "online"
+    # alice, already there: online, or away if her 2 s of quiet passed on a busy machine
+    assert (await bob.wait_for(lambda f: f["type"] == "presence", wait=timeout(10)))["status"] in {"online", "away"}
 
     mark = len(alice.frames)
     await bob.send_json({"action": "typing", "roomId": room})
