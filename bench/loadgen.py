@@ -207,6 +207,17 @@ class Chatsite:
                 conn.joined.set_result(None)
         elif kind == "error":
             gen.on_error(frame)
+        elif kind == "typing":
+            gen.typing_received += 1
+
+    @staticmethod
+    def show_presence() -> str:
+        """Sockets that send this receive typing and presence frames (docs/protocol.md)."""
+        return json.dumps({"action": "presence", "status": "online"})
+
+    @staticmethod
+    def typing(room: str) -> str:
+        return json.dumps({"action": "typing", "roomId": room})
 
 
 class Tutorial:
@@ -325,6 +336,7 @@ class LoadGen:
     # counters of the current load
 
     def _reset(self) -> None:
+        self.typing_received = 0
         self.received = 0
         self.duplicates = 0
         self.stale = 0
@@ -657,12 +669,26 @@ class LoadGen:
         profiler = self._start_profiler(spec.get("profile"))
         log(f"{self.name}: {kind} {rooms}x{members} {len(senders)} senders {rate:g} msg/s for {count} messages")
 
+        typing_every = float(spec.get("typing_every_s") or 0)
+        typists = [c for room in group.conns for c in room] if typing_every else []
+        if typists:
+            kind = "fixed_typing"
+            for conn in typists:
+                conn.send_text(self.proto.show_presence())  # type: ignore[union-attr]
+            await self.settle()
+        typing_sent = [0]
+
         self.in_load = True
         lags: list[float] = []
         send_lags: list[float] = []
         monitor = asyncio.ensure_future(self._lag_monitor(lags))
         start = self.snapshot()
         t0 = start.wall
+        typing_task = (
+            asyncio.ensure_future(self._typists(typists, typing_every, t0, t0 + count / rate, typing_sent))
+            if typists
+            else None
+        )
         sent = 0
         tag = self.load_tag
         for i in range(count):
@@ -678,6 +704,8 @@ class LoadGen:
             sender.send_text(self.proto.message(sender.room, text, f"{tag}-{key}"))
             sent += 1
         last_send = time.monotonic()
+        if typing_task is not None:
+            typing_task.cancel()
         # Drain: until everything expected arrived, or the bounded wait ran out. A ramp step
         # stops early once it has certainly failed: past P99_TARGET_MS after the last send,
         # every delivery still missing is later than the target, and more than 1 % missing
@@ -749,6 +777,10 @@ class LoadGen:
                 "drain_cut": drain_cut,
             }
         )
+        if typists:
+            row["load"]["typing_every_s"] = typing_every
+            row["typing_sent"] = typing_sent[0]
+            row["typing_received"] = self.typing_received
         # Work off the backlog before the next load; deliveries still arriving are late.
         self.prev_tag, self.load_tag = self.load_tag, "-"
         self.late = 0
@@ -763,6 +795,24 @@ class LoadGen:
             f"server {row['server_cpu_pct']}% loadgen {row['loadgen_cpu_pct']}%"
         )
         return row
+
+    async def _typists(self, conns: list[Conn], every: float, t0: float, until: float, sent: list[int]) -> None:
+        """Every socket says it is typing once per `every` seconds, spread evenly over the
+        interval, while the messages flow (issue 22: typing must not slow them down)."""
+        step = every / len(conns)
+        i = 0
+        while True:
+            target = t0 + i * step
+            if target >= until:
+                return
+            delay = target - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            conn = conns[i % len(conns)]
+            if not conn.closed:
+                conn.send_text(self.proto.typing(conn.room))  # type: ignore[union-attr]
+                sent[0] += 1
+            i += 1
 
     def _refused_deliveries(self, expected_per_msg: list[int]) -> int:
         # A send the server refused with an error frame was never accepted: its deliveries

@@ -64,6 +64,10 @@ DAPHNE_FLAGS = [
 # before each server: never the index other users of that Redis work in.
 BENCH_REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "13"))
 SERVER_NAMES = ["chatsite", "chatsite-redis", "chatsite-redis-x2", "tutorial", "bare"]
+# One key per run, the same for bench.prep and every server: the sessions prep stores are
+# encoded (and their auth hash made) with the key, so a server with another key reads none
+# of them and refuses every socket with 4401. DEBUG off needs a key of its own anyway.
+BENCH_SECRET_KEY = secrets.token_urlsafe(50)
 
 
 def log(message: str) -> None:
@@ -113,6 +117,18 @@ def full_plan() -> list[dict[str, Any]]:
         {"kind": "fixed", **big, "senders": 10, "rate": 2, "duration": 10, "drain_s": 10},
         {"kind": "fixed", **big, "senders": 10, "rate": 10, "duration": 10, "drain_s": 10},
         {"kind": "ramp", **big, "senders": 10, **ramp, "drain_s": 5, "max_s": 240},
+    ]
+
+
+def typing_plan() -> list[dict[str, Any]]:
+    """Issue 22, goal 5: a 100-member room at 20 msg/s, without typing and then with every
+    member typing (one frame per 2 s each); Chatsite only (the peers have no typing)."""
+    room = {"rooms": 1, "members": 100, "senders": 10, "rate": 20, "duration": 10, "drain_s": 5}
+    return [
+        {"kind": "fixed", **room},
+        {"kind": "fixed", **room, "typing_every_s": 2.0},
+        {"kind": "fixed", **room},
+        {"kind": "fixed", **room, "typing_every_s": 2.0},
     ]
 
 
@@ -312,7 +328,11 @@ def prepare_chatsite_template(workdir: Path, loads: list[dict[str, Any]]) -> tup
             str(cookies_path),
         ],
         cwd=SERVER_ROOT,
-        env=clean_env(DJANGO_SETTINGS_MODULE="chatsite.settings", CHATSITE_DATA_DIR=str(template)),
+        env=clean_env(
+            DJANGO_SETTINGS_MODULE="chatsite.settings",
+            CHATSITE_DATA_DIR=str(template),
+            DJANGO_SECRET_KEY=BENCH_SECRET_KEY,
+        ),
         check=True,
         timeout=300,
     )
@@ -333,7 +353,7 @@ def start_server(name: str, workdir: Path, template: tuple[Path, list[str]] | No
             "DJANGO_SETTINGS_MODULE": "chatsite.settings",
             "CHATSITE_DATA_DIR": str(data_dir),
             "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),  # DEBUG off needs a key of its own
+            "DJANGO_SECRET_KEY": BENCH_SECRET_KEY,  # the key the sessions were made with
         }
         if name != "chatsite":
             assert redis is not None
@@ -720,6 +740,9 @@ def main() -> None:
     )
     parser.add_argument("--profile-seconds", type=float, default=10.0)
     parser.add_argument(
+        "--typing", action="store_true", help="a 100-member room at 20 msg/s without and with every member typing"
+    )
+    parser.add_argument(
         "--commit",
         help="run the servers from this commit (exported with git archive) instead of the working tree",
     )
@@ -744,7 +767,11 @@ def main() -> None:
     workdir = SCRATCH / run_id
     workdir.mkdir(parents=True, exist_ok=True)
     loads = (
-        profile_plan(0, workdir, 1, 1, rooms, members) if args.profile else (full_plan() if args.full else quick_plan())
+        profile_plan(0, workdir, 1, 1, rooms, members)
+        if args.profile
+        else typing_plan()
+        if args.typing
+        else (full_plan() if args.full else quick_plan())
     )
     budget = args.budget or (300.0 if args.profile else 3600.0 if args.full else 170.0)
     settle_max_s = 20.0 if args.full else 3.0

@@ -23,8 +23,10 @@ from chat import metrics
 from chat.events import RoomEvent
 from chat.groups import (  # the names the receiver (chat.fanout) shares; re-exported for callers
     MEMBER_REMOVED_EVENT,
+    PRESENCE_EVENT,
     ROOM_ACCESS_EVENT,
     ROOM_EVENT,
+    TYPING_EVENT,
     USER_ACCESS_ENDED_EVENT,
     USER_BANNED_EVENT,
     USER_EVENTS,
@@ -184,3 +186,21 @@ async def user_access_ended(
 async def user_roles_changed(user_id: str) -> bool:
     """The user lost (or gained) a role: their sockets check again every room they have joined."""
     return await _control_send(user_group(user_id), {"type": USER_ROLES_CHANGED_EVENT, "user_id": user_id})
+
+
+# Ephemeral events (chat.ephemeral): typing and presence, never stored, no seq -------------
+
+
+async def typing(room_id: str, user_id: str, text: str) -> bool:
+    """Someone is typing in the room: its sockets (but the typist's) show it for a while."""
+    return await _control_send(
+        room_group(room_id), {"type": TYPING_EVENT, "room_id": room_id, "user_id": user_id, "text": text}
+    )
+
+
+async def presence(room_id: str, user_id: str, *, key: str, text: str) -> bool:
+    """A user's presence, to the sockets of a room they are in; `key` tells one change from
+    another, so a socket that shares several rooms with the user gets it once."""
+    return await _control_send(
+        room_group(room_id), {"type": PRESENCE_EVENT, "room_id": room_id, "user_id": user_id, "key": key, "text": text}
+    )

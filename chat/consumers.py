@@ -26,6 +26,7 @@ from accounts.revocation import session_digest
 from chat import connections, metrics, moderation, protocol, services
 from chat.daphne_adapt.frames import FrameWriter, writer
 from chat.delivery import SocketDelivery
+from chat.ephemeral import EphemeralSocket
 from chat.errors import ChatError, ErrorCode
 from chat.groups import (
     MEMBER_REMOVED_EVENT,
@@ -43,7 +44,7 @@ from chatsite.ops import logs
 log = logging.getLogger(__name__)
 
 
-class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery):
+class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
     identity: Identity | None = None
     connection_id: str | None = None
     disconnected = False
@@ -160,6 +161,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery):
         metrics.record_connection("accepted")
         logs.bind_connection(self.scope, connection_id=record.connection_id, user_id=identity.user_id)
         await local.add(self)
+        await self.presence_opened()
         self._watch_expiry()
         if announce:
             await self.send_frame(self._authenticated_frame())
@@ -174,6 +176,8 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery):
             if timer is not None and timer is not asyncio.current_task():
                 timer.cancel()
         try:
+            if self.connection_id is not None:
+                await self.presence_closed()
             for room_id in self.joined_rooms():
                 await services.room_leave(room_id=room_id, member=self)
             if self.in_user_group and self.identity is not None:
@@ -199,6 +203,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery):
             command = await self._parse_within_limits(text_data, bytes_data)
             logs.bind(room_id=getattr(command, "room_id", None))
             handler = self._handlers[type(command)]
+            await self.presence_touch(command)
             await handler(self, command)
         except ChatError as error:
             metrics.record_error(error.code.value)
@@ -259,6 +264,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery):
 
     async def on_join(self, command: protocol.JoinRoom) -> None:
         await self._join(command.room_id, last_seq=command.last_seq, reply=True)
+        await self.presence_rooms_changed(joined=command.room_id)
 
     async def _join(self, room_id: str, *, last_seq: int | None, reply: bool) -> None:
         assert self.identity is not None
@@ -283,6 +289,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery):
     async def on_leave(self, command: protocol.LeaveRoom) -> None:
         if self.core.leave(command.room_id):
             await services.room_leave(room_id=command.room_id, member=self)
+            await self.presence_rooms_changed()
         await self.send_frame(protocol.left_frame(command.room_id))
 
     async def on_history(self, command: protocol.History) -> None:
@@ -355,6 +362,8 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery):
         protocol.Authenticate: on_token,
         protocol.RefreshToken: on_token,
         protocol.ReportMessage: on_report,
+        protocol.Typing: EphemeralSocket.on_typing,
+        protocol.SetPresence: EphemeralSocket.on_presence,
     }
 
     # Authentication ---------------------------------------------------------------------

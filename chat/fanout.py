@@ -50,7 +50,17 @@ from chat.daphne_adapt import frames
 from chat.delivery import DEFAULT_GAP_CAP, DEFAULT_REORDER_WINDOW, Repair, Resync, RoomSequencer
 from chat.errors import ChatError
 from chat.events import RoomEvent
-from chat.groups import ROOM_EVENT, USER_EVENTS, layer_event, room_group, user_group
+from chat.groups import (
+    EPHEMERAL_EVENTS,
+    PRESENCE_EVENT,
+    ROOM_EVENT,
+    TYPING_EVENT,
+    USER_EVENTS,
+    layer_event,
+    room_group,
+    user_group,
+)
+from chat.typing_rules import batch_for
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +130,7 @@ class RoomFanout:
         self._delivering = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._reported = (0, 0)  # the sequencer's counters as last recorded in metrics
+        self._typing: dict[str, list[dict[str, Any]]] = {}  # room -> typing events of the window
 
     # Membership -------------------------------------------------------------------------
 
@@ -240,6 +251,9 @@ class RoomFanout:
         room_id = event.get("room_id")
         if not isinstance(room_id, str) or room_id not in self.members:
             return
+        if event.get("type") in EPHEMERAL_EVENTS:
+            await self._fan_out_ephemeral(room_id, event)
+            return
         async with self._delivering:
             if event.get("type") != ROOM_EVENT:
                 await self._fan_out(room_id, event)  # control events: no seq
@@ -275,6 +289,45 @@ class RoomFanout:
                 await member.send_text(event["text"])
             else:
                 await member.room_event(event)
+
+    async def _fan_out_ephemeral(self, room_id: str, event: dict[str, Any]) -> None:
+        """Typing and presence (chat.ephemeral): no seq, no order to keep, nothing to repair,
+        so no lock: framed once, written as bytes where a socket can take them."""
+        members = list(self.members.get(room_id, ()))
+        if event["type"] == PRESENCE_EVENT and len(members) > settings.CHAT_PRESENCE_ROOM_LIMIT:
+            return  # a crowd: presence is read with the member list, not pushed to everyone
+        window = settings.CHAT_TYPING_BATCH_SECONDS
+        if event["type"] == TYPING_EVENT and window > 0:
+            # Typing comes in bursts from every member of a busy room: a window's frames go
+            # to each socket in one write (chat.typing_rules.batch_for).
+            pending = self._typing.setdefault(room_id, [])
+            pending.append(event)
+            if len(pending) == 1:
+                loop = asyncio.get_running_loop()
+                loop.call_later(window, lambda: loop.create_task(self._flush_typing(room_id)))
+            return
+        await self._offer_ephemeral(members, [event])
+
+    async def _flush_typing(self, room_id: str) -> None:
+        await self._offer_ephemeral(list(self.members.get(room_id, ())), self._typing.pop(room_id, []))
+
+    async def _offer_ephemeral(self, members: list[RoomMember], events: list[dict[str, Any]]) -> None:
+        if not events:
+            return
+        framed = [(event["user_id"], frames.text_frame(event["text"])) for event in events]
+        shared = b"".join(frame for _, frame in framed)
+        whose = {**events[0], "user_id": None} if len(events) > 1 else events[0]
+        for member in members:
+            offer = getattr(member, "offer_ephemeral", None)
+            if offer is None:
+                continue
+            user = member.presence_user() if len(events) > 1 else None  # type: ignore[attr-defined]
+            data = batch_for(framed, user, shared)
+            if data and offer(whose, data) is Offer.SLOW:
+                for event in events:
+                    if event["user_id"] != user:
+                        with contextlib.suppress(Exception):
+                            await member.send_text(event["text"])
 
     # Gaps: the reorder window, then one store read for the process ---------------------
 

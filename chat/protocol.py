@@ -108,7 +108,22 @@ class RefreshToken:
     token: str = field(repr=False)
 
 
-Command = Union[SendMessage, JoinRoom, LeaveRoom, History, Ping, Authenticate, RefreshToken, ReportMessage]
+# Presence and typing (docs/protocol.md, "Presence and typing"): ephemeral, never stored.
+@dataclass(frozen=True, slots=True)
+class Typing:
+    room_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetPresence:
+    """The client's own say: "away" (its tab is hidden) or "online" (the user is back)."""
+
+    status: str
+
+
+Command = Union[
+    SendMessage, JoinRoom, LeaveRoom, History, Ping, Authenticate, RefreshToken, ReportMessage, Typing, SetPresence
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +293,17 @@ def _parse_refresh_token(body: dict[str, Any], limits: Limits) -> RefreshToken:
     return RefreshToken(token=_token(body))
 
 
+def _parse_typing(body: dict[str, Any], limits: Limits) -> Typing:
+    return Typing(room_id=_room(body))
+
+
+def _parse_presence(body: dict[str, Any], limits: Limits) -> SetPresence:
+    status = _field(body, "status", str, required=True)
+    if status not in ("online", "away"):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'status' must be 'online' or 'away'")
+    return SetPresence(status=status)
+
+
 _PARSERS: Final[dict[str, Callable[[dict[str, Any], Limits], Command]]] = {
     "sendMessage": _parse_send,
     "sendmessage": _parse_legacy_send,
@@ -288,6 +314,8 @@ _PARSERS: Final[dict[str, Callable[[dict[str, Any], Limits], Command]]] = {
     "authenticate": _parse_authenticate,
     "refreshToken": _parse_refresh_token,
     "reportMessage": _parse_report,
+    "typing": _parse_typing,
+    "presence": _parse_presence,
 }
 CLIENT_ACTIONS: Final = frozenset(_PARSERS)
 _ACTION_OF: Final[dict[type, str]] = {
@@ -298,6 +326,8 @@ _ACTION_OF: Final[dict[type, str]] = {
     Authenticate: "authenticate",
     RefreshToken: "refreshToken",
     ReportMessage: "reportMessage",
+    Typing: "typing",
+    SetPresence: "presence",
 }
 
 

@@ -243,6 +243,12 @@ async def _readable_room(room_id: str, identity: Identity) -> Room:
     return room
 
 
+async def room_read(*, room_id: str) -> Room:
+    """The room and its settings (unknown_room when there is none): for checks a socket
+    joined to it makes (chat.typing_service)."""
+    return await _require_room(room_id)
+
+
 async def room_access(*, room_id: str, identity: Identity) -> bool:
     """Whether `identity` may still read the room (False also when it is gone)."""
     try:

@@ -546,6 +546,20 @@ if not 0 < CHAT_AUTH_TIMEOUT <= 300:
 CHAT_SESSION_RECHECK_SECONDS = env_float("CHAT_SESSION_RECHECK_SECONDS", 300.0)
 if not 0 < CHAT_SESSION_RECHECK_SECONDS <= 86_400:
     raise ImproperlyConfigured("CHAT_SESSION_RECHECK_SECONDS must be between 0 and 86400 seconds")
+# Presence and typing (chat.presence, chat.typing_service; docs/operations.md). A user whose
+# sockets are all idle this long (or hidden) is away; a process that dies without closing its
+# sockets stops showing their users online after CHAT_PRESENCE_TTL_SECONDS (it renews every third).
+CHAT_AWAY_AFTER_SECONDS = env_float("CHAT_AWAY_AFTER_SECONDS", 300.0)
+CHAT_PRESENCE_TTL_SECONDS = env_float("CHAT_PRESENCE_TTL_SECONDS", 45.0)
+CHAT_TYPING_INTERVAL_SECONDS = env_float("CHAT_TYPING_INTERVAL_SECONDS", 2.0)
+# Typing frames reaching a process within this window go to each socket in one write (0: at once).
+CHAT_TYPING_BATCH_SECONDS = env_float("CHAT_TYPING_BATCH_SECONDS", 0.25)
+# Presence is pushed in rooms up to this many users present (per process, for the push):
+# past it, a connect storm would send every watcher a frame per user (issue 22); clients
+# read a crowd's presence with the member list instead.
+CHAT_PRESENCE_ROOM_LIMIT = env_int("CHAT_PRESENCE_ROOM_LIMIT", 200, minimum=0)
+if not (0 < CHAT_AWAY_AFTER_SECONDS <= 86_400 and 0.3 <= CHAT_PRESENCE_TTL_SECONDS <= 3600):
+    raise ImproperlyConfigured("CHAT_AWAY_AFTER_SECONDS must be 0-86400 s and CHAT_PRESENCE_TTL_SECONDS 0.3-3600 s")
 
 # --- Operations (chatsite/ops: health, metrics, logs; docs/operations.md) ---------------
 # /metrics answers a bearer token or a staff session; there is no default token.

@@ -580,7 +580,7 @@ def check_outcome(text: str | None, *, binary: bool = False) -> None:
         protocol.encode(protocol.error_frame(error)).encode("utf-8")  # always sendable
         return
     # Whatever parses obeys the field rules.
-    assert isinstance(command, SendMessage | JoinRoom | LeaveRoom | History | Ping)
+    assert isinstance(command, SendMessage | JoinRoom | LeaveRoom | History | Ping | protocol.Typing)
     room_id = getattr(command, "room_id", "general")
     assert protocol.ROOM_ID_RE.fullmatch(room_id)
     if isinstance(command, SendMessage):

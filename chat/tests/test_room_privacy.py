@@ -123,6 +123,10 @@ async def ws_leave(world: World, room_id: str) -> Any:
     return await _frame(world, {"action": "leaveRoom", "roomId": room_id})
 
 
+async def ws_typing(world: World, room_id: str) -> Any:
+    return await _frame(world, {"action": "typing", "roomId": room_id})
+
+
 # (kind, name) -> the probe, and whether it creates (compared with another hidden room).
 PROBES: dict[tuple[str, str], tuple[Probe, bool]] = {
     ("url", "api-rooms GET"): (rest_list, False),
@@ -135,6 +139,7 @@ PROBES: dict[tuple[str, str], tuple[Probe, bool]] = {
     ("action", "sendMessage"): (ws_send, False),
     ("action", "reportMessage"): (ws_report, False),
     ("action", "leaveRoom"): (ws_leave, False),
+    ("action", "typing"): (ws_typing, False),
 }
 
 # URL names (or prefixes of included URL sets) and actions that take no room id, and why.
@@ -158,6 +163,7 @@ NAMES_NO_ROOM: dict[tuple[str, str], str] = {
     ("action", "ping"): "no room",
     ("action", "authenticate"): "no room",
     ("action", "refreshToken"): "no room",
+    ("action", "presence"): "the socket's own presence: no room",
 }
 
 

@@ -106,6 +106,7 @@ export default function App() {
           ? { getToken: async () => store.credential(), refresh: () => store.refresh() }
           : null,
       outboxStore: username ? localOutboxStore(username) : null,
+      presence: true, // presence dots and typing (Presence.jsx)
     });
     // eslint-disable-next-line react-hooks/exhaustive-deps -- see above
   }, [setup, mode]);

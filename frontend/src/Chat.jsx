@@ -9,6 +9,7 @@
 import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
 
 import MessageList from './MessageList.jsx';
+import { TypingLine, usePresence } from './Presence.jsx';
 import { emptyRoom, roomsReducer } from './roomStore.js';
 import { ConnectionState } from './websocket.js';
 
@@ -82,7 +83,7 @@ function RoomSettings({ settings }) {
   ) : null;
 }
 
-function Composer({ onSend, roomName, offline }) {
+function Composer({ onSend, roomName, offline, onType }) {
   const [text, setText] = useState('');
   const tooLong = text.length > MAX_MESSAGE_LENGTH;
 
@@ -110,7 +111,10 @@ function Composer({ onSend, roomName, offline }) {
         placeholder={`Message ${roomName}`}
         aria-describedby="composer-hint"
         aria-invalid={tooLong || undefined}
-        onChange={(e) => setText(e.target.value)}
+        onChange={(e) => {
+          setText(e.target.value);
+          if (e.target.value.trim()) onType?.();
+        }}
         onKeyDown={onKeyDown}
       />
       <span id="composer-hint" className={tooLong ? 'hint error' : 'hint'}>
@@ -193,6 +197,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   const [announcement, setAnnouncement] = useState('');
   const current = useRef({ roomId, user });
   current.current = { roomId, user };
+  const live = usePresence(connection, roomId); // presence dots and typing (Presence.jsx)
 
   const isOwn = useCallback(
     (m) => (user?.userId ? m.userId === user.userId : !!user?.username && m.username === user.username),
@@ -330,16 +335,22 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           onLoadMore={loadMore}
           onRetry={(id) => connection.retry(id)}
           onDiscard={(id) => connection.discard(id)}
+          presenceOf={live.presenceOf}
           onReport={(m) => {
             const reason = window.prompt('Why should the moderators look at this message?', '');
             if (reason && reason.trim()) connection.reportMessage(roomId, m.messageId, reason.trim());
           }}
         />
         <RoomSettings settings={room.settings} />
+        <TypingLine text={live.typing} />
         <Composer
           roomName={roomName}
           offline={conn.state !== ConnectionState.LIVE}
-          onSend={(text) => connection.send(roomId, text)}
+          onType={live.keystroke}
+          onSend={(text) => {
+            live.sent();
+            connection.send(roomId, text);
+          }}
         />
       </main>
       <div className="sr-only" aria-live="polite" aria-atomic="true" data-testid="announcer">

@@ -8,6 +8,7 @@
 import { Fragment, useLayoutEffect, useRef } from 'react';
 
 import { linkify } from './linkify.js';
+import { PresenceDot } from './Presence.jsx';
 import { byDay } from './roomStore.js';
 
 const NEAR_BOTTOM_PX = 80;
@@ -29,12 +30,13 @@ function time(timestamp) {
   return Number.isNaN(date.getTime()) ? '' : date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 }
 
-function Message({ message, own, onReport }) {
+function Message({ message, own, onReport, presenceOf }) {
   const classes = ['message', own && 'own', message.removed && 'removed'].filter(Boolean).join(' ');
   return (
     <li className={classes} data-seq={message.seq} data-status={own ? 'sent' : undefined}>
       <div className="meta">
         <span className="author">{own ? 'You' : message.username}</span>
+        {!own && presenceOf && <PresenceDot presence={presenceOf(message.userId)} />}
         <time dateTime={message.timestamp}>{time(message.timestamp)}</time>
         {own && (
           <span className="status" title="Sent">
@@ -104,6 +106,7 @@ export default function MessageList({
   onRetry,
   onDiscard,
   onReport,
+  presenceOf,
 }) {
   const scroller = useRef(null);
   const olderButton = useRef(null);
@@ -161,7 +164,7 @@ export default function MessageList({
               <span aria-hidden="true">{day.label}</span>
             </li>
             {day.messages.map((m) => (
-              <Message key={m.seq} message={m} own={isOwn(m)} onReport={onReport} />
+              <Message key={m.seq} message={m} own={isOwn(m)} onReport={onReport} presenceOf={presenceOf} />
             ))}
           </Fragment>
         ))}

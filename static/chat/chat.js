@@ -20,6 +20,7 @@ import { avatarColor, continuesGroup, initials } from "./core/display.js";
 import { linkify } from "./core/linkify.js";
 import { snapshot } from "./core/rooms.js";
 import { createMessageMenu } from "./message-menu.js";
+import { setupPresence } from "./presence-ui.js";
 import { setupReporting } from "./report.js";
 
 const app = document.getElementById("chat-app");
@@ -63,6 +64,14 @@ function start(app) {
   const connection = new ChatConnection({
     url: `${scheme}//${window.location.host}${WS_PATH}`,
     outboxStore: USERNAME ? localOutboxStore(USERNAME) : null,
+    presence: true, // presence dots and typing (presence-ui.js)
+  });
+  setupPresence({
+    connection,
+    room: el.room,
+    list: el.list,
+    input: el.input,
+    typingLine: document.getElementById("typing-line"),
   });
   const menu = createMessageMenu(document.getElementById("message-menu"));
   setupReporting(document.getElementById("report-dialog"));

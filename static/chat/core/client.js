@@ -139,6 +139,8 @@ export function parseExpiresAt(value) {
  *   messageRemoved {roomId, messageId, seq}   a message was removed: show a tombstone
  *   roomUpdated  {roomId, room}   the room's moderation settings changed
  *   reported     {roomId, messageId}   a report (reportMessage) reached the moderators
+ *   presence     {userId, status, lastSeenAt}   (with `presence: true`) a user's presence changed
+ *   typing       {roomId, userId, username}     (with `presence: true`) someone is typing
  *   outbox       [{clientMessageId, roomId, text, status, code?, error?, retrying?, seq?}]
  *                status: pending | sent | failed; retrying: the error code a retry waits out
  *   roomError    {roomId, code, message}
@@ -152,6 +154,7 @@ export class ChatConnection {
     timing = {},
     random = Math.random,
     outboxStore = null,
+    presence = false,
   } = {}) {
     this.url = url;
     this.auth = auth;
@@ -191,6 +194,9 @@ export class ChatConnection {
     /** per-item and per-room timers (ack deadlines, retries), cleared with the socket */
     this.itemTimers = new Map();
     this.tokenExpiresAt = null;
+    // Presence and typing (docs/protocol.md): a UI that shows them passes `presence: true`;
+    // the socket then says "online" (or "away") before anything else, on every connect.
+    this.presenceStatus = presence ? 'online' : null;
   }
 
   // --- events -------------------------------------------------------------------------
@@ -323,6 +329,7 @@ export class ChatConnection {
     this.refreshedAfterReject = false;
     this.setState(ConnectionState.LIVE);
     this.scheduleHeartbeat();
+    if (this.presenceStatus) this.rawSend({ action: 'presence', status: this.presenceStatus });
     for (const [roomId, room] of this.rooms) {
       room.joined = false;
       this.sendJoin(roomId, room.lastSeq);
@@ -530,6 +537,10 @@ export class ChatConnection {
       case 'reported':
         this.emit('reported', { roomId: frame.roomId, messageId: frame.messageId });
         break;
+      case 'presence': // {userId, status, lastSeenAt}: core/presence.js
+      case 'typing': // {roomId, userId, username}: core/typing.js
+        this.emit(frame.type, frame);
+        break;
       case 'error':
         this.onError(frame);
         break;
@@ -701,6 +712,18 @@ export class ChatConnection {
     if (this.rooms.has(roomId)) return;
     this.rooms.set(roomId, newRoom(roomId));
     if (this.state === ConnectionState.LIVE) this.sendJoin(roomId, null);
+  }
+
+  /** Our presence: 'online' or 'away' (the tab is hidden); sent now and on every connect. */
+  setPresence(status) {
+    this.presenceStatus = status;
+    if (this.state === ConnectionState.LIVE) this.rawSend({ action: 'presence', status });
+  }
+
+  /** Tell a joined room we are typing (core/typing.js's sender paces these). */
+  typing(roomId) {
+    if (this.state !== ConnectionState.LIVE || !this.rooms.get(roomId)?.joined) return false;
+    return this.rawSend({ action: 'typing', roomId });
   }
 
   leaveRoom(roomId) {

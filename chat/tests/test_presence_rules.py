@@ -1,0 +1,118 @@
+"""Presence and typing rules without a server: chat.presence_rules, chat.typing_rules."""
+
+from __future__ import annotations
+
+from chat.presence_rules import (
+    ACTIVE,
+    AWAY,
+    CLOSED,
+    IDLE,
+    OFFLINE,
+    ONLINE,
+    PresenceBook,
+    UserPresence,
+    aggregate,
+    from_ms,
+    idle_after,
+    presence_frame,
+)
+from chat.typing_rules import TypingGate, may_type, typing_frame
+
+TTL = 45_000
+
+
+def update(book: PresenceBook, conn: str, state: str, *, user: str = "1", inst: str = "a", rooms=(), now: int = 0):
+    return book.update(user_id=user, connection_id=conn, instance=inst, state=state, rooms=frozenset(rooms), now_ms=now)
+
+
+def test_status_is_online_with_an_active_socket_away_with_idle_ones_offline_with_none() -> None:
+    assert aggregate([]) == OFFLINE
+    assert aggregate([IDLE, IDLE]) == AWAY
+    assert aggregate([IDLE, ACTIVE]) == ONLINE
+
+
+def test_several_tabs_count_as_one_user_and_each_change_is_reported_once() -> None:
+    book = PresenceBook(ttl_ms=TTL)
+    first = update(book, "c1", ACTIVE, rooms={"general"}, now=1000)
+    assert (first.before, first.after, first.changed) == (OFFLINE, ONLINE, True)
+    assert first.rooms == ("general",) and first.new_rooms == ("general",)
+    second = update(book, "c2", ACTIVE, rooms={"general"}, now=2000)
+    assert not second.changed and second.new_rooms == ()
+    assert not update(book, "c1", IDLE, rooms={"general"}, now=3000).changed  # c2 is still active
+    away = update(book, "c2", IDLE, rooms={"general"}, now=4000)
+    assert (away.before, away.after) == (ONLINE, AWAY)
+    assert not update(book, "c1", CLOSED, now=5000).changed
+    gone = update(book, "c2", CLOSED, now=6000)
+    # Last seen: the last moment the user was online (here, when they went away).
+    assert (gone.after, gone.last_seen_ms, gone.rooms) == (OFFLINE, 4000, ("general",))
+    assert book.read(["1", "2"], 7000) == {"1": (OFFLINE, 4000), "2": (OFFLINE, None)}
+
+
+def test_a_room_entered_is_reported_even_when_the_status_holds() -> None:
+    book = PresenceBook(ttl_ms=TTL)
+    update(book, "c1", ACTIVE, rooms={"general"}, now=0)
+    joined = update(book, "c1", ACTIVE, rooms={"general", "lounge"}, now=10)
+    assert not joined.changed and joined.new_rooms == ("lounge",)
+    assert book.in_room("lounge", 20) == {"1": (ONLINE, 10)}
+    update(book, "c1", ACTIVE, rooms={"general"}, now=30)
+    assert book.in_room("lounge", 40) == {}
+
+
+def test_a_process_that_dies_stops_showing_its_users_after_the_ttl_and_a_live_one_reports_it() -> None:
+    book = PresenceBook(ttl_ms=TTL)
+    update(book, "c1", ACTIVE, user="1", inst="dead", rooms={"general"}, now=0)
+    update(book, "c2", ACTIVE, user="2", inst="live", rooms={"general"}, now=0)
+    assert book.heartbeat(instance="live", now_ms=TTL) == []  # not yet expired
+    assert book.read(["1"], TTL) == {"1": (ONLINE, 0)}
+    changes = book.heartbeat(instance="live", now_ms=TTL + 1)
+    assert [(c.user_id, c.before, c.after, c.rooms) for c in changes] == [("1", ONLINE, OFFLINE, ("general",))]
+    assert book.heartbeat(instance="live", now_ms=TTL + 2) == []  # reported once
+    assert book.read(["1", "2"], TTL + 2) == {"1": (OFFLINE, TTL + 1), "2": (ONLINE, 0)}
+
+
+def test_idle_after_the_away_delay() -> None:
+    assert not idle_after(last_active=0.0, now=299.0, away_after=300.0)
+    assert idle_after(last_active=0.0, now=300.0, away_after=300.0)
+
+
+def test_presence_frame_has_the_issue_shape() -> None:
+    assert presence_frame("7", UserPresence(OFFLINE, from_ms(1_700_000_000_123))) == {
+        "type": "presence",
+        "userId": "7",
+        "status": "offline",
+        "lastSeenAt": "2023-11-14T22:13:20.123Z",
+    }
+    assert presence_frame("7", UserPresence(ONLINE, None))["lastSeenAt"] is None
+
+
+def test_typing_gate_admits_one_frame_per_user_and_room_per_interval() -> None:
+    gate = TypingGate(interval=2.0)
+    assert gate.admit("1", "general", 0.0)
+    assert not gate.admit("1", "general", 1.9)
+    assert gate.admit("1", "lounge", 1.9)  # another room
+    assert gate.admit("2", "general", 1.9)  # another user
+    assert gate.admit("1", "general", 2.0)
+
+
+def test_typing_only_where_the_user_may_post() -> None:
+    assert may_type(archived=False, read_only=False, muted=False, moderator=False)
+    assert not may_type(archived=True, read_only=False, muted=False, moderator=True)
+    assert not may_type(archived=False, read_only=False, muted=True, moderator=False)
+    assert not may_type(archived=False, read_only=True, muted=False, moderator=False)
+    assert may_type(archived=False, read_only=True, muted=False, moderator=True)
+    assert typing_frame(room_id="r", user_id="1", username="alice") == {
+        "type": "typing",
+        "roomId": "r",
+        "userId": "1",
+        "username": "alice",
+    }
+
+
+def test_a_batch_leaves_out_the_sockets_own_typing() -> None:
+    from chat.typing_rules import batch_for
+
+    framed = [("1", b"a"), ("2", b"b")]
+    assert batch_for(framed, "3", b"ab") == b"ab"
+    assert batch_for(framed, None, b"ab") == b"ab"
+    assert batch_for(framed, "1", b"ab") == b"b"
+    assert batch_for([("1", b"a")], "1", b"a") == b""
