@@ -388,6 +388,7 @@ def room_settings(room: Room) -> dict[str, Any]:
         read_only=room.read_only,
         archived=room.archived,
         slow_mode_seconds=room.slow_mode_seconds,
+        topic=room.topic,
     )
 
 
