@@ -28,6 +28,7 @@ from chat.groups import (  # the names the receiver (chat.fanout) shares; re-exp
     USER_ACCESS_ENDED_EVENT,
     USER_BANNED_EVENT,
     USER_EVENTS,
+    USER_FRAME_EVENT,
     USER_ROLES_CHANGED_EVENT,
     layer_event,
     room_group,
@@ -41,6 +42,7 @@ __all__ = [
     "USER_ACCESS_ENDED_EVENT",
     "USER_BANNED_EVENT",
     "USER_EVENTS",
+    "USER_FRAME_EVENT",
     "USER_ROLES_CHANGED_EVENT",
     "room_group",
     "user_group",
@@ -184,3 +186,12 @@ async def user_access_ended(
 async def user_roles_changed(user_id: str) -> bool:
     """The user lost (or gained) a role: their sockets check again every room they have joined."""
     return await _control_send(user_group(user_id), {"type": USER_ROLES_CHANGED_EVENT, "user_id": user_id})
+
+
+async def user_frame(user_id: str, text: str, *, leave_room: str | None = None) -> bool:
+    """A frame (serialised once) for every socket of one user, on every process: a room
+    added to, changed in or removed from their room list (chat.people). `leave_room`: a room
+    they are no longer in, which their sockets leave."""
+    return await _control_send(
+        user_group(user_id), {"type": USER_FRAME_EVENT, "user_id": user_id, "text": text, "leave_room": leave_room}
+    )

@@ -197,7 +197,7 @@ def room_stored(*, room_id: str) -> Room | None:
 
 def room_visible(*, room: Room, identity: Identity | None) -> bool:
     """Whether `identity` may see the room in a list. Synchronous: for views."""
-    if identity is not None and identity.is_moderator:
+    if identity is not None and identity.is_moderator and not room.direct:
         return True
     if room.archived:
         return False
@@ -208,7 +208,8 @@ def room_visible(*, room: Room, identity: Identity | None) -> bool:
 
 def room_readable(*, room: Room, identity: Identity | None) -> bool:
     """Whether `identity` may read the room (archived rooms stay readable). Synchronous."""
-    if not room.private or (identity is not None and identity.is_moderator):
+    # Moderators read every private room but DMs, which they see only through reports.
+    if not room.private or (identity is not None and identity.is_moderator and not room.direct):
         return True
     return identity is not None and store_call(get_store().is_member, room_id=room.room_id, user_id=identity.user_id)
 
@@ -234,7 +235,7 @@ async def _readable_room(room_id: str, identity: Identity) -> Room:
     """The room, if `identity` may read it: a private room's messages, history and
     membership never reach a non-member."""
     room = await _require_room(room_id)
-    if room.private and not identity.is_moderator:
+    if room.private and (room.direct or not identity.is_moderator):
         member = await _store_call(get_store().is_member, room_id=room_id, user_id=identity.user_id)
         if not member:
             # The very answer of _require_room for a room that does not exist: a non-member

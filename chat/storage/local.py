@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 
@@ -306,7 +307,8 @@ class LocalStore:
         last_seq = quote(str(models.Room._meta.get_field("last_seq").column))
         key = quote(str(models.Room._meta.get_field("room_id").column))
         # A message also sets the room's last activity, in the same statement.
-        also, params = "", [room_id]
+        also = ""
+        params: list[Any] = [room_id]
         if activity is not None:
             also = f", {quote(str(models.Room._meta.get_field('last_activity').column))} = %s"
             params = [connection.ops.adapt_datetimefield_value(activity), room_id]

@@ -813,7 +813,9 @@ def test_concurrent_creations_of_one_room_id_create_it_once(threaded_store: Chat
     """Of five concurrent create_room calls for one id (a DM opened on two processes), exactly one creates it."""
     results = in_threads(
         5,
-        lambda i: threaded_store.create_room(room_id="dm-race", name=f"n{i}", created_by=f"u-{i}", now=NOW, direct=True),
+        lambda i: threaded_store.create_room(
+            room_id="dm-race", name=f"n{i}", created_by=f"u-{i}", now=NOW, direct=True
+        ),
     )
     assert sum(created for _, created in results) == 1
     assert len({room.name for room, _ in results}) == 1
@@ -830,7 +832,7 @@ def test_get_rooms_reads_rooms_by_id(store: ChatStore) -> None:
 
 
 def test_memberships_hold_a_role_and_a_mute_and_are_found_both_ways(store: ChatStore) -> None:
-    """A membership keeps its first role and join time; role and mute change; rooms of a user and members of a room are listed."""
+    """A membership keeps its first role and join time; role and mute change; both ways of listing find it."""
     for room_id in ("r1", "r2"):
         store.create_room(room_id=room_id, name=room_id, created_by="u-alice", now=NOW)
     assert store.add_member(room_id="r1", user_id="u-alice", role="owner", now=NOW) is True
