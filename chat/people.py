@@ -153,6 +153,8 @@ def room_create_with_id(
     if room_id.startswith(people_rules.DIRECT_PREFIX):
         raise ChatError(ErrorCode.INVALID_ROOM, "room ids starting with 'dm-' are for direct messages")
     name = people_rules.clean_room_name(name or room_id)
+    if room_id == protocol.DEFAULT_ROOM:  # exists from the start, stored or not, and has no owner
+        raise ChatError(ErrorCode.ROOM_NAME_TAKEN, "a room called 'General' exists: open it or choose another name")
     store = get_store()
     if not (identity.is_moderator or identity.is_bot):
         quota.rooms_created_today(identity=identity, now=services.utcnow(), rooms=store.list_rooms())

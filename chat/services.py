@@ -149,25 +149,6 @@ def room_create(*, room_id: str, name: str | None = None, created_by: str | None
     )
 
 
-def room_create_by_user(*, identity: Identity, room_id: str, name: str | None = None) -> Room:
-    """A user creates a room, or gets the room of that id that they may see. Synchronous.
-
-    An id held by a room the user may not see (private and not theirs, or archived) is
-    refused with `room_unavailable`, which says nothing of that room: not its name, its
-    messages or its settings. Creating cannot hide that an id is taken; everything else
-    answers a non-member as for a room that does not exist (docs/auth.md).
-    """
-    room_id = protocol.validate_room_id(room_id)
-    existing = room_get(room_id)
-    if existing is not None:
-        if room_visible(room=existing, identity=identity):
-            return existing
-        raise ChatError(ErrorCode.ROOM_UNAVAILABLE, "this room id is taken: choose another", room_id=room_id)
-    if not (identity.is_moderator or identity.is_bot):
-        quota.rooms_created_today(identity=identity, now=utcnow(), rooms=get_store().list_rooms())
-    return room_create(room_id=room_id, name=name, created_by=identity.user_id)
-
-
 def room_list(*, identity: Identity | None = None) -> list[Room]:
     """The rooms `identity` may see: archived rooms only for moderators, private rooms for
     their members and moderators. Without an identity, public open rooms only."""

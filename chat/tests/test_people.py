@@ -192,6 +192,7 @@ async def test_a_private_room_by_name_its_invitations_and_removals(
     # The room was made, never opened: the same name again is taken.
     assert await alice.error({"action": "createRoom", "name": "book  club"}) == "room_name_taken"
     assert await alice.error({"action": "createRoom", "name": "  "}) == "empty_room_name"
+    assert await alice.error({"action": "createRoom", "name": "General"}) == "room_name_taken"
 
     # Bob does not see it: joining is answered as for no room at all.
     assert await bob.error({"action": "joinRoom", "roomId": "book-club"}) == "unknown_room"

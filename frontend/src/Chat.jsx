@@ -299,7 +299,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
       <nav className="rooms" aria-label="Rooms">
         <ul>
           {shownRooms.map((r) => {
-            const unread = state[r.roomId]?.unread ?? 0;
+            const unread = r.muted ? 0 : (state[r.roomId]?.unread ?? 0); // a muted room stays quiet
             return (
               <li key={r.roomId}>
                 <a href={`#/rooms/${r.roomId}`} aria-current={r.roomId === roomId ? 'page' : undefined}>

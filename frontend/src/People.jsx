@@ -46,7 +46,7 @@ export function DirectList({ list, roomId, unreadOf }) {
       </h2>
       <ul>
         {directs.map((r) => {
-          const unread = r.roomId === roomId ? 0 : unreadOf(r.roomId);
+          const unread = r.roomId === roomId || r.muted ? 0 : unreadOf(r.roomId);
           return (
             <li key={r.roomId}>
               <a href={`#/rooms/${r.roomId}`} aria-current={r.roomId === roomId ? 'page' : undefined} data-kind="direct">

@@ -564,7 +564,9 @@ function start(app) {
   function updateBadges() {
     let total = 0;
     for (const a of roomLinks()) {
-      const count = a.dataset.roomId === view.roomId ? 0 : (view.unread.get(a.dataset.roomId) ?? 0);
+      // A muted room (people-ui.js) stays quiet: no badge.
+      const quiet = a.dataset.roomId === view.roomId || a.dataset.muted === "true";
+      const count = quiet ? 0 : (view.unread.get(a.dataset.roomId) ?? 0);
       total += count;
       const badge = a.querySelector("[data-unread]");
       if (!badge) continue;
@@ -884,8 +886,8 @@ function start(app) {
     renameOpenRoom: (roomId, name) => {
       if (roomId !== view.roomId || el.roomName.textContent === name) return;
       showRoomHeader(roomId, name);
-      updateBadges();
     },
+    listChanged: () => updateBadges(),
   });
 
   watchBrowser(connection, window);

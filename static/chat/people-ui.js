@@ -7,7 +7,7 @@
  */
 import { People, describeError, parseUsernames, roomIdForName } from './core/people.js';
 
-export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoom }) {
+export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoom, listChanged = () => {} }) {
   const people = new People(connection);
   const byId = (id) => document.getElementById(id);
   const roomLinks = byId('room-links');
@@ -44,9 +44,6 @@ export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoo
     else delete a.dataset.muted;
     const name = a.querySelector('.room-link-name');
     if (name.textContent !== room.name) name.textContent = room.name;
-    if (!a.querySelector('[data-unread]:not([hidden])')) {
-      a.setAttribute('aria-label', room.muted ? `${room.name} (muted)` : room.name);
-    }
   }
 
   /** The user's rooms first (most recently active first), then the other public rooms. */
@@ -71,6 +68,7 @@ export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoo
       const open = list.find((room) => room.roomId === currentRoomId());
       if (open) renameOpenRoom(open.roomId, open.name);
     }
+    listChanged();
   }
 
   people.onChange(sync);

@@ -1,4 +1,5 @@
-"""People and rooms across two daphne processes sharing Redis, on both storage backends.
+"""People and rooms across two daphne processes sharing Redis: on the ORM backend (SQLite and
+PostgreSQL) and on DynamoDB.
 
 An invitation made on one process reaches the invitee's sockets on the other (and on the
 same one) live; a removal takes the member's sockets there out of the room at once; a DM
@@ -37,15 +38,17 @@ def _dynamodb_env(moto: MotoServer) -> dict[str, str]:
     }
 
 
-@pytest.fixture(params=["local", "dynamodb"])
+@pytest.fixture(params=["sqlite", "postgresql", "dynamodb"])
 def cluster(
     request: pytest.FixtureRequest,
     daphne_factory: Callable[..., DaphneServer],
     redis_url: str,
     tmp_path: Path,
 ) -> Iterator[list[DaphneServer]]:
-    """Two daphne processes on one Redis and one store (SQLite file, or DynamoDB on moto)."""
+    """Two daphne processes on one Redis and one store (an SQLite file, PostgreSQL, or DynamoDB on moto)."""
     env = {"REDIS_URL": redis_url}
+    if request.param == "postgresql":
+        env["DATABASE_URL"] = request.getfixturevalue("postgres_url")
     if request.param == "dynamodb":
         env.update(_dynamodb_env(request.getfixturevalue("moto_server")))
     shared = tmp_path / "shared"
