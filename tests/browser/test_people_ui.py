@@ -95,7 +95,7 @@ async def test_a_private_room_invitation_and_removal_in_the_template_ui(
 
     # Bob's sidebar shows the room live, without a reload.
     link = bob.page.locator(f'#room-links a[data-room-id="{room_id}"]')
-    await expect(link).to_have_text(room_name)
+    await expect(link.locator(".room-link-name")).to_have_text(room_name)
     await bob.page.screenshot(path=str(SCREENSHOTS / "people-invited.png"))
     await link.click()
     await expect(bob.page.locator("#status")).to_have_attribute("data-state", "live")
