@@ -10,7 +10,10 @@ Services in the house style: check (chat.people_rules, pure), write through the 
   user on every process, through the user's channel-layer group (chat.broadcast.user_frame).
 
 Synchronous, like chat.moderation: the consumer runs `handle` off the event loop; the room
-views and POST /api/rooms call `room_create_named`. Reads never write.
+views and POST /api/rooms call `room_create_with_id`. Reads never write. On the ORM backend a
+membership change and its room event commit together; on DynamoDB they are two writes (the
+membership first), so a failure between them leaves a membership whose event is missing,
+never an event without its change.
 
 Access follows docs/auth.md: a private room (and a DM) does not exist for a non-member (the
 answer is unknown_room, as for no room at all), and that check comes before any other, so no
@@ -236,11 +239,15 @@ def member_add(*, identity: Identity, room_id: str, username: str | None) -> Non
             raise ChatError(ErrorCode.SELF_INVITE, "you cannot invite yourself")
     if room_id == protocol.DEFAULT_ROOM:
         services.room_stored(room_id=room_id)  # the default room is stored by its first write
-    added = services.store_call(store.add_member, room_id=room_id, user_id=user_id, role=MEMBER, now=services.utcnow())
-    if not added:
-        return  # a member already: nothing changed, nothing to tell
-    _member_event(room_id, events.MEMBER_ADDED, user_id=user_id, username=name, role=MEMBER)
-    _tell_room_added(room, user_id)
+    # One transaction on the ORM backend: the membership and its room event, or neither.
+    with transaction.atomic():
+        added = services.store_call(
+            store.add_member, room_id=room_id, user_id=user_id, role=MEMBER, now=services.utcnow()
+        )
+        if not added:
+            return  # a member already: nothing changed, nothing to tell
+        _member_event(room_id, events.MEMBER_ADDED, user_id=user_id, username=name, role=MEMBER)
+        _tell_room_added(room, user_id)
 
 
 def member_remove(*, identity: Identity, room_id: str, username: str | None) -> None:
@@ -263,10 +270,11 @@ def member_remove(*, identity: Identity, room_id: str, username: str | None) -> 
     if not room.direct:
         members = _all_members(room_id)
         people_rules.check_owner_stays(members=members, user_id=user_id, new_role=None)
-    if not services.store_call(store.remove_member, room_id=room_id, user_id=user_id):
-        return
-    _member_event(room_id, events.MEMBER_REMOVED, user_id=user_id, username=name)
-    _tell_user(user_id, pp.room_removed_frame(room_id), leave_room=room_id)
+    with transaction.atomic():
+        if not services.store_call(store.remove_member, room_id=room_id, user_id=user_id):
+            return
+        _member_event(room_id, events.MEMBER_REMOVED, user_id=user_id, username=name)
+        _tell_user(user_id, pp.room_removed_frame(room_id), leave_room=room_id)
 
 
 def _all_members(room_id: str) -> list[Membership]:
@@ -292,11 +300,12 @@ def member_set_role(*, identity: Identity, room_id: str, username: str, role: st
     if target.role == role:
         return
     people_rules.check_owner_stays(members=_all_members(room_id), user_id=user_id, new_role=role)
-    changed = services.store_call(get_store().set_membership, room_id=room_id, user_id=user_id, role=role)
-    if changed is None:
-        raise ChatError(ErrorCode.NOT_MEMBER, f"{name} is not a member of this room")
-    _member_event(room_id, events.MEMBER_UPDATED, user_id=user_id, username=name, role=role)
-    _tell_user(user_id, pp.room_changed_frame(_summary(room, changed, viewer=user_id)))
+    with transaction.atomic():
+        changed = services.store_call(get_store().set_membership, room_id=room_id, user_id=user_id, role=role)
+        if changed is None:
+            raise ChatError(ErrorCode.NOT_MEMBER, f"{name} is not a member of this room")
+        _member_event(room_id, events.MEMBER_UPDATED, user_id=user_id, username=name, role=role)
+        _tell_user(user_id, pp.room_changed_frame(_summary(room, changed, viewer=user_id)))
 
 
 def room_mute(*, identity: Identity, room_id: str, muted: bool) -> None:
