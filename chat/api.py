@@ -20,7 +20,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.identity import Identity, identity_from_user
-from chat import services
+from chat import people, services
 from chat.errors import ChatError, ErrorCode
 from chat.storage.base import Room
 from chatsite.text import storable
@@ -88,7 +88,8 @@ def _json_body(request: HttpRequest) -> dict[str, Any] | None:
 
 @api_view
 def rooms(request: HttpRequest, identity: Identity) -> HttpResponse:
-    """GET: the rooms and who is asking. POST {roomId, name?}: create a room (or get it)."""
+    """GET: the rooms and who is asking. POST {roomId, name?}: create a room (a taken id is
+    refused with 409, never opened)."""
     if request.method in {"GET", "HEAD"}:
         return JsonResponse(
             {
@@ -109,7 +110,7 @@ def rooms(request: HttpRequest, identity: Identity) -> HttpResponse:
             400, ErrorCode.INVALID_FIELD.value, f"'name' must be a string of at most {ROOM_NAME_MAX} characters"
         )
     try:
-        room = services.room_create_by_user(identity=identity, room_id=room_id, name=(name or "").strip() or None)
+        room = people.room_create_with_id(identity=identity, room_id=room_id, name=(name or "").strip() or None)
     except ChatError as error:
         response = _error(_STATUS.get(error.code, 400), error.code.value, error.message)
         if error.retry_after is not None:
@@ -118,4 +119,4 @@ def rooms(request: HttpRequest, identity: Identity) -> HttpResponse:
     return JsonResponse({"room": room_json(room)}, status=201)
 
 
-_STATUS: Final = {ErrorCode.ROOM_UNAVAILABLE: 409, ErrorCode.QUOTA_EXCEEDED: 429}
+_STATUS: Final = {ErrorCode.ROOM_UNAVAILABLE: 409, ErrorCode.ROOM_NAME_TAKEN: 409, ErrorCode.QUOTA_EXCEEDED: 429}

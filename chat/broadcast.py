@@ -30,6 +30,7 @@ from chat.groups import (  # the names the receiver (chat.fanout) shares; re-exp
     USER_ACCESS_ENDED_EVENT,
     USER_BANNED_EVENT,
     USER_EVENTS,
+    USER_FRAME_EVENT,
     USER_ROLES_CHANGED_EVENT,
     layer_event,
     room_group,
@@ -43,6 +44,7 @@ __all__ = [
     "USER_ACCESS_ENDED_EVENT",
     "USER_BANNED_EVENT",
     "USER_EVENTS",
+    "USER_FRAME_EVENT",
     "USER_ROLES_CHANGED_EVENT",
     "room_group",
     "user_group",
@@ -203,4 +205,13 @@ async def presence(room_id: str, user_id: str, *, key: str, text: str) -> bool:
     another, so a socket that shares several rooms with the user gets it once."""
     return await _control_send(
         room_group(room_id), {"type": PRESENCE_EVENT, "room_id": room_id, "user_id": user_id, "key": key, "text": text}
+    )
+
+
+async def user_frame(user_id: str, text: str, *, leave_room: str | None = None) -> bool:
+    """A frame (serialised once) for every socket of one user, on every process: a room
+    added to, changed in or removed from their room list (chat.people). `leave_room`: a room
+    they are no longer in, which their sockets leave."""
+    return await _control_send(
+        user_group(user_id), {"type": USER_FRAME_EVENT, "user_id": user_id, "text": text, "leave_room": leave_room}
     )

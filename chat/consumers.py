@@ -17,13 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.identity import AuthenticationFailed, Identity, identify, identity_now
 from accounts.revocation import session_digest
-from chat import connections, metrics, moderation, protocol, services
+from chat import connections, metrics, moderation, people, people_protocol, protocol, services
 from chat.daphne_adapt.frames import FrameWriter, writer
 from chat.delivery import SocketDelivery
 from chat.ephemeral import EphemeralSocket
@@ -33,6 +34,7 @@ from chat.groups import (
     ROOM_ACCESS_EVENT,
     USER_ACCESS_ENDED_EVENT,
     USER_BANNED_EVENT,
+    USER_FRAME_EVENT,
     USER_ROLES_CHANGED_EVENT,
 )
 from chat.protocol import CloseCode
@@ -353,7 +355,15 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
             raise
         await self.send_frame(protocol.reported_frame(command.room_id, command.message_id))
 
+    async def on_people(self, command: people_protocol.PeopleCommand) -> None:
+        """Rooms users make, members, DMs (chat.people): one answer frame; the changes
+        themselves reach sockets as room events and per-user frames."""
+        assert self.identity is not None
+        frame = await database_sync_to_async(people.handle)(identity=self.identity, command=command)
+        await self.send_frame(frame)
+
     _handlers: dict[type, Callable[[Any, Any], Awaitable[None]]] = {
+        **dict.fromkeys(people_protocol.COMMANDS, on_people),
         protocol.SendMessage: on_send,
         protocol.JoinRoom: on_join,
         protocol.LeaveRoom: on_leave,
@@ -520,7 +530,19 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
                 async with self.delivering():
                     await self._leave_by_server(room_id, reason="removed")
 
+    async def _on_user_frame(self, event: dict[str, Any]) -> None:
+        """A change to this user's room list (chat.people): pass the frame on; a room they
+        are no longer in is left at once on every socket of theirs."""
+        if self.disconnected or self.refused:
+            return
+        await self.send(text_data=event["text"])
+        room_id = event.get("leave_room")
+        if isinstance(room_id, str) and self.core.joined(room_id):
+            async with self.delivering():
+                await self._leave_by_server(room_id, reason="removed")
+
     _user_event_handlers: dict[Any, Callable[[Any, dict[str, Any]], Awaitable[None]]] = {
+        USER_FRAME_EVENT: _on_user_frame,
         USER_BANNED_EVENT: _on_user_banned,
         USER_ACCESS_ENDED_EVENT: _on_access_ended,
         USER_ROLES_CHANGED_EVENT: _on_roles_changed,

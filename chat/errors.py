@@ -35,6 +35,16 @@ class ErrorCode(StrEnum):
     SLOW_MODE = "slow_mode"  # one post per retryAfter seconds in this room
     MUTED = "muted"  # the user may not post (here) until retryAfter seconds from now
     UNKNOWN_MESSAGE = "unknown_message"
+    # People and rooms (docs/protocol.md "Rooms users make")
+    UNKNOWN_USER = "unknown_user"  # no user has this username
+    SELF_INVITE = "self_invite"  # inviting yourself, or a DM with nobody else
+    DIRECT_ROOM = "direct_room"  # a DM's members and settings are fixed
+    TOO_MANY_MEMBERS = "too_many_members"  # a group DM over CHAT_MAX_DIRECT_MEMBERS
+    LAST_OWNER = "last_owner"  # a room keeps an owner while it has members
+    ROOM_NAME_TAKEN = "room_name_taken"  # create: a room of this name (id) exists
+    EMPTY_ROOM_NAME = "empty_room_name"
+    NOT_OWNER = "not_owner"  # only the room's owners (and moderators) may do this
+    NOT_MEMBER = "not_member"  # the user (you, or the one named) is not a member of the room
     # The server
     STORAGE_UNAVAILABLE = "storage_unavailable"
     INTERNAL_ERROR = "internal_error"

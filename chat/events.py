@@ -21,9 +21,10 @@ REACTIONS: Final = "reactions"
 MEMBER_ADDED: Final = "memberAdded"
 MEMBER_REMOVED: Final = "memberRemoved"
 ROOM_UPDATED: Final = "roomUpdated"
+MEMBER_UPDATED: Final = "memberUpdated"  # a member's role changed (chat.people)
 
 ROOM_EVENT_TYPES: Final = frozenset(
-    {MESSAGE, MESSAGE_EDITED, MESSAGE_REMOVED, REACTIONS, MEMBER_ADDED, MEMBER_REMOVED, ROOM_UPDATED}
+    {MESSAGE, MESSAGE_EDITED, MESSAGE_REMOVED, REACTIONS, MEMBER_ADDED, MEMBER_REMOVED, ROOM_UPDATED, MEMBER_UPDATED}
 )
 
 
@@ -67,13 +68,25 @@ def message_removed_data(*, message_id: str, message_seq: int, removed_by: str) 
 
 
 def room_settings(
-    *, name: str, private: bool, read_only: bool, archived: bool, slow_mode_seconds: int
+    *, name: str, private: bool, read_only: bool, archived: bool, slow_mode_seconds: int, topic: str = ""
 ) -> dict[str, Any]:
-    """A room's settings as clients see them (in `joined` and in a roomUpdated event)."""
-    return {
+    """A room's settings as clients see them (in `joined` and in a roomUpdated event).
+    `topic` only when there is one: a missing topic reads as none."""
+    settings = {
         "name": name,
         "private": private,
         "readOnly": read_only,
         "archived": archived,
         "slowModeSeconds": slow_mode_seconds,
     }
+    if topic:
+        settings["topic"] = topic
+    return settings
+
+
+def member_data(*, user_id: str, username: str, role: str | None = None) -> dict[str, Any]:
+    """What a memberAdded, memberRemoved or memberUpdated event says: who (and their role)."""
+    data: dict[str, Any] = {"userId": user_id, "username": username}
+    if role is not None:
+        data["role"] = role
+    return data

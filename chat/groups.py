@@ -25,12 +25,15 @@ USER_BANNED_EVENT: Final = "chat.user_banned"
 # a role lost): to the user's group, so it reaches their sockets on every process.
 USER_ACCESS_ENDED_EVENT: Final = "chat.user_access_ended"
 USER_ROLES_CHANGED_EVENT: Final = "chat.user_roles_changed"
-USER_EVENTS: Final = frozenset({USER_BANNED_EVENT, USER_ACCESS_ENDED_EVENT, USER_ROLES_CHANGED_EVENT})
 # Ephemeral events (chat.ephemeral): to a room's group, no seq, never stored, no per-socket
 # lock on the way in. {"type", "room_id", "user_id", "text"} (+ "key" for presence).
 TYPING_EVENT: Final = "chat.typing"
 PRESENCE_EVENT: Final = "chat.presence"
 EPHEMERAL_EVENTS: Final = frozenset({TYPING_EVENT, PRESENCE_EVENT})
+# A frame for every socket of one user (chat.people: roomAdded, roomChanged, roomRemoved):
+# {"type", "user_id", "text"}, the frame serialised once.
+USER_FRAME_EVENT: Final = "chat.user_frame"
+USER_EVENTS: Final = frozenset({USER_BANNED_EVENT, USER_ACCESS_ENDED_EVENT, USER_ROLES_CHANGED_EVENT, USER_FRAME_EVENT})
 
 # Channel-layer group names allow ASCII letters, digits, '-', '_' and '.' (under 100).
 _USER_ID_RE: Final = re.compile(r"^[A-Za-z0-9_.-]{1,80}\Z")

@@ -23,6 +23,10 @@ class Room(models.Model):
     private = models.BooleanField(default=False)
     read_only = models.BooleanField(default=False)
     slow_mode_seconds = models.PositiveIntegerField(default=0)
+    # People and rooms (chat.records.Room): a direct-message room, its topic, its latest message's time.
+    direct = models.BooleanField(default=False)
+    topic = models.CharField(max_length=250, blank=True, default="")
+    last_activity = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["room_id"]
@@ -32,10 +36,14 @@ class Room(models.Model):
 
 
 class RoomMember(models.Model):
-    """A member of a private room (a user id, as in messages)."""
+    """A user in a room (a user id, as in messages): access to a private room, a place in
+    the user's room list for any room, a role (owner or member) and a per-user mute."""
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="members", db_column="room_id")
     user_id = models.CharField(max_length=128, db_index=True)
+    role = models.CharField(max_length=16, default="member")
+    muted = models.BooleanField(default=False)
+    joined_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["room", "user_id"], name="chat_roommember_unique")]

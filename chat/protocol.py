@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Union
 
-from chat import events
+from chat import events, people_protocol
 from chat.errors import ChatError, ErrorCode
 from chat.events import RoomEvent
 from chat.records import EventRecord, LogEntry, MessageRecord, Room
@@ -122,7 +122,17 @@ class SetPresence:
 
 
 Command = Union[
-    SendMessage, JoinRoom, LeaveRoom, History, Ping, Authenticate, RefreshToken, ReportMessage, Typing, SetPresence
+    SendMessage,
+    JoinRoom,
+    LeaveRoom,
+    History,
+    Ping,
+    Authenticate,
+    RefreshToken,
+    ReportMessage,
+    Typing,
+    SetPresence,
+    people_protocol.PeopleCommand,
 ]
 
 
@@ -304,6 +314,109 @@ def _parse_presence(body: dict[str, Any], limits: Limits) -> SetPresence:
     return SetPresence(status=status)
 
 
+# People and rooms (chat.people_protocol holds the commands) ----------------------------------
+
+
+def _username(body: dict[str, Any], name: str = "username", *, required: bool = True) -> str | None:
+    value = _field(body, name, str, required=required)
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or len(value) > people_protocol.USERNAME_MAX or not storable(value):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'{name}' must be a username")
+    return value  # type: ignore[no-any-return]
+
+
+def _flag(body: dict[str, Any], name: str) -> bool | None:
+    return _field(body, name, bool, required=False)  # type: ignore[no-any-return]
+
+
+def _short_text(body: dict[str, Any], name: str, limit: int) -> str | None:
+    value = _field(body, name, str, required=False)
+    if value is not None and (len(value) > limit or not storable(value)):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'{name}' must be at most {limit} characters")
+    return value  # type: ignore[no-any-return]
+
+
+def _parse_create_room(body: dict[str, Any], limits: Limits) -> people_protocol.CreateRoom:
+    name = _field(body, "name", str, required=True)
+    if len(name) > 200 or not storable(name):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'name' is too long")
+    return people_protocol.CreateRoom(
+        name=name, private=bool(_flag(body, "private")), topic=_short_text(body, "topic", 250) or ""
+    )
+
+
+def _parse_update_room(body: dict[str, Any], limits: Limits) -> people_protocol.UpdateRoom:
+    return people_protocol.UpdateRoom(
+        room_id=_room(body),
+        name=_short_text(body, "name", 200),
+        topic=_short_text(body, "topic", 250),
+        private=_flag(body, "private"),
+    )
+
+
+def _parse_add_member(body: dict[str, Any], limits: Limits) -> people_protocol.AddMember:
+    return people_protocol.AddMember(room_id=_room(body), username=_username(body, required=False))
+
+
+def _parse_remove_member(body: dict[str, Any], limits: Limits) -> people_protocol.RemoveMember:
+    return people_protocol.RemoveMember(room_id=_room(body), username=_username(body, required=False))
+
+
+def _parse_set_member_role(body: dict[str, Any], limits: Limits) -> people_protocol.SetMemberRole:
+    role = _field(body, "role", str, required=True)
+    if role not in ("owner", "member"):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'role' must be 'owner' or 'member'")
+    username = _username(body)
+    assert username is not None
+    return people_protocol.SetMemberRole(room_id=_room(body), username=username, role=role)
+
+
+def _parse_mute_room(body: dict[str, Any], limits: Limits) -> people_protocol.MuteRoom:
+    muted = _flag(body, "muted")
+    return people_protocol.MuteRoom(room_id=_room(body), muted=True if muted is None else muted)
+
+
+def _parse_list_rooms(body: dict[str, Any], limits: Limits) -> people_protocol.ListRooms:
+    return people_protocol.ListRooms()
+
+
+def _parse_browse_rooms(body: dict[str, Any], limits: Limits) -> people_protocol.BrowseRooms:
+    return people_protocol.BrowseRooms(query=_short_text(body, "query", 100))
+
+
+def _parse_open_direct(body: dict[str, Any], limits: Limits) -> people_protocol.OpenDirect:
+    names = body.get("usernames")
+    if names is None and body.get("username") is not None:
+        names = [body["username"]]
+    if not isinstance(names, list) or not names or len(names) > people_protocol.MAX_DIRECT_USERNAMES:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'usernames' must be a list of usernames")
+    usernames = tuple(_username({"username": name}) or "" for name in names)
+    return people_protocol.OpenDirect(usernames=usernames)
+
+
+def _parse_members(body: dict[str, Any], limits: Limits) -> people_protocol.Members:
+    after = _field(body, "next", str, required=False)
+    if after is not None and not 0 < len(after) <= 128:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'next' must be the next of a members answer")
+    return people_protocol.Members(room_id=_room(body), after=after)
+
+
+_PEOPLE_PARSERS: Final[dict[str, Callable[[dict[str, Any], Limits], Any]]] = {
+    "createRoom": _parse_create_room,
+    "updateRoom": _parse_update_room,
+    "addMember": _parse_add_member,
+    "removeMember": _parse_remove_member,
+    "setMemberRole": _parse_set_member_role,
+    "muteRoom": _parse_mute_room,
+    "listRooms": _parse_list_rooms,
+    "browseRooms": _parse_browse_rooms,
+    "openDirect": _parse_open_direct,
+    "members": _parse_members,
+}
+
+
 _PARSERS: Final[dict[str, Callable[[dict[str, Any], Limits], Command]]] = {
     "sendMessage": _parse_send,
     "sendmessage": _parse_legacy_send,
@@ -316,6 +429,7 @@ _PARSERS: Final[dict[str, Callable[[dict[str, Any], Limits], Command]]] = {
     "reportMessage": _parse_report,
     "typing": _parse_typing,
     "presence": _parse_presence,
+    **_PEOPLE_PARSERS,
 }
 CLIENT_ACTIONS: Final = frozenset(_PARSERS)
 _ACTION_OF: Final[dict[type, str]] = {
@@ -328,6 +442,7 @@ _ACTION_OF: Final[dict[type, str]] = {
     ReportMessage: "reportMessage",
     Typing: "typing",
     SetPresence: "presence",
+    **people_protocol.ACTIONS,
 }
 
 
@@ -418,6 +533,7 @@ def room_settings(room: Room) -> dict[str, Any]:
         read_only=room.read_only,
         archived=room.archived,
         slow_mode_seconds=room.slow_mode_seconds,
+        topic=room.topic,
     )
 
 

@@ -38,7 +38,7 @@ from typing import Any, Final
 
 from django.conf import settings
 
-from chat import layers, protocol
+from chat import layers, people_protocol, protocol
 from chat.errors import ChatError, ErrorCode
 
 log = logging.getLogger(__name__)
@@ -250,7 +250,15 @@ async def check_address(scope: dict[str, Any]) -> None:
 
 # Frames that read the store (a join's replay, a history page, a ping's tail check): their
 # cost grows with the user's sockets, so they share one budget per user.
-READ_COMMANDS: Final = (protocol.JoinRoom, protocol.History, protocol.Ping)
+READ_COMMANDS: Final = (
+    protocol.JoinRoom,
+    protocol.History,
+    protocol.Ping,
+    # People and rooms: lists read the store (chat.people); the changes are rare and checked there.
+    people_protocol.ListRooms,
+    people_protocol.BrowseRooms,
+    people_protocol.Members,
+)
 
 
 class SocketLimits:

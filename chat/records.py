@@ -26,6 +26,35 @@ class Room:
     private: bool = False
     read_only: bool = False
     slow_mode_seconds: int = 0
+    # People and rooms (docs/protocol.md "Rooms users make"): a direct-message room is
+    # private and has only the members it was opened with; the topic is free text; last
+    # activity is the time of the room's latest message (None: none yet).
+    direct: bool = False
+    topic: str = ""
+    last_activity: datetime | None = None
+
+    @property
+    def kind(self) -> Literal["public", "private", "direct"]:
+        if self.direct:
+            return "direct"
+        return "private" if self.private else "public"
+
+
+# A member's role in a room: owners manage it (docs/protocol.md).
+OWNER: Final = "owner"
+MEMBER: Final = "member"
+ROLES: Final = (OWNER, MEMBER)
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """One user in one room: their role, and whether they muted it."""
+
+    room_id: str
+    user_id: str
+    role: str = MEMBER
+    muted: bool = False
+    joined_at: datetime | None = None
 
 
 # What a moderator did to a message. Either way clients get a tombstone (empty text,

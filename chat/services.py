@@ -149,25 +149,6 @@ def room_create(*, room_id: str, name: str | None = None, created_by: str | None
     )
 
 
-def room_create_by_user(*, identity: Identity, room_id: str, name: str | None = None) -> Room:
-    """A user creates a room, or gets the room of that id that they may see. Synchronous.
-
-    An id held by a room the user may not see (private and not theirs, or archived) is
-    refused with `room_unavailable`, which says nothing of that room: not its name, its
-    messages or its settings. Creating cannot hide that an id is taken; everything else
-    answers a non-member as for a room that does not exist (docs/auth.md).
-    """
-    room_id = protocol.validate_room_id(room_id)
-    existing = room_get(room_id)
-    if existing is not None:
-        if room_visible(room=existing, identity=identity):
-            return existing
-        raise ChatError(ErrorCode.ROOM_UNAVAILABLE, "this room id is taken: choose another", room_id=room_id)
-    if not (identity.is_moderator or identity.is_bot):
-        quota.rooms_created_today(identity=identity, now=utcnow(), rooms=get_store().list_rooms())
-    return room_create(room_id=room_id, name=name, created_by=identity.user_id)
-
-
 def room_list(*, identity: Identity | None = None) -> list[Room]:
     """The rooms `identity` may see: archived rooms only for moderators, private rooms for
     their members and moderators. Without an identity, public open rooms only."""
@@ -197,7 +178,7 @@ def room_stored(*, room_id: str) -> Room | None:
 
 def room_visible(*, room: Room, identity: Identity | None) -> bool:
     """Whether `identity` may see the room in a list. Synchronous: for views."""
-    if identity is not None and identity.is_moderator:
+    if identity is not None and identity.is_moderator and not room.direct:
         return True
     if room.archived:
         return False
@@ -208,7 +189,8 @@ def room_visible(*, room: Room, identity: Identity | None) -> bool:
 
 def room_readable(*, room: Room, identity: Identity | None) -> bool:
     """Whether `identity` may read the room (archived rooms stay readable). Synchronous."""
-    if not room.private or (identity is not None and identity.is_moderator):
+    # Moderators read every private room but DMs, which they see only through reports.
+    if not room.private or (identity is not None and identity.is_moderator and not room.direct):
         return True
     return identity is not None and store_call(get_store().is_member, room_id=room.room_id, user_id=identity.user_id)
 
@@ -234,7 +216,7 @@ async def _readable_room(room_id: str, identity: Identity) -> Room:
     """The room, if `identity` may read it: a private room's messages, history and
     membership never reach a non-member."""
     room = await _require_room(room_id)
-    if room.private and not identity.is_moderator:
+    if room.private and (room.direct or not identity.is_moderator):
         member = await _store_call(get_store().is_member, room_id=room_id, user_id=identity.user_id)
         if not member:
             # The very answer of _require_room for a room that does not exist: a non-member

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 
 from accounts.identity import identity_from_user
 from accounts.refusals import refusal_for
-from chat import services
+from chat import people, services
 from chat.errors import ChatError, ErrorCode
 from chat.forms import RoomForm
 
@@ -24,11 +24,12 @@ def rooms(request: HttpRequest) -> HttpResponse:
         identity = identity_from_user(request.user)
         if form.is_valid() and identity is not None:
             try:
-                room = services.room_create_by_user(
+                room = people.room_create_with_id(
                     identity=identity, room_id=form.cleaned_data["room_id"], name=form.cleaned_data["name"] or None
                 )
             except ChatError as error:
-                form.add_error("room_id" if error.code == ErrorCode.ROOM_UNAVAILABLE else None, error.message)
+                taken = error.code in (ErrorCode.ROOM_UNAVAILABLE, ErrorCode.ROOM_NAME_TAKEN)
+                form.add_error("room_id" if taken else None, error.message)
             else:
                 return redirect("chat:room", room_id=room.room_id)
     else:

@@ -426,6 +426,10 @@ CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20, minimum=0)
 CHAT_ROOMS_PER_USER_PER_DAY = env_int("CHAT_ROOMS_PER_USER_PER_DAY", 20 if PRODUCTION else 0, minimum=0)
 # Refused frames a socket may send in a row before it is closed with 4429.
 CHAT_RATE_LIMIT_STRIKES = env_int("CHAT_RATE_LIMIT_STRIKES", 10, minimum=0)
+# People and rooms (chat/people.py): the most people in a group DM (its opener included), and
+# the page size of the `members` answer.
+CHAT_MAX_DIRECT_MEMBERS = env_int("CHAT_MAX_DIRECT_MEMBERS", 8, minimum=2)
+CHAT_MEMBERS_PAGE = env_int("CHAT_MEMBERS_PAGE", 100, minimum=1)
 AUTH_BOT_GROUP = env_str("AUTH_BOT_GROUP", "bots")  # the Django group of bot accounts
 # What daphne may hold for one socket whose client does not read (chat/daphne_adapt/sendbuffer.py): past
 # it the connection is dropped (the client sees 1006, reconnects and resumes). It must hold

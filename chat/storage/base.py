@@ -17,6 +17,7 @@ from chat.records import (  # the records live below the storage package; re-exp
     ConnectionRecord,
     EventRecord,
     LogEntry,
+    Membership,
     MessageRecord,
     NewEvent,
     NewMessage,
@@ -35,6 +36,7 @@ __all__ = [
     "ConnectionRecord",
     "EventRecord",
     "LogEntry",
+    "Membership",
     "MessageRecord",
     "NewEvent",
     "NewMessage",
@@ -58,6 +60,25 @@ class ChatStore(Protocol):
     def ensure_room(self, *, room_id: str, name: str, created_by: str | None, now: datetime) -> Room: ...
     def get_room(self, room_id: str) -> Room | None: ...
     def list_rooms(self) -> list[Room]: ...
+    def create_room(
+        self,
+        *,
+        room_id: str,
+        name: str,
+        created_by: str | None,
+        now: datetime,
+        private: bool = False,
+        direct: bool = False,
+        topic: str = "",
+    ) -> tuple[Room, bool]:
+        """Store a new room: (room, True); when the id is taken, (the room there, False) and
+        nothing changes. Atomic: of two concurrent creations of one id, one is True."""
+        ...
+
+    def get_rooms(self, room_ids: list[str]) -> list[Room]:
+        """The rooms among these ids that exist, in no particular order (by key, never a scan)."""
+        ...
+
     def update_room(
         self,
         *,
@@ -67,6 +88,7 @@ class ChatStore(Protocol):
         private: bool | None = None,
         read_only: bool | None = None,
         slow_mode_seconds: int | None = None,
+        topic: str | None = None,
         now: datetime,
         ttl_seconds: int,
     ) -> RoomUpdate:
@@ -75,9 +97,26 @@ class ChatStore(Protocol):
         RoomNotFound."""
         ...
 
-    # Members of private rooms (user ids). Membership means nothing for a public room.
-    def add_member(self, *, room_id: str, user_id: str) -> None:
-        """Raises RoomNotFound. Adding a member twice is harmless."""
+    # Members (user ids): access to a private room; for any room, a place in the member's
+    # room list, a role and a mute. One record per (room, user), never a list on the room.
+    def add_member(self, *, room_id: str, user_id: str, role: str = "member", now: datetime | None = None) -> bool:
+        """True when the user became a member now. Raises RoomNotFound. Adding a member
+        twice is harmless: the first role and join time stay."""
+        ...
+
+    def get_membership(self, *, room_id: str, user_id: str) -> Membership | None: ...
+    def set_membership(
+        self, *, room_id: str, user_id: str, role: str | None = None, muted: bool | None = None
+    ) -> Membership | None:
+        """Change a member's role or mute (None: leave as is); None when not a member."""
+        ...
+
+    def members_page(self, *, room_id: str, after_user_id: str | None = None, limit: int = 100) -> list[Membership]:
+        """The room's members with user id > after_user_id, by user id, at most `limit`."""
+        ...
+
+    def rooms_of_user(self, user_id: str) -> list[Membership]:
+        """Every membership of one user (an index query, never a scan)."""
         ...
 
     def remove_member(self, *, room_id: str, user_id: str) -> bool:
@@ -91,7 +130,8 @@ class ChatStore(Protocol):
 
     # Messages
     def append_message(self, new: NewMessage) -> AppendResult:
-        """Store a message with the room's next seq, atomically and exactly once.
+        """Store a message with the room's next seq, atomically and exactly once; the room's
+        last activity becomes the message's time.
 
         A second call with the same (room, user, clientMessageId) stores nothing and returns
         the original record with created=False. Raises RoomNotFound.

@@ -38,6 +38,7 @@ from chat.storage.base import (
     ConnectionRecord,
     EventRecord,
     LogEntry,
+    Membership,
     MessageRecord,
     NewEvent,
     NewMessage,
@@ -196,6 +197,28 @@ def _room(item: Item) -> Room:
         private=_opt_bool(item, "private"),
         read_only=_opt_bool(item, "readOnly"),
         slow_mode_seconds=_opt_int(item, "slowModeSeconds"),
+        direct=_opt_bool(item, "direct"),
+        topic=_opt_str(item, "topic") or "",
+        last_activity=_parse_time(item["lastActivity"]["S"]) if "lastActivity" in item else None,
+    )
+
+
+def _is_member_item(item: Item) -> bool:
+    return schema.MEMBER_ROOM_ID in item
+
+
+def member_key(*, room_id: str, user_id: str) -> str:
+    """The Rooms-table key of one membership item (room ids hold no ':')."""
+    return f"{schema.MEMBER_KEY_PREFIX}{room_id}:{user_id}"
+
+
+def _membership(item: Item) -> Membership:
+    return Membership(
+        room_id=_str(item, schema.MEMBER_ROOM_ID),
+        user_id=_str(item, schema.MEMBER_USER_ID),
+        role=_opt_str(item, "role") or "member",
+        muted=_opt_bool(item, "muted"),
+        joined_at=_parse_time(item["joinedAt"]["S"]) if "joinedAt" in item else None,
     )
 
 
@@ -265,6 +288,7 @@ def _settings(room: Room) -> dict[str, Any]:
         read_only=room.read_only,
         archived=room.archived,
         slow_mode_seconds=room.slow_mode_seconds,
+        topic=room.topic,
     )
 
 
@@ -406,7 +430,60 @@ class DynamoDBStore:
 
     def list_rooms(self) -> list[Room]:
         items = self._scan(TableName=self.tables.rooms, ConsistentRead=True)
-        return sorted((_room(item) for item in items), key=lambda r: r.room_id)
+        return sorted((_room(item) for item in items if not _is_member_item(item)), key=lambda r: r.room_id)
+
+    def create_room(
+        self,
+        *,
+        room_id: str,
+        name: str,
+        created_by: str | None,
+        now: datetime,
+        private: bool = False,
+        direct: bool = False,
+        topic: str = "",
+    ) -> tuple[Room, bool]:
+        item: Item = {"roomId": _s(room_id), "name": _s(name), "createdAt": _s(_time(now)), "lastSeq": _n(0)}
+        if created_by is not None:
+            item["createdBy"] = _s(created_by)
+        if private or direct:
+            item["private"] = {"BOOL": True}
+        if direct:
+            item["direct"] = {"BOOL": True}
+        if topic:
+            item["topic"] = _s(topic)
+        try:
+            self.client.put_item(
+                TableName=self.tables.rooms,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#room)",
+                ExpressionAttributeNames={"#room": "roomId"},
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            existing = self.get_room(room_id)
+            if existing is None:
+                raise
+            return existing, False
+        return _room(item), True
+
+    def get_rooms(self, room_ids: list[str]) -> list[Room]:
+        found: list[Room] = []
+        unique = sorted(set(room_ids))
+        for start in range(0, len(unique), BATCH_GET_MAX):
+            keys = [{"roomId": _s(room_id)} for room_id in unique[start : start + BATCH_GET_MAX]]
+            request: dict[str, Any] = {self.tables.rooms: {"Keys": keys, "ConsistentRead": True}}
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                response = self.client.batch_get_item(RequestItems=request)
+                found += [_room(item) for item in response.get("Responses", {}).get(self.tables.rooms, [])]
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                _backoff(attempt)
+            else:
+                raise RuntimeError(f"BatchGetItem left keys unprocessed after {BATCH_GET_ATTEMPTS} attempts")
+        return found
 
     def update_room(
         self,
@@ -417,6 +494,7 @@ class DynamoDBStore:
         private: bool | None = None,
         read_only: bool | None = None,
         slow_mode_seconds: int | None = None,
+        topic: str | None = None,
         now: datetime,
         ttl_seconds: int,
     ) -> RoomUpdate:
@@ -426,8 +504,15 @@ class DynamoDBStore:
             "private": private,
             "read_only": read_only,
             "slow_mode_seconds": slow_mode_seconds,
+            "topic": topic,
         }
-        attributes = {"name": "name", "archived": "archived", "private": "private", "read_only": "readOnly"}
+        attributes = {
+            "name": "name",
+            "archived": "archived",
+            "private": "private",
+            "read_only": "readOnly",
+            "topic": "topic",
+        }
         for attempt in range(self.max_append_attempts):
             room = self.get_room(room_id)
             if room is None:
@@ -520,51 +605,136 @@ class DynamoDBStore:
     def events_after(self, *, room_id: str, after_seq: int, limit: int, now: datetime) -> list[LogEntry]:
         return self._after(room_id=room_id, after_seq=after_seq, limit=limit, now=now, messages_only=False)
 
-    # Members: a string set on the room's item (docs/data-model.md) ----------------------------
+    # Members: one item per (room, user) in Rooms, found by two indexes (docs/data-model.md) -----
 
-    def add_member(self, *, room_id: str, user_id: str) -> None:
-        try:
-            self.client.update_item(
-                TableName=self.tables.rooms,
-                Key={"roomId": _s(room_id)},
-                UpdateExpression="ADD #members :user",
-                ConditionExpression="attribute_exists(#room)",
-                ExpressionAttributeNames={"#members": "members", "#room": "roomId"},
-                ExpressionAttributeValues={":user": {"SS": [user_id]}},
-            )
-        except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                raise RoomNotFound(room_id) from None
-            raise
+    def add_member(self, *, room_id: str, user_id: str, role: str = "member", now: datetime | None = None) -> bool:
+        item: Item = {
+            "roomId": _s(member_key(room_id=room_id, user_id=user_id)),
+            schema.MEMBER_ROOM_ID: _s(room_id),
+            schema.MEMBER_USER_ID: _s(user_id),
+            "role": _s(role),
+        }
+        if now is not None:
+            item["joinedAt"] = _s(_time(now))
+        items = [
+            {
+                "ConditionCheck": {
+                    "TableName": self.tables.rooms,
+                    "Key": {"roomId": _s(room_id)},
+                    "ConditionExpression": "attribute_exists(#room)",
+                    "ExpressionAttributeNames": {"#room": "roomId"},
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self.tables.rooms,
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(#room)",
+                    "ExpressionAttributeNames": {"#room": "roomId"},
+                }
+            },
+        ]
+        for attempt in range(self.max_append_attempts):
+            try:
+                self.client.transact_write_items(ClientRequestToken=str(uuid.uuid4()), TransactItems=items)
+            except ClientError as exc:
+                if _error_code(exc) != "TransactionCanceledException":
+                    raise
+                room_reason, member_reason = _cancellation_codes(exc, items=2)
+                if room_reason == "ConditionalCheckFailed":
+                    raise RoomNotFound(room_id) from None
+                if member_reason == "ConditionalCheckFailed":
+                    return False  # a member already
+                if {room_reason, member_reason} & _RETRYABLE_REASONS:
+                    _backoff(attempt)
+                    continue
+                raise
+            return True
+        raise AppendContention(f"room {room_id!r}: member {user_id!r} not added after {self.max_append_attempts} tries")
 
     def remove_member(self, *, room_id: str, user_id: str) -> bool:
+        response = self.client.delete_item(
+            TableName=self.tables.rooms,
+            Key={"roomId": _s(member_key(room_id=room_id, user_id=user_id))},
+            ReturnValues="ALL_OLD",
+        )
+        return bool(response.get("Attributes"))
+
+    def get_membership(self, *, room_id: str, user_id: str) -> Membership | None:
+        response = self.client.get_item(
+            TableName=self.tables.rooms,
+            Key={"roomId": _s(member_key(room_id=room_id, user_id=user_id))},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return _membership(item) if item else None
+
+    def set_membership(
+        self, *, room_id: str, user_id: str, role: str | None = None, muted: bool | None = None
+    ) -> Membership | None:
+        values: dict[str, Any] = {}
+        if role is not None:
+            values["role"] = _s(role)
+        if muted is not None:
+            values["muted"] = {"BOOL": muted}
+        if not values:
+            return self.get_membership(room_id=room_id, user_id=user_id)
+        names = {f"#a{i}": name for i, name in enumerate(values)}
         try:
-            self.client.update_item(
+            response = self.client.update_item(
                 TableName=self.tables.rooms,
-                Key={"roomId": _s(room_id)},
-                UpdateExpression="DELETE #members :user",
-                ConditionExpression="contains(#members, :member)",
-                ExpressionAttributeNames={"#members": "members"},
-                ExpressionAttributeValues={":user": {"SS": [user_id]}, ":member": _s(user_id)},
+                Key={"roomId": _s(member_key(room_id=room_id, user_id=user_id))},
+                UpdateExpression="SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(values))),
+                ConditionExpression="attribute_exists(#room)",
+                ExpressionAttributeNames={"#room": "roomId", **names},
+                ExpressionAttributeValues={f":v{i}": value for i, value in enumerate(values.values())},
+                ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
-                return False
+                return None
             raise
-        return True
+        return _membership(response["Attributes"])
+
+    def members_page(self, *, room_id: str, after_user_id: str | None = None, limit: int = 100) -> list[Membership]:
+        condition = "#room = :room"
+        values: dict[str, Any] = {":room": _s(room_id)}
+        if after_user_id is not None:
+            condition += " AND #user > :after"
+            values[":after"] = _s(after_user_id)
+        items = self._query(
+            want=limit,
+            TableName=self.tables.rooms,
+            IndexName=schema.ROOM_MEMBERS_INDEX,
+            KeyConditionExpression=condition,
+            ExpressionAttributeNames={"#room": schema.MEMBER_ROOM_ID, "#user": schema.MEMBER_USER_ID}
+            if after_user_id is not None
+            else {"#room": schema.MEMBER_ROOM_ID},
+            ExpressionAttributeValues=values,
+        )
+        return [_membership(item) for item in items]
+
+    def rooms_of_user(self, user_id: str) -> list[Membership]:
+        items = self._query(
+            TableName=self.tables.rooms,
+            IndexName=schema.USER_ROOMS_INDEX,
+            KeyConditionExpression="#user = :user",
+            ExpressionAttributeNames={"#user": schema.MEMBER_USER_ID},
+            ExpressionAttributeValues={":user": _s(user_id)},
+        )
+        return [_membership(item) for item in items]
 
     def room_members(self, room_id: str) -> list[str]:
-        response = self.client.get_item(
-            TableName=self.tables.rooms,
-            Key={"roomId": _s(room_id)},
-            ProjectionExpression="#members",
-            ExpressionAttributeNames={"#members": "members"},
-            ConsistentRead=True,
-        )
-        return sorted(response.get("Item", {}).get("members", {}).get("SS", []))
+        members: list[str] = []
+        while True:
+            page = self.members_page(room_id=room_id, after_user_id=members[-1] if members else None, limit=1000)
+            members += [m.user_id for m in page]
+            if len(page) < 1000:
+                return sorted(members)
 
     def is_member(self, *, room_id: str, user_id: str) -> bool:
-        return user_id in self.room_members(room_id)
+        # By key, strongly consistent: access to a private room never waits for an index.
+        return self.get_membership(room_id=room_id, user_id=user_id) is not None
 
     # Messages ---------------------------------------------------------------------------------
 
@@ -657,10 +827,15 @@ class DynamoDBStore:
                 "Update": {
                     "TableName": self.tables.rooms,
                     "Key": {"roomId": _s(record.room_id)},
-                    "UpdateExpression": "SET #last = :seq",
+                    # The room's last activity moves with it: the same small item, no extra write.
+                    "UpdateExpression": "SET #last = :seq, #activity = :activity",
                     "ConditionExpression": "#last = :previous",
-                    "ExpressionAttributeNames": {"#last": "lastSeq"},
-                    "ExpressionAttributeValues": {":seq": _n(record.seq), ":previous": _n(previous_seq)},
+                    "ExpressionAttributeNames": {"#last": "lastSeq", "#activity": "lastActivity"},
+                    "ExpressionAttributeValues": {
+                        ":seq": _n(record.seq),
+                        ":previous": _n(previous_seq),
+                        ":activity": _s(_time(record.timestamp)),
+                    },
                 }
             },
             {
@@ -1120,7 +1295,38 @@ def ensure_tables(
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
                 )
                 say(f"enabled TTL on {name}.{table.ttl_attribute}", changed=True)
+    moved = migrate_member_sets(client, names)
+    if moved:
+        say(f"moved {moved} members from room member sets to membership items", changed=True)
     return done
+
+
+def migrate_member_sets(client: DynamoDBClient, names: schema.TableNames) -> int:
+    """Turn the member sets on room items (the first design) into membership items.
+
+    Each set goes only once every member has an item (adding is idempotent), so a run cut
+    short is finished by the next one. A scan, once, from the tables command: never on a
+    request's path.
+    """
+    store = DynamoDBStore(client=client, tables=names)
+    moved = 0
+    for item in list(
+        store._scan(
+            TableName=names.rooms,
+            FilterExpression="attribute_exists(#members)",
+            ExpressionAttributeNames={"#members": "members"},
+        )
+    ):
+        room_id = _str(item, "roomId")
+        for user_id in item["members"].get("SS", []):
+            moved += store.add_member(room_id=room_id, user_id=user_id)
+        client.update_item(
+            TableName=names.rooms,
+            Key={"roomId": _s(room_id)},
+            UpdateExpression="REMOVE #members",
+            ExpressionAttributeNames={"#members": "members"},
+        )
+    return moved
 
 
 def _describe(client: DynamoDBClient, name: str) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 
@@ -14,6 +15,7 @@ from chat.storage.base import (
     ConnectionRecord,
     EventRecord,
     LogEntry,
+    Membership,
     MessageRecord,
     NewEvent,
     NewMessage,
@@ -40,6 +42,19 @@ def _room(row: models.Room) -> Room:
         private=row.private,
         read_only=row.read_only,
         slow_mode_seconds=row.slow_mode_seconds,
+        direct=row.direct,
+        topic=row.topic,
+        last_activity=row.last_activity,
+    )
+
+
+def _membership(row: models.RoomMember) -> Membership:
+    return Membership(
+        room_id=row.room_id,  # type: ignore[attr-defined]
+        user_id=row.user_id,
+        role=row.role,
+        muted=row.muted,
+        joined_at=row.joined_at,
     )
 
 
@@ -66,6 +81,7 @@ def _settings(room: Room) -> dict[str, object]:
         read_only=room.read_only,
         archived=room.archived,
         slow_mode_seconds=room.slow_mode_seconds,
+        topic=room.topic,
     )
 
 
@@ -109,6 +125,38 @@ class LocalStore:
     def list_rooms(self) -> list[Room]:
         return [_room(r) for r in models.Room.objects.order_by("room_id")]
 
+    def create_room(
+        self,
+        *,
+        room_id: str,
+        name: str,
+        created_by: str | None,
+        now: datetime,
+        private: bool = False,
+        direct: bool = False,
+        topic: str = "",
+    ) -> tuple[Room, bool]:
+        try:
+            with transaction.atomic():
+                row = models.Room.objects.create(
+                    room_id=room_id,
+                    name=name,
+                    created_at=now,
+                    created_by=created_by,
+                    private=private or direct,
+                    direct=direct,
+                    topic=topic,
+                )
+        except IntegrityError:
+            existing = models.Room.objects.filter(room_id=room_id).first()
+            if existing is None:
+                raise
+            return _room(existing), False
+        return _room(row), True
+
+    def get_rooms(self, room_ids: list[str]) -> list[Room]:
+        return [_room(r) for r in models.Room.objects.filter(room_id__in=room_ids)]
+
     def update_room(
         self,
         *,
@@ -118,6 +166,7 @@ class LocalStore:
         private: bool | None = None,
         read_only: bool | None = None,
         slow_mode_seconds: int | None = None,
+        topic: str | None = None,
         now: datetime,
         ttl_seconds: int,
     ) -> RoomUpdate:
@@ -133,6 +182,7 @@ class LocalStore:
                 "private": private,
                 "read_only": read_only,
                 "slow_mode_seconds": slow_mode_seconds,
+                "topic": topic,
             }
             changes = {
                 field: value for field, value in wanted.items() if value is not None and getattr(row, field) != value
@@ -159,10 +209,39 @@ class LocalStore:
 
     # Members ----------------------------------------------------------------------------
 
-    def add_member(self, *, room_id: str, user_id: str) -> None:
+    def add_member(self, *, room_id: str, user_id: str, role: str = "member", now: datetime | None = None) -> bool:
         if not models.Room.objects.filter(room_id=room_id).exists():
             raise RoomNotFound(room_id)
-        models.RoomMember.objects.get_or_create(room_id=room_id, user_id=user_id)
+        try:
+            with transaction.atomic():
+                _, created = models.RoomMember.objects.get_or_create(
+                    room_id=room_id, user_id=user_id, defaults={"role": role, "joined_at": now}
+                )
+        except IntegrityError:  # a concurrent add of the same member won
+            return False
+        return created
+
+    def get_membership(self, *, room_id: str, user_id: str) -> Membership | None:
+        row = models.RoomMember.objects.filter(room_id=room_id, user_id=user_id).first()
+        return _membership(row) if row else None
+
+    def set_membership(
+        self, *, room_id: str, user_id: str, role: str | None = None, muted: bool | None = None
+    ) -> Membership | None:
+        changes = {k: v for k, v in {"role": role, "muted": muted}.items() if v is not None}
+        rows = models.RoomMember.objects.filter(room_id=room_id, user_id=user_id)
+        if changes:
+            rows.update(**changes)
+        return self.get_membership(room_id=room_id, user_id=user_id)
+
+    def members_page(self, *, room_id: str, after_user_id: str | None = None, limit: int = 100) -> list[Membership]:
+        rows = models.RoomMember.objects.filter(room_id=room_id)
+        if after_user_id is not None:
+            rows = rows.filter(user_id__gt=after_user_id)
+        return [_membership(r) for r in rows.order_by("user_id")[:limit]]
+
+    def rooms_of_user(self, user_id: str) -> list[Membership]:
+        return [_membership(r) for r in models.RoomMember.objects.filter(user_id=user_id).order_by("room_id")]
 
     def remove_member(self, *, room_id: str, user_id: str) -> bool:
         deleted, _ = models.RoomMember.objects.filter(room_id=room_id, user_id=user_id).delete()
@@ -194,7 +273,7 @@ class LocalStore:
         """
         try:
             with transaction.atomic():
-                seq = self._next_seq(new.room_id)
+                seq = self._next_seq(new.room_id, activity=new.timestamp)
                 if seq is None:
                     raise RoomNotFound(new.room_id)
                 row = models.Message.objects.create(
@@ -216,7 +295,7 @@ class LocalStore:
             return AppendResult(existing, created=False)
         return AppendResult(_message(row), created=True)
 
-    def _next_seq(self, room_id: str) -> int | None:
+    def _next_seq(self, room_id: str, *, activity: datetime | None = None) -> int | None:
         """Increment the room's last seq and return it (None: no such room).
 
         One UPDATE ... RETURNING (SQLite 3.35+, PostgreSQL): it takes the room's row lock
@@ -227,10 +306,16 @@ class LocalStore:
         table = quote(models.Room._meta.db_table)
         last_seq = quote(str(models.Room._meta.get_field("last_seq").column))
         key = quote(str(models.Room._meta.get_field("room_id").column))
+        # A message also sets the room's last activity, in the same statement.
+        also = ""
+        params: list[Any] = [room_id]
+        if activity is not None:
+            also = f", {quote(str(models.Room._meta.get_field('last_activity').column))} = %s"
+            params = [connection.ops.adapt_datetimefield_value(activity), room_id]
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table} SET {last_seq} = {last_seq} + 1 WHERE {key} = %s RETURNING {last_seq}",  # noqa: S608
-                [room_id],
+                f"UPDATE {table} SET {last_seq} = {last_seq} + 1{also} WHERE {key} = %s RETURNING {last_seq}",  # noqa: S608
+                params,
             )
             found = cursor.fetchone()
         return int(found[0]) if found else None

@@ -30,11 +30,19 @@ SEQ: Final = "seq"
 EVENT_TYPE: Final = "eventType"
 TTL: Final = "ttl"  # epoch seconds; DynamoDB's TTL deletes the item some time (up to days) after it
 
+# On a membership item in Rooms (docs/data-model.md): its key is "member:<room>:<user>" (room
+# ids hold no ':', so never a room's key) and these two name the room and the user.
+MEMBER_ROOM_ID: Final = "memberRoomId"
+MEMBER_USER_ID: Final = "memberUserId"
+MEMBER_KEY_PREFIX: Final = "member:"
+
 # Index names.
 USER_ID_INDEX: Final = "UserIdIndex"
 INSTANCE_ID_INDEX: Final = "InstanceIdIndex"
 ROOM_TIMESTAMP_INDEX: Final = "RoomIdTimestampIndex"
 ROOM_SEQ_INDEX: Final = "RoomSeqIndex"
+ROOM_MEMBERS_INDEX: Final = "RoomMembersIndex"
+USER_ROOMS_INDEX: Final = "UserRoomsIndex"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +118,11 @@ ROOMS: Final = Table(
     logical_name="Rooms",
     setting="DYNAMODB_ROOMS_TABLE",
     hash_key=Key(ROOM_ID, "S"),
+    indexes=(
+        # Sparse: only membership items carry these attributes, so room items stay out.
+        Index(ROOM_MEMBERS_INDEX, Key(MEMBER_ROOM_ID, "S"), Key(MEMBER_USER_ID, "S")),
+        Index(USER_ROOMS_INDEX, Key(MEMBER_USER_ID, "S"), Key(MEMBER_ROOM_ID, "S")),
+    ),
 )
 
 TABLES: Final = (CONNECTIONS, MESSAGES, ROOMS)

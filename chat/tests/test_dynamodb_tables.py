@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 
 from chat.storage import schema
-from chat.storage.dynamodb import DynamoDBClient, make_client
+from chat.storage.dynamodb import DynamoDBClient, DynamoDBStore, make_client
 from tests.fixtures.aws import MotoServer
 
 
@@ -75,7 +75,10 @@ def test_creates_the_tables_indexes_and_ttl_and_says_so(
         "RoomIdTimestampIndex": [("roomId", "HASH"), ("timestamp", "RANGE")],
         "RoomSeqIndex": [("roomId", "HASH"), ("seq", "RANGE")],
     }
-    assert indexes(client, names.rooms) == {}
+    assert indexes(client, names.rooms) == {
+        "RoomMembersIndex": [("memberRoomId", "HASH"), ("memberUserId", "RANGE")],
+        "UserRoomsIndex": [("memberUserId", "HASH"), ("memberRoomId", "RANGE")],
+    }
     keys = {
         name: client.describe_table(TableName=name)["Table"]["KeySchema"]
         for name in (names.connections, names.messages, names.rooms)
@@ -118,6 +121,38 @@ def test_tables_of_the_origin_design_get_the_missing_indexes(client: DynamoDBCli
     assert f"created index InstanceIdIndex on {names.connections}" not in out  # that table was new
     assert set(indexes(client, names.messages)) == {"RoomIdTimestampIndex", "RoomSeqIndex"}
     assert "Item" in client.get_item(TableName=names.messages, Key={"messageId": {"S": "old"}})
+
+
+def test_member_sets_of_the_first_design_become_membership_items(
+    client: DynamoDBClient, names: schema.TableNames
+) -> None:
+    """A Rooms table of the first design (members as a set on the room item) gains the member
+    indexes, each member an item of its own, and the set goes; a second run moves nothing."""
+    first_design = schema.create_table_request(schema.ROOMS, names.rooms)
+    first_design.pop("GlobalSecondaryIndexes")
+    first_design["AttributeDefinitions"] = [{"AttributeName": "roomId", "AttributeType": "S"}]
+    client.create_table(**first_design)
+    client.put_item(
+        TableName=names.rooms,
+        Item={
+            "roomId": {"S": "plans"},
+            "name": {"S": "Plans"},
+            "createdAt": {"S": "2026-01-01T00:00:00.000000Z"},
+            "lastSeq": {"N": "0"},
+            "private": {"BOOL": True},
+            "members": {"SS": ["7", "9"]},
+        },
+    )
+    out = run()
+    assert f"created index UserRoomsIndex on {names.rooms}" in out
+    assert "moved 2 members" in out
+    store = DynamoDBStore(client=client, tables=names)
+    assert store.room_members("plans") == ["7", "9"]
+    assert store.is_member(room_id="plans", user_id="9")
+    assert [m.room_id for m in store.rooms_of_user("7")] == ["plans"]
+    assert "members" not in client.get_item(TableName=names.rooms, Key={"roomId": {"S": "plans"}})["Item"]
+    assert [r.room_id for r in store.list_rooms()] == ["plans"]
+    assert "moved" not in run()
 
 
 def test_a_table_with_another_key_is_an_error(client: DynamoDBClient, names: schema.TableNames) -> None:

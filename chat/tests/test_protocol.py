@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chat import protocol
+from chat import people_protocol, protocol
 from chat.errors import ChatError, ErrorCode, StorageUnavailable
 from chat.protocol import (
     History,
@@ -580,7 +580,9 @@ def check_outcome(text: str | None, *, binary: bool = False) -> None:
         protocol.encode(protocol.error_frame(error)).encode("utf-8")  # always sendable
         return
     # Whatever parses obeys the field rules.
-    assert isinstance(command, SendMessage | JoinRoom | LeaveRoom | History | Ping | protocol.Typing)
+    assert isinstance(
+        command, (SendMessage, JoinRoom, LeaveRoom, History, Ping, protocol.Typing, *people_protocol.COMMANDS)
+    )
     room_id = getattr(command, "room_id", "general")
     assert protocol.ROOM_ID_RE.fullmatch(room_id)
     if isinstance(command, SendMessage):

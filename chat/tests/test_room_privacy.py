@@ -127,6 +127,17 @@ async def ws_typing(world: World, room_id: str) -> Any:
     return await _frame(world, {"action": "typing", "roomId": room_id})
 
 
+async def ws_create_room(world: World, room_id: str) -> Any:
+    return await _frame(world, {"action": "createRoom", "name": room_id})
+
+
+def _people_probe(action: str, **fields: Any) -> Probe:
+    async def probe(world: World, room_id: str) -> Any:
+        return await _frame(world, {"action": action, "roomId": room_id, **fields})
+
+    return probe
+
+
 # (kind, name) -> the probe, and whether it creates (compared with another hidden room).
 PROBES: dict[tuple[str, str], tuple[Probe, bool]] = {
     ("url", "api-rooms GET"): (rest_list, False),
@@ -140,6 +151,16 @@ PROBES: dict[tuple[str, str], tuple[Probe, bool]] = {
     ("action", "reportMessage"): (ws_report, False),
     ("action", "leaveRoom"): (ws_leave, False),
     ("action", "typing"): (ws_typing, False),
+    # People and rooms (chat.people)
+    ("action", "createRoom"): (ws_create_room, True),
+    ("action", "updateRoom"): (_people_probe("updateRoom", name="Mine now", private=False), False),
+    ("action", "addMember"): (_people_probe("addMember", username="owner"), False),
+    ("action", "addMember self"): (_people_probe("addMember"), False),
+    ("action", "removeMember"): (_people_probe("removeMember", username="owner"), False),
+    ("action", "removeMember self"): (_people_probe("removeMember"), False),
+    ("action", "setMemberRole"): (_people_probe("setMemberRole", username="mallory", role="owner"), False),
+    ("action", "muteRoom"): (_people_probe("muteRoom"), False),
+    ("action", "members"): (_people_probe("members"), False),
 }
 
 # URL names (or prefixes of included URL sets) and actions that take no room id, and why.
@@ -164,6 +185,9 @@ NAMES_NO_ROOM: dict[tuple[str, str], str] = {
     ("action", "authenticate"): "no room",
     ("action", "refreshToken"): "no room",
     ("action", "presence"): "the socket's own presence: no room",
+    ("action", "listRooms"): "the caller's own rooms only",
+    ("action", "browseRooms"): "public rooms only",
+    ("action", "openDirect"): "names people, not rooms: the caller's own DM",
 }
 
 
@@ -188,7 +212,7 @@ def _url_names() -> set[str]:
 def test_every_url_and_action_is_in_the_table() -> None:
     """A URL or client action that the privacy table does not cover fails: say how it names rooms."""
     covered_urls = {name.split(" ")[0] for kind, name in [*PROBES, *NAMES_NO_ROOM] if kind == "url"}
-    covered_actions = {name for kind, name in [*PROBES, *NAMES_NO_ROOM] if kind == "action"}
+    covered_actions = {name.split(" ")[0] for kind, name in [*PROBES, *NAMES_NO_ROOM] if kind == "action"}
     assert _url_names() - covered_urls == set(), "URLs not in the privacy table"
     assert set(protocol.CLIENT_ACTIONS) - covered_actions == set(), "actions not in the privacy table"
     assert covered_urls - _url_names() == set(), "the table names URLs that are gone"

@@ -783,3 +783,105 @@ def test_concurrent_messages_and_events_get_distinct_contiguous_seqs(threaded_st
     assert sum(isinstance(e, EventRecord) and e.type == events.MESSAGE_REMOVED for e in entries) == 1
     room = threaded_store.get_room("lobby")
     assert room is not None and room.last_seq == total
+
+
+# People and rooms: rooms users make, memberships (chat.people) --------------------------------
+
+
+def test_create_room_stores_a_new_room_once_and_never_changes_a_taken_one(store: ChatStore) -> None:
+    """create_room is True for a new id and False (the room there, unchanged) for a taken one."""
+    room, created = store.create_room(
+        room_id="plans", name="Plans", created_by="u-alice", now=NOW, private=True, topic="Q4"
+    )
+    assert created and (room.room_id, room.name, room.private, room.direct, room.topic, room.kind) == (
+        "plans",
+        "Plans",
+        True,
+        False,
+        "Q4",
+        "private",
+    )
+    again, created = store.create_room(room_id="plans", name="Other", created_by="u-bob", now=NOW)
+    assert not created and (again.name, again.created_by, again.private) == ("Plans", "u-alice", True)
+    direct, created = store.create_room(room_id="dm-x", name="alice, bob", created_by="u-alice", now=NOW, direct=True)
+    assert created and direct.kind == "direct" and direct.private
+    stored = store.get_room("dm-x")
+    assert stored is not None and stored.kind == "direct"
+
+
+def test_concurrent_creations_of_one_room_id_create_it_once(threaded_store: ChatStore) -> None:
+    """Of five concurrent create_room calls for one id (a DM opened on two processes), exactly one creates it."""
+    results = in_threads(
+        5,
+        lambda i: threaded_store.create_room(
+            room_id="dm-race", name=f"n{i}", created_by=f"u-{i}", now=NOW, direct=True
+        ),
+    )
+    assert sum(created for _, created in results) == 1
+    assert len({room.name for room, _ in results}) == 1
+
+
+def test_get_rooms_reads_rooms_by_id(store: ChatStore) -> None:
+    """get_rooms returns the rooms among the ids that exist (and no membership record)."""
+    for room_id in ("a", "b", "c"):
+        store.create_room(room_id=room_id, name=room_id.upper(), created_by=None, now=NOW)
+    store.add_member(room_id="a", user_id="u-alice")
+    assert sorted(r.room_id for r in store.get_rooms(["c", "a", "zzz", "a"])) == ["a", "c"]
+    assert store.get_rooms([]) == []
+    assert [r.room_id for r in store.list_rooms()] == ["a", "b", "c"]
+
+
+def test_memberships_hold_a_role_and_a_mute_and_are_found_both_ways(store: ChatStore) -> None:
+    """A membership keeps its first role and join time; role and mute change; both ways of listing find it."""
+    for room_id in ("r1", "r2"):
+        store.create_room(room_id=room_id, name=room_id, created_by="u-alice", now=NOW)
+    assert store.add_member(room_id="r1", user_id="u-alice", role="owner", now=NOW) is True
+    assert store.add_member(room_id="r1", user_id="u-alice", role="member", now=NOW + timedelta(days=1)) is False
+    store.add_member(room_id="r2", user_id="u-alice", now=NOW)
+    store.add_member(room_id="r1", user_id="u-bob", now=NOW)
+    first = store.get_membership(room_id="r1", user_id="u-alice")
+    assert first is not None and (first.role, first.muted, first.joined_at) == ("owner", False, NOW)
+    assert store.get_membership(room_id="r1", user_id="u-carol") is None
+    changed = store.set_membership(room_id="r1", user_id="u-bob", role="owner", muted=True)
+    assert changed is not None and (changed.role, changed.muted) == ("owner", True)
+    assert store.set_membership(room_id="r1", user_id="u-carol", muted=True) is None
+    assert store.get_membership(room_id="r1", user_id="u-carol") is None
+    assert sorted(m.room_id for m in store.rooms_of_user("u-alice")) == ["r1", "r2"]
+    assert [m.user_id for m in store.members_page(room_id="r1")] == ["u-alice", "u-bob"]
+    assert store.room_members("r1") == ["u-alice", "u-bob"]
+    assert store.rooms_of_user("u-nobody") == []
+
+
+def test_members_are_paged_by_user_id(store: ChatStore) -> None:
+    """members_page returns members after a user id, in user-id order, at most `limit` at a time."""
+    store.create_room(room_id="big", name="Big", created_by=None, now=NOW)
+    users = [f"u-{i:02d}" for i in range(7)]
+    for user_id in reversed(users):
+        store.add_member(room_id="big", user_id=user_id)
+    seen: list[str] = []
+    after = None
+    while True:
+        page = store.members_page(room_id="big", after_user_id=after, limit=3)
+        seen += [m.user_id for m in page]
+        if len(page) < 3:
+            break
+        after = page[-1].user_id
+    assert seen == users
+
+
+def test_a_message_sets_the_rooms_last_activity(lobby: ChatStore) -> None:
+    """A room's last activity is its latest message's time (None before any)."""
+    room = lobby.get_room("lobby")
+    assert room is not None and room.last_activity is None
+    later = NOW + timedelta(minutes=5)
+    lobby.append_message(new_message("hi", timestamp=later))
+    room = lobby.get_room("lobby")
+    assert room is not None and room.last_activity == later
+
+
+def test_a_new_topic_is_a_room_updated_event(lobby: ChatStore) -> None:
+    """update_room(topic=...) stores the topic and a roomUpdated event that carries it."""
+    update = lobby.update_room(room_id="lobby", topic="Say hi", **STAMP)
+    assert update.room.topic == "Say hi" and update.event is not None
+    assert update.event.data["room"]["topic"] == "Say hi"
+    assert lobby.update_room(room_id="lobby", topic="Say hi", **STAMP).event is None

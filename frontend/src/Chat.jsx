@@ -10,6 +10,7 @@ import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
 
 import MessageList from './MessageList.jsx';
 import { TypingLine, usePresence } from './Presence.jsx';
+import { BrowseRooms, DirectList, MembersPanel, MessageSomeone, StartRoom, usePeople } from './People.jsx';
 import { emptyRoom, roomsReducer } from './roomStore.js';
 import { ConnectionState } from './websocket.js';
 
@@ -252,9 +253,16 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
     // A room that failed to join (unknown, say) can be tried again by opening it again.
   }, [connection, roomId]);
 
+  // People and rooms (People.jsx): the user's rooms and DMs, live; DMs in a section of their own.
+  const { people, list: myRooms } = usePeople(connection);
+  const mineById = new Map(myRooms.map((r) => [r.roomId, r]));
+  useEffect(() => {
+    loadRooms(); // the site's list follows membership changes (a private room gained or lost)
+  }, [myRooms.length, loadRooms]);
+
   const room = state[roomId] ?? emptyRoom;
   const roomInfo = rooms.find((r) => r.roomId === roomId);
-  const roomName = roomInfo?.name || roomId;
+  const roomName = mineById.get(roomId)?.name || roomInfo?.name || roomId;
 
   useEffect(() => {
     document.title = `${roomName} · Chatsite`;
@@ -272,7 +280,12 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   }, [connection, room, roomId]);
 
   const roomOutbox = outbox.filter((item) => item.roomId === roomId);
-  const shownRooms = rooms.some((r) => r.roomId === roomId) ? rooms : [...rooms, { roomId, name: roomId }];
+  const listed = [
+    ...myRooms.filter((r) => r.kind !== 'direct'),
+    ...rooms.filter((r) => !mineById.has(r.roomId) && !r.roomId.startsWith('dm-')),
+  ];
+  const shownRooms =
+    listed.some((r) => r.roomId === roomId) || roomId.startsWith('dm-') ? listed : [...listed, { roomId, name: roomId }];
 
   return (
     <div className="chat">
@@ -291,7 +304,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
       <nav className="rooms" aria-label="Rooms">
         <ul>
           {shownRooms.map((r) => {
-            const unread = state[r.roomId]?.unread ?? 0;
+            const unread = r.muted ? 0 : (state[r.roomId]?.unread ?? 0); // a muted room stays quiet
             return (
               <li key={r.roomId}>
                 <a href={`#/rooms/${r.roomId}`} aria-current={r.roomId === roomId ? 'page' : undefined}>
@@ -312,12 +325,24 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           api={api}
           onCreated={(id) => {
             loadRooms();
+            people?.refresh().catch(() => {});
             window.location.hash = `#/rooms/${id}`;
           }}
         />
+        {people && (
+          <>
+            <StartRoom people={people} />
+            <BrowseRooms people={people} />
+            <DirectList list={myRooms} roomId={roomId} unreadOf={(id) => state[id]?.unread ?? 0} />
+            <MessageSomeone people={people} />
+          </>
+        )}
       </nav>
       <main className="room" aria-labelledby="room-title">
-        <h2 id="room-title">{roomName}</h2>
+        <div className="room-head">
+          <h2 id="room-title">{roomName}</h2>
+          {people && <MembersPanel people={people} roomId={roomId} mine={mineById.get(roomId)} me={user} />}
+        </div>
         <OfflineBar conn={conn} wasDown={wasDown} onReconnect={() => connection.reconnectNow()} />
         {room.error && (
           <p className="error" role="alert">

@@ -21,6 +21,8 @@ import { linkify } from "./core/linkify.js";
 import { snapshot } from "./core/rooms.js";
 import { createMessageMenu } from "./message-menu.js";
 import { setupPresence } from "./presence-ui.js";
+import { PEOPLE_ACTIONS } from "./core/people.js";
+import { setupPeople } from "./people-ui.js";
 import { setupReporting } from "./report.js";
 
 const app = document.getElementById("chat-app");
@@ -571,7 +573,9 @@ function start(app) {
   function updateBadges() {
     let total = 0;
     for (const a of roomLinks()) {
-      const count = a.dataset.roomId === view.roomId ? 0 : (view.unread.get(a.dataset.roomId) ?? 0);
+      // A muted room (people-ui.js) stays quiet: no badge.
+      const quiet = a.dataset.roomId === view.roomId || a.dataset.muted === "true";
+      const count = quiet ? 0 : (view.unread.get(a.dataset.roomId) ?? 0);
       total += count;
       const badge = a.querySelector("[data-unread]");
       if (!badge) continue;
@@ -586,6 +590,7 @@ function start(app) {
   function showRoomHeader(roomId, name) {
     el.roomName.textContent = name;
     el.roomIdLabel.textContent = `#${roomId}`;
+    el.roomIdLabel.hidden = roomId.startsWith("dm-"); // a DM is named after its people, not its id
     for (const a of roomLinks()) {
       if (a.dataset.roomId === roomId) a.setAttribute("aria-current", "page");
       else a.removeAttribute("aria-current");
@@ -783,6 +788,7 @@ function start(app) {
   });
 
   connection.on("error", (f) => {
+    if (PEOPLE_ACTIONS.has(f.action)) return; // answered in its dialog (people-ui.js)
     const code = typeof f.code === "string" ? f.code : "error";
     const message = typeof f.message === "string" ? f.message : "";
     if (f.action === "reportMessage") {
@@ -879,6 +885,18 @@ function start(app) {
   el.noticeDismiss.addEventListener("click", () => {
     hideNotice();
     el.input.focus();
+  });
+
+  // People and rooms (people-ui.js): the sidebar's sections kept live, and the dialogs.
+  setupPeople({
+    connection,
+    openRoom: (roomId, name) => openRoom(roomId, name),
+    currentRoomId: () => view.roomId,
+    renameOpenRoom: (roomId, name) => {
+      if (roomId !== view.roomId || el.roomName.textContent === name) return;
+      showRoomHeader(roomId, name);
+    },
+    listChanged: () => updateBadges(),
   });
 
   watchBrowser(connection, window);

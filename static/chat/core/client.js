@@ -518,6 +518,8 @@ export class ChatConnection {
       return;
     }
     if (!frame || typeof frame !== 'object') return;
+    // Every frame, for modules that speak a part of the protocol of their own (people.js).
+    this.emit('frame', frame);
     switch (frame.type) {
       case 'authenticated':
         this.onAuthenticated(frame);

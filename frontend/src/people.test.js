@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+
+import { People, parseUsernames, roomIdForName, sortRooms, splitRooms } from '../../static/chat/core/people.js';
+
+function fakeConnection() {
+  const listeners = new Map();
+  return {
+    state: 'live',
+    sent: [],
+    on(name, fn) {
+      if (!listeners.has(name)) listeners.set(name, new Set());
+      listeners.get(name).add(fn);
+      return () => listeners.get(name).delete(fn);
+    },
+    emit(name, value) {
+      for (const fn of listeners.get(name) ?? []) fn(value);
+    },
+    rawSend(frame) {
+      this.sent.push(frame);
+      return true;
+    },
+  };
+}
+
+describe('people.js', () => {
+  it('derives the id the server gives a room name', () => {
+    expect(roomIdForName('Book Club!')).toBe('book-club');
+    expect(roomIdForName('  Café  Crème ')).toBe('cafe-creme');
+    expect(roomIdForName('日本')).toBeNull();
+    expect(roomIdForName('dm secrets')).toBeNull(); // a DM's prefix: the server uses a digest
+  });
+
+  it('reads usernames separated by commas or spaces', () => {
+    expect(parseUsernames(' @alice, bob  carol,')).toEqual(['alice', 'bob', 'carol']);
+  });
+
+  it('sorts rooms by last activity and splits off direct messages', () => {
+    const rooms = [
+      { roomId: 'a', name: 'A', kind: 'public', lastActivity: '2026-01-01T00:00:00.000Z' },
+      { roomId: 'dm-1', name: 'bob', kind: 'direct', lastActivity: '2026-03-01T00:00:00.000Z' },
+      { roomId: 'b', name: 'B', kind: 'private', lastActivity: '2026-02-01T00:00:00.000Z' },
+    ];
+    expect(sortRooms(rooms).map((r) => r.roomId)).toEqual(['dm-1', 'b', 'a']);
+    const { rooms: plain, directs } = splitRooms(rooms);
+    expect(plain.map((r) => r.roomId)).toEqual(['b', 'a']);
+    expect(directs.map((r) => r.roomId)).toEqual(['dm-1']);
+  });
+
+  it('answers each request in order and keeps the room list live', async () => {
+    const connection = fakeConnection();
+    const people = new People(connection);
+    const seen = [];
+    people.onChange((list) => seen.push(list.map((r) => r.roomId)));
+    const listed = people.refresh();
+    expect(connection.sent.at(-1)).toEqual({ action: 'listRooms' });
+    connection.emit('frame', { type: 'rooms', rooms: [{ roomId: 'a', name: 'A', kind: 'public', lastActivity: '1' }] });
+    expect((await listed).map((r) => r.roomId)).toEqual(['a']);
+
+    const refused = people.invite('a', 'ghost');
+    connection.emit('frame', { type: 'error', action: 'addMember', code: 'unknown_user', message: 'no user' });
+    await expect(refused).rejects.toMatchObject({ code: 'unknown_user' });
+
+    connection.emit('frame', { type: 'roomAdded', room: { roomId: 'b', name: 'B', kind: 'private', lastActivity: '2' } });
+    connection.emit('frame', { type: 'roomRemoved', roomId: 'a' });
+    expect(seen.at(-1)).toEqual(['b']);
+    people.dispose();
+  });
+});

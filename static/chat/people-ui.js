@@ -1,0 +1,338 @@
+/**
+ * People and rooms in the template UI (docs/protocol.md "Rooms users make"): the sidebar's
+ * two sections (rooms, direct messages) kept live, and the dialogs to make a room, open a
+ * direct message, browse public rooms, and see and manage a room's members. The protocol
+ * lives in ./core/people.js (shared with the React app); this file only renders.
+ * Text reaches the DOM through textContent only.
+ */
+import { People, describeError, parseUsernames, roomIdForName } from './core/people.js';
+
+export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoom, listChanged = () => {} }) {
+  const people = new People(connection);
+  const byId = (id) => document.getElementById(id);
+  const roomLinks = byId('room-links');
+  const dmLinks = byId('dm-links');
+
+  // --- the sidebar ----------------------------------------------------------------------
+
+  function linkFor(roomId) {
+    return document.querySelector(`#sidebar a[data-room-id="${CSS.escape(roomId)}"]`);
+  }
+
+  function makeLink(room) {
+    const li = document.createElement('li');
+    const a = document.createElement('a');
+    a.href = `/rooms/${encodeURIComponent(room.roomId)}/`;
+    a.dataset.roomId = room.roomId;
+    const name = document.createElement('span');
+    name.className = 'room-link-name';
+    name.dir = 'auto';
+    const badge = document.createElement('span');
+    badge.className = 'badge';
+    badge.dataset.unread = '';
+    badge.hidden = true;
+    a.append(name, badge);
+    li.append(a);
+    return li;
+  }
+
+  function paint(a, room) {
+    a.dataset.roomName = room.name;
+    a.dataset.kind = room.kind;
+    a.dataset.member = 'true';
+    if (room.muted) a.dataset.muted = 'true';
+    else delete a.dataset.muted;
+    const name = a.querySelector('.room-link-name');
+    if (name.textContent !== room.name) name.textContent = room.name;
+  }
+
+  /** The user's rooms first (most recently active first), then the other public rooms. */
+  function sync(list) {
+    for (const section of [roomLinks, dmLinks]) {
+      const wanted = list.filter((room) => (room.kind === 'direct') === (section === dmLinks));
+      let before = section.firstElementChild;
+      for (const room of wanted) {
+        let a = linkFor(room.roomId);
+        if (a && a.closest('ul') !== section) {
+          a.closest('li').remove();
+          a = null;
+        }
+        const li = a ? a.closest('li') : makeLink(room);
+        a = li.querySelector('a');
+        paint(a, room);
+        if (li !== before) section.insertBefore(li, before);
+        else before = before.nextElementSibling;
+      }
+    }
+    if (currentRoomId()) {
+      const open = list.find((room) => room.roomId === currentRoomId());
+      if (open) renameOpenRoom(open.roomId, open.name);
+    }
+    listChanged();
+  }
+
+  people.onChange(sync);
+  connection.on('frame', (frame) => {
+    if (frame.type !== 'roomRemoved') return;
+    const a = linkFor(frame.roomId);
+    // A public room stays in the list (anyone may open it); a private one or a DM goes.
+    if (a && a.dataset.kind !== 'public') a.closest('li').remove();
+    else if (a) delete a.dataset.member;
+  });
+
+  // --- dialogs --------------------------------------------------------------------------
+
+  function wire(dialog) {
+    for (const button of dialog.querySelectorAll('[data-close]')) {
+      button.addEventListener('click', () => dialog.close('cancel'));
+    }
+  }
+
+  function showError(element, error) {
+    element.textContent = describeError(error);
+    element.hidden = false;
+  }
+
+  // New room: by its name; the id it will get is shown as it is typed.
+  const create = byId('create-room-dialog');
+  wire(create);
+  const createForm = byId('create-room-form');
+  const createName = byId('new-room-name');
+  const createId = byId('new-room-id');
+  const createError = byId('create-room-error');
+  createName.addEventListener('input', () => {
+    const id = roomIdForName(createName.value);
+    createId.textContent = id ? `Its address: #${id}` : '';
+  });
+  byId('new-room-button').addEventListener('click', () => {
+    createForm.reset();
+    createId.textContent = '';
+    createError.hidden = true;
+    create.showModal();
+  });
+  createForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    createError.hidden = true;
+    try {
+      const answer = await people.createRoom({
+        name: createName.value,
+        topic: byId('new-room-topic').value,
+        isPrivate: byId('new-room-private').checked,
+      });
+      create.close('created');
+      openRoom(answer.roomId, answer.room?.name ?? createName.value);
+    } catch (error) {
+      showError(createError, error);
+    }
+  });
+
+  // New direct message: with one person, or a group.
+  const direct = byId('direct-dialog');
+  wire(direct);
+  const directForm = byId('direct-form');
+  const directError = byId('direct-error');
+  byId('new-dm-button').addEventListener('click', () => {
+    directForm.reset();
+    directError.hidden = true;
+    direct.showModal();
+  });
+  directForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    directError.hidden = true;
+    const usernames = parseUsernames(byId('direct-usernames').value);
+    if (usernames.length === 0) return;
+    try {
+      const answer = await people.openDirect(usernames);
+      direct.close('opened');
+      openRoom(answer.roomId, answer.room?.name ?? usernames.join(', '));
+    } catch (error) {
+      showError(directError, error);
+    }
+  });
+
+  // Browse public rooms, and join one.
+  const browse = byId('browse-dialog');
+  wire(browse);
+  const browseList = byId('browse-list');
+  const browseQuery = byId('browse-query');
+  const browseError = byId('browse-error');
+  async function showBrowse() {
+    browseError.hidden = true;
+    try {
+      const rooms = await people.browse(browseQuery.value.trim());
+      browseList.replaceChildren(
+        ...rooms.map((room) => {
+          const li = document.createElement('li');
+          const label = document.createElement('span');
+          label.className = 'people-name';
+          label.textContent = `${room.name} `;
+          const id = document.createElement('span');
+          id.className = 'muted';
+          id.textContent = `#${room.roomId}${room.topic ? ` · ${room.topic}` : ''}`;
+          label.append(id);
+          const button = document.createElement('button');
+          button.type = 'button';
+          button.textContent = room.joined ? 'Open' : 'Join';
+          button.addEventListener('click', async () => {
+            try {
+              if (!room.joined) await people.join(room.roomId);
+              browse.close('joined');
+              openRoom(room.roomId, room.name);
+            } catch (error) {
+              showError(browseError, error);
+            }
+          });
+          li.append(label, button);
+          return li;
+        }),
+      );
+      if (rooms.length === 0) {
+        const li = document.createElement('li');
+        li.className = 'muted';
+        li.textContent = 'No public rooms match.';
+        browseList.append(li);
+      }
+    } catch (error) {
+      showError(browseError, error);
+    }
+  }
+  byId('browse-rooms-button').addEventListener('click', () => {
+    browseQuery.value = '';
+    browseList.replaceChildren();
+    browse.showModal();
+    showBrowse();
+  });
+  let browseTimer = null;
+  browseQuery.addEventListener('input', () => {
+    clearTimeout(browseTimer);
+    browseTimer = setTimeout(showBrowse, 250);
+  });
+
+  // A room's members: invite, remove, hand ownership on, room settings, mute, leave.
+  const members = byId('members-dialog');
+  wire(members);
+  const membersList = byId('members-list');
+  const membersError = byId('members-error');
+  const inviteForm = byId('invite-form');
+  const settingsForm = byId('room-settings-form');
+  const muteButton = byId('mute-room');
+  const leaveButton = byId('leave-room');
+
+  function mine(roomId) {
+    return people.rooms.get(roomId) ?? null;
+  }
+
+  async function showMembers() {
+    const roomId = currentRoomId();
+    if (!roomId) return;
+    membersError.hidden = true;
+    const room = mine(roomId);
+    const owner = room?.role === 'owner';
+    const direct = room?.kind === 'direct';
+    byId('members-room').textContent = room
+      ? `${room.name} · #${roomId} · ${room.kind}${room.topic ? ` · ${room.topic}` : ''}`
+      : `#${roomId}`;
+    inviteForm.hidden = !owner || direct;
+    settingsForm.hidden = !owner || direct;
+    if (owner && !direct) {
+      byId('room-settings-name').value = room.name;
+      byId('room-settings-topic').value = room.topic ?? '';
+      byId('room-settings-private').checked = room.kind === 'private';
+    }
+    muteButton.hidden = !room;
+    muteButton.textContent = room?.muted ? 'Unmute room' : 'Mute room';
+    leaveButton.textContent = room ? 'Leave room' : 'Join room';
+    leaveButton.hidden = !room && direct;
+    try {
+      const list = await people.members(roomId);
+      membersList.replaceChildren(...list.map((member) => memberLine(roomId, member, owner && !direct)));
+    } catch (error) {
+      membersList.replaceChildren();
+      showError(membersError, error);
+    }
+  }
+
+  function memberLine(roomId, member, manage) {
+    const li = document.createElement('li');
+    li.dataset.userId = member.userId;
+    const name = document.createElement('span');
+    name.className = 'people-name';
+    name.textContent = member.username;
+    const detail = document.createElement('span');
+    detail.className = 'muted';
+    detail.textContent = ` ${member.role === 'owner' ? 'owner · ' : ''}${member.status ?? 'offline'}`;
+    detail.dataset.status = member.status ?? 'offline';
+    name.append(detail);
+    li.append(name);
+    if (manage && String(member.userId) !== String(connection.user?.userId ?? document.getElementById('chat-app')?.dataset.userId)) {
+      const role = document.createElement('button');
+      role.type = 'button';
+      role.textContent = member.role === 'owner' ? 'Make member' : 'Make owner';
+      role.addEventListener('click', () =>
+        act(() => people.setRole(roomId, member.username, member.role === 'owner' ? 'member' : 'owner')),
+      );
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.textContent = 'Remove';
+      remove.setAttribute('aria-label', `Remove ${member.username}`);
+      remove.addEventListener('click', () => act(() => people.remove(roomId, member.username)));
+      li.append(role, remove);
+    }
+    return li;
+  }
+
+  async function act(fn) {
+    membersError.hidden = true;
+    try {
+      await fn();
+      await showMembers();
+    } catch (error) {
+      showError(membersError, error);
+    }
+  }
+
+  byId('members-button').addEventListener('click', () => {
+    membersList.replaceChildren();
+    members.showModal();
+    showMembers();
+  });
+  inviteForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const input = byId('invite-username');
+    const username = input.value.trim().replace(/^@/, '');
+    if (!username) return;
+    act(async () => {
+      await people.invite(currentRoomId(), username);
+      input.value = '';
+    });
+  });
+  settingsForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    act(() =>
+      people.updateRoom(currentRoomId(), {
+        name: byId('room-settings-name').value,
+        topic: byId('room-settings-topic').value,
+        private: byId('room-settings-private').checked,
+      }),
+    );
+  });
+  muteButton.addEventListener('click', () => {
+    const room = mine(currentRoomId());
+    if (room) act(() => people.mute(room.roomId, !room.muted));
+  });
+  leaveButton.addEventListener('click', async () => {
+    const roomId = currentRoomId();
+    if (mine(roomId)) {
+      try {
+        await people.leave(roomId);
+        members.close('left');
+      } catch (error) {
+        showError(membersError, error);
+      }
+    } else {
+      act(() => people.join(roomId));
+    }
+  });
+
+  return people;
+}
