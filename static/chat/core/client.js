@@ -139,8 +139,9 @@ export function parseExpiresAt(value) {
  *   messageRemoved {roomId, messageId, seq}   a message was removed: show a tombstone
  *   roomUpdated  {roomId, room}   the room's moderation settings changed
  *   reported     {roomId, messageId}   a report (reportMessage) reached the moderators
- *   outbox       [{clientMessageId, roomId, text, status, code?, error?, retrying?, seq?}]
- *                status: pending | sent | failed; retrying: the error code a retry waits out
+ *   outbox       [{clientMessageId, roomId, text, status, code?, error?, retrying?, retryAt?, seq?}]
+ *                status: pending | sent | failed; retrying: the error code a retry waits out,
+ *                retryAt: when that retry goes (ms since the epoch)
  *   roomError    {roomId, code, message}
  *   error        an error frame not tied to a message, room or history request
  */
@@ -645,6 +646,7 @@ export class ChatConnection {
       if (frame.retryable && item.attempts < MAX_SEND_ATTEMPTS) {
         const delay = Math.max((frame.retryAfter ?? 0) * 1000, fullJitterDelay(item.attempts, this.timing, this.random));
         item.retrying = frame.code || 'error';
+        item.retryAt = Date.now() + delay; // the UIs count down to it (core/words.js)
         this.emitOutbox();
         this.setItemTimer(item.clientMessageId, delay, () => {
           if (this.outbox.get(item.clientMessageId) !== item || item.status !== 'pending') return;
@@ -839,7 +841,7 @@ export class ChatConnection {
   /** The outbox as the UIs show it: plain copies, in the order typed. */
   outboxItems() {
     return (
-      [...this.outbox.values()].map(({ clientMessageId, roomId, text, status, code, error, retrying, seq, createdAt }) => ({
+      [...this.outbox.values()].map(({ clientMessageId, roomId, text, status, code, error, retrying, retryAt, seq, createdAt }) => ({
         clientMessageId,
         roomId,
         text,
@@ -847,6 +849,7 @@ export class ChatConnection {
         code,
         error,
         retrying,
+        retryAt: retrying ? retryAt : undefined,
         seq,
         createdAt,
       }))
