@@ -11,5 +11,6 @@ urlpatterns = [
     path("api/auth/refresh", api.refresh, name="api_auth_refresh"),
     path("api/auth/revoke", api.revoke, name="api_auth_revoke"),
     path("api/auth/me", api.me, name="api_auth_me"),
+    path("api/auth/demo", api.demo_accounts, name="api_auth_demo"),
     path(".well-known/jwks.json", api.jwks, name="jwks"),
 ]

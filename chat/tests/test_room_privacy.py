@@ -150,6 +150,7 @@ NAMES_NO_ROOM: dict[tuple[str, str], str] = {
     ("url", "api_auth_refresh"): "sign-in",
     ("url", "api_auth_revoke"): "sign-out of a token client",
     ("url", "api_auth_me"): "who am I",
+    ("url", "api_auth_demo"): "the demo accounts' sign-in hint, no room",
     ("url", "jwks"): "public keys",
     ("url", "app"): "static files of the React build; rooms are named after the '#', never sent",
     ("action", "sendmessage"): "the AWS sample's frame: always the default room",
