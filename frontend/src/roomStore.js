@@ -12,7 +12,9 @@ export const emptyRoom = Object.freeze({
   hasMore: false,
   loadingHistory: false,
   unread: 0,
-  error: null,
+  error: null, // what went wrong joining, in words
+  errorCode: null, // its code (chat/errors.py)
+  refused: false, // the room will not let us in (unknown, private, forbidden): asking again would not help
   settings: null, // moderation settings (readOnly, slowModeSeconds, archived, private) or null
 });
 
@@ -26,7 +28,9 @@ export function roomsReducer(state, action) {
     case 'room': {
       const { messages, settings, hasMore, loaded } = action.room;
       const error = loaded ? null : current.error;
-      return { ...state, [action.roomId]: { ...current, messages, settings, hasMore, loaded, error } };
+      const errorCode = loaded ? null : current.errorCode;
+      const refused = loaded ? false : current.refused;
+      return { ...state, [action.roomId]: { ...current, messages, settings, hasMore, loaded, error, errorCode, refused } };
     }
     case 'message':
       // A new message arrived live: count it unless the reader is looking at its room.
@@ -38,7 +42,12 @@ export function roomsReducer(state, action) {
     case 'read':
       return current.unread === 0 ? state : { ...state, [action.roomId]: { ...current, unread: 0 } };
     case 'roomError':
-      return { ...state, [action.roomId]: { ...current, error: action.message } };
+      return {
+        ...state,
+        [action.roomId]: { ...current, error: action.message, errorCode: action.code ?? null, refused: Boolean(action.refused) },
+      };
+    case 'retry':
+      return { ...state, [action.roomId]: { ...current, error: null, errorCode: null, refused: false } };
     default:
       return state;
   }
