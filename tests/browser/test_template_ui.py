@@ -117,8 +117,34 @@ async def control_time(user: BrowserUser) -> None:
 
 
 async def skip_backoff(user: BrowserUser) -> None:
-    """Jump the page's clock to the backoff cap: a reconnect scheduled within the cap fires now."""
-    await user.page.clock.fast_forward(BACKOFF_CAP_MS)
+    """Jump the page's clock to the backoff cap: a reconnect scheduled within the cap fires now.
+
+    Only once the page is waiting on its backoff timer ("Reconnecting in N s"), or needs no jump
+    (live, stopped, or gone to another page). A page caught mid-attempt would otherwise let the
+    jump pass with no timer to fire: an attempt begun just before the server was back fails after
+    the jump, and its next wait, up to the cap, then runs out in real time, as long as the test's
+    own wait (the root cause of a flaky restart test).
+    """
+    state = """() => {
+        const status = document.querySelector('#status');
+        if (!status || ['live', 'stopped', 'banned'].includes(status.dataset.state)) return 'settled';
+        if (status.dataset.state !== 'offline') return '';
+        const detail = document.querySelector('#offline-detail');
+        return detail && /in \\d+ s$/.test(detail.textContent) ? 'waiting' : '';
+    }"""
+    deadline = asyncio.get_running_loop().time() + timeout_ms(10) / 1000
+    while True:
+        try:
+            seen = await user.page.evaluate(state)
+        except Exception:  # the page navigated away (to sign-in): nothing to jump
+            return
+        if seen == "settled":
+            return
+        if seen == "waiting":
+            await user.page.clock.fast_forward(BACKOFF_CAP_MS)
+            return
+        assert asyncio.get_running_loop().time() < deadline, "the page neither reconnected nor waited to"
+        await asyncio.sleep(0.05)
 
 
 async def eventually(predicate: Callable[[], bool], seconds: float = 10) -> None:
@@ -512,7 +538,7 @@ async def test_a_message_without_an_ack_shows_failed_then_is_resent_on_a_new_soc
     await expect(message).to_have_attribute("data-state", "pending")
     await alice.page.clock.fast_forward(15_000)
     await expect(message).to_have_attribute("data-state", "failed")
-    await expect(message).to_contain_text("timeout")
+    await expect(message).to_contain_text("Not sent: The server did not answer in time.")
     await eventually(lambda: mock.pings() == [1])  # checked at once, not at the next heartbeat
     await alice.page.clock.fast_forward(10_000)
     await expect(message).to_have_attribute("data-state", "pending")  # the socket is gone: waiting

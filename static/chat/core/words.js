@@ -31,7 +31,8 @@ const TEXT = Object.freeze({
   unknown_message: 'That message no longer exists.',
   storage_unavailable: 'The server is having trouble storing messages.',
   internal_error: 'Something went wrong on the server.',
-  ack_timeout: 'The server did not answer.',
+  timeout: 'The server did not answer in time.', // the client's own codes (core/client.js)
+  not_sent: 'It failed too many times.',
   error: 'Something went wrong.',
 });
 
