@@ -22,7 +22,7 @@ const ROOM_ID_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const HOME_ROOM = 'general';
 const BANNED_TEXT = 'You are banned: you can no longer take part in this chat.';
 
-function ConnectionBanner({ state, onReconnect }) {
+function ConnectionBanner({ state }) {
   // No ticking countdown: this is a live region, and a screen reader would read every tick.
   let text;
   if (state === ConnectionState.LIVE) text = 'Live';
@@ -33,11 +33,6 @@ function ConnectionBanner({ state, onReconnect }) {
     <div className={`connection connection-${state}`} role="status" data-state={state}>
       <span className="dot" aria-hidden="true" />
       <span>{text}</span>
-      {state === ConnectionState.OFFLINE && (
-        <button type="button" className="link-button" onClick={onReconnect}>
-          Reconnect now
-        </button>
-      )}
     </div>
   );
 }
@@ -458,7 +453,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           <h1 id="room-title" dir="auto">
             {roomName}
           </h1>
-          <ConnectionBanner state={conn.state} onReconnect={() => connection.reconnectNow()} />
+          <ConnectionBanner state={conn.state} />
         </div>
         <OfflineBar conn={conn} wasDown={wasDown} onReconnect={() => connection.reconnectNow()} />
         {banned && (
@@ -492,7 +487,13 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
               me={user}
               hasMore={room.hasMore}
               loadingHistory={room.loadingHistory}
-              stoppedText={banned ? BANNED_TEXT : null}
+              stoppedText={
+                banned
+                  ? BANNED_TEXT
+                  : conn.state === ConnectionState.OFFLINE || wasDown
+                    ? 'Messages load when the connection is back.'
+                    : null
+              }
               reported={reported}
               menuFor={menu?.message.messageId}
               onMenu={openMenu}

@@ -83,6 +83,7 @@ async def sized_user(new_user: NewUser, server: DaphneServer, name: str, size: s
     width, height = SIZES[size]
     user = await new_user(server, name, viewport_width=width)
     await user.page.set_viewport_size({"width": width, "height": height})
+    await user.page.emulate_media(reduced_motion="reduce")  # the drawer opens at once: a still screenshot
     return user
 
 
