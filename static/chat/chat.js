@@ -408,6 +408,9 @@ function start(app) {
     }
     const [kind, text] = deliveryOf(item);
     setDelivery(li, kind, text);
+    const code = item.status === "failed" ? item.code : item.retrying; // in words on the line, as data here
+    if (code) li.dataset.code = code;
+    else delete li.dataset.code;
     return li;
   }
 
