@@ -517,7 +517,11 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           <ReportDialog
             message={reporting}
             onClose={closeReport}
-            onSend={(reason) => connection.reportMessage(roomId, reporting.messageId, reason)}
+            onSend={(reason) => {
+              if (!connection.reportMessage(roomId, reporting.messageId, reason)) {
+                setNotice({ kind: 'error', text: 'Offline: the report was not sent. Try again when the connection is back.' });
+              }
+            }}
           />
         )}
       </main>

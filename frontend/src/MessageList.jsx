@@ -119,8 +119,9 @@ function Pending({ item, username, userId, grouped, active, now, onRetry, onDisc
           <MessageText text={item.text} tabIndex={tab} />
         </p>
         <div className="delivery">
+          {/* Only a pending or failed message says how it is doing; an acknowledged one says nothing. */}
           <span className="status" data-code={item.code ?? item.retrying ?? undefined}>
-            {item.status === 'sent' ? 'Sent' : pendingText(item, now)}
+            {item.status === 'sent' ? '' : pendingText(item, now)}
           </span>
           {failed && (
             <>

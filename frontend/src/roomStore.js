@@ -53,14 +53,26 @@ export function roomsReducer(state, action) {
   }
 }
 
+const dayOf = (date) => `${date.getFullYear()}-${date.getMonth()}-${date.getDate()}`;
+
+/** A day separator's words, as the template UI says them: Today, Yesterday, else the date (the year when not this one). */
+export function dayLabel(date, locale, now = new Date()) {
+  const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+  if (dayOf(date) === dayOf(now)) return 'Today';
+  if (dayOf(date) === dayOf(yesterday)) return 'Yesterday';
+  const options = { weekday: 'long', month: 'long', day: 'numeric' };
+  if (date.getFullYear() !== now.getFullYear()) options.year = 'numeric';
+  return date.toLocaleDateString(locale, options);
+}
+
 /** Group messages by local calendar day for the day separators. */
-export function byDay(messages, locale) {
+export function byDay(messages, locale, now = new Date()) {
   const days = [];
   for (const m of messages) {
     const date = new Date(m.timestamp);
-    const key = Number.isNaN(date.getTime()) ? 'unknown' : `${date.getFullYear()}-${date.getMonth()}-${date.getDate()}`;
+    const key = Number.isNaN(date.getTime()) ? 'unknown' : dayOf(date);
     if (days.length === 0 || days.at(-1).key !== key) {
-      const label = key === 'unknown' ? 'Unknown date' : date.toLocaleDateString(locale, { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
+      const label = key === 'unknown' ? 'Unknown date' : dayLabel(date, locale, now);
       days.push({ key, label, messages: [] });
     }
     days.at(-1).messages.push(m);

@@ -13,17 +13,21 @@ users and rooms.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.browser.conftest import SCREENSHOTS, WS_URL, BrowserUser, NewUser, SocketLink, skip_reason, timeout_ms
 from tests.browser.test_react_ui import react_build  # noqa: F401 - a fixture
 from tests.fixtures.servers import ROOT, DaphneServer, base_env
+
+if TYPE_CHECKING:
+    from playwright.async_api import WebSocketRoute
 
 _reason = skip_reason()
 pytestmark = [
@@ -329,3 +333,76 @@ async def test_template_an_unknown_room_is_a_clear_page_with_a_way_back(
     await ivy.page.get_by_role("link", name="Back to the rooms").click()
     await expect(ivy.page).to_have_url(server.base_url + "/")
     assert ivy.page_errors == []
+
+
+@pytest.mark.parametrize("ui_name", list(UIS))
+async def test_a_message_waiting_out_slow_mode_says_so_with_a_countdown(
+    look_server: DaphneServer, new_user: NewUser, ui_name: str
+) -> None:
+    """The server's slow_mode answer reads "Slow mode: you can post again in N s", counting down;
+    never the code."""
+    ui = UIS[ui_name]
+    server = look_server
+    jo = await sized_user(new_user, server, f"jo{ui_name[0]}", "desktop")
+
+    async def slow(ws: WebSocketRoute) -> None:
+        server_side = ws.connect_to_server()
+
+        def up(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame.get("action") == "sendMessage" and frame.get("message") == "too soon":
+                answer = {
+                    "type": "error",
+                    "action": "sendMessage",
+                    "code": "slow_mode",
+                    "message": "slow mode: one message every 30 seconds",
+                    "retryable": True,
+                    "retryAfter": 23,
+                    "clientMessageId": frame["clientMessageId"],
+                    "roomId": frame["roomId"],
+                }
+                ws.send(json.dumps(answer))
+                return
+            server_side.send(message)
+
+        ws.on_message(up)
+        server_side.on_message(lambda message: ws.send(message))
+
+    await jo.context.route_web_socket(WS_URL, slow)
+    await open_room(jo, ui, server, "general")
+    box = jo.page.locator(ui.composer)
+    await box.fill("too soon")
+    await box.press("Enter")
+    waiting = jo.page.locator(ui.lines).filter(has_text="too soon")
+    await expect(waiting).to_contain_text(re.compile(r"Slow mode: you can post again in 2[0-3] s"))
+    first = await waiting.inner_text()
+    await expect(waiting).not_to_have_text(first)  # it counts down
+    await expect(waiting).to_contain_text("Slow mode: you can post again in")
+    assert "slow_mode" not in await waiting.inner_text()
+    await shot(jo, f"{ui_name}-desktop-slow-mode")
+    assert jo.page_errors == []
+
+
+async def test_the_readme_screenshots(look_server: DaphneServer, new_user: NewUser) -> None:
+    """A conversation a newcomer would recognise, for README.md: the template UI on a desktop and
+    the React app on a phone (copied to docs/screenshots/ by hand when the look changes)."""
+    server = look_server
+    alice = await sized_user(new_user, server, "alice", "desktop")
+    bob = await sized_user(new_user, server, "bob", "phone")
+    await alice.page.goto(server.base_url + "/")
+    await alice.page.get_by_label("Room id").fill("lunch")
+    await alice.page.get_by_label("Display name").fill("Lunch plans")
+    await alice.page.get_by_role("button", name="Create room").click()
+    await expect(alice.page).to_have_url(re.compile(r"/rooms/lunch/$"))
+    await open_room(alice, TemplateUI, server, "lunch")
+    await open_room(bob, ReactUI, server, "lunch")
+    await say(alice, TemplateUI, "Morning! Who's in for lunch today?")
+    await say(alice, TemplateUI, "The new place has its menu at www.example.org/menu")
+    await say(bob, ReactUI, "Count me in")
+    await say(bob, ReactUI, "12:30 at the door?")
+    await say(alice, TemplateUI, "Perfect, see you there")
+    await expect(bob.page.locator(ReactUI.lines)).to_have_count(5)
+    await bob.page.locator(ReactUI.composer).fill("Bringing Sam too")
+    await shot(alice, "readme-template-desktop")
+    await shot(bob, "readme-react-phone")
+    assert alice.page_errors == [] and bob.page_errors == []
