@@ -45,8 +45,8 @@ def room(request: HttpRequest, room_id: str) -> HttpResponse:
     identity = identity_from_user(request.user)
     if found is None or not services.room_readable(room=found, identity=identity):
         # A page with a way back, not Django's 404 page; still a 404 (issue 20).
-        context = {"room": None, "rooms": services.room_list(identity=identity)}
-        return render(request, "chat/room_missing.html", context, status=404)
+        missing = {"room": None, "rooms": services.room_list(identity=identity)}
+        return render(request, "chat/room_missing.html", missing, status=404)
     context = {
         "room": found,
         "rooms": services.room_list(identity=identity),  # the sidebar (issue 20)
