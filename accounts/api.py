@@ -31,8 +31,8 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from accounts import auth, cognito, demo, issuer, revocation, throttle
-from accounts.middleware import unauthorized
+from accounts import auth, cognito, demo, issuer, revocation, sessions, throttle
+from accounts.middleware import bearer_token, unauthorized
 from accounts.refusals import refusal_for, refused_response
 from accounts.tokens import Rejection, TokenRejected, TokenSet
 from accounts.users import is_moderator
@@ -220,6 +220,18 @@ def revoke(request: HttpRequest) -> HttpResponse:
         revocation.refresh_token_signed_out(user_id=revoked[0], digest=revoked[1])
     # As RFC 7009: an unknown or already revoked token is no error (nothing to tell an attacker).
     return JsonResponse({"revoked": True})
+
+
+@json_endpoint("POST")
+def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
+    """A token client ends every sign-in of its user: all sessions, all refresh tokens, every
+    socket (4401). Bearer only: this endpoint is CSRF-exempt, so a cookie must not reach it
+    (a browser's session signs out everywhere through the page's form, which checks CSRF)."""
+    if bearer_token(request) is None or not request.user.is_authenticated:
+        return unauthorized("missing_credentials")
+    if cognito.CognitoConfig.from_settings() is not None:
+        return _error(400, "unsupported", "Cognito's sign-ins end with Cognito's GlobalSignOut")
+    return JsonResponse({"signedOutEverywhere": True, "refreshTokensRevoked": sessions.sign_out_everywhere(request)})
 
 
 @json_endpoint("GET")

@@ -8,7 +8,8 @@ class AccountsConfig(AppConfig):
     name = "accounts"
 
     def ready(self) -> None:
-        from accounts import auth, redact, revocation  # noqa: F401 - auth connects its setting_changed receiver
+        from accounts import auth, redact, revocation, sessions  # noqa: F401 - auth connects its setting_changed receiver
 
         redact.install_access_log_redaction()
         revocation.connect()
+        sessions.connect()

@@ -27,13 +27,12 @@ from typing import Any, Final
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
-from channels.auth import get_user
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.contrib.auth import get_user as get_session_user
 from django.contrib.auth import get_user_model
 
 from accounts import auth
+from accounts.sessions import session_user
 from accounts.tokens import TokenRejected
 from accounts.users import is_bot, is_moderator
 
@@ -99,12 +98,12 @@ async def identity_now(identity: Identity) -> Identity | None:
 
 
 def live_sessions(session_keys: Iterable[str]) -> set[str]:
-    """Which of these sessions still sign an active user in (not flushed, expired, or made
-    stale by a password change). Synchronous: one pass for every socket of a process."""
+    """Which of these sessions still sign an active user in (not flushed, expired, made stale
+    by a password change, or older than the user's last "sign out everywhere").
+    Synchronous: one pass for every socket of a process."""
     alive = set()
     for key in session_keys:
-        holder = SimpleNamespace(session=_session_store(key))
-        if identity_from_user(get_session_user(holder)) is not None:  # type: ignore[arg-type]
+        if identity_from_user(session_user(SimpleNamespace(session=_session_store(key)))) is not None:
             alive.add(key)
     return alive
 
@@ -148,7 +147,8 @@ async def identify(scope: dict[str, Any], *, token: str | None = None) -> Identi
     session_key = (scope.get("cookies") or {}).get(settings.SESSION_COOKIE_NAME)
     if session_key:
         # Read here and not kept: the socket lives on as this identity (chat.entry).
-        user = await get_user({"session": _session_store(session_key)})
+        holder = SimpleNamespace(session=_session_store(session_key))
+        user = await database_sync_to_async(session_user)(holder)
         session_identity: Identity | None = await database_sync_to_async(identity_from_user)(user)
         if session_identity is not None:
             return replace(session_identity, session_key=session_key)

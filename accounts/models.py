@@ -42,3 +42,19 @@ class RefreshToken(models.Model):
 
     def __str__(self) -> str:
         return f"refresh token of {self.user_id} until {self.expires_at:%Y-%m-%d}"
+
+
+class SessionCutoff(models.Model):
+    """ "Sign out everywhere": every session signed in before `at` is over (accounts.sessions).
+
+    A row per user who ever used it, rather than a scan of the session store: the store has no
+    index by user, and a cache or signed-cookie engine has nothing to scan at all.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="session_cutoff"
+    )
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"sessions of {self.user_id} before {self.at:%Y-%m-%d %H:%M:%S}"

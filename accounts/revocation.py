@@ -46,7 +46,7 @@ access_revoked = Signal()
 @dataclass(frozen=True, slots=True)
 class Revocation:
     user_id: str
-    reason: str  # signed_out, password_changed, deactivated, deleted
+    reason: str  # signed_out, signed_out_everywhere, password_changed, deactivated, deleted
     close_code: int
     session: str | None = None  # a session digest: only that session's sockets
     token_origin: str | None = None  # a refresh token's digest: only sockets of tokens it gave
@@ -92,6 +92,11 @@ def on_user_saved(*, instance: Any, created: bool, **kwargs: Any) -> None:
 def refresh_token_signed_out(*, user_id: Any, digest: str) -> None:
     """A token client signed out (its refresh token revoked): close the sockets its tokens opened."""
     _announce(Revocation(user_id=str(user_id), reason="signed_out", close_code=SESSION_ENDED, token_origin=digest))
+
+
+def signed_out_everywhere(*, user_id: Any) -> None:
+    """The user signed out everywhere (accounts.sessions): every socket of theirs closes with 4401."""
+    _announce(Revocation(user_id=str(user_id), reason="signed_out_everywhere", close_code=SESSION_ENDED))
 
 
 def on_user_deleted(*, instance: Any, **kwargs: Any) -> None:

@@ -21,7 +21,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts import auth, cognito, demo, throttle
+from accounts import auth, cognito, demo, sessions, throttle
 from accounts.forms import CognitoSignInForm, SignUpForm
 from accounts.tokens import Rejection, TokenRejected, TokenSet
 
@@ -133,6 +133,14 @@ def sign_out(request: HttpRequest) -> HttpResponse:
         return render(
             request, "accounts/signed_out.html", {"hosted_logout": cognito.logout_url(config, logout_uri=logout_uri)}
         )
+    return redirect(settings.LOGOUT_REDIRECT_URL)
+
+
+@require_POST
+def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
+    """End every session of this user (this one too), every refresh token, every socket."""
+    if request.user.is_authenticated:
+        sessions.sign_out_everywhere(request)
     return redirect(settings.LOGOUT_REDIRECT_URL)
 
 

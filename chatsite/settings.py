@@ -74,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.sessions.SessionCutoffMiddleware",  # "sign out everywhere" ends older sessions
     "accounts.middleware.BearerTokenMiddleware",  # Authorization: Bearer on /api/
     "accounts.middleware.RefusedUserMiddleware",  # a banned user calls no /api/ endpoint
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -549,6 +550,10 @@ if not 0 < CHAT_SESSION_RECHECK_SECONDS <= 86_400:
 # --- Operations (chatsite/ops: health, metrics, logs; docs/operations.md) ---------------
 # /metrics answers a bearer token or a staff session; there is no default token.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Each /readyz check's budget: well inside an ALB health check's default 5 s timeout.
+CHAT_READY_CHECK_TIMEOUT_SECONDS = env_float("CHAT_READY_CHECK_TIMEOUT_SECONDS", 2.0)
+if not 0 < CHAT_READY_CHECK_TIMEOUT_SECONDS <= 60:
+    raise ImproperlyConfigured("CHAT_READY_CHECK_TIMEOUT_SECONDS must be between 0 and 60 seconds")
 if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
     raise ImproperlyConfigured("METRICS_TOKEN must be at least 32 characters (try: openssl rand -hex 32)")
 # CloudWatch Embedded Metric Format lines on stdout (chatsite/ops/emf.py).

@@ -223,3 +223,61 @@ async def test_a_token_client_signing_out_closes_the_sockets_of_that_sign_in_onl
     assert (await me("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {second.access_token}")).status_code == 200
     for sock in sockets:
         await sock.comm.disconnect(timeout=WAIT)
+
+
+async def test_signing_out_everywhere_ends_every_session_token_and_socket_of_the_user_only(
+    open_socket: Open, tmp_path: Path, settings: Any
+) -> None:
+    """ "Sign out everywhere" from one browser: every session of the user (that one too) ends, their sockets
+    close with 4401, their refresh tokens stop working; another user is untouched, and signing in again works."""
+    settings.AUTH_SIGNING_KEY_FILE = tmp_path / "key.pem"
+    bob, alice = await user("bob"), await user("alice")
+    tokens = await sync_to_async(issuer.issue_tokens)(bob)
+    laptop, phone, alices = [await sync_to_async(signed_in)(who) for who in (bob, bob, alice)]
+    sockets = [await open_socket(laptop), await open_socket(phone)]
+    bystander = await open_socket(alices)
+    assert (await sync_to_async(laptop.get)("/")).status_code == 200
+
+    response = await sync_to_async(phone.post)("/accounts/logout/everywhere/")
+    assert response.status_code == 302
+    for socket in sockets:
+        assert await socket.closed(wait=2.0) == 4401
+    assert await bystander.quiet() == []
+    for browser in (laptop, phone):  # both sessions are over: the pages send them to sign in
+        page = await sync_to_async(browser.get)("/")
+        assert (page.status_code, page.url.split("?")[0]) == (302, "/accounts/login/")
+    assert (await sync_to_async(alices.get)("/")).status_code == 200
+    assert tokens.refresh_token is not None
+    with pytest.raises(issuer.InvalidRefreshToken):
+        await sync_to_async(issuer.refresh_tokens)(tokens.refresh_token)
+    again = await sync_to_async(signed_in)(bob)  # a sign-in after the cutoff is a good one
+    assert (await sync_to_async(again.get)("/")).status_code == 200
+    assert await (await open_socket(again)).quiet() == []
+
+
+async def test_a_token_client_signs_out_everywhere_with_its_bearer_token_and_never_with_a_cookie(
+    open_socket: Open, tmp_path: Path, settings: Any
+) -> None:
+    """POST /api/auth/signout-everywhere takes a Bearer token (it is CSRF-exempt, so a cookie alone is refused)
+    and ends the browser sessions of that user too."""
+    settings.AUTH_SIGNING_KEY_FILE = tmp_path / "key.pem"
+    bob = await user("bob")
+    browser = await sync_to_async(signed_in)(bob)
+    on_browser = await open_socket(browser)
+    post = sync_to_async(browser.post)
+    by_cookie = await post("/api/auth/signout-everywhere", "{}", content_type="application/json")
+    assert (by_cookie.status_code, by_cookie.json()["reason"]) == (401, "missing_credentials")
+    assert await on_browser.quiet() == []
+
+    tokens = await sync_to_async(issuer.issue_tokens)(bob)
+    response = await sync_to_async(Client().post)(
+        "/api/auth/signout-everywhere",
+        "{}",
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {tokens.access_token}",
+    )
+    assert response.status_code == 200 and response.json()["signedOutEverywhere"] is True
+    assert await on_browser.closed(wait=2.0) == 4401
+    assert (await sync_to_async(browser.get)("/")).status_code == 302
+    refused = await sync_to_async(Client().get)("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {tokens.access_token}")
+    assert (refused.status_code, refused.json()["reason"]) == (401, "revoked")

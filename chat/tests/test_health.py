@@ -26,7 +26,10 @@ PROBE_HOST = "10.0.3.7"
 
 
 @pytest.fixture(autouse=True)
-def fresh_readiness() -> Iterator[None]:
+def fresh_readiness(settings: Settings) -> Iterator[None]:
+    # A budget no busy machine reaches: these tests are about the answers. The one about the
+    # budget sets its own.
+    settings.CHAT_READY_CHECK_TIMEOUT_SECONDS = 60.0
     health.reset_cache()
     yield
     health.reset_cache()
@@ -72,7 +75,7 @@ async def test_readyz_reports_every_dependency_with_its_latency() -> None:
     assert set(data["checks"]) == {"database", "channelLayer", "store"}
     for check in data["checks"].values():
         assert check["ok"] is True
-        assert isinstance(check["latencyMs"], float | int) and 0 <= check["latencyMs"] < 2000
+        assert isinstance(check["latencyMs"], float | int) and check["latencyMs"] >= 0
         assert "error" not in check
 
 
@@ -102,6 +105,7 @@ async def test_readyz_is_503_and_names_the_store_when_dynamodb_fails(
 @pytest.mark.django_db(transaction=True)
 async def test_readyz_is_503_when_redis_is_down(settings: Settings) -> None:
     """A channel layer whose Redis refuses connections fails its check, within the time budget."""
+    settings.CHAT_READY_CHECK_TIMEOUT_SECONDS = 2.0
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -113,7 +117,9 @@ async def test_readyz_is_503_when_redis_is_down(settings: Settings) -> None:
     check = body(response)["checks"]["channelLayer"]
     assert check["ok"] is False
     assert check["error"]
-    assert check["latencyMs"] <= health.CHECK_TIMEOUT_SECONDS * 1000 + 500
+    # Bounded by the budget (a Redis client left alone retries for far longer); the margin is
+    # for a busy machine's late event loop.
+    assert check["latencyMs"] <= settings.CHAT_READY_CHECK_TIMEOUT_SECONDS * 1000 + 2000
     # The balancer's target check stays green: a Redis outage is every target's, and taking
     # them all out of the balancer would turn a blip into an outage.
     assert (await AsyncClient().get("/healthz")).status_code == 200

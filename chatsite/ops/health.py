@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import close_old_connections, connection
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 
@@ -35,8 +36,6 @@ from chatsite.ops import drain, loopwatch
 
 HEALTH_PATH: Final = "/healthz"
 READY_PATH: Final = "/readyz"
-# Well inside an ALB health check's default 5 s timeout.
-CHECK_TIMEOUT_SECONDS: Final = 2.0
 CACHE_SECONDS: Final = 1.0
 _NO_CACHE: Final = {"Cache-Control": "no-store"}
 
@@ -102,7 +101,7 @@ CHECKS: Final[dict[str, Callable[[], Awaitable[None]]]] = {
 async def _timed(check: Callable[[], Awaitable[None]]) -> CheckResult:
     start = time.perf_counter()
     try:
-        await asyncio.wait_for(check(), timeout=CHECK_TIMEOUT_SECONDS)
+        await asyncio.wait_for(check(), timeout=settings.CHAT_READY_CHECK_TIMEOUT_SECONDS)
     except Exception as exc:
         # The class name only: an exception's text can carry a DSN or a host name.
         error = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__

@@ -358,6 +358,7 @@ async def test_private_rooms_admit_members_only_and_a_removed_member_leaves_at_o
     admin = site.admin()
     room = admin.new_room(private="on")
     page_path = f"/admin/moderation/rooms/{room}/"
+    site.cookie("alice")  # alice has signed in here once: admin adds people who have an account
     assert "alice is a member." in admin.act(page_path, op="member_add", username="alice", reason="on the team").lower()
     alice, bob = await site.socket("alice", token=True), await site.socket("bob")
     await alice.join(room)

@@ -1,0 +1,92 @@
+"""Sessions that end everywhere at once ("sign out everywhere").
+
+Django ends one session at a time (`logout`) or all of them only with a new password. A user
+who left a session open on a borrowed computer needs the third way without changing their
+password: every session signed in before the moment they asked is over, on every page and
+every socket, and every refresh token of theirs is revoked.
+
+A session records when it signed in (`SIGNED_IN_AT`, set on `user_logged_in`); the user's
+`SessionCutoff` records when they last signed out everywhere. `session_user` is Django's
+`get_user` plus that comparison, and it is the one check every session reader uses: the
+pages (`SessionCutoffMiddleware`), a socket's handshake and the keeper's re-check
+(accounts.identity). A session from before this rule existed has no stamp and counts as
+signed in at the epoch: it ends at the first cutoff too.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from django.contrib.auth import get_user, logout
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.signals import user_logged_in
+from django.db import transaction
+from django.http import HttpRequest
+
+from accounts import issuer, revocation
+from accounts.models import SessionCutoff
+
+SIGNED_IN_AT: Final = "_chatsite_signed_in_at"  # epoch seconds, a float (sessions serialise JSON)
+
+
+def stamp(*, request: Any, user: Any, **kwargs: Any) -> None:
+    """user_logged_in: the session remembers when it signed in (after Django cycled its key)."""
+    session = getattr(request, "session", None)
+    if session is not None:
+        session[SIGNED_IN_AT] = datetime.now(UTC).timestamp()
+
+
+def _cutoff(user_id: Any) -> float | None:
+    at = SessionCutoff.objects.filter(user_id=user_id).values_list("at", flat=True).first()
+    return at.timestamp() if at is not None else None
+
+
+def current(session: Any, user: Any) -> bool:
+    """Whether this signed-in user's session began after their last "sign out everywhere"."""
+    cutoff = _cutoff(user.pk)
+    return cutoff is None or float(session.get(SIGNED_IN_AT, 0.0)) > cutoff
+
+
+def session_user(request: Any) -> Any:
+    """Django's session user, or AnonymousUser when the session predates a sign-out everywhere
+    (the session is flushed then, as Django flushes one whose password hash went stale)."""
+    user = get_user(request)
+    if user.is_authenticated and not current(request.session, user):
+        request.session.flush()
+        return AnonymousUser()
+    return user
+
+
+@transaction.atomic
+def sign_out_everywhere(request: HttpRequest) -> int:
+    """End every session and refresh token of the signed-in user; their sockets close with 4401
+    on every process. This request's session ends too. How many refresh tokens were revoked."""
+    user = request.user
+    assert user.is_authenticated
+    SessionCutoff.objects.update_or_create(user=user, defaults={"at": datetime.now(UTC)})
+    revoked = issuer.revoke_user_refresh_tokens(user.pk)
+    revocation.signed_out_everywhere(user_id=user.pk)
+    if getattr(request, "session", None) is not None:
+        logout(request)
+    return revoked
+
+
+class SessionCutoffMiddleware:
+    """After AuthenticationMiddleware: a page's user is nobody when the session is cut off."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> Any:
+        user = getattr(request, "user", None)
+        # Only a session user: a Bearer token's user (/api/) is checked by its refresh token.
+        if user is not None and user.is_authenticated and request.session.session_key:
+            if not current(request.session, user):
+                request.session.flush()
+                request.user = AnonymousUser()
+        return self.get_response(request)
+
+
+def connect() -> None:
+    user_logged_in.connect(stamp, dispatch_uid="accounts.sessions.stamp")
