@@ -177,7 +177,7 @@ async def test_a_visitor_signs_up_creates_a_room_and_signs_out(shared_server: Da
     await expect(page.locator("#status")).to_have_attribute("data-state", "live")
     assert await page.locator("img").count() == 0
 
-    await page.get_by_role("button", name="Sign out").click()
+    await page.get_by_role("button", name="Sign out", exact=True).click()
     await expect(page).to_have_url(re.compile(r"/accounts/login/"))
     await page.goto(server.base_url + "/rooms/book-club/")
     await expect(page).to_have_url(re.compile(r"/accounts/login/\?next="))
@@ -249,7 +249,7 @@ async def test_every_message_shows_once_across_a_server_restart(
     # Carol signs out in another tab; her room page's socket stays open until the restart.
     other_tab = await carol.context.new_page()
     await other_tab.goto(server.base_url + "/")
-    await other_tab.get_by_role("button", name="Sign out").click()
+    await other_tab.get_by_role("button", name="Sign out", exact=True).click()
     await expect(other_tab).to_have_url(re.compile(r"/accounts/login/"))
 
     await asyncio.to_thread(server.stop)
@@ -644,7 +644,7 @@ async def test_a_message_typed_offline_survives_a_reload_and_goes_out_once(
     await say(alice, "never sent")
     await expect(line(alice, "never sent")).to_have_attribute("data-state", "pending")
     assert len(await outbox_keys(page)) == 1
-    await page.get_by_role("button", name="Sign out").click()
+    await page.get_by_role("button", name="Sign out", exact=True).click()
     await expect(page).to_have_url(re.compile(r"/accounts/login/"))
     assert await outbox_keys(page) == []
     assert alice.page_errors == []
