@@ -31,7 +31,7 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from accounts import auth, cognito, issuer, revocation, sessions, throttle
+from accounts import auth, cognito, demo, issuer, revocation, sessions, throttle
 from accounts.middleware import bearer_token, unauthorized
 from accounts.refusals import refusal_for, refused_response
 from accounts.tokens import Rejection, TokenRejected, TokenSet
@@ -255,3 +255,10 @@ def jwks(request: HttpRequest) -> HttpResponse:
     if cognito.CognitoConfig.from_settings() is not None:
         return _error(404, "not_found", "tokens come from Cognito: use the user pool's JWKS")
     return JsonResponse(issuer.key_ring().jwks())
+
+
+@require_GET
+def demo_accounts(request: HttpRequest) -> HttpResponse:
+    """The demo accounts' sign-in hint for the React app's sign-in form: {"accounts": [...],
+    "password": ...}, or {"accounts": []} in production or once they have passwords of their own."""
+    return JsonResponse(demo.sign_in_hint() or {"accounts": []})

@@ -12,5 +12,6 @@ urlpatterns = [
     path("api/auth/revoke", api.revoke, name="api_auth_revoke"),
     path("api/auth/signout-everywhere", api.sign_out_everywhere, name="api_auth_signout_everywhere"),
     path("api/auth/me", api.me, name="api_auth_me"),
+    path("api/auth/demo", api.demo_accounts, name="api_auth_demo"),
     path(".well-known/jwks.json", api.jwks, name="jwks"),
 ]

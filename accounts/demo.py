@@ -52,3 +52,27 @@ def refuse_demo_accounts() -> None:
             "still have the published demo password. Delete them, or give them a password of their "
             f"own (manage.py changepassword {found[0]}), then start again."
         )
+
+
+# (username, password hash) -> whether that hash is the demo password: one hash check per
+# account per process, again only when its password changes.
+_demo_password_checked: dict[tuple[str, str], bool] = {}
+
+
+def sign_in_hint() -> dict[str, object] | None:
+    """What a sign-in page may say about the demo accounts (issue 20): their names and password,
+    only outside production and only for those that still sign in with it; None otherwise."""
+    if settings.PRODUCTION:
+        return None
+    try:
+        users = list(get_user_model().objects.filter(username__in=DEMO_USERS, is_active=True))
+    except DatabaseError:
+        return None
+    names = []
+    for user in users:
+        key = (user.get_username(), user.password)
+        if key not in _demo_password_checked:
+            _demo_password_checked[key] = user.has_usable_password() and user.check_password(settings.DEMO_PASSWORD)
+        if _demo_password_checked[key]:
+            names.append(user.get_username())
+    return {"accounts": sorted(names), "password": settings.DEMO_PASSWORD} if names else None

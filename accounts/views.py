@@ -21,7 +21,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts import auth, cognito, sessions, throttle
+from accounts import auth, cognito, demo, sessions, throttle
 from accounts.forms import CognitoSignInForm, SignUpForm
 from accounts.tokens import Rejection, TokenRejected, TokenSet
 
@@ -61,6 +61,10 @@ class ThrottledLoginView(auth_views.LoginView):
             response["Retry-After"] = str(refused.retry_after)
             return response
         return super().post(request, *args, **kwargs)  # type: ignore[no-any-return]
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        # The embedded default's demo accounts, named with their password (never in production).
+        return {**super().get_context_data(**kwargs), "demo_hint": demo.sign_in_hint()}
 
     def form_invalid(self, form: Any) -> HttpResponse:
         # A sign-in that got as far as a password check and failed (a form without both

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 
 from accounts.identity import identity_from_user
@@ -45,7 +45,9 @@ def room(request: HttpRequest, room_id: str) -> HttpResponse:
     # A private room is not there for a non-member (its name included).
     identity = identity_from_user(request.user)
     if found is None or not services.room_readable(room=found, identity=identity):
-        raise Http404("No such room")
+        # A page with a way back, not Django's 404 page; still a 404 (issue 20).
+        missing = {"room": None, "rooms": services.room_list(identity=identity)}
+        return render(request, "chat/room_missing.html", missing, status=404)
     context = {
         "room": found,
         "rooms": services.room_list(identity=identity),  # the sidebar (issue 20)

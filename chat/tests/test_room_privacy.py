@@ -178,6 +178,7 @@ NAMES_NO_ROOM: dict[tuple[str, str], str] = {
     ("url", "api_auth_revoke"): "sign-out of a token client",
     ("url", "api_auth_signout_everywhere"): "sign-out of every sign-in of a token client's user",
     ("url", "api_auth_me"): "who am I",
+    ("url", "api_auth_demo"): "the demo accounts' sign-in hint, no room",
     ("url", "jwks"): "public keys",
     ("url", "app"): "static files of the React build; rooms are named after the '#', never sent",
     ("action", "sendmessage"): "the AWS sample's frame: always the default room",

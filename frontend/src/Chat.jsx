@@ -1,38 +1,40 @@
 /**
- * Chat: the rooms (list, create, switch, unread counts), the open room's messages and the
- * composer, and the connection's state. Every room opened in this tab stays joined, so its
- * unread count keeps counting; the protocol client (websocket.js, static/chat/core/) rejoins
- * them all after a reconnect and hands over each room's state whole: this file and
- * MessageList.jsx only render it.
+ * Chat: the layout both UIs share (issue 20): the rooms in a sidebar (a drawer on a phone)
+ * with unread counts, the open room in the main pane (its messages, the composer, the
+ * connection's state), switched in place. Every room opened in this tab stays joined, so
+ * its unread count keeps counting; the protocol client (websocket.js, static/chat/core/)
+ * rejoins them all after a reconnect and hands over each room's state whole: this file and
+ * MessageList.jsx only render it. Per-message actions come from messageActions.js.
  */
 
-import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
+import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'react';
 
 import MessageList from './MessageList.jsx';
 import { TypingLine, usePresence } from './Presence.jsx';
 import { BrowseRooms, DirectList, MembersPanel, MessageSomeone, StartRoom, usePeople } from './People.jsx';
+import MessageMenu from './MessageMenu.jsx';
+import { messageActions } from './messageActions.js';
+import ReportDialog from './ReportDialog.jsx';
 import { emptyRoom, roomsReducer } from './roomStore.js';
 import { ConnectionState } from './websocket.js';
+import { errorText, secondsUntil } from './words.js';
 
 const MAX_MESSAGE_LENGTH = 4000;
 const ROOM_ID_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const HOME_ROOM = 'general';
+const BANNED_TEXT = 'You are banned: you can no longer take part in this chat.';
 
-function ConnectionBanner({ state, onReconnect }) {
+function ConnectionBanner({ state }) {
   // No ticking countdown: this is a live region, and a screen reader would read every tick.
   let text;
   if (state === ConnectionState.LIVE) text = 'Live';
   else if (state === ConnectionState.OFFLINE) text = 'Offline — reconnecting…';
-  else if (state === ConnectionState.FORBIDDEN) text = 'This account may not chat here.';
+  else if (state === ConnectionState.FORBIDDEN) text = 'Banned';
   else text = 'Connecting…';
   return (
     <div className={`connection connection-${state}`} role="status" data-state={state}>
       <span className="dot" aria-hidden="true" />
       <span>{text}</span>
-      {state === ConnectionState.OFFLINE && (
-        <button type="button" className="link-button" onClick={onReconnect}>
-          Reconnect now
-        </button>
-      )}
     </div>
   );
 }
@@ -53,7 +55,7 @@ function OfflineBar({ conn, wasDown, onReconnect }) {
     return () => clearInterval(timer);
   }, [retryAt]);
   if (!down) return null;
-  const seconds = retryAt === null ? 0 : Math.max(0, Math.ceil((retryAt - now) / 1000));
+  const seconds = secondsUntil(retryAt, now);
   return (
     <div className="offline-bar" role="status" data-testid="offline-bar">
       <span>
@@ -84,13 +86,14 @@ function RoomSettings({ settings }) {
   ) : null;
 }
 
-function Composer({ onSend, roomName, offline, onType }) {
+function Composer({ onSend, roomName, offline, disabledReason, inputRef, onType }) {
   const [text, setText] = useState('');
   const tooLong = text.length > MAX_MESSAGE_LENGTH;
+  const disabled = Boolean(disabledReason);
 
   function submit(event) {
     event.preventDefault();
-    if (!text.trim() || tooLong) return;
+    if (disabled || !text.trim() || tooLong) return;
     onSend(text);
     setText('');
   }
@@ -100,16 +103,23 @@ function Composer({ onSend, roomName, offline, onType }) {
     if (event.key === 'Enter' && !event.shiftKey && !event.nativeEvent.isComposing) submit(event);
   }
 
+  let hint = 'Enter to send, Shift+Enter for a new line';
+  if (disabled) hint = disabledReason;
+  else if (tooLong) hint = `${text.length - MAX_MESSAGE_LENGTH} characters over the limit`;
+  else if (offline) hint = 'Offline: what you send now goes out when the connection is back.';
+
   return (
-    <form className="composer" onSubmit={submit}>
+    <form className={`composer${disabled ? ' disabled' : ''}`} onSubmit={submit}>
       <label htmlFor="composer-text" className="sr-only">
         Message {roomName}
       </label>
       <textarea
         id="composer-text"
+        ref={inputRef}
         rows={2}
         value={text}
-        placeholder={`Message ${roomName}`}
+        disabled={disabled}
+        placeholder={disabled ? '' : `Message ${roomName}`}
         aria-describedby="composer-hint"
         aria-invalid={tooLong || undefined}
         onChange={(e) => {
@@ -118,16 +128,12 @@ function Composer({ onSend, roomName, offline, onType }) {
         }}
         onKeyDown={onKeyDown}
       />
-      <span id="composer-hint" className={tooLong ? 'hint error' : 'hint'}>
-        {tooLong
-          ? `${text.length - MAX_MESSAGE_LENGTH} characters over the limit`
-          : offline
-            ? 'Offline: what you send now goes out when the connection is back.'
-            : 'Enter to send, Shift+Enter for a new line'}
-      </span>
-      <button type="submit" disabled={!text.trim() || tooLong}>
+      <button type="submit" className="primary" disabled={disabled || !text.trim() || tooLong}>
         Send
       </button>
+      <span id="composer-hint" className={tooLong || disabled ? 'hint error' : 'hint'}>
+        {hint}
+      </span>
     </form>
   );
 }
@@ -161,7 +167,7 @@ function NewRoom({ api, onCreated }) {
 
   return (
     <details className="new-room">
-      <summary>New room</summary>
+      <summary>+ New room</summary>
       <form onSubmit={submit}>
         <label htmlFor="new-room-id">Room id</label>
         <input
@@ -180,11 +186,26 @@ function NewRoom({ api, onCreated }) {
             {error}
           </p>
         )}
-        <button type="submit" disabled={busy}>
+        <button type="submit" className="primary" disabled={busy}>
           Create room
         </button>
       </form>
     </details>
+  );
+}
+
+/** An unknown, private or forbidden room: a clear page with a way back, no composer. */
+function RoomGone({ roomId, text }) {
+  return (
+    <div className="room-gone" role="alert" data-testid="room-gone">
+      <h2>Room not available</h2>
+      <p>{text}</p>
+      {roomId !== HOME_ROOM && (
+        <p>
+          <a href={`#/rooms/${HOME_ROOM}`}>Go to #{HOME_ROOM}</a>
+        </p>
+      )}
+    </div>
   );
 }
 
@@ -196,6 +217,14 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   const [conn, setConn] = useState({ state: connection?.state ?? ConnectionState.CONNECTING });
   const [wasDown, setWasDown] = useState(false);
   const [announcement, setAnnouncement] = useState('');
+  const [notice, setNotice] = useState(null); // {kind: 'info' | 'error', text}
+  const [drawerOpen, setDrawerOpen] = useState(false);
+  const [menu, setMenu] = useState(null); // {message, trigger, actions}
+  const [reporting, setReporting] = useState(null); // the message being reported
+  const [reported, setReported] = useState(() => new Set());
+  const composer = useRef(null);
+  const drawerButton = useRef(null);
+  const sidebar = useRef(null);
   const current = useRef({ roomId, user });
   current.current = { roomId, user };
   const live = usePresence(connection, roomId); // presence dots and typing (Presence.jsx)
@@ -238,8 +267,20 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
         }
       }),
       connection.on('outbox', (items) => setOutbox(items)),
-      connection.on('reported', () => setAnnouncement('Thank you: the moderators will look at this message.')),
-      connection.on('roomError', (e) => dispatch({ type: 'roomError', roomId: e.roomId, message: e.message })),
+      connection.on('reported', ({ messageId }) => {
+        setReported((done) => new Set(done).add(messageId));
+        setNotice({ kind: 'info', text: 'Thank you: the moderators will look at this message.' });
+      }),
+      connection.on('roomError', (e) =>
+        dispatch({
+          type: 'roomError',
+          roomId: e.roomId,
+          code: e.code,
+          message: errorText(e.code, e.message),
+          refused: !connection.rooms.has(e.roomId),
+        }),
+      ),
+      connection.on('error', (frame) => setNotice({ kind: 'error', text: errorText(frame.code, frame.message) })),
     ];
     setConn({ state: connection.state, at: Date.now() });
     setOutbox(connection.outboxItems());
@@ -248,8 +289,11 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
 
   useEffect(() => {
     if (!connection) return;
+    dispatch({ type: 'retry', roomId });
     connection.joinRoom(roomId);
     dispatch({ type: 'read', roomId });
+    setNotice(null);
+    setMenu(null);
     // A room that failed to join (unknown, say) can be tried again by opening it again.
   }, [connection, roomId]);
 
@@ -260,13 +304,37 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
     loadRooms(); // the site's list follows membership changes (a private room gained or lost)
   }, [myRooms.length, loadRooms]);
 
-  const room = state[roomId] ?? emptyRoom;
-  const roomInfo = rooms.find((r) => r.roomId === roomId);
-  const roomName = mineById.get(roomId)?.name || roomInfo?.name || roomId;
+  // Opening a room puts the cursor in its composer (not while the drawer has the focus).
+  useEffect(() => {
+    if (!drawerOpen) composer.current?.focus({ preventScroll: true });
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- only when the room changes
+  }, [roomId]);
+
+  const closeDrawer = useCallback((restoreFocus = true) => {
+    setDrawerOpen(false);
+    if (restoreFocus) drawerButton.current?.focus();
+  }, []);
 
   useEffect(() => {
-    document.title = `${roomName} · Chatsite`;
-  }, [roomName]);
+    if (!drawerOpen) return undefined;
+    sidebar.current?.querySelector('a[aria-current="page"], a')?.focus();
+    const onKey = (event) => {
+      if (event.key === 'Escape') closeDrawer();
+    };
+    document.addEventListener('keydown', onKey);
+    return () => document.removeEventListener('keydown', onKey);
+  }, [drawerOpen, closeDrawer]);
+
+  const room = state[roomId] ?? emptyRoom;
+  const roomInfo = rooms.find((r) => r.roomId === roomId);
+  const banned = conn.state === ConnectionState.FORBIDDEN;
+  const refused = room.refused;
+  const roomName = refused ? 'Room not available' : mineById.get(roomId)?.name || roomInfo?.name || roomId;
+
+  const unreadElsewhere = Object.entries(state).reduce((n, [id, r]) => (id === roomId ? n : n + (r.unread ?? 0)), 0);
+  useEffect(() => {
+    document.title = `${unreadElsewhere > 0 ? `(${unreadElsewhere}) ` : ''}${roomName} · Chatsite`;
+  }, [roomName, unreadElsewhere]);
 
   const loadMore = useCallback(async () => {
     if (!connection || room.loadingHistory || !room.hasMore || room.messages.length === 0) return;
@@ -279,38 +347,85 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
     dispatch({ type: 'historyDone', roomId });
   }, [connection, room, roomId]);
 
+  const ui = useMemo(
+    () => ({
+      openReport: (message) => setReporting(message),
+      focusComposer: () => composer.current?.focus(),
+      announce: (text) => setAnnouncement(text),
+    }),
+    [],
+  );
+
+  const openMenu = useCallback(
+    (message, own, trigger) => {
+      if (menu?.message.messageId === message.messageId) {
+        setMenu(null);
+        return;
+      }
+      const ctx = { message, own, roomId, connection, reported: reported.has(message.messageId), ui };
+      setMenu({ message, trigger, actions: messageActions.for(ctx) });
+    },
+    [menu, roomId, connection, reported, ui],
+  );
+
+  const closeMenu = useCallback(
+    (restoreFocus) => {
+      setMenu((open) => {
+        if (open && restoreFocus && open.trigger.isConnected) open.trigger.focus();
+        return null;
+      });
+    },
+    [],
+  );
+
+  const closeReport = useCallback(() => setReporting(null), []);
+
   const roomOutbox = outbox.filter((item) => item.roomId === roomId);
   const listed = [
     ...myRooms.filter((r) => r.kind !== 'direct'),
     ...rooms.filter((r) => !mineById.has(r.roomId) && !r.roomId.startsWith('dm-')),
   ];
   const shownRooms =
-    listed.some((r) => r.roomId === roomId) || roomId.startsWith('dm-') ? listed : [...listed, { roomId, name: roomId }];
+    listed.some((r) => r.roomId === roomId) || roomId.startsWith('dm-') || refused
+      ? listed
+      : [...listed, { roomId, name: roomId }];
+  let disabledReason = null;
+  if (banned) disabledReason = BANNED_TEXT;
+  else if (room.settings?.archived) disabledReason = 'This room is archived: it takes no new messages.';
 
   return (
-    <div className="chat">
-      <header className="topbar">
-        <h1 className="brand">Chatsite</h1>
-        <ConnectionBanner state={conn.state} onReconnect={() => connection.reconnectNow()} />
-        <div className="who">
-          <span className="username" data-testid="username">
-            {user?.username ?? ''}
-          </span>
-          <button type="button" className="secondary" onClick={onSignOut}>
-            Sign out
+    <div className={`chat-shell${drawerOpen ? ' drawer-open' : ''}`}>
+      <nav className="sidebar" id="sidebar" aria-label="Rooms" ref={sidebar}>
+        <div className="sidebar-head">
+          <p className="brand">Chatsite</p>
+          <button
+            type="button"
+            className="icon-button sidebar-close"
+            aria-label="Close the room list"
+            onClick={() => closeDrawer()}
+          >
+            ×
           </button>
         </div>
-      </header>
-      <nav className="rooms" aria-label="Rooms">
-        <ul>
+        <p className="sidebar-title" id="sidebar-title">
+          Rooms
+        </p>
+        <ul className="room-links" aria-labelledby="sidebar-title">
           {shownRooms.map((r) => {
             const unread = r.muted ? 0 : (state[r.roomId]?.unread ?? 0); // a muted room stays quiet
             return (
               <li key={r.roomId}>
-                <a href={`#/rooms/${r.roomId}`} aria-current={r.roomId === roomId ? 'page' : undefined}>
-                  <span className="room-name">{r.name || r.roomId}</span>
+                <a
+                  href={`#/rooms/${r.roomId}`}
+                  data-room-id={r.roomId}
+                  aria-current={r.roomId === roomId ? 'page' : undefined}
+                  onClick={() => closeDrawer(false)}
+                >
+                  <span className="room-link-name" dir="auto">
+                    {r.name || r.roomId}
+                  </span>
                   {unread > 0 && r.roomId !== roomId && (
-                    <span className="badge">
+                    <span className="badge" data-unread>
                       {unread}
                       <span className="sr-only"> unread</span>
                     </span>
@@ -326,6 +441,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           onCreated={(id) => {
             loadRooms();
             people?.refresh().catch(() => {});
+            closeDrawer(false);
             window.location.hash = `#/rooms/${id}`;
           }}
         />
@@ -337,46 +453,115 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
             <MessageSomeone people={people} />
           </>
         )}
+        <div className="who">
+          <span className="avatar-name">
+            <span className="username" data-testid="username">
+              {user?.username ?? ''}
+            </span>
+          </span>
+          <button type="button" className="secondary" onClick={onSignOut}>
+            Sign out
+          </button>
+        </div>
       </nav>
-      <main className="room" aria-labelledby="room-title">
+      {drawerOpen && <div className="sidebar-scrim" onClick={() => closeDrawer()} aria-hidden="true" />}
+      <main className="main-pane room" aria-labelledby="room-title">
         <div className="room-head">
-          <h2 id="room-title">{roomName}</h2>
-          {people && <MembersPanel people={people} roomId={roomId} mine={mineById.get(roomId)} me={user} />}
+          <button
+            type="button"
+            ref={drawerButton}
+            className="icon-button sidebar-open"
+            aria-label="Open the room list"
+            aria-controls="sidebar"
+            aria-expanded={drawerOpen}
+            onClick={() => setDrawerOpen(true)}
+          >
+            ☰
+            {unreadElsewhere > 0 && <span className="badge dot-badge" aria-hidden="true" />}
+          </button>
+          <h1 id="room-title" dir="auto">
+            {roomName}
+          </h1>
+          {people && !refused && (
+            <MembersPanel people={people} roomId={roomId} mine={mineById.get(roomId)} me={user} />
+          )}
+          <ConnectionBanner state={conn.state} />
         </div>
         <OfflineBar conn={conn} wasDown={wasDown} onReconnect={() => connection.reconnectNow()} />
-        {room.error && (
-          <p className="error" role="alert">
+        {banned && (
+          <p className="notice" role="alert" data-kind="error">
+            {BANNED_TEXT}
+          </p>
+        )}
+        {notice && (
+          <div className="notice" role={notice.kind === 'error' ? 'alert' : 'status'} data-kind={notice.kind}>
+            <span>{notice.text}</span>
+            <button type="button" className="link-button" onClick={() => setNotice(null)} aria-label="Dismiss this notice">
+              Dismiss
+            </button>
+          </div>
+        )}
+        {room.error && !refused && (
+          <p className="notice" role="alert" data-kind="error">
             {room.error}
           </p>
         )}
-        <MessageList
-          roomId={roomId}
-          messages={room.messages}
-          loaded={room.loaded}
-          outbox={roomOutbox}
-          isOwn={isOwn}
-          hasMore={room.hasMore}
-          loadingHistory={room.loadingHistory}
-          onLoadMore={loadMore}
-          onRetry={(id) => connection.retry(id)}
-          onDiscard={(id) => connection.discard(id)}
-          presenceOf={live.presenceOf}
-          onReport={(m) => {
-            const reason = window.prompt('Why should the moderators look at this message?', '');
-            if (reason && reason.trim()) connection.reportMessage(roomId, m.messageId, reason.trim());
-          }}
-        />
-        <RoomSettings settings={room.settings} />
-        <TypingLine text={live.typing} />
-        <Composer
-          roomName={roomName}
-          offline={conn.state !== ConnectionState.LIVE}
-          onType={live.keystroke}
-          onSend={(text) => {
-            live.sent();
-            connection.send(roomId, text);
-          }}
-        />
+        {refused ? (
+          <RoomGone roomId={roomId} text={room.error} />
+        ) : (
+          <>
+            <MessageList
+              roomId={roomId}
+              messages={room.messages}
+              loaded={room.loaded}
+              outbox={roomOutbox}
+              isOwn={isOwn}
+              me={user}
+              hasMore={room.hasMore}
+              loadingHistory={room.loadingHistory}
+              stoppedText={
+                banned
+                  ? BANNED_TEXT
+                  : conn.state === ConnectionState.OFFLINE || wasDown
+                    ? 'Messages load when the connection is back.'
+                    : null
+              }
+              reported={reported}
+              menuFor={menu?.message.messageId}
+              onMenu={openMenu}
+              onLoadMore={loadMore}
+              onRetry={(id) => connection.retry(id)}
+              onDiscard={(id) => connection.discard(id)}
+              presenceOf={live.presenceOf}
+            />
+            <RoomSettings settings={room.settings} />
+            <TypingLine text={live.typing} />
+            <Composer
+              key={roomId}
+              inputRef={composer}
+              roomName={roomName}
+              offline={conn.state !== ConnectionState.LIVE}
+              disabledReason={disabledReason}
+              onType={live.keystroke}
+              onSend={(text) => {
+                live.sent();
+                connection.send(roomId, text);
+              }}
+            />
+          </>
+        )}
+        {menu && <MessageMenu actions={menu.actions} trigger={menu.trigger} onClose={closeMenu} />}
+        {reporting && (
+          <ReportDialog
+            message={reporting}
+            onClose={closeReport}
+            onSend={(reason) => {
+              if (!connection.reportMessage(roomId, reporting.messageId, reason)) {
+                setNotice({ kind: 'error', text: 'Offline: the report was not sent. Try again when the connection is back.' });
+              }
+            }}
+          />
+        )}
       </main>
       <div className="sr-only" aria-live="polite" aria-atomic="true" data-testid="announcer">
         {announcement}

@@ -5,7 +5,7 @@
  * site's own sign-in page works too (the session cookie then carries the socket).
  */
 
-import { useId, useState } from 'react';
+import { useEffect, useId, useState } from 'react';
 
 import { hostedSignInUrl } from './cognito.js';
 
@@ -16,6 +16,21 @@ export default function Login({ config, urls, api, notice, onSignedIn }) {
   const [error, setError] = useState(null);
   const [tokenApiMissing, setTokenApiMissing] = useState(false);
   const errorId = useId();
+  const [demo, setDemo] = useState(null);
+
+  // On the embedded default, say which demo accounts exist and their password (never in production).
+  useEffect(() => {
+    let cancelled = false;
+    api
+      .demoAccounts()
+      .then((body) => {
+        if (!cancelled && Array.isArray(body?.accounts) && body.accounts.length > 0) setDemo(body);
+      })
+      .catch(() => {}); // an older server, or another origin: no hint
+    return () => {
+      cancelled = true;
+    };
+  }, [api]);
 
   async function submit(event) {
     event.preventDefault();
@@ -50,6 +65,18 @@ export default function Login({ config, urls, api, notice, onSignedIn }) {
           {notice}
         </p>
       )}
+      {demo && (
+        <p className="demo-hint" data-testid="demo-hint">
+          Trying Chatsite? Sign in as{' '}
+          {demo.accounts.map((name, i) => (
+            <span key={name}>
+              {i > 0 && ' or '}
+              <strong>{name}</strong>
+            </span>
+          ))}{' '}
+          with the password <code>{demo.password}</code>.
+        </p>
+      )}
       <form onSubmit={submit} aria-describedby={error ? errorId : undefined}>
         <label htmlFor="login-username">Username</label>
         <input
@@ -77,7 +104,7 @@ export default function Login({ config, urls, api, notice, onSignedIn }) {
             {error}
           </p>
         )}
-        <button type="submit" disabled={busy}>
+        <button type="submit" className="primary" disabled={busy}>
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
       </form>

@@ -90,6 +90,11 @@ export class Api {
   }
 
   /** End the Django session (session mode). */
+  /** The embedded default's demo accounts and their password, for the sign-in form ({accounts: []} when none). */
+  demoAccounts() {
+    return this.request('/api/auth/demo', { auth: false, retry: false });
+  }
+
   async logoutSession() {
     const csrf = cookie('csrftoken');
     await this.fetch(`${this.base}/accounts/logout/`, {

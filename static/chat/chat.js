@@ -19,6 +19,7 @@ import { ChatConnection, ConnectionState, localOutboxStore, watchBrowser } from 
 import { avatarColor, continuesGroup, initials } from "./core/display.js";
 import { linkify } from "./core/linkify.js";
 import { snapshot } from "./core/rooms.js";
+import { errorText, pendingText } from "./core/words.js";
 import { createMessageMenu } from "./message-menu.js";
 import { setupPresence } from "./presence-ui.js";
 import { PEOPLE_ACTIONS } from "./core/people.js";
@@ -55,6 +56,7 @@ function start(app) {
     noticeText: document.getElementById("notice-text"),
     noticeDismiss: document.getElementById("notice-dismiss"),
     scroller: document.getElementById("scroller"),
+    newMessages: document.getElementById("new-messages"),
     loadOlder: document.getElementById("load-older"),
     list: document.getElementById("messages"),
     form: document.getElementById("composer"),
@@ -91,6 +93,7 @@ function start(app) {
     pending: new Map(), // clientMessageId -> <li> of an unsent message
     active: null, // the line that takes Tab in the message list (roving focus)
     countdown: null,
+    unseen: 0, // messages that arrived below while the reader was scrolled up
     unread: new Map(), // roomId -> messages that arrived while it was not open
   };
 
@@ -165,8 +168,9 @@ function start(app) {
   }
 
   // kind "error" (an alert) or "info" (a confirmation: said politely, not styled as an error).
-  function showNotice(text, kind = "error") {
+  function showNotice(text, kind = "error", code = "") {
     el.notice.dataset.kind = kind;
+    el.notice.dataset.code = code;
     el.notice.setAttribute("role", kind === "error" ? "alert" : "status");
     el.noticeText.textContent = text;
     el.notice.hidden = false;
@@ -340,10 +344,10 @@ function start(app) {
     if (focused && !li.contains(document.activeElement)) el.input.focus();
   }
 
+  // In words (core/words.js), with a live countdown while a message waits out a limit.
   function deliveryOf(item) {
-    if (item.status === "failed") return ["failed", `Not sent (${item.code || "error"}): ${item.error || ""}`];
     if (item.status === "sent") return ["sent", ""];
-    if (item.retrying) return ["pending", `Retrying (${item.retrying})…`];
+    if (item.status === "failed" || item.retrying) return [item.status, pendingText(item)];
     return ["pending", view.joined ? "Sending…" : "Waiting for connection…"];
   }
 
@@ -415,6 +419,9 @@ function start(app) {
     }
     const [kind, text] = deliveryOf(item);
     setDelivery(li, kind, text);
+    const code = item.status === "failed" ? item.code : item.retrying; // in words on the line, as data here
+    if (code) li.dataset.code = code;
+    else delete li.dataset.code;
     return li;
   }
 
@@ -645,6 +652,8 @@ function start(app) {
     render();
     el.list.setAttribute("aria-busy", "false");
     scrollToBottom();
+    showUnseen(0);
+    tickWhileWaiting();
     currentStatus();
     el.input.focus();
   }
@@ -717,6 +726,9 @@ function start(app) {
   });
 
   connection.on("message", (message) => {
+    if (message.roomId === view.roomId && String(message.userId) !== USER_ID && !nearBottom()) {
+      showUnseen(view.unseen + 1); // the reader is further up: say so, do not move them
+    }
     if (message.roomId === view.roomId || String(message.userId) === USER_ID) return;
     view.unread.set(message.roomId, (view.unread.get(message.roomId) ?? 0) + 1);
     updateBadges();
@@ -728,6 +740,7 @@ function start(app) {
     view.outbox = items.filter((item) => item.roomId === view.roomId);
     render();
     if (view.outbox.length > before) scrollToBottom(); // you just wrote it: show it
+    tickWhileWaiting();
   });
 
   connection.on("joined", ({ roomId }) => {
@@ -759,7 +772,7 @@ function start(app) {
   connection.on("roomError", ({ roomId, code, message }) => {
     if (roomId !== view.roomId) return;
     if (connection.rooms.has(roomId)) {
-      showNotice(`${code}: ${message}`); // retryable: the client asks again
+      showNotice(errorText(code, message), "error", code); // retryable: the client asks again
       return;
     }
     // The room refused us (private, unknown) or took us out: asking again would not help.
@@ -770,7 +783,7 @@ function start(app) {
     updateLoadOlder();
     // A private room answers a non-member unknown_room, as if it did not exist (docs/auth.md).
     const hidden = code === "forbidden" || code === "unknown_room";
-    showNotice(hidden ? "This room does not exist, or is private: members only." : `${code}: ${message}`);
+    showNotice(hidden ? "This room does not exist, or is private: members only." : errorText(code, message), "error", code);
   });
 
   connection.on("reported", ({ roomId, messageId }) => {
@@ -794,8 +807,38 @@ function start(app) {
     if (f.action === "reportMessage") {
       for (const li of el.list.querySelectorAll('li[data-report="sending"]')) delete li.dataset.report;
     }
-    showNotice(`${code}: ${message}`);
+    showNotice(errorText(code, message), "error", code);
   });
+
+  // --- "N new messages ↓" and countdowns (issue 20) ---------------------------------------
+
+  // While the reader is scrolled up, new messages below are counted, not scrolled to.
+  function showUnseen(n) {
+    view.unseen = n;
+    el.newMessages.hidden = n === 0;
+    el.newMessages.textContent = n === 1 ? "1 new message ↓" : `${n} new messages ↓`;
+  }
+
+  el.scroller.addEventListener("scroll", () => {
+    if (view.unseen > 0 && nearBottom()) showUnseen(0);
+  });
+  el.newMessages.addEventListener("click", () => {
+    scrollToBottom();
+    showUnseen(0);
+    const lines = el.list.querySelectorAll("li.msg");
+    if (lines.length > 0) activate(lines[lines.length - 1]);
+  });
+
+  // A message waiting out a limit counts down ("Slow mode: you can post again in 23 s").
+  let waitingTick = null;
+  function tickWhileWaiting() {
+    const waiting = view.outbox.some((item) => item.retrying && item.retryAt);
+    if (waiting && waitingTick === null) waitingTick = setInterval(render, 1000);
+    else if (!waiting && waitingTick !== null) {
+      clearInterval(waitingTick);
+      waitingTick = null;
+    }
+  }
 
   // --- The message list: keyboard -------------------------------------------------------
 
@@ -876,7 +919,7 @@ function start(app) {
       // Keep the lines the reader was looking at in place.
       if (roomId === view.roomId) el.scroller.scrollTop = el.scroller.scrollHeight - fromBottom;
     } catch (error) {
-      if (error?.code && roomId === view.roomId) showNotice(`${error.code}: ${error.message}`);
+      if (error?.code && roomId === view.roomId) showNotice(errorText(error.code, error.message), "error", error.code);
     }
     view.historyInFlight = false;
     updateLoadOlder();

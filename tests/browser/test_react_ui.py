@@ -328,7 +328,7 @@ async def test_the_login_form_signs_in_with_a_token_and_the_socket_authenticates
     await expect(page.get_by_role("navigation", name="Rooms").get_by_role("link")).to_have_text(["General"])
     await say(visitor, "signed in with a token")
     await expect(own(visitor, "signed in with a token")).to_have_attribute("data-status", "sent")
-    await page.get_by_role("button", name="Sign out").click()
+    await page.get_by_role("button", name="Sign out", exact=True).click()
     await expect(page.get_by_role("heading", name="Sign in to Chatsite")).to_be_visible()
     clean(visitor)
 
@@ -385,7 +385,7 @@ async def test_the_sites_own_sign_in_page_signs_in_to_the_app_and_sign_out_ends_
     await expect(status(visitor)).to_have_attribute("data-state", "live")
     await expect(page.get_by_test_id("username")).to_have_text("erin")
 
-    await page.get_by_role("button", name="Sign out").click()
+    await page.get_by_role("button", name="Sign out", exact=True).click()
     await expect(page.get_by_role("heading", name="Sign in to Chatsite")).to_be_visible()
     await page.reload()
     await expect(page.get_by_role("heading", name="Sign in to Chatsite")).to_be_visible()
@@ -470,7 +470,7 @@ async def test_a_message_typed_offline_survives_a_reload_and_goes_out_once(
     await say(alice, "never sent")
     await expect(pending).to_have_count(1)
     assert len(await outbox_keys(page)) == 1
-    await page.get_by_role("button", name="Sign out").click()
+    await page.get_by_role("button", name="Sign out", exact=True).click()
     await expect(page.get_by_role("heading", name="Sign in to Chatsite")).to_be_visible()
     assert await outbox_keys(page) == []
     clean(alice)

@@ -141,8 +141,9 @@ export function parseExpiresAt(value) {
  *   reported     {roomId, messageId}   a report (reportMessage) reached the moderators
  *   presence     {userId, status, lastSeenAt}   (with `presence: true`) a user's presence changed
  *   typing       {roomId, userId, username}     (with `presence: true`) someone is typing
- *   outbox       [{clientMessageId, roomId, text, status, code?, error?, retrying?, seq?}]
- *                status: pending | sent | failed; retrying: the error code a retry waits out
+ *   outbox       [{clientMessageId, roomId, text, status, code?, error?, retrying?, retryAt?, seq?}]
+ *                status: pending | sent | failed; retrying: the error code a retry waits out,
+ *                retryAt: when that retry goes (ms since the epoch)
  *   roomError    {roomId, code, message}
  *   error        an error frame not tied to a message, room or history request
  */
@@ -658,6 +659,7 @@ export class ChatConnection {
       if (frame.retryable && item.attempts < MAX_SEND_ATTEMPTS) {
         const delay = Math.max((frame.retryAfter ?? 0) * 1000, fullJitterDelay(item.attempts, this.timing, this.random));
         item.retrying = frame.code || 'error';
+        item.retryAt = Date.now() + delay; // the UIs count down to it (core/words.js)
         this.emitOutbox();
         this.setItemTimer(item.clientMessageId, delay, () => {
           if (this.outbox.get(item.clientMessageId) !== item || item.status !== 'pending') return;
@@ -864,7 +866,7 @@ export class ChatConnection {
   /** The outbox as the UIs show it: plain copies, in the order typed. */
   outboxItems() {
     return (
-      [...this.outbox.values()].map(({ clientMessageId, roomId, text, status, code, error, retrying, seq, createdAt }) => ({
+      [...this.outbox.values()].map(({ clientMessageId, roomId, text, status, code, error, retrying, retryAt, seq, createdAt }) => ({
         clientMessageId,
         roomId,
         text,
@@ -872,6 +874,7 @@ export class ChatConnection {
         code,
         error,
         retrying,
+        retryAt: retrying ? retryAt : undefined,
         seq,
         createdAt,
       }))

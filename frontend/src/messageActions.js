@@ -1,0 +1,23 @@
+/**
+ * The React app's per-message menu registry (static/chat/core/actions.js explains the API;
+ * the template UI has its own, in static/chat/message-menu.js). A feature adds its item
+ * from its own module, with no change to MessageList.jsx:
+ *
+ *   import { messageActions } from './messageActions.js';
+ *   messageActions.register({ id: 'edit', label: 'Edit', when: (ctx) => ctx.own, run: (ctx) => ... });
+ *
+ * ctx: {message, own, roomId, connection, ui}; `ui` holds the app's callbacks:
+ * `openReport(message)`, `focusComposer()`, `announce(text)`.
+ */
+
+import { createActionRegistry } from '../../static/chat/core/actions.js';
+
+export const messageActions = createActionRegistry();
+
+// Reporting (docs/moderation.md): an in-page dialog with reasons (ReportDialog.jsx).
+messageActions.register({
+  id: 'report',
+  label: 'Report…',
+  when: (ctx) => !ctx.own && !ctx.message.removed && Boolean(ctx.message.messageId) && !ctx.reported,
+  run: (ctx) => ctx.ui.openReport(ctx.message),
+});

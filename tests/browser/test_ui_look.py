@@ -1,0 +1,408 @@
+"""Both UIs as a person meets them (issue 20), in Chromium at a desktop's and a phone's size.
+
+Each test asserts the layout, not just the text: the document never scrolls (only its
+panes do), the composer is in view and focused once a room opens, one sender's run is
+grouped, links are links, "N new messages ↓" shows while scrolled up, the offline bar
+shows while the server is unreachable, and axe-core finds no serious or critical
+accessibility violation. Screenshots of each screen go to var/screenshots/ (not
+committed): look at them; docs/screenshots/ keeps a current pair for README.md.
+
+One daphne (serving the React build at /app/) for the module; each test keeps to its own
+users and rooms.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.browser.conftest import SCREENSHOTS, WS_URL, BrowserUser, NewUser, SocketLink, skip_reason, timeout_ms
+from tests.browser.test_react_ui import react_build  # noqa: F401 - a fixture
+from tests.fixtures.servers import ROOT, DaphneServer, base_env
+
+if TYPE_CHECKING:
+    from playwright.async_api import WebSocketRoute
+
+_reason = skip_reason()
+pytestmark = [
+    pytest.mark.skipif(_reason is not None, reason=_reason or ""),
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.timeout(180),
+]
+if _reason is None:
+    from playwright.async_api import expect
+
+AXE = ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
+SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
+
+
+@pytest.fixture(scope="module")
+def look_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    migrated_db: Path,
+    react_build: Path,  # noqa: F811 - the fixture imported above
+) -> Iterator[DaphneServer]:
+    data_dir = tmp_path_factory.mktemp("daphne-look")
+    shutil.copy(migrated_db, data_dir / "db.sqlite3")
+    server = DaphneServer(data_dir, base_env(data_dir)).start()
+    yield server
+    server.stop()
+
+
+# --- the two UIs, behind one small driver -----------------------------------------------------
+
+
+class TemplateUI:
+    name = "template"
+    composer = "#message-input"
+    lines = "#messages li.msg"
+    state = "#status"
+
+    @staticmethod
+    def url(server: DaphneServer, room_id: str) -> str:
+        return f"{server.base_url}/rooms/{room_id}/"
+
+
+class ReactUI:
+    name = "react"
+    composer = "#composer-text"
+    lines = ".message-list li.msg"
+    state = ".connection"
+
+    @staticmethod
+    def url(server: DaphneServer, room_id: str) -> str:
+        return f"{server.base_url}/app/#/rooms/{room_id}"
+
+
+UIS = {"template": TemplateUI, "react": ReactUI}
+
+
+async def sized_user(new_user: NewUser, server: DaphneServer, name: str, size: str) -> BrowserUser:
+    width, height = SIZES[size]
+    user = await new_user(server, name, viewport_width=width)
+    await user.page.set_viewport_size({"width": width, "height": height})
+    await user.page.emulate_media(reduced_motion="reduce")  # the drawer opens at once: a still screenshot
+    return user
+
+
+async def create_room(user: BrowserUser, server: DaphneServer, room_id: str) -> None:
+    """Create a room through the site's form (the room list at /)."""
+    await user.page.goto(server.base_url + "/")
+    await user.page.get_by_label("Room id").fill(room_id)
+    await user.page.get_by_role("button", name="Create room").click()
+    await expect(user.page).to_have_url(re.compile(rf"/rooms/{room_id}/$"))
+
+
+async def open_room(user: BrowserUser, ui: Any, server: DaphneServer, room_id: str) -> None:
+    await user.page.goto(ui.url(server, room_id))
+    await expect(user.page.locator(ui.state)).to_have_attribute("data-state", "live")
+
+
+async def say(user: BrowserUser, ui: Any, text: str) -> None:
+    box = user.page.locator(ui.composer)
+    await box.fill(text)
+    await box.press("Enter")
+    await expect(user.page.locator(ui.lines).filter(has_text=text).last).to_have_attribute(
+        "data-state" if ui is TemplateUI else "data-status", "sent"
+    )
+
+
+async def no_document_overflow(user: BrowserUser) -> None:
+    """Only the panes scroll: the document fits the window both ways."""
+    sizes = await user.page.evaluate(
+        "() => ({sw: document.documentElement.scrollWidth, sh: document.documentElement.scrollHeight,"
+        " w: window.innerWidth, h: window.innerHeight})"
+    )
+    assert sizes["sw"] <= sizes["w"], f"the page scrolls sideways: {sizes}"
+    assert sizes["sh"] <= sizes["h"], f"the page scrolls down into blank space: {sizes}"
+
+
+async def axe_violations(user: BrowserUser) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    if not AXE.exists():
+        pytest.skip(f"{AXE} is missing: `cd frontend && npm ci` installs axe-core")
+    if not await user.page.evaluate("() => typeof window.axe === 'object'"):
+        # Evaluated rather than added as a <script>: the site's CSP (script-src 'self') refuses inline scripts.
+        await user.page.evaluate(AXE.read_text() + "\n;undefined")
+    found: list[dict[str, Any]] = await user.page.evaluate(
+        """async () => {
+            const result = await window.axe.run(document, { resultTypes: ['violations'] });
+            return result.violations
+                .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+                                nodes: v.nodes.map((n) => n.target.join(' ')) }));
+        }"""
+    )
+    return found
+
+
+async def shot(user: BrowserUser, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await user.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+# --- tests ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("ui_name", list(UIS))
+async def test_a_room_looks_like_a_chat(look_server: DaphneServer, new_user: NewUser, ui_name: str, size: str) -> None:
+    """A room with a conversation: no document overflow, the composer in view and focused,
+    one sender's run grouped, links clickable, no serious or critical axe violation."""
+    ui = UIS[ui_name]
+    server = look_server
+    room = f"look-{ui_name}-{size}"
+    ann = await sized_user(new_user, server, f"ann{ui_name[0]}{size[0]}", size)
+    ben = await sized_user(new_user, server, f"ben{ui_name[0]}{size[0]}", size)
+    await create_room(ann, server, room)
+    await open_room(ann, ui, server, room)
+    await open_room(ben, ui, server, room)
+    await say(ann, ui, "Morning! The release notes are at www.example.org/notes")
+    await say(ann, ui, "Anyone up for lunch at 12:30?")
+    await say(ben, ui, "Count me in")
+    await say(ben, ui, "https://example.com/menu looks good")
+
+    page = ben.page
+    await page.reload()
+    await expect(page.locator(ui.state)).to_have_attribute("data-state", "live")
+    lines = page.locator(ui.lines)
+    await expect(lines).to_have_count(4)
+    await expect(page.locator(ui.composer)).to_be_in_viewport()
+    await expect(page.locator(ui.composer)).to_be_focused()
+    grouped = [await lines.nth(i).evaluate("li => li.classList.contains('grouped')") for i in range(4)]
+    assert grouped == [False, True, False, True]
+    links = page.locator(f"{ui.lines} .text a[href]")
+    await expect(links).to_have_count(2)
+    await no_document_overflow(ben)
+    await shot(ben, f"{ui_name}-{size}-room")
+    assert await axe_violations(ben) == []
+
+    if size == "phone":
+        await page.get_by_role("button", name="Open the room list").click()
+        sidebar = page.get_by_role("navigation", name="Rooms")
+        await expect(sidebar.get_by_role("link", name=room)).to_be_in_viewport()
+        await no_document_overflow(ben)
+        await shot(ben, f"{ui_name}-{size}-drawer")
+        await page.keyboard.press("Escape") if ui is ReactUI else await page.get_by_label("Close the room list").click()
+        await expect(page.get_by_role("button", name="Open the room list")).to_be_in_viewport()
+    assert ann.page_errors == [] and ben.page_errors == []
+
+
+@pytest.mark.parametrize("ui_name", list(UIS))
+async def test_new_messages_below_are_announced_while_scrolled_up(
+    look_server: DaphneServer, new_user: NewUser, ui_name: str
+) -> None:
+    """Scrolled up, a new message does not move the view: "1 new message ↓" shows, and jumps down."""
+    ui = UIS[ui_name]
+    server = look_server
+    room = f"below-{ui_name}"
+    cat = await sized_user(new_user, server, f"cat{ui_name[0]}", "phone")
+    dov = await sized_user(new_user, server, f"dov{ui_name[0]}", "phone")
+    await create_room(cat, server, room)
+    await open_room(cat, ui, server, room)
+    for i in range(14):
+        await say(cat, ui, f"line {i} " + "words " * 12)
+    await open_room(dov, ui, server, room)
+    page = dov.page
+    scroller = page.locator("#scroller" if ui is TemplateUI else ".messages")
+    await expect(page.locator(ui.lines)).to_have_count(14)
+    await scroller.evaluate("el => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); }")
+    await say(cat, ui, "something new")
+    pill = page.get_by_role("button", name=re.compile(r"^1 new message"))
+    await expect(pill).to_be_visible()
+    assert await scroller.evaluate("el => el.scrollTop") < 40
+    await shot(dov, f"{ui_name}-phone-new-messages")
+    await pill.click()
+    await expect(pill).to_be_hidden()
+    await expect(page.locator(ui.lines).last).to_be_in_viewport()
+    assert cat.page_errors == [] and dov.page_errors == []
+
+
+@pytest.mark.parametrize("ui_name", list(UIS))
+async def test_offline_shows_a_bar_and_the_composer_stays_usable(
+    look_server: DaphneServer, new_user: NewUser, ui_name: str
+) -> None:
+    """With the server unreachable the room shows a bar across it, and what is typed waits, in words."""
+    ui = UIS[ui_name]
+    server = look_server
+    eli = await sized_user(new_user, server, f"eli{ui_name[0]}", "desktop")
+    link = SocketLink()
+    await eli.context.route_web_socket(WS_URL, link.serve)
+    await open_room(eli, ui, server, "general")
+    await link.cut()
+    bar = eli.page.get_by_role("status").filter(has_text="Offline.")
+    await expect(bar).to_be_visible(timeout=timeout_ms(15))
+    box = eli.page.locator(ui.composer)
+    await expect(box).to_be_enabled()
+    await box.fill("written while offline")
+    await box.press("Enter")
+    pending = eli.page.locator(ui.lines).filter(has_text="written while offline")
+    await expect(pending).to_contain_text(re.compile(r"Sending…|Waiting for connection…"))
+    await no_document_overflow(eli)
+    await shot(eli, f"{ui_name}-desktop-offline")
+    assert eli.page_errors == []
+
+
+async def test_react_reports_by_keyboard_through_an_in_page_dialog(
+    look_server: DaphneServer, new_user: NewUser
+) -> None:
+    """The message list is one Tab stop; Enter opens a line's menu, Esc closes it; Report… opens
+    a dialog with reasons (no window.prompt), and the thanks is not styled as an error."""
+    server = look_server
+    fox = await sized_user(new_user, server, "fox", "desktop")
+    gil = await sized_user(new_user, server, "gil", "desktop")
+    await create_room(fox, server, "react-menu")
+    await open_room(fox, ReactUI, server, "react-menu")
+    await say(fox, ReactUI, "first from fox")
+    await say(fox, ReactUI, "second from fox")
+    await open_room(gil, ReactUI, server, "react-menu")
+    page = gil.page
+    lines = page.locator(ReactUI.lines)
+    await expect(lines.nth(1)).to_have_attribute("tabindex", "0")
+    await expect(lines.nth(0)).to_have_attribute("tabindex", "-1")
+    assert await page.locator(".message-list button[tabindex='0']").count() == 1
+    await lines.nth(1).focus()
+    await page.keyboard.press("ArrowUp")
+    await expect(lines.nth(0)).to_be_focused()
+    await page.keyboard.press("Enter")
+    menu = page.get_by_role("menu", name="Message actions")
+    await expect(menu.get_by_role("menuitem", name="Report…")).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(menu).to_have_count(0)
+    await expect(lines.nth(0).locator(".msg-menu-button")).to_be_focused()
+
+    await page.keyboard.press("Enter")
+    await expect(menu.get_by_role("menuitem", name="Report…")).to_be_focused()
+    await page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Report this message")
+    await expect(dialog).to_be_visible()
+    await expect(dialog).to_contain_text("first from fox")
+    await shot(gil, "react-desktop-report-dialog")
+    assert await axe_violations(gil) == []
+    await dialog.get_by_label("Spam or advertising").check()
+    await dialog.get_by_label("Details (optional)").fill("sells pills")
+    await dialog.get_by_role("button", name="Send report").click()
+    await expect(dialog).to_be_hidden()
+    thanks = page.get_by_role("status").filter(has_text="the moderators will look at this message")
+    await expect(thanks).to_have_attribute("data-kind", "info")
+    await expect(lines.nth(0).locator(".reported-mark")).to_have_text("Reported")
+    await lines.nth(0).locator(".msg-menu-button").click()
+    await expect(menu).to_contain_text("No actions for this message")
+    assert gil.dialogs == [] and gil.page_errors == [] and fox.page_errors == []
+
+
+async def test_react_an_unknown_room_is_a_clear_page_with_a_way_back(
+    look_server: DaphneServer, new_user: NewUser
+) -> None:
+    """No raw error, no enabled composer, no ghost room in the sidebar; a link goes back."""
+    server = look_server
+    hal = await sized_user(new_user, server, "hal", "desktop")
+    await hal.page.goto(ReactUI.url(server, "no-such-room"))
+    gone = hal.page.get_by_test_id("room-gone")
+    await expect(gone).to_contain_text("does not exist, or is private")
+    await expect(hal.page.locator(ReactUI.composer)).to_have_count(0)
+    sidebar = hal.page.get_by_role("navigation", name="Rooms")
+    await expect(sidebar.locator('[data-room-id="no-such-room"]')).to_have_count(0)
+    assert "unknown_room" not in await hal.page.locator("main").inner_text()
+    await shot(hal, "react-desktop-unknown-room")
+    await gone.get_by_role("link", name="Go to #general").click()
+    await expect(hal.page.locator(ReactUI.state)).to_have_attribute("data-state", "live")
+    await expect(hal.page.locator(ReactUI.composer)).to_be_focused()
+    assert hal.page_errors == []
+
+
+async def test_template_an_unknown_room_is_a_clear_page_with_a_way_back(
+    look_server: DaphneServer, new_user: NewUser
+) -> None:
+    """Not Django's 404 page: the sidebar, a sentence, and a link back to the rooms."""
+    server = look_server
+    ivy = await sized_user(new_user, server, "ivy", "phone")
+    response = await ivy.page.goto(TemplateUI.url(server, "no-such-room"))
+    assert response is not None and response.status == 404
+    await expect(ivy.page.get_by_test_id("room-gone")).to_contain_text("does not exist, or is private")
+    await expect(ivy.page.get_by_role("heading", level=1)).to_have_text("Room not available")
+    await no_document_overflow(ivy)
+    assert await axe_violations(ivy) == []
+    await shot(ivy, "template-phone-unknown-room")
+    await ivy.page.get_by_role("link", name="Back to the rooms").click()
+    await expect(ivy.page).to_have_url(server.base_url + "/")
+    assert ivy.page_errors == []
+
+
+@pytest.mark.parametrize("ui_name", list(UIS))
+async def test_a_message_waiting_out_slow_mode_says_so_with_a_countdown(
+    look_server: DaphneServer, new_user: NewUser, ui_name: str
+) -> None:
+    """The server's slow_mode answer reads "Slow mode: you can post again in N s", counting down;
+    never the code."""
+    ui = UIS[ui_name]
+    server = look_server
+    jo = await sized_user(new_user, server, f"jo{ui_name[0]}", "desktop")
+
+    async def slow(ws: WebSocketRoute) -> None:
+        server_side = ws.connect_to_server()
+
+        def up(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame.get("action") == "sendMessage" and frame.get("message") == "too soon":
+                answer = {
+                    "type": "error",
+                    "action": "sendMessage",
+                    "code": "slow_mode",
+                    "message": "slow mode: one message every 30 seconds",
+                    "retryable": True,
+                    "retryAfter": 23,
+                    "clientMessageId": frame["clientMessageId"],
+                    "roomId": frame["roomId"],
+                }
+                ws.send(json.dumps(answer))
+                return
+            server_side.send(message)
+
+        ws.on_message(up)
+        server_side.on_message(lambda message: ws.send(message))
+
+    await jo.context.route_web_socket(WS_URL, slow)
+    await open_room(jo, ui, server, "general")
+    box = jo.page.locator(ui.composer)
+    await box.fill("too soon")
+    await box.press("Enter")
+    waiting = jo.page.locator(ui.lines).filter(has_text="too soon")
+    await expect(waiting).to_contain_text(re.compile(r"Slow mode: you can post again in 2[0-3] s"))
+    first = await waiting.inner_text()
+    await expect(waiting).not_to_have_text(first)  # it counts down
+    await expect(waiting).to_contain_text("Slow mode: you can post again in")
+    assert "slow_mode" not in await waiting.inner_text()
+    await shot(jo, f"{ui_name}-desktop-slow-mode")
+    assert jo.page_errors == []
+
+
+async def test_the_readme_screenshots(look_server: DaphneServer, new_user: NewUser) -> None:
+    """A conversation a newcomer would recognise, for README.md: the template UI on a desktop and
+    the React app on a phone (copied to docs/screenshots/ by hand when the look changes)."""
+    server = look_server
+    alice = await sized_user(new_user, server, "alice", "desktop")
+    bob = await sized_user(new_user, server, "bob", "phone")
+    await alice.page.goto(server.base_url + "/")
+    await alice.page.get_by_label("Room id").fill("lunch")
+    await alice.page.get_by_label("Display name").fill("Lunch plans")
+    await alice.page.get_by_role("button", name="Create room").click()
+    await expect(alice.page).to_have_url(re.compile(r"/rooms/lunch/$"))
+    await open_room(alice, TemplateUI, server, "lunch")
+    await open_room(bob, ReactUI, server, "lunch")
+    await say(alice, TemplateUI, "Morning! Who's in for lunch today?")
+    await say(alice, TemplateUI, "The new place has its menu at www.example.org/menu")
+    await say(bob, ReactUI, "Count me in")
+    await say(bob, ReactUI, "12:30 at the door?")
+    await say(alice, TemplateUI, "Perfect, see you there")
+    await expect(bob.page.locator(ReactUI.lines)).to_have_count(5)
+    await bob.page.locator(ReactUI.composer).fill("Bringing Sam too")
+    await shot(alice, "readme-template-desktop")
+    await shot(bob, "readme-react-phone")
+    assert alice.page_errors == [] and bob.page_errors == []
