@@ -6,8 +6,10 @@
  * MessageList.jsx only render it.
  */
 
-import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
+import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'react';
 
+import { attachChanges } from '../../static/chat/core/changes.js';
+import { ReplyBar, ThreadPanel, scrollToMessage } from './MessageChanges.jsx';
 import MessageList from './MessageList.jsx';
 import { emptyRoom, roomsReducer } from './roomStore.js';
 import { ConnectionState } from './websocket.js';
@@ -266,6 +268,35 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
     dispatch({ type: 'historyDone', roomId });
   }, [connection, room, roomId]);
 
+  // Edit, delete, react, reply, threads (MessageChanges.jsx, static/chat/core/changes.js).
+  const changes = useMemo(() => (connection ? attachChanges(connection) : null), [connection]);
+  const [replyTo, setReplyTo] = useState(null);
+  const [thread, setThread] = useState(null);
+  useEffect(() => {
+    setReplyTo(null);
+    setThread(null);
+  }, [roomId]);
+  const ui = useMemo(
+    () =>
+      changes && {
+        changes,
+        roomId,
+        userId: user?.userId,
+        fail: (error) => setAnnouncement(`${error.code || 'error'}: ${error.message || ''}`),
+        startReply: (m) => {
+          setReplyTo(m);
+          document.getElementById('composer-text')?.focus();
+        },
+        openThread: (m) => changes.thread(roomId, m.messageId).then(setThread, () => {}),
+        jump: async (quote) => {
+          if (scrollToMessage(quote.messageId, 0)) return;
+          if (Number.isInteger(quote.seq)) await changes.around(roomId, quote.seq).catch(() => {});
+          scrollToMessage(quote.messageId);
+        },
+      },
+    [changes, roomId, user],
+  );
+
   const roomOutbox = outbox.filter((item) => item.roomId === roomId);
   const shownRooms = rooms.some((r) => r.roomId === roomId) ? rooms : [...rooms, { roomId, name: roomId }];
 
@@ -334,12 +365,18 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
             const reason = window.prompt('Why should the moderators look at this message?', '');
             if (reason && reason.trim()) connection.reportMessage(roomId, m.messageId, reason.trim());
           }}
+          ui={ui}
         />
+        <ThreadPanel thread={thread} onClose={() => setThread(null)} />
+        <ReplyBar replyTo={replyTo} onCancel={() => setReplyTo(null)} />
         <RoomSettings settings={room.settings} />
         <Composer
           roomName={roomName}
           offline={conn.state !== ConnectionState.LIVE}
-          onSend={(text) => connection.send(roomId, text)}
+          onSend={(text) => {
+            connection.send(roomId, text, { replyTo: replyTo?.messageId ?? null });
+            setReplyTo(null);
+          }}
         />
       </main>
       <div className="sr-only" aria-live="polite" aria-atomic="true" data-testid="announcer">

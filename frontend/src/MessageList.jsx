@@ -1,38 +1,27 @@
 /**
  * MessageList: one room's messages with day separators, paged scroll-back (a button at
  * the top, and scrolling to the top loads the next page), your own messages marked, and
- * your unconfirmed ones shown as pending or failed with Retry. Text only: React renders
- * strings as text, and links are made only for http(s) URLs.
+ * your unconfirmed ones shown as pending or failed with Retry. Text is formatted by the
+ * shared core (MessageChanges.jsx: a safe Markdown subset, http(s) links only); the
+ * changes people make (edit, delete, react, reply) come with `ui`.
  */
 
 import { Fragment, useLayoutEffect, useRef } from 'react';
 
-import { linkify } from './linkify.js';
+import { MarkdownText, MessageBody } from './MessageChanges.jsx';
 import { byDay } from './roomStore.js';
 
 const NEAR_BOTTOM_PX = 80;
-
-function MessageText({ text }) {
-  return linkify(text).map((segment, i) =>
-    segment.type === 'link' ? (
-      <a key={i} href={segment.href} target="_blank" rel="noopener noreferrer nofollow ugc">
-        {segment.text}
-      </a>
-    ) : (
-      <Fragment key={i}>{segment.text}</Fragment>
-    ),
-  );
-}
 
 function time(timestamp) {
   const date = new Date(timestamp);
   return Number.isNaN(date.getTime()) ? '' : date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 }
 
-function Message({ message, own, onReport }) {
+function Message({ message, own, onReport, ui }) {
   const classes = ['message', own && 'own', message.removed && 'removed'].filter(Boolean).join(' ');
   return (
-    <li className={classes} data-seq={message.seq} data-status={own ? 'sent' : undefined}>
+    <li className={classes} data-seq={message.seq} data-message-id={message.messageId} tabIndex={-1} data-status={own ? 'sent' : undefined}>
       <div className="meta">
         <span className="author">{own ? 'You' : message.username}</span>
         <time dateTime={message.timestamp}>{time(message.timestamp)}</time>
@@ -47,14 +36,13 @@ function Message({ message, own, onReport }) {
           </button>
         )}
       </div>
-      <p className="text">
-        {message.removed ? (
+      {message.removed || !ui ? (
+        <p className="text">
           <em>{message.removedBy === 'author' ? 'Message deleted' : 'Message removed by a moderator'}</em>
-        ) : (
-          <MessageText text={message.message} />
-        )}
-        {message.editedAt && !message.removed && <span className="edited"> (edited)</span>}
-      </p>
+        </p>
+      ) : (
+        <MessageBody message={message} ui={ui} />
+      )}
     </li>
   );
 }
@@ -75,9 +63,9 @@ function Pending({ item, onRetry, onDiscard }) {
                 : 'Sending…'}
         </span>
       </div>
-      <p className="text">
-        <MessageText text={item.text} />
-      </p>
+      <div className="text">
+        <MarkdownText text={item.text} />
+      </div>
       {failed && (
         <div className="actions">
           <button type="button" onClick={() => onRetry(item.clientMessageId)}>
@@ -104,6 +92,7 @@ export default function MessageList({
   onRetry,
   onDiscard,
   onReport,
+  ui,
 }) {
   const scroller = useRef(null);
   const olderButton = useRef(null);
@@ -161,7 +150,7 @@ export default function MessageList({
               <span aria-hidden="true">{day.label}</span>
             </li>
             {day.messages.map((m) => (
-              <Message key={m.seq} message={m} own={isOwn(m)} onReport={onReport} />
+              <Message key={m.seq} message={m} own={isOwn(m)} onReport={onReport} ui={ui} />
             ))}
           </Fragment>
         ))}

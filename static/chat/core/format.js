@@ -7,7 +7,7 @@
  * (markdown-it escapes it), no images, no headings, no [text](url) links (the shown text
  * of a link is its address). The HTML markdown-it writes then goes through DOMPurify with
  * an allow-list of tags and attributes, http(s) hrefs only; every link opens in a new tab
- * with rel="noopener noreferrer". Both libraries are vendored in ../vendor/ (README there).
+ * with rel="noopener noreferrer nofollow ugc". Both libraries are vendored in ../vendor/ (README there).
  *
  * No string of HTML ever reaches the page: DOMPurify hands back DOM nodes
  * (`renderMarkdown`, for the template UI) and `markdownTree` turns them into plain
@@ -54,8 +54,12 @@ function purify() {
         node.removeAttribute('target');
         node.removeAttribute('rel');
       } else {
+        // A www. address typed without a scheme opens over https (linkify-it says http).
+        const url = /^www\./i.test(node.textContent ?? '') && /^http:\/\/www\./i.test(href) ? `https://${href.slice(7)}` : href;
+        node.setAttribute('href', new URL(url).href); // normalised, as the address bar shows it
         node.setAttribute('target', '_blank');
-        node.setAttribute('rel', 'noopener noreferrer');
+        // Not the page's opener, no referrer; and no endorsement of user-posted links.
+        node.setAttribute('rel', 'noopener noreferrer nofollow ugc');
       }
     }
   });
@@ -64,13 +68,18 @@ function purify() {
 
 /** A message's text, formatted, as a DocumentFragment of allowed nodes only. */
 export function renderMarkdown(text) {
-  return purify().sanitize(md.render(String(text ?? '')), {
+  const fragment = purify().sanitize(md.render(String(text ?? '')), {
     ALLOWED_TAGS,
     ALLOWED_ATTR,
     ALLOWED_URI_REGEXP: SAFE_URL,
     ALLOW_DATA_ATTR: false,
     RETURN_DOM_FRAGMENT: true,
   });
+  // markdown-it ends every block with a newline: between blocks it is no text of the message.
+  for (const child of Array.from(fragment.childNodes)) {
+    if (child.nodeType === 3 && !child.data.trim()) child.remove();
+  }
+  return fragment;
 }
 
 function treeOf(node) {
@@ -85,7 +94,7 @@ function treeOf(node) {
 
 /** The formatted text as plain data: strings and {tag, attrs, children} (React renders it). */
 export function markdownTree(text) {
-  return Array.from(renderMarkdown(text).childNodes, treeOf).filter((c) => c !== null && c !== '\n');
+  return Array.from(renderMarkdown(text).childNodes, treeOf).filter((c) => c !== null);
 }
 
 /** The text without formatting, for one-line places (a reply's quote, a notification). */
