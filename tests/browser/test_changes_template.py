@@ -30,7 +30,9 @@ MARKDOWN_XSS = [
     "javascript://www.example.com/%0aalert(6)",
     "www.example.com/<svg/onload=alert(7)>",
 ]
-INJECTED = "img, script, svg, iframe, details, style, textarea, object, embed, a[href^='javascript'], [onerror], [onload]"
+INJECTED = (
+    "img, script, svg, iframe, details, style, textarea, object, embed, a[href^='javascript'], [onerror], [onload]"
+)
 
 
 def row(user: BrowserUser, text: str):  # type: ignore[no-untyped-def]
