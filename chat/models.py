@@ -69,6 +69,7 @@ class Message(models.Model):
     reply_excerpt = models.CharField(max_length=200, blank=True, default="")
     reply_removed = models.BooleanField(default=False)
     reply_count = models.PositiveIntegerField(default=0)
+    removed_by = models.CharField(max_length=16, blank=True, default="")  # "author" or "moderator"
 
     class Meta:
         ordering = ["room_id", "seq"]

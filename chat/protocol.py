@@ -442,6 +442,8 @@ def message_payload(message: MessageRecord) -> dict[str, Any]:
         # A tombstone: the seq stays (no hole), the text never leaves the server.
         payload["message"] = ""
         payload["removed"] = True
+        if message.removed_by is not None:
+            payload["removedBy"] = message.removed_by
     payload.update(changes_payload(message))
     return payload
 

@@ -101,6 +101,7 @@ class MessageRecord:
     reply_count: int = 0  # replies to this message (its thread)
     reactions: Reactions = ()
     edits: tuple[PastVersion, ...] = ()  # earlier texts, oldest first (erased on delete)
+    removed_by: str | None = None  # a tombstone's remover: chat.events.BY_AUTHOR or BY_MODERATOR
 
 
 @dataclass(frozen=True, slots=True)

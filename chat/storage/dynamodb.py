@@ -261,6 +261,7 @@ def _message(item: Item) -> MessageRecord:
         reply_count=_opt_int(item, "replyCount"),
         reactions=_reactions(item),
         edits=_edits(item),
+        removed_by=_opt_str(item, "removedBy"),
     )
 
 
@@ -928,15 +929,22 @@ class DynamoDBStore:
             room = self.get_room(room_id)
             if room is None:
                 return None
-            tombstone = replace(message, removed=removal, text="" if removal == DELETED else message.text)
+            tombstone = replace(
+                message, removed=removal, text="" if removal == DELETED else message.text, removed_by=removed_by
+            )
             data = events.message_removed_data(message_id=message_id, message_seq=message.seq, removed_by=removed_by)
             new = NewEvent(
                 room_id=room_id, type=events.MESSAGE_REMOVED, data=data, timestamp=now, ttl_seconds=ttl_seconds
             )
             event = _new_event_record(new, room.last_seq + 1)
-            names = {"#room": "roomId", "#removed": "removed", "#message": "message"}
-            values = {":room": _s(room_id), ":removal": _s(removal), ":text": _s(tombstone.text)}
-            update = "SET #removed = :removal, #message = :text"
+            names = {"#room": "roomId", "#removed": "removed", "#message": "message", "#by": "removedBy"}
+            values = {
+                ":room": _s(room_id),
+                ":removal": _s(removal),
+                ":text": _s(tombstone.text),
+                ":by": _s(removed_by),
+            }
+            update = "SET #removed = :removal, #message = :text, #by = :by"
             if removal == DELETED:
                 tombstone = replace(tombstone, edits=())
                 names["#edits"] = "edits"

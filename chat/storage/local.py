@@ -81,6 +81,7 @@ def _message(row: models.Message) -> MessageRecord:
             sorted((emoji, tuple(sorted(users))) for emoji, users in (row.reactions or {}).items() if users)
         ),
         edits=tuple(_past(e) for e in row.edits or []),
+        removed_by=row.removed_by or None,
     )
 
 
@@ -315,12 +316,14 @@ class LocalStore:
         """Tombstone one message, and store its messageRemoved event if it was live. In a
         transaction holding the room's lock."""
         was_live = row.removed is None
+        if was_live:
+            row.removed_by = removed_by
         if removal == DELETED:
             row.removed, row.text, row.edits = DELETED, "", []
         elif row.removed != DELETED:
             # Hiding a deleted message must not turn it into a "hidden" one with its text gone.
             row.removed = removal
-        row.save(update_fields=["removed", "text", "edits"])
+        row.save(update_fields=["removed", "text", "edits", "removed_by"])
         message = _message(row)
         if not was_live:
             return RemoveResult(message, None)

@@ -96,6 +96,9 @@ async def test_the_author_deletes_and_everyone_sees_a_tombstone_by_the_author(
     assert (removed["messageId"], removed["removedBy"]) == (ack["messageId"], "author")
     rows = await stored("general")
     assert rows[-1].removed == "deleted" and rows[-1].text == ""
+    await bob.send_json_to({"action": "history", "roomId": "general"})
+    page = await until(bob, "history")
+    assert page["messages"][-1]["removedBy"] == "author"  # a reload says who removed it
     again = await act(alice, "deleteMessage", roomId="general", messageId=ack["messageId"], clientMessageId="d1")
     assert again["type"] == "changed" and again["seq"] is None
 

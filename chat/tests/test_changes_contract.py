@@ -100,6 +100,7 @@ def test_removing_an_edited_message_blanks_its_edit_events_and_deleting_erases_i
     assert len(edited) == 1 and edited[0].data["message"] == ""
     stored = lobby.get_message(room_id="lobby", message_id=first.message_id, now=NOW)
     assert stored is not None and stored.text == "" and stored.edits == ()
+    assert stored.removed_by == events.BY_MODERATOR  # who removed it, for every later read
 
 
 def test_reactions_add_once_remove_and_summarise(lobby: ChatStore) -> None:
