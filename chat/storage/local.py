@@ -359,8 +359,13 @@ class LocalStore:
     # Changes people make ------------------------------------------------------------------
 
     def _locked_live(self, room_id: str, message_id: str) -> models.Message | None:
-        """The live message, with its room's lock held (call inside a transaction)."""
-        if models.Room.objects.select_for_update().filter(room_id=room_id).first() is None:
+        """The live message, with its room's lock held (call inside a transaction).
+
+        The lock is taken by a write (an UPDATE that changes nothing): PostgreSQL's row lock,
+        and SQLite's write lock at once, so a waiting writer waits out the busy timeout instead
+        of failing at once when its read transaction cannot become a write one.
+        """
+        if not models.Room.objects.filter(room_id=room_id).update(last_seq=F("last_seq")):
             return None
         return models.Message.objects.filter(room_id=room_id, message_id=message_id, removed__isnull=True).first()
 
