@@ -24,7 +24,17 @@ from django.conf import settings
 
 from accounts.identity import AuthenticationFailed, Identity, identify, identity_now
 from accounts.revocation import session_digest
-from chat import connections, metrics, moderation, people, people_protocol, protocol, services
+from chat import (
+    connections,
+    message_changes,
+    metrics,
+    moderation,
+    people,
+    people_protocol,
+    protocol,
+    reactions,
+    services,
+)
 from chat.daphne_adapt.frames import FrameWriter, writer
 from chat.delivery import SocketDelivery
 from chat.ephemeral import EphemeralSocket
@@ -251,13 +261,23 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
             # receives the room's messages from now on, as it would there.
             await self._join(command.room_id, last_seq=None, reply=False)
         try:
-            message = await services.message_send(
-                identity=self.identity,
-                connection_id=self.connection_id,
-                room_id=command.room_id,
-                text=command.message,
-                client_message_id=command.client_message_id,
-            )
+            if command.reply_to is not None:
+                message = await message_changes.message_reply(
+                    identity=self.identity,
+                    connection_id=self.connection_id,
+                    room_id=command.room_id,
+                    text=command.message,
+                    client_message_id=command.client_message_id,
+                    reply_to=command.reply_to,
+                )
+            else:
+                message = await services.message_send(
+                    identity=self.identity,
+                    connection_id=self.connection_id,
+                    room_id=command.room_id,
+                    text=command.message,
+                    client_message_id=command.client_message_id,
+                )
         except ChatError as error:
             error.action = error.action or protocol.action_of(command)
             error.client_message_id = command.client_message_id
@@ -296,6 +316,9 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
 
     async def on_history(self, command: protocol.History) -> None:
         assert self.identity is not None
+        if command.around_seq is not None:
+            await self.on_history_around(command)
+            return
         try:
             page = await services.room_history(
                 room_id=command.room_id, before_seq=command.before_seq, limit=command.limit, identity=self.identity
@@ -362,6 +385,77 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
         frame = await database_sync_to_async(people.handle)(identity=self.identity, command=command)
         await self.send_frame(frame)
 
+    # Changes people make to messages (chat.message_changes, chat.reactions) -----------------
+
+    async def on_change(self, command: protocol.EditMessage | protocol.DeleteMessage | protocol.ChangeReaction) -> None:
+        """Edit, delete, react: the service writes and sends the room event; this answers."""
+        assert self.identity is not None
+        try:
+            if isinstance(command, protocol.EditMessage):
+                changed = await message_changes.message_edit(
+                    identity=self.identity,
+                    room_id=command.room_id,
+                    message_id=command.message_id,
+                    text=command.message,
+                    client_message_id=command.client_message_id,
+                )
+            elif isinstance(command, protocol.DeleteMessage):
+                changed = await message_changes.message_delete(
+                    identity=self.identity, room_id=command.room_id, message_id=command.message_id
+                )
+            else:
+                changed = await reactions.reaction_change(
+                    identity=self.identity,
+                    room_id=command.room_id,
+                    message_id=command.message_id,
+                    emoji=command.emoji,
+                    add=command.add,
+                )
+        except ChatError as error:
+            error.action = protocol.action_of(command)
+            error.room_id = command.room_id
+            error.client_message_id = command.client_message_id
+            raise
+        await self.send_frame(
+            protocol.changed_frame(
+                protocol.action_of(command),
+                command.room_id,
+                command.message_id,
+                seq=changed.seq,
+                client_message_id=command.client_message_id,
+            )
+        )
+
+    async def on_thread(self, command: protocol.ReadThread) -> None:
+        assert self.identity is not None
+        try:
+            thread = await message_changes.thread_read(
+                identity=self.identity, room_id=command.room_id, message_id=command.message_id
+            )
+        except ChatError as error:
+            error.action, error.room_id = "thread", command.room_id
+            raise
+        await self.send_frame(protocol.thread_frame(command.room_id, thread.root, thread.replies))
+
+    async def on_history_around(self, command: protocol.History) -> None:
+        assert self.identity is not None and command.around_seq is not None
+        try:
+            page = await message_changes.history_around(
+                identity=self.identity, room_id=command.room_id, around_seq=command.around_seq, limit=command.limit
+            )
+        except ChatError as error:
+            error.action, error.room_id = "history", command.room_id
+            raise
+        await self.send_frame(
+            protocol.history_frame(
+                command.room_id,
+                page.messages,
+                has_more=page.has_more,
+                around_seq=command.around_seq,
+                has_newer=page.has_newer,
+            )
+        )
+
     _handlers: dict[type, Callable[[Any, Any], Awaitable[None]]] = {
         **dict.fromkeys(people_protocol.COMMANDS, on_people),
         protocol.SendMessage: on_send,
@@ -374,6 +468,10 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
         protocol.ReportMessage: on_report,
         protocol.Typing: EphemeralSocket.on_typing,
         protocol.SetPresence: EphemeralSocket.on_presence,
+        protocol.EditMessage: on_change,
+        protocol.DeleteMessage: on_change,
+        protocol.ChangeReaction: on_change,
+        protocol.ReadThread: on_thread,
     }
 
     # Authentication ---------------------------------------------------------------------

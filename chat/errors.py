@@ -45,6 +45,13 @@ class ErrorCode(StrEnum):
     EMPTY_ROOM_NAME = "empty_room_name"
     NOT_OWNER = "not_owner"  # only the room's owners (and moderators) may do this
     NOT_MEMBER = "not_member"  # the user (you, or the one named) is not a member of the room
+    # Changes people make to messages (docs/protocol.md "Edits, deletions, reactions, replies")
+    NOT_AUTHOR = "not_author"  # edit or delete: only the author may
+    MESSAGE_REMOVED = "message_removed"  # the message is a tombstone: no edit, reaction or reply
+    MESSAGE_IN_OTHER_ROOM = "message_in_other_room"  # the message id is of another room
+    EDIT_WINDOW_CLOSED = "edit_window_closed"  # older than CHAT_EDIT_WINDOW_SECONDS
+    INVALID_EMOJI = "invalid_emoji"  # not exactly one Unicode emoji
+    TOO_MANY_REACTIONS = "too_many_reactions"  # CHAT_MAX_REACTIONS_PER_MESSAGE distinct emoji already
     # The server
     STORAGE_UNAVAILABLE = "storage_unavailable"
     INTERNAL_ERROR = "internal_error"

@@ -90,3 +90,43 @@ def member_data(*, user_id: str, username: str, role: str | None = None) -> dict
     if role is not None:
         data["role"] = role
     return data
+
+
+def message_edited_data(*, message_id: str, message_seq: int, text: str, edited_at: str) -> dict[str, Any]:
+    """What a messageEdited event says: the message (by id and by its own seq), its new text
+    and when (an ISO timestamp). A removal later blanks `message` in the stored event."""
+    return {"messageId": message_id, "messageSeq": message_seq, "message": text, "editedAt": edited_at}
+
+
+# User ids listed per emoji in a reactions summary: enough to show who reacted, bounded for
+# a message thousands react to (the count stays exact).
+REACTION_USER_IDS_CAP: Final = 25
+
+
+def reactions_summary(reactions: tuple[tuple[str, tuple[str, ...]], ...]) -> list[dict[str, Any]]:
+    """A message's reactions as clients see them: [{"emoji", "count", "userIds"}], by emoji."""
+    return [
+        {"emoji": emoji, "count": len(users), "userIds": list(users[:REACTION_USER_IDS_CAP])}
+        for emoji, users in reactions
+        if users
+    ]
+
+
+def reactions_data(
+    *,
+    message_id: str,
+    message_seq: int,
+    reactions: tuple[tuple[str, tuple[str, ...]], ...],
+    user_id: str,
+    emoji: str,
+    added: bool,
+) -> dict[str, Any]:
+    """What a reactions event says: the message's reactions after the change, and the change
+    itself (who, which emoji, added or removed), from which a client keeps its own `me` exact
+    even past the user-id cap."""
+    return {
+        "messageId": message_id,
+        "messageSeq": message_seq,
+        "reactions": reactions_summary(reactions),
+        "change": {"userId": user_id, "emoji": emoji, "added": added},
+    }

@@ -66,9 +66,22 @@ class Message(models.Model):
     ttl = models.BigIntegerField(db_index=True)
     # "hidden" or "deleted" by a moderator (a tombstone for clients); NULL: a live message.
     removed = models.CharField(max_length=16, null=True, blank=True)  # noqa: DJ001
+    # Changes people make (chat.message_changes, chat.reactions; chat.records.MessageRecord).
+    edited_at = models.DateTimeField(null=True, blank=True)
+    edits = models.JSONField(default=list, blank=True)  # earlier texts: [{"text", "editedAt", "clientMessageId"}]
+    reactions = models.JSONField(default=dict, blank=True)  # {emoji: [user ids in the order they reacted]}
+    # A reply: the original's id, author and excerpt as sent ("" once the original is removed).
+    reply_to_id = models.CharField(max_length=36, null=True, blank=True)  # noqa: DJ001
+    reply_seq = models.BigIntegerField(default=0)
+    reply_username = models.CharField(max_length=150, blank=True, default="")
+    reply_excerpt = models.CharField(max_length=200, blank=True, default="")
+    reply_removed = models.BooleanField(default=False)
+    reply_count = models.PositiveIntegerField(default=0)
+    removed_by = models.CharField(max_length=16, blank=True, default="")  # "author" or "moderator"
 
     class Meta:
         ordering = ["room_id", "seq"]
+        indexes = [models.Index(fields=["room", "reply_to_id", "seq"], name="chat_message_thread")]
         constraints = [
             models.UniqueConstraint(fields=["room", "seq"], name="chat_message_room_seq_unique"),
             models.UniqueConstraint(

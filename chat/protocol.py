@@ -54,6 +54,7 @@ class SendMessage:
     message: str
     client_message_id: str | None
     legacy: bool = False  # AWS simple-websockets-chat-app's {"action": "sendmessage", "data": ...}
+    reply_to: str | None = None  # the id of a message of the same room this one answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ class History:
     room_id: str
     before_seq: int | None
     limit: int | None
+    around_seq: int | None = None  # a page centred on this seq (chat.message_changes.history_around)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,39 @@ class SetPresence:
     status: str
 
 
+# Changes people make to messages (chat.message_changes, chat.reactions; docs/protocol.md).
+
+
+@dataclass(frozen=True, slots=True)
+class EditMessage:
+    room_id: str
+    message_id: str
+    message: str
+    client_message_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteMessage:
+    room_id: str
+    message_id: str
+    client_message_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeReaction:
+    room_id: str
+    message_id: str
+    emoji: str
+    add: bool  # addReaction; False: removeReaction
+    client_message_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadThread:
+    room_id: str
+    message_id: str
+
+
 Command = Union[
     SendMessage,
     JoinRoom,
@@ -133,6 +168,10 @@ Command = Union[
     Typing,
     SetPresence,
     people_protocol.PeopleCommand,
+    EditMessage,
+    DeleteMessage,
+    ChangeReaction,
+    ReadThread,
 ]
 
 
@@ -249,7 +288,8 @@ def _parse_send(body: dict[str, Any], limits: Limits) -> SendMessage:
         raise ProtocolError(ErrorCode.INVALID_FIELD, "'clientMessageId' must be 1-64 characters of [A-Za-z0-9_.:-]")
     room_id = _room(body)
     message = _field(body, "message", str, required=True)
-    return SendMessage(room_id=room_id, message=_text(message, limits), client_message_id=cmid)
+    reply_to = _message_id(body, "replyTo", required=False)
+    return SendMessage(room_id=room_id, message=_text(message, limits), client_message_id=cmid, reply_to=reply_to)
 
 
 def _parse_legacy_send(body: dict[str, Any], limits: Limits) -> SendMessage:
@@ -270,7 +310,10 @@ def _parse_history(body: dict[str, Any], limits: Limits) -> History:
     limit = _field(body, "limit", int, required=False)
     if limit is not None and not 1 <= limit <= MAX_HISTORY_LIMIT:
         raise ProtocolError(ErrorCode.INVALID_FIELD, f"'limit' must be between 1 and {MAX_HISTORY_LIMIT}")
-    return History(room_id=_room(body), before_seq=_seq(body, "beforeSeq"), limit=limit)
+    around = _seq(body, "aroundSeq")
+    if around is not None and body.get("beforeSeq") is not None:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'aroundSeq' and 'beforeSeq' exclude each other")
+    return History(room_id=_room(body), before_seq=_seq(body, "beforeSeq"), limit=limit, around_seq=around)
 
 
 def _parse_ping(body: dict[str, Any], limits: Limits) -> Ping:
@@ -286,6 +329,54 @@ def _parse_report(body: dict[str, Any], limits: Limits) -> ReportMessage:
     if not reason or len(reason) > MAX_REPORT_REASON or not storable(reason):
         raise ProtocolError(ErrorCode.INVALID_FIELD, f"'reason' must be 1-{MAX_REPORT_REASON} characters")
     return ReportMessage(room_id=room_id, message_id=message_id, reason=reason)
+
+
+def _message_id(body: dict[str, Any], name: str = "messageId", *, required: bool = True) -> str | None:
+    value = _field(body, name, str, required=required)
+    if value is not None and not MESSAGE_ID_RE.match(value):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'{name}' is not a message id")
+    return value  # type: ignore[no-any-return]
+
+
+def _client_message_id(body: dict[str, Any]) -> str | None:
+    cmid = _field(body, "clientMessageId", str, required=False)
+    if cmid is not None and not CLIENT_MESSAGE_ID_RE.match(cmid):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'clientMessageId' must be 1-64 characters of [A-Za-z0-9_.:-]")
+    return cmid  # type: ignore[no-any-return]
+
+
+def _parse_edit(body: dict[str, Any], limits: Limits) -> EditMessage:
+    cmid = _client_message_id(body)
+    room_id, message_id = _room(body), _message_id(body)
+    assert message_id is not None
+    text = _text(_field(body, "message", str, required=True), limits)
+    return EditMessage(room_id=room_id, message_id=message_id, message=text, client_message_id=cmid)
+
+
+def _parse_delete(body: dict[str, Any], limits: Limits) -> DeleteMessage:
+    cmid = _client_message_id(body)
+    room_id, message_id = _room(body), _message_id(body)
+    assert message_id is not None
+    return DeleteMessage(room_id=room_id, message_id=message_id, client_message_id=cmid)
+
+
+def _parse_reaction(add: bool) -> Callable[[dict[str, Any], Limits], ChangeReaction]:
+    def parse(body: dict[str, Any], limits: Limits) -> ChangeReaction:
+        cmid = _client_message_id(body)
+        room_id, message_id = _room(body), _message_id(body)
+        assert message_id is not None
+        emoji = _field(body, "emoji", str, required=True)
+        if not emoji or len(emoji) > 64 or not storable(emoji):
+            raise ProtocolError(ErrorCode.INVALID_EMOJI, "a reaction is exactly one emoji")
+        return ChangeReaction(room_id=room_id, message_id=message_id, emoji=emoji, add=add, client_message_id=cmid)
+
+    return parse
+
+
+def _parse_thread(body: dict[str, Any], limits: Limits) -> ReadThread:
+    room_id, message_id = _room(body), _message_id(body)
+    assert message_id is not None
+    return ReadThread(room_id=room_id, message_id=message_id)
 
 
 def _token(body: dict[str, Any]) -> str:
@@ -430,6 +521,11 @@ _PARSERS: Final[dict[str, Callable[[dict[str, Any], Limits], Command]]] = {
     "typing": _parse_typing,
     "presence": _parse_presence,
     **_PEOPLE_PARSERS,
+    "editMessage": _parse_edit,
+    "deleteMessage": _parse_delete,
+    "addReaction": _parse_reaction(True),
+    "removeReaction": _parse_reaction(False),
+    "thread": _parse_thread,
 }
 CLIENT_ACTIONS: Final = frozenset(_PARSERS)
 _ACTION_OF: Final[dict[type, str]] = {
@@ -443,6 +539,9 @@ _ACTION_OF: Final[dict[type, str]] = {
     Typing: "typing",
     SetPresence: "presence",
     **people_protocol.ACTIONS,
+    EditMessage: "editMessage",
+    DeleteMessage: "deleteMessage",
+    ReadThread: "thread",
 }
 
 
@@ -450,6 +549,8 @@ def action_of(command: Command) -> str:
     """The client action a command came from: what an error frame answering it names."""
     if isinstance(command, SendMessage):
         return "sendmessage" if command.legacy else "sendMessage"
+    if isinstance(command, ChangeReaction):
+        return "addReaction" if command.add else "removeReaction"
     return _ACTION_OF[type(command)]
 
 
@@ -477,7 +578,58 @@ def message_payload(message: MessageRecord) -> dict[str, Any]:
         # A tombstone: the seq stays (no hole), the text never leaves the server.
         payload["message"] = ""
         payload["removed"] = True
+        if message.removed_by is not None:
+            payload["removedBy"] = message.removed_by
+    payload.update(changes_payload(message))
     return payload
+
+
+def changes_payload(message: MessageRecord) -> dict[str, Any]:
+    """What people changed of a message, only where there is something (frames stay small):
+    editedAt, replyTo (the quoted original; a removed one's excerpt is blank and says so),
+    replyCount (its thread) and reactions."""
+    extra: dict[str, Any] = {}
+    if message.edited_at is not None and message.removed is None:
+        extra["editedAt"] = format_timestamp(message.edited_at)
+    if message.reply_to is not None:
+        reply = message.reply_to
+        quoted: dict[str, Any] = {"messageId": reply.message_id, "seq": reply.seq, "username": reply.username}
+        quoted["excerpt"] = "" if reply.removed else reply.excerpt
+        if reply.removed:
+            quoted["removed"] = True
+        extra["replyTo"] = quoted
+    if message.reply_count:
+        extra["replyCount"] = message.reply_count
+    if message.reactions and message.removed is None:
+        extra["reactions"] = events.reactions_summary(message.reactions)
+    return extra
+
+
+def changed_frame(
+    action: str, room_id: str, message_id: str, *, seq: int | None, client_message_id: str | None
+) -> dict[str, Any]:
+    """The answer to editMessage, deleteMessage, addReaction and removeReaction: done, and
+    the seq of the room event that says so (null: nothing changed, e.g. a retry)."""
+    frame: dict[str, Any] = {
+        "type": "changed",
+        "action": action,
+        "roomId": room_id,
+        "messageId": message_id,
+        "seq": seq,
+    }
+    if client_message_id is not None:
+        frame["clientMessageId"] = client_message_id
+    return frame
+
+
+def thread_frame(room_id: str, root: MessageRecord, replies: list[MessageRecord]) -> dict[str, Any]:
+    return {
+        "type": "thread",
+        "roomId": room_id,
+        "messageId": root.message_id,
+        "root": message_payload(root),
+        "messages": [message_payload(m) for m in replies],
+    }
 
 
 def message_frame(message: MessageRecord) -> dict[str, Any]:
@@ -558,13 +710,26 @@ def left_frame(room_id: str, *, reason: str | None = None) -> dict[str, Any]:
     return frame
 
 
-def history_frame(room_id: str, messages: list[MessageRecord], *, has_more: bool) -> dict[str, Any]:
-    return {
+def history_frame(
+    room_id: str,
+    messages: list[MessageRecord],
+    *,
+    has_more: bool,
+    around_seq: int | None = None,
+    has_newer: bool = False,
+) -> dict[str, Any]:
+    """`around_seq`: the page answers `history` with aroundSeq; `hasNewer` says whether
+    messages newer than its last follow (before the client's live view)."""
+    frame = {
         "type": "history",
         "roomId": room_id,
         "messages": [message_payload(m) for m in messages],
         "hasMore": has_more,
     }
+    if around_seq is not None:
+        frame["aroundSeq"] = around_seq
+        frame["hasNewer"] = has_newer
+    return frame
 
 
 def pong_frame() -> dict[str, Any]:

@@ -8,8 +8,14 @@ storage package or Django. chat.storage.base re-exports them for the backends.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, Literal, TypeAlias
+
+
+def iso_timestamp(value: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds, as the wire protocol writes times: 2026-11-26T06:55:06.123Z."""
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +72,32 @@ Removal = Literal["hidden", "deleted"]
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyRef:
+    """What a reply quotes of the message it answers, kept with the reply: the excerpt is
+    taken when the reply is sent, and blanked (`removed`) when the original is removed, so
+    a reply never carries text its original no longer shows."""
+
+    message_id: str
+    seq: int  # the original's seq: a client loads history around it (`history` with aroundSeq)
+    username: str
+    excerpt: str
+    removed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PastVersion:
+    """A message's text before one edit (moderators read these in admin)."""
+
+    text: str
+    edited_at: datetime  # when this text was replaced
+    client_message_id: str | None  # of the edit that replaced it: a retry is applied once
+
+
+# A message's reactions: (emoji, user ids in the order they reacted), sorted by emoji.
+Reactions: TypeAlias = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class NewMessage:
     """What a sender asks to store; the store assigns messageId, seq and ttl."""
 
@@ -77,6 +109,7 @@ class NewMessage:
     client_message_id: str | None
     timestamp: datetime
     ttl_seconds: int
+    reply_to: ReplyRef | None = None  # a reply: the original is in the same room
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +125,12 @@ class MessageRecord:
     client_message_id: str | None
     ttl: int  # epoch seconds after which the record no longer exists
     removed: Removal | None = None  # a tombstone: never send `text` to a client
+    edited_at: datetime | None = None
+    reply_to: ReplyRef | None = None
+    reply_count: int = 0  # replies to this message (its thread)
+    reactions: Reactions = ()
+    edits: tuple[PastVersion, ...] = ()  # earlier texts, oldest first (erased on delete)
+    removed_by: str | None = None  # a tombstone's remover: chat.events.BY_AUTHOR or BY_MODERATOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +175,15 @@ class RemoveResult:
     message: MessageRecord  # as it is now: a tombstone
     # The messageRemoved event, or None when the message was a tombstone already (deleting
     # a hidden one erases its text; clients see no change, so no event).
+    event: EventRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeResult:
+    """An edit or a reaction change: the message as it is now, and the event that said so
+    (None: nothing changed, e.g. a retried edit or a reaction added twice)."""
+
+    message: MessageRecord
     event: EventRecord | None
 
 

@@ -39,6 +39,7 @@ from chat.storage.base import (
     LogEntry,
     MessageRecord,
     NewMessage,
+    ReplyRef,
     Room,
     RoomNotFound,
 )
@@ -276,12 +277,18 @@ def _slow_mode_give_back(*, room: Room, identity: Identity, now: datetime) -> No
 
 
 async def message_send(
-    *, identity: Identity, connection_id: str, room_id: str, text: str, client_message_id: str | None
+    *,
+    identity: Identity,
+    connection_id: str,
+    room_id: str,
+    text: str,
+    client_message_id: str | None,
+    reply_to: ReplyRef | None = None,
 ) -> MessageRecord:
     """Store a message exactly once, broadcast it, and return the record to ack.
 
     A retry with a clientMessageId already stored returns the original record and stores
-    nothing.
+    nothing. `reply_to`: what it quotes, checked by chat.message_changes.message_reply.
     """
     room = await _readable_room(room_id, identity)
     now = utcnow()
@@ -299,6 +306,7 @@ async def message_send(
         client_message_id=client_message_id,
         timestamp=now,
         ttl_seconds=settings.CHAT_MESSAGE_TTL_SECONDS,
+        reply_to=reply_to,
     )
     try:
         if room.last_seq == 0 and room_id == protocol.DEFAULT_ROOM:

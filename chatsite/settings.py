@@ -370,6 +370,10 @@ CHAT_REPLAY_CAP = env_int("CHAT_REPLAY_CAP", 500, minimum=1)
 CHAT_REORDER_WINDOW_SECONDS = 0.25
 CHAT_HISTORY_PAGE = env_int("CHAT_HISTORY_PAGE", 50, minimum=1)
 CHAT_HISTORY_MAX_PAGE = env_int("CHAT_HISTORY_MAX_PAGE", 200, minimum=1)
+# Changes to messages (chat.message_changes, chat.reactions): how long an author may edit
+# (0: always), and how many distinct emoji one message may carry.
+CHAT_EDIT_WINDOW_SECONDS = env_int("CHAT_EDIT_WINDOW_SECONDS", 3600, minimum=0)
+CHAT_MAX_REACTIONS_PER_MESSAGE = env_int("CHAT_MAX_REACTIONS_PER_MESSAGE", 20, minimum=1)
 CHAT_DEFAULT_ROOM = "general"
 # Which daphne instance holds a connection row (several processes behind a balancer).
 CHAT_INSTANCE_ID = env_str("CHAT_INSTANCE_ID")

@@ -13,8 +13,8 @@ export default defineConfig({
   },
   server: {
     // The protocol client lives in ../static/chat/core/ (the template page loads it too);
-    // the build bundles it from there (and the shared design.css), and the dev server may read them.
-    fs: { allow: ['.', '../static/chat/core', '../static/chat/design.css'] },
+    // the build bundles it from there (and the shared design.css and vendored libraries), and the dev server may read them.
+    fs: { allow: ['.', '../static/chat/core', '../static/chat/design.css', '../static/chat/vendor'] },
     // `npm run dev` next to `make run`: the API and the socket stay on the Django server.
     proxy: {
       '/api': 'http://127.0.0.1:8000',

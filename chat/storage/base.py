@@ -14,6 +14,7 @@ from chat.records import (  # the records live below the storage package; re-exp
     DELETED,
     HIDDEN,
     AppendResult,
+    ChangeResult,
     ConnectionRecord,
     EventRecord,
     LogEntry,
@@ -21,8 +22,11 @@ from chat.records import (  # the records live below the storage package; re-exp
     MessageRecord,
     NewEvent,
     NewMessage,
+    PastVersion,
+    Reactions,
     Removal,
     RemoveResult,
+    ReplyRef,
     Room,
     RoomNotFound,
     RoomUpdate,
@@ -32,6 +36,7 @@ __all__ = [
     "DELETED",
     "HIDDEN",
     "AppendResult",
+    "ChangeResult",
     "ChatStore",
     "ConnectionRecord",
     "EventRecord",
@@ -40,8 +45,11 @@ __all__ = [
     "MessageRecord",
     "NewEvent",
     "NewMessage",
+    "PastVersion",
+    "Reactions",
     "Removal",
     "RemoveResult",
+    "ReplyRef",
     "Room",
     "RoomNotFound",
     "RoomUpdate",
@@ -188,6 +196,52 @@ class ChatStore(Protocol):
     ) -> list[RemoveResult]:
         """Make every live message of a user (in one room, or everywhere) a tombstone, each as
         remove_message does (by a moderator); return those that changed, oldest first per room."""
+        ...
+
+    # Changes people make to messages (chat.message_changes, chat.reactions). Each takes the
+    # room's next seq with its event, atomically, like a removal.
+    def edit_message(
+        self,
+        *,
+        room_id: str,
+        message_id: str,
+        text: str,
+        client_message_id: str | None,
+        now: datetime,
+        ttl_seconds: int,
+    ) -> ChangeResult | None:
+        """Replace a live message's text, keep the old one in `edits`, and store a
+        messageEdited event (chat.events.message_edited_data). None when there is no live
+        (not removed) message of that id in the room. No event when the text is unchanged or
+        `client_message_id` already made an edit of this message (a retry)."""
+        ...
+
+    def change_reaction(
+        self,
+        *,
+        room_id: str,
+        message_id: str,
+        user_id: str,
+        emoji: str,
+        add: bool,
+        max_distinct: int,
+        now: datetime,
+        ttl_seconds: int,
+    ) -> ChangeResult | None:
+        """Add (or remove) `user_id`'s `emoji` on a live message and store a reactions event
+        (chat.events.reactions_data) with the message's reactions after the change. None
+        when there is no live message. No event when nothing changed (added twice, removed
+        when absent) or when adding a new emoji would exceed `max_distinct` (the result's
+        message then lacks it: the caller tells the two apart)."""
+        ...
+
+    def find_message(self, *, message_id: str, now: datetime) -> MessageRecord | None:
+        """A live message by id in any room (a tombstone included), or None: tells a message
+        of another room from one that does not exist."""
+        ...
+
+    def replies(self, *, room_id: str, message_id: str, limit: int, now: datetime) -> list[MessageRecord]:
+        """The live replies to a message (its thread), oldest first, at most `limit`."""
         ...
 
     # The room's log: messages and every other room event, in one seq order.

@@ -31,10 +31,12 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from chat import events
+from chat.records import iso_timestamp
 from chat.storage import schema
 from chat.storage.base import (
     DELETED,
     AppendResult,
+    ChangeResult,
     ConnectionRecord,
     EventRecord,
     LogEntry,
@@ -42,8 +44,11 @@ from chat.storage.base import (
     MessageRecord,
     NewEvent,
     NewMessage,
+    PastVersion,
+    Reactions,
     Removal,
     RemoveResult,
+    ReplyRef,
     Room,
     RoomNotFound,
     RoomUpdate,
@@ -222,7 +227,46 @@ def _membership(item: Item) -> Membership:
     )
 
 
+# A reaction is a string set of user ids on the message's item, one attribute per emoji
+# (REACTION_PREFIX + the emoji): a user is added with ADD and taken out with DELETE.
+REACTION_PREFIX: Final = "rx:"
+
+
+def _reactions(item: Item) -> Reactions:
+    found = [
+        (name.removeprefix(REACTION_PREFIX), value) for name, value in item.items() if name.startswith(REACTION_PREFIX)
+    ]
+    # A set has no order: user ids sort, so every reader lists them alike.
+    return tuple(sorted((emoji, tuple(sorted(value.get("SS", [])))) for emoji, value in found if value.get("SS")))
+
+
+def _edits(item: Item) -> tuple[PastVersion, ...]:
+    raw = item.get("edits")
+    if not raw or "S" not in raw:
+        return ()
+    return tuple(
+        PastVersion(
+            text=entry["text"], edited_at=_parse_time(entry["editedAt"]), client_message_id=entry.get("clientMessageId")
+        )
+        for entry in json.loads(raw["S"])
+    )
+
+
+def _reply(item: Item) -> ReplyRef | None:
+    reply_to = _opt_str(item, "replyToId")
+    if reply_to is None:
+        return None
+    return ReplyRef(
+        message_id=reply_to,
+        seq=_opt_int(item, "replySeq"),
+        username=_opt_str(item, "replyUsername") or "",
+        excerpt=_opt_str(item, "replyExcerpt") or "",
+        removed=_opt_bool(item, "replyRemoved"),
+    )
+
+
 def _message(item: Item) -> MessageRecord:
+    edited_at = _opt_str(item, "editedAt")
     return MessageRecord(
         message_id=_str(item, "messageId"),
         room_id=_str(item, "roomId"),
@@ -235,6 +279,12 @@ def _message(item: Item) -> MessageRecord:
         client_message_id=_opt_str(item, "clientMessageId"),
         ttl=_int(item, "ttl"),
         removed=_opt_str(item, "removed"),  # type: ignore[arg-type]
+        edited_at=_parse_time(edited_at) if edited_at else None,
+        reply_to=_reply(item),
+        reply_count=_opt_int(item, "replyCount"),
+        reactions=_reactions(item),
+        edits=_edits(item),
+        removed_by=_opt_str(item, "removedBy"),
     )
 
 
@@ -308,6 +358,11 @@ def _message_item(message: MessageRecord) -> Item:
         item["clientMessageId"] = _s(message.client_message_id)
     if message.removed is not None:
         item["removed"] = _s(message.removed)
+    if message.reply_to is not None:
+        item["replyToId"] = _s(message.reply_to.message_id)
+        item["replySeq"] = _n(message.reply_to.seq)
+        item["replyUsername"] = _s(message.reply_to.username)
+        item["replyExcerpt"] = _s(message.reply_to.excerpt)
     return item
 
 
@@ -786,6 +841,7 @@ class DynamoDBStore:
                 connection_id=new.connection_id,
                 client_message_id=new.client_message_id,
                 ttl=sent + new.ttl_seconds,
+                reply_to=new.reply_to,
             )
             try:
                 self._write_message(record, previous_seq=room.last_seq, client_message_key=key, now=sent)
@@ -793,7 +849,8 @@ class DynamoDBStore:
                 if _error_code(exc) != "TransactionCanceledException":
                     raise
                 # One reason per item of the transaction, in order: room, message, client key.
-                room_reason, message_reason, key_reason = _cancellation_codes(exc, items=3)
+                room_reason, message_reason, third = _cancellation_codes(exc, items=3)
+                key_reason = third if key is not None else "None"
                 if key is not None and key_reason == "ConditionalCheckFailed":
                     # This clientMessageId was stored by a concurrent attempt (or by our own
                     # attempt whose reply was lost). Nothing of this attempt was written.
@@ -861,6 +918,20 @@ class DynamoDBStore:
                         "ConditionExpression": "attribute_not_exists(#id) OR #ttl <= :now",
                         "ExpressionAttributeNames": {"#id": "messageId", "#ttl": "ttl"},
                         "ExpressionAttributeValues": {":now": _n(now)},
+                    }
+                }
+            )
+        if record.reply_to is not None:
+            # The original's thread grows with the reply (its replyCount), in the same transaction.
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.tables.messages,
+                        "Key": {"messageId": _s(record.reply_to.message_id)},
+                        "UpdateExpression": "ADD #count :one",
+                        "ConditionExpression": "#room = :room",
+                        "ExpressionAttributeNames": {"#count": "replyCount", "#room": "roomId"},
+                        "ExpressionAttributeValues": {":one": _n(1), ":room": _s(record.room_id)},
                     }
                 }
             )
@@ -993,8 +1064,9 @@ class DynamoDBStore:
         update = "SET #removed = :removal"
         if removal == DELETED:
             names["#message"] = "message"
+            names["#edits"] = "edits"
             values[":empty"] = _s("")
-            update += ", #message = :empty"
+            update += ", #message = :empty REMOVE #edits"
         else:
             values[":deleted"] = _s(DELETED)
             condition += " AND (attribute_not_exists(#removed) OR #removed <> :deleted)"
@@ -1032,19 +1104,31 @@ class DynamoDBStore:
             room = self.get_room(room_id)
             if room is None:
                 return None
-            tombstone = replace(message, removed=removal, text="" if removal == DELETED else message.text)
+            tombstone = replace(
+                message, removed=removal, text="" if removal == DELETED else message.text, removed_by=removed_by
+            )
             data = events.message_removed_data(message_id=message_id, message_seq=message.seq, removed_by=removed_by)
             new = NewEvent(
                 room_id=room_id, type=events.MESSAGE_REMOVED, data=data, timestamp=now, ttl_seconds=ttl_seconds
             )
             event = _new_event_record(new, room.last_seq + 1)
-            names = {"#room": "roomId", "#removed": "removed", "#message": "message"}
-            values = {":room": _s(room_id), ":removal": _s(removal), ":text": _s(tombstone.text)}
+            names = {"#room": "roomId", "#removed": "removed", "#message": "message", "#by": "removedBy"}
+            values = {
+                ":room": _s(room_id),
+                ":removal": _s(removal),
+                ":text": _s(tombstone.text),
+                ":by": _s(removed_by),
+            }
+            update = "SET #removed = :removal, #message = :text, #by = :by"
+            if removal == DELETED:
+                tombstone = replace(tombstone, edits=())
+                names["#edits"] = "edits"
+                update += " REMOVE #edits"
             mark = {
                 "Update": {
                     "TableName": self.tables.messages,
                     "Key": {"messageId": _s(message_id)},
-                    "UpdateExpression": "SET #removed = :removal, #message = :text",
+                    "UpdateExpression": update,
                     # Still live: a concurrent removal makes this round fail, and the next
                     # one finds the tombstone (one event per removal).
                     "ConditionExpression": "#room = :room AND attribute_not_exists(#removed)",
@@ -1053,9 +1137,211 @@ class DynamoDBStore:
                 }
             }
             if self._try_transaction([self._take_seq(room), mark, self._put_event(event)]):
+                self._scrub(tombstone, last_seq=room.last_seq + 1, now=now)
                 return RemoveResult(tombstone, event)
             _backoff(attempt)
         raise AppendContention(f"room {room_id!r}: no free seq after {self.max_append_attempts} attempts")
+
+    def _later_items(self, *, room_id: str, after_seq: int, up_to_seq: int, now: datetime) -> list[Item]:
+        """The room's items with after_seq < seq <= up_to_seq: the index's, then the newest by key."""
+        settled = max(after_seq, up_to_seq - self.recent_window)
+        items = (
+            list(
+                self._query(
+                    TableName=self.tables.messages,
+                    IndexName=schema.ROOM_SEQ_INDEX,
+                    KeyConditionExpression="#room = :room AND #seq BETWEEN :low AND :high",
+                    ExpressionAttributeNames={"#room": "roomId", "#seq": "seq"},
+                    ExpressionAttributeValues={":room": _s(room_id), ":low": _n(after_seq + 1), ":high": _n(settled)},
+                )
+            )
+            if settled > after_seq
+            else []
+        )
+        seqs = list(range(settled + 1, up_to_seq + 1))
+        for start in range(0, len(seqs), BATCH_GET_MAX):
+            keys = [
+                {"messageId": _s(message_id_for(room_id=room_id, seq=q))} for q in seqs[start : start + BATCH_GET_MAX]
+            ]
+            response = self.client.batch_get_item(
+                RequestItems={self.tables.messages: {"Keys": keys, "ConsistentRead": True}}
+            )
+            items += response.get("Responses", {}).get(self.tables.messages, [])
+        cutoff = _epoch(now)
+        return [item for item in items if _int(item, "ttl") > cutoff]
+
+    def _scrub(self, message: MessageRecord, *, last_seq: int, now: datetime) -> None:
+        """A removed message's text leaves the log: its edit events and its replies' excerpts.
+
+        After the removal's transaction (it cannot hold a query): a reader in between sees the
+        tombstone's messageRemoved later in the log, so a client never shows the text.
+        """
+        if message.reply_count == 0 and message.edited_at is None:
+            return
+        for item in self._later_items(room_id=message.room_id, after_seq=message.seq, up_to_seq=last_seq, now=now):
+            key = {"messageId": item["messageId"]}
+            if _opt_str(item, "replyToId") == message.message_id:
+                self.client.update_item(
+                    TableName=self.tables.messages,
+                    Key=key,
+                    UpdateExpression="SET #excerpt = :empty, #gone = :true",
+                    ExpressionAttributeNames={"#excerpt": "replyExcerpt", "#gone": "replyRemoved"},
+                    ExpressionAttributeValues={":empty": _s(""), ":true": {"BOOL": True}},
+                )
+            elif _is_event(item) and _str(item, schema.EVENT_TYPE) == events.MESSAGE_EDITED:
+                data = json.loads(_str(item, "data"))
+                if data.get("messageId") == message.message_id:
+                    self.client.update_item(
+                        TableName=self.tables.messages,
+                        Key=key,
+                        UpdateExpression="SET #data = :data",
+                        ExpressionAttributeNames={"#data": "data"},
+                        ExpressionAttributeValues={
+                            ":data": _s(json.dumps({**data, "message": ""}, ensure_ascii=False))
+                        },
+                    )
+
+    # Changes people make ------------------------------------------------------------------------
+
+    def _change(
+        self,
+        *,
+        room_id: str,
+        message_id: str,
+        now: datetime,
+        plan: Callable[[Room, MessageRecord], tuple[MessageRecord, dict[str, Any], NewEvent] | None],
+    ) -> ChangeResult | None:
+        """One change to a live message with its event at the room's next seq, all or nothing.
+
+        The room is read before the message: any change to the message takes a seq, so a
+        change committed after the room read fails this round's seq condition, and one
+        committed before it is in the message read; `plan` (the message after, its item's
+        update, the event) always starts from the message as it is at that seq.
+        """
+        if message_id.startswith(CLIENT_MESSAGE_KEY_PREFIX):
+            return None
+        for attempt in range(self.max_append_attempts):
+            room = self.get_room(room_id)
+            message = self._get_message(message_id) if room is not None else None
+            if room is None or message is None or message.room_id != room_id or message.removed is not None:
+                return None
+            if message.ttl <= _epoch(now):
+                return None
+            planned = plan(room, message)
+            if planned is None:
+                return ChangeResult(message, None)
+            after, update, new = planned
+            event = _new_event_record(new, room.last_seq + 1)
+            names = {"#room": "roomId", "#removed": "removed", **update.pop("names", {})}
+            mark = {
+                "Update": {
+                    "TableName": self.tables.messages,
+                    "Key": {"messageId": _s(message_id)},
+                    "ConditionExpression": "#room = :room AND attribute_not_exists(#removed)",
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": {":room": _s(room_id), **update.pop("values", {})},
+                    **update,
+                }
+            }
+            if self._try_transaction([self._take_seq(room), mark, self._put_event(event)]):
+                return ChangeResult(after, event)
+            _backoff(attempt)
+        raise AppendContention(f"room {room_id!r}: no free seq after {self.max_append_attempts} attempts")
+
+    def edit_message(
+        self,
+        *,
+        room_id: str,
+        message_id: str,
+        text: str,
+        client_message_id: str | None,
+        now: datetime,
+        ttl_seconds: int,
+    ) -> ChangeResult | None:
+        def plan(room: Room, message: MessageRecord) -> tuple[MessageRecord, dict[str, Any], NewEvent] | None:
+            retried = client_message_id is not None and any(
+                e.client_message_id == client_message_id for e in message.edits
+            )
+            if retried or message.text == text:
+                return None
+            edits = (*message.edits, PastVersion(message.text, now, client_message_id))
+            stored = [
+                {"text": e.text, "editedAt": _time(e.edited_at), "clientMessageId": e.client_message_id} for e in edits
+            ]
+            after = replace(message, text=text, edited_at=now, edits=edits)
+            update = {
+                "UpdateExpression": "SET #message = :text, #editedAt = :at, #edits = :edits",
+                "names": {"#message": "message", "#editedAt": "editedAt", "#edits": "edits"},
+                "values": {
+                    ":text": _s(text),
+                    ":at": _s(_time(now)),
+                    ":edits": _s(json.dumps(stored, ensure_ascii=False)),
+                },
+            }
+            data = events.message_edited_data(
+                message_id=message_id, message_seq=message.seq, text=text, edited_at=iso_timestamp(now)
+            )
+            new = NewEvent(
+                room_id=room_id, type=events.MESSAGE_EDITED, data=data, timestamp=now, ttl_seconds=ttl_seconds
+            )
+            return after, update, new
+
+        return self._change(room_id=room_id, message_id=message_id, now=now, plan=plan)
+
+    def change_reaction(
+        self,
+        *,
+        room_id: str,
+        message_id: str,
+        user_id: str,
+        emoji: str,
+        add: bool,
+        max_distinct: int,
+        now: datetime,
+        ttl_seconds: int,
+    ) -> ChangeResult | None:
+        def plan(room: Room, message: MessageRecord) -> tuple[MessageRecord, dict[str, Any], NewEvent] | None:
+            current = dict(message.reactions)
+            users = current.get(emoji, ())
+            if add == (user_id in users) or (add and not users and len(current) >= max_distinct):
+                return None
+            users = tuple(sorted((*users, user_id))) if add else tuple(u for u in users if u != user_id)
+            current[emoji] = users
+            reactions = tuple(sorted((e, u) for e, u in current.items() if u))
+            after = replace(message, reactions=reactions)
+            # An atomic set update (ADD / DELETE of one user id), not a rewrite of the reactions.
+            update = {
+                "UpdateExpression": f"{'ADD' if add else 'DELETE'} #rx :user",
+                "names": {"#rx": REACTION_PREFIX + emoji},
+                "values": {":user": {"SS": [user_id]}},
+            }
+            data = events.reactions_data(
+                message_id=message_id,
+                message_seq=message.seq,
+                reactions=reactions,
+                user_id=user_id,
+                emoji=emoji,
+                added=add,
+            )
+            new = NewEvent(room_id=room_id, type=events.REACTIONS, data=data, timestamp=now, ttl_seconds=ttl_seconds)
+            return after, update, new
+
+        return self._change(room_id=room_id, message_id=message_id, now=now, plan=plan)
+
+    def find_message(self, *, message_id: str, now: datetime) -> MessageRecord | None:
+        if message_id.startswith(CLIENT_MESSAGE_KEY_PREFIX):
+            return None
+        message = self._get_message(message_id)
+        return message if message is not None and message.ttl > _epoch(now) else None
+
+    def replies(self, *, room_id: str, message_id: str, limit: int, now: datetime) -> list[MessageRecord]:
+        original = self.get_message(room_id=room_id, message_id=message_id, now=now)
+        room = self.get_room(room_id)
+        if original is None or room is None or original.reply_count == 0:
+            return []
+        items = self._later_items(room_id=room_id, after_seq=original.seq, up_to_seq=room.last_seq, now=now)
+        found = [_message(item) for item in items if not _is_event(item) and _opt_str(item, "replyToId") == message_id]
+        return sorted(found, key=lambda m: m.seq)[:limit]
 
     def search_messages(
         self,

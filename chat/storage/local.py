@@ -7,11 +7,14 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 
 from chat import events, models
+from chat.records import iso_timestamp
 from chat.storage.base import (
     DELETED,
     AppendResult,
+    ChangeResult,
     ConnectionRecord,
     EventRecord,
     LogEntry,
@@ -19,8 +22,10 @@ from chat.storage.base import (
     MessageRecord,
     NewEvent,
     NewMessage,
+    PastVersion,
     Removal,
     RemoveResult,
+    ReplyRef,
     Room,
     RoomNotFound,
     RoomUpdate,
@@ -58,7 +63,20 @@ def _membership(row: models.RoomMember) -> Membership:
     )
 
 
+def _past(entry: dict[str, object]) -> PastVersion:
+    return PastVersion(
+        text=str(entry["text"]),
+        edited_at=datetime.fromisoformat(str(entry["editedAt"])),
+        client_message_id=entry.get("clientMessageId"),  # type: ignore[arg-type]
+    )
+
+
 def _message(row: models.Message) -> MessageRecord:
+    reply = (
+        ReplyRef(row.reply_to_id, row.reply_seq, row.reply_username, row.reply_excerpt, row.reply_removed)
+        if row.reply_to_id
+        else None
+    )
     return MessageRecord(
         message_id=row.message_id,
         room_id=row.room_id,  # type: ignore[attr-defined]
@@ -71,6 +89,14 @@ def _message(row: models.Message) -> MessageRecord:
         client_message_id=row.client_message_id,
         ttl=row.ttl,
         removed=row.removed,  # type: ignore[arg-type]
+        edited_at=row.edited_at,
+        reply_to=reply,
+        reply_count=row.reply_count,
+        reactions=tuple(
+            sorted((emoji, tuple(sorted(users))) for emoji, users in (row.reactions or {}).items() if users)
+        ),
+        edits=tuple(_past(e) for e in row.edits or []),
+        removed_by=row.removed_by or None,
     )
 
 
@@ -105,6 +131,17 @@ def _connection(row: models.Connection) -> ConnectionRecord:
         ttl=row.ttl,
         instance_id=row.instance_id,
     )
+
+
+def _reply_fields(reply: ReplyRef | None) -> dict[str, object]:
+    if reply is None:
+        return {}
+    return {
+        "reply_to_id": reply.message_id,
+        "reply_seq": reply.seq,
+        "reply_username": reply.username,
+        "reply_excerpt": reply.excerpt,
+    }
 
 
 class LocalStore:
@@ -287,7 +324,12 @@ class LocalStore:
                     connection_id=new.connection_id,
                     client_message_id=new.client_message_id,
                     ttl=_epoch(new.timestamp) + new.ttl_seconds,
+                    **_reply_fields(new.reply_to),
                 )
+                if new.reply_to is not None:
+                    models.Message.objects.filter(room_id=new.room_id, message_id=new.reply_to.message_id).update(
+                        reply_count=F("reply_count") + 1
+                    )
         except IntegrityError:
             existing = self._existing(new)
             if existing is None:
@@ -359,15 +401,18 @@ class LocalStore:
         """Tombstone one message, and store its messageRemoved event if it was live. In a
         transaction holding the room's lock."""
         was_live = row.removed is None
+        if was_live:
+            row.removed_by = removed_by
         if removal == DELETED:
-            row.removed, row.text = DELETED, ""
+            row.removed, row.text, row.edits = DELETED, "", []
         elif row.removed != DELETED:
             # Hiding a deleted message must not turn it into a "hidden" one with its text gone.
             row.removed = removal
-        row.save(update_fields=["removed", "text"])
+        row.save(update_fields=["removed", "text", "edits", "removed_by"])
         message = _message(row)
         if not was_live:
             return RemoveResult(message, None)
+        self._scrub(message)
         seq = self._next_seq(message.room_id)
         assert seq is not None  # the room's row is locked
         new = NewEvent(
@@ -380,6 +425,133 @@ class LocalStore:
             ttl_seconds=ttl_seconds,
         )
         return RemoveResult(message, self._store_event(new, seq=seq))
+
+    def _scrub(self, message: MessageRecord) -> None:
+        """A removed message's text leaves the log: its edit events and its replies' excerpts."""
+        models.Message.objects.filter(room_id=message.room_id, reply_to_id=message.message_id).update(
+            reply_excerpt="", reply_removed=True
+        )
+        if message.edited_at is None:
+            return
+        edited = models.RoomEvent.objects.filter(
+            room_id=message.room_id, seq__gt=message.seq, type=events.MESSAGE_EDITED
+        )
+        for event in edited:
+            if event.data.get("messageId") == message.message_id:
+                event.data = {**event.data, "message": ""}
+                event.save(update_fields=["data"])
+
+    # Changes people make ------------------------------------------------------------------
+
+    def _locked_live(self, room_id: str, message_id: str) -> models.Message | None:
+        """The live message, with its room's lock held (call inside a transaction).
+
+        The lock is taken by a write (an UPDATE that changes nothing): PostgreSQL's row lock,
+        and SQLite's write lock at once, so a waiting writer waits out the busy timeout instead
+        of failing at once when its read transaction cannot become a write one.
+        """
+        if not models.Room.objects.filter(room_id=room_id).update(last_seq=F("last_seq")):
+            return None
+        return models.Message.objects.filter(room_id=room_id, message_id=message_id, removed__isnull=True).first()
+
+    def _event_now(self, new: NewEvent) -> EventRecord:
+        seq = self._next_seq(new.room_id)
+        assert seq is not None  # the room's row is locked
+        return self._store_event(new, seq=seq)
+
+    def edit_message(
+        self,
+        *,
+        room_id: str,
+        message_id: str,
+        text: str,
+        client_message_id: str | None,
+        now: datetime,
+        ttl_seconds: int,
+    ) -> ChangeResult | None:
+        with transaction.atomic():
+            row = self._locked_live(room_id, message_id)
+            if row is None or row.ttl <= _epoch(now):
+                return None
+            retried = client_message_id is not None and any(
+                e.get("clientMessageId") == client_message_id for e in row.edits or []
+            )
+            if retried or row.text == text:
+                return ChangeResult(_message(row), None)
+            row.edits = [
+                *(row.edits or []),
+                {"text": row.text, "editedAt": now.isoformat(), "clientMessageId": client_message_id},
+            ]
+            row.text, row.edited_at = text, now
+            row.save(update_fields=["text", "edited_at", "edits"])
+            message = _message(row)
+            event = self._event_now(
+                NewEvent(
+                    room_id=room_id,
+                    type=events.MESSAGE_EDITED,
+                    data=events.message_edited_data(
+                        message_id=message_id, message_seq=row.seq, text=text, edited_at=iso_timestamp(now)
+                    ),
+                    timestamp=now,
+                    ttl_seconds=ttl_seconds,
+                )
+            )
+        return ChangeResult(message, event)
+
+    def change_reaction(
+        self,
+        *,
+        room_id: str,
+        message_id: str,
+        user_id: str,
+        emoji: str,
+        add: bool,
+        max_distinct: int,
+        now: datetime,
+        ttl_seconds: int,
+    ) -> ChangeResult | None:
+        with transaction.atomic():
+            row = self._locked_live(room_id, message_id)
+            if row is None or row.ttl <= _epoch(now):
+                return None
+            reactions: dict[str, list[str]] = {k: list(v) for k, v in (row.reactions or {}).items() if v}
+            users = reactions.get(emoji, [])
+            if add == (user_id in users) or (add and not users and len(reactions) >= max_distinct):
+                return ChangeResult(_message(row), None)
+            if add:
+                reactions[emoji] = [*users, user_id]
+            else:
+                reactions[emoji] = [u for u in users if u != user_id]
+            row.reactions = {k: v for k, v in reactions.items() if v}
+            row.save(update_fields=["reactions"])
+            message = _message(row)
+            event = self._event_now(
+                NewEvent(
+                    room_id=room_id,
+                    type=events.REACTIONS,
+                    data=events.reactions_data(
+                        message_id=message_id,
+                        message_seq=row.seq,
+                        reactions=message.reactions,
+                        user_id=user_id,
+                        emoji=emoji,
+                        added=add,
+                    ),
+                    timestamp=now,
+                    ttl_seconds=ttl_seconds,
+                )
+            )
+        return ChangeResult(message, event)
+
+    def find_message(self, *, message_id: str, now: datetime) -> MessageRecord | None:
+        row = models.Message.objects.filter(message_id=message_id, ttl__gt=_epoch(now)).first()
+        return _message(row) if row else None
+
+    def replies(self, *, room_id: str, message_id: str, limit: int, now: datetime) -> list[MessageRecord]:
+        rows = models.Message.objects.filter(room_id=room_id, reply_to_id=message_id, ttl__gt=_epoch(now)).order_by(
+            "seq"
+        )[:limit]
+        return [_message(r) for r in rows]
 
     def search_messages(
         self,

@@ -404,7 +404,7 @@ BAD_FRAMES: list[tuple[str, str | bytes, str]] = [
     ("binary frame", b'{"action":"sendMessage","roomId":"general","message":"hi"}', "binary_frame"),
     ("a JSON array", '["sendMessage","general","hi"]', "invalid_frame"),
     ("no action", '{"roomId":"general","message":"hi"}', "invalid_frame"),
-    ("unknown action", '{"action":"editMessage","roomId":"general","message":"hi"}', "unknown_action"),
+    ("unknown action", '{"action":"pinMessage","roomId":"general","message":"hi"}', "unknown_action"),
     ("lone surrogate action", '{"action":"\\ud800","roomId":"general"}', "unknown_action"),
     ("missing roomId", '{"action":"sendMessage","message":"hi"}', "invalid_field"),
     ("missing message", '{"action":"sendMessage","roomId":"general"}', "invalid_field"),

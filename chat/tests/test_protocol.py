@@ -398,8 +398,8 @@ def test_invalid_client_message_id_is_not_echoed() -> None:
 
 def test_unknown_action_error_carries_action_and_client_message_id() -> None:
     """An unknown action's error frame names that action and the frame's clientMessageId."""
-    frame = error_frame_of(parse_error({"action": "editMessage", "roomId": "general", "clientMessageId": "c-9"}))
-    assert (frame["code"], frame["action"], frame["clientMessageId"]) == ("unknown_action", "editMessage", "c-9")
+    frame = error_frame_of(parse_error({"action": "pinMessage", "roomId": "general", "clientMessageId": "c-9"}))
+    assert (frame["code"], frame["action"], frame["clientMessageId"]) == ("unknown_action", "pinMessage", "c-9")
 
 
 def test_unknown_action_echo_is_truncated() -> None:

@@ -9,6 +9,8 @@
 
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'react';
 
+import { attachChanges } from '../../static/chat/core/changes.js';
+import { ReplyBar, ThreadPanel, scrollToMessage } from './MessageChanges.jsx';
 import MessageList from './MessageList.jsx';
 import { TypingLine, usePresence } from './Presence.jsx';
 import { BrowseRooms, DirectList, MembersPanel, MessageSomeone, StartRoom, usePeople } from './People.jsx';
@@ -380,6 +382,35 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
 
   const closeReport = useCallback(() => setReporting(null), []);
 
+  // Edit, delete, react, reply, threads (MessageChanges.jsx, static/chat/core/changes.js).
+  const changes = useMemo(() => (connection ? attachChanges(connection) : null), [connection]);
+  const [replyTo, setReplyTo] = useState(null);
+  const [thread, setThread] = useState(null);
+  useEffect(() => {
+    setReplyTo(null);
+    setThread(null);
+  }, [roomId]);
+  const changeUi = useMemo(
+    () =>
+      changes && {
+        changes,
+        roomId,
+        userId: user?.userId,
+        fail: (error) => setAnnouncement(`${error.code || 'error'}: ${error.message || ''}`),
+        startReply: (m) => {
+          setReplyTo(m);
+          document.getElementById('composer-text')?.focus();
+        },
+        openThread: (m) => changes.thread(roomId, m.messageId).then(setThread, () => {}),
+        jump: async (quote) => {
+          if (scrollToMessage(quote.messageId, 0)) return;
+          if (Number.isInteger(quote.seq)) await changes.around(roomId, quote.seq).catch(() => {});
+          scrollToMessage(quote.messageId);
+        },
+      },
+    [changes, roomId, user],
+  );
+
   const roomOutbox = outbox.filter((item) => item.roomId === roomId);
   const listed = [
     ...myRooms.filter((r) => r.kind !== 'direct'),
@@ -533,7 +564,10 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
               onRetry={(id) => connection.retry(id)}
               onDiscard={(id) => connection.discard(id)}
               presenceOf={live.presenceOf}
+              ui={changeUi}
             />
+            <ThreadPanel thread={thread} onClose={() => setThread(null)} />
+            <ReplyBar replyTo={replyTo} onCancel={() => setReplyTo(null)} />
             <RoomSettings settings={room.settings} />
             <TypingLine text={live.typing} />
             <Composer
@@ -545,7 +579,8 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
               onType={live.keystroke}
               onSend={(text) => {
                 live.sent();
-                connection.send(roomId, text);
+                connection.send(roomId, text, { replyTo: replyTo?.messageId ?? null });
+                setReplyTo(null);
               }}
             />
           </>

@@ -8,6 +8,9 @@
  *
  * Keyboard: the list is one Tab stop (roving focus): ↑/↓/Home/End move between lines;
  * Enter, Shift+F10 or the context-menu key opens the line's menu (messageActions.js).
+ *
+ * Text is formatted by the shared core (MessageChanges.jsx: a safe Markdown subset, http(s)
+ * links only); the changes people make (edit, delete, react, reply) come with `ui`.
  */
 
 import { Fragment, useEffect, useLayoutEffect, useRef, useState } from 'react';
@@ -15,6 +18,7 @@ import { Fragment, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { avatarColor, continuesGroup, initials } from './display.js';
 import { linkify } from './linkify.js';
 import { PresenceDot } from './Presence.jsx';
+import { MessageBody } from './MessageChanges.jsx';
 import { byDay } from './roomStore.js';
 import { pendingText } from './words.js';
 
@@ -57,13 +61,14 @@ function useNow(on) {
   return now;
 }
 
-function Message({ message, own, grouped, active, reported, menuOpen, onMenu, lineKey, presenceOf }) {
+function Message({ message, own, grouped, active, reported, menuOpen, onMenu, lineKey, presenceOf, ui }) {
   const classes = ['message', 'msg', own && 'own', grouped && 'grouped', message.removed && 'removed'];
   const tab = active ? 0 : -1;
   return (
     <li
       className={classes.filter(Boolean).join(' ')}
       data-seq={message.seq}
+      data-message-id={message.messageId}
       data-key={lineKey}
       data-status={own ? 'sent' : undefined}
       tabIndex={tab}
@@ -76,14 +81,17 @@ function Message({ message, own, grouped, active, reported, menuOpen, onMenu, li
           <time dateTime={message.timestamp}>{time(message.timestamp)}</time>
           {reported && <span className="reported-mark">Reported</span>}
         </div>
-        <p className="text" dir="auto">
-          {message.removed ? (
-            <em>{message.removedBy === 'author' ? 'Message deleted' : 'Message removed by a moderator'}</em>
-          ) : (
-            <MessageText text={message.message} tabIndex={tab} />
-          )}
-          {message.editedAt && !message.removed && <span className="edited"> (edited)</span>}
-        </p>
+        {message.removed || !ui ? (
+          <p className="text" dir="auto">
+            {message.removed ? (
+              <em>{message.removedBy === 'author' ? 'Message deleted' : 'Message removed by a moderator'}</em>
+            ) : (
+              <MessageText text={message.message} tabIndex={tab} />
+            )}
+          </p>
+        ) : (
+          <MessageBody message={message} ui={ui} />
+        )}
       </div>
       <button
         type="button"
@@ -162,6 +170,7 @@ export default function MessageList({
   onRetry,
   onDiscard,
   presenceOf,
+  ui,
 }) {
   const scroller = useRef(null);
   const olderButton = useRef(null);
@@ -304,6 +313,7 @@ export default function MessageList({
                     menuOpen={menuFor === m.messageId}
                     onMenu={onMenu}
                     presenceOf={presenceOf}
+                    ui={ui}
                   />
                 );
               })}

@@ -6,7 +6,8 @@
  * same module the React app at /app/ imports. This file only renders what it hands over.
  *
  * - Text only. Every piece of user data reaches the DOM through textContent, a data
- *   attribute or an <a> whose href linkify.js checked (http/https only), never as markup.
+ *   attribute, or the nodes core/format.js made of a message's Markdown (sanitised by
+ *   DOMPurify: an allow-list of tags, http/https links only), never as a string of markup.
  * - Nothing shows twice. Stored messages are keyed by messageId and placed by seq; your
  *   own unsent messages by their clientMessageId, so the ack, the broadcast copy and any
  *   replay after a reconnect all land on the same line.
@@ -17,7 +18,8 @@
  */
 import { ChatConnection, ConnectionState, localOutboxStore, watchBrowser } from "./core/client.js";
 import { avatarColor, continuesGroup, initials } from "./core/display.js";
-import { linkify } from "./core/linkify.js";
+import { attachChanges } from "./core/changes.js";
+import { renderMarkdown } from "./core/format.js";
 import { snapshot } from "./core/rooms.js";
 import { errorText, pendingText } from "./core/words.js";
 import { createMessageMenu } from "./message-menu.js";
@@ -25,6 +27,7 @@ import { setupPresence } from "./presence-ui.js";
 import { PEOPLE_ACTIONS } from "./core/people.js";
 import { setupPeople } from "./people-ui.js";
 import { setupReporting } from "./report.js";
+import { setupChanges } from "./changes-ui.js";
 
 const app = document.getElementById("chat-app");
 
@@ -79,6 +82,8 @@ function start(app) {
   });
   const menu = createMessageMenu(document.getElementById("message-menu"));
   setupReporting(document.getElementById("report-dialog"));
+  // Edit, delete, react, reply, threads (changes-ui.js); set up below, once `view` exists.
+  let changesUi = null;
 
   const view = {
     roomId: el.room.dataset.roomId || null, // the open room, or null on the room list page
@@ -96,6 +101,17 @@ function start(app) {
     unseen: 0, // messages that arrived below while the reader was scrolled up
     unread: new Map(), // roomId -> messages that arrived while it was not open
   };
+
+  changesUi = setupChanges({
+    connection,
+    changes: attachChanges(connection),
+    userId: USER_ID,
+    list: el.list,
+    form: el.form,
+    input: el.input,
+    view,
+    showNotice: (...args) => showNotice(...args),
+  });
 
   // --- Small helpers ------------------------------------------------------------------
 
@@ -216,22 +232,13 @@ function start(app) {
     li.dataset.day = dayKey(date);
   }
 
-  // The text as text nodes and http(s) links (core/linkify.js checked every href).
+  // The text, formatted (core/format.js: a safe Markdown subset, sanitised nodes).
   function setText(li, text) {
     if (li.dataset.text === text && !li.classList.contains("removed")) return;
     li.dataset.text = text;
     const body = li.querySelector(".text");
-    const nodes = linkify(text).map((segment) => {
-      if (segment.type !== "link") return document.createTextNode(segment.text);
-      const a = document.createElement("a");
-      a.href = segment.href;
-      a.target = "_blank";
-      a.rel = "noopener noreferrer nofollow ugc";
-      a.textContent = segment.text;
-      a.tabIndex = li === view.active ? 0 : -1;
-      return a;
-    });
-    body.replaceChildren(...nodes);
+    body.replaceChildren(renderMarkdown(text));
+    for (const a of body.querySelectorAll("a")) a.tabIndex = li === view.active ? 0 : -1;
   }
 
   function buildLine({ userId, username, text, date, mine }) {
@@ -255,7 +262,7 @@ function start(app) {
     author.dir = "auto";
     author.textContent = username;
     meta.append(author, document.createTextNode(" "), document.createElement("time"));
-    const body = document.createElement("p");
+    const body = document.createElement("div"); // paragraphs, lists, code blocks inside
     body.className = "text";
     body.dir = "auto"; // a right-to-left message reads right to left
     main.append(meta, body);
@@ -386,6 +393,7 @@ function start(app) {
       setText(li, m.message);
       markEdited(li, Boolean(m.editedAt));
     }
+    changesUi.decorate(li, m);
     if (mine) setDelivery(li, "sent", "");
     return li;
   }
@@ -892,7 +900,7 @@ function start(app) {
     }
     el.input.value = "";
     updateCounter();
-    connection.send(view.roomId, text);
+    connection.send(view.roomId, text, { replyTo: changesUi.takeReply() });
   }
 
   el.form.addEventListener("submit", (event) => {

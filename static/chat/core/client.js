@@ -26,6 +26,7 @@
  */
 
 import { addHistory, join, messageOf, newRoom, receive, snapshot, Verdict } from './rooms.js';
+import { isChangeError } from './changes.js';
 
 export const ConnectionState = Object.freeze({
   IDLE: 'idle',
@@ -544,6 +545,10 @@ export class ChatConnection {
       case 'typing': // {roomId, userId, username}: core/typing.js
         this.emit(frame.type, frame);
         break;
+      case 'changed':
+      case 'thread':
+        this.emit(frame.type, frame); // changes.js answers its requests with these
+        break;
       case 'error':
         this.onError(frame);
         break;
@@ -679,6 +684,10 @@ export class ChatConnection {
         return;
       }
     }
+    if (isChangeError(frame)) {
+      this.emit('changeError', frame);
+      return;
+    }
     if (frame.action === 'joinRoom' && frame.roomId && this.rooms.has(frame.roomId)) {
       const room = this.rooms.get(frame.roomId);
       if (!frame.retryable) {
@@ -743,12 +752,13 @@ export class ChatConnection {
     if (this.state === ConnectionState.LIVE) this.sendJoin(roomId, null);
   }
 
-  /** Queue a message; it is sent now if the room is live, else once it is. */
-  send(roomId, text) {
+  /** Queue a message; it is sent now if the room is live, else once it is. `replyTo`: a message id. */
+  send(roomId, text, { replyTo = null } = {}) {
     const item = {
       clientMessageId: newClientMessageId(),
       roomId,
       text,
+      replyTo,
       status: 'pending',
       attempts: 0,
       createdAt: Date.now(),
@@ -819,6 +829,7 @@ export class ChatConnection {
       roomId: item.roomId,
       message: item.text,
       clientMessageId: item.clientMessageId,
+      ...(item.replyTo ? { replyTo: item.replyTo } : {}),
     });
     if (!sent) return;
     item.attempts += 1;
@@ -885,10 +896,11 @@ export class ChatConnection {
    * Older messages: resolves with {messages, hasMore}; rejects if the socket drops first.
    * Without a limit the server's page size applies, the same as a join's latest page.
    */
-  history(roomId, beforeSeq, limit) {
+  history(roomId, beforeSeq, limit, aroundSeq) {
     return new Promise((resolve, reject) => {
       const frame = { action: 'history', roomId };
       if (beforeSeq !== null && beforeSeq !== undefined) frame.beforeSeq = beforeSeq;
+      if (aroundSeq !== null && aroundSeq !== undefined) frame.aroundSeq = aroundSeq; // changes.js: a reply's original
       if (limit !== undefined) frame.limit = limit;
       if (this.state !== ConnectionState.LIVE || !this.rawSend(frame)) {
         reject(new Error('not connected'));

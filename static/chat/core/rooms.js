@@ -17,6 +17,8 @@
  * `roomUpdated` without `seq` are applied by id and leave the cursor alone.
  */
 
+import { mergeReactions, reactionUsersOf } from './changes.js';
+
 export const Verdict = Object.freeze({
   APPLIED: 'applied',
   DUPLICATE: 'duplicate',
@@ -25,7 +27,7 @@ export const Verdict = Object.freeze({
 });
 
 /** Frames that carry roomId and seq but are answers, not room events. */
-const NOT_ROOM_EVENTS = new Set(['ack', 'joined', 'history', 'error', 'authenticated', 'pong', 'left', 'reported']);
+const NOT_ROOM_EVENTS = new Set(['ack', 'joined', 'history', 'error', 'authenticated', 'pong', 'left', 'reported', 'changed', 'thread']);
 
 export function isSeq(value) {
   return Number.isInteger(value) && value > 0;
@@ -69,6 +71,10 @@ export function messageOf(frame) {
     removedBy: frame.removedBy ?? null,
     editedAt: frame.editedAt ?? null,
     reactions: Array.isArray(frame.reactions) ? frame.reactions : [],
+    // changes.js: who reacted (for `me`), the quoted original, the thread's size.
+    reactionUsers: reactionUsersOf(frame.reactions),
+    replyTo: frame.replyTo && typeof frame.replyTo.messageId === 'string' ? frame.replyTo : null,
+    replyCount: Number.isInteger(frame.replyCount) ? frame.replyCount : 0,
   };
 }
 
@@ -146,9 +152,11 @@ export function applyContent(room, frame) {
       if (typeof text === 'string') update(room, frame.messageId, { message: text, editedAt: frame.editedAt ?? null });
       break;
     }
-    case 'reactions':
-      if (Array.isArray(frame.reactions)) update(room, frame.messageId, { reactions: frame.reactions });
+    case 'reactions': {
+      const at = indexOfId(room, frame.messageId);
+      if (at >= 0 && Array.isArray(frame.reactions)) update(room, frame.messageId, mergeReactions(room.messages[at], frame));
       break;
+    }
     case 'roomUpdated':
       room.settings = frame.room ?? null;
       break;
@@ -164,6 +172,13 @@ export function applyContent(room, frame) {
     default:
       break;
   }
+}
+
+/** A live reply adds one to its original's thread (a loaded original's count is as of its load). */
+function countReply(room, frame) {
+  if (frame.type !== 'message' || !frame.replyTo || indexOfId(room, frame.messageId) >= 0) return;
+  const at = indexOfId(room, frame.replyTo.messageId);
+  if (at >= 0) update(room, frame.replyTo.messageId, { replyCount: (room.messages[at].replyCount ?? 0) + 1 });
 }
 
 /**
@@ -184,6 +199,7 @@ export function receive(room, frame) {
   if (!isRoomEvent(frame) || !room.joined || room.lastSeq === null) return Verdict.IGNORED;
   const verdict = classify(room.lastSeq, frame.seq);
   if (verdict !== Verdict.APPLIED) return verdict;
+  countReply(room, frame);
   applyContent(room, frame);
   room.lastSeq = frame.seq;
   return verdict;
