@@ -48,6 +48,8 @@ class NewMessage:
     client_message_id: str | None
     timestamp: datetime
     ttl_seconds: int
+    # User ids the server resolved from the text's @mentions (chat.mentions): never the client's.
+    mentions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,7 @@ class MessageRecord:
     client_message_id: str | None
     ttl: int  # epoch seconds after which the record no longer exists
     removed: Removal | None = None  # a tombstone: never send `text` to a client
+    mentions: tuple[str, ...] = ()  # user ids mentioned (NewMessage.mentions)
 
 
 @dataclass(frozen=True, slots=True)
