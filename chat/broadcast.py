@@ -23,11 +23,13 @@ from chat import metrics
 from chat.events import RoomEvent
 from chat.groups import (  # the names the receiver (chat.fanout) shares; re-exported for callers
     MEMBER_REMOVED_EVENT,
+    READ_RECEIPT_EVENT,
     ROOM_ACCESS_EVENT,
     ROOM_EVENT,
     USER_ACCESS_ENDED_EVENT,
     USER_BANNED_EVENT,
     USER_EVENTS,
+    USER_READ_STATE_EVENT,
     USER_ROLES_CHANGED_EVENT,
     layer_event,
     room_group,
@@ -184,3 +186,16 @@ async def user_access_ended(
 async def user_roles_changed(user_id: str) -> bool:
     """The user lost (or gained) a role: their sockets check again every room they have joined."""
     return await _control_send(user_group(user_id), {"type": USER_ROLES_CHANGED_EVENT, "user_id": user_id})
+
+
+async def user_read_state(user_id: str, frame: dict[str, Any], *, origin: str | None) -> bool:
+    """A readState frame to every socket of the user, on every process, but `origin` (the
+    connection that asked, which has its answer already)."""
+    return await _control_send(
+        user_group(user_id), {"type": USER_READ_STATE_EVENT, "user_id": user_id, "frame": frame, "origin": origin}
+    )
+
+
+async def read_receipt(room_id: str, frame: dict[str, Any]) -> bool:
+    """A readReceipt frame to every socket joined to a small room."""
+    return await _control_send(room_group(room_id), {"type": READ_RECEIPT_EVENT, "room_id": room_id, "frame": frame})

@@ -108,7 +108,47 @@ class RefreshToken:
     token: str = field(repr=False)
 
 
-Command = Union[SendMessage, JoinRoom, LeaveRoom, History, Ping, Authenticate, RefreshToken, ReportMessage]
+@dataclass(frozen=True, slots=True)
+class MarkRead:
+    """The user has seen the room up to `seq` (unread/: read state across tabs and devices)."""
+
+    room_id: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadStates:
+    """Unread and mention counts of the given rooms (every room the user sees when None)."""
+
+    room_ids: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Mentions:
+    """The latest messages that mention the user, in the rooms they may read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Receipts:
+    """Who has read how far in a small room (read receipts)."""
+
+    room_id: str
+
+
+Command = Union[
+    SendMessage,
+    JoinRoom,
+    LeaveRoom,
+    History,
+    Ping,
+    Authenticate,
+    RefreshToken,
+    ReportMessage,
+    MarkRead,
+    ReadStates,
+    Mentions,
+    Receipts,
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +318,34 @@ def _parse_refresh_token(body: dict[str, Any], limits: Limits) -> RefreshToken:
     return RefreshToken(token=_token(body))
 
 
+def _parse_mark_read(body: dict[str, Any], limits: Limits) -> MarkRead:
+    room_id = _room(body)
+    seq = _seq(body, "seq")
+    if seq is None:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'seq' is required")
+    return MarkRead(room_id=room_id, seq=seq)
+
+
+MAX_READ_STATE_ROOMS: Final = 200
+
+
+def _parse_read_states(body: dict[str, Any], limits: Limits) -> ReadStates:
+    rooms = _field(body, "roomIds", list, required=False)
+    if rooms is None:
+        return ReadStates(room_ids=None)
+    if len(rooms) > MAX_READ_STATE_ROOMS:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'roomIds' holds at most {MAX_READ_STATE_ROOMS} rooms")
+    return ReadStates(room_ids=tuple(dict.fromkeys(validate_room_id(r) for r in rooms)))
+
+
+def _parse_mentions(body: dict[str, Any], limits: Limits) -> Mentions:
+    return Mentions()
+
+
+def _parse_receipts(body: dict[str, Any], limits: Limits) -> Receipts:
+    return Receipts(room_id=_room(body))
+
+
 _PARSERS: Final[dict[str, Callable[[dict[str, Any], Limits], Command]]] = {
     "sendMessage": _parse_send,
     "sendmessage": _parse_legacy_send,
@@ -288,6 +356,10 @@ _PARSERS: Final[dict[str, Callable[[dict[str, Any], Limits], Command]]] = {
     "authenticate": _parse_authenticate,
     "refreshToken": _parse_refresh_token,
     "reportMessage": _parse_report,
+    "markRead": _parse_mark_read,
+    "readStates": _parse_read_states,
+    "mentions": _parse_mentions,
+    "receipts": _parse_receipts,
 }
 CLIENT_ACTIONS: Final = frozenset(_PARSERS)
 _ACTION_OF: Final[dict[type, str]] = {
@@ -298,6 +370,10 @@ _ACTION_OF: Final[dict[type, str]] = {
     Authenticate: "authenticate",
     RefreshToken: "refreshToken",
     ReportMessage: "reportMessage",
+    MarkRead: "markRead",
+    ReadStates: "readStates",
+    Mentions: "mentions",
+    Receipts: "receipts",
 }
 
 
@@ -332,6 +408,8 @@ def message_payload(message: MessageRecord) -> dict[str, Any]:
         # A tombstone: the seq stays (no hole), the text never leaves the server.
         payload["message"] = ""
         payload["removed"] = True
+    elif message.mentions:
+        payload["mentions"] = list(message.mentions)  # user ids the server resolved (chat.mentions)
     return payload
 
 
@@ -453,6 +531,18 @@ def error_frame(error: ChatError) -> dict[str, Any]:
     if error.retry_after is not None:
         frame["retryAfter"] = error.retry_after
     return frame
+
+
+def read_state_frame(*, room_id: str, last_read_seq: int, unread: int, mentions: int) -> dict[str, Any]:
+    """A user's read state in one room: to every socket of theirs. `unread` and `mentions`
+    count the unread messages of others, over at most the newest 100 (100 reads "99+")."""
+    return {
+        "type": "readState",
+        "roomId": room_id,
+        "lastReadSeq": last_read_seq,
+        "unread": unread,
+        "mentions": mentions,
+    }
 
 
 def encode(frame: dict[str, Any]) -> str:

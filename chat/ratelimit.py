@@ -250,7 +250,7 @@ async def check_address(scope: dict[str, Any]) -> None:
 
 # Frames that read the store (a join's replay, a history page, a ping's tail check): their
 # cost grows with the user's sockets, so they share one budget per user.
-READ_COMMANDS: Final = (protocol.JoinRoom, protocol.History, protocol.Ping)
+READ_COMMANDS: Final = (protocol.JoinRoom, protocol.History, protocol.Ping, protocol.ReadStates, protocol.Mentions)
 
 
 class SocketLimits:

@@ -123,6 +123,23 @@ async def ws_leave(world: World, room_id: str) -> Any:
     return await _frame(world, {"action": "leaveRoom", "roomId": room_id})
 
 
+async def ws_mark_read(world: World, room_id: str) -> Any:
+    return await _frame(world, {"action": "markRead", "roomId": room_id, "seq": 1})
+
+
+async def ws_receipts(world: World, room_id: str) -> Any:
+    return await _frame(world, {"action": "receipts", "roomId": room_id})
+
+
+async def ws_read_states(world: World, room_id: str) -> Any:
+    return await _frame(world, {"action": "readStates", "roomIds": [room_id]})
+
+
+async def rest_notify_room(world: World, room_id: str) -> Any:
+    body = json.dumps({"roomId": room_id, "level": "all"})
+    return await _http(world, "post", "/api/notifications/rooms", data=body, content_type="application/json")
+
+
 # (kind, name) -> the probe, and whether it creates (compared with another hidden room).
 PROBES: dict[tuple[str, str], tuple[Probe, bool]] = {
     ("url", "api-rooms GET"): (rest_list, False),
@@ -135,6 +152,10 @@ PROBES: dict[tuple[str, str], tuple[Probe, bool]] = {
     ("action", "sendMessage"): (ws_send, False),
     ("action", "reportMessage"): (ws_report, False),
     ("action", "leaveRoom"): (ws_leave, False),
+    ("action", "markRead"): (ws_mark_read, False),
+    ("action", "receipts"): (ws_receipts, False),
+    ("action", "readStates"): (ws_read_states, False),
+    ("url", "notifications-room"): (rest_notify_room, False),
 }
 
 # URL names (or prefixes of included URL sets) and actions that take no room id, and why.
@@ -156,6 +177,11 @@ NAMES_NO_ROOM: dict[tuple[str, str], str] = {
     ("action", "ping"): "no room",
     ("action", "authenticate"): "no room",
     ("action", "refreshToken"): "no room",
+    ("action", "mentions"): "the caller's mentions, from rooms they may read only",
+    ("url", "notifications"): "the caller's own settings",
+    ("url", "notifications-subscribe"): "a browser's push subscription",
+    ("url", "notifications-unsubscribe"): "a browser's push subscription",
+    ("url", "notifications-device"): "a phone's push token",
 }
 
 
