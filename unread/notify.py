@@ -164,7 +164,16 @@ def deliver(burst: _Burst) -> None:
     sent_log.append((burst.user_id, burst.room.room_id, tuple(m.seq for m in messages)))
 
 
-async def drain() -> None:
-    """Wait for every burst in flight (tests; a graceful stop)."""
-    while _tasks:
-        await asyncio.gather(*list(_tasks), return_exceptions=True)
+def pending() -> int:
+    """How many messages wait in bursts for their batch to end."""
+    return sum(len(burst.messages) for burst in _bursts.values())
+
+
+async def flush_now() -> None:
+    """Deliver every waiting burst now, not at the end of its batch (tests; a graceful stop)."""
+    for task in list(_tasks):
+        task.cancel()
+    bursts = list(_bursts.values())
+    _bursts.clear()
+    for burst in bursts:
+        await sync_to_async(deliver, thread_sensitive=False)(burst)
