@@ -19,8 +19,10 @@ import { ChatConnection, ConnectionState, localOutboxStore, watchBrowser } from 
 import { avatarColor, continuesGroup, initials } from "./core/display.js";
 import { linkify } from "./core/linkify.js";
 import { snapshot } from "./core/rooms.js";
+import { ReadState, badge } from "./core/unread.js";
 import { createMessageMenu } from "./message-menu.js";
 import { setupReporting } from "./report.js";
+import { setupUnreadUi } from "./unread-ui.js";
 
 const app = document.getElementById("chat-app");
 
@@ -80,8 +82,14 @@ function start(app) {
     pending: new Map(), // clientMessageId -> <li> of an unsent message
     active: null, // the line that takes Tab in the message list (roving focus)
     countdown: null,
-    unread: new Map(), // roomId -> messages that arrived while it was not open
   };
+
+  // Read state (issue 16): counts from the server, kept in step across tabs (core/unread.js).
+  const reads = new ReadState(connection, { userId: USER_ID });
+  const unreadUi = setupUnreadUi({ connection, el, view, reads, userId: USER_ID, openRoom, roomLink, nearBottom, scrollToBottom });
+  reads.onChange((change) => {
+    if (change.kind === "counts") updateBadges();
+  });
 
   // --- Small helpers ------------------------------------------------------------------
 
@@ -452,6 +460,7 @@ function start(app) {
     refreshRoving(wanted);
     updateLoadOlder();
     if (stick) scrollToBottom();
+    unreadUi.afterRender();
   }
 
   function firstLine() {
@@ -562,13 +571,18 @@ function start(app) {
   function updateBadges() {
     let total = 0;
     for (const a of roomLinks()) {
-      const count = a.dataset.roomId === view.roomId ? 0 : (view.unread.get(a.dataset.roomId) ?? 0);
-      total += count;
-      const badge = a.querySelector("[data-unread]");
-      if (!badge) continue;
-      badge.hidden = count === 0;
-      badge.textContent = count > 99 ? "99+" : String(count);
-      a.setAttribute("aria-label", count > 0 ? `${a.dataset.roomName}, ${count} unread` : a.dataset.roomName);
+      const open = a.dataset.roomId === view.roomId;
+      const state = reads.state(a.dataset.roomId);
+      // The open room shows no badge; its unseen messages still count in the tab's title.
+      const [count, mentions] = open ? [0, 0] : [state.unread, state.mentions];
+      total += open && document.visibilityState === "visible" ? 0 : state.unread;
+      const slot = a.querySelector("[data-unread]");
+      if (!slot) continue;
+      slot.hidden = count === 0 && mentions === 0;
+      slot.textContent = mentions > 0 ? `@${badge(Math.max(count, mentions))}` : badge(count);
+      slot.classList.toggle("badge-mention", mentions > 0);
+      const said = mentions > 0 ? `, ${badge(count)} unread, ${mentions} mentioning you` : `, ${badge(count)} unread`;
+      a.setAttribute("aria-label", count > 0 || mentions > 0 ? `${a.dataset.roomName}${said}` : a.dataset.roomName);
     }
     const name = view.roomId ? el.roomName.textContent : "Rooms";
     document.title = `${total > 0 ? `(${total}) ` : ""}${name} · Chatsite`;
@@ -625,7 +639,7 @@ function start(app) {
     if (!view.stopped) setComposerEnabled(true);
     setRoomState(view.settings);
     view.outbox = connection.outboxItems().filter((item) => item.roomId === roomId);
-    view.unread.delete(roomId);
+    unreadUi.opened(roomId);
     updateBadges();
     el.list.setAttribute("aria-busy", "true");
     render();
@@ -703,9 +717,7 @@ function start(app) {
   });
 
   connection.on("message", (message) => {
-    if (message.roomId === view.roomId || String(message.userId) === USER_ID) return;
-    view.unread.set(message.roomId, (view.unread.get(message.roomId) ?? 0) + 1);
-    updateBadges();
+    unreadUi.arrived(message); // the counts are core/unread.js's
   });
 
   connection.on("outbox", (items) => {

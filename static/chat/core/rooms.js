@@ -69,6 +69,7 @@ export function messageOf(frame) {
     removedBy: frame.removedBy ?? null,
     editedAt: frame.editedAt ?? null,
     reactions: Array.isArray(frame.reactions) ? frame.reactions : [],
+    mentions: Array.isArray(frame.mentions) && frame.removed !== true ? frame.mentions.map(String) : [],
   };
 }
 
