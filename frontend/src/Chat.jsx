@@ -8,6 +8,8 @@
 
 import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
 
+import { enable as enableNotifications, permission, show as showNotification } from '../../static/chat/core/notify.js';
+import { ReadState, badge, mentionsUser } from '../../static/chat/core/unread.js';
 import MessageList from './MessageList.jsx';
 import { emptyRoom, roomsReducer } from './roomStore.js';
 import { ConnectionState } from './websocket.js';
@@ -193,6 +195,40 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   const [announcement, setAnnouncement] = useState('');
   const current = useRef({ roomId, user });
   current.current = { roomId, user };
+  // Read state (issue 16): the server's counts, in step across tabs (static/chat/core/unread.js).
+  const [reads, setReads] = useState(null);
+  const [, setReadsVersion] = useState(0);
+  const [notify, setNotify] = useState(() => permission());
+  useEffect(() => {
+    if (!connection) return undefined;
+    const tracker = new ReadState(connection, { userId: user?.userId ?? null });
+    setReads(tracker);
+    if (connection.state === ConnectionState.LIVE) tracker.refresh();
+    const offs = [
+      tracker.onChange(() => setReadsVersion((v) => v + 1)),
+      connection.on('message', (m) => {
+        const me = current.current.user;
+        const mine = me?.userId ? String(m.userId) === String(me.userId) : m.username === me?.username;
+        if (!mine && document.visibilityState === 'hidden' && mentionsUser(m, me?.userId)) {
+          showNotification(m, { onClick: () => (window.location.hash = `#/rooms/${m.roomId}`) });
+        }
+      }),
+    ];
+    return () => offs.forEach((off) => off());
+  }, [connection, user?.userId]);
+  // The divider's place: the mark as it was when the room opened, taken while rendering,
+  // before the list's effects mark the room read.
+  const divider = useRef({ roomId: null, seq: null });
+  if (reads && (divider.current.roomId !== roomId || divider.current.seq === null)) {
+    divider.current = { roomId, seq: reads.counts.has(roomId) ? reads.state(roomId).lastReadSeq : null };
+  }
+  const dividerAfter = divider.current.seq;
+  const onSeen = useCallback((seq) => reads?.markRead(roomId, seq), [reads, roomId]);
+  // Rooms in the list are joined (up to 20), so what arrives in them counts at once.
+  useEffect(() => {
+    if (!connection || !reads) return;
+    for (const r of rooms.slice(0, 20)) connection.joinRoom(r.roomId);
+  }, [connection, reads, rooms]);
 
   const isOwn = useCallback(
     (m) => (user?.userId ? m.userId === user.userId : !!user?.username && m.username === user.username),
@@ -251,9 +287,10 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   const roomInfo = rooms.find((r) => r.roomId === roomId);
   const roomName = roomInfo?.name || roomId;
 
+  const totalUnread = reads ? reads.totalUnread() - (document.visibilityState === 'visible' ? reads.state(roomId).unread : 0) : 0;
   useEffect(() => {
-    document.title = `${roomName} · Chatsite`;
-  }, [roomName]);
+    document.title = `${totalUnread > 0 ? `(${totalUnread}) ` : ''}${roomName} · Chatsite`;
+  }, [roomName, totalUnread]);
 
   const loadMore = useCallback(async () => {
     if (!connection || room.loadingHistory || !room.hasMore || room.messages.length === 0) return;
@@ -286,15 +323,17 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
       <nav className="rooms" aria-label="Rooms">
         <ul>
           {shownRooms.map((r) => {
-            const unread = state[r.roomId]?.unread ?? 0;
+            const counts = reads?.state(r.roomId);
+            const unread = counts ? counts.unread : (state[r.roomId]?.unread ?? 0);
+            const mentions = counts?.mentions ?? 0;
             return (
               <li key={r.roomId}>
                 <a href={`#/rooms/${r.roomId}`} aria-current={r.roomId === roomId ? 'page' : undefined}>
                   <span className="room-name">{r.name || r.roomId}</span>
-                  {unread > 0 && r.roomId !== roomId && (
-                    <span className="badge">
-                      {unread}
-                      <span className="sr-only"> unread</span>
+                  {(unread > 0 || mentions > 0) && r.roomId !== roomId && (
+                    <span className={mentions > 0 ? 'badge badge-mention' : 'badge'} data-unread="">
+                      {mentions > 0 ? `@${badge(Math.max(unread, mentions))}` : badge(unread)}
+                      <span className="sr-only"> unread{mentions > 0 ? `, ${mentions} mentioning you` : ''}</span>
                     </span>
                   )}
                 </a>
@@ -303,6 +342,20 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           })}
         </ul>
         {roomsError && <p className="error">{roomsError}</p>}
+        {notify !== 'unsupported' && (
+          <button
+            type="button"
+            className="link-button notify-toggle"
+            disabled={notify === 'granted' || notify === 'denied'}
+            onClick={async () => {
+              const fetchJson = (path, body) =>
+                api.request(path, body === undefined ? {} : { method: 'POST', body });
+              setNotify(await enableNotifications({ fetchJson, workerUrl: './sw.js' }));
+            }}
+          >
+            {notify === 'granted' ? 'Notifications on' : notify === 'denied' ? 'Notifications blocked' : 'Turn on notifications'}
+          </button>
+        )}
         <NewRoom
           api={api}
           onCreated={(id) => {
@@ -328,6 +381,9 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           hasMore={room.hasMore}
           loadingHistory={room.loadingHistory}
           onLoadMore={loadMore}
+          userId={user?.userId ?? null}
+          dividerAfter={dividerAfter}
+          onSeen={onSeen}
           onRetry={(id) => connection.retry(id)}
           onDiscard={(id) => connection.discard(id)}
           onReport={(m) => {

@@ -5,8 +5,9 @@
  * strings as text, and links are made only for http(s) URLs.
  */
 
-import { Fragment, useLayoutEffect, useRef } from 'react';
+import { Fragment, useEffect, useLayoutEffect, useRef, useState } from 'react';
 
+import { firstUnreadSeq, mentionsUser } from '../../static/chat/core/unread.js';
 import { linkify } from './linkify.js';
 import { byDay } from './roomStore.js';
 
@@ -29,8 +30,8 @@ function time(timestamp) {
   return Number.isNaN(date.getTime()) ? '' : date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 }
 
-function Message({ message, own, onReport }) {
-  const classes = ['message', own && 'own', message.removed && 'removed'].filter(Boolean).join(' ');
+function Message({ message, own, onReport, mention }) {
+  const classes = ['message', own && 'own', message.removed && 'removed', mention && 'mention'].filter(Boolean).join(' ');
   return (
     <li className={classes} data-seq={message.seq} data-status={own ? 'sent' : undefined}>
       <div className="meta">
@@ -104,8 +105,12 @@ export default function MessageList({
   onRetry,
   onDiscard,
   onReport,
+  userId = null, // read state (issue 16): mentions of this user are highlighted
+  dividerAfter = null, // the last-read seq when the room was opened: "New messages" goes after it
+  onSeen = null, // (seq) => the messages up to seq are on screen
 }) {
   const scroller = useRef(null);
+  const [showJump, setShowJump] = useState(false);
   const olderButton = useRef(null);
   const memory = useRef({ roomId: null, first: null, height: 0, top: 0, atBottom: true });
 
@@ -124,12 +129,41 @@ export default function MessageList({
       el.scrollTop = el.scrollHeight;
     }
     Object.assign(memory.current, { roomId, first, height: el.scrollHeight, top: el.scrollTop });
+    if (mem.roomId === roomId && !mem.atBottom && messages.length > 0) setShowJump(true);
+    if (mem.roomId !== roomId) setShowJump(false);
   }, [roomId, messages, outbox.length]);
+
+  // Read is marked when the newest message is on screen and the tab visible and focused.
+  useEffect(() => {
+    function seen() {
+      const last = messages[messages.length - 1];
+      if (!onSeen || !last || !memory.current.atBottom) return;
+      if (document.visibilityState === 'visible' && document.hasFocus()) onSeen(last.seq);
+    }
+    seen();
+    window.addEventListener('focus', seen);
+    document.addEventListener('visibilitychange', seen);
+    const el = scroller.current;
+    el?.addEventListener('scroll', seen, { passive: true });
+    return () => {
+      window.removeEventListener('focus', seen);
+      document.removeEventListener('visibilitychange', seen);
+      el?.removeEventListener('scroll', seen);
+    };
+  }, [messages, onSeen]);
+
+  function jumpToLatest() {
+    const el = scroller.current;
+    el.scrollTop = el.scrollHeight;
+    memory.current.atBottom = true;
+    setShowJump(false);
+  }
 
   function onScroll() {
     const el = scroller.current;
     const movedUp = el.scrollTop < memory.current.top;
     memory.current.atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_BOTTOM_PX;
+    if (memory.current.atBottom) setShowJump(false);
     memory.current.top = el.scrollTop;
     memory.current.height = el.scrollHeight;
     // Scrolling up to the top loads the next page. Focusing the button also scrolls to the
@@ -139,6 +173,7 @@ export default function MessageList({
   }
 
   const days = byDay(messages);
+  const firstUnread = firstUnreadSeq(messages, dividerAfter, userId);
 
   return (
     <div className="messages" ref={scroller} onScroll={onScroll} tabIndex={0} aria-label="Messages">
@@ -161,7 +196,14 @@ export default function MessageList({
               <span aria-hidden="true">{day.label}</span>
             </li>
             {day.messages.map((m) => (
-              <Message key={m.seq} message={m} own={isOwn(m)} onReport={onReport} />
+              <Fragment key={m.seq}>
+                {m.seq === firstUnread && (
+                  <li className="new-divider" role="separator">
+                    <span>New messages</span>
+                  </li>
+                )}
+                <Message message={m} own={isOwn(m)} onReport={onReport} mention={mentionsUser(m, userId)} />
+              </Fragment>
             ))}
           </Fragment>
         ))}
@@ -171,6 +213,11 @@ export default function MessageList({
             <Pending key={item.clientMessageId} item={item} onRetry={onRetry} onDiscard={onDiscard} />
           ))}
       </ol>
+      {showJump && (
+        <button type="button" className="jump-latest" onClick={jumpToLatest}>
+          Jump to latest ↓
+        </button>
+      )}
     </div>
   );
 }

@@ -36,8 +36,9 @@ export function setupUnreadUi({ connection, el, view, reads, userId, openRoom, r
   const divider = document.createElement("li");
   divider.className = "new-divider";
   divider.setAttribute("role", "separator");
-  divider.innerHTML = "<span></span>";
-  divider.firstChild.textContent = "New messages";
+  const dividerText = document.createElement("span");
+  dividerText.textContent = "New messages";
+  divider.append(dividerText);
 
   const jump = document.createElement("button");
   jump.type = "button";

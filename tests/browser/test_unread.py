@@ -7,11 +7,17 @@ One daphne for the module; each test keeps to its own users and rooms.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import pytest
 
 from tests.browser.conftest import SCREENSHOTS, BrowserUser, NewUser, skip_reason
+from tests.browser.test_react_ui import app_server, open_app, react_build  # noqa: F401 - fixtures
+from tests.browser.test_react_ui import say as react_say
 from tests.browser.test_template_ui import shared_server  # noqa: F401 - a fixture
 from tests.browser.test_ui_layout import make_room, open_room
+from tests.e2e.client import create_room
 from tests.fixtures.servers import DaphneServer
 
 _reason = skip_reason()
@@ -86,4 +92,36 @@ async def test_unread_follows_the_user_across_tabs_with_divider_mentions_and_jum
     await expect(mention_badge).to_have_class("badge badge-mention")
     await expect(mention_badge).to_have_text("@1")
     await ann.page.screenshot(path=str(SCREENSHOTS / "unread-mention-badge.png"))
+    assert ann.page_errors == [] and ben.page_errors == []
+
+
+async def test_the_react_app_shows_server_counts_divider_and_mentions(
+    app_server: Callable[..., DaphneServer],  # noqa: F811 - the fixture imported above
+    new_user: NewUser,
+) -> None:
+    """The React app: a room's badge and the tab title from the server's counts (the mention
+    counted apart), the divider above the first unread message, the mention highlighted, the
+    badge gone once read; the notifications button is there, asking nothing on load."""
+    server = app_server()
+    ann = await new_user(server, "annr")
+    ben = await new_user(server, "benr")
+    for room_id in ("rx-a", "rx-b"):
+        await asyncio.to_thread(create_room, server.base_url, server.login("benr"), room_id)
+    await open_app(ann, server, "rx-a")
+    await open_app(ben, server, "rx-b")
+    for text in ("first", "second", "@annr over here"):
+        await react_say(ben, text)
+        await expect(ben.page.locator(".message-list li.message.own[data-seq]").last).to_contain_text(text)
+    badge = ann.page.locator('nav a[href="#/rooms/rx-b"] .badge')
+    await expect(badge).to_have_class("badge badge-mention")
+    await expect(badge).to_contain_text("@3")
+    await expect(ann.page).to_have_title("(3) rx-a · Chatsite")
+    await expect(ann.page.get_by_role("button", name="Turn on notifications")).to_be_visible()
+    await ann.page.bring_to_front()
+    await ann.page.locator('nav a[href="#/rooms/rx-b"]').click()
+    await expect(ann.page.locator(".message-list li.new-divider + li.message .text")).to_have_text("first")
+    await expect(ann.page.locator(".message-list li.message.mention .text")).to_have_text("@annr over here")
+    await expect(badge).to_have_count(0)
+    await expect(ann.page).to_have_title("rx-b · Chatsite")
+    await ann.page.screenshot(path=str(SCREENSHOTS / "unread-react.png"))
     assert ann.page_errors == [] and ben.page_errors == []
