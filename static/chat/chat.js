@@ -22,6 +22,7 @@ import { snapshot } from "./core/rooms.js";
 import { ReadState, badge } from "./core/unread.js";
 import { createMessageMenu } from "./message-menu.js";
 import { setupReporting } from "./report.js";
+import { attachMentionComplete } from "./mention-complete.js";
 import { setupUnreadUi } from "./unread-ui.js";
 
 const app = document.getElementById("chat-app");
@@ -89,6 +90,13 @@ function start(app) {
   const unreadUi = setupUnreadUi({ connection, el, view, reads, userId: USER_ID, openRoom, roomLink, nearBottom, scrollToBottom });
   reads.onChange((change) => {
     if (change.kind === "counts") updateBadges();
+  });
+  attachMentionComplete(el.input, {
+    self: USERNAME,
+    names: () => [
+      ...(view.room?.messages ?? []).map((m) => m.username),
+      ...(view.room?.members ?? []).map((m) => m.username),
+    ],
   });
 
   // --- Small helpers ------------------------------------------------------------------

@@ -71,6 +71,44 @@ export function setupUnreadUi({ connection, el, view, reads, userId, openRoom, r
   });
   showNotifyState();
 
+  // The mentions list: the latest messages that mention you, each a link to its room.
+  const mentionsButton = document.createElement("button");
+  mentionsButton.type = "button";
+  mentionsButton.className = "mentions-toggle link-button";
+  mentionsButton.textContent = "Mentions";
+  mentionsButton.setAttribute("aria-expanded", "false");
+  const mentionsPanel = document.createElement("ol");
+  mentionsPanel.className = "mentions-list";
+  mentionsPanel.hidden = true;
+  mentionsPanel.setAttribute("aria-label", "Messages that mention you");
+  notifyButton.before(mentionsButton, mentionsPanel);
+  mentionsButton.addEventListener("click", () => {
+    const open = mentionsPanel.hidden;
+    mentionsPanel.hidden = !open;
+    mentionsButton.setAttribute("aria-expanded", String(open));
+    if (open) reads.askMentions();
+  });
+  function showMentions() {
+    const items = reads.mentionList.map((m) => {
+      const li = document.createElement("li");
+      const a = document.createElement("a");
+      a.href = `/rooms/${encodeURIComponent(m.roomId)}/`;
+      a.textContent = `#${m.roomId} · ${m.username}: ${String(m.message).slice(0, 120)}`;
+      a.addEventListener("click", (event) => {
+        event.preventDefault();
+        openRoom(m.roomId, roomLink(m.roomId)?.dataset.roomName ?? m.roomId);
+      });
+      li.append(a);
+      return li;
+    });
+    if (items.length === 0) {
+      const none = document.createElement("li");
+      none.textContent = "No mentions yet.";
+      items.push(none);
+    }
+    mentionsPanel.replaceChildren(...items);
+  }
+
   let dividerAfter = null; // the last-read seq when the room was opened: the divider's place
   let joinedSidebar = false;
 
@@ -153,6 +191,7 @@ export function setupUnreadUi({ connection, el, view, reads, userId, openRoom, r
   document.addEventListener("visibilitychange", markSeen);
   reads.onChange((change) => {
     if (change.kind === "receipts" && change.roomId === view.roomId) showReceipts();
+    if (change.kind === "mentions") showMentions();
     // The page opened on a room: its divider sits at the mark the server first tells.
     if (change.kind === "counts" && !change.roomId && !joinedSidebar) {
       joinedSidebar = true;

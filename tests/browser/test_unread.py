@@ -125,3 +125,33 @@ async def test_the_react_app_shows_server_counts_divider_and_mentions(
     await expect(ann.page).to_have_title("rx-b · Chatsite")
     await ann.page.screenshot(path=str(SCREENSHOTS / "unread-react.png"))
     assert ann.page_errors == [] and ben.page_errors == []
+
+
+async def test_the_composer_completes_mentions_and_the_mentions_list_opens(
+    shared_server: DaphneServer,  # noqa: F811 - the fixture imported above
+    new_user: NewUser,
+) -> None:
+    """Typing "@" and the start of a name offers the room's writers; Tab takes one; the
+    mentioned user finds the message in their mentions list and opens its room from there."""
+    server = shared_server
+    cara = await new_user(server, "cara16")
+    dan = await new_user(server, "dan16")
+    await make_room(cara, server, "complete-room")
+    await say(cara, "hello")
+    await open_room(dan, server, "complete-room")
+    box = dan.page.locator("#message-input")
+    await box.press_sequentially("thanks @ca")
+    option = dan.page.get_by_role("option", name="@cara16")
+    await expect(option).to_be_visible()
+    await dan.page.screenshot(path=str(SCREENSHOTS / "unread-complete.png"))
+    await box.press("Tab")
+    await expect(box).to_have_value("thanks @cara16 ")
+    await box.press("Enter")
+    await expect(cara.page.locator("#messages li.msg.mention")).to_contain_text("thanks @cara16")
+    await open_room(cara, server, "general")
+    await cara.page.get_by_role("button", name="Mentions").click()
+    entry = cara.page.get_by_role("list", name="Messages that mention you").get_by_role("link")
+    await expect(entry).to_have_text("#complete-room · dan16: thanks @cara16")
+    await entry.click()
+    await expect(cara.page).to_have_url(f"{server.base_url}/rooms/complete-room/")
+    assert cara.page_errors == [] and dan.page_errors == []

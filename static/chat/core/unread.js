@@ -184,3 +184,22 @@ export class ReadState {
     this.connection.rawSend({ action: 'mentions' });
   }
 }
+
+/**
+ * The @-word being typed at `caret`, for the composer's autocompletion:
+ * {start, query} (start: the index of "@"), or null when the caret is not in one.
+ */
+export function mentionQuery(text, caret) {
+  const before = text.slice(0, caret);
+  const match = /(^|[^\w@.+-])@([\w.+-]{0,150})$/.exec(before);
+  return match ? { start: caret - match[2].length - 1, query: match[2].toLowerCase() } : null;
+}
+
+/** Up to `limit` names that start with `query` (case-insensitively), sorted, without `self`. */
+export function suggestNames(query, names, { self = null, limit = 6 } = {}) {
+  const unique = [...new Set(names.map(String))].filter((n) => n !== self);
+  return unique
+    .filter((n) => n.toLowerCase().startsWith(query))
+    .sort((a, b) => a.localeCompare(b))
+    .slice(0, limit);
+}
