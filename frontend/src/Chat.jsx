@@ -9,7 +9,7 @@
 import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
 
 import { enable as enableNotifications, permission, show as showNotification } from '../../static/chat/core/notify.js';
-import { ReadState, badge, mentionsUser } from '../../static/chat/core/unread.js';
+import { ReadState, badge, mentionQuery, mentionsUser, suggestNames } from '../../static/chat/core/unread.js';
 import MessageList from './MessageList.jsx';
 import { emptyRoom, roomsReducer } from './roomStore.js';
 import { ConnectionState } from './websocket.js';
@@ -84,9 +84,24 @@ function RoomSettings({ settings }) {
   ) : null;
 }
 
-function Composer({ onSend, roomName, offline }) {
+function Composer({ onSend, roomName, offline, names = () => [], self = null }) {
   const [text, setText] = useState('');
+  const [complete, setComplete] = useState(null); // {start, options, active} while typing an @name
   const tooLong = text.length > MAX_MESSAGE_LENGTH;
+
+  function onChange(event) {
+    setText(event.target.value);
+    const at = mentionQuery(event.target.value, event.target.selectionStart);
+    const options = at ? suggestNames(at.query, names(), { self }) : [];
+    setComplete(options.length ? { start: at.start, options, active: 0 } : null);
+  }
+
+  function take(event, name) {
+    const box = event.currentTarget.form?.elements['composer-text'] ?? event.currentTarget;
+    const caret = box.selectionStart;
+    setText(`${text.slice(0, complete.start)}@${name} ${text.slice(caret)}`);
+    setComplete(null);
+  }
 
   function submit(event) {
     event.preventDefault();
@@ -96,12 +111,47 @@ function Composer({ onSend, roomName, offline }) {
   }
 
   function onKeyDown(event) {
+    if (complete) {
+      const n = complete.options.length;
+      if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+        event.preventDefault();
+        setComplete({ ...complete, active: (complete.active + (event.key === 'ArrowDown' ? 1 : n - 1)) % n });
+        return;
+      }
+      if (event.key === 'Tab' || event.key === 'Enter') {
+        event.preventDefault();
+        take(event, complete.options[complete.active]);
+        return;
+      }
+      if (event.key === 'Escape') {
+        setComplete(null);
+        return;
+      }
+    }
     // Enter sends, Shift+Enter starts a new line (and IME composition is left alone).
     if (event.key === 'Enter' && !event.shiftKey && !event.nativeEvent.isComposing) submit(event);
   }
 
   return (
     <form className="composer" onSubmit={submit}>
+      {complete && (
+        <ul className="mention-suggestions" id="mention-suggestions" role="listbox">
+          {complete.options.map((name, i) => (
+            <li
+              key={name}
+              id={`mention-option-${i}`}
+              role="option"
+              aria-selected={i === complete.active}
+              onMouseDown={(event) => {
+                event.preventDefault();
+                take(event, name);
+              }}
+            >
+              @{name}
+            </li>
+          ))}
+        </ul>
+      )}
       <label htmlFor="composer-text" className="sr-only">
         Message {roomName}
       </label>
@@ -112,8 +162,11 @@ function Composer({ onSend, roomName, offline }) {
         placeholder={`Message ${roomName}`}
         aria-describedby="composer-hint"
         aria-invalid={tooLong || undefined}
-        onChange={(e) => setText(e.target.value)}
+        onChange={onChange}
         onKeyDown={onKeyDown}
+        onBlur={() => setComplete(null)}
+        aria-controls={complete ? 'mention-suggestions' : undefined}
+        aria-activedescendant={complete ? `mention-option-${complete.active}` : undefined}
       />
       <span id="composer-hint" className={tooLong ? 'hint error' : 'hint'}>
         {tooLong
@@ -126,6 +179,36 @@ function Composer({ onSend, roomName, offline }) {
         Send
       </button>
     </form>
+  );
+}
+
+/** The latest messages that mention the user, each a link to its room. */
+function MentionsList({ reads }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <div className="mentions">
+      <button
+        type="button"
+        className="link-button mentions-toggle"
+        aria-expanded={open}
+        onClick={() => {
+          if (!open) reads?.askMentions();
+          setOpen(!open);
+        }}
+      >
+        Mentions
+      </button>
+      {open && (
+        <ol className="mentions-list" aria-label="Messages that mention you">
+          {(reads?.mentionList ?? []).length === 0 && <li>No mentions yet.</li>}
+          {(reads?.mentionList ?? []).map((m) => (
+            <li key={`${m.roomId}-${m.seq}`}>
+              <a href={`#/rooms/${m.roomId}`}>{`#${m.roomId} · ${m.username}: ${String(m.message).slice(0, 120)}`}</a>
+            </li>
+          ))}
+        </ol>
+      )}
+    </div>
   );
 }
 
@@ -342,6 +425,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           })}
         </ul>
         {roomsError && <p className="error">{roomsError}</p>}
+        <MentionsList reads={reads} />
         {notify !== 'unsupported' && (
           <button
             type="button"
@@ -396,6 +480,8 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           roomName={roomName}
           offline={conn.state !== ConnectionState.LIVE}
           onSend={(text) => connection.send(roomId, text)}
+          self={user?.username ?? null}
+          names={() => [...room.messages.map((m) => m.username), ...(room.members ?? []).map((m) => m.username)]}
         />
       </main>
       <div className="sr-only" aria-live="polite" aria-atomic="true" data-testid="announcer">

@@ -124,6 +124,14 @@ async def test_the_react_app_shows_server_counts_divider_and_mentions(
     await expect(badge).to_have_count(0)
     await expect(ann.page).to_have_title("rx-b · Chatsite")
     await ann.page.screenshot(path=str(SCREENSHOTS / "unread-react.png"))
+    box = ann.page.locator("#composer-text")
+    await box.press_sequentially("ok @be")
+    await expect(ann.page.get_by_role("option", name="@benr")).to_be_visible()
+    await box.press("Tab")
+    await expect(box).to_have_value("ok @benr ")
+    await ann.page.get_by_role("button", name="Mentions").click()
+    entry = ann.page.get_by_role("list", name="Messages that mention you").get_by_role("link")
+    await expect(entry).to_have_text("#rx-b · benr: @annr over here")
     assert ann.page_errors == [] and ben.page_errors == []
 
 
