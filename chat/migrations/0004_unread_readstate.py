@@ -4,27 +4,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('chat', '0003_room_events'),
+        ("chat", "0003_room_events"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='message',
-            name='mentions',
+            model_name="message",
+            name="mentions",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.CreateModel(
-            name='ReadMark',
+            name="ReadMark",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('room_id', models.CharField(max_length=64)),
-                ('user_id', models.CharField(db_index=True, max_length=128)),
-                ('last_read_seq', models.BigIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("room_id", models.CharField(max_length=64)),
+                ("user_id", models.CharField(db_index=True, max_length=128)),
+                ("last_read_seq", models.BigIntegerField(default=0)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('room_id', 'user_id'), name='chat_readmark_unique')],
+                "constraints": [models.UniqueConstraint(fields=("room_id", "user_id"), name="chat_readmark_unique")],
             },
         ),
     ]
