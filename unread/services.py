@@ -24,7 +24,7 @@ from accounts.identity import Identity
 from chat import broadcast, mentions, protocol
 from chat.errors import ChatError, ErrorCode
 from chat.records import MessageRecord, Room
-from chat.services import _readable_room, _store_call, room_visible, utcnow
+from chat.services import _readable_room, _store_call, room_list, room_visible, utcnow
 from chat.storage import get_store
 from unread import counting
 from unread.models import Preference
@@ -71,8 +71,8 @@ async def read_mark(*, identity: Identity, room_id: str, seq: int, origin: str |
 
 def _states(*, identity: Identity, room_ids: tuple[str, ...] | None) -> list[dict[str, Any]]:
     store = get_store()
-    rooms = [r for r in store.list_rooms() if room_ids is None or r.room_id in room_ids]
-    rooms = [r for r in rooms if room_visible(room=r, identity=identity)]
+    # The room list the user sees (the default room included before its first write).
+    rooms = [r for r in room_list(identity=identity) if room_ids is None or r.room_id in room_ids]
     marks = store.read_seqs(user_id=identity.user_id, room_ids=[r.room_id for r in rooms])
     now = utcnow()
     return [_state(room=r, user_id=identity.user_id, last_read=marks.get(r.room_id, 0), now=now) for r in rooms]

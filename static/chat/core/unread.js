@@ -115,8 +115,9 @@ export class ReadState {
 
   onMessage(m) {
     if (String(m.userId) === this.userId) return;
+    if (!this.counts.has(m.roomId)) this.counts.set(m.roomId, { lastReadSeq: null, unread: 0, mentions: 0 });
     const s = this.counts.get(m.roomId);
-    if (!s || (Number.isInteger(s.lastReadSeq) && m.seq <= s.lastReadSeq)) return;
+    if (Number.isInteger(s.lastReadSeq) && m.seq <= s.lastReadSeq) return;
     s.unread = Math.min(COUNT_WINDOW, s.unread + 1);
     if (mentionsUser(m, this.userId)) s.mentions += 1;
     this.emit({ kind: 'counts', roomId: m.roomId });
