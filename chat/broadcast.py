@@ -24,6 +24,7 @@ from chat.events import RoomEvent
 from chat.groups import (  # the names the receiver (chat.fanout) shares; re-exported for callers
     MEMBER_REMOVED_EVENT,
     PRESENCE_EVENT,
+    READ_RECEIPT_EVENT,
     ROOM_ACCESS_EVENT,
     ROOM_EVENT,
     TYPING_EVENT,
@@ -31,6 +32,7 @@ from chat.groups import (  # the names the receiver (chat.fanout) shares; re-exp
     USER_BANNED_EVENT,
     USER_EVENTS,
     USER_FRAME_EVENT,
+    USER_READ_STATE_EVENT,
     USER_ROLES_CHANGED_EVENT,
     layer_event,
     room_group,
@@ -215,3 +217,16 @@ async def user_frame(user_id: str, text: str, *, leave_room: str | None = None) 
     return await _control_send(
         user_group(user_id), {"type": USER_FRAME_EVENT, "user_id": user_id, "text": text, "leave_room": leave_room}
     )
+
+
+async def user_read_state(user_id: str, frame: dict[str, Any], *, origin: str | None) -> bool:
+    """A readState frame to every socket of the user, on every process, but `origin` (the
+    connection that asked, which has its answer already)."""
+    return await _control_send(
+        user_group(user_id), {"type": USER_READ_STATE_EVENT, "user_id": user_id, "frame": frame, "origin": origin}
+    )
+
+
+async def read_receipt(room_id: str, frame: dict[str, Any]) -> bool:
+    """A readReceipt frame to every socket joined to a small room."""
+    return await _control_send(room_group(room_id), {"type": READ_RECEIPT_EVENT, "room_id": room_id, "frame": frame})

@@ -41,10 +41,12 @@ from chat.ephemeral import EphemeralSocket
 from chat.errors import ChatError, ErrorCode
 from chat.groups import (
     MEMBER_REMOVED_EVENT,
+    READ_RECEIPT_EVENT,
     ROOM_ACCESS_EVENT,
     USER_ACCESS_ENDED_EVENT,
     USER_BANNED_EVENT,
     USER_FRAME_EVENT,
+    USER_READ_STATE_EVENT,
     USER_ROLES_CHANGED_EVENT,
 )
 from chat.protocol import CloseCode
@@ -52,6 +54,7 @@ from chat.quota import QuotaExceeded
 from chat.ratelimit import RateLimited, SocketLimits, check_address
 from chat.socket_delivery import RoomDelivery
 from chatsite.ops import logs
+from unread import services as unread
 
 log = logging.getLogger(__name__)
 
@@ -456,6 +459,46 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
             )
         )
 
+    # Read state, mentions and receipts (unread/, docs/protocol.md "Read state") ---------------
+
+    async def on_mark_read(self, command: protocol.MarkRead) -> None:
+        assert self.identity is not None
+        try:
+            frame = await unread.read_mark(
+                identity=self.identity, room_id=command.room_id, seq=command.seq, origin=self.connection_id
+            )
+        except ChatError as error:
+            error.action, error.room_id = "markRead", command.room_id
+            raise
+        await self.send_frame(frame)
+
+    async def on_read_states(self, command: protocol.ReadStates) -> None:
+        assert self.identity is not None
+        states = await unread.read_states(identity=self.identity, room_ids=command.room_ids)
+        await self.send_frame({"type": "readStates", "rooms": states})
+
+    async def on_mentions(self, command: protocol.Mentions) -> None:
+        assert self.identity is not None
+        await self.send_frame(await unread.mentions_list(identity=self.identity))
+
+    async def on_receipts(self, command: protocol.Receipts) -> None:
+        assert self.identity is not None
+        try:
+            frame = await unread.receipts(identity=self.identity, room_id=command.room_id)
+        except ChatError as error:
+            error.action, error.room_id = "receipts", command.room_id
+            raise
+        await self.send_frame(frame)
+
+    async def _on_read_state(self, event: dict[str, Any]) -> None:
+        """The user's read state changed on another socket (any process): tabs stay in step."""
+        if event.get("origin") != self.connection_id:
+            await self.send_frame(event["frame"])
+
+    async def _on_read_receipt(self, event: dict[str, Any]) -> None:
+        if self.core.joined(event["room_id"]):
+            await self.send_frame(event["frame"])
+
     _handlers: dict[type, Callable[[Any, Any], Awaitable[None]]] = {
         **dict.fromkeys(people_protocol.COMMANDS, on_people),
         protocol.SendMessage: on_send,
@@ -472,6 +515,10 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
         protocol.DeleteMessage: on_change,
         protocol.ChangeReaction: on_change,
         protocol.ReadThread: on_thread,
+        protocol.MarkRead: on_mark_read,
+        protocol.ReadStates: on_read_states,
+        protocol.Mentions: on_mentions,
+        protocol.Receipts: on_receipts,
     }
 
     # Authentication ---------------------------------------------------------------------
@@ -574,6 +621,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
     _control_handlers: dict[Any, Callable[[Any, dict[str, Any]], Awaitable[None]]] = {
         ROOM_ACCESS_EVENT: _on_room_access,
         MEMBER_REMOVED_EVENT: _on_member_removed,
+        READ_RECEIPT_EVENT: _on_read_receipt,
     }
 
     async def user_event(self, event: dict[str, Any]) -> None:
@@ -644,6 +692,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
         USER_BANNED_EVENT: _on_user_banned,
         USER_ACCESS_ENDED_EVENT: _on_access_ended,
         USER_ROLES_CHANGED_EVENT: _on_roles_changed,
+        USER_READ_STATE_EVENT: _on_read_state,
     }
 
     async def _leave_by_server(self, room_id: str, *, reason: str) -> None:

@@ -33,7 +33,13 @@ EPHEMERAL_EVENTS: Final = frozenset({TYPING_EVENT, PRESENCE_EVENT})
 # A frame for every socket of one user (chat.people: roomAdded, roomChanged, roomRemoved):
 # {"type", "user_id", "text"}, the frame serialised once.
 USER_FRAME_EVENT: Final = "chat.user_frame"
-USER_EVENTS: Final = frozenset({USER_BANNED_EVENT, USER_ACCESS_ENDED_EVENT, USER_ROLES_CHANGED_EVENT, USER_FRAME_EVENT})
+# A user's read state changed (unread/): {"frame", "origin"} to every socket of theirs.
+USER_READ_STATE_EVENT: Final = "chat.user_read_state"
+USER_EVENTS: Final = frozenset(
+    {USER_BANNED_EVENT, USER_ACCESS_ENDED_EVENT, USER_ROLES_CHANGED_EVENT, USER_FRAME_EVENT, USER_READ_STATE_EVENT}
+)
+# A member of a small room read further (read receipts): {"room_id", "frame"}, no seq.
+READ_RECEIPT_EVENT: Final = "chat.read_receipt"
 
 # Channel-layer group names allow ASCII letters, digits, '-', '_' and '.' (under 100).
 _USER_ID_RE: Final = re.compile(r"^[A-Za-z0-9_.-]{1,80}\Z")

@@ -78,6 +78,8 @@ class Message(models.Model):
     reply_removed = models.BooleanField(default=False)
     reply_count = models.PositiveIntegerField(default=0)
     removed_by = models.CharField(max_length=16, blank=True, default="")  # "author" or "moderator"
+    # User ids the server resolved from @mentions (chat.mentions).
+    mentions = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["room_id", "seq"]
@@ -112,6 +114,24 @@ class RoomEvent(models.Model):
         return f"{self.room_id}#{self.seq} {self.type}"  # type: ignore[attr-defined]
 
 
+class ReadMark(models.Model):
+    """How far a user has read a room: the seq of the last room event they have seen.
+
+    A plain room id (no foreign key): a mark outlives nothing it points at, and a public
+    room's readers are no members.
+    """
+
+    room_id = models.CharField(max_length=64)
+    user_id = models.CharField(max_length=128, db_index=True)
+    last_read_seq = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room_id", "user_id"], name="chat_readmark_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read {self.room_id} to {self.last_read_seq}"
+
+
 class Connection(models.Model):
     connection_id = models.CharField(primary_key=True, max_length=64)
     user_id = models.CharField(max_length=128, db_index=True)
@@ -133,6 +153,7 @@ __all__ = [
     "Connection",
     "Message",
     "Mute",
+    "ReadMark",
     "Report",
     "Room",
     "RoomEvent",

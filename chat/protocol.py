@@ -156,6 +156,33 @@ class ReadThread:
     message_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class MarkRead:
+    """The user has seen the room up to `seq` (unread/: read state across tabs and devices)."""
+
+    room_id: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadStates:
+    """Unread and mention counts of the given rooms (every room the user sees when None)."""
+
+    room_ids: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Mentions:
+    """The latest messages that mention the user, in the rooms they may read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Receipts:
+    """Who has read how far in a small room (read receipts)."""
+
+    room_id: str
+
+
 Command = Union[
     SendMessage,
     JoinRoom,
@@ -172,6 +199,10 @@ Command = Union[
     DeleteMessage,
     ChangeReaction,
     ReadThread,
+    MarkRead,
+    ReadStates,
+    Mentions,
+    Receipts,
 ]
 
 
@@ -508,6 +539,34 @@ _PEOPLE_PARSERS: Final[dict[str, Callable[[dict[str, Any], Limits], Any]]] = {
 }
 
 
+def _parse_mark_read(body: dict[str, Any], limits: Limits) -> MarkRead:
+    room_id = _room(body)
+    seq = _seq(body, "seq")
+    if seq is None:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'seq' is required")
+    return MarkRead(room_id=room_id, seq=seq)
+
+
+MAX_READ_STATE_ROOMS: Final = 200
+
+
+def _parse_read_states(body: dict[str, Any], limits: Limits) -> ReadStates:
+    rooms = _field(body, "roomIds", list, required=False)
+    if rooms is None:
+        return ReadStates(room_ids=None)
+    if len(rooms) > MAX_READ_STATE_ROOMS:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'roomIds' holds at most {MAX_READ_STATE_ROOMS} rooms")
+    return ReadStates(room_ids=tuple(dict.fromkeys(validate_room_id(r) for r in rooms)))
+
+
+def _parse_mentions(body: dict[str, Any], limits: Limits) -> Mentions:
+    return Mentions()
+
+
+def _parse_receipts(body: dict[str, Any], limits: Limits) -> Receipts:
+    return Receipts(room_id=_room(body))
+
+
 _PARSERS: Final[dict[str, Callable[[dict[str, Any], Limits], Command]]] = {
     "sendMessage": _parse_send,
     "sendmessage": _parse_legacy_send,
@@ -526,6 +585,10 @@ _PARSERS: Final[dict[str, Callable[[dict[str, Any], Limits], Command]]] = {
     "addReaction": _parse_reaction(True),
     "removeReaction": _parse_reaction(False),
     "thread": _parse_thread,
+    "markRead": _parse_mark_read,
+    "readStates": _parse_read_states,
+    "mentions": _parse_mentions,
+    "receipts": _parse_receipts,
 }
 CLIENT_ACTIONS: Final = frozenset(_PARSERS)
 _ACTION_OF: Final[dict[type, str]] = {
@@ -542,6 +605,10 @@ _ACTION_OF: Final[dict[type, str]] = {
     EditMessage: "editMessage",
     DeleteMessage: "deleteMessage",
     ReadThread: "thread",
+    MarkRead: "markRead",
+    ReadStates: "readStates",
+    Mentions: "mentions",
+    Receipts: "receipts",
 }
 
 
@@ -580,6 +647,8 @@ def message_payload(message: MessageRecord) -> dict[str, Any]:
         payload["removed"] = True
         if message.removed_by is not None:
             payload["removedBy"] = message.removed_by
+    elif message.mentions:
+        payload["mentions"] = list(message.mentions)  # user ids the server resolved (chat.mentions)
     payload.update(changes_payload(message))
     return payload
 
@@ -764,6 +833,18 @@ def error_frame(error: ChatError) -> dict[str, Any]:
     if error.retry_after is not None:
         frame["retryAfter"] = error.retry_after
     return frame
+
+
+def read_state_frame(*, room_id: str, last_read_seq: int, unread: int, mentions: int) -> dict[str, Any]:
+    """A user's read state in one room: to every socket of theirs. `unread` and `mentions`
+    count the unread messages of others, over at most the newest 100 (100 reads "99+")."""
+    return {
+        "type": "readState",
+        "roomId": room_id,
+        "lastReadSeq": last_read_seq,
+        "unread": unread,
+        "mentions": mentions,
+    }
 
 
 def encode(frame: dict[str, Any]) -> str:

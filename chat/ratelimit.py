@@ -254,6 +254,8 @@ READ_COMMANDS: Final = (
     protocol.JoinRoom,
     protocol.History,
     protocol.Ping,
+    protocol.ReadStates,
+    protocol.Mentions,
     # People and rooms: lists read the store (chat.people); the changes are rare and checked there.
     people_protocol.ListRooms,
     people_protocol.BrowseRooms,

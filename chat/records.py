@@ -110,6 +110,8 @@ class NewMessage:
     timestamp: datetime
     ttl_seconds: int
     reply_to: ReplyRef | None = None  # a reply: the original is in the same room
+    # User ids the server resolved from the text's @mentions (chat.mentions): never the client's.
+    mentions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,7 @@ class MessageRecord:
     reactions: Reactions = ()
     edits: tuple[PastVersion, ...] = ()  # earlier texts, oldest first (erased on delete)
     removed_by: str | None = None  # a tombstone's remover: chat.events.BY_AUTHOR or BY_MODERATOR
+    mentions: tuple[str, ...] = ()  # user ids mentioned (NewMessage.mentions)
 
 
 @dataclass(frozen=True, slots=True)

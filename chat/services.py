@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -47,6 +47,12 @@ from chat.storage.base import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# What follows from a message's text and its storing, plugged in by the unread app at start
+# (unread.apps): resolve its @mentions before it is stored; notify after (never awaited by
+# the ack). chat imports no app above it, so these stay None without that app.
+resolve_mentions: Callable[..., Awaitable[tuple[str, ...]]] | None = None
+after_message: Callable[..., None] | None = None
 
 
 def utcnow() -> datetime:
@@ -297,6 +303,7 @@ async def message_send(
     if refused is not None:
         refused.room_id = room_id
         raise refused
+    mentioned = await resolve_mentions(room=room, identity=identity, text=text) if resolve_mentions else ()
     new = NewMessage(
         room_id=room_id,
         user_id=identity.user_id,
@@ -307,6 +314,7 @@ async def message_send(
         timestamp=now,
         ttl_seconds=settings.CHAT_MESSAGE_TTL_SECONDS,
         reply_to=reply_to,
+        mentions=mentioned,
     )
     try:
         if room.last_seq == 0 and room_id == protocol.DEFAULT_ROOM:
@@ -329,6 +337,8 @@ async def message_send(
     if result.created:
         # After the broadcast: counting delays the sender's ack, never the delivery.
         await analytics.message_stored(room_id=room_id, user_id=identity.user_id, at=result.message.timestamp)
+        if after_message is not None:
+            after_message(message=result.message, room=room)
     return result.message
 
 

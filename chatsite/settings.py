@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "accounts",
     "chat",
     "analytics",
+    "unread",
 ]
 
 MIDDLEWARE = [
@@ -439,6 +440,23 @@ AUTH_BOT_GROUP = env_str("AUTH_BOT_GROUP", "bots")  # the Django group of bot ac
 # it the connection is dropped (the client sees 1006, reconnects and resumes). It must hold
 # the largest history page (CHAT_HISTORY_MAX_PAGE messages of CHAT_MAX_MESSAGE_LENGTH).
 CHAT_MAX_SEND_BUFFER_BYTES = env_int("CHAT_MAX_SEND_BUFFER_BYTES", 8 * 1024 * 1024, minimum=16 * 1024)
+
+# Unread, mentions and notifications (unread/, docs/operations.md "Push notifications").
+# Read receipts are kept in private rooms of at most this many members.
+CHAT_READ_RECEIPTS_MAX_MEMBERS = env_int("CHAT_READ_RECEIPTS_MAX_MEMBERS", 10, minimum=2)
+# Web Push (VAPID): both or neither (half of it stops the start, unread.push.check_settings).
+require_together("Web Push", ["CHAT_VAPID_PRIVATE_KEY", "CHAT_VAPID_SUBJECT"])
+CHAT_VAPID_PRIVATE_KEY = env_str("CHAT_VAPID_PRIVATE_KEY", "")
+CHAT_VAPID_SUBJECT = env_str("CHAT_VAPID_SUBJECT", "")
+# Mobile push: an SNS platform application per platform ("" is off).
+CHAT_PUSH_SNS_APNS_ARN = env_str("CHAT_PUSH_SNS_APNS_ARN", "")
+CHAT_PUSH_SNS_FCM_ARN = env_str("CHAT_PUSH_SNS_FCM_ARN", "")
+CHAT_PUSH_SNS_ENDPOINT_URL = env_str("CHAT_PUSH_SNS_ENDPOINT_URL", "")  # tests: a moto server
+# A burst in one room sends one notification per user after this many seconds.
+CHAT_PUSH_BATCH_SECONDS = max(0.0, env_float("CHAT_PUSH_BATCH_SECONDS", 5.0))
+# Push endpoints on loopback or private addresses, or plain http: refused in production
+# (no request forgery through the push sender); tests and development use a local one.
+CHAT_PUSH_ALLOW_PRIVATE_ENDPOINTS = env_bool("CHAT_PUSH_ALLOW_PRIVATE_ENDPOINTS", default=not PRODUCTION)
 
 # A test hook for tests/faults, refused in production: a message whose text is exactly this
 # makes the process exit (os._exit) right after the store has it, before its broadcast and

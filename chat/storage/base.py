@@ -265,6 +265,20 @@ class ChatStore(Protocol):
         A scan of the connections table (live rows only), so never on a per-message path."""
         ...
 
+    # Read state (unread/): per user and room, the seq up to which the user has read.
+    def mark_read(self, *, room_id: str, user_id: str, seq: int) -> int:
+        """Move the user's last-read seq in the room forward to `seq` (never back), in one
+        write at most; return the last-read seq as stored after the call."""
+        ...
+
+    def read_seqs(self, *, user_id: str, room_ids: list[str]) -> dict[str, int]:
+        """The user's last-read seq per room, for those of `room_ids` ever marked read."""
+        ...
+
+    def room_readers(self, *, room_id: str, user_ids: list[str]) -> dict[str, int]:
+        """The last-read seq of each of `user_ids` who ever marked the room read (receipts)."""
+        ...
+
     # Housekeeping
     def purge_expired(self, *, now: datetime) -> int:
         """Delete expired messages, events and connections; return how many records went."""

@@ -94,6 +94,10 @@ _RETRYABLE_REASONS: Final = frozenset(
 _MESSAGE_ID_NAMESPACE: Final = uuid.UUID("5b0c8c1e-2f4e-4a53-9d52-2f3b7a8f6c11")
 _CLIENT_MESSAGE_NAMESPACE: Final = uuid.UUID("0d7f4a39-8b2e-4c61-a5f0-6e9d3c1b2a48")
 CLIENT_MESSAGE_KEY_PREFIX: Final = "cmid:"
+# A user's read state in a room: one item in Messages keyed "read:<uuid5(room, user)>", with
+# no roomId or userId attribute, so it is in no index and no message read or scan sees it.
+_READ_NAMESPACE: Final = uuid.UUID("9a3e6f0b-71c4-4d2a-b8e5-3f1c0d7a6b92")
+READ_KEY_PREFIX: Final = "read:"
 
 
 class AppendContention(RuntimeError):
@@ -109,6 +113,11 @@ def client_message_key(*, room_id: str, user_id: str, client_message_id: str) ->
     """The key of the item that records which message a (room, user, clientMessageId) became."""
     name = json.dumps([room_id, user_id, client_message_id])
     return CLIENT_MESSAGE_KEY_PREFIX + str(uuid.uuid5(_CLIENT_MESSAGE_NAMESPACE, name))
+
+
+def read_key(*, room_id: str, user_id: str) -> str:
+    """The key of the item holding a user's last-read seq in a room (docs/data-model.md)."""
+    return READ_KEY_PREFIX + str(uuid.uuid5(_READ_NAMESPACE, json.dumps([room_id, user_id])))
 
 
 def make_client(
@@ -285,6 +294,7 @@ def _message(item: Item) -> MessageRecord:
         reactions=_reactions(item),
         edits=_edits(item),
         removed_by=_opt_str(item, "removedBy"),
+        mentions=tuple(v["S"] for v in item.get("mentions", {}).get("L", [])),
     )
 
 
@@ -363,6 +373,8 @@ def _message_item(message: MessageRecord) -> Item:
         item["replySeq"] = _n(message.reply_to.seq)
         item["replyUsername"] = _s(message.reply_to.username)
         item["replyExcerpt"] = _s(message.reply_to.excerpt)
+    if message.mentions:
+        item["mentions"] = {"L": [_s(user_id) for user_id in message.mentions]}
     return item
 
 
@@ -842,6 +854,7 @@ class DynamoDBStore:
                 client_message_id=new.client_message_id,
                 ttl=sent + new.ttl_seconds,
                 reply_to=new.reply_to,
+                mentions=new.mentions,
             )
             try:
                 self._write_message(record, previous_seq=room.last_seq, client_message_key=key, now=sent)
@@ -1048,7 +1061,7 @@ class DynamoDBStore:
     # Moderation of messages -------------------------------------------------------------------
 
     def get_message(self, *, room_id: str, message_id: str, now: datetime) -> MessageRecord | None:
-        if message_id.startswith(CLIENT_MESSAGE_KEY_PREFIX):
+        if message_id.startswith((CLIENT_MESSAGE_KEY_PREFIX, READ_KEY_PREFIX)):
             return None
         message = self._get_message(message_id)
         if message is None or message.room_id != room_id or message.ttl <= _epoch(now):
@@ -1090,7 +1103,7 @@ class DynamoDBStore:
     def remove_message(
         self, *, room_id: str, message_id: str, removal: Removal, removed_by: str, now: datetime, ttl_seconds: int
     ) -> RemoveResult | None:
-        if message_id.startswith(CLIENT_MESSAGE_KEY_PREFIX):
+        if message_id.startswith((CLIENT_MESSAGE_KEY_PREFIX, READ_KEY_PREFIX)):
             return None
         for attempt in range(self.max_append_attempts):
             message = self._get_message(message_id)
@@ -1413,6 +1426,58 @@ class DynamoDBStore:
             if result is not None and result.message.removed != message.removed:
                 changed.append(result)
         return changed
+
+    # Read state ------------------------------------------------------------------------------
+
+    def mark_read(self, *, room_id: str, user_id: str, seq: int) -> int:
+        """One conditional UpdateItem: forward only. When the stored seq is already as far,
+        the condition fails and nothing is written (one consistent read answers)."""
+        key = {"messageId": _s(read_key(room_id=room_id, user_id=user_id))}
+        try:
+            self.client.update_item(
+                TableName=self.tables.messages,
+                Key=key,
+                UpdateExpression="SET #read = :seq, #rr = :room, #ru = :user",
+                ConditionExpression="attribute_not_exists(#read) OR #read < :seq",
+                ExpressionAttributeNames={"#read": "lastReadSeq", "#rr": "readRoom", "#ru": "readUser"},
+                ExpressionAttributeValues={":seq": _n(seq), ":room": _s(room_id), ":user": _s(user_id)},
+            )
+            return seq
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+        response = self.client.get_item(TableName=self.tables.messages, Key=key, ConsistentRead=True)
+        return _int(response["Item"], "lastReadSeq")
+
+    def _read_items(self, keys: dict[str, str]) -> dict[str, int]:
+        """BatchGetItem of read items by key; {name: lastReadSeq} for those that exist."""
+        by_key = {key: name for name, key in keys.items()}
+        found: dict[str, int] = {}
+        wanted = list(by_key)
+        for start in range(0, len(wanted), BATCH_GET_MAX):
+            request: dict[str, Any] = {
+                self.tables.messages: {
+                    "Keys": [{"messageId": _s(key)} for key in wanted[start : start + BATCH_GET_MAX]],
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.tables.messages, []):
+                    found[by_key[_str(item, "messageId")]] = _int(item, "lastReadSeq")
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                _backoff(attempt)
+            else:
+                raise RuntimeError(f"BatchGetItem left keys unprocessed after {BATCH_GET_ATTEMPTS} attempts")
+        return found
+
+    def read_seqs(self, *, user_id: str, room_ids: list[str]) -> dict[str, int]:
+        return self._read_items({room: read_key(room_id=room, user_id=user_id) for room in dict.fromkeys(room_ids)})
+
+    def room_readers(self, *, room_id: str, user_ids: list[str]) -> dict[str, int]:
+        return self._read_items({user: read_key(room_id=room_id, user_id=user) for user in dict.fromkeys(user_ids)})
 
     # Connections ------------------------------------------------------------------------------
 

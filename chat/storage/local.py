@@ -97,6 +97,7 @@ def _message(row: models.Message) -> MessageRecord:
         ),
         edits=tuple(_past(e) for e in row.edits or []),
         removed_by=row.removed_by or None,
+        mentions=tuple(row.mentions or ()),
     )
 
 
@@ -325,6 +326,7 @@ class LocalStore:
                     client_message_id=new.client_message_id,
                     ttl=_epoch(new.timestamp) + new.ttl_seconds,
                     **_reply_fields(new.reply_to),
+                    mentions=list(new.mentions),
                 )
                 if new.reply_to is not None:
                     models.Message.objects.filter(room_id=new.room_id, message_id=new.reply_to.message_id).update(
@@ -631,6 +633,31 @@ class LocalStore:
         entries += [_event(r) for r in models.RoomEvent.objects.filter(**live).order_by("seq")[:limit]]
         entries.sort(key=lambda entry: entry.seq)
         return entries[:limit]
+
+    # Read state ------------------------------------------------------------------------
+
+    def mark_read(self, *, room_id: str, user_id: str, seq: int) -> int:
+        """One conditional UPDATE (forward only); an INSERT the first time."""
+        marks = models.ReadMark.objects.filter(room_id=room_id, user_id=user_id)
+        if marks.filter(last_read_seq__lt=seq).update(last_read_seq=seq):
+            return seq
+        try:
+            with transaction.atomic():
+                models.ReadMark.objects.create(room_id=room_id, user_id=user_id, last_read_seq=seq)
+            return seq
+        except IntegrityError:
+            # Marked already (by this user's other tab, perhaps): forward only.
+            if marks.filter(last_read_seq__lt=seq).update(last_read_seq=seq):
+                return seq
+        return int(marks.values_list("last_read_seq", flat=True).get())
+
+    def read_seqs(self, *, user_id: str, room_ids: list[str]) -> dict[str, int]:
+        rows = models.ReadMark.objects.filter(user_id=user_id, room_id__in=room_ids)
+        return dict(rows.values_list("room_id", "last_read_seq"))
+
+    def room_readers(self, *, room_id: str, user_ids: list[str]) -> dict[str, int]:
+        rows = models.ReadMark.objects.filter(room_id=room_id, user_id__in=user_ids)
+        return dict(rows.values_list("user_id", "last_read_seq"))
 
     # Connections ------------------------------------------------------------------------
 

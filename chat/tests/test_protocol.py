@@ -567,6 +567,8 @@ frames = st.fixed_dictionaries(
         "beforeSeq": st.integers(min_value=-3, max_value=10**20) | json_values,
         "limit": st.integers(min_value=-3, max_value=300) | json_values,
         "userId": json_values,
+        "seq": st.integers(min_value=-3, max_value=10**20) | json_values,
+        "roomIds": st.lists(st.sampled_from(["general", "Bad", ""]), max_size=3) | json_values,
     },
 )
 SMALL = Limits(max_frame_bytes=2048, max_message_length=20)
@@ -581,7 +583,20 @@ def check_outcome(text: str | None, *, binary: bool = False) -> None:
         return
     # Whatever parses obeys the field rules.
     assert isinstance(
-        command, (SendMessage, JoinRoom, LeaveRoom, History, Ping, protocol.Typing, *people_protocol.COMMANDS)
+        command,
+        (
+            SendMessage,
+            JoinRoom,
+            LeaveRoom,
+            History,
+            Ping,
+            protocol.Typing,
+            protocol.MarkRead,
+            protocol.ReadStates,
+            protocol.Mentions,
+            protocol.Receipts,
+            *people_protocol.COMMANDS,
+        ),
     )
     room_id = getattr(command, "room_id", "general")
     assert protocol.ROOM_ID_RE.fullmatch(room_id)
@@ -591,7 +606,9 @@ def check_outcome(text: str | None, *, binary: bool = False) -> None:
         command.message.encode("utf-8")
         cmid = command.client_message_id
         assert cmid is None or protocol.CLIENT_MESSAGE_ID_RE.fullmatch(cmid)
-    for seq in (getattr(command, "last_seq", None), getattr(command, "before_seq", None)):
+    for room in getattr(command, "room_ids", None) or ():
+        assert protocol.ROOM_ID_RE.fullmatch(room)
+    for seq in (getattr(command, "last_seq", None), getattr(command, "before_seq", None), getattr(command, "seq", 0)):
         assert seq is None or (type(seq) is int and seq >= 0)
 
 

@@ -138,6 +138,23 @@ def _people_probe(action: str, **fields: Any) -> Probe:
     return probe
 
 
+async def ws_mark_read(world: World, room_id: str) -> Any:
+    return await _frame(world, {"action": "markRead", "roomId": room_id, "seq": 1})
+
+
+async def ws_receipts(world: World, room_id: str) -> Any:
+    return await _frame(world, {"action": "receipts", "roomId": room_id})
+
+
+async def ws_read_states(world: World, room_id: str) -> Any:
+    return await _frame(world, {"action": "readStates", "roomIds": [room_id]})
+
+
+async def rest_notify_room(world: World, room_id: str) -> Any:
+    body = json.dumps({"roomId": room_id, "level": "all"})
+    return await _http(world, "post", "/api/notifications/rooms", data=body, content_type="application/json")
+
+
 # (kind, name) -> the probe, and whether it creates (compared with another hidden room).
 PROBES: dict[tuple[str, str], tuple[Probe, bool]] = {
     ("url", "api-rooms GET"): (rest_list, False),
@@ -161,6 +178,10 @@ PROBES: dict[tuple[str, str], tuple[Probe, bool]] = {
     ("action", "setMemberRole"): (_people_probe("setMemberRole", username="mallory", role="owner"), False),
     ("action", "muteRoom"): (_people_probe("muteRoom"), False),
     ("action", "members"): (_people_probe("members"), False),
+    ("action", "markRead"): (ws_mark_read, False),
+    ("action", "receipts"): (ws_receipts, False),
+    ("action", "readStates"): (ws_read_states, False),
+    ("url", "notifications-room"): (rest_notify_room, False),
 }
 
 # URL names (or prefixes of included URL sets) and actions that take no room id, and why.
@@ -189,6 +210,11 @@ NAMES_NO_ROOM: dict[tuple[str, str], str] = {
     ("action", "listRooms"): "the caller's own rooms only",
     ("action", "browseRooms"): "public rooms only",
     ("action", "openDirect"): "names people, not rooms: the caller's own DM",
+    ("action", "mentions"): "the caller's mentions, from rooms they may read only",
+    ("url", "notifications"): "the caller's own settings",
+    ("url", "notifications-subscribe"): "a browser's push subscription",
+    ("url", "notifications-unsubscribe"): "a browser's push subscription",
+    ("url", "notifications-device"): "a phone's push token",
 }
 
 

@@ -885,3 +885,47 @@ def test_a_new_topic_is_a_room_updated_event(lobby: ChatStore) -> None:
     assert update.room.topic == "Say hi" and update.event is not None
     assert update.event.data["room"]["topic"] == "Say hi"
     assert lobby.update_room(room_id="lobby", topic="Say hi", **STAMP).event is None
+
+
+# Read state (unread/) ----------------------------------------------------------------------
+
+
+def test_mark_read_moves_forward_only_and_reads_back_per_room_and_user(lobby: ChatStore) -> None:
+    """A last-read seq only moves forward; read_seqs and room_readers return what is stored."""
+    assert lobby.read_seqs(user_id="u-bob", room_ids=["lobby"]) == {}
+    assert lobby.mark_read(room_id="lobby", user_id="u-bob", seq=5) == 5
+    assert lobby.mark_read(room_id="lobby", user_id="u-bob", seq=3) == 5  # never back
+    assert lobby.mark_read(room_id="lobby", user_id="u-bob", seq=5) == 5
+    assert lobby.mark_read(room_id="lobby", user_id="u-bob", seq=9) == 9
+    lobby.mark_read(room_id="other", user_id="u-bob", seq=2)
+    lobby.mark_read(room_id="lobby", user_id="u-carol", seq=4)
+    assert lobby.read_seqs(user_id="u-bob", room_ids=["lobby", "other", "none"]) == {"lobby": 9, "other": 2}
+    assert lobby.read_seqs(user_id="u-carol", room_ids=["other"]) == {}
+    assert lobby.room_readers(room_id="lobby", user_ids=["u-bob", "u-carol", "u-dave"]) == {"u-bob": 9, "u-carol": 4}
+
+
+def test_read_state_is_invisible_to_message_reads_and_purges(lobby: ChatStore) -> None:
+    """Read marks are no messages: reads of the room and the purge never see them."""
+    lobby.append_message(new_message("hello"))
+    lobby.mark_read(room_id="lobby", user_id="u-bob", seq=1)
+    assert [m.text for m in lobby.messages_after(room_id="lobby", after_seq=0, limit=10, now=NOW)] == ["hello"]
+    assert len(lobby.events_after(room_id="lobby", after_seq=0, limit=10, now=NOW)) == 1
+    lobby.purge_expired(now=NOW + timedelta(seconds=MESSAGE_TTL + 1))
+    assert lobby.read_seqs(user_id="u-bob", room_ids=["lobby"]) == {"lobby": 1}
+
+
+def test_concurrent_mark_reads_keep_the_highest(threaded_store: ChatStore) -> None:
+    """Tabs marking at once: the stored seq is the highest any of them sent."""
+    seqs = in_threads(6, lambda i: threaded_store.mark_read(room_id="lobby", user_id="u-bob", seq=10 + i))
+    assert max(seqs) == 15
+    assert threaded_store.read_seqs(user_id="u-bob", room_ids=["lobby"]) == {"lobby": 15}
+
+
+def test_messages_keep_the_mentions_the_server_resolved(lobby: ChatStore) -> None:
+    """A message's mentions (user ids) are stored with it and read back by every read."""
+    new = replace(new_message("hi @bob"), mentions=("u-bob", "u-carol"))
+    stored = lobby.append_message(new).message
+    assert stored.mentions == ("u-bob", "u-carol")
+    (read,) = lobby.messages_after(room_id="lobby", after_seq=0, limit=10, now=NOW)
+    assert read.mentions == ("u-bob", "u-carol")
+    assert lobby.append_message(new_message("plain")).message.mentions == ()

@@ -11,6 +11,8 @@ import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'r
 
 import { attachChanges } from '../../static/chat/core/changes.js';
 import { ReplyBar, ThreadPanel, scrollToMessage } from './MessageChanges.jsx';
+import { enable as enableNotifications, permission, show as showNotification } from '../../static/chat/core/notify.js';
+import { ReadState, badge, mentionQuery, mentionsUser, suggestNames } from '../../static/chat/core/unread.js';
 import MessageList from './MessageList.jsx';
 import { TypingLine, usePresence } from './Presence.jsx';
 import { BrowseRooms, DirectList, MembersPanel, MessageSomeone, StartRoom, usePeople } from './People.jsx';
@@ -88,10 +90,25 @@ function RoomSettings({ settings }) {
   ) : null;
 }
 
-function Composer({ onSend, roomName, offline, disabledReason, inputRef, onType }) {
+function Composer({ onSend, roomName, offline, disabledReason, inputRef, onType, names = () => [], self = null }) {
   const [text, setText] = useState('');
+  const [complete, setComplete] = useState(null); // {start, options, active} while typing an @name
   const tooLong = text.length > MAX_MESSAGE_LENGTH;
   const disabled = Boolean(disabledReason);
+
+  function onChange(event) {
+    setText(event.target.value);
+    const at = mentionQuery(event.target.value, event.target.selectionStart);
+    const options = at ? suggestNames(at.query, names(), { self }) : [];
+    setComplete(options.length ? { start: at.start, options, active: 0 } : null);
+  }
+
+  function take(event, name) {
+    const box = event.currentTarget.form?.elements['composer-text'] ?? event.currentTarget;
+    const caret = box.selectionStart;
+    setText(`${text.slice(0, complete.start)}@${name} ${text.slice(caret)}`);
+    setComplete(null);
+  }
 
   function submit(event) {
     event.preventDefault();
@@ -101,6 +118,23 @@ function Composer({ onSend, roomName, offline, disabledReason, inputRef, onType 
   }
 
   function onKeyDown(event) {
+    if (complete) {
+      const n = complete.options.length;
+      if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+        event.preventDefault();
+        setComplete({ ...complete, active: (complete.active + (event.key === 'ArrowDown' ? 1 : n - 1)) % n });
+        return;
+      }
+      if (event.key === 'Tab' || event.key === 'Enter') {
+        event.preventDefault();
+        take(event, complete.options[complete.active]);
+        return;
+      }
+      if (event.key === 'Escape') {
+        setComplete(null);
+        return;
+      }
+    }
     // Enter sends, Shift+Enter starts a new line (and IME composition is left alone).
     if (event.key === 'Enter' && !event.shiftKey && !event.nativeEvent.isComposing) submit(event);
   }
@@ -112,6 +146,24 @@ function Composer({ onSend, roomName, offline, disabledReason, inputRef, onType 
 
   return (
     <form className={`composer${disabled ? ' disabled' : ''}`} onSubmit={submit}>
+      {complete && (
+        <ul className="mention-suggestions" id="mention-suggestions" role="listbox">
+          {complete.options.map((name, i) => (
+            <li
+              key={name}
+              id={`mention-option-${i}`}
+              role="option"
+              aria-selected={i === complete.active}
+              onMouseDown={(event) => {
+                event.preventDefault();
+                take(event, name);
+              }}
+            >
+              @{name}
+            </li>
+          ))}
+        </ul>
+      )}
       <label htmlFor="composer-text" className="sr-only">
         Message {roomName}
       </label>
@@ -125,10 +177,13 @@ function Composer({ onSend, roomName, offline, disabledReason, inputRef, onType 
         aria-describedby="composer-hint"
         aria-invalid={tooLong || undefined}
         onChange={(e) => {
-          setText(e.target.value);
+          onChange(e);
           if (e.target.value.trim()) onType?.();
         }}
         onKeyDown={onKeyDown}
+        onBlur={() => setComplete(null)}
+        aria-controls={complete ? 'mention-suggestions' : undefined}
+        aria-activedescendant={complete ? `mention-option-${complete.active}` : undefined}
       />
       <button type="submit" className="primary" disabled={disabled || !text.trim() || tooLong}>
         Send
@@ -137,6 +192,36 @@ function Composer({ onSend, roomName, offline, disabledReason, inputRef, onType 
         {hint}
       </span>
     </form>
+  );
+}
+
+/** The latest messages that mention the user, each a link to its room. */
+function MentionsList({ reads }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <div className="mentions">
+      <button
+        type="button"
+        className="link-button mentions-toggle"
+        aria-expanded={open}
+        onClick={() => {
+          if (!open) reads?.askMentions();
+          setOpen(!open);
+        }}
+      >
+        Mentions
+      </button>
+      {open && (
+        <ol className="mentions-list" aria-label="Messages that mention you">
+          {(reads?.mentionList ?? []).length === 0 && <li>No mentions yet.</li>}
+          {(reads?.mentionList ?? []).map((m) => (
+            <li key={`${m.roomId}-${m.seq}`}>
+              <a href={`#/rooms/${m.roomId}`}>{`#${m.roomId} · ${m.username}: ${String(m.message).slice(0, 120)}`}</a>
+            </li>
+          ))}
+        </ol>
+      )}
+    </div>
   );
 }
 
@@ -230,6 +315,40 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   const current = useRef({ roomId, user });
   current.current = { roomId, user };
   const live = usePresence(connection, roomId); // presence dots and typing (Presence.jsx)
+  // Read state (issue 16): the server's counts, in step across tabs (static/chat/core/unread.js).
+  const [reads, setReads] = useState(null);
+  const [, setReadsVersion] = useState(0);
+  const [notify, setNotify] = useState(() => permission());
+  useEffect(() => {
+    if (!connection) return undefined;
+    const tracker = new ReadState(connection, { userId: user?.userId ?? null });
+    setReads(tracker);
+    if (connection.state === ConnectionState.LIVE) tracker.refresh();
+    const offs = [
+      tracker.onChange(() => setReadsVersion((v) => v + 1)),
+      connection.on('message', (m) => {
+        const me = current.current.user;
+        const mine = me?.userId ? String(m.userId) === String(me.userId) : m.username === me?.username;
+        if (!mine && document.visibilityState === 'hidden' && mentionsUser(m, me?.userId)) {
+          showNotification(m, { onClick: () => (window.location.hash = `#/rooms/${m.roomId}`) });
+        }
+      }),
+    ];
+    return () => offs.forEach((off) => off());
+  }, [connection, user?.userId]);
+  // The divider's place: the mark as it was when the room opened, taken while rendering,
+  // before the list's effects mark the room read.
+  const divider = useRef({ roomId: null, seq: null });
+  if (reads && (divider.current.roomId !== roomId || divider.current.seq === null)) {
+    divider.current = { roomId, seq: reads.counts.has(roomId) ? reads.state(roomId).lastReadSeq : null };
+  }
+  const dividerAfter = divider.current.seq;
+  const onSeen = useCallback((seq) => reads?.markRead(roomId, seq), [reads, roomId]);
+  // Rooms in the list are joined (up to 20), so what arrives in them counts at once.
+  useEffect(() => {
+    if (!connection || !reads) return;
+    for (const r of rooms.slice(0, 20)) connection.joinRoom(r.roomId);
+  }, [connection, reads, rooms]);
 
   const isOwn = useCallback(
     (m) => (user?.userId ? m.userId === user.userId : !!user?.username && m.username === user.username),
@@ -317,6 +436,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
     if (restoreFocus) drawerButton.current?.focus();
   }, []);
 
+  const totalUnread = reads ? reads.totalUnread() - (document.visibilityState === 'visible' ? reads.state(roomId).unread : 0) : 0;
   useEffect(() => {
     if (!drawerOpen) return undefined;
     sidebar.current?.querySelector('a[aria-current="page"], a')?.focus();
@@ -333,7 +453,10 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   const refused = room.refused;
   const roomName = refused ? 'Room not available' : mineById.get(roomId)?.name || roomInfo?.name || roomId;
 
-  const unreadElsewhere = Object.entries(state).reduce((n, [id, r]) => (id === roomId ? n : n + (r.unread ?? 0)), 0);
+  // The server's counts (read state) once known, else what arrived while the room was not open.
+  const unreadElsewhere = reads
+    ? totalUnread
+    : Object.entries(state).reduce((n, [id, r]) => (id === roomId ? n : n + (r.unread ?? 0)), 0);
   useEffect(() => {
     document.title = `${unreadElsewhere > 0 ? `(${unreadElsewhere}) ` : ''}${roomName} · Chatsite`;
   }, [roomName, unreadElsewhere]);
@@ -443,7 +566,10 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
         </p>
         <ul className="room-links" aria-labelledby="sidebar-title">
           {shownRooms.map((r) => {
-            const unread = r.muted ? 0 : (state[r.roomId]?.unread ?? 0); // a muted room stays quiet
+            const counts = reads?.state(r.roomId);
+            // A muted room stays quiet; the server's counts (read state) once known.
+            const unread = r.muted ? 0 : counts ? counts.unread : (state[r.roomId]?.unread ?? 0);
+            const mentions = counts?.mentions ?? 0;
             return (
               <li key={r.roomId}>
                 <a
@@ -455,10 +581,10 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
                   <span className="room-link-name" dir="auto">
                     {r.name || r.roomId}
                   </span>
-                  {unread > 0 && r.roomId !== roomId && (
-                    <span className="badge" data-unread>
-                      {unread}
-                      <span className="sr-only"> unread</span>
+                  {(unread > 0 || mentions > 0) && r.roomId !== roomId && (
+                    <span className={mentions > 0 ? 'badge badge-mention' : 'badge'} data-unread="">
+                      {mentions > 0 ? `@${badge(Math.max(unread, mentions))}` : badge(unread)}
+                      <span className="sr-only"> unread{mentions > 0 ? `, ${mentions} mentioning you` : ''}</span>
                     </span>
                   )}
                 </a>
@@ -467,6 +593,21 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           })}
         </ul>
         {roomsError && <p className="error">{roomsError}</p>}
+        <MentionsList reads={reads} />
+        {notify !== 'unsupported' && (
+          <button
+            type="button"
+            className="link-button notify-toggle"
+            disabled={notify === 'granted' || notify === 'denied'}
+            onClick={async () => {
+              const fetchJson = (path, body) =>
+                api.request(path, body === undefined ? {} : { method: 'POST', body });
+              setNotify(await enableNotifications({ fetchJson, workerUrl: './sw.js' }));
+            }}
+          >
+            {notify === 'granted' ? 'Notifications on' : notify === 'denied' ? 'Notifications blocked' : 'Turn on notifications'}
+          </button>
+        )}
         <NewRoom
           api={api}
           onCreated={(id) => {
@@ -563,6 +704,9 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
               onLoadMore={loadMore}
               onRetry={(id) => connection.retry(id)}
               onDiscard={(id) => connection.discard(id)}
+              userId={user?.userId ?? null}
+              dividerAfter={dividerAfter}
+              onSeen={onSeen}
               presenceOf={live.presenceOf}
               ui={changeUi}
             />
@@ -577,6 +721,8 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
               offline={conn.state !== ConnectionState.LIVE}
               disabledReason={disabledReason}
               onType={live.keystroke}
+              self={user?.username ?? null}
+              names={() => [...room.messages.map((m) => m.username), ...(room.members ?? []).map((m) => m.username)]}
               onSend={(text) => {
                 live.sent();
                 connection.send(roomId, text, { replyTo: replyTo?.messageId ?? null });

@@ -16,6 +16,7 @@
 import { Fragment, useEffect, useLayoutEffect, useRef, useState } from 'react';
 
 import { avatarColor, continuesGroup, initials } from './display.js';
+import { firstUnreadSeq, mentionsUser } from '../../static/chat/core/unread.js';
 import { linkify } from './linkify.js';
 import { PresenceDot } from './Presence.jsx';
 import { MessageBody } from './MessageChanges.jsx';
@@ -61,8 +62,8 @@ function useNow(on) {
   return now;
 }
 
-function Message({ message, own, grouped, active, reported, menuOpen, onMenu, lineKey, presenceOf, ui }) {
-  const classes = ['message', 'msg', own && 'own', grouped && 'grouped', message.removed && 'removed'];
+function Message({ message, own, grouped, active, reported, menuOpen, onMenu, lineKey, presenceOf, ui, mention }) {
+  const classes = ['message', 'msg', own && 'own', grouped && 'grouped', message.removed && 'removed', mention && 'mention'];
   const tab = active ? 0 : -1;
   return (
     <li
@@ -171,6 +172,9 @@ export default function MessageList({
   onDiscard,
   presenceOf,
   ui,
+  userId = null, // read state (issue 16): mentions of this user are highlighted
+  dividerAfter = null, // the last-read seq when the room was opened: "New messages" goes after it
+  onSeen = null, // (seq) => the messages up to seq are on screen
 }) {
   const scroller = useRef(null);
   const olderButton = useRef(null);
@@ -207,6 +211,25 @@ export default function MessageList({
     }
     Object.assign(mem, { roomId, first, last, height: el.scrollHeight, top: el.scrollTop, outbox: waiting.length });
   }, [roomId, messages, waiting.length, isOwn]);
+
+  // Read is marked when the newest message is on screen and the tab visible and focused.
+  useEffect(() => {
+    function seen() {
+      const last = messages[messages.length - 1];
+      if (!onSeen || !last || !memory.current.atBottom) return;
+      if (document.visibilityState === 'visible' && document.hasFocus()) onSeen(last.seq);
+    }
+    seen();
+    window.addEventListener('focus', seen);
+    document.addEventListener('visibilitychange', seen);
+    const el = scroller.current;
+    el?.addEventListener('scroll', seen, { passive: true });
+    return () => {
+      window.removeEventListener('focus', seen);
+      document.removeEventListener('visibilitychange', seen);
+      el?.removeEventListener('scroll', seen);
+    };
+  }, [messages, onSeen]);
 
   function onScroll() {
     const el = scroller.current;
@@ -264,6 +287,7 @@ export default function MessageList({
 
   const days = byDay(messages);
   let previous = null;
+  const firstUnread = firstUnreadSeq(messages, dividerAfter, userId);
   const mine = { userId: me?.userId ?? me?.username, username: me?.username ?? 'You' };
 
   return (
@@ -302,8 +326,13 @@ export default function MessageList({
                 previous = m;
                 const key = lineKeyOf(m);
                 return (
+                  <Fragment key={key}>
+                  {m.seq === firstUnread && (
+                    <li className="new-divider" role="separator">
+                      <span>New messages</span>
+                    </li>
+                  )}
                   <Message
-                    key={key}
                     lineKey={key}
                     message={m}
                     own={isOwn(m)}
@@ -314,7 +343,9 @@ export default function MessageList({
                     onMenu={onMenu}
                     presenceOf={presenceOf}
                     ui={ui}
+                    mention={mentionsUser(m, userId)}
                   />
+                  </Fragment>
                 );
               })}
             </Fragment>

@@ -22,12 +22,15 @@ import { attachChanges } from "./core/changes.js";
 import { renderMarkdown } from "./core/format.js";
 import { snapshot } from "./core/rooms.js";
 import { errorText, pendingText } from "./core/words.js";
+import { ReadState, badge } from "./core/unread.js";
 import { createMessageMenu } from "./message-menu.js";
 import { setupPresence } from "./presence-ui.js";
 import { PEOPLE_ACTIONS } from "./core/people.js";
 import { setupPeople } from "./people-ui.js";
 import { setupReporting } from "./report.js";
 import { setupChanges } from "./changes-ui.js";
+import { attachMentionComplete } from "./mention-complete.js";
+import { setupUnreadUi } from "./unread-ui.js";
 
 const app = document.getElementById("chat-app");
 
@@ -99,7 +102,6 @@ function start(app) {
     active: null, // the line that takes Tab in the message list (roving focus)
     countdown: null,
     unseen: 0, // messages that arrived below while the reader was scrolled up
-    unread: new Map(), // roomId -> messages that arrived while it was not open
   };
 
   changesUi = setupChanges({
@@ -111,6 +113,20 @@ function start(app) {
     input: el.input,
     view,
     showNotice: (...args) => showNotice(...args),
+  });
+
+  // Read state (issue 16): counts from the server, kept in step across tabs (core/unread.js).
+  const reads = new ReadState(connection, { userId: USER_ID });
+  const unreadUi = setupUnreadUi({ connection, el, view, reads, userId: USER_ID, openRoom, roomLink, nearBottom, scrollToBottom });
+  reads.onChange((change) => {
+    if (change.kind === "counts") updateBadges();
+  });
+  attachMentionComplete(el.input, {
+    self: USERNAME,
+    names: () => [
+      ...(view.room?.messages ?? []).map((m) => m.username),
+      ...(view.room?.members ?? []).map((m) => m.username),
+    ],
   });
 
   // --- Small helpers ------------------------------------------------------------------
@@ -478,6 +494,7 @@ function start(app) {
     refreshRoving(wanted);
     updateLoadOlder();
     if (stick) scrollToBottom();
+    unreadUi.afterRender();
   }
 
   function firstLine() {
@@ -588,15 +605,20 @@ function start(app) {
   function updateBadges() {
     let total = 0;
     for (const a of roomLinks()) {
-      // A muted room (people-ui.js) stays quiet: no badge.
-      const quiet = a.dataset.roomId === view.roomId || a.dataset.muted === "true";
-      const count = quiet ? 0 : (view.unread.get(a.dataset.roomId) ?? 0);
-      total += count;
-      const badge = a.querySelector("[data-unread]");
-      if (!badge) continue;
-      badge.hidden = count === 0;
-      badge.textContent = count > 99 ? "99+" : String(count);
-      a.setAttribute("aria-label", count > 0 ? `${a.dataset.roomName}, ${count} unread` : a.dataset.roomName);
+      const open = a.dataset.roomId === view.roomId;
+      // A muted room (people-ui.js) stays quiet: no badge, no count.
+      const muted = a.dataset.muted === "true";
+      const state = muted ? { unread: 0, mentions: 0 } : reads.state(a.dataset.roomId);
+      // The open room shows no badge; its unseen messages still count in the tab's title.
+      const [count, mentions] = open ? [0, 0] : [state.unread, state.mentions];
+      total += open && document.visibilityState === "visible" ? 0 : state.unread;
+      const slot = a.querySelector("[data-unread]");
+      if (!slot) continue;
+      slot.hidden = count === 0 && mentions === 0;
+      slot.textContent = mentions > 0 ? `@${badge(Math.max(count, mentions))}` : badge(count);
+      slot.classList.toggle("badge-mention", mentions > 0);
+      const said = mentions > 0 ? `, ${badge(count)} unread, ${mentions} mentioning you` : `, ${badge(count)} unread`;
+      a.setAttribute("aria-label", count > 0 || mentions > 0 ? `${a.dataset.roomName}${said}` : a.dataset.roomName);
     }
     const name = view.roomId ? el.roomName.textContent : "Rooms";
     document.title = `${total > 0 ? `(${total}) ` : ""}${name} · Chatsite`;
@@ -654,7 +676,7 @@ function start(app) {
     if (!view.stopped) setComposerEnabled(true);
     setRoomState(view.settings);
     view.outbox = connection.outboxItems().filter((item) => item.roomId === roomId);
-    view.unread.delete(roomId);
+    unreadUi.opened(roomId);
     updateBadges();
     el.list.setAttribute("aria-busy", "true");
     render();
@@ -737,9 +759,7 @@ function start(app) {
     if (message.roomId === view.roomId && String(message.userId) !== USER_ID && !nearBottom()) {
       showUnseen(view.unseen + 1); // the reader is further up: say so, do not move them
     }
-    if (message.roomId === view.roomId || String(message.userId) === USER_ID) return;
-    view.unread.set(message.roomId, (view.unread.get(message.roomId) ?? 0) + 1);
-    updateBadges();
+    unreadUi.arrived(message); // the counts are core/unread.js's
   });
 
   connection.on("outbox", (items) => {

@@ -552,6 +552,14 @@ export class ChatConnection {
       case 'error':
         this.onError(frame);
         break;
+      // Read state, mentions and receipts (unread.js keeps them): no room event, no seq.
+      case 'readState':
+      case 'readStates':
+      case 'readReceipt':
+      case 'receipts':
+      case 'mentions':
+        this.emit(frame.type, frame);
+        break;
       default:
         // Room events (message, messageRemoved, messageEdited, reactions, roomUpdated,
         // members, and types newer than this client), then pong and the like.

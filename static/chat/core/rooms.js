@@ -75,6 +75,7 @@ export function messageOf(frame) {
     reactionUsers: reactionUsersOf(frame.reactions),
     replyTo: frame.replyTo && typeof frame.replyTo.messageId === 'string' ? frame.replyTo : null,
     replyCount: Number.isInteger(frame.replyCount) ? frame.replyCount : 0,
+    mentions: Array.isArray(frame.mentions) && frame.removed !== true ? frame.mentions.map(String) : [],
   };
 }
 

@@ -1,0 +1,209 @@
+/*
+ * The template UI's read state (issue 16): the "New messages" divider, "Jump to latest",
+ * mentions of you highlighted, "Seen by" receipts in small rooms, read marked only when a
+ * message is actually seen (its line in view, the tab visible and focused), browser
+ * notifications while the tab is hidden, and the button that turns them on. The counts and
+ * the protocol are the shared core's (./core/unread.js, ./core/notify.js); chat.js calls
+ * `afterRender`, `opened` and `arrived`, and renders badges from `reads`.
+ */
+import { enable, permission, show, supported } from "./core/notify.js";
+import { firstUnreadSeq, mentionsUser } from "./core/unread.js";
+
+function csrf() {
+  const match = /(?:^|;\s*)csrftoken=([^;]+)/.exec(document.cookie);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+async function fetchJson(path, body) {
+  const init = body === undefined
+    ? { credentials: "same-origin" }
+    : {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+        body: JSON.stringify(body),
+      };
+  const response = await fetch(path, init);
+  if (!response.ok) throw new Error(`${path}: ${response.status}`);
+  return response.json();
+}
+
+// Sidebar rooms this tab joins to count what arrives live (the server's counts come at each
+// connect and with every mention); rooms past these count again at the next connect.
+const LIVE_ROOMS = 20;
+
+export function setupUnreadUi({ connection, el, view, reads, userId, openRoom, roomLink, nearBottom, scrollToBottom }) {
+  const divider = document.createElement("li");
+  divider.className = "new-divider";
+  divider.setAttribute("role", "separator");
+  const dividerText = document.createElement("span");
+  dividerText.textContent = "New messages";
+  divider.append(dividerText);
+
+  const jump = document.createElement("button");
+  jump.type = "button";
+  jump.className = "jump-latest";
+  jump.hidden = true;
+  jump.textContent = "Jump to latest ↓";
+  el.scroller.after(jump);
+  jump.addEventListener("click", () => {
+    scrollToBottom();
+    jump.hidden = true;
+    markSeen();
+  });
+
+  // Notifications: asked for only when the user presses this button.
+  const notifyButton = document.createElement("button");
+  notifyButton.type = "button";
+  notifyButton.className = "notify-toggle link-button";
+  notifyButton.id = "notify-toggle";
+  el.sidebar.append(notifyButton);
+  function showNotifyState() {
+    const state = permission();
+    notifyButton.hidden = !supported();
+    notifyButton.disabled = state === "granted" || state === "denied";
+    notifyButton.textContent =
+      state === "granted" ? "Notifications on" : state === "denied" ? "Notifications blocked" : "Turn on notifications";
+  }
+  notifyButton.addEventListener("click", async () => {
+    await enable({ fetchJson, workerUrl: "/static/chat/sw.js" });
+    showNotifyState();
+  });
+  showNotifyState();
+
+  // The mentions list: the latest messages that mention you, each a link to its room.
+  const mentionsButton = document.createElement("button");
+  mentionsButton.type = "button";
+  mentionsButton.className = "mentions-toggle link-button";
+  mentionsButton.textContent = "Mentions";
+  mentionsButton.setAttribute("aria-expanded", "false");
+  const mentionsPanel = document.createElement("ol");
+  mentionsPanel.className = "mentions-list";
+  mentionsPanel.hidden = true;
+  mentionsPanel.setAttribute("aria-label", "Messages that mention you");
+  notifyButton.before(mentionsButton, mentionsPanel);
+  mentionsButton.addEventListener("click", () => {
+    const open = mentionsPanel.hidden;
+    mentionsPanel.hidden = !open;
+    mentionsButton.setAttribute("aria-expanded", String(open));
+    if (open) reads.askMentions();
+  });
+  function showMentions() {
+    const items = reads.mentionList.map((m) => {
+      const li = document.createElement("li");
+      const a = document.createElement("a");
+      a.href = `/rooms/${encodeURIComponent(m.roomId)}/`;
+      a.textContent = `#${m.roomId} · ${m.username}: ${String(m.message).slice(0, 120)}`;
+      a.addEventListener("click", (event) => {
+        event.preventDefault();
+        openRoom(m.roomId, roomLink(m.roomId)?.dataset.roomName ?? m.roomId);
+      });
+      li.append(a);
+      return li;
+    });
+    if (items.length === 0) {
+      const none = document.createElement("li");
+      none.textContent = "No mentions yet.";
+      items.push(none);
+    }
+    mentionsPanel.replaceChildren(...items);
+  }
+
+  let dividerAfter = null; // the last-read seq when the room was opened: the divider's place
+  let joinedSidebar = false;
+
+  function seen() {
+    return document.visibilityState === "visible" && document.hasFocus();
+  }
+
+  // The highest seq whose line is in view (the room's last seq when the bottom is).
+  function lastVisibleSeq() {
+    const messages = view.room?.messages ?? [];
+    if (messages.length === 0) return null;
+    if (nearBottom()) return Math.max(view.room.lastSeq ?? 0, messages[messages.length - 1].seq);
+    const bottom = el.scroller.getBoundingClientRect().bottom;
+    for (let i = messages.length - 1; i >= 0; i -= 1) {
+      const li = view.lines.get(messages[i].messageId);
+      if (li && li.getBoundingClientRect().bottom <= bottom + 1) return messages[i].seq;
+    }
+    return null;
+  }
+
+  function markSeen() {
+    if (!view.roomId || !view.joined || !seen()) return;
+    const seq = lastVisibleSeq();
+    if (seq !== null) reads.markRead(view.roomId, seq);
+    if (nearBottom()) jump.hidden = true;
+  }
+
+  function afterRender() {
+    const messages = view.room?.messages ?? [];
+    for (const m of messages) {
+      const li = view.lines.get(m.messageId);
+      if (li) li.classList.toggle("mention", mentionsUser(m, userId));
+    }
+    const first = firstUnreadSeq(messages, dividerAfter, userId);
+    const at = first === null ? null : view.lines.get(messages.find((m) => m.seq === first).messageId);
+    if (at) {
+      if (at.previousElementSibling !== divider) at.before(divider);
+    } else {
+      divider.remove();
+    }
+    showReceipts();
+    markSeen();
+  }
+
+  function showReceipts() {
+    for (const old of el.list.querySelectorAll(".seen-by")) old.remove();
+    if (!view.roomId || !view.room) return;
+    for (const [seq, names] of reads.seenBy(view.roomId, view.room.messages)) {
+      const m = view.room.messages.find((x) => x.seq === seq);
+      const li = m ? view.lines.get(m.messageId) : null;
+      if (!li) continue;
+      const note = document.createElement("p");
+      note.className = "seen-by";
+      note.textContent = `Seen by ${names.join(", ")}`;
+      li.append(note);
+    }
+  }
+
+  function opened(roomId) {
+    dividerAfter = reads.state(roomId).lastReadSeq;
+    jump.hidden = true;
+    if (view.settings?.private) reads.askReceipts(roomId);
+  }
+
+  // A message of someone else: "Jump to latest" when scrolled up, a notification when hidden.
+  function arrived(message) {
+    if (String(message.userId) === String(userId)) return;
+    if (message.roomId === view.roomId && !nearBottom()) jump.hidden = false;
+    if (document.visibilityState === "hidden" && mentionsUser(message, userId)) {
+      const link = roomLink(message.roomId);
+      show(message, {
+        roomName: link?.dataset.roomName,
+        onClick: () => openRoom(message.roomId, link?.dataset.roomName ?? message.roomId),
+      });
+    }
+  }
+
+  el.scroller.addEventListener("scroll", () => markSeen(), { passive: true });
+  window.addEventListener("focus", markSeen);
+  document.addEventListener("visibilitychange", markSeen);
+  reads.onChange((change) => {
+    if (change.kind === "receipts" && change.roomId === view.roomId) showReceipts();
+    if (change.kind === "mentions") showMentions();
+    // The page opened on a room: its divider sits at the mark the server first tells.
+    if (change.kind === "counts" && !change.roomId && !joinedSidebar) {
+      joinedSidebar = true;
+      const links = Array.from(el.sidebar.querySelectorAll("a[data-room-id]")).slice(0, LIVE_ROOMS);
+      for (const a of links) connection.joinRoom(a.dataset.roomId);
+    }
+    if (change.kind === "counts" && !change.roomId && dividerAfter === null && view.roomId) {
+      dividerAfter = reads.state(view.roomId).lastReadSeq ?? 0;
+      if (view.settings?.private) reads.askReceipts(view.roomId);
+      afterRender();
+    }
+  });
+
+  return { afterRender, opened, arrived, markSeen };
+}

@@ -1,0 +1,263 @@
+"""Read state, mentions and receipts: writes through the chat store, then the user's sockets.
+
+The consumer (chat.consumers) calls these for markRead, readStates, mentions and receipts;
+chat.services calls `message_stored` after a message is durably stored. Store calls go
+through chat.services' one wrapper (timing; storage_unavailable for a failing store), and
+frames to other sockets through chat.broadcast. docs/protocol.md "Read state".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import operator
+from datetime import datetime
+from functools import reduce
+from typing import Any, Final
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+
+from accounts.identity import Identity
+from chat import broadcast, mentions, protocol
+from chat.errors import ChatError, ErrorCode
+from chat.records import MessageRecord, Room
+from chat.services import _readable_room, _store_call, room_list, room_visible, utcnow
+from chat.storage import get_store
+from unread import counting
+from unread.models import Preference
+
+log = logging.getLogger(__name__)
+
+# How many mentioned users get a live readState for one message (the rest see it on their
+# next count): a moderator's @room in a large room must not cost a count per member inline.
+LIVE_MENTION_UPDATES: Final = 50
+# How many @names of one message are looked up (the rest stay plain text).
+MAX_NAMES: Final = 50
+# How many messages the mentions list holds.
+MENTIONS_LIST: Final = 50
+
+
+def _state(*, room: Room, user_id: str, last_read: int, now: datetime) -> dict[str, Any]:
+    """The readState frame of one room for one user: one bounded read of the store."""
+    last_read = min(last_read, room.last_seq)
+    window = (
+        get_store().messages_after(room_id=room.room_id, after_seq=last_read, limit=counting.WINDOW, now=now)
+        if room.last_seq > last_read
+        else []
+    )
+    counts = counting.count(window, user_id=user_id)
+    return protocol.read_state_frame(
+        room_id=room.room_id, last_read_seq=last_read, unread=counts.unread, mentions=counts.mentions
+    )
+
+
+def _mark(*, room: Room, user_id: str, seq: int) -> dict[str, Any]:
+    stored = get_store().mark_read(room_id=room.room_id, user_id=user_id, seq=seq)
+    return _state(room=room, user_id=user_id, last_read=stored, now=utcnow())
+
+
+async def read_mark(*, identity: Identity, room_id: str, seq: int, origin: str | None) -> dict[str, Any]:
+    """Move the user's last-read seq in the room forward (a seq past the room's last is
+    clamped to it) and tell every other socket of theirs; return the readState frame."""
+    room = await _readable_room(room_id, identity)
+    frame = await _store_call(_mark, room=room, user_id=identity.user_id, seq=min(seq, room.last_seq))
+    await broadcast.user_read_state(identity.user_id, frame, origin=origin)
+    await _receipt(room=room, identity=identity, last_read=frame["lastReadSeq"])
+    return frame
+
+
+def _states(*, identity: Identity, room_ids: tuple[str, ...] | None) -> list[dict[str, Any]]:
+    store = get_store()
+    # The room list the user sees (the default room included before its first write).
+    rooms = [r for r in room_list(identity=identity) if room_ids is None or r.room_id in room_ids]
+    marks = store.read_seqs(user_id=identity.user_id, room_ids=[r.room_id for r in rooms])
+    now = utcnow()
+    return [_state(room=r, user_id=identity.user_id, last_read=marks.get(r.room_id, 0), now=now) for r in rooms]
+
+
+async def read_states(*, identity: Identity, room_ids: tuple[str, ...] | None) -> list[dict[str, Any]]:
+    """The readState of every room the user sees (or of those named): the room list's counts."""
+    states: list[dict[str, Any]] = await _store_call(_states, identity=identity, room_ids=room_ids)
+    return states
+
+
+def _mentions_of(*, identity: Identity) -> list[MessageRecord]:
+    store = get_store()
+    now = utcnow()
+    found: list[MessageRecord] = []
+    for room in store.list_rooms():
+        if not room_visible(room=room, identity=identity):
+            continue
+        latest = store.messages_before(room_id=room.room_id, before_seq=None, limit=counting.WINDOW, now=now)
+        found += [m for m in latest if identity.user_id in m.mentions and m.removed is None]
+    found.sort(key=lambda m: m.timestamp, reverse=True)
+    return found[:MENTIONS_LIST]
+
+
+async def mentions_list(*, identity: Identity) -> dict[str, Any]:
+    """The `mentions` frame: the latest messages (newest first) that mention the user, among
+    the newest 100 of each room they may read."""
+    found: list[MessageRecord] = await _store_call(_mentions_of, identity=identity)
+    return {"type": "mentions", "messages": [protocol.message_payload(m) for m in found]}
+
+
+# Read receipts ------------------------------------------------------------------------------
+
+
+def _receipt_room_members(room: Room) -> list[str] | None:
+    """The members of a room small enough for read receipts (a private room, a DM), or None."""
+    if not room.private:
+        return None
+    members = get_store().room_members(room.room_id)
+    return members if len(members) <= settings.CHAT_READ_RECEIPTS_MAX_MEMBERS else None
+
+
+def _sends_receipts(user_ids: list[str]) -> set[str]:
+    off = set(Preference.objects.filter(user_id__in=user_ids, send_receipts=False).values_list("user_id", flat=True))
+    return {u for u in user_ids if u not in off}
+
+
+def _usernames(user_ids: list[str]) -> dict[str, str]:
+    ids = [int(u) for u in user_ids if u.isdigit()]
+    users = get_user_model().objects.filter(pk__in=ids)
+    return {str(user.pk): user.get_username() for user in users}
+
+
+def _receipts_of(*, room: Room) -> list[dict[str, Any]] | None:
+    members = _receipt_room_members(room)
+    if members is None:
+        return None
+    senders = _sends_receipts(members)
+    marks = get_store().room_readers(room_id=room.room_id, user_ids=sorted(senders))
+    names = _usernames(list(marks))
+    return [
+        {"userId": user_id, "username": names.get(user_id, user_id), "lastReadSeq": seq}
+        for user_id, seq in sorted(marks.items())
+    ]
+
+
+async def receipts(*, identity: Identity, room_id: str) -> dict[str, Any]:
+    """The `receipts` frame: how far each member of a small room has read (those who send
+    receipts). A room too large (or public) answers `forbidden`."""
+    room = await _readable_room(room_id, identity)
+    readers = await _store_call(_receipts_of, room=room)
+    if readers is None:
+        raise ChatError(ErrorCode.FORBIDDEN, "read receipts are kept in small private rooms only", room_id=room_id)
+    return {"type": "receipts", "roomId": room_id, "readers": readers}
+
+
+def _receipt_frame(*, room: Room, identity: Identity, last_read: int) -> dict[str, Any] | None:
+    if _receipt_room_members(room) is None or not _sends_receipts([identity.user_id]):
+        return None
+    return {
+        "type": "readReceipt",
+        "roomId": room.room_id,
+        "userId": identity.user_id,
+        "username": identity.username,
+        "lastReadSeq": last_read,
+    }
+
+
+async def _receipt(*, room: Room, identity: Identity, last_read: int) -> None:
+    if not room.private:
+        return  # public rooms have no member list, so no receipts: no store call
+    frame = await _store_call(_receipt_frame, room=room, identity=identity, last_read=last_read)
+    if frame is not None:
+        await broadcast.read_receipt(room.room_id, frame)
+
+
+async def receipts_set(*, user_id: str, send: bool) -> None:
+    await sync_to_async(_set_receipts)(user_id=user_id, send=send)
+
+
+def _set_receipts(*, user_id: str, send: bool) -> None:
+    Preference.objects.update_or_create(user_id=user_id, defaults={"send_receipts": send})
+
+
+# After a message is stored ------------------------------------------------------------------
+
+
+def _resolve_mentions(*, room: Room, identity: Identity, text: str) -> tuple[str, ...]:
+    parsed = mentions.parse(text)
+    if not (parsed.usernames or parsed.here or parsed.room):
+        return ()
+    may_broadcast = identity.is_moderator or room.created_by == identity.user_id
+    store = get_store()
+    readers = store.room_members(room.room_id) if room.private else None
+    names: dict[str, str] = {}
+    if parsed.usernames:
+        # One query, case-insensitive, for at most MAX_NAMES names a message may mention.
+        wanted = sorted(parsed.usernames)[:MAX_NAMES]
+        match = reduce(operator.or_, (Q(username__iexact=name) for name in wanted))
+        for account in get_user_model().objects.filter(match, is_active=True):
+            names[account.get_username().lower()] = str(account.pk)
+    present: list[str] = []
+    if may_broadcast and (parsed.here or (parsed.room and readers is None)):
+        present = _present_users(readers)
+    return mentions.resolve(
+        parsed,
+        author_id=identity.user_id,
+        user_ids_by_name=names,
+        may_broadcast=may_broadcast,
+        readers=readers,
+        present=present,
+    )
+
+
+def _present_users(readers: list[str] | None) -> list[str]:
+    """Users with a socket open now (any process), among `readers` when given."""
+    store = get_store()
+    now = utcnow()
+    if readers is not None:
+        return [u for u in readers if store.connections_for_user(user_id=u, now=now)]
+    from chat.models import Connection  # the local backend's table; DynamoDB: members only
+
+    if settings.CHAT_STORAGE_BACKEND != "local":
+        return []
+    return list(Connection.objects.filter(ttl__gt=int(now.timestamp())).values_list("user_id", flat=True).distinct())
+
+
+async def mentions_for(*, room: Room, identity: Identity, text: str) -> tuple[str, ...]:
+    """The user ids `text` mentions in `room`, resolved by the server (chat.mentions)."""
+    if "@" not in text:
+        return ()  # the common case: no store or database call
+    resolved: tuple[str, ...] = await _store_call(_resolve_mentions, room=room, identity=identity, text=text)
+    return resolved
+
+
+async def _live_mention_states(message: MessageRecord) -> None:
+    """A readState to each mentioned user's sockets, so a mention counts at once even in a
+    room their tab has not joined."""
+    room = await _store_call(get_store().get_room, room_id=message.room_id)
+    if room is None:
+        return
+    for user_id in message.mentions[:LIVE_MENTION_UPDATES]:
+        marks = await _store_call(get_store().read_seqs, user_id=user_id, room_ids=[room.room_id])
+        frame = await _store_call(
+            _state, room=room, user_id=user_id, last_read=marks.get(room.room_id, 0), now=utcnow()
+        )
+        await broadcast.user_read_state(user_id, frame, origin=None)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def message_stored(*, message: MessageRecord, room: Room) -> None:
+    """After a new message is stored and acked: live mention counts, then notifications
+    (unread.notify), in a task of their own: the sender's ack never waits for them."""
+    from unread import notify
+
+    async def run() -> None:
+        try:
+            if message.mentions:
+                await _live_mention_states(message)
+            await notify.message_stored(message=message, room=room)
+        except Exception:
+            log.exception("after-message work failed room=%s seq=%s", message.room_id, message.seq)
+
+    task = asyncio.get_running_loop().create_task(run())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
