@@ -117,7 +117,9 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery):
         self.delivery = asyncio.Lock()
         self.frames = writer(self.scope)
         self.limits = protocol.Limits(
-            max_frame_bytes=settings.CHAT_MAX_FRAME_BYTES, max_message_length=settings.CHAT_MAX_MESSAGE_LENGTH
+            max_frame_bytes=settings.CHAT_MAX_FRAME_BYTES,
+            max_message_length=settings.CHAT_MAX_MESSAGE_LENGTH,
+            max_attachments=settings.CHAT_MAX_ATTACHMENTS,
         )
         try:
             identity = await identify(self.scope)
@@ -250,6 +252,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery):
                 room_id=command.room_id,
                 text=command.message,
                 client_message_id=command.client_message_id,
+                attachments=command.attachments,
             )
         except ChatError as error:
             error.action = error.action or protocol.action_of(command)

@@ -35,6 +35,18 @@ class ErrorCode(StrEnum):
     SLOW_MODE = "slow_mode"  # one post per retryAfter seconds in this room
     MUTED = "muted"  # the user may not post (here) until retryAfter seconds from now
     UNKNOWN_MESSAGE = "unknown_message"
+    # Shared files (issue 18, uploads/): each refusal its own code
+    TOO_MANY_ATTACHMENTS = "too_many_attachments"
+    UNKNOWN_UPLOAD = "unknown_upload"  # no such upload of this user (another's is unknown too)
+    UPLOAD_NOT_RECEIVED = "upload_not_received"  # the slot was never used: no file
+    UPLOAD_EXPIRED = "upload_expired"
+    UPLOAD_USED = "upload_used"  # a slot used twice, or an upload claimed by another message
+    UPLOAD_TOO_LARGE = "upload_too_large"
+    UPLOAD_TYPE_NOT_ALLOWED = "upload_type_not_allowed"
+    UPLOAD_TYPE_MISMATCH = "upload_type_mismatch"  # its bytes are not what its name and type say
+    UPLOAD_BAD_IMAGE = "upload_bad_image"  # undecodable, or a decompression bomb
+    INVALID_FILE_NAME = "invalid_file_name"
+    UPLOAD_WRONG_ROOM = "upload_wrong_room"  # sent to another room than its slot's
     # The server
     STORAGE_UNAVAILABLE = "storage_unavailable"
     INTERNAL_ERROR = "internal_error"

@@ -58,6 +58,8 @@ class Message(models.Model):
     ttl = models.BigIntegerField(db_index=True)
     # "hidden" or "deleted" by a moderator (a tombstone for clients); NULL: a live message.
     removed = models.CharField(max_length=16, null=True, blank=True)  # noqa: DJ001
+    # Shared files (chat.records.NewMessage.attachments): a list of small JSON objects.
+    attachments = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["room_id", "seq"]

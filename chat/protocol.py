@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Union
 
-from chat import events
+from chat import attachments, events
 from chat.errors import ChatError, ErrorCode
 from chat.events import RoomEvent
 from chat.records import EventRecord, LogEntry, MessageRecord, Room
@@ -54,6 +54,7 @@ class SendMessage:
     message: str
     client_message_id: str | None
     legacy: bool = False  # AWS simple-websockets-chat-app's {"action": "sendmessage", "data": ...}
+    attachments: tuple[str, ...] = ()  # upload ids (chat.attachments); the text may then be empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,7 @@ Command = Union[SendMessage, JoinRoom, LeaveRoom, History, Ping, Authenticate, R
 class Limits:
     max_frame_bytes: int = 64 * 1024
     max_message_length: int = 4000
+    max_attachments: int = 10
 
 
 # --- parsing --------------------------------------------------------------------------
@@ -223,8 +225,25 @@ def _parse_send(body: dict[str, Any], limits: Limits) -> SendMessage:
     if cmid is not None and not CLIENT_MESSAGE_ID_RE.match(cmid):
         raise ProtocolError(ErrorCode.INVALID_FIELD, "'clientMessageId' must be 1-64 characters of [A-Za-z0-9_.:-]")
     room_id = _room(body)
+    uploads = _attachments(body, limits)
+    if uploads and body.get("message") in (None, ""):
+        return SendMessage(room_id=room_id, message="", client_message_id=cmid, attachments=uploads)
     message = _field(body, "message", str, required=True)
-    return SendMessage(room_id=room_id, message=_text(message, limits), client_message_id=cmid)
+    return SendMessage(room_id=room_id, message=_text(message, limits), client_message_id=cmid, attachments=uploads)
+
+
+def _attachments(body: dict[str, Any], limits: Limits) -> tuple[str, ...]:
+    """`attachments`: distinct upload ids, at most limits.max_attachments (issue 18)."""
+    value = _field(body, "attachments", list, required=False)
+    if not value:
+        return ()
+    if len(value) > limits.max_attachments:
+        raise ProtocolError(ErrorCode.TOO_MANY_ATTACHMENTS, f"at most {limits.max_attachments} attachments per message")
+    if not all(isinstance(item, str) and attachments.UPLOAD_ID_RE.match(item) for item in value):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'attachments' must be a list of upload ids")
+    if len(set(value)) != len(value):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'attachments' names an upload twice")
+    return tuple(value)
 
 
 def _parse_legacy_send(body: dict[str, Any], limits: Limits) -> SendMessage:
@@ -332,6 +351,9 @@ def message_payload(message: MessageRecord) -> dict[str, Any]:
         # A tombstone: the seq stays (no hole), the text never leaves the server.
         payload["message"] = ""
         payload["removed"] = True
+    elif message.attachments:
+        # Shared files with short-lived URLs (issue 18); a tombstone's files are gone.
+        payload["attachments"] = attachments.frame_entries(message.attachments)
     return payload
 
 

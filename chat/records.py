@@ -48,6 +48,9 @@ class NewMessage:
     client_message_id: str | None
     timestamp: datetime
     ttl_seconds: int
+    # Files shared with the message (uploads, verified and claimed by chat.attachments):
+    # what a client shows of each, never a URL (URLs are minted per frame, short-lived).
+    attachments: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,7 @@ class MessageRecord:
     client_message_id: str | None
     ttl: int  # epoch seconds after which the record no longer exists
     removed: Removal | None = None  # a tombstone: never send `text` to a client
+    attachments: tuple[dict[str, Any], ...] = ()  # as NewMessage's; a tombstone shows none
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,4 +14,5 @@ urlpatterns = [
     path("", include("accounts.api_urls")),  # /api/auth/*, /.well-known/jwks.json
     path("", include("chat.client_urls")),
     path("", include("chat.urls")),
+    path("", include("uploads.urls")),  # /api/uploads (issue 18)
 ]

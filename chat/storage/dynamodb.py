@@ -212,6 +212,7 @@ def _message(item: Item) -> MessageRecord:
         client_message_id=_opt_str(item, "clientMessageId"),
         ttl=_int(item, "ttl"),
         removed=_opt_str(item, "removed"),  # type: ignore[arg-type]
+        attachments=tuple(json.loads(_opt_str(item, "attachments") or "[]")),
     )
 
 
@@ -284,6 +285,8 @@ def _message_item(message: MessageRecord) -> Item:
         item["clientMessageId"] = _s(message.client_message_id)
     if message.removed is not None:
         item["removed"] = _s(message.removed)
+    if message.attachments:
+        item["attachments"] = _s(json.dumps(list(message.attachments), ensure_ascii=False, separators=(",", ":")))
     return item
 
 
@@ -616,6 +619,7 @@ class DynamoDBStore:
                 connection_id=new.connection_id,
                 client_message_id=new.client_message_id,
                 ttl=sent + new.ttl_seconds,
+                attachments=new.attachments,
             )
             try:
                 self._write_message(record, previous_seq=room.last_seq, client_message_key=key, now=sent)

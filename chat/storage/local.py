@@ -56,6 +56,7 @@ def _message(row: models.Message) -> MessageRecord:
         client_message_id=row.client_message_id,
         ttl=row.ttl,
         removed=row.removed,  # type: ignore[arg-type]
+        attachments=tuple(row.attachments or ()),
     )
 
 
@@ -208,6 +209,7 @@ class LocalStore:
                     connection_id=new.connection_id,
                     client_message_id=new.client_message_id,
                     ttl=_epoch(new.timestamp) + new.ttl_seconds,
+                    attachments=list(new.attachments),
                 )
         except IntegrityError:
             existing = self._existing(new)
