@@ -8,6 +8,7 @@
 
 import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
 
+import { FilePicker, useDropTarget, useUploads } from './Files.jsx';
 import MessageList from './MessageList.jsx';
 import { emptyRoom, roomsReducer } from './roomStore.js';
 import { ConnectionState } from './websocket.js';
@@ -82,14 +83,17 @@ function RoomSettings({ settings }) {
   ) : null;
 }
 
-function Composer({ onSend, roomName, offline }) {
+function Composer({ onSend, roomName, offline, files, onFiles }) {
   const [text, setText] = useState('');
   const tooLong = text.length > MAX_MESSAGE_LENGTH;
+  // Shared files (issue 18): a message takes the finished uploads; it waits for those on their way.
+  const ready = files.items.some((i) => i.status === 'done');
+  const uploading = files.items.some((i) => i.status === 'uploading');
 
   function submit(event) {
     event.preventDefault();
-    if (!text.trim() || tooLong) return;
-    onSend(text);
+    if ((!text.trim() && !ready) || tooLong || uploading) return;
+    onSend(text.trim() ? text : '', files.tray.takeDone());
     setText('');
   }
 
@@ -99,7 +103,8 @@ function Composer({ onSend, roomName, offline }) {
   }
 
   return (
-    <form className="composer" onSubmit={submit}>
+    <form className="composer with-files" onSubmit={submit}>
+      <FilePicker tray={files.tray} items={files.items} onFiles={onFiles} />
       <label htmlFor="composer-text" className="sr-only">
         Message {roomName}
       </label>
@@ -112,15 +117,23 @@ function Composer({ onSend, roomName, offline }) {
         aria-invalid={tooLong || undefined}
         onChange={(e) => setText(e.target.value)}
         onKeyDown={onKeyDown}
+        onPaste={(e) => {
+          if (e.clipboardData?.files?.length) {
+            e.preventDefault(); // a pasted screenshot is a file, not text
+            onFiles(e.clipboardData.files);
+          }
+        }}
       />
       <span id="composer-hint" className={tooLong ? 'hint error' : 'hint'}>
         {tooLong
           ? `${text.length - MAX_MESSAGE_LENGTH} characters over the limit`
-          : offline
-            ? 'Offline: what you send now goes out when the connection is back.'
-            : 'Enter to send, Shift+Enter for a new line'}
+          : uploading
+            ? 'Files are uploading: send when they are done.'
+            : offline
+              ? 'Offline: what you send now goes out when the connection is back.'
+              : 'Enter to send, Shift+Enter for a new line'}
       </span>
-      <button type="submit" disabled={!text.trim() || tooLong}>
+      <button type="submit" disabled={(!text.trim() && !ready) || tooLong || uploading}>
         Send
       </button>
     </form>
@@ -267,6 +280,11 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   }, [connection, room, roomId]);
 
   const roomOutbox = outbox.filter((item) => item.roomId === roomId);
+  // Shared files (issue 18): uploads are for the room they were made in.
+  const files = useUploads(api);
+  const addFiles = useCallback((list) => list?.length && files.tray.add(list, roomId), [files.tray, roomId]);
+  const drop = useDropTarget(addFiles);
+  useEffect(() => () => files.tray.clear(), [files.tray, roomId]);
   const shownRooms = rooms.some((r) => r.roomId === roomId) ? rooms : [...rooms, { roomId, name: roomId }];
 
   return (
@@ -311,7 +329,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           }}
         />
       </nav>
-      <main className="room" aria-labelledby="room-title">
+      <main className={drop.over ? 'room drop-target' : 'room'} aria-labelledby="room-title" {...drop.props}>
         <h2 id="room-title">{roomName}</h2>
         <OfflineBar conn={conn} wasDown={wasDown} onReconnect={() => connection.reconnectNow()} />
         {room.error && (
@@ -325,6 +343,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           loaded={room.loaded}
           outbox={roomOutbox}
           isOwn={isOwn}
+          fileBase={api.base}
           hasMore={room.hasMore}
           loadingHistory={room.loadingHistory}
           onLoadMore={loadMore}
@@ -339,7 +358,9 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
         <Composer
           roomName={roomName}
           offline={conn.state !== ConnectionState.LIVE}
-          onSend={(text) => connection.send(roomId, text)}
+          files={files}
+          onFiles={addFiles}
+          onSend={(text, attachments) => connection.send(roomId, text, attachments)}
         />
       </main>
       <div className="sr-only" aria-live="polite" aria-atomic="true" data-testid="announcer">

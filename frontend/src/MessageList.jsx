@@ -7,6 +7,7 @@
 
 import { Fragment, useLayoutEffect, useRef } from 'react';
 
+import { Attachments } from './Files.jsx';
 import { linkify } from './linkify.js';
 import { byDay } from './roomStore.js';
 
@@ -29,7 +30,7 @@ function time(timestamp) {
   return Number.isNaN(date.getTime()) ? '' : date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 }
 
-function Message({ message, own, onReport }) {
+function Message({ message, own, onReport, fileBase }) {
   const classes = ['message', own && 'own', message.removed && 'removed'].filter(Boolean).join(' ');
   return (
     <li className={classes} data-seq={message.seq} data-status={own ? 'sent' : undefined}>
@@ -55,11 +56,12 @@ function Message({ message, own, onReport }) {
         )}
         {message.editedAt && !message.removed && <span className="edited"> (edited)</span>}
       </p>
+      {!message.removed && <Attachments list={message.attachments} base={fileBase} />}
     </li>
   );
 }
 
-function Pending({ item, onRetry, onDiscard }) {
+function Pending({ item, onRetry, onDiscard, fileBase }) {
   const failed = item.status === 'failed';
   return (
     <li className={`message own ${item.status}`} data-status={item.status} data-client-message-id={item.clientMessageId}>
@@ -78,6 +80,7 @@ function Pending({ item, onRetry, onDiscard }) {
       <p className="text">
         <MessageText text={item.text} />
       </p>
+      <Attachments list={item.attachments} base={fileBase} />
       {failed && (
         <div className="actions">
           <button type="button" onClick={() => onRetry(item.clientMessageId)}>
@@ -104,6 +107,7 @@ export default function MessageList({
   onRetry,
   onDiscard,
   onReport,
+  fileBase = '',
 }) {
   const scroller = useRef(null);
   const olderButton = useRef(null);
@@ -161,14 +165,14 @@ export default function MessageList({
               <span aria-hidden="true">{day.label}</span>
             </li>
             {day.messages.map((m) => (
-              <Message key={m.seq} message={m} own={isOwn(m)} onReport={onReport} />
+              <Message key={m.seq} message={m} own={isOwn(m)} onReport={onReport} fileBase={fileBase} />
             ))}
           </Fragment>
         ))}
         {outbox
           .filter((item) => !messages.some((m) => m.clientMessageId && m.clientMessageId === item.clientMessageId))
           .map((item) => (
-            <Pending key={item.clientMessageId} item={item} onRetry={onRetry} onDiscard={onDiscard} />
+            <Pending key={item.clientMessageId} item={item} onRetry={onRetry} onDiscard={onDiscard} fileBase={fileBase} />
           ))}
       </ol>
     </div>

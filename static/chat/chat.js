@@ -19,6 +19,7 @@ import { ChatConnection, ConnectionState, localOutboxStore, watchBrowser } from 
 import { avatarColor, continuesGroup, initials } from "./core/display.js";
 import { linkify } from "./core/linkify.js";
 import { snapshot } from "./core/rooms.js";
+import { renderAttachments, setupFiles } from "./files.js";
 import { createMessageMenu } from "./message-menu.js";
 import { setupReporting } from "./report.js";
 
@@ -66,6 +67,8 @@ function start(app) {
   });
   const menu = createMessageMenu(document.getElementById("message-menu"));
   setupReporting(document.getElementById("report-dialog"));
+  // Shared files (issue 18): the tray above the composer; a message takes the finished ones.
+  const files = setupFiles({ room: el.room, form: el.form, input: el.input, roomId: () => view.roomId });
 
   const view = {
     roomId: el.room.dataset.roomId || null, // the open room, or null on the room list page
@@ -371,6 +374,7 @@ function start(app) {
       setText(li, m.message);
       markEdited(li, Boolean(m.editedAt));
     }
+    renderAttachments(li, m.removed ? [] : m.attachments); // shared files (files.js)
     if (mine) setDelivery(li, "sent", "");
     return li;
   }
@@ -402,6 +406,7 @@ function start(app) {
       li.dataset.timestamp = new Date(parseTimestamp(item.createdAt)).toISOString();
       view.pending.set(item.clientMessageId, li);
     }
+    renderAttachments(li, item.attachments);
     const [kind, text] = deliveryOf(item);
     setDelivery(li, kind, text);
     return li;
@@ -604,6 +609,7 @@ function start(app) {
     }
     menu.close({ restoreFocus: false });
     hideNotice();
+    files.clear(); // uploads are for the room they were made in
     if (push) history.pushState({ roomId }, "", roomLink(roomId)?.href ?? `/rooms/${roomId}/`);
     el.home?.remove();
     el.home = null;
@@ -827,14 +833,19 @@ function start(app) {
 
   function submit() {
     const text = el.input.value;
-    if (!text.trim() || !view.roomId) return;
+    const ready = files.attachments().length > 0;
+    if ((!text.trim() && !ready) || !view.roomId) return;
     if (codePoints(text) > MAX_LENGTH) {
       updateCounter();
       return;
     }
+    if (files.busy) {
+      el.counter.textContent = "Files are still uploading: send when they are done.";
+      return;
+    }
     el.input.value = "";
     updateCounter();
-    connection.send(view.roomId, text);
+    connection.send(view.roomId, text.trim() ? text : "", files.takeDone());
   }
 
   el.form.addEventListener("submit", (event) => {

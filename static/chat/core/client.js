@@ -139,7 +139,7 @@ export function parseExpiresAt(value) {
  *   messageRemoved {roomId, messageId, seq}   a message was removed: show a tombstone
  *   roomUpdated  {roomId, room}   the room's moderation settings changed
  *   reported     {roomId, messageId}   a report (reportMessage) reached the moderators
- *   outbox       [{clientMessageId, roomId, text, status, code?, error?, retrying?, seq?}]
+ *   outbox       [{clientMessageId, roomId, text, attachments, status, code?, error?, retrying?, seq?}]
  *                status: pending | sent | failed; retrying: the error code a retry waits out
  *   roomError    {roomId, code, message}
  *   error        an error frame not tied to a message, room or history request
@@ -178,6 +178,7 @@ export class ChatConnection {
         clientMessageId: saved.clientMessageId,
         roomId: saved.roomId,
         text: saved.text,
+        attachments: Array.isArray(saved.attachments) ? saved.attachments : [],
         status: 'pending',
         attempts: 0,
         createdAt: saved.createdAt ?? Date.now(),
@@ -716,12 +717,16 @@ export class ChatConnection {
     if (this.state === ConnectionState.LIVE) this.sendJoin(roomId, null);
   }
 
-  /** Queue a message; it is sent now if the room is live, else once it is. */
-  send(roomId, text) {
+  /**
+   * Queue a message; it is sent now if the room is live, else once it is. `attachments`:
+   * finished uploads (uploads.js), sent as their ids; the text may then be empty.
+   */
+  send(roomId, text, attachments = []) {
     const item = {
       clientMessageId: newClientMessageId(),
       roomId,
       text,
+      attachments: attachments.filter(Boolean),
       status: 'pending',
       attempts: 0,
       createdAt: Date.now(),
@@ -792,6 +797,7 @@ export class ChatConnection {
       roomId: item.roomId,
       message: item.text,
       clientMessageId: item.clientMessageId,
+      ...(item.attachments?.length ? { attachments: item.attachments.map((a) => a.id) } : {}),
     });
     if (!sent) return;
     item.attempts += 1;
@@ -839,10 +845,11 @@ export class ChatConnection {
   /** The outbox as the UIs show it: plain copies, in the order typed. */
   outboxItems() {
     return (
-      [...this.outbox.values()].map(({ clientMessageId, roomId, text, status, code, error, retrying, seq, createdAt }) => ({
+      [...this.outbox.values()].map(({ clientMessageId, roomId, text, attachments, status, code, error, retrying, seq, createdAt }) => ({
         clientMessageId,
         roomId,
         text,
+        attachments: attachments ?? [],
         status,
         code,
         error,

@@ -69,6 +69,8 @@ export function messageOf(frame) {
     removedBy: frame.removedBy ?? null,
     editedAt: frame.editedAt ?? null,
     reactions: Array.isArray(frame.reactions) ? frame.reactions : [],
+    // Shared files (issue 18, uploads.js); a tombstone has none.
+    attachments: frame.removed !== true && Array.isArray(frame.attachments) ? frame.attachments : [],
   };
 }
 
