@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('chat', '0003_room_events'),
+        ("chat", "0003_room_events"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='message',
-            name='attachments',
+            model_name="message",
+            name="attachments",
             field=models.JSONField(blank=True, default=list),
         ),
     ]

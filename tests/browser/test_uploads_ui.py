@@ -12,7 +12,7 @@ import base64
 import io
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ pytestmark = [
     pytest.mark.timeout(240),
 ]
 if _reason is None:
-    from playwright.async_api import expect
+    from playwright.async_api import FilePayload, expect
 
 PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
@@ -139,7 +139,7 @@ async def until(check: Callable[[], Awaitable[bool]], seconds: float = 15) -> No
         await asyncio.sleep(0.1)
 
 
-def fetch(user_cookies: list[dict[str, Any]], url: str) -> tuple[int, bytes, dict[str, str]]:
+def fetch(user_cookies: Sequence[Mapping[str, Any]], url: str) -> tuple[int, bytes, dict[str, str]]:
     request = urllib.request.Request(
         url, headers={"Cookie": "; ".join(f"{c['name']}={c['value']}" for c in user_cookies)}
     )
@@ -163,8 +163,8 @@ async def test_an_image_and_a_pdf_are_shared_in_the_room(
     page = alice.page
     await page.locator("#file-input").set_input_files(
         [
-            {"name": "sunset.png", "mimeType": "image/png", "buffer": png(640, 400, (220, 90, 40))},
-            {"name": "minutes.pdf", "mimeType": "application/pdf", "buffer": PDF},
+            FilePayload(name="sunset.png", mimeType="image/png", buffer=png(640, 400, (220, 90, 40))),
+            FilePayload(name="minutes.pdf", mimeType="application/pdf", buffer=PDF),
         ]
     )
     tray = page.locator(f"{ui.tray} li")
@@ -215,7 +215,7 @@ async def test_drop_paste_and_a_failed_upload_that_blocks_nothing(
     await drop_files(alice, "main.room, #room", [("notes.txt", "text/plain", b"bring snacks\n")])
     await paste_image(alice, ui.input, png(120, 80, (40, 120, 200)))
     await page.locator("#file-input").set_input_files(
-        [{"name": "cat.png", "mimeType": "image/png", "buffer": b"<!DOCTYPE html><script>alert(1)</script>"}]
+        [FilePayload(name="cat.png", mimeType="image/png", buffer=b"<!DOCTYPE html><script>alert(1)</script>")]
     )
     await expect(page.locator(f"{ui.tray} li")).to_have_count(3)
     failed = page.locator(f"{ui.tray} li[data-status=failed]")
