@@ -9,21 +9,6 @@ import { useEffect, useMemo, useRef, useState } from 'react';
 
 import { UploadTray, absoluteUrl, badgeOf, formatBytes, isImage, typeLabel } from '../../static/chat/core/uploads.js';
 
-function Paperclip() {
-  return (
-    <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true">
-      <path
-        d="M16.5 6.5l-8 8a2.1 2.1 0 0 0 3 3l8.5-8.5a4.2 4.2 0 0 0-6-6L5.5 11.5a6.4 6.4 0 0 0 9 9l7-7"
-        fill="none"
-        stroke="currentColor"
-        strokeWidth="2"
-        strokeLinecap="round"
-        strokeLinejoin="round"
-      />
-    </svg>
-  );
-}
-
 /** The composer's tray: {tray, items}. Uploads go through the app's API (its token or session). */
 export function useUploads(api) {
   const [items, setItems] = useState([]);
@@ -127,9 +112,7 @@ export function FilePicker({ tray, items, onFiles }) {
         aria-label="Attach files"
         title="Attach files (you can also drop or paste them)"
         onClick={() => input.current?.click()}
-      >
-        <Paperclip />
-      </button>
+      />
       <input
         ref={input}
         id="file-input"

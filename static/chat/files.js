@@ -15,25 +15,6 @@ function csrfToken() {
   return "";
 }
 
-/** A paperclip, drawn (no emoji font needed). */
-function paperclip() {
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("width", "20");
-  svg.setAttribute("height", "20");
-  svg.setAttribute("aria-hidden", "true");
-  const path = document.createElementNS(ns, "path");
-  path.setAttribute("d", "M16.5 6.5l-8 8a2.1 2.1 0 0 0 3 3l8.5-8.5a4.2 4.2 0 0 0-6-6L5.5 11.5a6.4 6.4 0 0 0 9 9l7-7");
-  path.setAttribute("fill", "none");
-  path.setAttribute("stroke", "currentColor");
-  path.setAttribute("stroke-width", "2");
-  path.setAttribute("stroke-linecap", "round");
-  path.setAttribute("stroke-linejoin", "round");
-  svg.append(path);
-  return svg;
-}
-
 /** The site's JSON API with the session and its CSRF token. */
 async function request(path, { method = "GET", body } = {}) {
   const headers = { Accept: "application/json", "X-CSRFToken": csrfToken() };
@@ -185,7 +166,6 @@ export function setupFiles({ room, form, input, roomId, changed = () => {} }) {
     tray.add(files, id);
   }
 
-  attach.replaceChildren(paperclip());
   attach.addEventListener("click", () => picker.click());
   picker.addEventListener("change", () => {
     add(picker.files);
