@@ -56,12 +56,12 @@ def _cors(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     return response
 
 
-def api_view(handler: Callable[[HttpRequest, Identity], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+def api_view(handler: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Authenticate (request.user: the session, or a bearer token through accounts'
     middleware), check CSRF for session writes, add CORS headers."""
 
     @csrf_exempt  # checked below, answering JSON rather than Django's HTML 403 page
-    def view(request: HttpRequest) -> HttpResponse:
+    def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:  # URL arguments follow identity
         if request.method == "OPTIONS":
             return _cors(request, HttpResponse(status=204))
         identity = identity_from_user(request.user)
@@ -71,7 +71,7 @@ def api_view(handler: Callable[[HttpRequest, Identity], HttpResponse]) -> Callab
             return _cors(request, response)
         if request.method not in {"GET", "HEAD"} and _csrf_rejected(request):
             return _cors(request, _error(403, "csrf_failed", "CSRF token missing or incorrect"))
-        return _cors(request, handler(request, identity))
+        return _cors(request, handler(request, identity, *args, **kwargs))
 
     return view
 

@@ -133,7 +133,9 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
         self.delivery = asyncio.Lock()
         self.frames = writer(self.scope)
         self.limits = protocol.Limits(
-            max_frame_bytes=settings.CHAT_MAX_FRAME_BYTES, max_message_length=settings.CHAT_MAX_MESSAGE_LENGTH
+            max_frame_bytes=settings.CHAT_MAX_FRAME_BYTES,
+            max_message_length=settings.CHAT_MAX_MESSAGE_LENGTH,
+            max_attachments=settings.CHAT_MAX_ATTACHMENTS,
         )
         try:
             identity = await identify(self.scope)
@@ -272,6 +274,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
                     text=command.message,
                     client_message_id=command.client_message_id,
                     reply_to=command.reply_to,
+                    attachments=command.attachments,
                 )
             else:
                 message = await services.message_send(
@@ -280,6 +283,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
                     room_id=command.room_id,
                     text=command.message,
                     client_message_id=command.client_message_id,
+                    attachments=command.attachments,
                 )
         except ChatError as error:
             error.action = error.action or protocol.action_of(command)

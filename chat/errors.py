@@ -52,6 +52,18 @@ class ErrorCode(StrEnum):
     EDIT_WINDOW_CLOSED = "edit_window_closed"  # older than CHAT_EDIT_WINDOW_SECONDS
     INVALID_EMOJI = "invalid_emoji"  # not exactly one Unicode emoji
     TOO_MANY_REACTIONS = "too_many_reactions"  # CHAT_MAX_REACTIONS_PER_MESSAGE distinct emoji already
+    # Shared files (issue 18, uploads/): each refusal its own code
+    TOO_MANY_ATTACHMENTS = "too_many_attachments"
+    UNKNOWN_UPLOAD = "unknown_upload"  # no such upload of this user (another's is unknown too)
+    UPLOAD_NOT_RECEIVED = "upload_not_received"  # the slot was never used: no file
+    UPLOAD_EXPIRED = "upload_expired"
+    UPLOAD_USED = "upload_used"  # a slot used twice, or an upload claimed by another message
+    UPLOAD_TOO_LARGE = "upload_too_large"
+    UPLOAD_TYPE_NOT_ALLOWED = "upload_type_not_allowed"
+    UPLOAD_TYPE_MISMATCH = "upload_type_mismatch"  # its bytes are not what its name and type say
+    UPLOAD_BAD_IMAGE = "upload_bad_image"  # undecodable, or a decompression bomb
+    INVALID_FILE_NAME = "invalid_file_name"
+    UPLOAD_WRONG_ROOM = "upload_wrong_room"  # sent to another room than its slot's
     # The server
     STORAGE_UNAVAILABLE = "storage_unavailable"
     INTERNAL_ERROR = "internal_error"

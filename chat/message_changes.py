@@ -192,7 +192,14 @@ async def reply_target(*, room_id: str, message_id: str) -> ReplyRef:
 
 
 async def message_reply(
-    *, identity: Identity, connection_id: str, room_id: str, text: str, client_message_id: str | None, reply_to: str
+    *,
+    identity: Identity,
+    connection_id: str,
+    room_id: str,
+    text: str,
+    client_message_id: str | None,
+    reply_to: str,
+    attachments: tuple[str, ...] = (),
 ) -> MessageRecord:
     """Send a message that replies to another of the same room (chat.services.message_send)."""
     await _readable_room(room_id, identity)
@@ -204,6 +211,7 @@ async def message_reply(
         text=text,
         client_message_id=client_message_id,
         reply_to=quoted,
+        attachments=attachments,
     )
 
 

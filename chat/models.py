@@ -80,6 +80,8 @@ class Message(models.Model):
     removed_by = models.CharField(max_length=16, blank=True, default="")  # "author" or "moderator"
     # User ids the server resolved from @mentions (chat.mentions).
     mentions = models.JSONField(default=list, blank=True)
+    # Shared files (chat.records.NewMessage.attachments): a list of small JSON objects.
+    attachments = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["room_id", "seq"]

@@ -35,6 +35,7 @@ from accounts.identity import Identity
 from accounts.refusals import Refusal
 from accounts.users import is_moderator
 from analytics import services as analytics
+from chat import attachments as chat_attachments
 from chat import broadcast, events, protocol, services
 from chat.errors import ChatError, ErrorCode
 from chat.moderation_models import AuditLog, Ban, Mute, Report
@@ -442,6 +443,8 @@ def _remove(*, moderator: Any, room_id: str, message_id: str, reason: str, remov
             seq=message.seq,
             author=f"user:{message.user_id} ({message.username})",
         )
+        if removal == DELETED:
+            chat_attachments.messages_deleted([message])  # its files go with its text (issue 18)
     return message
 
 
@@ -479,6 +482,7 @@ def user_messages_purge(*, moderator: Any, user: Any, reason: str, room_id: str 
             target=_target_user(user),
             messages=len(results),
         )
+        chat_attachments.messages_deleted(r.message for r in results)  # and their files (issue 18)
     return [r.message for r in results]
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Union
 
-from chat import events, people_protocol
+from chat import attachments, events, people_protocol
 from chat.errors import ChatError, ErrorCode
 from chat.events import RoomEvent
 from chat.records import EventRecord, LogEntry, MessageRecord, Room
@@ -55,6 +55,7 @@ class SendMessage:
     client_message_id: str | None
     legacy: bool = False  # AWS simple-websockets-chat-app's {"action": "sendmessage", "data": ...}
     reply_to: str | None = None  # the id of a message of the same room this one answers
+    attachments: tuple[str, ...] = ()  # upload ids (chat.attachments); the text may then be empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +211,7 @@ Command = Union[
 class Limits:
     max_frame_bytes: int = 64 * 1024
     max_message_length: int = 4000
+    max_attachments: int = 10
 
 
 # --- parsing --------------------------------------------------------------------------
@@ -318,9 +320,28 @@ def _parse_send(body: dict[str, Any], limits: Limits) -> SendMessage:
     if cmid is not None and not CLIENT_MESSAGE_ID_RE.match(cmid):
         raise ProtocolError(ErrorCode.INVALID_FIELD, "'clientMessageId' must be 1-64 characters of [A-Za-z0-9_.:-]")
     room_id = _room(body)
-    message = _field(body, "message", str, required=True)
+    uploads = _attachments(body, limits)
     reply_to = _message_id(body, "replyTo", required=False)
-    return SendMessage(room_id=room_id, message=_text(message, limits), client_message_id=cmid, reply_to=reply_to)
+    if uploads and body.get("message") in (None, ""):
+        return SendMessage(room_id=room_id, message="", client_message_id=cmid, reply_to=reply_to, attachments=uploads)
+    message = _field(body, "message", str, required=True)
+    return SendMessage(
+        room_id=room_id, message=_text(message, limits), client_message_id=cmid, reply_to=reply_to, attachments=uploads
+    )
+
+
+def _attachments(body: dict[str, Any], limits: Limits) -> tuple[str, ...]:
+    """`attachments`: distinct upload ids, at most limits.max_attachments (issue 18)."""
+    value = _field(body, "attachments", list, required=False)
+    if not value:
+        return ()
+    if len(value) > limits.max_attachments:
+        raise ProtocolError(ErrorCode.TOO_MANY_ATTACHMENTS, f"at most {limits.max_attachments} attachments per message")
+    if not all(isinstance(item, str) and attachments.UPLOAD_ID_RE.match(item) for item in value):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'attachments' must be a list of upload ids")
+    if len(set(value)) != len(value):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'attachments' names an upload twice")
+    return tuple(value)
 
 
 def _parse_legacy_send(body: dict[str, Any], limits: Limits) -> SendMessage:
@@ -649,6 +670,9 @@ def message_payload(message: MessageRecord) -> dict[str, Any]:
             payload["removedBy"] = message.removed_by
     elif message.mentions:
         payload["mentions"] = list(message.mentions)  # user ids the server resolved (chat.mentions)
+    elif message.attachments:
+        # Shared files with short-lived URLs (issue 18); a tombstone's files are gone.
+        payload["attachments"] = attachments.frame_entries(message.attachments)
     payload.update(changes_payload(message))
     return payload
 

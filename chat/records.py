@@ -112,6 +112,9 @@ class NewMessage:
     reply_to: ReplyRef | None = None  # a reply: the original is in the same room
     # User ids the server resolved from the text's @mentions (chat.mentions): never the client's.
     mentions: tuple[str, ...] = ()
+    # Files shared with the message (uploads, verified and claimed by chat.attachments):
+    # what a client shows of each, never a URL (URLs are minted per frame, short-lived).
+    attachments: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,7 @@ class MessageRecord:
     edits: tuple[PastVersion, ...] = ()  # earlier texts, oldest first (erased on delete)
     removed_by: str | None = None  # a tombstone's remover: chat.events.BY_AUTHOR or BY_MODERATOR
     mentions: tuple[str, ...] = ()  # user ids mentioned (NewMessage.mentions)
+    attachments: tuple[dict[str, Any], ...] = ()  # as NewMessage's; a tombstone shows none
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from django.db import transaction
 
 from accounts.identity import Identity
 from analytics import services as analytics
+from chat import attachments as chat_attachments
 from chat import broadcast, events, metrics, protocol, quota
 from chat.errors import ChatError, ErrorCode, StorageUnavailable
 from chat.events import RoomEvent
@@ -290,11 +291,14 @@ async def message_send(
     text: str,
     client_message_id: str | None,
     reply_to: ReplyRef | None = None,
+    attachments: tuple[str, ...] = (),
 ) -> MessageRecord:
     """Store a message exactly once, broadcast it, and return the record to ack.
 
     A retry with a clientMessageId already stored returns the original record and stores
     nothing. `reply_to`: what it quotes, checked by chat.message_changes.message_reply.
+    Attachments (upload ids) are claimed once the sender may post here, and only then: a
+    refused post claims none; a failed store gives them back (chat.attachments).
     """
     room = await _readable_room(room_id, identity)
     now = utcnow()
@@ -304,6 +308,7 @@ async def message_send(
         refused.room_id = room_id
         raise refused
     mentioned = await resolve_mentions(room=room, identity=identity, text=text) if resolve_mentions else ()
+    files = await _claim_attachments(identity, room, now, attachments, client_message_id)
     new = NewMessage(
         room_id=room_id,
         user_id=identity.user_id,
@@ -315,6 +320,7 @@ async def message_send(
         ttl_seconds=settings.CHAT_MESSAGE_TTL_SECONDS,
         reply_to=reply_to,
         mentions=mentioned,
+        attachments=files,
     )
     try:
         if room.last_seq == 0 and room_id == protocol.DEFAULT_ROOM:
@@ -325,11 +331,18 @@ async def message_send(
         result = await room_change(get_store().append_message, new=new, stored=lambda r: [r.message])
     except RoomNotFound:
         await database_sync_to_async(_slow_mode_give_back)(room=room, identity=identity, now=now)
+        await _release_attachments(attachments)
         raise ChatError(ErrorCode.UNKNOWN_ROOM, f"room {room_id!r} does not exist", room_id=room_id) from None
     except ChatError:
         # Nothing was stored: the slow-mode wait does not count this attempt.
         await database_sync_to_async(_slow_mode_give_back)(room=room, identity=identity, now=now)
+        await _release_attachments(attachments)
         raise
+    if attachments:
+        uploads = chat_attachments.provider()
+        assert uploads is not None  # _claim_attachments refused the message otherwise
+        message = result.message
+        await uploads.bind(upload_ids=attachments, room_id=room_id, message_id=message.message_id, ttl=message.ttl)
     if not result.created:
         # A retry of a message already stored is no new post.
         await database_sync_to_async(_slow_mode_give_back)(room=room, identity=identity, now=now)
@@ -340,6 +353,31 @@ async def message_send(
         if after_message is not None:
             after_message(message=result.message, room=room)
     return result.message
+
+
+async def _claim_attachments(
+    identity: Identity, room: Room, now: datetime, upload_ids: tuple[str, ...], client_message_id: str | None
+) -> tuple[dict[str, Any], ...]:
+    """The uploads' records for the message, claimed (issue 18); () for none."""
+    if not upload_ids:
+        return ()
+    uploads = chat_attachments.provider()
+    try:
+        if uploads is None:
+            raise ChatError(ErrorCode.UNKNOWN_UPLOAD, "file sharing is off on this server")
+        return await uploads.claim(
+            identity=identity, room_id=room.room_id, upload_ids=upload_ids, client_message_id=client_message_id
+        )
+    except ChatError as error:
+        await database_sync_to_async(_slow_mode_give_back)(room=room, identity=identity, now=now)
+        error.room_id = room.room_id
+        raise
+
+
+async def _release_attachments(upload_ids: tuple[str, ...]) -> None:
+    uploads = chat_attachments.provider()
+    if upload_ids and uploads is not None:
+        await uploads.release(upload_ids=upload_ids)
 
 
 async def message_get(*, room_id: str, message_id: str, identity: Identity) -> MessageRecord:
@@ -565,7 +603,8 @@ async def room_last_seq(*, room_id: str) -> int | None:
 
 
 def expired_purge() -> int:
-    return store_call(get_store().purge_expired, now=utcnow())
+    removed = store_call(get_store().purge_expired, now=utcnow())
+    return removed + chat_attachments.purge()  # expired messages' files, unattached uploads (issue 18)
 
 
 # Bans (written by chat.moderation) --------------------------------------------------------

@@ -32,8 +32,9 @@ CONTENT_SECURITY_POLICY: Final = "; ".join(
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self' ws: wss: https:",
+        # blob: previews a file before it is sent; the bucket serves shared files (issue 18).
+        f"img-src 'self' data: blob: {settings.CHAT_UPLOADS_ORIGIN}".rstrip(),
+        f"connect-src 'self' ws: wss: https: {settings.CHAT_UPLOADS_ORIGIN}".rstrip(),
         "object-src 'none'",
         "base-uri 'none'",
         "form-action 'self'",

@@ -10,6 +10,7 @@ production (CHATSITE_ENV=production).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -64,6 +65,7 @@ INSTALLED_APPS = [
     "chat",
     "analytics",
     "unread",
+    "uploads",
 ]
 
 MIDDLEWARE = [
@@ -96,6 +98,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "uploads.context.uploads",  # the bucket's origin for the pages' CSP (issue 18)
             ],
         },
     },
@@ -351,6 +354,84 @@ if CHAT_STORAGE_BACKEND == "dynamodb":
 DYNAMODB_CONNECT_TIMEOUT = env_float("DYNAMODB_CONNECT_TIMEOUT", 2.0)
 DYNAMODB_READ_TIMEOUT = env_float("DYNAMODB_READ_TIMEOUT", 5.0)
 DYNAMODB_MAX_ATTEMPTS = env_int("DYNAMODB_MAX_ATTEMPTS", 4, minimum=1)
+
+# --- Shared files (issue 18: uploads/, docs/operations.md "File sharing") -----------------
+# S3 through django-storages when CHAT_UPLOADS_BUCKET is set: browsers post straight to the
+# bucket (presigned POST) and fetch from it (presigned GET), no file byte through daphne.
+# Without it, Django's FileSystemStorage under CHAT_UPLOADS_DIR (the embedded default).
+CHAT_UPLOADS_BUCKET = env_str("CHAT_UPLOADS_BUCKET")
+CHAT_UPLOADS_DIR = Path(env_str("CHAT_UPLOADS_DIR", str(DATA_DIR / "uploads")))
+# boto3's own variables name a stand-in (moto); the browser must reach the same endpoint.
+CHAT_UPLOADS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL_S3", env_str("AWS_ENDPOINT_URL")).rstrip("/")
+CHAT_MAX_UPLOAD_BYTES = env_int("CHAT_MAX_UPLOAD_BYTES", 25 * 1024 * 1024, minimum=1)
+CHAT_UPLOAD_BYTES_PER_USER_PER_DAY = env_int("CHAT_UPLOAD_BYTES_PER_USER_PER_DAY", 500 * 1024 * 1024, minimum=0)
+CHAT_UPLOAD_BYTES_PER_ROOM = env_int("CHAT_UPLOAD_BYTES_PER_ROOM", 5 * 1024**3, minimum=0)
+CHAT_UPLOAD_TYPES = env_list(
+    "CHAT_UPLOAD_TYPES",
+    ["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain", "application/zip",
+     "application/gzip", "application/x-7z-compressed"],
+)  # fmt: skip
+CHAT_UPLOAD_SLOT_SECONDS = env_int("CHAT_UPLOAD_SLOT_SECONDS", 300, minimum=10)  # a slot's (presigned POST's) life
+CHAT_UPLOAD_URL_SECONDS = env_int("CHAT_UPLOAD_URL_SECONDS", 3600, minimum=10)  # a download URL's life
+CHAT_UPLOAD_UNATTACHED_SECONDS = env_int("CHAT_UPLOAD_UNATTACHED_SECONDS", 3600, minimum=60)  # then purged
+CHAT_UPLOAD_MAX_PIXELS = env_int("CHAT_UPLOAD_MAX_PIXELS", 40_000_000, minimum=1)  # Pillow's bomb limit
+CHAT_MAX_ATTACHMENTS = env_int("CHAT_MAX_ATTACHMENTS", 10, minimum=1)
+
+
+def _uploads_storage() -> tuple[dict[str, Any], str]:
+    """The "uploads" storage and the origin browsers reach it on (for CSP); clear errors
+    for a half-configured one."""
+    from uploads.rules import KNOWN_TYPES  # pure module: no Django
+
+    unknown = sorted(set(CHAT_UPLOAD_TYPES) - set(KNOWN_TYPES))
+    if unknown:
+        raise ImproperlyConfigured(
+            f"CHAT_UPLOAD_TYPES: {', '.join(unknown)} cannot be recognised from a file's bytes; "
+            f"choose among {', '.join(sorted(KNOWN_TYPES))}"
+        )
+    if CHAT_MAX_UPLOAD_BYTES > 5 * 1024**3:
+        raise ImproperlyConfigured("CHAT_MAX_UPLOAD_BYTES must be at most 5 GiB (S3's limit for one POST)")
+    if not CHAT_UPLOADS_BUCKET:
+        return {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(CHAT_UPLOADS_DIR), "base_url": "/api/uploads/"},
+        }, ""
+    if env_str("CHAT_UPLOADS_DIR"):
+        raise ImproperlyConfigured("set CHAT_UPLOADS_BUCKET (S3) or CHAT_UPLOADS_DIR (the file system), not both")
+    import re
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", CHAT_UPLOADS_BUCKET):
+        raise ImproperlyConfigured(f"CHAT_UPLOADS_BUCKET {CHAT_UPLOADS_BUCKET!r} is not an S3 bucket name")
+    try:
+        import storages  # noqa: F401
+    except ImportError:
+        raise ImproperlyConfigured("CHAT_UPLOADS_BUCKET needs django-storages (see requirements.txt)") from None
+    from urllib.parse import urlsplit
+
+    endpoint = urlsplit(CHAT_UPLOADS_ENDPOINT_URL) if CHAT_UPLOADS_ENDPOINT_URL else None
+    if endpoint is not None and (endpoint.scheme not in {"http", "https"} or not endpoint.netloc):
+        raise ImproperlyConfigured(f"AWS_ENDPOINT_URL_S3 {CHAT_UPLOADS_ENDPOINT_URL!r} is not an http(s) URL")
+    origin = (
+        f"{endpoint.scheme}://{endpoint.netloc}"
+        if endpoint is not None
+        else f"https://{CHAT_UPLOADS_BUCKET}.s3.{AWS_REGION}.amazonaws.com"
+    )
+    options = {
+        "bucket_name": CHAT_UPLOADS_BUCKET,
+        "region_name": AWS_REGION,
+        "endpoint_url": CHAT_UPLOADS_ENDPOINT_URL or None,
+        # A stand-in answers on its own host (path style); AWS on the bucket's host, which is
+        # the origin in the CSP.
+        "addressing_style": "path" if endpoint is not None else "virtual",
+        "signature_version": "s3v4",
+        "default_acl": None,
+        "querystring_auth": True,
+        "file_overwrite": True,
+    }
+    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}, origin
+
+
+STORAGES["uploads"], CHAT_UPLOADS_ORIGIN = _uploads_storage()
 
 CHAT_MAX_MESSAGE_LENGTH = env_int("CHAT_MAX_MESSAGE_LENGTH", 4000, minimum=1)
 # A frame larger than this gets an error frame; daphne's own --websocket-max-message-size

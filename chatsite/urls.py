@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include("chat.client_urls")),
     path("", include("chat.urls")),
     path("", include("unread.urls")),  # /api/notifications
+    path("", include("uploads.urls")),  # /api/uploads (issue 18)
 ]

@@ -382,6 +382,7 @@ def _environment() -> list[dict[str, Any]]:
         "DYNAMODB_CONNECTIONS_TABLE": imported("ConnectionsTableName"),
         "DYNAMODB_MESSAGES_TABLE": imported("MessagesTableName"),
         "DYNAMODB_ROOMS_TABLE": imported("RoomsTableName"),
+        "CHAT_UPLOADS_BUCKET": imported("UploadsBucketName"),
         "AWS_REGION": ref("AWS::Region"),
         # The password comes from RDS's own secret (DATABASE_PASSWORD); TLS with the server's
         # certificate and name verified against the CA bundle in the image.

@@ -156,6 +156,12 @@ def parameters() -> dict[str, Any]:
             "Default": 10,
             "Description": "Alarm when DynamoDB throttles this many requests in five minutes.",
         },
+        "UploadOrigins": {
+            "Type": "CommaDelimitedList",
+            "Default": "",
+            "Description": "Optional: the site's origins (https://HOST) that post shared files to the uploads "
+            "bucket (CORS). Empty: no browser can upload.",
+        },
     }
 
 
@@ -166,6 +172,7 @@ def conditions() -> dict[str, Any]:
         "HasCognitoDomain": {"Fn::Not": [{"Fn::Equals": [ref("CognitoDomainPrefix"), ""]}]},
         "HasStaticDomain": {"Fn::Not": [{"Fn::Equals": [ref("StaticDomainName"), ""]}]},
         "HasAppOrigin": {"Fn::Not": [{"Fn::Equals": [ref("AppDomainName"), ""]}]},
+        "HasUploadOrigins": {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", ref("UploadOrigins")]}, ""]}]},
     }
 
 
@@ -302,6 +309,60 @@ def _tls_only(bucket: str) -> dict[str, Any]:
         "Action": "s3:*",
         "Resource": [getatt(bucket, "Arn"), sub("${" + bucket + ".Arn}/*")],
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+# Shared files (issue 18, uploads/): the browser posts to incoming/ (presigned POST), the app
+# moves what it verified to files/ and thumbs/. A message lives 30 days (the seed's TTL), so
+# its files do too; an upload never verified is gone after a day (the app's purge deletes
+# unattached ones after an hour, and deleted messages' files at once).
+UPLOADS_LIFECYCLE: Final = [
+    {"Id": "files-live-as-long-as-messages", "Status": "Enabled", "Prefix": "files/", "ExpirationInDays": 31},
+    {"Id": "thumbnails-too", "Status": "Enabled", "Prefix": "thumbs/", "ExpirationInDays": 31},
+    {"Id": "unverified-uploads", "Status": "Enabled", "Prefix": "incoming/", "ExpirationInDays": 1},
+    {"Id": "abort-multipart", "Status": "Enabled", "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
+]
+# What uploads/store.py calls, on the bucket's keys: presigned POST and GET are signed with
+# the role's PutObject and GetObject; HEAD (a file's size) needs ListBucket to tell a missing
+# key (404) from a forbidden one (403).
+APP_S3_OBJECT_ACTIONS: Final = ("s3:DeleteObject", "s3:GetObject", "s3:PutObject")
+
+
+def uploads_resources() -> dict[str, Any]:
+    return {
+        "UploadsBucket": {
+            "Type": "AWS::S3::Bucket",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                **PRIVATE_BUCKET,
+                "LifecycleConfiguration": {"Rules": UPLOADS_LIFECYCLE},
+                "CorsConfiguration": {
+                    "Fn::If": [
+                        "HasUploadOrigins",
+                        {
+                            "CorsRules": [
+                                {
+                                    "AllowedOrigins": ref("UploadOrigins"),
+                                    "AllowedMethods": ["POST", "GET", "HEAD"],
+                                    "AllowedHeaders": ["*"],
+                                    "MaxAge": 600,
+                                }
+                            ]
+                        },
+                        ref("AWS::NoValue"),
+                    ]
+                },
+                "Tags": _tags("uploads"),
+            },
+        },
+        "UploadsBucketPolicy": {
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {
+                "Bucket": ref("UploadsBucket"),
+                "PolicyDocument": {"Version": "2012-10-17", "Statement": [_tls_only("UploadsBucket")]},
+            },
+        },
     }
 
 
@@ -505,7 +566,7 @@ def iam_resources() -> dict[str, Any]:
         "AppRole": {
             "Type": "AWS::IAM::Role",
             "Properties": {
-                "Description": "The daphne processes: Chatsite's tables and log group, nothing else.",
+                "Description": "The daphne processes: Chatsite's tables, shared files and log group, nothing else.",
                 "AssumeRolePolicyDocument": {
                     "Version": "2012-10-17",
                     "Statement": [
@@ -527,6 +588,18 @@ def iam_resources() -> dict[str, Any]:
                                     "Effect": "Allow",
                                     "Action": list(APP_DYNAMODB_ACTIONS),
                                     "Resource": _table_arns(),
+                                },
+                                {
+                                    "Sid": "SharedFiles",
+                                    "Effect": "Allow",
+                                    "Action": list(APP_S3_OBJECT_ACTIONS),
+                                    "Resource": sub("${UploadsBucket.Arn}/*"),
+                                },
+                                {
+                                    "Sid": "SharedFilesMissingKeys",
+                                    "Effect": "Allow",
+                                    "Action": ["s3:ListBucket"],
+                                    "Resource": getatt("UploadsBucket", "Arn"),
                                 },
                                 {
                                     "Sid": "AppLogs",
@@ -1205,6 +1278,7 @@ def outputs() -> dict[str, Any]:
                 "Value": sub("${CognitoDomainPrefix}.auth.${AWS::Region}.amazoncognito.com"),
             },
             "StaticBucketName": {"Description": "push_static --bucket", "Value": ref("StaticBucket")},
+            "UploadsBucketName": {"Description": "CHAT_UPLOADS_BUCKET", "Value": ref("UploadsBucket")},
             "DistributionId": {"Description": "push_static --distribution-id", "Value": ref("StaticDistribution")},
             "DistributionDomainName": {
                 "Description": "CHAT_ALLOWED_ORIGINS (https://...) when the React app is served from here",
@@ -1247,6 +1321,7 @@ EXPORTED_OUTPUTS: Final = (
     "AppRoleName",
     "AppLogGroupName",
     "AlarmTopicArn",
+    "UploadsBucketName",
 )
 
 
@@ -1256,6 +1331,7 @@ def build_template() -> dict[str, Any]:
         table_resources(),
         cognito_resources(),
         static_resources(),
+        uploads_resources(),
         iam_resources(),
         monitoring_resources(),
     ):

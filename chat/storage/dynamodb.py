@@ -295,6 +295,7 @@ def _message(item: Item) -> MessageRecord:
         edits=_edits(item),
         removed_by=_opt_str(item, "removedBy"),
         mentions=tuple(v["S"] for v in item.get("mentions", {}).get("L", [])),
+        attachments=tuple(json.loads(_opt_str(item, "attachments") or "[]")),
     )
 
 
@@ -375,6 +376,8 @@ def _message_item(message: MessageRecord) -> Item:
         item["replyExcerpt"] = _s(message.reply_to.excerpt)
     if message.mentions:
         item["mentions"] = {"L": [_s(user_id) for user_id in message.mentions]}
+    if message.attachments:
+        item["attachments"] = _s(json.dumps(list(message.attachments), ensure_ascii=False, separators=(",", ":")))
     return item
 
 
@@ -855,6 +858,7 @@ class DynamoDBStore:
                 ttl=sent + new.ttl_seconds,
                 reply_to=new.reply_to,
                 mentions=new.mentions,
+                attachments=new.attachments,
             )
             try:
                 self._write_message(record, previous_seq=room.last_seq, client_message_key=key, now=sent)

@@ -98,6 +98,7 @@ def _message(row: models.Message) -> MessageRecord:
         edits=tuple(_past(e) for e in row.edits or []),
         removed_by=row.removed_by or None,
         mentions=tuple(row.mentions or ()),
+        attachments=tuple(row.attachments or ()),
     )
 
 
@@ -327,6 +328,7 @@ class LocalStore:
                     ttl=_epoch(new.timestamp) + new.ttl_seconds,
                     **_reply_fields(new.reply_to),
                     mentions=list(new.mentions),
+                    attachments=list(new.attachments),
                 )
                 if new.reply_to is not None:
                     models.Message.objects.filter(room_id=new.room_id, message_id=new.reply_to.message_id).update(

@@ -102,6 +102,11 @@ async def page_rooms_create(world: World, room_id: str) -> Any:
     return await _http(world, "post", "/", data={"room_id": room_id, "name": ""})
 
 
+async def rest_upload_slot(world: World, room_id: str) -> Any:
+    body = {"roomId": room_id, "name": "a.txt", "size": 3, "contentType": "text/plain"}
+    return await _http(world, "post", "/api/uploads", data=json.dumps(body), content_type="application/json")
+
+
 async def ws_join(world: World, room_id: str) -> Any:
     return await _frame(world, {"action": "joinRoom", "roomId": room_id})
 
@@ -162,6 +167,7 @@ PROBES: dict[tuple[str, str], tuple[Probe, bool]] = {
     ("url", "chat:room"): (page_room, False),
     ("url", "chat:rooms GET"): (page_rooms_list, False),
     ("url", "chat:rooms POST"): (page_rooms_create, True),
+    ("url", "uploads:slots"): (rest_upload_slot, False),
     ("action", "joinRoom"): (ws_join, False),
     ("action", "history"): (ws_history, False),
     ("action", "sendMessage"): (ws_send, False),
@@ -202,6 +208,10 @@ NAMES_NO_ROOM: dict[tuple[str, str], str] = {
     ("url", "api_auth_demo"): "the demo accounts' sign-in hint, no room",
     ("url", "jwks"): "public keys",
     ("url", "app"): "static files of the React build; rooms are named after the '#', never sent",
+    ("url", "uploads:detail"): "an upload id: only for a reader of its room (uploads/tests/test_sharing.py)",
+    ("url", "uploads:receive"): "an upload id and its slot's signed token",
+    ("url", "uploads:complete"): "an upload id: only its uploader's",
+    ("url", "uploads:download"): "a signed URL minted for readers; a signed-in non-member is refused",
     ("action", "sendmessage"): "the AWS sample's frame: always the default room",
     ("action", "ping"): "no room",
     ("action", "authenticate"): "no room",

@@ -296,6 +296,23 @@ def test_appends_get_contiguous_seqs_from_one(lobby: ChatStore) -> None:
     assert first.ttl == int(NOW.timestamp()) + MESSAGE_TTL
 
 
+def test_attachments_are_kept_with_their_message(lobby: ChatStore) -> None:
+    """A message's attachments (issue 18) come back as stored from every read; a message
+    without any has an empty tuple."""
+    files = (
+        {"id": "a" * 32, "name": "cat.png", "size": 120, "contentType": "image/png", "width": 4, "height": 3},
+        {"id": "b" * 32, "name": "r\u00e9sum\u00e9.pdf", "size": 9, "contentType": "application/pdf"},
+    )
+    with_files = replace(new_message("", client_message_id="c1"), attachments=files)
+    stored = lobby.append_message(with_files).message
+    plain = lobby.append_message(new_message("hi", client_message_id="c2")).message
+    assert stored.attachments == files and plain.attachments == ()
+    assert lobby.messages_after(room_id="lobby", after_seq=0, limit=10, now=NOW) == [stored, plain]
+    assert lobby.messages_before(room_id="lobby", before_seq=None, limit=10, now=NOW) == [stored, plain]
+    assert lobby.get_message(room_id="lobby", message_id=stored.message_id, now=NOW) == stored
+    assert lobby.append_message(with_files).message == stored  # a retry returns them too
+
+
 def test_append_to_an_unknown_room_raises_and_creates_nothing(store: ChatStore) -> None:
     """Appending to a room that does not exist raises RoomNotFound and creates neither room nor message."""
     with pytest.raises(RoomNotFound):

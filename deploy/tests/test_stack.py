@@ -163,7 +163,29 @@ def test_the_app_may_touch_only_chatsites_tables_and_their_indexes() -> None:
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "logs:DescribeLogStreams",
+        *stack.APP_S3_OBJECT_ACTIONS,
+        "s3:ListBucket",
     }
+
+
+def test_shared_files_are_a_private_bucket_the_app_reaches_by_its_keys_only() -> None:
+    """The uploads bucket (issue 18): private, encrypted, TLS only, CORS for the site's
+    origins only, lifecycle rules by prefix; the app role gets object actions on its keys
+    and ListBucket on it (a missing key is then a 404), nothing on any other bucket."""
+    bucket = RESOURCES["UploadsBucket"]["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    cors = bucket["CorsConfiguration"]["Fn::If"]
+    assert cors[0] == "HasUploadOrigins" and cors[1]["CorsRules"][0]["AllowedOrigins"] == {"Ref": "UploadOrigins"}
+    prefixes = {rule.get("Prefix"): rule.get("ExpirationInDays") for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    assert prefixes["files/"] == prefixes["thumbs/"] == 31 and prefixes["incoming/"] == 1
+    policy = RESOURCES["UploadsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert [s["Sid"] for s in policy] == ["TlsOnly"]
+    s3 = {s["Sid"]: s for s in app_statements() if any(a.startswith("s3:") for a in s["Action"])}
+    assert s3["SharedFiles"]["Resource"] == {"Fn::Sub": "${UploadsBucket.Arn}/*"}
+    assert set(s3["SharedFiles"]["Action"]) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    assert s3["SharedFilesMissingKeys"]["Resource"] == {"Fn::GetAtt": ["UploadsBucket", "Arn"]}
+    assert set(s3) == {"SharedFiles", "SharedFilesMissingKeys"}
 
 
 def test_the_static_push_may_write_only_its_bucket_and_invalidate_only_its_distribution() -> None:

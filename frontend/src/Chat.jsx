@@ -13,6 +13,7 @@ import { attachChanges } from '../../static/chat/core/changes.js';
 import { ReplyBar, ThreadPanel, scrollToMessage } from './MessageChanges.jsx';
 import { enable as enableNotifications, permission, show as showNotification } from '../../static/chat/core/notify.js';
 import { ReadState, badge, mentionQuery, mentionsUser, suggestNames } from '../../static/chat/core/unread.js';
+import { FilePicker, useDropTarget, useUploads } from './Files.jsx';
 import MessageList from './MessageList.jsx';
 import { TypingLine, usePresence } from './Presence.jsx';
 import { BrowseRooms, DirectList, MembersPanel, MessageSomeone, StartRoom, usePeople } from './People.jsx';
@@ -90,11 +91,14 @@ function RoomSettings({ settings }) {
   ) : null;
 }
 
-function Composer({ onSend, roomName, offline, disabledReason, inputRef, onType, names = () => [], self = null }) {
+function Composer({ onSend, roomName, offline, disabledReason, inputRef, onType, names = () => [], self = null, files = null, onFiles = () => {} }) {
   const [text, setText] = useState('');
   const [complete, setComplete] = useState(null); // {start, options, active} while typing an @name
   const tooLong = text.length > MAX_MESSAGE_LENGTH;
   const disabled = Boolean(disabledReason);
+  // Shared files (issue 18): a message takes the finished uploads; it waits for those on their way.
+  const ready = files ? files.items.some((i) => i.status === 'done') : false;
+  const uploading = files ? files.items.some((i) => i.status === 'uploading') : false;
 
   function onChange(event) {
     setText(event.target.value);
@@ -112,8 +116,8 @@ function Composer({ onSend, roomName, offline, disabledReason, inputRef, onType,
 
   function submit(event) {
     event.preventDefault();
-    if (disabled || !text.trim() || tooLong) return;
-    onSend(text);
+    if (disabled || (!text.trim() && !ready) || tooLong || uploading) return;
+    onSend(text.trim() ? text : '', files ? files.tray.takeDone() : []);
     setText('');
   }
 
@@ -142,10 +146,12 @@ function Composer({ onSend, roomName, offline, disabledReason, inputRef, onType,
   let hint = 'Enter to send, Shift+Enter for a new line';
   if (disabled) hint = disabledReason;
   else if (tooLong) hint = `${text.length - MAX_MESSAGE_LENGTH} characters over the limit`;
+  else if (uploading) hint = 'Files are uploading: send when they are done.';
   else if (offline) hint = 'Offline: what you send now goes out when the connection is back.';
 
   return (
-    <form className={`composer${disabled ? ' disabled' : ''}`} onSubmit={submit}>
+    <form className={`composer${files ? ' with-files' : ''}${disabled ? ' disabled' : ''}`} onSubmit={submit}>
+      {files && <FilePicker tray={files.tray} items={files.items} onFiles={onFiles} />}
       {complete && (
         <ul className="mention-suggestions" id="mention-suggestions" role="listbox">
           {complete.options.map((name, i) => (
@@ -184,8 +190,14 @@ function Composer({ onSend, roomName, offline, disabledReason, inputRef, onType,
         onBlur={() => setComplete(null)}
         aria-controls={complete ? 'mention-suggestions' : undefined}
         aria-activedescendant={complete ? `mention-option-${complete.active}` : undefined}
+        onPaste={(e) => {
+          if (e.clipboardData?.files?.length) {
+            e.preventDefault(); // a pasted screenshot is a file, not text
+            onFiles(e.clipboardData.files);
+          }
+        }}
       />
-      <button type="submit" className="primary" disabled={disabled || !text.trim() || tooLong}>
+      <button type="submit" className="primary" disabled={disabled || (!text.trim() && !ready) || tooLong || uploading}>
         Send
       </button>
       <span id="composer-hint" className={tooLong || disabled ? 'hint error' : 'hint'}>
@@ -546,6 +558,11 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   let disabledReason = null;
   if (banned) disabledReason = BANNED_TEXT;
   else if (room.settings?.archived) disabledReason = 'This room is archived: it takes no new messages.';
+  // Shared files (issue 18): uploads are for the room they were made in.
+  const files = useUploads(api);
+  const addFiles = useCallback((list) => list?.length && files.tray.add(list, roomId), [files.tray, roomId]);
+  const drop = useDropTarget(addFiles);
+  useEffect(() => () => files.tray.clear(), [files.tray, roomId]);
 
   return (
     <div className={`chat-shell${drawerOpen ? ' drawer-open' : ''}`}>
@@ -637,7 +654,11 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
         </div>
       </nav>
       {drawerOpen && <div className="sidebar-scrim" onClick={() => closeDrawer()} aria-hidden="true" />}
-      <main className="main-pane room" aria-labelledby="room-title">
+      <main
+        className={`main-pane room${drop.over ? ' drop-target' : ''}`}
+        aria-labelledby="room-title"
+        {...drop.props}
+      >
         <div className="room-head">
           <button
             type="button"
@@ -689,6 +710,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
               outbox={roomOutbox}
               isOwn={isOwn}
               me={user}
+              fileBase={api.base}
               hasMore={room.hasMore}
               loadingHistory={room.loadingHistory}
               stoppedText={
@@ -723,9 +745,11 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
               onType={live.keystroke}
               self={user?.username ?? null}
               names={() => [...room.messages.map((m) => m.username), ...(room.members ?? []).map((m) => m.username)]}
-              onSend={(text) => {
+              files={files}
+              onFiles={addFiles}
+              onSend={(text, attachments) => {
                 live.sent();
-                connection.send(roomId, text, { replyTo: replyTo?.messageId ?? null });
+                connection.send(roomId, text, { replyTo: replyTo?.messageId ?? null, attachments });
                 setReplyTo(null);
               }}
             />

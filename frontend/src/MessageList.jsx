@@ -17,6 +17,7 @@ import { Fragment, useEffect, useLayoutEffect, useRef, useState } from 'react';
 
 import { avatarColor, continuesGroup, initials } from './display.js';
 import { firstUnreadSeq, mentionsUser } from '../../static/chat/core/unread.js';
+import { Attachments } from './Files.jsx';
 import { linkify } from './linkify.js';
 import { PresenceDot } from './Presence.jsx';
 import { MessageBody } from './MessageChanges.jsx';
@@ -62,7 +63,7 @@ function useNow(on) {
   return now;
 }
 
-function Message({ message, own, grouped, active, reported, menuOpen, onMenu, lineKey, presenceOf, ui, mention }) {
+function Message({ message, own, grouped, active, reported, menuOpen, onMenu, lineKey, presenceOf, ui, mention, fileBase }) {
   const classes = ['message', 'msg', own && 'own', grouped && 'grouped', message.removed && 'removed', mention && 'mention'];
   const tab = active ? 0 : -1;
   return (
@@ -93,6 +94,7 @@ function Message({ message, own, grouped, active, reported, menuOpen, onMenu, li
         ) : (
           <MessageBody message={message} ui={ui} />
         )}
+        {!message.removed && <Attachments list={message.attachments} base={fileBase} />}
       </div>
       <button
         type="button"
@@ -109,7 +111,7 @@ function Message({ message, own, grouped, active, reported, menuOpen, onMenu, li
   );
 }
 
-function Pending({ item, username, userId, grouped, active, now, onRetry, onDiscard, lineKey }) {
+function Pending({ item, username, userId, grouped, active, now, onRetry, onDiscard, lineKey, fileBase }) {
   const failed = item.status === 'failed';
   const tab = active ? 0 : -1;
   const classes = ['message', 'msg', 'own', item.status, grouped && 'grouped'];
@@ -129,6 +131,7 @@ function Pending({ item, username, userId, grouped, active, now, onRetry, onDisc
         <p className="text" dir="auto">
           <MessageText text={item.text} tabIndex={tab} />
         </p>
+        <Attachments list={item.attachments} base={fileBase} />
         <div className="delivery">
           {/* Only a pending or failed message says how it is doing; an acknowledged one says nothing. */}
           <span className="status" data-code={item.code ?? item.retrying ?? undefined}>
@@ -175,6 +178,7 @@ export default function MessageList({
   userId = null, // read state (issue 16): mentions of this user are highlighted
   dividerAfter = null, // the last-read seq when the room was opened: "New messages" goes after it
   onSeen = null, // (seq) => the messages up to seq are on screen
+  fileBase = '',
 }) {
   const scroller = useRef(null);
   const olderButton = useRef(null);
@@ -344,6 +348,7 @@ export default function MessageList({
                     presenceOf={presenceOf}
                     ui={ui}
                     mention={mentionsUser(m, userId)}
+                    fileBase={fileBase}
                   />
                   </Fragment>
                 );
@@ -367,6 +372,7 @@ export default function MessageList({
                 now={now}
                 onRetry={onRetry}
                 onDiscard={onDiscard}
+                fileBase={fileBase}
               />
             );
           })}

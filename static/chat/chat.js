@@ -23,6 +23,7 @@ import { renderMarkdown } from "./core/format.js";
 import { snapshot } from "./core/rooms.js";
 import { errorText, pendingText } from "./core/words.js";
 import { ReadState, badge } from "./core/unread.js";
+import { renderAttachments, setupFiles } from "./files.js";
 import { createMessageMenu } from "./message-menu.js";
 import { setupPresence } from "./presence-ui.js";
 import { PEOPLE_ACTIONS } from "./core/people.js";
@@ -87,6 +88,8 @@ function start(app) {
   setupReporting(document.getElementById("report-dialog"));
   // Edit, delete, react, reply, threads (changes-ui.js); set up below, once `view` exists.
   let changesUi = null;
+  // Shared files (issue 18): the tray above the composer; a message takes the finished ones.
+  const files = setupFiles({ room: el.room, form: el.form, input: el.input, roomId: () => view.roomId });
 
   const view = {
     roomId: el.room.dataset.roomId || null, // the open room, or null on the room list page
@@ -410,6 +413,7 @@ function start(app) {
       markEdited(li, Boolean(m.editedAt));
     }
     changesUi.decorate(li, m);
+    renderAttachments(li, m.removed ? [] : m.attachments); // shared files (files.js)
     if (mine) setDelivery(li, "sent", "");
     return li;
   }
@@ -441,6 +445,7 @@ function start(app) {
       li.dataset.timestamp = new Date(parseTimestamp(item.createdAt)).toISOString();
       view.pending.set(item.clientMessageId, li);
     }
+    renderAttachments(li, item.attachments);
     const [kind, text] = deliveryOf(item);
     setDelivery(li, kind, text);
     const code = item.status === "failed" ? item.code : item.retrying; // in words on the line, as data here
@@ -655,6 +660,7 @@ function start(app) {
     }
     menu.close({ restoreFocus: false });
     hideNotice();
+    files.clear(); // uploads are for the room they were made in
     if (push) history.pushState({ roomId }, "", roomLink(roomId)?.href ?? `/rooms/${roomId}/`);
     el.home?.remove();
     el.home = null;
@@ -913,14 +919,22 @@ function start(app) {
 
   function submit() {
     const text = el.input.value;
-    if (!text.trim() || !view.roomId) return;
+    const ready = files.attachments().length > 0;
+    if ((!text.trim() && !ready) || !view.roomId) return;
     if (codePoints(text) > MAX_LENGTH) {
       updateCounter();
       return;
     }
+    if (files.busy) {
+      el.counter.textContent = "Files are still uploading: send when they are done.";
+      return;
+    }
     el.input.value = "";
     updateCounter();
-    connection.send(view.roomId, text, { replyTo: changesUi.takeReply() });
+    connection.send(view.roomId, text.trim() ? text : "", {
+      replyTo: changesUi.takeReply(),
+      attachments: files.takeDone(),
+    });
   }
 
   el.form.addEventListener("submit", (event) => {

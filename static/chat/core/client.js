@@ -142,7 +142,7 @@ export function parseExpiresAt(value) {
  *   reported     {roomId, messageId}   a report (reportMessage) reached the moderators
  *   presence     {userId, status, lastSeenAt}   (with `presence: true`) a user's presence changed
  *   typing       {roomId, userId, username}     (with `presence: true`) someone is typing
- *   outbox       [{clientMessageId, roomId, text, status, code?, error?, retrying?, retryAt?, seq?}]
+ *   outbox       [{clientMessageId, roomId, text, attachments, status, code?, error?, retrying?, retryAt?, seq?}]
  *                status: pending | sent | failed; retrying: the error code a retry waits out,
  *                retryAt: when that retry goes (ms since the epoch)
  *   roomError    {roomId, code, message}
@@ -183,6 +183,7 @@ export class ChatConnection {
         clientMessageId: saved.clientMessageId,
         roomId: saved.roomId,
         text: saved.text,
+        attachments: Array.isArray(saved.attachments) ? saved.attachments : [],
         status: 'pending',
         attempts: 0,
         createdAt: saved.createdAt ?? Date.now(),
@@ -760,13 +761,18 @@ export class ChatConnection {
     if (this.state === ConnectionState.LIVE) this.sendJoin(roomId, null);
   }
 
-  /** Queue a message; it is sent now if the room is live, else once it is. `replyTo`: a message id. */
-  send(roomId, text, { replyTo = null } = {}) {
+  /**
+   * Queue a message; it is sent now if the room is live, else once it is. `replyTo`: a
+   * message id. `attachments`: finished uploads (uploads.js), sent as their ids; the text
+   * may then be empty.
+   */
+  send(roomId, text, { replyTo = null, attachments = [] } = {}) {
     const item = {
       clientMessageId: newClientMessageId(),
       roomId,
       text,
       replyTo,
+      attachments: attachments.filter(Boolean),
       status: 'pending',
       attempts: 0,
       createdAt: Date.now(),
@@ -838,6 +844,7 @@ export class ChatConnection {
       message: item.text,
       clientMessageId: item.clientMessageId,
       ...(item.replyTo ? { replyTo: item.replyTo } : {}),
+      ...(item.attachments?.length ? { attachments: item.attachments.map((a) => a.id) } : {}),
     });
     if (!sent) return;
     item.attempts += 1;
@@ -885,10 +892,11 @@ export class ChatConnection {
   /** The outbox as the UIs show it: plain copies, in the order typed. */
   outboxItems() {
     return (
-      [...this.outbox.values()].map(({ clientMessageId, roomId, text, status, code, error, retrying, retryAt, seq, createdAt }) => ({
+      [...this.outbox.values()].map(({ clientMessageId, roomId, text, attachments, status, code, error, retrying, retryAt, seq, createdAt }) => ({
         clientMessageId,
         roomId,
         text,
+        attachments: attachments ?? [],
         status,
         code,
         error,

@@ -46,9 +46,10 @@ export function localOutboxStore(userKey, storage = defaultStorage()) {
     },
     put(item) {
       if (!storage) return;
-      const { clientMessageId, roomId, text, createdAt } = item;
+      const { clientMessageId, roomId, text, createdAt, attachments = [] } = item;
       try {
-        storage.setItem(prefix + clientMessageId, JSON.stringify({ clientMessageId, roomId, text, createdAt }));
+        const saved = { clientMessageId, roomId, text, createdAt, attachments };
+        storage.setItem(prefix + clientMessageId, JSON.stringify(saved));
       } catch {
         // storage full: the message still goes out from memory
       }

@@ -76,6 +76,8 @@ export function messageOf(frame) {
     replyTo: frame.replyTo && typeof frame.replyTo.messageId === 'string' ? frame.replyTo : null,
     replyCount: Number.isInteger(frame.replyCount) ? frame.replyCount : 0,
     mentions: Array.isArray(frame.mentions) && frame.removed !== true ? frame.mentions.map(String) : [],
+    // Shared files (issue 18, uploads.js); a tombstone has none.
+    attachments: frame.removed !== true && Array.isArray(frame.attachments) ? frame.attachments : [],
   };
 }
 

@@ -1,0 +1,176 @@
+"""Sharing files in a room, end to end through the API, the socket and the storage: on the
+embedded default (file system) and on S3 (moto), with SQLite, PostgreSQL and DynamoDB."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import requests
+from asgiref.sync import sync_to_async
+from django.test import Client
+
+from chat import moderation, services
+from chat.storage import get_store
+from uploads.models import Upload
+from uploads.tests.conftest import Setup, User, frame_of, make_user, users
+from uploads.tests.images import PDF, has_gps, jpeg_with_gps, png_with_gps
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
+
+
+def fetch(client: Client, url: str) -> tuple[int, bytes, dict[str, str]]:
+    """GET a download URL as a browser does: a redirect to S3 is followed (no cookies there)."""
+    response = client.get(url)
+    if response.status_code == 302:
+        remote = requests.get(response["Location"], timeout=10)
+        headers = {k.lower(): v for k, v in remote.headers.items()}
+        headers["x-content-type-options"] = response.get("X-Content-Type-Options", "")
+        return remote.status_code, remote.content, headers
+    body = b"".join(response.streaming_content) if response.streaming else response.content  # type: ignore[attr-defined]
+    return response.status_code, body, {k.lower(): v for k, v in response.items()}
+
+
+def _room(room_id: str, *, private_for: User | None = None) -> None:
+    services.room_create(room_id=room_id, name=room_id.title())
+    if private_for is not None:
+        store = get_store()
+        store.update_room(room_id=room_id, private=True, now=services.utcnow(), ttl_seconds=3600)
+        store.add_member(room_id=room_id, user_id=private_for.identity.user_id)
+
+
+async def _share(
+    alice: User, sockets: Any, room_id: str, files: list[dict[str, Any]], text: str = ""
+) -> dict[str, Any]:
+    socket = await sockets(alice)
+    await socket.send_json_to({"action": "joinRoom", "roomId": room_id})
+    await frame_of(socket, "joined", roomId=room_id)
+    frame = {"action": "sendMessage", "roomId": room_id, "message": text, "clientMessageId": "m1"}
+    await socket.send_json_to({**frame, "attachments": [f["id"] for f in files]})
+    return await frame_of(socket, "message", clientMessageId="m1")
+
+
+async def test_an_image_and_a_pdf_are_shared_and_reach_the_room(setup: Setup, sockets: Any) -> None:
+    """A PNG and a PDF, uploaded straight to the storage and sent with an empty text: the
+    room gets them with sizes, the image's dimensions and thumbnail; the served image has
+    no EXIF (no location); the PDF is a download; both are served with nosniff."""
+    alice, bob = await users("alice"), await users("bob")
+    await sync_to_async(_room)("photos")
+    png = png_with_gps(64, 48)
+    image = await sync_to_async(alice.upload)("photos", "holiday.png", png, "image/png")
+    pdf = await sync_to_async(alice.upload)("photos", "plan.pdf", PDF, "application/pdf")
+    assert (image["width"], image["height"], image["contentType"]) == (64, 48, "image/png")
+    assert pdf["contentType"] == "application/pdf" and pdf["size"] == len(PDF) and pdf["thumbnailUrl"] is None
+
+    watcher = await sockets(bob)
+    await watcher.send_json_to({"action": "joinRoom", "roomId": "photos"})
+    await frame_of(watcher, "joined", roomId="photos")
+    echo = await _share(alice, sockets, "photos", [image, pdf])
+    seen = await frame_of(watcher, "message", clientMessageId="m1")
+    assert echo["message"] == "" and seen["messageId"] == echo["messageId"]
+    shared = seen["attachments"]
+    assert [a["name"] for a in shared] == ["holiday.png", "plan.pdf"]
+    assert set(shared[0]) == {"id", "name", "size", "contentType", "width", "height", "url", "thumbnailUrl"}
+
+    status, body, headers = await sync_to_async(fetch)(bob.client, shared[0]["url"])
+    assert status == 200 and headers["content-type"] == "image/png"
+    assert body.startswith(b"\x89PNG") and not has_gps(body)
+    assert headers["x-content-type-options"] == "nosniff"
+    status, thumb, headers = await sync_to_async(fetch)(bob.client, shared[0]["thumbnailUrl"])
+    assert (status == 200 and thumb[:4] in {b"\x89PNG", b"\xff\xd8\xff\xe0"[:4]}) or thumb.startswith(b"\xff\xd8")
+    status, body, headers = await sync_to_async(fetch)(bob.client, shared[1]["url"])
+    assert status == 200 and body == PDF
+    assert headers["content-disposition"].startswith("attachment;") and "plan.pdf" in headers["content-disposition"]
+
+    # History (a reload) carries them too, with fresh URLs.
+    await watcher.send_json_to({"action": "history", "roomId": "photos"})
+    page = await frame_of(watcher, "history", roomId="photos")
+    assert [a["id"] for a in page["messages"][-1]["attachments"]] == [image["id"], pdf["id"]]
+    # What is stored: the verified file and the thumbnail, nothing left where the browser posts.
+    keys = await sync_to_async(setup.keys)()
+    assert keys == {f"files/{image['id']}", f"thumbs/{image['id']}", f"files/{pdf['id']}"}
+
+
+async def test_a_jpeg_loses_its_location_and_text_goes_with_files(setup: Setup, sockets: Any) -> None:
+    alice = await users("alice")
+    await sync_to_async(_room)("lobby")
+    photo = await sync_to_async(alice.upload)("lobby", "IMG_0001.JPG", jpeg_with_gps(), "image/jpeg")
+    echo = await _share(alice, sockets, "lobby", [photo], text="look")
+    assert echo["message"] == "look" and echo["attachments"][0]["width"] == 80
+    status, body, _ = await sync_to_async(fetch)(alice.client, echo["attachments"][0]["url"])
+    assert status == 200 and body.startswith(b"\xff\xd8") and not has_gps(body)
+
+
+async def test_a_non_member_reaches_neither_the_file_nor_its_thumbnail(setup: Setup, sockets: Any) -> None:
+    """In a private room: a non-member gets no URL, and a member's signed URLs refuse her."""
+    owner, mallory = await users("owner"), await users("mallory")
+    await sync_to_async(_room)("secret", private_for=owner)
+    image = await sync_to_async(owner.upload)("secret", "plan.png", png_with_gps(), "image/png")
+    echo = await _share(owner, sockets, "secret", [image])
+    entry = echo["attachments"][0]
+    for url in (entry["url"], entry["thumbnailUrl"]):
+        assert (await sync_to_async(fetch)(owner.client, url))[0] == 200
+        status, body, _ = await sync_to_async(fetch)(mallory.client, url)
+        assert status == 404 and b"PNG" not in body
+    assert (await sync_to_async(mallory.client.get)(f"/api/uploads/{entry['id']}")).status_code == 404
+    fresh = await sync_to_async(owner.client.get)(f"/api/uploads/{entry['id']}")
+    assert fresh.status_code == 200 and fresh.json()["attachment"]["id"] == entry["id"]
+    # Without the signature, or with another's, nothing is served to anyone.
+    bare = entry["url"].split("?")[0]
+    assert (await sync_to_async(owner.client.get)(bare)).status_code == 403
+    forged = entry["thumbnailUrl"].replace("/thumbnail?", "/file?")
+    assert (await sync_to_async(owner.client.get)(forged)).status_code == 403
+
+
+async def test_expiry_and_an_hour_unattached_remove_the_objects(setup: Setup, sockets: Any) -> None:
+    alice = await users("alice")
+    await sync_to_async(_room)("lobby")
+    shared = await sync_to_async(alice.upload)("lobby", "a.txt", b"hello\n", "text/plain")
+    kept = await sync_to_async(alice.upload)("lobby", "b.txt", b"bye\n", "text/plain")
+    echo = await _share(alice, sockets, "lobby", [shared])
+    assert await sync_to_async(services.expired_purge)() == 0
+    assert await sync_to_async(setup.keys)() == {f"files/{shared['id']}", f"files/{kept['id']}"}
+
+    past = services.utcnow() - timedelta(hours=2)
+    await Upload.objects.filter(pk=kept["id"]).aupdate(created_at=past)  # never attached for two hours
+    await Upload.objects.filter(pk=shared["id"]).aupdate(expires_at=past)  # its message's ttl passed
+    assert await sync_to_async(services.expired_purge)() >= 2
+    assert await sync_to_async(setup.keys)() == set()
+    assert not await Upload.objects.filter(pk__in=[shared["id"], kept["id"]]).aexists()
+    assert (await sync_to_async(fetch)(alice.client, echo["attachments"][0]["url"]))[0] == 404
+
+
+async def test_a_deleted_message_takes_its_files_at_once(setup: Setup, sockets: Any) -> None:
+    alice = await users("alice")
+    moderator = await sync_to_async(make_user)("mod")
+    from django.contrib.auth import get_user_model
+
+    staff = await get_user_model().objects.aget(username="mod")
+    staff.is_staff = staff.is_superuser = True
+    await staff.asave()
+    await sync_to_async(_room)("lobby")
+    image = await sync_to_async(alice.upload)("lobby", "x.png", png_with_gps(), "image/png")
+    echo = await _share(alice, sockets, "lobby", [image])
+    assert moderator is not None
+    await sync_to_async(moderation.message_delete)(
+        moderator=staff, room_id="lobby", message_id=echo["messageId"], reason="spam"
+    )
+    assert await sync_to_async(setup.keys)() == set()
+    assert (await sync_to_async(fetch)(alice.client, echo["attachments"][0]["url"]))[0] == 404
+
+
+def test_the_uploaded_bytes_never_pass_through_the_site_on_s3(setup: Setup) -> None:
+    """On S3 a slot is a presigned POST to the bucket (type and size in its policy); on the
+    embedded default the same shape points at the site's one-time URL."""
+    alice = make_user("alice")
+    _room("lobby")
+    slot = alice.slot("lobby", "a.txt", 6, "text/plain").json()
+    assert set(slot) == {"uploadId", "url", "fields", "expiresAt"}
+    if setup.s3:
+        assert slot["url"].startswith("http") and slot["fields"]["key"] == f"incoming/{slot['uploadId']}"
+        assert {"policy", "Content-Type"} <= set(slot["fields"]) or {"Policy", "Content-Type"} <= set(slot["fields"])
+    else:
+        assert slot["url"] == f"/api/uploads/{slot['uploadId']}/data" and set(slot["fields"]) == {"token"}
+    assert alice.send_file(slot, "a.txt", b"hello\n") in {200, 201, 204}
+    assert alice.complete(slot["uploadId"]).status_code == 200
