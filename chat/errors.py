@@ -35,6 +35,8 @@ class ErrorCode(StrEnum):
     SLOW_MODE = "slow_mode"  # one post per retryAfter seconds in this room
     MUTED = "muted"  # the user may not post (here) until retryAfter seconds from now
     UNKNOWN_MESSAGE = "unknown_message"
+    # Search (docs/protocol.md "Search")
+    INVALID_QUERY = "invalid_query"  # a search query that cannot be read; the message says why
     # The server
     STORAGE_UNAVAILABLE = "storage_unavailable"
     INTERNAL_ERROR = "internal_error"

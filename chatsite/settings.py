@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "accounts",
     "chat",
     "analytics",
+    "search",  # user search over the rooms they read (issue 19)
 ]
 
 MIDDLEWARE = [

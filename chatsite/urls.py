@@ -13,5 +13,6 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("", include("accounts.api_urls")),  # /api/auth/*, /.well-known/jwks.json
     path("", include("chat.client_urls")),
+    path("", include("search.urls")),  # /api/search (issue 19)
     path("", include("chat.urls")),
 ]

@@ -566,6 +566,19 @@ class DynamoDBStore:
     def is_member(self, *, room_id: str, user_id: str) -> bool:
         return user_id in self.room_members(room_id)
 
+    def member_rooms(self, *, user_id: str) -> list[str]:
+        # A scan of the rooms table (as list_rooms is), filtered by the members set: rooms
+        # are few next to messages, and search reads the room list anyway.
+        items = self._scan(
+            TableName=self.tables.rooms,
+            ConsistentRead=True,
+            FilterExpression="contains(#members, :user)",
+            ProjectionExpression="roomId",
+            ExpressionAttributeNames={"#members": "members"},
+            ExpressionAttributeValues={":user": _s(user_id)},
+        )
+        return sorted(item["roomId"]["S"] for item in items)
+
     # Messages ---------------------------------------------------------------------------------
 
     def _get_message(self, message_id: str) -> MessageRecord | None:
