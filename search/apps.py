@@ -11,4 +11,4 @@ class SearchConfig(AppConfig):
 
         # Every stored room change reaches the index (search.indexer); chat knows no more of search.
         services.on_room_change_stored(indexer.notify)
-        metrics.register()
+        metrics.register(indexer.lag)

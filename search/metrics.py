@@ -7,8 +7,8 @@ cursors: search.indexer.lag), not on any per-message path.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from typing import Final
+from collections.abc import Callable, Iterator
+from typing import Any, Final
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -29,15 +29,19 @@ INDEX_FAILURES: Final = Counter(
 
 
 class _LagCollector(Collector):
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        from search import indexer
+    """Measures the lag with the function it is given (search.indexer.lag: the indexer
+    imports this module for its counters, so it hands the measure over, not the reverse)."""
 
+    def __init__(self, measure: Callable[[], Any]) -> None:
+        self.measure = measure
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         events = GaugeMetricFamily(
             "chatsite_search_index_lag_events", "Room events stored and not yet in the search index."
         )
         rooms = GaugeMetricFamily("chatsite_search_index_lag_rooms", "Rooms whose search index is behind.")
         try:
-            lag = indexer.lag()
+            lag = self.measure()
         except Exception:
             log.warning("search: the index lag could not be measured", exc_info=True)
             return
@@ -53,8 +57,8 @@ class _LagCollector(Collector):
 _collector: _LagCollector | None = None
 
 
-def register() -> None:
+def register(measure: Callable[[], Any]) -> None:
     global _collector
     if _collector is None:
-        _collector = _LagCollector()
+        _collector = _LagCollector(measure)
         REGISTRY.register(_collector)
