@@ -9,6 +9,7 @@
 import { useCallback, useEffect, useReducer, useRef, useState } from 'react';
 
 import MessageList from './MessageList.jsx';
+import Search from './Search.jsx';
 import { emptyRoom, roomsReducer } from './roomStore.js';
 import { ConnectionState } from './websocket.js';
 
@@ -284,6 +285,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
         </div>
       </header>
       <nav className="rooms" aria-label="Rooms">
+        <Search api={api} connection={connection} onOpenRoom={(id) => (window.location.hash = `#/rooms/${id}`)} />
         <ul>
           {shownRooms.map((r) => {
             const unread = state[r.roomId]?.unread ?? 0;

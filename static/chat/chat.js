@@ -21,6 +21,7 @@ import { linkify } from "./core/linkify.js";
 import { snapshot } from "./core/rooms.js";
 import { createMessageMenu } from "./message-menu.js";
 import { setupReporting } from "./report.js";
+import { setupSearch } from "./search-ui.js";
 
 const app = document.getElementById("chat-app");
 
@@ -870,6 +871,21 @@ function start(app) {
   el.noticeDismiss.addEventListener("click", () => {
     hideNotice();
     el.input.focus();
+  });
+
+  // Search (issue 19): a result opens its room here and shows its message in context.
+  setupSearch({
+    connection,
+    openRoom,
+    revealMessage(roomId, seq) {
+      const li = roomId === view.roomId ? el.list.querySelector(`li[data-seq="${Number(seq)}"]`) : null;
+      if (!li) return false;
+      li.scrollIntoView({ block: "center" });
+      li.classList.add("found");
+      setTimeout(() => li.classList.remove("found"), 4000);
+      activate(li);
+      return true;
+    },
   });
 
   watchBrowser(connection, window);
