@@ -107,7 +107,7 @@ class _SqlEngine:
 
     name = "sql"
 
-    def _match(self, query: Query) -> tuple[str, str, list[Any]]:
+    def _match(self, query: Query, room_ids: Sequence[str]) -> tuple[str, str, list[Any]]:
         """(FROM/JOIN addition, WHERE condition, params) that match the query's text."""
         raise NotImplementedError
 
@@ -124,7 +124,7 @@ class _SqlEngine:
         params: list[Any] = []
         joins, where = "", ["e.ttl > %s"]
         if query.has_text:
-            joins, match, match_params = self._match(query)
+            joins, match, match_params = self._match(query, room_ids)
             where.insert(0, match)
             params.extend(match_params)
             score = self._score()
@@ -187,19 +187,21 @@ class SqliteEngine(_SqlEngine):
 
     name = "sqlite-fts5"
 
-    def _match(self, query: Query) -> tuple[str, str, list[Any]]:
+    def _match(self, query: Query, room_ids: Sequence[str]) -> tuple[str, str, list[Any]]:
         # Each term quoted: FTS5 reads a quoted string as a phrase of tokens, never as syntax,
-        # and the terms hold no quote (search.query).
+        # and the terms hold no quote (search.query). Room tokens are [a-z0-9] only.
         parts = [f'"{word}"' for word in query.words]
         parts += [f'"{" ".join(phrase)}"' for phrase in query.phrases]
         if query.prefix:
             parts.append(f'"{query.prefix}"*')
+        rooms = " OR ".join(room_token(r) for r in room_ids)
         join = f" JOIN {FTS_TABLE} ON {FTS_TABLE}.rowid = e.id"
-        return join, f"{FTS_TABLE} MATCH %s", [" ".join(parts)]
+        return join, f"{FTS_TABLE} MATCH %s", [f"text:({' '.join(parts)}) AND room:({rooms})"]
 
     def _score(self) -> str:
-        # bm25 is lower for better matches; rounded so that a cursor compares it exactly.
-        return f"round(-bm25({FTS_TABLE}), 6)"
+        # bm25 is lower for better matches (the room column weighs nothing); rounded so that
+        # a cursor compares it exactly.
+        return f"round(-bm25({FTS_TABLE}, 1.0, 0.0), 6)"
 
 
 class PostgresEngine(_SqlEngine):
@@ -207,7 +209,7 @@ class PostgresEngine(_SqlEngine):
 
     name = "postgresql"
 
-    def _match(self, query: Query) -> tuple[str, str, list[Any]]:
+    def _match(self, query: Query, room_ids: Sequence[str]) -> tuple[str, str, list[Any]]:
         # websearch_to_tsquery never fails on its input; every term is quoted, so "or" and a
         # leading "-" stay words. The prefix is a tsquery of one lexeme of letters and digits.
         web = " ".join([f'"{w}"' for w in query.words] + [f'"{" ".join(p)}"' for p in query.phrases])
@@ -246,16 +248,32 @@ def get_engine() -> SearchEngine:
 
 # The full-text structures, made by the migration (search/migrations/0001_initial.py) ------------
 
+# FTS5 indexes each entry's room as a token too: a query ANDs its words with the readable
+# rooms' tokens, so FTS5 ranks only the matches in those rooms (not every match in every
+# room, which made common words slow at a million messages). Room ids are [A-Za-z0-9_-]:
+# the token escapes x, - and _ with x; ids that differ only in case share a token, which
+# costs a few rows the exact room_id filter then drops, never a room the user cannot read.
+_ROOM_KEY_SQL: Final = "'rm' || lower(replace(replace(replace({}, 'x', 'xx'), '-', 'x0'), '_', 'x1'))"
+
+
+def room_token(room_id: str) -> str:
+    return "rm" + room_id.replace("x", "xx").replace("-", "x0").replace("_", "x1").lower()
+
+
+def _fts_row(row: str) -> str:
+    return f"{row}.text, {_ROOM_KEY_SQL.format(row + '.room_id')}"
+
+
 _SQLITE_CREATE: Final = [
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
-    f"text, content='{TABLE}', content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(text, room, content='{TABLE}', "
+    "content_rowid='id', prefix='2 3', tokenize='unicode61 remove_diacritics 2')",
     f"CREATE TRIGGER IF NOT EXISTS search_entry_ai AFTER INSERT ON {TABLE} BEGIN "
-    f"INSERT INTO {FTS_TABLE}(rowid, text) VALUES (new.id, new.text); END",
+    f"INSERT INTO {FTS_TABLE}(rowid, text, room) VALUES (new.id, {_fts_row('new')}); END",
     f"CREATE TRIGGER IF NOT EXISTS search_entry_ad AFTER DELETE ON {TABLE} BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, text) VALUES ('delete', old.id, old.text); END",
-    f"CREATE TRIGGER IF NOT EXISTS search_entry_au AFTER UPDATE OF text ON {TABLE} BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, text) VALUES ('delete', old.id, old.text); "
-    f"INSERT INTO {FTS_TABLE}(rowid, text) VALUES (new.id, new.text); END",
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, text, room) VALUES ('delete', old.id, {_fts_row('old')}); END",
+    f"CREATE TRIGGER IF NOT EXISTS search_entry_au AFTER UPDATE OF text, room_id ON {TABLE} BEGIN "
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, text, room) VALUES ('delete', old.id, {_fts_row('old')}); "
+    f"INSERT INTO {FTS_TABLE}(rowid, text, room) VALUES (new.id, {_fts_row('new')}); END",
 ]
 _SQLITE_DROP: Final = [
     "DROP TRIGGER IF EXISTS search_entry_ai",
