@@ -163,6 +163,7 @@ def _generate(args: argparse.Namespace, rng: random.Random, words: list[str]) ->
     print(file=sys.stderr)
     with connection.cursor() as cursor:
         if vendor == "postgresql":
+            cursor.execute("SET statement_timeout = 0")  # the settings bound a request's statements, not this
             cursor.execute("CREATE INDEX search_entry_document ON search_searchentry USING GIN (document)")
             cursor.execute("VACUUM ANALYZE search_searchentry")
             cursor.execute("VACUUM ANALYZE chat_message")
