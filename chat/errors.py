@@ -64,6 +64,8 @@ class ErrorCode(StrEnum):
     UPLOAD_BAD_IMAGE = "upload_bad_image"  # undecodable, or a decompression bomb
     INVALID_FILE_NAME = "invalid_file_name"
     UPLOAD_WRONG_ROOM = "upload_wrong_room"  # sent to another room than its slot's
+    # Search (docs/protocol.md "Search")
+    INVALID_QUERY = "invalid_query"  # a search query that cannot be read; the message says why
     # The server
     STORAGE_UNAVAILABLE = "storage_unavailable"
     INTERNAL_ERROR = "internal_error"

@@ -94,6 +94,25 @@ async def _store_call(fn: Callable[..., T], /, **kwargs: Any) -> T:
 
 # Room events: the one way out ---------------------------------------------------------------
 
+# Told of every stored room change, after the store returned (the async path) or the ORM
+# transaction committed (the sync path), with the stored entries: the search index
+# (search.indexer) registers here, so chat imports nothing of search. A listener must return
+# at once (it queues its work) and its failure never fails the change.
+_stored_listeners: list[Callable[[list[LogEntry]], None]] = []
+
+
+def on_room_change_stored(listener: Callable[[list[LogEntry]], None]) -> None:
+    if listener not in _stored_listeners:
+        _stored_listeners.append(listener)
+
+
+def _tell_stored(entries: list[LogEntry]) -> None:
+    for listener in _stored_listeners:
+        try:
+            listener(entries)
+        except Exception:
+            log.exception("room-change listener %r failed", listener)
+
 
 async def _send_room_events(entries: Iterable[LogEntry]) -> None:
     for entry in entries:
@@ -109,9 +128,12 @@ async def room_change(fn: Callable[..., T], /, *, stored: Callable[[T], Iterable
     that was not written. (Zulip's send_event_on_commit, for a store call.)
     """
     result = await _store_call(fn, **kwargs)
-    for entry in stored(result):
+    entries = list(stored(result))
+    for entry in entries:
         # Queued in the room's publisher: the caller's ack never waits for the layer (issue 24).
         broadcast.room_event_soon(protocol.room_event(entry))
+    if entries:
+        _tell_stored(entries)
     return result
 
 
@@ -123,6 +145,7 @@ def room_change_sync(fn: Callable[..., T], /, *, stored: Callable[[T], Iterable[
     entries = list(stored(result))
     if entries:
         transaction.on_commit(lambda: async_to_sync(_send_room_events)(entries), robust=True)
+        transaction.on_commit(lambda: _tell_stored(entries), robust=True)
     return result
 
 

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "analytics",
     "unread",
     "uploads",
+    "search",  # user search over the rooms they read (issue 19)
 ]
 
 MIDDLEWARE = [

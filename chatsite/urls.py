@@ -13,6 +13,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("", include("accounts.api_urls")),  # /api/auth/*, /.well-known/jwks.json
     path("", include("chat.client_urls")),
+    path("", include("search.urls")),  # /api/search (issue 19)
     path("", include("chat.urls")),
     path("", include("unread.urls")),  # /api/notifications
     path("", include("uploads.urls")),  # /api/uploads (issue 18)

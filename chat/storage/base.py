@@ -136,6 +136,11 @@ class ChatStore(Protocol):
         """The room's member user ids, sorted."""
         ...
 
+    def member_rooms(self, *, user_id: str) -> list[str]:
+        """The ids of the rooms the user is a member of, sorted (search: the private rooms
+        a user reads, in one call rather than one per room)."""
+        ...
+
     # Messages
     def append_message(self, new: NewMessage) -> AppendResult:
         """Store a message with the room's next seq, atomically and exactly once; the room's

@@ -806,6 +806,19 @@ class DynamoDBStore:
         # By key, strongly consistent: access to a private room never waits for an index.
         return self.get_membership(room_id=room_id, user_id=user_id) is not None
 
+    def member_rooms(self, *, user_id: str) -> list[str]:
+        # A scan of the rooms table (as list_rooms is), filtered by the members set: rooms
+        # are few next to messages, and search reads the room list anyway.
+        items = self._scan(
+            TableName=self.tables.rooms,
+            ConsistentRead=True,
+            FilterExpression="contains(#members, :user)",
+            ProjectionExpression="roomId",
+            ExpressionAttributeNames={"#members": "members"},
+            ExpressionAttributeValues={":user": _s(user_id)},
+        )
+        return sorted(item["roomId"]["S"] for item in items)
+
     # Messages ---------------------------------------------------------------------------------
 
     def _get_message(self, message_id: str) -> MessageRecord | None:

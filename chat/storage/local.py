@@ -292,6 +292,9 @@ class LocalStore:
     def room_members(self, room_id: str) -> list[str]:
         return sorted(models.RoomMember.objects.filter(room_id=room_id).values_list("user_id", flat=True))
 
+    def member_rooms(self, *, user_id: str) -> list[str]:
+        return sorted(models.RoomMember.objects.filter(user_id=user_id).values_list("room_id", flat=True))
+
     # Messages ---------------------------------------------------------------------------
 
     def _existing(self, new: NewMessage) -> MessageRecord | None:

@@ -576,6 +576,19 @@ def test_members_are_added_once_listed_and_removed(lobby: ChatStore) -> None:
     assert lobby.room_members("nowhere") == []
 
 
+def test_member_rooms_lists_the_rooms_of_one_user(lobby: ChatStore) -> None:
+    """A user's rooms are listed sorted, and a removal takes the room off the list."""
+    lobby.ensure_room(room_id="attic", name="Attic", created_by=None, now=NOW)
+    assert lobby.member_rooms(user_id="u-alice") == []
+    for room_id in ("lobby", "attic"):
+        lobby.add_member(room_id=room_id, user_id="u-alice")
+    lobby.add_member(room_id="lobby", user_id="u-bob")
+    assert lobby.member_rooms(user_id="u-alice") == ["attic", "lobby"]
+    assert lobby.member_rooms(user_id="u-bob") == ["lobby"]
+    lobby.remove_member(room_id="lobby", user_id="u-alice")
+    assert lobby.member_rooms(user_id="u-alice") == ["attic"]
+
+
 def test_a_removed_message_is_a_tombstone_in_every_read(lobby: ChatStore) -> None:
     """Hiding keeps the text for moderators; deleting erases it; both stay in replays and history as removed."""
     sent = [lobby.append_message(new_message(f"m{i}")).message for i in range(1, 6)]

@@ -20,6 +20,7 @@ import { BrowseRooms, DirectList, MembersPanel, MessageSomeone, StartRoom, usePe
 import MessageMenu from './MessageMenu.jsx';
 import { messageActions } from './messageActions.js';
 import ReportDialog from './ReportDialog.jsx';
+import Search from './Search.jsx';
 import { emptyRoom, roomsReducer } from './roomStore.js';
 import { ConnectionState } from './websocket.js';
 import { errorText, secondsUntil } from './words.js';
@@ -578,6 +579,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
             ×
           </button>
         </div>
+        <Search api={api} connection={connection} onOpenRoom={(id) => (window.location.hash = `#/rooms/${id}`)} />
         <p className="sidebar-title" id="sidebar-title">
           Rooms
         </p>

@@ -32,6 +32,7 @@ import { setupReporting } from "./report.js";
 import { setupChanges } from "./changes-ui.js";
 import { attachMentionComplete } from "./mention-complete.js";
 import { setupUnreadUi } from "./unread-ui.js";
+import { setupSearch } from "./search-ui.js";
 
 const app = document.getElementById("chat-app");
 
@@ -982,6 +983,21 @@ function start(app) {
       showRoomHeader(roomId, name);
     },
     listChanged: () => updateBadges(),
+  });
+
+  // Search (issue 19): a result opens its room here and shows its message in context.
+  setupSearch({
+    connection,
+    openRoom,
+    revealMessage(roomId, seq) {
+      const li = roomId === view.roomId ? el.list.querySelector(`li[data-seq="${Number(seq)}"]`) : null;
+      if (!li) return false;
+      li.scrollIntoView({ block: "center" });
+      li.classList.add("found");
+      setTimeout(() => li.classList.remove("found"), 4000);
+      activate(li);
+      return true;
+    },
   });
 
   watchBrowser(connection, window);

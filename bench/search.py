@@ -1,0 +1,336 @@
+"""User search over a big history: query latency on both engines, and the indexing cost per message.
+
+Not part of `make bench`: run it on its own.
+
+    python -m bench.search                         # 1,000,000 messages, 1,000 rooms, both engines
+    python -m bench.search --engine sqlite --messages 200000
+    python -m bench.search --keep var/bench/search # reuse the generated data on the next run
+
+It makes a scratch database per engine (SQLite in a data directory under var/, or a
+PostgreSQL database `chatsite_bench_search` on POSTGRES_BENCH_URL, default the local
+server), migrates it, and writes a generated history straight into the store's tables and
+the search index: words drawn from a Zipf distribution over a 20,000-word vocabulary
+(s = 1.07, close to English), 3 to 30 words a message, some links; 1,000 rooms, 30 public
+and 970 private; the user reads 50 of them (the 30 public and 20 private rooms they are a
+member of). Then 200 mixed queries (one word, two words, a phrase, a prefix, filters)
+through the whole service (search.services.messages_search: the readable rooms read from
+the store, the engine's query, the store check of the page), and prints p50 and p95.
+
+Indexing: 2,000 new messages in the readable rooms, each applied to the index as the feed
+does at a low rate (a batch of one), then in batches of 10; printed as CPU per message
+(this process's CPU: all of it on SQLite; on PostgreSQL the server's share is not in it,
+so the wall time is printed too). docs/performance.md compares it with the CPU per
+message the load bench measures for 20 rooms of 10. Exits 1 when a p95 is 50 ms or more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+
+GOAL_P95_MS = 50.0
+VOCABULARY = 20_000
+ZIPF_S = 1.07
+PUBLIC_ROOMS = 30
+MEMBER_ROOMS = 20
+USER_ID = "bench-user"
+PG_DB = "chatsite_bench_search"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _words(rng: random.Random) -> list[str]:
+    syllables = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa", "qu", "el", "an", "or", "is", "ber", "con"]
+    seen: set[str] = set()
+    words: list[str] = []
+    while len(words) < VOCABULARY:
+        word = "".join(rng.choice(syllables) for _ in range(rng.choice((1, 2, 2, 3, 3, 4))))
+        if word not in seen:
+            seen.add(word)
+            words.append(word)
+    return words
+
+
+def _setup(engine: str, data_dir: Path) -> None:
+    os.environ["CHATSITE_DATA_DIR"] = str(data_dir)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    if engine == "postgresql":
+        admin = os.environ.get("POSTGRES_BENCH_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+        os.environ["DATABASE_URL"] = admin.rsplit("/", 1)[0] + f"/{PG_DB}"
+    else:
+        os.environ.pop("DATABASE_URL", None)
+    import django
+
+    django.setup()
+
+
+def _pg_create(fresh: bool) -> bool:
+    """Make the bench database; True when it is new (data to generate)."""
+    import psycopg
+
+    admin = os.environ.get("POSTGRES_BENCH_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PG_DB]).fetchone()
+        if exists and fresh:
+            conn.execute(f'DROP DATABASE "{PG_DB}" WITH (FORCE)')
+            exists = None
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{PG_DB}"')
+            return True
+    return False
+
+
+def _generate(args: argparse.Namespace, rng: random.Random, words: list[str]) -> None:
+    from django.core.management import call_command
+    from django.db import connection, transaction
+
+    call_command("migrate", verbosity=0)
+    cum = list(accumulate(1 / (rank**ZIPF_S) for rank in range(1, len(words) + 1)))
+    now = datetime.now(UTC)
+    ttl = int((now + timedelta(days=365)).timestamp())
+    per_room = args.messages // args.rooms
+    vendor = connection.vendor
+    started = time.perf_counter()
+
+    def stamp(value: datetime) -> Any:
+        return value.replace(tzinfo=None).isoformat(" ") if vendor == "sqlite" else value
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        rooms = [
+            (f"room-{r:04d}", f"Room {r}", stamp(now - timedelta(days=60)), per_room, r >= PUBLIC_ROOMS)
+            for r in range(args.rooms)
+        ]
+        cursor.executemany(
+            "INSERT INTO chat_room (room_id, name, created_at, created_by, last_seq, archived, private, read_only,"
+            " slow_mode_seconds) VALUES (%s, %s, %s, NULL, %s, false, %s, false, 0)",
+            rooms,
+        )
+        members = [(f"room-{r:04d}", USER_ID) for r in range(PUBLIC_ROOMS, PUBLIC_ROOMS + MEMBER_ROOMS)]
+        members += [(f"room-{r:04d}", f"user-{r % 500}") for r in range(PUBLIC_ROOMS, args.rooms)]
+        cursor.executemany("INSERT INTO chat_roommember (room_id, user_id) VALUES (%s, %s)", members)
+        cursor.executemany(
+            "INSERT INTO search_searchroomcursor (room_id, indexed_seq) VALUES (%s, %s)",
+            [(r[0], per_room) for r in rooms],
+        )
+    if vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("DROP INDEX IF EXISTS search_entry_document")
+    chunk = 20_000
+    total = per_room * args.rooms
+    span = 30 * 86_400
+    for start in range(0, total, chunk):
+        messages: list[tuple[Any, ...]] = []
+        entries: list[tuple[Any, ...]] = []
+        for i in range(start, min(start + chunk, total)):
+            room = i % args.rooms
+            seq = i // args.rooms + 1
+            length = rng.randint(3, 30)
+            text = " ".join(rng.choices(words, cum_weights=cum, k=length))
+            link = rng.random() < 0.03
+            if link:
+                text += f" https://example.com/{rng.choice(words)}"
+            user = f"user-{rng.randrange(500)}"
+            at = now - timedelta(seconds=span * (1 - seq / (per_room + 1)))
+            message_id = uuid.UUID(int=rng.getrandbits(128)).hex
+            messages.append((message_id, f"room-{room:04d}", seq, user, user, text, stamp(at), "c", ttl))
+            entries.append(
+                (message_id, f"room-{room:04d}", seq, user, user, user, text, int(at.timestamp() * 1e6), ttl, link)
+            )
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO chat_message (message_id, room_id, seq, user_id, username, text, timestamp,"
+                " connection_id, client_message_id, ttl, removed) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NULL, %s,"
+                " NULL)",
+                messages,
+            )
+            cursor.executemany(
+                "INSERT INTO search_searchentry (message_id, room_id, seq, user_id, username, author_key, text,"
+                " at_us, ttl, has_link, has_file) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, false)",
+                entries,
+            )
+        done = min(start + chunk, total)
+        rate = done / (time.perf_counter() - started)
+        print(f"\r  generated {done:,}/{total:,} messages ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    with connection.cursor() as cursor:
+        if vendor == "postgresql":
+            cursor.execute("SET statement_timeout = 0")  # the settings bound a request's statements, not this
+            cursor.execute("CREATE INDEX search_entry_document ON search_searchentry USING GIN (document)")
+            cursor.execute("VACUUM ANALYZE search_searchentry")
+            cursor.execute("VACUUM ANALYZE chat_message")
+        else:
+            cursor.execute("INSERT INTO search_entry_fts(search_entry_fts) VALUES ('optimize')")
+            cursor.execute("ANALYZE")
+    print(f"  data ready in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+def _queries(rng: random.Random, words: list[str], count: int) -> list[str]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT text FROM search_searchentry WHERE room_id IN ('room-0001', 'room-0031', 'room-0040') LIMIT 2000"
+        )
+        texts = [row[0] for row in cursor.fetchall()]
+    head = words[:2000]  # the frequent words users type (the very top ones too)
+    out: list[str] = []
+    for i in range(count):
+        kind = i % 10
+        sample = rng.choice(texts).split()
+        if kind in (0, 1, 2):
+            out.append(rng.choice(head))
+        elif kind in (3, 4):
+            out.append(f"{rng.choice(head)} {rng.choice(words[:8000])}")
+        elif kind == 5:
+            at = rng.randrange(max(1, len(sample) - 1))
+            out.append('"' + " ".join(sample[at : at + 2]) + '"')
+        elif kind == 6:
+            out.append(f"{rng.choice(head)} {rng.choice(words[:8000])[:3]}")
+        elif kind == 7:
+            out.append(rng.choice(words[:5000])[:3])
+        elif kind == 8:
+            out.append(f"{rng.choice(head)} from:user-{rng.randrange(500)}")
+        else:
+            extra = rng.choice(["has:link", "room:room-0003", "after:2026-01-01", "before:2030-01-01 room:room-0035"])
+            out.append(f"{rng.choice(head)} {extra}")
+    return out
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def run(engine: str, args: argparse.Namespace) -> int:
+    data_dir = Path(args.keep) / engine
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fresh = not args.reuse
+    if engine == "postgresql":
+        new = _pg_create(fresh)
+    else:
+        db = data_dir / "db.sqlite3"
+        if fresh and db.exists():
+            for path in data_dir.glob("db.sqlite3*"):
+                path.unlink()
+        new = not db.exists()
+    _setup(engine, data_dir)
+    rng = random.Random(19)
+    words = _words(rng)
+    if new:
+        _generate(args, rng, words)
+    from accounts.identity import Identity
+    from chat.storage import get_store
+    from chat.storage.base import NewMessage
+    from search import indexer
+    from search.engines import get_engine
+    from search.query import parse
+    from search.services import messages_search, rooms_readable
+
+    identity = Identity(user_id=USER_ID, username="bench")
+    readable = rooms_readable(identity=identity)
+    assert len(readable) == PUBLIC_ROOMS + MEMBER_ROOMS, len(readable)
+    queries = _queries(random.Random(7), words, args.queries)
+    for q in queries[:10]:  # warm the caches
+        messages_search(identity=identity, q=q)
+    timings: list[float] = []
+    cpu_times: list[float] = []
+    engine_only: list[float] = []
+    hits = 0
+    room_ids = sorted(readable)
+    now = int(time.time())
+    for q in queries:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        page = messages_search(identity=identity, q=q)
+        timings.append((time.perf_counter() - started) * 1000)
+        cpu_times.append((time.process_time() - cpu_started) * 1000)
+        hits += len(page.results)
+        started = time.perf_counter()
+        get_engine().search(parse(q), room_ids=room_ids, now=now, limit=21, after=None)
+        engine_only.append((time.perf_counter() - started) * 1000)
+    worst = sorted(zip(timings, queries, strict=True))[-3:]
+
+    # Indexing: new messages in readable rooms, applied as the feed applies them.
+    store = get_store()
+    made = []
+    for i in range(args.index_messages):
+        made.append(
+            store.append_message(
+                NewMessage(
+                    room_id=room_ids[i % len(room_ids)],
+                    user_id="user-1",
+                    username="user-1",
+                    text=" ".join(rng.choices(words[:3000], k=rng.randint(3, 30))),
+                    connection_id="c",
+                    client_message_id=None,
+                    timestamp=datetime.now(UTC),
+                    ttl_seconds=86_400,
+                )
+            ).message
+        )
+    half = len(made) // 2
+    cpu, wall = time.process_time(), time.perf_counter()
+    for message in made[:half]:
+        indexer.apply([message])
+    single_cpu = (time.process_time() - cpu) / half * 1e6
+    single_wall = (time.perf_counter() - wall) / half * 1e6
+    batch = made[half:]
+    by_room: dict[str, list[Any]] = {}
+    for message in batch:
+        by_room.setdefault(message.room_id, []).append(message)
+    cpu, wall = time.process_time(), time.perf_counter()
+    ordered = [m for ms in by_room.values() for m in ms]
+    for start in range(0, len(ordered), 10):
+        indexer.apply(ordered[start : start + 10])
+    batch_cpu = (time.process_time() - cpu) / len(batch) * 1e6
+    batch_wall = (time.perf_counter() - wall) / len(batch) * 1e6
+    assert indexer.lag().events_behind == 0
+
+    p50, p95 = _percentile(timings, 0.5), _percentile(timings, 0.95)
+    e50, e95 = _percentile(engine_only, 0.5), _percentile(engine_only, 0.95)
+    load = os.getloadavg()[0]
+    print(f"engine {engine}: {args.messages:,} messages, {args.rooms} rooms, user reads {len(readable)}")
+    print(
+        f"  {len(queries)} queries through the service: p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {max(timings):.1f} ms"
+    )
+    c50, c95 = _percentile(cpu_times, 0.5), _percentile(cpu_times, 0.95)
+    print(f"  the same, this process's CPU: p50 {c50:.1f} ms, p95 {c95:.1f} ms")
+    print(f"  engine query alone: p50 {e50:.1f} ms, p95 {e95:.1f} ms; {hits / len(queries):.1f} results a query")
+    print(f"  slowest: {', '.join(f'{q!r} {t:.0f} ms' for t, q in worst)}")
+    print(f"  indexing a message, batches of 1: {single_cpu:.0f} µs CPU ({single_wall:.0f} µs wall)")
+    print(f"  indexing a message, batches of 10: {batch_cpu:.0f} µs CPU ({batch_wall:.0f} µs wall)")
+    print(f"  load average {load:.2f} on {os.cpu_count()} CPUs")
+    return 0 if p95 < GOAL_P95_MS else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engine", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--rooms", type=int, default=1_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--index-messages", type=int, default=2_000)
+    parser.add_argument("--keep", default=str(ROOT / "var" / "bench" / "search"), help="data directory (kept)")
+    parser.add_argument("--reuse", action="store_true", help="reuse data a previous run generated")
+    args = parser.parse_args()
+    if args.engine != "both":
+        return run(args.engine, args)
+    status = 0
+    for engine in ("sqlite", "postgresql"):
+        # One process per engine: Django's settings (the database) are read once.
+        rest = sys.argv[1:]
+        rest = [a for i, a in enumerate(rest) if a != "--engine" and (i == 0 or rest[i - 1] != "--engine")]
+        status |= subprocess.call([sys.executable, "-m", "bench.search", *rest, "--engine", engine], cwd=ROOT)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

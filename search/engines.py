@@ -1,0 +1,328 @@
+# ruff: noqa: S608 - SQL is built from this module's constants; every user value is a parameter.
+"""Full-text engines behind one seam: SQLite FTS5 (the embedded default) and PostgreSQL
+full-text search (production), chosen by the database Django runs on.
+
+Both read the same rows (search.models.SearchEntry, written through the ORM by
+search.indexer); each adds its own full-text structure in this app's migration
+(`create_full_text`):
+- SQLite: an FTS5 table over the entries' text (external content, kept in step by
+  triggers), tokenizer unicode61 with remove_diacritics 2 (case and accents folded);
+- PostgreSQL: a generated tsvector column with a GIN index, in a text search configuration
+  `chat_search` (the simple dictionary, after unaccent where the extension can be made).
+  The text is reduced to letters and digits before it is parsed, so PostgreSQL's parser
+  sees the words FTS5 and the query parser see ("example.com" is the words example and com,
+  not one host token that the word "example" would never match).
+
+A query (search.query.Query) is built from terms of letters and digits only, so no user
+text reaches an engine as syntax. Results are ranked by relevance (FTS5's bm25, PostgreSQL's
+ts_rank_cd), then recency, and paged by a keyset cursor (score, time, message id).
+
+Elasticsearch / OpenSearch is a seam, not an adapter: an engine is anything with
+`search()` below, fed by the indexer's writes; `ELASTICSEARCH_MAPPING` is the index mapping
+it would need (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Final, Protocol
+
+from django.db import connection, transaction
+
+from search.query import Query
+
+log = logging.getLogger(__name__)
+
+TABLE: Final = "search_searchentry"
+FTS_TABLE: Final = "search_entry_fts"
+PG_CONFIG: Final = "chat_search"
+
+# The mapping an Elasticsearch/OpenSearch engine would index the same entries with.
+ELASTICSEARCH_MAPPING: Final = {
+    "settings": {
+        "analysis": {
+            "analyzer": {
+                "chat_text": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "asciifolding"]}
+            }
+        }
+    },
+    "mappings": {
+        "properties": {
+            "message_id": {"type": "keyword"},
+            "room_id": {"type": "keyword"},
+            "seq": {"type": "long"},
+            "user_id": {"type": "keyword"},
+            "author_key": {"type": "keyword"},
+            "text": {"type": "text", "analyzer": "chat_text", "index_prefixes": {}},
+            "at_us": {"type": "long"},
+            "ttl": {"type": "long"},
+            "has_link": {"type": "boolean"},
+            "has_file": {"type": "boolean"},
+        }
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a page ended: the last hit's score (as the engine rounded it), time and id."""
+
+    score: str
+    at_us: int
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    message_id: str
+    room_id: str
+    seq: int
+    user_id: str
+    username: str
+    text: str
+    at_us: int
+    score: str  # the engine's rounded score, as text: a cursor compares it exactly
+
+    def cursor(self) -> Cursor:
+        return Cursor(score=self.score, at_us=self.at_us, message_id=self.message_id)
+
+
+class SearchEngine(Protocol):
+    name: str
+
+    def search(self, query: Query, *, room_ids: Sequence[str], now: int, limit: int, after: Cursor | None) -> list[Hit]:
+        """At most `limit` live entries of these rooms that match, best first, after the cursor."""
+        ...
+
+
+def _day_us(day: date) -> int:
+    return int(datetime.combine(day, time(), tzinfo=UTC).timestamp() * 1_000_000)
+
+
+class _SqlEngine:
+    """The SQL both engines share; each supplies its match clause and score."""
+
+    name = "sql"
+
+    def _match(self, query: Query, room_ids: Sequence[str]) -> tuple[str, str, list[Any]]:
+        """(FROM/JOIN addition, WHERE condition, params) that match the query's text."""
+        raise NotImplementedError
+
+    def _score(self) -> str:
+        raise NotImplementedError
+
+    def _in(self, column: str, values: Sequence[str], params: list[Any]) -> str:
+        params.extend(values)
+        return f"{column} IN ({', '.join(['%s'] * len(values))})"
+
+    def search(self, query: Query, *, room_ids: Sequence[str], now: int, limit: int, after: Cursor | None) -> list[Hit]:
+        if not room_ids:
+            return []
+        params: list[Any] = []
+        joins, where = "", ["e.ttl > %s"]
+        if query.has_text:
+            joins, match, match_params = self._match(query, room_ids)
+            where.insert(0, match)
+            params.extend(match_params)
+            score = self._score()
+        else:
+            score = "0"
+        params.append(now)
+        where.append(self._in("e.room_id", room_ids, params))
+        if query.authors:
+            where.append(self._in("e.author_key", query.authors, params))
+        if "link" in query.has:
+            where.append("e.has_link")
+        if "file" in query.has:
+            where.append("e.has_file")
+        try:
+            if query.before is not None:
+                where.append("e.at_us < %s")
+                params.append(_day_us(query.before))
+            if query.after is not None:
+                where.append("e.at_us >= %s")
+                params.append(_day_us(query.after + timedelta(days=1)))
+        except OverflowError:
+            return []  # after:9999-12-31 — no message is later
+        inner = (
+            f"SELECT e.message_id, e.room_id, e.seq, e.user_id, e.username, e.text, e.at_us, {score} AS score "
+            f"FROM {TABLE} e{joins} WHERE {' AND '.join(where)}"
+        )
+        outer_where = ""
+        if after is not None:
+            outer_where = " WHERE (score < %s OR (score = %s AND (at_us < %s OR (at_us = %s AND message_id > %s))))"
+            value = self._cursor_score(after.score)
+            params.extend([value, value, after.at_us, after.at_us, after.message_id])
+        sql = f"SELECT * FROM ({inner}) hits{outer_where} ORDER BY score DESC, at_us DESC, message_id LIMIT %s"
+        params.append(limit)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        return [
+            Hit(
+                message_id=r[0],
+                room_id=r[1],
+                seq=r[2],
+                user_id=r[3],
+                username=r[4],
+                text=r[5],
+                at_us=r[6],
+                score=self._score_text(r[7]),
+            )
+            for r in rows
+        ]
+
+    def _cursor_score(self, score: str) -> Any:
+        return float(score)
+
+    def _score_text(self, value: Any) -> str:
+        return repr(float(value))
+
+
+class SqliteEngine(_SqlEngine):
+    """FTS5: the embedded default, in the database file, no extra service."""
+
+    name = "sqlite-fts5"
+
+    def _match(self, query: Query, room_ids: Sequence[str]) -> tuple[str, str, list[Any]]:
+        # Each term quoted: FTS5 reads a quoted string as a phrase of tokens, never as syntax,
+        # and the terms hold no quote (search.query). Room tokens are [a-z0-9] only.
+        parts = [f'"{word}"' for word in query.words]
+        parts += [f'"{" ".join(phrase)}"' for phrase in query.phrases]
+        if query.prefix:
+            parts.append(f'"{query.prefix}"*')
+        rooms = " OR ".join(room_token(r) for r in room_ids)
+        join = f" JOIN {FTS_TABLE} ON {FTS_TABLE}.rowid = e.id"
+        return join, f"{FTS_TABLE} MATCH %s", [f"text:({' '.join(parts)}) AND room:({rooms})"]
+
+    def _score(self) -> str:
+        # bm25 is lower for better matches (the room column weighs nothing); rounded so that
+        # a cursor compares it exactly.
+        return f"round(-bm25({FTS_TABLE}, 1.0, 0.0), 6)"
+
+
+class PostgresEngine(_SqlEngine):
+    """PostgreSQL full-text search: tsvector + GIN, websearch_to_tsquery, ts_rank_cd."""
+
+    name = "postgresql"
+
+    def _match(self, query: Query, room_ids: Sequence[str]) -> tuple[str, str, list[Any]]:
+        # websearch_to_tsquery never fails on its input; every term is quoted, so "or" and a
+        # leading "-" stay words. The prefix is a tsquery of one lexeme of letters and digits.
+        web = " ".join([f'"{w}"' for w in query.words] + [f'"{" ".join(p)}"' for p in query.phrases])
+        terms: list[str] = []
+        params: list[Any] = []
+        if web:
+            terms.append(f"websearch_to_tsquery('{PG_CONFIG}', %s)")
+            params.append(web)
+        if query.prefix:
+            terms.append(f"to_tsquery('{PG_CONFIG}', %s)")
+            params.append(f"{query.prefix}:*")
+        tsquery = " && ".join(terms)
+        join = f" CROSS JOIN (SELECT {tsquery} AS q) tsq"
+        return join, "e.document @@ tsq.q", params
+
+    def _score(self) -> str:
+        return "round(ts_rank_cd(e.document, tsq.q)::numeric, 6)"
+
+    def _cursor_score(self, score: str) -> Any:
+        from decimal import Decimal
+
+        return Decimal(score)
+
+    def _score_text(self, value: Any) -> str:
+        return str(value)
+
+
+def get_engine() -> SearchEngine:
+    """The engine of the database Django runs on."""
+    if connection.vendor == "postgresql":
+        return PostgresEngine()
+    if connection.vendor == "sqlite":
+        return SqliteEngine()
+    raise RuntimeError(f"no search engine for the {connection.vendor} database")
+
+
+# The full-text structures, made by the migration (search/migrations/0001_initial.py) ------------
+
+# FTS5 indexes each entry's room as a token too: a query ANDs its words with the readable
+# rooms' tokens, so FTS5 ranks only the matches in those rooms (not every match in every
+# room, which made common words slow at a million messages). Room ids are [A-Za-z0-9_-]:
+# the token escapes x, - and _ with x; ids that differ only in case share a token, which
+# costs a few rows the exact room_id filter then drops, never a room the user cannot read.
+_ROOM_KEY_SQL: Final = "'rm' || lower(replace(replace(replace({}, 'x', 'xx'), '-', 'x0'), '_', 'x1'))"
+
+
+def room_token(room_id: str) -> str:
+    return "rm" + room_id.replace("x", "xx").replace("-", "x0").replace("_", "x1").lower()
+
+
+def _fts_row(row: str) -> str:
+    return f"{row}.text, {_ROOM_KEY_SQL.format(row + '.room_id')}"
+
+
+_SQLITE_CREATE: Final = [
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(text, room, content='{TABLE}', "
+    "content_rowid='id', prefix='2 3', tokenize='unicode61 remove_diacritics 2')",
+    f"CREATE TRIGGER IF NOT EXISTS search_entry_ai AFTER INSERT ON {TABLE} BEGIN "
+    f"INSERT INTO {FTS_TABLE}(rowid, text, room) VALUES (new.id, {_fts_row('new')}); END",
+    f"CREATE TRIGGER IF NOT EXISTS search_entry_ad AFTER DELETE ON {TABLE} BEGIN "
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, text, room) VALUES ('delete', old.id, {_fts_row('old')}); END",
+    f"CREATE TRIGGER IF NOT EXISTS search_entry_au AFTER UPDATE OF text, room_id ON {TABLE} BEGIN "
+    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, text, room) VALUES ('delete', old.id, {_fts_row('old')}); "
+    f"INSERT INTO {FTS_TABLE}(rowid, text, room) VALUES (new.id, {_fts_row('new')}); END",
+]
+_SQLITE_DROP: Final = [
+    "DROP TRIGGER IF EXISTS search_entry_ai",
+    "DROP TRIGGER IF EXISTS search_entry_ad",
+    "DROP TRIGGER IF EXISTS search_entry_au",
+    f"DROP TABLE IF EXISTS {FTS_TABLE}",
+]
+
+
+def _pg_create(schema_editor: Any) -> None:
+    cursor = schema_editor.connection.cursor()
+    unaccent = True
+    try:
+        with transaction.atomic(using=schema_editor.connection.alias):
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
+    except Exception:
+        # A managed database may not let this role make it: case folding still holds.
+        log.warning("search: no unaccent extension; accents are not folded on PostgreSQL")
+        unaccent = False
+    cursor.execute("SELECT 1 FROM pg_ts_config WHERE cfgname = %s", [PG_CONFIG])
+    if cursor.fetchone() is None:
+        cursor.execute(f"CREATE TEXT SEARCH CONFIGURATION {PG_CONFIG} (COPY = simple)")
+        if unaccent:
+            cursor.execute(
+                f"ALTER TEXT SEARCH CONFIGURATION {PG_CONFIG} "
+                "ALTER MAPPING FOR word, numword, asciiword, hword, hword_part, hword_asciipart, "
+                "hword_numpart, asciihword, numhword WITH unaccent, simple"
+            )
+    cursor.execute(
+        f"ALTER TABLE {TABLE} ADD COLUMN document tsvector GENERATED ALWAYS AS "
+        f"(to_tsvector('{PG_CONFIG}'::regconfig, regexp_replace(text, '[^[:alnum:]]+', ' ', 'g'))) STORED"
+    )
+    cursor.execute(f"CREATE INDEX search_entry_document ON {TABLE} USING GIN (document)")
+
+
+def create_full_text(apps: Any, schema_editor: Any) -> None:
+    vendor = schema_editor.connection.vendor
+    if vendor == "sqlite":
+        for statement in _SQLITE_CREATE:
+            schema_editor.execute(statement)
+    elif vendor == "postgresql":
+        _pg_create(schema_editor)
+
+
+def drop_full_text(apps: Any, schema_editor: Any) -> None:
+    vendor = schema_editor.connection.vendor
+    if vendor == "sqlite":
+        for statement in _SQLITE_DROP:
+            schema_editor.execute(statement)
+    elif vendor == "postgresql":
+        schema_editor.execute("DROP INDEX IF EXISTS search_entry_document")
+        schema_editor.execute(f"ALTER TABLE {TABLE} DROP COLUMN IF EXISTS document")
