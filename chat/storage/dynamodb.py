@@ -807,17 +807,10 @@ class DynamoDBStore:
         return self.get_membership(room_id=room_id, user_id=user_id) is not None
 
     def member_rooms(self, *, user_id: str) -> list[str]:
-        # A scan of the rooms table (as list_rooms is), filtered by the members set: rooms
-        # are few next to messages, and search reads the room list anyway.
-        items = self._scan(
-            TableName=self.tables.rooms,
-            ConsistentRead=True,
-            FilterExpression="contains(#members, :user)",
-            ProjectionExpression="roomId",
-            ExpressionAttributeNames={"#members": "members"},
-            ExpressionAttributeValues={":user": _s(user_id)},
-        )
-        return sorted(item["roomId"]["S"] for item in items)
+        # The user's membership items through UserRoomsIndex: one query, never a scan. The
+        # index is eventually consistent (a room joined a moment ago may be missing for that
+        # moment); search re-checks each hit against the store anyway.
+        return sorted({m.room_id for m in self.rooms_of_user(user_id)})
 
     # Messages ---------------------------------------------------------------------------------
 

@@ -155,6 +155,11 @@ async def ws_read_states(world: World, room_id: str) -> Any:
     return await _frame(world, {"action": "readStates", "roomIds": [room_id]})
 
 
+async def rest_search_room(world: World, room_id: str) -> Any:
+    """Search filtered to a room (`room:<id>`): a private room's words are found nowhere."""
+    return await _http(world, "get", "/api/search", data={"q": f"plan room:{room_id}"})
+
+
 async def rest_notify_room(world: World, room_id: str) -> Any:
     body = json.dumps({"roomId": room_id, "level": "all"})
     return await _http(world, "post", "/api/notifications/rooms", data=body, content_type="application/json")
@@ -188,6 +193,7 @@ PROBES: dict[tuple[str, str], tuple[Probe, bool]] = {
     ("action", "receipts"): (ws_receipts, False),
     ("action", "readStates"): (ws_read_states, False),
     ("url", "notifications-room"): (rest_notify_room, False),
+    ("url", "api-search"): (rest_search_room, False),
 }
 
 # URL names (or prefixes of included URL sets) and actions that take no room id, and why.

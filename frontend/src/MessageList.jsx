@@ -332,8 +332,8 @@ export default function MessageList({
                 return (
                   <Fragment key={key}>
                   {m.seq === firstUnread && (
-                    <li className="new-divider" role="separator">
-                      <span>New messages</span>
+                    <li className="new-divider">
+                      <span role="separator">New messages</span>
                     </li>
                   )}
                   <Message

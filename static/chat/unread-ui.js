@@ -1,6 +1,6 @@
 /*
- * The template UI's read state (issue 16): the "New messages" divider, "Jump to latest",
- * mentions of you highlighted, "Seen by" receipts in small rooms, read marked only when a
+ * The template UI's read state (issue 16): the "New messages" divider (chat.js says
+ * "N new messages ↓" while the reader is scrolled up), mentions of you highlighted, "Seen by" receipts in small rooms, read marked only when a
  * message is actually seen (its line in view, the tab visible and focused), browser
  * notifications while the tab is hidden, and the button that turns them on. The counts and
  * the protocol are the shared core's (./core/unread.js, ./core/notify.js); chat.js calls
@@ -35,22 +35,12 @@ const LIVE_ROOMS = 20;
 export function setupUnreadUi({ connection, el, view, reads, userId, openRoom, roomLink, nearBottom, scrollToBottom }) {
   const divider = document.createElement("li");
   divider.className = "new-divider";
-  divider.setAttribute("role", "separator");
+  // A list item stays a list item (axe: a list holds only <li>s of role listitem); the
+  // separator is the text inside it.
   const dividerText = document.createElement("span");
+  dividerText.setAttribute("role", "separator");
   dividerText.textContent = "New messages";
   divider.append(dividerText);
-
-  const jump = document.createElement("button");
-  jump.type = "button";
-  jump.className = "jump-latest";
-  jump.hidden = true;
-  jump.textContent = "Jump to latest ↓";
-  el.scroller.after(jump);
-  jump.addEventListener("click", () => {
-    scrollToBottom();
-    jump.hidden = true;
-    markSeen();
-  });
 
   // Notifications: asked for only when the user presses this button.
   const notifyButton = document.createElement("button");
@@ -133,7 +123,6 @@ export function setupUnreadUi({ connection, el, view, reads, userId, openRoom, r
     if (!view.roomId || !view.joined || !seen()) return;
     const seq = lastVisibleSeq();
     if (seq !== null) reads.markRead(view.roomId, seq);
-    if (nearBottom()) jump.hidden = true;
   }
 
   function afterRender() {
@@ -169,14 +158,12 @@ export function setupUnreadUi({ connection, el, view, reads, userId, openRoom, r
 
   function opened(roomId) {
     dividerAfter = reads.state(roomId).lastReadSeq;
-    jump.hidden = true;
     if (view.settings?.private) reads.askReceipts(roomId);
   }
 
-  // A message of someone else: "Jump to latest" when scrolled up, a notification when hidden.
+  // A message of someone else: a notification when the tab is hidden.
   function arrived(message) {
     if (String(message.userId) === String(userId)) return;
-    if (message.roomId === view.roomId && !nearBottom()) jump.hidden = false;
     if (document.visibilityState === "hidden" && mentionsUser(message, userId)) {
       const link = roomLink(message.roomId);
       show(message, {

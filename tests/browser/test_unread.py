@@ -1,6 +1,6 @@
 """Unread, mentions and read state in Chromium (issue 16), template UI: two tabs of one user
 and a second user. Badges from the server, kept in step across tabs; the "New messages"
-divider; mentions highlighted and counted apart; "Jump to latest"; the notifications button.
+divider; mentions highlighted and counted apart; "N new messages ↓"; the notifications button.
 
 One daphne for the module; each test keeps to its own users and rooms.
 """
@@ -42,7 +42,7 @@ async def test_unread_follows_the_user_across_tabs_with_divider_mentions_and_jum
 ) -> None:
     """Ben writes in a room Ann is not looking at: both of Ann's tabs show the badge; Ann
     reads it in one tab and the other tab's badge goes; a mention is highlighted and counted
-    apart; scrolled up, new messages offer "Jump to latest"."""
+    apart; scrolled up, new messages offer "1 new message ↓"."""
     server = shared_server
     ann = await new_user(server, "ann16")
     ben = await new_user(server, "ben16")
@@ -80,7 +80,7 @@ async def test_unread_follows_the_user_across_tabs_with_divider_mentions_and_jum
         await say(ben, f"filler line {n} " + "words " * 20)
     await ann.page.locator("#scroller").evaluate("s => { s.scrollTop = 0; }")
     await say(ben, "something new")
-    jump = ann.page.get_by_role("button", name="Jump to latest ↓")
+    jump = ann.page.get_by_role("button", name="1 new message ↓")
     await expect(jump).to_be_visible()
     await ann.page.screenshot(path=str(SCREENSHOTS / "unread-jump.png"))
     await jump.click()
