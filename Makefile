@@ -62,9 +62,12 @@ frontend-test:
 	  echo "        Install Node.js 20.19+ and npm to run them (frontend/README.md)."; \
 	fi
 
+# pytest-xdist: PYTEST_WORKERS processes, each taking whole test files (a file's servers and
+# fixtures start once, in one worker); PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 2
 test: $(VENV)/.dev-installed lint frontend-test
 	@scripts/system-deps.sh
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # The inner loop (about 2 minutes): ruff and the unit and integration tests of chat/,
 # accounts/ and deploy/ (real moto and Redis servers, no browsers, no clusters).
