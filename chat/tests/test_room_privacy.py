@@ -124,6 +124,15 @@ async def ws_report(world: World, room_id: str) -> Any:
     return await _frame(world, frame)
 
 
+def _message_probe(action: str, **fields: Any) -> Probe:
+    """A change to the private room's message (chat.message_changes, chat.reactions), by a non-member."""
+
+    async def probe(world: World, room_id: str) -> Any:
+        return await _frame(world, {"action": action, "roomId": room_id, "messageId": world.message_id, **fields})
+
+    return probe
+
+
 async def ws_leave(world: World, room_id: str) -> Any:
     return await _frame(world, {"action": "leaveRoom", "roomId": room_id})
 
@@ -189,6 +198,12 @@ PROBES: dict[tuple[str, str], tuple[Probe, bool]] = {
     ("action", "setMemberRole"): (_people_probe("setMemberRole", username="mallory", role="owner"), False),
     ("action", "muteRoom"): (_people_probe("muteRoom"), False),
     ("action", "members"): (_people_probe("members"), False),
+    # Changes people make to messages (chat.message_changes, chat.reactions)
+    ("action", "editMessage"): (_message_probe("editMessage", message="mine now", clientMessageId="e1"), False),
+    ("action", "deleteMessage"): (_message_probe("deleteMessage"), False),
+    ("action", "addReaction"): (_message_probe("addReaction", emoji="👍"), False),
+    ("action", "removeReaction"): (_message_probe("removeReaction", emoji="👍"), False),
+    ("action", "thread"): (_message_probe("thread"), False),
     ("action", "markRead"): (ws_mark_read, False),
     ("action", "receipts"): (ws_receipts, False),
     ("action", "readStates"): (ws_read_states, False),

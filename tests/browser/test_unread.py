@@ -78,6 +78,8 @@ async def test_unread_follows_the_user_across_tabs_with_divider_mentions_and_jum
     # Scrolled up, new messages do not arrive silently.
     for n in range(12):
         await say(ben, f"filler line {n} " + "words " * 20)
+    # Ann has them all before she scrolls up: only what comes after counts as new below.
+    await expect(ann.page.locator("#messages li.msg").last).to_contain_text("filler line 11")
     await ann.page.locator("#scroller").evaluate("s => { s.scrollTop = 0; }")
     await say(ben, "something new")
     jump = ann.page.get_by_role("button", name="1 new message ↓")
