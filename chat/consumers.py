@@ -574,6 +574,8 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
 
     async def _auth_ran_out(self, reason: Reason) -> None:
         if reason == NO_AUTHENTICATE_FRAME:
+            if self.identity is not None:
+                return  # signed in by a frame that arrived as the deadline ran out
             log.warning(
                 "unauthenticated socket closed: no authenticate frame within %.1f s client=%s",
                 settings.CHAT_AUTH_TIMEOUT,
