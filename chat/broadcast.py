@@ -13,10 +13,14 @@ process is received by chat.fanout, and the names both use live in chat.groups.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import logging
+import threading
+import weakref
 from typing import Any, Final
 
+from asgiref.sync import AsyncToSync
 from channels.layers import get_channel_layer
 
 from chat import metrics
@@ -56,13 +60,9 @@ log = logging.getLogger(__name__)
 
 
 async def room_event(event: RoomEvent) -> bool:
-    """Tell every socket joined to the room now; False (logged) when the layer failed.
-
-    For synchronous services (moderation, commands: `services.room_change_sync`), whose event
-    loop may end with the call. A lost event is repaired by seq, not hidden: sockets notice
-    the gap on the next event (or the heartbeat's tail check) and read what they missed from
-    the store, and clients resume from their last seq after a reconnect.
-    """
+    """Tell every socket joined to the room now, and wait for the layer; False (logged) when
+    it failed. Services use `room_event_soon`; this is for callers that must know the event
+    went out before they go on (tests that stage a lost or repeated broadcast)."""
     if get_channel_layer() is None:
         return False
     return await _publish(event)
@@ -74,14 +74,35 @@ def room_event_soon(event: RoomEvent) -> None:
     The event is durably stored, so its sender is acked at once: the publish runs in the
     room's publisher task (in seq order per room, rooms independent of each other). Acks used
     to wait for the publish, and with Redis down for as long as its retries took (issue 24).
-    Lost events are repaired by seq, as for `room_event`.
+    A lost event is repaired by seq, not hidden: sockets notice the gap on the next event
+    (or the heartbeat's tail check) and read what they missed from the store, and clients
+    resume from their last seq after a reconnect.
+
+    On a loop that ends with its call (asgiref's async_to_sync from a thread with no loop: a
+    command, a script, admin under WSGI) a publisher task would be cancelled with the loop
+    before it published (issue 14); there the event goes to this process's publish thread.
     """
     if get_channel_layer() is None:
         return
     loop = asyncio.get_running_loop()
-    publisher = _publishers.get(event.room_id)
-    if publisher is None or publisher.task.done() or publisher.task.get_loop() is not loop:
-        publisher = _publishers[event.room_id] = _RoomPublisher(event.room_id)
+    if _ends_with_its_call(loop):
+        _publish_thread.submit(event)
+    else:
+        _queue(event)
+
+
+def _ends_with_its_call(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether `loop` is one async_to_sync made for one call (it cancels what is left when
+    the call returns). asgiref registers such loops, and only those, in this class map."""
+    return loop in AsyncToSync.loop_thread_executors
+
+
+def _queue(event: RoomEvent) -> None:
+    """Queue the event in its room's publisher on the running loop (which outlives the call)."""
+    publishers = _publishers.setdefault(asyncio.get_running_loop(), {})
+    publisher = publishers.get(event.room_id)
+    if publisher is None or publisher.task.done():
+        publisher = publishers[event.room_id] = _RoomPublisher(event.room_id, publishers)
     publisher.queue.append(event)
     if len(publisher.queue) > PUBLISH_QUEUE_LIMIT:
         publisher.queue.popleft()  # the next event reveals it: receivers read it from the store
@@ -91,13 +112,18 @@ def room_event_soon(event: RoomEvent) -> None:
 # Events a room's publisher may hold while the layer is slow or down; past it the oldest
 # is let go (repaired by seq like any lost event).
 PUBLISH_QUEUE_LIMIT: Final = 1000
+# How long a process that exits (a management command) waits for its publish thread to
+# send what it holds: past it the events are lost to live sockets, not to the store, and
+# clients see them on their next gap repair or resume.
+PUBLISH_DRAIN_SECONDS: Final = 5.0
 
 
 class _RoomPublisher:
     """One room's stored events on their way to the channel layer, one publish at a time."""
 
-    def __init__(self, room_id: str) -> None:
+    def __init__(self, room_id: str, publishers: dict[str, _RoomPublisher]) -> None:
         self.room_id = room_id
+        self.publishers = publishers  # its loop's publishers, which it leaves when done
         self.queue: collections.deque[RoomEvent] = collections.deque()
         self.task = asyncio.create_task(self._run())
 
@@ -116,11 +142,60 @@ class _RoomPublisher:
                     metrics.record_drop("send_failed", skipped)
                 self.queue.popleft()
         finally:
-            if _publishers.get(self.room_id) is self:
-                del _publishers[self.room_id]
+            if self.publishers.get(self.room_id) is self:
+                del self.publishers[self.room_id]
 
 
-_publishers: dict[str, _RoomPublisher] = {}
+# Each loop's room publishers (the server's loop; the publish thread's; a test's).
+_publishers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _RoomPublisher]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class _PublishThread:
+    """A loop of its own, in a daemon thread, for the room events of calls whose loop ends
+    with them. Started on first use; at exit the process waits (PUBLISH_DRAIN_SECONDS at
+    most) until it has published what it holds, so a command's changes reach live sockets."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def submit(self, event: RoomEvent) -> None:
+        with self._lock:
+            if self.loop is None:
+                self.loop = asyncio.new_event_loop()
+                threading.Thread(target=self.loop.run_forever, name="chat-publish", daemon=True).start()
+                atexit.register(self.drain)
+        self.loop.call_soon_threadsafe(_queue, event)
+
+    def drain(self, wait: float = PUBLISH_DRAIN_SECONDS) -> bool:
+        """Wait until every event submitted so far is published (or given up); False past `wait`."""
+        loop = self.loop
+        if loop is None:
+            return True
+
+        async def idle() -> None:
+            await asyncio.sleep(0)  # after every submit queued before this call
+            while tasks := [p.task for p in _publishers.get(loop, {}).values()]:
+                await asyncio.wait(tasks)
+
+        future = asyncio.run_coroutine_threadsafe(idle(), loop)
+        try:
+            future.result(timeout=wait)
+        except TimeoutError:
+            future.cancel()
+            log.warning("publish thread: events still unpublished after %.1f s", wait)
+            return False
+        return True
+
+
+_publish_thread = _PublishThread()
+
+
+def drain_publish_thread(wait: float = PUBLISH_DRAIN_SECONDS) -> bool:
+    """Wait until the publish thread (if it ever started) has sent what it holds; False past `wait`."""
+    return _publish_thread.drain(wait)
 
 
 async def _publish(event: RoomEvent) -> bool:

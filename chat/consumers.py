@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +23,7 @@ from django.conf import settings
 
 from accounts.identity import AuthenticationFailed, Identity, identify, identity_now
 from accounts.revocation import session_digest
+from accounts.socket_auth import NO_AUTHENTICATE_FRAME, Reason, SocketAuth
 from chat import (
     connections,
     message_changes,
@@ -63,9 +63,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
     identity: Identity | None = None
     connection_id: str | None = None
     disconnected = False
-    # Authentication timers: the first-frame deadline, and the token's expiry.
-    auth_deadline: asyncio.Task[None] | None = None
-    expiry: asyncio.Task[None] | None = None
+    auth: SocketAuth | None = None  # the first-frame deadline and the token's expiry (accounts.socket_auth)
     tail_check: asyncio.Task[None] | None = None  # the heartbeat's store check (on_ping)
     rate: SocketLimits  # this socket's rate limits, once its user is known
     refused = False  # closed with 4401 or 4403; frames still in flight are ignored
@@ -137,6 +135,11 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
             max_message_length=settings.CHAT_MAX_MESSAGE_LENGTH,
             max_attachments=settings.CHAT_MAX_ATTACHMENTS,
         )
+        self.auth = SocketAuth(
+            ran_out=self._auth_ran_out,
+            first_frame_timeout=settings.CHAT_AUTH_TIMEOUT,
+            leeway=settings.AUTH_TOKEN_LEEWAY,
+        )
         try:
             identity = await identify(self.scope)
         except AuthenticationFailed:
@@ -144,7 +147,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
             return
         if identity is None:
             # Nothing in the handshake: the first frame must be `authenticate`, in time.
-            self.auth_deadline = asyncio.create_task(self._refuse_after(settings.CHAT_AUTH_TIMEOUT))
+            self.auth.await_first_frame()
             return
         await self._open(identity, announce=identity.expires_at is not None)
 
@@ -179,7 +182,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
         logs.bind_connection(self.scope, connection_id=record.connection_id, user_id=identity.user_id)
         await local.add(self)
         await self.presence_opened()
-        self._watch_expiry()
+        self._identified()
         if announce:
             await self.send_frame(self._authenticated_frame())
 
@@ -189,9 +192,10 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
         self.disconnected = True
         metrics.record_disconnect(accepted=self.connection_id is not None)
         logs.connection_closed(code)
-        for timer in (self.auth_deadline, self.expiry, self.tail_check):
-            if timer is not None and timer is not asyncio.current_task():
-                timer.cancel()
+        if self.auth is not None:
+            self.auth.close()
+        if self.tail_check is not None and self.tail_check is not asyncio.current_task():
+            self.tail_check.cancel()
         try:
             if self.connection_id is not None:
                 await self.presence_closed()
@@ -370,7 +374,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
             log.warning("token for another user refused on connection=%s", self.connection_id)
             raise ChatError(ErrorCode.INVALID_TOKEN, "the token is for another user", action=action)
         self.identity = identity
-        self._watch_expiry()
+        self._identified()
         await self.send_frame(self._authenticated_frame())
 
     async def on_report(self, command: protocol.ReportMessage) -> None:
@@ -529,8 +533,8 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
 
     async def _authenticate_first(self, text_data: str | None, bytes_data: bytes | None) -> None:
         """The first frame of a socket without credentials: `authenticate`, or 4401."""
-        if self.auth_deadline is not None:
-            self.auth_deadline.cancel()  # the deadline is for sending it, not for verifying it
+        if self.auth is not None:
+            self.auth.first_frame_arrived()  # the deadline is for sending it, not for verifying it
         client = self._client()
         try:
             command = protocol.parse_client_frame(text_data, self.limits, binary=bytes_data is not None)
@@ -563,28 +567,23 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
         self.refused = True
         await self.close(code=CloseCode.FORBIDDEN)
 
-    async def _refuse_after(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-        if self.identity is None and not self.disconnected:
+    def _identified(self) -> None:
+        """Watch the identity's expiry: 4401 at exp + leeway, unless a fresh token comes first."""
+        if self.auth is not None and self.identity is not None:
+            self.auth.identified(self.identity)
+
+    async def _auth_ran_out(self, reason: Reason) -> None:
+        if reason == NO_AUTHENTICATE_FRAME:
+            if self.identity is not None:
+                return  # signed in by a frame that arrived as the deadline ran out
             log.warning(
-                "unauthenticated socket closed: no authenticate frame within %.1f s client=%s", seconds, self._client()
+                "unauthenticated socket closed: no authenticate frame within %.1f s client=%s",
+                settings.CHAT_AUTH_TIMEOUT,
+                self._client(),
             )
-            await self.refuse()
-
-    def _watch_expiry(self) -> None:
-        """Close with 4401 when the token expires (exp + the verifier's leeway), unless replaced."""
-        if self.expiry is not None:
-            self.expiry.cancel()
-            self.expiry = None
-        if self.identity is not None and self.identity.expires_at is not None:
-            deadline = self.identity.expires_at + settings.AUTH_TOKEN_LEEWAY
-            self.expiry = asyncio.create_task(self._expire_at(deadline))
-
-    async def _expire_at(self, deadline: float) -> None:
-        await asyncio.sleep(max(0.0, deadline - time.time()))
-        if not self.disconnected:
+        else:
             log.info("token expired on an open socket, connection=%s", self.connection_id)
-            await self.refuse()
+        await self.refuse()
 
     def _authenticated_frame(self) -> dict[str, Any]:
         assert self.identity is not None

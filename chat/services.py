@@ -115,8 +115,12 @@ def _tell_stored(entries: list[LogEntry]) -> None:
 
 
 async def _send_room_events(entries: Iterable[LogEntry]) -> None:
+    """Queue the events in their rooms' publishers (chat.broadcast.room_event_soon): on the
+    server's loop when the sync caller runs under one (admin under daphne, the consumer's
+    database thread), else on the process's publish thread, which outlives async_to_sync's
+    loop. Either way the caller does not wait for the channel layer."""
     for entry in entries:
-        await broadcast.room_event(protocol.room_event(entry))
+        broadcast.room_event_soon(protocol.room_event(entry))
 
 
 async def room_change(fn: Callable[..., T], /, *, stored: Callable[[T], Iterable[LogEntry]], **kwargs: Any) -> T:

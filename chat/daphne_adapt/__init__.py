@@ -8,7 +8,8 @@ exact versions (CHECKED_VERSIONS, the pins in requirements.txt):
 - send-buffer bound (`sendbuffer`): a client that stops reading is dropped, not buffered;
 - server close codes (`closing`): daphne may close with 1001/1011/1012/1013;
 - drain on shutdown (`closing`): SIGTERM closes every socket with 1001 and waits for them;
-- close handshake timeout (`closing`): a server close gets time to reach the client.
+- close handshake timeout (`closing`): a server close gets time to reach the client;
+- lazy debug line (`lazylog`): autobahn's per-connection debug line is not formatted unless shown.
 
 `install` runs once, from chatsite.asgi, and only under daphne. It compares the installed
 versions with CHECKED_VERSIONS and refuses to start on any other (an upgrade must re-check
@@ -30,7 +31,7 @@ from typing import Any, Final
 
 from django.core.exceptions import ImproperlyConfigured
 
-from chat.daphne_adapt import closing, frames, handshake, sendbuffer
+from chat.daphne_adapt import closing, frames, handshake, lazylog, sendbuffer
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ def install(*, on_shutdown: Callable[[], asyncio.Future[Any] | None]) -> dict[st
         "server_close_codes": closing.allow_server_close_codes(),
         "drain_on_shutdown": closing.drain_on_shutdown(on_shutdown),
         "close_handshake_timeout": closing.close_handshake_timeout(),
+        "lazy_connection_log": lazylog.install(),
     }
     active = sorted(name for name, on in _installed.items() if on)
     off = sorted(name for name, on in _installed.items() if not on)

@@ -86,3 +86,23 @@ def test_the_send_buffer_bound_says_when_it_cannot_measure(monkeypatch: pytest.M
         for _ in range(3):
             assert sendbuffer.over_limit(SimpleNamespace(transport=OddTransport())) is False
     assert len([r for r in caplog.records if "send-buffer bound off" in r.getMessage()]) == 1
+
+
+def test_autobahns_per_connection_debug_line_is_formatted_only_when_shown() -> None:
+    """The options autobahn logs at debug on every connection are pretty-printed only if the line is rendered."""
+    import autobahn.websocket.protocol as autobahn_protocol
+
+    from chat.daphne_adapt import lazylog
+
+    assert lazylog.install()
+    formatted: list[object] = []
+
+    class Options(list[object]):
+        def __repr__(self) -> str:
+            formatted.append(self)
+            return "options"
+
+    value = autobahn_protocol.pformat(Options([1]))
+    assert formatted == []  # nothing formatted for a line nobody shows
+    assert f"\n{value}" == "\noptions" and len(formatted) == 1
+    assert str(autobahn_protocol.Timings()) == "{}"  # its one other use still returns a str

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 import shutil
 import signal
 import time
+import urllib.request
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +29,8 @@ from tests.fixtures.servers import DaphneServer, base_env
 __all__ = ["HAPROXY", "Cluster", "close_all", "next_address", "start_cluster"]
 
 CRASH_TEXT = "crash right after the store"  # CHAT_TEST_CRASH_AFTER_STORE of the cluster
+METRICS_TOKEN = "fault-suite-metrics-token-0123456789abcdef"  # the cluster's METRICS_TOKEN
+_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
 # HAProxy checks each process every 200 ms and needs two good checks to send it traffic.
 BALANCER_RISE_SECONDS = 0.6
 
@@ -46,6 +50,33 @@ class Cluster:
 
     def read_store(self, room_id: str) -> list[Stored]:
         return sqlite_reader(self.db_path)(room_id)
+
+    def metrics(self, index: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        """Process `index`'s /metrics (straight from it, not through the balancer):
+        (sample name, its labels) -> value."""
+        request = urllib.request.Request(
+            f"{self.servers[index].base_url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            match = _SAMPLE.match(line)
+            if match is None:
+                continue
+            labels = frozenset(re.findall(r'(\w+)="([^"]*)"', match["labels"] or ""))
+            samples[(match["name"], labels)] = float(match["value"])
+        return samples
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum over the cluster's processes of every `name` sample that has `labels`."""
+        wanted = set(labels.items())
+        return sum(
+            value
+            for index in range(len(self.servers))
+            for (sample, have), value in self.metrics(index).items()
+            if sample == name and wanted <= have
+        )
 
     def running(self, index: int) -> bool:
         proc = self.servers[index].proc
@@ -133,6 +164,7 @@ def start_cluster(
                 CHAT_INSTANCE_ID=f"fault-{index}",
                 CHAT_LAYER_WATCHDOG_SECONDS="0.5",
                 CHAT_TEST_CRASH_AFTER_STORE=CRASH_TEXT,
+                METRICS_TOKEN=METRICS_TOKEN,
                 **env,
             ),
             args=("--proxy-headers", *daphne_args),

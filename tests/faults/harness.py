@@ -23,8 +23,6 @@ import contextlib
 import json
 import random
 import sqlite3
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -37,7 +35,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Origin
 
 from tests.e2e.client import ChatClient, Frame, new_client_message_id, timeout
-from tests.fixtures.servers import ROOT
+from tests.fixtures.servers import manage_shell
 
 # What a socket may be closed with while a fault is on, for a client that then resumes.
 RESUME_CODES = frozenset({1001, 1006, 1011, 1012, 1013})
@@ -365,14 +363,7 @@ def set_up(
     their members, in the database and store `env` points at: one process, no password
     hashing. Returns each user's Cookie header."""
     code = _SETUP.format(spec=json.dumps({"users": users, "rooms": list(rooms), "private": private or {}}))
-    done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = manage_shell(env, code)
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(line for line in done.stdout.splitlines() if line.startswith("COOKIES"))
     cookies: dict[str, str] = json.loads(line.removeprefix("COOKIES"))
