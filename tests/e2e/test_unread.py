@@ -42,21 +42,30 @@ def backend_env(request: pytest.FixtureRequest, backend: str, tmp_path: Path) ->
     return {**moto.env, "CHAT_STORAGE_BACKEND": "dynamodb", **tables}
 
 
+TwoProcesses = Callable[[str, str], tuple[DaphneServer, DaphneServer]]
+
+
+@pytest.fixture
+def two_processes(
+    request: pytest.FixtureRequest, daphne_factory: Callable[..., DaphneServer], redis_url: str, tmp_path: Path
+) -> TwoProcesses:
+    """`two_processes(backend, name)`: two daphne processes on one Redis and one store."""
+
+    def start(backend: str, name: str) -> tuple[DaphneServer, DaphneServer]:
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        env = {"REDIS_URL": redis_url, **backend_env(request, backend, tmp_path)}
+        one = daphne_factory(shared_dir=shared, CHAT_INSTANCE_ID=f"{name}-0", **env)
+        return one, daphne_factory(shared_dir=shared, CHAT_INSTANCE_ID=f"{name}-1", **env)
+
+    return start
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql", "dynamodb"])
-async def test_read_state_follows_the_user_across_processes(
-    request: pytest.FixtureRequest,
-    daphne_factory: Callable[..., DaphneServer],
-    redis_url: str,
-    tmp_path: Path,
-    backend: str,
-) -> None:
+async def test_read_state_follows_the_user_across_processes(two_processes: TwoProcesses, backend: str) -> None:
     """Tab 1 on process one marks read; tab 2 on process two gets the readState; a mention
     from process two counts at once for the user's tab on process one."""
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    env = {"REDIS_URL": redis_url, **backend_env(request, backend, tmp_path)}
-    one = daphne_factory(shared_dir=shared, CHAT_INSTANCE_ID="unread-0", **env)
-    two = daphne_factory(shared_dir=shared, CHAT_INSTANCE_ID="unread-1", **env)
+    one, two = two_processes(backend, "unread")
     alice_name, bob_name = f"alice{uuid.uuid4().hex[:6]}", f"bob{uuid.uuid4().hex[:6]}"
     alice, bob = one.signup(alice_name), two.signup(bob_name)
     room = f"un-{uuid.uuid4().hex[:8]}"
@@ -86,20 +95,10 @@ async def test_read_state_follows_the_user_across_processes(
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "dynamodb"])
-async def test_here_and_room_in_a_public_room_across_processes(
-    request: pytest.FixtureRequest,
-    daphne_factory: Callable[..., DaphneServer],
-    redis_url: str,
-    tmp_path: Path,
-    backend: str,
-) -> None:
+async def test_here_and_room_in_a_public_room_across_processes(two_processes: TwoProcesses, backend: str) -> None:
     """The owner writes on process two: @here mentions Alice, reading the room on process one
     (no member); @room also Carol, a member who is away; Dan, online in no room of it, neither."""
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    env = {"REDIS_URL": redis_url, **backend_env(request, backend, tmp_path)}
-    one = daphne_factory(shared_dir=shared, CHAT_INSTANCE_ID="here-0", **env)
-    two = daphne_factory(shared_dir=shared, CHAT_INSTANCE_ID="here-1", **env)
+    one, two = two_processes(backend, "here")
     tag = uuid.uuid4().hex[:6]
     bob, alice, carol, dan = (two.signup(f"{name}{tag}") for name in ("bob", "alice", "carol", "dan"))
     room = f"here-{tag}"
@@ -122,8 +121,8 @@ async def test_here_and_room_in_a_public_room_across_processes(
         carol_id = next(str(m["userId"]) for m in members["members"] if m["username"].startswith("carol"))
         mentioned = []
         for text in ("@here standup", "@room release at five"):
-            ack = await owner.send_message(room, text)
-            frame = await reader.wait_for(lambda f, seq=ack["seq"]: f["type"] == "message" and f.get("seq") == seq)
+            seq = (await owner.send_message(room, text))["seq"]
+            frame = await reader.wait_for(lambda f: f["type"] == "message" and f.get("seq") == seq)  # noqa: B023
             mentioned.append(frame.get("mentions"))
         assert mentioned == [[alice_id], sorted([alice_id, carol_id])]  # Dan in neither
     finally:
