@@ -29,6 +29,7 @@ from django.test import Client
 from pytest_django.fixtures import Settings
 
 from chat import services as chat_services
+from chat.moderation_models import Ban
 from chat.records import Room
 from chat.storage import get_store
 from chat.tests.conftest import OpenSocket
@@ -268,6 +269,33 @@ async def test_a_room_muted_from_the_room_list_sends_no_push(
     await mention("@bob back")
     push_service.wait_for(1)
     assert [device.decrypt(r.body)["body"] for r in push_service.received] == ["@bob back 0"]
+
+
+async def test_no_push_to_a_user_banned_or_gone_from_the_room_before_the_batch_ended(
+    storage_backend: str, push_service: PushService, vapid: str
+) -> None:
+    """One message mentions three members of a private room: the one removed from the room
+    and the one banned before the batch went out get nothing; the third gets the push."""
+    alice, _, _ = await signed_in("alice")
+    devices = {}
+    for name in ("bob", "carol", "dan"):
+        user_id, client, _ = await signed_in(name)
+        devices[name] = (user_id, browser(push_service))
+        await subscribe(client, devices[name][1].subscription())
+    (bob, _), (carol, _), (dan, dan_device) = devices.values()
+    await sync_to_async(room)("crew", private_members=[alice, bob, carol, dan])
+    crew = Room(room_id="crew", name="Crew", created_at=datetime.now(UTC), created_by=None, last_seq=0, private=True)
+    seq = await sync_to_async(post)("crew", alice, "@bob @carol @dan deploy?", mention=(bob, carol, dan))
+    (message,) = await sync_to_async(get_store().messages_after)(
+        room_id="crew", after_seq=seq - 1, limit=1, now=datetime.now(UTC)
+    )
+    await notify.message_stored(message=message, room=crew)
+    await sync_to_async(get_store().remove_member)(room_id="crew", user_id=bob)
+    await Ban.objects.acreate(user_id=int(carol), reason="spam", created_at=datetime.now(UTC))
+    await notify.flush_now()
+    received = push_service.wait_for(1)
+    assert [r.path for r in received] == [dan_device.endpoint.removeprefix(push_service.url)]
+    assert dan_device.decrypt(received[0].body)["body"] == "@bob @carol @dan deploy? 0"
 
 
 async def test_bad_subscriptions_are_refused_with_the_field_named(settings: Settings, vapid: str) -> None:
