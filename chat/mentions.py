@@ -1,10 +1,11 @@
 """@mentions in a message's text: which names it mentions, and whom that reaches. Pure: no I/O.
 
-`parse` finds `@username` and the two broadcast mentions, `@here` (every member present: with
-a socket open now) and `@room` (every member). `resolve` turns what was parsed into user ids
-from facts the caller read: the server resolves mentions, never the client, and a name that
-is no reader of the room resolves to nobody (a mention must not tell anyone that a private
-room exists). docs/protocol.md "Mentions".
+`parse` finds `@username` and the two broadcast mentions, `@here` (everyone present: a member
+with a socket open now, or anyone with a socket in the room now) and `@room` (every member,
+and everyone present). `resolve` turns what was parsed into user ids from facts the caller
+read: the server resolves mentions, never the client, and a name that is no reader of the
+room resolves to nobody (a mention must not tell anyone that a private room exists).
+docs/protocol.md "Mentions".
 """
 
 from __future__ import annotations
@@ -70,21 +71,26 @@ def resolve(
     may_broadcast: bool,
     readers: Iterable[str] | None,
     present: Iterable[str] = (),
+    members: Iterable[str] = (),
 ) -> tuple[str, ...]:
     """The user ids a message mentions, sorted, without its author.
 
     `user_ids_by_name`: the mentioned names that are active users (lowercased name -> id).
     `readers`: who may read the room (a private room's members), or None for a public room,
-    which every user may read. `present`: readers with a socket open now (for @here).
+    which every user may read. `members`: the room's members (a public room's are those who
+    joined it to their list; a private room's are its readers). `present`: users present now
+    (members with a socket open, anyone with a socket in the room), for @here and @room.
     `may_broadcast`: owners and moderators only; others' @here/@room stay plain text.
     """
     allowed = None if readers is None else set(readers)
-    mentioned = {user_id for user_id in user_ids_by_name.values() if allowed is None or user_id in allowed}
-    if may_broadcast:
-        if parsed.room and allowed is not None:
-            mentioned |= allowed
-        if parsed.here or (parsed.room and allowed is None):
-            # A public room has no member list: its "every member" is everyone present.
-            mentioned |= {u for u in present if allowed is None or u in allowed}
+
+    def readable(user_ids: Iterable[str]) -> set[str]:
+        return {u for u in user_ids if allowed is None or u in allowed}
+
+    mentioned = readable(user_ids_by_name.values())
+    if may_broadcast and (parsed.here or parsed.room):
+        mentioned |= readable(present)
+        if parsed.room:
+            mentioned |= readable(members) | (allowed or set())
     mentioned.discard(author_id)
     return tuple(sorted(mentioned)[:MAX_MENTIONS])

@@ -106,6 +106,9 @@ def _still_wanted(burst: _Burst) -> list[MessageRecord]:
         return []
     if RoomNotify.objects.filter(user_id=user_id, room_id=room.room_id, muted=True).exists():
         return []
+    membership = store.get_membership(room_id=room.room_id, user_id=user_id)
+    if membership is not None and membership.muted:
+        return []  # muted in the user's own room list (the muteRoom action): just as quiet
     live = []
     for message in burst.messages:
         now_is = store.get_message(room_id=room.room_id, message_id=message.message_id, now=now)

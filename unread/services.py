@@ -21,9 +21,10 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from accounts.identity import Identity
-from chat import broadcast, mentions, protocol
+from chat import broadcast, mentions, presence, protocol
 from chat.errors import ChatError, ErrorCode
-from chat.records import MessageRecord, Room
+from chat.presence_rules import OFFLINE
+from chat.records import OWNER, MessageRecord, Room
 from chat.services import _readable_room, _store_call, room_list, room_visible, utcnow
 from chat.storage import get_store
 from unread import counting
@@ -180,13 +181,25 @@ def _set_receipts(*, user_id: str, send: bool) -> None:
 # After a message is stored ------------------------------------------------------------------
 
 
-def _resolve_mentions(*, room: Room, identity: Identity, text: str) -> tuple[str, ...]:
-    parsed = mentions.parse(text)
-    if not (parsed.usernames or parsed.here or parsed.room):
-        return ()
-    may_broadcast = identity.is_moderator or room.created_by == identity.user_id
+def _audience(*, room: Room, identity: Identity, broadcast: bool) -> tuple[bool, list[str]]:
+    """Whether the author may use @here/@room in the room (a moderator, or an owner of the
+    room), and the room's members when they matter: a private room's readers, or the members
+    a broadcast mention reaches. The same store calls on both backends (a membership get, a
+    members query): a public room's members are the users who joined it to their list."""
     store = get_store()
-    readers = store.room_members(room.room_id) if room.private else None
+    may = False
+    if broadcast:
+        may = identity.is_moderator or room.created_by == identity.user_id
+        if not may:
+            membership = store.get_membership(room_id=room.room_id, user_id=identity.user_id)
+            may = membership is not None and membership.role == OWNER
+    members = store.room_members(room.room_id) if room.private or may else []
+    return may, members
+
+
+def _resolve_mentions(
+    *, room: Room, identity: Identity, parsed: mentions.Parsed, may: bool, members: list[str], present: set[str]
+) -> tuple[str, ...]:
     names: dict[str, str] = {}
     if parsed.usernames:
         # One query, case-insensitive, for at most MAX_NAMES names a message may mention.
@@ -194,37 +207,44 @@ def _resolve_mentions(*, room: Room, identity: Identity, text: str) -> tuple[str
         match = reduce(operator.or_, (Q(username__iexact=name) for name in wanted))
         for account in get_user_model().objects.filter(match, is_active=True):
             names[account.get_username().lower()] = str(account.pk)
-    present: list[str] = []
-    if may_broadcast and (parsed.here or (parsed.room and readers is None)):
-        present = _present_users(readers)
     return mentions.resolve(
         parsed,
         author_id=identity.user_id,
         user_ids_by_name=names,
-        may_broadcast=may_broadcast,
-        readers=readers,
+        may_broadcast=may,
+        readers=members if room.private else None,
         present=present,
+        members=members,
     )
 
 
-def _present_users(readers: list[str] | None) -> list[str]:
-    """Users with a socket open now (any process), among `readers` when given."""
-    store = get_store()
-    now = utcnow()
-    if readers is not None:
-        return [u for u in readers if store.connections_for_user(user_id=u, now=now)]
-    from chat.models import Connection  # the local backend's table; DynamoDB: members only
-
-    if settings.CHAT_STORAGE_BACKEND != "local":
-        return []
-    return list(Connection.objects.filter(ttl__gt=int(now.timestamp())).values_list("user_id", flat=True).distinct())
+async def _present(*, room_id: str, members: list[str]) -> set[str]:
+    """Everyone present for @here: the members with a socket open now, and anyone with a
+    socket in the room now (a public room's readers need not be members), on every process.
+    Read from presence (chat.presence: Redis, or this process's memory on the embedded
+    default), not from a storage backend, so it is the same on both; when presence cannot be
+    read it is empty and @here reaches no one (the message itself goes out)."""
+    here = set(await presence.present_in(room_id))
+    online = await presence.presence_of(members)
+    return here | {user_id for user_id, p in online.items() if p.status != OFFLINE}
 
 
 async def mentions_for(*, room: Room, identity: Identity, text: str) -> tuple[str, ...]:
     """The user ids `text` mentions in `room`, resolved by the server (chat.mentions)."""
     if "@" not in text:
         return ()  # the common case: no store or database call
-    resolved: tuple[str, ...] = await _store_call(_resolve_mentions, room=room, identity=identity, text=text)
+    parsed = mentions.parse(text)
+    broadcast = parsed.here or parsed.room
+    if not (parsed.usernames or broadcast):
+        return ()
+    may = False
+    members: list[str] = []
+    if room.private or broadcast:
+        may, members = await _store_call(_audience, room=room, identity=identity, broadcast=broadcast)
+    present = await _present(room_id=room.room_id, members=members) if may else set()
+    resolved: tuple[str, ...] = await _store_call(
+        _resolve_mentions, room=room, identity=identity, parsed=parsed, may=may, members=members, present=present
+    )
     return resolved
 
 

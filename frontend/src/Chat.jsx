@@ -11,11 +11,12 @@ import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'r
 
 import { attachChanges } from '../../static/chat/core/changes.js';
 import { ReplyBar, ThreadPanel, scrollToMessage } from './MessageChanges.jsx';
-import { enable as enableNotifications, permission, show as showNotification } from '../../static/chat/core/notify.js';
-import { ReadState, badge, mentionQuery, mentionsUser, suggestNames } from '../../static/chat/core/unread.js';
+import { enable as enableNotifications, permission } from '../../static/chat/core/notify.js';
+import { ReadState, badge, mentionQuery, suggestNames } from '../../static/chat/core/unread.js';
 import { FilePicker, useDropTarget, useUploads } from './Files.jsx';
 import MessageList from './MessageList.jsx';
 import { TypingLine, usePresence } from './Presence.jsx';
+import { LevelSelect, ReceiptsToggle, useNotifySettings } from './Notifications.jsx';
 import { BrowseRooms, DirectList, MembersPanel, MessageSomeone, StartRoom, usePeople } from './People.jsx';
 import MessageMenu from './MessageMenu.jsx';
 import { messageActions } from './messageActions.js';
@@ -325,8 +326,9 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   const composer = useRef(null);
   const drawerButton = useRef(null);
   const sidebar = useRef(null);
+  const notifySettings = useNotifySettings(api);
   const current = useRef({ roomId, user });
-  current.current = { roomId, user };
+  current.current = { ...current.current, roomId, user, notifySettings };
   const live = usePresence(connection, roomId); // presence dots and typing (Presence.jsx)
   // Read state (issue 16): the server's counts, in step across tabs (static/chat/core/unread.js).
   const [reads, setReads] = useState(null);
@@ -339,12 +341,16 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
     if (connection.state === ConnectionState.LIVE) tracker.refresh();
     const offs = [
       tracker.onChange(() => setReadsVersion((v) => v + 1)),
+      // A message while the tab is hidden: a notification as the room's level says (the
+      // core's rule, as in the template UI: all, mentions and DMs, nothing; never muted).
       connection.on('message', (m) => {
-        const me = current.current.user;
-        const mine = me?.userId ? String(m.userId) === String(me.userId) : m.username === me?.username;
-        if (!mine && document.visibilityState === 'hidden' && mentionsUser(m, me?.userId)) {
-          showNotification(m, { onClick: () => (window.location.hash = `#/rooms/${m.roomId}`) });
-        }
+        const { user: me, notifySettings, roomOf } = current.current;
+        const room = roomOf(m.roomId);
+        notifySettings?.arrived(m, {
+          userId: me?.userId,
+          room: { name: room?.name, direct: room?.kind === 'direct', muted: room?.muted },
+          onClick: () => (window.location.hash = `#/rooms/${m.roomId}`),
+        });
       }),
     ];
     return () => offs.forEach((off) => off());
@@ -434,6 +440,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   // People and rooms (People.jsx): the user's rooms and DMs, live; DMs in a section of their own.
   const { people, list: myRooms } = usePeople(connection);
   const mineById = new Map(myRooms.map((r) => [r.roomId, r]));
+  current.current.roomOf = (id) => mineById.get(id) ?? rooms.find((r) => r.roomId === id);
   useEffect(() => {
     loadRooms(); // the site's list follows membership changes (a private room gained or lost)
   }, [myRooms.length, loadRooms]);
@@ -627,6 +634,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
             {notify === 'granted' ? 'Notifications on' : notify === 'denied' ? 'Notifications blocked' : 'Turn on notifications'}
           </button>
         )}
+        <ReceiptsToggle settings={notifySettings} />
         <NewRoom
           api={api}
           onCreated={(id) => {
@@ -677,6 +685,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           <h1 id="room-title" dir="auto">
             {roomName}
           </h1>
+          {!refused && <LevelSelect settings={notifySettings} roomId={roomId} />}
           {people && !refused && (
             <MembersPanel people={people} roomId={roomId} mine={mineById.get(roomId)} me={user} />
           )}

@@ -16,7 +16,7 @@
 import { Fragment, useEffect, useLayoutEffect, useRef, useState } from 'react';
 
 import { avatarColor, continuesGroup, initials } from './display.js';
-import { firstUnreadSeq, mentionsUser } from '../../static/chat/core/unread.js';
+import { firstUnreadSeq, mentionsUser, pageSeen, seenUpTo } from '../../static/chat/core/unread.js';
 import { Attachments } from './Files.jsx';
 import { linkify } from './linkify.js';
 import { PresenceDot } from './Presence.jsx';
@@ -216,12 +216,20 @@ export default function MessageList({
     Object.assign(mem, { roomId, first, last, height: el.scrollHeight, top: el.scrollTop, outbox: waiting.length });
   }, [roomId, messages, waiting.length, isOwn]);
 
-  // Read is marked when the newest message is on screen and the tab visible and focused.
+  // Read is marked up to what is on screen while the tab is visible and focused (the core's
+  // rule, as in the template UI): what arrives below, out of view, stays unread.
   useEffect(() => {
     function seen() {
-      const last = messages[messages.length - 1];
-      if (!onSeen || !last || !memory.current.atBottom) return;
-      if (document.visibilityState === 'visible' && document.hasFocus()) onSeen(last.seq);
+      const el = scroller.current;
+      if (!onSeen || !el || messages.length === 0 || !pageSeen(document)) return;
+      const lines = new Map();
+      for (const li of el.querySelectorAll('li.message[data-seq]')) lines.set(Number(li.dataset.seq), li);
+      const seq = seenUpTo(messages, {
+        atBottom: el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_BOTTOM_PX,
+        viewBottom: el.getBoundingClientRect().bottom,
+        bottomOf: (m) => lines.get(m.seq)?.getBoundingClientRect().bottom ?? null,
+      });
+      if (seq !== null) onSeen(seq);
     }
     seen();
     window.addEventListener('focus', seen);

@@ -4,7 +4,15 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { COUNT_WINDOW, ReadState, badge, firstUnreadSeq, mentionsUser } from '../../static/chat/core/unread.js';
+import {
+  COUNT_WINDOW,
+  ReadState,
+  badge,
+  firstUnreadSeq,
+  mentionsUser,
+  pageSeen,
+  seenUpTo,
+} from '../../static/chat/core/unread.js';
 
 class FakeConnection {
   constructor() {
@@ -118,5 +126,34 @@ describe('helpers', () => {
     expect(firstUnreadSeq(messages, 3, '1')).toBe(6);
     expect(firstUnreadSeq(messages, null, '1')).toBe(null);
     expect(mentionsUser({ mentions: ['7'] }, 7)).toBe(true);
+  });
+});
+
+describe('what is seen is what is marked read', () => {
+  const messages = [1, 2, 3, 4, 5].map((seq) => ({ seq, messageId: `m${seq}`, userId: '2' }));
+  // Lines 100 px tall from y = 0; the view's bottom edge at 250 shows lines 1 and 2 whole.
+  const bottomOf = (m) => m.seq * 100;
+
+  it('is the lowest line on screen when scrolled up, the room\'s last at the bottom', () => {
+    expect(seenUpTo(messages, { atBottom: false, viewBottom: 250, bottomOf })).toBe(2);
+    expect(seenUpTo(messages, { atBottom: true, lastSeq: 9, viewBottom: 250, bottomOf })).toBe(9);
+    expect(seenUpTo(messages, { atBottom: false, viewBottom: 50, bottomOf })).toBeNull();
+    expect(seenUpTo([], { atBottom: true, viewBottom: 250, bottomOf })).toBeNull();
+  });
+
+  it('needs the tab visible and focused', () => {
+    expect(pageSeen({ visibilityState: 'visible', hasFocus: () => true })).toBe(true);
+    expect(pageSeen({ visibilityState: 'visible', hasFocus: () => false })).toBe(false);
+    expect(pageSeen({ visibilityState: 'hidden', hasFocus: () => true })).toBe(false);
+  });
+
+  it('markSeen sends markRead for what is on screen, and nothing for a hidden tab', () => {
+    const connection = new FakeConnection();
+    const reads = new ReadState(connection, { userId: '1' });
+    const view = { atBottom: false, viewBottom: 250, bottomOf };
+    reads.markSeen('r', messages, view, { visibilityState: 'hidden', hasFocus: () => true });
+    expect(connection.sent).toEqual([]);
+    reads.markSeen('r', messages, view, { visibilityState: 'visible', hasFocus: () => true });
+    expect(connection.sent).toEqual([{ action: 'markRead', roomId: 'r', seq: 2 }]);
   });
 });

@@ -2,11 +2,13 @@
  * The template UI's read state (issue 16): the "New messages" divider (chat.js says
  * "N new messages ↓" while the reader is scrolled up), mentions of you highlighted, "Seen by" receipts in small rooms, read marked only when a
  * message is actually seen (its line in view, the tab visible and focused), browser
- * notifications while the tab is hidden, and the button that turns them on. The counts and
- * the protocol are the shared core's (./core/unread.js, ./core/notify.js); chat.js calls
- * `afterRender`, `opened` and `arrived`, and renders badges from `reads`.
+ * notifications while the tab is hidden (as the room's notification level says), the button
+ * that turns them on, the open room's level ("Notify me about") and the read-receipts
+ * switch. The counts, the rules and the protocol are the shared core's (./core/unread.js,
+ * ./core/notify.js); chat.js calls `afterRender`, `opened` and `arrived`, and renders badges
+ * from `reads`.
  */
-import { enable, permission, show, supported } from "./core/notify.js";
+import { enable, LEVELS, LEVEL_NAMES, NotifySettings, permission, supported } from "./core/notify.js";
 import { firstUnreadSeq, mentionsUser } from "./core/unread.js";
 
 function csrf() {
@@ -61,6 +63,50 @@ export function setupUnreadUi({ connection, el, view, reads, userId, openRoom, r
   });
   showNotifyState();
 
+  // What the user asked to be told (GET/POST /api/notifications): the open room's level
+  // in its header, and whether to send read receipts, in the sidebar.
+  const settings = new NotifySettings({ fetchJson });
+  const levelBox = document.createElement("label");
+  levelBox.className = "notify-level";
+  const levelText = document.createElement("span");
+  levelText.className = "notify-level-text";
+  levelText.textContent = "Notify me about";
+  levelBox.append(levelText);
+  const levelSelect = document.createElement("select");
+  levelSelect.id = "notify-level";
+  levelSelect.setAttribute("aria-label", "Notify me about");
+  for (const level of LEVELS) levelSelect.append(new Option(LEVEL_NAMES[level], level));
+  levelBox.append(levelSelect);
+  el.roomName.closest(".room-head")?.querySelector(".members-button")?.before(levelBox);
+  const receiptsBox = document.createElement("label");
+  receiptsBox.className = "receipts-toggle";
+  const receiptsCheck = document.createElement("input");
+  receiptsCheck.type = "checkbox";
+  receiptsCheck.id = "send-receipts";
+  receiptsBox.append(receiptsCheck, " Send read receipts");
+  notifyButton.after(receiptsBox);
+  function showSettings() {
+    levelSelect.value = view.roomId ? settings.level(view.roomId) : "mentions";
+    levelBox.hidden = !view.roomId;
+    receiptsCheck.checked = settings.receipts;
+  }
+  async function save(fn, control) {
+    control.disabled = true;
+    try {
+      await fn();
+    } catch (error) {
+      console.warn("unread-ui.js: the setting was not saved", error);
+    } finally {
+      control.disabled = false;
+      showSettings();
+    }
+  }
+  levelSelect.addEventListener("change", () => save(() => settings.setLevel(view.roomId, levelSelect.value), levelSelect));
+  receiptsCheck.addEventListener("change", () => save(() => settings.setReceipts(receiptsCheck.checked), receiptsCheck));
+  settings.onChange(showSettings);
+  showSettings();
+  settings.load();
+
   // The mentions list: the latest messages that mention you, each a link to its room.
   const mentionsButton = document.createElement("button");
   mentionsButton.type = "button";
@@ -102,27 +148,14 @@ export function setupUnreadUi({ connection, el, view, reads, userId, openRoom, r
   let dividerAfter = null; // the last-read seq when the room was opened: the divider's place
   let joinedSidebar = false;
 
-  function seen() {
-    return document.visibilityState === "visible" && document.hasFocus();
-  }
-
-  // The highest seq whose line is in view (the room's last seq when the bottom is).
-  function lastVisibleSeq() {
-    const messages = view.room?.messages ?? [];
-    if (messages.length === 0) return null;
-    if (nearBottom()) return Math.max(view.room.lastSeq ?? 0, messages[messages.length - 1].seq);
-    const bottom = el.scroller.getBoundingClientRect().bottom;
-    for (let i = messages.length - 1; i >= 0; i -= 1) {
-      const li = view.lines.get(messages[i].messageId);
-      if (li && li.getBoundingClientRect().bottom <= bottom + 1) return messages[i].seq;
-    }
-    return null;
-  }
-
   function markSeen() {
-    if (!view.roomId || !view.joined || !seen()) return;
-    const seq = lastVisibleSeq();
-    if (seq !== null) reads.markRead(view.roomId, seq);
+    if (!view.roomId || !view.joined) return;
+    reads.markSeen(view.roomId, view.room?.messages ?? [], {
+      atBottom: nearBottom(),
+      lastSeq: view.room?.lastSeq ?? 0,
+      viewBottom: el.scroller.getBoundingClientRect().bottom,
+      bottomOf: (m) => view.lines.get(m.messageId)?.getBoundingClientRect().bottom ?? null,
+    });
   }
 
   function afterRender() {
@@ -157,20 +190,21 @@ export function setupUnreadUi({ connection, el, view, reads, userId, openRoom, r
   }
 
   function opened(roomId) {
+    showSettings();
     dividerAfter = reads.state(roomId).lastReadSeq;
     if (view.settings?.private) reads.askReceipts(roomId);
   }
 
-  // A message of someone else: a notification when the tab is hidden.
+  // A message of someone else while the tab is hidden: a notification when the room's level
+  // wants it (core/notify.js: all, mentions and DMs, or nothing; never in a muted room).
   function arrived(message) {
-    if (String(message.userId) === String(userId)) return;
-    if (document.visibilityState === "hidden" && mentionsUser(message, userId)) {
-      const link = roomLink(message.roomId);
-      show(message, {
-        roomName: link?.dataset.roomName,
-        onClick: () => openRoom(message.roomId, link?.dataset.roomName ?? message.roomId),
-      });
-    }
+    const link = roomLink(message.roomId);
+    const name = link?.dataset.roomName ?? message.roomId;
+    settings.arrived(message, {
+      userId,
+      room: { name, direct: link?.dataset.kind === "direct", muted: link?.dataset.muted === "true" },
+      onClick: () => openRoom(message.roomId, name),
+    });
   }
 
   el.scroller.addEventListener("scroll", () => markSeen(), { passive: true });

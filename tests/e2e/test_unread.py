@@ -42,21 +42,30 @@ def backend_env(request: pytest.FixtureRequest, backend: str, tmp_path: Path) ->
     return {**moto.env, "CHAT_STORAGE_BACKEND": "dynamodb", **tables}
 
 
+TwoProcesses = Callable[[str, str], tuple[DaphneServer, DaphneServer]]
+
+
+@pytest.fixture
+def two_processes(
+    request: pytest.FixtureRequest, daphne_factory: Callable[..., DaphneServer], redis_url: str, tmp_path: Path
+) -> TwoProcesses:
+    """`two_processes(backend, name)`: two daphne processes on one Redis and one store."""
+
+    def start(backend: str, name: str) -> tuple[DaphneServer, DaphneServer]:
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        env = {"REDIS_URL": redis_url, **backend_env(request, backend, tmp_path)}
+        one = daphne_factory(shared_dir=shared, CHAT_INSTANCE_ID=f"{name}-0", **env)
+        return one, daphne_factory(shared_dir=shared, CHAT_INSTANCE_ID=f"{name}-1", **env)
+
+    return start
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql", "dynamodb"])
-async def test_read_state_follows_the_user_across_processes(
-    request: pytest.FixtureRequest,
-    daphne_factory: Callable[..., DaphneServer],
-    redis_url: str,
-    tmp_path: Path,
-    backend: str,
-) -> None:
+async def test_read_state_follows_the_user_across_processes(two_processes: TwoProcesses, backend: str) -> None:
     """Tab 1 on process one marks read; tab 2 on process two gets the readState; a mention
     from process two counts at once for the user's tab on process one."""
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    env = {"REDIS_URL": redis_url, **backend_env(request, backend, tmp_path)}
-    one = daphne_factory(shared_dir=shared, CHAT_INSTANCE_ID="unread-0", **env)
-    two = daphne_factory(shared_dir=shared, CHAT_INSTANCE_ID="unread-1", **env)
+    one, two = two_processes(backend, "unread")
     alice_name, bob_name = f"alice{uuid.uuid4().hex[:6]}", f"bob{uuid.uuid4().hex[:6]}"
     alice, bob = one.signup(alice_name), two.signup(bob_name)
     room = f"un-{uuid.uuid4().hex[:8]}"
@@ -82,4 +91,40 @@ async def test_read_state_follows_the_user_across_processes(
         assert states["rooms"] == [answer]
     finally:
         for client in (tab1, tab2, writer):
+            await client.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "dynamodb"])
+async def test_here_and_room_in_a_public_room_across_processes(two_processes: TwoProcesses, backend: str) -> None:
+    """The owner writes on process two: @here mentions Alice, reading the room on process one
+    (no member); @room also Carol, a member who is away; Dan, online in no room of it, neither."""
+    one, two = two_processes(backend, "here")
+    tag = uuid.uuid4().hex[:6]
+    bob, alice, carol, dan = (two.signup(f"{name}{tag}") for name in ("bob", "alice", "carol", "dan"))
+    room = f"here-{tag}"
+    create_room(two.base_url, bob, room)
+    joiner = await ChatClient.connect(one.ws_url, cookie=carol, origin=one.origin)
+    await joiner.send_json({"action": "addMember", "roomId": room})
+    await joiner.wait_for(lambda f: f["type"] == "done" and f.get("action") == "addMember")
+    await joiner.close()  # Carol is a member, and away
+    reader = await ChatClient.connect(one.ws_url, cookie=alice, origin=one.origin)
+    elsewhere = await ChatClient.connect(one.ws_url, cookie=dan, origin=one.origin)
+    owner = await ChatClient.connect(two.ws_url, cookie=bob, origin=two.origin)
+    try:
+        await reader.join(room)
+        await elsewhere.ping()
+        await owner.join(room)
+        hello = await reader.send_message(room, "hello")  # Alice's user id, from her message
+        said = await owner.wait_for(lambda f: f["type"] == "message" and f.get("seq") == hello["seq"])
+        alice_id = str(said["userId"])
+        members = await owner.request({"action": "members", "roomId": room}, expect="members")
+        carol_id = next(str(m["userId"]) for m in members["members"] if m["username"].startswith("carol"))
+        mentioned = []
+        for text in ("@here standup", "@room release at five"):
+            seq = (await owner.send_message(room, text))["seq"]
+            frame = await reader.wait_for(lambda f: f["type"] == "message" and f.get("seq") == seq)  # noqa: B023
+            mentioned.append(frame.get("mentions"))
+        assert mentioned == [[alice_id], sorted([alice_id, carol_id])]  # Dan in neither
+    finally:
+        for client in (reader, elsewhere, owner):
             await client.close()

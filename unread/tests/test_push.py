@@ -29,6 +29,7 @@ from django.test import Client
 from pytest_django.fixtures import Settings
 
 from chat import services as chat_services
+from chat.moderation_models import Ban
 from chat.records import Room
 from chat.storage import get_store
 from chat.tests.conftest import OpenSocket
@@ -191,6 +192,16 @@ async def test_a_mention_of_an_offline_user_is_one_real_web_push_per_burst(
     assert payload["url"] == f"/rooms/lobby/#seq-{first['seq']}"
 
 
+async def mention_in(room: Room, *, author: str, mentioned: str, text: str) -> Any:
+    """Store a message of `author` mentioning `mentioned` and hand it to notify, as a send does."""
+    seq = await sync_to_async(post)(room.room_id, author, text, mention=(mentioned,))
+    (message,) = await sync_to_async(get_store().messages_after)(
+        room_id=room.room_id, after_seq=seq - 1, limit=1, now=datetime.now(UTC)
+    )
+    await notify.message_stored(message=message, room=room)
+    return message
+
+
 async def test_no_push_when_online_removed_muted_or_gone(
     storage_backend: str, session_sockets: OpenSocket, push_service: PushService, vapid: str
 ) -> None:
@@ -204,13 +215,7 @@ async def test_no_push_when_online_removed_muted_or_gone(
     lobby = Room(room_id="lobby", name="Lobby", created_at=datetime.now(UTC), created_by=None, last_seq=0)
 
     async def mention(text: str) -> Any:
-
-        seq = await sync_to_async(post)("lobby", alice, text, mention=(bob,))
-        (message,) = await sync_to_async(get_store().messages_after)(
-            room_id="lobby", after_seq=seq - 1, limit=1, now=datetime.now(UTC)
-        )
-        await notify.message_stored(message=message, room=lobby)
-        return message
+        return await mention_in(lobby, author=alice, mentioned=bob, text=text)
 
     online = await session_sockets(bob_cookie)
     await online.send_json_to({"action": "ping"})  # answered once the socket's row is stored
@@ -239,6 +244,58 @@ async def test_no_push_when_online_removed_muted_or_gone(
     push_service.wait_for(1)
     assert not await PushSubscription.objects.filter(user_id=bob).aexists()
     assert chat_services.after_message is not None  # the unread app is plugged in
+
+
+async def test_a_room_muted_from_the_room_list_sends_no_push(
+    storage_backend: str, push_service: PushService, vapid: str
+) -> None:
+    """A room the user muted for themselves (muteRoom: their membership) never notifies, as
+    a room muted through /api/notifications; unmuted, the next mention is pushed."""
+    alice, _, _ = await signed_in("alice")
+    bob, bob_client, _ = await signed_in("bob")
+    device = browser(push_service)
+    await subscribe(bob_client, device.subscription())
+    await sync_to_async(room)("lobby")
+    await sync_to_async(get_store().add_member)(room_id="lobby", user_id=bob)
+    lobby = Room(room_id="lobby", name="Lobby", created_at=datetime.now(UTC), created_by=None, last_seq=0)
+
+    async def mention(text: str) -> None:
+        await mention_in(lobby, author=alice, mentioned=bob, text=text)
+        await notify.flush_now()
+
+    await sync_to_async(get_store().set_membership)(room_id="lobby", user_id=bob, muted=True)
+    await mention("@bob muted")
+    await sync_to_async(get_store().set_membership)(room_id="lobby", user_id=bob, muted=False)
+    await mention("@bob back")
+    push_service.wait_for(1)
+    assert [device.decrypt(r.body)["body"] for r in push_service.received] == ["@bob back 0"]
+
+
+async def test_no_push_to_a_user_banned_or_gone_from_the_room_before_the_batch_ended(
+    storage_backend: str, push_service: PushService, vapid: str
+) -> None:
+    """One message mentions three members of a private room: the one removed from the room
+    and the one banned before the batch went out get nothing; the third gets the push."""
+    alice, _, _ = await signed_in("alice")
+    devices = {}
+    for name in ("bob", "carol", "dan"):
+        user_id, client, _ = await signed_in(name)
+        devices[name] = (user_id, browser(push_service))
+        await subscribe(client, devices[name][1].subscription())
+    (bob, _), (carol, _), (dan, dan_device) = devices.values()
+    await sync_to_async(room)("crew", private_members=[alice, bob, carol, dan])
+    crew = Room(room_id="crew", name="Crew", created_at=datetime.now(UTC), created_by=None, last_seq=0, private=True)
+    seq = await sync_to_async(post)("crew", alice, "@bob @carol @dan deploy?", mention=(bob, carol, dan))
+    (message,) = await sync_to_async(get_store().messages_after)(
+        room_id="crew", after_seq=seq - 1, limit=1, now=datetime.now(UTC)
+    )
+    await notify.message_stored(message=message, room=crew)
+    await sync_to_async(get_store().remove_member)(room_id="crew", user_id=bob)
+    await Ban.objects.acreate(user_id=int(carol), reason="spam", created_at=datetime.now(UTC))
+    await notify.flush_now()
+    received = push_service.wait_for(1)
+    assert [r.path for r in received] == [dan_device.endpoint.removeprefix(push_service.url)]
+    assert dan_device.decrypt(received[0].body)["body"] == "@bob @carol @dan deploy? 0"
 
 
 async def test_bad_subscriptions_are_refused_with_the_field_named(settings: Settings, vapid: str) -> None:

@@ -181,6 +181,37 @@ async def test_mentions_are_resolved_by_the_server_and_listed(
     assert carol not in frame["mentions"]
 
 
+async def test_here_and_room_in_a_public_room_reach_those_present_and_its_members(
+    storage_backend: str, session_sockets: OpenSocket
+) -> None:
+    """In a public room the owner's @here reaches everyone present (members with a socket
+    open, anyone reading the room now) and @room also the members who are away; someone
+    online elsewhere who is neither is not mentioned; a plain member's @room is plain text."""
+    ann, ann_cookie = await user("ann")
+    bob, _ = await user("bob")  # a member, offline
+    cid, cid_cookie = await user("cid")  # no member, reading the room now
+    dee, dee_cookie = await user("dee")  # no member, online, elsewhere
+    eve, eve_cookie = await user("eve")  # a member, online, elsewhere
+    await sync_to_async(room)("plaza", owner=ann)
+    for member in (ann, bob, eve):
+        await sync_to_async(get_store().add_member)(room_id="plaza", user_id=member)
+    ann_socket = await session_sockets(ann_cookie)
+    await join(ann_socket, "plaza")
+    await join(await session_sockets(cid_cookie), "plaza")
+    dee_socket = await session_sockets(dee_cookie)
+    eve_socket = await session_sockets(eve_cookie)
+    for online in (dee_socket, eve_socket):  # a round trip: the socket's connect has finished
+        await online.send_json_to({"action": "ping"})
+        await next_of(online, "pong")
+    here = await send(ann_socket, "plaza", "@here lunch?")
+    assert here.get("mentions") == sorted([cid, eve])
+    everyone = await send(ann_socket, "plaza", "@room meeting at noon")
+    assert everyone.get("mentions") == sorted([bob, cid, eve])
+    assert dee not in everyone["mentions"]
+    await join(eve_socket, "plaza")
+    assert "mentions" not in await send(eve_socket, "plaza", "@room me too")
+
+
 def test_mention_parsing_is_pure_and_strict() -> None:
     """@name after a space or at the start; e-mail addresses and trailing punctuation are not names."""
     parsed = mentions.parse("@Alice, hi @bob. mail a@b.c @@x @here")

@@ -5,7 +5,8 @@
  *   each (re)connect (`readStates`), then each `readState` frame, which the server sends to
  *   every socket of the user (other tabs, devices, processes) and for a new mention;
  * - `markRead(roomId, seq)`: coalesced, at most one frame per room per second, only ever
- *   forward; a UI calls it when the message is actually seen (visible, tab focused);
+ *   forward; `markSeen` calls it for what is actually seen (`seenUpTo`: on screen; the tab
+ *   visible and focused), the one rule of both UIs;
  * - a message of someone else in a room counts at once, before the server's next word;
  * - read receipts of small rooms (`receipts`, `readReceipt`), and the mentions list.
  *
@@ -31,6 +32,28 @@ export function firstUnreadSeq(messages, lastReadSeq, userId) {
 /** Whether a message mentions `userId` (ids the server resolved; never parsed here). */
 export function mentionsUser(message, userId) {
   return Array.isArray(message?.mentions) && message.mentions.map(String).includes(String(userId));
+}
+
+/** Whether the page is seen now: the tab visible and focused (read is marked only then). */
+export function pageSeen(doc = globalThis.document) {
+  return Boolean(doc) && doc.visibilityState === 'visible' && doc.hasFocus();
+}
+
+/**
+ * The highest seq the reader has on screen, or null: the room's last (`lastSeq`, or the last
+ * message's) when the view is at its bottom, else the lowest message whose line ends inside
+ * the view. `bottomOf(message)`: the bottom edge of its line (px, null when not drawn);
+ * `viewBottom`: the bottom edge of the scrolled view. What arrived below, out of view, stays
+ * unread until it is scrolled to.
+ */
+export function seenUpTo(messages, { atBottom, lastSeq = 0, viewBottom, bottomOf }) {
+  if (!Array.isArray(messages) || messages.length === 0) return null;
+  if (atBottom) return Math.max(lastSeq ?? 0, messages[messages.length - 1].seq);
+  for (let i = messages.length - 1; i >= 0; i -= 1) {
+    const bottom = bottomOf(messages[i]);
+    if (bottom !== null && bottom !== undefined && bottom <= viewBottom + 1) return messages[i].seq;
+  }
+  return null;
 }
 
 export class ReadState {
@@ -149,6 +172,16 @@ export class ReadState {
     };
     if (wait === 0) send();
     else this.timersByRoom.set(roomId, this.timers.setTimeout(send, wait));
+  }
+
+  /**
+   * Mark `roomId` read up to what is on screen now, when the page is seen (both UIs call
+   * this on render, scroll, focus and visibility changes; `view`: seenUpTo's arguments).
+   */
+  markSeen(roomId, messages, view, doc = globalThis.document) {
+    if (!roomId || !pageSeen(doc)) return;
+    const seq = seenUpTo(messages, view);
+    if (seq !== null) this.markRead(roomId, seq);
   }
 
   applyReceipt(roomId, r, { quiet = false } = {}) {
