@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import Final
 
 from confusable_homoglyphs.utils import load
@@ -41,7 +40,6 @@ def _exact(entry: dict[str, str]) -> str | None:
         return None
 
 
-@lru_cache(maxsize=1)
 def _prototypes() -> dict[str, str]:
     """confusables.txt's mapping: each source character to its prototype (one or more characters)."""
     data: dict[str, list[dict[str, str]]] = load("confusables.json")
@@ -70,10 +68,14 @@ def _stable(text: str, mapping: dict[str, str]) -> str:
     raise ValueError(f"the confusables mapping does not settle for {text!r}")
 
 
+# Built when the module is imported (with the URLs, at start-up), never inside a request: it
+# takes a good part of a second, and a sign-up holds a database transaction open meanwhile.
+_PROTOTYPES: Final = _prototypes()
+
+
 def skeleton(text: str) -> str:
     """UTS #39's skeleton(X): NFD, each character to its prototype, NFD."""
-    prototypes = _prototypes()
-    mapped = "".join(prototypes.get(c, c) for c in unicodedata.normalize("NFD", text))
+    mapped = "".join(_PROTOTYPES.get(c, c) for c in unicodedata.normalize("NFD", text))
     return unicodedata.normalize("NFD", mapped)
 
 
