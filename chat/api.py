@@ -88,8 +88,8 @@ def _json_body(request: HttpRequest) -> dict[str, Any] | None:
 
 @api_view
 def rooms(request: HttpRequest, identity: Identity) -> HttpResponse:
-    """GET: the rooms and who is asking. POST {roomId, name?}: create a room (a taken id is
-    refused with 409, never opened)."""
+    """GET: the rooms and who is asking. POST {name, private?, topic?}: create a room (its id
+    derived from the name; a name a room the caller can see has is refused with 409, never opened)."""
     if request.method in {"GET", "HEAD"}:
         return JsonResponse(
             {
@@ -102,15 +102,19 @@ def rooms(request: HttpRequest, identity: Identity) -> HttpResponse:
     body = _json_body(request)
     if body is None:
         return _error(400, ErrorCode.INVALID_JSON.value, "the body must be a JSON object")
-    room_id, name = body.get("roomId"), body.get("name")
-    if not isinstance(room_id, str):
-        return _error(400, ErrorCode.INVALID_FIELD.value, "'roomId' is required and must be a string")
-    if name is not None and (not isinstance(name, str) or len(name) > ROOM_NAME_MAX or not storable(name)):
+    if "roomId" in body:
+        # Ids are derived, never chosen: a chosen id could only be refused by telling that a
+        # room the caller may not see holds it (docs/auth.md).
+        return _error(400, ErrorCode.INVALID_FIELD.value, "a room is created by its 'name'; its id is derived")
+    name, private, topic = body.get("name"), body.get("private", False), body.get("topic", "")
+    if not isinstance(name, str) or len(name) > ROOM_NAME_MAX or not storable(name):
         return _error(
-            400, ErrorCode.INVALID_FIELD.value, f"'name' must be a string of at most {ROOM_NAME_MAX} characters"
+            400, ErrorCode.INVALID_FIELD.value, f"'name' is required: a string of at most {ROOM_NAME_MAX} characters"
         )
+    if not isinstance(private, bool) or not isinstance(topic, str) or not storable(topic):
+        return _error(400, ErrorCode.INVALID_FIELD.value, "'private' must be true or false, 'topic' a string")
     try:
-        room = people.room_create_with_id(identity=identity, room_id=room_id, name=(name or "").strip() or None)
+        room = people.room_create_named(identity=identity, name=name, private=private, topic=topic)
     except ChatError as error:
         response = _error(_STATUS.get(error.code, 400), error.code.value, error.message)
         if error.retry_after is not None:
@@ -119,4 +123,4 @@ def rooms(request: HttpRequest, identity: Identity) -> HttpResponse:
     return JsonResponse({"room": room_json(room)}, status=201)
 
 
-_STATUS: Final = {ErrorCode.ROOM_UNAVAILABLE: 409, ErrorCode.ROOM_NAME_TAKEN: 409, ErrorCode.QUOTA_EXCEEDED: 429}
+_STATUS: Final = {ErrorCode.ROOM_NAME_TAKEN: 409, ErrorCode.QUOTA_EXCEEDED: 429}

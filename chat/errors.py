@@ -23,7 +23,6 @@ class ErrorCode(StrEnum):
     MESSAGE_TOO_LONG = "message_too_long"
     INVALID_ROOM = "invalid_room"
     UNKNOWN_ROOM = "unknown_room"  # also a private room, to a non-member (docs/auth.md)
-    ROOM_UNAVAILABLE = "room_unavailable"  # create: the id is taken by a room the user may not see
     NOT_JOINED = "not_joined"
     FORBIDDEN = "forbidden"
     INVALID_TOKEN = "invalid_token"  # noqa: S105 - a token on an open socket was refused
@@ -41,7 +40,7 @@ class ErrorCode(StrEnum):
     DIRECT_ROOM = "direct_room"  # a DM's members and settings are fixed
     TOO_MANY_MEMBERS = "too_many_members"  # a group DM over CHAT_MAX_DIRECT_MEMBERS
     LAST_OWNER = "last_owner"  # a room keeps an owner while it has members
-    ROOM_NAME_TAKEN = "room_name_taken"  # create: a room of this name (id) exists
+    ROOM_NAME_TAKEN = "room_name_taken"  # create: a room the user can see has this name
     EMPTY_ROOM_NAME = "empty_room_name"
     NOT_OWNER = "not_owner"  # only the room's owners (and moderators) may do this
     NOT_MEMBER = "not_member"  # the user (you, or the one named) is not a member of the room

@@ -2,15 +2,15 @@ from __future__ import annotations
 
 from django import forms
 
-from chat.protocol import ROOM_ID_RE
+from chat.people_rules import ROOM_NAME_MAX
 
 
 class RoomForm(forms.Form):
-    room_id = forms.RegexField(
-        regex=ROOM_ID_RE,
-        max_length=64,
-        label="Room id",
-        help_text="Lowercase letters, digits, '-' and '_'.",
-        error_messages={"invalid": "Use 1-64 lowercase letters, digits, '-' or '_', starting with a letter or digit."},
+    """A room by its name alone: the server derives its id (docs/protocol.md, "Rooms users make")."""
+
+    name = forms.CharField(
+        max_length=ROOM_NAME_MAX,
+        label="Room name",
+        help_text="Its address is made from the name and a few random letters.",
     )
-    name = forms.CharField(max_length=100, required=False, label="Display name")
+    private = forms.BooleanField(required=False, label="Private: invited people only")

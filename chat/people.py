@@ -10,7 +10,7 @@ Services in the house style: check (chat.people_rules, pure), write through the 
   user on every process, through the user's channel-layer group (chat.broadcast.user_frame).
 
 Synchronous, like chat.moderation: the consumer runs `handle` off the event loop; the room
-views and POST /api/rooms call `room_create_with_id`. Reads never write. On the ORM backend a
+views and POST /api/rooms call `room_create_named`. Reads never write. On the ORM backend a
 membership change and its room event commit together; on DynamoDB they are two writes (the
 membership first), so a failure between them leaves a membership whose event is missing,
 never an event without its change.
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -136,53 +136,44 @@ def _room_for(identity: Identity, room_id: str) -> tuple[Room, Membership | None
 
 
 def room_create_named(*, identity: Identity, name: str, private: bool = False, topic: str = "") -> Room:
-    """Create a room by its name (its id derived from it); the creator is its owner.
+    """Create a room by its name alone; the creator is its owner (createRoom, POST /api/rooms,
+    the rooms page's form).
 
-    A name whose id is taken is refused (room_name_taken; room_unavailable when the room
-    there is one the caller may not see, which says nothing more of it): creating never
-    opens an existing room.
+    A name is taken only when a room the caller can see has it (room_name_taken): creating
+    never opens an existing room. The id is the name's slug and a random tail
+    (people_rules.room_id_for_name), so neither the answer nor the id depends on rooms the
+    caller cannot see: a private room's name or id, given here, answers exactly as a name
+    no room has (docs/auth.md). A tail that some room already holds is drawn again.
     """
     name = people_rules.clean_room_name(name)
     topic = people_rules.clean_topic(topic)
-    room_id = people_rules.room_id_for_name(name)
-    return room_create_with_id(identity=identity, room_id=room_id, name=name, private=private, topic=topic)
-
-
-def room_create_with_id(
-    *, identity: Identity, room_id: str, name: str | None = None, private: bool = False, topic: str = ""
-) -> Room:
-    """Create a room of a chosen id (POST /api/rooms, the rooms page's form); as room_create_named."""
-    room_id = protocol.validate_room_id(room_id)
-    if room_id.startswith(people_rules.DIRECT_PREFIX):
-        raise ChatError(ErrorCode.INVALID_ROOM, "room ids starting with 'dm-' are for direct messages")
-    name = people_rules.clean_room_name(name or room_id)
-    if room_id == protocol.DEFAULT_ROOM:  # exists from the start, stored or not, and has no owner
-        raise ChatError(ErrorCode.ROOM_NAME_TAKEN, "a room called 'General' exists: open it or choose another name")
+    key = people_rules.room_name_key(name)
+    if any(people_rules.same_name(room, key) for room in services.room_list(identity=identity)):
+        raise ChatError(ErrorCode.ROOM_NAME_TAKEN, f"a room called {name!r} exists: open it or choose another name")
     store = get_store()
     if not (identity.is_moderator or identity.is_bot):
         quota.rooms_created_today(identity=identity, now=services.utcnow(), rooms=store.list_rooms())
-    room, created = services.store_call(
-        store.create_room,
-        room_id=room_id,
-        name=name,
-        created_by=identity.user_id,
-        now=services.utcnow(),
-        private=private,
-        topic=topic,
-    )
-    if not created:
-        _refuse_taken(room, identity)
+    for _ in range(_ID_DRAWS):
+        room_id = people_rules.room_id_for_name(name, tail=people_rules.new_room_id_tail())
+        room, created = services.store_call(
+            store.create_room,
+            room_id=room_id,
+            name=name,
+            created_by=identity.user_id,
+            now=services.utcnow(),
+            private=private,
+            topic=topic,
+        )
+        if created:
+            break
+    else:  # 36**6 tails per name: only a broken random source gets here
+        raise RuntimeError(f"no free room id for {name!r} in {_ID_DRAWS} draws")
     services.store_call(store.add_member, room_id=room_id, user_id=identity.user_id, role=OWNER, now=services.utcnow())
     _tell_room_added(room, identity.user_id)
     return room
 
 
-def _refuse_taken(room: Room, identity: Identity) -> None:
-    if services.room_visible(room=room, identity=identity) or room.room_id == protocol.DEFAULT_ROOM:
-        raise ChatError(
-            ErrorCode.ROOM_NAME_TAKEN, f"a room called {room.name!r} exists: open it or choose another name"
-        )
-    raise ChatError(ErrorCode.ROOM_UNAVAILABLE, "this room id is taken: choose another", room_id=room.room_id)
+_ID_DRAWS: Final = 8
 
 
 def room_update(*, identity: Identity, room_id: str, name: str | None, topic: str | None, private: bool | None) -> Room:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
@@ -21,6 +22,9 @@ ROOM_NAME_MAX: Final = 100
 TOPIC_MAX: Final = 250
 DIRECT_PREFIX: Final = "dm-"
 _SLUG_CUT: Final = re.compile(r"[^a-z0-9]+")
+ROOM_ID_MAX: Final = 64
+ROOM_ID_TAIL: Final = 6
+_TAIL_ALPHABET: Final = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
 def clean_room_name(name: str) -> str:
@@ -33,17 +37,51 @@ def clean_room_name(name: str) -> str:
     return cleaned
 
 
-def room_id_for_name(name: str) -> str:
-    """The id a room of this name gets: its name in lowercase ASCII letters and digits joined
-    by '-' ("Book Club!" -> "book-club"), so one name (in any case or spacing) is one id.
-    A name with no such character ("日本") gets "room-" and a digest of it."""
+def room_name_key(name: str) -> str:
+    """What makes two room names one name: its lowercase ASCII letters and digits joined by
+    '-' ("Book Club!" and "book  club" -> "book-club"). A name with no such character ("日本")
+    gets "room-" and a digest of it. A name is taken when a room the caller can see has it."""
     cleaned = clean_room_name(name)
-    ascii_name = unicodedata.normalize("NFKD", cleaned).encode("ascii", "ignore").decode().lower()
-    slug = _SLUG_CUT.sub("-", ascii_name).strip("-")[:64].rstrip("-")
+    slug = _slug(cleaned)
     if not slug or slug.startswith(DIRECT_PREFIX):
         # Empty, or it would look like a DM's id: a digest of the name instead.
         return "room-" + hashlib.sha256(cleaned.casefold().encode()).hexdigest()[:16]
     return slug
+
+
+def room_id_for_name(name: str, *, tail: str) -> str:
+    """The id a new room of this name gets: its name's slug, '-' and a random `tail`
+    ("Book Club!" -> "book-club-k3x9qa"), so the id says what the room is called and never
+    depends on the rooms that exist: a room the caller cannot see can never make a name
+    refused, or change the id the caller gets (docs/auth.md, "Private rooms are invisible").
+    A name with no ASCII letter or digit, or one that would look like a DM's id, gets "room"."""
+    slug = _slug(clean_room_name(name))
+    if not slug or slug.startswith(DIRECT_PREFIX):
+        slug = "room"
+    return slug[: ROOM_ID_MAX - 1 - len(tail)].rstrip("-") + "-" + tail
+
+
+def new_room_id_tail() -> str:
+    """ROOM_ID_TAIL letters and digits from the system's random source (36**6, about 2e9, per name)."""
+    return "".join(secrets.choice(_TAIL_ALPHABET) for _ in range(ROOM_ID_TAIL))
+
+
+def _slug(cleaned: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", cleaned).encode("ascii", "ignore").decode().lower()
+    return _SLUG_CUT.sub("-", ascii_name).strip("-")[:ROOM_ID_MAX].rstrip("-")
+
+
+def same_name(room: Room, key: str) -> bool:
+    """Whether `room` holds the name of this key (room_name_key): by its name, or by its id for
+    rooms whose id is their name (General, rooms made before ids had a tail)."""
+    if room.direct:
+        return False
+    if room.room_id == key:
+        return True
+    try:
+        return room_name_key(room.name) == key
+    except ChatError:  # a name stored by other means (a moderator's, a command's) that a user could not give
+        return False
 
 
 def clean_topic(topic: str) -> str:

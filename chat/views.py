@@ -24,12 +24,12 @@ def rooms(request: HttpRequest) -> HttpResponse:
         identity = identity_from_user(request.user)
         if form.is_valid() and identity is not None:
             try:
-                room = people.room_create_with_id(
-                    identity=identity, room_id=form.cleaned_data["room_id"], name=form.cleaned_data["name"] or None
+                room = people.room_create_named(
+                    identity=identity, name=form.cleaned_data["name"], private=form.cleaned_data["private"]
                 )
             except ChatError as error:
-                taken = error.code in (ErrorCode.ROOM_UNAVAILABLE, ErrorCode.ROOM_NAME_TAKEN)
-                form.add_error("room_id" if taken else None, error.message)
+                on_name = error.code in (ErrorCode.ROOM_NAME_TAKEN, ErrorCode.EMPTY_ROOM_NAME, ErrorCode.INVALID_FIELD)
+                form.add_error("name" if on_name else None, error.message)
             else:
                 return redirect("chat:room", room_id=room.room_id)
     else:

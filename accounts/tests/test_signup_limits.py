@@ -11,7 +11,7 @@ from django.test import Client
 from pytest_django.fixtures import Settings
 
 from accounts import throttle
-from accounts.confusables import lookalike
+from accounts.confusables import lookalike, skeleton
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "sign-up-Passw0rd-long"
@@ -43,6 +43,38 @@ def signup(client: Client, username: str, address: str = "10.1.1.1") -> Any:
 def test_a_username_that_looks_like_an_existing_one_is_refused(client: Client, name: str) -> None:
     """Sign-up refuses a name whose Unicode skeleton is an existing user's; no account is made."""
     get_user_model().objects.create_user("alice", password=PASSWORD)
+    response = signup(client, name)
+    assert response.status_code == 200
+    assert b"looks too much like an existing one" in response.content
+    assert not get_user_model().objects.filter(username=name).exists()
+
+
+def test_the_skeleton_is_uts39s_with_many_character_prototypes() -> None:
+    """NFD, confusables.txt's prototypes (one character may stand for several), NFD: the standard's skeleton."""
+    assert skeleton("m") == skeleton("rn") == "rn"
+    assert skeleton("\u01c5") == skeleton("D\u017e") == skeleton("Dz\u030c")  # ǅ, Dž and D z caron: one
+    # (Sign-up never meets ǅ or full-width letters: Django's username field applies NFKC first.)
+    assert lookalike("\u01c5emal", ["D\u017eemal"]) == "D\u017eemal"
+    assert skeleton("\uff41\uff4c\uff49\uff43\uff45") == skeleton("alice")  # full-width letters
+    assert skeleton(skeleton("pa\u0443pal")) == skeleton("pa\u0443pal")  # idempotent, as the standard's
+    assert skeleton("bob2") != skeleton("bob")
+
+
+@pytest.mark.parametrize(
+    ("name", "existing"),
+    [
+        ("rnary", "mary"),  # r n for m
+        ("mary", "rnary"),
+        ("\u0430l\u0456\u0441\u0435", "alice"),  # Cyrillic a, i, c, e among Latin letters
+        ("\u0391\u039d\u039d\u0391", "anna"),  # Greek capitals
+        ("\u03bf\u0440\u0435n", "open"),  # Greek o, Cyrillic r and e
+        ("c1ark", "clark"),
+    ],
+)
+def test_a_lookalike_of_many_characters_or_scripts_is_refused(client: Client, name: str, existing: str) -> None:
+    """Sign-up refuses names that read as an existing one through multi-character prototypes and mixed scripts."""
+    get_user_model().objects.create_user(existing, password=PASSWORD)
+    assert lookalike(name, [existing]) == existing
     response = signup(client, name)
     assert response.status_code == 200
     assert b"looks too much like an existing one" in response.content

@@ -165,10 +165,10 @@ def test_bearer_write_needs_no_csrf_token_but_a_session_write_does(alice: Any) -
     """On /api/, a Bearer-authenticated POST needs no CSRF token; a cookie-authenticated one still does."""
     client = Client(enforce_csrf_checks=True)
     tokens = post_json(client, "/api/auth/token", {"username": "alice", "password": PASSWORD}).json()
-    by_token = post_json(client, "/api/rooms", {"roomId": "by-token"}, **bearer(tokens["AccessToken"]))
+    by_token = post_json(client, "/api/rooms", {"name": "by-token"}, **bearer(tokens["AccessToken"]))
     assert by_token.status_code in (200, 201), by_token.content
     client.force_login(alice)
-    by_session = post_json(client, "/api/rooms", {"roomId": "by-session"})
+    by_session = post_json(client, "/api/rooms", {"name": "by-session"})
     assert by_session.status_code == 403
 
 

@@ -95,7 +95,7 @@ def test_rooms_api_creates_a_room_with_csrf_protection(signed_in: Client) -> Non
     """A session-authenticated create needs the CSRF token; then the room is listed."""
     strict = Client(enforce_csrf_checks=True)
     strict.cookies = signed_in.cookies
-    payload = json.dumps({"roomId": "lunch", "name": "Lunch plans"})
+    payload = json.dumps({"name": "Lunch plans"})
     refused = strict.post("/api/rooms", payload, content_type="application/json")
     assert refused.status_code == 403
 
@@ -103,21 +103,24 @@ def test_rooms_api_creates_a_room_with_csrf_protection(signed_in: Client) -> Non
     token = strict.cookies["csrftoken"].value
     created = strict.post("/api/rooms", payload, content_type="application/json", HTTP_X_CSRFTOKEN=token)
     assert created.status_code == 201
-    assert created.json()["room"] == {"roomId": "lunch", "name": "Lunch plans", "lastSeq": 0}
-    assert "lunch" in [r["roomId"] for r in signed_in.get("/api/rooms").json()["rooms"]]
+    room = created.json()["room"]
+    assert room["name"] == "Lunch plans" and room["lastSeq"] == 0 and room["roomId"].startswith("lunch-plans-")
+    assert room["roomId"] in [r["roomId"] for r in signed_in.get("/api/rooms").json()["rooms"]]
 
 
 @pytest.mark.parametrize(
     ("payload", "code"),
     [
         ("not json", "invalid_json"),
-        (json.dumps({"roomId": "Bad Room"}), "invalid_room"),
-        (json.dumps({"name": "no id"}), "invalid_field"),
-        (json.dumps({"roomId": "ok", "name": "x" * 101}), "invalid_field"),
+        (json.dumps({"roomId": "ok", "name": "a chosen id"}), "invalid_field"),
+        (json.dumps({}), "invalid_field"),
+        (json.dumps({"name": "   "}), "empty_room_name"),
+        (json.dumps({"name": "x" * 101}), "invalid_field"),
+        (json.dumps({"name": "ok", "private": "yes"}), "invalid_field"),
     ],
 )
 def test_rooms_api_rejects_bad_input_with_a_stable_code(signed_in: Client, payload: str, code: str) -> None:
-    """Invalid bodies and room ids are a 400 with the protocol's error code; nothing is created."""
+    """Invalid bodies, names and a chosen id are a 400 with the protocol's error code; nothing is created."""
     response = signed_in.post("/api/rooms", payload, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["error"] == code

@@ -9,6 +9,7 @@ request gets its own error code and changes nothing.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,21 +33,31 @@ WAIT = 10.0
 # --- the rules (pure) ---------------------------------------------------------------------
 
 
-def test_a_rooms_id_comes_from_its_name() -> None:
-    """One name in any case or spacing is one id; a name of no ASCII letter gets a digest; never a DM's prefix."""
-    assert people_rules.room_id_for_name("Book Club!") == "book-club"
-    assert people_rules.room_id_for_name("  book   CLUB ") == "book-club"
-    assert people_rules.room_id_for_name("Café Crème") == "cafe-creme"
-    digest = people_rules.room_id_for_name("日本")
-    assert digest.startswith("room-") and protocol.ROOM_ID_RE.match(digest)
-    assert not people_rules.room_id_for_name("DM - secrets").startswith("dm-")
-    assert protocol.ROOM_ID_RE.match(people_rules.room_id_for_name("x" * 100))
+def test_one_name_in_any_case_or_spacing_is_one_name() -> None:
+    """A name's key (what makes it taken) ignores case, spacing and accents; no ASCII letter gives a digest."""
+    assert people_rules.room_name_key("Book Club!") == people_rules.room_name_key("  book   CLUB ") == "book-club"
+    assert people_rules.room_name_key("Café Crème") == "cafe-creme"
+    assert people_rules.room_name_key("日本").startswith("room-")
+    assert people_rules.room_name_key("日本") != people_rules.room_name_key("中国")
+    assert not people_rules.room_name_key("DM - secrets").startswith("dm-")
+
+
+def test_a_rooms_id_is_its_name_and_a_random_tail() -> None:
+    """The id reads as the name, its tail is drawn at random, and it is always a valid id, never a DM's."""
+    assert people_rules.room_id_for_name("Book Club!", tail="k3x9qa") == "book-club-k3x9qa"
+    assert people_rules.room_id_for_name("日本", tail="abc123") == "room-abc123"
+    assert people_rules.room_id_for_name("DM - secrets", tail="abc123") == "room-abc123"
+    long = people_rules.room_id_for_name("x" * 100, tail="abc123")
+    assert long == "x" * 57 + "-abc123" and protocol.ROOM_ID_RE.match(long)
+    assert people_rules.room_id_for_name("a" * 56 + " b", tail="abc123") == "a" * 56 + "-abc123"
+    tails = {people_rules.new_room_id_tail() for _ in range(50)}
+    assert len(tails) == 50 and all(re.fullmatch(r"[a-z0-9]{6}", t) for t in tails)
 
 
 def test_an_empty_room_name_is_refused() -> None:
     """A name of spaces only is empty_room_name."""
     with pytest.raises(ChatError) as refused:
-        people_rules.room_id_for_name("   ")
+        people_rules.room_name_key("   ")
     assert refused.value.code == ErrorCode.EMPTY_ROOM_NAME
 
 
@@ -186,35 +197,36 @@ async def test_a_private_room_by_name_its_invitations_and_removals(
     alice = await _person(session_sockets, "alice")
     bob = await _person(session_sockets, "bob")
     created = await alice.ask({"action": "createRoom", "name": "Book Club", "private": True, "topic": "Dune"})
-    assert created["type"] == "done" and created["roomId"] == "book-club", created
+    book = created["roomId"]
+    assert created["type"] == "done" and re.fullmatch(r"book-club-[a-z0-9]{6}", book), created
     assert created["room"]["kind"] == "private" and created["room"]["role"] == "owner"
-    assert (await alice.wait_for(_room_is("roomAdded", "book-club")))["room"]["topic"] == "Dune"
+    assert (await alice.wait_for(_room_is("roomAdded", book)))["room"]["topic"] == "Dune"
     # The room was made, never opened: the same name again is taken.
     assert await alice.error({"action": "createRoom", "name": "book  club"}) == "room_name_taken"
     assert await alice.error({"action": "createRoom", "name": "  "}) == "empty_room_name"
     assert await alice.error({"action": "createRoom", "name": "General"}) == "room_name_taken"
 
     # Bob does not see it: joining is answered as for no room at all.
-    assert await bob.error({"action": "joinRoom", "roomId": "book-club"}) == "unknown_room"
-    await alice.send({"action": "joinRoom", "roomId": "book-club"})
-    joined = await alice.wait_for(_is("joined", roomId="book-club"))
-    assert (await alice.ask({"action": "addMember", "roomId": "book-club", "username": "bob"}))["type"] == "done"
-    added = await bob.wait_for(_room_is("roomAdded", "book-club"))
+    assert await bob.error({"action": "joinRoom", "roomId": book}) == "unknown_room"
+    await alice.send({"action": "joinRoom", "roomId": book})
+    joined = await alice.wait_for(_is("joined", roomId=book))
+    assert (await alice.ask({"action": "addMember", "roomId": book, "username": "bob"}))["type"] == "done"
+    added = await bob.wait_for(_room_is("roomAdded", book))
     assert added["room"]["name"] == "Book Club" and added["room"]["role"] == "member"
-    event = await alice.wait_for(_is("memberAdded", roomId="book-club"))
+    event = await alice.wait_for(_is("memberAdded", roomId=book))
     assert event["userId"] == bob.user_id and event["username"] == "bob" and event["seq"] == joined["lastSeq"] + 1
 
     # Bad invitations: each its own code, nothing changes.
-    assert await alice.error({"action": "addMember", "roomId": "book-club", "username": "nobody"}) == "unknown_user"
-    assert await alice.error({"action": "addMember", "roomId": "book-club", "username": "alice"}) == "self_invite"
+    assert await alice.error({"action": "addMember", "roomId": book, "username": "nobody"}) == "unknown_user"
+    assert await alice.error({"action": "addMember", "roomId": book, "username": "alice"}) == "self_invite"
     carol = await _person(session_sockets, "carol")
-    assert await bob.error({"action": "addMember", "roomId": "book-club", "username": "carol"}) == "not_owner"
-    assert await carol.error({"action": "addMember", "roomId": "book-club", "username": "carol"}) == "unknown_room"
-    assert await carol.error({"action": "members", "roomId": "book-club"}) == "unknown_room"
-    assert await alice.error({"action": "removeMember", "roomId": "book-club"}) == "last_owner"
-    assert await alice.error({"action": "removeMember", "roomId": "book-club", "username": "carol"}) == "not_member"
+    assert await bob.error({"action": "addMember", "roomId": book, "username": "carol"}) == "not_owner"
+    assert await carol.error({"action": "addMember", "roomId": book, "username": "carol"}) == "unknown_room"
+    assert await carol.error({"action": "members", "roomId": book}) == "unknown_room"
+    assert await alice.error({"action": "removeMember", "roomId": book}) == "last_owner"
+    assert await alice.error({"action": "removeMember", "roomId": book, "username": "carol"}) == "not_member"
 
-    members = await bob.ask({"action": "members", "roomId": "book-club"})
+    members = await bob.ask({"action": "members", "roomId": book})
     # Both have a socket open: the member list reads their presence (chat.presence).
     assert {(m["username"], m["role"], m["status"]) for m in members["members"]} == {
         ("alice", "owner", "online"),
@@ -222,18 +234,18 @@ async def test_a_private_room_by_name_its_invitations_and_removals(
     }
     assert members["next"] is None
 
-    await bob.send({"action": "joinRoom", "roomId": "book-club"})
-    await bob.wait_for(_is("joined", roomId="book-club"))
-    assert (await alice.ask({"action": "removeMember", "roomId": "book-club", "username": "bob"}))["type"] == "done"
-    await bob.wait_for(_is("roomRemoved", roomId="book-club"))
-    assert (await bob.wait_for(_is("left", roomId="book-club")))["reason"] == "removed"
-    removed = await alice.wait_for(_is("memberRemoved", roomId="book-club"))
+    await bob.send({"action": "joinRoom", "roomId": book})
+    await bob.wait_for(_is("joined", roomId=book))
+    assert (await alice.ask({"action": "removeMember", "roomId": book, "username": "bob"}))["type"] == "done"
+    await bob.wait_for(_is("roomRemoved", roomId=book))
+    assert (await bob.wait_for(_is("left", roomId=book)))["reason"] == "removed"
+    removed = await alice.wait_for(_is("memberRemoved", roomId=book))
     assert removed["userId"] == bob.user_id
-    assert await bob.error({"action": "history", "roomId": "book-club"}) == "unknown_room"
+    assert await bob.error({"action": "history", "roomId": book}) == "unknown_room"
 
     # The membership changes are on the room's sequence: a resume from before them replays them.
-    await alice.send({"action": "joinRoom", "roomId": "book-club", "lastSeq": joined["lastSeq"]})
-    resumed = await alice.wait_for(_is("joined", roomId="book-club"))
+    await alice.send({"action": "joinRoom", "roomId": book, "lastSeq": joined["lastSeq"]})
+    resumed = await alice.wait_for(_is("joined", roomId=book))
     assert [e["type"] for e in resumed["events"]] == ["memberAdded", "memberRemoved"]
 
 
@@ -242,28 +254,28 @@ async def test_owners_hand_ownership_on_and_rename(storage_backend: str, session
     """An owner makes a member an owner (a room event), who may then rename it; every member's list hears of it."""
     alice = await _person(session_sockets, "alice")
     bob = await _person(session_sockets, "bob")
-    await alice.ask({"action": "createRoom", "name": "Plans"})
-    await alice.ask({"action": "addMember", "roomId": "plans", "username": "bob"})
-    await bob.wait_for(_room_is("roomAdded", "plans"))
-    assert await bob.error({"action": "updateRoom", "roomId": "plans", "name": "Bob's"}) == "not_owner"
-    await alice.ask({"action": "setMemberRole", "roomId": "plans", "username": "bob", "role": "owner"})
-    assert (await bob.wait_for(_room_is("roomChanged", "plans")))["room"]["role"] == "owner"
-    await alice.send({"action": "joinRoom", "roomId": "plans", "lastSeq": 0})
-    joined = await alice.wait_for(_is("joined", roomId="plans"))
+    plans = (await alice.ask({"action": "createRoom", "name": "Plans"}))["roomId"]
+    await alice.ask({"action": "addMember", "roomId": plans, "username": "bob"})
+    await bob.wait_for(_room_is("roomAdded", plans))
+    assert await bob.error({"action": "updateRoom", "roomId": plans, "name": "Bob's"}) == "not_owner"
+    await alice.ask({"action": "setMemberRole", "roomId": plans, "username": "bob", "role": "owner"})
+    assert (await bob.wait_for(_room_is("roomChanged", plans)))["room"]["role"] == "owner"
+    await alice.send({"action": "joinRoom", "roomId": plans, "lastSeq": 0})
+    joined = await alice.wait_for(_is("joined", roomId=plans))
     assert [(e["type"], e.get("role")) for e in joined["events"]] == [
         ("memberAdded", "member"),
         ("memberUpdated", "owner"),
     ]
-    assert (await bob.ask({"action": "updateRoom", "roomId": "plans", "name": "Big Plans", "topic": "Q1"}))[
+    assert (await bob.ask({"action": "updateRoom", "roomId": plans, "name": "Big Plans", "topic": "Q1"}))[
         "type"
     ] == "done"
     changed = await alice.wait_for(lambda f: f.get("type") == "roomChanged" and f["room"]["name"] == "Big Plans")
-    assert changed["room"]["topic"] == "Q1" and changed["room"]["roomId"] == "plans"
-    updated = await alice.wait_for(_is("roomUpdated", roomId="plans"))
+    assert changed["room"]["topic"] == "Q1" and changed["room"]["roomId"] == plans
+    updated = await alice.wait_for(_is("roomUpdated", roomId=plans))
     assert updated["room"]["name"] == "Big Plans" and updated["room"]["topic"] == "Q1"
     # Alice may leave now: bob owns it too.
-    assert (await alice.ask({"action": "removeMember", "roomId": "plans"}))["type"] == "done"
-    await alice.wait_for(_is("roomRemoved", roomId="plans"))
+    assert (await alice.ask({"action": "removeMember", "roomId": plans}))["type"] == "done"
+    await alice.wait_for(_is("roomRemoved", roomId=plans))
 
 
 @pytestmark_db
@@ -311,39 +323,39 @@ async def test_room_lists_browse_join_leave_and_mute(storage_backend: str, sessi
     is muted for one user and left (the membership, not just the socket)."""
     alice = await _person(session_sockets, "alice")
     bob = await _person(session_sockets, "bob")
-    await alice.ask({"action": "createRoom", "name": "Quiet"})
-    await alice.ask({"action": "createRoom", "name": "Busy"})
-    await alice.ask({"action": "createRoom", "name": "Secret", "private": True})
-    await alice.send({"action": "joinRoom", "roomId": "quiet"})
-    await alice.wait_for(_is("joined", roomId="quiet"))
-    await alice.send({"action": "sendMessage", "roomId": "quiet", "message": "latest", "clientMessageId": "q1"})
-    await alice.wait_for(_is("ack", roomId="quiet"))
+    quiet = (await alice.ask({"action": "createRoom", "name": "Quiet"}))["roomId"]
+    busy = (await alice.ask({"action": "createRoom", "name": "Busy"}))["roomId"]
+    secret = (await alice.ask({"action": "createRoom", "name": "Secret", "private": True}))["roomId"]
+    await alice.send({"action": "joinRoom", "roomId": quiet})
+    await alice.wait_for(_is("joined", roomId=quiet))
+    await alice.send({"action": "sendMessage", "roomId": quiet, "message": "latest", "clientMessageId": "q1"})
+    await alice.wait_for(_is("ack", roomId=quiet))
     listed = await alice.ask({"action": "listRooms"})
-    assert listed["rooms"][0]["roomId"] == "quiet"
-    assert {r["roomId"] for r in listed["rooms"]} == {"quiet", "busy", "secret"}
+    assert listed["rooms"][0]["roomId"] == quiet
+    assert {r["roomId"] for r in listed["rooms"]} == {quiet, busy, secret}
 
     browse = await bob.ask({"action": "browseRooms"})
     ids = {r["roomId"] for r in browse["rooms"]}
-    assert {"quiet", "busy"} <= ids and "secret" not in ids
+    assert {quiet, busy} <= ids and secret not in ids
     assert not any(r["joined"] for r in browse["rooms"])
-    assert (await bob.ask({"action": "browseRooms", "query": "bus"}))["rooms"][0]["roomId"] == "busy"
-    assert await bob.error({"action": "addMember", "roomId": "secret"}) == "unknown_room"
-    assert (await bob.ask({"action": "addMember", "roomId": "busy"}))["type"] == "done"
-    await bob.wait_for(_room_is("roomAdded", "busy"))
-    assert [r["roomId"] for r in (await bob.ask({"action": "listRooms"}))["rooms"]] == ["busy"]
+    assert (await bob.ask({"action": "browseRooms", "query": "bus"}))["rooms"][0]["roomId"] == busy
+    assert await bob.error({"action": "addMember", "roomId": secret}) == "unknown_room"
+    assert (await bob.ask({"action": "addMember", "roomId": busy}))["type"] == "done"
+    await bob.wait_for(_room_is("roomAdded", busy))
+    assert [r["roomId"] for r in (await bob.ask({"action": "listRooms"}))["rooms"]] == [busy]
 
-    assert await bob.error({"action": "muteRoom", "roomId": "quiet"}) == "not_member"
-    await bob.ask({"action": "muteRoom", "roomId": "busy"})
-    assert (await bob.wait_for(_room_is("roomChanged", "busy")))["room"]["muted"] is True
+    assert await bob.error({"action": "muteRoom", "roomId": quiet}) == "not_member"
+    await bob.ask({"action": "muteRoom", "roomId": busy})
+    assert (await bob.wait_for(_room_is("roomChanged", busy)))["room"]["muted"] is True
     assert (await bob.ask({"action": "listRooms"}))["rooms"][0]["muted"] is True
 
-    await bob.send({"action": "joinRoom", "roomId": "busy"})
-    await bob.wait_for(_is("joined", roomId="busy"))
-    assert (await bob.ask({"action": "removeMember", "roomId": "busy"}))["type"] == "done"
-    await bob.wait_for(_is("roomRemoved", roomId="busy"))
-    await bob.wait_for(_is("left", roomId="busy"))
+    await bob.send({"action": "joinRoom", "roomId": busy})
+    await bob.wait_for(_is("joined", roomId=busy))
+    assert (await bob.ask({"action": "removeMember", "roomId": busy}))["type"] == "done"
+    await bob.wait_for(_is("roomRemoved", roomId=busy))
+    await bob.wait_for(_is("left", roomId=busy))
     assert (await bob.ask({"action": "listRooms"}))["rooms"] == []
-    assert await bob.error({"action": "removeMember", "roomId": "busy"}) == "not_member"
+    assert await bob.error({"action": "removeMember", "roomId": busy}) == "not_member"
 
 
 @pytestmark_db
@@ -357,22 +369,33 @@ async def test_every_socket_of_a_user_hears_of_a_new_room(storage_backend: str, 
     second = Person(
         "bob-2", bob.user_id, await session_sockets(f"sessionid={client.cookies['sessionid'].value}".encode())
     )
-    await alice.ask({"action": "createRoom", "name": "Team", "private": True})
-    await alice.ask({"action": "addMember", "roomId": "team", "username": "bob"})
+    team = (await alice.ask({"action": "createRoom", "name": "Team", "private": True}))["roomId"]
+    await alice.ask({"action": "addMember", "roomId": team, "username": "bob"})
     for socket in (bob, second):
-        await socket.wait_for(_room_is("roomAdded", "team"))
+        await socket.wait_for(_room_is("roomAdded", team))
 
 
 @pytestmark_db
 async def test_creating_over_http_never_opens_a_taken_room(storage_backend: str) -> None:
-    """POST /api/rooms with a taken id is 409 room_name_taken, not the existing room."""
+    """POST /api/rooms {name} makes a room of a derived id; the same name again is 409
+    room_name_taken, not the existing room; a chosen id is refused (ids are never chosen)."""
     user = await get_user_model().objects.acreate(username="alice")
     client = Client()
     await sync_to_async(client.force_login)(user)
     post = sync_to_async(client.post)
-    first = await post("/api/rooms", data=json.dumps({"roomId": "town"}), content_type="application/json")
+    first = await post("/api/rooms", data=json.dumps({"name": "Town"}), content_type="application/json")
     assert first.status_code == 201
-    second = await post("/api/rooms", data=json.dumps({"roomId": "town"}), content_type="application/json")
+    town = first.json()["room"]
+    assert re.fullmatch(r"town-[a-z0-9]{6}", town["roomId"]) and town["name"] == "Town"
+    second = await post("/api/rooms", data=json.dumps({"name": "  TOWN "}), content_type="application/json")
     assert second.status_code == 409 and second.json()["error"] == "room_name_taken"
-    membership = await sync_to_async(get_store().get_membership)(room_id="town", user_id=str(user.pk))
+    chosen = await post("/api/rooms", data=json.dumps({"roomId": "mine"}), content_type="application/json")
+    assert chosen.status_code == 400 and chosen.json()["error"] == "invalid_field"
+    membership = await sync_to_async(get_store().get_membership)(room_id=town["roomId"], user_id=str(user.pk))
     assert membership is not None and membership.role == OWNER
+    private = await post(
+        "/api/rooms", data=json.dumps({"name": "Den", "private": True}), content_type="application/json"
+    )
+    assert private.status_code == 201
+    den = await sync_to_async(get_store().get_room)(private.json()["room"]["roomId"])
+    assert den is not None and den.private

@@ -60,12 +60,12 @@ async def test_rooms_created_per_day_are_capped(storage_backend: str, settings: 
     client = Client()
     await sync_to_async(client.force_login)(await get_user_model().objects.acreate(username="maker"))
 
-    def create(room_id: str) -> Any:
-        body = json.dumps({"roomId": room_id})
+    def create(name: str) -> Any:
+        body = json.dumps({"name": name})
         return client.post("/api/rooms", body, content_type="application/json")
 
     assert (await sync_to_async(create)("made-0")).status_code == 201
-    # A taken id is refused as taken (creating never opens a room) and is no creation.
+    # A taken name is refused as taken (creating never opens a room) and is no creation.
     taken = await sync_to_async(create)("made-0")
     assert (taken.status_code, taken.json()["error"]) == (409, "room_name_taken")
     codes = [(await sync_to_async(create)(f"made-{n}")).status_code for n in (1, 2)]
@@ -74,7 +74,8 @@ async def test_rooms_created_per_day_are_capped(storage_backend: str, settings: 
     assert refused.status_code == 429
     assert refused.json()["error"] == "quota_exceeded"
     assert 86_000 < int(refused["Retry-After"]) <= 86_400
-    assert await sync_to_async(services.room_get)("made-3") is None
+    rooms = await sync_to_async(services.room_list)(identity=None)
+    assert sorted(r.name for r in rooms) == ["General", "made-0", "made-1", "made-2"]
 
 
 def test_the_room_quota_frees_up_after_a_day() -> None:

@@ -6,9 +6,9 @@ that the caller is not a member of) and about a random id, and the two answers m
 same once the id itself is taken out. A URL pattern or a client action that is in neither
 `PROBES` nor `NAMES_NO_ROOM` fails the suite: a new endpoint must say how it treats rooms.
 
-Creating is the one way to name a room that cannot hide that an id is taken (a random id is
-created): there the private room's answer must equal the answer for another hidden room of
-another name, settings and size, so that only "taken" is told, nothing of the room.
+Creating names a room too: a name whose derived id is a private room's answers exactly as a
+name no room has (a new room, of an id with its own random tail), so the comparison there
+takes out the tail and the time as well as the name.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ class World:
     socket: WebsocketCommunicator
     private_room: str
     message_id: str  # a message of the private room
-    other_hidden: str  # another room the caller may not see (archived, another name and size)
 
 
 Probe = Callable[[World, str], Awaitable[Any]]
@@ -78,10 +77,18 @@ async def _frame(world: World, frame: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+_TAIL = re.compile(r"<room>-[a-z0-9]{6}")
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+
+
+def _scrub_created(value: Any) -> Any:
+    """A creating answer with the new room's random tail and its creation time taken out."""
+    return json.loads(_TIME.sub("<time>", _TAIL.sub("<room>-<tail>", json.dumps(value))))
+
+
 async def rest_create(world: World, room_id: str) -> Any:
-    return await _http(
-        world, "post", "/api/rooms", data=json.dumps({"roomId": room_id}), content_type="application/json"
-    )
+    """A room named as the id: its derived id would be the private room's."""
+    return await _http(world, "post", "/api/rooms", data=json.dumps({"name": room_id}), content_type="application/json")
 
 
 async def rest_list(world: World, room_id: str) -> Any:
@@ -99,7 +106,8 @@ async def page_rooms_list(world: World, room_id: str) -> Any:
 
 
 async def page_rooms_create(world: World, room_id: str) -> Any:
-    return await _http(world, "post", "/", data={"room_id": room_id, "name": ""})
+    response = await sync_to_async(world.client.post)("/", data={"name": room_id})
+    return response.status_code, response.get("Location"), response.content.decode()
 
 
 async def rest_upload_slot(world: World, room_id: str) -> Any:
@@ -142,7 +150,15 @@ async def ws_typing(world: World, room_id: str) -> Any:
 
 
 async def ws_create_room(world: World, room_id: str) -> Any:
-    return await _frame(world, {"action": "createRoom", "name": room_id})
+    """The answer and, when a room was made, the roomAdded frame that follows it to the creator."""
+    await world.socket.send_json_to({"action": "createRoom", "name": room_id})
+    frames: list[dict[str, Any]] = []
+    for _ in range(4):
+        frame = await world.socket.receive_json_from(timeout=WAIT)
+        frames.append(frame)
+        if frame.get("type") == "error" or {f.get("type") for f in frames} >= {"done", "roomAdded"}:
+            break
+    return sorted(frames, key=lambda f: str(f.get("type")))
 
 
 def _people_probe(action: str, **fields: Any) -> Probe:
@@ -174,7 +190,7 @@ async def rest_notify_room(world: World, room_id: str) -> Any:
     return await _http(world, "post", "/api/notifications/rooms", data=body, content_type="application/json")
 
 
-# (kind, name) -> the probe, and whether it creates (compared with another hidden room).
+# (kind, name) -> the probe, and whether it creates (a new room, its tail and time taken out).
 PROBES: dict[tuple[str, str], tuple[Probe, bool]] = {
     ("url", "api-rooms GET"): (rest_list, False),
     ("url", "api-rooms POST"): (rest_create, True),
@@ -276,11 +292,11 @@ def test_every_url_and_action_is_in_the_table() -> None:
     assert covered_urls - _url_names() == set(), "the table names URLs that are gone"
 
 
-def _setup(owner_id: str) -> tuple[str, str, str]:
-    """A private room with a message (the owner a member), and an archived room."""
+def _setup(owner_id: str) -> tuple[str, str]:
+    """A private room with a message (the owner a member)."""
     store = get_store()
     suffix = uuid.uuid4().hex[:8]
-    private_room, archived_room = f"secret-{suffix}", f"old-{suffix}"
+    private_room = f"secret-{suffix}"
     services.room_create(room_id=private_room, name=SECRET_NAME, created_by=owner_id)
     store.update_room(room_id=private_room, private=True, now=services.utcnow(), ttl_seconds=3600)
     store.add_member(room_id=private_room, user_id=owner_id)
@@ -295,9 +311,7 @@ def _setup(owner_id: str) -> tuple[str, str, str]:
         ttl_seconds=86_400,
     )
     message_id = store.append_message(new).message.message_id
-    services.room_create(room_id=archived_room, name="Another Name", created_by=owner_id)
-    store.update_room(room_id=archived_room, archived=True, now=services.utcnow(), ttl_seconds=3600)
-    return private_room, message_id, archived_room
+    return private_room, message_id
 
 
 @pytest.fixture
@@ -305,25 +319,25 @@ async def world(storage_backend: str, session_sockets: OpenSocket) -> World:
     user_model = get_user_model()
     owner = await user_model.objects.acreate(username="owner")
     mallory = await user_model.objects.acreate(username="mallory")
-    private_room, message_id, archived_room = await sync_to_async(_setup)(str(owner.pk))
+    private_room, message_id = await sync_to_async(_setup)(str(owner.pk))
     client = Client()
     await sync_to_async(client.force_login)(mallory)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
     socket = await session_sockets(cookie)
-    return World(
-        client=client, socket=socket, private_room=private_room, message_id=message_id, other_hidden=archived_room
-    )
+    return World(client=client, socket=socket, private_room=private_room, message_id=message_id)
 
 
 @pytest.mark.parametrize("key", list(PROBES), ids=[f"{kind}:{name}" for kind, name in PROBES])
 async def test_a_private_room_answers_a_non_member_as_no_room_at_all(world: World, key: tuple[str, str]) -> None:
     """Asked about a private room, a non-member gets the answer given for a room that does not exist."""
     probe, creates = PROBES[key]
-    reference = world.other_hidden if creates else f"nope-{uuid.uuid4().hex[:8]}"
+    reference = f"nope-{uuid.uuid4().hex[:8]}"
     before = await sync_to_async(get_store().get_room)(world.private_room)
     assert before is not None
     private_answer = _scrub(await probe(world, world.private_room), world.private_room)
     reference_answer = _scrub(await probe(world, reference), reference)
+    if creates:
+        private_answer, reference_answer = _scrub_created(private_answer), _scrub_created(reference_answer)
     assert SECRET_NAME not in json.dumps(private_answer)
     assert private_answer == reference_answer
     # Nothing was created or changed by asking.
@@ -331,3 +345,18 @@ async def test_a_private_room_answers_a_non_member_as_no_room_at_all(world: Worl
     assert room is not None and room.private and room.name == SECRET_NAME and room.last_seq == before.last_seq
     if not creates:
         assert await sync_to_async(services.room_get)(reference) is None
+
+
+async def test_a_hidden_rooms_name_is_free_to_anyone_who_cannot_see_it(world: World) -> None:
+    """A name is taken only by a room the caller can see: a private room's name makes a new room
+    (its own id), as any free name does; the private room is untouched."""
+    body = json.dumps({"name": SECRET_NAME, "private": True})
+    status, answer = await _http(world, "post", "/api/rooms", data=body, content_type="application/json")
+    assert status == 201
+    made = json.loads(answer)["room"]
+    assert made["roomId"] != world.private_room and made["name"] == SECRET_NAME and made["lastSeq"] == 0
+    # Now the caller can see a room of that name: it is taken, for them.
+    status, answer = await _http(world, "post", "/api/rooms", data=body, content_type="application/json")
+    assert status == 409 and json.loads(answer)["error"] == "room_name_taken"
+    room = await sync_to_async(get_store().get_room)(world.private_room)
+    assert room is not None and room.private and room.name == SECRET_NAME

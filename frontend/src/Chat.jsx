@@ -27,7 +27,6 @@ import { ConnectionState } from './websocket.js';
 import { errorText, secondsUntil } from './words.js';
 
 const MAX_MESSAGE_LENGTH = 4000;
-const ROOM_ID_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const HOME_ROOM = 'general';
 const BANNED_TEXT = 'You are banned: you can no longer take part in this chat.';
 
@@ -236,62 +235,6 @@ function MentionsList({ reads }) {
         </ol>
       )}
     </div>
-  );
-}
-
-function NewRoom({ api, onCreated }) {
-  const [roomId, setRoomId] = useState('');
-  const [name, setName] = useState('');
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
-
-  async function submit(event) {
-    event.preventDefault();
-    const id = roomId.trim().toLowerCase();
-    if (!ROOM_ID_RE.test(id)) {
-      setError('Use 1–64 lowercase letters, digits, “-” or “_”, starting with a letter or digit.');
-      return;
-    }
-    setBusy(true);
-    setError(null);
-    try {
-      await api.createRoom(id, name.trim() || id);
-      setRoomId('');
-      setName('');
-      onCreated(id);
-    } catch (err) {
-      setError(err.message || 'The room could not be created.');
-    } finally {
-      setBusy(false);
-    }
-  }
-
-  return (
-    <details className="new-room">
-      <summary>+ New room</summary>
-      <form onSubmit={submit}>
-        <label htmlFor="new-room-id">Room id</label>
-        <input
-          id="new-room-id"
-          value={roomId}
-          autoCapitalize="none"
-          spellCheck={false}
-          maxLength={64}
-          required
-          onChange={(e) => setRoomId(e.target.value)}
-        />
-        <label htmlFor="new-room-name">Name (optional)</label>
-        <input id="new-room-name" value={name} maxLength={100} onChange={(e) => setName(e.target.value)} />
-        {error && (
-          <p className="error" role="alert">
-            {error}
-          </p>
-        )}
-        <button type="submit" className="primary" disabled={busy}>
-          Create room
-        </button>
-      </form>
-    </details>
   );
 }
 
@@ -635,15 +578,6 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           </button>
         )}
         <ReceiptsToggle settings={notifySettings} />
-        <NewRoom
-          api={api}
-          onCreated={(id) => {
-            loadRooms();
-            people?.refresh().catch(() => {});
-            closeDrawer(false);
-            window.location.hash = `#/rooms/${id}`;
-          }}
-        />
         {people && (
           <>
             <StartRoom people={people} />

@@ -97,7 +97,7 @@ export function StartRoom({ people }) {
       <form onSubmit={submit}>
         <label htmlFor="start-room-name">Room name</label>
         <input id="start-room-name" value={name} maxLength={100} required onChange={(e) => setName(e.target.value)} />
-        {preview && <p className="hint">Its address: #{preview}</p>}
+        {preview && <p className="hint">Its address: #{preview}-…</p>}
         <label htmlFor="start-room-topic">Topic</label>
         <input id="start-room-topic" value={topic} maxLength={250} onChange={(e) => setTopic(e.target.value)} />
         <label className="check">

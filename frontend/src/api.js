@@ -76,10 +76,6 @@ export class Api {
     return this.request('/api/rooms');
   }
 
-  createRoom(roomId, name) {
-    return this.request('/api/rooms', { method: 'POST', body: { roomId, name } });
-  }
-
   /** Cognito-shaped tokens: {IdToken, AccessToken, RefreshToken, ExpiresIn, TokenType}. */
   token(username, password) {
     return this.request('/api/auth/token', { method: 'POST', body: { username, password }, auth: false });

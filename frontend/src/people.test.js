@@ -26,8 +26,10 @@ describe('people.js', () => {
   it('derives the id the server gives a room name', () => {
     expect(roomIdForName('Book Club!')).toBe('book-club');
     expect(roomIdForName('  Café  Crème ')).toBe('cafe-creme');
-    expect(roomIdForName('日本')).toBeNull();
-    expect(roomIdForName('dm secrets')).toBeNull(); // a DM's prefix: the server uses a digest
+    expect(roomIdForName('日本')).toBe('room');
+    expect(roomIdForName('dm secrets')).toBe('room'); // a DM's prefix: the server says "room"
+    expect(roomIdForName('   ')).toBeNull();
+    expect(roomIdForName('x'.repeat(100))).toBe('x'.repeat(57)); // room for '-' and the tail
   });
 
   it('reads usernames separated by commas or spaces', () => {

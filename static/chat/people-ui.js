@@ -102,7 +102,7 @@ export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoo
   const createError = byId('create-room-error');
   createName.addEventListener('input', () => {
     const id = roomIdForName(createName.value);
-    createId.textContent = id ? `Its address: #${id}` : '';
+    createId.textContent = id ? `Its address: #${id}-…` : '';
   });
   byId('new-room-button').addEventListener('click', () => {
     createForm.reset();

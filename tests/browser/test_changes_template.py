@@ -54,8 +54,8 @@ async def test_formatting_edit_react_reply_and_delete_between_two_users(
     server = shared_server
     alice = await new_user(server, "alice-ch")
     bob = await new_user(server, "bob-ch")
-    await create_room(alice, server, "changes-room")
-    await open_room(bob, server, "changes-room")
+    room = await create_room(alice, server, "changes-room")
+    await open_room(bob, server, room)
 
     await say(alice, "**bold** _it_ ~~old~~ `code` see www.example.com")
     first = row(bob, "see www.example.com")
@@ -119,8 +119,8 @@ async def test_the_xss_corpus_through_markdown_stays_text(
     server = shared_server
     alice = await new_user(server, "alice-xss")
     bob = await new_user(server, "bob-xss")
-    await create_room(alice, server, "xss-md")
-    await open_room(bob, server, "xss-md")
+    room = await create_room(alice, server, "xss-md")
+    await open_room(bob, server, room)
     for payload in [*XSS_PAYLOADS, *MARKDOWN_XSS]:
         await say(alice, payload)
     await expect(bob.page.locator("#messages li.msg")).to_have_count(len(XSS_PAYLOADS) + len(MARKDOWN_XSS))

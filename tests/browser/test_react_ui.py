@@ -402,11 +402,10 @@ async def test_rooms_are_created_switched_and_counted_unread(app_server: DaphneF
     await open_app(bob, server)
     page = alice.page
 
-    await page.get_by_text("New room").click()
-    await page.get_by_label("Room id").fill("lunch")
-    await page.get_by_label("Name (optional)").fill("<i>Lunch</i> plans")
-    await page.get_by_role("button", name="Create room").click()
-    await expect(page).to_have_url(f"{server.base_url}/app/#/rooms/lunch")
+    await page.get_by_text("Start a room").click()
+    await page.get_by_label("Room name").fill("<i>Lunch</i> plans")
+    await page.get_by_role("button", name="Start room").click()
+    await expect(page).to_have_url(re.compile(r"/app/#/rooms/i-lunch-i-plans-[a-z0-9]{6}$"))
     await expect(page.get_by_role("heading", name="<i>Lunch</i> plans")).to_be_visible()
     await expect(page.get_by_text("No messages yet. Say hello!")).to_be_visible()
     await say(alice, "in lunch")

@@ -12,6 +12,7 @@ import pytest
 
 from tests.browser.conftest import SCREENSHOTS, BrowserUser, NewUser, skip_reason
 from tests.browser.test_react_ui import react_build  # noqa: F401 - a fixture
+from tests.browser.test_template_ui import create_room
 from tests.fixtures.servers import DaphneServer
 
 _reason = skip_reason()
@@ -25,13 +26,6 @@ if _reason is None:
 
 DaphneFactory = Callable[..., DaphneServer]
 FILLER = [f"filler message {n}" for n in range(1, 9)]
-
-
-async def make_room(user: BrowserUser, server: DaphneServer, room_id: str) -> None:
-    await user.page.goto(server.base_url + "/")
-    await user.page.get_by_label("Room id").fill(room_id)
-    await user.page.get_by_role("button", name="Create room").click()
-    await expect(user.page.locator("#status")).to_have_attribute("data-state", "live")
 
 
 async def say_template(user: BrowserUser, text: str) -> None:
@@ -50,11 +44,11 @@ async def test_template_ui_searches_and_opens_a_result_in_context(
     opens its room (from another room) at that message, loaded from history and marked."""
     server = daphne_factory(CHAT_HISTORY_PAGE="4")
     ann = await new_user(server, "ann")
-    await make_room(ann, server, "haystack")
+    haystack = await create_room(ann, server, "haystack")
     await say_template(ann, "the Needle is in here, café included")
     for text in FILLER:
         await say_template(ann, text)
-    await make_room(ann, server, "elsewhere")
+    await create_room(ann, server, "elsewhere")
     page = ann.page
     await expect(page.locator("#messages li.msg")).to_have_count(0)
 
@@ -64,11 +58,11 @@ async def test_template_ui_searches_and_opens_a_result_in_context(
     result = results.get_by_role("button").filter(has_text="is in here")
     await expect(result).to_have_count(1)
     await expect(result.locator("mark")).to_have_text(["Needle"])
-    await expect(result).to_contain_text("#haystack")
+    await expect(result).to_contain_text("#haystack")  # the room's name
     await page.screenshot(path=str(SCREENSHOTS / "search-template-results.png"))
 
     await result.click()
-    await expect(page).to_have_url(f"{server.base_url}/rooms/haystack/")
+    await expect(page).to_have_url(f"{server.base_url}/rooms/{haystack}/")
     found = page.locator("#messages li.msg.found")
     await expect(found).to_contain_text("the Needle is in here")
     await expect(found).to_be_in_viewport()

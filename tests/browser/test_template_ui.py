@@ -76,13 +76,17 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path) -
     server.stop()
 
 
-async def create_room(user: BrowserUser, server: DaphneServer, room_id: str) -> None:
-    """Create a room through the room list's form, which opens it."""
+async def create_room(user: BrowserUser, server: DaphneServer, name: str, *, private: bool = False) -> str:
+    """Create a room by its name through the room list's form, which opens it; its id (the
+    name's slug and the tail the server draws)."""
     await user.page.goto(server.base_url + "/")
-    await user.page.get_by_label("Room id").fill(room_id)
+    await user.page.get_by_label("Room name").fill(name)
+    if private:
+        await user.page.get_by_label("Private: invited people only").check()
     await user.page.get_by_role("button", name="Create room").click()
-    await expect(user.page).to_have_url(re.compile(rf"/rooms/{room_id}/$"))
+    await expect(user.page).to_have_url(re.compile(r"/rooms/[a-z0-9][a-z0-9_-]*/$"))
     await expect(user.page.locator("#status")).to_have_attribute("data-state", "live")
+    return user.page.url.rstrip("/").rsplit("/", 1)[1]
 
 
 async def open_room(user: BrowserUser, server: DaphneServer, room_id: str = "general") -> None:
@@ -169,17 +173,17 @@ async def test_a_visitor_signs_up_creates_a_room_and_signs_out(shared_server: Da
     await expect(page.get_by_role("heading", name="Rooms")).to_be_visible()
     await expect(page.locator(".who")).to_contain_text("dana")
 
-    await page.get_by_label("Room id").fill("book-club")
-    await page.get_by_label("Display name").fill("<img src=x onerror=alert(1)> Books")
+    await page.get_by_label("Room name").fill("<img src=x onerror=alert(1)> Books")
     await page.get_by_role("button", name="Create room").click()
-    await expect(page).to_have_url(re.compile(r"/rooms/book-club/$"))
+    await expect(page).to_have_url(re.compile(r"/rooms/img-src-x-onerror-alert-1-books-[a-z0-9]{6}/$"))
+    book_club = page.url
     await expect(page.get_by_role("heading", level=1)).to_contain_text("<img src=x onerror=alert(1)> Books")
     await expect(page.locator("#status")).to_have_attribute("data-state", "live")
     assert await page.locator("img").count() == 0
 
     await page.get_by_role("button", name="Sign out", exact=True).click()
     await expect(page).to_have_url(re.compile(r"/accounts/login/"))
-    await page.goto(server.base_url + "/rooms/book-club/")
+    await page.goto(book_club)
     await expect(page).to_have_url(re.compile(r"/accounts/login/\?next="))
     assert user.dialogs == [] and user.page_errors == []
 
@@ -189,8 +193,8 @@ async def test_two_users_chat_live_in_a_room(shared_server: DaphneServer, new_us
     server = shared_server
     alice = await new_user(server, "alice")
     bob = await new_user(server, "bob", viewport_width=390)  # a phone
-    await create_room(alice, server, "live-chat")
-    await open_room(bob, server, "live-chat")
+    live_chat = await create_room(alice, server, "live-chat")
+    await open_room(bob, server, live_chat)
 
     await say(alice, "hi bob")
     await expect(lines(bob)).to_have_text(["hi bob"])
@@ -287,8 +291,8 @@ async def test_markup_in_messages_shows_as_text_and_never_runs(shared_server: Da
     server = shared_server
     alice = await new_user(server, "xena")
     bob = await new_user(server, "yuri")
-    await create_room(alice, server, "xss")
-    await open_room(bob, server, "xss")
+    xss = await create_room(alice, server, "xss")
+    await open_room(bob, server, xss)
     for payload in XSS_PAYLOADS:
         await say(alice, payload)
     await expect(alice.page.locator('#messages li.msg[data-state="sent"]')).to_have_count(len(XSS_PAYLOADS))
@@ -667,19 +671,19 @@ async def test_edits_and_removals_arriving_as_room_events_show_in_place(
     bob = await new_user(server, "quinn")
     link = SocketLink()
     await bob.context.route_web_socket(WS_URL, link.serve)
-    await create_room(alice, server, "edits")
-    await open_room(bob, server, "edits")
+    edits = await create_room(alice, server, "edits")
+    await open_room(bob, server, edits)
     for text in ("first", "second", "third"):
         await say(alice, text)
     await expect(lines(bob)).to_have_text(["first", "second", "third"])
 
-    link.edit_and_remove("edits", edit="first", remove="second")
+    link.edit_and_remove(edits, edit="first", remove="second")
     await expect(lines(bob)).to_have_text(["first, edited", "Message deleted", "third"])
     await expect(line(bob, "first, edited")).to_contain_text("(edited)")
     await line(bob, "Message deleted").locator(".msg-menu-button").click()
     await expect(bob.page.get_by_role("menu")).not_to_contain_text("Report")  # nothing left to report
     await bob.page.keyboard.press("Escape")
-    link.edit_and_remove("edits", edit="third", remove="first")  # seqs taken already: dropped
+    link.edit_and_remove(edits, edit="third", remove="first")  # seqs taken already: dropped
     await say(alice, "after")  # the server's seq 4 is behind the injected events: a duplicate, dropped too
     await eventually(lambda: any(f.get("message") == "after" for f in link.received))
     await expect(lines(alice)).to_have_count(4)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import SCREENSHOTS, BrowserUser, NewUser, skip_reason
-from tests.browser.test_template_ui import shared_server  # noqa: F401 - a fixture
+from tests.browser.test_template_ui import create_room, shared_server  # noqa: F401 - a fixture
 from tests.fixtures.servers import DaphneServer
 
 _reason = skip_reason()
@@ -19,14 +19,6 @@ pytestmark = [
 ]
 if _reason is None:
     from playwright.async_api import expect
-
-
-async def make_room(user: BrowserUser, server: DaphneServer, room_id: str) -> None:
-    """Create a room through the form on the room list page (it opens)."""
-    await user.page.goto(server.base_url + "/")
-    await user.page.get_by_label("Room id").fill(room_id)
-    await user.page.get_by_role("button", name="Create room").click()
-    await expect(user.page.locator("#status")).to_have_attribute("data-state", "live")
 
 
 async def open_room(user: BrowserUser, server: DaphneServer, room_id: str) -> None:
@@ -51,10 +43,10 @@ async def test_rooms_switch_in_the_sidebar_without_a_page_load(
     the composer focused; a message in another room raises that room's unread badge; Back returns."""
     server = shared_server
     ann = await new_user(server, "ann")
-    await make_room(ann, server, "switch-a")
-    await make_room(ann, server, "switch-b")
+    switch_a = await create_room(ann, server, "switch-a")
+    switch_b = await create_room(ann, server, "switch-b")
     await say(ann, "only in b")
-    await open_room(ann, server, "switch-a")
+    await open_room(ann, server, switch_a)
     page = ann.page
     await page.evaluate("window.__samePage = true")
     sockets: list[object] = []
@@ -62,7 +54,7 @@ async def test_rooms_switch_in_the_sidebar_without_a_page_load(
 
     sidebar = page.get_by_role("navigation", name="Rooms")
     await sidebar.get_by_role("link", name="switch-b").click()
-    await expect(page).to_have_url(f"{server.base_url}/rooms/switch-b/")
+    await expect(page).to_have_url(f"{server.base_url}/rooms/{switch_b}/")
     await expect(page.get_by_role("heading", level=1)).to_contain_text("switch-b")
     await expect(page.locator("#messages li.msg .text")).to_have_text(["only in b"])
     await expect(sidebar.get_by_role("link", name="switch-b")).to_have_attribute("aria-current", "page")
@@ -72,14 +64,14 @@ async def test_rooms_switch_in_the_sidebar_without_a_page_load(
     assert sockets == []  # the same connection
 
     ben = await new_user(server, "ben")
-    await open_room(ben, server, "switch-a")
+    await open_room(ben, server, switch_a)
     await say(ben, "psst in a")
-    badge = sidebar.locator('a[data-room-id="switch-a"] [data-unread]')
+    badge = sidebar.locator(f'a[data-room-id="{switch_a}"] [data-unread]')
     await expect(badge).to_have_text("1")
     await expect(page).to_have_title("(1) switch-b · Chatsite")
 
     await page.go_back()
-    await expect(page).to_have_url(f"{server.base_url}/rooms/switch-a/")
+    await expect(page).to_have_url(f"{server.base_url}/rooms/{switch_a}/")
     await expect(page.locator("#messages li.msg .text")).to_have_text(["psst in a"])
     await expect(badge).to_be_hidden()
     assert await page.evaluate("window.__samePage") is True
@@ -95,10 +87,10 @@ async def test_report_is_in_the_message_menu_by_keyboard_with_an_in_page_dialog(
     server = shared_server
     cora = await new_user(server, "cora")
     dan = await new_user(server, "dan")
-    await make_room(cora, server, "menu-room")
+    menu_room = await create_room(cora, server, "menu-room")
     await say(cora, "first from cora")
     await say(cora, "second from cora")
-    await open_room(dan, server, "menu-room")
+    await open_room(dan, server, menu_room)
     page = dan.page
     lines = page.locator("#messages li.msg")
     await expect(lines).to_have_count(2)
@@ -149,8 +141,8 @@ async def test_one_senders_run_is_grouped_with_one_avatar_and_links_are_clickabl
     server = shared_server
     eve = await new_user(server, "eve")
     fay = await new_user(server, "fay")
-    await make_room(eve, server, "group-room")
-    await open_room(fay, server, "group-room")
+    group_room = await create_room(eve, server, "group-room")
+    await open_room(fay, server, group_room)
     await say(eve, "one")
     await say(eve, "two, see www.example.org and https://example.com/x.")
     await say(fay, "three")

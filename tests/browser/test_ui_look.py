@@ -24,6 +24,7 @@ import pytest
 
 from tests.browser.conftest import SCREENSHOTS, WS_URL, BrowserUser, NewUser, SocketLink, skip_reason, timeout_ms
 from tests.browser.test_react_ui import react_build  # noqa: F401 - a fixture
+from tests.browser.test_template_ui import create_room
 from tests.fixtures.servers import ROOT, DaphneServer, base_env
 
 if TYPE_CHECKING:
@@ -91,14 +92,6 @@ async def sized_user(new_user: NewUser, server: DaphneServer, name: str, size: s
     return user
 
 
-async def create_room(user: BrowserUser, server: DaphneServer, room_id: str) -> None:
-    """Create a room through the site's form (the room list at /)."""
-    await user.page.goto(server.base_url + "/")
-    await user.page.get_by_label("Room id").fill(room_id)
-    await user.page.get_by_role("button", name="Create room").click()
-    await expect(user.page).to_have_url(re.compile(rf"/rooms/{room_id}/$"))
-
-
 async def open_room(user: BrowserUser, ui: Any, server: DaphneServer, room_id: str) -> None:
     await user.page.goto(ui.url(server, room_id))
     await expect(user.page.locator(ui.state)).to_have_attribute("data-state", "live")
@@ -160,9 +153,9 @@ async def test_a_room_looks_like_a_chat(look_server: DaphneServer, new_user: New
     room = f"look-{ui_name}-{size}"
     ann = await sized_user(new_user, server, f"ann{ui_name[0]}{size[0]}", size)
     ben = await sized_user(new_user, server, f"ben{ui_name[0]}{size[0]}", size)
-    await create_room(ann, server, room)
-    await open_room(ann, ui, server, room)
-    await open_room(ben, ui, server, room)
+    room_id = await create_room(ann, server, room)
+    await open_room(ann, ui, server, room_id)
+    await open_room(ben, ui, server, room_id)
     await say(ann, ui, "Morning! The release notes are at www.example.org/notes")
     await say(ann, ui, "Anyone up for lunch at 12:30?")
     await say(ben, ui, "Count me in")
@@ -204,11 +197,11 @@ async def test_new_messages_below_are_announced_while_scrolled_up(
     room = f"below-{ui_name}"
     cat = await sized_user(new_user, server, f"cat{ui_name[0]}", "phone")
     dov = await sized_user(new_user, server, f"dov{ui_name[0]}", "phone")
-    await create_room(cat, server, room)
-    await open_room(cat, ui, server, room)
+    room_id = await create_room(cat, server, room)
+    await open_room(cat, ui, server, room_id)
     for i in range(14):
         await say(cat, ui, f"line {i} " + "words " * 12)
-    await open_room(dov, ui, server, room)
+    await open_room(dov, ui, server, room_id)
     page = dov.page
     scroller = page.locator("#scroller" if ui is TemplateUI else ".messages")
     await expect(page.locator(ui.lines)).to_have_count(14)
@@ -257,11 +250,11 @@ async def test_react_reports_by_keyboard_through_an_in_page_dialog(
     server = look_server
     fox = await sized_user(new_user, server, "fox", "desktop")
     gil = await sized_user(new_user, server, "gil", "desktop")
-    await create_room(fox, server, "react-menu")
-    await open_room(fox, ReactUI, server, "react-menu")
+    room_id = await create_room(fox, server, "react-menu")
+    await open_room(fox, ReactUI, server, room_id)
     await say(fox, ReactUI, "first from fox")
     await say(fox, ReactUI, "second from fox")
-    await open_room(gil, ReactUI, server, "react-menu")
+    await open_room(gil, ReactUI, server, room_id)
     page = gil.page
     lines = page.locator(ReactUI.lines)
     await expect(lines.nth(1)).to_have_attribute("tabindex", "0")
@@ -300,12 +293,16 @@ async def test_react_reports_by_keyboard_through_an_in_page_dialog(
 async def test_react_an_unknown_room_is_a_clear_page_with_a_way_back(
     look_server: DaphneServer, new_user: NewUser
 ) -> None:
-    """No raw error, no enabled composer, no ghost room in the sidebar; a link goes back."""
+    """No raw error, no enabled composer, no ghost room in the sidebar; a link goes back. A
+    private room the user is not in looks exactly the same."""
     server = look_server
     hal = await sized_user(new_user, server, "hal", "desktop")
+    kim = await sized_user(new_user, server, "kim", "desktop")
+    hidden = await create_room(kim, server, "Kim's secrets", private=True)
     await hal.page.goto(ReactUI.url(server, "no-such-room"))
     gone = hal.page.get_by_test_id("room-gone")
     await expect(gone).to_contain_text("does not exist, or is private")
+    missing_text = await gone.inner_text()
     await expect(hal.page.locator(ReactUI.composer)).to_have_count(0)
     sidebar = hal.page.get_by_role("navigation", name="Rooms")
     await expect(sidebar.locator('[data-room-id="no-such-room"]')).to_have_count(0)
@@ -314,15 +311,24 @@ async def test_react_an_unknown_room_is_a_clear_page_with_a_way_back(
     await gone.get_by_role("link", name="Go to #general").click()
     await expect(hal.page.locator(ReactUI.state)).to_have_attribute("data-state", "live")
     await expect(hal.page.locator(ReactUI.composer)).to_be_focused()
+    await hal.page.goto(ReactUI.url(server, hidden))
+    await expect(gone).to_contain_text("does not exist, or is private")
+    assert await gone.inner_text() == missing_text.replace("no-such-room", hidden)
+    await expect(hal.page.locator(ReactUI.composer)).to_have_count(0)
+    await expect(sidebar.locator(f'[data-room-id="{hidden}"]')).to_have_count(0)
+    assert "Kim's secrets" not in await hal.page.locator("body").inner_text()
     assert hal.page_errors == []
 
 
 async def test_template_an_unknown_room_is_a_clear_page_with_a_way_back(
     look_server: DaphneServer, new_user: NewUser
 ) -> None:
-    """Not Django's 404 page: the sidebar, a sentence, and a link back to the rooms."""
+    """Not Django's 404 page: the sidebar, a sentence, and a link back to the rooms. A private
+    room the user is not in is the same page."""
     server = look_server
     ivy = await sized_user(new_user, server, "ivy", "phone")
+    lou = await sized_user(new_user, server, "lou", "desktop")
+    hidden = await create_room(lou, server, "Lou's secrets", private=True)
     response = await ivy.page.goto(TemplateUI.url(server, "no-such-room"))
     assert response is not None and response.status == 404
     await expect(ivy.page.get_by_test_id("room-gone")).to_contain_text("does not exist, or is private")
@@ -332,6 +338,13 @@ async def test_template_an_unknown_room_is_a_clear_page_with_a_way_back(
     await shot(ivy, "template-phone-unknown-room")
     await ivy.page.get_by_role("link", name="Back to the rooms").click()
     await expect(ivy.page).to_have_url(server.base_url + "/")
+    missing_page = await ivy.page.goto(TemplateUI.url(server, "no-such-room"))
+    assert missing_page is not None
+    missing_main = await ivy.page.locator("main").inner_text()
+    private_page = await ivy.page.goto(TemplateUI.url(server, hidden))
+    assert private_page is not None and private_page.status == 404
+    assert await ivy.page.locator("main").inner_text() == missing_main
+    assert "Lou's secrets" not in await ivy.page.content()
     assert ivy.page_errors == []
 
 
@@ -389,13 +402,9 @@ async def test_the_readme_screenshots(look_server: DaphneServer, new_user: NewUs
     server = look_server
     alice = await sized_user(new_user, server, "alice", "desktop")
     bob = await sized_user(new_user, server, "bob", "phone")
-    await alice.page.goto(server.base_url + "/")
-    await alice.page.get_by_label("Room id").fill("lunch")
-    await alice.page.get_by_label("Display name").fill("Lunch plans")
-    await alice.page.get_by_role("button", name="Create room").click()
-    await expect(alice.page).to_have_url(re.compile(r"/rooms/lunch/$"))
-    await open_room(alice, TemplateUI, server, "lunch")
-    await open_room(bob, ReactUI, server, "lunch")
+    lunch = await create_room(alice, server, "Lunch plans")
+    await open_room(alice, TemplateUI, server, lunch)
+    await open_room(bob, ReactUI, server, lunch)
     await say(alice, TemplateUI, "Morning! Who's in for lunch today?")
     await say(alice, TemplateUI, "The new place has its menu at www.example.org/menu")
     await say(bob, ReactUI, "Count me in")

@@ -15,9 +15,9 @@ import pytest
 from tests.browser.conftest import SCREENSHOTS, BrowserUser, NewUser, skip_reason
 from tests.browser.test_react_ui import app_server, open_app, react_build  # noqa: F401 - fixtures
 from tests.browser.test_react_ui import say as react_say
-from tests.browser.test_template_ui import shared_server  # noqa: F401 - a fixture
-from tests.browser.test_ui_layout import make_room, open_room
-from tests.e2e.client import create_room
+from tests.browser.test_template_ui import create_room, shared_server  # noqa: F401 - a fixture
+from tests.browser.test_ui_layout import open_room
+from tests.e2e.client import create_room as create_room_over_http
 from tests.fixtures.servers import DaphneServer
 
 _reason = skip_reason()
@@ -46,27 +46,27 @@ async def test_unread_follows_the_user_across_tabs_with_divider_mentions_and_jum
     server = shared_server
     ann = await new_user(server, "ann16")
     ben = await new_user(server, "ben16")
-    await make_room(ann, server, "unread-other")
-    await make_room(ann, server, "unread-room")
-    await open_room(ann, server, "unread-other")
+    other = await create_room(ann, server, "unread-other")
+    room = await create_room(ann, server, "unread-room")
+    await open_room(ann, server, other)
     tab2 = await ann.context.new_page()
-    await open_room(BrowserUser(name="ann16", context=ann.context, page=tab2), server, "unread-other")
-    await open_room(ben, server, "unread-room")
+    await open_room(BrowserUser(name="ann16", context=ann.context, page=tab2), server, other)
+    await open_room(ben, server, room)
     for n in range(3):
         await say(ben, f"note {n}")
     for page in (ann.page, tab2):
-        badge = page.locator('#sidebar a[data-room-id="unread-room"] [data-unread]')
+        badge = page.locator(f'#sidebar a[data-room-id="{room}"] [data-unread]')
         await expect(badge).to_have_text("3")
         await expect(page).to_have_title("(3) unread-other · Chatsite")
     await expect(ann.page.get_by_role("button", name="Turn on notifications")).to_be_visible()
 
     # Ann reads the room in tab 1: the divider sits above Ben's first message, tab 2's badge goes.
     await ann.page.bring_to_front()
-    await ann.page.locator('#sidebar a[data-room-id="unread-room"]').click()
+    await ann.page.locator(f'#sidebar a[data-room-id="{room}"]').click()
     divider = ann.page.locator("#messages li.new-divider")
     await expect(divider).to_have_text("New messages")
     await expect(ann.page.locator("#messages li.new-divider + li.msg .text")).to_have_text("note 0")
-    await expect(tab2.locator('#sidebar a[data-room-id="unread-room"] [data-unread]')).to_be_hidden()
+    await expect(tab2.locator(f'#sidebar a[data-room-id="{room}"] [data-unread]')).to_be_hidden()
     await expect(tab2).to_have_title("unread-other · Chatsite")
 
     # A mention: highlighted where it is read, counted apart where it is not.
@@ -88,9 +88,9 @@ async def test_unread_follows_the_user_across_tabs_with_divider_mentions_and_jum
     await jump.click()
     await expect(jump).to_be_hidden()
     await expect(tab2).to_have_title("unread-other · Chatsite")  # read in tab 1, so in tab 2
-    await ann.page.locator('#sidebar a[data-room-id="unread-other"]').click()
+    await ann.page.locator(f'#sidebar a[data-room-id="{other}"]').click()
     await say(ben, "@ann16 and again")
-    mention_badge = ann.page.locator('#sidebar a[data-room-id="unread-room"] [data-unread]')
+    mention_badge = ann.page.locator(f'#sidebar a[data-room-id="{room}"] [data-unread]')
     await expect(mention_badge).to_have_class("badge badge-mention")
     await expect(mention_badge).to_have_text("@1")
     await ann.page.screenshot(path=str(SCREENSHOTS / "unread-mention-badge.png"))
@@ -107,20 +107,22 @@ async def test_the_react_app_shows_server_counts_divider_and_mentions(
     server = app_server()
     ann = await new_user(server, "annr")
     ben = await new_user(server, "benr")
-    for room_id in ("rx-a", "rx-b"):
-        await asyncio.to_thread(create_room, server.base_url, server.login("benr"), room_id)
-    await open_app(ann, server, "rx-a")
-    await open_app(ben, server, "rx-b")
+    rx_a, rx_b = [
+        await asyncio.to_thread(create_room_over_http, server.base_url, server.login("benr"), name)
+        for name in ("rx-a", "rx-b")
+    ]
+    await open_app(ann, server, rx_a)
+    await open_app(ben, server, rx_b)
     for text in ("first", "second", "@annr over here"):
         await react_say(ben, text)
         await expect(ben.page.locator(".message-list li.message.own[data-seq]").last).to_contain_text(text)
-    badge = ann.page.locator('nav a[href="#/rooms/rx-b"] .badge')
+    badge = ann.page.locator(f'nav a[href="#/rooms/{rx_b}"] .badge')
     await expect(badge).to_have_class("badge badge-mention")
     await expect(badge).to_contain_text("@3")
     await expect(ann.page).to_have_title("(3) rx-a · Chatsite")
     await expect(ann.page.get_by_role("button", name="Turn on notifications")).to_be_visible()
     await ann.page.bring_to_front()
-    await ann.page.locator('nav a[href="#/rooms/rx-b"]').click()
+    await ann.page.locator(f'nav a[href="#/rooms/{rx_b}"]').click()
     await expect(ann.page.locator(".message-list li.new-divider + li.message .text")).to_have_text("first")
     await expect(ann.page.locator(".message-list li.message.mention .text")).to_have_text("@annr over here")
     await expect(badge).to_have_count(0)
@@ -133,7 +135,7 @@ async def test_the_react_app_shows_server_counts_divider_and_mentions(
     await expect(box).to_have_value("ok @benr ")
     await ann.page.get_by_role("button", name="Mentions").click()
     entry = ann.page.get_by_role("list", name="Messages that mention you").get_by_role("link")
-    await expect(entry).to_have_text("#rx-b · benr: @annr over here")
+    await expect(entry).to_have_text(f"#{rx_b} · benr: @annr over here")
     assert ann.page_errors == [] and ben.page_errors == []
 
 
@@ -146,9 +148,9 @@ async def test_the_composer_completes_mentions_and_the_mentions_list_opens(
     server = shared_server
     cara = await new_user(server, "cara16")
     dan = await new_user(server, "dan16")
-    await make_room(cara, server, "complete-room")
+    complete = await create_room(cara, server, "complete-room")
     await say(cara, "hello")
-    await open_room(dan, server, "complete-room")
+    await open_room(dan, server, complete)
     box = dan.page.locator("#message-input")
     await box.press_sequentially("thanks @ca")
     option = dan.page.get_by_role("option", name="@cara16")
@@ -161,7 +163,7 @@ async def test_the_composer_completes_mentions_and_the_mentions_list_opens(
     await open_room(cara, server, "general")
     await cara.page.get_by_role("button", name="Mentions").click()
     entry = cara.page.get_by_role("list", name="Messages that mention you").get_by_role("link")
-    await expect(entry).to_have_text("#complete-room · dan16: thanks @cara16")
+    await expect(entry).to_have_text(f"#{complete} · dan16: thanks @cara16")
     await entry.click()
-    await expect(cara.page).to_have_url(f"{server.base_url}/rooms/complete-room/")
+    await expect(cara.page).to_have_url(f"{server.base_url}/rooms/{complete}/")
     assert cara.page_errors == [] and dan.page_errors == []

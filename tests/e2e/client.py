@@ -325,17 +325,18 @@ class ChatClient:
 # HTTP: rooms are created on the room list page, as a browser does. -------------------------
 
 
-def create_room(base_url: str, cookie: str, room_id: str, name: str | None = None) -> None:
-    """Create a room through the room list page's form, signed in with `cookie`."""
+def create_room(base_url: str, cookie: str, name: str) -> str:
+    """Create a room named `name` through the room list page's form, signed in with `cookie`,
+    and return its id (the name's slug and the random tail the server draws)."""
     headers = {"Cookie": cookie}
     with urllib.request.urlopen(urllib.request.Request(base_url + "/", headers=headers), timeout=timeout(10)) as r:
         page = r.read().decode()
     match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
     assert match, "no CSRF token on the room list page (not signed in?)"
-    data = urllib.parse.urlencode(
-        {"room_id": room_id, "name": name or room_id, "csrfmiddlewaretoken": match.group(1)}
-    ).encode()
+    data = urllib.parse.urlencode({"name": name, "csrfmiddlewaretoken": match.group(1)}).encode()
     request = urllib.request.Request(base_url + "/", data=data, headers={**headers, "Referer": base_url + "/"})
     with urllib.request.urlopen(request, timeout=timeout(10)) as r:
         final = r.geturl()
-    assert final.rstrip("/").endswith(f"/rooms/{room_id}"), f"room {room_id!r} was not created (ended at {final})"
+    made = re.search(r"/rooms/([a-z0-9][a-z0-9_-]*)/?$", final)
+    assert made, f"room {name!r} was not created (ended at {final})"
+    return made.group(1)

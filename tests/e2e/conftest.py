@@ -67,9 +67,7 @@ def fresh_room(chat_server: DaphneServer, accounts: Accounts) -> Callable[[], st
     """Create a new room on the module's server (through the room list page) and return its id."""
 
     def make() -> str:
-        room_id = f"e2e-{uuid.uuid4().hex[:12]}"
-        create_room(chat_server.base_url, accounts.cookie("roomkeeper"), room_id)
-        return room_id
+        return create_room(chat_server.base_url, accounts.cookie("roomkeeper"), f"e2e-{uuid.uuid4().hex[:12]}")
 
     return make
 

@@ -21,6 +21,8 @@ from websockets.typing import Origin
 
 from tests.e2e.client import ChatClient, timeout
 from tests.e2e.conftest import start_module_server
+from tests.e2e.test_moderation import dynamodb_tables
+from tests.fixtures.aws import MotoServer
 from tests.fixtures.servers import ROOT, DaphneServer, base_env
 
 pytestmark = pytest.mark.timeout(120)
@@ -80,17 +82,25 @@ async def test_a_token_client_needs_no_origin_but_a_foreign_one_is_refused(origi
 REACH_SECONDS = 2.0  # the issue's bound: every process closes the sockets within 2 s
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["local", "dynamodb", "postgres"])
 def cluster(
-    tmp_path_factory: pytest.TempPathFactory, migrated_db: Path, redis_url: str
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, migrated_db: Path, redis_url: str
 ) -> Iterator[list[DaphneServer]]:
-    """Two daphne processes on one Redis (pub/sub layer) and one database."""
+    """Two daphne processes on one Redis (pub/sub layer) and one database: SQLite with the ORM
+    store; SQLite with the chat's store on a moto server's DynamoDB; PostgreSQL (sessions,
+    accounts and the ORM store)."""
     shared_dir = tmp_path_factory.mktemp("access-cluster")
     shutil.copy(migrated_db, shared_dir / "db.sqlite3")
+    store: dict[str, str] = {}
+    if request.param == "dynamodb":
+        moto: MotoServer = request.getfixturevalue("moto_server")
+        store = {**moto.env, **dynamodb_tables(moto)}
+    elif request.param == "postgres":
+        store = {"DATABASE_URL": request.getfixturevalue("postgres_url")}
     servers: list[DaphneServer] = []
     try:
         for i in range(2):
-            env = base_env(shared_dir, REDIS_URL=redis_url, CHAT_INSTANCE_ID=f"access-{i}")
+            env = base_env(shared_dir, REDIS_URL=redis_url, CHAT_INSTANCE_ID=f"access-{i}", **store)
             servers.append(DaphneServer(shared_dir, env).start())
         yield servers
     finally:

@@ -115,7 +115,7 @@ async def test_unstorable_messages_and_reasons_are_invalid_field_not_retryable(s
     """NUL in a message or a report reason is a non-retryable invalid_field; the socket goes on, nothing is stored."""
     cookie, _ = sign_in(server, f"sender{uuid.uuid4().hex[:6]}")
     room = f"bad-{uuid.uuid4().hex[:6]}"
-    create_room(server.base_url, cookie, room)
+    room = create_room(server.base_url, cookie, room)
     client = await ChatClient.connect(server.ws_url, cookie=cookie, origin=server.origin)
     try:
         await client.join(room)

@@ -67,7 +67,7 @@ async def test_resume_on_the_other_process_replays_every_edit_deletion_and_react
     two = daphne_factory(shared_dir=shared, CHAT_INSTANCE_ID="changes-1", **env)
     alice_cookie, bob_cookie = one.signup("alice"), two.signup("bob")
     room = f"ch-{uuid.uuid4().hex[:8]}"
-    create_room(one.base_url, alice_cookie, room)
+    room = create_room(one.base_url, alice_cookie, room)
     alice = await ChatClient.connect(one.ws_url, cookie=alice_cookie, origin=one.origin)
     bob = await ChatClient.connect(two.ws_url, cookie=bob_cookie, origin=two.origin)
     try:

@@ -37,16 +37,16 @@ async def test_a_close_code_reaches_a_client_slow_to_answer_the_close(
         CHAT_MAX_MESSAGE_LENGTH=str(BIG),
     )
     cookie = server.signup("slowpoke")
-    create_room(server.base_url, cookie, "backlog")
+    room = create_room(server.base_url, cookie, "backlog")
     slow = await RawSocket.open(server.port, headers={"Origin": server.origin, "Cookie": cookie}, receive_buffer=4096)
     sender = await ChatClient.connect(server.ws_url, cookie=server.signup("sender"), origin=server.origin)
     try:
-        await slow.send_json({"action": "joinRoom", "roomId": "backlog"})
+        await slow.send_json({"action": "joinRoom", "roomId": room})
         joined = await slow.next_data()
         assert joined is not None and joined.json()["type"] == "joined", joined
-        await sender.join("backlog")
+        await sender.join(room)
         for n in range(4):
-            ack = await sender.send_message("backlog", str(n) * BIG)
+            ack = await sender.send_message(room, str(n) * BIG)
             assert ack["type"] == "ack", ack
         # Past the frame limit: refused, and with one strike allowed, closed with 4429,
         # the close frame queued behind about 240 KB the client has not read.

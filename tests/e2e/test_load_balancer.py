@@ -230,7 +230,7 @@ async def test_sigterm_closes_sockets_with_1001_and_clients_resume_on_the_other_
     proxy = haproxy_factory([one, two])
     cookie = one.signup("alice")
     room = f"lb-{uuid.uuid4().hex[:10]}"
-    create_room(one.base_url, cookie, room)
+    room = create_room(one.base_url, cookie, room)
     # Round robin: consecutive sockets alternate between the two processes.
     clients = [await ChatClient.connect(proxy.ws_url, cookie=cookie, origin=proxy.origin) for _ in range(4)]
     try:
@@ -278,7 +278,7 @@ async def test_a_drain_spreads_1001_closes_and_every_client_resumes_on_the_other
     proxy = haproxy_factory([one, two])
     cookie = one.signup("alice")
     room = f"drain-{uuid.uuid4().hex[:10]}"
-    create_room(one.base_url, cookie, room)
+    room = create_room(one.base_url, cookie, room)
     clients = [await ChatClient.connect(proxy.ws_url, cookie=cookie, origin=proxy.origin) for _ in range(8)]
     sender = await ChatClient.connect(two.ws_url, cookie=cookie, origin=two.origin)  # never drained
     loop = asyncio.get_running_loop()

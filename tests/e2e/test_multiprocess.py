@@ -115,7 +115,7 @@ async def test_users_on_two_processes_chat_in_order_with_no_loss(
     one, two = cluster.servers
     alice, bob = one.signup(new_user("alice")), two.signup(new_user("bob"))
     room = new_room()
-    create_room(one.base_url, alice, room)
+    room = create_room(one.base_url, alice, room)
     a, b = await connect(one, alice), await connect(two, bob)
     try:
         await a.join(room)
@@ -177,7 +177,7 @@ async def test_a_redis_restart_during_traffic_loses_nothing_acknowledged(
     one, two = cluster.servers
     room = new_room()
     cookies = {name: server.signup(name) for name, server in (("alice", one), ("bob", two), ("carol", one))}
-    create_room(one.base_url, cookies["alice"], room)
+    room = create_room(one.base_url, cookies["alice"], room)
     alice = await connect(one, cookies["alice"])
     bob = await connect(two, cookies["bob"])
     carol = await connect(one, cookies["carol"])  # only listens
@@ -236,7 +236,7 @@ async def test_a_lost_last_message_reaches_the_socket_at_its_next_ping(
     one, two = cluster.servers
     alice, bob = one.signup("alice"), two.signup("bob")
     room = new_room()
-    create_room(one.base_url, alice, room)
+    room = create_room(one.base_url, alice, room)
     a, b = await connect(one, alice), await connect(two, bob)
     try:
         await a.join(room)
@@ -304,7 +304,7 @@ async def test_a_closed_socket_removes_its_own_row_and_no_other(shared_cluster: 
     names = new_user("alice"), new_user("bob")
     alice, bob = one.signup(names[0]), two.signup(names[1])
     room = new_room()
-    create_room(one.base_url, alice, room)
+    room = create_room(one.base_url, alice, room)
     a, b = await connect(one, alice), await connect(two, bob)
     try:
         await a.join(room)
@@ -364,7 +364,7 @@ async def test_processes_find_redis_through_sentinel(
     one, two = cluster.servers
     alice, bob = one.signup("alice"), two.signup("bob")
     room = new_room()
-    create_room(one.base_url, alice, room)
+    room = create_room(one.base_url, alice, room)
     a, b = await connect(one, alice), await connect(two, bob)
     try:
         await a.join(room)

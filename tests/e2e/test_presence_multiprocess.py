@@ -48,7 +48,7 @@ async def test_presence_and_typing_cross_processes(
     one, two = start_pair(daphne_factory, tmp_path, redis_url, CHAT_AWAY_AFTER_SECONDS="2")
     room = new_name("presence")
     alice_name, bob_name = new_name("alice"), new_name("bob")
-    create_room(one.base_url, one.signup(new_name("keeper")), room)
+    room = create_room(one.base_url, one.signup(new_name("keeper")), room)
     alice = await open_client(one, alice_name)
     await alice.join(room)
     bob = await open_client(two, bob_name)
@@ -91,7 +91,7 @@ async def test_a_killed_process_stops_showing_its_users_online_within_the_ttl(
 ) -> None:
     one, two = start_pair(daphne_factory, tmp_path, redis_url)
     room = new_name("presence")
-    create_room(one.base_url, one.signup(new_name("keeper")), room)
+    room = create_room(one.base_url, one.signup(new_name("keeper")), room)
     alice = await open_client(one, new_name("alice"))
     await alice.join(room)
     bob = await open_client(two, new_name("bob"))

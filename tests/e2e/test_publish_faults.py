@@ -36,25 +36,25 @@ async def test_acks_come_at_once_while_redis_is_down_and_nothing_is_lost_when_it
     redis = redis_factory()
     server = daphne_factory(shared_dir=tmp_path, REDIS_URL=redis.url, CHAT_LAYER_WATCHDOG_SECONDS="0.5")
     cookies = [server.signup(name) for name in ("alice", "bob", "carol")]
-    create_room(server.base_url, cookies[0], "outage")
-    create_room(server.base_url, cookies[0], "elsewhere")
+    outage = create_room(server.base_url, cookies[0], "outage")
+    elsewhere = create_room(server.base_url, cookies[0], "elsewhere")
     alice, bob, carol = [await ChatClient.connect(server.ws_url, cookie=c, origin=server.origin) for c in cookies]
     try:
         for client in (alice, bob):
-            await client.join("outage")
-        await carol.join("elsewhere")
-        assert (await alice.send_message("outage", "before"))["seq"] == 1
-        await bob.wait_for_seq("outage", 1)
+            await client.join(outage)
+        await carol.join(elsewhere)
+        assert (await alice.send_message(outage, "before"))["seq"] == 1
+        await bob.wait_for_seq(outage, 1)
 
         redis.stop(signal.SIGKILL)
         took = []
         for n in range(DOWN_MESSAGES):
             started = time.monotonic()
-            ack = await alice.send_message("outage", f"down {n}")
+            ack = await alice.send_message(outage, f"down {n}")
             took.append(time.monotonic() - started)
             assert ack["type"] == "ack" and ack["seq"] == n + 2, ack
         started = time.monotonic()
-        other = await carol.send_message("elsewhere", "another room")
+        other = await carol.send_message(elsewhere, "another room")
         took_other = time.monotonic() - started
         assert other["type"] == "ack", other
         assert max(took) < PROMPT_ACK, f"acks waited for Redis: {[round(t, 2) for t in took]}"
@@ -62,11 +62,11 @@ async def test_acks_come_at_once_while_redis_is_down_and_nothing_is_lost_when_it
 
         await asyncio.sleep(0.5)
         redis.start()
-        after = await alice.send_message("outage", "after", wait=timeout(20))
+        after = await alice.send_message(outage, "after", wait=timeout(20))
         assert after["type"] == "ack", after
         last = DOWN_MESSAGES + 2
         for client in (alice, bob):
-            log = await client.wait_for_seq("outage", last, wait=timeout(30))
+            log = await client.wait_for_seq(outage, last, wait=timeout(30))
             assert log.seqs == list(range(1, last + 1)), log.seqs
             assert log.texts == ["before", *(f"down {n}" for n in range(DOWN_MESSAGES)), "after"]
         print(

@@ -56,7 +56,7 @@ def sqlite_lock(tmp_path: Path) -> Iterator[Callable[[], sqlite3.Connection]]:
 async def _room_with(server: DaphneServer, *names: str) -> tuple[str, list[ChatClient]]:
     cookies = [server.signup(name) for name in names]
     room = f"waits-{names[0]}"
-    create_room(server.base_url, cookies[0], room)
+    room = create_room(server.base_url, cookies[0], room)
     clients = [await ChatClient.connect(server.ws_url, cookie=c, origin=server.origin) for c in cookies]
     for client in clients:
         await client.join(room)

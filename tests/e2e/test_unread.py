@@ -69,7 +69,7 @@ async def test_read_state_follows_the_user_across_processes(two_processes: TwoPr
     alice_name, bob_name = f"alice{uuid.uuid4().hex[:6]}", f"bob{uuid.uuid4().hex[:6]}"
     alice, bob = one.signup(alice_name), two.signup(bob_name)
     room = f"un-{uuid.uuid4().hex[:8]}"
-    create_room(one.base_url, bob, room)
+    room = create_room(one.base_url, bob, room)
     tab1 = await ChatClient.connect(one.ws_url, cookie=alice, origin=one.origin)
     tab2 = await ChatClient.connect(two.ws_url, cookie=alice, origin=two.origin)
     writer = await ChatClient.connect(two.ws_url, cookie=bob, origin=two.origin)

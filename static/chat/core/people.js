@@ -43,11 +43,16 @@ export function splitRooms(rooms) {
   return { rooms: sorted.filter((r) => r.kind !== 'direct'), directs: sorted.filter((r) => r.kind === 'direct') };
 }
 
-/** The id the server derives from a room name (chat/people_rules.py), for a preview. */
+/**
+ * The start of the id the server gives a room of this name (chat/people_rules.py): its
+ * slug; the server adds '-' and a few random letters, so a preview shows "#book-club-…".
+ * "room" for a name with no ASCII letter or digit, or one that would look like a DM's id.
+ */
 export function roomIdForName(name) {
+  if (!String(name).trim()) return null;
   const ascii = String(name).normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase();
-  const slug = ascii.replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 64).replace(/-+$/, '');
-  return slug && !slug.startsWith('dm-') ? slug : null;
+  const slug = ascii.replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 57).replace(/-+$/, '');
+  return slug && !slug.startsWith('dm-') ? slug : 'room';
 }
 
 /** "alice, bob" or "alice bob" -> ["alice", "bob"]. */
@@ -254,7 +259,6 @@ export function describeError(error) {
     too_many_members: 'Too many people for a group direct message.',
     last_owner: 'Make someone else an owner first.',
     room_name_taken: 'A room of that name exists already.',
-    room_unavailable: 'That name is taken: choose another.',
     empty_room_name: 'Give the room a name.',
     not_owner: 'Only the room’s owners can do that.',
     not_member: 'Not a member of this room.',

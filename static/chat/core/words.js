@@ -18,7 +18,6 @@ const TEXT = Object.freeze({
   message_too_long: 'This message is too long.',
   invalid_room: 'That is not a valid room name.',
   unknown_room: 'This room does not exist, or is private: members only.',
-  room_unavailable: 'That room id is taken.',
   not_joined: 'Not in this room yet: joining again…',
   forbidden: 'You may not do that here.',
   invalid_token: 'Your sign-in has ended. Sign in again.',
