@@ -117,8 +117,7 @@ async def test_the_level_and_receipts_are_set_in_the_page_and_notifications_foll
     server = app_server()
     ann = await new_user(server, f"ann{ui_name}")
     ben = await new_user(server, f"ben{ui_name}")
-    room_id = f"level-{ui_name}"
-    await asyncio.to_thread(create_room, server.base_url, server.login(ben.name), room_id)
+    room_id = await asyncio.to_thread(create_room, server.base_url, server.login(ben.name), f"level-{ui_name}")
     await recording(ann, server)
     await ui.open(ann, server, room_id)
     await ui.open(ben, server, room_id)
@@ -172,17 +171,19 @@ async def test_react_marks_read_only_what_is_on_screen(
     server = app_server()
     ann = await new_user(server, "annseen")
     ben = await new_user(server, "benseen")
-    for room_id in ("seen-room", "seen-other"):
-        await asyncio.to_thread(create_room, server.base_url, server.login("benseen"), room_id)
+    seen_room, seen_other = [
+        await asyncio.to_thread(create_room, server.base_url, server.login("benseen"), name)
+        for name in ("seen-room", "seen-other")
+    ]
     other = BrowserUser(name="annseen", context=ann.context, page=await ann.context.new_page())
-    await open_app(other, server, "seen-other")
-    await open_app(ann, server, "seen-room")
-    await open_app(ben, server, "seen-room")
+    await open_app(other, server, seen_other)
+    await open_app(ann, server, seen_room)
+    await open_app(ben, server, seen_room)
     lines = ann.page.locator(".message-list li.message[data-seq] .text")
     for n in range(12):
         await react_say(ben, f"filler {n} " + "words " * 30)
     await expect(lines.last).to_contain_text("filler 11")
-    badge = other.page.locator('nav a[href="#/rooms/seen-room"] .badge')
+    badge = other.page.locator(f'nav a[href="#/rooms/{seen_room}"] .badge')
     await ann.page.bring_to_front()
     await expect(badge).to_have_count(0)  # all read: Ann was at the bottom, looking
 

@@ -101,8 +101,7 @@ async def test_here_and_room_in_a_public_room_across_processes(two_processes: Tw
     one, two = two_processes(backend, "here")
     tag = uuid.uuid4().hex[:6]
     bob, alice, carol, dan = (two.signup(f"{name}{tag}") for name in ("bob", "alice", "carol", "dan"))
-    room = f"here-{tag}"
-    create_room(two.base_url, bob, room)
+    room = create_room(two.base_url, bob, f"here-{tag}")
     joiner = await ChatClient.connect(one.ws_url, cookie=carol, origin=one.origin)
     await joiner.send_json({"action": "addMember", "roomId": room})
     await joiner.wait_for(lambda f: f["type"] == "done" and f.get("action") == "addMember")
