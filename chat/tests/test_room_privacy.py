@@ -6,6 +6,10 @@ that the caller is not a member of) and about a random id, and the two answers m
 same once the id itself is taken out. A URL pattern or a client action that is in neither
 `PROBES` nor `NAMES_NO_ROOM` fails the suite: a new endpoint must say how it treats rooms.
 
+A private room's message can also be named by its id alone, from a room the caller may read
+(`MESSAGE_PROBES`: edit, delete, react, reply, thread): such an id must answer as an id that
+names no message at all, never "that message is in another room".
+
 Creating is the one way to name a room that cannot hide that an id is taken (a random id is
 created): there the private room's answer must equal the answer for another hidden room of
 another name, settings and size, so that only "taken" is told, nothing of the room.
@@ -47,6 +51,8 @@ class World:
     socket: WebsocketCommunicator
     private_room: str
     message_id: str  # a message of the private room
+    message_seq: int  # its seq
+    open_room: str  # a public room the caller may read
     other_hidden: str  # another room the caller may not see (archived, another name and size)
 
 
@@ -113,6 +119,11 @@ async def ws_join(world: World, room_id: str) -> Any:
 
 async def ws_history(world: World, room_id: str) -> Any:
     return await _frame(world, {"action": "history", "roomId": room_id})
+
+
+async def ws_history_around(world: World, room_id: str) -> Any:
+    """Jumping to the private room's message (a quoted reply, a search hit) by its seq."""
+    return await _frame(world, {"action": "history", "roomId": room_id, "aroundSeq": world.message_seq})
 
 
 async def ws_send(world: World, room_id: str) -> Any:
@@ -184,6 +195,7 @@ PROBES: dict[tuple[str, str], tuple[Probe, bool]] = {
     ("url", "uploads:slots"): (rest_upload_slot, False),
     ("action", "joinRoom"): (ws_join, False),
     ("action", "history"): (ws_history, False),
+    ("action", "history aroundSeq"): (ws_history_around, False),
     ("action", "sendMessage"): (ws_send, False),
     ("action", "reportMessage"): (ws_report, False),
     ("action", "leaveRoom"): (ws_leave, False),
@@ -276,11 +288,11 @@ def test_every_url_and_action_is_in_the_table() -> None:
     assert covered_urls - _url_names() == set(), "the table names URLs that are gone"
 
 
-def _setup(owner_id: str) -> tuple[str, str, str]:
-    """A private room with a message (the owner a member), and an archived room."""
+def _setup(owner_id: str) -> tuple[str, str, int, str, str]:
+    """A private room with a message (the owner a member), an archived room and a public one."""
     store = get_store()
     suffix = uuid.uuid4().hex[:8]
-    private_room, archived_room = f"secret-{suffix}", f"old-{suffix}"
+    private_room, archived_room, open_room = f"secret-{suffix}", f"old-{suffix}", f"open-{suffix}"
     services.room_create(room_id=private_room, name=SECRET_NAME, created_by=owner_id)
     store.update_room(room_id=private_room, private=True, now=services.utcnow(), ttl_seconds=3600)
     store.add_member(room_id=private_room, user_id=owner_id)
@@ -294,10 +306,11 @@ def _setup(owner_id: str) -> tuple[str, str, str]:
         timestamp=datetime.now(UTC),
         ttl_seconds=86_400,
     )
-    message_id = store.append_message(new).message.message_id
+    stored = store.append_message(new).message
     services.room_create(room_id=archived_room, name="Another Name", created_by=owner_id)
     store.update_room(room_id=archived_room, archived=True, now=services.utcnow(), ttl_seconds=3600)
-    return private_room, message_id, archived_room
+    services.room_create(room_id=open_room, name="Open", created_by=owner_id)
+    return private_room, stored.message_id, stored.seq, archived_room, open_room
 
 
 @pytest.fixture
@@ -305,13 +318,19 @@ async def world(storage_backend: str, session_sockets: OpenSocket) -> World:
     user_model = get_user_model()
     owner = await user_model.objects.acreate(username="owner")
     mallory = await user_model.objects.acreate(username="mallory")
-    private_room, message_id, archived_room = await sync_to_async(_setup)(str(owner.pk))
+    private_room, message_id, message_seq, archived_room, open_room = await sync_to_async(_setup)(str(owner.pk))
     client = Client()
     await sync_to_async(client.force_login)(mallory)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
     socket = await session_sockets(cookie)
     return World(
-        client=client, socket=socket, private_room=private_room, message_id=message_id, other_hidden=archived_room
+        client=client,
+        socket=socket,
+        private_room=private_room,
+        message_id=message_id,
+        message_seq=message_seq,
+        open_room=open_room,
+        other_hidden=archived_room,
     )
 
 
@@ -331,3 +350,42 @@ async def test_a_private_room_answers_a_non_member_as_no_room_at_all(world: Worl
     assert room is not None and room.private and room.name == SECRET_NAME and room.last_seq == before.last_seq
     if not creates:
         assert await sync_to_async(services.room_get)(reference) is None
+
+
+def _by_id(action: str, **fields: Any) -> Callable[[World, str], Awaitable[Any]]:
+    """`action` in the public room, naming the message `message_id` (the probe's argument)."""
+
+    async def probe(world: World, message_id: str) -> Any:
+        return await _frame(world, {"action": action, "roomId": world.open_room, "messageId": message_id, **fields})
+
+    return probe
+
+
+async def ws_reply_to(world: World, message_id: str) -> Any:
+    frame = {"action": "sendMessage", "roomId": world.open_room, "message": "hi", "replyTo": message_id}
+    return await _frame(world, {**frame, "clientMessageId": "r1"})
+
+
+# Every action that names a message by id alone (chat.message_changes, chat.reactions).
+MESSAGE_PROBES: dict[str, Callable[[World, str], Awaitable[Any]]] = {
+    "editMessage": _by_id("editMessage", message="mine now", clientMessageId="e1"),
+    "deleteMessage": _by_id("deleteMessage"),
+    "addReaction": _by_id("addReaction", emoji="👍"),
+    "removeReaction": _by_id("removeReaction", emoji="👍"),
+    "thread": _by_id("thread"),
+    "sendMessage replyTo": ws_reply_to,
+}
+
+
+@pytest.mark.parametrize("name", list(MESSAGE_PROBES))
+async def test_a_private_rooms_message_id_answers_as_no_message(world: World, name: str) -> None:
+    """Named from a public room, a private room's message answers a non-member as an unknown id does."""
+    probe = MESSAGE_PROBES[name]
+    unknown = str(uuid.uuid4())
+    private_answer = _scrub(await probe(world, world.message_id), world.message_id)
+    unknown_answer = _scrub(await probe(world, unknown), unknown)
+    assert private_answer["type"] == "error" and private_answer["code"] == "unknown_message"
+    assert private_answer == unknown_answer
+    room = await sync_to_async(get_store().get_room)(world.private_room)
+    assert room is not None and room.last_seq == world.message_seq
+    assert (await sync_to_async(get_store().get_room)(world.open_room)).last_seq == 0  # type: ignore[union-attr]
