@@ -323,15 +323,7 @@ async def world(storage_backend: str, session_sockets: OpenSocket) -> World:
     await sync_to_async(client.force_login)(mallory)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
     socket = await session_sockets(cookie)
-    return World(
-        client=client,
-        socket=socket,
-        private_room=private_room,
-        message_id=message_id,
-        message_seq=message_seq,
-        open_room=open_room,
-        other_hidden=archived_room,
-    )
+    return World(client, socket, private_room, message_id, message_seq, open_room, archived_room)
 
 
 @pytest.mark.parametrize("key", list(PROBES), ids=[f"{kind}:{name}" for kind, name in PROBES])
