@@ -262,7 +262,7 @@ def _edits(item: Item) -> tuple[PastVersion, ...]:
 
 
 def _reply(item: Item) -> ReplyRef | None:
-    reply_to = _opt_str(item, "replyToId")
+    reply_to = _opt_str(item, schema.REPLY_TO_ID)
     if reply_to is None:
         return None
     return ReplyRef(
@@ -370,7 +370,7 @@ def _message_item(message: MessageRecord) -> Item:
     if message.removed is not None:
         item["removed"] = _s(message.removed)
     if message.reply_to is not None:
-        item["replyToId"] = _s(message.reply_to.message_id)
+        item[schema.REPLY_TO_ID] = _s(message.reply_to.message_id)
         item["replySeq"] = _n(message.reply_to.seq)
         item["replyUsername"] = _s(message.reply_to.username)
         item["replyExcerpt"] = _s(message.reply_to.excerpt)
@@ -1203,7 +1203,7 @@ class DynamoDBStore:
             return
         for item in self._later_items(room_id=message.room_id, after_seq=message.seq, up_to_seq=last_seq, now=now):
             key = {"messageId": item["messageId"]}
-            if _opt_str(item, "replyToId") == message.message_id:
+            if _opt_str(item, schema.REPLY_TO_ID) == message.message_id:
                 self.client.update_item(
                     TableName=self.tables.messages,
                     Key=key,
@@ -1358,13 +1358,20 @@ class DynamoDBStore:
         return message if message is not None and message.ttl > _epoch(now) else None
 
     def replies(self, *, room_id: str, message_id: str, limit: int, now: datetime) -> list[MessageRecord]:
-        original = self.get_message(room_id=room_id, message_id=message_id, now=now)
-        room = self.get_room(room_id)
-        if original is None or room is None or original.reply_count == 0:
-            return []
-        items = self._later_items(room_id=room_id, after_seq=original.seq, up_to_seq=room.last_seq, now=now)
-        found = [_message(item) for item in items if not _is_event(item) and _opt_str(item, "replyToId") == message_id]
-        return sorted(found, key=lambda m: m.seq)[:limit]
+        """One Query on ReplyIndex (replyToId, seq): the thread's replies and nothing else of
+        the room, in seq order, however busy the room was since its root. The index is
+        eventually consistent: a reply sent a moment ago may show on the next read."""
+        items = self._query(
+            want=limit,
+            TableName=self.tables.messages,
+            IndexName=schema.REPLY_INDEX,
+            KeyConditionExpression="#reply = :root",
+            FilterExpression="#room = :room AND #ttl > :now",
+            ExpressionAttributeNames={"#reply": schema.REPLY_TO_ID, "#room": schema.ROOM_ID, "#ttl": schema.TTL},
+            ExpressionAttributeValues={":root": _s(message_id), ":room": _s(room_id), ":now": _n(_epoch(now))},
+            ScanIndexForward=True,
+        )
+        return [_message(item) for item in items]
 
     def search_messages(
         self,
