@@ -126,8 +126,9 @@ export function attachChanges(connection, { timeoutMs = 15000 } = {}) {
       return change(mine ? 'removeReaction' : 'addReaction', roomId, message.messageId, { emoji });
     },
     thread: (roomId, messageId) => request(`thread:${roomId}:${messageId}`, { action: 'thread', roomId, messageId }),
-    /** Load the page of history around a seq into the room (a reply's original). */
-    around: (roomId, seq, limit = 50) => connection.history(roomId, null, limit, seq),
+    /** Load the page of history around a seq into the room (a reply's original), and what
+     * lies between it and the messages shown (client.js historyAround). */
+    around: (roomId, seq, limit = 50) => connection.historyAround(roomId, seq, limit),
     /** Send a reply (through the outbox, like any message). */
     reply: (roomId, text, replyTo) => connection.send(roomId, text, { replyTo }),
   };
