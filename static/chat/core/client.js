@@ -671,7 +671,9 @@ export class ChatConnection {
       addHistory(room, frame.messages ?? [], frame.hasMore === true);
       this.emitRoom(room);
     }
-    waiter.resolve({ roomId: frame.roomId, messages, hasMore: !!frame.hasMore, hasNewer: frame.hasNewer === true });
+    const page = { roomId: frame.roomId, messages, hasMore: !!frame.hasMore };
+    if (frame.hasNewer !== undefined) page.hasNewer = frame.hasNewer === true; // an aroundSeq page
+    waiter.resolve(page);
   }
 
   onError(frame) {
