@@ -60,6 +60,21 @@ export function quoteText(replyTo) {
   return replyTo.excerpt ?? '';
 }
 
+/**
+ * The menu items of these changes, registered in a UI's per-message registry (core/actions.js),
+ * so both UIs offer the same items on the same messages: Reply and React… on any stored,
+ * live message, Edit and Delete on the reader's own (`ctx.own`; the server has the last
+ * word). `run` is the UI's side, {reply, react, edit, remove}, each called with the ctx.
+ */
+export function registerChangeActions(registry, run) {
+  const live = (ctx) => Boolean(ctx.message?.messageId) && !ctx.message.removed;
+  const mine = (ctx) => live(ctx) && Boolean(ctx.own);
+  registry.register({ id: 'reply', label: 'Reply', when: live, run: run.reply });
+  registry.register({ id: 'react', label: 'React…', when: live, run: run.react });
+  registry.register({ id: 'edit', label: 'Edit', when: mine, run: run.edit });
+  registry.register({ id: 'delete', label: 'Delete', when: mine, run: run.remove });
+}
+
 const ANSWERS = new Set(['changed', 'thread']);
 const CHANGE_ACTIONS = new Set(['editMessage', 'deleteMessage', 'addReaction', 'removeReaction', 'thread']);
 
