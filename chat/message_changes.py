@@ -20,7 +20,7 @@ from chat import events
 from chat.errors import ChatError, ErrorCode
 from chat.moderation_models import Mute
 from chat.records import DELETED, MessageRecord, ReplyRef, Room
-from chat.services import _readable_room, _store_call, message_send, room_change, utcnow
+from chat.services import _readable_room, _store_call, message_send, room_access, room_change, utcnow
 from chat.storage import get_store
 
 # How much of the original a reply quotes: one line, enough to recognise it.
@@ -113,8 +113,19 @@ async def changeable_room(*, room_id: str, identity: Identity, now: datetime) ->
     return room
 
 
-async def find_message(*, message_id: str) -> MessageRecord | None:
-    return await _store_call(get_store().find_message, message_id=message_id, now=utcnow())
+async def find_message(*, identity: Identity, room_id: str, message_id: str) -> MessageRecord | None:
+    """The message named in a change to `room_id` (a room `identity` may read), or None.
+
+    A message of another room that `identity` may not read (a private room's) is None too:
+    its id must tell a non-member nothing, so the answer is the one for no message at all
+    (unknown_message), never message_in_other_room (docs/auth.md). A readable other room is
+    said (message_in_other_room): a client that mixed up two of its rooms learns why.
+    """
+    message = await _store_call(get_store().find_message, message_id=message_id, now=utcnow())
+    if message is not None and message.room_id != room_id:
+        if not await room_access(room_id=message.room_id, identity=identity):
+            return None
+    return message
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +142,7 @@ async def message_edit(
     """The author replaces their message's text; everyone in the room gets messageEdited."""
     now = utcnow()
     await changeable_room(room_id=room_id, identity=identity, now=now)
-    message = await find_message(message_id=message_id)
+    message = await find_message(identity=identity, room_id=room_id, message_id=message_id)
     refused = edit_refusal(
         message=message,
         message_id=message_id,
@@ -162,7 +173,7 @@ async def message_delete(*, identity: Identity, room_id: str, message_id: str) -
     and messageRemoved with removedBy "author"."""
     now = utcnow()
     await _readable_room(room_id, identity)
-    message = await find_message(message_id=message_id)
+    message = await find_message(identity=identity, room_id=room_id, message_id=message_id)
     refused = delete_refusal(message=message, message_id=message_id, room_id=room_id, user_id=identity.user_id)
     if refused is not None:
         raise refused
@@ -181,9 +192,9 @@ async def message_delete(*, identity: Identity, room_id: str, message_id: str) -
     return Changed(result.message, None if result.event is None else result.event.seq)
 
 
-async def reply_target(*, room_id: str, message_id: str) -> ReplyRef:
+async def reply_target(*, identity: Identity, room_id: str, message_id: str) -> ReplyRef:
     """What a new reply quotes of the message it answers (checked: same room, not removed)."""
-    original = await find_message(message_id=message_id)
+    original = await find_message(identity=identity, room_id=room_id, message_id=message_id)
     refused = reply_refusal(original=original, message_id=message_id, room_id=room_id)
     if refused is not None:
         raise refused
@@ -203,7 +214,7 @@ async def message_reply(
 ) -> MessageRecord:
     """Send a message that replies to another of the same room (chat.services.message_send)."""
     await _readable_room(room_id, identity)
-    quoted = await reply_target(room_id=room_id, message_id=reply_to)
+    quoted = await reply_target(identity=identity, room_id=room_id, message_id=reply_to)
     return await message_send(
         identity=identity,
         connection_id=connection_id,
@@ -224,7 +235,7 @@ class Thread:
 async def thread_read(*, identity: Identity, room_id: str, message_id: str) -> Thread:
     """A message and its replies, in order."""
     await _readable_room(room_id, identity)
-    root = await find_message(message_id=message_id)
+    root = await find_message(identity=identity, room_id=room_id, message_id=message_id)
     missing = _found(root, room_id=room_id, message_id=message_id)
     if missing is not None:
         raise missing

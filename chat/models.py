@@ -77,6 +77,8 @@ class Message(models.Model):
     reply_excerpt = models.CharField(max_length=200, blank=True, default="")
     reply_removed = models.BooleanField(default=False)
     reply_count = models.PositiveIntegerField(default=0)
+    # On a reply: the original's reply_count with this reply (chat.records.ReplyRef.number).
+    reply_number = models.PositiveIntegerField(default=0)
     removed_by = models.CharField(max_length=16, blank=True, default="")  # "author" or "moderator"
     # User ids the server resolved from @mentions (chat.mentions).
     mentions = models.JSONField(default=list, blank=True)

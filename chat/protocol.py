@@ -679,8 +679,8 @@ def message_payload(message: MessageRecord) -> dict[str, Any]:
 
 def changes_payload(message: MessageRecord) -> dict[str, Any]:
     """What people changed of a message, only where there is something (frames stay small):
-    editedAt, replyTo (the quoted original; a removed one's excerpt is blank and says so),
-    replyCount (its thread) and reactions."""
+    editedAt, replyTo (the quoted original; a removed one's excerpt is blank and says so; and
+    the original's replyCount with this reply), replyCount (its thread) and reactions."""
     extra: dict[str, Any] = {}
     if message.edited_at is not None and message.removed is None:
         extra["editedAt"] = format_timestamp(message.edited_at)
@@ -690,6 +690,9 @@ def changes_payload(message: MessageRecord) -> dict[str, Any]:
         quoted["excerpt"] = "" if reply.removed else reply.excerpt
         if reply.removed:
             quoted["removed"] = True
+        if reply.number:
+            # The original's replyCount with this reply: a client keeps the largest it saw.
+            quoted["replyCount"] = reply.number
         extra["replyTo"] = quoted
     if message.reply_count:
         extra["replyCount"] = message.reply_count

@@ -46,7 +46,7 @@ async def reaction_change(*, identity: Identity, room_id: str, message_id: str, 
         raise refused
     now = utcnow()
     await changeable_room(room_id=room_id, identity=identity, now=now)
-    message = await find_message(message_id=message_id)
+    message = await find_message(identity=identity, room_id=room_id, message_id=message_id)
     missing = _found(message, room_id=room_id, message_id=message_id)
     if missing is not None:
         raise missing

@@ -82,6 +82,11 @@ class ReplyRef:
     username: str
     excerpt: str
     removed: bool = False
+    # The original's replyCount with this reply (its 1st, 2nd, ... reply), fixed when the
+    # reply is stored: a client sets the original's count to the largest it has seen, so a
+    # count reaches it through the room's events (live, replayed, repaired) and is never
+    # counted twice. 0: a reply stored before replies were numbered.
+    number: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -262,7 +262,7 @@ def _edits(item: Item) -> tuple[PastVersion, ...]:
 
 
 def _reply(item: Item) -> ReplyRef | None:
-    reply_to = _opt_str(item, "replyToId")
+    reply_to = _opt_str(item, schema.REPLY_TO_ID)
     if reply_to is None:
         return None
     return ReplyRef(
@@ -271,6 +271,7 @@ def _reply(item: Item) -> ReplyRef | None:
         username=_opt_str(item, "replyUsername") or "",
         excerpt=_opt_str(item, "replyExcerpt") or "",
         removed=_opt_bool(item, "replyRemoved"),
+        number=_opt_int(item, "replyNumber"),
     )
 
 
@@ -370,10 +371,11 @@ def _message_item(message: MessageRecord) -> Item:
     if message.removed is not None:
         item["removed"] = _s(message.removed)
     if message.reply_to is not None:
-        item["replyToId"] = _s(message.reply_to.message_id)
+        item[schema.REPLY_TO_ID] = _s(message.reply_to.message_id)
         item["replySeq"] = _n(message.reply_to.seq)
         item["replyUsername"] = _s(message.reply_to.username)
         item["replyExcerpt"] = _s(message.reply_to.excerpt)
+        item["replyNumber"] = _n(message.reply_to.number)
     if message.mentions:
         item["mentions"] = {"L": [_s(user_id) for user_id in message.mentions]}
     if message.attachments:
@@ -851,6 +853,13 @@ class DynamoDBStore:
             if room is None:
                 raise RoomNotFound(new.room_id)
             seq = room.last_seq + 1
+            reply_to = new.reply_to
+            replies_before = None
+            if reply_to is not None:
+                # Read after lastSeq: a reply stored in between moves lastSeq and fails this
+                # attempt, so a successful one is exactly the original's next reply.
+                replies_before = self._reply_count(reply_to.message_id)
+                reply_to = replace(reply_to, number=(replies_before or 0) + 1)
             record = MessageRecord(
                 message_id=message_id_for(room_id=new.room_id, seq=seq),
                 room_id=new.room_id,
@@ -862,18 +871,23 @@ class DynamoDBStore:
                 connection_id=new.connection_id,
                 client_message_id=new.client_message_id,
                 ttl=sent + new.ttl_seconds,
-                reply_to=new.reply_to,
+                reply_to=reply_to,
                 mentions=new.mentions,
                 attachments=new.attachments,
             )
             try:
-                self._write_message(record, previous_seq=room.last_seq, client_message_key=key, now=sent)
+                self._write_message(
+                    record, previous_seq=room.last_seq, client_message_key=key, now=sent, replies_before=replies_before
+                )
             except ClientError as exc:
                 if _error_code(exc) != "TransactionCanceledException":
                     raise
-                # One reason per item of the transaction, in order: room, message, client key.
-                room_reason, message_reason, third = _cancellation_codes(exc, items=3)
-                key_reason = third if key is not None else "None"
+                # One reason per item of the transaction, in order: room, message, client key
+                # (if any), the original's reply count (if a reply).
+                codes = _cancellation_codes(exc, items=4)
+                room_reason, message_reason = codes[0], codes[1]
+                key_reason = codes[2] if key is not None else "None"
+                count_reason = codes[3 if key is not None else 2] if reply_to is not None else "None"
                 if key is not None and key_reason == "ConditionalCheckFailed":
                     # This clientMessageId was stored by a concurrent attempt (or by our own
                     # attempt whose reply was lost). Nothing of this attempt was written.
@@ -881,8 +895,9 @@ class DynamoDBStore:
                     if original is None:
                         raise
                     return AppendResult(original, created=False)
-                if "ConditionalCheckFailed" in (room_reason, message_reason) or (
-                    {room_reason, message_reason, key_reason} & _RETRYABLE_REASONS
+                if (
+                    "ConditionalCheckFailed" in (room_reason, message_reason)
+                    or {room_reason, message_reason, key_reason, count_reason} & _RETRYABLE_REASONS
                 ):
                     # Another sender took this seq first (or the room is gone: the next
                     # get_room says so). Back off with full jitter and read lastSeq again.
@@ -892,8 +907,26 @@ class DynamoDBStore:
             return AppendResult(record, created=True)
         raise AppendContention(f"room {new.room_id!r}: no free seq after {self.max_append_attempts} attempts")
 
+    def _reply_count(self, message_id: str) -> int | None:
+        """The original's replyCount now (strongly consistent); None: no such message."""
+        response = self.client.get_item(
+            TableName=self.tables.messages,
+            Key={"messageId": _s(message_id)},
+            ConsistentRead=True,
+            ProjectionExpression="#count, #id",
+            ExpressionAttributeNames={"#count": "replyCount", "#id": "messageId"},
+        )
+        item = response.get("Item")
+        return None if not item else _opt_int(item, "replyCount")
+
     def _write_message(
-        self, record: MessageRecord, *, previous_seq: int, client_message_key: str | None, now: int
+        self,
+        record: MessageRecord,
+        *,
+        previous_seq: int,
+        client_message_key: str | None,
+        now: int,
+        replies_before: int | None = None,
     ) -> None:
         """Take seq `record.seq`, store the message and its clientMessageId: all or nothing.
 
@@ -945,16 +978,23 @@ class DynamoDBStore:
                 }
             )
         if record.reply_to is not None:
-            # The original's thread grows with the reply (its replyCount), in the same transaction.
+            # The original's thread grows with the reply (its replyCount), in the same
+            # transaction, from the count this reply's number was taken from: never twice.
+            before = replies_before or 0
+            unchanged = "#count = :before" if before else "(attribute_not_exists(#count) OR #count = :before)"
             items.append(
                 {
                     "Update": {
                         "TableName": self.tables.messages,
                         "Key": {"messageId": _s(record.reply_to.message_id)},
-                        "UpdateExpression": "ADD #count :one",
-                        "ConditionExpression": "#room = :room",
+                        "UpdateExpression": "SET #count = :number",
+                        "ConditionExpression": f"#room = :room AND {unchanged}",
                         "ExpressionAttributeNames": {"#count": "replyCount", "#room": "roomId"},
-                        "ExpressionAttributeValues": {":one": _n(1), ":room": _s(record.room_id)},
+                        "ExpressionAttributeValues": {
+                            ":number": _n(record.reply_to.number),
+                            ":before": _n(before),
+                            ":room": _s(record.room_id),
+                        },
                     }
                 }
             )
@@ -1203,7 +1243,7 @@ class DynamoDBStore:
             return
         for item in self._later_items(room_id=message.room_id, after_seq=message.seq, up_to_seq=last_seq, now=now):
             key = {"messageId": item["messageId"]}
-            if _opt_str(item, "replyToId") == message.message_id:
+            if _opt_str(item, schema.REPLY_TO_ID) == message.message_id:
                 self.client.update_item(
                     TableName=self.tables.messages,
                     Key=key,
@@ -1358,13 +1398,20 @@ class DynamoDBStore:
         return message if message is not None and message.ttl > _epoch(now) else None
 
     def replies(self, *, room_id: str, message_id: str, limit: int, now: datetime) -> list[MessageRecord]:
-        original = self.get_message(room_id=room_id, message_id=message_id, now=now)
-        room = self.get_room(room_id)
-        if original is None or room is None or original.reply_count == 0:
-            return []
-        items = self._later_items(room_id=room_id, after_seq=original.seq, up_to_seq=room.last_seq, now=now)
-        found = [_message(item) for item in items if not _is_event(item) and _opt_str(item, "replyToId") == message_id]
-        return sorted(found, key=lambda m: m.seq)[:limit]
+        """One Query on ReplyIndex (replyToId, seq): the thread's replies and nothing else of
+        the room, in seq order, however busy the room was since its root. The index is
+        eventually consistent: a reply sent a moment ago may show on the next read."""
+        items = self._query(
+            want=limit,
+            TableName=self.tables.messages,
+            IndexName=schema.REPLY_INDEX,
+            KeyConditionExpression="#reply = :root",
+            FilterExpression="#room = :room AND #ttl > :now",
+            ExpressionAttributeNames={"#reply": schema.REPLY_TO_ID, "#room": schema.ROOM_ID, "#ttl": schema.TTL},
+            ExpressionAttributeValues={":root": _s(message_id), ":room": _s(room_id), ":now": _n(_epoch(now))},
+            ScanIndexForward=True,
+        )
+        return [_message(item) for item in items]
 
     def search_messages(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -73,7 +74,9 @@ def _past(entry: dict[str, object]) -> PastVersion:
 
 def _message(row: models.Message) -> MessageRecord:
     reply = (
-        ReplyRef(row.reply_to_id, row.reply_seq, row.reply_username, row.reply_excerpt, row.reply_removed)
+        ReplyRef(
+            row.reply_to_id, row.reply_seq, row.reply_username, row.reply_excerpt, row.reply_removed, row.reply_number
+        )
         if row.reply_to_id
         else None
     )
@@ -143,6 +146,7 @@ def _reply_fields(reply: ReplyRef | None) -> dict[str, object]:
         "reply_seq": reply.seq,
         "reply_username": reply.username,
         "reply_excerpt": reply.excerpt,
+        "reply_number": reply.number,
     }
 
 
@@ -318,6 +322,14 @@ class LocalStore:
                 seq = self._next_seq(new.room_id, activity=new.timestamp)
                 if seq is None:
                     raise RoomNotFound(new.room_id)
+                reply_to = new.reply_to
+                if reply_to is not None:
+                    # The original's thread grows with the reply; the room's lock (taken by
+                    # _next_seq) orders replies, so the count read back is this reply's number.
+                    original = models.Message.objects.filter(room_id=new.room_id, message_id=reply_to.message_id)
+                    original.update(reply_count=F("reply_count") + 1)
+                    number = original.values_list("reply_count", flat=True).first() or 0
+                    reply_to = replace(reply_to, number=number)
                 row = models.Message.objects.create(
                     message_id=str(uuid.uuid4()),
                     room_id=new.room_id,
@@ -329,14 +341,10 @@ class LocalStore:
                     connection_id=new.connection_id,
                     client_message_id=new.client_message_id,
                     ttl=_epoch(new.timestamp) + new.ttl_seconds,
-                    **_reply_fields(new.reply_to),
+                    **_reply_fields(reply_to),
                     mentions=list(new.mentions),
                     attachments=list(new.attachments),
                 )
-                if new.reply_to is not None:
-                    models.Message.objects.filter(room_id=new.room_id, message_id=new.reply_to.message_id).update(
-                        reply_count=F("reply_count") + 1
-                    )
         except IntegrityError:
             existing = self._existing(new)
             if existing is None:

@@ -28,6 +28,8 @@ TIMESTAMP: Final = "timestamp"
 SEQ: Final = "seq"
 # On a room event's item in Messages (docs/data-model.md): what kind of event; absent on messages.
 EVENT_TYPE: Final = "eventType"
+# On a reply's item in Messages: the message it answers (its thread's root); key of ReplyIndex.
+REPLY_TO_ID: Final = "replyToId"
 TTL: Final = "ttl"  # epoch seconds; DynamoDB's TTL deletes the item some time (up to days) after it
 
 # On a membership item in Rooms (docs/data-model.md): its key is "member:<room>:<user>" (room
@@ -43,6 +45,7 @@ ROOM_TIMESTAMP_INDEX: Final = "RoomIdTimestampIndex"
 ROOM_SEQ_INDEX: Final = "RoomSeqIndex"
 ROOM_MEMBERS_INDEX: Final = "RoomMembersIndex"
 USER_ROOMS_INDEX: Final = "UserRoomsIndex"
+REPLY_INDEX: Final = "ReplyIndex"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,9 @@ MESSAGES: Final = Table(
         Index(ROOM_TIMESTAMP_INDEX, Key(ROOM_ID, "S"), Key(TIMESTAMP, "S")),
         # Chatsite reads history and replays by seq: unique and gapless per room, unlike time.
         Index(ROOM_SEQ_INDEX, Key(ROOM_ID, "S"), Key(SEQ, "N")),
+        # A thread: the replies to one message, in seq order. Sparse: only replies carry
+        # replyToId, so a thread read touches its replies and nothing else of the room.
+        Index(REPLY_INDEX, Key(REPLY_TO_ID, "S"), Key(SEQ, "N")),
     ),
     ttl_attribute=TTL,
 )

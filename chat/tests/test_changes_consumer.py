@@ -143,6 +143,7 @@ async def test_a_reply_quotes_its_original_and_the_thread_lists_replies(
         "seq": root["seq"],
         "username": "alice",
         "excerpt": "lunch at **noon**?",
+        "replyCount": 1,
     }
     thread = await act(alice, "thread", roomId="general", messageId=root["messageId"])
     assert thread["type"] == "thread" and [m["message"] for m in thread["messages"]] == ["yes"]

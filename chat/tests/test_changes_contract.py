@@ -174,7 +174,7 @@ def test_a_reply_quotes_its_original_counts_in_its_thread_and_loses_the_quote_on
     lobby.append_message(new_message("other"))
     first = lobby.append_message(replace(new_message("answer 1", user_id="u-bob"), reply_to=quote)).message
     second = lobby.append_message(replace(new_message("answer 2", user_id="u-carol"), reply_to=quote)).message
-    assert first.reply_to == quote
+    assert first.reply_to == replace(quote, number=1)
     thread = lobby.replies(room_id="lobby", message_id=root.message_id, limit=10, now=NOW)
     assert [m.message_id for m in thread] == [first.message_id, second.message_id]
     stored = lobby.get_message(room_id="lobby", message_id=root.message_id, now=NOW)
@@ -183,6 +183,48 @@ def test_a_reply_quotes_its_original_counts_in_its_thread_and_loses_the_quote_on
     after = lobby.messages_after(room_id="lobby", after_seq=0, limit=10, now=NOW)
     replies = [m for m in after if m.reply_to is not None]
     assert replies and all(m.reply_to.excerpt == "" and m.reply_to.removed for m in replies)  # type: ignore[union-attr]
+
+
+def test_each_reply_carries_its_originals_count_with_it(lobby: ChatStore) -> None:
+    """The nth reply says n (the original's replyCount with it), stored and replayed; a retried
+    reply (same clientMessageId) is neither counted nor numbered twice."""
+    root = lobby.append_message(new_message("question")).message
+    quote = ReplyRef(message_id=root.message_id, seq=root.seq, username="alice", excerpt="question")
+    numbers = []
+    for n in range(3):
+        reply = replace(new_message(f"answer {n}", user_id="u-bob", client_message_id=f"r{n}"), reply_to=quote)
+        numbers.append(lobby.append_message(reply).message.reply_to.number)  # type: ignore[union-attr]
+        lobby.append_message(new_message(f"chatter {n}"))
+    again = lobby.append_message(
+        replace(new_message("answer 2", user_id="u-bob", client_message_id="r2"), reply_to=quote)
+    )
+    assert numbers == [1, 2, 3] and not again.created and again.message.reply_to.number == 3  # type: ignore[union-attr]
+    log = lobby.events_after(room_id="lobby", after_seq=root.seq, limit=20, now=NOW)
+    assert [e.reply_to.number for e in log if isinstance(e, MessageRecord) and e.reply_to] == [1, 2, 3]
+    stored = lobby.get_message(room_id="lobby", message_id=root.message_id, now=NOW)
+    assert stored is not None and stored.reply_count == 3
+
+
+def test_concurrent_replies_are_numbered_one_to_n(threaded_store: ChatStore) -> None:
+    """Ten users answer one message at once: numbers 1..10, each once, and replyCount 10."""
+    threaded_store.ensure_room(room_id="lobby", name="Lobby", created_by=None, now=NOW)
+    root = threaded_store.append_message(new_message("question")).message
+    quote = ReplyRef(message_id=root.message_id, seq=root.seq, username="alice", excerpt="question")
+    users = 10
+
+    def one(index: int) -> int:
+        for attempt in range(10):  # a busy SQLite file may time a writer out: retry as a client does
+            try:
+                reply = replace(new_message(f"answer {index}", user_id=f"u-{index}"), reply_to=quote)
+                return threaded_store.append_message(reply).message.reply_to.number  # type: ignore[union-attr]
+            except OperationalError:
+                connections.close_all()
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError(f"user {index}: no reply stored after 10 attempts")
+
+    assert sorted(in_threads(users, one)) == list(range(1, users + 1))
+    stored = threaded_store.get_message(room_id="lobby", message_id=root.message_id, now=NOW)
+    assert stored is not None and stored.reply_count == users
 
 
 def test_find_message_reads_any_room_by_id(lobby: ChatStore) -> None:

@@ -35,23 +35,37 @@ async def change(sock: Sock, frame: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_a_report_shows_the_text_as_reported_and_as_it_is_now(
-    connect: Connect, mod: Any, mod_client: Client
+    storage_backend: str, connect: Connect, mod: Any, mod_client: Client
 ) -> None:
-    """Reported, then edited by its author: the report page shows both texts and the earlier version."""
+    """Reported, then edited twice by its author: the report page shows the text as reported,
+    the text now and both earlier versions in order; the room's moderation page shows the
+    earlier versions too; a hide then leaves no text of any version on the report page."""
     alice, bob = await connect(await user("alice")), await connect(await user("bob"))
     ack = await send(bob, "general", "you are awful", "b1")
     report = {"action": "reportMessage", "roomId": "general", "messageId": ack["messageId"], "reason": "insult"}
     assert (await alice.request(report))["type"] == "reported"
-    edited = await change(
-        bob, {"action": "editMessage", "roomId": "general", "messageId": ack["messageId"], "message": "you are great"}
-    )
-    assert edited["type"] == "changed"
+    for text in ("you are ok", "you are great"):
+        edit = {"action": "editMessage", "roomId": "general", "messageId": ack["messageId"], "message": text}
+        assert (await change(bob, edit))["type"] == "changed"
     found = await sync_to_async(Report.objects.get)()
     assert found.text == "you are awful"
-    page = (await sync_to_async(mod_client.get)(f"/admin/moderation/reports/{found.pk}/")).content.decode()
+    report_page = f"/admin/moderation/reports/{found.pk}/"
+    page = (await sync_to_async(mod_client.get)(report_page)).content.decode()
     assert "Message when reported</th><td>you are awful" in page
     assert '<span id="text-now">you are great</span>' in page and "(edited" in page
-    assert 'id="earlier-versions"><li>you are awful' in page
+    earlier = page[page.index('id="earlier-versions">') :]
+    assert earlier.index("<li>you are awful") < earlier.index("<li>you are ok") < earlier.index("</ol>")
+    room_page = (await sync_to_async(mod_client.get)("/admin/moderation/rooms/general/")).content.decode()
+    assert "<ol><li>you are awful</li><li>you are ok</li></ol>" in room_page  # under "edited 2 times"
+
+    # Hidden: moderators still read every version. Deleted: only the report's own copy stays.
+    await act(moderation.message_hide)(moderator=mod, room_id="general", message_id=ack["messageId"], reason="abuse")
+    page = (await sync_to_async(mod_client.get)(report_page)).content.decode()
+    assert 'class="removed">hidden</span>' in page and "<li>you are ok" in page
+    await act(moderation.message_delete)(moderator=mod, room_id="general", message_id=ack["messageId"], reason="abuse")
+    page = (await sync_to_async(mod_client.get)(report_page)).content.decode()
+    assert 'class="removed">deleted</span>' in page and "Message when reported</th><td>you are awful" in page
+    assert "you are ok" not in page and "you are great" not in page
 
 
 async def test_hiding_an_edited_message_leaves_no_text_in_a_replay(connect: Connect, mod: Any) -> None:

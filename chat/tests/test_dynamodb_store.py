@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from django.test import override_settings
 from accounts.identity import Identity
 from chat import services
 from chat.errors import ChatError, ErrorCode
+from chat.records import ReplyRef
 from chat.storage import get_store, schema
 from chat.storage.base import NewMessage
 from chat.storage.dynamodb import AppendContention, DynamoDBClient, DynamoDBStore, ensure_tables, make_client
@@ -192,3 +194,25 @@ def test_from_settings_uses_the_configured_tables(names: schema.TableNames) -> N
         pytest.raises(ImproperlyConfigured, match="DYNAMODB_MESSAGES_TABLE"),
     ):
         DynamoDBStore.from_settings()
+
+
+def test_a_thread_is_one_index_query_of_its_replies(store: DynamoDBStore, client: DynamoDBClient) -> None:
+    """The replies to a message are read from ReplyIndex by the root's id: no scan, and none
+    of the room's other messages, however many were sent since the root."""
+    root = store.append_message(new_message("question")).message
+    quote = ReplyRef(message_id=root.message_id, seq=root.seq, username="alice", excerpt="question")
+    answers = []
+    for n in range(30):
+        store.append_message(new_message(f"chatter {n}"))
+        if n % 10 == 9:
+            answers.append(store.append_message(replace(new_message(f"answer {n}"), reply_to=quote)).message)
+    requests: list[dict[str, Any]] = []
+    client.meta.events.register(
+        "before-parameter-build.dynamodb.*", lambda params, model, **kw: requests.append({"op": model.name, **params})
+    )
+    thread = store.replies(room_id="lobby", message_id=root.message_id, limit=50, now=NOW)
+    assert [m.message_id for m in thread] == [m.message_id for m in answers]
+    assert [r["op"] for r in requests] == ["Query"]
+    assert requests[0]["IndexName"] == schema.REPLY_INDEX
+    assert store.replies(room_id="lobby", message_id=root.message_id, limit=2, now=NOW) == thread[:2]
+    assert store.replies(room_id="other", message_id=root.message_id, limit=50, now=NOW) == []

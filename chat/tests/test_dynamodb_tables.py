@@ -74,6 +74,7 @@ def test_creates_the_tables_indexes_and_ttl_and_says_so(
     assert indexes(client, names.messages) == {
         "RoomIdTimestampIndex": [("roomId", "HASH"), ("timestamp", "RANGE")],
         "RoomSeqIndex": [("roomId", "HASH"), ("seq", "RANGE")],
+        "ReplyIndex": [("replyToId", "HASH"), ("seq", "RANGE")],
     }
     assert indexes(client, names.rooms) == {
         "RoomMembersIndex": [("memberRoomId", "HASH"), ("memberUserId", "RANGE")],
@@ -118,8 +119,9 @@ def test_tables_of_the_origin_design_get_the_missing_indexes(client: DynamoDBCli
     client.put_item(TableName=names.messages, Item={"messageId": {"S": "old"}, "roomId": {"S": "general"}})
     out = run()
     assert f"created index RoomSeqIndex on {names.messages}" in out
+    assert f"created index ReplyIndex on {names.messages}" in out  # a table of before threads, too
     assert f"created index InstanceIdIndex on {names.connections}" not in out  # that table was new
-    assert set(indexes(client, names.messages)) == {"RoomIdTimestampIndex", "RoomSeqIndex"}
+    assert set(indexes(client, names.messages)) == {"RoomIdTimestampIndex", "RoomSeqIndex", "ReplyIndex"}
     assert "Item" in client.get_item(TableName=names.messages, Key={"messageId": {"S": "old"}})
 
 

@@ -9,6 +9,11 @@ same once the id itself is taken out. A URL pattern or a client action that is i
 Creating names a room too: a name whose derived id is a private room's answers exactly as a
 name no room has (a new room, of an id with its own random tail), so the comparison there
 takes out the tail and the time as well as the name.
+
+A private room's message can also be named by its id alone, from a room the caller may read
+(`MESSAGE_PROBES`: edit, delete, react, reply, thread): such an id must answer as an id that
+names no message at all, never "that message is in another room".
+
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ class World:
     socket: WebsocketCommunicator
     private_room: str
     message_id: str  # a message of the private room
+    message_seq: int  # its seq
+    open_room: str  # a public room the caller may read
 
 
 Probe = Callable[[World, str], Awaitable[Any]]
@@ -121,6 +128,11 @@ async def ws_join(world: World, room_id: str) -> Any:
 
 async def ws_history(world: World, room_id: str) -> Any:
     return await _frame(world, {"action": "history", "roomId": room_id})
+
+
+async def ws_history_around(world: World, room_id: str) -> Any:
+    """Jumping to the private room's message (a quoted reply, a search hit) by its seq."""
+    return await _frame(world, {"action": "history", "roomId": room_id, "aroundSeq": world.message_seq})
 
 
 async def ws_send(world: World, room_id: str) -> Any:
@@ -200,6 +212,7 @@ PROBES: dict[tuple[str, str], tuple[Probe, bool]] = {
     ("url", "uploads:slots"): (rest_upload_slot, False),
     ("action", "joinRoom"): (ws_join, False),
     ("action", "history"): (ws_history, False),
+    ("action", "history aroundSeq"): (ws_history_around, False),
     ("action", "sendMessage"): (ws_send, False),
     ("action", "reportMessage"): (ws_report, False),
     ("action", "leaveRoom"): (ws_leave, False),
@@ -292,11 +305,11 @@ def test_every_url_and_action_is_in_the_table() -> None:
     assert covered_urls - _url_names() == set(), "the table names URLs that are gone"
 
 
-def _setup(owner_id: str) -> tuple[str, str]:
-    """A private room with a message (the owner a member)."""
+def _setup(owner_id: str) -> tuple[str, str, int, str]:
+    """A private room with a message (the owner a member), and a public room."""
     store = get_store()
     suffix = uuid.uuid4().hex[:8]
-    private_room = f"secret-{suffix}"
+    private_room, open_room = f"secret-{suffix}", f"open-{suffix}"
     services.room_create(room_id=private_room, name=SECRET_NAME, created_by=owner_id)
     store.update_room(room_id=private_room, private=True, now=services.utcnow(), ttl_seconds=3600)
     store.add_member(room_id=private_room, user_id=owner_id)
@@ -310,8 +323,9 @@ def _setup(owner_id: str) -> tuple[str, str]:
         timestamp=datetime.now(UTC),
         ttl_seconds=86_400,
     )
-    message_id = store.append_message(new).message.message_id
-    return private_room, message_id
+    stored = store.append_message(new).message
+    services.room_create(room_id=open_room, name="Open", created_by=owner_id)
+    return private_room, stored.message_id, stored.seq, open_room
 
 
 @pytest.fixture
@@ -319,12 +333,19 @@ async def world(storage_backend: str, session_sockets: OpenSocket) -> World:
     user_model = get_user_model()
     owner = await user_model.objects.acreate(username="owner")
     mallory = await user_model.objects.acreate(username="mallory")
-    private_room, message_id = await sync_to_async(_setup)(str(owner.pk))
+    private_room, message_id, message_seq, open_room = await sync_to_async(_setup)(str(owner.pk))
     client = Client()
     await sync_to_async(client.force_login)(mallory)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
     socket = await session_sockets(cookie)
-    return World(client=client, socket=socket, private_room=private_room, message_id=message_id)
+    return World(
+        client=client,
+        socket=socket,
+        private_room=private_room,
+        message_id=message_id,
+        message_seq=message_seq,
+        open_room=open_room,
+    )
 
 
 @pytest.mark.parametrize("key", list(PROBES), ids=[f"{kind}:{name}" for kind, name in PROBES])
@@ -360,3 +381,42 @@ async def test_a_hidden_rooms_name_is_free_to_anyone_who_cannot_see_it(world: Wo
     assert status == 409 and json.loads(answer)["error"] == "room_name_taken"
     room = await sync_to_async(get_store().get_room)(world.private_room)
     assert room is not None and room.private and room.name == SECRET_NAME
+
+
+def _by_id(action: str, **fields: Any) -> Callable[[World, str], Awaitable[Any]]:
+    """`action` in the public room, naming the message `message_id` (the probe's argument)."""
+
+    async def probe(world: World, message_id: str) -> Any:
+        return await _frame(world, {"action": action, "roomId": world.open_room, "messageId": message_id, **fields})
+
+    return probe
+
+
+async def ws_reply_to(world: World, message_id: str) -> Any:
+    frame = {"action": "sendMessage", "roomId": world.open_room, "message": "hi", "replyTo": message_id}
+    return await _frame(world, {**frame, "clientMessageId": "r1"})
+
+
+# Every action that names a message by id alone (chat.message_changes, chat.reactions).
+MESSAGE_PROBES: dict[str, Callable[[World, str], Awaitable[Any]]] = {
+    "editMessage": _by_id("editMessage", message="mine now", clientMessageId="e1"),
+    "deleteMessage": _by_id("deleteMessage"),
+    "addReaction": _by_id("addReaction", emoji="👍"),
+    "removeReaction": _by_id("removeReaction", emoji="👍"),
+    "thread": _by_id("thread"),
+    "sendMessage replyTo": ws_reply_to,
+}
+
+
+@pytest.mark.parametrize("name", list(MESSAGE_PROBES))
+async def test_a_private_rooms_message_id_answers_as_no_message(world: World, name: str) -> None:
+    """Named from a public room, a private room's message answers a non-member as an unknown id does."""
+    probe = MESSAGE_PROBES[name]
+    unknown = str(uuid.uuid4())
+    private_answer = _scrub(await probe(world, world.message_id), world.message_id)
+    unknown_answer = _scrub(await probe(world, unknown), unknown)
+    assert private_answer["type"] == "error" and private_answer["code"] == "unknown_message"
+    assert private_answer == unknown_answer
+    room = await sync_to_async(get_store().get_room)(world.private_room)
+    assert room is not None and room.last_seq == world.message_seq
+    assert (await sync_to_async(get_store().get_room)(world.open_room)).last_seq == 0  # type: ignore[union-attr]

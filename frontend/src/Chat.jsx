@@ -435,11 +435,20 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
     dispatch({ type: 'historyDone', roomId });
   }, [connection, room, roomId]);
 
+  // The change a menu item started on one message (MessageChanges.jsx shows it under the
+  // message): {messageId, mode: 'edit' | 'react' | 'delete'}, or null.
+  const [changing, setChanging] = useState(null);
+  const [replyTo, setReplyTo] = useState(null);
   const ui = useMemo(
     () => ({
       openReport: (message) => setReporting(message),
       focusComposer: () => composer.current?.focus(),
       announce: (text) => setAnnouncement(text),
+      startReply: (message) => {
+        setReplyTo(message);
+        composer.current?.focus();
+      },
+      startChange: (message, mode) => setChanging({ messageId: message.messageId, mode }),
     }),
     [],
   );
@@ -470,11 +479,11 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
 
   // Edit, delete, react, reply, threads (MessageChanges.jsx, static/chat/core/changes.js).
   const changes = useMemo(() => (connection ? attachChanges(connection) : null), [connection]);
-  const [replyTo, setReplyTo] = useState(null);
   const [thread, setThread] = useState(null);
   useEffect(() => {
     setReplyTo(null);
     setThread(null);
+    setChanging(null);
   }, [roomId]);
   const changeUi = useMemo(
     () =>
@@ -483,9 +492,11 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
         roomId,
         userId: user?.userId,
         fail: (error) => setAnnouncement(`${error.code || 'error'}: ${error.message || ''}`),
-        startReply: (m) => {
-          setReplyTo(m);
-          document.getElementById('composer-text')?.focus();
+        changing,
+        // The editor, picker or question closed: focus goes back to the message's line.
+        endChange: (m) => {
+          setChanging(null);
+          document.querySelector(`li.msg[data-message-id="${CSS.escape(m.messageId)}"]`)?.focus();
         },
         openThread: (m) => changes.thread(roomId, m.messageId).then(setThread, () => {}),
         jump: async (quote) => {
@@ -494,7 +505,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           scrollToMessage(quote.messageId);
         },
       },
-    [changes, roomId, user],
+    [changes, roomId, user, changing],
   );
 
   const roomOutbox = outbox.filter((item) => item.roomId === roomId);

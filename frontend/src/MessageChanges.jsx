@@ -2,7 +2,8 @@
  * The React app's side of the changes people make to messages, on the shared core
  * (static/chat/core/changes.js speaks the protocol, core/format.js formats): a message's
  * formatted text, the quote of a reply (a click jumps to the original), reaction chips,
- * "N replies" (the thread), and the tools: Reply, React, Edit, Delete (your own).
+ * "N replies" (the thread), and what the message's menu started (messageActions.js: Reply,
+ * React…, Edit, Delete on your own, the template UI's items from static/chat/core/changes.js).
  * Formatted text is built with createElement from format.js's sanitised tree: no HTML string.
  */
 
@@ -57,8 +58,11 @@ function Editor({ message, ui, onDone }) {
         rows={Math.min(6, value.split('\n').length + 1)}
         onChange={(e) => setValue(e.target.value)}
         onKeyDown={(e) => {
-          if (e.key === 'Escape') onDone();
-          else if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) save(e);
+          if (e.key === 'Escape') {
+            e.preventDefault();
+            e.stopPropagation();
+            onDone();
+          } else if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) save(e);
         }}
       />
       <button type="submit">Save</button>
@@ -69,19 +73,27 @@ function Editor({ message, ui, onDone }) {
   );
 }
 
-/** What a stored, live message shows: quote, text (or the editor), edited mark, chips, tools. */
+/**
+ * What a stored, live message shows: quote, text (or the editor), edited mark, chips, and
+ * under it the change its menu started (Chat.jsx `changing`: the editor, the reaction
+ * picker or the delete question; Esc closes each and focus goes back to the line).
+ */
 export function MessageBody({ message, ui }) {
-  const [editing, setEditing] = useState(false);
-  const [picking, setPicking] = useState(false);
-  const [confirming, setConfirming] = useState(false);
-  const mine = canEdit(message, ui.userId);
+  const mode = ui.changing?.messageId === message.messageId ? ui.changing.mode : null;
+  const done = () => ui.endChange(message);
   const chips = reactionChips(message, ui.userId);
   const toggle = (emoji) => ui.changes.toggle(ui.roomId, message, emoji, ui.userId).catch(ui.fail);
+  const escape = (event) => {
+    if (event.key !== 'Escape') return;
+    event.preventDefault();
+    event.stopPropagation();
+    done();
+  };
   return (
     <>
       {message.replyTo && <ReplyQuote replyTo={message.replyTo} ui={ui} />}
-      {editing ? (
-        <Editor message={message} ui={ui} onDone={() => setEditing(false)} />
+      {mode === 'edit' && canEdit(message, ui.userId) ? (
+        <Editor message={message} ui={ui} onDone={done} />
       ) : (
         <div className="text">
           <MarkdownText text={message.message} />
@@ -109,33 +121,16 @@ export function MessageBody({ message, ui }) {
           {message.replyCount} {message.replyCount === 1 ? 'reply' : 'replies'}
         </button>
       )}
-      <div className="tools">
-        <button type="button" className="link-button" onClick={() => ui.startReply(message)}>
-          Reply
-        </button>
-        <button type="button" className="link-button" aria-expanded={picking} onClick={() => setPicking(!picking)}>
-          React
-        </button>
-        {mine && (
-          <button type="button" className="link-button" onClick={() => setEditing(true)}>
-            Edit
-          </button>
-        )}
-        {mine && (
-          <button type="button" className="link-button" onClick={() => setConfirming(true)}>
-            Delete
-          </button>
-        )}
-      </div>
-      {picking && (
-        <div className="reaction-picker" role="group" aria-label="Pick a reaction">
-          {QUICK_REACTIONS.map((emoji) => (
+      {mode === 'react' && (
+        <div className="reaction-picker" role="group" aria-label="Pick a reaction" onKeyDown={escape}>
+          {QUICK_REACTIONS.map((emoji, i) => (
             <button
               key={emoji}
               type="button"
               className="reaction-option"
+              autoFocus={i === 0}
               onClick={() => {
-                setPicking(false);
+                done();
                 toggle(emoji);
               }}
             >
@@ -144,18 +139,18 @@ export function MessageBody({ message, ui }) {
           ))}
         </div>
       )}
-      {confirming && (
-        <div className="delete-confirm" role="group" aria-label="Delete this message?">
+      {mode === 'delete' && (
+        <div className="delete-confirm" role="group" aria-label="Delete this message?" onKeyDown={escape}>
           <span>Delete this message for everyone?</span>
           <button
             type="button"
             className="danger"
             autoFocus
-            onClick={() => ui.changes.remove(ui.roomId, message.messageId).then(() => setConfirming(false), ui.fail)}
+            onClick={() => ui.changes.remove(ui.roomId, message.messageId).then(done, ui.fail)}
           >
             Delete message
           </button>
-          <button type="button" className="secondary" onClick={() => setConfirming(false)}>
+          <button type="button" className="secondary" onClick={done}>
             Cancel
           </button>
         </div>

@@ -272,7 +272,7 @@ export default function MessageList({
 
   function onKeyDown(event) {
     const line = event.target.closest?.('li.msg');
-    if (!line) return;
+    if (!line || event.target.closest('textarea, input')) return; // the editor's keys are its own
     const lines = Array.from(list.current.querySelectorAll('li.msg'));
     const at = lines.indexOf(line);
     let next = null;

@@ -41,6 +41,32 @@ describe('changes in a room', () => {
     expect(room.lastSeq).toBe(2);
   });
 
+  it('ends a resume with the reply counts history shows: replies replayed while away count, none twice', () => {
+    const quote = (n) => ({ messageId: 'a', seq: 1, username: 'alice', excerpt: 'q', replyCount: n });
+    const room = joinedRoom([{ ...base, messageId: 'a', seq: 1, message: 'q', replyCount: 1 }, { ...base, messageId: 'b', seq: 2, message: 'r1', replyTo: quote(1) }], 2);
+    expect(room.messages[0].replyCount).toBe(1);
+    // Away; two more replies, and a reply to a message sent while away (it comes in its current state).
+    const replay = {
+      type: 'joined',
+      roomId: 'r',
+      lastSeq: 6,
+      recovered: true,
+      events: [
+        { type: 'message', ...base, messageId: 'c', seq: 3, message: 'r2', replyTo: quote(2) },
+        { type: 'message', ...base, messageId: 'd', seq: 4, message: 'new', replyCount: 1 },
+        { type: 'message', ...base, messageId: 'e', seq: 5, message: 'r3', replyTo: quote(3) },
+        { type: 'message', ...base, messageId: 'f', seq: 6, message: 'on d', replyTo: { messageId: 'd', seq: 4, username: 'alice', excerpt: 'new', replyCount: 1 } },
+      ],
+    };
+    join(room, replay, 2);
+    const count = (id) => room.messages.find((m) => m.messageId === id).replyCount;
+    expect([count('a'), count('d')]).toEqual([3, 1]);
+    // The same reply again (a repair overlapping the live feed) or an older one changes nothing.
+    receive(room, { type: 'message', ...base, messageId: 'g', seq: 7, message: 'r4', replyTo: quote(4) });
+    join(room, { ...replay, lastSeq: 7, events: [{ type: 'message', ...base, messageId: 'g', seq: 7, message: 'r4', replyTo: quote(4) }] }, 6);
+    expect([count('a'), count('d')]).toEqual([4, 1]);
+  });
+
   it('shows a removed original as a tombstone in the quote, and only the author may edit', () => {
     expect(quoteText({ excerpt: '', removed: true })).toBe('Message removed');
     expect(canEdit({ messageId: 'a', userId: '1', removed: false }, '1')).toBe(true);

@@ -103,6 +103,63 @@ describe('room state over the socket', () => {
   });
 });
 
+describe('a jump to a message far back', () => {
+  /** The server's answer to a `history` request over messages 1..last: the `limit` just below beforeSeq, or around aroundSeq. */
+  function serve(frame, last) {
+    let seqs;
+    if (frame.aroundSeq) {
+      const half = Math.floor(frame.limit / 2);
+      seqs = [];
+      for (let s = Math.max(1, frame.aroundSeq - (frame.limit - half) + 1); s <= Math.min(last, frame.aroundSeq + half); s += 1) seqs.push(s);
+    } else {
+      seqs = [];
+      for (let s = Math.max(1, frame.beforeSeq - frame.limit); s < frame.beforeSeq; s += 1) seqs.push(s);
+    }
+    return {
+      type: 'history',
+      roomId: frame.roomId,
+      messages: seqs.map((n) => payload(message('general', n))),
+      hasMore: seqs[0] > 1,
+      ...(frame.aroundSeq ? { aroundSeq: frame.aroundSeq, hasNewer: seqs.at(-1) < last } : {}),
+    };
+  }
+
+  it('loads what lies between the page around it and the live end: no message is missing', async () => {
+    const conn = connection();
+    const rooms = record(conn, 'room');
+    const socket = await joinGeneral(conn, 0);
+    const latest = Array.from({ length: 10 }, (_, i) => payload(message('general', 191 + i)));
+    socket.deliver({ type: 'joined', roomId: 'general', lastSeq: 200, recovered: false, messages: latest });
+    const jump = conn.historyAround('general', 40, 10, { fillPage: 50 });
+    for (let asked = 0; asked < 10; asked += 1) {
+      await settle();
+      const sent = socket.sentActions('history');
+      if (sent.length === asked) break; // done: nothing more asked
+      socket.deliver(serve(sent[asked], 200));
+    }
+    const page = await jump;
+    expect(page.messages.map((m) => m.seq)).toEqual([36, 37, 38, 39, 40, 41, 42, 43, 44, 45]);
+    expect(socket.sentActions('history').map((f) => f.beforeSeq ?? null)).toEqual([null, 191, 141, 91]);
+    const room = rooms.at(-1).room;
+    const seqs = room.messages.map((m) => m.seq);
+    expect(seqs).toEqual(Array.from({ length: 165 }, (_, i) => 36 + i)); // 36..200: no hole up to the live end
+    expect(room).toMatchObject({ lastSeq: 200, hasMore: true });
+  });
+
+  it('asks for nothing more when the page around the message reaches the live end', async () => {
+    const conn = connection();
+    const socket = await joinGeneral(conn, 0);
+    socket.deliver({ type: 'joined', roomId: 'general', lastSeq: 20, recovered: false, messages: [payload(message('general', 20))] });
+    const jump = conn.historyAround('general', 15, 10);
+    await settle();
+    socket.deliver(serve(socket.sentActions('history')[0], 20));
+    await jump;
+    await settle();
+    expect(socket.sentActions('history')).toHaveLength(1);
+    expect(conn.rooms.get('general').messages.map((m) => m.seq)).toEqual([11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
+  });
+});
+
 describe('the outbox across a reload', () => {
   it('keeps an unacknowledged message and sends it once, with its original clientMessageId, when the page comes back', async () => {
     const storage = new MemoryStorage();

@@ -7,10 +7,12 @@
  *   messageActions.register({ id: 'edit', label: 'Edit', when: (ctx) => ctx.own, run: (ctx) => ... });
  *
  * ctx: {message, own, roomId, connection, ui}; `ui` holds the app's callbacks:
- * `openReport(message)`, `focusComposer()`, `announce(text)`.
+ * `openReport(message)`, `focusComposer()`, `announce(text)`, `startReply(message)`,
+ * `startChange(message, 'edit' | 'react' | 'delete')`.
  */
 
 import { createActionRegistry } from '../../static/chat/core/actions.js';
+import { registerChangeActions } from '../../static/chat/core/changes.js';
 
 export const messageActions = createActionRegistry();
 
@@ -20,4 +22,14 @@ messageActions.register({
   label: 'Report…',
   when: (ctx) => !ctx.own && !ctx.message.removed && Boolean(ctx.message.messageId) && !ctx.reported,
   run: (ctx) => ctx.ui.openReport(ctx.message),
+});
+
+// Reply, React…, Edit, Delete after Report…, as in the template UI's menu: its very items
+// (static/chat/core/changes.js), shown by MessageChanges.jsx under the message (the editor,
+// the picker, the delete question).
+registerChangeActions(messageActions, {
+  reply: (ctx) => ctx.ui.startReply(ctx.message),
+  react: (ctx) => ctx.ui.startChange(ctx.message, 'react'),
+  edit: (ctx) => ctx.ui.startChange(ctx.message, 'edit'),
+  remove: (ctx) => ctx.ui.startChange(ctx.message, 'delete'),
 });

@@ -10,19 +10,29 @@ describe('the React message menu', () => {
     const opened = [];
     const ctx = { message, own: false, roomId: 'general', ui: { openReport: (m) => opened.push(m) } };
     const actions = messageActions.for(ctx);
-    expect(actions.map((a) => a.label)).toEqual(['Report…']);
-    actions[0].run();
+    expect(actions.map((a) => a.label)).toEqual(['Report…', 'Reply', 'React…']);
+    actions.find((a) => a.id === 'report').run();
     expect(opened).toEqual([message]);
-    expect(messageActions.for({ ...ctx, own: true })).toEqual([]);
-    expect(messageActions.for({ ...ctx, reported: true })).toEqual([]);
+    expect(messageActions.for({ ...ctx, own: true }).map((a) => a.id)).not.toContain('report');
+    expect(messageActions.for({ ...ctx, reported: true }).map((a) => a.id)).not.toContain('report');
     expect(messageActions.for({ ...ctx, message: { ...message, removed: true } })).toEqual([]);
   });
 
+  it('has the template UI’s items: Reply, React…, and Edit, Delete on your own, each starting its change', () => {
+    const started = [];
+    const ui = { startReply: (m) => started.push(['reply', m.messageId]), startChange: (m, mode) => started.push([mode, m.messageId]) };
+    const own = messageActions.for({ message, own: true, roomId: 'general', ui });
+    expect(own.map((a) => a.label)).toEqual(['Reply', 'React…', 'Edit', 'Delete']);
+    for (const action of own) action.run();
+    expect(started).toEqual([['reply', 'm1'], ['react', 'm1'], ['edit', 'm1'], ['delete', 'm1']]);
+    expect(messageActions.for({ message: { ...message, messageId: undefined }, own: true, ui })).toEqual([]); // not stored yet
+  });
+
   it('takes a feature’s item with one call, and gives it back', () => {
-    const remove = messageActions.register({ id: 'edit', label: 'Edit', when: (ctx) => ctx.own, run: () => {} });
-    expect(messageActions.for({ message, own: true, ui: {} }).map((a) => a.id)).toEqual(['edit']);
+    const remove = messageActions.register({ id: 'pin', label: 'Pin', when: (ctx) => ctx.own, run: () => {} });
+    expect(messageActions.for({ message, own: true, ui: {} }).map((a) => a.id)).toContain('pin');
     remove();
-    expect(messageActions.for({ message, own: true, ui: {} })).toEqual([]);
+    expect(messageActions.for({ message, own: true, ui: {} }).map((a) => a.id)).not.toContain('pin');
   });
 });
 

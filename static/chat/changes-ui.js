@@ -5,7 +5,7 @@
  * loading history around it when it is not shown), "N replies" that opens the thread.
  * Every piece of user data reaches the DOM as text or as format.js's sanitised nodes.
  */
-import { QUICK_REACTIONS, canEdit, quoteText, reactionChips } from './core/changes.js';
+import { QUICK_REACTIONS, quoteText, reactionChips, registerChangeActions } from './core/changes.js';
 import { renderMarkdown } from './core/format.js';
 import { messageActions } from './message-menu.js';
 
@@ -179,21 +179,12 @@ export function setupChanges({ connection, changes, userId, list, form, input, v
     threadDialog.showModal();
   }
 
-  // --- The menu items --------------------------------------------------------------------
-  const live = (ctx) => Boolean(ctx.message.messageId) && !ctx.message.removed;
-  messageActions.register({ id: 'reply', label: 'Reply', when: live, run: (ctx) => startReply(ctx.message) });
-  messageActions.register({ id: 'react', label: 'React…', when: live, run: (ctx) => openPicker(ctx.message, ctx.line) });
-  messageActions.register({
-    id: 'edit',
-    label: 'Edit',
-    when: (ctx) => canEdit(ctx.message, userId),
-    run: (ctx) => startEdit(ctx.message, ctx.line),
-  });
-  messageActions.register({
-    id: 'delete',
-    label: 'Delete',
-    when: (ctx) => canEdit(ctx.message, userId),
-    run: (ctx) => confirmDelete(ctx.message, ctx.line),
+  // --- The menu items (the same as the React app's: core/changes.js) -------------------------
+  registerChangeActions(messageActions, {
+    reply: (ctx) => startReply(ctx.message),
+    react: (ctx) => openPicker(ctx.message, ctx.line),
+    edit: (ctx) => startEdit(ctx.message, ctx.line),
+    remove: (ctx) => confirmDelete(ctx.message, ctx.line),
   });
 
   // An in-line question, not window.confirm: it keeps focus in the page and reads as text.

@@ -1,15 +1,21 @@
 """The template UI's message changes in Chromium, two users: Markdown formatting (and the
-XSS corpus through it), edit, delete, reactions, reply with its quote and thread."""
+XSS corpus through it), edit, delete, reactions, reply with its quote and thread; and in both
+UIs, a jump to a quoted original far back that leaves no message out between it and the live end."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 
 from tests.browser.conftest import SCREENSHOTS, BrowserUser, NewUser, skip_reason
+from tests.browser.test_presence_ui import UIS
+from tests.browser.test_presence_ui import open_room as open_ui_room
+from tests.browser.test_react_ui import DaphneFactory, react_build  # noqa: F401 - fixture
 from tests.browser.test_template_ui import XSS_PAYLOADS, create_room, open_room, say, shared_server  # noqa: F401
-from tests.fixtures.servers import DaphneServer
+from tests.fixtures.servers import ROOT, DaphneServer
 
 _reason = skip_reason()
 pytestmark = [
@@ -130,3 +136,57 @@ async def test_the_xss_corpus_through_markdown_stays_text(
     assert all(h.startswith(("http://", "https://")) for h in hrefs), hrefs
     assert await bob.page.evaluate("window.__xss") is None
     assert bob.dialogs == [] and bob.page_errors == []
+
+
+JUMP_ROOM = "far-back"
+FILLERS = 50
+JUMP_PAGE = 10  # the server's history page and largest page: five of them lie between the original and the live end
+
+FAR_BACK_SEED = f"""
+from datetime import UTC, datetime
+from chat import services
+from chat.records import ReplyRef
+from chat.storage import get_store
+from chat.storage.base import NewMessage
+
+store = get_store()
+services.room_create(room_id={JUMP_ROOM!r}, name="Far back")
+
+def new(text, reply_to=None):
+    return NewMessage(room_id={JUMP_ROOM!r}, user_id="0", username="seed", text=text, connection_id="seed",
+                      client_message_id=None, timestamp=datetime.now(UTC), ttl_seconds=86400, reply_to=reply_to)
+
+root = store.append_message(new("the original far back")).message
+for n in range({FILLERS}):
+    store.append_message(new(f"filler {{n:02d}}"))
+store.append_message(new("a reply to it", ReplyRef(root.message_id, root.seq, "seed", root.text)))
+"""
+
+
+def seed_far_back(server: DaphneServer) -> None:
+    """The original, the fillers and the reply, written to the server's store directly."""
+    command = [sys.executable, "manage.py", "shell", "-c", FAR_BACK_SEED]
+    subprocess.run(command, cwd=ROOT, env=server.env, check=True, capture_output=True, timeout=120)
+
+
+@pytest.mark.parametrize("ui", list(UIS.values()), ids=list(UIS))
+async def test_a_jump_to_an_original_far_back_leaves_no_message_out(
+    ui: dict[str, str],
+    react_build: object,  # noqa: F811 - the fixture: the React app is built
+    daphne_factory: DaphneFactory,
+    new_user: NewUser,
+) -> None:
+    """Clicking the quote of a reply loads the original and every message up to the live end."""
+    server = daphne_factory(CHAT_HISTORY_PAGE=str(JUMP_PAGE), CHAT_HISTORY_MAX_PAGE=str(JUMP_PAGE))
+    seed_far_back(server)
+    reader = await new_user(server, "reader")
+    await open_ui_room(reader, server, ui, JUMP_ROOM)
+    lines = reader.page.locator(ui["line"])
+    await expect(lines).to_have_count(JUMP_PAGE)  # the latest page: the reply and the last fillers
+    await lines.filter(has_text="a reply to it").locator(".reply-quote").click()
+    original = lines.filter(has=reader.page.locator(".text", has_text="the original far back"))
+    await expect(original).to_be_focused()
+    await expect(lines).to_have_count(FILLERS + 2)
+    texts = await lines.locator(".text").all_inner_texts()
+    assert texts == ["the original far back", *[f"filler {n:02d}" for n in range(FILLERS)], "a reply to it"]
+    assert reader.page_errors == []

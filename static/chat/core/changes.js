@@ -60,6 +60,21 @@ export function quoteText(replyTo) {
   return replyTo.excerpt ?? '';
 }
 
+/**
+ * The menu items of these changes, registered in a UI's per-message registry (core/actions.js),
+ * so both UIs offer the same items on the same messages: Reply and React… on any stored,
+ * live message, Edit and Delete on the reader's own (`ctx.own`; the server has the last
+ * word). `run` is the UI's side, {reply, react, edit, remove}, each called with the ctx.
+ */
+export function registerChangeActions(registry, run) {
+  const live = (ctx) => Boolean(ctx.message?.messageId) && !ctx.message.removed;
+  const mine = (ctx) => live(ctx) && Boolean(ctx.own);
+  registry.register({ id: 'reply', label: 'Reply', when: live, run: run.reply });
+  registry.register({ id: 'react', label: 'React…', when: live, run: run.react });
+  registry.register({ id: 'edit', label: 'Edit', when: mine, run: run.edit });
+  registry.register({ id: 'delete', label: 'Delete', when: mine, run: run.remove });
+}
+
 const ANSWERS = new Set(['changed', 'thread']);
 const CHANGE_ACTIONS = new Set(['editMessage', 'deleteMessage', 'addReaction', 'removeReaction', 'thread']);
 
@@ -126,8 +141,9 @@ export function attachChanges(connection, { timeoutMs = 15000 } = {}) {
       return change(mine ? 'removeReaction' : 'addReaction', roomId, message.messageId, { emoji });
     },
     thread: (roomId, messageId) => request(`thread:${roomId}:${messageId}`, { action: 'thread', roomId, messageId }),
-    /** Load the page of history around a seq into the room (a reply's original). */
-    around: (roomId, seq, limit = 50) => connection.history(roomId, null, limit, seq),
+    /** Load the page of history around a seq into the room (a reply's original), and what
+     * lies between it and the messages shown (client.js historyAround). */
+    around: (roomId, seq, limit = 50) => connection.historyAround(roomId, seq, limit),
     /** Send a reply (through the outbox, like any message). */
     reply: (roomId, text, replyTo) => connection.send(roomId, text, { replyTo }),
   };

@@ -74,6 +74,14 @@ export const DEFAULT_TIMING = Object.freeze({
 
 export const MAX_SEND_ATTEMPTS = 5;
 
+/**
+ * Filling the gap between a page of history around a message and the messages already
+ * shown above it (historyAround): pages of this size (the server's largest page by
+ * default), at most this many, so a jump to the far past of a busy room stays bounded.
+ */
+export const AROUND_FILL_PAGE = 200;
+export const AROUND_FILL_MAX_PAGES = 25;
+
 const OPEN = 1;
 
 export { clearOutboxes, localOutboxStore } from './outbox.js';
@@ -663,7 +671,9 @@ export class ChatConnection {
       addHistory(room, frame.messages ?? [], frame.hasMore === true);
       this.emitRoom(room);
     }
-    waiter.resolve({ roomId: frame.roomId, messages, hasMore: !!frame.hasMore });
+    const page = { roomId: frame.roomId, messages, hasMore: !!frame.hasMore };
+    if (frame.hasNewer !== undefined) page.hasNewer = frame.hasNewer === true; // an aroundSeq page
+    waiter.resolve(page);
   }
 
   onError(frame) {
@@ -927,6 +937,37 @@ export class ChatConnection {
     });
   }
 
+  /**
+   * Jump to a message far back (a quoted reply's original, a search hit): the page of
+   * history around `seq`, then everything between that page and the messages already held
+   * above it, so the room reads on without a hole from the jump to the live end. The gap
+   * is filled downwards from the oldest held message above the page (`history` with
+   * beforeSeq) until a page reaches the around page or the room's start; at most
+   * AROUND_FILL_MAX_PAGES pages. Resolves with the around page.
+   */
+  async historyAround(roomId, seq, limit, { fillPage = AROUND_FILL_PAGE, maxPages = AROUND_FILL_MAX_PAGES } = {}) {
+    const page = await this.history(roomId, null, limit, seq);
+    const room = this.rooms.get(roomId);
+    if (!room || !page.hasNewer) return page;
+    const top = page.messages.at(-1)?.seq ?? seq;
+    // Whether older messages exist than the oldest held: the answer of the page that reached lowest.
+    let oldest = { seq: page.messages[0]?.seq ?? seq, hasMore: room.hasMore };
+    let before = heldAbove(room, top) ?? (room.lastSeq ?? top) + 1;
+    for (let n = 0; n < maxPages && before > top + 1; n += 1) {
+      const fill = await this.history(roomId, before, fillPage);
+      const first = fill.messages[0]?.seq;
+      if (first !== undefined && first < oldest.seq) oldest = { seq: first, hasMore: fill.hasMore };
+      if (!this.rooms.has(roomId) || !fill.hasMore || first === undefined || first <= top) break;
+      before = first;
+    }
+    const now = this.rooms.get(roomId);
+    if (now) {
+      now.hasMore = oldest.hasMore;
+      this.emitRoom(now);
+    }
+    return page;
+  }
+
   failHistoryWaiters(reason) {
     for (const waiters of this.historyWaiters.values()) {
       for (const waiter of waiters) waiter.reject(new Error(reason));
@@ -935,6 +976,11 @@ export class ChatConnection {
   }
 }
 
+
+/** The lowest seq of a held message above `seq` (null: none). */
+function heldAbove(room, seq) {
+  return room.messages.find((m) => m.seq > seq)?.seq ?? null;
+}
 
 /**
  * Reconnect at once when the user is back rather than at the end of a backoff wait: the tab

@@ -177,11 +177,25 @@ export function applyContent(room, frame) {
   }
 }
 
-/** A live reply adds one to its original's thread (a loaded original's count is as of its load). */
-function countReply(room, frame) {
-  if (frame.type !== 'message' || !frame.replyTo || indexOfId(room, frame.messageId) >= 0) return;
+/**
+ * A reply tells its original's thread size: `replyTo.replyCount` is the original's count
+ * with this reply (its nth reply says n). The original keeps the largest it has seen, so
+ * the count is the same whichever way the reply came (live, a resume's replay, a gap
+ * repair, a history page) and however often, and an original that arrived in its current
+ * state (with the count already in it) is never counted twice. A reply from a server that
+ * does not number replies (no replyCount) adds one, once, live only.
+ */
+export function countReply(room, frame, { live = false } = {}) {
+  if (!frame?.replyTo || typeof frame.replyTo.messageId !== 'string') return;
   const at = indexOfId(room, frame.replyTo.messageId);
-  if (at >= 0) update(room, frame.replyTo.messageId, { replyCount: (room.messages[at].replyCount ?? 0) + 1 });
+  if (at < 0) return; // not shown: history brings it with its count
+  const count = room.messages[at].replyCount ?? 0;
+  const told = frame.replyTo.replyCount;
+  if (Number.isInteger(told)) {
+    if (told > count) update(room, frame.replyTo.messageId, { replyCount: told });
+  } else if (live && indexOfId(room, frame.messageId) < 0) {
+    update(room, frame.replyTo.messageId, { replyCount: count + 1 });
+  }
 }
 
 /**
@@ -202,7 +216,7 @@ export function receive(room, frame) {
   if (!isRoomEvent(frame) || !room.joined || room.lastSeq === null) return Verdict.IGNORED;
   const verdict = classify(room.lastSeq, frame.seq);
   if (verdict !== Verdict.APPLIED) return verdict;
-  countReply(room, frame);
+  if (frame.type === 'message') countReply(room, frame, { live: true });
   applyContent(room, frame);
   room.lastSeq = frame.seq;
   return verdict;
@@ -226,6 +240,8 @@ export function join(room, frame, requested) {
       if (isRoomEvent(event)) room.lastSeq = Math.max(room.lastSeq, event.seq);
       if (event.type === 'message' && validMessage(event)) fresh.push(messageOf({ ...event, roomId: room.roomId }));
     }
+    // Once every event is in: the original may be in the replay too, in its current state.
+    for (const event of frame.events) if (event?.type === 'message') countReply(room, event);
   } else {
     const incoming = (Array.isArray(frame.messages) ? frame.messages : [])
       .filter(validMessage)
@@ -233,6 +249,7 @@ export function join(room, frame, requested) {
       .filter((m) => !replay || m.seq > requested);
     if (!replay) room.messages = [];
     for (const m of incoming) upsert(room, m);
+    for (const m of incoming) countReply(room, m);
     fresh = incoming;
   }
   for (const r of Array.isArray(frame.removed) ? frame.removed : []) tombstone(room, r.messageId, r.removedBy);
@@ -250,5 +267,6 @@ export function addHistory(room, messages, hasMore) {
   for (const m of messages) {
     if (validMessage(m) && indexOfId(room, m.messageId) < 0) upsert(room, messageOf({ ...m, roomId: m.roomId ?? room.roomId }));
   }
+  for (const m of messages) if (validMessage(m)) countReply(room, m);
   room.hasMore = hasMore === true;
 }
