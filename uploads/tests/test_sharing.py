@@ -160,6 +160,34 @@ async def test_a_deleted_message_takes_its_files_at_once(setup: Setup, sockets: 
     assert (await sync_to_async(fetch)(alice.client, echo["attachments"][0]["url"]))[0] == 404
 
 
+async def test_an_author_deleting_their_message_takes_its_files_at_once(setup: Setup, sockets: Any) -> None:
+    """deleteMessage by its author: the file and thumbnail answer 404 at once (URLs already
+    handed out, and fresh ones), and their bytes and rows are deleted, as for a moderator's."""
+    alice, bob = await users("alice"), await users("bob")
+    await sync_to_async(_room)("lobby")
+    image = await sync_to_async(alice.upload)("lobby", "x.png", png_with_gps(), "image/png")
+    kept = await sync_to_async(alice.upload)("lobby", "k.txt", b"kept\n", "text/plain")
+    socket = await sockets(alice)
+    await socket.send_json_to({"action": "joinRoom", "roomId": "lobby"})
+    await frame_of(socket, "joined", roomId="lobby")
+    await socket.send_json_to({"action": "sendMessage", "roomId": "lobby", "message": "", "attachments": [image["id"]]})
+    shared = (await frame_of(socket, "message", roomId="lobby"))["attachments"][0]
+    await socket.send_json_to({"action": "sendMessage", "roomId": "lobby", "message": "", "attachments": [kept["id"]]})
+    other = await frame_of(socket, "message", roomId="lobby")
+    assert (await sync_to_async(fetch)(bob.client, shared["url"]))[0] == 200
+
+    message_id = (await Upload.objects.aget(pk=image["id"])).message_id
+    await socket.send_json_to({"action": "deleteMessage", "roomId": "lobby", "messageId": message_id})
+    await frame_of(socket, "messageRemoved", messageId=message_id)
+    for url in (shared["url"], shared["thumbnailUrl"]):
+        assert (await sync_to_async(fetch)(bob.client, url))[0] == 404
+    assert (await sync_to_async(bob.client.get)(f"/api/uploads/{image['id']}")).status_code == 404
+    assert not await Upload.objects.filter(pk=image["id"]).aexists()
+    # Only the deleted message's files went.
+    assert await sync_to_async(setup.keys)() == {f"files/{kept['id']}"}
+    assert (await sync_to_async(fetch)(bob.client, other["attachments"][0]["url"]))[0] == 200
+
+
 def test_the_uploaded_bytes_never_pass_through_the_site_on_s3(setup: Setup) -> None:
     """On S3 a slot is a presigned POST to the bucket (type and size in its policy); on the
     embedded default the same shape points at the site's one-time URL."""
