@@ -3,13 +3,23 @@ embedded default (file system) and on S3 (moto), with SQLite, PostgreSQL and Dyn
 
 from __future__ import annotations
 
+import base64
+import json
+import time
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import boto3
 import pytest
 import requests
 from asgiref.sync import sync_to_async
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from django.test import Client
+from pytest_django.fixtures import Settings
 
 from chat import moderation, services
 from chat.storage import get_store
@@ -21,13 +31,12 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 
 def fetch(client: Client, url: str) -> tuple[int, bytes, dict[str, str]]:
-    """GET a download URL as a browser does: a redirect to S3 is followed (no cookies there)."""
+    """GET a download URL as a browser does: a redirect is followed (no cookies there), and
+    the headers are those of the response that carries the bytes."""
     response = client.get(url)
     if response.status_code == 302:
         remote = requests.get(response["Location"], timeout=10)
-        headers = {k.lower(): v for k, v in remote.headers.items()}
-        headers["x-content-type-options"] = response.get("X-Content-Type-Options", "")
-        return remote.status_code, remote.content, headers
+        return remote.status_code, remote.content, {k.lower(): v for k, v in remote.headers.items()}
     body = b"".join(response.streaming_content) if response.streaming else response.content  # type: ignore[attr-defined]
     return response.status_code, body, {k.lower(): v for k, v in response.items()}
 
@@ -79,9 +88,11 @@ async def test_an_image_and_a_pdf_are_shared_and_reach_the_room(setup: Setup, so
     assert headers["x-content-type-options"] == "nosniff"
     status, thumb, headers = await sync_to_async(fetch)(bob.client, shared[0]["thumbnailUrl"])
     assert (status == 200 and thumb[:4] in {b"\x89PNG", b"\xff\xd8\xff\xe0"[:4]}) or thumb.startswith(b"\xff\xd8")
+    assert headers["x-content-type-options"] == "nosniff"
     status, body, headers = await sync_to_async(fetch)(bob.client, shared[1]["url"])
     assert status == 200 and body == PDF
     assert headers["content-disposition"].startswith("attachment;") and "plan.pdf" in headers["content-disposition"]
+    assert headers["x-content-type-options"] == "nosniff" and headers["content-type"] == "application/pdf"
 
     # History (a reload) carries them too, with fresh URLs.
     await watcher.send_json_to({"action": "history", "roomId": "photos"})
@@ -186,6 +197,95 @@ async def test_an_author_deleting_their_message_takes_its_files_at_once(setup: S
     # Only the deleted message's files went.
     assert await sync_to_async(setup.keys)() == {f"files/{kept['id']}"}
     assert (await sync_to_async(fetch)(bob.client, other["attachments"][0]["url"]))[0] == 200
+
+
+CDN_DOMAIN = "files.chat.example"
+CDN_KEY_ID = "K2JCJMDEHXQW5F"
+
+
+def _behind_the_distribution(settings: Settings) -> rsa.RSAPrivateKey:
+    """Settings as production's: the uploads bucket behind a distribution whose key group
+    trusts this key (chatsite.settings builds the same storage options from CHAT_UPLOADS_CDN_*)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    settings.CHAT_UPLOADS_CDN_DOMAIN, settings.CHAT_UPLOADS_CDN_KEY_ID = CDN_DOMAIN, CDN_KEY_ID
+    settings.CHAT_UPLOADS_CDN_PRIVATE_KEY = pem
+    uploads = settings.STORAGES["uploads"]
+    options = {
+        **uploads["OPTIONS"],
+        "custom_domain": CDN_DOMAIN,
+        "cloudfront_key_id": CDN_KEY_ID,
+        "cloudfront_key": pem,
+        "url_protocol": "https:",
+    }
+    settings.STORAGES = {**settings.STORAGES, "uploads": {**uploads, "OPTIONS": options}}
+    return key
+
+
+def _cloudfront_accepts(public_key: rsa.RSAPublicKey, url: str, now: float) -> bool:
+    """What CloudFront checks of a signed URL with a canned policy: the signature (RSA,
+    SHA-1) of the policy for exactly this resource and expiry, made with a trusted key."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    assert set(query) == {"Expires", "Signature", "Key-Pair-Id"} and query["Key-Pair-Id"] == [CDN_KEY_ID]
+    expires = int(query["Expires"][0])
+    resource = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    condition = {"DateLessThan": {"AWS:EpochTime": expires}}
+    policy = json.dumps({"Statement": [{"Resource": resource, "Condition": condition}]}, separators=(",", ":"))
+    signature = base64.b64decode(query["Signature"][0].translate(str.maketrans("-_~", "+=/")))
+    try:
+        public_key.verify(signature, policy.encode(), padding.PKCS1v15(), hashes.SHA1())
+    except InvalidSignature:
+        return False
+    return expires > now
+
+
+@pytest.mark.parametrize("setup", ["s3-dynamodb", "s3-postgresql"], indirect=True)
+async def test_on_s3_downloads_are_cloudfront_signed_urls_of_the_uploads_distribution(
+    setup: Setup, sockets: Any, settings: Settings
+) -> None:
+    """With the distribution configured (production), a reader's download URL redirects to
+    a CloudFront signed URL of a minute for exactly that object (the distribution adds
+    nosniff: deploy/tests/test_stack.py); the object carries its own type, disposition and
+    cache headers, which CloudFront passes on. No byte through the site."""
+    key = await sync_to_async(_behind_the_distribution)(settings)
+    alice, bob = await users("alice"), await users("bob")
+    await sync_to_async(_room)("photos")
+    image = await sync_to_async(alice.upload)("photos", "holiday.png", png_with_gps(64, 48), "image/png")
+    pdf = await sync_to_async(alice.upload)("photos", "plan.pdf", PDF, "application/pdf")
+    shared = (await _share(alice, sockets, "photos", [image, pdf]))["attachments"]
+    expected = [
+        (shared[0]["url"], f"files/{image['id']}", "image/png", "inline;"),
+        (shared[0]["thumbnailUrl"], f"thumbs/{image['id']}", "image/", "inline;"),
+        (shared[1]["url"], f"files/{pdf['id']}", "application/pdf", "attachment;"),
+    ]
+    s3 = boto3.client("s3")
+    for url, object_key, content_type, disposition in expected:
+        now = time.time()
+        response = await sync_to_async(bob.client.get)(url)
+        assert response.status_code == 302 and not response.streaming
+        location = response["Location"]
+        assert location.startswith(f"https://{CDN_DOMAIN}/{object_key}?")
+        assert _cloudfront_accepts(key.public_key(), location, now)
+        assert not _cloudfront_accepts(key.public_key(), location, now + 61)  # a minute, then refused
+        other = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+        assert not _cloudfront_accepts(other, location, now)  # the check is not vacuous
+        head = await sync_to_async(s3.head_object)(Bucket=setup.bucket, Key=object_key)
+        assert head["ContentType"].startswith(content_type) and head["CacheControl"] == "private, max-age=300"
+        assert head["ContentDisposition"].startswith(disposition)
+    # A message deleted: the site redirects no one any more.
+    message_id = (await Upload.objects.aget(pk=pdf["id"])).message_id
+    await sync_to_async(_author_deletes)(alice, "photos", message_id)
+    response = await sync_to_async(bob.client.get)(shared[1]["url"])
+    assert response.status_code == 404 and "Location" not in response
+
+
+def _author_deletes(author: User, room_id: str, message_id: str) -> None:
+    from asgiref.sync import async_to_sync
+
+    from chat.message_changes import message_delete
+
+    async_to_sync(message_delete)(identity=author.identity, room_id=room_id, message_id=message_id)
 
 
 def test_the_uploaded_bytes_never_pass_through_the_site_on_s3(setup: Setup) -> None:
