@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import time
 import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
@@ -237,4 +239,61 @@ async def test_drop_paste_and_a_failed_upload_that_blocks_nothing(
     await expect(page.locator(f"{ui.tray} li")).to_have_count(1)  # the failed one stays, to retry or drop
     await page.locator(f"{ui.tray} li").get_by_role("button", name="Remove cat.png").click()
     await expect(page.locator(f"{ui.tray} li")).to_have_count(0)
+    assert alice.page_errors == []
+
+
+def _link_end(href: str) -> int:
+    return int(parse_qs(urlsplit(href).query)["e"][0])
+
+
+@pytest.mark.parametrize("ui", [TEMPLATE, REACT], ids=["template", "react"])
+async def test_a_file_whose_link_has_expired_still_opens_with_a_fresh_link(
+    ui: Ui,
+    daphne_factory: Callable[..., DaphneServer],
+    new_user: NewUser,
+    react_build: Path,  # noqa: F811
+) -> None:
+    """Links in frames live minutes (here ten seconds). Once they have expired, a click on a
+    file card downloads it and a click on an image opens it full size (the UI fetches fresh
+    links first), and an image that loads only then (a lazy one scrolled to late) shows."""
+    server = daphne_factory(CHAT_UPLOAD_URL_SECONDS="10")
+    alice = await new_user(server, "alice")
+    await ui.open(alice, server)
+    page = alice.page
+    await page.locator("#file-input").set_input_files(
+        [
+            FilePayload(name="sunset.png", mimeType="image/png", buffer=png(320, 200, (220, 90, 40))),
+            FilePayload(name="minutes.pdf", mimeType="application/pdf", buffer=PDF),
+        ]
+    )
+    await expect(page.locator(f"{ui.tray} li[data-status=done]")).to_have_count(2, timeout=20_000)
+    await page.locator(ui.input).press("Enter")
+    line = page.locator(ui.stored).filter(has=page.locator(".attachment-file")).last
+    card, picture = line.locator(".attachment-file"), line.locator(".attachment-image")
+    await expect(card).to_contain_text("minutes.pdf", timeout=15_000)
+    old = await card.get_attribute("href")
+    assert old
+    while time.time() < _link_end(old) + 1:  # bounded: the link ends ten seconds after it was minted
+        await asyncio.sleep(0.25)
+
+    async with page.expect_download() as download_info:
+        await card.click()
+    download = await download_info.value
+    assert await download.failure() is None
+    saved = await download.path()
+    assert saved is not None and Path(saved).read_bytes() == PDF
+    assert _link_end(await card.get_attribute("href") or "") > _link_end(old)
+
+    async with alice.context.expect_page() as popup_info:
+        await picture.click()
+    popup = await popup_info.value
+    await popup.wait_for_load_state()
+    assert await popup.evaluate("document.contentType") == "image/png"
+    await popup.close()
+
+    # The thumbnail loads only now, with its frame's expired link: the UI fetches a fresh one.
+    img = line.locator(".attachment-image img")
+    await img.evaluate("(img) => { img.src = img.src + '&late=1'; }")
+    await until(lambda: image_loaded(alice, f"{ui.stored} .attachment-image img"))
+    assert "late=1" not in (await img.get_attribute("src") or "")
     assert alice.page_errors == []
