@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import types
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -197,6 +198,38 @@ async def test_an_author_deleting_their_message_takes_its_files_at_once(setup: S
     # Only the deleted message's files went.
     assert await sync_to_async(setup.keys)() == {f"files/{kept['id']}"}
     assert (await sync_to_async(fetch)(bob.client, other["attachments"][0]["url"]))[0] == 200
+
+
+async def test_a_leaked_link_dies_within_minutes_and_a_reader_gets_a_fresh_one(
+    setup: Setup, sockets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frame's link lives CHAT_UPLOAD_URL_SECONDS (five minutes by default, not an hour):
+    past it, the link is refused to anyone; a reader of the room gets fresh links from
+    GET /api/uploads/<id>, which work; a non-reader gets none."""
+    from uploads import signing
+
+    alice, bob, mallory = await users("alice"), await users("bob"), await users("mallory")
+    await sync_to_async(_room)("secret", private_for=alice)
+    await sync_to_async(get_store().add_member)(room_id="secret", user_id=bob.identity.user_id)
+    pdf = await sync_to_async(alice.upload)("secret", "plan.pdf", PDF, "application/pdf")
+    url = (await _share(alice, sockets, "secret", [pdf]))["attachments"][0]["url"]
+    end = int(parse_qs(urlsplit(url).query)["e"][0])
+    assert end - time.time() <= 300 + 5
+    anonymous = Client()
+    assert (await sync_to_async(fetch)(anonymous, url))[0] == 200  # a leaked link works, for now
+
+    later = types.SimpleNamespace(time=lambda: end + 1.0)  # the signing module's clock only
+    monkeypatch.setattr(signing, "time", later)
+    for client in (anonymous, bob.client):
+        status, body, _ = await sync_to_async(fetch)(client, url)
+        assert status == 403 and PDF not in body
+    fresh = await sync_to_async(bob.client.get)(f"/api/uploads/{pdf['id']}")
+    assert fresh.status_code == 200
+    renewed = fresh.json()["attachment"]["url"]
+    assert int(parse_qs(urlsplit(renewed).query)["e"][0]) > end
+    status, body, _ = await sync_to_async(fetch)(bob.client, renewed)
+    assert status == 200 and body == PDF
+    assert (await sync_to_async(mallory.client.get)(f"/api/uploads/{pdf['id']}")).status_code == 404
 
 
 CDN_DOMAIN = "files.chat.example"
