@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from prometheus_client import REGISTRY
 from pytest_django.fixtures import Settings
 
 from chat import services
@@ -60,6 +61,26 @@ def test_a_slot_is_refused_before_any_byte_moves(setup: Setup, settings: Setting
     settings.CHAT_UPLOAD_BYTES_PER_ROOM = 1200
     _refused(alice.slot("lobby", "c.txt", 600, "text/plain"), 429, "quota_exceeded")
     assert Upload.objects.count() == 1 and setup.keys() == set()
+
+
+def test_metrics_count_uploads_bytes_and_refusals(setup: Setup, settings: Settings) -> None:
+    """chatsite_uploads_total and chatsite_upload_bytes_total count verified files and their
+    bytes; chatsite_upload_refusals_total counts refusals by code (docs/operations.md)."""
+    alice = make_user("alice")
+    _lobby()
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = (sample("chatsite_uploads_total"), sample("chatsite_upload_bytes_total"))
+    refused = sample("chatsite_upload_refusals_total", code="upload_type_not_allowed")
+    alice.upload("lobby", "a.pdf", PDF, "application/pdf")
+    assert (sample("chatsite_uploads_total"), sample("chatsite_upload_bytes_total")) == (
+        before[0] + 1,
+        before[1] + len(PDF),
+    )
+    _refused(alice.slot("lobby", "x.html", 10, "text/html"), 415, "upload_type_not_allowed")
+    assert sample("chatsite_upload_refusals_total", code="upload_type_not_allowed") == refused + 1
 
 
 def test_quotas_count_the_verified_bytes_not_the_announced_ones(setup: Setup, settings: Settings) -> None:

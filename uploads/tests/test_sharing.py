@@ -171,6 +171,19 @@ async def test_a_deleted_message_takes_its_files_at_once(setup: Setup, sockets: 
     assert await sync_to_async(setup.keys)() == set()
     assert (await sync_to_async(fetch)(alice.client, echo["attachments"][0]["url"]))[0] == 404
 
+    # A moderator's purge of a user's messages takes their files too.
+    pdf = await sync_to_async(alice.upload)("lobby", "y.pdf", PDF, "application/pdf")
+    socket = await sockets(alice)
+    await socket.send_json_to({"action": "joinRoom", "roomId": "lobby"})
+    await frame_of(socket, "joined", roomId="lobby")
+    await socket.send_json_to({"action": "sendMessage", "roomId": "lobby", "message": "", "attachments": [pdf["id"]]})
+    url = (await frame_of(socket, "message", roomId="lobby"))["attachments"][0]["url"]
+    assert await sync_to_async(setup.keys)() == {f"files/{pdf['id']}"}
+    spammer = await get_user_model().objects.aget(username="alice")
+    await sync_to_async(moderation.user_messages_purge)(moderator=staff, user=spammer, reason="spam")
+    assert await sync_to_async(setup.keys)() == set()
+    assert (await sync_to_async(fetch)(alice.client, url))[0] == 404
+
 
 async def test_an_author_deleting_their_message_takes_its_files_at_once(setup: Setup, sockets: Any) -> None:
     """deleteMessage by its author: the file and thumbnail answer 404 at once (URLs already
