@@ -1,8 +1,8 @@
 """Sharing files in both UIs in Chromium (issue 18): attach button, drag and drop, paste,
 progress, previews, a failed upload that can be retried or dropped and blocks no message,
 images as thumbnails that open full size, other files as cards with download links. On
-the embedded default (files through the site) and on S3 (a moto server: the browser posts
-straight to the bucket, with CORS).
+the embedded default (files through the site) and on S3 with DynamoDB (a moto server: the
+browser posts straight to the bucket, with CORS).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import pytest
 
 from tests.browser.conftest import SCREENSHOTS, BrowserUser, NewUser, skip_reason, timeout_ms
 from tests.browser.test_react_ui import react_build  # noqa: F401 - the session's build of frontend/dist
+from tests.e2e.test_moderation import dynamodb_tables
 from tests.fixtures.servers import DaphneServer
 
 _reason = skip_reason()
@@ -92,7 +93,8 @@ def server(request: pytest.FixtureRequest, daphne_factory: Callable[..., DaphneS
         aws_secret_access_key="testing",
     )
     client.create_bucket(Bucket=bucket)
-    return daphne_factory(CHAT_UPLOADS_BUCKET=bucket, **moto.env)
+    # As in production: files in S3, messages in DynamoDB (both moto).
+    return daphne_factory(CHAT_UPLOADS_BUCKET=bucket, **dynamodb_tables(moto), **moto.env)
 
 
 async def drop_files(user: BrowserUser, target: str, files: list[tuple[str, str, bytes]]) -> None:
