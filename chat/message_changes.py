@@ -16,6 +16,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from accounts.identity import Identity
+from chat import attachments as chat_attachments
 from chat import events
 from chat.errors import ChatError, ErrorCode
 from chat.moderation_models import Mute
@@ -189,6 +190,10 @@ async def message_delete(*, identity: Identity, room_id: str, message_id: str) -
     )
     if result is None:
         raise ChatError(ErrorCode.UNKNOWN_MESSAGE, f"no message {message_id!r}", room_id=room_id)
+    # Its files go with its text, as for a moderator's delete (issue 18): the tombstone already
+    # makes their URLs answer 404; this deletes the bytes. `message` (read before the write)
+    # names them whatever the store keeps on a tombstone.
+    await database_sync_to_async(chat_attachments.messages_deleted)([message])
     return Changed(result.message, None if result.event is None else result.event.seq)
 
 

@@ -358,9 +358,18 @@ DYNAMODB_MAX_ATTEMPTS = env_int("DYNAMODB_MAX_ATTEMPTS", 4, minimum=1)
 
 # --- Shared files (issue 18: uploads/, docs/operations.md "File sharing") -----------------
 # S3 through django-storages when CHAT_UPLOADS_BUCKET is set: browsers post straight to the
-# bucket (presigned POST) and fetch from it (presigned GET), no file byte through daphne.
-# Without it, Django's FileSystemStorage under CHAT_UPLOADS_DIR (the embedded default).
+# bucket (presigned POST) and fetch from CloudFront (a signed URL for the CHAT_UPLOADS_CDN_*
+# distribution, whose response-headers policy adds the nosniff S3 cannot), no file byte
+# through daphne. Without it, Django's FileSystemStorage under CHAT_UPLOADS_DIR (the embedded
+# default).
 CHAT_UPLOADS_BUCKET = env_str("CHAT_UPLOADS_BUCKET")
+# The uploads distribution (deploy/README.md "Shared files"): its host name, the id of the
+# CloudFront public key its key group trusts, and that key's private half (PEM). All or none;
+# required in production with a bucket. Without them, S3 downloads stream through the site.
+CHAT_UPLOADS_CDN_DOMAIN = env_str("CHAT_UPLOADS_CDN_DOMAIN")
+CHAT_UPLOADS_CDN_KEY_ID = env_str("CHAT_UPLOADS_CDN_KEY_ID")
+# "\n" stands for a line break: a PEM fits one line of an environment file.
+CHAT_UPLOADS_CDN_PRIVATE_KEY = env_str("CHAT_UPLOADS_CDN_PRIVATE_KEY").replace("\\n", "\n")
 CHAT_UPLOADS_DIR = Path(env_str("CHAT_UPLOADS_DIR", str(DATA_DIR / "uploads")))
 # boto3's own variables name a stand-in (moto); the browser must reach the same endpoint.
 CHAT_UPLOADS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL_S3", env_str("AWS_ENDPOINT_URL")).rstrip("/")
@@ -373,7 +382,10 @@ CHAT_UPLOAD_TYPES = env_list(
      "application/gzip", "application/x-7z-compressed"],
 )  # fmt: skip
 CHAT_UPLOAD_SLOT_SECONDS = env_int("CHAT_UPLOAD_SLOT_SECONDS", 300, minimum=10)  # a slot's (presigned POST's) life
-CHAT_UPLOAD_URL_SECONDS = env_int("CHAT_UPLOAD_URL_SECONDS", 3600, minimum=10)  # a download URL's life
+# A frame's download URL: minutes, so a leaked link dies soon; clients ask for fresh ones
+# (GET /api/uploads/<id>) when one has expired. What it redirects to lives a minute.
+CHAT_UPLOAD_URL_SECONDS = env_int("CHAT_UPLOAD_URL_SECONDS", 300, minimum=10)
+CHAT_UPLOAD_REDIRECT_SECONDS = env_int("CHAT_UPLOAD_REDIRECT_SECONDS", 60, minimum=5)
 CHAT_UPLOAD_UNATTACHED_SECONDS = env_int("CHAT_UPLOAD_UNATTACHED_SECONDS", 3600, minimum=60)  # then purged
 CHAT_UPLOAD_MAX_PIXELS = env_int("CHAT_UPLOAD_MAX_PIXELS", 40_000_000, minimum=1)  # Pillow's bomb limit
 CHAT_MAX_ATTACHMENTS = env_int("CHAT_MAX_ATTACHMENTS", 10, minimum=1)
@@ -392,7 +404,14 @@ def _uploads_storage() -> tuple[dict[str, Any], str]:
         )
     if CHAT_MAX_UPLOAD_BYTES > 5 * 1024**3:
         raise ImproperlyConfigured("CHAT_MAX_UPLOAD_BYTES must be at most 5 GiB (S3's limit for one POST)")
+    cdn = [CHAT_UPLOADS_CDN_DOMAIN, CHAT_UPLOADS_CDN_KEY_ID, CHAT_UPLOADS_CDN_PRIVATE_KEY]
+    if any(cdn) and not all(cdn):
+        raise ImproperlyConfigured(
+            "set CHAT_UPLOADS_CDN_DOMAIN, CHAT_UPLOADS_CDN_KEY_ID and CHAT_UPLOADS_CDN_PRIVATE_KEY together"
+        )
     if not CHAT_UPLOADS_BUCKET:
+        if any(cdn):
+            raise ImproperlyConfigured("CHAT_UPLOADS_CDN_* serve the uploads bucket: set CHAT_UPLOADS_BUCKET too")
         return {
             "BACKEND": "django.core.files.storage.FileSystemStorage",
             "OPTIONS": {"location": str(CHAT_UPLOADS_DIR), "base_url": "/api/uploads/"},
@@ -429,6 +448,32 @@ def _uploads_storage() -> tuple[dict[str, Any], str]:
         "querystring_auth": True,
         "file_overwrite": True,
     }
+    if PRODUCTION and not all(cdn):
+        raise ImproperlyConfigured(
+            "CHAT_UPLOADS_BUCKET in production needs CHAT_UPLOADS_CDN_DOMAIN, CHAT_UPLOADS_CDN_KEY_ID and "
+            "CHAT_UPLOADS_CDN_PRIVATE_KEY (deploy/README.md): without the distribution, downloads would pass "
+            "through daphne, or miss X-Content-Type-Options"
+        )
+    if all(cdn):
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?", CHAT_UPLOADS_CDN_DOMAIN):
+            raise ImproperlyConfigured(f"CHAT_UPLOADS_CDN_DOMAIN {CHAT_UPLOADS_CDN_DOMAIN!r} is not a host name")
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        try:
+            key = load_pem_private_key(CHAT_UPLOADS_CDN_PRIVATE_KEY.encode(), password=None)
+        except (ValueError, TypeError):
+            key = None
+        if not isinstance(key, RSAPrivateKey):
+            raise ImproperlyConfigured("CHAT_UPLOADS_CDN_PRIVATE_KEY is not an unencrypted RSA private key (PEM)")
+        # django-storages signs CloudFront URLs (canned policy) when these three are set.
+        options.update(
+            custom_domain=CHAT_UPLOADS_CDN_DOMAIN,
+            cloudfront_key_id=CHAT_UPLOADS_CDN_KEY_ID,
+            cloudfront_key=CHAT_UPLOADS_CDN_PRIVATE_KEY,
+            url_protocol="https:",
+        )
+        origin = f"{origin} https://{CHAT_UPLOADS_CDN_DOMAIN}"
     return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}, origin
 
 

@@ -104,6 +104,24 @@ def parameters() -> dict[str, Any]:
             "Type": "String",
             "Description": "ACM certificate for DomainName, in this region (the load balancer's HTTPS listener).",
         },
+        # Shared files are downloaded from the main stack's uploads distribution (deploy/README.md
+        # "Shared files"): its outputs, and the secret holding the private key it trusts.
+        "UploadsCdnDomain": {
+            "Type": "String",
+            "AllowedPattern": "[a-z0-9][a-z0-9.-]*[a-z0-9]",
+            "Description": "The main stack's UploadsDistributionDomainName (CHAT_UPLOADS_CDN_DOMAIN).",
+        },
+        "UploadsCdnKeyId": {
+            "Type": "String",
+            "AllowedPattern": "[A-Z0-9]+",
+            "Description": "The main stack's UploadsSigningKeyId (CHAT_UPLOADS_CDN_KEY_ID).",
+        },
+        "UploadsCdnPrivateKeySecretArn": {
+            "Type": "String",
+            "AllowedPattern": "arn:.+:secretsmanager:.+",
+            "Description": "A Secrets Manager secret whose text is the private key (PEM) of the main stack's "
+            "UploadsPublicKeyPem (CHAT_UPLOADS_CDN_PRIVATE_KEY).",
+        },
         "IdleTimeoutSeconds": {"Type": "Number", "Default": 120, "MinValue": 60, "MaxValue": 4000},
         "MetricsNamespace": {"Type": "String", "Default": "Chatsite"},
         "ServiceName": {"Type": "String", "Default": "chatsite", "Description": "METRICS_EMF_SERVICE."},
@@ -383,6 +401,8 @@ def _environment() -> list[dict[str, Any]]:
         "DYNAMODB_MESSAGES_TABLE": imported("MessagesTableName"),
         "DYNAMODB_ROOMS_TABLE": imported("RoomsTableName"),
         "CHAT_UPLOADS_BUCKET": imported("UploadsBucketName"),
+        "CHAT_UPLOADS_CDN_DOMAIN": ref("UploadsCdnDomain"),
+        "CHAT_UPLOADS_CDN_KEY_ID": ref("UploadsCdnKeyId"),
         "AWS_REGION": ref("AWS::Region"),
         # The password comes from RDS's own secret (DATABASE_PASSWORD); TLS with the server's
         # certificate and name verified against the CA bundle in the image.
@@ -410,6 +430,7 @@ def _secrets() -> list[dict[str, Any]]:
         {"Name": "REDIS_PASSWORD", "ValueFrom": ref("RedisAuthToken")},
         # The JSON key "password" of the secret RDS manages.
         {"Name": "DATABASE_PASSWORD", "ValueFrom": sub("${Database.MasterUserSecret.SecretArn}:password::")},
+        {"Name": "CHAT_UPLOADS_CDN_PRIVATE_KEY", "ValueFrom": ref("UploadsCdnPrivateKeySecretArn")},
     ]
 
 
@@ -481,6 +502,7 @@ def ecs_resources() -> dict[str, Any]:
                                         ref("DjangoSecretKey"),
                                         ref("RedisAuthToken"),
                                         getatt("Database", "MasterUserSecret.SecretArn"),
+                                        ref("UploadsCdnPrivateKeySecretArn"),
                                     ],
                                 },
                                 {

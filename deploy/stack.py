@@ -7,8 +7,8 @@ module, not the YAML; `python -m deploy.stack --check` fails when the YAML is st
 
 What the stack holds: the DynamoDB tables (TTL, point-in-time recovery, encryption), a
 Cognito user pool and app client, a private S3 bucket behind CloudFront with origin access
-control, least-privilege IAM for the app and for the static push, a log group, a
-CloudWatch dashboard and alarms.
+control, the private uploads bucket and its own signed-URL distribution, least-privilege IAM
+for the app and for the static push, a log group, a CloudWatch dashboard and alarms.
 The load balancer is a second template (deploy/cloudformation/load-balancer.yaml), for an
 existing VPC and daphne on EC2 with deploy/systemd. The third, deploy/cloudformation/fleet.yaml
 (deploy/fleet.py), is the whole ECS path: VPC, PostgreSQL, Redis, secrets, the service and the
@@ -29,6 +29,7 @@ from chat.storage import schema
 from deploy import fleet
 from deploy.cfn import getatt, ref, sub
 from deploy.cfn import tags as _tags
+from uploads.rules import DOWNLOAD_HEADERS
 
 TEMPLATE_DIR: Final = Path(__file__).resolve().parent / "cloudformation"
 
@@ -162,6 +163,13 @@ def parameters() -> dict[str, Any]:
             "Description": "Optional: the site's origins (https://HOST) that post shared files to the uploads "
             "bucket (CORS). Empty: no browser can upload.",
         },
+        "UploadsPublicKeyPem": {
+            "Type": "String",
+            "Default": "",
+            "Description": "The public half (PEM, RSA 2048) of the key the app signs download URLs with "
+            "(deploy/README.md). Set, the uploads distribution serves shared files (needed in production); "
+            "empty, it is not created.",
+        },
     }
 
 
@@ -173,6 +181,7 @@ def conditions() -> dict[str, Any]:
         "HasStaticDomain": {"Fn::Not": [{"Fn::Equals": [ref("StaticDomainName"), ""]}]},
         "HasAppOrigin": {"Fn::Not": [{"Fn::Equals": [ref("AppDomainName"), ""]}]},
         "HasUploadOrigins": {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", ref("UploadOrigins")]}, ""]}]},
+        "HasUploadsDistribution": {"Fn::Not": [{"Fn::Equals": [ref("UploadsPublicKeyPem"), ""]}]},
     }
 
 
@@ -322,9 +331,10 @@ UPLOADS_LIFECYCLE: Final = [
     {"Id": "unverified-uploads", "Status": "Enabled", "Prefix": "incoming/", "ExpirationInDays": 1},
     {"Id": "abort-multipart", "Status": "Enabled", "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
 ]
-# What uploads/store.py calls, on the bucket's keys: presigned POST and GET are signed with
-# the role's PutObject and GetObject; HEAD (a file's size) needs ListBucket to tell a missing
-# key (404) from a forbidden one (403).
+# What uploads/store.py calls, on the bucket's keys: a presigned POST is signed with the role's
+# PutObject; verification reads (GetObject), copies and writes; HEAD (a file's size) needs
+# ListBucket to tell a missing key (404) from a forbidden one (403). Downloads are the uploads
+# distribution's (CloudFront signed URLs: an RSA key, no IAM).
 APP_S3_OBJECT_ACTIONS: Final = ("s3:DeleteObject", "s3:GetObject", "s3:PutObject")
 
 
@@ -360,7 +370,133 @@ def uploads_resources() -> dict[str, Any]:
             "Type": "AWS::S3::BucketPolicy",
             "Properties": {
                 "Bucket": ref("UploadsBucket"),
-                "PolicyDocument": {"Version": "2012-10-17", "Statement": [_tls_only("UploadsBucket")]},
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        _tls_only("UploadsBucket"),
+                        {
+                            "Fn::If": [
+                                "HasUploadsDistribution",
+                                {
+                                    # Verified files and thumbnails only: never incoming/.
+                                    "Sid": "UploadsDistributionReadsServedFiles",
+                                    "Effect": "Allow",
+                                    "Principal": {"Service": "cloudfront.amazonaws.com"},
+                                    "Action": "s3:GetObject",
+                                    "Resource": [
+                                        sub("${UploadsBucket.Arn}/files/*"),
+                                        sub("${UploadsBucket.Arn}/thumbs/*"),
+                                    ],
+                                    "Condition": {"StringEquals": {"AWS:SourceArn": UPLOADS_DISTRIBUTION_ARN}},
+                                },
+                                ref("AWS::NoValue"),
+                            ]
+                        },
+                    ],
+                },
+            },
+        },
+        **uploads_distribution_resources(),
+    }
+
+
+# Downloads of shared files: S3 cannot add X-Content-Type-Options to what it serves, so the
+# bucket's files/ and thumbs/ are read through their own distribution (another origin than
+# the site's: a file never runs as the site), whose response-headers policy adds nosniff and
+# the rest of uploads.rules.DOWNLOAD_HEADERS. It serves signed URLs only (the app signs with the
+# private half of UploadsPublicKeyPem, after checking the reader) and caches nothing, so a
+# deleted message's file is gone from it at once. Type, disposition and Cache-Control are the
+# objects' own metadata (uploads/store.py).
+UPLOADS_SECURITY_HEADERS: Final = {
+    "ContentTypeOptions": {"Override": True},
+    "ContentSecurityPolicy": {
+        "ContentSecurityPolicy": DOWNLOAD_HEADERS["Content-Security-Policy"],
+        "Override": True,
+    },
+    "ReferrerPolicy": {"ReferrerPolicy": DOWNLOAD_HEADERS["Referrer-Policy"], "Override": True},
+    "StrictTransportSecurity": {"AccessControlMaxAgeSec": 31536000, "Override": True},
+}
+UPLOADS_DISTRIBUTION_ARN: Final = sub(
+    "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${UploadsDistribution}"
+)
+
+
+def uploads_distribution_resources() -> dict[str, Any]:
+    condition = {"Condition": "HasUploadsDistribution"}
+    return {
+        "UploadsSigningKey": {
+            "Type": "AWS::CloudFront::PublicKey",
+            **condition,
+            "Properties": {
+                "PublicKeyConfig": {
+                    "CallerReference": sub("${AWS::StackName}-uploads"),
+                    "Name": sub("${AWS::StackName}-uploads"),
+                    "Comment": "The app signs shared files' download URLs with its private half.",
+                    "EncodedKey": ref("UploadsPublicKeyPem"),
+                }
+            },
+        },
+        "UploadsKeyGroup": {
+            "Type": "AWS::CloudFront::KeyGroup",
+            **condition,
+            "Properties": {
+                "KeyGroupConfig": {"Name": sub("${AWS::StackName}-uploads"), "Items": [ref("UploadsSigningKey")]}
+            },
+        },
+        "UploadsResponseHeadersPolicy": {
+            "Type": "AWS::CloudFront::ResponseHeadersPolicy",
+            **condition,
+            "Properties": {
+                "ResponseHeadersPolicyConfig": {
+                    "Name": sub("${AWS::StackName}-uploads"),
+                    "Comment": "Shared files: never sniffed, never run (uploads.rules.DOWNLOAD_HEADERS).",
+                    "SecurityHeadersConfig": UPLOADS_SECURITY_HEADERS,
+                }
+            },
+        },
+        "UploadsOriginAccessControl": {
+            "Type": "AWS::CloudFront::OriginAccessControl",
+            **condition,
+            "Properties": {
+                "OriginAccessControlConfig": {
+                    "Name": sub("${AWS::StackName}-uploads"),
+                    "Description": "CloudFront signs its requests to the private uploads bucket.",
+                    "OriginAccessControlOriginType": "s3",
+                    "SigningBehavior": "always",
+                    "SigningProtocol": "sigv4",
+                }
+            },
+        },
+        "UploadsDistribution": {
+            "Type": "AWS::CloudFront::Distribution",
+            **condition,
+            "Properties": {
+                "DistributionConfig": {
+                    "Comment": sub("${AWS::StackName} shared files (signed URLs only)"),
+                    "Enabled": True,
+                    "HttpVersion": "http2and3",
+                    "IPV6Enabled": True,
+                    "PriceClass": ref("PriceClass"),
+                    "Origins": [
+                        {
+                            "Id": "uploads-bucket",
+                            "DomainName": getatt("UploadsBucket", "RegionalDomainName"),
+                            "OriginAccessControlId": getatt("UploadsOriginAccessControl", "Id"),
+                            "S3OriginConfig": {"OriginAccessIdentity": ""},
+                        }
+                    ],
+                    "DefaultCacheBehavior": {
+                        "TargetOriginId": "uploads-bucket",
+                        "ViewerProtocolPolicy": "https-only",
+                        "AllowedMethods": ["GET", "HEAD"],
+                        "CachedMethods": ["GET", "HEAD"],
+                        "Compress": False,
+                        "CachePolicyId": CACHING_DISABLED_POLICY_ID,
+                        "ResponseHeadersPolicyId": ref("UploadsResponseHeadersPolicy"),
+                        "TrustedKeyGroups": [ref("UploadsKeyGroup")],
+                    },
+                },
+                "Tags": _tags("uploads"),
             },
         },
     }
@@ -1279,6 +1415,16 @@ def outputs() -> dict[str, Any]:
             },
             "StaticBucketName": {"Description": "push_static --bucket", "Value": ref("StaticBucket")},
             "UploadsBucketName": {"Description": "CHAT_UPLOADS_BUCKET", "Value": ref("UploadsBucket")},
+            "UploadsDistributionDomainName": {
+                "Condition": "HasUploadsDistribution",
+                "Description": "CHAT_UPLOADS_CDN_DOMAIN (the fleet's UploadsCdnDomain)",
+                "Value": getatt("UploadsDistribution", "DomainName"),
+            },
+            "UploadsSigningKeyId": {
+                "Condition": "HasUploadsDistribution",
+                "Description": "CHAT_UPLOADS_CDN_KEY_ID (the fleet's UploadsCdnKeyId)",
+                "Value": ref("UploadsSigningKey"),
+            },
             "DistributionId": {"Description": "push_static --distribution-id", "Value": ref("StaticDistribution")},
             "DistributionDomainName": {
                 "Description": "CHAT_ALLOWED_ORIGINS (https://...) when the React app is served from here",

@@ -28,6 +28,14 @@ KNOWN_TYPES: Final[dict[str, tuple[str, ...]]] = {
     "application/x-7z-compressed": ("7z",),
 }
 IMAGE_TYPES: Final = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+# What every download carries besides its type and disposition: from the site (uploads.views)
+# and, through its response-headers policy, from the uploads distribution (deploy/stack.py).
+# No sniffing a type the file did not declare; nothing a file could run or load if opened.
+DOWNLOAD_HEADERS: Final = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox",
+    "Referrer-Policy": "no-referrer",
+}
 _EXTENSIONS: Final = {ext: kind for kind, exts in KNOWN_TYPES.items() for ext in exts}
 
 _MAGIC: Final[tuple[tuple[bytes, str], ...]] = (

@@ -196,12 +196,17 @@ def _verify(upload: Upload) -> Upload:
                 done = images.process(store.read(upload.incoming_key), kind, max_pixels=settings.CHAT_UPLOAD_MAX_PIXELS)
             except images.BadImage as exc:
                 raise refused(ErrorCode.UPLOAD_BAD_IMAGE, str(exc)) from None
-            store.write(upload.file_key, done.data, kind)
-            store.write(upload.thumbnail_key, done.thumbnail, done.thumbnail_type)
+            store.write(upload.file_key, done.data, kind, rules.content_disposition(upload.name, kind))
+            store.write(
+                upload.thumbnail_key,
+                done.thumbnail,
+                done.thumbnail_type,
+                rules.content_disposition(upload.name, done.thumbnail_type),
+            )
             store.delete(upload.incoming_key)
             size, width, height, thumbnail_type = len(done.data), done.width, done.height, done.thumbnail_type
         else:
-            store.promote(upload.incoming_key, upload.file_key, kind)
+            store.promote(upload.incoming_key, upload.file_key, kind, rules.content_disposition(upload.name, kind))
     except ChatError:
         _discard(upload)
         raise

@@ -4,7 +4,8 @@ POST /api/uploads                 {roomId, name, size, contentType} -> a slot {u
 POST /api/uploads/<id>/data       the embedded default's one-time multipart POST (fields + part `file`)
 POST /api/uploads/<id>/complete   the browser's upload is done: verify -> the attachment
 GET  /api/uploads/<id>            fresh download URLs, for a reader of the upload's room
-GET  /api/uploads/<id>/file       (signed) the file: from here, or a redirect to S3's presigned GET
+GET  /api/uploads/<id>/file       (signed) the file: a redirect to the uploads distribution (CloudFront
+                                  signed URL), or streamed from here without one
 GET  /api/uploads/<id>/thumbnail  (signed) an image's thumbnail
 """
 
@@ -143,16 +144,18 @@ def download(request: HttpRequest, upload_id: str, kind: str) -> HttpResponseBas
     key, content_type = (
         (upload.thumbnail_key, upload.thumbnail_type) if kind == "thumbnail" else (upload.file_key, upload.content_type)
     )
-    disposition = rules.content_disposition(upload.name, content_type)
-    if store.is_s3():
+    if store.has_cdn():
+        # The distribution serves the object with its own headers and adds nosniff (store.py).
         response: HttpResponseBase = HttpResponseRedirect(
-            store.presigned_get(key=key, content_type=content_type, disposition=disposition, expires_in=300)
+            store.cdn_url(key, expires_in=settings.CHAT_UPLOAD_REDIRECT_SECONDS)
         )
+        response["Cache-Control"] = "no-store"  # the redirect is minted per request
     else:
-        response = FileResponse(store.storage().open(key, "rb"), content_type=content_type)
-        response["Content-Disposition"] = disposition
-        response["Cache-Control"] = "private, max-age=300"
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
-    response["Referrer-Policy"] = "no-referrer"
+        # The embedded default, or S3 without a distribution (a developer's moto): a download,
+        # streamed from the storage; never in production on S3 (settings refuse it).
+        response = FileResponse(store.open_stream(key), content_type=content_type)
+        response["Content-Disposition"] = rules.content_disposition(upload.name, content_type)
+        response["Cache-Control"] = store.CACHE_CONTROL
+    for header, value in rules.DOWNLOAD_HEADERS.items():
+        response[header] = value
     return response

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from chat import metrics as chat_metrics
 from chat.connections import GOING_AWAY_WAIT_SECONDS
@@ -148,14 +150,16 @@ def test_every_role_is_least_privilege() -> None:
 
 
 def test_the_execution_role_reads_exactly_the_secrets_the_task_gets() -> None:
-    """ECS injects DJANGO_SECRET_KEY, REDIS_PASSWORD and DATABASE_PASSWORD, and may read those secrets only."""
+    """ECS injects DJANGO_SECRET_KEY, REDIS_PASSWORD, DATABASE_PASSWORD and the uploads
+    distribution's signing key, and may read those secrets only."""
     secrets = {s["Name"]: s["ValueFrom"] for s in task_container()["Secrets"]}
-    assert set(secrets) == {"DJANGO_SECRET_KEY", "REDIS_PASSWORD", "DATABASE_PASSWORD"}
+    assert set(secrets) == {"DJANGO_SECRET_KEY", "REDIS_PASSWORD", "DATABASE_PASSWORD", "CHAT_UPLOADS_CDN_PRIVATE_KEY"}
     (read,) = [s for _, name, s in policy_statements() if name == "ExecutionRole" and s["Sid"] == "ReadTaskSecrets"]
     assert read["Resource"] == [
         {"Ref": "DjangoSecretKey"},
         {"Ref": "RedisAuthToken"},
         {"Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"]},
+        {"Ref": "UploadsCdnPrivateKeySecretArn"},
     ]
     # Nothing secret travels as a plain environment value.
     for name, value in task_environment().items():
@@ -245,6 +249,10 @@ def test_the_task_environment_is_a_valid_production_configuration(tmp_path: Path
     env = {k: _placeholder(v) for k, v in task_environment().items() if "Fn::If" not in json.dumps(v)}
     env.update(COGNITO_REGION="us-east-1", COGNITO_USER_POOL_ID="us-east-1_example", COGNITO_APP_CLIENT_ID="c")
     env.update(DJANGO_SECRET_KEY=secrets.token_urlsafe(48), REDIS_PASSWORD="t" * 64, DATABASE_PASSWORD="p")
+    signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    env["CHAT_UPLOADS_CDN_PRIVATE_KEY"] = signing_key.private_bytes(
+        Encoding.PEM, PrivateFormat.TraditionalOpenSSL, NoEncryption()
+    ).decode()
     assert set(env) - variables_read_by_the_app() == set()
     from deploy.tests.conftest import clean_env
 

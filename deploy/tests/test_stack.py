@@ -23,6 +23,7 @@ from chat.storage import dynamodb, schema
 from chat.storage.base import NewMessage
 from chatsite.ops import emf, health
 from deploy import stack
+from uploads.rules import DOWNLOAD_HEADERS
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -180,12 +181,59 @@ def test_shared_files_are_a_private_bucket_the_app_reaches_by_its_keys_only() ->
     prefixes = {rule.get("Prefix"): rule.get("ExpirationInDays") for rule in bucket["LifecycleConfiguration"]["Rules"]}
     assert prefixes["files/"] == prefixes["thumbs/"] == 31 and prefixes["incoming/"] == 1
     policy = RESOURCES["UploadsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    assert [s["Sid"] for s in policy] == ["TlsOnly"]
+    assert [s.get("Sid") or s["Fn::If"][1]["Sid"] for s in policy] == ["TlsOnly", "UploadsDistributionReadsServedFiles"]
     s3 = {s["Sid"]: s for s in app_statements() if any(a.startswith("s3:") for a in s["Action"])}
     assert s3["SharedFiles"]["Resource"] == {"Fn::Sub": "${UploadsBucket.Arn}/*"}
     assert set(s3["SharedFiles"]["Action"]) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
     assert s3["SharedFilesMissingKeys"]["Resource"] == {"Fn::GetAtt": ["UploadsBucket", "Arn"]}
     assert set(s3) == {"SharedFiles", "SharedFilesMissingKeys"}
+
+
+def test_shared_files_are_downloaded_through_their_own_distribution_with_nosniff() -> None:
+    """S3 cannot add X-Content-Type-Options: the uploads distribution's response-headers
+    policy adds it and the rest of what the site's own downloads carry; it serves signed
+    URLs of the app's key only, caches nothing (a deleted file is gone at once), and reads
+    files/ and thumbs/ only, through origin access control."""
+    policy = RESOURCES["UploadsResponseHeadersPolicy"]["Properties"]["ResponseHeadersPolicyConfig"]
+    security = policy["SecurityHeadersConfig"]
+    assert security["ContentTypeOptions"] == {"Override": True}  # X-Content-Type-Options: nosniff
+    assert DOWNLOAD_HEADERS["X-Content-Type-Options"] == "nosniff"
+    assert security["ContentSecurityPolicy"] == {
+        "ContentSecurityPolicy": DOWNLOAD_HEADERS["Content-Security-Policy"],
+        "Override": True,
+    }
+    assert security["ReferrerPolicy"] == {"ReferrerPolicy": DOWNLOAD_HEADERS["Referrer-Policy"], "Override": True}
+    config = RESOURCES["UploadsDistribution"]["Properties"]["DistributionConfig"]
+    behaviour = config["DefaultCacheBehavior"]
+    assert "CacheBehaviors" not in config and behaviour["TargetOriginId"] == "uploads-bucket"
+    assert behaviour["ResponseHeadersPolicyId"] == {"Ref": "UploadsResponseHeadersPolicy"}
+    assert behaviour["TrustedKeyGroups"] == [{"Ref": "UploadsKeyGroup"}]
+    assert behaviour["CachePolicyId"] == stack.CACHING_DISABLED_POLICY_ID
+    assert behaviour["ViewerProtocolPolicy"] == "https-only" and behaviour["AllowedMethods"] == ["GET", "HEAD"]
+    [origin] = config["Origins"]
+    assert origin["DomainName"] == {"Fn::GetAtt": ["UploadsBucket", "RegionalDomainName"]}
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["UploadsOriginAccessControl", "Id"]}
+    group = RESOURCES["UploadsKeyGroup"]["Properties"]["KeyGroupConfig"]
+    assert group["Items"] == [{"Ref": "UploadsSigningKey"}]
+    key = RESOURCES["UploadsSigningKey"]["Properties"]["PublicKeyConfig"]
+    assert key["EncodedKey"] == {"Ref": "UploadsPublicKeyPem"}
+    [allow] = [
+        s["Fn::If"][1]
+        for s in RESOURCES["UploadsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        if "Fn::If" in s
+    ]
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"} and allow["Action"] == "s3:GetObject"
+    assert allow["Resource"] == [
+        {"Fn::Sub": "${UploadsBucket.Arn}/files/*"},
+        {"Fn::Sub": "${UploadsBucket.Arn}/thumbs/*"},
+    ]
+    assert "${UploadsDistribution}" in allow["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+    made = ("UploadsSigningKey", "UploadsKeyGroup", "UploadsResponseHeadersPolicy", "UploadsOriginAccessControl")
+    for name in (*made, "UploadsDistribution"):
+        assert RESOURCES[name]["Condition"] == "HasUploadsDistribution"
+    outputs = TEMPLATE["Outputs"]
+    assert outputs["UploadsDistributionDomainName"]["Description"].startswith("CHAT_UPLOADS_CDN_DOMAIN")
+    assert outputs["UploadsSigningKeyId"]["Description"].startswith("CHAT_UPLOADS_CDN_KEY_ID")
 
 
 def test_the_static_push_may_write_only_its_bucket_and_invalidate_only_its_distribution() -> None:

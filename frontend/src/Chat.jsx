@@ -13,7 +13,7 @@ import { attachChanges } from '../../static/chat/core/changes.js';
 import { ReplyBar, ThreadPanel, scrollToMessage } from './MessageChanges.jsx';
 import { enable as enableNotifications, permission } from '../../static/chat/core/notify.js';
 import { ReadState, badge, mentionQuery, suggestNames } from '../../static/chat/core/unread.js';
-import { FilePicker, useDropTarget, useUploads } from './Files.jsx';
+import { FileLinksContext, FilePicker, useDropTarget, useFileLinks, useUploads } from './Files.jsx';
 import MessageList from './MessageList.jsx';
 import { TypingLine, usePresence } from './Presence.jsx';
 import { LevelSelect, ReceiptsToggle, useNotifySettings } from './Notifications.jsx';
@@ -522,6 +522,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   else if (room.settings?.archived) disabledReason = 'This room is archived: it takes no new messages.';
   // Shared files (issue 18): uploads are for the room they were made in.
   const files = useUploads(api);
+  const fileLinks = useFileLinks(api);
   const addFiles = useCallback((list) => list?.length && files.tray.add(list, roomId), [files.tray, roomId]);
   const drop = useDropTarget(addFiles);
   useEffect(() => () => files.tray.clear(), [files.tray, roomId]);
@@ -659,35 +660,37 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           <RoomGone roomId={roomId} text={room.error} />
         ) : (
           <>
-            <MessageList
-              roomId={roomId}
-              messages={room.messages}
-              loaded={room.loaded}
-              outbox={roomOutbox}
-              isOwn={isOwn}
-              me={user}
-              fileBase={api.base}
-              hasMore={room.hasMore}
-              loadingHistory={room.loadingHistory}
-              stoppedText={
-                banned
-                  ? BANNED_TEXT
-                  : conn.state === ConnectionState.OFFLINE || wasDown
-                    ? 'Messages load when the connection is back.'
-                    : null
-              }
-              reported={reported}
-              menuFor={menu?.message.messageId}
-              onMenu={openMenu}
-              onLoadMore={loadMore}
-              onRetry={(id) => connection.retry(id)}
-              onDiscard={(id) => connection.discard(id)}
-              userId={user?.userId ?? null}
-              dividerAfter={dividerAfter}
-              onSeen={onSeen}
-              presenceOf={live.presenceOf}
-              ui={changeUi}
-            />
+            <FileLinksContext.Provider value={fileLinks}>
+              <MessageList
+                roomId={roomId}
+                messages={room.messages}
+                loaded={room.loaded}
+                outbox={roomOutbox}
+                isOwn={isOwn}
+                me={user}
+                fileBase={api.base}
+                hasMore={room.hasMore}
+                loadingHistory={room.loadingHistory}
+                stoppedText={
+                  banned
+                    ? BANNED_TEXT
+                    : conn.state === ConnectionState.OFFLINE || wasDown
+                      ? 'Messages load when the connection is back.'
+                      : null
+                }
+                reported={reported}
+                menuFor={menu?.message.messageId}
+                onMenu={openMenu}
+                onLoadMore={loadMore}
+                onRetry={(id) => connection.retry(id)}
+                onDiscard={(id) => connection.discard(id)}
+                userId={user?.userId ?? null}
+                dividerAfter={dividerAfter}
+                onSeen={onSeen}
+                presenceOf={live.presenceOf}
+                ui={changeUi}
+              />
+            </FileLinksContext.Provider>
             <ThreadPanel thread={thread} onClose={() => setThread(null)} />
             <ReplyBar replyTo={replyTo} onCancel={() => setReplyTo(null)} />
             <RoomSettings settings={room.settings} />

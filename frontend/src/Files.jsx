@@ -5,9 +5,18 @@
  * as a card with name, size and type. The uploading is the shared client's uploads.js.
  */
 
-import { useEffect, useMemo, useRef, useState } from 'react';
+import { createContext, useContext, useEffect, useMemo, useRef, useState } from 'react';
 
-import { UploadTray, absoluteUrl, badgeOf, formatBytes, isImage, typeLabel } from '../../static/chat/core/uploads.js';
+import {
+  FreshLinks,
+  UploadTray,
+  absoluteUrl,
+  badgeOf,
+  followFresh,
+  formatBytes,
+  isImage,
+  typeLabel,
+} from '../../static/chat/core/uploads.js';
 
 /** The composer's tray: {tray, items}. Uploads go through the app's API (its token or session). */
 export function useUploads(api) {
@@ -18,6 +27,31 @@ export function useUploads(api) {
   );
   useEffect(() => () => tray.clear(), [tray]);
   return { tray, items };
+}
+
+/**
+ * Fresh links for every message's files (core FreshLinks, through the app's API): a frame's
+ * links live minutes, so a file opened, or an image shown, later gets new ones.
+ */
+export const FileLinksContext = createContext(null);
+
+export function useFileLinks(api) {
+  return useMemo(() => new FreshLinks({ request: (path, options) => api.request(path, options) }), [api]);
+}
+
+/** A thumbnail that, if its link had expired when it loaded, loads once more with a fresh one. */
+function Thumbnail({ attachment, base, links, ...props }) {
+  const [fresh, setFresh] = useState(null);
+  const tried = useRef(false);
+  const own = absoluteUrl(attachment.thumbnailUrl, base) || absoluteUrl(attachment.url, base);
+  const reload = async () => {
+    if (tried.current || !links) return;
+    tried.current = true;
+    const entry = await links.refresh(attachment.id, { force: true });
+    const url = entry?.thumbnailUrl ?? entry?.url;
+    if (url) setFresh(absoluteUrl(url, base));
+  };
+  return <img src={fresh ?? own} onError={reload} {...props} />;
 }
 
 /** Files dropped on `onFiles`' target: props for the element that takes them. */
@@ -130,6 +164,7 @@ export function FilePicker({ tray, items, onFiles }) {
 
 /** A message's files (the frame's `attachments`); URLs are the site's, made absolute. */
 export function Attachments({ list, base = '' }) {
+  const links = useContext(FileLinksContext);
   if (!Array.isArray(list) || list.length === 0) return null;
   return (
     <div className="attachments">
@@ -146,9 +181,12 @@ export function Attachments({ list, base = '' }) {
               rel="noopener noreferrer"
               title={`${a.name} (${formatBytes(a.size)}): open full size`}
               data-attachment-id={a.id}
+              onClick={(event) => followFresh({ event, anchor: event.currentTarget, attachment: a, links, base })}
             >
-              <img
-                src={absoluteUrl(a.thumbnailUrl, base) || url}
+              <Thumbnail
+                attachment={a}
+                base={base}
+                links={links}
                 alt={a.name}
                 loading="lazy"
                 width={a.width ? Math.max(1, Math.round(a.width * scale)) : undefined}
@@ -165,6 +203,7 @@ export function Attachments({ list, base = '' }) {
             download={a.name}
             rel="noopener noreferrer"
             data-attachment-id={a.id}
+            onClick={(event) => followFresh({ event, anchor: event.currentTarget, attachment: a, links, base })}
           >
             <span className="file-badge" aria-hidden="true">
               {badgeOf(a.name)}

@@ -6,10 +6,13 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import {
+  FreshLinks,
   UploadTray,
   badgeOf,
   contentTypeOf,
   formatBytes,
+  linkExpired,
+  linkExpiry,
   nameOf,
   typeLabel,
   uploadFile,
@@ -193,5 +196,53 @@ describe('a message with files', () => {
     const shown = messageOf(message('general', 2, { attachments: [{ ...file, url: '/u' }] }));
     expect(shown.attachments[0].url).toBe('/u');
     expect(messageOf(message('general', 3, { removed: true, attachments: [file] })).attachments).toEqual([]);
+  });
+});
+
+describe('fresh links for shared files', () => {
+  const id = 'c'.repeat(32);
+  const signed = (end) => `/api/uploads/${id}/file?e=${end}&s=sig`;
+
+  it('reads when a signed link ends, and calls it expired a little before', () => {
+    expect(linkExpiry(signed(1000))).toBe(1000);
+    expect(linkExpiry(`https://chat.test${signed(1000)}`)).toBe(1000);
+    expect(linkExpiry('/static/x.png')).toBeNull();
+    expect(linkExpired(signed(1000), 900_000)).toBe(false);
+    expect(linkExpired(signed(1000), 996_000)).toBe(true); // within the margin of a click
+    expect(linkExpired(signed(1000), 1_001_000)).toBe(true);
+    expect(linkExpired('/static/x.png', 9e15)).toBe(false);
+  });
+
+  it('keeps a link that works and asks the site once for one that has expired', async () => {
+    let now = 1_000_000;
+    const asked = [];
+    const request = vi.fn(async (path) => {
+      asked.push(path);
+      return { attachment: { id, url: signed(now / 1000 + 300), thumbnailUrl: null } };
+    });
+    const links = new FreshLinks({ request, now: () => now });
+    const shared = { id, url: signed(1100), thumbnailUrl: null };
+    expect(await links.link(shared)).toBe(signed(1100));
+    expect(request).not.toHaveBeenCalled();
+
+    now = 1_200_000; // the frame's link has expired
+    const [a, b] = await Promise.all([links.link(shared), links.link(shared)]);
+    expect(a).toBe(signed(1500));
+    expect(b).toBe(a);
+    expect(asked).toEqual([`/api/uploads/${id}`]); // one request for both
+    expect(await links.link(shared)).toBe(a); // the fresh one serves while it works
+    expect(asked).toHaveLength(1);
+    now = 1_600_000;
+    expect(await links.link(shared)).toBe(signed(1900));
+    expect(asked).toHaveLength(2);
+  });
+
+  it('says a file that is gone is gone', async () => {
+    const request = vi.fn(async () => {
+      throw { body: { error: 'unknown_upload', message: 'no such file' } };
+    });
+    const links = new FreshLinks({ request, now: () => 2_000_000 });
+    expect(await links.link({ id, url: signed(1000) })).toBeNull();
+    expect(await links.refresh(id, { force: true })).toBeNull();
   });
 });

@@ -5,7 +5,7 @@
  * name, size and type. The uploading itself is core/uploads.js, shared with the React app.
  * Every name reaches the DOM as text; URLs are the site's own signed paths.
  */
-import { UploadTray, badgeOf, formatBytes, isImage, typeLabel } from "./core/uploads.js";
+import { FreshLinks, UploadTray, badgeOf, followFresh, formatBytes, isImage, typeLabel } from "./core/uploads.js";
 
 function csrfToken() {
   for (const part of document.cookie.split(";")) {
@@ -33,6 +33,19 @@ async function request(path, { method = "GET", body } = {}) {
   }
   if (!response.ok) throw { body: data ?? { error: "upload_failed", message: `HTTP ${response.status}` } };
   return data;
+}
+
+// A frame's links live minutes: a file opened, or an image shown, later gets fresh ones.
+const links = new FreshLinks({ request });
+
+/** An image whose link had expired when it was loaded: load it once more with a fresh one. */
+async function reloadFresh(img, attachment) {
+  if (img.dataset.refreshed) return;
+  img.dataset.refreshed = "1";
+  const entry = await links.refresh(attachment.id, { force: true });
+  const fresh = entry?.thumbnailUrl ?? entry?.url;
+  if (fresh) img.src = fresh;
+  if (entry?.url) img.closest("a").href = entry.url;
 }
 
 function node(tag, className, text) {
@@ -63,6 +76,7 @@ export function renderAttachments(li, list) {
       link.href = a.url ?? "#";
       link.rel = "noopener noreferrer";
       link.dataset.attachmentId = a.id;
+      link.addEventListener("click", (event) => followFresh({ event, anchor: link, attachment: a, links }));
       if (isImage(a.contentType)) {
         link.target = "_blank"; // the full-size image, in a tab of its own
         link.title = `${a.name} (${formatBytes(a.size)}): open full size`;
@@ -70,6 +84,7 @@ export function renderAttachments(li, list) {
         img.src = a.thumbnailUrl ?? a.url ?? "";
         img.alt = a.name;
         img.loading = "lazy";
+        img.addEventListener("error", () => reloadFresh(img, a));
         if (a.width && a.height) {
           const scale = Math.min(1, 320 / Math.max(a.width, a.height));
           img.width = Math.max(1, Math.round(a.width * scale));

@@ -1,8 +1,8 @@
 """Sharing files in both UIs in Chromium (issue 18): attach button, drag and drop, paste,
 progress, previews, a failed upload that can be retried or dropped and blocks no message,
 images as thumbnails that open full size, other files as cards with download links. On
-the embedded default (files through the site) and on S3 (a moto server: the browser posts
-straight to the bucket, with CORS).
+the embedded default (files through the site) and on S3 with DynamoDB (a moto server: the
+browser posts straight to the bucket, with CORS).
 """
 
 from __future__ import annotations
@@ -10,18 +10,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import time
 import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
 
 from tests.browser.conftest import SCREENSHOTS, BrowserUser, NewUser, skip_reason, timeout_ms
 from tests.browser.test_react_ui import react_build  # noqa: F401 - the session's build of frontend/dist
+from tests.e2e.test_moderation import dynamodb_tables
 from tests.fixtures.servers import DaphneServer
 
 _reason = skip_reason()
@@ -90,7 +93,8 @@ def server(request: pytest.FixtureRequest, daphne_factory: Callable[..., DaphneS
         aws_secret_access_key="testing",
     )
     client.create_bucket(Bucket=bucket)
-    return daphne_factory(CHAT_UPLOADS_BUCKET=bucket, **moto.env)
+    # As in production: files in S3, messages in DynamoDB (both moto).
+    return daphne_factory(CHAT_UPLOADS_BUCKET=bucket, **dynamodb_tables(moto), **moto.env)
 
 
 async def drop_files(user: BrowserUser, target: str, files: list[tuple[str, str, bytes]]) -> None:
@@ -237,4 +241,61 @@ async def test_drop_paste_and_a_failed_upload_that_blocks_nothing(
     await expect(page.locator(f"{ui.tray} li")).to_have_count(1)  # the failed one stays, to retry or drop
     await page.locator(f"{ui.tray} li").get_by_role("button", name="Remove cat.png").click()
     await expect(page.locator(f"{ui.tray} li")).to_have_count(0)
+    assert alice.page_errors == []
+
+
+def _link_end(href: str) -> int:
+    return int(parse_qs(urlsplit(href).query)["e"][0])
+
+
+@pytest.mark.parametrize("ui", [TEMPLATE, REACT], ids=["template", "react"])
+async def test_a_file_whose_link_has_expired_still_opens_with_a_fresh_link(
+    ui: Ui,
+    daphne_factory: Callable[..., DaphneServer],
+    new_user: NewUser,
+    react_build: Path,  # noqa: F811
+) -> None:
+    """Links in frames live minutes (here ten seconds). Once they have expired, a click on a
+    file card downloads it and a click on an image opens it full size (the UI fetches fresh
+    links first), and an image that loads only then (a lazy one scrolled to late) shows."""
+    server = daphne_factory(CHAT_UPLOAD_URL_SECONDS="10")
+    alice = await new_user(server, "alice")
+    await ui.open(alice, server)
+    page = alice.page
+    await page.locator("#file-input").set_input_files(
+        [
+            FilePayload(name="sunset.png", mimeType="image/png", buffer=png(320, 200, (220, 90, 40))),
+            FilePayload(name="minutes.pdf", mimeType="application/pdf", buffer=PDF),
+        ]
+    )
+    await expect(page.locator(f"{ui.tray} li[data-status=done]")).to_have_count(2, timeout=20_000)
+    await page.locator(ui.input).press("Enter")
+    line = page.locator(ui.stored).filter(has=page.locator(".attachment-file")).last
+    card, picture = line.locator(".attachment-file"), line.locator(".attachment-image")
+    await expect(card).to_contain_text("minutes.pdf", timeout=15_000)
+    old = await card.get_attribute("href")
+    assert old
+    while time.time() < _link_end(old) + 1:  # bounded: the link ends ten seconds after it was minted
+        await asyncio.sleep(0.25)
+
+    async with page.expect_download() as download_info:
+        await card.click()
+    download = await download_info.value
+    assert await download.failure() is None
+    saved = await download.path()
+    assert saved is not None and Path(saved).read_bytes() == PDF
+    assert _link_end(await card.get_attribute("href") or "") > _link_end(old)
+
+    async with alice.context.expect_page() as popup_info:
+        await picture.click()
+    popup = await popup_info.value
+    await popup.wait_for_load_state()
+    assert await popup.evaluate("document.contentType") == "image/png"
+    await popup.close()
+
+    # The thumbnail loads only now, with its frame's expired link: the UI fetches a fresh one.
+    img = line.locator(".attachment-image img")
+    await img.evaluate("(img) => { img.src = img.src + '&late=1'; }")
+    await until(lambda: image_loaded(alice, f"{ui.stored} .attachment-image img"))
+    assert "late=1" not in (await img.get_attribute("src") or "")
     assert alice.page_errors == []

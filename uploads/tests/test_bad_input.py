@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from prometheus_client import REGISTRY
 from pytest_django.fixtures import Settings
 
 from chat import services
@@ -60,6 +61,48 @@ def test_a_slot_is_refused_before_any_byte_moves(setup: Setup, settings: Setting
     settings.CHAT_UPLOAD_BYTES_PER_ROOM = 1200
     _refused(alice.slot("lobby", "c.txt", 600, "text/plain"), 429, "quota_exceeded")
     assert Upload.objects.count() == 1 and setup.keys() == set()
+
+
+def test_metrics_count_uploads_bytes_and_refusals(setup: Setup, settings: Settings) -> None:
+    """chatsite_uploads_total and chatsite_upload_bytes_total count verified files and their
+    bytes; chatsite_upload_refusals_total counts refusals by code (docs/operations.md)."""
+    alice = make_user("alice")
+    _lobby()
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = (sample("chatsite_uploads_total"), sample("chatsite_upload_bytes_total"))
+    refused = sample("chatsite_upload_refusals_total", code="upload_type_not_allowed")
+    alice.upload("lobby", "a.pdf", PDF, "application/pdf")
+    assert (sample("chatsite_uploads_total"), sample("chatsite_upload_bytes_total")) == (
+        before[0] + 1,
+        before[1] + len(PDF),
+    )
+    _refused(alice.slot("lobby", "x.html", 10, "text/html"), 415, "upload_type_not_allowed")
+    assert sample("chatsite_upload_refusals_total", code="upload_type_not_allowed") == refused + 1
+
+
+def test_quotas_count_the_verified_bytes_not_the_announced_ones(setup: Setup, settings: Settings) -> None:
+    """A slot reserves what it announces; once its file is verified, the room's and the
+    user's quotas count the bytes really stored (a 900-byte slot that got 10 bytes holds 10)."""
+    alice = make_user("alice")
+    _lobby()
+    settings.CHAT_UPLOAD_BYTES_PER_ROOM = 1000
+    answer = alice.slot("lobby", "a.txt", 900, "text/plain")
+    assert answer.status_code == 201, answer.content
+    slot = answer.json()
+    _refused(alice.slot("lobby", "b.txt", 200, "text/plain"), 429, "quota_exceeded")  # 900 reserved
+    assert alice.send_file(slot, "a.txt", b"ten bytes\n") in {200, 201, 204}
+    assert alice.complete(slot["uploadId"]).json()["attachment"]["size"] == 10
+    assert alice.slot("lobby", "b.txt", 990, "text/plain").status_code == 201  # 10 + 990
+    _refused(alice.slot("lobby", "c.txt", 1, "text/plain"), 429, "quota_exceeded")
+    settings.CHAT_UPLOAD_BYTES_PER_ROOM = 0
+    settings.CHAT_UPLOAD_BYTES_PER_USER_PER_DAY = 1000
+    assert alice.slot("lobby", "c.txt", 0, "text/plain").status_code == 201
+    _refused(alice.slot("lobby", "d.txt", 1, "text/plain"), 429, "quota_exceeded")
+    Upload.objects.filter(name="b.txt").delete()
+    assert alice.slot("lobby", "d.txt", 990, "text/plain").status_code == 201
 
 
 def test_a_file_whose_bytes_are_not_what_it_says_is_deleted(setup: Setup) -> None:

@@ -8,8 +8,11 @@ import os
 import subprocess
 import sys
 import time
+from typing import Final
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from chat import protocol
 from chat.errors import ErrorCode
@@ -133,6 +136,22 @@ def test_signed_urls_expire_and_name_one_file_and_kind(settings: object) -> None
     assert not signing.valid("a" * 32, "file", None, None) and time.time() > 0
 
 
+_CDN: Final = {
+    "CHAT_UPLOADS_CDN_DOMAIN": "files.example.com",
+    "CHAT_UPLOADS_CDN_KEY_ID": "K2JCJMDEHXQW5F",
+    "CHAT_UPLOADS_CDN_PRIVATE_KEY": rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    .private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    .decode(),
+}
+_PRODUCTION: Final = {
+    "CHATSITE_ENV": "production",
+    "DJANGO_SECRET_KEY": "k" * 60,
+    "DJANGO_ALLOWED_HOSTS": "chat.example.com",
+    "DATABASE_URL": "postgres://chatsite@db.internal/chatsite",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+}
+
+
 def _settings_error(**env: str) -> str:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("CHAT_", "AWS_", "DJANGO_"))}
     result = subprocess.run(
@@ -146,6 +165,20 @@ def _settings_error(**env: str) -> str:
     return result.stderr if result.returncode else ""
 
 
+def _probe(code: str, **env: str) -> list[str]:
+    """What `code` prints once Django is set up with these settings (and no others of ours)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CHAT_", "AWS_", "DJANGO_"))}
+    return subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "chatsite.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+
+
 @pytest.mark.parametrize(
     ("env", "says"),
     [
@@ -154,6 +187,14 @@ def _settings_error(**env: str) -> str:
         ({"CHAT_UPLOADS_BUCKET": "b-1", "AWS_ENDPOINT_URL_S3": "ftp://x"}, "is not an http(s) URL"),
         ({"CHAT_UPLOAD_TYPES": "image/png,text/html"}, "text/html cannot be recognised"),
         ({"CHAT_MAX_UPLOAD_BYTES": str(6 * 1024**3)}, "at most 5 GiB"),
+        ({"CHAT_UPLOADS_BUCKET": "b-1", "CHAT_UPLOADS_CDN_DOMAIN": "files.example.com"}, "together"),
+        ({**_CDN, "CHAT_UPLOADS_DIR": "/tmp/x"}, "set CHAT_UPLOADS_BUCKET too"),
+        (
+            {**_CDN, "CHAT_UPLOADS_BUCKET": "b-1", "CHAT_UPLOADS_CDN_PRIVATE_KEY": "-----BEGIN"},
+            "not an unencrypted RSA",
+        ),
+        ({**_CDN, "CHAT_UPLOADS_BUCKET": "b-1", "CHAT_UPLOADS_CDN_DOMAIN": "https://x.net/"}, "is not a host name"),
+        ({**_PRODUCTION, "CHAT_UPLOADS_BUCKET": "b-1"}, "in production needs CHAT_UPLOADS_CDN_DOMAIN"),
     ],
 )
 def test_half_configured_file_sharing_does_not_start(env: dict[str, str], says: str) -> None:
@@ -162,25 +203,29 @@ def test_half_configured_file_sharing_does_not_start(env: dict[str, str], says: 
 
 def test_the_bucket_is_in_the_pages_content_security_policy() -> None:
     assert _settings_error(CHAT_UPLOADS_BUCKET="chat-files", AWS_REGION="eu-west-1") == ""
-    probe = (
-        "import django; django.setup(); from django.conf import settings; from chat import spa;"
-        "print(settings.CHAT_UPLOADS_ORIGIN); print(spa.CONTENT_SECURITY_POLICY)"
+    out = _probe(
+        "from django.conf import settings; from chat import spa;"
+        "print(settings.CHAT_UPLOADS_ORIGIN); print(spa.CONTENT_SECURITY_POLICY)",
+        CHAT_UPLOADS_BUCKET="chat-files",
+        AWS_REGION="eu-west-1",
     )
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CHAT_", "AWS_", "DJANGO_"))}
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        env={
-            **clean,
-            "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-            "CHAT_UPLOADS_BUCKET": "chat-files",
-            "AWS_REGION": "eu-west-1",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout.splitlines()
     assert out[0] == "https://chat-files.s3.eu-west-1.amazonaws.com"
     assert "img-src 'self' data: blob: https://chat-files.s3.eu-west-1.amazonaws.com" in out[1]
     assert "connect-src 'self' ws: wss: https: https://chat-files.s3.eu-west-1.amazonaws.com" in out[1]
+
+
+def test_the_uploads_distribution_serves_downloads_in_production() -> None:
+    """With CHAT_UPLOADS_CDN_*, production starts, the storage signs CloudFront URLs for the
+    distribution's host, and the pages may show images from it."""
+    env = {**_PRODUCTION, **_CDN, "CHAT_UPLOADS_BUCKET": "chat-files", "AWS_REGION": "eu-west-1"}
+    assert _settings_error(**env) == ""
+    out = _probe(
+        "from chat import spa; from uploads import store; print(spa.CONTENT_SECURITY_POLICY);"
+        "print(store.has_cdn(), store.cdn_url('files/x', expires_in=60))",
+        **env,
+    )
+    assert (
+        "img-src 'self' data: blob: https://chat-files.s3.eu-west-1.amazonaws.com https://files.example.com" in out[0]
+    )
+    assert out[1].startswith("True https://files.example.com/files/x?Expires=")
+    assert "Key-Pair-Id=K2JCJMDEHXQW5F" in out[1]

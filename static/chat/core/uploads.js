@@ -91,6 +91,84 @@ export function absoluteUrl(url, base = '') {
   return /^https?:/i.test(url) ? url : `${base}${url}`;
 }
 
+/** The end of a shared file's signed link (its `e`, in Unix seconds), or null without one. */
+export function linkExpiry(url) {
+  const match = /[?&]e=(\d+)(?:&|#|$)/.exec(String(url ?? ''));
+  return match ? Number(match[1]) : null;
+}
+
+/** Whether a signed link has expired, or will within `marginSeconds` (a click takes a moment). */
+export function linkExpired(url, nowMs = Date.now(), marginSeconds = 5) {
+  const end = linkExpiry(url);
+  return end !== null && end * 1000 <= nowMs + marginSeconds * 1000;
+}
+
+/**
+ * Fresh links for shared files. A frame's links live minutes (CHAT_UPLOAD_URL_SECONDS), so
+ * a leaked one soon stops working; a file clicked, or an image shown, later than that asks
+ * the site for new ones: GET /api/uploads/<id> (docs/protocol.md "Files"). One request per
+ * file at a time; an answer serves until its own links expire. Resolves to the attachment
+ * entry with fresh `url` and `thumbnailUrl`, or null once the file is gone (its message
+ * deleted or expired) or the reader may no longer read its room.
+ */
+export class FreshLinks {
+  constructor({ request, now = () => Date.now() }) {
+    this.request = request;
+    this.now = now;
+    this.entries = new Map(); // id -> the site's latest entry
+    this.pending = new Map(); // id -> its request on the way
+  }
+
+  refresh(id, { force = false } = {}) {
+    const known = this.entries.get(id);
+    if (known && !force && !linkExpired(known.url, this.now())) return Promise.resolve(known);
+    if (this.pending.has(id)) return this.pending.get(id);
+    const job = (async () => {
+      try {
+        const answer = await this.request(`/api/uploads/${encodeURIComponent(id)}`);
+        const entry = answer?.attachment ?? null;
+        if (entry) this.entries.set(id, entry);
+        else this.entries.delete(id);
+        return entry;
+      } catch {
+        this.entries.delete(id);
+        return null;
+      } finally {
+        this.pending.delete(id);
+      }
+    })();
+    this.pending.set(id, job);
+    return job;
+  }
+
+  /** The link to use now for an attachment's `kind` ('url' or 'thumbnailUrl'): its own while it works, else a fresh one (null: the file is gone). */
+  async link(attachment, kind = 'url') {
+    const own = attachment?.[kind];
+    if (own && !linkExpired(own, this.now())) return own;
+    const entry = await this.refresh(attachment.id);
+    return entry?.[kind] ?? null;
+  }
+}
+
+/**
+ * A click on a shared file's link (`anchor`, the UI's element: core sets its href, class and
+ * title and clicks it, nothing else). A link that works is left to the browser; an expired
+ * one waits for a fresh link, then is followed as the click would have been; a file that is
+ * gone is marked so. `base` makes the site's links absolute (the React app may be elsewhere).
+ */
+export async function followFresh({ event, anchor, attachment, links, base = '' }) {
+  if (!links || !linkExpired(anchor.href)) return;
+  event.preventDefault();
+  const fresh = await links.link(attachment, 'url');
+  if (!fresh) {
+    anchor.classList.add('attachment-gone');
+    anchor.title = `${attachment.name}: this file is no longer available`;
+    return;
+  }
+  anchor.href = absoluteUrl(fresh, base);
+  anchor.click(); // now valid: followed as the user's click would be
+}
+
 function siteError(error) {
   const body = error?.body ?? error ?? {};
   return { code: body.error ?? error?.code ?? 'upload_failed', message: body.message ?? error?.message ?? 'upload failed' };
