@@ -22,8 +22,10 @@ from channels.layers import get_channel_layer
 from chat import metrics
 from chat.events import RoomEvent
 from chat.groups import (  # the names the receiver (chat.fanout) shares; re-exported for callers
+    MEMBER_PRESENCE_EVENT,
     MEMBER_REMOVED_EVENT,
     PRESENCE_EVENT,
+    PRESENCE_GROUP,
     READ_RECEIPT_EVENT,
     ROOM_ACCESS_EVENT,
     ROOM_EVENT,
@@ -207,6 +209,15 @@ async def presence(room_id: str, user_id: str, *, key: str, text: str) -> bool:
     another, so a socket that shares several rooms with the user gets it once."""
     return await _control_send(
         room_group(room_id), {"type": PRESENCE_EVENT, "room_id": room_id, "user_id": user_id, "key": key, "text": text}
+    )
+
+
+async def member_presence(user_id: str, recipients: list[str], *, key: str, text: str) -> bool:
+    """A user's presence to the sockets of `recipients` (who share a room membership with
+    them), on every process, in one publish; `key` as for `presence`."""
+    return await _control_send(
+        PRESENCE_GROUP,
+        {"type": MEMBER_PRESENCE_EVENT, "user_id": user_id, "recipients": recipients, "key": key, "text": text},
     )
 
 

@@ -705,6 +705,9 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
             return
         await services.room_leave(room_id=room_id, member=self)
         await self.send_frame(protocol.left_frame(room_id, reason=reason))
+        # The user's presence leaves the room with the socket, now: those still there no
+        # longer see them present (a join's snapshot) nor hear of their changes through it.
+        await self.presence_rooms_changed()
 
     # The connection keeper (chat.connections) ----------------------------------------------
 
