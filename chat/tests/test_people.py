@@ -376,3 +376,39 @@ async def test_creating_over_http_never_opens_a_taken_room(storage_backend: str)
     assert second.status_code == 409 and second.json()["error"] == "room_name_taken"
     membership = await sync_to_async(get_store().get_membership)(room_id="town", user_id=str(user.pk))
     assert membership is not None and membership.role == OWNER
+
+
+@pytestmark_db
+@pytest.mark.parametrize("storage_backend", ["dynamodb"], indirect=True)
+async def test_browsing_public_rooms_on_dynamodb_is_an_index_query_never_a_scan(
+    storage_backend: str, session_sockets: OpenSocket
+) -> None:
+    """browseRooms reads PublicRoomsIndex: no Scan of the Rooms table (with its memberships),
+    and a room made private leaves the list, one made public enters it."""
+    alice = await _person(session_sockets, "alice")
+    bob = await _person(session_sockets, "bob")
+    for frame in (
+        {"action": "createRoom", "name": "Garden"},
+        {"action": "createRoom", "name": "Attic", "private": True},
+        {"action": "createRoom", "name": "Porch"},
+    ):
+        assert (await alice.ask(frame))["type"] == "done"
+    operations: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        operations.append(model.name)
+
+    events = get_store().client.meta.events  # type: ignore[attr-defined]
+    events.register("before-call.dynamodb", record)
+    try:
+        browse = await bob.ask({"action": "browseRooms"})
+        assert {r["roomId"] for r in browse["rooms"]} == {"general", "garden", "porch"}
+        assert "Query" in operations and "Scan" not in operations
+        await alice.ask({"action": "updateRoom", "roomId": "porch", "private": True})
+        await alice.ask({"action": "updateRoom", "roomId": "attic", "private": False})
+        operations.clear()
+        browse = await bob.ask({"action": "browseRooms"})
+        assert {r["roomId"] for r in browse["rooms"]} == {"general", "garden", "attic"}
+        assert "Scan" not in operations
+    finally:
+        events.unregister("before-call.dynamodb", record)
