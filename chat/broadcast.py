@@ -23,7 +23,6 @@ from chat import metrics
 from chat.events import RoomEvent
 from chat.groups import (  # the names the receiver (chat.fanout) shares; re-exported for callers
     MEMBER_PRESENCE_EVENT,
-    MEMBER_REMOVED_EVENT,
     PRESENCE_EVENT,
     PRESENCE_GROUP,
     READ_RECEIPT_EVENT,
@@ -42,7 +41,6 @@ from chat.groups import (  # the names the receiver (chat.fanout) shares; re-exp
 )
 
 __all__ = [
-    "MEMBER_REMOVED_EVENT",
     "ROOM_ACCESS_EVENT",
     "ROOM_EVENT",
     "USER_ACCESS_ENDED_EVENT",
@@ -158,13 +156,6 @@ async def _control_send(group: str, event: dict[str, Any]) -> bool:
 async def room_access(room_id: str) -> bool:
     """The room turned private: its joined sockets re-check access, and non-members leave."""
     return await _control_send(room_group(room_id), {"type": ROOM_ACCESS_EVENT, "room_id": room_id})
-
-
-async def member_removed(room_id: str, user_id: str) -> bool:
-    """A member left a private room by a moderator's hand: their sockets leave it now."""
-    return await _control_send(
-        room_group(room_id), {"type": MEMBER_REMOVED_EVENT, "room_id": room_id, "user_id": user_id}
-    )
 
 
 async def user_banned(user_id: str) -> bool:

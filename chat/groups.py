@@ -19,7 +19,6 @@ ROOM_EVENT: Final = "chat.room_event"
 # Control events (docs/moderation.md): to a room's group, or to a user's group (every
 # socket of one user, on every process). No seq: they change no room.
 ROOM_ACCESS_EVENT: Final = "chat.room_access"  # the room turned private: re-check access
-MEMBER_REMOVED_EVENT: Final = "chat.member_removed"
 USER_BANNED_EVENT: Final = "chat.user_banned"
 # A user's access ended (signed out of a session, password changed, deactivated, deleted,
 # a role lost): to the user's group, so it reaches their sockets on every process.
