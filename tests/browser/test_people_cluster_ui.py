@@ -5,19 +5,21 @@ Alice (process one) makes a private room and invites Bob and Carol (process two)
 sidebars show it live; Bob's typing and message reach Alice; Alice's member list shows who is
 online; Bob opens a DM with Alice, which appears in her list live; Alice takes Bob out, and
 Carol's open member list drops him at once; Bob goes, and Alice sees him offline through the
-DM they still share. The template UI (the React app runs the same core on the same protocol;
-tests/browser/test_people_ui.py covers it on the embedded default).
+DM they still share. Once in the template UI, once in the React app (the same core, on
+the same protocol).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from tests.browser.conftest import SCREENSHOTS, BrowserUser, NewUser, skip_reason
+from tests.browser.test_people_ui import start_private_room_in_app
+from tests.browser.test_react_ui import react_build  # noqa: F401 - the fixture that builds frontend/dist
 from tests.e2e.test_people_multiprocess import _dynamodb_env, two_processes
 from tests.fixtures.servers import DaphneServer
 
@@ -50,21 +52,35 @@ async def home(user: BrowserUser, server: DaphneServer) -> None:
     await expect(user.page.locator("#dm-title")).to_be_visible()
 
 
+async def three_users(
+    cluster: list[DaphneServer],
+    new_user: NewUser,
+    who: tuple[str, str, str],
+    opening: Callable[[BrowserUser, DaphneServer], Awaitable[None]],
+) -> tuple[dict[str, str], list[BrowserUser]]:
+    """Three signed-up users with their pages open: the first on process one, the others on two."""
+    names = {name: unique(name) for name in who}
+    servers = [cluster[0], cluster[1], cluster[1]]
+    users = [await new_user(server, names[name]) for server, name in zip(servers, who, strict=True)]
+    for user, server in zip(users, servers, strict=True):
+        await opening(user, server)
+    return names, users
+
+
+def plans() -> tuple[str, str]:
+    """A fresh room name and the id derived from it."""
+    name = unique("Plans ")
+    return name, name.lower().replace(" ", "-")
+
+
 async def test_private_room_invitation_typing_dm_presence_and_removal_across_two_processes_on_dynamodb(
     cluster: list[DaphneServer], new_user: NewUser
 ) -> None:
-    one, two = cluster
-    names = {who: unique(who) for who in ("alice", "bob", "carol")}
-    alice = await new_user(one, names["alice"])
-    bob = await new_user(two, names["bob"])
-    carol = await new_user(two, names["carol"])
-    for user, server in ((alice, one), (bob, two), (carol, two)):
-        await home(user, server)
+    names, (alice, bob, carol) = await three_users(cluster, new_user, ("alice", "bob", "carol"), home)
 
     # A private room by name, on process one.
     page = alice.page
-    room_name = unique("Plans ")
-    room_id = room_name.lower().replace(" ", "-")
+    room_name, room_id = plans()
     await page.get_by_role("button", name="+ New room").click()
     dialog = page.locator("#create-room-dialog")
     await dialog.get_by_label("Name").fill(room_name)
@@ -123,3 +139,59 @@ async def test_private_room_invitation_typing_dm_presence_and_removal_across_two
     await bob.context.close()
     await expect(bob_dot).to_have_attribute("data-status", "offline", timeout=15_000)
     assert alice.page_errors == [] and carol.page_errors == []
+
+
+async def open_app(user: BrowserUser, server: DaphneServer) -> None:
+    await user.page.goto(f"{server.base_url}/app/#/rooms/general")
+    await expect(user.page.locator(".connection")).to_have_attribute("data-state", "live")
+
+
+@pytest.mark.usefixtures("react_build")
+async def test_the_same_across_two_processes_on_dynamodb_in_the_react_app(
+    cluster: list[DaphneServer], new_user: NewUser
+) -> None:
+    one, two = cluster
+    names, (ria, sam, tia) = await three_users(cluster, new_user, ("ria", "sam", "tia"), open_app)
+
+    page = ria.page
+    room_name, room_id = plans()
+    await start_private_room_in_app(ria, one, room_name)
+
+    await page.locator(".members-panel summary").click()
+    panel = page.locator(".members-panel .people-list li")
+    for who in ("sam", "tia"):
+        await page.get_by_placeholder("Invite by username").fill(names[who])
+        await page.get_by_role("button", name="Invite", exact=True).click()
+    await expect(panel).to_have_count(3)
+    await expect(panel.filter(has_text=names["sam"])).to_contain_text("online")
+    for user in (sam, tia):
+        link = user.page.get_by_role("navigation", name="Rooms").get_by_role("link", name=room_name)
+        await link.click()
+        await expect(user.page).to_have_url(f"{two.base_url}/app/#/rooms/{room_id}")
+        await expect(user.page.locator(".connection")).to_have_attribute("data-state", "live")
+
+    await sam.page.locator("#composer-text").press_sequentially("hello")
+    await expect(page.locator(".typing-line")).to_have_text(f"{names['sam']} is typing…")
+    await sam.page.locator("#composer-text").press("Enter")
+    line = page.locator(".message-list li.message").filter(has=page.get_by_text("hello", exact=True))
+    await expect(line).to_have_count(1)
+    sam_dot = line.locator(".presence-dot")
+    await expect(sam_dot).to_have_attribute("data-status", "online")
+
+    await sam.page.get_by_text("Message someone").click()
+    await sam.page.get_by_label("Usernames (commas for a group)").fill(names["ria"])
+    await sam.page.get_by_role("button", name="Open conversation").click()
+    await expect(sam.page.get_by_role("heading", name=names["ria"])).to_be_visible()
+    await expect(page.locator(".directs a").filter(has_text=names["sam"])).to_have_count(1)
+
+    await tia.page.locator(".members-panel summary").click()
+    tia_panel = tia.page.locator(".members-panel .people-list li")
+    await expect(tia_panel).to_have_count(3)
+    await page.get_by_role("button", name=f"Remove {names['sam']}").click()
+    await expect(panel).to_have_count(2)
+    await expect(tia_panel).to_have_count(2)
+    await expect(tia_panel.filter(has_text=names["sam"])).to_have_count(0)
+
+    await sam.context.close()
+    await expect(sam_dot).to_have_attribute("data-status", "offline", timeout=15_000)
+    assert ria.page_errors == [] and tia.page_errors == []

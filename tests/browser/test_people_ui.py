@@ -201,6 +201,19 @@ def app_shown(user: BrowserUser, text: str) -> Locator:
     return user.page.locator(".message-list li.message[data-seq] .text").filter(has_text=text)
 
 
+async def start_private_room_in_app(user: BrowserUser, server: DaphneServer, room_name: str) -> None:
+    """Start a private room by name in the React app (its id shown first), which opens it."""
+    page = user.page
+    room_id = room_name.lower().replace(" ", "-")
+    await page.get_by_text("Start a room").click()
+    await page.get_by_label("Room name").fill(room_name)
+    await expect(page.get_by_text(f"Its address: #{room_id}")).to_be_visible()
+    await page.get_by_label("Private: invited people only").check()
+    await page.get_by_role("button", name="Start room").click()
+    await expect(page).to_have_url(f"{server.base_url}/app/#/rooms/{room_id}")
+    await expect(page.get_by_role("heading", name=room_name)).to_be_visible()
+
+
 async def test_people_and_rooms_in_the_react_app(
     react_build: Path,  # noqa: F811 - the fixture imported above
     shared_server: DaphneServer,  # noqa: F811 - the fixture imported above
@@ -215,14 +228,7 @@ async def test_people_and_rooms_in_the_react_app(
         await open_app(user, server)
     page = ria.page
     room_name = unique("Plans ")
-    room_id = room_name.lower().replace(" ", "-")
-    await page.get_by_text("Start a room").click()
-    await page.get_by_label("Room name").fill(room_name)
-    await expect(page.get_by_text(f"Its address: #{room_id}")).to_be_visible()
-    await page.get_by_label("Private: invited people only").check()
-    await page.get_by_role("button", name="Start room").click()
-    await expect(page).to_have_url(f"{server.base_url}/app/#/rooms/{room_id}")
-    await expect(page.get_by_role("heading", name=room_name)).to_be_visible()
+    await start_private_room_in_app(ria, server, room_name)
     await page.get_by_label("Room name").fill(room_name.upper())  # the same name again: refused
     await page.get_by_role("button", name="Start room").click()
     await expect(page.get_by_text("A room of that name exists already.")).to_be_visible()
