@@ -412,3 +412,28 @@ async def test_browsing_public_rooms_on_dynamodb_is_an_index_query_never_a_scan(
         assert "Scan" not in operations
     finally:
         events.unregister("before-call.dynamodb", record)
+
+
+@pytestmark_db
+async def test_members_answers_page_by_page_with_next(
+    storage_backend: str, session_sockets: OpenSocket, settings: Settings
+) -> None:
+    """A room with more members than CHAT_MEMBERS_PAGE is answered in pages: `next` asks for
+    the following one, null on the last; every member once, each with a status."""
+    settings.CHAT_MEMBERS_PAGE = 2
+    alice = await _person(session_sockets, "alice")
+    for name in ("bob", "carol", "dan"):
+        await _person(session_sockets, name)
+    assert (await alice.ask({"action": "createRoom", "name": "Big"}))["type"] == "done"
+    for name in ("bob", "carol", "dan"):
+        assert (await alice.ask({"action": "addMember", "roomId": "big", "username": name}))["type"] == "done"
+    seen: list[str] = []
+    frame: dict[str, Any] = {"action": "members", "roomId": "big"}
+    for _ in range(3):
+        page = await alice.ask(frame)
+        assert len(page["members"]) <= 2 and all(m["status"] == "online" for m in page["members"])
+        seen += [m["username"] for m in page["members"]]
+        if page["next"] is None:
+            break
+        frame = {"action": "members", "roomId": "big", "next": page["next"]}
+    assert sorted(seen) == ["alice", "bob", "carol", "dan"]

@@ -3,10 +3,10 @@ and two daphne processes, each user's page on one of them.
 
 Alice (process one) makes a private room and invites Bob and Carol (process two), whose
 sidebars show it live; Bob's typing and message reach Alice; Alice's member list shows who is
-online; Bob opens a DM with Alice, which appears in her list live; Alice takes Bob out, and
-Carol's open member list drops him at once; Bob goes, and Alice sees him offline through the
-DM they still share. Once in the template UI, once in the React app (the same core, on
-the same protocol).
+online; Bob opens a DM with Alice, then one with both, which appear in their lists live;
+Alice takes Bob out, and Carol's open member list drops him at once; Bob goes, and Alice sees
+him offline through the DMs they still share. Once in the template UI (with the group DM),
+once in the React app (the same core, on the same protocol).
 """
 
 from __future__ import annotations
@@ -121,6 +121,13 @@ async def test_private_room_invitation_typing_dm_presence_and_removal_across_two
     await bob.page.locator("#direct-dialog").get_by_role("button", name="Open").click()
     await expect(bob.page.locator("#room-name")).to_have_text(names["alice"])
     await expect(page.locator("#dm-links a").filter(has_text=names["bob"])).to_have_count(1)
+    # Then a group DM of three: it appears for Alice (process one) and Carol (process two).
+    await bob.page.get_by_role("button", name="+ New message").click()
+    await bob.page.locator("#direct-usernames").fill(f"{names['alice']}, {names['carol']}")
+    await bob.page.locator("#direct-dialog").get_by_role("button", name="Open").click()
+    await expect(bob.page.locator("#room-name")).to_have_text(", ".join(sorted([names["alice"], names["carol"]])))
+    await expect(page.locator("#dm-links a")).to_have_count(2)
+    await expect(carol.page.locator("#dm-links a").filter(has_text=names["bob"])).to_have_count(1)
 
     # Alice takes Bob out of the room: Carol's open member list drops him at once.
     await carol.page.get_by_role("button", name="Members").click()
