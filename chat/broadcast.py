@@ -26,8 +26,9 @@ from channels.layers import get_channel_layer
 from chat import metrics
 from chat.events import RoomEvent
 from chat.groups import (  # the names the receiver (chat.fanout) shares; re-exported for callers
-    MEMBER_REMOVED_EVENT,
+    MEMBER_PRESENCE_EVENT,
     PRESENCE_EVENT,
+    PRESENCE_GROUP,
     READ_RECEIPT_EVENT,
     ROOM_ACCESS_EVENT,
     ROOM_EVENT,
@@ -44,7 +45,6 @@ from chat.groups import (  # the names the receiver (chat.fanout) shares; re-exp
 )
 
 __all__ = [
-    "MEMBER_REMOVED_EVENT",
     "ROOM_ACCESS_EVENT",
     "ROOM_EVENT",
     "USER_ACCESS_ENDED_EVENT",
@@ -233,13 +233,6 @@ async def room_access(room_id: str) -> bool:
     return await _control_send(room_group(room_id), {"type": ROOM_ACCESS_EVENT, "room_id": room_id})
 
 
-async def member_removed(room_id: str, user_id: str) -> bool:
-    """A member left a private room by a moderator's hand: their sockets leave it now."""
-    return await _control_send(
-        room_group(room_id), {"type": MEMBER_REMOVED_EVENT, "room_id": room_id, "user_id": user_id}
-    )
-
-
 async def user_banned(user_id: str) -> bool:
     """Every socket of the user, on every process, closes with 4403."""
     return await _control_send(user_group(user_id), {"type": USER_BANNED_EVENT, "user_id": user_id})
@@ -282,6 +275,15 @@ async def presence(room_id: str, user_id: str, *, key: str, text: str) -> bool:
     another, so a socket that shares several rooms with the user gets it once."""
     return await _control_send(
         room_group(room_id), {"type": PRESENCE_EVENT, "room_id": room_id, "user_id": user_id, "key": key, "text": text}
+    )
+
+
+async def member_presence(user_id: str, recipients: list[str], *, key: str, text: str) -> bool:
+    """A user's presence to the sockets of `recipients` (who share a room membership with
+    them), on every process, in one publish; `key` as for `presence`."""
+    return await _control_send(
+        PRESENCE_GROUP,
+        {"type": MEMBER_PRESENCE_EVENT, "user_id": user_id, "recipients": recipients, "key": key, "text": text},
     )
 
 

@@ -40,7 +40,6 @@ from chat.delivery import SocketDelivery
 from chat.ephemeral import EphemeralSocket
 from chat.errors import ChatError, ErrorCode
 from chat.groups import (
-    MEMBER_REMOVED_EVENT,
     READ_RECEIPT_EVENT,
     ROOM_ACCESS_EVENT,
     USER_ACCESS_ENDED_EVENT,
@@ -612,18 +611,8 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
         if not await services.room_access(room_id=room_id, identity=self.identity):
             await self._leave_by_server(room_id, reason="private")
 
-    async def _on_member_removed(self, event: dict[str, Any]) -> None:
-        """This user is no longer a member of a private room: leave it now."""
-        room_id: str = event["room_id"]
-        if self.identity is None or event["user_id"] != self.identity.user_id or not self.core.joined(room_id):
-            return
-        if await services.room_access(room_id=room_id, identity=self.identity):
-            return  # a moderator, or a public room: membership does not matter
-        await self._leave_by_server(room_id, reason="removed")
-
     _control_handlers: dict[Any, Callable[[Any, dict[str, Any]], Awaitable[None]]] = {
         ROOM_ACCESS_EVENT: _on_room_access,
-        MEMBER_REMOVED_EVENT: _on_member_removed,
         READ_RECEIPT_EVENT: _on_read_receipt,
     }
 
@@ -704,6 +693,9 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
             return
         await services.room_leave(room_id=room_id, member=self)
         await self.send_frame(protocol.left_frame(room_id, reason=reason))
+        # The user's presence leaves the room with the socket, now: those still there no
+        # longer see them present (a join's snapshot) nor hear of their changes through it.
+        await self.presence_rooms_changed()
 
     # The connection keeper (chat.connections) ----------------------------------------------
 

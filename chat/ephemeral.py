@@ -23,8 +23,8 @@ from chat.daphne_adapt.frames import FrameWriter
 from chat.delivery import SocketDelivery
 from chat.errors import ChatError, ErrorCode
 from chat.fanout import Offer
-from chat.groups import PRESENCE_EVENT
-from chat.presence import local_presence, presence_key, present_in
+from chat.groups import MEMBER_PRESENCE_EVENT, PRESENCE_EVENT
+from chat.presence import fellows_present, local_presence, presence_key, present_in
 from chat.presence_rules import ACTIVE, CLOSED, IDLE, presence_frame
 from chat.typing_service import typing_send
 
@@ -103,11 +103,27 @@ class EphemeralSocket:
             )
         await typing_send(identity=self.identity, room_id=command.room_id)
 
+    async def _fellows_snapshot(self) -> None:
+        """The presence of everyone who shares a room membership with this user and is not
+        offline, once per user: the changes that follow reach this socket whether or not
+        it has the room open (chat.presence.announce)."""
+        if self.identity is None:
+            return
+        known = self._presence_known
+        if known is None:
+            known = self._presence_known = {}
+        for user_id, presence in (await fellows_present(self.identity.user_id)).items():
+            key = presence_key(presence)
+            if known.get(user_id) != key:
+                known[user_id] = key
+                await self.send_frame(presence_frame(user_id, presence))
+
     async def on_presence(self, command: protocol.SetPresence) -> None:
         if not self.ephemeral_wanted:
             self.ephemeral_wanted = True
             for room_id in self.joined_rooms():
                 await self._presence_snapshot(room_id)
+            await self._fellows_snapshot()
         self.presence_hidden = command.status == "away"
         if self.presence_hidden:
             state = IDLE
@@ -131,9 +147,10 @@ class EphemeralSocket:
             or event.get("user_id") == identity.user_id
         ):
             return Offer.SKIPPED
-        if not self.core.joined(event["room_id"]):
+        room_id = event.get("room_id")  # none on a co-member's presence: it is for this user
+        if room_id is not None and not self.core.joined(room_id):
             return Offer.SKIPPED
-        if event["type"] == PRESENCE_EVENT:
+        if event["type"] in (PRESENCE_EVENT, MEMBER_PRESENCE_EVENT):
             known = self._presence_known
             if known is None:
                 known = self._presence_known = {}

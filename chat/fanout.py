@@ -52,7 +52,9 @@ from chat.errors import ChatError
 from chat.events import RoomEvent
 from chat.groups import (
     EPHEMERAL_EVENTS,
+    MEMBER_PRESENCE_EVENT,
     PRESENCE_EVENT,
+    PRESENCE_GROUP,
     ROOM_EVENT,
     TYPING_EVENT,
     USER_EVENTS,
@@ -174,6 +176,8 @@ class RoomFanout:
                 layer = get_channel_layer()
                 if layer is not None:
                     await layer.group_add(user_group(user_id), channel)
+                    if not self.users:  # the first local user: co-members' presence comes this way
+                        await layer.group_add(PRESENCE_GROUP, channel)
                 self.users[user_id] = set()
             self.users[user_id].add(member)
 
@@ -205,6 +209,8 @@ class RoomFanout:
             await layer.group_add(room_group(room_id), self.channel_name)
         for user_id in list(self.users):
             await layer.group_add(user_group(user_id), self.channel_name)
+        if self.users:
+            await layer.group_add(PRESENCE_GROUP, self.channel_name)
 
     def rooms(self) -> list[str]:
         return list(self.members)
@@ -243,6 +249,9 @@ class RoomFanout:
     async def dispatch(self, event: dict[str, Any]) -> None:
         """Hand one room event to every local member, in seq order, once; a user event (a
         ban, access that ended, a lost role) to every local socket of that user."""
+        if event.get("type") == MEMBER_PRESENCE_EVENT:
+            await self._fan_out_member_presence(event)
+            return
         if event.get("type") in USER_EVENTS:
             user_id = event.get("user_id")
             for socket in list(self.users.get(user_id, ()) if isinstance(user_id, str) else ()):
@@ -307,6 +316,23 @@ class RoomFanout:
                 loop.call_later(window, lambda: loop.create_task(self._flush_typing(room_id)))
             return
         await self._offer_ephemeral(members, [event])
+
+    async def _fan_out_member_presence(self, event: dict[str, Any]) -> None:
+        """A user's presence to this process's sockets of the users sharing a room with
+        them (chat.presence.announce): framed once, each socket once per change."""
+        recipients = event.get("recipients")
+        if not isinstance(recipients, list):
+            return
+        frame: bytes | None = None
+        for user_id in recipients:
+            for socket in list(self.users.get(user_id, ()) if isinstance(user_id, str) else ()):
+                offer = getattr(socket, "offer_ephemeral", None)
+                if offer is None:
+                    continue
+                frame = frame or frames.text_frame(event["text"])
+                if offer(event, frame) is Offer.SLOW:
+                    with contextlib.suppress(Exception):
+                        await socket.send_text(event["text"])  # type: ignore[attr-defined]
 
     async def _flush_typing(self, room_id: str) -> None:
         await self._offer_ephemeral(list(self.members.get(room_id, ())), self._typing.pop(room_id, []))

@@ -19,7 +19,6 @@ ROOM_EVENT: Final = "chat.room_event"
 # Control events (docs/moderation.md): to a room's group, or to a user's group (every
 # socket of one user, on every process). No seq: they change no room.
 ROOM_ACCESS_EVENT: Final = "chat.room_access"  # the room turned private: re-check access
-MEMBER_REMOVED_EVENT: Final = "chat.member_removed"
 USER_BANNED_EVENT: Final = "chat.user_banned"
 # A user's access ended (signed out of a session, password changed, deactivated, deleted,
 # a role lost): to the user's group, so it reaches their sockets on every process.
@@ -30,6 +29,13 @@ USER_ROLES_CHANGED_EVENT: Final = "chat.user_roles_changed"
 TYPING_EVENT: Final = "chat.typing"
 PRESENCE_EVENT: Final = "chat.presence"
 EPHEMERAL_EVENTS: Final = frozenset({TYPING_EVENT, PRESENCE_EVENT})
+# A user's presence for the users who share a room membership with them (chat.presence),
+# whether or not a socket has the room open: one event to PRESENCE_GROUP, which every
+# process with sockets belongs to, {"type", "user_id", "recipients", "key", "text"}; each
+# process hands it to its own sockets of those recipients (one publish per change, however
+# many recipients, rather than one per recipient's user group).
+MEMBER_PRESENCE_EVENT: Final = "chat.member_presence"
+PRESENCE_GROUP: Final = "chat.presence"
 # A frame for every socket of one user (chat.people: roomAdded, roomChanged, roomRemoved):
 # {"type", "user_id", "text"}, the frame serialised once.
 USER_FRAME_EVENT: Final = "chat.user_frame"

@@ -36,7 +36,7 @@ from accounts.refusals import Refusal
 from accounts.users import is_moderator
 from analytics import services as analytics
 from chat import attachments as chat_attachments
-from chat import broadcast, events, protocol, services
+from chat import broadcast, events, people, protocol, services
 from chat.errors import ChatError, ErrorCode
 from chat.moderation_models import AuditLog, Ban, Mute, Report
 from chat.services import room_change_sync, store_call
@@ -270,22 +270,22 @@ def room_member_add(*, moderator: Any, room_id: str, user: Any, reason: str) -> 
     _require_moderator(moderator)
     why = _reason(reason)
     try:
-        store_call(get_store().add_member, room_id=_stored_room(room_id).room_id, user_id=str(user.pk))
+        people.member_added(room=_stored_room(room_id), user_id=str(user.pk), username=user.username)
     except RoomNotFound:
         raise ModerationError(f"room {room_id!r} does not exist", ErrorCode.UNKNOWN_ROOM) from None
     _audit(moderator=moderator, action="member_add", reason=why, room_id=room_id, target=_target_user(user))
 
 
 def room_member_remove(*, moderator: Any, room_id: str, user: Any, reason: str) -> bool:
-    """Take a user out of a private room's members; their sockets there leave it at once."""
+    """Take a user out of a room's members, as an owner would (chat.people.member_removed):
+    their sockets there leave it at once, and the others' member lists and presence drop
+    them at once (memberRemoved on the room's sequence)."""
     _require_moderator(moderator)
     why = _reason(reason)
     _room(room_id)
-    removed = store_call(get_store().remove_member, room_id=room_id, user_id=str(user.pk))
-    if not removed:
+    if not people.member_removed(room_id=room_id, user_id=str(user.pk), username=user.username):
         return False
     _audit(moderator=moderator, action="member_remove", reason=why, room_id=room_id, target=_target_user(user))
-    async_to_sync(broadcast.member_removed)(room_id, str(user.pk))
     return True
 
 

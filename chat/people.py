@@ -10,10 +10,10 @@ Services in the house style: check (chat.people_rules, pure), write through the 
   user on every process, through the user's channel-layer group (chat.broadcast.user_frame).
 
 Synchronous, like chat.moderation: the consumer runs `handle` off the event loop; the room
-views and POST /api/rooms call `room_create_named`. Reads never write. On the ORM backend a
-membership change and its room event commit together; on DynamoDB they are two writes (the
-membership first), so a failure between them leaves a membership whose event is missing,
-never an event without its change.
+views and POST /api/rooms call `room_create_named`. Reads never write. A membership change
+and its room event are one atomic write on both backends (one ORM transaction; one
+TransactWriteItems on DynamoDB): never a membership whose event is missing, nor an event
+without its change.
 
 Access follows docs/auth.md: a private room (and a DM) does not exist for a non-member (the
 answer is unknown_room, as for no room at all), and that check comes before any other, so no
@@ -81,8 +81,10 @@ def _tell_user(user_id: str, frame: dict[str, Any], *, leave_room: str | None = 
     transaction.on_commit(send, robust=True)
 
 
-def _member_event(room_id: str, kind: str, *, user_id: str, username: str, role: str | None = None) -> None:
-    """A membership change as a room event on the room's sequence."""
+def _member_change(room_id: str, kind: str, *, user_id: str, username: str, role: str | None = None) -> bool:
+    """A membership change and its room event on the room's sequence, in one atomic write
+    on either backend (`ChatStore.change_membership`); the event goes out after it. False
+    when there was nothing to change (nothing written, nothing told)."""
     new = NewEvent(
         room_id=room_id,
         type=kind,
@@ -90,7 +92,15 @@ def _member_event(room_id: str, kind: str, *, user_id: str, username: str, role:
         timestamp=services.utcnow(),
         ttl_seconds=settings.CHAT_MESSAGE_TTL_SECONDS,
     )
-    services.room_change_sync(get_store().append_event, stored=lambda event: [event], new=new)
+    event = services.room_change_sync(
+        get_store().change_membership,
+        stored=lambda e: [e] if e is not None else [],
+        user_id=user_id,
+        event=new,
+        role=role or MEMBER,
+        now=services.utcnow(),
+    )
+    return event is not None
 
 
 def _summary(room: Room, membership: Membership | None, *, viewer: str | None = None) -> dict[str, Any]:
@@ -210,7 +220,6 @@ def room_update(*, identity: Identity, room_id: str, name: str | None, topic: st
 
 def member_add(*, identity: Identity, room_id: str, username: str | None) -> None:
     """Invite `username` (owners and moderators), or join a public room yourself (no username)."""
-    store = get_store()
     if username is None:
         room, membership = _room_for(identity, room_id)
         if room.direct:
@@ -230,15 +239,18 @@ def member_add(*, identity: Identity, room_id: str, username: str | None) -> Non
             raise ChatError(ErrorCode.SELF_INVITE, "you cannot invite yourself")
     if room_id == protocol.DEFAULT_ROOM:
         services.room_stored(room_id=room_id)  # the default room is stored by its first write
-    # One transaction on the ORM backend: the membership and its room event, or neither.
+    member_added(room=room, user_id=user_id, username=name)
+
+
+def member_added(*, room: Room, user_id: str, username: str) -> bool:
+    """Make the user a member (checked by the caller: an owner, a moderator, or a public
+    room's reader): memberAdded on the room's sequence, roomAdded to their sockets. False
+    when they were a member already (nothing changed, nothing told)."""
     with transaction.atomic():
-        added = services.store_call(
-            store.add_member, room_id=room_id, user_id=user_id, role=MEMBER, now=services.utcnow()
-        )
-        if not added:
-            return  # a member already: nothing changed, nothing to tell
-        _member_event(room_id, events.MEMBER_ADDED, user_id=user_id, username=name, role=MEMBER)
+        if not _member_change(room.room_id, events.MEMBER_ADDED, user_id=user_id, username=username, role=MEMBER):
+            return False
         _tell_room_added(room, user_id)
+    return True
 
 
 def member_remove(*, identity: Identity, room_id: str, username: str | None) -> None:
@@ -261,11 +273,19 @@ def member_remove(*, identity: Identity, room_id: str, username: str | None) -> 
     if not room.direct:
         members = _all_members(room_id)
         people_rules.check_owner_stays(members=members, user_id=user_id, new_role=None)
+    member_removed(room_id=room_id, user_id=user_id, username=name)
+
+
+def member_removed(*, room_id: str, user_id: str, username: str) -> bool:
+    """Take the member out (owners, and moderators from the admin, alike: checked by the
+    caller): memberRemoved on the room's sequence, so the others' member lists drop them
+    at once, and roomRemoved to their sockets, which leave the room (and their presence
+    leaves it with them, chat.ephemeral). False when they were no member."""
     with transaction.atomic():
-        if not services.store_call(store.remove_member, room_id=room_id, user_id=user_id):
-            return
-        _member_event(room_id, events.MEMBER_REMOVED, user_id=user_id, username=name)
+        if not _member_change(room_id, events.MEMBER_REMOVED, user_id=user_id, username=username):
+            return False
         _tell_user(user_id, pp.room_removed_frame(room_id), leave_room=room_id)
+    return True
 
 
 def _all_members(room_id: str) -> list[Membership]:
@@ -292,11 +312,13 @@ def member_set_role(*, identity: Identity, room_id: str, username: str, role: st
         return
     people_rules.check_owner_stays(members=_all_members(room_id), user_id=user_id, new_role=role)
     with transaction.atomic():
-        changed = services.store_call(get_store().set_membership, room_id=room_id, user_id=user_id, role=role)
-        if changed is None:
-            raise ChatError(ErrorCode.NOT_MEMBER, f"{name} is not a member of this room")
-        _member_event(room_id, events.MEMBER_UPDATED, user_id=user_id, username=name, role=role)
-        _tell_user(user_id, pp.room_changed_frame(_summary(room, changed, viewer=user_id)))
+        if not _member_change(room_id, events.MEMBER_UPDATED, user_id=user_id, username=name, role=role):
+            if services.store_call(get_store().get_membership, room_id=room_id, user_id=user_id) is None:
+                raise ChatError(ErrorCode.NOT_MEMBER, f"{name} is not a member of this room")
+            return  # the role as it is (a concurrent change made it so)
+        changed = services.store_call(get_store().get_membership, room_id=room_id, user_id=user_id)
+        if changed is not None:
+            _tell_user(user_id, pp.room_changed_frame(_summary(room, changed, viewer=user_id)))
 
 
 def room_mute(*, identity: Identity, room_id: str, muted: bool) -> None:
@@ -354,7 +376,8 @@ def rooms_browse(*, identity: Identity, query: str | None) -> list[dict[str, Any
     mine = {m.room_id: m for m in services.store_call(store.rooms_of_user, user_id=identity.user_id)}
     wanted = (query or "").strip().casefold()
     found = []
-    for room in services.room_list(identity=identity):
+    # Public rooms by key or index (PublicRoomsIndex on DynamoDB), never a scan of every room.
+    for room in services.public_room_list():
         if room.private or room.direct or room.archived:
             continue
         if wanted and wanted not in room.name.casefold() and wanted not in room.room_id:
@@ -385,8 +408,7 @@ def direct_open(*, identity: Identity, usernames: tuple[str, ...]) -> Room:
         store.create_room, room_id=room_id, name=title, created_by=identity.user_id, now=services.utcnow(), direct=True
     )
     for user_id in people:
-        if services.store_call(store.add_member, room_id=room_id, user_id=user_id, role=MEMBER, now=services.utcnow()):
-            _member_event(room_id, events.MEMBER_ADDED, user_id=user_id, username=names[user_id], role=MEMBER)
+        if _member_change(room_id, events.MEMBER_ADDED, user_id=user_id, username=names[user_id], role=MEMBER):
             _tell_room_added(room, user_id)
     return room
 

@@ -30,6 +30,7 @@ from chat.presence_rules import (
     ACTIVE,
     CLOSED,
     IDLE,
+    OFFLINE,
     Change,
     PresenceBook,
     UserPresence,
@@ -446,16 +447,49 @@ class LocalPresence:
 
 
 async def announce(change: Change) -> None:
-    """A changed status to every room of the user's sockets; an unchanged one only to the
-    rooms they have just entered (their members learn it there)."""
+    """Who hears of a user's presence: everyone who shares a room with them.
+
+    Sharing a room is membership (a private room, a DM, or a public room joined as a
+    member): a changed status goes to every fellow member's sockets, whether or not they
+    have that room open (one publish, chat.broadcast.member_presence). A public room is
+    also shared by whoever has it open without being a member (the default room is read
+    by all): a changed status goes to the rooms of the user's sockets too, and an
+    unchanged one to the rooms they have just entered (those there learn it). A socket
+    gets each change once, however many ways it comes (chat.ephemeral).
+    """
     rooms = change.rooms if change.changed else change.new_rooms
-    if not rooms:
+    if not rooms and not change.changed:
         return
     presence = UserPresence(change.after, from_ms(change.last_seen_ms))
+    key = presence_key(presence)
     text = protocol.encode(presence_frame(change.user_id, presence))
     for room_id in rooms:
         with contextlib.suppress(Exception):
-            await broadcast.presence(room_id, change.user_id, key=presence_key(presence), text=text)
+            await broadcast.presence(room_id, change.user_id, key=key, text=text)
+    if change.changed:
+        try:
+            fellows = await _fellows(change.user_id)
+            if fellows:
+                await broadcast.member_presence(change.user_id, fellows, key=key, text=text)
+        except Exception:
+            log.warning("presence of %s not told to fellow members", change.user_id, exc_info=True)
+
+
+async def _fellows(user_id: str) -> list[str]:
+    from chat import services  # services -> fanout; presence stays below them
+
+    return await services.room_fellows(user_id=user_id)
+
+
+async def fellows_present(user_id: str) -> dict[str, UserPresence]:
+    """The presence of each user who shares a room membership with `user_id` and is not
+    offline (a socket's first picture of them; the changes follow)."""
+    try:
+        found = await presence_of(await _fellows(user_id))
+    except Exception:
+        log.warning("presence of %s's fellow members not read", user_id, exc_info=True)
+        return {}
+    return {other: p for other, p in found.items() if p.status != OFFLINE}
 
 
 def presence_key(presence: UserPresence) -> str:

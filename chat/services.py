@@ -193,6 +193,34 @@ def room_list(*, identity: Identity | None = None) -> list[Room]:
     return [room for room in rooms if room_visible(room=room, identity=identity)]
 
 
+async def room_fellows(*, user_id: str) -> list[str]:
+    """The users who share a room membership with `user_id` (presence's audience): the
+    members of every room they are a member of, them excepted. A room of more than
+    CHAT_PRESENCE_ROOM_LIMIT members (a big public room) is left out: its presence is read
+    with the member list, never pushed to a crowd. Index and key queries, never a scan."""
+    return await _store_call(_room_fellows, user_id=user_id, per_room=settings.CHAT_PRESENCE_ROOM_LIMIT)
+
+
+def _room_fellows(*, user_id: str, per_room: int) -> list[str]:
+    store = get_store()
+    found: set[str] = set()
+    for membership in store.rooms_of_user(user_id):
+        page = store.members_page(room_id=membership.room_id, limit=per_room + 1)
+        if len(page) <= per_room:
+            found.update(m.user_id for m in page)
+    found.discard(user_id)
+    return sorted(found)
+
+
+def public_room_list() -> list[Room]:
+    """Every public room (neither private nor a DM; archived ones too), the default room
+    among them: a key or index query on either backend, for browsing."""
+    rooms = store_call(get_store().public_rooms)
+    if not any(r.room_id == protocol.DEFAULT_ROOM for r in rooms):
+        rooms.insert(0, _default_room())
+    return rooms
+
+
 # The default room exists from the start, whichever backend holds it: until its first
 # write stores it (`room_stored`), a read shows it as an empty room, and writes nothing.
 _DEFAULT_ROOM_CREATED = datetime(2026, 1, 1, tzinfo=UTC)

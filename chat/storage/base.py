@@ -131,6 +131,24 @@ class ChatStore(Protocol):
         """True when the user was a member."""
         ...
 
+    def change_membership(
+        self, *, user_id: str, event: NewEvent, role: str = "member", now: datetime | None = None
+    ) -> EventRecord | None:
+        """One membership change and its room event, in one atomic write: both or neither.
+
+        `event.type` says which change: memberAdded (the user becomes a member with `role`),
+        memberRemoved (the user's membership goes) or memberUpdated (the member's role
+        becomes `role`). The event takes the room's next seq. None, with nothing written,
+        when there is nothing to change (a member already, not a member, the role as it
+        is). Raises RoomNotFound.
+        """
+        ...
+
+    def public_rooms(self) -> list[Room]:
+        """Every room that is neither private nor a DM (archived ones included), by room id:
+        what browsing lists. A key or index query, never a scan."""
+        ...
+
     def is_member(self, *, room_id: str, user_id: str) -> bool: ...
     def room_members(self, room_id: str) -> list[str]:
         """The room's member user ids, sorted."""

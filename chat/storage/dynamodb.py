@@ -476,6 +476,7 @@ class DynamoDBStore:
 
     def ensure_room(self, *, room_id: str, name: str, created_by: str | None, now: datetime) -> Room:
         item: Item = {"roomId": _s(room_id), "name": _s(name), "createdAt": _s(_time(now)), "lastSeq": _n(0)}
+        item[schema.PUBLIC_LISTING] = _s(schema.LISTED_PUBLIC)
         if created_by is not None:
             item["createdBy"] = _s(created_by)
         try:
@@ -520,6 +521,8 @@ class DynamoDBStore:
             item["createdBy"] = _s(created_by)
         if private or direct:
             item["private"] = {"BOOL": True}
+        else:
+            item[schema.PUBLIC_LISTING] = _s(schema.LISTED_PUBLIC)
         if direct:
             item["direct"] = {"BOOL": True}
         if topic:
@@ -539,6 +542,18 @@ class DynamoDBStore:
                 raise
             return existing, False
         return _room(item), True
+
+    def public_rooms(self) -> list[Room]:
+        # PublicRoomsIndex: public rooms only (sparse), one key. Eventually consistent like
+        # every index: a room made a moment ago may be missing for that moment.
+        items = self._query(
+            TableName=self.tables.rooms,
+            IndexName=schema.PUBLIC_ROOMS_INDEX,
+            KeyConditionExpression="#listing = :public",
+            ExpressionAttributeNames={"#listing": schema.PUBLIC_LISTING},
+            ExpressionAttributeValues={":public": _s(schema.LISTED_PUBLIC)},
+        )
+        return [room for room in map(_room, items) if not (room.private or room.direct)]
 
     def get_rooms(self, room_ids: list[str]) -> list[Room]:
         found: list[Room] = []
@@ -599,6 +614,9 @@ class DynamoDBStore:
                     values["slowModeSeconds"] = _n(value)
                 else:
                     values[attributes[field]] = {"BOOL": value} if isinstance(value, bool) else _s(value)
+            unlisted = "private" in changes and (after.private or after.direct)
+            if "private" in changes and not unlisted:
+                values[schema.PUBLIC_LISTING] = _s(schema.LISTED_PUBLIC)
             event = _new_event_record(
                 NewEvent(
                     room_id=room_id,
@@ -611,24 +629,29 @@ class DynamoDBStore:
             )
             # The settings move with lastSeq, from the lastSeq read: a concurrent change or
             # append makes this round fail, and the next one starts from what it wrote.
-            if self._try_transaction([self._take_seq(room, extra=values), self._put_event(event)]):
+            take = self._take_seq(room, extra=values, remove=[schema.PUBLIC_LISTING] if unlisted else [])
+            if self._try_transaction([take, self._put_event(event)]):
                 return RoomUpdate(after, event)
             _backoff(attempt)
         raise AppendContention(f"room {room_id!r}: no free seq after {self.max_append_attempts} attempts")
 
     # Seqs for room events ----------------------------------------------------------------------
 
-    def _take_seq(self, room: Room, *, extra: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    def _take_seq(
+        self, room: Room, *, extra: dict[str, dict[str, Any]] | None = None, remove: list[str] | None = None
+    ) -> dict[str, Any]:
         """The transaction item that moves the room's lastSeq on by one from the value read
-        (and sets `extra` attributes with it)."""
+        (and sets `extra` attributes, and removes `remove` ones, with it)."""
         values = dict(extra or {})
         names = {f"#a{i}": attribute for i, attribute in enumerate(values)}
+        names |= {f"#r{i}": attribute for i, attribute in enumerate(remove or [])}
         update = ["#last = :seq"] + [f"#a{i} = :v{i}" for i in range(len(values))]
+        gone = f" REMOVE {', '.join(f'#r{i}' for i in range(len(remove)))}" if remove else ""
         return {
             "Update": {
                 "TableName": self.tables.rooms,
                 "Key": {"roomId": _s(room.room_id)},
-                "UpdateExpression": "SET " + ", ".join(update),
+                "UpdateExpression": "SET " + ", ".join(update) + gone,
                 "ConditionExpression": "#last = :previous",
                 "ExpressionAttributeNames": {"#last": "lastSeq", **names},
                 "ExpressionAttributeValues": {
@@ -731,6 +754,67 @@ class DynamoDBStore:
             ReturnValues="ALL_OLD",
         )
         return bool(response.get("Attributes"))
+
+    def change_membership(
+        self, *, user_id: str, event: NewEvent, role: str = "member", now: datetime | None = None
+    ) -> EventRecord | None:
+        """One TransactWriteItems: the room's next seq, the event, and the membership item's
+        put, delete or update, each conditional, so a failure writes neither (the ORM
+        backend's single transaction). A concurrent seq taker makes a round fail and the
+        next one starts from what it wrote; a failed membership condition means nothing
+        to change."""
+        room_id = event.room_id
+        key = {"roomId": _s(member_key(room_id=room_id, user_id=user_id))}
+        names = {"#room": "roomId"}
+        change: dict[str, Any]
+        if event.type == events.MEMBER_ADDED:
+            item: Item = {
+                **key,
+                schema.MEMBER_ROOM_ID: _s(room_id),
+                schema.MEMBER_USER_ID: _s(user_id),
+                "role": _s(role),
+            }
+            if now is not None:
+                item["joinedAt"] = _s(_time(now))
+            condition = "attribute_not_exists(#room)"
+            change = {"Put": {"Item": item, "ConditionExpression": condition, "ExpressionAttributeNames": names}}
+        elif event.type == events.MEMBER_REMOVED:
+            condition = "attribute_exists(#room)"
+            change = {"Delete": {"Key": key, "ConditionExpression": condition, "ExpressionAttributeNames": names}}
+        elif event.type == events.MEMBER_UPDATED:
+            change = {
+                "Update": {
+                    "Key": key,
+                    "UpdateExpression": "SET #role = :role",
+                    "ConditionExpression": "attribute_exists(#room) AND #role <> :role",
+                    "ExpressionAttributeNames": {**names, "#role": "role"},
+                    "ExpressionAttributeValues": {":role": _s(role)},
+                }
+            }
+        else:
+            raise ValueError(f"{event.type!r} is no membership change")
+        kind = next(iter(change))
+        change[kind]["TableName"] = self.tables.rooms
+        for attempt in range(self.max_append_attempts):
+            room = self.get_room(room_id)
+            if room is None:
+                raise RoomNotFound(room_id)
+            record = _new_event_record(event, room.last_seq + 1)
+            items = [self._take_seq(room), self._put_event(record), change]
+            try:
+                self.client.transact_write_items(ClientRequestToken=str(uuid.uuid4()), TransactItems=items)
+            except ClientError as exc:
+                if _error_code(exc) != "TransactionCanceledException":
+                    raise
+                seq_reason, event_reason, member_reason = _cancellation_codes(exc, items=3)
+                if member_reason == "ConditionalCheckFailed":
+                    return None  # nothing to change: nothing was written
+                if {seq_reason, event_reason, member_reason} & (_RETRYABLE_REASONS | {"ConditionalCheckFailed"}):
+                    _backoff(attempt)  # the seq moved on (or a conflict): read it again
+                    continue
+                raise
+            return record
+        raise AppendContention(f"room {room_id!r}: member {user_id!r} unchanged after {self.max_append_attempts} tries")
 
     def get_membership(self, *, room_id: str, user_id: str) -> Membership | None:
         response = self.client.get_item(
@@ -1706,7 +1790,51 @@ def ensure_tables(
     moved = migrate_member_sets(client, names)
     if moved:
         say(f"moved {moved} members from room member sets to membership items", changed=True)
+    listed = list_public_rooms(client, names)
+    if listed:
+        say(f"listed {listed} public rooms written before PublicRoomsIndex", changed=True)
     return done
+
+
+def list_public_rooms(client: DynamoDBClient, names: schema.TableNames) -> int:
+    """Give the public rooms stored before PublicRoomsIndex their listing attribute, so
+    browsing finds them. A scan, once, from the tables command (idempotent): never on a
+    request's path."""
+    store = DynamoDBStore(client=client, tables=names)
+    listed = 0
+    for item in list(
+        store._scan(
+            TableName=names.rooms,
+            FilterExpression="attribute_not_exists(#listing) AND attribute_not_exists(#member)"
+            " AND attribute_exists(#name) AND attribute_exists(#created) AND attribute_exists(#last)",
+            ExpressionAttributeNames={
+                "#listing": schema.PUBLIC_LISTING,
+                "#member": schema.MEMBER_ROOM_ID,
+                "#name": "name",
+                "#created": "createdAt",
+                "#last": "lastSeq",
+            },
+        )
+    ):
+        room = _room(item)
+        if room.private or room.direct:
+            continue
+        try:
+            client.update_item(
+                TableName=names.rooms,
+                Key={"roomId": _s(room.room_id)},
+                UpdateExpression="SET #listing = :public",
+                # Still public: a room made private meanwhile stays unlisted.
+                ConditionExpression="attribute_exists(#room) AND (attribute_not_exists(#private) OR #private = :no)",
+                ExpressionAttributeNames={"#listing": schema.PUBLIC_LISTING, "#room": "roomId", "#private": "private"},
+                ExpressionAttributeValues={":public": _s(schema.LISTED_PUBLIC), ":no": {"BOOL": False}},
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            continue
+        listed += 1
+    return listed
 
 
 def migrate_member_sets(client: DynamoDBClient, names: schema.TableNames) -> int:

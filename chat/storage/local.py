@@ -293,6 +293,41 @@ class LocalStore:
     def is_member(self, *, room_id: str, user_id: str) -> bool:
         return models.RoomMember.objects.filter(room_id=room_id, user_id=user_id).exists()
 
+    def change_membership(
+        self, *, user_id: str, event: NewEvent, role: str = "member", now: datetime | None = None
+    ) -> EventRecord | None:
+        """One transaction: the membership row first (nothing else when it changes nothing),
+        then the event with the room's next seq."""
+        room_id = event.room_id
+        rows = models.RoomMember.objects.filter(room_id=room_id, user_id=user_id)
+        with transaction.atomic():
+            if not models.Room.objects.filter(room_id=room_id).exists():
+                raise RoomNotFound(room_id)
+            if event.type == events.MEMBER_ADDED:
+                try:
+                    with transaction.atomic():
+                        _, changed = models.RoomMember.objects.get_or_create(
+                            room_id=room_id, user_id=user_id, defaults={"role": role, "joined_at": now}
+                        )
+                except IntegrityError:  # a concurrent add of the same member won
+                    changed = False
+            elif event.type == events.MEMBER_REMOVED:
+                changed = rows.delete()[0] > 0
+            elif event.type == events.MEMBER_UPDATED:
+                changed = rows.exclude(role=role).update(role=role) > 0
+            else:
+                raise ValueError(f"{event.type!r} is no membership change")
+            if not changed:
+                return None
+            seq = self._next_seq(room_id)
+            if seq is None:
+                raise RoomNotFound(room_id)
+            return self._store_event(event, seq=seq)
+
+    def public_rooms(self) -> list[Room]:
+        rows = models.Room.objects.filter(private=False, direct=False).order_by("room_id")
+        return [_room(r) for r in rows]
+
     def room_members(self, room_id: str) -> list[str]:
         return sorted(models.RoomMember.objects.filter(room_id=room_id).values_list("user_id", flat=True))
 

@@ -37,6 +37,10 @@ TTL: Final = "ttl"  # epoch seconds; DynamoDB's TTL deletes the item some time (
 MEMBER_ROOM_ID: Final = "memberRoomId"
 MEMBER_USER_ID: Final = "memberUserId"
 MEMBER_KEY_PREFIX: Final = "member:"
+# On a public room's item in Rooms (neither private nor a DM): PUBLIC_LISTING = LISTED_PUBLIC,
+# so the room is in PublicRoomsIndex; a room made private loses the attribute (and leaves it).
+PUBLIC_LISTING: Final = "listing"
+LISTED_PUBLIC: Final = "public"
 
 # Index names.
 USER_ID_INDEX: Final = "UserIdIndex"
@@ -46,6 +50,7 @@ ROOM_SEQ_INDEX: Final = "RoomSeqIndex"
 ROOM_MEMBERS_INDEX: Final = "RoomMembersIndex"
 USER_ROOMS_INDEX: Final = "UserRoomsIndex"
 REPLY_INDEX: Final = "ReplyIndex"
+PUBLIC_ROOMS_INDEX: Final = "PublicRoomsIndex"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +133,9 @@ ROOMS: Final = Table(
         # Sparse: only membership items carry these attributes, so room items stay out.
         Index(ROOM_MEMBERS_INDEX, Key(MEMBER_ROOM_ID, "S"), Key(MEMBER_USER_ID, "S")),
         Index(USER_ROOMS_INDEX, Key(MEMBER_USER_ID, "S"), Key(MEMBER_ROOM_ID, "S")),
+        # Sparse too: only public rooms carry the listing, all under one key, by room id
+        # (browsing public rooms is one query, never a scan of rooms and memberships).
+        Index(PUBLIC_ROOMS_INDEX, Key(PUBLIC_LISTING, "S"), Key(ROOM_ID, "S")),
     ),
 )
 

@@ -79,6 +79,7 @@ def test_creates_the_tables_indexes_and_ttl_and_says_so(
     assert indexes(client, names.rooms) == {
         "RoomMembersIndex": [("memberRoomId", "HASH"), ("memberUserId", "RANGE")],
         "UserRoomsIndex": [("memberUserId", "HASH"), ("memberRoomId", "RANGE")],
+        "PublicRoomsIndex": [("listing", "HASH"), ("roomId", "RANGE")],
     }
     keys = {
         name: client.describe_table(TableName=name)["Table"]["KeySchema"]
@@ -155,6 +156,33 @@ def test_member_sets_of_the_first_design_become_membership_items(
     assert "members" not in client.get_item(TableName=names.rooms, Key={"roomId": {"S": "plans"}})["Item"]
     assert [r.room_id for r in store.list_rooms()] == ["plans"]
     assert "moved" not in run()
+
+
+def test_public_rooms_stored_before_the_public_index_are_listed_once(
+    client: DynamoDBClient, names: schema.TableNames
+) -> None:
+    """A Rooms table without PublicRoomsIndex gains it, and its public rooms (not private
+    ones, not DMs) are listed so browsing finds them; a second run lists nothing more."""
+    older = schema.create_table_request(schema.ROOMS, names.rooms)
+    older["GlobalSecondaryIndexes"] = [
+        index for index in older["GlobalSecondaryIndexes"] if index["IndexName"] != "PublicRoomsIndex"
+    ]
+    older["AttributeDefinitions"] = [a for a in older["AttributeDefinitions"] if a["AttributeName"] != "listing"]
+    client.create_table(**older)
+
+    def room(room_id: str, **extra: Any) -> None:
+        item = {"roomId": {"S": room_id}, "name": {"S": room_id}, "createdAt": {"S": "2026-01-01T00:00:00.000000Z"}}
+        client.put_item(TableName=names.rooms, Item={**item, "lastSeq": {"N": "0"}, **extra})
+
+    room("open")
+    room("closed", private={"BOOL": True})
+    room("dm-x", private={"BOOL": True}, direct={"BOOL": True})
+    out = run()
+    assert f"created index PublicRoomsIndex on {names.rooms}" in out
+    assert "listed 1 public rooms" in out
+    store = DynamoDBStore(client=client, tables=names)
+    assert [r.room_id for r in store.public_rooms()] == ["open"]
+    assert "listed" not in run()
 
 
 def test_a_table_with_another_key_is_an_error(client: DynamoDBClient, names: schema.TableNames) -> None:

@@ -399,3 +399,62 @@ async def test_creating_over_http_never_opens_a_taken_room(storage_backend: str)
     assert private.status_code == 201
     den = await sync_to_async(get_store().get_room)(private.json()["room"]["roomId"])
     assert den is not None and den.private
+
+
+@pytestmark_db
+@pytest.mark.parametrize("storage_backend", ["dynamodb"], indirect=True)
+async def test_browsing_public_rooms_on_dynamodb_is_an_index_query_never_a_scan(
+    storage_backend: str, session_sockets: OpenSocket
+) -> None:
+    """browseRooms reads PublicRoomsIndex: no Scan of the Rooms table (with its memberships),
+    and a room made private leaves the list, one made public enters it."""
+    alice = await _person(session_sockets, "alice")
+    bob = await _person(session_sockets, "bob")
+    garden, attic, porch = [
+        (await alice.ask({"action": "createRoom", "name": name, "private": private}))["roomId"]
+        for name, private in (("Garden", False), ("Attic", True), ("Porch", False))
+    ]
+    operations: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        operations.append(model.name)
+
+    events = get_store().client.meta.events  # type: ignore[attr-defined]
+    events.register("before-call.dynamodb", record)
+    try:
+        browse = await bob.ask({"action": "browseRooms"})
+        assert {r["roomId"] for r in browse["rooms"]} == {"general", garden, porch}
+        assert "Query" in operations and "Scan" not in operations
+        await alice.ask({"action": "updateRoom", "roomId": porch, "private": True})
+        await alice.ask({"action": "updateRoom", "roomId": attic, "private": False})
+        operations.clear()
+        browse = await bob.ask({"action": "browseRooms"})
+        assert {r["roomId"] for r in browse["rooms"]} == {"general", garden, attic}
+        assert "Scan" not in operations
+    finally:
+        events.unregister("before-call.dynamodb", record)
+
+
+@pytestmark_db
+async def test_members_answers_page_by_page_with_next(
+    storage_backend: str, session_sockets: OpenSocket, settings: Settings
+) -> None:
+    """A room with more members than CHAT_MEMBERS_PAGE is answered in pages: `next` asks for
+    the following one, null on the last; every member once, each with a status."""
+    settings.CHAT_MEMBERS_PAGE = 2
+    alice = await _person(session_sockets, "alice")
+    for name in ("bob", "carol", "dan"):
+        await _person(session_sockets, name)
+    big = (await alice.ask({"action": "createRoom", "name": "Big"}))["roomId"]
+    for name in ("bob", "carol", "dan"):
+        assert (await alice.ask({"action": "addMember", "roomId": big, "username": name}))["type"] == "done"
+    seen: list[str] = []
+    frame: dict[str, Any] = {"action": "members", "roomId": big}
+    for _ in range(3):
+        page = await alice.ask(frame)
+        assert len(page["members"]) <= 2 and all(m["status"] == "online" for m in page["members"])
+        seen += [m["username"] for m in page["members"]]
+        if page["next"] is None:
+            break
+        frame = {"action": "members", "roomId": big, "next": page["next"]}
+    assert sorted(seen) == ["alice", "bob", "carol", "dan"]

@@ -241,3 +241,21 @@ async def test_typing_in_one_window_reaches_each_socket_in_one_write_without_its
         await comm.send_json_to({"action": "ping"})
         assert await recv(comm) == {"type": "pong"}
     assert carol_id
+
+
+async def test_typing_frames_do_not_count_against_the_message_rate_limit(
+    sockets: Any, room: str, settings: Any
+) -> None:
+    """With two messages allowed per minute, a burst of typing frames first leaves both sends
+    accepted; the third send is the one refused."""
+    settings.CHAT_RATE_LIMIT_SEND_PER_CONNECTION = "2/60"
+    alice, _ = await sockets("alice")
+    await join(alice, room)
+    for _ in range(5):
+        await alice.send_json_to({"action": "typing", "roomId": room})
+    for text in ("one", "two"):
+        await post(alice, room, text)
+        assert {(await recv(alice))["type"], (await recv(alice))["type"]} == {"ack", "message"}
+    await post(alice, room, "three")
+    refused = await recv_type(alice, "error")
+    assert (refused["code"], refused["clientMessageId"]) == ("rate_limited", "three")

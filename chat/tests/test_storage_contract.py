@@ -959,3 +959,87 @@ def test_messages_keep_the_mentions_the_server_resolved(lobby: ChatStore) -> Non
     (read,) = lobby.messages_after(room_id="lobby", after_seq=0, limit=10, now=NOW)
     assert read.mentions == ("u-bob", "u-carol")
     assert lobby.append_message(new_message("plain")).message.mentions == ()
+
+
+# Membership changes with their events (chat.people), and the public rooms browsing reads ------
+
+
+def member_event(kind: str, user_id: str = "u-carol", *, room_id: str = "lobby") -> NewEvent:
+    return NewEvent(
+        room_id=room_id,
+        type=kind,
+        data={"userId": user_id, "username": user_id.removeprefix("u-")},
+        timestamp=NOW,
+        ttl_seconds=MESSAGE_TTL,
+    )
+
+
+def test_a_membership_change_and_its_event_are_written_together_or_not_at_all(lobby: ChatStore) -> None:
+    """change_membership adds, re-roles or removes a member and stores its event with the next
+    seq; when nothing changes it writes nothing and takes no seq."""
+    added = lobby.change_membership(user_id="u-carol", event=member_event(events.MEMBER_ADDED), now=NOW)
+    assert added is not None and (added.seq, added.type) == (1, events.MEMBER_ADDED)
+    member = lobby.get_membership(room_id="lobby", user_id="u-carol")
+    assert member is not None and (member.role, member.joined_at) == ("member", NOW)
+    assert lobby.change_membership(user_id="u-carol", event=member_event(events.MEMBER_ADDED), role="owner") is None
+    owner = lobby.change_membership(user_id="u-carol", event=member_event(events.MEMBER_UPDATED), role="owner")
+    assert owner is not None and owner.seq == 2
+    assert lobby.change_membership(user_id="u-carol", event=member_event(events.MEMBER_UPDATED), role="owner") is None
+    assert lobby.change_membership(user_id="u-dan", event=member_event(events.MEMBER_UPDATED, "u-dan")) is None
+    removed = lobby.change_membership(user_id="u-carol", event=member_event(events.MEMBER_REMOVED))
+    assert removed is not None and removed.seq == 3
+    assert lobby.get_membership(room_id="lobby", user_id="u-carol") is None
+    assert lobby.change_membership(user_id="u-carol", event=member_event(events.MEMBER_REMOVED)) is None
+    assert log(lobby) == [(1, "memberAdded"), (2, "memberUpdated"), (3, "memberRemoved")]
+    room = lobby.get_room("lobby")
+    assert room is not None and room.last_seq == 3
+    with pytest.raises(RoomNotFound):
+        lobby.change_membership(user_id="u-carol", event=member_event(events.MEMBER_ADDED, room_id="nowhere"))
+    assert lobby.get_membership(room_id="nowhere", user_id="u-carol") is None
+
+
+def _occupy_next_seq(store: ChatStore, room_id: str) -> None:
+    """Put a stray log entry where the room's next event would go, so that write fails."""
+    room = store.get_room(room_id)
+    assert room is not None
+    if isinstance(store, DynamoDBStore):
+        from chat.storage.dynamodb import message_id_for
+
+        item = {"messageId": {"S": message_id_for(room_id=room_id, seq=room.last_seq + 1)}}
+        store.client.put_item(TableName=store.tables.messages, Item=item)
+    else:
+        from chat import models
+
+        models.RoomEvent.objects.create(
+            room_id=room_id, seq=room.last_seq + 1, type="stray", data={}, timestamp=NOW, ttl=2**31
+        )
+
+
+def test_a_membership_whose_event_cannot_be_written_is_not_written_either(lobby: ChatStore) -> None:
+    """One atomic write (an ORM transaction; one TransactWriteItems on DynamoDB): when the
+    event fails, the membership change fails with it."""
+    if isinstance(lobby, DynamoDBStore):
+        lobby.max_append_attempts = 2
+    lobby.add_member(room_id="lobby", user_id="u-bob")
+    _occupy_next_seq(lobby, "lobby")
+    with pytest.raises(Exception):  # noqa: B017 - the backend's own error (IntegrityError, AppendContention)
+        lobby.change_membership(user_id="u-carol", event=member_event(events.MEMBER_ADDED), now=NOW)
+    assert lobby.get_membership(room_id="lobby", user_id="u-carol") is None
+    with pytest.raises(Exception):  # noqa: B017
+        lobby.change_membership(user_id="u-bob", event=member_event(events.MEMBER_REMOVED, "u-bob"))
+    assert lobby.get_membership(room_id="lobby", user_id="u-bob") is not None
+
+
+def test_public_rooms_are_those_neither_private_nor_direct_as_settings_change(store: ChatStore) -> None:
+    """public_rooms lists public rooms by id (archived ones too), never private rooms, DMs
+    or memberships, and follows a room made private or public."""
+    store.ensure_room(room_id="b-open", name="Open", created_by=None, now=NOW)
+    store.create_room(room_id="a-made", name="Made", created_by="u-alice", now=NOW)
+    store.create_room(room_id="c-closed", name="Closed", created_by="u-alice", now=NOW, private=True)
+    store.create_room(room_id="dm-1", name="DM", created_by="u-alice", now=NOW, direct=True)
+    store.add_member(room_id="a-made", user_id="u-alice")
+    store.update_room(room_id="b-open", archived=True, **STAMP)
+    assert [r.room_id for r in store.public_rooms()] == ["a-made", "b-open"]
+    store.update_room(room_id="a-made", private=True, **STAMP)
+    store.update_room(room_id="c-closed", private=False, **STAMP)
+    assert [r.room_id for r in store.public_rooms()] == ["b-open", "c-closed"]

@@ -8,7 +8,7 @@
 
 import { useEffect, useState } from 'react';
 
-import { People, describeError, parseUsernames, roomIdForName } from '../../static/chat/core/people.js';
+import { People, changesMembersOf, describeError, parseUsernames, roomIdForName, withPresence } from '../../static/chat/core/people.js';
 
 /** The People helper of a connection, and its room list (most recently active first). */
 export function usePeople(connection) {
@@ -219,6 +219,17 @@ export function MembersPanel({ people, roomId, mine, me }) {
     if (opened) load();
     // eslint-disable-next-line react-hooks/exhaustive-deps -- reload when the room changes
   }, [roomId, opened]);
+
+  // The open list follows the room live: a member added, taken out (by an owner, or a
+  // moderator from the admin) or re-roled reads it again; a presence frame patches a status.
+  useEffect(() => {
+    if (!opened) return undefined;
+    return people.onMembers((frame) => {
+      if (frame.type === 'presence') setMembers((list) => withPresence(list, frame));
+      else if (changesMembersOf(frame, roomId)) load();
+    });
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- load reads the current room
+  }, [people, roomId, opened]);
 
   async function act(fn) {
     setError(null);

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 
-import { People, parseUsernames, roomIdForName, sortRooms, splitRooms } from '../../static/chat/core/people.js';
+import {
+  People,
+  changesMembersOf,
+  parseUsernames,
+  roomIdForName,
+  sortRooms,
+  splitRooms,
+  withPresence,
+} from '../../static/chat/core/people.js';
 
 function fakeConnection() {
   const listeners = new Map();
@@ -65,6 +73,29 @@ describe('people.js', () => {
     connection.emit('frame', { type: 'roomAdded', room: { roomId: 'b', name: 'B', kind: 'private', lastActivity: '2' } });
     connection.emit('frame', { type: 'roomRemoved', roomId: 'a' });
     expect(seen.at(-1)).toEqual(['b']);
+    people.dispose();
+  });
+
+  it('tells a member list on show of membership changes and presence', () => {
+    const connection = fakeConnection();
+    const people = new People(connection);
+    const heard = [];
+    const off = people.onMembers((frame) => heard.push(frame.type));
+    connection.emit('frame', { type: 'memberRemoved', roomId: 'plans', seq: 4, userId: '2', username: 'bob' });
+    connection.emit('frame', { type: 'presence', userId: '3', status: 'away', lastSeenAt: null });
+    connection.emit('frame', { type: 'message', roomId: 'plans', seq: 5 });
+    off();
+    connection.emit('frame', { type: 'memberAdded', roomId: 'plans', seq: 6, userId: '2', username: 'bob' });
+    expect(heard).toEqual(['memberRemoved', 'presence']);
+    expect(changesMembersOf({ type: 'memberRemoved', roomId: 'plans' }, 'plans')).toBe(true);
+    expect(changesMembersOf({ type: 'memberRemoved', roomId: 'other' }, 'plans')).toBe(false);
+    const list = [
+      { userId: '2', username: 'bob', role: 'member', status: 'online', lastSeenAt: null },
+      { userId: '3', username: 'carol', role: 'owner', status: 'online', lastSeenAt: null },
+    ];
+    const after = withPresence(list, { type: 'presence', userId: 3, status: 'offline', lastSeenAt: 'T' });
+    expect(after.map((m) => [m.status, m.lastSeenAt])).toEqual([['online', null], ['offline', 'T']]);
+    expect(withPresence(list, { type: 'presence', userId: '9', status: 'away' })).toBe(list);
     people.dispose();
   });
 });

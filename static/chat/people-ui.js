@@ -5,7 +5,7 @@
  * lives in ./core/people.js (shared with the React app); this file only renders.
  * Text reaches the DOM through textContent only.
  */
-import { People, describeError, parseUsernames, roomIdForName } from './core/people.js';
+import { People, changesMembersOf, describeError, parseUsernames, roomIdForName, withPresence } from './core/people.js';
 
 export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoom, listChanged = () => {} }) {
   const people = new People(connection);
@@ -245,6 +245,7 @@ export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoo
     leaveButton.hidden = !room && direct;
     try {
       const list = await people.members(roomId);
+      shown = list;
       membersList.replaceChildren(...list.map((member) => memberLine(roomId, member, owner && !direct)));
     } catch (error) {
       membersList.replaceChildren();
@@ -290,6 +291,27 @@ export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoo
       showError(membersError, error);
     }
   }
+
+  // The open list follows the room live: a member added, taken out (by an owner, or a
+  // moderator from the admin) or re-roled reads it again; a presence frame repaints a status.
+  let shown = [];
+  people.onMembers((frame) => {
+    if (!members.open) return;
+    if (frame.type === 'presence') {
+      const after = withPresence(shown, frame);
+      if (after === shown) return;
+      shown = after;
+      const li = membersList.querySelector(`li[data-user-id="${CSS.escape(String(frame.userId))}"]`);
+      const member = shown.find((m) => String(m.userId) === String(frame.userId));
+      const detail = li?.querySelector('.people-name .muted');
+      if (detail && member) {
+        detail.textContent = ` ${member.role === 'owner' ? 'owner · ' : ''}${member.status ?? 'offline'}`;
+        detail.dataset.status = member.status ?? 'offline';
+      }
+    } else if (changesMembersOf(frame, currentRoomId())) {
+      showMembers();
+    }
+  });
 
   byId('members-button').addEventListener('click', () => {
     membersList.replaceChildren();

@@ -203,6 +203,21 @@ def app_shown(user: BrowserUser, text: str) -> Locator:
     return user.page.locator(".message-list li.message[data-seq] .text").filter(has_text=text)
 
 
+async def start_private_room_in_app(user: BrowserUser, server: DaphneServer, room_name: str) -> str:
+    """Start a private room by name in the React app (its address previewed first: the name's
+    slug and a tail the server draws), which opens it; the room's id."""
+    page = user.page
+    stem = room_name.lower().replace(" ", "-")
+    await page.get_by_text("Start a room").click()
+    await page.get_by_label("Room name").fill(room_name)
+    await expect(page.get_by_text(f"Its address: #{stem}-…")).to_be_visible()
+    await page.get_by_label("Private: invited people only").check()
+    await page.get_by_role("button", name="Start room").click()
+    await expect(page).to_have_url(re.compile(rf"{re.escape(server.base_url)}/app/#/rooms/{stem}-[a-z0-9]{{6}}$"))
+    await expect(page.get_by_role("heading", name=room_name)).to_be_visible()
+    return page.url.rsplit("/", 1)[1]
+
+
 async def test_people_and_rooms_in_the_react_app(
     react_build: Path,  # noqa: F811 - the fixture imported above
     shared_server: DaphneServer,  # noqa: F811 - the fixture imported above
@@ -217,14 +232,7 @@ async def test_people_and_rooms_in_the_react_app(
         await open_app(user, server)
     page = ria.page
     room_name = unique("Plans ")
-    stem = room_name.lower().replace(" ", "-")
-    await page.get_by_text("Start a room").click()
-    await page.get_by_label("Room name").fill(room_name)
-    await expect(page.get_by_text(f"Its address: #{stem}-…")).to_be_visible()
-    await page.get_by_label("Private: invited people only").check()
-    await page.get_by_role("button", name="Start room").click()
-    await expect(page).to_have_url(re.compile(rf"/app/#/rooms/{stem}-[a-z0-9]{{6}}$"))
-    await expect(page.get_by_role("heading", name=room_name)).to_be_visible()
+    await start_private_room_in_app(ria, server, room_name)
     await page.get_by_label("Room name").fill(room_name.upper())  # the same name again: refused
     await page.get_by_role("button", name="Start room").click()
     await expect(page.get_by_text("A room of that name exists already.")).to_be_visible()

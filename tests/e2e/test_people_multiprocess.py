@@ -46,14 +46,24 @@ def cluster(
     tmp_path: Path,
 ) -> Iterator[list[DaphneServer]]:
     """Two daphne processes on one Redis and one store (an SQLite file, PostgreSQL, or DynamoDB on moto)."""
-    env = {"REDIS_URL": redis_url}
+    env = {}
     if request.param == "postgresql":
         env["DATABASE_URL"] = request.getfixturevalue("postgres_url")
     if request.param == "dynamodb":
         env.update(_dynamodb_env(request.getfixturevalue("moto_server")))
+    yield two_processes(daphne_factory, redis_url=redis_url, tmp_path=tmp_path, name="people", **env)
+
+
+def two_processes(
+    daphne_factory: Callable[..., DaphneServer], *, redis_url: str, tmp_path: Path, name: str, **env: str
+) -> list[DaphneServer]:
+    """Two daphne processes on one Redis, one store (`env`) and one accounts database (an
+    SQLite file both read, or `DATABASE_URL`): sign-ups and sessions work on either."""
     shared = tmp_path / "shared"
     shared.mkdir()
-    yield [daphne_factory(shared_dir=shared, CHAT_INSTANCE_ID=f"people-{i}", **env) for i in range(2)]
+    return [
+        daphne_factory(shared_dir=shared, CHAT_INSTANCE_ID=f"{name}-{i}", REDIS_URL=redis_url, **env) for i in range(2)
+    ]
 
 
 def _name(prefix: str) -> str:

@@ -55,6 +55,21 @@ export function roomIdForName(name) {
   return slug && !slug.startsWith('dm-') ? slug : 'room';
 }
 
+/** Whether a frame is a membership change of `roomId` (the member list is read again). */
+export function changesMembersOf(frame, roomId) {
+  return ['memberAdded', 'memberRemoved', 'memberUpdated'].includes(frame?.type) && frame.roomId === roomId;
+}
+
+/** A member list after a presence frame: that member's status and last-seen time (the same list when they are no member). */
+export function withPresence(members, frame) {
+  if (!Array.isArray(members) || frame?.type !== 'presence') return members;
+  const userId = String(frame.userId);
+  if (!members.some((m) => String(m.userId) === userId)) return members;
+  return members.map((m) =>
+    String(m.userId) === userId ? { ...m, status: frame.status, lastSeenAt: frame.lastSeenAt ?? null } : m,
+  );
+}
+
 /** "alice, bob" or "alice bob" -> ["alice", "bob"]. */
 export function parseUsernames(text) {
   return String(text)
@@ -72,6 +87,8 @@ export class People {
     /** action -> [{resolve, reject, timer, roomId}] */
     this.waiters = new Map();
     this.listeners = new Set();
+    /** listeners of frames that change a member list on show (onMembers) */
+    this.memberListeners = new Set();
     this.loaded = false;
     this.offFrame = connection.on('frame', (frame) => this.onFrame(frame));
     this.offState = connection.on('state', ({ state }) => {
@@ -90,6 +107,16 @@ export class People {
   onChange(fn) {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
+  }
+
+  /**
+   * Call `fn(frame)` on every frame that changes a member list on show: memberAdded,
+   * memberRemoved, memberUpdated (room events of a room the socket has open: read the list
+   * again) and presence (patch it: withPresence). Returns the unsubscribe.
+   */
+  onMembers(fn) {
+    this.memberListeners.add(fn);
+    return () => this.memberListeners.delete(fn);
   }
 
   list() {
@@ -131,6 +158,18 @@ export class People {
         }
         return;
       }
+      case 'memberAdded':
+      case 'memberRemoved':
+      case 'memberUpdated':
+      case 'presence':
+        for (const fn of [...this.memberListeners]) {
+          try {
+            fn(frame);
+          } catch (error) {
+            console.error('people.js: a member listener threw', error);
+          }
+        }
+        return;
       case 'done':
         this.settle(frame.action, frame, null);
         return;
