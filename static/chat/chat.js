@@ -642,7 +642,8 @@ function start(app) {
 
   function currentStatus() {
     if (view.stopped) return;
-    if (view.joined) {
+    // On the room list page there is no room to join: a socket that is up is live.
+    if (view.joined || (!view.roomId && connection.state === ConnectionState.LIVE)) {
       hideOffline();
       setStatus("live", "Live");
     } else if (connection.state === ConnectionState.OFFLINE) {
@@ -789,7 +790,10 @@ function start(app) {
   connection.on("state", ({ state, retryInMs }) => {
     if (view.stopped) return;
     if (state !== ConnectionState.LIVE) view.joined = false;
-    if (state === ConnectionState.OFFLINE) {
+    if (state === ConnectionState.LIVE && !view.roomId) {
+      hideOffline(); // the room list page: nothing to join, the socket is up
+      setStatus("live", "Live");
+    } else if (state === ConnectionState.OFFLINE) {
       showOffline(retryInMs);
       render();
     } else if (state === ConnectionState.CONNECTING) {

@@ -37,6 +37,9 @@ def unique(prefix: str) -> str:
 async def home(user: BrowserUser, server: DaphneServer) -> None:
     await user.page.goto(server.base_url + "/")
     await expect(user.page.locator("#dm-title")).to_be_visible()
+    # Creating a room and inviting go over the socket: a dialog sent before it is up says
+    # "Not connected: try again in a moment.", as a person would be told.
+    await expect(user.page.locator("#status")).to_have_attribute("data-state", "live")
 
 
 async def say(user: BrowserUser, text: str) -> None:
