@@ -39,9 +39,9 @@ from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from django.conf import settings
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.registry import Collector
 
-from chat import layers
+from chat import layers, metrics
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,11 @@ DEFAULT_PREFIX: Final = "chatsite:live:"
 # One name per process, for its readings (pid alone repeats across hosts and restarts).
 INSTANCE: Final = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
-_LATENCY: Final = "chatsite_broadcast_latency_seconds"
-_ERRORS: Final = "chatsite_errors"
-_STORED: Final = "chatsite_messages_stored"
+# What a reading reads: the publish-latency histogram, the error-frame counter and the
+# stored-message counter. Only these: collecting the whole registry would also run its
+# custom collectors (the search index's lag reads the store) every PUBLISH_SECONDS.
+Sources = tuple[Collector, Collector, Collector]
+SOURCES: Final[Sources] = (metrics.BROADCAST_LATENCY, metrics.ERRORS, metrics.MESSAGES_STORED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,19 +82,20 @@ class Reading:
         return cls(at=at, buckets=tuple((b, c) for b, c in buckets), errors=errors, stored=stored)
 
 
-def read(registry: CollectorRegistry = REGISTRY, *, at: float) -> Reading:
-    """This process's counters now (another registry stands for another process in tests)."""
-    buckets: list[tuple[float, float]] = []
-    errors = stored = 0.0
-    for family in registry.collect():
-        for sample in family.samples:
-            if family.name == _LATENCY and sample.name.endswith("_bucket"):
-                buckets.append((float(sample.labels["le"]), sample.value))
-            elif family.name == _ERRORS and sample.name.endswith("_total"):
-                errors += sample.value
-            elif family.name == _STORED and sample.name.endswith("_total"):
-                stored += sample.value
-    return Reading(at=at, buckets=tuple(sorted(buckets)), errors=errors, stored=stored)
+def _samples(collector: Collector, suffix: str) -> list[tuple[dict[str, str], float]]:
+    return [(s.labels, s.value) for f in collector.collect() for s in f.samples if s.name.endswith(suffix)]
+
+
+def read(sources: Sources = SOURCES, *, at: float) -> Reading:
+    """This process's counters now (other metrics stand for another process in tests)."""
+    latency, errors, stored = sources
+    buckets = sorted((float(labels["le"]), value) for labels, value in _samples(latency, "_bucket"))
+    return Reading(
+        at=at,
+        buckets=tuple(buckets),
+        errors=sum(value for _, value in _samples(errors, "_total")),
+        stored=sum(value for _, value in _samples(stored, "_total")),
+    )
 
 
 def p95(buckets: list[tuple[float, float]]) -> float | None:
@@ -181,17 +184,19 @@ def redis_client(host: dict[str, Any]) -> Any:
     return redis.Redis.from_url(host["address"], **options)
 
 
-def _from_settings() -> Readings:
-    layer: dict[str, Any] = settings.CHANNEL_LAYERS.get("default", {})
+@functools.lru_cache(maxsize=8)
+def _readings_for(layer_json: str) -> Readings:
+    layer: dict[str, Any] = json.loads(layer_json)
     if layers.redis_backed(layer):
         return RedisReadings(redis_client(dict(layer["CONFIG"]["hosts"][0])))
     return MemoryReadings()
 
 
-@functools.cache
 def readings() -> Readings:
-    """The readings backend chosen by the channel layer, made once per process."""
-    return _from_settings()
+    """The readings backend the channel layer calls for: made once per layer setting (so an
+    override_settings in a test gets its own, as Channels' layer manager does)."""
+    layer = settings.CHANNEL_LAYERS.get("default", {})
+    return _readings_for(json.dumps(layer, sort_keys=True, default=str))
 
 
 def merged(found: dict[str, list[Reading]], *, since: float) -> dict[str, float | None]:
@@ -241,14 +246,14 @@ def window(
     now: datetime,
     backend: Readings | None = None,
     instance: str = INSTANCE,
-    registry: CollectorRegistry = REGISTRY,
+    sources: Sources = SOURCES,
 ) -> dict[str, float | None]:
     """p95 publish latency (seconds), error frames per message and messages stored over the
     last five minutes, on every process that published readings (this one's taken now)."""
     at = now.timestamp()
     store = backend if backend is not None else readings()
     try:
-        store.publish(instance, read(registry, at=at))
+        store.publish(instance, read(sources, at=at))
         found = store.recent(since=at - WINDOW.total_seconds())
     except Exception:
         log.warning("live delivery figures: readings unavailable", exc_info=True)

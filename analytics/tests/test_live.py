@@ -6,12 +6,16 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client, override_settings
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from analytics import live
+from tests.fixtures.redis import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -28,6 +32,7 @@ class Process:
         )
         self.errors = Counter("chatsite_errors", "errors", ["code"], registry=self.registry)
         self.stored = Counter("chatsite_messages_stored", "stored", registry=self.registry)
+        self.sources = (self.latency, self.errors, self.stored)
 
     def deliver(self, count: int, seconds: float) -> None:
         for _ in range(count):
@@ -46,14 +51,14 @@ def test_the_figures_merge_every_process_that_published(shared: live.RedisReadin
     now = datetime.now(UTC)
     quiet, busy = Process(), Process()
     start = (now - timedelta(minutes=4)).timestamp()
-    shared.publish("busy", live.read(busy.registry, at=start))
-    live.window(now=now - timedelta(minutes=4), backend=shared, instance="quiet", registry=quiet.registry)
+    shared.publish("busy", live.read(busy.sources, at=start))
+    live.window(now=now - timedelta(minutes=4), backend=shared, instance="quiet", sources=quiet.sources)
     quiet.deliver(100, 0.004)
     busy.deliver(10, 0.4)
     busy.errors.labels(code="rate_limited").inc(5)
-    shared.publish("busy", live.read(busy.registry, at=(now - timedelta(seconds=10)).timestamp()))
+    shared.publish("busy", live.read(busy.sources, at=(now - timedelta(seconds=10)).timestamp()))
 
-    figures = live.window(now=now, backend=shared, instance="quiet", registry=quiet.registry)
+    figures = live.window(now=now, backend=shared, instance="quiet", sources=quiet.sources)
 
     # 110 deliveries, 10 of them slow: the 95th percentile (the 105th) is a slow one.
     assert figures["p95_seconds"] == 0.5
@@ -69,13 +74,13 @@ def test_a_process_that_stopped_publishing_leaves_the_window(shared: live.RedisR
     """Deliveries older than five minutes, on a process that has gone, no longer count."""
     now = datetime.now(UTC)
     gone, serving = Process(), Process()
-    shared.publish("gone", live.read(gone.registry, at=(now - timedelta(minutes=9)).timestamp()))
+    shared.publish("gone", live.read(gone.sources, at=(now - timedelta(minutes=9)).timestamp()))
     gone.deliver(50, 2.0)
-    shared.publish("gone", live.read(gone.registry, at=(now - timedelta(minutes=6)).timestamp()))
-    live.window(now=now - timedelta(minutes=1), backend=shared, instance="serving", registry=serving.registry)
+    shared.publish("gone", live.read(gone.sources, at=(now - timedelta(minutes=6)).timestamp()))
+    live.window(now=now - timedelta(minutes=1), backend=shared, instance="serving", sources=serving.sources)
     serving.deliver(20, 0.002)
 
-    figures = live.window(now=now, backend=shared, instance="serving", registry=serving.registry)
+    figures = live.window(now=now, backend=shared, instance="serving", sources=serving.sources)
 
     assert figures["processes"] == 1
     assert figures["stored"] == 20 and figures["p95_seconds"] == 0.0025
@@ -103,9 +108,9 @@ def test_another_os_process_publishing_through_its_own_registry_reaches_the_dash
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=45)
     serving, earlier = Process(), datetime.now(UTC) - timedelta(seconds=40)
-    live.window(now=earlier, backend=shared, instance="page", registry=serving.registry)
+    live.window(now=earlier, backend=shared, instance="page", sources=serving.sources)
 
-    figures = live.window(now=datetime.now(UTC), backend=shared, instance="page", registry=serving.registry)
+    figures = live.window(now=datetime.now(UTC), backend=shared, instance="page", sources=serving.sources)
 
     assert figures["processes"] == 2
     assert figures["stored"] == 40 and figures["errors"] == 2 and figures["p95_seconds"] == 0.025
@@ -115,12 +120,36 @@ def test_on_the_embedded_default_the_figures_are_this_process_in_memory() -> Non
     """Without Redis the readings stay in memory, taken as the page polls (one process: it is the fleet)."""
     memory, serving = live.MemoryReadings(), Process()
     now = datetime.now(UTC)
-    first = live.window(now=now - timedelta(minutes=2), backend=memory, instance="one", registry=serving.registry)
+    first = live.window(now=now - timedelta(minutes=2), backend=memory, instance="one", sources=serving.sources)
     serving.deliver(30, 0.03)
     serving.errors.labels(code="slow_mode").inc(3)
 
-    figures = live.window(now=now, backend=memory, instance="one", registry=serving.registry)
+    figures = live.window(now=now, backend=memory, instance="one", sources=serving.sources)
 
     assert first["p95_seconds"] is None and first["processes"] == 1
     assert figures["stored"] == 30 and figures["error_rate"] == pytest.approx(0.1)
     assert figures["p95_seconds"] == 0.05 and figures["seconds"] == 120
+
+
+def test_the_dashboards_live_figures_are_the_fleets_with_a_redis_channel_layer(
+    db: None, redis_factory: Callable[[], RedisServer]
+) -> None:
+    """/admin/analytics/live/ on a process with no traffic shows what another process published to Redis."""
+    url = redis_factory().url  # a Redis of this test's own: no other process's figures in it
+    layer = {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [{"address": url}]}}
+    other, now = Process(), datetime.now(UTC)
+    shared = live.RedisReadings(live.redis_client({"address": url}))
+    shared.publish("other-process", live.read(other.sources, at=(now - timedelta(minutes=1)).timestamp()))
+    other.deliver(20, 0.3)
+    other.errors.labels(code="internal_error").inc(2)
+    shared.publish("other-process", live.read(other.sources, at=(now - timedelta(seconds=1)).timestamp()))
+    staff = get_user_model().objects.create_user(username="staffer", is_staff=True)
+    client = Client()
+    client.force_login(staff)
+
+    with override_settings(CHANNEL_LAYERS={"default": layer}):
+        delivery = client.get("/admin/analytics/live/").json()["delivery"]
+
+    assert delivery["processes"] == 2  # this one (nothing to compare yet) and the other
+    assert (delivery["stored"], delivery["errors"], delivery["p95_seconds"]) == (20, 2, 0.5)
+    assert delivery["error_rate"] == pytest.approx(0.1)
