@@ -7,6 +7,7 @@ both storage backends; these are the quick, detailed checks of each rule.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -108,7 +109,12 @@ class Sock:
         return [self.frames[i] for i in rest]
 
     async def closed(self, wait: float = WAIT) -> int:
-        output = await self.comm.receive_output(timeout=wait)
+        """The close code; frames sent before the close (a ban's `banned`) are kept in `frames`."""
+        while True:
+            output = await self.comm.receive_output(timeout=wait)
+            if output["type"] != "websocket.send":
+                break
+            self.frames.append(json.loads(output["text"]))
         assert output["type"] == "websocket.close", output
         return int(output["code"])
 
@@ -553,6 +559,7 @@ async def test_a_ban_closes_every_socket_with_4403_and_refuses_new_ones(connect:
     await act(moderation.user_ban)(moderator=mod, user=bob_user, reason="abuse")
     for socket in (first, second):
         assert await socket.closed(wait=1.0) == 4403
+        assert socket.frames[-1] == {"type": "banned", "reason": "abuse", "until": None}  # why, before the close
     assert await alice.quiet() == []  # others stay connected
     again = await connect(bob_user)
     assert await again.closed() == 4403

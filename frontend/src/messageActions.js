@@ -6,11 +6,12 @@
  *   import { messageActions } from './messageActions.js';
  *   messageActions.register({ id: 'edit', label: 'Edit', when: (ctx) => ctx.own, run: (ctx) => ... });
  *
- * ctx: {message, own, roomId, connection, ui}; `ui` holds the app's callbacks:
- * `openReport(message)`, `focusComposer()`, `announce(text)`.
+ * ctx: {message, own, moderator, roomId, connection, ui}; `ui` holds the app's callbacks:
+ * `openReport(message)`, `openModeration(kind, message)`, `focusComposer()`, `announce(text)`.
  */
 
 import { createActionRegistry } from '../../static/chat/core/actions.js';
+import { registerModeratorActions } from '../../static/chat/core/moderation.js';
 
 export const messageActions = createActionRegistry();
 
@@ -21,3 +22,6 @@ messageActions.register({
   when: (ctx) => !ctx.own && !ctx.message.removed && Boolean(ctx.message.messageId) && !ctx.reported,
   run: (ctx) => ctx.ui.openReport(ctx.message),
 });
+
+// A moderator's hide, delete and "Ban user…" (docs/moderation.md): ModerateDialog.jsx.
+registerModeratorActions(messageActions, (kind, ctx) => ctx.ui.openModeration(kind, ctx.message));
