@@ -584,6 +584,18 @@ async def test_reporting_a_message_puts_it_in_the_queue_once(connect: Connect, m
     assert blank["code"] == "invalid_field"
 
 
+def test_destructive_admin_actions_ask_first_saying_what_they_will_do(mod: Any, mod_client: Client) -> None:
+    """Purging a user and banning carry the question confirm.js asks before posting (deleting selected messages
+    and a report's delete or ban: test_working_a_report_hides_the_message_and_closes_every_report_of_it)."""
+    make_user("mallory")
+    services.room_create(room_id="general")
+    room = mod_client.get("/admin/moderation/rooms/general/").content.decode()
+    users = mod_client.get("/admin/moderation/users/?username=mallory").content.decode()
+    assert 'data-confirm="Delete every message of {username}' in room
+    assert 'data-confirm="Ban {username} for {days} days (0: until lifted)? Their open sockets close now' in users
+    assert all("moderation/confirm.js" in page for page in (room, users))
+
+
 def test_working_a_report_hides_the_message_and_closes_every_report_of_it(mod: Any, mod_client: Client) -> None:
     """Acting on a report from its admin page hides the message and resolves all open reports of it."""
     from chat.storage import get_store
@@ -622,7 +634,13 @@ def test_working_a_report_hides_the_message_and_closes_every_report_of_it(mod: A
     ]
     queue = mod_client.get("/admin/chat/report/?status__exact=open").content.decode()
     assert f"/admin/moderation/reports/{reports[0].pk}/" in queue and "nasty" in queue
-    assert "nasty" in mod_client.get(f"/admin/moderation/reports/{reports[0].pk}/").content.decode()
+    page = mod_client.get(f"/admin/moderation/reports/{reports[0].pk}/").content.decode()
+    assert "nasty" in page
+    # Its delete and ban ask first, saying what they do (static/moderation/confirm.js).
+    assert "data-confirm=\"{action} {author}? delete: the message's text is erased for good" in page
+    assert 'data-confirm-when="action=delete|ban"' in page and "moderation/confirm.js" in page
+    room = mod_client.get("/admin/moderation/rooms/general/").content.decode()
+    assert 'data-confirm="Delete {count} messages for good?' in room and 'data-confirm-when="removal=delete"' in room
     response = mod_client.post(
         f"/admin/moderation/reports/{reports[0].pk}/", {"action": "hide", "reason": "abusive", "mute_minutes": 60}
     )
