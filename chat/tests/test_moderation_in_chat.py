@@ -1,7 +1,7 @@
 """Moderation from the chat itself (a moderator's message menu): moderateMessage and banUser
 go through the same services and audit log as admin; anyone else is refused with `forbidden`.
 
-Through the real ASGI routing, on the local backend and the in-memory layer; the browser
+Through the real ASGI routing and the in-memory layer, on both storage backends; the browser
 tests (tests/e2e/test_moderation_menu.py) drive the same actions from both UIs.
 """
 
@@ -97,7 +97,9 @@ def test_the_banned_frame_says_why_and_until_when() -> None:
 # --- through the socket ------------------------------------------------------------------------
 
 
-async def test_a_moderator_hides_and_deletes_from_the_chat_live_and_audited(connect: Connect, mod: Any) -> None:
+async def test_a_moderator_hides_and_deletes_from_the_chat_live_and_audited(
+    storage_backend: str, connect: Connect, mod: Any
+) -> None:
     """moderateMessage removes the message for every joined socket (messageRemoved) and audits it as admin does."""
     moderator, bob = await connect(mod), await connect(await user("bob"))
     await join(moderator, "general")
@@ -136,7 +138,9 @@ async def test_a_moderator_hides_and_deletes_from_the_chat_live_and_audited(conn
     assert (unknown["code"], unknown["action"], unknown["roomId"]) == ("unknown_message", "moderateMessage", "general")
 
 
-async def test_a_moderator_bans_from_the_chat_and_the_user_is_told_why(connect: Connect, mod: Any) -> None:
+async def test_a_moderator_bans_from_the_chat_and_the_user_is_told_why(
+    storage_backend: str, connect: Connect, mod: Any
+) -> None:
     """banUser: the moderator gets userBanned; each of the user's sockets gets `banned` with the reason, then 4403."""
     bob_user = await user("bob")
     moderator, bob, bob_again = await connect(mod), await connect(bob_user), await connect(bob_user)
