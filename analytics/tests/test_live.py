@@ -1,4 +1,5 @@
-"""The dashboard's delivery figures (p95 latency, error rate, 5 minutes) are the fleet's, not the serving process's."""
+"""The dashboard's "now" tiles: the delivery figures (p95 latency, error rate over 5 minutes) are the fleet's,
+not the serving process's; messages per minute and open reports."""
 
 from __future__ import annotations
 
@@ -8,13 +9,21 @@ import textwrap
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.test import Client, override_settings
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from accounts.identity import Identity
 from analytics import live
+from analytics.tests.conftest import Clock
+from chat import services
+from chat.moderation_models import Report
 from tests.fixtures.redis import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -153,3 +162,48 @@ def test_the_dashboards_live_figures_are_the_fleets_with_a_redis_channel_layer(
     assert delivery["processes"] == 2  # this one (nothing to compare yet) and the other
     assert (delivery["stored"], delivery["errors"], delivery["p95_seconds"]) == (20, 2, 0.5)
     assert delivery["error_rate"] == pytest.approx(0.1)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_now_tiles_count_messages_per_minute_and_open_reports(clock: Clock) -> None:
+    """/admin/analytics/live/: the last whole minute's messages, the five-minute average, and the open reports
+    (for a moderator; staff without moderator rights get null)."""
+    clock.now = datetime(2026, 10, 5, 10, 0, 10, tzinfo=UTC)
+
+    def people() -> tuple[Any, Any]:
+        mod = get_user_model().objects.create_user(username="mod", is_staff=True)
+        mod.groups.add(Group.objects.get_or_create(name=settings.AUTH_MODERATOR_GROUP)[0])
+        return mod, get_user_model().objects.create_user(username="staffer", is_staff=True)
+
+    mod, staffer = await sync_to_async(people)()
+    alice = Identity(user_id="41", username="alice")
+    for n in range(3):
+        clock.now += timedelta(seconds=10)  # 10:00:20 to 10:00:40
+        await services.message_send(
+            identity=alice, connection_id="c", room_id="general", text=f"{n}", client_message_id=None
+        )
+    clock.now = datetime(2026, 10, 5, 10, 1, 30, tzinfo=UTC)
+
+    def tiles() -> tuple[dict[str, Any], dict[str, Any]]:
+        Report.objects.create(
+            room_id="general",
+            message_id="m",
+            seq=1,
+            author_id="41",
+            author_username="alice",
+            text="0",
+            reporter=staffer,
+            reason="spam",
+            created_at=clock.now,
+        )
+        answers = []
+        for who in (mod, staffer):
+            client = Client()
+            client.force_login(who)
+            answers.append(client.get("/admin/analytics/live/").json())
+        return answers[0], answers[1]
+
+    as_mod, as_staff = await sync_to_async(tiles)()
+
+    assert (as_mod["messagesLastMinute"], as_mod["messagesPerMinute5m"], as_mod["openReports"]) == (3, 0.6, 1)
+    assert as_staff["openReports"] is None and as_staff["messagesLastMinute"] == 3
