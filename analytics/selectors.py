@@ -93,7 +93,7 @@ class Live:
     messages_last_minute: int
     messages_per_minute_5m: float
     open_reports: int
-    process: dict[str, float | None] = field(default_factory=dict)
+    delivery: dict[str, float | None] = field(default_factory=dict)
 
 
 def day_range(*, days: int, today: date) -> list[date]:
@@ -270,8 +270,8 @@ def moderation(*, days: int, today: date) -> ModerationFigures:
 
 def live(*, now: datetime) -> Live:
     """What is happening now, across every process (the connections table and the minute
-    counters are shared); `process` holds this process's own metrics (analytics.live)."""
-    from analytics import live as process_metrics
+    counters are shared, and so are the delivery figures: analytics.live)."""
+    from analytics import live as delivery
 
     sockets, users = get_store().connections_live_summary(now=now)
     this_minute = now.replace(second=0, microsecond=0)
@@ -286,5 +286,5 @@ def live(*, now: datetime) -> Live:
         messages_last_minute=int(minutes.get(this_minute - timedelta(minutes=1), 0)),
         messages_per_minute_5m=last_five / 5,
         open_reports=Report.objects.filter(status=Report.OPEN).count(),
-        process=process_metrics.window(now=now),
+        delivery=delivery.window(now=now),
     )

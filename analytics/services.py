@@ -23,7 +23,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connection, transaction
 
-from analytics import batch, durations
+from analytics import batch, durations, live
 from analytics.models import DayCounter, MinuteCounter, RoomActivity, SocketSpan, UserDay
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,7 @@ def socket_opened_sync(*, connection_id: str, user_id: str, at: datetime) -> Non
 
 async def socket_opened(*, connection_id: str, user_id: str, at: datetime) -> None:
     """A socket opened: its user is active today, and its span feeds peak concurrency."""
+    live.ensure_publishing()  # this process now carries traffic: its delivery figures join the fleet's
     await database_sync_to_async(_guarded)(
         "socket open", socket_opened_sync, connection_id=connection_id, user_id=user_id, at=at
     )

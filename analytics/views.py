@@ -193,7 +193,7 @@ def live(request: HttpRequest) -> JsonResponse:
             "messagesLastMinute": figures.messages_last_minute,
             "messagesPerMinute5m": figures.messages_per_minute_5m,
             "openReports": figures.open_reports if is_moderator(request.user) else None,
-            "process": figures.process,
+            "delivery": figures.delivery,
         },
         headers={"Cache-Control": "no-store"},
     )

@@ -93,7 +93,7 @@ def rooms(request: HttpRequest, identity: Identity) -> HttpResponse:
     if request.method in {"GET", "HEAD"}:
         return JsonResponse(
             {
-                "user": {"userId": identity.user_id, "username": identity.username},
+                "user": {"userId": identity.user_id, "username": identity.username, "moderator": identity.is_moderator},
                 "rooms": [room_json(room) for room in services.room_list(identity=identity)],
             }
         )

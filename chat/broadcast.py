@@ -233,9 +233,10 @@ async def room_access(room_id: str) -> bool:
     return await _control_send(room_group(room_id), {"type": ROOM_ACCESS_EVENT, "room_id": room_id})
 
 
-async def user_banned(user_id: str) -> bool:
-    """Every socket of the user, on every process, closes with 4403."""
-    return await _control_send(user_group(user_id), {"type": USER_BANNED_EVENT, "user_id": user_id})
+async def user_banned(user_id: str, *, notice: dict[str, Any] | None = None) -> bool:
+    """Every socket of the user, on every process, closes with 4403, after the `notice`
+    frame (the ban's reason and end) when there is one."""
+    return await _control_send(user_group(user_id), {"type": USER_BANNED_EVENT, "user_id": user_id, "notice": notice})
 
 
 async def user_access_ended(

@@ -165,8 +165,9 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
             # reaches this socket.
             await services.user_subscribe(user_id=identity.user_id, member=self)
             self.in_user_group = True
-            if await services.user_banned(user_id=identity.user_id):
-                await self.forbid()
+            notice = await services.user_ban_notice(user_id=identity.user_id)
+            if notice is not None:
+                await self.forbid(notice)
                 return
             record = await services.connection_open(identity=identity)
         except QuotaExceeded as over:
@@ -388,6 +389,36 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
             raise
         await self.send_frame(protocol.reported_frame(command.room_id, command.message_id))
 
+    async def on_moderate(self, command: protocol.ModerateMessage | protocol.BanUser) -> None:
+        """A moderator's message menu (docs/moderation.md): the moderation services check the
+        rights (`forbidden` for anyone else), write, audit and broadcast; this answers."""
+        assert self.identity is not None
+        try:
+            if isinstance(command, protocol.ModerateMessage):
+                await moderation.message_moderate(
+                    identity=self.identity,
+                    room_id=command.room_id,
+                    message_id=command.message_id,
+                    removal=command.removal,
+                    reason=command.reason,
+                )
+                frame = protocol.moderated_frame(command.room_id, command.message_id, command.removal)
+            else:
+                ban, username = await moderation.user_ban_from_chat(
+                    identity=self.identity,
+                    user_id=command.user_id,
+                    reason=command.reason,
+                    duration_seconds=command.duration_seconds,
+                    room_id=command.room_id,
+                    message_id=command.message_id,
+                )
+                frame = protocol.user_banned_frame(user_id=command.user_id, username=username, until=ban.expires_at)
+        except ChatError as error:
+            error.action = protocol.action_of(command)
+            error.room_id = command.room_id
+            raise
+        await self.send_frame(frame)
+
     async def on_people(self, command: people_protocol.PeopleCommand) -> None:
         """Rooms users make, members, DMs (chat.people): one answer frame; the changes
         themselves reach sockets as room events and per-user frames."""
@@ -516,6 +547,8 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
         protocol.Authenticate: on_token,
         protocol.RefreshToken: on_token,
         protocol.ReportMessage: on_report,
+        protocol.ModerateMessage: on_moderate,
+        protocol.BanUser: on_moderate,
         protocol.Typing: EphemeralSocket.on_typing,
         protocol.SetPresence: EphemeralSocket.on_presence,
         protocol.EditMessage: on_change,
@@ -559,11 +592,15 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
         self.refused = True
         await self.close(code=CloseCode.UNAUTHORIZED)
 
-    async def forbid(self) -> None:
-        """Banned: close with 4403, which tells the client to stop reconnecting."""
+    async def forbid(self, notice: dict[str, Any] | None = None) -> None:
+        """Banned: close with 4403, which tells the client to stop reconnecting; a ban's
+        `notice` (the `banned` frame: reason, until) goes first, so the page can say why."""
         if self.connection_id is None:
             metrics.record_connection("forbidden")
         self.refused = True
+        if notice is not None:
+            with contextlib.suppress(Exception):  # the socket may be closing already
+                await self.send_frame(notice)
         await self.close(code=CloseCode.FORBIDDEN)
 
     def _identified(self) -> None:
@@ -591,6 +628,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
             user_id=self.identity.user_id,
             username=self.identity.username,
             expires_at=datetime.fromtimestamp(expires, UTC) if expires is not None else None,
+            moderator=self.identity.is_moderator,
         )
 
     def _client(self) -> str:
@@ -630,7 +668,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
     async def _on_user_banned(self, event: dict[str, Any]) -> None:
         if not self.disconnected:
             log.info("banned: closing connection=%s with 4403", self.connection_id)
-            await self.forbid()
+            await self.forbid(event.get("notice"))
 
     async def _on_access_ended(self, event: dict[str, Any]) -> None:
         """Signed out (only the session or token sign-in the event names, if it names one),

@@ -292,9 +292,19 @@ def room_member_remove(*, moderator: Any, room_id: str, user: Any, reason: str) 
 # --- users: bans and mutes -----------------------------------------------------------------
 
 
-def user_ban(*, moderator: Any, user: Any, reason: str, duration: timedelta | None = None) -> Ban:
+def user_ban(
+    *,
+    moderator: Any,
+    user: Any,
+    reason: str,
+    duration: timedelta | None = None,
+    room_id: str = "",
+    **where: str,
+) -> Ban:
     """Ban a user: every socket they have open closes with 4403 within a second, on every
-    process, and new ones are refused (a still-valid Cognito token included)."""
+    process (after a `banned` frame with the reason), and new ones are refused (a
+    still-valid Cognito token included). `room_id` and `where` (a message, say) record in
+    the audit log where a ban from the chat was given."""
     _require_moderator(moderator)
     why = _reason(reason)
     if user.pk == moderator.pk:
@@ -316,19 +326,21 @@ def user_ban(*, moderator: Any, user: Any, reason: str, duration: timedelta | No
             moderator=moderator,
             action="user_ban",
             reason=why,
+            room_id=room_id,
             target=_target_user(user),
             until=ban.expires_at.isoformat() if ban.expires_at else None,
+            **where,
         )
-    async_to_sync(broadcast.user_banned)(str(user.pk))
+    notice = protocol.banned_frame(reason=ban.reason, until=ban.expires_at)
+    async_to_sync(broadcast.user_banned)(str(user.pk), notice=notice)
     return ban
 
 
 def user_ban_refusal(user: Any) -> Refusal | None:
     """Why a banned user is refused everything (accounts.refusals): the ban that lasts longest."""
-    bans = list(Ban.active(services.utcnow()).filter(user_id=user.pk))
-    if not bans:
+    ban = services.ban_longest(str(user.pk))
+    if ban is None:
         return None
-    ban = max(bans, key=lambda b: (b.expires_at is None, b.expires_at or b.created_at))
     until = f"until {ban.expires_at.isoformat()}" if ban.expires_at is not None else "until a moderator lifts the ban"
     return Refusal(code="banned", message=f"you are banned {until}", until=ban.expires_at, reason=ban.reason)
 
@@ -581,6 +593,84 @@ def report_resolve(*, moderator: Any, report: Report, reason: str, dismiss: bool
         )
     report.refresh_from_db()
     return report
+
+
+# --- from the chat itself: a moderator's message menu (moderateMessage, banUser) -----------
+
+
+def _chat_moderator(identity: Identity) -> Any:
+    """The Django user behind a socket, if they are a moderator now: rights are read again
+    here, not taken from the socket's identity, so a moderator removed from the group an
+    hour ago cannot act from a socket opened before. Anyone else: `forbidden`."""
+    user = _user_by_id(identity.user_id)
+    try:
+        _require_moderator(user)
+    except PermissionDenied:
+        raise ChatError(ErrorCode.FORBIDDEN, "only moderators may do this") from None
+    return user
+
+
+def _message_moderate_sync(*, identity: Identity, room_id: str, message_id: str, removal: str, reason: str) -> None:
+    moderator = _chat_moderator(identity)
+    remove = message_delete if removal == DELETED else message_hide
+    remove(moderator=moderator, room_id=room_id, message_id=message_id, reason=reason)
+
+
+async def message_moderate(*, identity: Identity, room_id: str, message_id: str, removal: str, reason: str) -> None:
+    """Hide or delete a message from the chat (a moderator's message menu): message_hide or
+    message_delete, with their audit entry and their messageRemoved to every joined socket."""
+    await database_sync_to_async(_message_moderate_sync)(
+        identity=identity, room_id=room_id, message_id=message_id, removal=removal, reason=reason
+    )
+
+
+def _user_ban_from_chat_sync(
+    *,
+    identity: Identity,
+    user_id: str,
+    reason: str,
+    duration_seconds: int | None,
+    room_id: str | None,
+    message_id: str | None,
+) -> tuple[Ban, str]:
+    moderator = _chat_moderator(identity)
+    user = _user_by_id(user_id)
+    if user is None:
+        raise ModerationError("no such user", ErrorCode.UNKNOWN_USER)
+    where = {"message": f"message:{message_id}"} if message_id else {}
+    ban = user_ban(
+        moderator=moderator,
+        user=user,
+        reason=reason,
+        duration=timedelta(seconds=duration_seconds) if duration_seconds else None,
+        room_id=room_id or "",
+        via="chat",
+        **where,
+    )
+    return ban, user.get_username()
+
+
+async def user_ban_from_chat(
+    *,
+    identity: Identity,
+    user_id: str,
+    reason: str,
+    duration_seconds: int | None = None,
+    room_id: str | None = None,
+    message_id: str | None = None,
+) -> tuple[Ban, str]:
+    """Ban a message's author from the chat (a moderator's "Ban user…"): user_ban, with its
+    audit entry (noting the room and message) and the 4403 of every socket of theirs.
+    Returns the ban and the banned user's name."""
+    result: tuple[Ban, str] = await database_sync_to_async(_user_ban_from_chat_sync)(
+        identity=identity,
+        user_id=user_id,
+        reason=reason,
+        duration_seconds=duration_seconds,
+        room_id=room_id,
+        message_id=message_id,
+    )
+    return result
 
 
 def _record_closed(

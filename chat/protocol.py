@@ -28,6 +28,11 @@ ROOM_ID_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 CLIENT_MESSAGE_ID_RE: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 MESSAGE_ID_RE: Final = re.compile(r"^[A-Za-z0-9-]{1,64}\Z")
 MAX_REPORT_REASON: Final = 500
+# A moderator's reason from the chat (moderateMessage, banUser): the audit log's limit.
+MAX_MODERATION_REASON: Final = 1000
+# A ban from the chat lasts at most a year; none (no durationSeconds) lasts until lifted.
+MAX_BAN_SECONDS: Final = 365 * 24 * 3600
+MODERATION_REMOVALS: Final = frozenset({"hidden", "deleted"})
 MAX_HISTORY_LIMIT: Final = 200
 # Seqs stay within what a JavaScript number holds exactly (and DynamoDB's 38 digits).
 MAX_SEQ: Final = 2**53 - 1
@@ -89,6 +94,27 @@ class ReportMessage:
     room_id: str
     message_id: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModerateMessage:
+    """A moderator hides or deletes a message from the chat itself (docs/moderation.md)."""
+
+    room_id: str
+    message_id: str
+    removal: str  # "hidden" or "deleted"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BanUser:
+    """A moderator bans a message's author from the chat itself, with a reason."""
+
+    user_id: str
+    reason: str
+    duration_seconds: int | None  # None: until a moderator lifts it
+    room_id: str | None  # where it was done from, for the audit log
+    message_id: str | None
 
 
 # Authentication (docs/protocol.md, "Authentication"). The token is kept out of repr so a
@@ -193,6 +219,8 @@ Command = Union[
     Authenticate,
     RefreshToken,
     ReportMessage,
+    ModerateMessage,
+    BanUser,
     Typing,
     SetPresence,
     people_protocol.PeopleCommand,
@@ -381,6 +409,40 @@ def _parse_report(body: dict[str, Any], limits: Limits) -> ReportMessage:
     if not reason or len(reason) > MAX_REPORT_REASON or not storable(reason):
         raise ProtocolError(ErrorCode.INVALID_FIELD, f"'reason' must be 1-{MAX_REPORT_REASON} characters")
     return ReportMessage(room_id=room_id, message_id=message_id, reason=reason)
+
+
+def _moderation_reason(body: dict[str, Any]) -> str:
+    reason = _field(body, "reason", str, required=True).strip()
+    if not reason or len(reason) > MAX_MODERATION_REASON or not storable(reason):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'reason' must be 1-{MAX_MODERATION_REASON} characters")
+    return reason  # type: ignore[no-any-return]
+
+
+def _parse_moderate(body: dict[str, Any], limits: Limits) -> ModerateMessage:
+    room_id = _room(body)
+    message_id = _message_id(body)
+    assert message_id is not None
+    removal = _field(body, "removal", str, required=True)
+    if removal not in MODERATION_REMOVALS:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'removal' is 'hidden' or 'deleted'")
+    return ModerateMessage(room_id=room_id, message_id=message_id, removal=removal, reason=_moderation_reason(body))
+
+
+def _parse_ban(body: dict[str, Any], limits: Limits) -> BanUser:
+    user_id = _field(body, "userId", str, required=True)
+    if not user_id or len(user_id) > 128:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'userId' is not a user id")
+    duration = _field(body, "durationSeconds", int, required=False)
+    if duration is not None and not 1 <= duration <= MAX_BAN_SECONDS:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, f"'durationSeconds' must be 1-{MAX_BAN_SECONDS}")
+    room_id = _room(body) if body.get("roomId") is not None else None
+    return BanUser(
+        user_id=user_id,
+        reason=_moderation_reason(body),
+        duration_seconds=duration,
+        room_id=room_id,
+        message_id=_message_id(body, required=False),
+    )
 
 
 def _message_id(body: dict[str, Any], name: str = "messageId", *, required: bool = True) -> str | None:
@@ -598,6 +660,8 @@ _PARSERS: Final[dict[str, Callable[[dict[str, Any], Limits], Command]]] = {
     "authenticate": _parse_authenticate,
     "refreshToken": _parse_refresh_token,
     "reportMessage": _parse_report,
+    "moderateMessage": _parse_moderate,
+    "banUser": _parse_ban,
     "typing": _parse_typing,
     "presence": _parse_presence,
     **_PEOPLE_PARSERS,
@@ -620,6 +684,8 @@ _ACTION_OF: Final[dict[type, str]] = {
     Authenticate: "authenticate",
     RefreshToken: "refreshToken",
     ReportMessage: "reportMessage",
+    ModerateMessage: "moderateMessage",
+    BanUser: "banUser",
     Typing: "typing",
     SetPresence: "presence",
     **people_protocol.ACTIONS,
@@ -797,6 +863,27 @@ def reported_frame(room_id: str, message_id: str) -> dict[str, Any]:
     return {"type": "reported", "roomId": room_id, "messageId": message_id}
 
 
+def moderated_frame(room_id: str, message_id: str, removal: str) -> dict[str, Any]:
+    """The answer to moderateMessage; every joined socket gets the room's messageRemoved."""
+    return {"type": "moderated", "roomId": room_id, "messageId": message_id, "removal": removal}
+
+
+def user_banned_frame(*, user_id: str, username: str, until: datetime | None) -> dict[str, Any]:
+    """The answer to banUser: the user's sockets are closing with 4403 on every process."""
+    return {
+        "type": "userBanned",
+        "userId": user_id,
+        "username": username,
+        "until": format_timestamp(until) if until is not None else None,
+    }
+
+
+def banned_frame(*, reason: str, until: datetime | None) -> dict[str, Any]:
+    """Sent to a banned user's socket just before it closes with 4403: why, and until when
+    (null: until a moderator lifts it), so the page can say so instead of a bare refusal."""
+    return {"type": "banned", "reason": reason, "until": format_timestamp(until) if until is not None else None}
+
+
 def left_frame(room_id: str, *, reason: str | None = None) -> dict[str, Any]:
     """`reason` when the server took the socket out of the room: "removed" (no longer a
     member) or "private" (the room became private and the user is not a member)."""
@@ -832,13 +919,17 @@ def pong_frame() -> dict[str, Any]:
     return {"type": "pong"}
 
 
-def authenticated_frame(*, user_id: str, username: str, expires_at: datetime | None) -> dict[str, Any]:
-    """The answer to `authenticate` and `refreshToken`; expiresAt is null for a session."""
+def authenticated_frame(
+    *, user_id: str, username: str, expires_at: datetime | None, moderator: bool = False
+) -> dict[str, Any]:
+    """The answer to `authenticate` and `refreshToken`; expiresAt is null for a session.
+    `moderator` lets a UI offer the moderators' message actions (the server checks anyway)."""
     return {
         "type": "authenticated",
         "userId": user_id,
         "username": username,
         "expiresAt": format_timestamp(expires_at) if expires_at is not None else None,
+        "moderator": moderator,
     }
 
 

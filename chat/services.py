@@ -675,6 +675,26 @@ async def user_banned(*, user_id: str) -> bool:
     return banned
 
 
+def ban_longest(user_id: str) -> Ban | None:
+    """The user's active ban that lasts longest (one until lifted beats any end), or None."""
+    if not user_id.isdigit():
+        return None
+    bans = list(Ban.active(utcnow()).filter(user_id=int(user_id)))
+    return max(bans, key=lambda b: (b.expires_at is None, b.expires_at or b.created_at), default=None)
+
+
+def _ban_notice(user_id: str) -> dict[str, Any] | None:
+    ban = ban_longest(user_id)
+    return protocol.banned_frame(reason=ban.reason, until=ban.expires_at) if ban is not None else None
+
+
+async def user_ban_notice(*, user_id: str) -> dict[str, Any] | None:
+    """If the user is banned now, the `banned` frame their socket gets before it closes with
+    4403 (the reason and the end), else None."""
+    notice: dict[str, Any] | None = await database_sync_to_async(_ban_notice)(user_id)
+    return notice
+
+
 async def user_subscribe(*, user_id: str, member: UserMember) -> None:
     """Put a socket in its user's group, which a ban closes wherever the socket is."""
     await _fanout().join_user(user_id, member)

@@ -52,5 +52,7 @@ def room(request: HttpRequest, room_id: str) -> HttpResponse:
         "room": found,
         "rooms": services.room_list(identity=identity),  # the sidebar (issue 20)
         "max_message_length": settings.CHAT_MAX_MESSAGE_LENGTH,
+        # The moderators' message actions (static/chat/moderate.js); the server checks each.
+        "moderator": identity is not None and identity.is_moderator,
     }
     return render(request, "chat/room.html", context)

@@ -7,6 +7,7 @@ both storage backends; these are the quick, detailed checks of each rule.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -108,7 +109,12 @@ class Sock:
         return [self.frames[i] for i in rest]
 
     async def closed(self, wait: float = WAIT) -> int:
-        output = await self.comm.receive_output(timeout=wait)
+        """The close code; frames sent before the close (a ban's `banned`) are kept in `frames`."""
+        while True:
+            output = await self.comm.receive_output(timeout=wait)
+            if output["type"] != "websocket.send":
+                break
+            self.frames.append(json.loads(output["text"]))
         assert output["type"] == "websocket.close", output
         return int(output["code"])
 
@@ -554,6 +560,7 @@ async def test_a_ban_closes_every_socket_with_4403_and_refuses_new_ones(connect:
     await act(moderation.user_ban)(moderator=mod, user=bob_user, reason="abuse")
     for socket in (first, second):
         assert await socket.closed(wait=1.0) == 4403
+        assert socket.frames[-1] == {"type": "banned", "reason": "abuse", "until": None}  # why, before the close
     assert await alice.quiet() == []  # others stay connected
     again = await connect(bob_user)
     assert await again.closed() == 4403
@@ -576,6 +583,18 @@ async def test_reporting_a_message_puts_it_in_the_queue_once(connect: Connect, m
     assert (unknown["code"], unknown["action"]) == ("unknown_message", "reportMessage")
     blank = await alice.request({**frame, "reason": "  "})
     assert blank["code"] == "invalid_field"
+
+
+def test_destructive_admin_actions_ask_first_saying_what_they_will_do(mod: Any, mod_client: Client) -> None:
+    """Purging a user and banning carry the question confirm.js asks before posting (deleting selected messages
+    and a report's delete or ban: test_working_a_report_hides_the_message_and_closes_every_report_of_it)."""
+    make_user("mallory")
+    services.room_create(room_id="general")
+    room = mod_client.get("/admin/moderation/rooms/general/").content.decode()
+    users = mod_client.get("/admin/moderation/users/?username=mallory").content.decode()
+    assert 'data-confirm="Delete every message of {username}' in room
+    assert 'data-confirm="Ban {username} for {days} days (0: until lifted)? Their open sockets close now' in users
+    assert all("moderation/confirm.js" in page for page in (room, users))
 
 
 def test_working_a_report_hides_the_message_and_closes_every_report_of_it(mod: Any, mod_client: Client) -> None:
@@ -616,7 +635,13 @@ def test_working_a_report_hides_the_message_and_closes_every_report_of_it(mod: A
     ]
     queue = mod_client.get("/admin/chat/report/?status__exact=open").content.decode()
     assert f"/admin/moderation/reports/{reports[0].pk}/" in queue and "nasty" in queue
-    assert "nasty" in mod_client.get(f"/admin/moderation/reports/{reports[0].pk}/").content.decode()
+    page = mod_client.get(f"/admin/moderation/reports/{reports[0].pk}/").content.decode()
+    assert "nasty" in page
+    # Its delete and ban ask first, saying what they do (static/moderation/confirm.js).
+    assert "data-confirm=\"{action} {author}? delete: the message's text is erased for good" in page
+    assert 'data-confirm-when="action=delete|ban"' in page and "moderation/confirm.js" in page
+    room = mod_client.get("/admin/moderation/rooms/general/").content.decode()
+    assert 'data-confirm="Delete {count} messages for good?' in room and 'data-confirm-when="removal=delete"' in room
     response = mod_client.post(
         f"/admin/moderation/reports/{reports[0].pk}/", {"action": "hide", "reason": "abusive", "mute_minutes": 60}
     )

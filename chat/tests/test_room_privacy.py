@@ -233,6 +233,9 @@ PROBES: dict[tuple[str, str], tuple[Probe, bool]] = {
     ("action", "addReaction"): (_message_probe("addReaction", emoji="👍"), False),
     ("action", "removeReaction"): (_message_probe("removeReaction", emoji="👍"), False),
     ("action", "thread"): (_message_probe("thread"), False),
+    # A moderator's message menu: `forbidden` for anyone else, whatever the room (chat.moderation)
+    ("action", "moderateMessage"): (_message_probe("moderateMessage", removal="hidden", reason="x"), False),
+    ("action", "banUser"): (_people_probe("banUser", userId="1", reason="x"), False),
     ("action", "markRead"): (ws_mark_read, False),
     ("action", "receipts"): (ws_receipts, False),
     ("action", "readStates"): (ws_read_states, False),

@@ -113,7 +113,9 @@ export default function App() {
 
   useEffect(() => {
     if (!connection) return undefined;
-    const offAuth = connection.on('authenticated', (who) => setUser({ userId: who.userId, username: who.username }));
+    const offAuth = connection.on('authenticated', (who) =>
+      setUser({ userId: who.userId, username: who.username, moderator: who.moderator === true }),
+    );
     const offState = connection.on('state', ({ state }) => {
       if (state === ConnectionState.UNAUTHORIZED) {
         setup.store.clear();

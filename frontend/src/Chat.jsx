@@ -21,6 +21,8 @@ import { BrowseRooms, DirectList, MembersPanel, MessageSomeone, StartRoom, usePe
 import MessageMenu from './MessageMenu.jsx';
 import { messageActions } from './messageActions.js';
 import ReportDialog from './ReportDialog.jsx';
+import ModerateDialog from './ModerateDialog.jsx';
+import { bannedText, moderatedText, sendModeration } from '../../static/chat/core/moderation.js';
 import Search from './Search.jsx';
 import { emptyRoom, roomsReducer } from './roomStore.js';
 import { ConnectionState } from './websocket.js';
@@ -28,7 +30,6 @@ import { errorText, secondsUntil } from './words.js';
 
 const MAX_MESSAGE_LENGTH = 4000;
 const HOME_ROOM = 'general';
-const BANNED_TEXT = 'You are banned: you can no longer take part in this chat.';
 
 function ConnectionBanner({ state }) {
   // No ticking countdown: this is a live region, and a screen reader would read every tick.
@@ -265,6 +266,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   const [drawerOpen, setDrawerOpen] = useState(false);
   const [menu, setMenu] = useState(null); // {message, trigger, actions}
   const [reporting, setReporting] = useState(null); // the message being reported
+  const [moderating, setModerating] = useState(null); // {kind, message}: a moderator's dialog
   const [reported, setReported] = useState(() => new Set());
   const composer = useRef(null);
   const drawerButton = useRef(null);
@@ -354,6 +356,8 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
         setReported((done) => new Set(done).add(messageId));
         setNotice({ kind: 'info', text: 'Thank you: the moderators will look at this message.' });
       }),
+      connection.on('moderated', (frame) => setNotice({ kind: 'info', text: moderatedText(frame) })),
+      connection.on('userBanned', (frame) => setNotice({ kind: 'info', text: moderatedText(frame) })),
       connection.on('roomError', (e) =>
         dispatch({
           type: 'roomError',
@@ -413,6 +417,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   const room = state[roomId] ?? emptyRoom;
   const roomInfo = rooms.find((r) => r.roomId === roomId);
   const banned = conn.state === ConnectionState.FORBIDDEN;
+  const bannedNote = bannedText(conn.ban ?? null); // the reason and end, when the server said them
   const refused = room.refused;
   const roomName = refused ? 'Room not available' : mineById.get(roomId)?.name || roomInfo?.name || roomId;
 
@@ -442,6 +447,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   const ui = useMemo(
     () => ({
       openReport: (message) => setReporting(message),
+      openModeration: (kind, message) => setModerating({ kind, message }),
       focusComposer: () => composer.current?.focus(),
       announce: (text) => setAnnouncement(text),
       startReply: (message) => {
@@ -459,10 +465,11 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
         setMenu(null);
         return;
       }
-      const ctx = { message, own, roomId, connection, reported: reported.has(message.messageId), ui };
+      const moderator = user?.moderator === true;
+      const ctx = { message, own, moderator, roomId, connection, reported: reported.has(message.messageId), ui };
       setMenu({ message, trigger, actions: messageActions.for(ctx) });
     },
-    [menu, roomId, connection, reported, ui],
+    [menu, roomId, connection, reported, ui, user],
   );
 
   const closeMenu = useCallback(
@@ -476,6 +483,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
   );
 
   const closeReport = useCallback(() => setReporting(null), []);
+  const closeModeration = useCallback(() => setModerating(null), []);
 
   // Edit, delete, react, reply, threads (MessageChanges.jsx, static/chat/core/changes.js).
   const changes = useMemo(() => (connection ? attachChanges(connection) : null), [connection]);
@@ -518,7 +526,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
       ? listed
       : [...listed, { roomId, name: roomId }];
   let disabledReason = null;
-  if (banned) disabledReason = BANNED_TEXT;
+  if (banned) disabledReason = bannedNote;
   else if (room.settings?.archived) disabledReason = 'This room is archived: it takes no new messages.';
   // Shared files (issue 18): uploads are for the room they were made in.
   const files = useUploads(api);
@@ -640,7 +648,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
         <OfflineBar conn={conn} wasDown={wasDown} onReconnect={() => connection.reconnectNow()} />
         {banned && (
           <p className="notice" role="alert" data-kind="error">
-            {BANNED_TEXT}
+            {bannedNote}
           </p>
         )}
         {notice && (
@@ -673,7 +681,7 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
                 loadingHistory={room.loadingHistory}
                 stoppedText={
                   banned
-                    ? BANNED_TEXT
+                    ? bannedNote
                     : conn.state === ConnectionState.OFFLINE || wasDown
                       ? 'Messages load when the connection is back.'
                       : null
@@ -722,6 +730,19 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
             onSend={(reason) => {
               if (!connection.reportMessage(roomId, reporting.messageId, reason)) {
                 setNotice({ kind: 'error', text: 'Offline: the report was not sent. Try again when the connection is back.' });
+              }
+            }}
+          />
+        )}
+        {moderating && (
+          <ModerateDialog
+            kind={moderating.kind}
+            message={moderating.message}
+            onClose={closeModeration}
+            onSend={(answer) => {
+              const ctx = { roomId, message: moderating.message };
+              if (!sendModeration(connection, moderating.kind, ctx, answer)) {
+                setNotice({ kind: 'error', text: 'Offline: nothing was done. Try again when the connection is back.' });
               }
             }}
           />

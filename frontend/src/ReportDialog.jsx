@@ -3,22 +3,16 @@
  * the template UI's (templates/chat/report_dialog.html), opened by the menu's "Report…".
  */
 
-import { useEffect, useRef, useState } from 'react';
+import { useState } from 'react';
+
+import { useModal } from './useModal.js';
 
 const REASONS = ['Spam or advertising', 'Harassment or hate', 'Inappropriate or illegal content', 'Something else'];
 
 export default function ReportDialog({ message, onSend, onClose }) {
-  const dialog = useRef(null);
+  const dialog = useModal(onClose);
   const [reason, setReason] = useState(null);
   const [details, setDetails] = useState('');
-
-  useEffect(() => {
-    const el = dialog.current;
-    if (!el.open) el.showModal();
-    const closed = () => onClose();
-    el.addEventListener('close', closed);
-    return () => el.removeEventListener('close', closed);
-  }, [onClose]);
 
   function submit(event) {
     event.preventDefault();

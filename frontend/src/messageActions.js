@@ -6,13 +6,14 @@
  *   import { messageActions } from './messageActions.js';
  *   messageActions.register({ id: 'edit', label: 'Edit', when: (ctx) => ctx.own, run: (ctx) => ... });
  *
- * ctx: {message, own, roomId, connection, ui}; `ui` holds the app's callbacks:
- * `openReport(message)`, `focusComposer()`, `announce(text)`, `startReply(message)`,
- * `startChange(message, 'edit' | 'react' | 'delete')`.
+ * ctx: {message, own, moderator, roomId, connection, ui}; `ui` holds the app's callbacks:
+ * `openReport(message)`, `openModeration(kind, message)`, `focusComposer()`, `announce(text)`,
+ * `startReply(message)`, `startChange(message, 'edit' | 'react' | 'delete')`.
  */
 
 import { createActionRegistry } from '../../static/chat/core/actions.js';
 import { registerChangeActions } from '../../static/chat/core/changes.js';
+import { registerModeratorActions } from '../../static/chat/core/moderation.js';
 
 export const messageActions = createActionRegistry();
 
@@ -33,3 +34,6 @@ registerChangeActions(messageActions, {
   edit: (ctx) => ctx.ui.startChange(ctx.message, 'edit'),
   remove: (ctx) => ctx.ui.startChange(ctx.message, 'delete'),
 });
+
+// A moderator's hide, delete and "Ban user…" (docs/moderation.md): ModerateDialog.jsx.
+registerModeratorActions(messageActions, (kind, ctx) => ctx.ui.openModeration(kind, ctx.message));

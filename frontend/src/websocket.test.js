@@ -395,7 +395,7 @@ describe('token authentication and refresh', () => {
     expect(conn.state).toBe(ConnectionState.CONNECTING);
     socket.deliver({ type: 'authenticated', userId: '1', username: 'alice', expiresAt: Date.now() / 1000 + 3600 });
     expect(conn.state).toBe(ConnectionState.LIVE);
-    expect(who).toEqual([{ userId: '1', username: 'alice', expiresAt: Date.now() + 3_600_000 }]);
+    expect(who).toEqual([{ userId: '1', username: 'alice', moderator: false, expiresAt: Date.now() + 3_600_000 }]);
     expect(socket.frames.slice(1)).toEqual([{ action: 'joinRoom', roomId: 'general' }]);
   });
 

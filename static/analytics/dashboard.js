@@ -23,7 +23,7 @@
     put("live-mpm", String(live.messagesLastMinute));
     put("live-mpm5", live.messagesPerMinute5m.toFixed(1));
     if (live.openReports !== null) put("live-reports", String(live.openReports));
-    var p = live.process || {};
+    var p = live.delivery || {};
     put("live-p95", p.p95_seconds === null || p.p95_seconds === undefined ? "–" : Math.round(p.p95_seconds * 1000) + " ms");
     put("live-errors", p.error_rate === null || p.error_rate === undefined ? "–" : p.error_rate.toFixed(3));
     state.textContent = "live, updated " + new Date(live.at).toLocaleTimeString();

@@ -29,6 +29,8 @@ import { setupPresence } from "./presence-ui.js";
 import { PEOPLE_ACTIONS } from "./core/people.js";
 import { setupPeople } from "./people-ui.js";
 import { setupReporting } from "./report.js";
+import { setupModeration } from "./moderate.js";
+import { bannedText, moderatedText } from "./core/moderation.js";
 import { setupChanges } from "./changes-ui.js";
 import { attachMentionComplete } from "./mention-complete.js";
 import { setupUnreadUi } from "./unread-ui.js";
@@ -40,6 +42,7 @@ if (app) start(app);
 
 function start(app) {
   const USER_ID = app.dataset.userId;
+  const MODERATOR = app.dataset.moderator === "true"; // offer the moderators' actions (the server checks)
   const USERNAME = app.dataset.username || "";
   const WS_PATH = app.dataset.wsPath || "/ws/";
   const LOGIN_URL = app.dataset.loginUrl || "/accounts/login/";
@@ -87,6 +90,12 @@ function start(app) {
   });
   const menu = createMessageMenu(document.getElementById("message-menu"));
   setupReporting(document.getElementById("report-dialog"));
+  const moderateDialog = document.getElementById("moderate-dialog");
+  if (MODERATOR && moderateDialog) {
+    setupModeration(moderateDialog, {
+      onOffline: () => showNotice("Offline: nothing was done. Try again when the connection is back.", "error"),
+    });
+  }
   // Edit, delete, react, reply, threads (changes-ui.js); set up below, once `view` exists.
   let changesUi = null;
   // Shared files (issue 18): the tray above the composer; a message takes the finished ones.
@@ -320,6 +329,7 @@ function start(app) {
     menu.open(button, {
       message,
       own: String(message.userId) === USER_ID,
+      moderator: MODERATOR,
       roomId: view.roomId,
       connection,
       line: li,
@@ -787,7 +797,7 @@ function start(app) {
     render();
   });
 
-  connection.on("state", ({ state, retryInMs }) => {
+  connection.on("state", ({ state, retryInMs, ban }) => {
     if (view.stopped) return;
     if (state !== ConnectionState.LIVE) view.joined = false;
     if (state === ConnectionState.LIVE && !view.roomId) {
@@ -804,7 +814,8 @@ function start(app) {
       const next = window.location.pathname + window.location.search;
       window.location.assign(`${LOGIN_URL}?next=${encodeURIComponent(next)}`);
     } else if (state === ConnectionState.FORBIDDEN) {
-      stop("banned", "Banned: you can no longer take part in this chat.");
+      stop("banned", bannedText(ban));
+      el.input.placeholder = bannedText(ban); // where they would have typed: why they cannot
     }
   });
 
@@ -838,6 +849,10 @@ function start(app) {
     }
     showNotice("Thank you: the moderators will look at this message.", "info");
   });
+
+  for (const answer of ["moderated", "userBanned"]) {
+    connection.on(answer, (frame) => showNotice(moderatedText(frame), "info"));
+  }
 
   connection.on("error", (f) => {
     if (PEOPLE_ACTIONS.has(f.action)) return; // answered in its dialog (people-ui.js)

@@ -1,5 +1,6 @@
 """The dashboard as a staff member sees it (Debian's Chromium): real figures after real chat
-through a daphne process, the live tiles updating without a reload, and no CSP violation.
+through a daphne process, on either storage backend and across a restart of the process,
+the live tiles updating without a reload, and no CSP violation.
 
 A screenshot goes to var/analytics-dashboard.png (not committed) for a person to look at.
 """
@@ -16,6 +17,8 @@ import pytest
 
 from tests.browser.conftest import NewUser, browser, cookies_for, new_user, skip_reason  # noqa: F401 - fixtures
 from tests.e2e.client import ChatClient
+from tests.e2e.test_moderation import dynamodb_tables
+from tests.fixtures.aws import MotoServer
 from tests.fixtures.servers import DEMO_PASSWORD, ROOT, DaphneServer, base_env
 
 _reason = skip_reason()
@@ -30,8 +33,16 @@ if _reason is None:
 SCREENSHOT = ROOT / "var" / "analytics-dashboard.png"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path) -> Iterator[DaphneServer]:
+@pytest.fixture(scope="module", params=["local", "dynamodb"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, migrated_db: Path
+) -> Iterator[DaphneServer]:
+    """Messages in Django's database or in DynamoDB (moto); the rollups in Django's either way."""
+    # A stable instance id, as the systemd unit sets: the restarted process sweeps its previous life's rows.
+    extra: dict[str, str] = {"CHAT_INSTANCE_ID": f"analytics-ui-{request.param}"}
+    if request.param == "dynamodb":
+        moto: MotoServer = request.getfixturevalue("moto_server")
+        extra.update({**moto.env, **dynamodb_tables(moto)})
     data_dir = tmp_path_factory.mktemp("analytics-ui")
     shutil.copy(migrated_db, data_dir / "db.sqlite3")
     subprocess.run(
@@ -41,7 +52,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path) -> Itera
         check=True,
         capture_output=True,
     )
-    daphne = DaphneServer(data_dir, base_env(data_dir)).start()
+    daphne = DaphneServer(data_dir, base_env(data_dir, **extra)).start()
     yield daphne
     daphne.stop()
 
@@ -50,10 +61,11 @@ async def test_the_dashboard_shows_real_figures_and_updates_live(
     server: DaphneServer,
     new_user: NewUser,  # noqa: F811 - the fixture imported above
 ) -> None:
-    """Two users chat (7 messages); after rollup_analytics the dashboard shows them, and a third socket
-    opening shows up in the live tiles without a page reload; the strict CSP blocks nothing."""
-    alice = await ChatClient.connect(server.ws_url, cookie=server.signup("alice"), origin=server.origin)
-    bob = await ChatClient.connect(server.ws_url, cookie=server.signup("bob"), origin=server.origin)
+    """Two users chat (7 messages); the process restarts; after rollup_analytics the dashboard shows them, and
+    a third socket opening shows up in the live tiles without a page reload; the strict CSP blocks nothing."""
+    cookies = {name: server.signup(name) for name in ("alice", "bob")}
+    alice = await ChatClient.connect(server.ws_url, cookie=cookies["alice"], origin=server.origin)
+    bob = await ChatClient.connect(server.ws_url, cookie=cookies["bob"], origin=server.origin)
     carol = None
     try:
         for client in (alice, bob):
@@ -62,10 +74,17 @@ async def test_the_dashboard_shows_real_figures_and_updates_live(
             await alice.send_message("general", f"hello {n}")
         for n in range(3):
             await bob.send_message("general", f"hi {n}")
+        # The counts were written as the messages were stored: a restart loses none of them. (SIGTERM: the
+        # process closes its sockets with 1001 and deletes their rows before it exits.)
+        server.restart()
+        for client in (alice, bob):
+            await client.close()
+        alice = await ChatClient.connect(server.ws_url, cookie=cookies["alice"], origin=server.origin)
+        bob = await ChatClient.connect(server.ws_url, cookie=cookies["bob"], origin=server.origin)
         subprocess.run(
             [sys.executable, "manage.py", "rollup_analytics"],
             cwd=ROOT,
-            env=base_env(server.data_dir),
+            env=server.env,
             check=True,
             capture_output=True,
         )

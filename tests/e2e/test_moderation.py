@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import html
 import http.cookies
+import json
 import re
 import time
 import urllib.error
@@ -213,6 +214,8 @@ async def test_a_ban_closes_the_users_sockets_within_a_second_and_refuses_a_vali
 
     url = site.server.ws_url + "?" + urllib.parse.urlencode({"token": token})
     async with websockets.connect(url, origin=Origin(site.server.origin), open_timeout=timeout(10)) as refused:
+        notice = json.loads(await asyncio.wait_for(refused.recv(), timeout(10)))
+        assert (notice["type"], notice["reason"]) == ("banned", "threats")  # told why, then closed
         with pytest.raises(websockets.ConnectionClosed):
             await asyncio.wait_for(refused.recv(), timeout(10))
     assert refused.close_code == 4403

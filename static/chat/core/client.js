@@ -138,7 +138,7 @@ export function parseExpiresAt(value) {
  *
  * Events (`on(name, fn)` returns an unsubscribe function):
  *   state        {state, retryInMs?, code?}
- *   authenticated {userId, username, expiresAt}
+ *   authenticated {userId, username, moderator, expiresAt}
  *   room         {roomId, room}   the room's state changed; room is rooms.js's snapshot:
  *                {lastSeq, messages (seq order, edits and removals applied), settings,
  *                members, hasMore, loaded}. Both UIs render a room from this alone.
@@ -148,6 +148,10 @@ export function parseExpiresAt(value) {
  *   messageRemoved {roomId, messageId, seq}   a message was removed: show a tombstone
  *   roomUpdated  {roomId, room}   the room's moderation settings changed
  *   reported     {roomId, messageId}   a report (reportMessage) reached the moderators
+ *   moderated    {roomId, messageId, removal}   a moderator's moderateMessage was done
+ *   userBanned   {userId, username, until}      a moderator's banUser was done
+ *   banned       {reason, until}   this user is banned: the socket closes with 4403 next, and
+ *                the `state` event of FORBIDDEN carries it as `ban` (null: no reason was sent)
  *   presence     {userId, status, lastSeenAt}   (with `presence: true`) a user's presence changed
  *   typing       {roomId, userId, username}     (with `presence: true`) someone is typing
  *   outbox       [{clientMessageId, roomId, text, attachments, status, code?, error?, retrying?, retryAt?, seq?}]
@@ -176,6 +180,7 @@ export class ChatConnection {
     this.socket = null;
     this.attempt = 0;
     this.user = null;
+    this.ban = null; // the `banned` frame before a 4403: why, and until when
     this.stopped = true;
     this.refreshedAfterReject = false;
 
@@ -370,7 +375,7 @@ export class ChatConnection {
     }
     if (code === CloseCode.FORBIDDEN) {
       this.stopped = true;
-      this.setState(ConnectionState.FORBIDDEN, { code });
+      this.setState(ConnectionState.FORBIDDEN, { code, ban: this.ban });
       return;
     }
     this.scheduleReconnect(code);
@@ -550,6 +555,14 @@ export class ChatConnection {
       case 'reported':
         this.emit('reported', { roomId: frame.roomId, messageId: frame.messageId });
         break;
+      case 'moderated': // a moderator's answers (docs/moderation.md, "In the chat")
+      case 'userBanned':
+        this.emit(frame.type, frame);
+        break;
+      case 'banned':
+        this.ban = { reason: String(frame.reason ?? ''), until: frame.until ?? null };
+        this.emit('banned', this.ban);
+        break;
       case 'presence': // {userId, status, lastSeenAt}: core/presence.js
       case 'typing': // {roomId, userId, username}: core/typing.js
         this.emit(frame.type, frame);
@@ -578,7 +591,7 @@ export class ChatConnection {
   }
 
   onAuthenticated(frame) {
-    this.user = { userId: frame.userId, username: frame.username };
+    this.user = { userId: frame.userId, username: frame.username, moderator: frame.moderator === true };
     const expiresAt = parseExpiresAt(frame.expiresAt);
     if (expiresAt !== null) this.tokenExpiresAt = expiresAt;
     this.emit('authenticated', { ...this.user, expiresAt: this.tokenExpiresAt });
@@ -810,6 +823,22 @@ export class ChatConnection {
   /** Report a message to the moderators; answered by a `reported` event (or an error). */
   reportMessage(roomId, messageId, reason) {
     return this.rawSend({ action: 'reportMessage', roomId, messageId, reason: String(reason).slice(0, 500) });
+  }
+
+  /** A moderator hides or deletes a message (removal: 'hidden' | 'deleted'); answered by
+   *  `moderated` (every joined socket gets messageRemoved) or an error (`forbidden`). */
+  moderateMessage(roomId, messageId, removal, reason) {
+    return this.rawSend({ action: 'moderateMessage', roomId, messageId, removal, reason: String(reason).slice(0, 1000) });
+  }
+
+  /** A moderator bans a user; answered by `userBanned` or an error. options: durationSeconds
+   *  (none: until lifted), roomId and messageId (where, for the audit log). */
+  banUser(userId, reason, { durationSeconds, roomId, messageId } = {}) {
+    const frame = { action: 'banUser', userId: String(userId), reason: String(reason).slice(0, 1000) };
+    if (durationSeconds) frame.durationSeconds = durationSeconds;
+    if (roomId) frame.roomId = roomId;
+    if (messageId) frame.messageId = messageId;
+    return this.rawSend(frame);
   }
 
   discard(clientMessageId) {
