@@ -2,11 +2,15 @@
  * The React app's side of the changes people make to messages, on the shared core
  * (static/chat/core/changes.js speaks the protocol, core/format.js formats): a message's
  * formatted text, the quote of a reply (a click jumps to the original), reaction chips,
- * "N replies" (the thread), and the tools: Reply, React, Edit, Delete (your own).
+ * "N replies" (the thread), and the tools: Reply, React…, Edit, Delete (your own), which are
+ * items of the message's menu (messageActions.js, as in the template UI), not buttons on every
+ * line: a line reads as its text (issue 20).
  * Formatted text is built with createElement from format.js's sanitised tree: no HTML string.
  */
 
-import { createElement, useMemo, useState } from 'react';
+import { createElement, useEffect, useMemo, useRef, useState } from 'react';
+
+import { messageActions } from './messageActions.js';
 
 import { QUICK_REACTIONS, canEdit, quoteText, reactionChips } from '../../static/chat/core/changes.js';
 import { markdownTree } from '../../static/chat/core/format.js';
@@ -69,12 +73,39 @@ function Editor({ message, ui, onDone }) {
   );
 }
 
-/** What a stored, live message shows: quote, text (or the editor), edited mark, chips, tools. */
+// The tools of each message on screen, by messageId: its MessageBody puts them here while it
+// is mounted, and the menu items below run them.
+const tools = new Map();
+const toolsOf = (ctx) => (ctx.message.messageId && !ctx.message.removed ? tools.get(ctx.message.messageId)?.current : null);
+messageActions.register({ id: 'reply', label: 'Reply', when: (ctx) => Boolean(toolsOf(ctx)), run: (ctx) => toolsOf(ctx)?.reply() });
+messageActions.register({ id: 'react', label: 'React…', when: (ctx) => Boolean(toolsOf(ctx)), run: (ctx) => toolsOf(ctx)?.react() });
+messageActions.register({ id: 'edit', label: 'Edit', when: (ctx) => Boolean(toolsOf(ctx)?.mine), run: (ctx) => toolsOf(ctx)?.edit() });
+messageActions.register({ id: 'delete', label: 'Delete', when: (ctx) => Boolean(toolsOf(ctx)?.mine), run: (ctx) => toolsOf(ctx)?.remove() });
+
+/** What a stored, live message shows: quote, text (or the editor), edited mark, chips, and
+ * the reaction picker or the delete question its menu opened. */
 export function MessageBody({ message, ui }) {
   const [editing, setEditing] = useState(false);
   const [picking, setPicking] = useState(false);
   const [confirming, setConfirming] = useState(false);
   const mine = canEdit(message, ui.userId);
+  const handle = useRef(null);
+  // The menu gives the focus back to its button when it closes; the composer takes it after that.
+  handle.current = {
+    mine,
+    reply: () => requestAnimationFrame(() => ui.startReply(message)),
+    react: () => setPicking(true),
+    edit: () => setEditing(true),
+    remove: () => setConfirming(true),
+  };
+  const id = message.messageId;
+  useEffect(() => {
+    if (!id) return undefined;
+    tools.set(id, handle);
+    return () => {
+      if (tools.get(id) === handle) tools.delete(id);
+    };
+  }, [id]);
   const chips = reactionChips(message, ui.userId);
   const toggle = (emoji) => ui.changes.toggle(ui.roomId, message, emoji, ui.userId).catch(ui.fail);
   return (
@@ -109,31 +140,24 @@ export function MessageBody({ message, ui }) {
           {message.replyCount} {message.replyCount === 1 ? 'reply' : 'replies'}
         </button>
       )}
-      <div className="tools">
-        <button type="button" className="link-button" onClick={() => ui.startReply(message)}>
-          Reply
-        </button>
-        <button type="button" className="link-button" aria-expanded={picking} onClick={() => setPicking(!picking)}>
-          React
-        </button>
-        {mine && (
-          <button type="button" className="link-button" onClick={() => setEditing(true)}>
-            Edit
-          </button>
-        )}
-        {mine && (
-          <button type="button" className="link-button" onClick={() => setConfirming(true)}>
-            Delete
-          </button>
-        )}
-      </div>
       {picking && (
-        <div className="reaction-picker" role="group" aria-label="Pick a reaction">
-          {QUICK_REACTIONS.map((emoji) => (
+        <div
+          className="reaction-picker"
+          role="group"
+          aria-label="Pick a reaction"
+          onKeyDown={(e) => {
+            if (e.key === 'Escape') {
+              e.stopPropagation();
+              setPicking(false);
+            }
+          }}
+        >
+          {QUICK_REACTIONS.map((emoji, i) => (
             <button
               key={emoji}
               type="button"
               className="reaction-option"
+              autoFocus={i === 0}
               onClick={() => {
                 setPicking(false);
                 toggle(emoji);

@@ -32,6 +32,14 @@ def row(user: BrowserUser, text: str):  # type: ignore[no-untyped-def]
     return user.page.locator(".message-list li.message[data-seq]").filter(has_text=text).first
 
 
+async def menu(user: BrowserUser, text: str, item: str) -> None:
+    """Open the line's menu (its ⋯ button) and take `item`: the tools are menu items, not buttons on the line."""
+    line = row(user, text)
+    await line.hover()
+    await line.locator(".msg-menu-button").click()
+    await user.page.get_by_role("menu", name="Message actions").get_by_role("menuitem", name=item, exact=True).click()
+
+
 async def test_formatting_edit_react_reply_and_delete_between_two_users(
     app_server: DaphneFactory,  # noqa: F811
     new_user: NewUser,
@@ -52,21 +60,22 @@ async def test_formatting_edit_react_reply_and_delete_between_two_users(
     await expect(link).to_have_attribute("href", "https://www.example.com/")
     await expect(link).to_have_attribute("rel", re.compile(r"^noopener noreferrer\b"))
 
-    await first.get_by_role("button", name="React", exact=True).click()
+    assert await first.get_by_role("button", name="Reply").count() == 0  # no tools on the line
+    await menu(bob, "see www.example.com", "React…")
     await first.locator(".reaction-picker").get_by_role("button", name="👍").click()
     chip = row(alice, "see www.example.com").locator(".reaction")
     await expect(chip).to_have_text("👍 1")
     await chip.click()
     await expect(row(bob, "see www.example.com").locator(".reaction")).to_have_text("👍 2")
 
-    await row(alice, "see www.example.com").get_by_role("button", name="Edit", exact=True).click()
+    await menu(alice, "see www.example.com", "Edit")
     editor = alice.page.locator(".edit-input")
     await editor.fill("**bold** and fixed")
     await editor.press("Enter")
     edited = row(bob, "and fixed")
     await expect(edited.locator(".edited")).to_have_text(" (edited)")
 
-    await edited.get_by_role("button", name="Reply", exact=True).click()
+    await menu(bob, "and fixed", "Reply")
     await expect(bob.page.get_by_test_id("reply-bar")).to_be_visible()
     await say(bob, "count me in")
     reply = row(alice, "count me in")
@@ -78,7 +87,7 @@ async def test_formatting_edit_react_reply_and_delete_between_two_users(
     await reply.locator(".reply-quote").click()
     await expect(row(alice, "and fixed")).to_be_focused()
 
-    await row(alice, "and fixed").get_by_role("button", name="Delete", exact=True).click()
+    await menu(alice, "and fixed", "Delete")
     await row(alice, "and fixed").get_by_role("button", name="Delete message").click()
     await expect(bob.page.locator(".message-list li.message.removed .text")).to_have_text("Message deleted")
     await bob.page.reload()
