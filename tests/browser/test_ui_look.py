@@ -210,6 +210,13 @@ async def test_a_room_looks_like_a_chat(look_server: DaphneServer, new_user: New
     await expect(page.locator(ui.composer)).to_be_focused()
     grouped = [await lines.nth(i).evaluate("li => li.classList.contains('grouped')") for i in range(4)]
     assert grouped == [False, True, False, True]
+    # A grouped line shows its time only on hover or focus (the group's first line always does).
+    await expect(lines.nth(0).locator(".meta time")).to_have_css("opacity", "1")
+    await expect(lines.nth(1).locator(".meta time")).to_have_css("opacity", "0")
+    if size == "desktop":
+        await lines.nth(1).hover()
+        await expect(lines.nth(1).locator(".meta time")).to_have_css("opacity", "1")
+        await page.mouse.move(0, 0)
     links = page.locator(f"{ui.lines} .text a[href]")
     await expect(links).to_have_count(2)
     await no_document_overflow(ben)
@@ -608,3 +615,45 @@ async def test_template_reports_through_an_accessible_dialog(look_server: Daphne
     await shot(ned, "template-phone-report-dialog")
     assert await axe_violations(ned) == []
     assert ned.dialogs == [] and ned.page_errors == [] and max_.page_errors == []
+
+
+@pytest.mark.parametrize("ui_name", list(UIS))
+async def test_a_banned_user_is_told_why_and_cannot_type_after_a_reload_too(
+    look_server: DaphneServer, new_user: NewUser, ui_name: str
+) -> None:
+    """The server's 4403 (banned): the composer is disabled and the page says why, in words a
+    phone shows too; a reload meets the same answer and says the same, never "Loading
+    messages…" for ever."""
+    ui = UIS[ui_name]
+    oz = await sized_user(new_user, look_server, f"oz{ui_name[0]}", "phone")
+    banned = False
+    open_sockets: list[WebSocketRoute] = []
+
+    async def serve(ws: WebSocketRoute) -> None:
+        if banned:  # as the server answers a banned user's socket
+            await ws.close(code=4403, reason="banned")
+            return
+        server_side = ws.connect_to_server()
+        ws.on_message(lambda message: server_side.send(message))
+        server_side.on_message(lambda message: ws.send(message))
+        open_sockets.append(ws)
+
+    await oz.context.route_web_socket(WS_URL, serve)
+    await open_room(oz, ui, look_server, "general")
+    banned = True
+    for ws in open_sockets:
+        await ws.close(code=4403, reason="banned")
+    page = oz.page
+    for attempt in ("live", "after a reload"):
+        await expect(page.locator(ui.composer)).to_be_disabled()
+        reason = page.get_by_text(re.compile(r"[Bb]anned: you can no longer take part")).first
+        await expect(reason).to_be_visible()
+        box = await reason.bounding_box()
+        assert box is not None and box["width"] > 100, f"the reason is not shown: {box}"
+        await expect(page.get_by_text("Loading messages…")).to_have_count(0)
+        await no_document_overflow(oz)
+        if attempt == "live":
+            await page.reload()
+            await expect(page.locator(ui.state)).to_have_attribute("data-state", re.compile(r"^(banned|forbidden)$"))
+    await shot(oz, f"{ui_name}-phone-banned")
+    assert oz.page_errors == []
