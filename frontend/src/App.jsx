@@ -12,6 +12,7 @@ import Chat from './Chat.jsx';
 import { finishHostedSignIn, hostedSignOutUrl } from './cognito.js';
 import { endpoints, loadConfig } from './config.js';
 import Login from './Login.jsx';
+import TopBar from './TopBar.jsx';
 import { ChatConnection, ConnectionState, clearOutboxes, localOutboxStore, watchBrowser } from './websocket.js';
 
 const DEFAULT_ROOM = 'general';
@@ -161,22 +162,26 @@ export default function App() {
 
   if (mode === 'checking' || !setup) {
     return (
-      <main className="centered" aria-busy="true">
-        <p role="status">Loading Chatsite…</p>
-      </main>
+      <>
+        <TopBar />
+        <main className="centered" aria-busy="true">
+          <p role="status">Loading Chatsite…</p>
+        </main>
+      </>
     );
   }
   if (mode === 'signedOut') {
-    return <Login config={setup.config} urls={setup.urls} api={setup.api} notice={notice} onSignedIn={signedIn} />;
+    return (
+      <>
+        <TopBar />
+        <Login config={setup.config} urls={setup.urls} api={setup.api} notice={notice} onSignedIn={signedIn} />
+      </>
+    );
   }
   return (
-    <Chat
-      key={mode}
-      connection={connection}
-      api={setup.api}
-      user={user}
-      roomId={roomId}
-      onSignOut={signOut}
-    />
+    <>
+      <TopBar username={user?.username ?? ''} onSignOut={signOut} />
+      <Chat key={mode} connection={connection} api={setup.api} user={user} roomId={roomId} />
+    </>
   );
 }

@@ -39,7 +39,7 @@ function ConnectionBanner({ state }) {
   else if (state === ConnectionState.FORBIDDEN) text = 'Banned';
   else text = 'Connecting…';
   return (
-    <div className={`connection connection-${state}`} role="status" data-state={state}>
+    <div className={`status connection connection-${state}`} role="status" data-state={state}>
       <span className="dot" aria-hidden="true" />
       <span>{text}</span>
     </div>
@@ -239,6 +239,22 @@ function MentionsList({ reads }) {
   );
 }
 
+/** Whether a media query matches, kept in step with the window (the phone layout's drawer). */
+function useMedia(query) {
+  const [matches, setMatches] = useState(() => window.matchMedia(query).matches);
+  useEffect(() => {
+    const list = window.matchMedia(query);
+    const onChange = () => setMatches(list.matches);
+    onChange();
+    list.addEventListener('change', onChange);
+    return () => list.removeEventListener('change', onChange);
+  }, [query]);
+  return matches;
+}
+
+// The width below which the sidebar is a drawer: the same as styles.css's and chat.css's.
+const DRAWER_QUERY = '(max-width: 48rem)';
+
 /** An unknown, private or forbidden room: a clear page with a way back, no composer. */
 function RoomGone({ roomId, text }) {
   return (
@@ -254,7 +270,7 @@ function RoomGone({ roomId, text }) {
   );
 }
 
-export default function Chat({ connection, api, user, roomId, onSignOut }) {
+export default function Chat({ connection, api, user, roomId }) {
   const [rooms, setRooms] = useState([]);
   const [roomsError, setRoomsError] = useState(null);
   const [state, dispatch] = useReducer(roomsReducer, {});
@@ -398,15 +414,35 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
     // eslint-disable-next-line react-hooks/exhaustive-deps -- only when the room changes
   }, [roomId]);
 
+  // On a phone the sidebar is a drawer. Closed, it is inert: off screen, its links are neither
+  // focusable nor read out. Open, it is modal: the page behind it (the top bar too) is inert.
+  const isDrawer = useMedia(DRAWER_QUERY);
+  const refocus = useRef(false);
   const closeDrawer = useCallback((restoreFocus = true) => {
+    refocus.current = restoreFocus;
     setDrawerOpen(false);
-    if (restoreFocus) drawerButton.current?.focus();
   }, []);
+  useEffect(() => {
+    const behind = document.querySelector('.topbar');
+    if (behind) behind.inert = isDrawer && drawerOpen;
+    // The ☰ button takes the focus back once the page behind is no longer inert.
+    if (!drawerOpen && refocus.current) {
+      refocus.current = false;
+      drawerButton.current?.focus();
+    }
+    return () => {
+      if (behind) behind.inert = false;
+    };
+  }, [isDrawer, drawerOpen]);
+  useEffect(() => {
+    if (!isDrawer) setDrawerOpen(false); // a window grown past the phone layout has no drawer
+  }, [isDrawer]);
 
   const totalUnread = reads ? reads.totalUnread() - (document.visibilityState === 'visible' ? reads.state(roomId).unread : 0) : 0;
   useEffect(() => {
     if (!drawerOpen) return undefined;
-    sidebar.current?.querySelector('a[aria-current="page"], a')?.focus();
+    // The open room's link (a selector list would take the first link of all, in page order).
+    (sidebar.current?.querySelector('a[aria-current="page"]') ?? sidebar.current?.querySelector('a'))?.focus();
     const onKey = (event) => {
       if (event.key === 'Escape') closeDrawer();
     };
@@ -537,9 +573,11 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
 
   return (
     <div className={`chat-shell${drawerOpen ? ' drawer-open' : ''}`}>
-      <nav className="sidebar" id="sidebar" aria-label="Rooms" ref={sidebar}>
+      <nav className="sidebar" id="sidebar" aria-label="Rooms" ref={sidebar} inert={isDrawer && !drawerOpen ? '' : undefined}>
         <div className="sidebar-head">
-          <p className="brand">Chatsite</p>
+          <p className="sidebar-title" id="sidebar-title">
+            Rooms
+          </p>
           <button
             type="button"
             className="icon-button sidebar-close"
@@ -550,9 +588,6 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
           </button>
         </div>
         <Search api={api} connection={connection} onOpenRoom={(id) => (window.location.hash = `#/rooms/${id}`)} />
-        <p className="sidebar-title" id="sidebar-title">
-          Rooms
-        </p>
         <ul className="room-links" aria-labelledby="sidebar-title">
           {shownRooms.map((r) => {
             const counts = reads?.state(r.roomId);
@@ -606,21 +641,12 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
             <MessageSomeone people={people} />
           </>
         )}
-        <div className="who">
-          <span className="avatar-name">
-            <span className="username" data-testid="username">
-              {user?.username ?? ''}
-            </span>
-          </span>
-          <button type="button" className="secondary" onClick={onSignOut}>
-            Sign out
-          </button>
-        </div>
       </nav>
       {drawerOpen && <div className="sidebar-scrim" onClick={() => closeDrawer()} aria-hidden="true" />}
       <main
         className={`main-pane room${drop.over ? ' drop-target' : ''}`}
         aria-labelledby="room-title"
+        inert={isDrawer && drawerOpen ? '' : undefined}
         {...drop.props}
       >
         <div className="room-head">
@@ -636,8 +662,9 @@ export default function Chat({ connection, api, user, roomId, onSignOut }) {
             ☰
             {unreadElsewhere > 0 && <span className="badge dot-badge" aria-hidden="true" />}
           </button>
-          <h1 id="room-title" dir="auto">
-            {roomName}
+          <h1 id="room-title">
+            <span dir="auto">{roomName}</span>
+            {!refused && !roomId.startsWith('dm-') && <span className="room-id"> #{roomId}</span>}
           </h1>
           {!refused && <LevelSelect settings={notifySettings} roomId={roomId} />}
           {people && !refused && (

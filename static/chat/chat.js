@@ -642,6 +642,7 @@ function start(app) {
 
   function showRoomHeader(roomId, name) {
     el.roomName.textContent = name;
+    el.input.placeholder = `Message ${name}`; // as the React app's; the keys are in #composer-hint
     el.roomIdLabel.textContent = `#${roomId}`;
     el.roomIdLabel.hidden = roomId.startsWith("dm-"); // a DM is named after its people, not its id
     for (const a of roomLinks()) {
@@ -725,9 +726,27 @@ function start(app) {
   });
 
   // The sidebar is a drawer on a phone (chat.css): opened by ☰, closed by ×, Esc or a tap outside.
+  // Closed, it is inert (off screen, its links neither focusable nor read out); open, it is
+  // modal: the top bar and the room behind it are inert. The width is chat.css's.
+  const drawerLayout = window.matchMedia("(max-width: 48rem)");
+  function syncDrawerInert() {
+    const isDrawer = drawerLayout.matches;
+    const open = app.classList.contains("drawer-open");
+    el.sidebar.inert = isDrawer && !open;
+    for (const behind of [document.querySelector(".topbar"), document.querySelector(".skip-link"), app.querySelector(".main-pane")]) {
+      if (behind) behind.inert = isDrawer && open;
+    }
+  }
+  drawerLayout.addEventListener("change", () => {
+    if (!drawerLayout.matches) closeDrawer(); // a window grown past the phone layout has no drawer
+    syncDrawerInert();
+  });
+  syncDrawerInert();
+
   function openDrawer(button) {
     app.classList.add("drawer-open");
     el.scrim.hidden = false;
+    syncDrawerInert();
     for (const b of document.querySelectorAll(".sidebar-open")) b.setAttribute("aria-expanded", "true");
     (el.sidebar.querySelector('a[aria-current="page"]') ?? el.sidebar.querySelector("a"))?.focus();
     el.sidebar.dataset.opener = button?.id ?? "";
@@ -737,6 +756,7 @@ function start(app) {
     if (!app.classList.contains("drawer-open")) return;
     app.classList.remove("drawer-open");
     el.scrim.hidden = true;
+    syncDrawerInert();
     for (const b of document.querySelectorAll(".sidebar-open")) b.setAttribute("aria-expanded", "false");
   }
 

@@ -35,11 +35,11 @@ def row(user: BrowserUser, text: str):  # type: ignore[no-untyped-def]
 
 
 async def menu(user: BrowserUser, text: str, item: str) -> None:
-    """Choose `item` in the message's menu (its "⋯" button), as the template UI's test does."""
+    """Open the line's menu (its ⋯ button) and take `item`: the tools are menu items, not buttons on the line."""
     line = row(user, text)
     await line.hover()
     await line.locator(".msg-menu-button").click()
-    await user.page.get_by_role("menuitem", name=item, exact=True).click()
+    await user.page.get_by_role("menu", name="Message actions").get_by_role("menuitem", name=item, exact=True).click()
 
 
 async def test_formatting_edit_react_reply_and_delete_between_two_users(
@@ -62,6 +62,7 @@ async def test_formatting_edit_react_reply_and_delete_between_two_users(
     await expect(link).to_have_attribute("href", "https://www.example.com/")
     await expect(link).to_have_attribute("rel", re.compile(r"^noopener noreferrer\b"))
 
+    assert await first.get_by_role("button", name="Reply").count() == 0  # no tools on the line
     await menu(bob, "see www.example.com", "React…")
     await first.locator(".reaction-picker").get_by_role("button", name="👍").click()
     chip = row(alice, "see www.example.com").locator(".reaction")

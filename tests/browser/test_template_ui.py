@@ -261,10 +261,11 @@ async def test_every_message_shows_once_across_a_server_restart(
         max_redirects=0,
     )
     assert signed_out.status == 302
-    # Closed with 4401, her page goes to sign-in and will come back to the room. Waited for
-    # before the stop: a redirect that lands while the server is down shows Chromium's
-    # "can't be reached" page instead.
+    # Closed with 4401, her page goes to sign-in and will come back to the room. Awaited before
+    # the stop: a sign-in page still loading when the server stopped showed Chromium's
+    # "refused to connect" instead (seen on a busy machine).
     await expect(carol.page).to_have_url(re.compile(r"/accounts/login/\?next=%2Frooms%2Fgeneral%2F$"))
+    await carol.page.wait_for_load_state()
 
     await asyncio.to_thread(server.stop)
     for user in (alice, bob):
@@ -284,6 +285,7 @@ async def test_every_message_shows_once_across_a_server_restart(
         await expect(lines(user)).to_have_text(expected)
         assert await lines(user).all_text_contents() == expected
         assert user.page_errors == []
+    await expect(carol.page).to_have_url(re.compile(r"/accounts/login/\?next=%2Frooms%2Fgeneral%2F$"))
 
 
 async def test_markup_in_messages_shows_as_text_and_never_runs(shared_server: DaphneServer, new_user: NewUser) -> None:

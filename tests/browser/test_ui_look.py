@@ -16,16 +16,24 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.browser.conftest import SCREENSHOTS, WS_URL, BrowserUser, NewUser, SocketLink, skip_reason, timeout_ms
+from tests.browser.conftest import (
+    SCREENSHOTS,
+    WS_URL,
+    BrowserUser,
+    NewUser,
+    SocketLink,
+    skip_reason,
+    timeout_ms,
+)
 from tests.browser.test_react_ui import react_build  # noqa: F401 - a fixture
 from tests.browser.test_template_ui import create_room
-from tests.fixtures.servers import ROOT, DaphneServer, base_env
+from tests.fixtures.servers import DEMO_PASSWORD, ROOT, DaphneServer, base_env
 
 if TYPE_CHECKING:
     from playwright.async_api import WebSocketRoute
@@ -51,9 +59,20 @@ def look_server(
 ) -> Iterator[DaphneServer]:
     data_dir = tmp_path_factory.mktemp("daphne-look")
     shutil.copy(migrated_db, data_dir / "db.sqlite3")
-    server = DaphneServer(data_dir, base_env(data_dir)).start()
+    # The embedded default's demo accounts (alice and bob, demo_users below) sign in with the
+    # password every test user has here, so the sign-in pages name them, as after `make run`.
+    server = DaphneServer(data_dir, base_env(data_dir, CHATSITE_DEMO_PASSWORD=DEMO_PASSWORD)).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def demo_users(look_server: DaphneServer) -> tuple[str, ...]:
+    """The demo accounts, made once for the module."""
+    names = ("alice", "bob")
+    for name in names:
+        look_server.signup(name)
+    return names
 
 
 # --- the two UIs, behind one small driver -----------------------------------------------------
@@ -90,6 +109,20 @@ async def sized_user(new_user: NewUser, server: DaphneServer, name: str, size: s
     await user.page.set_viewport_size({"width": width, "height": height})
     await user.page.emulate_media(reduced_motion="reduce")  # the drawer opens at once: a still screenshot
     return user
+
+
+async def a_room_said_in(
+    new_user: NewUser, server: DaphneServer, ui: Any, room: str, names: tuple[str, str], size: str, *lines: str
+) -> tuple[BrowserUser, BrowserUser]:
+    """The first of `names` makes `room` and says `lines` in it; then the second opens it."""
+    writer = await sized_user(new_user, server, names[0], size)
+    reader = await sized_user(new_user, server, names[1], size)
+    room = await create_room(writer, server, room)  # the id the server drew
+    await open_room(writer, ui, server, room)
+    for line in lines:
+        await say(writer, ui, line)
+    await open_room(reader, ui, server, room)
+    return writer, reader
 
 
 async def open_room(user: BrowserUser, ui: Any, server: DaphneServer, room_id: str) -> None:
@@ -170,6 +203,13 @@ async def test_a_room_looks_like_a_chat(look_server: DaphneServer, new_user: New
     await expect(page.locator(ui.composer)).to_be_focused()
     grouped = [await lines.nth(i).evaluate("li => li.classList.contains('grouped')") for i in range(4)]
     assert grouped == [False, True, False, True]
+    # A grouped line shows its time only on hover or focus (the group's first line always does).
+    await expect(lines.nth(0).locator(".meta time")).to_have_css("opacity", "1")
+    await expect(lines.nth(1).locator(".meta time")).to_have_css("opacity", "0")
+    if size == "desktop":
+        await lines.nth(1).hover()
+        await expect(lines.nth(1).locator(".meta time")).to_have_css("opacity", "1")
+        await page.mouse.move(0, 0)
     links = page.locator(f"{ui.lines} .text a[href]")
     await expect(links).to_have_count(2)
     await no_document_overflow(ben)
@@ -221,7 +261,8 @@ async def test_new_messages_below_are_announced_while_scrolled_up(
 async def test_offline_shows_a_bar_and_the_composer_stays_usable(
     look_server: DaphneServer, new_user: NewUser, ui_name: str
 ) -> None:
-    """With the server unreachable the room shows a bar across it, and what is typed waits, in words."""
+    """With the server unreachable the room shows a bar across it, and what is typed waits, in
+    words; when the browser says it is online again the page reconnects at once and sends it."""
     ui = UIS[ui_name]
     server = look_server
     eli = await sized_user(new_user, server, f"eli{ui_name[0]}", "desktop")
@@ -233,12 +274,22 @@ async def test_offline_shows_a_bar_and_the_composer_stays_usable(
     await expect(bar).to_be_visible(timeout=timeout_ms(15))
     box = eli.page.locator(ui.composer)
     await expect(box).to_be_enabled()
-    await box.fill("written while offline")
+    text = f"written while offline in {ui_name}"  # the room is shared with the other UI's run
+    await box.fill(text)
     await box.press("Enter")
-    pending = eli.page.locator(ui.lines).filter(has_text="written while offline")
+    pending = eli.page.locator(ui.lines).filter(has_text=text)
     await expect(pending).to_contain_text(re.compile(r"Sending…|Waiting for connection…"))
     await no_document_overflow(eli)
     await shot(eli, f"{ui_name}-desktop-offline")
+
+    # The server is back: the browser's "online" tries again at once, not after the backoff
+    # (up to 10 s here; it was 30): live within 6 s, the bar gone, the message sent.
+    link.down = False
+    await eli.page.evaluate("() => window.dispatchEvent(new Event('online'))")
+    await expect(eli.page.locator(ui.state)).to_have_attribute("data-state", "live", timeout=timeout_ms(6))
+    await expect(bar).to_be_hidden()
+    await expect(pending).to_have_attribute("data-state" if ui is TemplateUI else "data-status", "sent")
+    assert len(link.sends(text)) >= 1
     assert eli.page_errors == []
 
 
@@ -247,14 +298,8 @@ async def test_react_reports_by_keyboard_through_an_in_page_dialog(
 ) -> None:
     """The message list is one Tab stop; Enter opens a line's menu, Esc closes it; Report… opens
     a dialog with reasons (no window.prompt), and the thanks is not styled as an error."""
-    server = look_server
-    fox = await sized_user(new_user, server, "fox", "desktop")
-    gil = await sized_user(new_user, server, "gil", "desktop")
-    room_id = await create_room(fox, server, "react-menu")
-    await open_room(fox, ReactUI, server, room_id)
-    await say(fox, ReactUI, "first from fox")
-    await say(fox, ReactUI, "second from fox")
-    await open_room(gil, ReactUI, server, room_id)
+    said = ("first from fox", "second from fox")
+    fox, gil = await a_room_said_in(new_user, look_server, ReactUI, "react-menu", ("fox", "gil"), "desktop", *said)
     page = gil.page
     lines = page.locator(ReactUI.lines)
     await expect(lines.nth(1)).to_have_attribute("tabindex", "0")
@@ -309,6 +354,7 @@ async def test_react_an_unknown_room_is_a_clear_page_with_a_way_back(
     await expect(sidebar.locator('[data-room-id="no-such-room"]')).to_have_count(0)
     assert "unknown_room" not in await hal.page.locator("main").inner_text()
     await shot(hal, "react-desktop-unknown-room")
+    assert await axe_violations(hal) == []
     await gone.get_by_role("link", name="Go to #general").click()
     await expect(hal.page.locator(ReactUI.state)).to_have_attribute("data-state", "live")
     await expect(hal.page.locator(ReactUI.composer)).to_be_focused()
@@ -397,10 +443,15 @@ async def test_a_message_waiting_out_slow_mode_says_so_with_a_countdown(
     assert jo.page_errors == []
 
 
-async def test_the_readme_screenshots(look_server: DaphneServer, new_user: NewUser) -> None:
+async def test_the_readme_screenshots(
+    daphne_factory: Callable[..., DaphneServer],
+    react_build: Path,  # noqa: F811 - the fixture imported above
+    new_user: NewUser,
+) -> None:
     """A conversation a newcomer would recognise, for README.md: the template UI on a desktop and
-    the React app on a phone (copied to docs/screenshots/ by hand when the look changes)."""
-    server = look_server
+    the React app on a phone (copied to docs/screenshots/ by hand when the look changes). On a
+    server of its own: the other tests' rooms are not what a newcomer's sidebar holds."""
+    server = daphne_factory()
     alice = await sized_user(new_user, server, "alice", "desktop")
     bob = await sized_user(new_user, server, "bob", "phone")
     lunch = await create_room(alice, server, "Lunch plans")
@@ -416,3 +467,202 @@ async def test_the_readme_screenshots(look_server: DaphneServer, new_user: NewUs
     await shot(alice, "readme-template-desktop")
     await shot(bob, "readme-react-phone")
     assert alice.page_errors == [] and bob.page_errors == []
+
+
+# --- the phone drawer, the headers, the remaining screens -------------------------------------
+
+
+async def inert(user: BrowserUser, selector: str) -> bool:
+    """Whether the element is inert (itself or inside an inert part of the page)."""
+    found: bool = await user.page.locator(selector).first.evaluate("el => el.closest('[inert]') !== null")
+    return found
+
+
+async def focus_stops(user: BrowserUser, presses: int) -> list[str]:
+    """Where the focus goes on each of `presses` Tabs: the id of the page part holding it."""
+    stops: list[str] = []
+    for _ in range(presses):
+        await user.page.keyboard.press("Tab")
+        stops.append(
+            await user.page.evaluate(
+                """() => {
+                    const el = document.activeElement;
+                    if (!el || el === document.body) return 'body';
+                    if (el.closest('.sidebar')) return 'sidebar';
+                    if (el.closest('.topbar')) return 'topbar';
+                    return 'page';
+                }"""
+            )
+        )
+    return stops
+
+
+@pytest.mark.parametrize("ui_name", list(UIS))
+async def test_the_phone_drawer_is_inert_while_closed_and_the_page_behind_it_while_open(
+    look_server: DaphneServer, new_user: NewUser, ui_name: str
+) -> None:
+    """Closed, the drawer's links are neither focusable nor read out; open, Tab stays in it and
+    the room behind is inert; Esc gives the room back with the focus on ☰; a desktop window has
+    no drawer, so nothing is inert there."""
+    ui = UIS[ui_name]
+    server = look_server
+    kim = await sized_user(new_user, server, f"kim{ui_name[0]}", "phone")
+    await open_room(kim, ui, server, "general")
+    page = kim.page
+    sidebar = page.get_by_role("navigation", name="Rooms")
+
+    assert await inert(kim, "#sidebar")
+    assert not await inert(kim, ".main-pane") and not await inert(kim, ".topbar")
+    await expect(sidebar).to_have_count(0)  # not in the accessibility tree
+    await page.locator(ui.composer).focus()
+    assert "sidebar" not in await focus_stops(kim, 25)
+
+    await page.get_by_role("button", name="Open the room list").click()
+    await expect(sidebar.get_by_role("link", name="General")).to_be_focused()  # the open room's link
+    assert not await inert(kim, "#sidebar")
+    assert await inert(kim, ".main-pane") and await inert(kim, ".topbar")
+    assert set(await focus_stops(kim, 25)) <= {"sidebar", "body"}
+    assert await axe_violations(kim) == []
+
+    await page.keyboard.press("Escape")
+    await expect(page.get_by_role("button", name="Open the room list")).to_be_focused()
+    assert await inert(kim, "#sidebar") and not await inert(kim, ".main-pane")
+
+    await page.set_viewport_size({"width": 1280, "height": 800})
+    await expect(sidebar.get_by_role("link", name="General")).to_be_visible()
+    assert not await inert(kim, "#sidebar") and not await inert(kim, ".main-pane")
+    assert kim.page_errors == []
+
+
+# What makes a header look the way it does: compared between the two UIs, part by part.
+HEADER_PARTS = {
+    "top bar": ".topbar",
+    "brand": ".topbar .brand",
+    "who": ".topnav .who",
+    "sign out": ".topnav .link-button",
+    "room head": ".room-head",
+    "drawer button": ".room-head .sidebar-open",
+    "room name": ".room-head h1",
+    "members": ".room-head .members-button, .room-head .members-panel > summary",
+    "state": ".room-head .status",
+}
+HEADER_STYLE = """el => {
+    const s = getComputedStyle(el);
+    const r = el.getBoundingClientRect();
+    return {
+        height: Math.round(r.height), top: Math.round(r.top),
+        background: s.backgroundColor, color: s.color, font: s.font,
+        padding: s.padding, border: s.borderBottom + ' / ' + s.borderTop + ' / ' + s.borderRadius,
+        text: s.textDecorationLine, width: el.matches('.topbar, .room-head') ? Math.round(r.width) : null,
+    };
+}"""
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+async def test_both_uis_have_one_header_design(look_server: DaphneServer, new_user: NewUser, size: str) -> None:
+    """The top bar (brand, who is signed in, Sign out) and the room's head (name, #id, Members,
+    the state) look the same at / and /app/, from one stylesheet; on a phone each is one line
+    and together they take under 15 % of the screen (they took 30 %)."""
+    server = look_server
+    lia = await sized_user(new_user, server, f"lia{size[0]}", size)
+    room_id = await create_room(lia, server, f"heads-{size}")
+    looks: dict[str, dict[str, Any]] = {}
+    for ui in (TemplateUI, ReactUI):
+        await open_room(lia, ui, server, room_id)
+        page = lia.page
+        await expect(page.locator(".topbar .brand")).to_have_text("Chatsite")
+        await expect(page.locator(".topnav .who strong")).to_have_text(lia.name)
+        await expect(page.locator(".topnav .link-button").first).to_have_text("Sign out")
+        await expect(page.locator(".room-head h1")).to_contain_text(f"heads-{size}")
+        looks[ui.name] = {}
+        for part, css in HEADER_PARTS.items():
+            looks[ui.name][part] = await page.locator(css).first.evaluate(HEADER_STYLE)
+        await no_document_overflow(lia)
+        await shot(lia, f"{ui.name}-{size}-header")
+        _, height = SIZES[size]
+        bottom = await page.locator(".room-head").evaluate("el => el.getBoundingClientRect().bottom")
+        if size == "phone":
+            assert bottom < 0.15 * height, f"{ui.name}: the headers take {bottom:.0f} of {height} px"
+    for part in HEADER_PARTS:
+        assert looks["template"][part] == looks["react"][part], part
+    assert lia.page_errors == []
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("ui_name", list(UIS))
+async def test_the_sign_in_page_names_the_demo_accounts_fits_and_passes_axe(
+    look_server: DaphneServer, new_user: NewUser, demo_users: tuple[str, ...], ui_name: str, size: str
+) -> None:
+    """A visitor's first screen: the sign-in form under the one top bar, the demo accounts and
+    their password named (they exist here), no overflow, no serious or critical axe violation."""
+    width, height = SIZES[size]
+    visitor = await new_user(look_server, None, viewport_width=width)
+    await visitor.page.set_viewport_size({"width": width, "height": height})
+    url = "/accounts/login/" if ui_name == "template" else "/app/"
+    await visitor.page.goto(look_server.base_url + url)
+    await expect(visitor.page.get_by_label("Username")).to_be_visible()
+    await expect(visitor.page.locator(".topbar .brand")).to_have_text("Chatsite")
+    hint = visitor.page.get_by_test_id("demo-hint")
+    await expect(hint).to_have_text(f"Trying Chatsite? Sign in as alice or bob with the password {DEMO_PASSWORD}.")
+    await expect(hint).to_be_in_viewport()
+    await no_document_overflow(visitor)
+    assert await axe_violations(visitor) == []
+    await shot(visitor, f"{ui_name}-{size}-sign-in")
+    assert visitor.page_errors == []
+
+
+async def test_template_reports_through_an_accessible_dialog(look_server: DaphneServer, new_user: NewUser) -> None:
+    """The template UI's report dialog (keyboard use: test_ui_layout.py) passes axe, on a phone."""
+    names = ("maxt", "nedt")
+    max_, ned = await a_room_said_in(new_user, look_server, TemplateUI, "template-report", names, "phone", "report me")
+    line = ned.page.locator(TemplateUI.lines).first
+    await line.locator(".msg-menu-button").click()
+    await ned.page.get_by_role("menu", name="Message actions").get_by_role("menuitem", name="Report…").click()
+    dialog = ned.page.get_by_role("dialog", name="Report this message")
+    await expect(dialog).to_be_visible()
+    await no_document_overflow(ned)
+    await shot(ned, "template-phone-report-dialog")
+    assert await axe_violations(ned) == []
+    assert ned.dialogs == [] and ned.page_errors == [] and max_.page_errors == []
+
+
+@pytest.mark.parametrize("ui_name", list(UIS))
+async def test_a_banned_user_is_told_why_and_cannot_type_after_a_reload_too(
+    look_server: DaphneServer, new_user: NewUser, ui_name: str
+) -> None:
+    """The server's 4403 (banned): the composer is disabled and the page says why, in words a
+    phone shows too; a reload meets the same answer and says the same, never "Loading
+    messages…" for ever."""
+    ui = UIS[ui_name]
+    oz = await sized_user(new_user, look_server, f"oz{ui_name[0]}", "phone")
+    banned = False
+    open_sockets: list[WebSocketRoute] = []
+
+    async def serve(ws: WebSocketRoute) -> None:
+        if banned:  # as the server answers a banned user's socket
+            await ws.close(code=4403, reason="banned")
+            return
+        server_side = ws.connect_to_server()
+        ws.on_message(lambda message: server_side.send(message))
+        server_side.on_message(lambda message: ws.send(message))
+        open_sockets.append(ws)
+
+    await oz.context.route_web_socket(WS_URL, serve)
+    await open_room(oz, ui, look_server, "general")
+    banned = True
+    for ws in open_sockets:
+        await ws.close(code=4403, reason="banned")
+    page = oz.page
+    for attempt in ("live", "after a reload"):
+        await expect(page.locator(ui.composer)).to_be_disabled()
+        reason = page.get_by_text(re.compile(r"[Bb]anned: you can no longer take part")).first
+        await expect(reason).to_be_visible()
+        box = await reason.bounding_box()
+        assert box is not None and box["width"] > 100, f"the reason is not shown: {box}"
+        await expect(page.get_by_text("Loading messages…")).to_have_count(0)
+        await no_document_overflow(oz)
+        if attempt == "live":
+            await page.reload()
+            await expect(page.locator(ui.state)).to_have_attribute("data-state", re.compile(r"^(banned|forbidden)$"))
+    await shot(oz, f"{ui_name}-phone-banned")
+    assert oz.page_errors == []
