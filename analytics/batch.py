@@ -26,15 +26,15 @@ log = logging.getLogger(__name__)
 MAX_PENDING: Final = 200_000
 
 _lock = threading.Lock()
-_pending: list[tuple[str, str, datetime]] = []
+_pending: list[tuple[str, str, datetime, bool]] = []  # analytics.services.Stored
 _thread: threading.Thread | None = None
 
 
-def add(*, room_id: str, user_id: str, at: datetime) -> None:
-    """Queue one stored message's counts; starts the flusher on first use."""
+def add(*, room_id: str, user_id: str, at: datetime, direct: bool) -> None:
+    """Queue one stored message's counts (`direct`: its room is a DM); starts the flusher on first use."""
     global _thread
     with _lock:
-        _pending.append((room_id, user_id, at))
+        _pending.append((room_id, user_id, at, direct))
         if len(_pending) > MAX_PENDING:
             dropped = len(_pending) - MAX_PENDING
             del _pending[:dropped]

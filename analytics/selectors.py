@@ -19,7 +19,15 @@ from django.db.models import Count, Sum
 
 from analytics import durations, rollup
 from analytics.models import DayCounter, DayStat, MinuteCounter, Retention, UserDay
-from analytics.services import FIRST_REPLY, MESSAGES, MOD_ACTION, REPORTS_OPENED, REPORTS_RESOLVED, RESOLVE
+from analytics.services import (
+    DM_MESSAGES,
+    FIRST_REPLY,
+    MESSAGES,
+    MOD_ACTION,
+    REPORTS_OPENED,
+    REPORTS_RESOLVED,
+    RESOLVE,
+)
 from chat.moderation_models import Report
 from chat.storage import get_store
 
@@ -70,6 +78,7 @@ class Engagement:
     latest_wau: int
     latest_mau: int
     share: dict[str, int]
+    dm_share: float | None
     first_reply_median: float | None
     busiest_rooms: list[RoomTrend]
     retention: list[tuple[date, int, list[int | None]]]
@@ -113,9 +122,11 @@ def _median(name: str, first: date, last: date) -> float | None:
     return durations.median(_counter_by_key(name, first, last))
 
 
-def _counter_by_day(name: str, first: date, last: date) -> dict[date, float]:
+def _counter_by_day(name: str | tuple[str, ...], first: date, last: date) -> dict[date, float]:
+    """A counter's total per day; a tuple of names adds them up (messages: rooms' and DMs')."""
+    names = (name,) if isinstance(name, str) else name
     rows = (
-        DayCounter.objects.filter(name=name, day__gte=first, day__lte=last)
+        DayCounter.objects.filter(name__in=names, day__gte=first, day__lte=last)
         .values("day")
         .annotate(total=Sum("value"))
         .values_list("day", "total")
@@ -188,6 +199,8 @@ def engagement(*, days: int, today: date) -> Engagement:
     latest_wau = int(wau.get(last, 0))
     latest_mau = int(mau.get(last, 0))
     by_room = _counter_by_key(MESSAGES, first, last)
+    in_rooms = sum(total for _, total in by_room)
+    in_dms = int(sum(_counter_by_day(DM_MESSAGES, first, last).values()))
     return Engagement(
         days=days,
         first=first,
@@ -196,7 +209,11 @@ def engagement(*, days: int, today: date) -> Engagement:
         wau=Series("wau", "Weekly active users (7 days to each day)", labels, _per_day(span, wau), "users"),
         mau=Series("mau", "Monthly active users (30 days to each day)", labels, _per_day(span, mau), "users"),
         messages=Series(
-            "messages", "Messages per day", labels, _per_day(span, _counter_by_day(MESSAGES, first, last)), "messages"
+            "messages",
+            "Messages per day",
+            labels,
+            _per_day(span, _counter_by_day((MESSAGES, DM_MESSAGES), first, last)),
+            "messages",
         ),
         new_users=Series(
             "new_users", "New users per day", labels, _per_day(span, _stat(rollup.NEW_USERS, first, last)), "users"
@@ -212,8 +229,8 @@ def engagement(*, days: int, today: date) -> Engagement:
         latest_dau=latest_dau,
         latest_wau=latest_wau,
         latest_mau=latest_mau,
-        # DMs do not exist yet: when they do, their counter ("dm_messages") fills this slot.
-        share={"rooms": sum(total for _, total in by_room), "direct messages": 0},
+        share={"rooms": in_rooms, "direct messages": in_dms},
+        dm_share=in_dms / (in_rooms + in_dms) if in_rooms + in_dms else None,
         first_reply_median=_median(FIRST_REPLY, first, last),
         busiest_rooms=_busiest_rooms(span, by_room),
         retention=retention_table(first=first - timedelta(weeks=rollup.RETENTION_WEEKS), last=last),

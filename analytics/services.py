@@ -34,7 +34,11 @@ CONVERSATION_GAP: Final = timedelta(minutes=30)
 # Only replies within this long count: a "reply" the next afternoon answers nothing.
 REPLY_WINDOW: Final = timedelta(hours=6)
 
-MESSAGES: Final = "messages"  # DayCounter name, keyed by room id (DMs will get "dm_messages")
+MESSAGES: Final = "messages"  # DayCounter name, keyed by room id: messages in rooms (not DMs)
+# Messages in direct messages, one row a day (key ""): the dashboard shows how much people
+# talk in DMs, never which DM, so a DM's id is not kept. Counted apart from rooms as they are
+# written, from the room's `direct` flag: a room id is no proof (admin may name a room "dm-x").
+DM_MESSAGES: Final = "dm_messages"
 REPORTS_OPENED: Final = "reports_opened"  # keyed by room id
 REPORTS_RESOLVED: Final = "reports_resolved"
 MOD_ACTION: Final = "mod_action"  # keyed by the audit log's action
@@ -72,6 +76,10 @@ def _day(at: datetime) -> date:
     return at.date()  # the services' clock is UTC
 
 
+# A stored message: room id, sender's user id, time, and whether the room is a direct message.
+Stored = tuple[str, str, datetime, bool]
+
+
 def _conversations(stored: list[tuple[str, str, datetime]]) -> None:
     """Advance each room's conversation through these messages (oldest first); time the first
     reply by someone other than the opener. One read and one write of each room's state."""
@@ -99,23 +107,30 @@ def _conversations(stored: list[tuple[str, str, datetime]]) -> None:
         _bump(DayCounter, {"day": day, "name": FIRST_REPLY, "key": key}, {"value": count})
 
 
-def messages_stored_sync(stored: list[tuple[str, str, datetime]]) -> None:
-    """Count messages (room id, user id, time) in one transaction: counters summed first."""
-    by_room: Counter[tuple[date, str]] = Counter((_day(at), room) for room, _, at in stored)
-    by_user: Counter[tuple[date, str]] = Counter((_day(at), user) for _, user, at in stored)
-    by_minute: Counter[datetime] = Counter(at.replace(second=0, microsecond=0) for _, _, at in stored)
+def messages_stored_sync(stored: list[Stored]) -> None:
+    """Count messages in one transaction: counters summed first. A DM's message counts for
+    its day, its sender and the minute, never for a room (busiest rooms, time to first reply
+    in rooms)."""
+    in_rooms = [(room, user, at) for room, user, at, direct in stored if not direct]
+    by_room: Counter[tuple[date, str]] = Counter((_day(at), room) for room, _, at in in_rooms)
+    by_dm_day: Counter[date] = Counter(_day(at) for _, _, at, direct in stored if direct)
+    by_user: Counter[tuple[date, str]] = Counter((_day(at), user) for _, user, at, _ in stored)
+    by_minute: Counter[datetime] = Counter(at.replace(second=0, microsecond=0) for _, _, at, _ in stored)
     with transaction.atomic():
         for (day, room_id), count in by_room.items():
             _bump(DayCounter, {"day": day, "name": MESSAGES, "key": room_id}, {"value": count})
+        for day, count in by_dm_day.items():
+            _bump(DayCounter, {"day": day, "name": DM_MESSAGES, "key": ""}, {"value": count})
         for (day, user_id), count in by_user.items():
             _bump(UserDay, {"day": day, "user_id": user_id}, {"messages": count, "sockets": 0})
         for minute, count in by_minute.items():
             _bump(MinuteCounter, {"minute": minute}, {"messages": count})
-        _conversations(stored)
+        if in_rooms:
+            _conversations(in_rooms)
 
 
-def message_stored_sync(*, room_id: str, user_id: str, at: datetime) -> None:
-    messages_stored_sync([(room_id, user_id, at)])
+def message_stored_sync(*, room_id: str, user_id: str, at: datetime, direct: bool = False) -> None:
+    messages_stored_sync([(room_id, user_id, at, direct)])
 
 
 def _guarded(what: str, fn: Any, /, **kwargs: Any) -> None:
@@ -125,15 +140,18 @@ def _guarded(what: str, fn: Any, /, **kwargs: Any) -> None:
         log.exception("analytics: %s not counted", what)
 
 
-async def message_stored(*, room_id: str, user_id: str, at: datetime) -> None:
-    """A new message was stored (not a retry): count it for its room, its sender and the minute.
+async def message_stored(*, room_id: str, user_id: str, at: datetime, direct: bool) -> None:
+    """A new message was stored (not a retry): count it for its room (or the day's DMs, when
+    `direct`: the room's flag), its sender and the minute.
 
     With ANALYTICS_FLUSH_SECONDS > 0 this only appends to memory (analytics.batch); else it
     writes at once, in its own transaction."""
     if settings.ANALYTICS_FLUSH_SECONDS > 0:
-        batch.add(room_id=room_id, user_id=user_id, at=at)
+        batch.add(room_id=room_id, user_id=user_id, at=at, direct=direct)
         return
-    await database_sync_to_async(_guarded)("message", message_stored_sync, room_id=room_id, user_id=user_id, at=at)
+    await database_sync_to_async(_guarded)(
+        "message", message_stored_sync, room_id=room_id, user_id=user_id, at=at, direct=direct
+    )
 
 
 def socket_opened_sync(*, connection_id: str, user_id: str, at: datetime) -> None:

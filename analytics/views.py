@@ -86,6 +86,11 @@ def _category_chart(series: selectors.Series, header: str, *, moderators_only: b
     )
 
 
+def _percent(part: int, whole: int) -> str:
+    """A share with one decimal ("12.5"); "" of nothing (no messages in range)."""
+    return f"{100 * part / whole:.1f}" if whole else ""
+
+
 def build_charts(*, days: int, today: date, moderator: bool) -> tuple[selectors.Engagement, Any, list[Chart]]:
     """Every chart of the page (those for moderators only when `moderator`)."""
     eng = selectors.engagement(days=days, today=today)
@@ -120,8 +125,8 @@ def build_charts(*, days: int, today: date, moderator: bool) -> tuple[selectors.
         key="share",
         title="Messages in rooms and direct messages",
         svg=charts.hbars("share", "Messages in rooms and direct messages", list(eng.share), list(eng.share.values())),
-        headers=["where", "messages"],
-        rows=[[where, count] for where, count in eng.share.items()],
+        headers=["where", "messages", "share %"],
+        rows=[[where, count, _percent(count, sum(eng.share.values()))] for where, count in eng.share.items()],
     )
     retention = Chart(
         key="retention",

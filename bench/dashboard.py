@@ -208,7 +208,8 @@ def _hook_cost(count: int, now: datetime) -> tuple[float, float]:
     later = now + timedelta(days=1)
     started = time.perf_counter()
     for n in range(count):
-        batch._pending.append((f"room-{n % 10}", str(n % 50), later + timedelta(seconds=n)))  # as batch.add, no thread
+        # As batch.add does, without its thread.
+        batch._pending.append((f"room-{n % 10}", str(n % 50), later + timedelta(seconds=n), False))
     batch.flush()
     return through, (time.perf_counter() - started) / count * 1e6
 

@@ -404,7 +404,9 @@ async def message_send(
     metrics.record_stored(created=result.created)
     if result.created:
         # After the broadcast: counting delays the sender's ack, never the delivery.
-        await analytics.message_stored(room_id=room_id, user_id=identity.user_id, at=result.message.timestamp)
+        await analytics.message_stored(
+            room_id=room_id, user_id=identity.user_id, at=result.message.timestamp, direct=room.direct
+        )
         if after_message is not None:
             after_message(message=result.message, room=room)
     return result.message

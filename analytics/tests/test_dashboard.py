@@ -28,7 +28,7 @@ from accounts.identity import Identity
 from analytics import rollup
 from analytics.models import DayStat
 from analytics.tests.conftest import Clock
-from chat import moderation, services
+from chat import moderation, people, services
 from chat.moderation_models import Report
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
@@ -59,6 +59,10 @@ class Ledger:
     resolve_seconds: list[float] = field(default_factory=list)
     actions: Counter[str] = field(default_factory=Counter)
     joined: dict[str, datetime] = field(default_factory=dict)
+    dms: set[str] = field(default_factory=set)  # the rooms that are direct messages
+
+    def in_rooms(self) -> list[tuple[str, str, datetime, str]]:
+        return [s for s in self.sent if s[0] not in self.dms]
 
 
 def make_user(username: str, joined: datetime, **extra: Any) -> Any:
@@ -83,6 +87,11 @@ async def seed(clock: Clock) -> tuple[Ledger, Any, Any]:
     ids = [Identity(user_id=str(u.pk), username=u.username) for u in users]
     for room in ("general", "room-0", "room-1"):
         await sync_to_async(services.room_create)(room_id=room)
+    # A DM of user0 and user1, and a room an admin named like one (a room, whatever its id).
+    dm = await sync_to_async(people.direct_open)(identity=ids[0], usernames=("user1",))
+    assert dm.room_id.startswith("dm-")
+    ledger.dms.add(dm.room_id)
+    await sync_to_async(services.room_create)(room_id="dm-lookalike")
 
     pending: list[Report] = []
     for d in range(DAYS):
@@ -125,6 +134,14 @@ async def seed(clock: Clock) -> tuple[Ledger, Any, Any]:
                 await send(
                     i, f"room-{i % 2}", t0 + timedelta(hours=14, minutes=5 * k, seconds=j), f"secret-{d}-{i}-{j}"
                 )
+
+        # Direct messages: quick answers (were they counted as a room's, they would move the
+        # median time to first reply in rooms), and a line in the room named like a DM.
+        pair = [i for i in (0, 1) if i in actives]
+        for n, i in enumerate(pair * (d % 3 + 1)):
+            await send(i, dm.room_id, t0 + timedelta(hours=16, seconds=20 * n), f"secret-dm-{d}-{n}")
+        if d % 7 == 3 and actives:
+            await send(actives[0], "dm-lookalike", t0 + timedelta(hours=17), f"secret-lookalike-{d}")
 
         # Reports: filed one day, worked the next (hide and dismiss in turn).
         if d % 4 == 1 and opener is not None:
@@ -173,7 +190,7 @@ def peak_users(ledger: Ledger, day: date) -> int:
 def first_reply_median(ledger: Ledger) -> float:
     samples = []
     by_room: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
-    for room, user, at, _ in ledger.sent:
+    for room, user, at, _ in ledger.in_rooms():  # time to first reply in rooms, not in DMs
         by_room[room].append((at, user))
     for messages in by_room.values():
         messages.sort()
@@ -246,9 +263,15 @@ async def test_the_dashboard_counts_four_weeks_of_chat_as_a_ledger_does(backend:
         assert by_day(table(client, "peak_users")) == {d.isoformat(): peak_users(ledger, d) for d in _span(today, 30)}
         joined_per_day = Counter(j.date() for j in ledger.joined.values())
         assert by_day(table(client, "new_users")) == {d.isoformat(): joined_per_day[d] for d in _span(today, 30)}
-        rooms = Counter(room for room, _, _, _ in ledger.sent)
-        assert {r[0]: int(r[1]) for r in table(client, "rooms")} == dict(rooms)
-        assert table(client, "share") == [["rooms", str(len(ledger.sent))], ["direct messages", "0"]]
+        rooms = Counter(room for room, _, _, _ in ledger.in_rooms())
+        assert {r[0]: int(r[1]) for r in table(client, "rooms")} == dict(rooms)  # no DM among the busiest rooms
+        in_rooms, in_dms = len(ledger.in_rooms()), len(ledger.sent) - len(ledger.in_rooms())
+        assert in_dms > 0 and rooms["dm-lookalike"] > 0
+        total = in_rooms + in_dms
+        assert table(client, "share") == [
+            ["rooms", str(in_rooms), f"{100 * in_rooms / total:.1f}"],
+            ["direct messages", str(in_dms), f"{100 * in_dms / total:.1f}"],
+        ]
         assert table(client, "retention", 30) == [
             r for r in retention(ledger, today) if date.fromisoformat(r[0]) >= today - timedelta(days=30 + 28)
         ]
@@ -271,6 +294,7 @@ async def test_the_dashboard_counts_four_weeks_of_chat_as_a_ledger_does(backend:
             assert shown is not None, tile
             assert abs(int(shown.group(1).replace(",", "")) - exact) <= 0.025 * exact + 1, (tile, exact)
         assert f'<dd id="dau">{len(ledger.active.get(today, set()))}</dd>' in html
+        assert f'<dd id="dm-share">{round(100 * in_dms / total)} %</dd>' in html
         assert f'<dd id="mau">{window_users(ledger, today, 30)}</dd>' in html
         assert "<svg" in html and "secret" not in html  # counts, never message text
         assert in_range  # the range holds the seeded days
