@@ -162,7 +162,9 @@ def room_create_named(*, identity: Identity, name: str, private: bool = False, t
         raise ChatError(ErrorCode.ROOM_NAME_TAKEN, f"a room called {name!r} exists: open it or choose another name")
     store = get_store()
     if not (identity.is_moderator or identity.is_bot):
-        quota.rooms_created_today(identity=identity, now=services.utcnow(), rooms=store.list_rooms())
+        now = services.utcnow()
+        made = services.store_call(store.room_creation_times, created_by=identity.user_id, since=now - quota.DAY)
+        quota.rooms_created_today(identity=identity, now=now, created=made)
     for _ in range(_ID_DRAWS):
         room_id = people_rules.room_id_for_name(name, tail=people_rules.new_room_id_tail())
         room, created = services.store_call(

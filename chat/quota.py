@@ -18,7 +18,7 @@ from django.conf import settings
 
 from accounts.identity import Identity
 from chat.errors import ChatError, ErrorCode
-from chat.storage.base import ConnectionRecord, Room
+from chat.storage.base import ConnectionRecord
 
 DAY: Final = timedelta(days=1)
 
@@ -32,12 +32,15 @@ class QuotaExceeded(ChatError):
         )
 
 
-def rooms_created_today(*, identity: Identity, now: datetime, rooms: Iterable[Room]) -> None:
-    """Raise QuotaExceeded when `identity` created CHAT_ROOMS_PER_USER_PER_DAY rooms in the last 24 hours."""
+def rooms_created_today(*, identity: Identity, now: datetime, created: Iterable[datetime]) -> None:
+    """Raise QuotaExceeded when `identity` created CHAT_ROOMS_PER_USER_PER_DAY rooms in the last 24 hours.
+
+    `created`: when each room `identity` created was made (the store's room_creation_times,
+    one index query; older times are ignored here)."""
     limit: int = settings.CHAT_ROOMS_PER_USER_PER_DAY
     if limit <= 0:
         return
-    recent = sorted(r.created_at for r in rooms if r.created_by == identity.user_id and r.created_at > now - DAY)
+    recent = sorted(at for at in created if at > now - DAY)
     if len(recent) >= limit:
         wait = (recent[-limit] + DAY - now).total_seconds()
         raise QuotaExceeded(f"at most {limit} new rooms a day: try again later", retry_after=max(1.0, wait))

@@ -185,12 +185,25 @@ def room_create(*, room_id: str, name: str | None = None, created_by: str | None
 
 
 def room_list(*, identity: Identity | None = None) -> list[Room]:
-    """The rooms `identity` may see: archived rooms only for moderators, private rooms for
-    their members and moderators. Without an identity, public open rooms only."""
-    rooms = store_call(get_store().list_rooms)
-    if not any(r.room_id == protocol.DEFAULT_ROOM for r in rooms):
-        rooms.insert(0, _default_room())
-    return [room for room in rooms if room_visible(room=room, identity=identity)]
+    """The rooms `identity` may see, by room id: archived rooms only for moderators, private
+    rooms for their members and moderators, DMs for their members only. Without an identity,
+    public open rooms only.
+
+    Built from key and index queries, never a scan of every room (issue 15): the public rooms,
+    the private ones for a moderator, and the rooms of the user's memberships by key. On
+    DynamoDB the listings are indexes, so a room made a moment ago may be missing for that
+    moment (the room list's live events bring it)."""
+    store = get_store()
+    rooms = {room.room_id: room for room in store_call(store.public_rooms)}
+    if identity is not None and identity.is_moderator:
+        rooms |= {room.room_id: room for room in store_call(store.private_rooms)}
+    if identity is not None:
+        mine = {m.room_id for m in store_call(store.rooms_of_user, user_id=identity.user_id)} - rooms.keys()
+        rooms |= {room.room_id: room for room in store_call(store.get_rooms, room_ids=sorted(mine))}
+    ordered = sorted(rooms.values(), key=lambda room: room.room_id)
+    if protocol.DEFAULT_ROOM not in rooms:
+        ordered.insert(0, _default_room())
+    return [room for room in ordered if room_visible(room=room, identity=identity)]
 
 
 async def room_fellows(*, user_id: str) -> list[str]:

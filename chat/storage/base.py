@@ -149,6 +149,16 @@ class ChatStore(Protocol):
         what browsing lists. A key or index query, never a scan."""
         ...
 
+    def private_rooms(self) -> list[Room]:
+        """Every private room that is not a DM (archived ones included), by room id: what a
+        moderator lists besides the public rooms. A key or index query, never a scan."""
+        ...
+
+    def room_creation_times(self, *, created_by: str, since: datetime) -> list[datetime]:
+        """When each room `created_by` created after `since` was created (the per-day room
+        quota), in no particular order. A key or index query, never a scan."""
+        ...
+
     def is_member(self, *, room_id: str, user_id: str) -> bool: ...
     def room_members(self, room_id: str) -> list[str]:
         """The room's member user ids, sorted."""

@@ -521,10 +521,10 @@ class DynamoDBStore:
             item["createdBy"] = _s(created_by)
         if private or direct:
             item["private"] = {"BOOL": True}
-        else:
-            item[schema.PUBLIC_LISTING] = _s(schema.LISTED_PUBLIC)
         if direct:
             item["direct"] = {"BOOL": True}
+        else:
+            item[schema.PUBLIC_LISTING] = _s(schema.LISTED_PRIVATE if private else schema.LISTED_PUBLIC)
         if topic:
             item["topic"] = _s(topic)
         try:
@@ -544,16 +544,35 @@ class DynamoDBStore:
         return _room(item), True
 
     def public_rooms(self) -> list[Room]:
-        # PublicRoomsIndex: public rooms only (sparse), one key. Eventually consistent like
-        # every index: a room made a moment ago may be missing for that moment.
+        return [room for room in self._listed(schema.LISTED_PUBLIC) if not (room.private or room.direct)]
+
+    def private_rooms(self) -> list[Room]:
+        return [room for room in self._listed(schema.LISTED_PRIVATE) if room.private and not room.direct]
+
+    def _listed(self, listing: str) -> list[Room]:
+        # PublicRoomsIndex (sparse, DMs never in it): one key per listing, by room id.
+        # Eventually consistent like every index: a room made a moment ago, or just made
+        # private or public, may be missing (or still there) for that moment; the filter
+        # in the callers drops a room whose item moved on but whose index entry lags.
         items = self._query(
             TableName=self.tables.rooms,
             IndexName=schema.PUBLIC_ROOMS_INDEX,
-            KeyConditionExpression="#listing = :public",
+            KeyConditionExpression="#listing = :listing",
             ExpressionAttributeNames={"#listing": schema.PUBLIC_LISTING},
-            ExpressionAttributeValues={":public": _s(schema.LISTED_PUBLIC)},
+            ExpressionAttributeValues={":listing": _s(listing)},
         )
-        return [room for room in map(_room, items) if not (room.private or room.direct)]
+        return [_room(item) for item in items]
+
+    def room_creation_times(self, *, created_by: str, since: datetime) -> list[datetime]:
+        # RoomCreatorIndex (sparse, keys only): the user's rooms after `since`, one query.
+        items = self._query(
+            TableName=self.tables.rooms,
+            IndexName=schema.ROOM_CREATOR_INDEX,
+            KeyConditionExpression="#by = :by AND #at > :since",
+            ExpressionAttributeNames={"#by": schema.CREATED_BY, "#at": schema.CREATED_AT},
+            ExpressionAttributeValues={":by": _s(created_by), ":since": _s(_time(since))},
+        )
+        return [_parse_time(_str(item, schema.CREATED_AT)) for item in items]
 
     def get_rooms(self, room_ids: list[str]) -> list[Room]:
         found: list[Room] = []
@@ -614,9 +633,11 @@ class DynamoDBStore:
                     values["slowModeSeconds"] = _n(value)
                 else:
                     values[attributes[field]] = {"BOOL": value} if isinstance(value, bool) else _s(value)
-            unlisted = "private" in changes and (after.private or after.direct)
+            # Made private or public: the room moves to the other key of PublicRoomsIndex (a
+            # DM is never listed, whatever it says).
+            unlisted = "private" in changes and after.direct
             if "private" in changes and not unlisted:
-                values[schema.PUBLIC_LISTING] = _s(schema.LISTED_PUBLIC)
+                values[schema.PUBLIC_LISTING] = _s(schema.LISTED_PRIVATE if after.private else schema.LISTED_PUBLIC)
             event = _new_event_record(
                 NewEvent(
                     room_id=room_id,
@@ -1790,16 +1811,16 @@ def ensure_tables(
     moved = migrate_member_sets(client, names)
     if moved:
         say(f"moved {moved} members from room member sets to membership items", changed=True)
-    listed = list_public_rooms(client, names)
+    listed = list_rooms(client, names)
     if listed:
-        say(f"listed {listed} public rooms written before PublicRoomsIndex", changed=True)
+        say(f"listed {listed} rooms written before PublicRoomsIndex held them", changed=True)
     return done
 
 
-def list_public_rooms(client: DynamoDBClient, names: schema.TableNames) -> int:
-    """Give the public rooms stored before PublicRoomsIndex their listing attribute, so
-    browsing finds them. A scan, once, from the tables command (idempotent): never on a
-    request's path."""
+def list_rooms(client: DynamoDBClient, names: schema.TableNames) -> int:
+    """Give the rooms stored before PublicRoomsIndex held them their listing attribute (public
+    rooms, and private rooms but DMs), so browsing and moderators' room list find them. A
+    scan, once, from the tables command (idempotent): never on a request's path."""
     store = DynamoDBStore(client=client, tables=names)
     listed = 0
     for item in list(
@@ -1817,17 +1838,23 @@ def list_public_rooms(client: DynamoDBClient, names: schema.TableNames) -> int:
         )
     ):
         room = _room(item)
-        if room.private or room.direct:
+        if room.direct:
             continue
+        listing, private = (schema.LISTED_PRIVATE, True) if room.private else (schema.LISTED_PUBLIC, False)
         try:
             client.update_item(
                 TableName=names.rooms,
                 Key={"roomId": _s(room.room_id)},
-                UpdateExpression="SET #listing = :public",
-                # Still public: a room made private meanwhile stays unlisted.
-                ConditionExpression="attribute_exists(#room) AND (attribute_not_exists(#private) OR #private = :no)",
+                UpdateExpression="SET #listing = :listing",
+                # Still unlisted and as private as read: a room made private or public
+                # meanwhile was listed by that change.
+                ConditionExpression="attribute_exists(#room) AND attribute_not_exists(#listing) AND "
+                + ("#private = :yes" if private else "(attribute_not_exists(#private) OR #private = :no)"),
                 ExpressionAttributeNames={"#listing": schema.PUBLIC_LISTING, "#room": "roomId", "#private": "private"},
-                ExpressionAttributeValues={":public": _s(schema.LISTED_PUBLIC), ":no": {"BOOL": False}},
+                ExpressionAttributeValues={
+                    ":listing": _s(listing),
+                    **({":yes": {"BOOL": True}} if private else {":no": {"BOOL": False}}),
+                },
             )
         except ClientError as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":

@@ -328,6 +328,14 @@ class LocalStore:
         rows = models.Room.objects.filter(private=False, direct=False).order_by("room_id")
         return [_room(r) for r in rows]
 
+    def private_rooms(self) -> list[Room]:
+        rows = models.Room.objects.filter(private=True, direct=False).order_by("room_id")
+        return [_room(r) for r in rows]
+
+    def room_creation_times(self, *, created_by: str, since: datetime) -> list[datetime]:
+        rows = models.Room.objects.filter(created_by=created_by, created_at__gt=since)
+        return list(rows.values_list("created_at", flat=True))
+
     def room_members(self, room_id: str) -> list[str]:
         return sorted(models.RoomMember.objects.filter(room_id=room_id).values_list("user_id", flat=True))
 

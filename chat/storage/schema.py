@@ -37,10 +37,16 @@ TTL: Final = "ttl"  # epoch seconds; DynamoDB's TTL deletes the item some time (
 MEMBER_ROOM_ID: Final = "memberRoomId"
 MEMBER_USER_ID: Final = "memberUserId"
 MEMBER_KEY_PREFIX: Final = "member:"
-# On a public room's item in Rooms (neither private nor a DM): PUBLIC_LISTING = LISTED_PUBLIC,
-# so the room is in PublicRoomsIndex; a room made private loses the attribute (and leaves it).
+# On a room's item in Rooms, the key of PublicRoomsIndex: LISTED_PUBLIC on a public room
+# (neither private nor a DM: what browsing lists), LISTED_PRIVATE on a private room that is
+# not a DM (what moderators list besides); a DM has no listing, so it is in no list but its
+# members'. Making a room private or public moves it from one key to the other.
 PUBLIC_LISTING: Final = "listing"
 LISTED_PUBLIC: Final = "public"
+LISTED_PRIVATE: Final = "private"
+# On a room's item in Rooms: who created it (absent on rooms made by a first message) and when.
+CREATED_BY: Final = "createdBy"
+CREATED_AT: Final = "createdAt"
 
 # Index names.
 USER_ID_INDEX: Final = "UserIdIndex"
@@ -51,6 +57,7 @@ ROOM_MEMBERS_INDEX: Final = "RoomMembersIndex"
 USER_ROOMS_INDEX: Final = "UserRoomsIndex"
 REPLY_INDEX: Final = "ReplyIndex"
 PUBLIC_ROOMS_INDEX: Final = "PublicRoomsIndex"
+ROOM_CREATOR_INDEX: Final = "RoomCreatorIndex"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +68,14 @@ class Key:
 
 @dataclass(frozen=True, slots=True)
 class Index:
-    """A global secondary index projecting every attribute (reads never go back to the table)."""
+    """A global secondary index projecting every attribute (reads never go back to the table),
+    or only its keys when `keys_only`: then a write that changes no key attribute (a room's
+    lastSeq, on every message) costs the index nothing."""
 
     name: str
     hash_key: Key
     range_key: Key | None = None
+    keys_only: bool = False
 
     def key_schema(self) -> list[dict[str, str]]:
         return _key_schema(self.hash_key, self.range_key)
@@ -136,6 +146,10 @@ ROOMS: Final = Table(
         # Sparse too: only public rooms carry the listing, all under one key, by room id
         # (browsing public rooms is one query, never a scan of rooms and memberships).
         Index(PUBLIC_ROOMS_INDEX, Key(PUBLIC_LISTING, "S"), Key(ROOM_ID, "S")),
+        # The rooms a user created, by creation time: the per-day room quota is one query.
+        # Sparse (memberships and rooms made by a first message have no createdBy) and keys
+        # only (neither key ever changes), so a message moving lastSeq never writes to it.
+        Index(ROOM_CREATOR_INDEX, Key(CREATED_BY, "S"), Key(CREATED_AT, "S"), keys_only=True),
     ),
 )
 
@@ -173,7 +187,8 @@ def create_table_request(table: Table, name: str) -> dict[str, Any]:
 
 def create_index_request(index: Index) -> dict[str, Any]:
     """One GlobalSecondaryIndexes entry (CreateTable, or UpdateTable's `Create`)."""
-    return {"IndexName": index.name, "KeySchema": index.key_schema(), "Projection": {"ProjectionType": "ALL"}}
+    projection = "KEYS_ONLY" if index.keys_only else "ALL"
+    return {"IndexName": index.name, "KeySchema": index.key_schema(), "Projection": {"ProjectionType": projection}}
 
 
 def cloudformation_properties(table: Table, name: Any) -> dict[str, Any]:

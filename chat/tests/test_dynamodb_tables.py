@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -80,6 +81,7 @@ def test_creates_the_tables_indexes_and_ttl_and_says_so(
         "RoomMembersIndex": [("memberRoomId", "HASH"), ("memberUserId", "RANGE")],
         "UserRoomsIndex": [("memberUserId", "HASH"), ("memberRoomId", "RANGE")],
         "PublicRoomsIndex": [("listing", "HASH"), ("roomId", "RANGE")],
+        "RoomCreatorIndex": [("createdBy", "HASH"), ("createdAt", "RANGE")],
     }
     keys = {
         name: client.describe_table(TableName=name)["Table"]["KeySchema"]
@@ -158,30 +160,36 @@ def test_member_sets_of_the_first_design_become_membership_items(
     assert "moved" not in run()
 
 
-def test_public_rooms_stored_before_the_public_index_are_listed_once(
+def test_rooms_stored_before_the_listing_indexes_are_listed_once(
     client: DynamoDBClient, names: schema.TableNames
 ) -> None:
-    """A Rooms table without PublicRoomsIndex gains it, and its public rooms (not private
-    ones, not DMs) are listed so browsing finds them; a second run lists nothing more."""
+    """A Rooms table without PublicRoomsIndex and RoomCreatorIndex gains them; its public
+    rooms and private rooms (not DMs) are listed so browsing and moderators find them, and
+    its rooms count for their creators' quota; a second run lists nothing more."""
+    newer = {"PublicRoomsIndex", "RoomCreatorIndex"}
     older = schema.create_table_request(schema.ROOMS, names.rooms)
-    older["GlobalSecondaryIndexes"] = [
-        index for index in older["GlobalSecondaryIndexes"] if index["IndexName"] != "PublicRoomsIndex"
+    older["GlobalSecondaryIndexes"] = [i for i in older["GlobalSecondaryIndexes"] if i["IndexName"] not in newer]
+    older["AttributeDefinitions"] = [
+        a for a in older["AttributeDefinitions"] if a["AttributeName"] not in {"listing", "createdBy", "createdAt"}
     ]
-    older["AttributeDefinitions"] = [a for a in older["AttributeDefinitions"] if a["AttributeName"] != "listing"]
     client.create_table(**older)
 
     def room(room_id: str, **extra: Any) -> None:
         item = {"roomId": {"S": room_id}, "name": {"S": room_id}, "createdAt": {"S": "2026-01-01T00:00:00.000000Z"}}
         client.put_item(TableName=names.rooms, Item={**item, "lastSeq": {"N": "0"}, **extra})
 
-    room("open")
+    room("open", createdBy={"S": "u-alice"})
     room("closed", private={"BOOL": True})
     room("dm-x", private={"BOOL": True}, direct={"BOOL": True})
     out = run()
     assert f"created index PublicRoomsIndex on {names.rooms}" in out
-    assert "listed 1 public rooms" in out
+    assert f"created index RoomCreatorIndex on {names.rooms}" in out
+    assert "listed 2 rooms" in out
     store = DynamoDBStore(client=client, tables=names)
     assert [r.room_id for r in store.public_rooms()] == ["open"]
+    assert [r.room_id for r in store.private_rooms()] == ["closed"]
+    since = datetime(2025, 12, 31, tzinfo=UTC)
+    assert store.room_creation_times(created_by="u-alice", since=since) == [datetime(2026, 1, 1, tzinfo=UTC)]
     assert "listed" not in run()
 
 

@@ -22,7 +22,8 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from pytest_django.fixtures import Settings
 
-from chat import people_rules, protocol
+from accounts.identity import identity_from_user
+from chat import people, people_rules, protocol
 from chat.errors import ChatError, ErrorCode
 from chat.records import MEMBER, OWNER, Membership
 from chat.storage import get_store
@@ -458,3 +459,84 @@ async def test_members_answers_page_by_page_with_next(
             break
         frame = {"action": "members", "roomId": big, "next": page["next"]}
     assert sorted(seen) == ["alice", "bob", "carol", "dan"]
+
+
+class _Operations:
+    """The DynamoDB operations made between start() and stop(), by name (Query, Scan, …)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self._events = get_store().client.meta.events  # type: ignore[attr-defined]
+
+    def _record(self, model: Any, **_: Any) -> None:
+        self.names.append(model.name)
+
+    def start(self) -> None:
+        self._events.register("before-call.dynamodb", self._record)
+
+    def stop(self) -> None:
+        self._events.unregister("before-call.dynamodb", self._record)
+
+
+def _signed_in(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytestmark_db
+@pytest.mark.parametrize("storage_backend", ["dynamodb"], indirect=True)
+def test_the_room_list_on_dynamodb_is_key_and_index_queries_never_a_scan(storage_backend: str) -> None:
+    """The sidebar and GET /api/rooms list public rooms, the user's private rooms and DMs,
+    and for a moderator every private room but others' DMs, from index and key queries: no
+    Scan of the Rooms table (with every membership in it)."""
+    users = {name: get_user_model().objects.create_user(username=name) for name in ("alice", "bob", "carol", "mod")}
+    users["mod"].groups.add(Group.objects.get_or_create(name="moderators")[0])
+    alice = identity_from_user(users["alice"])
+    assert alice is not None
+    garden = people.room_create_named(identity=alice, name="Garden").room_id
+    attic = people.room_create_named(identity=alice, name="Attic", private=True).room_id
+    people.member_add(identity=alice, room_id=attic, username="bob")
+    dm = people.direct_open(identity=alice, usernames=("bob",)).room_id
+    clients = {name: _signed_in(user) for name, user in users.items()}
+    operations = _Operations()
+    operations.start()
+    try:
+        listed = {name: {r["roomId"] for r in c.get("/api/rooms").json()["rooms"]} for name, c in clients.items()}
+        sidebar = clients["carol"].get(f"/rooms/{garden}/")
+    finally:
+        operations.stop()
+    assert listed == {
+        "alice": {"general", garden, attic, dm},
+        "bob": {"general", garden, attic, dm},
+        "carol": {"general", garden},
+        "mod": {"general", garden, attic},
+    }
+    assert sidebar.status_code == 200
+    assert {r.room_id for r in sidebar.context["rooms"]} == {"general", garden}
+    assert "Query" in operations.names and "Scan" not in operations.names
+
+
+@pytestmark_db
+@pytest.mark.parametrize("storage_backend", ["dynamodb"], indirect=True)
+def test_the_room_quota_on_dynamodb_is_an_index_query_never_a_scan(storage_backend: str, settings: Settings) -> None:
+    """Creating a room counts the creator's rooms of the last day with one index query (no
+    Scan): past CHAT_ROOMS_PER_USER_PER_DAY it is 429 quota_exceeded; others' rooms do not count."""
+    settings.CHAT_ROOMS_PER_USER_PER_DAY = 2
+    alice, bob = (_signed_in(get_user_model().objects.create_user(username=name)) for name in ("alice", "bob"))
+
+    def create(client: Client, name: str) -> Any:
+        return client.post("/api/rooms", data=json.dumps({"name": name}), content_type="application/json")
+
+    operations = _Operations()
+    operations.start()
+    try:
+        made = [create(alice, name).status_code for name in ("One", "Two")]
+        refused = create(alice, "Three")
+        other = create(bob, "Four")
+    finally:
+        operations.stop()
+    assert made == [201, 201]
+    assert refused.status_code == 429 and refused.json()["error"] == "quota_exceeded"
+    assert other.status_code == 201
+    assert "Query" in operations.names and "Scan" not in operations.names

@@ -15,7 +15,6 @@ from pytest_django.fixtures import Settings
 
 from accounts.identity import Identity
 from chat import quota, ratelimit, services
-from chat.storage.base import Room
 from chat.tests.conftest import OpenSocket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -83,17 +82,14 @@ def test_the_room_quota_frees_up_after_a_day() -> None:
     now = services.utcnow()
     me = Identity(user_id="7", username="maker")
 
-    def room(n: int, hours_ago: float, by: str = "7") -> Room:
-        return Room(room_id=f"r{n}", name="r", created_at=now - timedelta(hours=hours_ago), created_by=by, last_seq=0)
-
-    rooms = [room(0, 25), room(1, 23), room(2, 1), room(3, 0.5, by="8")]
+    rooms = [now - timedelta(hours=hours_ago) for hours_ago in (25, 23, 1)]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(django_settings, "CHAT_ROOMS_PER_USER_PER_DAY", 2, raising=False)
         with pytest.raises(quota.QuotaExceeded) as refused:
-            quota.rooms_created_today(identity=me, now=now, rooms=rooms)
+            quota.rooms_created_today(identity=me, now=now, created=rooms)
         assert refused.value.retry_after == 3600
         patch.setattr(django_settings, "CHAT_ROOMS_PER_USER_PER_DAY", 3, raising=False)
-        quota.rooms_created_today(identity=me, now=now, rooms=rooms)
+        quota.rooms_created_today(identity=me, now=now, created=rooms)
 
 
 async def test_read_frames_share_one_budget_per_user(

@@ -1030,9 +1030,9 @@ def test_a_membership_whose_event_cannot_be_written_is_not_written_either(lobby:
     assert lobby.get_membership(room_id="lobby", user_id="u-bob") is not None
 
 
-def test_public_rooms_are_those_neither_private_nor_direct_as_settings_change(store: ChatStore) -> None:
-    """public_rooms lists public rooms by id (archived ones too), never private rooms, DMs
-    or memberships, and follows a room made private or public."""
+def test_public_and_private_rooms_are_listed_apart_as_settings_change(store: ChatStore) -> None:
+    """public_rooms lists public rooms by id (archived ones too), private_rooms the private
+    ones; neither lists DMs or memberships, and both follow a room made private or public."""
     store.ensure_room(room_id="b-open", name="Open", created_by=None, now=NOW)
     store.create_room(room_id="a-made", name="Made", created_by="u-alice", now=NOW)
     store.create_room(room_id="c-closed", name="Closed", created_by="u-alice", now=NOW, private=True)
@@ -1040,6 +1040,25 @@ def test_public_rooms_are_those_neither_private_nor_direct_as_settings_change(st
     store.add_member(room_id="a-made", user_id="u-alice")
     store.update_room(room_id="b-open", archived=True, **STAMP)
     assert [r.room_id for r in store.public_rooms()] == ["a-made", "b-open"]
+    assert [r.room_id for r in store.private_rooms()] == ["c-closed"]
     store.update_room(room_id="a-made", private=True, **STAMP)
     store.update_room(room_id="c-closed", private=False, **STAMP)
     assert [r.room_id for r in store.public_rooms()] == ["b-open", "c-closed"]
+    assert [r.room_id for r in store.private_rooms()] == ["a-made"]
+
+
+def test_room_creation_times_are_one_creators_rooms_after_a_time(store: ChatStore) -> None:
+    """room_creation_times gives when each room the user created after `since` was made:
+    public, private and DMs alike; not other users' rooms, nor memberships, nor older rooms."""
+    for n, (by, minutes) in enumerate([("u-alice", 0), ("u-alice", 30), ("u-bob", 40), ("u-alice", 50)]):
+        store.create_room(
+            room_id=f"r{n}", name="R", created_by=by, now=NOW + timedelta(minutes=minutes), private=n == 1
+        )
+    store.create_room(room_id="dm", name="DM", created_by="u-alice", now=NOW + timedelta(minutes=55), direct=True)
+    store.ensure_room(room_id="first-message", name="F", created_by=None, now=NOW + timedelta(minutes=56))
+    store.add_member(room_id="r2", user_id="u-alice")
+    since = NOW + timedelta(minutes=10)
+    assert sorted(store.room_creation_times(created_by="u-alice", since=since)) == [
+        NOW + timedelta(minutes=m) for m in (30, 50, 55)
+    ]
+    assert store.room_creation_times(created_by="u-carol", since=NOW - timedelta(days=1)) == []
