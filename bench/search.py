@@ -26,12 +26,14 @@ message the load bench measures for 20 rooms of 10. Exits 1 when a p95 is 50 ms 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
@@ -89,82 +91,158 @@ def _pg_create(fresh: bool) -> bool:
     return False
 
 
+def _defaults(model: Any) -> dict[str, Any]:
+    """Each column's value when a row does not give one (the model's defaults, as the DB takes them)."""
+    out: dict[str, Any] = {}
+    for field in model._meta.concrete_fields:
+        if field.has_default():
+            value = field.get_default()
+            out[field.column] = json.dumps(value) if isinstance(value, list | dict) else value
+        elif field.null:
+            out[field.column] = None
+    return out
+
+
+class _Loader:
+    """Bulk writes for the generation: PostgreSQL's COPY, SQLite's executemany on the raw
+    connection, in big transactions; the secondary indexes (and the FTS5 insert trigger)
+    dropped during the load and built once at the end, which is what makes 1,000,000
+    messages take minutes, not half an hour."""
+
+    TABLES = ("chat_message", "search_searchentry")
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.vendor = connection.vendor
+        self.raw = connection.connection
+        self.rebuild: list[str] = []
+
+    def begin(self) -> None:
+        with self.connection.cursor() as cursor:
+            if self.vendor == "postgresql":
+                cursor.execute(
+                    "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i"
+                    " WHERE i.indrelid::regclass::text = ANY(%s) AND NOT i.indisprimary"
+                    " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+                    [list(self.TABLES)],
+                )
+                for name, definition in cursor.fetchall():
+                    cursor.execute(f'DROP INDEX "{name}"')
+                    self.rebuild.append(definition)
+                cursor.execute("SET session_replication_role = replica")  # no FK triggers per row: scratch data
+                cursor.execute("SET statement_timeout = 0")  # the settings bound a request's statements, not this
+            else:
+                cursor.execute(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+                    f" AND tbl_name IN ({', '.join(repr(t) for t in self.TABLES)})"
+                )
+                for name, definition in cursor.fetchall():
+                    cursor.execute(f'DROP INDEX "{name}"')
+                    self.rebuild.append(definition)
+                cursor.execute("DROP TRIGGER search_entry_ai")
+                cursor.execute("PRAGMA journal_mode = DELETE")  # WAL would write the data twice
+                cursor.execute("PRAGMA synchronous = OFF")
+                cursor.execute("PRAGMA cache_size = -200000")
+
+    def write(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        names = ", ".join(columns)
+        if self.vendor == "postgresql":
+            with self.raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" * len(columns))
+            self.raw.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+
+    def finish(self) -> None:
+        from search import engines
+
+        with self.connection.cursor() as cursor:
+            if self.vendor == "postgresql":
+                cursor.execute("SET session_replication_role = DEFAULT")
+                cursor.execute("SET maintenance_work_mem = '256MB'")
+            else:
+                ai = next(s for s in engines._SQLITE_CREATE if "search_entry_ai" in s)
+                cursor.execute(
+                    f"INSERT INTO {engines.FTS_TABLE}(rowid, text, room) SELECT e.id, {engines._fts_row('e')}"
+                    f" FROM {engines.TABLE} e ORDER BY e.id"
+                )
+                cursor.execute(ai)
+            for definition in self.rebuild:
+                cursor.execute(definition)
+            if self.vendor == "sqlite":
+                cursor.execute("PRAGMA journal_mode = WAL")
+
+
 def _generate(args: argparse.Namespace, rng: random.Random, words: list[str]) -> None:
-    from django.core.management import call_command
     from django.db import connection, transaction
 
-    call_command("migrate", verbosity=0)
+    from chat.models import Message, Room, RoomMember
+    from search.models import SearchEntry, SearchRoomCursor
+
     cum = list(accumulate(1 / (rank**ZIPF_S) for rank in range(1, len(words) + 1)))
     now = datetime.now(UTC)
     ttl = int((now + timedelta(days=365)).timestamp())
     per_room = args.messages // args.rooms
-    vendor = connection.vendor
     started = time.perf_counter()
+    loader = _Loader(connection)
 
-    def stamp(value: datetime) -> Any:
-        return value.replace(tzinfo=None).isoformat(" ") if vendor == "sqlite" else value
+    def table(model: Any, rows: list[dict[str, Any]]) -> None:
+        defaults = _defaults(model)
+        columns = [f.column for f in model._meta.concrete_fields if not (f.primary_key and f.auto_created)]
+        loader.write(model._meta.db_table, columns, [tuple(r.get(c, defaults.get(c)) for c in columns) for r in rows])
 
-    with transaction.atomic(), connection.cursor() as cursor:
-        rooms = [
-            (f"room-{r:04d}", f"Room {r}", stamp(now - timedelta(days=60)), per_room, r >= PUBLIC_ROOMS)
-            for r in range(args.rooms)
-        ]
-        cursor.executemany(
-            "INSERT INTO chat_room (room_id, name, created_at, created_by, last_seq, archived, private, read_only,"
-            " slow_mode_seconds) VALUES (%s, %s, %s, NULL, %s, false, %s, false, 0)",
-            rooms,
+    loader.begin()
+    with transaction.atomic():
+        rooms = [f"room-{r:04d}" for r in range(args.rooms)]
+        table(
+            Room,
+            [
+                {"room_id": room, "name": f"Room {r}", "created_at": now - timedelta(days=60), "last_seq": per_room}
+                | {"private": r >= PUBLIC_ROOMS, "created_by": None}
+                for r, room in enumerate(rooms)
+            ],
         )
-        members = [(f"room-{r:04d}", USER_ID) for r in range(PUBLIC_ROOMS, PUBLIC_ROOMS + MEMBER_ROOMS)]
-        members += [(f"room-{r:04d}", f"user-{r % 500}") for r in range(PUBLIC_ROOMS, args.rooms)]
-        cursor.executemany("INSERT INTO chat_roommember (room_id, user_id) VALUES (%s, %s)", members)
-        cursor.executemany(
-            "INSERT INTO search_searchroomcursor (room_id, indexed_seq) VALUES (%s, %s)",
-            [(r[0], per_room) for r in rooms],
-        )
-    if vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("DROP INDEX IF EXISTS search_entry_document")
-    chunk = 20_000
+        members = [(rooms[r], USER_ID) for r in range(PUBLIC_ROOMS, PUBLIC_ROOMS + MEMBER_ROOMS)]
+        members += [(rooms[r], f"user-{r % 500}") for r in range(PUBLIC_ROOMS, args.rooms)]
+        table(RoomMember, [{"room_id": room, "user_id": user} for room, user in members])
+        table(SearchRoomCursor, [{"room_id": room, "indexed_seq": per_room} for room in rooms])
+    chunk = 50_000
     total = per_room * args.rooms
     span = 30 * 86_400
+    message_defaults = {"connection_id": "c", "client_message_id": None, "ttl": ttl, "removed": None}
     for start in range(0, total, chunk):
-        messages: list[tuple[Any, ...]] = []
-        entries: list[tuple[Any, ...]] = []
+        messages: list[dict[str, Any]] = []
+        entries: list[dict[str, Any]] = []
         for i in range(start, min(start + chunk, total)):
-            room = i % args.rooms
+            # Rooms interleave in time, as they do in a live site (not one room's history after another).
+            room = rooms[i % args.rooms]
             seq = i // args.rooms + 1
-            length = rng.randint(3, 30)
-            text = " ".join(rng.choices(words, cum_weights=cum, k=length))
+            text = " ".join(rng.choices(words, cum_weights=cum, k=rng.randint(3, 30)))
             link = rng.random() < 0.03
             if link:
                 text += f" https://example.com/{rng.choice(words)}"
             user = f"user-{rng.randrange(500)}"
             at = now - timedelta(seconds=span * (1 - seq / (per_room + 1)))
             message_id = uuid.UUID(int=rng.getrandbits(128)).hex
-            messages.append((message_id, f"room-{room:04d}", seq, user, user, text, stamp(at), "c", ttl))
+            common = {"message_id": message_id, "room_id": room, "seq": seq, "user_id": user, "username": user}
+            messages.append(common | message_defaults | {"text": text, "timestamp": at})
             entries.append(
-                (message_id, f"room-{room:04d}", seq, user, user, user, text, int(at.timestamp() * 1e6), ttl, link)
+                common
+                | {"author_key": user, "text": text, "at_us": int(at.timestamp() * 1e6), "ttl": ttl}
+                | {"has_link": link, "has_file": False}
             )
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO chat_message (message_id, room_id, seq, user_id, username, text, timestamp,"
-                " connection_id, client_message_id, ttl, removed) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NULL, %s,"
-                " NULL)",
-                messages,
-            )
-            cursor.executemany(
-                "INSERT INTO search_searchentry (message_id, room_id, seq, user_id, username, author_key, text,"
-                " at_us, ttl, has_link, has_file) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, false)",
-                entries,
-            )
+        with transaction.atomic():
+            table(Message, messages)
+            table(SearchEntry, entries)
         done = min(start + chunk, total)
         rate = done / (time.perf_counter() - started)
         print(f"\r  generated {done:,}/{total:,} messages ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
+    print(f"  rows written in {time.perf_counter() - started:.0f} s; building the indexes", file=sys.stderr)
+    loader.finish()
     with connection.cursor() as cursor:
-        if vendor == "postgresql":
-            cursor.execute("SET statement_timeout = 0")  # the settings bound a request's statements, not this
-            cursor.execute("CREATE INDEX search_entry_document ON search_searchentry USING GIN (document)")
+        if connection.vendor == "postgresql":
             cursor.execute("VACUUM ANALYZE search_searchentry")
             cursor.execute("VACUUM ANALYZE chat_message")
         else:
@@ -225,6 +303,9 @@ def run(engine: str, args: argparse.Namespace) -> int:
     _setup(engine, data_dir)
     rng = random.Random(19)
     words = _words(rng)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)  # on reused data too: a newer migration's indexes
     if new:
         _generate(args, rng, words)
     from accounts.identity import Identity
@@ -236,7 +317,7 @@ def run(engine: str, args: argparse.Namespace) -> int:
     from search.services import messages_search, rooms_readable
 
     identity = Identity(user_id=USER_ID, username="bench")
-    readable = rooms_readable(identity=identity)
+    readable = rooms_readable(identity=identity).room_ids
     assert len(readable) == PUBLIC_ROOMS + MEMBER_ROOMS, len(readable)
     queries = _queries(random.Random(7), words, args.queries)
     for q in queries[:10]:  # warm the caches
@@ -245,7 +326,7 @@ def run(engine: str, args: argparse.Namespace) -> int:
     cpu_times: list[float] = []
     engine_only: list[float] = []
     hits = 0
-    room_ids = sorted(readable)
+    room_ids = readable
     now = int(time.time())
     for q in queries:
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -276,13 +357,13 @@ def run(engine: str, args: argparse.Namespace) -> int:
                 )
             ).message
         )
-    half = len(made) // 2
+    half = len(made) * 3 // 8
     cpu, wall = time.process_time(), time.perf_counter()
     for message in made[:half]:
         indexer.apply([message])
     single_cpu = (time.process_time() - cpu) / half * 1e6
     single_wall = (time.perf_counter() - wall) / half * 1e6
-    batch = made[half:]
+    batch = made[half : len(made) * 3 // 4]
     by_room: dict[str, list[Any]] = {}
     for message in batch:
         by_room.setdefault(message.room_id, []).append(message)
@@ -292,6 +373,13 @@ def run(engine: str, args: argparse.Namespace) -> int:
         indexer.apply(ordered[start : start + 10])
     batch_cpu = (time.process_time() - cpu) / len(batch) * 1e6
     batch_wall = (time.perf_counter() - wall) / len(batch) * 1e6
+    # As the feed's queue holds them at a busy time: consecutive messages of several rooms.
+    mixed = made[-len(made) // 4 :]
+    cpu, wall = time.process_time(), time.perf_counter()
+    for start in range(0, len(mixed), 10):
+        indexer.apply(mixed[start : start + 10])
+    mixed_cpu = (time.process_time() - cpu) / len(mixed) * 1e6
+    mixed_wall = (time.perf_counter() - wall) / len(mixed) * 1e6
     assert indexer.lag().events_behind == 0
 
     p50, p95 = _percentile(timings, 0.5), _percentile(timings, 0.95)
@@ -307,6 +395,7 @@ def run(engine: str, args: argparse.Namespace) -> int:
     print(f"  slowest: {', '.join(f'{q!r} {t:.0f} ms' for t, q in worst)}")
     print(f"  indexing a message, batches of 1: {single_cpu:.0f} µs CPU ({single_wall:.0f} µs wall)")
     print(f"  indexing a message, batches of 10: {batch_cpu:.0f} µs CPU ({batch_wall:.0f} µs wall)")
+    print(f"  indexing a message, batches of 10 over 10 rooms: {mixed_cpu:.0f} µs CPU ({mixed_wall:.0f} µs wall)")
     print(f"  load average {load:.2f} on {os.cpu_count()} CPUs")
     return 0 if p95 < GOAL_P95_MS else 1
 

@@ -24,15 +24,17 @@ it would need (docs/architecture.md).
 
 from __future__ import annotations
 
+import json
 import logging
+import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, Protocol
 
 from django.db import connection, transaction
 
-from search.query import Query
+from search.query import WORD, Query
 
 log = logging.getLogger(__name__)
 
@@ -102,17 +104,77 @@ def _day_us(day: date) -> int:
     return int(datetime.combine(day, time(), tzinfo=UTC).timestamp() * 1_000_000)
 
 
+# How many matches are ranked: the newest RANK_WINDOW matches of a query (its words, rooms
+# and filters) are scored and the page is the best of them. A word in most messages would
+# otherwise be scored in every message of the user's rooms (tens of thousands of rows for a
+# query that shows 20). A query with fewer matches ranks them all, as before.
+RANK_WINDOW: Final = 500
+# Up to this many rooms, PostgreSQL reads each room's newest matches (one branch a room);
+# past it (a moderator), one scan of the matches filtered by room.
+UNION_ROOMS: Final = 100
+# A prefix the planner expects in more than this share of the entries is common.
+COMMON_SHARE: Final = 0.02
+
+_COLUMNS: Final = ("message_id", "room_id", "seq", "user_id", "username", "text", "at_us")
+
+
+def _columns(table: str) -> str:
+    return ", ".join(f"{table}.{c}" for c in _COLUMNS)
+
+
+def _hit(r: Sequence[Any], score: str) -> Hit:
+    return Hit(message_id=r[0], room_id=r[1], seq=r[2], user_id=r[3], username=r[4], text=r[5], at_us=r[6], score=score)
+
+
+K1: Final = 1.2
+B: Final = 0.75
+
+
+def _fold(text: str) -> str:
+    """Accents off (as FTS5's remove_diacritics does); most texts are ASCII and pass as they are."""
+    if text.isascii():
+        return text
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def relevance(query: Query, texts: Sequence[str]) -> list[float]:
+    """BM25's term-frequency part, over a window of matches (SQLite): how often each query
+    term occurs in each text, saturated (K1) and normalised by the text's length against
+    the window's mean (B), summed over the terms. BM25's IDF is left out: every text of the
+    window matches every term, and FTS5's bm25() counts each term's matches over the whole
+    index to compute it (33 ms for a prefix in one message in two of a million; docs/
+    performance.md)."""
+    docs = [WORD.findall(_fold(text).casefold()) for text in texts]
+    mean = max(1.0, sum(map(len, docs)) / max(1, len(docs)))
+    words = [_fold(w) for w in query.words]
+    phrases = [[_fold(w) for w in phrase] for phrase in query.phrases]
+    prefix = _fold(query.prefix) if query.prefix else None
+    scores: list[float] = []
+    for doc in docs:
+        counts = [doc.count(w) for w in words]
+        counts += [sum(doc[i : i + len(p)] == p for i in range(len(doc) - len(p) + 1)) for p in phrases]
+        if prefix is not None:
+            counts.append(sum(w.startswith(prefix) for w in doc))
+        norm = K1 * (1 - B + B * len(doc) / mean)
+        scores.append(round(sum(tf * (K1 + 1) / (tf + norm) for tf in counts), 6))
+    return scores
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """What a page asks for: the rooms, the filters on the entries `e` (SQL and params)."""
+
+    room_ids: Sequence[str]
+    where: list[str]
+    params: list[Any]
+    limit: int
+    after: Cursor | None
+
+
 class _SqlEngine:
-    """The SQL both engines share; each supplies its match clause and score."""
+    """The SQL both engines share; each supplies its ranked selection of the matches."""
 
     name = "sql"
-
-    def _match(self, query: Query, room_ids: Sequence[str]) -> tuple[str, str, list[Any]]:
-        """(FROM/JOIN addition, WHERE condition, params) that match the query's text."""
-        raise NotImplementedError
-
-    def _score(self) -> str:
-        raise NotImplementedError
 
     def _in(self, column: str, values: Sequence[str], params: list[Any]) -> str:
         params.extend(values)
@@ -121,17 +183,8 @@ class _SqlEngine:
     def search(self, query: Query, *, room_ids: Sequence[str], now: int, limit: int, after: Cursor | None) -> list[Hit]:
         if not room_ids:
             return []
-        params: list[Any] = []
-        joins, where = "", ["e.ttl > %s"]
-        if query.has_text:
-            joins, match, match_params = self._match(query, room_ids)
-            where.insert(0, match)
-            params.extend(match_params)
-            score = self._score()
-        else:
-            score = "0"
-        params.append(now)
-        where.append(self._in("e.room_id", room_ids, params))
+        params: list[Any] = [now]
+        where = ["e.ttl > %s"]  # and the rooms: each engine puts them where its index serves them
         if query.authors:
             where.append(self._in("e.author_key", query.authors, params))
         if "link" in query.has:
@@ -147,33 +200,28 @@ class _SqlEngine:
                 params.append(_day_us(query.after + timedelta(days=1)))
         except OverflowError:
             return []  # after:9999-12-31 — no message is later
-        inner = (
-            f"SELECT e.message_id, e.room_id, e.seq, e.user_id, e.username, e.text, e.at_us, {score} AS score "
-            f"FROM {TABLE} e{joins} WHERE {' AND '.join(where)}"
-        )
+        if query.has_text:
+            return self._text_hits(query, _Page(room_ids, where, params, limit, after))
+        where.append(self._in("e.room_id", room_ids, params))
+        inner = f"SELECT {_columns('e')}, 0 AS score FROM {TABLE} e WHERE {' AND '.join(where)}"
+        return self._page(inner, params, limit, after)
+
+    def _text_hits(self, query: Query, page: _Page) -> list[Hit]:
+        """The page of a query with words: the newest RANK_WINDOW matches, ranked."""
+        raise NotImplementedError
+
+    def _page(self, inner: str, params: list[Any], limit: int, after: Cursor | None) -> list[Hit]:
+        """The page of `inner`'s rows (with a score column) after the cursor, best first."""
         outer_where = ""
         if after is not None:
             outer_where = " WHERE (score < %s OR (score = %s AND (at_us < %s OR (at_us = %s AND message_id > %s))))"
             value = self._cursor_score(after.score)
-            params.extend([value, value, after.at_us, after.at_us, after.message_id])
+            params = [*params, value, value, after.at_us, after.at_us, after.message_id]
         sql = f"SELECT * FROM ({inner}) hits{outer_where} ORDER BY score DESC, at_us DESC, message_id LIMIT %s"
-        params.append(limit)
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(sql, [*params, limit])
             rows = cursor.fetchall()
-        return [
-            Hit(
-                message_id=r[0],
-                room_id=r[1],
-                seq=r[2],
-                user_id=r[3],
-                username=r[4],
-                text=r[5],
-                at_us=r[6],
-                score=self._score_text(r[7]),
-            )
-            for r in rows
-        ]
+        return [_hit(r, self._score_text(r[7])) for r in rows]
 
     def _cursor_score(self, score: str) -> Any:
         return float(score)
@@ -187,7 +235,7 @@ class SqliteEngine(_SqlEngine):
 
     name = "sqlite-fts5"
 
-    def _match(self, query: Query, room_ids: Sequence[str]) -> tuple[str, str, list[Any]]:
+    def _match(self, query: Query, room_ids: Sequence[str]) -> str:
         # Each term quoted: FTS5 reads a quoted string as a phrase of tokens, never as syntax,
         # and the terms hold no quote (search.query). Room tokens are [a-z0-9] only.
         parts = [f'"{word}"' for word in query.words]
@@ -195,13 +243,31 @@ class SqliteEngine(_SqlEngine):
         if query.prefix:
             parts.append(f'"{query.prefix}"*')
         rooms = " OR ".join(room_token(r) for r in room_ids)
-        join = f" JOIN {FTS_TABLE} ON {FTS_TABLE}.rowid = e.id"
-        return join, f"{FTS_TABLE} MATCH %s", [f"text:({' '.join(parts)}) AND room:({rooms})"]
+        return f"text:({' '.join(parts)}) AND room:({rooms})"
 
-    def _score(self) -> str:
-        # bm25 is lower for better matches (the room column weighs nothing); rounded so that
-        # a cursor compares it exactly.
-        return f"round(-bm25({FTS_TABLE}, 1.0, 0.0), 6)"
+    def _text_hits(self, query: Query, page: _Page) -> list[Hit]:
+        # The window newest first in the index's own order (rowid: the order entries were
+        # indexed, which is the order messages were stored, except after a reindex_search,
+        # which indexes room by room): FTS5 walks its doclists backwards, the join applies the
+        # filters, and LIMIT stops the walk at the window. Then `relevance` in Python on the
+        # window's texts: FTS5's bm25() would first count every term's matches over the
+        # whole index (its IDF), 30-80 ms for a common word or a phrase at a million.
+        fts = FTS_TABLE
+        params = [self._match(query, page.room_ids), *page.params]
+        where = [*page.where, self._in("e.room_id", page.room_ids, params)]
+        sql = (
+            f"SELECT {_columns('e')} FROM {fts} JOIN {TABLE} e ON e.id = {fts}.rowid "
+            f"WHERE {fts} MATCH %s AND {' AND '.join(where)} ORDER BY {fts}.rowid DESC LIMIT %s"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, RANK_WINDOW])
+            rows = cursor.fetchall()
+        scores = relevance(query, [r[5] for r in rows])
+        ranked = sorted(zip(scores, rows, strict=True), key=lambda sr: (-sr[0], -sr[1][6], sr[1][0]))
+        if page.after is not None:
+            mark = (-float(page.after.score), -page.after.at_us, page.after.message_id)
+            ranked = [(sc, r) for sc, r in ranked if (-sc, -r[6], r[0]) > mark]
+        return [_hit(r, repr(sc)) for sc, r in ranked[: page.limit]]
 
 
 class PostgresEngine(_SqlEngine):
@@ -209,24 +275,80 @@ class PostgresEngine(_SqlEngine):
 
     name = "postgresql"
 
-    def _match(self, query: Query, room_ids: Sequence[str]) -> tuple[str, str, list[Any]]:
+    def __init__(self) -> None:
+        self._estimates: dict[str, bool] = {}
+
+    def _tsquery(self, query: Query, params: list[Any]) -> str:
         # websearch_to_tsquery never fails on its input; every term is quoted, so "or" and a
         # leading "-" stay words. The prefix is a tsquery of one lexeme of letters and digits.
         web = " ".join([f'"{w}"' for w in query.words] + [f'"{" ".join(p)}"' for p in query.phrases])
         terms: list[str] = []
-        params: list[Any] = []
         if web:
             terms.append(f"websearch_to_tsquery('{PG_CONFIG}', %s)")
             params.append(web)
         if query.prefix:
             terms.append(f"to_tsquery('{PG_CONFIG}', %s)")
             params.append(f"{query.prefix}:*")
-        tsquery = " && ".join(terms)
-        join = f" CROSS JOIN (SELECT {tsquery} AS q) tsq"
-        return join, "e.document @@ tsq.q", params
+        return " && ".join(terms)
 
-    def _score(self) -> str:
-        return "round(ts_rank_cd(e.document, tsq.q)::numeric, 6)"
+    def _text_hits(self, query: Query, page: _Page) -> list[Hit]:
+        # The window: one branch per room, each its newest matches (the planner picks, per
+        # room, the GIN scan on (room_id, document) then a sort, or the (room_id, at_us)
+        # index backwards with the text as a filter), merged newest first (Merge Append) and
+        # cut at RANK_WINDOW; then ts_rank_cd on those rows only. A plain `room_id IN (...)`
+        # left the room out of the GIN scan (a GIN index takes no IN list): every match in
+        # every room, 540,000 rows for `ber`, before the room filter.
+        tsq: list[Any] = []
+        tsquery = self._tsquery(query, tsq)
+        # The match: words and phrases through the index; a common prefix as a filter on the
+        # rows (`IS TRUE` is no index condition): it stands for hundreds of words, and each
+        # room's GIN scan would read them all again (5 s for `ka lo`, 1 s for `ruk`), while
+        # reading each room's rows backwards finds the newest matches at once.
+        match: list[str] = []
+        match_params: list[Any] = []
+        if query.words or query.phrases:
+            match.append(f"e.document @@ ({self._tsquery(replace(query, prefix=None), match_params)})")
+        if query.prefix:
+            prefix = f"e.document @@ ({self._tsquery(Query(prefix=query.prefix), match_params)})"
+            match.append(f"({prefix}) IS TRUE" if self._common(query.prefix) else prefix)
+        select = f"SELECT {_columns('e')}, e.document, ({tsquery}) AS q FROM {TABLE} e WHERE {' AND '.join(match)}"
+        tsq += match_params
+        params: list[Any] = []
+        if len(page.room_ids) > UNION_ROOMS or query.authors or (query.prefix and not self._common(query.prefix)):
+            # A moderator's every room, from: (a few rows of each room: per room the planner
+            # read every room backwards, 7.5 s), or a rare prefix (the GIN index reads its
+            # words once): one scan of the matches, filtered by room.
+            params += [*tsq, *page.params]
+            where = [*page.where, self._in("e.room_id", page.room_ids, params)]
+            window = f"{select} AND {' AND '.join(where)} ORDER BY e.at_us DESC LIMIT %s"
+        else:
+            branches = []
+            for room_id in page.room_ids:
+                branches.append(
+                    f"({select} AND e.room_id = %s AND {' AND '.join(page.where)} ORDER BY e.at_us DESC LIMIT %s)"
+                )
+                params += [*tsq, room_id, *page.params, RANK_WINDOW]
+            window = f"SELECT * FROM ({' UNION ALL '.join(branches)}) rooms ORDER BY at_us DESC LIMIT %s"
+        inner = f"SELECT {_columns('w')}, round(ts_rank_cd(w.document, w.q)::numeric, 6) AS score FROM ({window}) w"
+        return self._page(inner, [*params, RANK_WINDOW], page.limit, page.after)
+
+    def _common(self, prefix: str) -> bool:
+        """Whether the planner expects the prefix in more than COMMON_SHARE of the entries
+        (its statistics of the tsvector column's elements; planning only, no scan)."""
+        cached = self._estimates.get(prefix)
+        if cached is None:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT reltuples FROM pg_class WHERE oid = '{TABLE}'::regclass")
+                row = cursor.fetchone()
+                total = max(1.0, float(row[0]) if row else 1.0)
+                cursor.execute(
+                    f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {TABLE} WHERE document @@ to_tsquery('{PG_CONFIG}', %s)",
+                    [f"{prefix}:*"],
+                )
+                plan = cursor.fetchone()[0]
+            plan = json.loads(plan) if isinstance(plan, str) else plan
+            cached = self._estimates[prefix] = plan[0]["Plan"]["Plan Rows"] / total > COMMON_SHARE
+        return cached
 
     def _cursor_score(self, score: str) -> Any:
         from decimal import Decimal
@@ -307,6 +429,31 @@ def _pg_create(schema_editor: Any) -> None:
         f"(to_tsvector('{PG_CONFIG}'::regconfig, regexp_replace(text, '[^[:alnum:]]+', ' ', 'g'))) STORED"
     )
     cursor.execute(f"CREATE INDEX search_entry_document ON {TABLE} USING GIN (document)")
+
+
+def create_room_document_index(apps: Any, schema_editor: Any) -> None:
+    """Migration 0002: GIN (room_id, document) in place of GIN (document), where btree_gin can be made."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    cursor = schema_editor.connection.cursor()
+    try:
+        with transaction.atomic(using=schema_editor.connection.alias):
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
+    except Exception:
+        log.warning("search: no btree_gin extension; the room filter runs after the full-text index scan")
+        return
+    # The settings bound a request's statements; building this index on a big table takes
+    # longer (a minute for a million entries here). LOCAL: this migration's transaction only.
+    cursor.execute("SET LOCAL statement_timeout = 0")
+    cursor.execute(f"CREATE INDEX IF NOT EXISTS search_entry_room_document ON {TABLE} USING GIN (room_id, document)")
+    cursor.execute("DROP INDEX IF EXISTS search_entry_document")
+
+
+def drop_room_document_index(apps: Any, schema_editor: Any) -> None:
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    schema_editor.execute(f"CREATE INDEX IF NOT EXISTS search_entry_document ON {TABLE} USING GIN (document)")
+    schema_editor.execute("DROP INDEX IF EXISTS search_entry_room_document")
 
 
 def create_full_text(apps: Any, schema_editor: Any) -> None:

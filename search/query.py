@@ -26,7 +26,7 @@ MIN_PREFIX: Final = 2
 FILTERS: Final = ("room", "from", "has", "before", "after")
 HAS_VALUES: Final = ("file", "link")
 
-_WORD = re.compile(r"[^\W_]+")
+WORD = re.compile(r"[^\W_]+")
 _ROOM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _USERNAME = re.compile(r"[\w.@+-]{1,150}")
 # A token: a quoted phrase, key:"quoted value", or a run of non-space characters.
@@ -67,7 +67,7 @@ class Query:
 
 def words_of(text: str) -> list[str]:
     """The searchable words of a text, case-folded: what the engines' tokenizers see."""
-    return [w.casefold() for w in _WORD.findall(text)]
+    return [w.casefold() for w in WORD.findall(text)]
 
 
 def _date(key: str, value: str) -> date:

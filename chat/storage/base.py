@@ -87,6 +87,11 @@ class ChatStore(Protocol):
         """The rooms among these ids that exist, in no particular order (by key, never a scan)."""
         ...
 
+    def public_room_ids(self) -> list[str]:
+        """The ids of the rooms that are not private, sorted (search: the rooms everyone
+        reads, without reading every room's record)."""
+        ...
+
     def update_room(
         self,
         *,
@@ -192,6 +197,11 @@ class ChatStore(Protocol):
     # Moderation of messages. Removed messages stay in every read, as tombstones.
     def get_message(self, *, room_id: str, message_id: str, now: datetime) -> MessageRecord | None:
         """A live message of this room by id (a tombstone included), or None."""
+        ...
+
+    def get_messages(self, *, keys: list[tuple[str, str]], now: datetime) -> list[MessageRecord]:
+        """The live messages (tombstones included) among these (room id, message id) pairs,
+        in no particular order: a page of search results checked in one read, by key."""
         ...
 
     def remove_message(

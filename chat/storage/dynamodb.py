@@ -575,14 +575,17 @@ class DynamoDBStore:
         return [_parse_time(_str(item, schema.CREATED_AT)) for item in items]
 
     def get_rooms(self, room_ids: list[str]) -> list[Room]:
-        found: list[Room] = []
-        unique = sorted(set(room_ids))
-        for start in range(0, len(unique), BATCH_GET_MAX):
-            keys = [{"roomId": _s(room_id)} for room_id in unique[start : start + BATCH_GET_MAX]]
-            request: dict[str, Any] = {self.tables.rooms: {"Keys": keys, "ConsistentRead": True}}
+        keys = [{"roomId": _s(room_id)} for room_id in sorted(set(room_ids))]
+        return [_room(item) for item in self._batch_get(self.tables.rooms, keys)]
+
+    def _batch_get(self, table: str, keys: list[Item]) -> list[Item]:
+        """The items of these keys that exist (BatchGetItem, consistent, in batches of 100)."""
+        found: list[Item] = []
+        for start in range(0, len(keys), BATCH_GET_MAX):
+            request: dict[str, Any] = {table: {"Keys": keys[start : start + BATCH_GET_MAX], "ConsistentRead": True}}
             for attempt in range(BATCH_GET_ATTEMPTS):
                 response = self.client.batch_get_item(RequestItems=request)
-                found += [_room(item) for item in response.get("Responses", {}).get(self.tables.rooms, [])]
+                found += response.get("Responses", {}).get(table, [])
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
@@ -590,6 +593,10 @@ class DynamoDBStore:
             else:
                 raise RuntimeError(f"BatchGetItem left keys unprocessed after {BATCH_GET_ATTEMPTS} attempts")
         return found
+
+    def public_room_ids(self) -> list[str]:
+        # No index tells public rooms apart: the same scan as list_rooms.
+        return [room.room_id for room in self.list_rooms() if not room.private]
 
     def update_room(
         self,
@@ -1222,6 +1229,13 @@ class DynamoDBStore:
         if message is None or message.room_id != room_id or message.ttl <= _epoch(now):
             return None
         return message
+
+    def get_messages(self, *, keys: list[tuple[str, str]], now: datetime) -> list[MessageRecord]:
+        wanted = {(room_id, message_id) for room_id, message_id in keys}
+        ids = sorted({m for _, m in wanted if not m.startswith((CLIENT_MESSAGE_KEY_PREFIX, READ_KEY_PREFIX))})
+        items = self._batch_get(self.tables.messages, [{"messageId": _s(message_id)} for message_id in ids])
+        found = [_message(item) for item in items if not _is_event(item)]
+        return [m for m in found if (m.room_id, m.message_id) in wanted and m.ttl > _epoch(now)]
 
     def _tombstone(self, message_id: str, *, room_id: str, removal: Removal) -> MessageRecord | None:
         """Mark one message removed; None when it is not a message of this room. Deleting

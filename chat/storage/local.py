@@ -200,6 +200,9 @@ class LocalStore:
     def get_rooms(self, room_ids: list[str]) -> list[Room]:
         return [_room(r) for r in models.Room.objects.filter(room_id__in=room_ids)]
 
+    def public_room_ids(self) -> list[str]:
+        return list(models.Room.objects.filter(private=False).order_by("room_id").values_list("room_id", flat=True))
+
     def update_room(
         self,
         *,
@@ -441,6 +444,13 @@ class LocalStore:
     def get_message(self, *, room_id: str, message_id: str, now: datetime) -> MessageRecord | None:
         row = models.Message.objects.filter(room_id=room_id, message_id=message_id, ttl__gt=_epoch(now)).first()
         return _message(row) if row else None
+
+    def get_messages(self, *, keys: list[tuple[str, str]], now: datetime) -> list[MessageRecord]:
+        if not keys:
+            return []
+        wanted = set(keys)
+        rows = models.Message.objects.filter(message_id__in=sorted({m for _, m in wanted}), ttl__gt=_epoch(now))
+        return [_message(row) for row in rows if (row.room_id, row.message_id) in wanted]
 
     def remove_message(
         self, *, room_id: str, message_id: str, removal: Removal, removed_by: str, now: datetime, ttl_seconds: int

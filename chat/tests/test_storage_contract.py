@@ -861,6 +861,36 @@ def test_get_rooms_reads_rooms_by_id(store: ChatStore) -> None:
     assert [r.room_id for r in store.list_rooms()] == ["a", "b", "c"]
 
 
+def test_public_room_ids_are_the_rooms_that_are_not_private(store: ChatStore) -> None:
+    """Search reads the public rooms' ids without every room's record; a room made private leaves the list."""
+    store.create_room(room_id="b", name="B", created_by=None, now=NOW)
+    store.create_room(room_id="a", name="A", created_by=None, now=NOW)
+    store.create_room(room_id="p", name="P", created_by=None, now=NOW, private=True)
+    store.create_room(room_id="d", name="D", created_by=None, now=NOW, direct=True)
+    store.add_member(room_id="a", user_id="u-alice")
+    assert store.public_room_ids() == ["a", "b"]
+    store.update_room(room_id="b", private=True, now=NOW, ttl_seconds=MESSAGE_TTL)
+    assert store.public_room_ids() == ["a"]
+
+
+def test_get_messages_reads_a_page_by_key_and_keeps_the_rules_of_get_message(lobby: ChatStore) -> None:
+    """One read for a page of (room, message) keys: a message of another room, an expired one
+    or an unknown id is not returned; a tombstone is, as get_message returns it."""
+    lobby.ensure_room(room_id="attic", name="Attic", created_by=None, now=NOW)
+    sent = [lobby.append_message(new_message(f"m{i}")).message for i in range(3)]
+    other = lobby.append_message(new_message("elsewhere", room_id="attic")).message
+    remove(lobby, sent[1].message_id, "deleted")
+    keys = [("lobby", m.message_id) for m in sent] + [("lobby", other.message_id), ("lobby", "nope")]
+    found = {m.message_id: m for m in lobby.get_messages(keys=keys, now=NOW)}
+    assert sorted(found) == sorted(m.message_id for m in sent)
+    assert found[sent[1].message_id].removed == "deleted" and found[sent[0].message_id].text == "m0"
+    for m in sent:
+        assert found[m.message_id] == lobby.get_message(room_id="lobby", message_id=m.message_id, now=NOW)
+    assert lobby.get_messages(keys=[("attic", other.message_id)], now=NOW)[0].text == "elsewhere"
+    assert lobby.get_messages(keys=keys, now=NOW + timedelta(seconds=MESSAGE_TTL + 1)) == []
+    assert lobby.get_messages(keys=[], now=NOW) == []
+
+
 def test_memberships_hold_a_role_and_a_mute_and_are_found_both_ways(store: ChatStore) -> None:
     """A membership keeps its first role and join time; role and mute change; both ways of listing find it."""
     for room_id in ("r1", "r2"):

@@ -20,7 +20,7 @@ from chat import events
 from chat.errors import ChatError, ErrorCode
 from chat.storage import get_store
 from chat.storage.base import DELETED, HIDDEN, MessageRecord, NewEvent, NewMessage
-from search import indexer
+from search import engines, indexer, services
 from search.engines import get_engine
 from search.query import parse
 from search.services import messages_search
@@ -132,6 +132,43 @@ def test_pages_follow_the_cursor_without_repeats(backend: str) -> None:
         if cursor is None:
             break
     assert seen == everything and len(seen) == 7
+
+
+def test_a_common_word_ranks_only_its_newest_matches(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past RANK_WINDOW matches, the page is the best of the newest RANK_WINDOW (counted after
+    the rooms and filters): an older, more relevant message is left out; paging stays in it."""
+    monkeypatch.setattr(engines, "RANK_WINDOW", 3)
+    room("lobby")
+    base = now() - timedelta(hours=1)
+    for i in range(12):  # words other than beta: bm25 weighs a word found in most messages at nothing
+        post("lobby", f"filler {i}", at=base - timedelta(minutes=i + 1))
+    post("lobby", "beta beta beta", who=BOB, at=base)
+    post("lobby", "beta one one", at=base + timedelta(minutes=1))
+    post("lobby", "beta beta two", who=BOB, at=base + timedelta(minutes=2))
+    post("lobby", "beta three three", at=base + timedelta(minutes=3))
+    post("lobby", "beta four four", at=base + timedelta(minutes=4))
+    assert found(ALICE, "beta") == ["beta beta two", "beta four four", "beta three three"]
+    first = messages_search(identity=ALICE, q="beta", limit=2)
+    assert first.next_cursor is not None
+    rest = messages_search(identity=ALICE, q="beta", limit=2, cursor=first.next_cursor)
+    assert [r.message.text for r in rest.results] == ["beta three three"] and rest.next_cursor is None
+    # The window holds the newest matches of the whole query: from: narrows it first.
+    assert found(ALICE, "beta from:bob") == ["beta beta beta", "beta beta two"]
+
+
+def test_a_room_made_private_after_the_room_list_was_read_shows_nothing(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page is checked against the store's room records: a room the engine was asked
+    about but that is now private (a stale room list) contributes no result."""
+    room("lobby")
+    room("attic")
+    post("attic", "gamma in the attic")
+    post("lobby", "gamma in the lobby")
+    stale = services.rooms_readable(identity=ALICE)
+    get_store().update_room(room_id="attic", private=True, now=now(), ttl_seconds=DAY)
+    monkeypatch.setattr(services, "rooms_readable", lambda identity: stale)
+    assert found(ALICE, "gamma") == ["gamma in the lobby"]
 
 
 def test_private_rooms_only_for_their_members(backend: str) -> None:
