@@ -327,7 +327,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
 
     async def on_history(self, command: protocol.History) -> None:
         assert self.identity is not None
-        if command.around_seq is not None:
+        if command.around_seq is not None or command.after_seq is not None:
             await self.on_history_around(command)
             return
         try:
@@ -479,11 +479,18 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
         await self.send_frame(protocol.thread_frame(command.room_id, thread.root, thread.replies))
 
     async def on_history_around(self, command: protocol.History) -> None:
-        assert self.identity is not None and command.around_seq is not None
+        """`history` with aroundSeq (a jump far back) or afterSeq (filling up from there)."""
+        assert self.identity is not None
         try:
-            page = await message_changes.history_around(
-                identity=self.identity, room_id=command.room_id, around_seq=command.around_seq, limit=command.limit
-            )
+            if command.around_seq is not None:
+                page = await message_changes.history_around(
+                    identity=self.identity, room_id=command.room_id, around_seq=command.around_seq, limit=command.limit
+                )
+            else:
+                assert command.after_seq is not None
+                page = await message_changes.history_after(
+                    identity=self.identity, room_id=command.room_id, after_seq=command.after_seq, limit=command.limit
+                )
         except ChatError as error:
             error.action, error.room_id = "history", command.room_id
             raise
@@ -493,6 +500,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
                 page.messages,
                 has_more=page.has_more,
                 around_seq=command.around_seq,
+                after_seq=command.after_seq,
                 has_newer=page.has_newer,
             )
         )

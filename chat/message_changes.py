@@ -272,3 +272,15 @@ async def history_around(*, identity: Identity, room_id: str, around_seq: int, l
     return AroundPage(
         messages=older[-below:] + newer[:above], has_more=len(older) > below, has_newer=len(newer) > above
     )
+
+
+async def history_after(*, identity: Identity, room_id: str, after_seq: int, limit: int | None) -> AroundPage:
+    """The messages after a seq, oldest first: how a client fills the gap between a page
+    around a message far back (history_around) and the live end, page by page upwards,
+    however long the gap is (beforeSeq pages from the top down had to stop somewhere)."""
+    await _readable_room(room_id, identity)
+    size = min(limit or settings.CHAT_HISTORY_PAGE, settings.CHAT_HISTORY_MAX_PAGE)
+    store, now = get_store(), utcnow()
+    newer = await _store_call(store.messages_after, room_id=room_id, after_seq=after_seq, limit=size + 1, now=now)
+    older = await _store_call(store.messages_before, room_id=room_id, before_seq=after_seq + 1, limit=1, now=now)
+    return AroundPage(messages=newer[:size], has_more=bool(older), has_newer=len(newer) > size)

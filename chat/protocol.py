@@ -80,6 +80,7 @@ class History:
     before_seq: int | None
     limit: int | None
     around_seq: int | None = None  # a page centred on this seq (chat.message_changes.history_around)
+    after_seq: int | None = None  # the messages after this seq, oldest first (chat.message_changes.history_after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,10 +391,12 @@ def _parse_history(body: dict[str, Any], limits: Limits) -> History:
     limit = _field(body, "limit", int, required=False)
     if limit is not None and not 1 <= limit <= MAX_HISTORY_LIMIT:
         raise ProtocolError(ErrorCode.INVALID_FIELD, f"'limit' must be between 1 and {MAX_HISTORY_LIMIT}")
-    around = _seq(body, "aroundSeq")
-    if around is not None and body.get("beforeSeq") is not None:
-        raise ProtocolError(ErrorCode.INVALID_FIELD, "'aroundSeq' and 'beforeSeq' exclude each other")
-    return History(room_id=_room(body), before_seq=_seq(body, "beforeSeq"), limit=limit, around_seq=around)
+    around, after = _seq(body, "aroundSeq"), _seq(body, "afterSeq")
+    if sum(body.get(key) is not None for key in ("beforeSeq", "aroundSeq", "afterSeq")) > 1:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "'beforeSeq', 'aroundSeq' and 'afterSeq' exclude each other")
+    return History(
+        room_id=_room(body), before_seq=_seq(body, "beforeSeq"), limit=limit, around_seq=around, after_seq=after
+    )
 
 
 def _parse_ping(body: dict[str, Any], limits: Limits) -> Ping:
@@ -899,10 +902,11 @@ def history_frame(
     *,
     has_more: bool,
     around_seq: int | None = None,
+    after_seq: int | None = None,
     has_newer: bool = False,
 ) -> dict[str, Any]:
-    """`around_seq`: the page answers `history` with aroundSeq; `hasNewer` says whether
-    messages newer than its last follow (before the client's live view)."""
+    """`around_seq` / `after_seq`: the page answers `history` with aroundSeq or afterSeq;
+    `hasNewer` says whether messages newer than its last follow (before the client's live view)."""
     frame = {
         "type": "history",
         "roomId": room_id,
@@ -911,6 +915,9 @@ def history_frame(
     }
     if around_seq is not None:
         frame["aroundSeq"] = around_seq
+    if after_seq is not None:
+        frame["afterSeq"] = after_seq
+    if around_seq is not None or after_seq is not None:
         frame["hasNewer"] = has_newer
     return frame
 

@@ -46,7 +46,9 @@ async def act(comm: WebsocketCommunicator, action: str, **fields: Any) -> Frame:
     async with asyncio.timeout(WAIT * 3):
         while True:
             frame = await recv(comm)
-            if frame["type"] in {"changed", "error", "thread"} or (frame["type"] == "history" and "aroundSeq" in frame):
+            if frame["type"] in {"changed", "error", "thread"} or (
+                frame["type"] == "history" and ("aroundSeq" in frame or "afterSeq" in frame)
+            ):
                 return frame
 
 
@@ -172,6 +174,24 @@ async def test_history_around_a_seq_centres_the_page(alice: WebsocketCommunicato
     page = await act(alice, "history", roomId="general", aroundSeq=acks[4]["seq"], limit=4)
     assert [m["seq"] for m in page["messages"]] == [acks[i]["seq"] for i in (3, 4, 5, 6)]
     assert page["hasMore"] is True and page["hasNewer"] is True and page["aroundSeq"] == acks[4]["seq"]
+
+
+async def test_history_after_a_seq_pages_upwards_to_the_live_end(
+    storage_backend: str, alice: WebsocketCommunicator
+) -> None:
+    """history with afterSeq: the messages after it, oldest first, up to limit, and whether
+    more follow; page after page, a client reaches the newest message with no hole (both backends)."""
+    await join(alice, "general")
+    acks = [await send(alice, "general", f"m{i}", f"c{i}") for i in range(7)]
+    page = await act(alice, "history", roomId="general", afterSeq=acks[1]["seq"], limit=3)
+    assert [m["message"] for m in page["messages"]] == ["m2", "m3", "m4"]
+    assert (page["afterSeq"], page["hasMore"], page["hasNewer"]) == (acks[1]["seq"], True, True)
+    last = await act(alice, "history", roomId="general", afterSeq=page["messages"][-1]["seq"], limit=3)
+    assert [m["message"] for m in last["messages"]] == ["m5", "m6"] and last["hasNewer"] is False
+    empty = await act(alice, "history", roomId="general", afterSeq=acks[-1]["seq"])
+    assert (empty["messages"], empty["hasNewer"]) == ([], False)
+    both = await act(alice, "history", roomId="general", afterSeq=1, beforeSeq=5)
+    assert (both["type"], both["code"]) == ("error", "invalid_field")
 
 
 async def test_resume_with_last_seq_replays_edits_deletions_and_reactions(

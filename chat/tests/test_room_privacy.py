@@ -135,6 +135,11 @@ async def ws_history_around(world: World, room_id: str) -> Any:
     return await _frame(world, {"action": "history", "roomId": room_id, "aroundSeq": world.message_seq})
 
 
+async def ws_history_after(world: World, room_id: str) -> Any:
+    """Filling up from that message towards the live end, page by page."""
+    return await _frame(world, {"action": "history", "roomId": room_id, "afterSeq": max(world.message_seq - 1, 0)})
+
+
 async def ws_send(world: World, room_id: str) -> Any:
     return await _frame(world, {"action": "sendMessage", "roomId": room_id, "message": "hi", "clientMessageId": "c1"})
 
@@ -213,6 +218,7 @@ PROBES: dict[tuple[str, str], tuple[Probe, bool]] = {
     ("action", "joinRoom"): (ws_join, False),
     ("action", "history"): (ws_history, False),
     ("action", "history aroundSeq"): (ws_history_around, False),
+    ("action", "history afterSeq"): (ws_history_after, False),
     ("action", "sendMessage"): (ws_send, False),
     ("action", "reportMessage"): (ws_report, False),
     ("action", "leaveRoom"): (ws_leave, False),

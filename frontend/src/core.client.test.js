@@ -104,13 +104,24 @@ describe('room state over the socket', () => {
 });
 
 describe('a jump to a message far back', () => {
-  /** The server's answer to a `history` request over messages 1..last: the `limit` just below beforeSeq, or around aroundSeq. */
+  /** The server's answer to a `history` request over messages 1..last: the `limit` just below beforeSeq, around aroundSeq, or just above afterSeq. */
   function serve(frame, last) {
     let seqs;
     if (frame.aroundSeq) {
       const half = Math.floor(frame.limit / 2);
       seqs = [];
       for (let s = Math.max(1, frame.aroundSeq - (frame.limit - half) + 1); s <= Math.min(last, frame.aroundSeq + half); s += 1) seqs.push(s);
+    } else if (frame.afterSeq !== undefined) {
+      seqs = [];
+      for (let s = frame.afterSeq + 1; s <= Math.min(last, frame.afterSeq + frame.limit); s += 1) seqs.push(s);
+      return {
+        type: 'history',
+        roomId: frame.roomId,
+        messages: seqs.map((n) => payload(message('general', n))),
+        hasMore: true,
+        afterSeq: frame.afterSeq,
+        hasNewer: seqs.length > 0 && seqs.at(-1) < last,
+      };
     } else {
       seqs = [];
       for (let s = Math.max(1, frame.beforeSeq - frame.limit); s < frame.beforeSeq; s += 1) seqs.push(s);
@@ -139,11 +150,30 @@ describe('a jump to a message far back', () => {
     }
     const page = await jump;
     expect(page.messages.map((m) => m.seq)).toEqual([36, 37, 38, 39, 40, 41, 42, 43, 44, 45]);
-    expect(socket.sentActions('history').map((f) => f.beforeSeq ?? null)).toEqual([null, 191, 141, 91]);
+    expect(socket.sentActions('history').map((f) => f.afterSeq ?? null)).toEqual([null, 45, 95, 145]);
     const room = rooms.at(-1).room;
     const seqs = room.messages.map((m) => m.seq);
     expect(seqs).toEqual(Array.from({ length: 165 }, (_, i) => 36 + i)); // 36..200: no hole up to the live end
     expect(room).toMatchObject({ lastSeq: 200, hasMore: true });
+  });
+
+  it('fills a gap of any length, however many pages it takes (no page budget leaves a hole)', async () => {
+    const conn = connection();
+    const rooms = record(conn, 'room');
+    const socket = await joinGeneral(conn, 0);
+    socket.deliver({ type: 'joined', roomId: 'general', lastSeq: 1000, recovered: false, messages: [payload(message('general', 1000))] });
+    const jump = conn.historyAround('general', 40, 10, { fillPage: 20 });
+    for (let asked = 0; asked < 100; asked += 1) {
+      await settle();
+      const sent = socket.sentActions('history');
+      if (sent.length === asked) break;
+      socket.deliver(serve(sent[asked], 1000));
+    }
+    await jump;
+    expect(socket.sentActions('history')).toHaveLength(1 + 48); // 46..1000 in pages of 20: more than 25 of them
+    const room = rooms.at(-1).room;
+    expect(room.messages.map((m) => m.seq)).toEqual(Array.from({ length: 965 }, (_, i) => 36 + i)); // 36..1000
+    expect(room).toMatchObject({ lastSeq: 1000, hasMore: true });
   });
 
   it('asks for nothing more when the page around the message reaches the live end', async () => {

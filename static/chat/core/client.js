@@ -76,11 +76,9 @@ export const MAX_SEND_ATTEMPTS = 5;
 
 /**
  * Filling the gap between a page of history around a message and the messages already
- * shown above it (historyAround): pages of this size (the server's largest page by
- * default), at most this many, so a jump to the far past of a busy room stays bounded.
+ * shown above it (historyAround): pages of this size (the server's largest page).
  */
 export const AROUND_FILL_PAGE = 200;
-export const AROUND_FILL_MAX_PAGES = 25;
 
 const OPEN = 1;
 
@@ -681,7 +679,8 @@ export class ChatConnection {
     const messages = (frame.messages ?? []).map((m) => messageOf({ ...m, roomId: m.roomId ?? frame.roomId }));
     const room = this.rooms.get(frame.roomId);
     if (room) {
-      addHistory(room, frame.messages ?? [], frame.hasMore === true);
+      // A page after a seq lies above what is held: whether older messages exist is unchanged.
+      addHistory(room, frame.messages ?? [], frame.afterSeq === undefined ? frame.hasMore === true : room.hasMore);
       this.emitRoom(room);
     }
     const page = { roomId: frame.roomId, messages, hasMore: !!frame.hasMore };
@@ -951,11 +950,12 @@ export class ChatConnection {
    * Older messages: resolves with {messages, hasMore}; rejects if the socket drops first.
    * Without a limit the server's page size applies, the same as a join's latest page.
    */
-  history(roomId, beforeSeq, limit, aroundSeq) {
+  history(roomId, beforeSeq, limit, aroundSeq, afterSeq) {
     return new Promise((resolve, reject) => {
       const frame = { action: 'history', roomId };
       if (beforeSeq !== null && beforeSeq !== undefined) frame.beforeSeq = beforeSeq;
       if (aroundSeq !== null && aroundSeq !== undefined) frame.aroundSeq = aroundSeq; // changes.js: a reply's original
+      if (afterSeq !== null && afterSeq !== undefined) frame.afterSeq = afterSeq; // historyAround's fill, upwards
       if (limit !== undefined) frame.limit = limit;
       if (this.state !== ConnectionState.LIVE || !this.rawSend(frame)) {
         reject(new Error('not connected'));
@@ -970,29 +970,23 @@ export class ChatConnection {
    * Jump to a message far back (a quoted reply's original, a search hit): the page of
    * history around `seq`, then everything between that page and the messages already held
    * above it, so the room reads on without a hole from the jump to the live end. The gap
-   * is filled downwards from the oldest held message above the page (`history` with
-   * beforeSeq) until a page reaches the around page or the room's start; at most
-   * AROUND_FILL_MAX_PAGES pages. Resolves with the around page.
+   * is filled upwards from the page (`history` with afterSeq) until a page reaches the
+   * lowest held message above it or the newest message, however long the gap: every page
+   * but the last moves up by a full page, so the pages are bounded by the gap's seqs.
+   * Resolves with the around page.
    */
-  async historyAround(roomId, seq, limit, { fillPage = AROUND_FILL_PAGE, maxPages = AROUND_FILL_MAX_PAGES } = {}) {
+  async historyAround(roomId, seq, limit, { fillPage = AROUND_FILL_PAGE } = {}) {
     const page = await this.history(roomId, null, limit, seq);
     const room = this.rooms.get(roomId);
     if (!room || !page.hasNewer) return page;
-    const top = page.messages.at(-1)?.seq ?? seq;
-    // Whether older messages exist than the oldest held: the answer of the page that reached lowest.
-    let oldest = { seq: page.messages[0]?.seq ?? seq, hasMore: room.hasMore };
-    let before = heldAbove(room, top) ?? (room.lastSeq ?? top) + 1;
-    for (let n = 0; n < maxPages && before > top + 1; n += 1) {
-      const fill = await this.history(roomId, before, fillPage);
-      const first = fill.messages[0]?.seq;
-      if (first !== undefined && first < oldest.seq) oldest = { seq: first, hasMore: fill.hasMore };
-      if (!this.rooms.has(roomId) || !fill.hasMore || first === undefined || first <= top) break;
-      before = first;
-    }
-    const now = this.rooms.get(roomId);
-    if (now) {
-      now.hasMore = oldest.hasMore;
-      this.emitRoom(now);
+    let after = page.messages.at(-1)?.seq ?? seq;
+    const end = heldAbove(room, after) ?? (room.lastSeq ?? after) + 1; // fill the seqs below this one
+    const pages = Math.ceil((end - after) / fillPage) + 1;
+    for (let n = 0; n < pages && after + 1 < end; n += 1) {
+      const fill = await this.history(roomId, null, fillPage, null, after);
+      const last = fill.messages.at(-1)?.seq;
+      if (!this.rooms.has(roomId) || !fill.hasNewer || last === undefined || last <= after) break;
+      after = last;
     }
     return page;
   }
