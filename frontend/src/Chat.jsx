@@ -23,7 +23,7 @@ import { messageActions } from './messageActions.js';
 import ReportDialog from './ReportDialog.jsx';
 import ModerateDialog from './ModerateDialog.jsx';
 import { bannedText, moderatedText, sendModeration } from '../../static/chat/core/moderation.js';
-import Search from './Search.jsx';
+import Search, { showInContext } from './Search.jsx';
 import { emptyRoom, roomsReducer } from './roomStore.js';
 import { ConnectionState } from './websocket.js';
 import { errorText, secondsUntil } from './words.js';
@@ -310,7 +310,11 @@ export default function Chat({ connection, api, user, roomId }) {
         notifySettings?.arrived(m, {
           userId: me?.userId,
           room: { name: room?.name, direct: room?.kind === 'direct', muted: room?.muted },
-          onClick: () => (window.location.hash = `#/rooms/${m.roomId}`),
+          // The room at the message, as a search result opens (Search.jsx).
+          onClick: () => {
+            window.location.hash = `#/rooms/${m.roomId}`;
+            showInContext(connection, m.roomId, m.seq);
+          },
         });
       }),
     ];
@@ -451,6 +455,12 @@ export default function Chat({ connection, api, user, roomId }) {
   }, [drawerOpen, closeDrawer]);
 
   const room = state[roomId] ?? emptyRoom;
+  // Read receipts ("Seen by") are kept in small private rooms only: asked once the open
+  // room is known to be one (its settings come with the join), then kept live by readReceipt.
+  const receiptsWanted = Boolean(reads && room.settings?.private && conn.state === ConnectionState.LIVE);
+  useEffect(() => {
+    if (receiptsWanted) reads.askReceipts(roomId);
+  }, [reads, roomId, receiptsWanted]);
   const roomInfo = rooms.find((r) => r.roomId === roomId);
   const banned = conn.state === ConnectionState.FORBIDDEN;
   const bannedNote = bannedText(conn.ban ?? null); // the reason and end, when the server said them
@@ -722,6 +732,7 @@ export default function Chat({ connection, api, user, roomId }) {
                 userId={user?.userId ?? null}
                 dividerAfter={dividerAfter}
                 onSeen={onSeen}
+                seenBy={room.settings?.private ? reads?.seenBy(roomId, room.messages) : null}
                 presenceOf={live.presenceOf}
                 ui={changeUi}
               />

@@ -63,7 +63,7 @@ function useNow(on) {
   return now;
 }
 
-function Message({ message, own, grouped, active, reported, menuOpen, onMenu, lineKey, presenceOf, ui, mention, fileBase }) {
+function Message({ message, own, grouped, active, reported, menuOpen, onMenu, lineKey, presenceOf, ui, mention, fileBase, seenBy }) {
   const classes = ['message', 'msg', own && 'own', grouped && 'grouped', message.removed && 'removed', mention && 'mention'];
   const tab = active ? 0 : -1;
   return (
@@ -95,6 +95,7 @@ function Message({ message, own, grouped, active, reported, menuOpen, onMenu, li
           <MessageBody message={message} ui={ui} />
         )}
         {!message.removed && <Attachments list={message.attachments} base={fileBase} />}
+        {seenBy && <p className="seen-by">Seen by {seenBy}</p>}
       </div>
       <button
         type="button"
@@ -178,6 +179,7 @@ export default function MessageList({
   userId = null, // read state (issue 16): mentions of this user are highlighted
   dividerAfter = null, // the last-read seq when the room was opened: "New messages" goes after it
   onSeen = null, // (seq) => the messages up to seq are on screen
+  seenBy = null, // read receipts of a small private room: Map(seq -> the other readers' names)
   fileBase = '',
 }) {
   const scroller = useRef(null);
@@ -357,6 +359,7 @@ export default function MessageList({
                     ui={ui}
                     mention={mentionsUser(m, userId)}
                     fileBase={fileBase}
+                    seenBy={seenBy?.get(m.seq)?.join(', ')}
                   />
                   </Fragment>
                 );

@@ -18,14 +18,30 @@ function Snippet({ parts }) {
   );
 }
 
-/** Scroll to the room's line of `seq` and mark it for a moment; false when it is not shown. */
+/** Scroll to the room's line of `seq`, focus it and mark it for a moment; false when it is not shown. */
 export function revealMessage(roomId, seq) {
   const li = document.querySelector(`.message-list[data-room="${CSS.escape(roomId)}"] li[data-seq="${Number(seq)}"]`);
   if (!li) return false;
   li.scrollIntoView({ block: 'center' });
+  li.focus({ preventScroll: true });
   li.classList.add('found');
   setTimeout(() => li.classList.remove('found'), 4000);
   return true;
+}
+
+/**
+ * The room (already being opened) at the message of `seq`: history loaded back to it, the
+ * line revealed once React has rendered it (a search result, a clicked notification).
+ * False when the message is no longer in the room.
+ */
+export async function showInContext(connection, roomId, seq) {
+  const held = await loadUntilSeq(connection, roomId, seq);
+  // The list renders after React commits the room's new messages: try on the next frames.
+  for (let attempt = 0; attempt < 20; attempt += 1) {
+    if (revealMessage(roomId, seq)) return true;
+    await new Promise((resolve) => requestAnimationFrame(resolve));
+  }
+  return held;
 }
 
 export default function Search({ api, connection, onOpenRoom }) {
@@ -67,13 +83,9 @@ export default function Search({ api, connection, onOpenRoom }) {
 
   async function open(result) {
     onOpenRoom(result.roomId);
-    const held = await loadUntilSeq(connection, result.roomId, result.seq);
-    // The list renders after React commits the room's new messages: try on the next frames.
-    for (let attempt = 0; attempt < 20; attempt += 1) {
-      if (revealMessage(result.roomId, result.seq)) return;
-      await new Promise((resolve) => requestAnimationFrame(resolve));
+    if (!(await showInContext(connection, result.roomId, result.seq))) {
+      setStatus('That message is no longer in the room.');
     }
-    if (!held) setStatus('That message is no longer in the room.');
   }
 
   return (

@@ -130,7 +130,7 @@ function start(app) {
 
   // Read state (issue 16): counts from the server, kept in step across tabs (core/unread.js).
   const reads = new ReadState(connection, { userId: USER_ID });
-  const unreadUi = setupUnreadUi({ connection, el, view, reads, userId: USER_ID, openRoom, roomLink, nearBottom, scrollToBottom });
+  const unreadUi = setupUnreadUi({ connection, el, view, reads, userId: USER_ID, openRoom, revealMessage, roomLink, nearBottom, scrollToBottom });
   reads.onChange((change) => {
     if (change.kind === "counts") updateBadges();
   });
@@ -1028,16 +1028,20 @@ function start(app) {
   setupSearch({
     connection,
     openRoom,
-    revealMessage(roomId, seq) {
-      const li = roomId === view.roomId ? el.list.querySelector(`li[data-seq="${Number(seq)}"]`) : null;
-      if (!li) return false;
-      li.scrollIntoView({ block: "center" });
-      li.classList.add("found");
-      setTimeout(() => li.classList.remove("found"), 4000);
-      activate(li);
-      return true;
-    },
+    revealMessage,
   });
+
+  // A message shown in context (a search result, a clicked notification): scrolled to the
+  // middle, marked for a moment and focused; false while its line is not in the open room.
+  function revealMessage(roomId, seq) {
+    const li = roomId === view.roomId ? el.list.querySelector(`li[data-seq="${Number(seq)}"]`) : null;
+    if (!li) return false;
+    li.scrollIntoView({ block: "center" });
+    li.classList.add("found");
+    setTimeout(() => li.classList.remove("found"), 4000);
+    activate(li);
+    return true;
+  }
 
   watchBrowser(connection, window);
   if (view.roomId) {

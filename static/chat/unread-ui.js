@@ -9,6 +9,7 @@
  * from `reads`.
  */
 import { enable, LEVELS, LEVEL_NAMES, NotifySettings, permission, supported } from "./core/notify.js";
+import { loadUntilSeq } from "./core/search.js";
 import { firstUnreadSeq, mentionsUser } from "./core/unread.js";
 
 function csrf() {
@@ -34,7 +35,7 @@ async function fetchJson(path, body) {
 // connect and with every mention); rooms past these count again at the next connect.
 const LIVE_ROOMS = 20;
 
-export function setupUnreadUi({ connection, el, view, reads, userId, openRoom, roomLink, nearBottom, scrollToBottom }) {
+export function setupUnreadUi({ connection, el, view, reads, userId, openRoom, revealMessage, roomLink, nearBottom, scrollToBottom }) {
   const divider = document.createElement("li");
   divider.className = "new-divider";
   // A list item stays a list item (axe: a list holds only <li>s of role listitem); the
@@ -171,9 +172,23 @@ export function setupUnreadUi({ connection, el, view, reads, userId, openRoom, r
     } else {
       divider.remove();
     }
+    askReceipts();
     showReceipts();
     markSeen();
   }
+
+  // Receipts are asked once per join of a small private room, when its settings are known:
+  // they come with `joined`, after the page has opened the room (asking before, nothing was
+  // asked, and "Seen by" never showed on a room the page was loaded on).
+  let receiptsAsked = null;
+  function askReceipts() {
+    if (!view.roomId || !view.joined || !view.settings?.private || receiptsAsked === view.roomId) return;
+    receiptsAsked = view.roomId;
+    reads.askReceipts(view.roomId);
+  }
+  connection.on("joined", (frame) => {
+    if (frame.roomId === receiptsAsked) receiptsAsked = null; // readReceipts missed while away
+  });
 
   function showReceipts() {
     for (const old of el.list.querySelectorAll(".seen-by")) old.remove();
@@ -192,7 +207,8 @@ export function setupUnreadUi({ connection, el, view, reads, userId, openRoom, r
   function opened(roomId) {
     showSettings();
     dividerAfter = reads.state(roomId).lastReadSeq;
-    if (view.settings?.private) reads.askReceipts(roomId);
+    receiptsAsked = null;
+    askReceipts();
   }
 
   // A message of someone else while the tab is hidden: a notification when the room's level
@@ -203,8 +219,16 @@ export function setupUnreadUi({ connection, el, view, reads, userId, openRoom, r
     settings.arrived(message, {
       userId,
       room: { name, direct: link?.dataset.kind === "direct", muted: link?.dataset.muted === "true" },
-      onClick: () => openRoom(message.roomId, name),
+      onClick: () => openAt(message, name),
     });
+  }
+
+  // A clicked notification opens the room at its message: history loaded back to it if
+  // need be, the line scrolled to and focused (as a search result is).
+  async function openAt(message, name) {
+    openRoom(message.roomId, name);
+    await loadUntilSeq(connection, message.roomId, message.seq);
+    revealMessage(message.roomId, message.seq);
   }
 
   el.scroller.addEventListener("scroll", () => markSeen(), { passive: true });
@@ -221,7 +245,6 @@ export function setupUnreadUi({ connection, el, view, reads, userId, openRoom, r
     }
     if (change.kind === "counts" && !change.roomId && dividerAfter === null && view.roomId) {
       dividerAfter = reads.state(view.roomId).lastReadSeq ?? 0;
-      if (view.settings?.private) reads.askReceipts(view.roomId);
       afterRender();
     }
   });
