@@ -225,6 +225,24 @@ def _room_fellows(*, user_id: str, per_room: int) -> list[str]:
     return sorted(found)
 
 
+def sidebar_rooms(*, identity: Identity, open_room: Room | None = None) -> list[Room]:
+    """The sidebar as a page is first drawn, by issue 15's rule (the React app's too, through
+    static/chat/core/people.js `sidebarRooms`): the rooms and DMs `identity` belongs to, then
+    the default room (everyone reads it) and the open room when not a member of them. Other
+    public rooms are found through "Browse rooms". The page's script then orders the user's
+    rooms by last activity and keeps the list live. Key and index queries, never a scan."""
+    store = get_store()
+    member_of = [m.room_id for m in store_call(store.rooms_of_user, user_id=identity.user_id)]
+    rooms = sorted(store_call(store.get_rooms, room_ids=member_of), key=lambda r: r.room_id)
+    rooms = [r for r in rooms if identity.is_moderator or not r.archived]
+    listed = {r.room_id for r in rooms}
+    for extra in (room_get(protocol.DEFAULT_ROOM), open_room):
+        if extra is not None and extra.room_id not in listed and not extra.direct:
+            rooms.append(extra)
+            listed.add(extra.room_id)
+    return rooms
+
+
 def public_room_list() -> list[Room]:
     """Every public room (neither private nor a DM; archived ones too), the default room
     among them: a key or index query on either backend, for browsing."""

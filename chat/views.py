@@ -34,7 +34,8 @@ def rooms(request: HttpRequest) -> HttpResponse:
                 return redirect("chat:room", room_id=room.room_id)
     else:
         form = RoomForm()
-    rooms = services.room_list(identity=identity_from_user(request.user))
+    identity = identity_from_user(request.user)
+    rooms = services.sidebar_rooms(identity=identity) if identity is not None else []
     context = {"rooms": rooms, "form": form, "max_message_length": settings.CHAT_MAX_MESSAGE_LENGTH}
     return render(request, "chat/rooms.html", context)
 
@@ -46,11 +47,12 @@ def room(request: HttpRequest, room_id: str) -> HttpResponse:
     identity = identity_from_user(request.user)
     if found is None or not services.room_readable(room=found, identity=identity):
         # A page with a way back, not Django's 404 page; still a 404 (issue 20).
-        missing = {"room": None, "rooms": services.room_list(identity=identity)}
+        missing = {"room": None, "rooms": services.sidebar_rooms(identity=identity) if identity is not None else []}
         return render(request, "chat/room_missing.html", missing, status=404)
     context = {
         "room": found,
-        "rooms": services.room_list(identity=identity),  # the sidebar (issue 20)
+        # The sidebar (issue 20), by the room list's rule (issue 15).
+        "rooms": services.sidebar_rooms(identity=identity, open_room=found) if identity is not None else [],
         "max_message_length": settings.CHAT_MAX_MESSAGE_LENGTH,
         # The moderators' message actions (static/chat/moderate.js); the server checks each.
         "moderator": identity is not None and identity.is_moderator,

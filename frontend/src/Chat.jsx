@@ -23,13 +23,13 @@ import { messageActions } from './messageActions.js';
 import ReportDialog from './ReportDialog.jsx';
 import ModerateDialog from './ModerateDialog.jsx';
 import { bannedText, moderatedText, sendModeration } from '../../static/chat/core/moderation.js';
+import { HOME_ROOM, sidebarRooms } from '../../static/chat/core/people.js';
 import Search, { showInContext } from './Search.jsx';
 import { emptyRoom, roomsReducer } from './roomStore.js';
 import { ConnectionState } from './websocket.js';
 import { errorText, secondsUntil } from './words.js';
 
 const MAX_MESSAGE_LENGTH = 4000;
-const HOME_ROOM = 'general';
 
 function ConnectionBanner({ state }) {
   // No ticking countdown: this is a live region, and a screen reader would read every tick.
@@ -563,14 +563,12 @@ export default function Chat({ connection, api, user, roomId }) {
   );
 
   const roomOutbox = outbox.filter((item) => item.roomId === roomId);
-  const listed = [
-    ...myRooms.filter((r) => r.kind !== 'direct'),
-    ...rooms.filter((r) => !mineById.has(r.roomId) && !r.roomId.startsWith('dm-')),
-  ];
-  const shownRooms =
-    listed.some((r) => r.roomId === roomId) || roomId.startsWith('dm-') || refused
-      ? listed
-      : [...listed, { roomId, name: roomId }];
+  // The template's rule and order (core/people.js): the user's rooms, then general and the
+  // open room when not a member; other public rooms are under "Browse rooms".
+  const shownRooms = sidebarRooms(myRooms, {
+    openRoomId: refused ? null : roomId,
+    names: new Map(rooms.map((r) => [r.roomId, r.name])),
+  });
   let disabledReason = null;
   if (banned) disabledReason = bannedNote;
   else if (room.settings?.archived) disabledReason = 'This room is archived: it takes no new messages.';

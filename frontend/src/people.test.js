@@ -4,7 +4,9 @@ import {
   People,
   changesMembersOf,
   parseUsernames,
+  keepsLink,
   roomIdForName,
+  sidebarRooms,
   sortRooms,
   splitRooms,
   withPresence,
@@ -97,5 +99,37 @@ describe('people.js', () => {
     expect(after.map((m) => [m.status, m.lastSeenAt])).toEqual([['online', null], ['offline', 'T']]);
     expect(withPresence(list, { type: 'presence', userId: '9', status: 'away' })).toBe(list);
     people.dispose();
+  });
+});
+
+describe('sidebarRooms (the rule both UIs list rooms by)', () => {
+  const mine = [
+    { roomId: 'old', name: 'Old', kind: 'public', lastActivity: '2026-01-01T00:00:00Z' },
+    { roomId: 'dm-ab', name: 'bob', kind: 'direct', lastActivity: '2026-03-01T00:00:00Z' },
+    { roomId: 'busy', name: 'Busy', kind: 'private', lastActivity: '2026-02-01T00:00:00Z' },
+  ];
+  const names = new Map([['general', 'General'], ['lobby', 'Lobby']]);
+
+  it('lists the user rooms by last activity, then general, never a DM', () => {
+    expect(sidebarRooms(mine, { names }).map((r) => r.roomId)).toEqual(['busy', 'old', 'general']);
+    expect(sidebarRooms(mine, { names }).at(-1).name).toBe('General');
+  });
+
+  it('adds the open room when not a member, and no other public room', () => {
+    expect(sidebarRooms(mine, { openRoomId: 'lobby', names }).map((r) => r.roomId)).toEqual([
+      'busy',
+      'old',
+      'general',
+      'lobby',
+    ]);
+    const withGeneral = [...mine, { roomId: 'general', name: 'General', kind: 'public' }];
+    expect(sidebarRooms(withGeneral, { openRoomId: 'old' }).map((r) => r.roomId)).toEqual([
+      'busy',
+      'old',
+      'general',
+    ]);
+    expect(keepsLink('general', null)).toBe(true);
+    expect(keepsLink('lobby', 'lobby')).toBe(true);
+    expect(keepsLink('lobby', 'old')).toBe(false);
   });
 });

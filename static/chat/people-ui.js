@@ -5,7 +5,15 @@
  * lives in ./core/people.js (shared with the React app); this file only renders.
  * Text reaches the DOM through textContent only.
  */
-import { People, changesMembersOf, describeError, parseUsernames, roomIdForName, withPresence } from './core/people.js';
+import {
+  People,
+  changesMembersOf,
+  describeError,
+  keepsLink,
+  parseUsernames,
+  roomIdForName,
+  withPresence,
+} from './core/people.js';
 
 export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoom, listChanged = () => {} }) {
   const people = new People(connection);
@@ -46,8 +54,16 @@ export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoo
     if (name.textContent !== room.name) name.textContent = room.name;
   }
 
-  /** The user's rooms first (most recently active first), then the other public rooms. */
+  /**
+   * Issue 15's rule, the React app's too (core/people.js sidebarRooms): the user's rooms
+   * first, most recently active first; then general and the open room when not a member.
+   * Other public rooms are found through "Browse rooms".
+   */
   function sync(list) {
+    const member = new Set(list.map((room) => room.roomId));
+    for (const a of [...document.querySelectorAll('#sidebar a[data-room-id]')]) {
+      if (!member.has(a.dataset.roomId) && !keepsLink(a.dataset.roomId, currentRoomId())) a.closest('li').remove();
+    }
     for (const section of [roomLinks, dmLinks]) {
       const wanted = list.filter((room) => (room.kind === 'direct') === (section === dmLinks));
       let before = section.firstElementChild;
@@ -75,8 +91,8 @@ export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoo
   connection.on('frame', (frame) => {
     if (frame.type !== 'roomRemoved') return;
     const a = linkFor(frame.roomId);
-    // A public room stays in the list (anyone may open it); a private one or a DM goes.
-    if (a && a.dataset.kind !== 'public') a.closest('li').remove();
+    // A room left goes from the list, but for general and the room open (sidebarRooms' rule).
+    if (a && !keepsLink(frame.roomId, currentRoomId())) a.closest('li').remove();
     else if (a) delete a.dataset.member;
   });
 

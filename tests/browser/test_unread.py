@@ -108,7 +108,8 @@ async def test_the_react_app_shows_server_counts_divider_and_mentions(
     ann = await new_user(server, "annr")
     ben = await new_user(server, "benr")
     rx_a, rx_b = [
-        await asyncio.to_thread(create_room_over_http, server.base_url, server.login("benr"), name)
+        # Ann's rooms: her sidebar lists the rooms she belongs to (issue 15), Ben writes in them.
+        await asyncio.to_thread(create_room_over_http, server.base_url, server.login("annr"), name)
         for name in ("rx-a", "rx-b")
     ]
     await open_app(ann, server, rx_a)

@@ -43,6 +43,27 @@ export function splitRooms(rooms) {
   return { rooms: sorted.filter((r) => r.kind !== 'direct'), directs: sorted.filter((r) => r.kind === 'direct') };
 }
 
+/** The room everyone reads (protocol.DEFAULT_ROOM): in every sidebar, member or not. */
+export const HOME_ROOM = 'general';
+
+/**
+ * The sidebar's rooms section in both UIs (issue 15's rule): the rooms the user belongs to
+ * (DMs have a section of their own), most recently active first; then, when the user is no
+ * member of them, the home room and the room open. Other public rooms are found through
+ * "Browse rooms". `names` (roomId -> name) names the rooms the user is no member of.
+ */
+export function sidebarRooms(rooms, { openRoomId = null, names = new Map() } = {}) {
+  const mine = sortRooms(rooms).filter((r) => r.kind !== 'direct');
+  const listed = new Set(rooms.map((r) => r.roomId));
+  const extra = [...new Set([HOME_ROOM, openRoomId])].filter((id) => id && !listed.has(id) && !id.startsWith('dm-'));
+  return [...mine, ...extra.map((roomId) => ({ roomId, name: names.get(roomId) || roomId }))];
+}
+
+/** Whether the sidebar keeps a link to a room the user is no member of (sidebarRooms' rule). */
+export function keepsLink(roomId, openRoomId) {
+  return roomId === HOME_ROOM || roomId === openRoomId;
+}
+
 /**
  * The start of the id the server gives a room of this name (chat/people_rules.py): its
  * slug; the server adds '-' and a few random letters, so a preview shows "#book-club-…".

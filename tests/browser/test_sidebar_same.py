@@ -1,0 +1,93 @@
+"""Both UIs are one product (issue 20): a user moving from `/` to `/app/` meets the same room
+list (issue 15's rule, shared by the two through static/chat/core/people.js). One user with
+public rooms they made, a public room someone else made, a private room and a DM: the two
+sidebars list the same rooms, in the same order, in both of their sections.
+
+A daphne of its own (the module's), so no other test's rooms are in the lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.browser.conftest import BrowserUser, NewUser, skip_reason
+from tests.browser.test_react_ui import open_app, react_build  # noqa: F401 - a fixture
+from tests.browser.test_template_ui import create_room, open_room, shared_server  # noqa: F401 - a fixture
+from tests.fixtures.servers import DaphneServer
+
+_reason = skip_reason()
+pytestmark = [
+    pytest.mark.skipif(_reason is not None, reason=_reason or ""),
+    pytest.mark.asyncio(loop_scope="module"),
+]
+if _reason is None:
+    from playwright.async_api import expect
+
+TEMPLATE = {"rooms": "#room-links a[data-room-id]", "directs": "#dm-links a[data-room-id]"}
+REACT = {"rooms": ".room-links a[data-room-id]", "directs": ".directs a[data-kind='direct']"}
+
+
+async def sidebar(user: BrowserUser, selectors: dict[str, str]) -> dict[str, list[str]]:
+    """Each section's room ids, top to bottom (React's DM links carry their id in the href)."""
+    found: dict[str, list[str]] = {}
+    for section, selector in selectors.items():
+        found[section] = await user.page.locator(selector).evaluate_all(
+            "links => links.map((a) => a.dataset.roomId || a.getAttribute('href').split('/').pop())"
+        )
+    return found
+
+
+async def settled(user: BrowserUser, selectors: dict[str, str], wanted: set[str]) -> dict[str, list[str]]:
+    """The sidebar once every room in `wanted` is in it (the live list arrives after the page)."""
+    seen: dict[str, list[str]] = {}
+    for _ in range(100):  # bounded: 20 s
+        seen = await sidebar(user, selectors)
+        if wanted <= set(seen["rooms"]) | set(seen["directs"]):
+            await asyncio.sleep(0.5)  # and no later reordering
+            return await sidebar(user, selectors)
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the sidebar never listed {sorted(wanted)}: {seen}")
+
+
+async def test_both_uis_list_the_same_rooms_in_the_same_order(
+    shared_server: DaphneServer,  # noqa: F811 - the fixture imported above
+    new_user: NewUser,
+) -> None:
+    """Two public rooms the user made (the older one active last), a private one, a DM, and
+    a public room someone else made: the template's sidebar and the React app's list the
+    same rooms in the same order, general after the user's rooms, the unjoined room in neither."""
+    server = shared_server
+    me = await new_user(server, "same-me")
+    other = await new_user(server, "same-other")
+    unjoined = await create_room(other, server, "Someone else's room")
+    first = await create_room(me, server, "Older room")
+    private = await create_room(me, server, "Quiet room", private=True)
+    latest = await create_room(me, server, "Busy room")
+    # A message in the oldest of them makes it the most recently active.
+    await open_room(me, server, first)
+    await me.page.locator("#message-input").fill("hello again")
+    await me.page.locator("#message-input").press("Enter")
+    await expect(me.page.locator("#messages li.msg").filter(has_text="hello again")).to_have_attribute(
+        "data-state", "sent"
+    )
+    await me.page.get_by_role("button", name="+ New message").click()
+    await me.page.locator("#direct-usernames").fill("same-other")
+    await me.page.locator("#direct-dialog").get_by_role("button", name="Open").click()
+    await expect(me.page.locator("#room-name")).to_have_text("same-other")
+    direct = me.page.url.rstrip("/").rsplit("/", 1)[1]
+    wanted = {first, private, latest, direct}
+
+    await open_room(me, server, "general")
+    template = await settled(me, TEMPLATE, wanted)
+    await open_app(me, server, "general")
+    react = await settled(me, REACT, wanted)
+
+    assert template["directs"] == [direct]
+    assert template["rooms"].index(first) < template["rooms"].index(latest) < template["rooms"].index(private)
+    assert "general" in template["rooms"]
+    assert react == template, f"template {template} != React {react}"
+    # Issue 15's rule: a public room the user has not joined is found through "Browse rooms".
+    assert unjoined not in template["rooms"]
+    assert me.page_errors == [] and other.page_errors == []
