@@ -91,8 +91,10 @@ export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoo
   connection.on('frame', (frame) => {
     if (frame.type !== 'roomRemoved') return;
     const a = linkFor(frame.roomId);
-    // A room left goes from the list, but for general and the room open (sidebarRooms' rule).
-    if (a && !keepsLink(frame.roomId, currentRoomId())) a.closest('li').remove();
+    // A room left goes from the list, but for general and the room open (sidebarRooms' rule);
+    // a private room or DM goes even when open: it is no longer there for its former member.
+    const hidden = a && (a.dataset.kind === 'private' || a.dataset.kind === 'direct');
+    if (a && (hidden || !keepsLink(frame.roomId, currentRoomId()))) a.closest('li').remove();
     else if (a) delete a.dataset.member;
   });
 

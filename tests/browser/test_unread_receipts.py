@@ -183,8 +183,10 @@ async def test_a_clicked_notification_opens_the_room_at_its_message(
     async with socket(server, await asyncio.to_thread(server.signup, ben)) as writer:
         busy = str((await done(writer, {"action": "createRoom", "name": f"busy {ui_name}"}))["roomId"])
         quiet = str((await done(writer, {"action": "createRoom", "name": f"quiet {ui_name}"}))["roomId"])
+        for room in (busy, quiet):  # Ann a member of both: her sidebar lists them, live
+            await done(writer, {"action": "addMember", "roomId": room, "username": ann.name})
         await writer.join(busy)
-        await ui.open(ann, server, busy)  # a member of both rooms
+        await ui.open(ann, server, busy)
         await ui.open(ann, server, quiet)
         await hide(ann)
         for n in range(25):

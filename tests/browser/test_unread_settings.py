@@ -23,7 +23,7 @@ from tests.browser.test_react_ui import app_server, open_app, react_build  # noq
 from tests.browser.test_react_ui import say as react_say
 from tests.browser.test_ui_layout import open_room
 from tests.browser.test_unread import say as template_say
-from tests.e2e.client import create_room
+from tests.e2e.client import ChatClient, create_room
 from tests.fixtures.servers import DaphneServer
 
 _reason = skip_reason()
@@ -175,6 +175,17 @@ async def test_react_marks_read_only_what_is_on_screen(
         await asyncio.to_thread(create_room, server.base_url, server.login("benseen"), name)
         for name in ("seen-room", "seen-other")
     ]
+    # Ann joins both as a member: her sidebar lists the rooms she belongs to (sidebarRooms).
+    joiner = await ChatClient.connect(
+        server.ws_url, cookie=await asyncio.to_thread(server.login, "annseen"), origin=server.origin
+    )
+    try:
+        for room in (seen_room, seen_other):
+            mark = len(joiner.frames)
+            await joiner.send_json({"action": "addMember", "roomId": room})
+            await joiner.wait_for(lambda f: f["type"] == "done" and f.get("action") == "addMember", after=mark)
+    finally:
+        await joiner.close()
     other = BrowserUser(name="annseen", context=ann.context, page=await ann.context.new_page())
     await open_app(other, server, seen_other)
     await open_app(ann, server, seen_room)

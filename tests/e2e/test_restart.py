@@ -40,8 +40,7 @@ async def test_nothing_acknowledged_is_lost_across_a_restart(
     alice_cookie, bob_cookie = await asyncio.gather(
         asyncio.to_thread(server.signup, "alice"), asyncio.to_thread(server.signup, "bob")
     )
-    room = "restart-room"
-    await asyncio.to_thread(create_room, server.base_url, alice_cookie, room)
+    room = await asyncio.to_thread(create_room, server.base_url, alice_cookie, "restart room")
     alice = await ChatClient.connect(server.ws_url, cookie=alice_cookie, origin=server.origin)
     bob = await ChatClient.connect(server.ws_url, cookie=bob_cookie, origin=server.origin)
     try:

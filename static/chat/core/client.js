@@ -981,7 +981,9 @@ export class ChatConnection {
     if (!room || !page.hasNewer) return page;
     let after = page.messages.at(-1)?.seq ?? seq;
     const end = heldAbove(room, after) ?? (room.lastSeq ?? after) + 1; // fill the seqs below this one
-    const pages = Math.ceil((end - after) / fillPage) + 1;
+    // Each page moves `after` up by at least one seq (else the loop ends), so the gap's size
+    // bounds the pages, whatever page size the server caps `fillPage` to.
+    const pages = end - after;
     for (let n = 0; n < pages && after + 1 < end; n += 1) {
       const fill = await this.history(roomId, null, fillPage, null, after);
       const last = fill.messages.at(-1)?.seq;
