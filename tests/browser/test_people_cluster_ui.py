@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser.conftest import SCREENSHOTS, BrowserUser, NewUser, skip_reason
-from tests.browser.test_people_ui import start_private_room_in_app
+from tests.browser.test_people_ui import home, start_private_room_in_app
 from tests.browser.test_react_ui import react_build  # noqa: F401 - the fixture that builds frontend/dist
 from tests.e2e.test_people_multiprocess import _dynamodb_env, two_processes
 from tests.fixtures.servers import DaphneServer
@@ -46,14 +46,6 @@ def cluster(
 
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:6]}"
-
-
-async def home(user: BrowserUser, server: DaphneServer) -> None:
-    await user.page.goto(server.base_url + "/")
-    await expect(user.page.locator("#dm-title")).to_be_visible()
-    # Creating a room and inviting go over the socket: a dialog sent before it is up says
-    # "Not connected: try again in a moment.", as a person would be told.
-    await expect(user.page.locator("#status")).to_have_attribute("data-state", "live")
 
 
 async def three_users(
