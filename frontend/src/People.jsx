@@ -6,9 +6,18 @@
  * client's people.js (static/chat/core/), the same module the template page uses.
  */
 
-import { useEffect, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 
-import { People, changesMembersOf, describeError, parseUsernames, roomIdForName, withPresence } from '../../static/chat/core/people.js';
+import {
+  People,
+  STALE,
+  changesMembersOf,
+  describeError,
+  latestOnly,
+  parseUsernames,
+  roomIdForName,
+  withPresence,
+} from '../../static/chat/core/people.js';
 
 /** The People helper of a connection, and its room list (most recently active first). */
 export function usePeople(connection) {
@@ -204,10 +213,13 @@ export function MembersPanel({ people, roomId, mine, me }) {
   const direct = mine?.kind === 'direct';
   const manage = owner && !direct;
 
+  const readMembers = useMemo(() => latestOnly((id) => people.members(id)), [people]);
+
   async function load() {
     setError(null);
     try {
-      setMembers(await people.members(roomId));
+      const list = await readMembers(roomId);
+      if (list !== STALE) setMembers(list);
     } catch (err) {
       setMembers([]);
       setError(err);
@@ -282,9 +294,17 @@ export function MembersPanel({ people, roomId, mine, me }) {
           onSubmit={(e) => {
             e.preventDefault();
             const name = invitee.trim().replace(/^@/, '');
-            if (name) act(async () => {
-              await people.invite(roomId, name);
-              setInvitee('');
+            if (!name) return;
+            // Emptied at once so the next name can be typed while this one is on its way;
+            // given back when the invitation fails and nothing new has been typed.
+            setInvitee('');
+            act(async () => {
+              try {
+                await people.invite(roomId, name);
+              } catch (err) {
+                setInvitee((typed) => typed || name);
+                throw err;
+              }
             });
           }}
         >

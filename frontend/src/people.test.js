@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 
 import {
   People,
+  STALE,
   changesMembersOf,
+  latestOnly,
   parseUsernames,
   keepsLink,
   roomIdForName,
@@ -131,5 +133,46 @@ describe('sidebarRooms (the rule both UIs list rooms by)', () => {
     expect(keepsLink('general', null)).toBe(true);
     expect(keepsLink('lobby', 'lobby')).toBe(true);
     expect(keepsLink('lobby', 'old')).toBe(false);
+  });
+});
+
+describe('latestOnly', () => {
+  function deferred() {
+    let resolve;
+    let reject;
+    const promise = new Promise((ok, fail) => {
+      resolve = ok;
+      reject = fail;
+    });
+    return { promise, resolve, reject };
+  }
+
+  it('drops an earlier read that answers after a later one', async () => {
+    const answers = [deferred(), deferred()];
+    let call = 0;
+    const read = latestOnly(() => answers[call++].promise);
+    const first = read('plans');
+    const second = read('plans');
+    answers[1].resolve(['alice', 'bob', 'carol']);
+    answers[0].resolve(['alice', 'bob']);
+    expect(await second).toEqual(['alice', 'bob', 'carol']);
+    expect(await first).toBe(STALE);
+  });
+
+  it('gives the latest call its error and swallows a stale one', async () => {
+    const answers = [deferred(), deferred()];
+    let call = 0;
+    const read = latestOnly(() => answers[call++].promise);
+    const first = read();
+    const second = read();
+    answers[0].reject(new Error('old'));
+    answers[1].reject(new Error('new'));
+    expect(await first).toBe(STALE);
+    await expect(second).rejects.toThrow('new');
+  });
+
+  it('answers a lone call as it is', async () => {
+    const read = latestOnly(async (id) => `members of ${id}`);
+    expect(await read('plans')).toBe('members of plans');
   });
 });

@@ -10,8 +10,10 @@ import {
   changesMembersOf,
   describeError,
   keepsLink,
+  latestOnly,
   parseUsernames,
   roomIdForName,
+  STALE,
   withPresence,
 } from './core/people.js';
 
@@ -239,6 +241,7 @@ export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoo
   function mine(roomId) {
     return people.rooms.get(roomId) ?? null;
   }
+  const readMembers = latestOnly((roomId) => people.members(roomId));
 
   async function showMembers() {
     const roomId = currentRoomId();
@@ -262,7 +265,8 @@ export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoo
     leaveButton.textContent = room ? 'Leave room' : 'Join room';
     leaveButton.hidden = !room && direct;
     try {
-      const list = await people.members(roomId);
+      const list = await readMembers(roomId);
+      if (list === STALE) return;
       shown = list;
       membersList.replaceChildren(...list.map((member) => memberLine(roomId, member, owner && !direct)));
     } catch (error) {
@@ -341,9 +345,16 @@ export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoo
     const input = byId('invite-username');
     const username = input.value.trim().replace(/^@/, '');
     if (!username) return;
+    // Emptied at once, so the next name can be typed while this invitation is on its way;
+    // given back when the invitation fails and nothing new has been typed.
+    input.value = '';
     act(async () => {
-      await people.invite(currentRoomId(), username);
-      input.value = '';
+      try {
+        await people.invite(currentRoomId(), username);
+      } catch (error) {
+        if (!input.value) input.value = username;
+        throw error;
+      }
     });
   });
   settingsForm.addEventListener('submit', (event) => {

@@ -91,6 +91,29 @@ export function withPresence(members, frame) {
   );
 }
 
+/** What a superseded read resolves to: a later call of the same reader has been made. */
+export const STALE = Symbol('stale');
+
+/**
+ * A reader whose overlapping calls answer in the order they were made: a call resolves to
+ * STALE once a later call has started, so a slow answer to an early read (the member list
+ * before the second invitation) never paints over a newer one. Errors of stale calls are
+ * dropped the same way.
+ */
+export function latestOnly(read) {
+  let latest = 0;
+  return async (...args) => {
+    const mine = ++latest;
+    try {
+      const value = await read(...args);
+      return mine === latest ? value : STALE;
+    } catch (error) {
+      if (mine !== latest) return STALE;
+      throw error;
+    }
+  };
+}
+
 /** "alice, bob" or "alice bob" -> ["alice", "bob"]. */
 export function parseUsernames(text) {
   return String(text)
