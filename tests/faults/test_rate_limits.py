@@ -165,13 +165,19 @@ async def test_too_many_connections_for_one_user_are_refused_with_4429(
     name = person()
     # The user's bucket (5/60 in the fault cluster) gives a connection back every 12 s: the five
     # open at once, and a connection accepted after a refill on a busy machine is counted, not
-    # taken for a broken limit.
+    # taken for a broken limit. So is one accepted while a process, its event loop starved past
+    # the 1 s Redis deadline, counted on its own for 5 s (the degrade docs/operations.md names):
+    # that process's log says so, and then its own budget of 5 is allowed for.
+    logs_before = [len(server.log()) for server in up.servers]
     started = time.monotonic()
     opened = list(await asyncio.gather(*(direct(up, name, n % 2) for n in range(5))))
     refilled: list[websockets.ClientConnection] = []
     try:
+        # The server accepts the handshake before it counts the connection (a refused browser
+        # sees 4429, not 1006): a pong says this socket was counted and let in.
+        await asyncio.gather(*(client.ping() for client in opened))
         server = up.servers[0]
-        for _ in range(4):  # bounded: at most three refills are allowed for below
+        for _ in range(10):  # bounded: at most three refills and one local budget are allowed for
             ws = await websockets.connect(
                 server.ws_url,
                 origin=Origin(server.origin),
@@ -185,7 +191,12 @@ async def test_too_many_connections_for_one_user_are_refused_with_4429(
                 continue
             await asyncio.wait_for(ws.wait_closed(), timeout(5))
             break
-        assert len(refilled) <= (time.monotonic() - started) / 12, "more sockets accepted than refills allow"
+        fell_back = [
+            "rate limits: Redis unreachable" in server.log()[before:]
+            for server, before in zip(up.servers, logs_before, strict=True)
+        ]
+        allowed = (time.monotonic() - started) / 12 + 5 * fell_back[0]
+        assert len(refilled) <= allowed, f"more sockets accepted than refills allow (Redis fallback: {fell_back})"
         assert ws.close_code == 4429
         assert '"code":"rate_limited"' in str(frame) and '"retryAfter"' in str(frame)
         for client in opened:  # the sockets already open are untouched
