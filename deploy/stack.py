@@ -18,6 +18,7 @@ same load balancer; it imports this stack's exported outputs. deploy/README.md s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -188,10 +189,20 @@ def conditions() -> dict[str, Any]:
 # DynamoDB ----------------------------------------------------------------------------
 
 
-def table_resources() -> dict[str, Any]:
-    """One AWS::DynamoDB::Table per schema table, with PITR and encryption added."""
+def index_names() -> set[str]:
+    return {index.name for table in schema.TABLES for index in table.indexes}
+
+
+def table_resources(without_indexes: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """One AWS::DynamoDB::Table per schema table, with PITR and encryption added.
+
+    `without_indexes` leaves those global secondary indexes out: DynamoDB adds one index per
+    table update, so a stack that gains two on one table is upgraded in two deploys, the
+    first without one of them (deploy/README.md).
+    """
     resources: dict[str, Any] = {}
     for table in schema.TABLES:
+        table = dataclasses.replace(table, indexes=tuple(i for i in table.indexes if i.name not in without_indexes))
         properties = schema.cloudformation_properties(table, table_name(table))
         properties["PointInTimeRecoverySpecification"] = {"PointInTimeRecoveryEnabled": True}
         # KMS with the AWS-managed key (aws/dynamodb): visible in CloudTrail, no key to manage.
@@ -1471,10 +1482,10 @@ EXPORTED_OUTPUTS: Final = (
 )
 
 
-def build_template() -> dict[str, Any]:
+def build_template(without_indexes: frozenset[str] = frozenset()) -> dict[str, Any]:
     resources: dict[str, Any] = {}
     for part in (
-        table_resources(),
+        table_resources(without_indexes),
         cognito_resources(),
         static_resources(),
         uploads_resources(),
@@ -1534,7 +1545,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write (or --check) deploy/cloudformation/*.yaml.")
     parser.add_argument("--check", action="store_true", help="fail if a committed template is stale")
     parser.add_argument("--directory", type=Path, default=TEMPLATE_DIR)
+    parser.add_argument(
+        "--without-index",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="print the main template without this DynamoDB index (repeatable): the first step of an upgrade "
+        "that adds two indexes to one table",
+    )
     args = parser.parse_args(argv)
+    if args.without_index:
+        unknown = set(args.without_index) - index_names()
+        if unknown:
+            parser.error(f"no such index: {', '.join(sorted(unknown))} (indexes: {', '.join(sorted(index_names()))})")
+        sys.stdout.write(render(build_template(frozenset(args.without_index))))
+        return 0
     stale = []
     for name, build in TEMPLATES.items():
         path = args.directory / name

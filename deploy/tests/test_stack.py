@@ -77,6 +77,44 @@ def test_every_schema_table_is_in_the_template_exactly() -> None:
         assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Retain"
 
 
+def _indexes(template: dict[str, Any]) -> dict[str, set[str]]:
+    return {
+        name: {i["IndexName"] for i in resource["Properties"].get("GlobalSecondaryIndexes", [])}
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::DynamoDB::Table"
+    }
+
+
+def test_an_upgrade_adding_two_indexes_to_one_table_has_a_first_step_template(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """deploy/README.md's two deploys: the first template lacks the held-back index and its key attributes, and lints."""
+    assert stack.main(["--without-index", schema.ROOM_CREATOR_INDEX]) == 0
+    first = yaml.safe_load(capsys.readouterr().out)
+    full, step = _indexes(TEMPLATE), _indexes(first)
+    rooms = stack.table_resource_name(schema.ROOMS)
+    assert full[rooms] - step[rooms] == {schema.ROOM_CREATOR_INDEX}
+    assert {name: indexes for name, indexes in step.items() if name != rooms} == {
+        name: indexes for name, indexes in full.items() if name != rooms
+    }
+    # CloudFormation refuses attribute definitions no key uses: createdBy and createdAt go too.
+    defined = {a["AttributeName"] for a in first["Resources"][rooms]["Properties"]["AttributeDefinitions"]}
+    assert schema.CREATED_BY not in defined and schema.CREATED_AT not in defined
+    assert schema.PUBLIC_LISTING in defined
+    path = tmp_path / "step1.yaml"
+    path.write_text(stack.render(first))
+    result = subprocess.run([CFN_LINT, "--", str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_holding_back_an_unknown_index_names_the_real_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        stack.main(["--without-index", "RoomCreaterIndex"])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert "no such index: RoomCreaterIndex" in error and schema.ROOM_CREATOR_INDEX in error
+
+
 def test_outputs_name_the_environment_variables_they_fill() -> None:
     """Each table output's description is the setting that names the table, as .env.example has it."""
     env_example = (ROOT / ".env.example").read_text()
