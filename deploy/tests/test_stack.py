@@ -88,7 +88,7 @@ def _indexes(template: dict[str, Any]) -> dict[str, set[str]]:
 def test_an_upgrade_adding_two_indexes_to_one_table_has_a_first_step_template(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """deploy/README.md's two deploys: the first template lacks the held-back index and its key attributes, and lints."""
+    """The first of deploy/README.md's two deploys: without the held-back index and its keys; it lints."""
     assert stack.main(["--without-index", schema.ROOM_CREATOR_INDEX]) == 0
     first = yaml.safe_load(capsys.readouterr().out)
     full, step = _indexes(TEMPLATE), _indexes(first)
