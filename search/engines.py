@@ -114,10 +114,13 @@ RANK_WINDOW: Final = 500
 UNION_ROOMS: Final = 100
 # A prefix the planner expects in more than this share of the entries is common.
 COMMON_SHARE: Final = 0.02
-# A phrase whose words the planner expects together in more than this share of the entries
-# is common: its matches are found by reading each room newest first (per-room branches);
-# a rarer one takes the one-scan plan (docs/performance.md, phrases on PostgreSQL).
-PHRASE_COMMON_SHARE: Final = 0.15
+# A phrase is common when share * share * entries passes this, share being the part of the
+# entries the planner expects to hold all its words (a GIN index keeps no positions: it finds
+# a phrase as that AND). One scan reads the AND's matches in the whole index, about
+# share * entries rows; per room, each room is read newest first until the window fills,
+# about 1 / share rows, wherever the words are. The two plans cost the same near this value:
+# share 0.15 at 200,000 entries, 0.065 to 0.1 at 1,000,000 (docs/performance.md).
+PHRASE_CROSSOVER: Final = 4_500
 
 _COLUMNS: Final = ("message_id", "room_id", "seq", "user_id", "username", "text", "at_us")
 
@@ -280,7 +283,7 @@ class PostgresEngine(_SqlEngine):
     name = "postgresql"
 
     def __init__(self) -> None:
-        self._estimates: dict[str, float] = {}
+        self._estimates: dict[str, tuple[float, float]] = {}
 
     def _tsquery(self, query: Query, params: list[Any]) -> str:
         # websearch_to_tsquery never fails on its input; every term is quoted, so "or" and a
@@ -346,17 +349,19 @@ class PostgresEngine(_SqlEngine):
 
     def _common(self, prefix: str) -> bool:
         """Whether the planner expects the prefix in more than COMMON_SHARE of the entries."""
-        return self._share(Query(prefix=prefix)) > COMMON_SHARE
+        rows, total = self._estimate(Query(prefix=prefix))
+        return rows / total > COMMON_SHARE
 
     def _common_words(self, query: Query) -> bool:
-        """Whether the planner expects the query's words, its phrases' words included, all
-        in more than PHRASE_COMMON_SHARE of the entries (it estimates a phrase as that AND)."""
+        """Whether the query's words, its phrases' words included, are common enough for the
+        per-room plan (PHRASE_CROSSOVER)."""
         words = [*query.words, *(word for phrase in query.phrases for word in phrase)]
-        return self._share(Query(words=tuple(dict.fromkeys(words)))) > PHRASE_COMMON_SHARE
+        rows, total = self._estimate(Query(words=tuple(dict.fromkeys(words))))
+        return rows * rows / total > PHRASE_CROSSOVER
 
-    def _share(self, query: Query) -> float:
-        """The share of the entries the planner expects to match the query's words and
-        prefix (its statistics of the tsvector column's elements; planning only, no scan)."""
+    def _estimate(self, query: Query) -> tuple[float, float]:
+        """How many entries the planner expects to match the query's words and prefix, and
+        of how many (its statistics of the tsvector column's elements; planning only, no scan)."""
         key = repr((query.words, query.prefix))
         cached = self._estimates.get(key)
         if cached is None:
@@ -369,7 +374,7 @@ class PostgresEngine(_SqlEngine):
                 cursor.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {TABLE} WHERE document @@ ({tsquery})", params)
                 plan = cursor.fetchone()[0]
             plan = json.loads(plan) if isinstance(plan, str) else plan
-            cached = self._estimates[key] = plan[0]["Plan"]["Plan Rows"] / total
+            cached = self._estimates[key] = (float(plan[0]["Plan"]["Plan Rows"]), total)
         return cached
 
     def _cursor_score(self, score: str) -> Any:

@@ -193,7 +193,7 @@ def test_a_phrase_finds_the_newest_phrase_matches_of_the_readable_rooms(
     if backend == "dynamodb" and plan == "per-room":
         pytest.skip("the plan is PostgreSQL's: with DynamoDB the index is SQLite, run once")
     monkeypatch.setattr(engines, "RANK_WINDOW", 4)
-    monkeypatch.setattr(engines, "PHRASE_COMMON_SHARE", 1.0 if plan == "one-scan" else 0.0)
+    monkeypatch.setattr(engines, "PHRASE_CROSSOVER", 10**12 if plan == "one-scan" else 0)
     room("lobby")
     room("dev")
     room("secret", private=True, members=("u-bob",))
