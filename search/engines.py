@@ -329,10 +329,9 @@ class PostgresEngine(_SqlEngine):
         ):
             # A moderator's every room, from: (a few rows of each room: per room the planner
             # read every room backwards, 7.5 s), a rare prefix (the GIN index reads its
-            # words once), or a phrase of words not found together in most entries: one scan
-            # of the matches, filtered by room. Per room, each branch's GIN scan re-read the
-            # phrase's words' posting lists (a GIN index keeps no positions, so the phrase
-            # runs as an AND of its words in the index): 50 rooms, 50 reads of the lists.
+            # words once), or a phrase whose words are not common together (PHRASE_CROSSOVER):
+            # one scan of the matches, filtered by room. Per room, each branch's GIN scan read
+            # the phrase's words' posting lists again: 50 rooms, 50 reads of the lists.
             params += [*tsq, *page.params]
             where = [*page.where, self._in("e.room_id", page.room_ids, params)]
             window = f"{select} AND {' AND '.join(where)} ORDER BY e.at_us DESC LIMIT %s"
