@@ -114,6 +114,13 @@ RANK_WINDOW: Final = 500
 UNION_ROOMS: Final = 100
 # A prefix the planner expects in more than this share of the entries is common.
 COMMON_SHARE: Final = 0.02
+# A phrase is common when share * share * entries passes this, share being the part of the
+# entries the planner expects to hold all its words (a GIN index keeps no positions: it finds
+# a phrase as that AND). One scan reads the AND's matches in the whole index, about
+# share * entries rows; per room, each room is read newest first until the window fills,
+# about 1 / share rows, wherever the words are. The two plans cost the same near this value:
+# share 0.15 at 200,000 entries, 0.065 to 0.1 at 1,000,000 (docs/performance.md).
+PHRASE_CROSSOVER: Final = 4_500
 
 _COLUMNS: Final = ("message_id", "room_id", "seq", "user_id", "username", "text", "at_us")
 
@@ -276,7 +283,7 @@ class PostgresEngine(_SqlEngine):
     name = "postgresql"
 
     def __init__(self) -> None:
-        self._estimates: dict[str, bool] = {}
+        self._estimates: dict[str, tuple[float, float]] = {}
 
     def _tsquery(self, query: Query, params: list[Any]) -> str:
         # websearch_to_tsquery never fails on its input; every term is quoted, so "or" and a
@@ -314,10 +321,17 @@ class PostgresEngine(_SqlEngine):
         select = f"SELECT {_columns('e')}, e.document, ({tsquery}) AS q FROM {TABLE} e WHERE {' AND '.join(match)}"
         tsq += match_params
         params: list[Any] = []
-        if len(page.room_ids) > UNION_ROOMS or query.authors or (query.prefix and not self._common(query.prefix)):
+        if (
+            len(page.room_ids) > UNION_ROOMS
+            or query.authors
+            or (query.prefix and not self._common(query.prefix))
+            or (query.phrases and not self._common_words(query))
+        ):
             # A moderator's every room, from: (a few rows of each room: per room the planner
-            # read every room backwards, 7.5 s), or a rare prefix (the GIN index reads its
-            # words once): one scan of the matches, filtered by room.
+            # read every room backwards, 7.5 s), a rare prefix (the GIN index reads its
+            # words once), or a phrase whose words are not common together (PHRASE_CROSSOVER):
+            # one scan of the matches, filtered by room. Per room, each branch's GIN scan read
+            # the phrase's words' posting lists again: 50 rooms, 50 reads of the lists.
             params += [*tsq, *page.params]
             where = [*page.where, self._in("e.room_id", page.room_ids, params)]
             window = f"{select} AND {' AND '.join(where)} ORDER BY e.at_us DESC LIMIT %s"
@@ -333,21 +347,33 @@ class PostgresEngine(_SqlEngine):
         return self._page(inner, [*params, RANK_WINDOW], page.limit, page.after)
 
     def _common(self, prefix: str) -> bool:
-        """Whether the planner expects the prefix in more than COMMON_SHARE of the entries
-        (its statistics of the tsvector column's elements; planning only, no scan)."""
-        cached = self._estimates.get(prefix)
+        """Whether the planner expects the prefix in more than COMMON_SHARE of the entries."""
+        rows, total = self._estimate(Query(prefix=prefix))
+        return rows / total > COMMON_SHARE
+
+    def _common_words(self, query: Query) -> bool:
+        """Whether the query's words, its phrases' words included, are common enough for the
+        per-room plan (PHRASE_CROSSOVER)."""
+        words = [*query.words, *(word for phrase in query.phrases for word in phrase)]
+        rows, total = self._estimate(Query(words=tuple(dict.fromkeys(words))))
+        return rows * rows / total > PHRASE_CROSSOVER
+
+    def _estimate(self, query: Query) -> tuple[float, float]:
+        """How many entries the planner expects to match the query's words and prefix, and
+        of how many (its statistics of the tsvector column's elements; planning only, no scan)."""
+        key = repr((query.words, query.prefix))
+        cached = self._estimates.get(key)
         if cached is None:
+            params: list[Any] = []
+            tsquery = self._tsquery(query, params)
             with connection.cursor() as cursor:
                 cursor.execute(f"SELECT reltuples FROM pg_class WHERE oid = '{TABLE}'::regclass")
                 row = cursor.fetchone()
                 total = max(1.0, float(row[0]) if row else 1.0)
-                cursor.execute(
-                    f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {TABLE} WHERE document @@ to_tsquery('{PG_CONFIG}', %s)",
-                    [f"{prefix}:*"],
-                )
+                cursor.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {TABLE} WHERE document @@ ({tsquery})", params)
                 plan = cursor.fetchone()[0]
             plan = json.loads(plan) if isinstance(plan, str) else plan
-            cached = self._estimates[prefix] = plan[0]["Plan"]["Plan Rows"] / total > COMMON_SHARE
+            cached = self._estimates[key] = (float(plan[0]["Plan"]["Plan Rows"]), total)
         return cached
 
     def _cursor_score(self, score: str) -> Any:

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +24,7 @@ from chat.storage import get_store
 from chat.storage.base import DELETED, HIDDEN, MessageRecord, NewEvent, NewMessage
 from search import engines, indexer, services
 from search.engines import get_engine
-from search.query import parse
+from search.query import parse, words_of
 from search.services import messages_search
 
 DAY = 86_400
@@ -154,6 +156,82 @@ def test_a_common_word_ranks_only_its_newest_matches(backend: str, monkeypatch: 
     assert [r.message.text for r in rest.results] == ["beta three three"] and rest.next_cursor is None
     # The window holds the newest matches of the whole query: from: narrows it first.
     assert found(ALICE, "beta from:bob") == ["beta beta beta", "beta beta two"]
+
+
+_PHRASE_TEXTS = [  # (room, text), oldest first: rows with both words but not the phrase are the newest
+    ("lobby", "the red fox ran to its den"),
+    ("dev", "the red fox denied it"),
+    ("dev", "red fox in dev"),
+    ("secret", "the red fox secret den"),
+    ("lobby", "red fox den"),
+    ("dev", "the red fox"),
+    ("lobby", "RED FOX! the red fox den again"),
+    ("secret", "red fox secret"),
+    ("lobby", "the red, fox den"),
+    ("dev", "fox red den"),
+    ("lobby", "a fox, red and blue"),
+    ("lobby", "red then fox, the den"),
+]
+
+
+def _phrase_in(phrase: list[str], text: str) -> bool:
+    words = words_of(text)
+    return any(words[i : i + len(phrase)] == phrase for i in range(len(words) - len(phrase) + 1))
+
+
+@pytest.mark.parametrize(
+    ("q", "tsquery"),
+    [('"red fox"', "red <-> fox"), ('"red fox" den', "red <-> fox & den:*"), ('"the red fox"', "the <-> red <-> fox")],
+)
+@pytest.mark.parametrize("plan", ["one-scan", "per-room"])
+def test_a_phrase_finds_the_newest_phrase_matches_of_the_readable_rooms(
+    backend: str, monkeypatch: pytest.MonkeyPatch, q: str, tsquery: str, plan: str
+) -> None:
+    """A phrase's window is the newest RANK_WINDOW entries with the phrase in the rooms
+    asked, whichever plan PostgreSQL takes: on PostgreSQL the same hits and scores as the
+    plain phrase query; on every engine the same entries as the phrase found word by word."""
+    if backend == "dynamodb" and plan == "per-room":
+        pytest.skip("the plan is PostgreSQL's: with DynamoDB the index is SQLite, run once")
+    monkeypatch.setattr(engines, "RANK_WINDOW", 4)
+    monkeypatch.setattr(engines, "PHRASE_CROSSOVER", 10**12 if plan == "one-scan" else 0)
+    room("lobby")
+    room("dev")
+    room("secret", private=True, members=("u-bob",))
+    base = now() - timedelta(hours=1)
+    post("lobby", "red fox long gone", at=base - timedelta(days=2), ttl=DAY)  # expired
+    ids = {}
+    for i, (room_id, text) in enumerate(_PHRASE_TEXTS):
+        ids[text] = post(room_id, text, who=BOB, at=base + timedelta(minutes=i)).message_id
+    query = parse(q)
+    rooms = ["lobby", "dev"]
+    with CaptureQueriesContext(connection) as queries:
+        hits = get_engine().search(query, room_ids=rooms, now=int(now().timestamp()), limit=50, after=None)
+    terms = [*query.words, query.prefix] if query.prefix else list(query.words)
+    expected = [
+        ids[text]
+        for room_id, text in reversed(_PHRASE_TEXTS)
+        if room_id in rooms
+        and all(_phrase_in(list(p), text) for p in query.phrases)
+        and all(t in words_of(text) or any(w.startswith(t) for w in words_of(text)) for t in terms)
+    ][:4]
+    assert len(expected) == 4  # the window cuts: older phrase matches are left out
+    assert sorted(h.message_id for h in hits) == sorted(expected)
+    if backend != "postgresql":
+        return
+    searched = [c["sql"] for c in queries.captured_queries if "ts_rank_cd" in c["sql"]]
+    assert len(searched) == 1 and ("UNION ALL" in searched[0]) == (plan == "per-room")
+    with connection.cursor() as cursor:
+        # The plain phrase query: its matches in the rooms, newest RANK_WINDOW, ranked.
+        cursor.execute(
+            "SELECT message_id, round(ts_rank_cd(document, q)::numeric, 6) AS score FROM ("
+            " SELECT message_id, document, at_us, to_tsquery('chat_search', %s) AS q"
+            " FROM search_searchentry WHERE document @@ to_tsquery('chat_search', %s)"
+            " AND room_id IN ('lobby', 'dev') AND ttl > %s ORDER BY at_us DESC LIMIT 4"
+            ") w ORDER BY score DESC, at_us DESC, message_id",
+            [tsquery, tsquery, int(now().timestamp())],
+        )
+        plain = [(message_id, str(score)) for message_id, score in cursor.fetchall()]
+    assert [(h.message_id, h.score) for h in hits] == plain
 
 
 def test_a_room_made_private_after_the_room_list_was_read_shows_nothing(
