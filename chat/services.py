@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.db import database_sync_to_async
@@ -121,6 +121,20 @@ async def _send_room_events(entries: Iterable[LogEntry]) -> None:
     loop. Either way the caller does not wait for the channel layer."""
     for entry in entries:
         broadcast.room_event_soon(protocol.room_event(entry))
+
+
+class _Changed(Protocol):
+    """A store change's result that carries the room event it wrote (RemoveResult,
+    ChangeResult, RoomUpdate)."""
+
+    @property
+    def event(self) -> EventRecord | None: ...
+
+
+def event_of(result: _Changed | None) -> list[LogEntry]:
+    """The room event a change wrote, as `room_change`'s `stored` takes it: none when the
+    change did nothing (the same value again, a tombstone deleted) or found no message."""
+    return [] if result is None or result.event is None else [result.event]
 
 
 async def room_change(fn: Callable[..., T], /, *, stored: Callable[[T], Iterable[LogEntry]], **kwargs: Any) -> T:
