@@ -52,6 +52,7 @@ from chat.storage.base import (
     Room,
     RoomNotFound,
     RoomUpdate,
+    membership_changed,
 )
 
 # boto3 ships no type information; the low-level client is dynamically generated.
@@ -769,6 +770,7 @@ class DynamoDBStore:
                     _backoff(attempt)
                     continue
                 raise
+            membership_changed(room_id=room_id, user_id=user_id)
             return True
         raise AppendContention(f"room {room_id!r}: member {user_id!r} not added after {self.max_append_attempts} tries")
 
@@ -778,7 +780,10 @@ class DynamoDBStore:
             Key={"roomId": _s(member_key(room_id=room_id, user_id=user_id))},
             ReturnValues="ALL_OLD",
         )
-        return bool(response.get("Attributes"))
+        if not response.get("Attributes"):
+            return False
+        membership_changed(room_id=room_id, user_id=user_id)
+        return True
 
     def change_membership(
         self, *, user_id: str, event: NewEvent, role: str = "member", now: datetime | None = None
@@ -838,6 +843,8 @@ class DynamoDBStore:
                     _backoff(attempt)  # the seq moved on (or a conflict): read it again
                     continue
                 raise
+            if event.type != events.MEMBER_UPDATED:
+                membership_changed(room_id=room_id, user_id=user_id)
             return record
         raise AppendContention(f"room {room_id!r}: member {user_id!r} unchanged after {self.max_append_attempts} tries")
 
