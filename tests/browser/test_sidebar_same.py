@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.browser.conftest import BrowserUser, NewUser, skip_reason
+from tests.browser.conftest import SCREENSHOTS, BrowserUser, NewUser, skip_reason
 from tests.browser.test_react_ui import open_app, react_build  # noqa: F401 - a fixture
 from tests.browser.test_template_ui import create_room, open_room, shared_server  # noqa: F401 - a fixture
 from tests.fixtures.servers import DaphneServer
@@ -133,4 +133,6 @@ async def test_both_uis_drop_a_private_room_when_its_open_reader_is_removed(
         await members.get_by_role("button", name="Remove drop-me").click()
         await expect(members.locator("#members-list li")).to_have_count(1)
         await expect(link[ui]).to_have_count(0)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await me.page.screenshot(path=str(SCREENSHOTS / f"sidebar-removed-{ui}.png"))
     assert me.page_errors == [] and owner.page_errors == []
