@@ -27,6 +27,7 @@ from chat import metrics
 from chat.events import RoomEvent
 from chat.groups import (  # the names the receiver (chat.fanout) shares; re-exported for callers
     MEMBER_PRESENCE_EVENT,
+    MEMBERSHIP_CHANGED_EVENT,
     PRESENCE_EVENT,
     PRESENCE_GROUP,
     READ_RECEIPT_EVENT,
@@ -285,6 +286,14 @@ async def member_presence(user_id: str, recipients: list[str], *, key: str, text
     return await _control_send(
         PRESENCE_GROUP,
         {"type": MEMBER_PRESENCE_EVENT, "user_id": user_id, "recipients": recipients, "key": key, "text": text},
+    )
+
+
+async def membership_changed(room_id: str, user_id: str) -> bool:
+    """A membership was added or removed: every process forgets who shares that room
+    (chat.fellows), in one publish."""
+    return await _control_send(
+        PRESENCE_GROUP, {"type": MEMBERSHIP_CHANGED_EVENT, "room_id": room_id, "user_id": user_id}
     )
 
 

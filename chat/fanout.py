@@ -45,7 +45,7 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chat import metrics
+from chat import fellows, metrics
 from chat.daphne_adapt import frames
 from chat.delivery import DEFAULT_GAP_CAP, DEFAULT_REORDER_WINDOW, Repair, Resync, RoomSequencer
 from chat.errors import ChatError
@@ -53,6 +53,7 @@ from chat.events import RoomEvent
 from chat.groups import (
     EPHEMERAL_EVENTS,
     MEMBER_PRESENCE_EVENT,
+    MEMBERSHIP_CHANGED_EVENT,
     PRESENCE_EVENT,
     PRESENCE_GROUP,
     ROOM_EVENT,
@@ -178,6 +179,8 @@ class RoomFanout:
                     await layer.group_add(user_group(user_id), channel)
                     if not self.users:  # the first local user: co-members' presence comes this way
                         await layer.group_add(PRESENCE_GROUP, channel)
+                        # and membership changes: what was kept while out of the group is old
+                        fellows.cache.clear()
                 self.users[user_id] = set()
             self.users[user_id].add(member)
 
@@ -251,6 +254,11 @@ class RoomFanout:
         ban, access that ended, a lost role) to every local socket of that user."""
         if event.get("type") == MEMBER_PRESENCE_EVENT:
             await self._fan_out_member_presence(event)
+            return
+        if event.get("type") == MEMBERSHIP_CHANGED_EVENT:
+            room_id, user_id = event.get("room_id"), event.get("user_id")
+            if isinstance(room_id, str) and isinstance(user_id, str):
+                fellows.cache.forget(room_id=room_id, user_id=user_id)
             return
         if event.get("type") in USER_EVENTS:
             user_id = event.get("user_id")

@@ -36,6 +36,9 @@ EPHEMERAL_EVENTS: Final = frozenset({TYPING_EVENT, PRESENCE_EVENT})
 # many recipients, rather than one per recipient's user group).
 MEMBER_PRESENCE_EVENT: Final = "chat.member_presence"
 PRESENCE_GROUP: Final = "chat.presence"
+# A membership was added or removed (chat.fellows): {"type", "room_id", "user_id"} to
+# PRESENCE_GROUP, so every process forgets who it thought shared that room.
+MEMBERSHIP_CHANGED_EVENT: Final = "chat.membership_changed"
 # A frame for every socket of one user (chat.people: roomAdded, roomChanged, roomRemoved):
 # {"type", "user_id", "text"}, the frame serialised once.
 USER_FRAME_EVENT: Final = "chat.user_frame"

@@ -21,7 +21,7 @@ from chat import events
 from chat.errors import ChatError, ErrorCode
 from chat.moderation_models import Mute
 from chat.records import DELETED, MessageRecord, ReplyRef, Room
-from chat.services import _readable_room, _store_call, message_send, room_access, room_change, utcnow
+from chat.services import _readable_room, _store_call, event_of, message_send, room_access, room_change, utcnow
 from chat.storage import get_store
 
 # How much of the original a reply quotes: one line, enough to recognise it.
@@ -162,7 +162,7 @@ async def message_edit(
         client_message_id=client_message_id,
         now=now,
         ttl_seconds=settings.CHAT_MESSAGE_TTL_SECONDS,
-        stored=lambda r: [] if r is None or r.event is None else [r.event],
+        stored=event_of,
     )
     if result is None:  # removed between the read and the write
         raise ChatError(ErrorCode.MESSAGE_REMOVED, "that message was removed", room_id=room_id)
@@ -186,7 +186,7 @@ async def message_delete(*, identity: Identity, room_id: str, message_id: str) -
         removed_by=events.BY_AUTHOR,
         now=now,
         ttl_seconds=settings.CHAT_MESSAGE_TTL_SECONDS,
-        stored=lambda r: [] if r is None or r.event is None else [r.event],
+        stored=event_of,
     )
     if result is None:
         raise ChatError(ErrorCode.UNKNOWN_MESSAGE, f"no message {message_id!r}", room_id=room_id)

@@ -39,9 +39,9 @@ from chat import attachments as chat_attachments
 from chat import broadcast, events, people, protocol, services
 from chat.errors import ChatError, ErrorCode
 from chat.moderation_models import AuditLog, Ban, Mute, Report
-from chat.services import room_change_sync, store_call
+from chat.services import event_of, room_change_sync, store_call
 from chat.storage import get_store
-from chat.storage.base import DELETED, HIDDEN, MessageRecord, Removal, RemoveResult, Room, RoomNotFound, RoomUpdate
+from chat.storage.base import DELETED, HIDDEN, MessageRecord, Removal, RemoveResult, Room, RoomNotFound
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +120,6 @@ def _stamp() -> dict[str, Any]:
     return {"now": services.utcnow(), "ttl_seconds": settings.CHAT_MESSAGE_TTL_SECONDS}
 
 
-def _updated(update: RoomUpdate) -> list[Any]:
-    return [update.event] if update.event is not None else []
-
-
 def _removed(results: list[RemoveResult]) -> list[Any]:
     return [r.event for r in results if r.event is not None]
 
@@ -173,7 +169,7 @@ def room_create(
         store_call(store.add_member, room_id=room_id, user_id=str(moderator.pk))
     update = room_change_sync(
         store.update_room,
-        stored=_updated,
+        stored=event_of,
         room_id=room_id,
         private=private,
         read_only=read_only,
@@ -226,7 +222,7 @@ def room_update(
     if not changes:
         return before
     with transaction.atomic():
-        update = room_change_sync(get_store().update_room, stored=_updated, room_id=room_id, **changes, **_stamp())
+        update = room_change_sync(get_store().update_room, stored=event_of, room_id=room_id, **changes, **_stamp())
         _audit(
             moderator=moderator,
             action=action,
@@ -436,7 +432,7 @@ def _remove(*, moderator: Any, room_id: str, message_id: str, reason: str, remov
     with transaction.atomic():
         result = room_change_sync(
             get_store().remove_message,
-            stored=lambda r: [r.event] if r is not None and r.event is not None else [],
+            stored=event_of,
             room_id=_room(room_id).room_id,
             message_id=message_id,
             removal=removal,

@@ -203,7 +203,7 @@ def room_update(*, identity: Identity, room_id: str, name: str | None, topic: st
         return room
     update = services.room_change_sync(
         get_store().update_room,
-        stored=lambda u: [u.event] if u.event is not None else [],
+        stored=services.event_of,
         room_id=room_id,
         now=services.utcnow(),
         ttl_seconds=settings.CHAT_MESSAGE_TTL_SECONDS,

@@ -17,7 +17,7 @@ from django.conf import settings
 from accounts.identity import Identity
 from chat.errors import ChatError, ErrorCode
 from chat.message_changes import Changed, _found, changeable_room, find_message
-from chat.services import room_change, utcnow
+from chat.services import event_of, room_change, utcnow
 from chat.storage import get_store
 
 # The longest emoji sequences (families, flags of subdivisions) are under 40 code points.
@@ -64,7 +64,7 @@ async def reaction_change(*, identity: Identity, room_id: str, message_id: str, 
         max_distinct=limit,
         now=now,
         ttl_seconds=settings.CHAT_MESSAGE_TTL_SECONDS,
-        stored=lambda r: [] if r is None or r.event is None else [r.event],
+        stored=event_of,
     )
     if result is None:
         raise ChatError(ErrorCode.MESSAGE_REMOVED, "that message was removed", room_id=room_id)

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.db import database_sync_to_async
@@ -28,7 +28,7 @@ from django.db import transaction
 from accounts.identity import Identity
 from analytics import services as analytics
 from chat import attachments as chat_attachments
-from chat import broadcast, events, metrics, protocol, quota
+from chat import broadcast, events, fellows, metrics, protocol, quota
 from chat.errors import ChatError, ErrorCode, StorageUnavailable
 from chat.events import RoomEvent
 from chat.fanout import RoomFanout, RoomMember, UserMember, room_fanout
@@ -43,6 +43,7 @@ from chat.storage.base import (
     ReplyRef,
     Room,
     RoomNotFound,
+    on_membership_change,
 )
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,20 @@ async def _send_room_events(entries: Iterable[LogEntry]) -> None:
     loop. Either way the caller does not wait for the channel layer."""
     for entry in entries:
         broadcast.room_event_soon(protocol.room_event(entry))
+
+
+class _Changed(Protocol):
+    """A store change's result that carries the room event it wrote (RemoveResult,
+    ChangeResult, RoomUpdate)."""
+
+    @property
+    def event(self) -> EventRecord | None: ...
+
+
+def event_of(result: _Changed | None) -> list[LogEntry]:
+    """The room event a change wrote, as `room_change`'s `stored` takes it: none when the
+    change did nothing (the same value again, a tombstone deleted) or found no message."""
+    return [] if result is None or result.event is None else [result.event]
 
 
 async def room_change(fn: Callable[..., T], /, *, stored: Callable[[T], Iterable[LogEntry]], **kwargs: Any) -> T:
@@ -215,14 +230,26 @@ async def room_fellows(*, user_id: str) -> list[str]:
 
 
 def _room_fellows(*, user_id: str, per_room: int) -> list[str]:
-    store = get_store()
-    found: set[str] = set()
-    for membership in store.rooms_of_user(user_id):
-        page = store.members_page(room_id=membership.room_id, limit=per_room + 1)
-        if len(page) <= per_room:
-            found.update(m.user_id for m in page)
-    found.discard(user_id)
-    return sorted(found)
+    # Kept per process and forgotten on every membership change (chat.fellows): a status
+    # change used to cost a UserRoomsIndex query and one members query per room, each time.
+    return fellows.cache.fellows(get_store(), user_id=user_id, per_room=per_room)
+
+
+def _membership_changed(room_id: str, user_id: str) -> None:
+    """A store added or removed a membership: once it is committed, this process forgets
+    who shares the room, and every other process is told to (chat.fellows)."""
+
+    def tell() -> None:
+        fellows.cache.forget(room_id=room_id, user_id=user_id)
+        try:
+            async_to_sync(broadcast.membership_changed)(room_id, user_id)
+        except Exception:
+            log.warning("other processes not told of %s's membership of %s", user_id, room_id, exc_info=True)
+
+    transaction.on_commit(tell, robust=True)
+
+
+on_membership_change(_membership_changed)
 
 
 def sidebar_rooms(*, identity: Identity, open_room: Room | None = None) -> list[Room]:

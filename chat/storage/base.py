@@ -7,6 +7,8 @@ purge has removed them yet, because DynamoDB deletes expired items days late.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -53,7 +55,31 @@ __all__ = [
     "Room",
     "RoomNotFound",
     "RoomUpdate",
+    "membership_changed",
+    "on_membership_change",
 ]
+
+log = logging.getLogger(__name__)
+
+# Told of every membership a backend adds or removes, whoever asked for it (a socket's
+# action, the admin, a command, a test): chat.fellows keeps who shares a room with whom and
+# must hear of each change. Called on the store's thread, right after the write.
+_membership_listeners: list[Callable[[str, str], None]] = []
+
+
+def on_membership_change(listener: Callable[[str, str], None]) -> None:
+    """Call `listener(room_id, user_id)` after every membership added or removed."""
+    if listener not in _membership_listeners:
+        _membership_listeners.append(listener)
+
+
+def membership_changed(*, room_id: str, user_id: str) -> None:
+    """For the backends: a membership of `user_id` in `room_id` was added or removed."""
+    for listener in _membership_listeners:
+        try:
+            listener(room_id, user_id)
+        except Exception:
+            log.exception("membership listener %r failed", listener)
 
 
 @runtime_checkable

@@ -52,6 +52,7 @@ from chat.storage.base import (
     Room,
     RoomNotFound,
     RoomUpdate,
+    membership_changed,
 )
 
 # boto3 ships no type information; the low-level client is dynamically generated.
@@ -464,6 +465,24 @@ class DynamoDBStore:
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
             limit = min(limit * 2, self.page_size)
 
+    def _query_key(
+        self, *, table: str, index: str, attribute: str, value: str, live_at: datetime | None = None
+    ) -> Iterator[Item]:
+        """Every item of a table's index whose partition key `attribute` is `value` (one Query,
+        page after page); with `live_at`, only items whose ttl is still ahead of it."""
+        request: dict[str, Any] = {
+            "TableName": table,
+            "IndexName": index,
+            "KeyConditionExpression": "#key = :key",
+            "ExpressionAttributeNames": {"#key": attribute},
+            "ExpressionAttributeValues": {":key": _s(value)},
+        }
+        if live_at is not None:
+            request["FilterExpression"] = "#ttl > :now"
+            request["ExpressionAttributeNames"]["#ttl"] = "ttl"
+            request["ExpressionAttributeValues"][":now"] = _n(_epoch(live_at))
+        return self._query(**request)
+
     def _scan(self, **request: Any) -> Iterator[Item]:
         while True:
             page = self.client.scan(Limit=self.page_size, **request)
@@ -475,25 +494,8 @@ class DynamoDBStore:
     # Rooms ------------------------------------------------------------------------------------
 
     def ensure_room(self, *, room_id: str, name: str, created_by: str | None, now: datetime) -> Room:
-        item: Item = {"roomId": _s(room_id), "name": _s(name), "createdAt": _s(_time(now)), "lastSeq": _n(0)}
-        item[schema.PUBLIC_LISTING] = _s(schema.LISTED_PUBLIC)
-        if created_by is not None:
-            item["createdBy"] = _s(created_by)
-        try:
-            self.client.put_item(
-                TableName=self.tables.rooms,
-                Item=item,
-                ConditionExpression="attribute_not_exists(#room)",
-                ExpressionAttributeNames={"#room": "roomId"},
-            )
-        except ClientError as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
-                raise
-            existing = self.get_room(room_id)
-            if existing is None:  # rooms are never deleted; a table wiped under us is an outage
-                raise
-            return existing
-        return _room(item)
+        # A public room, made unless it is there already: create_room's item and its answer.
+        return self.create_room(room_id=room_id, name=name, created_by=created_by, now=now)[0]
 
     def get_room(self, room_id: str) -> Room | None:
         # Strongly consistent: a join compares the room's lastSeq with what the client has.
@@ -538,7 +540,7 @@ class DynamoDBStore:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise
             existing = self.get_room(room_id)
-            if existing is None:
+            if existing is None:  # rooms are never deleted; a table wiped under us is an outage
                 raise
             return existing, False
         return _room(item), True
@@ -554,12 +556,8 @@ class DynamoDBStore:
         # Eventually consistent like every index: a room made a moment ago, or just made
         # private or public, may be missing (or still there) for that moment; the filter
         # in the callers drops a room whose item moved on but whose index entry lags.
-        items = self._query(
-            TableName=self.tables.rooms,
-            IndexName=schema.PUBLIC_ROOMS_INDEX,
-            KeyConditionExpression="#listing = :listing",
-            ExpressionAttributeNames={"#listing": schema.PUBLIC_LISTING},
-            ExpressionAttributeValues={":listing": _s(listing)},
+        items = self._query_key(
+            table=self.tables.rooms, index=schema.PUBLIC_ROOMS_INDEX, attribute=schema.PUBLIC_LISTING, value=listing
         )
         return [_room(item) for item in items]
 
@@ -772,6 +770,7 @@ class DynamoDBStore:
                     _backoff(attempt)
                     continue
                 raise
+            membership_changed(room_id=room_id, user_id=user_id)
             return True
         raise AppendContention(f"room {room_id!r}: member {user_id!r} not added after {self.max_append_attempts} tries")
 
@@ -781,7 +780,10 @@ class DynamoDBStore:
             Key={"roomId": _s(member_key(room_id=room_id, user_id=user_id))},
             ReturnValues="ALL_OLD",
         )
-        return bool(response.get("Attributes"))
+        if not response.get("Attributes"):
+            return False
+        membership_changed(room_id=room_id, user_id=user_id)
+        return True
 
     def change_membership(
         self, *, user_id: str, event: NewEvent, role: str = "member", now: datetime | None = None
@@ -841,6 +843,8 @@ class DynamoDBStore:
                     _backoff(attempt)  # the seq moved on (or a conflict): read it again
                     continue
                 raise
+            if event.type != events.MEMBER_UPDATED:
+                membership_changed(room_id=room_id, user_id=user_id)
             return record
         raise AppendContention(f"room {room_id!r}: member {user_id!r} unchanged after {self.max_append_attempts} tries")
 
@@ -899,12 +903,8 @@ class DynamoDBStore:
         return [_membership(item) for item in items]
 
     def rooms_of_user(self, user_id: str) -> list[Membership]:
-        items = self._query(
-            TableName=self.tables.rooms,
-            IndexName=schema.USER_ROOMS_INDEX,
-            KeyConditionExpression="#user = :user",
-            ExpressionAttributeNames={"#user": schema.MEMBER_USER_ID},
-            ExpressionAttributeValues={":user": _s(user_id)},
+        items = self._query_key(
+            table=self.tables.rooms, index=schema.USER_ROOMS_INDEX, attribute=schema.MEMBER_USER_ID, value=user_id
         )
         return [_membership(item) for item in items]
 
@@ -1689,13 +1689,8 @@ class DynamoDBStore:
         self.client.delete_item(TableName=self.tables.connections, Key={"connectionId": _s(connection_id)})
 
     def _live_connections(self, *, index: str, attribute: str, value: str, now: datetime) -> list[ConnectionRecord]:
-        items = self._query(
-            TableName=self.tables.connections,
-            IndexName=index,
-            KeyConditionExpression="#key = :key",
-            FilterExpression="#ttl > :now",
-            ExpressionAttributeNames={"#key": attribute, "#ttl": "ttl"},
-            ExpressionAttributeValues={":key": _s(value), ":now": _n(_epoch(now))},
+        items = self._query_key(
+            table=self.tables.connections, index=index, attribute=attribute, value=value, live_at=now
         )
         return sorted((_connection(item) for item in items), key=lambda c: (c.connected_at, c.connection_id))
 

@@ -30,6 +30,7 @@ from chat.storage.base import (
     Room,
     RoomNotFound,
     RoomUpdate,
+    membership_changed,
 )
 
 
@@ -265,6 +266,8 @@ class LocalStore:
                 )
         except IntegrityError:  # a concurrent add of the same member won
             return False
+        if created:
+            membership_changed(room_id=room_id, user_id=user_id)
         return created
 
     def get_membership(self, *, room_id: str, user_id: str) -> Membership | None:
@@ -291,6 +294,8 @@ class LocalStore:
 
     def remove_member(self, *, room_id: str, user_id: str) -> bool:
         deleted, _ = models.RoomMember.objects.filter(room_id=room_id, user_id=user_id).delete()
+        if deleted:
+            membership_changed(room_id=room_id, user_id=user_id)
         return deleted > 0
 
     def is_member(self, *, room_id: str, user_id: str) -> bool:
@@ -325,7 +330,10 @@ class LocalStore:
             seq = self._next_seq(room_id)
             if seq is None:
                 raise RoomNotFound(room_id)
-            return self._store_event(event, seq=seq)
+            stored = self._store_event(event, seq=seq)
+        if event.type != events.MEMBER_UPDATED:
+            membership_changed(room_id=room_id, user_id=user_id)
+        return stored
 
     def public_rooms(self) -> list[Room]:
         rows = models.Room.objects.filter(private=False, direct=False).order_by("room_id")

@@ -9,13 +9,15 @@ of the removal (memberRemoved), whether an owner or a moderator (the admin) took
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 
-from chat import moderation
+from chat import fellows, moderation
+from chat.storage import get_store
 from chat.tests.conftest import OpenSocket
 from chat.tests.test_people import Person, _is, _person
 
@@ -138,3 +140,57 @@ async def test_a_removed_member_drops_out_of_the_rooms_presence_and_member_lists
     assert (await alice.wait_for(_is("memberRemoved", roomId=plans)))["userId"] == carol.user_id
     await carol.wait_for(_is("roomRemoved", roomId=plans))
     assert (await carol.wait_for(_is("left", roomId=plans)))["reason"] == "removed"
+
+
+async def test_a_status_change_reads_memberships_once_until_one_changes(
+    storage_backend: str, session_sockets: OpenSocket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cost of finding who hears a change (chat.fellows): bob's first change after his
+    memberships changed reads his rooms and each room's members (1 + 3 store calls), the
+    next changes none; a member added to one room costs that room's members once more, and
+    the newcomer hears bob's next change. The same people hear each change as before."""
+    # moto's indexes are consistent: no window for an index to catch up in.
+    monkeypatch.setattr(fellows, "SETTLE_SECONDS", 0.0)
+    alice = await _showing(await _person(session_sockets, "alice"))
+    bob = await _person(session_sockets, "bob")
+    carol = await _showing(await _person(session_sockets, "carol"))
+    dora = await _showing(await _person(session_sockets, "dora"))
+    plans = (await _done(alice, {"action": "createRoom", "name": "Plans", "private": True}))["roomId"]
+    await _done(alice, {"action": "addMember", "roomId": plans, "username": "bob"})
+    await _done(bob, {"action": "openDirect", "usernames": ["dora"]})
+    lounge = (await _done(dora, {"action": "createRoom", "name": "Open Lounge"}))["roomId"]
+    await _done(bob, {"action": "addMember", "roomId": lounge})
+    await _showing(bob)
+    for person in (alice, dora):
+        await bob.wait_for(_presence_of(person, "online"))
+
+    store = get_store()
+    calls: Counter[str] = Counter()
+    for name in ("rooms_of_user", "members_page"):
+        real = getattr(store, name)
+
+        def counted(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(store, name, counted)
+
+    async def change(status: str, *, heard_by: tuple[Person, ...]) -> Counter[str]:
+        calls.clear()
+        await bob.send({"action": "presence", "status": status})
+        for person in heard_by:
+            await person.wait_for(_presence_of(bob, "away" if status == "away" else "online"))
+        return Counter(calls)
+
+    fellows.cache.forget(user_id=bob.user_id)  # as after his last membership change
+    for room_id in (plans, lounge):
+        fellows.cache.forget(room_id=room_id)
+    first = await change("away", heard_by=(alice, dora))
+    assert first["rooms_of_user"] == 1 and first["members_page"] <= 3, first  # the DM's maybe kept from dora's
+    assert await change("online", heard_by=(alice, dora)) == Counter()
+    assert await change("away", heard_by=(alice, dora)) == Counter()
+    assert await _quiet_about(carol, bob) == []
+
+    await _done(alice, {"action": "addMember", "roomId": plans, "username": "carol"})
+    assert await change("online", heard_by=(alice, dora, carol)) == Counter({"members_page": 1})
+    assert await change("away", heard_by=(alice, dora, carol)) == Counter()

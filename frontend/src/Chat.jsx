@@ -564,9 +564,12 @@ export default function Chat({ connection, api, user, roomId }) {
 
   const roomOutbox = outbox.filter((item) => item.roomId === roomId);
   // The template's rule and order (core/people.js): the user's rooms, then general and the
-  // open room when not a member; other public rooms are under "Browse rooms".
+  // open room when not a member (never a private room or DM); other public rooms are under
+  // "Browse rooms". The open room's settings (from its join) say it is private once it has
+  // left the user's list.
   const shownRooms = sidebarRooms(myRooms, {
     openRoomId: refused ? null : roomId,
+    openKind: room.settings?.private ? 'private' : null,
     names: new Map(rooms.map((r) => [r.roomId, r.name])),
   });
   let disabledReason = null;

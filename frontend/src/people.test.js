@@ -134,6 +134,23 @@ describe('sidebarRooms (the rule both UIs list rooms by)', () => {
     expect(keepsLink('lobby', 'lobby')).toBe(true);
     expect(keepsLink('lobby', 'old')).toBe(false);
   });
+
+  it('drops a private room or DM the user was removed from, even while it is open', () => {
+    // The open room left the list (roomRemoved): public stays to be read, private goes.
+    expect(sidebarRooms(mine, { openRoomId: 'lobby', openKind: 'public' }).map((r) => r.roomId)).toContain('lobby');
+    expect(sidebarRooms(mine, { openRoomId: 'secret', openKind: 'private' }).map((r) => r.roomId)).toEqual([
+      'busy',
+      'old',
+      'general',
+    ]);
+    expect(sidebarRooms(mine, { openRoomId: 'dm-xy' }).map((r) => r.roomId)).toEqual(['busy', 'old', 'general']);
+    expect(keepsLink('secret', 'secret', 'private')).toBe(false);
+    expect(keepsLink('dm-xy', 'dm-xy', 'direct')).toBe(false);
+    expect(keepsLink('dm-xy', 'dm-xy')).toBe(false);
+    expect(keepsLink('lobby', 'lobby', 'public')).toBe(true);
+    expect(keepsLink('general', null, 'public')).toBe(true);
+    expect(keepsLink(null, null)).toBe(false);
+  });
 });
 
 describe('latestOnly', () => {

@@ -64,7 +64,9 @@ export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoo
   function sync(list) {
     const member = new Set(list.map((room) => room.roomId));
     for (const a of [...document.querySelectorAll('#sidebar a[data-room-id]')]) {
-      if (!member.has(a.dataset.roomId) && !keepsLink(a.dataset.roomId, currentRoomId())) a.closest('li').remove();
+      if (!member.has(a.dataset.roomId) && !keepsLink(a.dataset.roomId, currentRoomId(), a.dataset.kind)) {
+        a.closest('li').remove();
+      }
     }
     for (const section of [roomLinks, dmLinks]) {
       const wanted = list.filter((room) => (room.kind === 'direct') === (section === dmLinks));
@@ -93,10 +95,8 @@ export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoo
   connection.on('frame', (frame) => {
     if (frame.type !== 'roomRemoved') return;
     const a = linkFor(frame.roomId);
-    // A room left goes from the list, but for general and the room open (sidebarRooms' rule);
-    // a private room or DM goes even when open: it is no longer there for its former member.
-    const hidden = a && (a.dataset.kind === 'private' || a.dataset.kind === 'direct');
-    if (a && (hidden || !keepsLink(frame.roomId, currentRoomId()))) a.closest('li').remove();
+    // A room left goes from the list but for the links keepsLink keeps (core/people.js).
+    if (a && !keepsLink(frame.roomId, currentRoomId(), a.dataset.kind)) a.closest('li').remove();
     else if (a) delete a.dataset.member;
   });
 

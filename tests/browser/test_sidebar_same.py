@@ -9,10 +9,12 @@ A daphne of its own (the module's), so no other test's rooms are in the lists.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.browser.conftest import BrowserUser, NewUser, skip_reason
+from tests.browser.conftest import SCREENSHOTS, BrowserUser, NewUser, skip_reason
 from tests.browser.test_react_ui import open_app, react_build  # noqa: F401 - a fixture
 from tests.browser.test_template_ui import create_room, open_room, shared_server  # noqa: F401 - a fixture
 from tests.fixtures.servers import DaphneServer
@@ -24,6 +26,8 @@ pytestmark = [
 ]
 if _reason is None:
     from playwright.async_api import expect
+if TYPE_CHECKING:
+    from playwright.async_api import Locator
 
 TEMPLATE = {"rooms": "#room-links a[data-room-id]", "directs": "#dm-links a[data-room-id]"}
 REACT = {"rooms": ".room-links a[data-room-id]", "directs": ".directs a[data-kind='direct']"}
@@ -91,3 +95,44 @@ async def test_both_uis_list_the_same_rooms_in_the_same_order(
     # Issue 15's rule: a public room the user has not joined is found through "Browse rooms".
     assert unjoined not in template["rooms"]
     assert me.page_errors == [] and other.page_errors == []
+
+
+async def members_dialog(owner: BrowserUser, server: DaphneServer, room_id: str) -> Locator:
+    """The owner's member dialog of the room, open (the template UI)."""
+    await open_room(owner, server, room_id)
+    await owner.page.get_by_role("button", name="Members").click()
+    return owner.page.locator("#members-dialog")
+
+
+async def test_both_uis_drop_a_private_room_when_its_open_reader_is_removed(
+    react_build: Path,  # noqa: F811 - the fixture imported above
+    shared_server: DaphneServer,  # noqa: F811 - the fixture imported above
+    new_user: NewUser,
+) -> None:
+    """A member has a private room open when its owner removes them: the room's link leaves
+    their sidebar at once, in the template UI and in the React app alike (keepsLink, the one
+    rule in static/chat/core/people.js)."""
+    server = shared_server
+    owner = await new_user(server, "drop-owner")
+    me = await new_user(server, "drop-me")
+    private = await create_room(owner, server, "Drop private", private=True)
+    link = {
+        "template": me.page.locator(f'#room-links a[data-room-id="{private}"]'),
+        "react": me.page.locator(f'.room-links a[data-room-id="{private}"]'),
+    }
+    for ui in ("template", "react"):
+        members = await members_dialog(owner, server, private)
+        await members.get_by_placeholder("Invite by username").fill("drop-me")
+        await members.get_by_role("button", name="Invite").click()
+        await expect(members.locator("#members-list li")).to_have_count(2)
+        if ui == "template":
+            await open_room(me, server, private)
+        else:
+            await open_app(me, server, private)
+        await expect(link[ui]).to_have_count(1)  # a member: listed, and open
+        await members.get_by_role("button", name="Remove drop-me").click()
+        await expect(members.locator("#members-list li")).to_have_count(1)
+        await expect(link[ui]).to_have_count(0)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await me.page.screenshot(path=str(SCREENSHOTS / f"sidebar-removed-{ui}.png"))
+    assert me.page_errors == [] and owner.page_errors == []

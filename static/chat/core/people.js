@@ -49,18 +49,29 @@ export const HOME_ROOM = 'general';
 /**
  * The sidebar's rooms section in both UIs (issue 15's rule): the rooms the user belongs to
  * (DMs have a section of their own), most recently active first; then, when the user is no
- * member of them, the home room and the room open. Other public rooms are found through
- * "Browse rooms". `names` (roomId -> name) names the rooms the user is no member of.
+ * member of them, the home room and the room open, as keepsLink says. Other public rooms are
+ * found through "Browse rooms". `names` (roomId -> name) names the rooms the user is no member
+ * of; `openKind` is the open room's kind when known ('public', 'private', 'direct': the room
+ * may have left the list, the user removed from it).
  */
-export function sidebarRooms(rooms, { openRoomId = null, names = new Map() } = {}) {
+export function sidebarRooms(rooms, { openRoomId = null, openKind = null, names = new Map() } = {}) {
   const mine = sortRooms(rooms).filter((r) => r.kind !== 'direct');
   const listed = new Set(rooms.map((r) => r.roomId));
-  const extra = [...new Set([HOME_ROOM, openRoomId])].filter((id) => id && !listed.has(id) && !id.startsWith('dm-'));
+  const kindOf = (id) => (id === openRoomId ? openKind : null);
+  const extra = [...new Set([HOME_ROOM, openRoomId])].filter(
+    (id) => id && !listed.has(id) && keepsLink(id, openRoomId, kindOf(id)),
+  );
   return [...mine, ...extra.map((roomId) => ({ roomId, name: names.get(roomId) || roomId }))];
 }
 
-/** Whether the sidebar keeps a link to a room the user is no member of (sidebarRooms' rule). */
-export function keepsLink(roomId, openRoomId) {
+/**
+ * Whether the sidebar keeps a link to a room the user is no member of (or no longer one):
+ * the home room, and the room open so it can be read and joined. Never a private room or a
+ * DM: it is no longer there for a former member, even while open. `kind` is the room's
+ * kind when known; a DM's id says what it is.
+ */
+export function keepsLink(roomId, openRoomId, kind = null) {
+  if (!roomId || kind === 'private' || kind === 'direct' || String(roomId).startsWith('dm-')) return false;
   return roomId === HOME_ROOM || roomId === openRoomId;
 }
 
