@@ -126,14 +126,23 @@ class FaultClient(ChatClient):
         raise TimeoutError(f"{self.name}: could not reconnect")
 
     async def join(self, room_id: str, *, last_seq: int | None = None, wait: float = timeout(10)) -> Frame:
+        """Join, retrying on this socket after a retryable error's retryAfter (a busy store in a
+        storm: storage_unavailable), as docs/protocol.md asks of a client, within `wait`."""
         frame: Frame = {"action": "joinRoom", "roomId": room_id}
         if last_seq is not None:
             frame["lastSeq"] = last_seq
-        reply = await self.request(frame, expect="joined", wait=wait)
-        if reply["type"] != "joined":
-            raise Retry(f"{self.name}: join {room_id}: {reply}")
-        self.joined.add(room_id)
-        return reply
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        for _attempt in range(50):  # bounded; a retryAfter of 1 s fills a 40 s wait
+            reply = await self.request(frame, expect="joined", wait=max(0.1, deadline - loop.time()))
+            if reply["type"] == "joined":
+                self.joined.add(room_id)
+                return reply
+            pause = float(reply.get("retryAfter") or 0.2)
+            if not reply.get("retryable") or loop.time() + pause >= deadline:
+                break
+            await asyncio.sleep(pause)
+        raise Retry(f"{self.name}: join {room_id}: {reply}")
 
     async def _rejoin(self, room_id: str) -> None:
         # A slow answer is better than a new socket: reconnecting on a timeout would feed a storm.
