@@ -394,7 +394,8 @@ async def test_the_sites_own_sign_in_page_signs_in_to_the_app_and_sign_out_ends_
 
 
 async def test_rooms_are_created_switched_and_counted_unread(app_server: DaphneFactory, new_user: NewUser) -> None:
-    """A new room opens from its form; a room left in the background counts unread messages until opened."""
+    """A new room opens from the "+ New room" dialog; a room left in the background counts
+    unread messages until opened."""
     server = app_server()
     alice = await new_user(server, "alice")
     bob = await new_user(server, "bob")
@@ -402,9 +403,10 @@ async def test_rooms_are_created_switched_and_counted_unread(app_server: DaphneF
     await open_app(bob, server)
     page = alice.page
 
-    await page.get_by_text("Start a room").click()
-    await page.get_by_label("Room name").fill("<i>Lunch</i> plans")
-    await page.get_by_role("button", name="Start room").click()
+    await page.get_by_role("button", name="+ New room").click()
+    await page.locator("#create-room-dialog").get_by_label("Name").fill("<i>Lunch</i> plans")
+    await page.get_by_role("button", name="Create room").click()
+    await expect(page.locator("#create-room-dialog")).to_have_count(0)
     await expect(page).to_have_url(re.compile(r"/app/#/rooms/i-lunch-i-plans-[a-z0-9]{6}$"))
     await expect(page.get_by_role("heading", name="<i>Lunch</i> plans")).to_be_visible()
     await expect(page.get_by_text("No messages yet. Say hello!")).to_be_visible()
