@@ -74,6 +74,8 @@ def _newest_source() -> float:
     sources += [p for d in ("src", "public") for p in (FRONTEND / d).rglob("*") if p.is_file()]
     # The protocol client the app bundles from the template page's static files.
     sources += [p for p in (ROOT / "static" / "chat" / "core").rglob("*.js")]
+    # And the design both UIs share (main.jsx imports it): a change to it must rebuild the app.
+    sources.append(ROOT / "static" / "chat" / "design.css")
     return max(p.stat().st_mtime for p in sources)
 
 
