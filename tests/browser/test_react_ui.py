@@ -26,6 +26,7 @@ from tests.browser.conftest import (
     BrowserUser,
     NewUser,
     SocketLink,
+    cookies_for,
     outbox_keys,
     skip_reason,
     timeout_ms,
@@ -393,6 +394,44 @@ async def test_the_sites_own_sign_in_page_signs_in_to_the_app_and_sign_out_ends_
     await expect(page.get_by_role("heading", name="Sign in to Chatsite")).to_be_visible()
     assert not [c for c in await visitor.context.cookies() if c["name"] == "sessionid"]
     clean(visitor)
+
+
+@pytest.mark.parametrize("signed_in_by", ["session", "token"])
+async def test_sign_out_everywhere_in_the_app_ends_the_users_other_sign_ins(
+    app_server: DaphneFactory, new_user: NewUser, signed_in_by: str
+) -> None:
+    """The app's header has "Sign out everywhere", as the template's: pressed in the app (signed
+    in by the site's session, or by the app's own form with a token), it signs the app out and
+    ends the user's other sign-ins too: a template page elsewhere loses its session."""
+    server = app_server()
+    name = f"eve{signed_in_by[0]}"
+    elsewhere = await new_user(server, name)  # signed up: a session in a browser of its own
+    await elsewhere.page.goto(f"{server.base_url}/rooms/general/")
+    await expect(elsewhere.page.locator("#status")).to_have_attribute("data-state", "live")
+    if signed_in_by == "session":
+        app = await new_user(server, None)
+        await app.context.add_cookies(cookies_for(server, await asyncio.to_thread(server.login, name)))  # type: ignore[arg-type]
+        await open_app(app, server)
+    else:
+        app = await new_user(server, None)
+        await app.page.goto(f"{server.base_url}/app/")
+        await app.page.get_by_label("Username").fill(name)
+        await app.page.get_by_label("Password").fill(DEMO_PASSWORD)
+        await app.page.get_by_role("button", name="Sign in").click()
+        await expect(status(app)).to_have_attribute("data-state", "live")
+    page = app.page
+    await expect(page.get_by_test_id("username")).to_have_text(name)
+
+    await page.get_by_role("button", name="Sign out everywhere").click()
+    await expect(page.get_by_role("heading", name="Sign in to Chatsite")).to_be_visible()
+    await page.reload()
+    await expect(page.get_by_role("heading", name="Sign in to Chatsite")).to_be_visible()
+    # The other browser's socket is closed (4401): its page goes to the sign-in page by itself,
+    # and its session is over.
+    await expect(elsewhere.page).to_have_url(re.compile(r"/accounts/login/"))
+    await elsewhere.page.goto(f"{server.base_url}/rooms/general/")
+    await expect(elsewhere.page).to_have_url(re.compile(r"/accounts/login/"))
+    clean(app)
 
 
 async def test_rooms_are_created_switched_and_counted_unread(app_server: DaphneFactory, new_user: NewUser) -> None:
