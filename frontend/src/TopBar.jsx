@@ -24,10 +24,11 @@ export default function TopBar({ username = null, onSignOut = null, onSignOutEve
               <button
                 type="button"
                 className="link-button"
+                aria-label="Sign out everywhere"
                 title="End every sign-in of yours: other browsers, devices and apps"
                 onClick={onSignOutEverywhere}
               >
-                Sign out everywhere
+                <span className="wide-label">Sign out </span>everywhere
               </button>
             )}
           </>

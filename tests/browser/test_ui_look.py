@@ -575,14 +575,15 @@ NAME_FITS = "el => ({fits: el.scrollWidth <= el.clientWidth, width: Math.round(e
 
 @pytest.mark.parametrize("size", list(SIZES))
 async def test_both_uis_have_one_header_design(look_server: DaphneServer, new_user: NewUser, size: str) -> None:
-    """The top bar (brand, who is signed in, Sign out, Sign out everywhere) and the room's head
+    """The top bar (brand, who is signed in, Sign out, Sign out everywhere; the name whole on
+    a phone too) and the room's head
     (name, #id, Members, the state) look the same at / and /app/, from one stylesheet, and so
     does the attach button; on a phone each bar is one line and together they take under 15 %
     of the screen (they took 30 %). The room's name shows whole, at a phone's width too (the
     notification level beside it cut it to "heads-…"); Members opens a dialog over the page
     holding the level, and the head's name keeps its width (a disclosure squeezed it to "Pl…")."""
     server = look_server
-    lia = await sized_user(new_user, server, f"lia{size[0]}", size)
+    lia = await sized_user(new_user, server, f"lia-long{size[0]}", size)  # a name of 9 letters
     room_id = await create_room(lia, server, f"heads-{size}")
     looks: dict[str, dict[str, Any]] = {}
     for ui in (TemplateUI, ReactUI):
@@ -591,6 +592,9 @@ async def test_both_uis_have_one_header_design(look_server: DaphneServer, new_us
         await expect(page.locator(".topbar .brand")).to_have_text("Chatsite")
         await expect(page.locator(".topnav .who strong")).to_have_text(lia.name)
         await expect(page.locator(".topnav .link-button")).to_have_text(["Sign out", "Sign out everywhere"])
+        await expect(page.locator(".topnav").get_by_role("button", name="Sign out everywhere")).to_be_visible()
+        who = await page.locator(".topnav .who").evaluate("el => el.scrollWidth <= el.clientWidth")
+        assert who, f"{ui.name}: the user's name is cut off in the top bar at {size}"
         await expect(page.locator(".room-head h1")).to_contain_text(f"heads-{size}")
         looks[ui.name] = {}
         for part, css in HEADER_PARTS.items():
