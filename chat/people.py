@@ -146,8 +146,7 @@ def _room_for(identity: Identity, room_id: str) -> tuple[Room, Membership | None
 
 
 def room_create_named(*, identity: Identity, name: str, private: bool = False, topic: str = "") -> Room:
-    """Create a room by its name alone; the creator is its owner (createRoom, POST /api/rooms,
-    the rooms page's form).
+    """Create a room by its name alone; the creator is its owner (createRoom, POST /api/rooms).
 
     A name is taken only when a room the caller can see has it (room_name_taken): creating
     never opens an existing room. The id is the name's slug and a random tail

@@ -1,42 +1,25 @@
-"""Pages: the room list (with room creation) and a room."""
+"""Pages: the room list and a room."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
-from django.shortcuts import redirect, render
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
 
 from accounts.identity import identity_from_user
-from accounts.refusals import refusal_for
-from chat import people, services
-from chat.errors import ChatError, ErrorCode
-from chat.forms import RoomForm
+from chat import services
 
 
 @login_required
+@require_GET
 def rooms(request: HttpRequest) -> HttpResponse:
-    if request.method == "POST":
-        refusal = refusal_for(request.user)
-        if refusal is not None:  # a banned user creates no room (the /api/ answer, as a page)
-            return HttpResponseForbidden(f"{refusal.message}. Reason: {refusal.reason}", content_type="text/plain")
-        form = RoomForm(request.POST)
-        identity = identity_from_user(request.user)
-        if form.is_valid() and identity is not None:
-            try:
-                room = people.room_create_named(
-                    identity=identity, name=form.cleaned_data["name"], private=form.cleaned_data["private"]
-                )
-            except ChatError as error:
-                on_name = error.code in (ErrorCode.ROOM_NAME_TAKEN, ErrorCode.EMPTY_ROOM_NAME, ErrorCode.INVALID_FIELD)
-                form.add_error("name" if on_name else None, error.message)
-            else:
-                return redirect("chat:room", room_id=room.room_id)
-    else:
-        form = RoomForm()
+    """The chat with no room open. Rooms are made in the "+ New room" dialog (people-ui.js, over
+    the socket's createRoom), the one way in both UIs; this page once had a second form of its own."""
     identity = identity_from_user(request.user)
     rooms = services.sidebar_rooms(identity=identity) if identity is not None else []
-    context = {"rooms": rooms, "form": form, "max_message_length": settings.CHAT_MAX_MESSAGE_LENGTH}
+    context = {"rooms": rooms, "max_message_length": settings.CHAT_MAX_MESSAGE_LENGTH}
     return render(request, "chat/rooms.html", context)
 
 

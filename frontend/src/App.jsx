@@ -144,8 +144,12 @@ export default function App() {
     [setup],
   );
 
-  const signOut = useCallback(async () => {
-    if (mode === 'session') await setup.api.logoutSession();
+  // "Sign out everywhere" (the template's header has it too): every sign-in of this user ends,
+  // here and on other browsers and devices. A Cognito sign-in ends at Cognito (GlobalSignOut),
+  // not here, so that header has no such button.
+  const signOut = useCallback(async ({ everywhere = false } = {}) => {
+    if (mode === 'session') await setup.api.logoutSession({ everywhere });
+    else if (everywhere) await setup.api.signOutEverywhere().catch(() => null);
     const viaHostedUi = setup.store.tokens?.source === 'cognito';
     setup.store.clear();
     clearOutboxes(); // nothing of this user's unsent messages stays in the browser
@@ -180,7 +184,11 @@ export default function App() {
   }
   return (
     <>
-      <TopBar username={user?.username ?? ''} onSignOut={signOut} />
+      <TopBar
+        username={user?.username ?? ''}
+        onSignOut={() => signOut()}
+        onSignOutEverywhere={setup.store.tokens?.source === 'cognito' ? null : () => signOut({ everywhere: true })}
+      />
       <Chat key={mode} connection={connection} api={setup.api} user={user} roomId={roomId} />
     </>
   );

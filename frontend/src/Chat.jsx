@@ -16,14 +16,14 @@ import { ReadState, badge, mentionQuery, suggestNames } from '../../static/chat/
 import { FileLinksContext, FilePicker, useDropTarget, useFileLinks, useUploads } from './Files.jsx';
 import MessageList from './MessageList.jsx';
 import { TypingLine, usePresence } from './Presence.jsx';
-import { LevelSelect, ReceiptsToggle, useNotifySettings } from './Notifications.jsx';
-import { BrowseRooms, DirectList, MembersPanel, MessageSomeone, StartRoom, usePeople } from './People.jsx';
+import { ReceiptsToggle, useNotifySettings } from './Notifications.jsx';
+import { BrowseRooms, DirectList, MembersPanel, NewMessage, NewRoom, usePeople } from './People.jsx';
 import MessageMenu from './MessageMenu.jsx';
 import { messageActions } from './messageActions.js';
 import ReportDialog from './ReportDialog.jsx';
 import ModerateDialog from './ModerateDialog.jsx';
 import { bannedText, moderatedText, sendModeration } from '../../static/chat/core/moderation.js';
-import { HOME_ROOM, sidebarRooms } from '../../static/chat/core/people.js';
+import { HOME_ROOM, PEOPLE_ACTIONS, sidebarRooms } from '../../static/chat/core/people.js';
 import Search, { showInContext } from './Search.jsx';
 import { emptyRoom, roomsReducer } from './roomStore.js';
 import { ConnectionState } from './websocket.js';
@@ -387,7 +387,12 @@ export default function Chat({ connection, api, user, roomId }) {
           refused: !connection.rooms.has(e.roomId),
         }),
       ),
-      connection.on('error', (frame) => setNotice({ kind: 'error', text: errorText(frame.code, frame.message) })),
+      connection.on('error', (frame) => {
+        // A people action's error is answered in its dialog (People.jsx), as in the template
+        // UI (chat.js): shown there once, not again as a notice.
+        if (PEOPLE_ACTIONS.has(frame.action)) return;
+        setNotice({ kind: 'error', text: errorText(frame.code, frame.message) });
+      }),
     ];
     setConn({ state: connection.state, at: Date.now() });
     setOutbox(connection.outboxItems());
@@ -628,6 +633,19 @@ export default function Chat({ connection, api, user, roomId }) {
           })}
         </ul>
         {roomsError && <p className="error">{roomsError}</p>}
+        {/* The template's order and actions (templates/chat/shell.html): each action opens a dialog. */}
+        {people && (
+          <>
+            <div className="sidebar-actions">
+              <NewRoom people={people} />
+              <BrowseRooms people={people} />
+            </div>
+            <DirectList list={myRooms} roomId={roomId} unreadOf={(id) => state[id]?.unread ?? 0} />
+            <div className="sidebar-actions">
+              <NewMessage people={people} />
+            </div>
+          </>
+        )}
         <MentionsList reads={reads} />
         {notify !== 'unsupported' && (
           <button
@@ -644,14 +662,6 @@ export default function Chat({ connection, api, user, roomId }) {
           </button>
         )}
         <ReceiptsToggle settings={notifySettings} />
-        {people && (
-          <>
-            <StartRoom people={people} />
-            <BrowseRooms people={people} />
-            <DirectList list={myRooms} roomId={roomId} unreadOf={(id) => state[id]?.unread ?? 0} />
-            <MessageSomeone people={people} />
-          </>
-        )}
       </nav>
       {drawerOpen && <div className="sidebar-scrim" onClick={() => closeDrawer()} aria-hidden="true" />}
       <main
@@ -677,9 +687,15 @@ export default function Chat({ connection, api, user, roomId }) {
             <span dir="auto">{roomName}</span>
             {!refused && !roomId.startsWith('dm-') && <span className="room-id"> #{roomId}</span>}
           </h1>
-          {!refused && <LevelSelect settings={notifySettings} roomId={roomId} />}
           {people && !refused && (
-            <MembersPanel people={people} roomId={roomId} mine={mineById.get(roomId)} me={user} />
+            <MembersPanel
+              people={people}
+              roomId={roomId}
+              roomName={roomName}
+              mine={mineById.get(roomId)}
+              me={user}
+              notifySettings={notifySettings}
+            />
           )}
           <ConnectionBanner state={conn.state} />
         </div>

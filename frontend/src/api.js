@@ -91,13 +91,18 @@ export class Api {
     return this.request('/api/auth/demo', { auth: false, retry: false });
   }
 
-  async logoutSession() {
+  async logoutSession({ everywhere = false } = {}) {
     const csrf = cookie('csrftoken');
-    await this.fetch(`${this.base}/accounts/logout/`, {
+    await this.fetch(`${this.base}/accounts/logout/${everywhere ? 'everywhere/' : ''}`, {
       method: 'POST',
       headers: csrf ? { 'X-CSRFToken': csrf } : {},
       credentials: 'same-origin',
       redirect: 'manual',
     }).catch(() => null);
+  }
+
+  /** End every sign-in of a token user: all sessions, refresh tokens and sockets (the embedded issuer only). */
+  signOutEverywhere() {
+    return this.request('/api/auth/signout-everywhere', { method: 'POST', retry: false });
   }
 }

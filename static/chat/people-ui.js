@@ -124,12 +124,15 @@ export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoo
     const id = roomIdForName(createName.value);
     createId.textContent = id ? `Its address: #${id}-…` : '';
   });
-  byId('new-room-button').addEventListener('click', () => {
-    createForm.reset();
-    createId.textContent = '';
-    createError.hidden = true;
-    create.showModal();
-  });
+  // The sidebar's "+ New room", and the room list page's own link to the same dialog.
+  for (const button of document.querySelectorAll('#new-room-button, [data-new-room]')) {
+    button.addEventListener('click', () => {
+      createForm.reset();
+      createId.textContent = '';
+      createError.hidden = true;
+      create.showModal();
+    });
+  }
   createForm.addEventListener('submit', async (event) => {
     event.preventDefault();
     createError.hidden = true;

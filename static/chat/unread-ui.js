@@ -3,7 +3,7 @@
  * "N new messages ↓" while the reader is scrolled up), mentions of you highlighted, "Seen by" receipts in small rooms, read marked only when a
  * message is actually seen (its line in view, the tab visible and focused), browser
  * notifications while the tab is hidden (as the room's notification level says), the button
- * that turns them on, the open room's level ("Notify me about") and the read-receipts
+ * that turns them on, the open room's level ("Notify me about", in the Members dialog) and the read-receipts
  * switch. The counts, the rules and the protocol are the shared core's (./core/unread.js,
  * ./core/notify.js); chat.js calls `afterRender`, `opened` and `arrived`, and renders badges
  * from `reads`.
@@ -65,7 +65,7 @@ export function setupUnreadUi({ connection, el, view, reads, userId, openRoom, r
   showNotifyState();
 
   // What the user asked to be told (GET/POST /api/notifications): the open room's level
-  // in its header, and whether to send read receipts, in the sidebar.
+  // in its Members dialog, and whether to send read receipts, in the sidebar.
   const settings = new NotifySettings({ fetchJson });
   const levelBox = document.createElement("label");
   levelBox.className = "notify-level";
@@ -78,7 +78,9 @@ export function setupUnreadUi({ connection, el, view, reads, userId, openRoom, r
   levelSelect.setAttribute("aria-label", "Notify me about");
   for (const level of LEVELS) levelSelect.append(new Option(LEVEL_NAMES[level], level));
   levelBox.append(levelSelect);
-  el.roomName.closest(".room-head")?.querySelector(".members-button")?.before(levelBox);
+  // In the room's Members dialog (with mute and leave), not the room head: there it took the
+  // room name's place on a phone.
+  document.getElementById("members-room")?.after(levelBox);
   const receiptsBox = document.createElement("label");
   receiptsBox.className = "receipts-toggle";
   const receiptsCheck = document.createElement("input");

@@ -26,6 +26,7 @@ from tests.browser.conftest import (
     BrowserUser,
     NewUser,
     SocketLink,
+    cookies_for,
     outbox_keys,
     skip_reason,
     timeout_ms,
@@ -74,6 +75,8 @@ def _newest_source() -> float:
     sources += [p for d in ("src", "public") for p in (FRONTEND / d).rglob("*") if p.is_file()]
     # The protocol client the app bundles from the template page's static files.
     sources += [p for p in (ROOT / "static" / "chat" / "core").rglob("*.js")]
+    # And the design both UIs share (main.jsx imports it): a change to it must rebuild the app.
+    sources.append(ROOT / "static" / "chat" / "design.css")
     return max(p.stat().st_mtime for p in sources)
 
 
@@ -393,8 +396,47 @@ async def test_the_sites_own_sign_in_page_signs_in_to_the_app_and_sign_out_ends_
     clean(visitor)
 
 
+@pytest.mark.parametrize("signed_in_by", ["session", "token"])
+async def test_sign_out_everywhere_in_the_app_ends_the_users_other_sign_ins(
+    app_server: DaphneFactory, new_user: NewUser, signed_in_by: str
+) -> None:
+    """The app's header has "Sign out everywhere", as the template's: pressed in the app (signed
+    in by the site's session, or by the app's own form with a token), it signs the app out and
+    ends the user's other sign-ins too: a template page elsewhere loses its session."""
+    server = app_server()
+    name = f"eve{signed_in_by[0]}"
+    elsewhere = await new_user(server, name)  # signed up: a session in a browser of its own
+    await elsewhere.page.goto(f"{server.base_url}/rooms/general/")
+    await expect(elsewhere.page.locator("#status")).to_have_attribute("data-state", "live")
+    if signed_in_by == "session":
+        app = await new_user(server, None)
+        await app.context.add_cookies(cookies_for(server, await asyncio.to_thread(server.login, name)))  # type: ignore[arg-type]
+        await open_app(app, server)
+    else:
+        app = await new_user(server, None)
+        await app.page.goto(f"{server.base_url}/app/")
+        await app.page.get_by_label("Username").fill(name)
+        await app.page.get_by_label("Password").fill(DEMO_PASSWORD)
+        await app.page.get_by_role("button", name="Sign in").click()
+        await expect(status(app)).to_have_attribute("data-state", "live")
+    page = app.page
+    await expect(page.get_by_test_id("username")).to_have_text(name)
+
+    await page.get_by_role("button", name="Sign out everywhere").click()
+    await expect(page.get_by_role("heading", name="Sign in to Chatsite")).to_be_visible()
+    await page.reload()
+    await expect(page.get_by_role("heading", name="Sign in to Chatsite")).to_be_visible()
+    # The other browser's socket is closed (4401): its page goes to the sign-in page by itself,
+    # and its session is over.
+    await expect(elsewhere.page).to_have_url(re.compile(r"/accounts/login/"))
+    await elsewhere.page.goto(f"{server.base_url}/rooms/general/")
+    await expect(elsewhere.page).to_have_url(re.compile(r"/accounts/login/"))
+    clean(app)
+
+
 async def test_rooms_are_created_switched_and_counted_unread(app_server: DaphneFactory, new_user: NewUser) -> None:
-    """A new room opens from its form; a room left in the background counts unread messages until opened."""
+    """A new room opens from the "+ New room" dialog; a room left in the background counts
+    unread messages until opened."""
     server = app_server()
     alice = await new_user(server, "alice")
     bob = await new_user(server, "bob")
@@ -402,9 +444,10 @@ async def test_rooms_are_created_switched_and_counted_unread(app_server: DaphneF
     await open_app(bob, server)
     page = alice.page
 
-    await page.get_by_text("Start a room").click()
-    await page.get_by_label("Room name").fill("<i>Lunch</i> plans")
-    await page.get_by_role("button", name="Start room").click()
+    await page.get_by_role("button", name="+ New room").click()
+    await page.locator("#create-room-dialog").get_by_label("Name").fill("<i>Lunch</i> plans")
+    await page.get_by_role("button", name="Create room").click()
+    await expect(page.locator("#create-room-dialog")).to_have_count(0)
     await expect(page).to_have_url(re.compile(r"/app/#/rooms/i-lunch-i-plans-[a-z0-9]{6}$"))
     await expect(page.get_by_role("heading", name="<i>Lunch</i> plans")).to_be_visible()
     await expect(page.get_by_text("No messages yet. Say hello!")).to_be_visible()

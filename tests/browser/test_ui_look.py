@@ -543,7 +543,7 @@ HEADER_PARTS = {
     "room head": ".room-head",
     "drawer button": ".room-head .sidebar-open",
     "room name": ".room-head h1",
-    "members": ".room-head .members-button, .room-head .members-panel > summary",
+    "members": ".room-head .members-button",
     "state": ".room-head .status",
 }
 HEADER_STYLE = """el => {
@@ -558,13 +558,32 @@ HEADER_STYLE = """el => {
 }"""
 
 
+# The attach button's look, compared between the two UIs (one rule in design.css).
+ATTACH_STYLE = """el => {
+    const s = getComputedStyle(el);
+    const r = el.getBoundingClientRect();
+    const clip = getComputedStyle(el, '::before');
+    return {
+        width: Math.round(r.width), height: Math.round(r.height), background: s.backgroundColor,
+        color: s.color, border: s.border + ' / ' + s.borderRadius, padding: s.padding,
+        clip: clip.width + ' ' + clip.height + ' ' + clip.backgroundColor,
+    };
+}"""
+# Whether the room's name shows whole: nothing of the heading cut off, and its width.
+NAME_FITS = "el => ({fits: el.scrollWidth <= el.clientWidth, width: Math.round(el.getBoundingClientRect().width)})"
+
+
 @pytest.mark.parametrize("size", list(SIZES))
 async def test_both_uis_have_one_header_design(look_server: DaphneServer, new_user: NewUser, size: str) -> None:
-    """The top bar (brand, who is signed in, Sign out) and the room's head (name, #id, Members,
-    the state) look the same at / and /app/, from one stylesheet; on a phone each is one line
-    and together they take under 15 % of the screen (they took 30 %)."""
+    """The top bar (brand, who is signed in, Sign out, Sign out everywhere; the name whole on
+    a phone too) and the room's head
+    (name, #id, Members, the state) look the same at / and /app/, from one stylesheet, and so
+    does the attach button; on a phone each bar is one line and together they take under 15 %
+    of the screen (they took 30 %). The room's name shows whole, at a phone's width too (the
+    notification level beside it cut it to "heads-…"); Members opens a dialog over the page
+    holding the level, and the head's name keeps its width (a disclosure squeezed it to "Pl…")."""
     server = look_server
-    lia = await sized_user(new_user, server, f"lia{size[0]}", size)
+    lia = await sized_user(new_user, server, f"lia-long{size[0]}", size)  # a name of 9 letters
     room_id = await create_room(lia, server, f"heads-{size}")
     looks: dict[str, dict[str, Any]] = {}
     for ui in (TemplateUI, ReactUI):
@@ -572,20 +591,86 @@ async def test_both_uis_have_one_header_design(look_server: DaphneServer, new_us
         page = lia.page
         await expect(page.locator(".topbar .brand")).to_have_text("Chatsite")
         await expect(page.locator(".topnav .who strong")).to_have_text(lia.name)
-        await expect(page.locator(".topnav .link-button").first).to_have_text("Sign out")
+        await expect(page.locator(".topnav .link-button")).to_have_text(["Sign out", "Sign out everywhere"])
+        await expect(page.locator(".topnav").get_by_role("button", name="Sign out everywhere")).to_be_visible()
+        who = await page.locator(".topnav .who").evaluate("el => el.scrollWidth <= el.clientWidth")
+        assert who, f"{ui.name}: the user's name is cut off in the top bar at {size}"
         await expect(page.locator(".room-head h1")).to_contain_text(f"heads-{size}")
         looks[ui.name] = {}
         for part, css in HEADER_PARTS.items():
             looks[ui.name][part] = await page.locator(css).first.evaluate(HEADER_STYLE)
+        looks[ui.name]["attach"] = await page.locator(".composer .attach-button").evaluate(ATTACH_STYLE)
         await no_document_overflow(lia)
         await shot(lia, f"{ui.name}-{size}-header")
         _, height = SIZES[size]
         bottom = await page.locator(".room-head").evaluate("el => el.getBoundingClientRect().bottom")
         if size == "phone":
             assert bottom < 0.15 * height, f"{ui.name}: the headers take {bottom:.0f} of {height} px"
-    for part in HEADER_PARTS:
+        name = page.locator(".room-head h1")
+        before = await name.evaluate(NAME_FITS)
+        assert before["fits"], f"{ui.name}: the room's name is cut off in the head at {size}"
+        assert await page.locator(".room-head select, .room-head #notify-level").count() == 0
+
+        await page.locator(".room-head").get_by_role("button", name="Members").click()
+        dialog = page.locator("#members-dialog")
+        await expect(dialog).to_be_visible()
+        await expect(dialog.get_by_label("Notify me about")).to_be_visible()
+        await expect(dialog.locator("#members-list li")).to_have_count(1)
+        assert await name.evaluate(NAME_FITS) == before, f"{ui.name}: opening Members changed the head"
+        box = await dialog.bounding_box()
+        width, _ = SIZES[size]
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
+        await no_document_overflow(lia)
+        await shot(lia, f"{ui.name}-{size}-members")
+        assert await axe_violations(lia) == []
+        await page.keyboard.press("Escape")
+        await expect(dialog).to_be_hidden()
+    for part in [*HEADER_PARTS, "attach"]:
         assert looks["template"][part] == looks["react"][part], part
     assert lia.page_errors == []
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("ui_name", list(UIS))
+async def test_a_room_is_made_in_the_new_room_dialog_and_a_refusal_is_said_once(
+    look_server: DaphneServer, new_user: NewUser, ui_name: str, size: str
+) -> None:
+    """The sidebar's "+ New room" opens one dialog in both UIs (React drew an inline form);
+    a name already taken is said once, in the dialog (React said it there and again over the
+    room); a free name opens the new room."""
+    ui = UIS[ui_name]
+    server = look_server
+    taken = f"Taken {ui_name} {size}"
+    noa = await sized_user(new_user, server, f"noa{ui_name[0]}{size[0]}", size)
+    await create_room(noa, server, taken)
+    await open_room(noa, ui, server, "general")
+    page = noa.page
+    if size == "phone":
+        await page.get_by_role("button", name="Open the room list").click()
+    sidebar = page.get_by_role("navigation", name="Rooms")
+    await expect(sidebar.locator(".sidebar-actions").first.get_by_role("button")).to_have_text(
+        ["+ New room", "Browse rooms"]
+    )
+    # Besides the search box and the receipts switch, no field: no form drawn inline.
+    await expect(sidebar.locator("input:not([type=search], [type=checkbox])")).to_have_count(0)
+    await sidebar.get_by_role("button", name="+ New room").click()
+    dialog = page.locator("#create-room-dialog")
+    await expect(dialog).to_be_visible()
+    await dialog.get_by_label("Name").fill(taken.upper())
+    await dialog.get_by_role("button", name="Create room").click()
+    refusal = "A room of that name exists already."
+    await expect(dialog.get_by_role("alert")).to_have_text(refusal)
+    # Shown once: React's notice over the room came from the same frame, before the dialog's line.
+    await expect(page.get_by_text(refusal).filter(visible=True)).to_have_count(1)
+    await no_document_overflow(noa)
+    await shot(noa, f"{ui_name}-{size}-new-room")
+    assert await axe_violations(noa) == []
+    await dialog.get_by_label("Name").fill(f"Free {ui_name} {size}")
+    await dialog.get_by_role("button", name="Create room").click()
+    await expect(dialog).to_be_hidden()
+    await expect(page.locator(".room-head h1")).to_contain_text(f"Free {ui_name} {size}")
+    await expect(page.get_by_text(refusal).filter(visible=True)).to_have_count(0)
+    assert noa.page_errors == []
 
 
 @pytest.mark.parametrize("size", list(SIZES))

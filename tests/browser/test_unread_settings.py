@@ -1,5 +1,5 @@
 """Notification levels, read receipts and what counts as seen, in Chromium (issue 16), in both
-UIs: the open room's "Notify me about" level and the "Send read receipts" switch are set in
+UIs: the open room's "Notify me about" level (in its Members dialog) and the "Send read receipts" switch are set in
 the page and kept by the server (/api/notifications); a hidden tab shows a browser
 notification as the level says (all messages, mentions and DMs, nothing); the React app
 marks read only what is on screen.
@@ -121,7 +121,10 @@ async def test_the_level_and_receipts_are_set_in_the_page_and_notifications_foll
     await recording(ann, server)
     await ui.open(ann, server, room_id)
     await ui.open(ben, server, room_id)
-    level = ann.page.get_by_label("Notify me about")
+    # The level is in the room's Members dialog (the room head keeps the room's name).
+    members = ann.page.locator("#members-dialog")
+    await ann.page.get_by_role("button", name="Members").click()
+    level = members.get_by_label("Notify me about")
     await expect(level).to_have_value("mentions")
     await expect(ann.page.get_by_label("Send read receipts")).to_be_checked()
 
@@ -151,11 +154,13 @@ async def test_the_level_and_receipts_are_set_in_the_page_and_notifications_foll
     assert await notes(ann) == [f"@{ann.name} a mention", "plain at all"]
 
     await hide(ann, False)
+    await members.get_by_role("button", name="Close").click()
     receipts = ann.page.get_by_label("Send read receipts")
     await receipts.uncheck()
     await kept(ann, server, lambda s: s["receipts"] is False)
     await ann.page.reload()
-    await expect(ann.page.get_by_label("Notify me about")).to_have_value("nothing")
+    await ann.page.get_by_role("button", name="Members").click()
+    await expect(members.get_by_label("Notify me about")).to_have_value("nothing")
     await expect(ann.page.get_by_label("Send read receipts")).not_to_be_checked()
     await ann.page.screenshot(path=str(SCREENSHOTS / f"unread-settings-{ui_name}.png"))
     assert ann.page_errors == [] and ben.page_errors == []

@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import re
-import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -326,17 +325,26 @@ class ChatClient:
 
 
 def create_room(base_url: str, cookie: str, name: str) -> str:
-    """Create a room named `name` through the room list page's form, signed in with `cookie`,
-    and return its id (the name's slug and the random tail the server draws)."""
+    """Create a room named `name` as the pages' session does (POST /api/rooms with the page's
+    CSRF token), signed in with `cookie`, and return its id (the name's slug and the random
+    tail the server draws)."""
     headers = {"Cookie": cookie}
     with urllib.request.urlopen(urllib.request.Request(base_url + "/", headers=headers), timeout=timeout(10)) as r:
         page = r.read().decode()
     match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
     assert match, "no CSRF token on the room list page (not signed in?)"
-    data = urllib.parse.urlencode({"name": name, "csrfmiddlewaretoken": match.group(1)}).encode()
-    request = urllib.request.Request(base_url + "/", data=data, headers={**headers, "Referer": base_url + "/"})
+    request = urllib.request.Request(
+        base_url + "/api/rooms",
+        data=json.dumps({"name": name}).encode(),
+        headers={
+            **headers,
+            "Content-Type": "application/json",
+            "X-CSRFToken": match.group(1),
+            "Referer": base_url + "/",
+        },
+    )
     with urllib.request.urlopen(request, timeout=timeout(10)) as r:
-        final = r.geturl()
-    made = re.search(r"/rooms/([a-z0-9][a-z0-9_-]*)/?$", final)
-    assert made, f"room {name!r} was not created (ended at {final})"
-    return made.group(1)
+        made = json.loads(r.read())
+    room_id = made["room"]["roomId"]
+    assert re.fullmatch(r"[a-z0-9][a-z0-9_-]*", room_id), f"room {name!r} was not created: {made}"
+    return str(room_id)
