@@ -258,7 +258,8 @@ async def test_sigterm_closes_sockets_with_1001_and_clients_resume_on_the_other_
 
         # A socket of the stopped process is closed, or closes when it is used (its close frame
         # may still be on its way through the balancer); one of the other process answers.
-        closed = [c for c, answered in zip(clients, await asyncio.gather(*map(answers, clients))) if not answered]
+        answered = await asyncio.gather(*map(answers, clients))
+        closed = [c for c, alive in zip(clients, answered, strict=True) if not alive]
         assert closed and len(closed) < len(clients), "round robin should have put sockets on both processes"
         assert {c.close_code for c in closed} == {1001}
         for client in closed:
