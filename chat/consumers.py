@@ -752,5 +752,9 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
         """The process is shutting down: the client should resume on another one."""
         await self.close(code=CloseCode.GOING_AWAY)
 
+    async def release(self) -> None:
+        """The process is stopping and this client never answered its 1001: clean up now."""
+        await self.disconnect(CloseCode.GOING_AWAY)
+
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=protocol.encode(frame))
