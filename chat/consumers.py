@@ -212,7 +212,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
     # Client frames ----------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.refused:
+        if self.refused or self.disconnected:  # disconnected: released by a stopping process (release())
             return
         if self.identity is None:
             await self._authenticate_first(text_data, bytes_data)
