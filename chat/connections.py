@@ -33,7 +33,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
@@ -120,7 +120,7 @@ def begin_drain() -> asyncio.Task[None] | None:
     drain.begin("SIGTERM", window=window)  # nothing new if a drain began before the stop
     loop = asyncio.get_running_loop()
     registry = _registries.get(loop)
-    if registry is None or not registry.sockets:
+    if registry is None or not (registry.sockets or registry.opening_now):
         return None
     log.info("shutting down: closing %d sockets with 1001", len(registry.sockets))
     return registry.drain(window)
@@ -142,6 +142,7 @@ class LocalSockets:
         self._drain_deadline = 0.0
         self._drain_hurried = asyncio.Event()
         self._sent_away: set[int] = set()
+        self._opening = 0  # sockets between their row's write and add(): a stop waits for them too
 
     # Sockets ----------------------------------------------------------------------------
 
@@ -151,11 +152,28 @@ class LocalSockets:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._keep(), name="chat-connections-keeper")
 
+    @contextlib.asynccontextmanager
+    async def opening(self) -> AsyncIterator[None]:
+        """Around the write of a socket's connection row, up to add(): a stop that begins
+        meanwhile waits (bounded) until the row is either owned by a registered socket or
+        deleted again (services.connection_open deletes it when cancelled)."""
+        self._opening += 1
+        try:
+            yield
+        finally:
+            self._opening -= 1
+            if not self._opening and not self.sockets:
+                self._empty.set()
+
     def discard(self, socket: LiveSocket) -> None:
         self._sent_away.discard(id(socket))
         if self.sockets.pop(id(socket), None) is not None and not self.sockets:
             self._wake.set()  # the keeper ends with the last socket
             self._empty.set()
+
+    @property
+    def opening_now(self) -> bool:
+        return self._opening > 0
 
     def drain(self, window: float) -> asyncio.Task[None]:
         """Close every socket with 1001, evenly over `window` seconds, then wait (bounded)
@@ -184,7 +202,7 @@ class LocalSockets:
                 await asyncio.wait_for(self._drain_hurried.wait(), delay)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(GOING_AWAY_WAIT_SECONDS):
-                while self.sockets:
+                while self.sockets or self._opening:
                     self._empty.clear()
                     await self._empty.wait()
         # A client that has not answered its close frame by now (gone quiet, on a dead link, or
