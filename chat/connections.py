@@ -33,7 +33,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
@@ -68,6 +68,11 @@ class LiveSocket(Protocol):
 
     async def go_away(self) -> None:
         """Close with 1001; the socket's own disconnect handling cleans up and discards it."""
+        ...
+
+    async def release(self) -> None:
+        """Clean up as a disconnect does (rooms left, connection row deleted, discarded),
+        without waiting for the client: a drain ends before a silent client answers."""
         ...
 
     async def catch_up(self, *, fresh: bool) -> None:
@@ -115,7 +120,7 @@ def begin_drain() -> asyncio.Task[None] | None:
     drain.begin("SIGTERM", window=window)  # nothing new if a drain began before the stop
     loop = asyncio.get_running_loop()
     registry = _registries.get(loop)
-    if registry is None or not registry.sockets:
+    if registry is None or not (registry.sockets or registry.opening_now):
         return None
     log.info("shutting down: closing %d sockets with 1001", len(registry.sockets))
     return registry.drain(window)
@@ -137,6 +142,7 @@ class LocalSockets:
         self._drain_deadline = 0.0
         self._drain_hurried = asyncio.Event()
         self._sent_away: set[int] = set()
+        self._opening = 0  # sockets between their row's write and add(): a stop waits for them too
 
     # Sockets ----------------------------------------------------------------------------
 
@@ -146,11 +152,28 @@ class LocalSockets:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._keep(), name="chat-connections-keeper")
 
+    @contextlib.asynccontextmanager
+    async def opening(self) -> AsyncIterator[None]:
+        """Around the write of a socket's connection row, up to add(): a stop that begins
+        meanwhile waits (bounded) until the row is either owned by a registered socket or
+        deleted again (services.connection_open deletes it when cancelled)."""
+        self._opening += 1
+        try:
+            yield
+        finally:
+            self._opening -= 1
+            if not self._opening and not self.sockets:
+                self._empty.set()
+
     def discard(self, socket: LiveSocket) -> None:
         self._sent_away.discard(id(socket))
         if self.sockets.pop(id(socket), None) is not None and not self.sockets:
             self._wake.set()  # the keeper ends with the last socket
             self._empty.set()
+
+    @property
+    def opening_now(self) -> bool:
+        return self._opening > 0
 
     def drain(self, window: float) -> asyncio.Task[None]:
         """Close every socket with 1001, evenly over `window` seconds, then wait (bounded)
@@ -179,9 +202,22 @@ class LocalSockets:
                 await asyncio.wait_for(self._drain_hurried.wait(), delay)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(GOING_AWAY_WAIT_SECONDS):
-                while self.sockets:
+                while self.sockets or self._opening:
                     self._empty.clear()
                     await self._empty.wait()
+        # A client that has not answered its close frame by now (gone quiet, on a dead link, or
+        # simply busy) is dropped by autobahn only after CHAT_CLOSE_HANDSHAKE_TIMEOUT, later than
+        # daphne stops: its cleanup used to run in a process already exiting, and its row
+        # outlived the process, counted as an open socket until its ttl (three minutes of
+        # ghosts on the dashboard after every restart without a stable CHAT_INSTANCE_ID). So
+        # the process cleans up after such sockets itself; their late disconnect finds nothing
+        # left to do.
+        # Bounded like the wait above (the stop timeouts leave room for both); a row not
+        # deleted in time still stops counting at its ttl.
+        if silent := list(self.sockets.values()):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(GOING_AWAY_WAIT_SECONDS):
+                    await asyncio.gather(*(s.release() for s in silent), return_exceptions=True)
 
     async def prepare(self) -> None:
         """Before the first socket's row is written: sweep a previous life, take Redis's run_id."""

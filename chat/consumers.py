@@ -68,6 +68,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
     refused = False  # closed with 4401 or 4403; frames still in flight are ignored
     in_user_group = False  # reached through its user's group (a ban closes it through there)
     frames: FrameWriter | None = None  # writes the fan-out's ready-made frames (daphne only)
+    cleaning_up: asyncio.Future[None] | None = None  # disconnect()'s cleanup, which no cancellation stops
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -169,7 +170,10 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
             if notice is not None:
                 await self.forbid(notice)
                 return
-            record = await services.connection_open(identity=identity)
+            async with local.opening():
+                record = await services.connection_open(identity=identity)
+                self.connection_id = record.connection_id
+                await local.add(self)
         except QuotaExceeded as over:
             await self.too_many(over)  # too many open sockets for this user: 4429
             return
@@ -177,10 +181,8 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
             metrics.record_connection("failed")
             await self.close(code=CloseCode.INTERNAL_ERROR)
             return
-        self.connection_id = record.connection_id
         metrics.record_connection("accepted")
         logs.bind_connection(self.scope, connection_id=record.connection_id, user_id=identity.user_id)
-        await local.add(self)
         await self.presence_opened()
         self._identified()
         if announce:
@@ -188,6 +190,8 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
 
     async def disconnect(self, code: int) -> None:
         if self.disconnected:
+            if self.cleaning_up is not None:
+                await asyncio.shield(self.cleaning_up)
             return
         self.disconnected = True
         metrics.record_disconnect(accepted=self.connection_id is not None)
@@ -196,6 +200,14 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
             self.auth.close()
         if self.tail_check is not None and self.tail_check is not asyncio.current_task():
             self.tail_check.cancel()
+        # A task of its own, shielded: daphne cancels every application on SIGTERM, and a socket
+        # closing just then was cancelled halfway through its cleanup, leaving its connection row
+        # behind (counted as an open socket until its ttl; seen on PostgreSQL, 1 stop in 5).
+        self.cleaning_up = asyncio.ensure_future(self._clean_up())
+        await asyncio.shield(self.cleaning_up)
+
+    async def _clean_up(self) -> None:
+        """Leave presence, rooms and the user's group, delete the connection row; discard last."""
         try:
             if self.connection_id is not None:
                 await self.presence_closed()
@@ -212,7 +224,7 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
     # Client frames ----------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.refused:
+        if self.refused or self.disconnected:  # disconnected: released by a stopping process (release())
             return
         if self.identity is None:
             await self._authenticate_first(text_data, bytes_data)
@@ -751,6 +763,10 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
     async def go_away(self) -> None:
         """The process is shutting down: the client should resume on another one."""
         await self.close(code=CloseCode.GOING_AWAY)
+
+    async def release(self) -> None:
+        """The process is stopping and this client never answered its 1001: clean up now."""
+        await self.disconnect(CloseCode.GOING_AWAY)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=protocol.encode(frame))

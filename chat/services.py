@@ -12,6 +12,7 @@ never write.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -644,13 +645,20 @@ async def connection_open(*, identity: Identity) -> ConnectionRecord:
         ttl=int(now.timestamp()) + settings.CHAT_CONNECTION_TTL_SECONDS,
         instance_id=instance_id(),
     )
-    await _store_call(get_store().save_connection, record=record)
     try:
+        await _store_call(get_store().save_connection, record=record)
         await _store_call(_check_socket_quota, record=record)
+        await analytics.socket_opened(connection_id=record.connection_id, user_id=identity.user_id, at=now)
     except quota.QuotaExceeded:
         await connection_close(connection_id=record.connection_id)
         raise
-    await analytics.socket_opened(connection_id=record.connection_id, user_id=identity.user_id, at=now)
+    except asyncio.CancelledError:
+        # daphne cancels every socket's application on SIGTERM; one cancelled here has not
+        # learned its row's id, so nobody else would delete the row (an open socket on the
+        # dashboard until its ttl). A save still running in its thread finishes first: the
+        # store's calls run one at a time there, so the delete comes after it.
+        await asyncio.shield(connection_close(connection_id=record.connection_id))
+        raise
     return record
 
 

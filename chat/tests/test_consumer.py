@@ -6,6 +6,7 @@ in with a real session cookie, on the in-memory channel layer and the test datab
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -640,3 +641,40 @@ def test_reading_the_default_room_stores_nothing() -> None:
     assert general is not None and (general.name, general.last_seq) == ("General", 0)
     assert get_store().get_room("general") is None
     assert get_store().list_rooms() == []
+
+
+async def test_a_socket_cancelled_halfway_through_its_cleanup_still_deletes_its_row(
+    cookie_for: Callable[[str], bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """daphne cancels every application on SIGTERM: a socket cancelled while it cleans up after its client's
+    close still deletes its connection row (the cleanup runs on, shielded), so it does not count as open."""
+    headers = [(b"host", b"127.0.0.1"), (b"origin", ORIGIN), (b"cookie", await sync_to_async(cookie_for)("alice"))]
+    comm = WebsocketCommunicator(application, "/ws/", headers=headers)
+    connected, _ = await comm.connect(timeout=WAIT)
+    assert connected
+    user_id = str(await sync_to_async(lambda: get_user_model().objects.get(username="alice").pk)())
+
+    def rows() -> int:
+        return len(get_store().connections_for_user(user_id=user_id, now=services.utcnow()))
+
+    async with asyncio.timeout(WAIT):  # the row is written after the handshake
+        while not await sync_to_async(rows)():
+            await asyncio.sleep(0.02)
+    reached, gate = asyncio.Event(), asyncio.Event()
+    real_close = services.connection_close
+
+    async def slow_close(*, connection_id: str) -> None:
+        reached.set()
+        await gate.wait()
+        await real_close(connection_id=connection_id)
+
+    monkeypatch.setattr(services, "connection_close", slow_close)
+    await comm.send_input({"type": "websocket.disconnect", "code": 1000})
+    await asyncio.wait_for(reached.wait(), WAIT)
+    comm.future.cancel()  # what daphne's shutdown does to every application
+    with pytest.raises(asyncio.CancelledError):
+        await comm.future
+    gate.set()
+    async with asyncio.timeout(WAIT):
+        while await sync_to_async(rows)():
+            await asyncio.sleep(0.02)
