@@ -15,6 +15,7 @@ import {
   followFresh,
   formatBytes,
   isImage,
+  retriesFresh,
   typeLabel,
 } from '../../static/chat/core/uploads.js';
 
@@ -39,17 +40,21 @@ export function useFileLinks(api) {
   return useMemo(() => new FreshLinks({ request: (path, options) => api.request(path, options) }), [api]);
 }
 
-/** A thumbnail that, if its link had expired when it loaded, loads once more with a fresh one. */
+/** A thumbnail that, when a load fails (its link expired), loads again with a fresh link (retriesFresh says when). */
 function Thumbnail({ attachment, base, links, ...props }) {
   const [fresh, setFresh] = useState(null);
-  const tried = useRef(false);
+  const lastFresh = useRef(null);
   const own = absoluteUrl(attachment.thumbnailUrl, base) || absoluteUrl(attachment.url, base);
-  const reload = async () => {
-    if (tried.current || !links) return;
-    tried.current = true;
+  const reload = async (event) => {
+    const failed = event.currentTarget.src;
+    if (!links || !retriesFresh(failed, lastFresh.current)) return;
+    lastFresh.current = failed; // until the fresh link is in: a second error waits for it
     const entry = await links.refresh(attachment.id, { force: true });
     const url = entry?.thumbnailUrl ?? entry?.url;
-    if (url) setFresh(absoluteUrl(url, base));
+    if (url) {
+      lastFresh.current = new URL(absoluteUrl(url, base), window.location.href).href;
+      setFresh(absoluteUrl(url, base));
+    }
   };
   return <img src={fresh ?? own} onError={reload} {...props} />;
 }

@@ -12,6 +12,7 @@ import {
   contentTypeOf,
   formatBytes,
   linkExpired,
+  retriesFresh,
   linkExpiry,
   nameOf,
   typeLabel,
@@ -211,6 +212,17 @@ describe('fresh links for shared files', () => {
     expect(linkExpired(signed(1000), 996_000)).toBe(true); // within the margin of a click
     expect(linkExpired(signed(1000), 1_001_000)).toBe(true);
     expect(linkExpired('/static/x.png', 9e15)).toBe(false);
+  });
+
+  it('asks for a fresh link after any failure but that of a fresh link still valid', () => {
+    const now = 500_000;
+    const own = signed(400); // expired
+    const fresh = signed(1000);
+    expect(retriesFresh(own, null, now)).toBe(true); // the first failure
+    expect(retriesFresh(fresh, fresh, now)).toBe(false); // the fresh link itself failed: gone, no loop
+    expect(retriesFresh(`${own}&late=1`, fresh, now)).toBe(true); // another source, later
+    expect(retriesFresh(fresh, fresh, 1_001_000)).toBe(true); // the fresh link has since expired
+    expect(retriesFresh('/static/x.png', '/static/x.png', now)).toBe(false); // no expiry to go by
   });
 
   it('keeps a link that works and asks the site once for one that has expired', async () => {

@@ -5,7 +5,16 @@
  * name, size and type. The uploading itself is core/uploads.js, shared with the React app.
  * Every name reaches the DOM as text; URLs are the site's own signed paths.
  */
-import { FreshLinks, UploadTray, badgeOf, followFresh, formatBytes, isImage, typeLabel } from "./core/uploads.js";
+import {
+  FreshLinks,
+  UploadTray,
+  badgeOf,
+  followFresh,
+  formatBytes,
+  isImage,
+  retriesFresh,
+  typeLabel,
+} from "./core/uploads.js";
 
 function csrfToken() {
   for (const part of document.cookie.split(";")) {
@@ -40,11 +49,14 @@ const links = new FreshLinks({ request });
 
 /** An image whose link had expired when it was loaded: load it once more with a fresh one. */
 async function reloadFresh(img, attachment) {
-  if (img.dataset.refreshed) return;
-  img.dataset.refreshed = "1";
+  if (!retriesFresh(img.src, img.dataset.freshSrc)) return;
+  img.dataset.freshSrc = img.src; // until the fresh link is in: a second error waits for it
   const entry = await links.refresh(attachment.id, { force: true });
   const fresh = entry?.thumbnailUrl ?? entry?.url;
-  if (fresh) img.src = fresh;
+  if (fresh) {
+    img.src = fresh;
+    img.dataset.freshSrc = img.src; // as the browser made it absolute
+  }
   if (entry?.url) img.closest("a").href = entry.url;
 }
 

@@ -151,6 +151,16 @@ export class FreshLinks {
 }
 
 /**
+ * Whether an image that failed to load from `failedSrc` should ask for a fresh link. Not when
+ * the fresh link it was given failed while still valid (a file that is gone or broken: no
+ * loop); yes for any other source and for an expired one, however often, as an image may fail
+ * early (its thumbnail not made yet) and again much later (shown only after its link expired).
+ */
+export function retriesFresh(failedSrc, lastFreshSrc, nowMs = Date.now()) {
+  return !lastFreshSrc || failedSrc !== lastFreshSrc || linkExpired(failedSrc, nowMs, 0);
+}
+
+/**
  * A click on a shared file's link (`anchor`, the UI's element: core sets its href, class and
  * title and clicks it, nothing else). A link that works is left to the browser; an expired
  * one waits for a fresh link, then is followed as the click would have been; a file that is
