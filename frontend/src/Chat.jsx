@@ -23,7 +23,7 @@ import { messageActions } from './messageActions.js';
 import ReportDialog from './ReportDialog.jsx';
 import ModerateDialog from './ModerateDialog.jsx';
 import { bannedText, moderatedText, sendModeration } from '../../static/chat/core/moderation.js';
-import { HOME_ROOM, PEOPLE_ACTIONS, sidebarRooms } from '../../static/chat/core/people.js';
+import { HOME_ROOM, PEOPLE_ACTIONS, ROOM_GONE_TITLE, roomGoneText, sidebarRooms } from '../../static/chat/core/people.js';
 import Search, { showInContext } from './Search.jsx';
 import { emptyRoom, roomsReducer } from './roomStore.js';
 import { ConnectionState } from './websocket.js';
@@ -255,11 +255,12 @@ function useMedia(query) {
 // The width below which the sidebar is a drawer: the same as styles.css's and chat.css's.
 const DRAWER_QUERY = '(max-width: 48rem)';
 
-/** An unknown, private or forbidden room: a clear page with a way back, no composer. */
+/** An unknown, private or forbidden room, or one the user was taken out of: a clear page with
+ * a way back, no composer (the template's, chat.js showGone; the words are core/people.js's). */
 function RoomGone({ roomId, text }) {
   return (
     <div className="room-gone" role="alert" data-testid="room-gone">
-      <h2>Room not available</h2>
+      <h2>{ROOM_GONE_TITLE}</h2>
       <p>{text}</p>
       {roomId !== HOME_ROOM && (
         <p>
@@ -378,15 +379,16 @@ export default function Chat({ connection, api, user, roomId }) {
       }),
       connection.on('moderated', (frame) => setNotice({ kind: 'info', text: moderatedText(frame) })),
       connection.on('userBanned', (frame) => setNotice({ kind: 'info', text: moderatedText(frame) })),
-      connection.on('roomError', (e) =>
+      connection.on('roomError', (e) => {
+        const refused = !connection.rooms.has(e.roomId);
         dispatch({
           type: 'roomError',
           roomId: e.roomId,
           code: e.code,
-          message: errorText(e.code, e.message),
-          refused: !connection.rooms.has(e.roomId),
-        }),
-      ),
+          message: refused ? roomGoneText(e) : errorText(e.code, e.message),
+          refused,
+        });
+      }),
       connection.on('error', (frame) => {
         // A people action's error is answered in its dialog (People.jsx), as in the template
         // UI (chat.js): shown there once, not again as a notice.
@@ -470,7 +472,10 @@ export default function Chat({ connection, api, user, roomId }) {
   const banned = conn.state === ConnectionState.FORBIDDEN;
   const bannedNote = bannedText(conn.ban ?? null); // the reason and end, when the server said them
   const refused = room.refused;
-  const roomName = refused ? 'Room not available' : mineById.get(roomId)?.name || roomInfo?.name || roomId;
+  // The room's name, live: the user's list (roomChanged) or, not a member, its settings
+  // (roomUpdated; never a DM's, named after its people in the list).
+  const liveName = roomId.startsWith('dm-') ? null : room.settings?.name;
+  const roomName = refused ? ROOM_GONE_TITLE : mineById.get(roomId)?.name || liveName || roomInfo?.name || roomId;
 
   // The server's counts (read state) once known, else what arrived while the room was not open.
   const unreadElsewhere = reads

@@ -2,8 +2,9 @@
  * People and rooms in the React app (docs/protocol.md "Rooms users make"): the user's room
  * list and direct messages kept live, starting a room by name (public or private), a
  * direct message (one person or a group), browsing public rooms, and a room's members
- * (invite, remove, hand ownership on, settings, mute, leave). The protocol is the shared
- * client's people.js (static/chat/core/), the same module the template page uses.
+ * (invite, remove, hand ownership on, rename, topic, private or public, mute, leave). The
+ * protocol is the shared client's people.js (static/chat/core/), the same module the template
+ * page uses.
  */
 
 import { useCallback, useEffect, useMemo, useState } from 'react';
@@ -296,8 +297,56 @@ function BrowseDialog({ people, onClose }) {
   );
 }
 
+/**
+ * An owner's room settings (the template's #room-settings-form): name, topic, private. Its
+ * fields start from the room as the user's list has it and follow it when it changes (the
+ * roomChanged after a save, or another owner's); an error shows once, in the dialog's line.
+ */
+function RoomSettingsForm({ room, onSave }) {
+  const [name, setName] = useState(room.name);
+  const [topic, setTopic] = useState(room.topic ?? '');
+  const [isPrivate, setPrivate] = useState(room.kind === 'private');
+  useEffect(() => {
+    setName(room.name);
+    setTopic(room.topic ?? '');
+    setPrivate(room.kind === 'private');
+  }, [room.name, room.topic, room.kind]);
+
+  return (
+    <form
+      id="room-settings-form"
+      className="stack"
+      onSubmit={(e) => {
+        e.preventDefault();
+        onSave({ name, topic, private: isPrivate });
+      }}
+    >
+      <div className="field">
+        <label htmlFor="room-settings-name">Name</label>
+        <input
+          id="room-settings-name"
+          value={name}
+          maxLength={100}
+          required
+          autoComplete="off"
+          onChange={(e) => setName(e.target.value)}
+        />
+      </div>
+      <div className="field">
+        <label htmlFor="room-settings-topic">Topic</label>
+        <input id="room-settings-topic" value={topic} maxLength={250} autoComplete="off" onChange={(e) => setTopic(e.target.value)} />
+      </div>
+      <label className="check">
+        <input type="checkbox" id="room-settings-private" checked={isPrivate} onChange={(e) => setPrivate(e.target.checked)} /> Private
+      </label>
+      <button type="submit">Save room settings</button>
+    </form>
+  );
+}
+
 /** The room head's "Members": a button opening the room's dialog (the template's #members-dialog),
- * which holds its members, the notification level, mute and leave, so the head keeps its name. */
+ * which holds its members, the notification level, mute and leave, and an owner's room settings,
+ * so the head keeps its name. */
 export function MembersPanel(props) {
   return (
     <DialogButton
@@ -421,6 +470,7 @@ function MembersDialog({ people, roomId, roomName, mine, me, notifySettings, onC
             <button type="submit">Invite</button>
           </form>
         )}
+        {manage && <RoomSettingsForm key={roomId} room={mine} onSave={(changes) => act(() => people.updateRoom(roomId, changes))} />}
         <ErrorLine error={error} />
         <div className="dialog-buttons">
           {mine && (

@@ -65,7 +65,9 @@ describe('moderation on the socket', () => {
     const errors = record(conn, 'roomError');
     socket.deliver({ type: 'joined', roomId: 'team', lastSeq: 0, messages: [], recovered: true });
     socket.deliver({ type: 'left', roomId: 'team', reason: 'removed' });
-    expect(errors).toEqual([{ roomId: 'team', code: 'forbidden', message: 'You are no longer a member of this room.' }]);
+    expect(errors).toEqual([
+      { roomId: 'team', code: 'forbidden', message: 'You are no longer a member of this room.', reason: 'removed' },
+    ]);
     socket.serverClose(1006);
     await vi.advanceTimersByTimeAsync(60_000);
     expect(FakeSocket.latest().sentActions('joinRoom')).toEqual([]);

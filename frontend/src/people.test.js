@@ -7,6 +7,7 @@ import {
   latestOnly,
   parseUsernames,
   keepsLink,
+  roomGoneText,
   roomIdForName,
   sidebarRooms,
   sortRooms,
@@ -191,5 +192,18 @@ describe('latestOnly', () => {
   it('answers a lone call as it is', async () => {
     const read = latestOnly(async (id) => `members of ${id}`);
     expect(await read('plans')).toBe('members of plans');
+  });
+});
+
+describe('roomGoneText', () => {
+  it('says why a room is not available: removed, made private, unknown or hidden alike', () => {
+    expect(roomGoneText({ code: 'forbidden', reason: 'removed' })).toBe(
+      'You are no longer a member of this room: it is private, members only.',
+    );
+    expect(roomGoneText({ code: 'forbidden', reason: 'private' })).toBe('This room is now private: members only.');
+    const hidden = 'This room does not exist, or is private: members only.';
+    expect(roomGoneText({ code: 'unknown_room', message: 'no such room' })).toBe(hidden);
+    expect(roomGoneText({ code: 'forbidden' })).toBe(hidden);
+    expect(roomGoneText({ code: 'invalid_room' })).toBe('That is not a valid room name.');
   });
 });

@@ -26,7 +26,7 @@ import { ReadState, badge } from "./core/unread.js";
 import { renderAttachments, setupFiles } from "./files.js";
 import { createMessageMenu } from "./message-menu.js";
 import { setupPresence } from "./presence-ui.js";
-import { PEOPLE_ACTIONS } from "./core/people.js";
+import { HOME_ROOM, PEOPLE_ACTIONS, ROOM_GONE_TITLE, roomGoneText } from "./core/people.js";
 import { setupPeople } from "./people-ui.js";
 import { setupReporting } from "./report.js";
 import { setupModeration } from "./moderate.js";
@@ -238,6 +238,49 @@ function start(app) {
     setStatus(kind, text);
     setComposerEnabled(false);
     updateLoadOlder();
+  }
+
+  // A room that will not let us in, or took us out while open (issue 20): the React app's
+  // page in place of the room's messages and composer (chat.css hides them under .is-gone),
+  // with a way back to the home room. Made here, not in the template: the room list page's
+  // own "not available" page has the same test id, and the room section is there too, hidden.
+  let gone = null;
+  function showGone(text) {
+    hideNotice();
+    document.getElementById("members-dialog")?.close(); // its room is no longer there to manage
+    if (!gone) {
+      gone = document.createElement("div");
+      gone.className = "room-gone";
+      gone.setAttribute("role", "alert");
+      gone.dataset.testid = "room-gone";
+      const title = document.createElement("h2");
+      const line = document.createElement("p");
+      const back = document.createElement("p");
+      const home = document.createElement("a");
+      title.textContent = ROOM_GONE_TITLE;
+      home.href = `/rooms/${HOME_ROOM}/`;
+      home.textContent = `Go to #${HOME_ROOM}`;
+      home.addEventListener("click", (event) => {
+        if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+        event.preventDefault();
+        openRoom(HOME_ROOM, roomLink(HOME_ROOM)?.dataset.roomName ?? HOME_ROOM);
+      });
+      back.append(home);
+      gone.append(title, line, back);
+    }
+    gone.children[1].textContent = text;
+    gone.children[2].hidden = view.roomId === HOME_ROOM;
+    el.room.querySelector(".messages-pane").before(gone);
+    el.room.classList.add("is-gone");
+    el.roomName.textContent = ROOM_GONE_TITLE;
+    el.roomIdLabel.textContent = ""; // showRoomHeader writes it again for the next room
+    el.roomIdLabel.hidden = true;
+    updateBadges();
+  }
+
+  function hideGone() {
+    gone?.remove();
+    el.room.classList.remove("is-gone");
   }
 
   // --- Rendering ----------------------------------------------------------------------
@@ -654,7 +697,8 @@ function start(app) {
   function currentStatus() {
     if (view.stopped) return;
     // On the room list page there is no room to join: a socket that is up is live.
-    if (view.joined || (!view.roomId && connection.state === ConnectionState.LIVE)) {
+    // Nor on a room's "not available" page: the socket is what the status tells of.
+    if (view.joined || ((!view.roomId || view.refused) && connection.state === ConnectionState.LIVE)) {
       hideOffline();
       setStatus("live", "Live");
     } else if (connection.state === ConnectionState.OFFLINE) {
@@ -667,7 +711,7 @@ function start(app) {
   // Open a room in the main pane: no page load; the room stays joined when another opens.
   function openRoom(roomId, name, { push = true } = {}) {
     closeDrawer();
-    if (roomId === view.roomId && !el.room.hidden) {
+    if (roomId === view.roomId && !el.room.hidden && !view.refused) {
       el.input.focus();
       return;
     }
@@ -686,6 +730,7 @@ function start(app) {
     view.refused = false;
     view.historyInFlight = false;
     el.list.replaceChildren();
+    hideGone();
     showRoomHeader(roomId, name);
     connection.joinRoom(roomId); // nothing when already joined in this tab
     const known = connection.rooms.get(roomId);
@@ -784,6 +829,10 @@ function start(app) {
     if (room.settings !== view.settings) {
       view.settings = room.settings;
       setRoomState(room.settings);
+      // Renamed (roomUpdated): the head says so, for a reader who is no member too (a
+      // member's list says it as well: people-ui.js). A DM is named after its people.
+      const name = room.settings?.name;
+      if (name && !roomId.startsWith("dm-") && el.roomName.textContent !== name) showRoomHeader(roomId, name);
     }
     // A bulk load (a join, a page of history) would make a screen reader read out every
     // line; aria-busy holds the announcements back until the list is settled.
@@ -820,8 +869,8 @@ function start(app) {
   connection.on("state", ({ state, retryInMs, ban }) => {
     if (view.stopped) return;
     if (state !== ConnectionState.LIVE) view.joined = false;
-    if (state === ConnectionState.LIVE && !view.roomId) {
-      hideOffline(); // the room list page: nothing to join, the socket is up
+    if (state === ConnectionState.LIVE && (!view.roomId || view.refused)) {
+      hideOffline(); // the room list page, or a room not available: nothing to join, the socket is up
       setStatus("live", "Live");
     } else if (state === ConnectionState.OFFLINE) {
       showOffline(retryInMs);
@@ -839,7 +888,7 @@ function start(app) {
     }
   });
 
-  connection.on("roomError", ({ roomId, code, message }) => {
+  connection.on("roomError", ({ roomId, code, message, reason }) => {
     if (roomId !== view.roomId) return;
     if (connection.rooms.has(roomId)) {
       showNotice(errorText(code, message), "error", code); // retryable: the client asks again
@@ -848,12 +897,10 @@ function start(app) {
     // The room refused us (private, unknown) or took us out: asking again would not help.
     view.refused = true;
     view.joined = false;
-    setStatus("stopped", "Not a member");
     setComposerEnabled(false);
     updateLoadOlder();
-    // A private room answers a non-member unknown_room, as if it did not exist (docs/auth.md).
-    const hidden = code === "forbidden" || code === "unknown_room";
-    showNotice(hidden ? "This room does not exist, or is private: members only." : errorText(code, message), "error", code);
+    showGone(roomGoneText({ code, reason, message }));
+    currentStatus();
   });
 
   connection.on("reported", ({ roomId, messageId }) => {

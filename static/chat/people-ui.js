@@ -246,6 +246,31 @@ export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoo
   }
   const readMembers = latestOnly((roomId) => people.members(roomId));
 
+  function paintRoomLine(roomId, room) {
+    byId('members-room').textContent = room
+      ? `${room.name} · #${roomId} · ${room.kind}${room.topic ? ` · ${room.topic}` : ''}`
+      : `#${roomId}`;
+  }
+
+  // The settings form starts from the room as the list has it, and follows it when it
+  // changes (the roomChanged after a save, or another owner's); never over what is being
+  // typed otherwise (a member invited reads the list again, not the form).
+  let filled = null;
+  function fillSettings(room) {
+    const values = { name: room.name, topic: room.topic ?? '', private: room.kind === 'private' };
+    if (filled && filled.name === values.name && filled.topic === values.topic && filled.private === values.private) return;
+    filled = values;
+    byId('room-settings-name').value = values.name;
+    byId('room-settings-topic').value = values.topic;
+    byId('room-settings-private').checked = values.private;
+  }
+  people.onChange(() => {
+    const room = members.open ? mine(currentRoomId()) : null;
+    if (!room) return;
+    paintRoomLine(room.roomId, room);
+    if (!settingsForm.hidden) fillSettings(room);
+  });
+
   async function showMembers() {
     const roomId = currentRoomId();
     if (!roomId) return;
@@ -253,16 +278,10 @@ export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoo
     const room = mine(roomId);
     const owner = room?.role === 'owner';
     const direct = room?.kind === 'direct';
-    byId('members-room').textContent = room
-      ? `${room.name} · #${roomId} · ${room.kind}${room.topic ? ` · ${room.topic}` : ''}`
-      : `#${roomId}`;
+    paintRoomLine(roomId, room);
     inviteForm.hidden = !owner || direct;
     settingsForm.hidden = !owner || direct;
-    if (owner && !direct) {
-      byId('room-settings-name').value = room.name;
-      byId('room-settings-topic').value = room.topic ?? '';
-      byId('room-settings-private').checked = room.kind === 'private';
-    }
+    if (owner && !direct) fillSettings(room);
     muteButton.hidden = !room;
     muteButton.textContent = room?.muted ? 'Unmute room' : 'Mute room';
     leaveButton.textContent = room ? 'Leave room' : 'Join room';
@@ -340,6 +359,7 @@ export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoo
 
   byId('members-button').addEventListener('click', () => {
     membersList.replaceChildren();
+    filled = null;
     members.showModal();
     showMembers();
   });

@@ -56,7 +56,8 @@ async def test_a_private_room_invitation_and_removal_in_the_template_ui(
     new_user: NewUser,
 ) -> None:
     """Alice makes a private room by name; she invites Bob, whose sidebar shows it at once;
-    they chat; she removes him and the room leaves his sidebar."""
+    they chat; she renames it and his head and sidebar follow; she removes him and the room
+    leaves his sidebar for a "Room not available" page."""
     server = shared_server
     alice_name, bob_name = unique("alice"), unique("bob")
     alice = await new_user(server, alice_name)
@@ -110,10 +111,24 @@ async def test_a_private_room_invitation_and_removal_in_the_template_ui(
     await expect(bob.page.locator("#messages li.msg").filter(has_text="welcome bob")).to_have_count(1)
 
     await page.get_by_role("button", name="Members").click()
+    # Alice renames it: her form and the dialog's line follow the room, Bob's head and sidebar too.
+    settings = members.locator("#room-settings-form")
+    await expect(settings.get_by_label("Name")).to_have_value(room_name)
+    new_name = unique("Reading Group ")
+    await settings.get_by_label("Name").fill(new_name)
+    await settings.get_by_role("button", name="Save room settings").click()
+    await expect(members.locator("#members-room")).to_have_text(f"{new_name} · #{room_id} · private")
+    await expect(settings.get_by_label("Name")).to_have_value(new_name)
+    await expect(bob.page.locator("#room-name")).to_have_text(new_name)
+    await expect(link.locator(".room-link-name")).to_have_text(new_name)
+
     await members.get_by_role("button", name=f"Remove {bob_name}").click()
     await expect(members.locator("#members-list li")).to_have_count(1)
     await expect(link).to_have_count(0)
-    await expect(bob.page.locator("#notice")).to_be_visible()
+    # Bob's room gives way to the page the React app shows (core/people.js roomGoneText).
+    await expect(bob.page.get_by_test_id("room-gone")).to_contain_text("You are no longer a member of this room")
+    await expect(bob.page.locator("#notice")).to_be_hidden()
+    await expect(bob.page.locator("#messages li.msg").filter(has_text="welcome bob")).to_be_hidden()
     assert alice.page_errors == [] and bob.page_errors == []
 
 
@@ -290,4 +305,94 @@ async def test_people_and_rooms_in_the_react_app(
     await expect(page.locator(".directs a")).to_have_count(2)
     await sam.page.screenshot(path=str(SCREENSHOTS / "people-react-dms.png"))
     for user in (ria, sam, tia):
+        assert user.page_errors == [], user.page_errors
+
+
+async def test_an_owner_manages_a_room_in_the_react_app_and_both_uis_follow_live(
+    react_build: Path,  # noqa: F811 - the fixture imported above
+    shared_server: DaphneServer,  # noqa: F811 - the fixture imported above
+    new_user: NewUser,
+) -> None:
+    """In the React app's Members dialog an owner renames a private room, gives it a topic and
+    makes it public, with the template's fields and words; a blank name is refused once, in the
+    dialog. A member with the room open in React and one in the template see the new name in
+    their sidebar and head at once. A member who is no owner, and a DM, have no such form."""
+    server = shared_server
+    names = [unique("uma"), unique("vic"), unique("wes")]
+    uma, vic, wes = [await new_user(server, name) for name in names]
+    for user in (uma, vic):
+        await open_app(user, server)
+    await home(wes, server)
+    page = uma.page
+    room_name = unique("Attic ")
+    room_id = await start_private_room_in_app(uma, server, room_name)
+    await page.get_by_role("button", name="Members").click()
+    members = page.locator("#members-dialog")
+    for name in names[1:]:
+        await members.get_by_placeholder("Invite by username").fill(name)
+        await members.get_by_role("button", name="Invite", exact=True).click()
+        await expect(members.locator("#members-list li").filter(has_text=name)).to_have_count(1)
+    await open_app(vic, server, room_id)
+    await wes.page.goto(f"{server.base_url}/rooms/{room_id}/")
+    await expect(wes.page.locator("#status")).to_have_attribute("data-state", "live")
+    await expect(wes.page.locator("#room-state")).to_have_text("Private room: members only.")
+
+    form = members.locator("#room-settings-form")
+    await expect(form.get_by_label("Name")).to_have_value(room_name)
+    await expect(form.get_by_label("Topic")).to_have_value("")
+    await expect(form.get_by_label("Private")).to_be_checked()
+    # A blank name: said once, in the dialog, not again as a notice over the room.
+    await form.get_by_label("Name").fill("   ")
+    await form.get_by_role("button", name="Save room settings").click()
+    await expect(members.get_by_role("alert")).to_have_text("Give the room a name.")
+    await expect(page.get_by_text("Give the room a name.")).to_have_count(1)
+    await expect(page.locator(".main-pane .notice")).to_have_count(0)
+
+    new_name = unique("Loft ")
+    await form.get_by_label("Name").fill(new_name)
+    await form.get_by_label("Topic").fill("Boxes and old chairs")
+    await form.get_by_label("Private").uncheck()
+    await form.get_by_role("button", name="Save room settings").click()
+    room_line = f"{new_name} · #{room_id} · public · Boxes and old chairs"
+    await expect(members.locator("#members-room")).to_have_text(room_line)
+    await expect(members.get_by_role("alert")).to_have_count(0)
+    await expect(form.get_by_label("Name")).to_have_value(new_name)
+    await expect(form.get_by_label("Private")).not_to_be_checked()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / "people-react-room-settings.png"))
+    await expect(page.locator("#room-title")).to_contain_text(new_name)
+
+    # The others' heads and sidebars, live: a React member and a template member.
+    await expect(vic.page.locator("#room-title")).to_contain_text(new_name)
+    vic_link = vic.page.locator(f'.room-links a[data-room-id="{room_id}"]')
+    await expect(vic_link).to_have_text(new_name)
+    await expect(vic.page.get_by_text("Private room: members only.")).to_have_count(0)
+    await expect(wes.page.locator("#room-name")).to_have_text(new_name)
+    wes_link = wes.page.locator(f'#room-links a[data-room-id="{room_id}"]')
+    await expect(wes_link.locator(".room-link-name")).to_have_text(new_name)
+    await expect(wes_link).to_have_attribute("data-kind", "public")
+    await expect(wes.page.locator("#room-state")).to_be_hidden()
+    await vic.page.screenshot(path=str(SCREENSHOTS / "people-react-renamed-member.png"))
+    await wes.page.screenshot(path=str(SCREENSHOTS / "people-template-renamed-member.png"))
+
+    # A member who is no owner sees the members, not the form, in either UI.
+    await vic.page.get_by_role("button", name="Members").click()
+    await expect(vic.page.locator("#members-list li")).to_have_count(3)
+    await expect(vic.page.locator("#room-settings-form")).to_have_count(0)
+    await wes.page.get_by_role("button", name="Members").click()
+    await expect(wes.page.locator("#members-list li")).to_have_count(3)
+    await expect(wes.page.locator("#room-settings-form")).to_be_hidden()
+    await expect(wes.page.locator("#invite-form")).to_be_hidden()
+
+    # A DM keeps its name: no form there either.
+    await members.get_by_role("button", name="Close").click()
+    await page.get_by_role("button", name="+ New message").click()
+    direct = page.locator("#direct-dialog")
+    await direct.get_by_label("To (usernames").fill(names[1])
+    await direct.get_by_role("button", name="Open").click()
+    await expect(page.get_by_role("heading", name=names[1])).to_be_visible()
+    await page.get_by_role("button", name="Members").click()
+    await expect(members.locator("#members-list li")).to_have_count(2)
+    await expect(members.locator("#room-settings-form")).to_have_count(0)
+    for user in (uma, vic, wes):
         assert user.page_errors == [], user.page_errors

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 TEMPLATE = {"rooms": "#room-links a[data-room-id]", "directs": "#dm-links a[data-room-id]"}
 REACT = {"rooms": ".room-links a[data-room-id]", "directs": ".directs a[data-kind='direct']"}
+COMPOSER = {"template": "#message-input", "react": "#composer-text"}
+STATUS = {"template": "#status", "react": ".connection"}
 
 
 async def sidebar(user: BrowserUser, selectors: dict[str, str]) -> dict[str, list[str]]:
@@ -110,8 +112,9 @@ async def test_both_uis_drop_a_private_room_when_its_open_reader_is_removed(
     new_user: NewUser,
 ) -> None:
     """A member has a private room open when its owner removes them: the room's link leaves
-    their sidebar at once, in the template UI and in the React app alike (keepsLink, the one
-    rule in static/chat/core/people.js)."""
+    their sidebar at once, and the room gives way to the same "Room not available" page with a
+    way back to general, in the template UI and in the React app alike (keepsLink and
+    roomGoneText, the rules in static/chat/core/people.js)."""
     server = shared_server
     owner = await new_user(server, "drop-owner")
     me = await new_user(server, "drop-me")
@@ -120,6 +123,7 @@ async def test_both_uis_drop_a_private_room_when_its_open_reader_is_removed(
         "template": me.page.locator(f'#room-links a[data-room-id="{private}"]'),
         "react": me.page.locator(f'.room-links a[data-room-id="{private}"]'),
     }
+    pages: dict[str, str] = {}
     for ui in ("template", "react"):
         members = await members_dialog(owner, server, private)
         await members.get_by_placeholder("Invite by username").fill("drop-me")
@@ -130,9 +134,24 @@ async def test_both_uis_drop_a_private_room_when_its_open_reader_is_removed(
         else:
             await open_app(me, server, private)
         await expect(link[ui]).to_have_count(1)  # a member: listed, and open
+        await expect(me.page.locator(".messages-pane")).to_be_visible()
         await members.get_by_role("button", name="Remove drop-me").click()
         await expect(members.locator("#members-list li")).to_have_count(1)
         await expect(link[ui]).to_have_count(0)
+        gone = me.page.get_by_test_id("room-gone")
+        await expect(gone).to_contain_text("You are no longer a member of this room: it is private, members only.")
+        await expect(me.page.locator("#room-title")).to_have_text("Room not available")
+        await expect(me.page.locator(COMPOSER[ui])).to_be_hidden()
+        await expect(me.page.locator(".messages-pane")).to_be_hidden()
+        await expect(me.page.get_by_text("Private room: members only.")).to_be_hidden()
+        await expect(me.page.get_by_role("button", name="Members")).to_have_count(0)
+        pages[ui] = await gone.inner_text()
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         await me.page.screenshot(path=str(SCREENSHOTS / f"sidebar-removed-{ui}.png"))
+        await gone.get_by_role("link", name="Go to #general").click()
+        await expect(gone).to_have_count(0)
+        await expect(me.page.locator("#room-title")).to_contain_text("#general")
+        await expect(me.page.locator(COMPOSER[ui])).to_be_editable()
+        await expect(me.page.locator(STATUS[ui])).to_have_attribute("data-state", "live")
+    assert pages["template"] == pages["react"], pages
     assert me.page_errors == [] and owner.page_errors == []

@@ -155,7 +155,7 @@ export function parseExpiresAt(value) {
  *   outbox       [{clientMessageId, roomId, text, attachments, status, code?, error?, retrying?, retryAt?, seq?}]
  *                status: pending | sent | failed; retrying: the error code a retry waits out,
  *                retryAt: when that retry goes (ms since the epoch)
- *   roomError    {roomId, code, message}
+ *   roomError    {roomId, code, message, reason?}   reason: why a `left` frame took the socket out
  *   error        an error frame not tied to a message, room or history request
  */
 export class ChatConnection {
@@ -669,7 +669,12 @@ export class ChatConnection {
   /** The server took this socket out of a room (no longer a member of a private one): stop rejoining it. */
   onLeft(frame) {
     if (!frame.reason || !this.rooms.delete(frame.roomId)) return;
-    this.emit('roomError', { roomId: frame.roomId, code: 'forbidden', message: 'You are no longer a member of this room.' });
+    this.emit('roomError', {
+      roomId: frame.roomId,
+      code: 'forbidden',
+      message: 'You are no longer a member of this room.',
+      reason: frame.reason, // 'removed' or 'private': what the page says (core/people.js roomGoneText)
+    });
   }
 
   onHistory(frame) {

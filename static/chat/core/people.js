@@ -11,6 +11,8 @@
  *   whenever the connection comes back. Listeners get a fresh sorted array on each change.
  */
 
+import { errorText } from './words.js';
+
 export const ANSWER_TIMEOUT_MS = 15000;
 
 const ANSWER_TYPES = Object.freeze({ listRooms: 'rooms', browseRooms: 'browse', members: 'members' });
@@ -73,6 +75,23 @@ export function sidebarRooms(rooms, { openRoomId = null, openKind = null, names 
 export function keepsLink(roomId, openRoomId, kind = null) {
   if (!roomId || kind === 'private' || kind === 'direct' || String(roomId).startsWith('dm-')) return false;
   return roomId === HOME_ROOM || roomId === openRoomId;
+}
+
+/** The heading of the page both UIs show instead of a room that will not let the user in. */
+export const ROOM_GONE_TITLE = 'Room not available';
+
+/**
+ * What that page says (issue 20's rule, one for both UIs): a room that turned the user away
+ * (unknown, or private to them: the same answer, docs/auth.md) or took them out while open
+ * (the client's roomError after a `left` frame with its `reason`). The room's messages and
+ * composer go: a former member of a private room reads it no longer, and a page that says so
+ * is clearer than a dead room under a banner. Both UIs add a link to the home room.
+ */
+export function roomGoneText({ code = null, reason = null, message = '' } = {}) {
+  if (reason === 'removed') return 'You are no longer a member of this room: it is private, members only.';
+  if (reason === 'private') return 'This room is now private: members only.';
+  if (code === 'unknown_room' || code === 'forbidden') return errorText('unknown_room');
+  return errorText(code, message);
 }
 
 /**
