@@ -325,11 +325,11 @@ class PostgresEngine(_SqlEngine):
             len(page.room_ids) > UNION_ROOMS
             or query.authors
             or (query.prefix and not self._common(query.prefix))
-            or (query.phrases and not self._common_words(query))
+            or ((query.words or query.phrases) and not self._common_words(query))
         ):
             # A moderator's every room, from: (a few rows of each room: per room the planner
             # read every room backwards, 7.5 s), a rare prefix (the GIN index reads its
-            # words once), or a phrase whose words are not common together (PHRASE_CROSSOVER):
+            # words once), or words (a phrase's or not) not common together (PHRASE_CROSSOVER):
             # one scan of the matches, filtered by room. Per room, each branch's GIN scan read
             # the phrase's words' posting lists again: 50 rooms, 50 reads of the lists.
             params += [*tsq, *page.params]

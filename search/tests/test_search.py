@@ -181,7 +181,12 @@ def _phrase_in(phrase: list[str], text: str) -> bool:
 
 @pytest.mark.parametrize(
     ("q", "tsquery"),
-    [('"red fox"', "red <-> fox"), ('"red fox" den', "red <-> fox & den:*"), ('"the red fox"', "the <-> red <-> fox")],
+    [
+        ('"red fox"', "red <-> fox"),
+        ('"red fox" den', "red <-> fox & den:*"),
+        ('"the red fox"', "the <-> red <-> fox"),
+        ("fox de", "fox & de:*"),  # words and a prefix: the words choose the plan too
+    ],
 )
 @pytest.mark.parametrize("plan", ["one-scan", "per-room"])
 def test_a_phrase_finds_the_newest_phrase_matches_of_the_readable_rooms(
