@@ -694,11 +694,15 @@ function start(app) {
     }
   }
 
+  // The room list page, or a room's "not available" page: there is no room to join, so the
+  // status tells of the socket alone (up is live).
+  function nothingToJoin() {
+    return !view.roomId || view.refused;
+  }
+
   function currentStatus() {
     if (view.stopped) return;
-    // On the room list page there is no room to join: a socket that is up is live.
-    // Nor on a room's "not available" page: the socket is what the status tells of.
-    if (view.joined || ((!view.roomId || view.refused) && connection.state === ConnectionState.LIVE)) {
+    if (view.joined || (nothingToJoin() && connection.state === ConnectionState.LIVE)) {
       hideOffline();
       setStatus("live", "Live");
     } else if (connection.state === ConnectionState.OFFLINE) {
@@ -869,8 +873,8 @@ function start(app) {
   connection.on("state", ({ state, retryInMs, ban }) => {
     if (view.stopped) return;
     if (state !== ConnectionState.LIVE) view.joined = false;
-    if (state === ConnectionState.LIVE && (!view.roomId || view.refused)) {
-      hideOffline(); // the room list page, or a room not available: nothing to join, the socket is up
+    if (state === ConnectionState.LIVE && nothingToJoin()) {
+      hideOffline();
       setStatus("live", "Live");
     } else if (state === ConnectionState.OFFLINE) {
       showOffline(retryInMs);
