@@ -227,6 +227,9 @@ async def room_fellows(*, user_id: str) -> list[str]:
     members of every room they are a member of, them excepted. A room of more than
     CHAT_PRESENCE_ROOM_LIMIT members (a big public room) is left out: its presence is read
     with the member list, never pushed to a crowd. Index and key queries, never a scan."""
+    known = fellows.cache.known(user_id=user_id, per_room=settings.CHAT_PRESENCE_ROOM_LIMIT)
+    if known is not None:
+        return known  # no trip off the event loop
     return await _store_call(_room_fellows, user_id=user_id, per_room=settings.CHAT_PRESENCE_ROOM_LIMIT)
 
 
@@ -635,7 +638,24 @@ def instance_id() -> str:
 _PROCESS_INSTANCE_ID = f"proc-{uuid.uuid4().hex[:12]}"
 
 
+class Banned(Exception):
+    """The user is banned now: their socket gets `notice` (the `banned` frame: reason, until)
+    and closes with 4403. No connection row was written."""
+
+    def __init__(self, notice: dict[str, Any]) -> None:
+        super().__init__("banned")
+        self.notice = notice
+
+
 async def connection_open(*, identity: Identity) -> ConnectionRecord:
+    """Admit a socket: refuse a banned user (Banned), write its connection row, hold its user
+    to their socket quota (QuotaExceeded), count it. The caller is in its user's group
+    already, so a ban that lands after the check still reaches the socket.
+
+    A local store does all of it in one trip to Django's sync thread: each trip costs a
+    thread switch and a wake-up of the event loop, and an open made four of them (issue 22).
+    DynamoDB is not called from that thread, so there the ban (a database row) is read first.
+    """
     now = utcnow()
     record = ConnectionRecord(
         connection_id=uuid.uuid4().hex,
@@ -646,9 +666,13 @@ async def connection_open(*, identity: Identity) -> ConnectionRecord:
         instance_id=instance_id(),
     )
     try:
-        await _store_call(get_store().save_connection, record=record)
-        await _store_call(_check_socket_quota, record=record)
-        await analytics.socket_opened(connection_id=record.connection_id, user_id=identity.user_id, at=now)
+        if get_store().thread_sensitive:
+            notice = await _store_call(_connection_admit, record=record)
+        else:
+            notice = await database_sync_to_async(_ban_notice)(record.user_id)
+            if notice is None:
+                await _store_call(_connection_save, record=record)
+                await analytics.socket_opened(connection_id=record.connection_id, user_id=record.user_id, at=now)
     except quota.QuotaExceeded:
         await connection_close(connection_id=record.connection_id)
         raise
@@ -659,7 +683,40 @@ async def connection_open(*, identity: Identity) -> ConnectionRecord:
         # store's calls run one at a time there, so the delete comes after it.
         await asyncio.shield(connection_close(connection_id=record.connection_id))
         raise
+    if notice is not None:
+        raise Banned(notice)
     return record
+
+
+def _connection_admit(*, record: ConnectionRecord) -> dict[str, Any] | None:
+    """connection_open on the sync thread (a local store): the ban as the database has it
+    now, then the row, the quota and the counts. The `banned` frame, with no row written, if
+    the user is banned."""
+    notice = _ban_notice(record.user_id)
+    if notice is not None:
+        return notice
+    _connection_save(record=record)
+    analytics.socket_opened_here(connection_id=record.connection_id, user_id=record.user_id, at=record.connected_at)
+    return None
+
+
+def _connection_save(*, record: ConnectionRecord) -> None:
+    """The row, committed before the quota counts it: two processes opening the same user's
+    sockets at once each see the other's row (at worst both refuse; never both exceed)."""
+    get_store().save_connection(record=record)
+    _check_socket_quota(record=record)
+    _warm_fellows(record.user_id)
+
+
+def _warm_fellows(user_id: str) -> None:
+    """Read who shares a room with the user into the process's cache (chat.fellows) while in
+    the store's thread: the socket's presence, announced next on the event loop, then finds
+    its audience there and needs no trip of its own (chat.presence.announce). Never fails
+    the open."""
+    try:
+        _room_fellows(user_id=user_id, per_room=settings.CHAT_PRESENCE_ROOM_LIMIT)
+    except Exception:
+        log.warning("presence audience of %s not read ahead", user_id, exc_info=True)
 
 
 def _check_socket_quota(*, record: ConnectionRecord) -> None:
@@ -754,13 +811,6 @@ def ban_longest(user_id: str) -> Ban | None:
 def _ban_notice(user_id: str) -> dict[str, Any] | None:
     ban = ban_longest(user_id)
     return protocol.banned_frame(reason=ban.reason, until=ban.expires_at) if ban is not None else None
-
-
-async def user_ban_notice(*, user_id: str) -> dict[str, Any] | None:
-    """If the user is banned now, the `banned` frame their socket gets before it closes with
-    4403 (the reason and the end), else None."""
-    notice: dict[str, Any] | None = await database_sync_to_async(_ban_notice)(user_id)
-    return notice
 
 
 async def user_subscribe(*, user_id: str, member: UserMember) -> None:
