@@ -339,13 +339,22 @@ async def _require_room(room_id: str) -> Room:
 
 async def _readable_room(room_id: str, identity: Identity) -> Room:
     """The room, if `identity` may read it: a private room's messages, history and
-    membership never reach a non-member."""
-    room = await _require_room(room_id)
+    membership never reach a non-member. One store call (a trip off the event loop)."""
+    return await _store_call(_room_readable_now, room_id=room_id, identity=identity)
+
+
+def _room_readable_now(*, room_id: str, identity: Identity) -> Room:
+    """_readable_room in this thread: the room and, for a private one, the membership."""
+    store = get_store()
+    room = store.get_room(room_id)
+    if room is None and room_id == protocol.DEFAULT_ROOM:
+        room = _default_room()
+    if room is None:
+        raise ChatError(ErrorCode.UNKNOWN_ROOM, f"room {room_id!r} does not exist", room_id=room_id)
     if room.private and (room.direct or not identity.is_moderator):
-        member = await _store_call(get_store().is_member, room_id=room_id, user_id=identity.user_id)
-        if not member:
-            # The very answer of _require_room for a room that does not exist: a non-member
-            # must not learn that a private room of this id exists (docs/auth.md).
+        if not store.is_member(room_id=room_id, user_id=identity.user_id):
+            # The very answer for a room that does not exist: a non-member must not learn
+            # that a private room of this id exists (docs/auth.md).
             raise ChatError(ErrorCode.UNKNOWN_ROOM, f"room {room_id!r} does not exist", room_id=room_id)
     return room
 
@@ -530,30 +539,38 @@ async def room_join(
     A failed join undoes its subscription, except for a socket that was joined already (a
     rejoin to fill a gap): unsubscribing it would leave it silently deaf to the room.
     """
-    await _readable_room(room_id, identity)
     fanout = _fanout()
+    if not fanout.subscribed(room_id):
+        # Refused before the process subscribes to a room it may not read. A room it carries
+        # already is joined at no cost, and the read below checks access: a trip less for
+        # every socket after the first (issue 22).
+        await _readable_room(room_id, identity)
     await fanout.join(room_id, member)
     try:
-        room = await _readable_room(room_id, identity)  # re-read after subscribing
+        # Re-read after subscribing, and the replay from there: one store call (a trip off the event loop).
+        result = await _store_call(_join_read, room_id=room_id, identity=identity, last_seq=last_seq)
         # The process's gaps in this room are measured from here (issue 24.3), not from
-        # whatever old seq reaches it first.
-        fanout.baseline(room_id, room.last_seq)
-        return await _replay(room, last_seq)
+        # whatever old seq reaches it first (a seq that arrived meanwhile counts: delivery.baseline).
+        fanout.baseline(room_id, result.room.last_seq)
+        return result
     except Exception:
         if not already_joined:
             await fanout.leave(room_id, member)
         raise
 
 
-async def _replay(room: Room, last_seq: int | None) -> JoinResult:
+def _join_read(*, room_id: str, identity: Identity, last_seq: int | None) -> JoinResult:
+    return _replay(_room_readable_now(room_id=room_id, identity=identity), last_seq)
+
+
+def _replay(room: Room, last_seq: int | None) -> JoinResult:
+    """What a socket joining `room` (as just read) is sent. In the store call's thread."""
     now = utcnow()
     store = get_store()
     if last_seq is not None and 0 <= room.last_seq - last_seq <= settings.CHAT_REPLAY_CAP:
         # Every room event since lastSeq: messages (in their current state) and the rest.
         log_entries = (
-            await _store_call(
-                store.events_after, room_id=room.room_id, after_seq=last_seq, limit=room.last_seq - last_seq, now=now
-            )
+            store.events_after(room_id=room.room_id, after_seq=last_seq, limit=room.last_seq - last_seq, now=now)
             if room.last_seq > last_seq
             else []
         )
@@ -573,12 +590,8 @@ async def _replay(room: Room, last_seq: int | None) -> JoinResult:
                 events=[protocol.room_event(e) for e in log_entries],
             )
         # A hole (an expired entry): the client cannot be brought up to date event by event.
-    latest = await _store_call(
-        store.messages_before,
-        room_id=room.room_id,
-        before_seq=room.last_seq + 1,
-        limit=settings.CHAT_HISTORY_PAGE,
-        now=now,
+    latest = store.messages_before(
+        room_id=room.room_id, before_seq=room.last_seq + 1, limit=settings.CHAT_HISTORY_PAGE, now=now
     )
     return JoinResult(room=room, last_seq=room.last_seq, messages=latest, recovered=last_seq is None)
 
