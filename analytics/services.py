@@ -173,6 +173,19 @@ def socket_opened_here(*, connection_id: str, user_id: str, at: datetime) -> Non
     _guarded("socket open", socket_opened_sync, connection_id=connection_id, user_id=user_id, at=at)
 
 
+def socket_refused_sync(*, connection_id: str, user_id: str, at: datetime) -> None:
+    """Undo socket_opened_sync: chat.services counts a socket in the transaction that writes its
+    row, before the socket quota may refuse it."""
+    with transaction.atomic():
+        if SocketSpan.objects.filter(connection_id=connection_id).delete()[0]:
+            _bump(UserDay, {"day": _day(at), "user_id": user_id}, {"messages": 0, "sockets": -1})
+
+
+def socket_refused_here(*, connection_id: str, user_id: str, at: datetime) -> None:
+    """`socket_refused_sync` on the database thread. Never raises."""
+    _guarded("socket refused", socket_refused_sync, connection_id=connection_id, user_id=user_id, at=at)
+
+
 async def socket_opened(*, connection_id: str, user_id: str, at: datetime) -> None:
     """A socket opened: its user is active today, and its span feeds peak concurrency."""
     await database_sync_to_async(socket_opened_here)(connection_id=connection_id, user_id=user_id, at=at)

@@ -708,8 +708,20 @@ def _connection_admit(*, record: ConnectionRecord) -> dict[str, Any] | None:
     notice = _ban_notice(record.user_id)
     if notice is not None:
         return notice
-    _connection_save(record=record)
-    analytics.socket_opened_here(connection_id=record.connection_id, user_id=record.user_id, at=record.connected_at)
+    # The row and the day's counts in one transaction: one commit (a sync to disk) where there
+    # were two. The row is committed before the quota counts it, as in _connection_save.
+    with transaction.atomic():
+        get_store().save_connection(record=record)
+        analytics.socket_opened_here(connection_id=record.connection_id, user_id=record.user_id, at=record.connected_at)
+    try:
+        _check_socket_quota(record=record)
+    except quota.QuotaExceeded:
+        # A socket the quota refused is not counted.
+        analytics.socket_refused_here(
+            connection_id=record.connection_id, user_id=record.user_id, at=record.connected_at
+        )
+        raise
+    _warm_fellows(record.user_id)
     return None
 
 

@@ -17,7 +17,9 @@ from asgiref.sync import SyncToAsync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from pytest_django.fixtures import Settings
 
+from analytics.models import SocketSpan, UserDay
 from chat.moderation_models import Ban
 from chat.storage import get_store
 from chat.tests.conftest import OpenSocket, session_cookie
@@ -97,3 +99,20 @@ async def test_a_banned_user_is_still_refused_and_leaves_no_connection_row(sessi
     assert await comm.receive_output(timeout=WAIT) == {"type": "websocket.close", "code": 4403}
     rows = await sync_to_async(get_store().connections_for_user)(user_id=str(user.pk), now=timezone.now())
     assert rows == []
+
+
+async def test_the_admission_counts_a_socket_once_and_not_one_the_quota_refused(
+    session_sockets: OpenSocket, settings: Settings
+) -> None:
+    """The day's counts are written with the connection row, before the quota counts the row: a socket the
+    quota refuses (4429) is taken off them again, so the counts say one socket for one admitted."""
+    settings.CHAT_MAX_SOCKETS_PER_USER = 1
+    cookie = await sync_to_async(session_cookie)("alice")
+    user = await get_user_model().objects.aget(username="alice")
+    await session_sockets(cookie)
+    refused = await session_sockets(cookie)
+    error = await refused.receive_json_from(timeout=WAIT)
+    assert (error["type"], error["code"]) == ("error", "quota_exceeded")
+    assert await refused.receive_output(timeout=WAIT) == {"type": "websocket.close", "code": 4429}
+    assert [d.sockets async for d in UserDay.objects.filter(user_id=str(user.pk))] == [1]
+    assert await SocketSpan.objects.filter(user_id=str(user.pk)).acount() == 1
