@@ -35,8 +35,7 @@ from chat import (
     reactions,
     services,
 )
-from chat.daphne_adapt.frames import FrameWriter, writer
-from chat.delivery import SocketDelivery
+from chat.daphne_adapt.frames import FrameWriter
 from chat.ephemeral import EphemeralSocket
 from chat.errors import ChatError, ErrorCode
 from chat.groups import (
@@ -49,8 +48,8 @@ from chat.groups import (
     USER_ROLES_CHANGED_EVENT,
 )
 from chat.protocol import CloseCode
-from chat.quota import QuotaExceeded
-from chat.ratelimit import RateLimited, SocketLimits, check_address
+from chat.ratelimit import RateLimited, SocketLimits
+from chat.signin import SocketOpening
 from chat.socket_delivery import RoomDelivery
 from chatsite.ops import logs
 from unread import services as unread
@@ -58,7 +57,10 @@ from unread import services as unread
 log = logging.getLogger(__name__)
 
 
-class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
+class ChatConsumer(SocketOpening, AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
+    """One WebSocket. The connect path is `SocketOpening`'s (chat.signin): it comes first,
+    so its `connect` is the one Channels calls, not AsyncWebsocketConsumer's."""
+
     identity: Identity | None = None
     connection_id: str | None = None
     disconnected = False
@@ -113,80 +115,6 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
         if handler is None:
             raise ValueError(f"no handler for message type {message['type']}")
         await handler(message)
-
-    async def connect(self) -> None:
-        # Accept before closing so a browser sees 4401 rather than an anonymous 1006.
-        await self.accept(subprotocol=protocol.select_subprotocol(list(self.scope.get("subprotocols") or [])))
-        if connections.draining():
-            await self.close(code=CloseCode.GOING_AWAY)
-            return
-        try:
-            await check_address(self.scope)  # before any credential is looked at
-        except RateLimited as limited:
-            await self.too_many(limited)
-            return
-        # The delivery core (chat.delivery): a cursor per joined room, and the backlog that
-        # keeps room events back while `delivery` is held (chat.socket_delivery).
-        self.core = SocketDelivery(gap_cap=settings.CHAT_REPLAY_CAP)
-        self.delivery = asyncio.Lock()
-        self.frames = writer(self.scope)
-        self.limits = protocol.Limits(
-            max_frame_bytes=settings.CHAT_MAX_FRAME_BYTES,
-            max_message_length=settings.CHAT_MAX_MESSAGE_LENGTH,
-            max_attachments=settings.CHAT_MAX_ATTACHMENTS,
-        )
-        self.auth = SocketAuth(
-            ran_out=self._auth_ran_out,
-            first_frame_timeout=settings.CHAT_AUTH_TIMEOUT,
-            leeway=settings.AUTH_TOKEN_LEEWAY,
-        )
-        try:
-            identity = await identify(self.scope)
-        except AuthenticationFailed:
-            await self.refuse()
-            return
-        if identity is None:
-            # Nothing in the handshake: the first frame must be `authenticate`, in time.
-            self.auth.await_first_frame()
-            return
-        await self._open(identity, announce=identity.expires_at is not None)
-
-    async def _open(self, identity: Identity, *, announce: bool) -> None:
-        self.identity = identity
-        self.rate = SocketLimits(user_id=identity.user_id, exempt=identity.is_moderator or identity.is_bot)
-        try:
-            await self.rate.check_connect()
-        except RateLimited as limited:
-            await self.too_many(limited)
-            return
-        local = connections.local_sockets()
-        try:
-            await local.prepare()
-            # Into the user's group before the ban check: a ban between the two still
-            # reaches this socket.
-            await services.user_subscribe(user_id=identity.user_id, member=self)
-            self.in_user_group = True
-            notice = await services.user_ban_notice(user_id=identity.user_id)
-            if notice is not None:
-                await self.forbid(notice)
-                return
-            async with local.opening():
-                record = await services.connection_open(identity=identity)
-                self.connection_id = record.connection_id
-                await local.add(self)
-        except QuotaExceeded as over:
-            await self.too_many(over)  # too many open sockets for this user: 4429
-            return
-        except ChatError:
-            metrics.record_connection("failed")
-            await self.close(code=CloseCode.INTERNAL_ERROR)
-            return
-        metrics.record_connection("accepted")
-        logs.bind_connection(self.scope, connection_id=record.connection_id, user_id=identity.user_id)
-        await self.presence_opened()
-        self._identified()
-        if announce:
-            await self.send_frame(self._authenticated_frame())
 
     async def disconnect(self, code: int) -> None:
         if self.disconnected:
@@ -582,30 +510,6 @@ class ChatConsumer(AsyncWebsocketConsumer, RoomDelivery, EphemeralSocket):
     }
 
     # Authentication ---------------------------------------------------------------------
-
-    async def _authenticate_first(self, text_data: str | None, bytes_data: bytes | None) -> None:
-        """The first frame of a socket without credentials: `authenticate`, or 4401."""
-        if self.auth is not None:
-            self.auth.first_frame_arrived()  # the deadline is for sending it, not for verifying it
-        client = self._client()
-        try:
-            command = protocol.parse_client_frame(text_data, self.limits, binary=bytes_data is not None)
-        except ChatError as error:
-            log.warning("unauthenticated socket closed: first frame refused (%s) client=%s", error.code.value, client)
-            await self.refuse()
-            return
-        if not isinstance(command, protocol.Authenticate):
-            log.warning("unauthenticated socket closed: first frame was not authenticate client=%s", client)
-            await self.refuse()
-            return
-        try:
-            identity = await identify(self.scope, token=command.token)
-        except AuthenticationFailed:
-            identity = None  # accounts.auth logged why
-        if identity is None:
-            await self.refuse()
-            return
-        await self._open(identity, announce=True)
 
     async def refuse(self) -> None:
         metrics.record_refused(accepted=self.connection_id is not None)
