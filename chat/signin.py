@@ -15,17 +15,19 @@ same lines it did in the consumer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 
 from accounts.identity import AuthenticationFailed, Identity, identify
-from accounts.socket_auth import Reason, SocketAuth
+from accounts.socket_auth import NO_AUTHENTICATE_FRAME, Reason, SocketAuth
 from chat import connections, metrics, protocol, services
 from chat.daphne_adapt.frames import FrameWriter, writer
 from chat.delivery import SocketDelivery
-from chat.errors import ChatError
+from chat.errors import ChatError, ErrorCode
 from chat.protocol import CloseCode
 from chat.quota import QuotaExceeded
 from chat.ratelimit import RateLimited, SocketLimits, check_address
@@ -43,6 +45,7 @@ class SocketOpening:
     auth: SocketAuth | None
     rate: SocketLimits
     in_user_group: bool
+    refused: bool
     frames: FrameWriter | None
     core: SocketDelivery
     delivery: asyncio.Lock
@@ -56,21 +59,7 @@ class SocketOpening:
 
         async def send_frame(self, frame: dict[str, Any]) -> None: ...
 
-        async def too_many(self, limited: ChatError | None) -> None: ...
-
-        async def refuse(self) -> None: ...
-
-        async def forbid(self, notice: dict[str, Any] | None = None) -> None: ...
-
         async def presence_opened(self) -> None: ...
-
-        def _identified(self) -> None: ...
-
-        async def _auth_ran_out(self, reason: Reason) -> None: ...
-
-        def _authenticated_frame(self) -> dict[str, Any]: ...
-
-        def _client(self) -> str: ...
 
         # what the fan-out's user group and the connection keeper need of a socket
         async def user_event(self, event: dict[str, Any]) -> None: ...
@@ -184,3 +173,107 @@ class SocketOpening:
             await self.refuse()
             return
         await self._open(identity, announce=True)
+
+    # Refusals: the closes that tell a client not to retry as it is --------------------------
+
+    async def too_many(self, limited: ChatError | None) -> None:
+        """Over a rate limit for good: the last error frame, then close with 4429."""
+        if self.connection_id is None:
+            metrics.record_connection("rate_limited")
+        if limited is not None:
+            metrics.record_error(limited.code.value)
+            await self.send_frame(protocol.error_frame(limited))
+        self.refused = True
+        await self.close(code=CloseCode.TOO_MANY_REQUESTS)
+
+    async def refuse(self) -> None:
+        metrics.record_refused(accepted=self.connection_id is not None)
+        self.refused = True
+        await self.close(code=CloseCode.UNAUTHORIZED)
+
+    async def forbid(self, notice: dict[str, Any] | None = None) -> None:
+        """Banned: close with 4403, which tells the client to stop reconnecting; a ban's
+        `notice` (the `banned` frame: reason, until) goes first, so the page can say why."""
+        if self.connection_id is None:
+            metrics.record_connection("forbidden")
+        self.refused = True
+        if notice is not None:
+            with contextlib.suppress(Exception):  # the socket may be closing already
+                await self.send_frame(notice)
+        await self.close(code=CloseCode.FORBIDDEN)
+
+    # The token's clocks (accounts.socket_auth) ------------------------------------------------
+
+    def _identified(self) -> None:
+        """Watch the identity's expiry: 4401 at exp + leeway, unless a fresh token comes first."""
+        if self.auth is not None and self.identity is not None:
+            self.auth.identified(self.identity)
+
+    async def _auth_ran_out(self, reason: Reason) -> None:
+        if reason == NO_AUTHENTICATE_FRAME:
+            if self.identity is not None:
+                return  # signed in by a frame that arrived as the deadline ran out
+            log.warning(
+                "unauthenticated socket closed: no authenticate frame within %.1f s client=%s",
+                settings.CHAT_AUTH_TIMEOUT,
+                self._client(),
+            )
+        else:
+            log.info("token expired on an open socket, connection=%s", self.connection_id)
+        await self.refuse()
+
+    def _authenticated_frame(self) -> dict[str, Any]:
+        assert self.identity is not None
+        return authenticated_frame(self.identity)
+
+    def _client(self) -> str:
+        return client_address(self.scope)
+
+
+class TokenSocket(Protocol):
+    """What a token refresh needs of a socket (chat.consumers.ChatConsumer)."""
+
+    scope: Any
+    identity: Identity | None
+    connection_id: str | None
+
+    async def send_frame(self, frame: dict[str, Any]) -> None: ...
+
+    def _identified(self) -> None:
+        """Watch the (new) identity's expiry (SocketOpening._identified)."""
+        ...
+
+
+async def on_token(socket: TokenSocket, command: protocol.Authenticate | protocol.RefreshToken) -> None:
+    """A fresh token for this socket's user: the socket and its rooms live on to its expiry."""
+    current = socket.identity
+    assert current is not None
+    action = protocol.action_of(command)
+    try:
+        identity = await identify(socket.scope, token=command.token)
+    except AuthenticationFailed as failed:
+        # The socket keeps its current expiry: the client may retry with another token.
+        raise ChatError(ErrorCode.INVALID_TOKEN, f"token rejected: {failed.reason}", action=action) from None
+    if identity is None or identity.user_id != current.user_id:
+        log.warning("token for another user refused on connection=%s", socket.connection_id)
+        raise ChatError(ErrorCode.INVALID_TOKEN, "the token is for another user", action=action)
+    socket.identity = identity
+    socket._identified()
+    await socket.send_frame(authenticated_frame(identity))
+
+
+def authenticated_frame(identity: Identity) -> dict[str, Any]:
+    """The `authenticated` frame for an identity: who, until when, whether a moderator."""
+    expires = identity.expires_at
+    return protocol.authenticated_frame(
+        user_id=identity.user_id,
+        username=identity.username,
+        expires_at=datetime.fromtimestamp(expires, UTC) if expires is not None else None,
+        moderator=identity.is_moderator,
+    )
+
+
+def client_address(scope: Any) -> str:
+    """The peer as logs name it, host:port, or "-" when the server gave none."""
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "-"
