@@ -1,4 +1,4 @@
-"""How a socket opens: accepted, checked, identified, registered (the connect path).
+"""A socket's sign-in: how it opens, how its token is kept fresh, and how it is refused.
 
 `SocketOpening` holds the consumer's connect path as it was written there: accept (so a
 browser sees a close code rather than 1006), the draining and per-address checks before any
@@ -6,10 +6,14 @@ credential is looked at, the socket's delivery core and limits, the identity fro
 handshake or from a first `authenticate` frame (accounts.identity, with its clocks in
 accounts.socket_auth), then the user's rate limit, the user's group before the ban check,
 the connection row and the local registry (chat.connections), presence, and `authenticated`.
+The connect path's methods are the consumer's own, moved whole (mixed into
+chat.consumers.ChatConsumer) rather than rewritten as functions, so that work on the
+connect path lands on the same lines it did in the consumer.
 
-The methods are the consumer's own, moved whole (mixed into chat.consumers.ChatConsumer)
-rather than rewritten as functions, so that work on the connect path itself lands on the
-same lines it did in the consumer.
+Beside it: the refusals every part of the socket uses (4401 `refuse`, 4403 `forbid`, 4429
+`too_many`), the token's clocks (the first frame's deadline, the expiry), `on_token` (a
+fresh token on an open socket, a plain function of the socket), and the pure pieces (the
+`authenticated` frame, the peer as logs name it).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 class SocketOpening:
-    """The connect path of one socket. Mixed into ChatConsumer."""
+    """The connect path, the refusals and the token clocks of one socket. Mixed into ChatConsumer."""
 
     scope: Any
     identity: Identity | None
