@@ -186,6 +186,7 @@ def _phrase_in(phrase: list[str], text: str) -> bool:
         ('"red fox" den', "red <-> fox & den:*"),
         ('"the red fox"', "the <-> red <-> fox"),
         ("fox de", "fox & de:*"),  # words and a prefix: the words choose the plan too
+        ("fox red", "fox & red"),  # words alone
     ],
 )
 @pytest.mark.parametrize("plan", ["one-scan", "per-room"])
@@ -225,6 +226,12 @@ def test_a_phrase_finds_the_newest_phrase_matches_of_the_readable_rooms(
         return
     searched = [c["sql"] for c in queries.captured_queries if "ts_rank_cd" in c["sql"]]
     assert len(searched) == 1 and ("UNION ALL" in searched[0]) == (plan == "per-room")
+    # The per-room plan runs with bitmap scans off (each room read by its btree, newest
+    # first), for that statement only: the setting is back for what follows.
+    assert any("enable_bitmapscan" in c["sql"] for c in queries.captured_queries) == (plan == "per-room")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW enable_bitmapscan")
+        assert cursor.fetchone()[0] == "on"
     with connection.cursor() as cursor:
         # The plain phrase query: its matches in the rooms, newest RANK_WINDOW, ranked.
         cursor.execute(
