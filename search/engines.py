@@ -27,7 +27,8 @@ from __future__ import annotations
 import json
 import logging
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, Protocol
@@ -319,8 +320,7 @@ class PostgresEngine(_SqlEngine):
             match.append(f"({words}) IS TRUE" if per_room else words)
         if query.prefix:
             prefix = f"e.document @@ ({self._tsquery(Query(prefix=query.prefix), match_params)})"
-            common = (query.words or query.phrases) and self._common(query.prefix)
-            match.append(f"({prefix}) IS TRUE" if per_room or common else prefix)
+            match.append(f"({prefix}) IS TRUE" if per_room or self._common(query.prefix) else prefix)
         select = f"SELECT {_columns('e')}, e.document, ({tsquery}) AS q FROM {TABLE} e WHERE {' AND '.join(match)}"
         tsq += match_params
         params: list[Any] = []
@@ -337,21 +337,32 @@ class PostgresEngine(_SqlEngine):
                 params += [*tsq, room_id, *page.params, RANK_WINDOW]
             window = f"SELECT * FROM ({' UNION ALL '.join(branches)}) rooms ORDER BY at_us DESC LIMIT %s"
         inner = f"SELECT {_columns('w')}, round(ts_rank_cd(w.document, w.q)::numeric, 6) AS score FROM ({window}) w"
-        if not per_room:
+        # For this statement only (SET LOCAL, in its own transaction or savepoint):
+        # - jit off: past jit_above_cost (100,000, which 50 branches reach) PostgreSQL compiled
+        #   the plan's expressions first, 350-420 ms for a query that ran in 35 ms (`beran`);
+        #   a query cut at RANK_WINDOW rows never earns that back;
+        # - per room, bitmap scans off: each room's branch must read its (room_id, at_us) btree
+        #   backwards, lazily, so that the merge stops every room at the window's horizon; the
+        #   planner's other way, the room's rows in a bitmap then sorted, reads every row of
+        #   every room (all 56,000 of the bench user's rooms).
+        settings = {"jit": "off", **({"enable_bitmapscan": "off"} if per_room else {})}
+        with self._settings(settings):
             return self._page(inner, [*params, RANK_WINDOW], page.limit, page.after)
-        # Each room's branch must read its (room_id, at_us) btree backwards, lazily, so that
-        # the merge stops every room at the window's horizon. The planner's other way, the
-        # room's rows in a bitmap then sorted, reads every row of every room (all 52,000 of
-        # the bench user's rooms, for a phrase whose words are common): off for this
-        # statement only (SET LOCAL, in its own transaction or savepoint).
-        nested = connection.in_atomic_block  # then the setting would outlive this savepoint
+
+    @contextmanager
+    def _settings(self, settings: dict[str, str]) -> Iterator[None]:
+        """Planner settings for the statements inside, put back after them."""
+        nested = connection.in_atomic_block  # then SET LOCAL would outlive this savepoint
+        names = list(settings)
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT current_setting('enable_bitmapscan'), set_config('enable_bitmapscan', 'off', true)")
-            before = cursor.fetchone()[0]
-            hits = self._page(inner, [*params, RANK_WINDOW], page.limit, page.after)
+            columns = ", ".join("current_setting(%s), set_config(%s, %s, true)" for _ in names)
+            cursor.execute(f"SELECT {columns}", [v for n in names for v in (n, n, settings[n])])
+            row = cursor.fetchone()
+            before = {n: row[2 * i] for i, n in enumerate(names)}
+            yield
             if nested:
-                cursor.execute("SELECT set_config('enable_bitmapscan', %s, true)", [before])
-        return hits
+                columns = ", ".join("set_config(%s, %s, true)" for _ in names)
+                cursor.execute(f"SELECT {columns}", [v for n in names for v in (n, before[n])])
 
     def _per_room(self, query: Query, page: _Page) -> bool:
         """Whether the window is read room by room (words common in every room, few rooms)
@@ -360,13 +371,16 @@ class PostgresEngine(_SqlEngine):
         One scan: a moderator's every room (past UNION_ROOMS), from: (a few rows of each
         room: per room the planner read every room backwards, 7.5 s), a rare prefix (the
         index reads its words once), words (a phrase's or not) not common together
-        (PHRASE_CROSSOVER). A query of a common prefix alone reads each room newest first.
+        (PHRASE_CROSSOVER).
         """
         if len(page.room_ids) > UNION_ROOMS or query.authors:
             return False
         if query.words or query.phrases:
             return self._common_words(query) and not (query.prefix and not self._common(query.prefix))
-        return bool(query.prefix) and self._crosses(self._estimate(Query(prefix=query.prefix)))
+        # A prefix alone: one scan when rare; per room past COMMON_SHARE. A short prefix stands
+        # for hundreds of words, whose lists one scan would decode (the crossover rule of
+        # words, tried for prefixes, made `nez` and `ruk` 4-6 times slower).
+        return bool(query.prefix) and self._common(str(query.prefix))
 
     def _common(self, prefix: str) -> bool:
         """Whether the planner expects the prefix in more than COMMON_SHARE of the entries."""
@@ -377,11 +391,7 @@ class PostgresEngine(_SqlEngine):
         """Whether the query's words, its phrases' words included, are common enough for the
         per-room plan (PHRASE_CROSSOVER)."""
         words = [*query.words, *(word for phrase in query.phrases for word in phrase)]
-        return self._crosses(self._estimate(Query(words=tuple(dict.fromkeys(words)))))
-
-    def _crosses(self, estimate: tuple[float, float]) -> bool:
-        """Whether matches this common are read faster room by room (PHRASE_CROSSOVER)."""
-        rows, total = estimate
+        rows, total = self._estimate(Query(words=tuple(dict.fromkeys(words))))
         return rows * rows / total > PHRASE_CROSSOVER
 
     def _estimate(self, query: Query) -> tuple[float, float]:
