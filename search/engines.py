@@ -27,8 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import unicodedata
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, Protocol
@@ -337,32 +336,22 @@ class PostgresEngine(_SqlEngine):
                 params += [*tsq, room_id, *page.params, RANK_WINDOW]
             window = f"SELECT * FROM ({' UNION ALL '.join(branches)}) rooms ORDER BY at_us DESC LIMIT %s"
         inner = f"SELECT {_columns('w')}, round(ts_rank_cd(w.document, w.q)::numeric, 6) AS score FROM ({window}) w"
-        # For this statement only (SET LOCAL, in its own transaction or savepoint):
-        # - jit off: past jit_above_cost (100,000, which 50 branches reach) PostgreSQL compiled
-        #   the plan's expressions first, 350-420 ms for a query that ran in 35 ms (`beran`);
-        #   a query cut at RANK_WINDOW rows never earns that back;
-        # - per room, bitmap scans off: each room's branch must read its (room_id, at_us) btree
+        if not per_room:
+            return self._page(inner, [*params, RANK_WINDOW], page.limit, page.after)
+        # Per room, for this statement only (SET LOCAL, in a transaction or savepoint of its
+        # own, rolled back: the statement only reads, and the rollback undoes the settings):
+        # - bitmap scans off: each room's branch must read its (room_id, at_us) btree
         #   backwards, lazily, so that the merge stops every room at the window's horizon; the
         #   planner's other way, the room's rows in a bitmap then sorted, reads every row of
-        #   every room (all 56,000 of the bench user's rooms).
-        settings = {"jit": "off", **({"enable_bitmapscan": "off"} if per_room else {})}
-        with self._settings(settings):
-            return self._page(inner, [*params, RANK_WINDOW], page.limit, page.after)
-
-    @contextmanager
-    def _settings(self, settings: dict[str, str]) -> Iterator[None]:
-        """Planner settings for the statements inside, put back after them."""
-        nested = connection.in_atomic_block  # then SET LOCAL would outlive this savepoint
-        names = list(settings)
+        #   every room (all 56,000 of the bench user's rooms);
+        # - jit off: past jit_above_cost (100,000, which 50 branches reach) PostgreSQL compiled
+        #   the plan's expressions first, 350-420 ms for a query that ran in 35 ms (`beran`);
+        #   a query cut at RANK_WINDOW rows never earns that back. (One scan stays far below.)
         with transaction.atomic(), connection.cursor() as cursor:
-            columns = ", ".join("current_setting(%s), set_config(%s, %s, true)" for _ in names)
-            cursor.execute(f"SELECT {columns}", [v for n in names for v in (n, n, settings[n])])
-            row = cursor.fetchone()
-            before = {n: row[2 * i] for i, n in enumerate(names)}
-            yield
-            if nested:
-                columns = ", ".join("set_config(%s, %s, true)" for _ in names)
-                cursor.execute(f"SELECT {columns}", [v for n in names for v in (n, before[n])])
+            cursor.execute("SET LOCAL enable_bitmapscan = off; SET LOCAL jit = off")
+            hits = self._page(inner, [*params, RANK_WINDOW], page.limit, page.after)
+            transaction.set_rollback(True)
+        return hits
 
     def _per_room(self, query: Query, page: _Page) -> bool:
         """Whether the window is read room by room (words common in every room, few rooms)

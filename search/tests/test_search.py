@@ -238,9 +238,9 @@ def test_a_phrase_finds_the_newest_phrase_matches_of_the_readable_rooms(
         return
     searched = [c["sql"] for c in queries.captured_queries if "ts_rank_cd" in c["sql"]]
     assert len(searched) == 1 and ("UNION ALL" in searched[0]) == (plan == "per-room")
-    # The statement runs without JIT, and per room with bitmap scans off (each room read by
-    # its btree, newest first); the settings are back for what follows.
-    assert seen == [("off", "off" if plan == "per-room" else "on")]
+    # Per room, the statement runs with bitmap scans off (each room read by its btree,
+    # newest first) and without JIT; the settings are back for what follows.
+    assert seen == [("off", "off") if plan == "per-room" else ("on", "on")]
     assert _planner_settings() == ("on", "on")
     with connection.cursor() as cursor:
         # The plain phrase query: its matches in the rooms, newest RANK_WINDOW, ranked.
