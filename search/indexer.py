@@ -194,7 +194,8 @@ def _index_transaction() -> Iterator[None]:
         with transaction.atomic():
             yield
     finally:
-        raw.execute(f"PRAGMA synchronous = {int(synchronous)}")
+        if connection.connection is raw:  # not if Django closed it after an error
+            raw.execute(f"PRAGMA synchronous = {int(synchronous)}")
 
 
 def _contiguous(items: Sequence[LogEntry]) -> bool:
