@@ -120,6 +120,12 @@ class NewMessage:
     # Files shared with the message (uploads, verified and claimed by chat.attachments):
     # what a client shows of each, never a URL (URLs are minted per frame, short-lived).
     attachments: tuple[dict[str, Any], ...] = ()
+    # The room's lastSeq as the sender's checks read it a moment ago (a strongly consistent
+    # read of the room): a store whose seqs are taken by a conditional write (DynamoDB) takes
+    # the next seq from it on its first attempt instead of reading the room again. Only a
+    # proposal, like any read there: the write's condition on lastSeq is the guarantee, and a
+    # stale value costs one cancelled attempt and a fresh read. None: read the room.
+    last_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

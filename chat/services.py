@@ -435,6 +435,8 @@ async def message_send(
         reply_to=reply_to,
         mentions=mentioned,
         attachments=files,
+        # The read above proposes the seq (chat.records.NewMessage.last_seq): no second read.
+        last_seq=room.last_seq,
     )
     try:
         if room.last_seq == 0 and room_id == protocol.DEFAULT_ROOM:

@@ -955,16 +955,20 @@ class DynamoDBStore:
         sent = _epoch(new.timestamp)
         key = None
         if new.client_message_id is not None:
+            # No read of the key first: a retry of a stored clientMessageId is rare, and the
+            # transaction's condition on the key finds it (the original is read only then).
+            # Reading it on every send cost one strongly consistent read per message.
             key = client_message_key(room_id=new.room_id, user_id=new.user_id, client_message_id=new.client_message_id)
-            # A fast path for the common retry; the transaction's condition is the guarantee.
-            original = self._original(key, now=sent)
-            if original is not None:
-                return AppendResult(original, created=False)
+        # The sender's checks read the room a moment ago: the first attempt takes its seq from
+        # that read (new.last_seq), and only an attempt that lost the race reads the room again.
+        last_seq = new.last_seq
         for attempt in range(self.max_append_attempts):
-            room = self.get_room(new.room_id)
-            if room is None:
-                raise RoomNotFound(new.room_id)
-            seq = room.last_seq + 1
+            if last_seq is None:
+                room = self.get_room(new.room_id)
+                if room is None:
+                    raise RoomNotFound(new.room_id)
+                last_seq = room.last_seq
+            seq = last_seq + 1
             reply_to = new.reply_to
             replies_before = None
             if reply_to is not None:
@@ -989,7 +993,7 @@ class DynamoDBStore:
             )
             try:
                 self._write_message(
-                    record, previous_seq=room.last_seq, client_message_key=key, now=sent, replies_before=replies_before
+                    record, previous_seq=last_seq, client_message_key=key, now=sent, replies_before=replies_before
                 )
             except ClientError as exc:
                 if _error_code(exc) != "TransactionCanceledException":
@@ -1012,8 +1016,11 @@ class DynamoDBStore:
                     or {room_reason, message_reason, key_reason, count_reason} & _RETRYABLE_REASONS
                 ):
                     # Another sender took this seq first (or the room is gone: the next
-                    # get_room says so). Back off with full jitter and read lastSeq again.
-                    _backoff(attempt)
+                    # get_room says so). Back off with full jitter and read lastSeq again;
+                    # a stale proposal from the caller is retried at once.
+                    if attempt or new.last_seq is None:
+                        _backoff(attempt)
+                    last_seq = None
                     continue
                 raise
             return AppendResult(record, created=True)
