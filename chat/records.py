@@ -221,5 +221,18 @@ class ConnectionRecord:
     instance_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class InstanceBeat:
+    """What a process learns when it records that it is alive (ChatStore.beat_instance)."""
+
+    # The process's own entry was there and live until this beat: nobody can have swept its
+    # rows. False on a first beat, and after a stall long enough for another process to
+    # count it dead (its rows may be gone: it writes them again).
+    kept: bool
+    # Other processes whose entries have expired, with the ttl each was seen with: dead,
+    # their connection rows to be deleted by whoever sees them first.
+    dead: dict[str, int]
+
+
 class RoomNotFound(LookupError):
     pass
