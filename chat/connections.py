@@ -3,8 +3,16 @@
 Per process (per event loop) one `LocalSockets` registry knows every open chat socket and
 runs one background task while any is open:
 
-- Heartbeat: every CHAT_CONNECTION_HEARTBEAT_SECONDS it pushes the ttl of every local
-  connection row forward, so rows of a process that died stop counting within one ttl.
+- Heartbeat: every CHAT_CONNECTION_HEARTBEAT_SECONDS (and at once when the first socket
+  opens) it records in the store that this process is alive for CHAT_INSTANCE_TTL_SECONDS:
+  one write for the process, not one per socket. The same write lists the processes that
+  stopped beating (died without cleaning up); their connection rows are deleted then, by
+  whichever live process sees them first, so they stop counting within the instance ttl and
+  one heartbeat. A connection row's own ttl is long (CHAT_CONNECTION_TTL_SECONDS, two
+  hours) and pushed forward only once less than half of it is left: one write per socket an
+  hour where a write per socket a minute used to keep a three-minute ttl (issue 22.4). A
+  process that finds its own entry gone or expired (it stalled past its ttl, and another
+  process may have swept its rows) writes its sockets' rows again.
 - Sweep: before the first socket of a process is registered, rows that carry this
   process's CHAT_INSTANCE_ID but belong to no open socket here (a previous life of the
   process, killed before it could clean up) are deleted.
@@ -34,6 +42,7 @@ import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
@@ -44,6 +53,7 @@ from accounts.revocation import SESSION_ENDED
 from chat import layers, services
 from chat.errors import ChatError
 from chat.fanout import room_fanout
+from chat.storage.base import ConnectionRecord
 from chatsite.ops import drain
 
 log = logging.getLogger(__name__)
@@ -143,12 +153,18 @@ class LocalSockets:
         self._drain_hurried = asyncio.Event()
         self._sent_away: set[int] = set()
         self._opening = 0  # sockets between their row's write and add(): a stop waits for them too
+        # Each local row as written (its ttl as last pushed): the heartbeat refreshes only the
+        # rows past half their ttl, and writes them all again if this process was swept.
+        self._rows: dict[str, ConnectionRecord] = {}
 
     # Sockets ----------------------------------------------------------------------------
 
-    async def add(self, socket: LiveSocket) -> None:
-        """Register an open socket whose connection row is written; start the keeper."""
+    async def add(self, socket: LiveSocket, record: ConnectionRecord | None = None) -> None:
+        """Register an open socket whose connection row (`record`) is written; start the keeper.
+        A socket added without its record has its row refreshed on every heartbeat."""
         self.sockets[id(socket)] = socket
+        if record is not None:
+            self._rows[record.connection_id] = record
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._keep(), name="chat-connections-keeper")
 
@@ -167,6 +183,8 @@ class LocalSockets:
 
     def discard(self, socket: LiveSocket) -> None:
         self._sent_away.discard(id(socket))
+        if socket.connection_id is not None:
+            self._rows.pop(socket.connection_id, None)
         if self.sockets.pop(id(socket), None) is not None and not self.sockets:
             self._wake.set()  # the keeper ends with the last socket
             self._empty.set()
@@ -261,7 +279,8 @@ class LocalSockets:
         watch = settings.CHAT_LAYER_WATCHDOG_SECONDS if self.watchdog is not None else None
         recheck = settings.CHAT_SESSION_RECHECK_SECONDS
         loop = asyncio.get_running_loop()
-        next_heartbeat = loop.time() + heartbeat
+        # The first heartbeat at once: the process's entry must be live while it has rows.
+        next_heartbeat = loop.time()
         next_watch = loop.time() + watch if watch else None
         next_recheck = loop.time() + recheck
         while self.sockets:
@@ -274,7 +293,7 @@ class LocalSockets:
             try:
                 if loop.time() >= next_heartbeat:
                     next_heartbeat = loop.time() + heartbeat
-                    await self._heartbeat()
+                    await self.tick()
                 if watch and next_watch is not None and loop.time() >= next_watch:
                     next_watch = loop.time() + watch
                     await self._watch()
@@ -286,18 +305,57 @@ class LocalSockets:
         if self.watchdog is not None:
             await self.watchdog.close()
 
-    async def _heartbeat(self) -> None:
+    async def tick(self, *, now: float | None = None) -> None:
+        """One heartbeat. `now`: wall-clock epoch seconds (bench.dynamo_cost drives it)."""
+        now = time.time() if now is None else now
         # The process's room subscriptions are renewed too, so none outlives the channel
         # layer's group_expiry however long its room stays busy.
         try:
             await room_fanout().resubscribe()
         except Exception:
             log.warning("renewing room subscriptions failed; retrying next tick", exc_info=True)
-        ids = [s.connection_id for s in list(self.sockets.values()) if s.connection_id]
+        await self._beat(now)
+        open_ids = [s.connection_id for s in list(self.sockets.values()) if s.connection_id]
+        half = settings.CHAT_CONNECTION_TTL_SECONDS / 2
+        due = [cid for cid in open_ids if cid not in self._rows or self._rows[cid].ttl - now < half]
+        if not due:
+            return
         try:
-            await services.connections_heartbeat(connection_ids=ids)
+            ttl = await services.connections_heartbeat(
+                connection_ids=due, ttl=int(now) + settings.CHAT_CONNECTION_TTL_SECONDS
+            )
         except ChatError:
-            log.warning("heartbeat of %d connection rows failed; retrying next tick", len(ids))
+            log.warning("heartbeat of %d connection rows failed; retrying next tick", len(due))
+            return
+        for cid in due:
+            if cid in self._rows:
+                self._rows[cid] = replace(self._rows[cid], ttl=ttl)
+
+    async def _beat(self, now: float) -> None:
+        """This process is alive; sweep the rows of processes that are not."""
+        try:
+            beat = await services.instance_beat(now=now)
+        except ChatError:
+            log.warning("recording this process as alive failed; retrying next tick")
+            return
+        if not beat.kept and self._rows:
+            ttl = int(now) + settings.CHAT_CONNECTION_TTL_SECONDS
+            rows = [replace(row, ttl=ttl) for row in self._rows.values()]
+            try:
+                await services.connections_rewrite(records=rows)
+            except ChatError:
+                log.warning("writing %d connection rows again failed", len(rows))
+            else:
+                for row in rows:
+                    if row.connection_id in self._rows:  # not closed meanwhile
+                        self._rows[row.connection_id] = row
+        for instance, ttl in beat.dead.items():
+            try:
+                swept = await services.instance_sweep(instance_id=instance, ttl=ttl, now=now)
+            except ChatError:
+                log.warning("sweeping the rows of dead process %s failed; retrying next tick", instance)
+            else:
+                log.info("swept %d connection rows of %s, which stopped beating", swept, instance)
 
     async def recheck_sessions(self) -> int:
         """Close with 4401 every local socket whose session has ended; how many it closed.

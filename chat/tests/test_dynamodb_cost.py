@@ -2,17 +2,20 @@
 (issue 22.4; bench.dynamo_cost measures the same with capacity units, docs/performance.md).
 
 Upper bounds that failed before the cuts: a message sent cost four requests (three
-strongly consistent reads and the transaction), now two.
+strongly consistent reads and the transaction), now two; an idle socket cost one write a
+minute (60 an hour), now one an hour and its process's one beat a minute.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
 from accounts.identity import Identity
 from bench.dynamo_meter import DynamoMeter
@@ -20,6 +23,7 @@ from chat import services
 from chat.storage import get_store
 from chat.storage.base import NewMessage
 from chat.storage.dynamodb import DynamoDBStore, make_client
+from chat.tests.test_heartbeat import keeper_with
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -100,3 +104,24 @@ def test_a_stale_last_seq_proposed_by_the_sender_costs_one_retry(storage_backend
     assert tally.requests == Counter({"TransactWriteItems": 2, "GetItem": 1})
     stored = store.messages_after(room_id="lobby", after_seq=0, limit=10, now=NOW)
     assert [(m.seq, m.text) for m in stored] == [(1, "rival"), (2, "mine")]
+
+
+async def test_an_idle_hour_costs_a_write_per_socket_and_a_beat_per_heartbeat(storage_backend: str) -> None:
+    """An hour of heartbeats over 20 idle sockets (on a clock the test drives): the process
+    beats once a heartbeat, and each row is written once; it was one write per row a heartbeat."""
+    settings.CHAT_MAX_SOCKETS_PER_USER = 0
+    alice = Identity(user_id="u-alice", username="alice")
+    records = [await services.connection_open(identity=alice) for _ in range(20)]
+    registry = await keeper_with(records)  # the test ticks the keeper itself
+    start = time.time()
+    await registry.tick(now=start)  # the process's first beat, as its first socket starts it
+    counting = meter()
+    heartbeat = settings.CHAT_CONNECTION_HEARTBEAT_SECONDS
+    ticks = int(3600 / heartbeat)
+    for i in range(1, ticks + 1):
+        await registry.tick(now=start + i * heartbeat)
+    tally = counting.take()
+    counting.detach()
+    assert tally.reads == 0
+    assert tally.requests["UpdateItem"] <= ticks + len(records)  # 60 x 20 = 1,200 before issue 22.4
+    assert tally.writes == tally.requests["UpdateItem"]
