@@ -156,6 +156,10 @@ class LocalSockets:
         # Each local row as written (its ttl as last pushed): the heartbeat refreshes only the
         # rows past half their ttl, and writes them all again if this process was swept.
         self._rows: dict[str, ConnectionRecord] = {}
+        # Rows written again by the last beat, with the ttl written: a socket that closed
+        # while they were written may have had its row put back after its close deleted it;
+        # the next heartbeat deletes such a row again (only at that ttl).
+        self._rewritten: dict[str, int] = {}
 
     # Sockets ----------------------------------------------------------------------------
 
@@ -302,6 +306,8 @@ class LocalSockets:
                     await self.recheck_sessions()
             except Exception:
                 log.exception("connection keeper tick failed; trying again next tick")
+        with contextlib.suppress(Exception):
+            await self._forget_closed_rewrites()
         if self.watchdog is not None:
             await self.watchdog.close()
 
@@ -314,6 +320,7 @@ class LocalSockets:
             await room_fanout().resubscribe()
         except Exception:
             log.warning("renewing room subscriptions failed; retrying next tick", exc_info=True)
+        await self._forget_closed_rewrites()
         await self._beat(now)
         open_ids = [s.connection_id for s in list(self.sockets.values()) if s.connection_id]
         half = settings.CHAT_CONNECTION_TTL_SECONDS / 2
@@ -331,6 +338,16 @@ class LocalSockets:
             if cid in self._rows:
                 self._rows[cid] = replace(self._rows[cid], ttl=ttl)
 
+    async def _forget_closed_rewrites(self) -> None:
+        """Delete again the rows the last beat wrote for sockets that have closed since."""
+        closed = {cid: ttl for cid, ttl in self._rewritten.items() if cid not in self._rows}
+        self._rewritten = {}
+        for connection_id, ttl in closed.items():
+            try:
+                await services.connection_forget(connection_id=connection_id, ttl=ttl)
+            except ChatError:
+                log.warning("connection row %s of a closed socket left to expire", connection_id)
+
     async def _beat(self, now: float) -> None:
         """This process is alive; sweep the rows of processes that are not."""
         try:
@@ -341,6 +358,7 @@ class LocalSockets:
         if not beat.kept and self._rows:
             ttl = int(now) + settings.CHAT_CONNECTION_TTL_SECONDS
             rows = [replace(row, ttl=ttl) for row in self._rows.values()]
+            self._rewritten.update((row.connection_id, ttl) for row in rows)
             try:
                 await services.connections_rewrite(records=rows)
             except ChatError:

@@ -709,6 +709,11 @@ async def connections_heartbeat(*, connection_ids: list[str], ttl: int | None = 
     return ttl
 
 
+async def connection_forget(*, connection_id: str, ttl: int) -> None:
+    """Delete a row of a closed socket that a rewrite may have put back (only at `ttl`)."""
+    await _store_call(get_store().delete_connection, connection_id=connection_id, ttl=ttl)
+
+
 def _save_connections(*, records: list[ConnectionRecord]) -> None:
     store = get_store()
     for record in records:

@@ -204,3 +204,26 @@ async def test_a_row_is_refreshed_once_less_than_half_its_ttl_is_left(storage_ba
     assert first - (refreshed_at - heartbeat) >= ttl / 2  # not a heartbeat sooner than due
     assert first - refreshed_at < ttl / 2
     assert refreshed_to == int(refreshed_at) + ttl
+
+
+async def test_a_row_put_back_for_a_socket_that_closed_meanwhile_is_deleted_again(
+    storage_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first beat writes the process's rows again; a socket that closes while that runs may
+    have its row put back after its close deleted it. The next heartbeat deletes it again."""
+    mine = await services.connection_open(identity=Identity(user_id="u-alice", username="alice"))
+    registry = await keeper_with([mine])
+    (socket,) = registry.sockets.values()
+    rewrite = services.connections_rewrite
+
+    async def closing_meanwhile(*, records: list[ConnectionRecord]) -> None:
+        await services.connection_close(connection_id=mine.connection_id)
+        registry.discard(socket)
+        await rewrite(records=records)
+
+    monkeypatch.setattr(services, "connections_rewrite", closing_meanwhile)
+    t0 = time.time()
+    await registry.tick(now=t0)
+    assert await sync_to_async(live_ids)(user_id="u-alice", at=t0) == [mine.connection_id]  # put back
+    await registry.tick(now=t0 + 60)
+    assert await sync_to_async(live_ids)(user_id="u-alice", at=t0 + 60) == []
