@@ -64,10 +64,11 @@ frontend-test:
 
 # pytest-xdist: PYTEST_WORKERS processes, each taking whole test files (a file's servers and
 # fixtures start once, in one worker); PYTEST_WORKERS=0 runs everything in one process.
+# The 25 slowest tests are listed at the end: where `make test`'s time goes (issue 22).
 PYTEST_WORKERS ?= 2
 test: $(VENV)/.dev-installed lint frontend-test
 	@scripts/system-deps.sh
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25
 
 # The inner loop (about 2 minutes): ruff and the unit and integration tests of chat/,
 # accounts/ and deploy/ (real moto and Redis servers, no browsers, no clusters).

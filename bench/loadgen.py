@@ -313,7 +313,11 @@ class LoadGen:
         self.name: str = server["name"]
         self.proto = PROTOCOLS[server["protocol"]]
         self.urls: list[str] = server["urls"]
-        self.origin: str = server.get("origin") or "http://" + urlsplit(self.urls[0]).netloc
+        # A browser's Origin is the site it loaded, the Host its socket goes to. The generator
+        # reaches each process directly (no balancer in front), so each socket's origin is its
+        # own process's: one origin for all would be cross-site to the second process, which
+        # refuses a handshake with cookies from another origin (docs/auth.md).
+        self.origin: str | None = server.get("origin")
         self.cookies: list[str] = server.get("cookies") or []
         self.server_procs = _procs(server.get("pids", []))
         self.redis_procs = _procs(server.get("redis_pids", []))
@@ -402,7 +406,8 @@ class LoadGen:
         url = self.urls[index % len(self.urls)]
         parts = urlsplit(url)
         cookie = self.cookies[index % len(self.cookies)] if self.cookies else None
-        conn = Conn(self, index, f"ws://{parts.netloc}{self.proto.path(room)}", room, cookie, self.origin)
+        origin = self.origin or f"http://{parts.netloc}"
+        conn = Conn(self, index, f"ws://{parts.netloc}{self.proto.path(room)}", room, cookie, origin)
         async with sem:
             try:
                 if self.load_deadline is not None and time.monotonic() > self.load_deadline:

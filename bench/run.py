@@ -64,6 +64,10 @@ DAPHNE_FLAGS = [
 # before each server: never the index other users of that Redis work in.
 BENCH_REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "13"))
 SERVER_NAMES = ["chatsite", "chatsite-redis", "chatsite-redis-x2", "tutorial", "bare"]
+# Not in the default run (`make bench` stays under 3 minutes): named with --servers.
+# chatsite-2redis-x2: chatsite-redis-x2 with the channel layer over two Redis processes
+# (REDIS_URLS), as a deployment past one Redis primary runs (docs/operations.md).
+OPT_IN_SERVERS = ["chatsite-2redis-x2"]
 # One key per run, the same for bench.prep and every server: the sessions prep stores are
 # encoded (and their auth hash made) with the key, so a server with another key reads none
 # of them and refuses every socket with 4401. DEBUG off needs a key of its own anyway.
@@ -252,7 +256,7 @@ def _redis_answers(host: str, port: int) -> bool:
 
 
 def find_or_start_redis(workdir: Path) -> Redis:
-    """REDIS_URL if set, else 127.0.0.1:6379 if it answers, else a redis-server of our own."""
+    """REDIS_URL if set, else 127.0.0.1:6379 if it answers, else a redis-server of our own (`start_redis`)."""
     url = os.environ.get("REDIS_URL", "")
     if url:
         parts = urlsplit(url)
@@ -260,13 +264,18 @@ def find_or_start_redis(workdir: Path) -> Redis:
         return Redis(url=f"{base}/{BENCH_REDIS_DB}", pid=_listening_pid(parts.port or 6379))
     if _redis_answers("127.0.0.1", 6379):
         return Redis(url=f"redis://127.0.0.1:6379/{BENCH_REDIS_DB}", pid=_listening_pid(6379))
+    return start_redis(workdir)
+
+
+def start_redis(workdir: Path, log_name: str = "redis.log") -> Redis:
+    """A redis-server of the run's own on a free loopback port, without persistence."""
     server = shutil.which("redis-server")
     if server is None:
         raise RuntimeError("no Redis: set REDIS_URL, run one on 127.0.0.1:6379, or install redis-server")
     port = free_port()
     proc = subprocess.Popen(
         [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=(workdir / "redis.log").open("ab"),
+        stdout=(workdir / log_name).open("ab"),
         stderr=subprocess.STDOUT,
     )
     wait_for_port(port, proc)
@@ -288,6 +297,7 @@ class Server:
     ports: list[int] = field(default_factory=list)
     cookies: list[str] = field(default_factory=list)
     redis: Redis | None = None
+    second_redis: Redis | None = None
 
     @property
     def urls(self) -> list[str]:
@@ -339,7 +349,13 @@ def prepare_chatsite_template(workdir: Path, loads: list[dict[str, Any]]) -> tup
     return template / "db.sqlite3", json.loads(cookies_path.read_text())
 
 
-def start_server(name: str, workdir: Path, template: tuple[Path, list[str]] | None, redis: Redis | None) -> Server:
+def start_server(
+    name: str,
+    workdir: Path,
+    template: tuple[Path, list[str]] | None,
+    redis: Redis | None,
+    second_redis: Redis | None = None,
+) -> Server:
     daphne = str(BIN / "daphne")
     log_path = workdir / f"{name}.log"
     if name.startswith("chatsite"):
@@ -358,8 +374,14 @@ def start_server(name: str, workdir: Path, template: tuple[Path, list[str]] | No
         if name != "chatsite":
             assert redis is not None
             redis.flush()
-            extra["REDIS_URL"] = redis.url
             server.redis = redis
+            if name == "chatsite-2redis-x2":
+                assert second_redis is not None
+                second_redis.flush()
+                server.second_redis = second_redis
+                extra["REDIS_URLS"] = f"{redis.url},{second_redis.url}"
+            else:
+                extra["REDIS_URL"] = redis.url
         processes = 2 if name.endswith("-x2") else 1
         for i in range(processes):
             env = clean_env(**extra, CHAT_INSTANCE_ID=f"bench-{name}-{i}")
@@ -395,7 +417,7 @@ def run_loadgen(
             "urls": server.urls,
             "cookies": server.cookies,
             "pids": [p.pid for p in server.procs],
-            "redis_pids": [server.redis.pid] if server.redis and server.redis.pid else [],
+            "redis_pids": [r.pid for r in (server.redis, server.second_redis) if r and r.pid],
         },
         "loads": loads,
         "budget_s": budget_s,
@@ -719,8 +741,14 @@ def summarise_profile(raw: Path, cpu_s: float, units: int, unit: str = "delivery
 
 
 @contextlib.contextmanager
-def running(name: str, workdir: Path, template: tuple[Path, list[str]] | None, redis: Redis | None) -> Iterator[Server]:
-    server = start_server(name, workdir, template, redis)
+def running(
+    name: str,
+    workdir: Path,
+    template: tuple[Path, list[str]] | None,
+    redis: Redis | None,
+    second_redis: Redis | None = None,
+) -> Iterator[Server]:
+    server = start_server(name, workdir, template, redis, second_redis)
     try:
         yield server
     finally:
@@ -730,7 +758,11 @@ def running(name: str, workdir: Path, template: tuple[Path, list[str]] | None, r
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="the full run (tens of minutes): 5,000 idle sockets")
-    parser.add_argument("--servers", help=f"any of {','.join(SERVER_NAMES)} (default: all; chatsite with --profile)")
+    parser.add_argument(
+        "--servers",
+        help=f"any of {','.join(SERVER_NAMES + OPT_IN_SERVERS)} "
+        f"(default: {','.join(SERVER_NAMES)}; chatsite with --profile)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     parser.add_argument("--pin", action="store_true", help="pin servers to CPU 0 and the load generator to CPU 1")
     parser.add_argument("--profile", action="store_true", help="py-spy the servers under the 1000-member load")
@@ -753,8 +785,8 @@ def main() -> None:
     servers = args.servers or ("chatsite" if args.profile else ",".join(SERVER_NAMES))
     names = [n.strip() for n in servers.split(",") if n.strip()]
     for name in names:
-        if name not in SERVER_NAMES:
-            parser.error(f"unknown server {name!r}; choose from {', '.join(SERVER_NAMES)}")
+        if name not in SERVER_NAMES + OPT_IN_SERVERS:
+            parser.error(f"unknown server {name!r}; choose from {', '.join(SERVER_NAMES + OPT_IN_SERVERS)}")
 
     try:
         rooms, members = (int(n) for n in args.profile_shape.lower().split("x"))
@@ -786,6 +818,7 @@ def main() -> None:
     log(f"run {run_id}: servers {', '.join(names)}; scratch in {workdir.relative_to(ROOT)}")
 
     redis: Redis | None = None
+    second_redis: Redis | None = None
     needs_redis = any(n != "chatsite" and n != "bare" for n in names)
     template = prepare_chatsite_template(workdir, loads) if any(n.startswith("chatsite") for n in names) else None
     rows: list[dict[str, Any]] = []
@@ -794,6 +827,9 @@ def main() -> None:
         if needs_redis:
             redis = find_or_start_redis(workdir)
             log(f"redis at {redis.url} (pid {redis.pid})")
+        if "chatsite-2redis-x2" in names:
+            second_redis = start_redis(workdir, "redis-second.log")
+            log(f"second redis at {second_redis.url} (pid {second_redis.pid})")
         for done, name in enumerate(order):
             # Chatsite opens sockets slowest, and bare ramps to the top: they get the larger
             # shares; the tutorial peer fails the ramp's first step and needs the least.
@@ -802,7 +838,7 @@ def main() -> None:
             if share < 10:
                 log(f"{name}: skipped, the run's time budget ({budget:.0f} s) is spent")
                 continue
-            with running(name, workdir, template, redis) as server:
+            with running(name, workdir, template, redis, second_redis) as server:
                 log(f"{name}: up on {', '.join(map(str, server.ports))}")
                 if args.profile:
                     pid = server.procs[0].pid
@@ -828,8 +864,9 @@ def main() -> None:
                         server, loads, workdir, pin=args.pin, budget_s=share - 3, settle_max_s=settle_max_s
                     )
     finally:
-        if redis and redis.proc:
-            stop(redis.proc)
+        for own in (redis, second_redis):
+            if own and own.proc:
+                stop(own.proc)
 
     rows.sort(key=lambda r: names.index(r["server"]))  # stable: plan order within a server
     prune_scratch(keep=5)

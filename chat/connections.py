@@ -511,6 +511,13 @@ class RedisWatchdogs:
 _registries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LocalSockets] = weakref.WeakKeyDictionary()
 
 
+async def at_start() -> None:
+    """When the process starts, not at its first socket: a process killed and started again
+    with the same CHAT_INSTANCE_ID sweeps its previous life's rows, which would otherwise count
+    as open sockets (the dashboard, users online) until a socket arrived or their ttl passed."""
+    await local_sockets().prepare()
+
+
 def local_sockets() -> LocalSockets:
     """The registry of the running event loop (one per daphne process)."""
     loop = asyncio.get_running_loop()

@@ -168,9 +168,9 @@ class RoomDelivery:
             return
         self.core.join(room_id, result.last_seq)
         metrics.record_join(last_seq=cursor, recovered=result.recovered)
-        await self._send_joined(room_id, result)
+        await self.send_joined(room_id, result)
 
-    async def _send_joined(self, room_id: str, result: services.JoinResult) -> None:
+    async def send_joined(self, room_id: str, result: services.JoinResult) -> None:
         await self.send_frame(
             protocol.joined_frame(
                 room_id,

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.identity import identity_from_user
 from chat import services
+from chat.protocol import DEFAULT_ROOM
 
 
 @login_required
@@ -30,7 +31,12 @@ def room(request: HttpRequest, room_id: str) -> HttpResponse:
     identity = identity_from_user(request.user)
     if found is None or not services.room_readable(room=found, identity=identity):
         # A page with a way back, not Django's 404 page; still a 404 (issue 20).
-        missing = {"room": None, "rooms": services.sidebar_rooms(identity=identity) if identity is not None else []}
+        # The way back is the home room, as the page both UIs show when a room turns them away.
+        missing = {
+            "room": None,
+            "rooms": services.sidebar_rooms(identity=identity) if identity is not None else [],
+            "home_room": DEFAULT_ROOM,
+        }
         return render(request, "chat/room_missing.html", missing, status=404)
     context = {
         "room": found,

@@ -27,7 +27,7 @@ if settings.PRODUCTION:
     refuse_demo_accounts()  # alice and bob of `make run`, with their published password
 emf.start_from_settings()  # CloudWatch EMF lines when METRICS_EMF=1
 # Under daphne, once: what Chatsite adds to daphne, Twisted and autobahn (chat.daphne_adapt).
-daphne_adapt.install(on_shutdown=connections.begin_drain)
+daphne_adapt.install(on_shutdown=connections.begin_drain, on_start=connections.at_start)
 drain.install_signal_handler()  # SIGUSR1 drains this process before a release stops it
 
 

@@ -9,7 +9,7 @@ connection keyword, handed to psycopg through OPTIONS, or an error that names it
 from __future__ import annotations
 
 from typing import Final
-from urllib.parse import parse_qsl, unquote, urlparse
+from urllib.parse import ParseResult, parse_qsl, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -48,28 +48,37 @@ LIBPQ_OPTIONS: Final = frozenset(
 SSL_MODES: Final = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
-def database_from_url(url: str, *, password: str = "") -> dict[str, object]:
+def database_from_url(url: str, *, password: str = "", password_secret: str = "") -> dict[str, object]:
     """The DATABASES["default"] entry for a postgres:// or sqlite:// URL; ImproperlyConfigured if unusable.
 
-    `password` (DATABASE_PASSWORD) is for a URL without one: on ECS the password is injected
-    from the secret RDS manages, and the URL around it is plain configuration.
+    `password` (DATABASE_PASSWORD) is for a URL without one. `password_secret`
+    (DATABASE_PASSWORD_SECRET) names the Secrets Manager secret that holds it instead, read
+    when a connection opens: RDS rotates the password it manages, and a password copied into
+    the environment at start stops working at the first rotation (`chatsite.db.password`).
     """
     parsed = urlparse(url)
     query = parse_qsl(parsed.query, keep_blank_values=True, strict_parsing=False)
     if parsed.scheme in {"postgres", "postgresql"}:
-        if password and parsed.password:
-            raise ImproperlyConfigured("DATABASE_PASSWORD is set and DATABASE_URL has a password too: keep one")
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": unquote(parsed.path.lstrip("/")),
-            "USER": unquote(parsed.username or ""),
-            "PASSWORD": unquote(parsed.password or "") or password,
-            "HOST": parsed.hostname or "",
-            "PORT": str(parsed.port or ""),
-            "CONN_MAX_AGE": 60,
-            "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": _libpq_options(query),
-        }
+        given = [
+            name
+            for name, value in (
+                ("a password in DATABASE_URL", parsed.password),
+                ("DATABASE_PASSWORD", password),
+                ("DATABASE_PASSWORD_SECRET", password_secret),
+            )
+            if value
+        ]
+        if len(given) > 1:
+            raise ImproperlyConfigured(f"{' and '.join(given)} are both set: keep one")
+        if password_secret:
+            return {
+                **_postgres(parsed, query, password=""),
+                "ENGINE": "chatsite.db.postgresql",
+                "PASSWORD_SECRET": password_secret,
+            }
+        return _postgres(parsed, query, password=password)
+    if password_secret:
+        raise ImproperlyConfigured("DATABASE_PASSWORD_SECRET is for a postgres:// DATABASE_URL")
     if parsed.scheme == "sqlite":
         if query:
             raise ImproperlyConfigured(
@@ -77,6 +86,20 @@ def database_from_url(url: str, *, password: str = "") -> dict[str, object]:
             )
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parsed.path) or ":memory:"}
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (postgres or sqlite)")
+
+
+def _postgres(parsed: ParseResult, query: list[tuple[str, str]], *, password: str) -> dict[str, object]:
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parsed.path.lstrip("/")),
+        "USER": unquote(parsed.username or ""),
+        "PASSWORD": unquote(parsed.password or "") or password,
+        "HOST": parsed.hostname or "",
+        "PORT": str(parsed.port or ""),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": _libpq_options(query),
+    }
 
 
 def _libpq_options(query: list[tuple[str, str]]) -> dict[str, str]:

@@ -154,7 +154,15 @@ def _bounded(database: dict[str, object]) -> dict[str, object]:
 
 _database_url = env_str("DATABASE_URL")
 if _database_url:
-    DATABASES = {"default": _bounded(database_from_url(_database_url, password=env_str("DATABASE_PASSWORD")))}
+    DATABASES = {
+        "default": _bounded(
+            database_from_url(
+                _database_url,
+                password=env_str("DATABASE_PASSWORD"),
+                password_secret=env_str("DATABASE_PASSWORD_SECRET"),
+            )
+        )
+    }
 else:
     if PRODUCTION:
         raise ImproperlyConfigured("DATABASE_URL is required when CHATSITE_ENV=production")

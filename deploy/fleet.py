@@ -309,7 +309,8 @@ def data_resources() -> dict[str, Any]:
                 "DBName": DATABASE_NAME,
                 "MasterUsername": DATABASE_USER,
                 # RDS keeps the password in Secrets Manager and rotates it (every 7 days);
-                # the task reads it from there at start (DATABASE_PASSWORD).
+                # the app reads it from there when a connection opens, and again when a login
+                # is refused (DATABASE_PASSWORD_SECRET), so a rotation needs no restart.
                 "ManageMasterUserPassword": True,
                 "DBSubnetGroupName": ref("DatabaseSubnetGroup"),
                 "VPCSecurityGroups": [ref("DatabaseSecurityGroup")],
@@ -404,12 +405,14 @@ def _environment() -> list[dict[str, Any]]:
         "CHAT_UPLOADS_CDN_DOMAIN": ref("UploadsCdnDomain"),
         "CHAT_UPLOADS_CDN_KEY_ID": ref("UploadsCdnKeyId"),
         "AWS_REGION": ref("AWS::Region"),
-        # The password comes from RDS's own secret (DATABASE_PASSWORD); TLS with the server's
-        # certificate and name verified against the CA bundle in the image.
+        # The password comes from RDS's own secret, read at run time (DATABASE_PASSWORD_SECRET:
+        # it rotates); TLS with the server's certificate and name verified against the CA
+        # bundle in the image.
         "DATABASE_URL": sub(
             f"postgres://{DATABASE_USER}@${{Database.Endpoint.Address}}:${{Database.Endpoint.Port}}/{DATABASE_NAME}"
             f"?sslmode=verify-full&sslrootcert={RDS_CA_BUNDLE}&connect_timeout=5"
         ),
+        "DATABASE_PASSWORD_SECRET": getatt("Database", "MasterUserSecret.SecretArn"),
         "REDIS_URL": sub("rediss://${Redis.PrimaryEndPoint.Address}:${Redis.PrimaryEndPoint.Port}/0"),
         "METRICS_EMF": "1",
         "METRICS_EMF_NAMESPACE": ref("MetricsNamespace"),
@@ -428,8 +431,6 @@ def _secrets() -> list[dict[str, Any]]:
     return [
         {"Name": "DJANGO_SECRET_KEY", "ValueFrom": ref("DjangoSecretKey")},
         {"Name": "REDIS_PASSWORD", "ValueFrom": ref("RedisAuthToken")},
-        # The JSON key "password" of the secret RDS manages.
-        {"Name": "DATABASE_PASSWORD", "ValueFrom": sub("${Database.MasterUserSecret.SecretArn}:password::")},
         {"Name": "CHAT_UPLOADS_CDN_PRIVATE_KEY", "ValueFrom": ref("UploadsCdnPrivateKeySecretArn")},
     ]
 
@@ -501,7 +502,6 @@ def ecs_resources() -> dict[str, Any]:
                                     "Resource": [
                                         ref("DjangoSecretKey"),
                                         ref("RedisAuthToken"),
-                                        getatt("Database", "MasterUserSecret.SecretArn"),
                                         ref("UploadsCdnPrivateKeySecretArn"),
                                     ],
                                 },
@@ -518,8 +518,27 @@ def ecs_resources() -> dict[str, Any]:
                 "Tags": tags("execution"),
             },
         },
-        # The task role is the main stack's AppRole (its tables and log group); on the
-        # built-in issuer it may also read the shared signing keys, and nothing else.
+        # The task role is the main stack's AppRole (its tables and log group); here it may
+        # also read the database's password, which RDS rotates, and, on the built-in issuer,
+        # the shared signing keys; nothing else.
+        "DatabaseSecretPolicy": {
+            "Type": "AWS::IAM::Policy",
+            "Properties": {
+                "PolicyName": "chatsite-database-secret",
+                "Roles": [imported("AppRoleName")],
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "ReadDatabasePassword",
+                            "Effect": "Allow",
+                            "Action": "secretsmanager:GetSecretValue",
+                            "Resource": getatt("Database", "MasterUserSecret.SecretArn"),
+                        }
+                    ],
+                },
+            },
+        },
         "SigningKeysPolicy": {
             "Type": "AWS::IAM::Policy",
             "Condition": "HasSigningKeys",
@@ -576,7 +595,8 @@ def ecs_resources() -> dict[str, Any]:
         },
         "Service": {
             "Type": "AWS::ECS::Service",
-            "DependsOn": ["HttpsListener"],
+            # The tasks read the database's password with the task role from their first request.
+            "DependsOn": ["HttpsListener", "DatabaseSecretPolicy"],
             "Properties": {
                 "Cluster": ref("Cluster"),
                 "TaskDefinition": ref("TaskDefinition"),

@@ -9,7 +9,9 @@ exact versions (CHECKED_VERSIONS, the pins in requirements.txt):
 - server close codes (`closing`): daphne may close with 1001/1011/1012/1013;
 - drain on shutdown (`closing`): SIGTERM closes every socket with 1001 and waits for them;
 - close handshake timeout (`closing`): a server close gets time to reach the client;
-- lazy debug line (`lazylog`): autobahn's per-connection debug line is not formatted unless shown.
+- lazy debug line (`lazylog`): autobahn's per-connection debug line is not formatted unless shown;
+- start-up work (`startup`): run once the server runs, not at the first connection (daphne
+  has no ASGI lifespan).
 
 `install` runs once, from chatsite.asgi, and only under daphne. It compares the installed
 versions with CHECKED_VERSIONS and refuses to start on any other (an upgrade must re-check
@@ -26,12 +28,12 @@ import asyncio
 import importlib.metadata
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 from django.core.exceptions import ImproperlyConfigured
 
-from chat.daphne_adapt import closing, frames, handshake, lazylog, sendbuffer
+from chat.daphne_adapt import closing, frames, handshake, lazylog, sendbuffer, startup
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,11 @@ def unchecked_versions(installed: dict[str, str | None]) -> dict[str, str | None
     return {name: version for name, version in installed.items() if version != CHECKED_VERSIONS[name]}
 
 
-def install(*, on_shutdown: Callable[[], asyncio.Future[Any] | None]) -> dict[str, bool] | None:
+def install(
+    *,
+    on_shutdown: Callable[[], asyncio.Future[Any] | None],
+    on_start: Callable[[], Coroutine[Any, Any, Any]] | None = None,
+) -> dict[str, bool] | None:
     """Install every adaptation once, under daphne (None elsewhere: nothing to adapt).
 
     Raises ImproperlyConfigured on a daphne, Twisted or autobahn version they were not
@@ -86,6 +92,8 @@ def install(*, on_shutdown: Callable[[], asyncio.Future[Any] | None]) -> dict[st
         "close_handshake_timeout": closing.close_handshake_timeout(),
         "lazy_connection_log": lazylog.install(),
     }
+    if on_start is not None:
+        _installed["start_up_work"] = startup.run_at_start(on_start)
     active = sorted(name for name, on in _installed.items() if on)
     off = sorted(name for name, on in _installed.items() if not on)
     log.info("daphne adaptations active: %s", ", ".join(active) or "none")

@@ -150,20 +150,27 @@ def test_every_role_is_least_privilege() -> None:
 
 
 def test_the_execution_role_reads_exactly_the_secrets_the_task_gets() -> None:
-    """ECS injects DJANGO_SECRET_KEY, REDIS_PASSWORD, DATABASE_PASSWORD and the uploads
-    distribution's signing key, and may read those secrets only."""
+    """ECS injects DJANGO_SECRET_KEY, REDIS_PASSWORD and the uploads distribution's signing
+    key, and may read those secrets only. The database password rotates, so the task role
+    reads it at run time (DATABASE_PASSWORD_SECRET names it), and reads nothing else."""
     secrets = {s["Name"]: s["ValueFrom"] for s in task_container()["Secrets"]}
-    assert set(secrets) == {"DJANGO_SECRET_KEY", "REDIS_PASSWORD", "DATABASE_PASSWORD", "CHAT_UPLOADS_CDN_PRIVATE_KEY"}
+    assert set(secrets) == {"DJANGO_SECRET_KEY", "REDIS_PASSWORD", "CHAT_UPLOADS_CDN_PRIVATE_KEY"}
     (read,) = [s for _, name, s in policy_statements() if name == "ExecutionRole" and s["Sid"] == "ReadTaskSecrets"]
     assert read["Resource"] == [
         {"Ref": "DjangoSecretKey"},
         {"Ref": "RedisAuthToken"},
-        {"Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"]},
         {"Ref": "UploadsCdnPrivateKeySecretArn"},
     ]
-    # Nothing secret travels as a plain environment value.
+    database_secret = {"Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"]}
+    assert task_environment()["DATABASE_PASSWORD_SECRET"] == database_secret
+    (read,) = [s for _, name, s in policy_statements() if name == "DatabaseSecretPolicy"]
+    assert (read["Action"], read["Resource"]) == ("secretsmanager:GetSecretValue", database_secret)
+    # Nothing secret travels as a plain environment value (the two *_SECRET values are ARNs).
     for name, value in task_environment().items():
-        if re.search(r"SECRET|PASSWORD|TOKEN|PRIVATE", name) and name != "AUTH_SIGNING_KEYS_SECRET":
+        if re.search(r"SECRET|PASSWORD|TOKEN|PRIVATE", name) and name not in {
+            "AUTH_SIGNING_KEYS_SECRET",
+            "DATABASE_PASSWORD_SECRET",
+        }:
             pytest.fail(f"{name} is a plain environment value: {value!r}")
     assert ":password@" not in json.dumps(task_environment())
 
@@ -249,7 +256,7 @@ def test_the_task_environment_is_a_valid_production_configuration(tmp_path: Path
     """The task's variables (with its secrets filled in) pass `check --deploy`, and each is one the app reads."""
     env = {k: _placeholder(v) for k, v in task_environment().items() if "Fn::If" not in json.dumps(v)}
     env.update(COGNITO_REGION="us-east-1", COGNITO_USER_POOL_ID="us-east-1_example", COGNITO_APP_CLIENT_ID="c")
-    env.update(DJANGO_SECRET_KEY=secrets.token_urlsafe(48), REDIS_PASSWORD="t" * 64, DATABASE_PASSWORD="p")
+    env.update(DJANGO_SECRET_KEY=secrets.token_urlsafe(48), REDIS_PASSWORD="t" * 64)
     signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     env["CHAT_UPLOADS_CDN_PRIVATE_KEY"] = signing_key.private_bytes(
         Encoding.PEM, PrivateFormat.TraditionalOpenSSL, NoEncryption()

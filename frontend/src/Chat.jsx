@@ -258,13 +258,24 @@ const DRAWER_QUERY = '(max-width: 48rem)';
 /** An unknown, private or forbidden room, or one the user was taken out of: a clear page with
  * a way back, no composer (the template's, chat.js showGone; the words are core/people.js's). */
 function RoomGone({ roomId, text }) {
+  const title = useRef(null);
+  const home = useRef(null);
+  // The composer went with the room: focus left on the body goes to the page's way out.
+  useEffect(() => {
+    const focus = document.activeElement;
+    if (!focus || focus === document.body) (home.current ?? title.current)?.focus();
+  }, [roomId, text]);
   return (
     <div className="room-gone" role="alert" data-testid="room-gone">
-      <h2>{ROOM_GONE_TITLE}</h2>
+      <h2 ref={title} tabIndex={-1}>
+        {ROOM_GONE_TITLE}
+      </h2>
       <p>{text}</p>
       {roomId !== HOME_ROOM && (
         <p>
-          <a href={`#/rooms/${HOME_ROOM}`}>Go to #{HOME_ROOM}</a>
+          <a ref={home} href={`#/rooms/${HOME_ROOM}`}>
+            Go to #{HOME_ROOM}
+          </a>
         </p>
       )}
     </div>

@@ -246,6 +246,10 @@ function start(app) {
   // own "not available" page has the same test id, and the room section is there too, hidden.
   let gone = null;
   function showGone(text) {
+    // Focus in the room (the composer, a message's menu) is about to vanish with it: move it to
+    // the page's way out, so a keyboard or screen-reader user is not left on the body.
+    const focus = document.activeElement;
+    const focusLost = !focus || focus === document.body || el.room.contains(focus);
     hideNotice();
     document.getElementById("members-dialog")?.close(); // its room is no longer there to manage
     if (!gone) {
@@ -258,6 +262,7 @@ function start(app) {
       const back = document.createElement("p");
       const home = document.createElement("a");
       title.textContent = ROOM_GONE_TITLE;
+      title.tabIndex = -1; // focusable for the home room, which has no link to itself
       home.href = `/rooms/${HOME_ROOM}/`;
       home.textContent = `Go to #${HOME_ROOM}`;
       home.addEventListener("click", (event) => {
@@ -276,6 +281,7 @@ function start(app) {
     el.roomIdLabel.textContent = ""; // showRoomHeader writes it again for the next room
     el.roomIdLabel.hidden = true;
     updateBadges();
+    if (focusLost) (gone.children[2].hidden ? gone.children[0] : gone.querySelector("a")).focus();
   }
 
   function hideGone() {

@@ -268,6 +268,12 @@ export function setupPeople({ connection, openRoom, currentRoomId, renameOpenRoo
     const room = members.open ? mine(currentRoomId()) : null;
     if (!room) return;
     paintRoomLine(room.roomId, room);
+    // The user's own role changed while the dialog is open (made owner, or no longer one):
+    // the owners' forms and the members' buttons follow at once, as React's dialog does.
+    if (inviteForm.hidden === (room.role === 'owner' && room.kind !== 'direct')) {
+      showMembers();
+      return;
+    }
     if (!settingsForm.hidden) fillSettings(room);
   });
 

@@ -122,6 +122,22 @@ async def test_a_private_room_invitation_and_removal_in_the_template_ui(
     await expect(bob.page.locator("#room-name")).to_have_text(new_name)
     await expect(link.locator(".room-link-name")).to_have_text(new_name)
 
+    # Alice makes Bob an owner, then a member again, while his Members dialog is open: the
+    # owners' forms and buttons appear and go on his side without reopening it.
+    bob_members = bob.page.locator("#members-dialog")
+    await bob.page.get_by_role("button", name="Members").click()
+    await expect(bob_members.locator("#members-list li")).to_have_count(2)
+    await expect(bob_members.locator("#room-settings-form")).to_be_hidden()
+    await members.get_by_role("button", name="Make owner").click()
+    await expect(bob_members.locator("#room-settings-form")).to_be_visible()
+    await expect(bob_members.locator("#invite-form")).to_be_visible()
+    await expect(bob_members.get_by_role("button", name=f"Remove {alice_name}")).to_be_visible()
+    await members.get_by_role("button", name="Make member").click()
+    await expect(bob_members.locator("#room-settings-form")).to_be_hidden()
+    await expect(bob_members.locator("#invite-form")).to_be_hidden()
+    await expect(bob_members.get_by_role("button", name=f"Remove {alice_name}")).to_have_count(0)
+    await bob_members.get_by_role("button", name="Close").click()
+
     await members.get_by_role("button", name=f"Remove {bob_name}").click()
     await expect(members.locator("#members-list li")).to_have_count(1)
     await expect(link).to_have_count(0)

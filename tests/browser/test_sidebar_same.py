@@ -135,6 +135,7 @@ async def test_both_uis_drop_a_private_room_when_its_open_reader_is_removed(
             await open_app(me, server, private)
         await expect(link[ui]).to_have_count(1)  # a member: listed, and open
         await expect(me.page.locator(".messages-pane")).to_be_visible()
+        await me.page.locator(COMPOSER[ui]).focus()  # typing when the removal lands
         await members.get_by_role("button", name="Remove drop-me").click()
         await expect(members.locator("#members-list li")).to_have_count(1)
         await expect(link[ui]).to_have_count(0)
@@ -145,6 +146,8 @@ async def test_both_uis_drop_a_private_room_when_its_open_reader_is_removed(
         await expect(me.page.locator(".messages-pane")).to_be_hidden()
         await expect(me.page.get_by_text("Private room: members only.")).to_be_hidden()
         await expect(me.page.get_by_role("button", name="Members")).to_have_count(0)
+        # The composer went with the room: focus goes to the page's way out, not to the body.
+        await expect(gone.get_by_role("link", name="Go to #general")).to_be_focused()
         pages[ui] = await gone.inner_text()
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         await me.page.screenshot(path=str(SCREENSHOTS / f"sidebar-removed-{ui}.png"))

@@ -4,6 +4,8 @@
   the serving process's, and it drops as sockets close on either (seen in Chromium).
 - A process stopped with SIGTERM and started again: the sockets of its previous life no
   longer count, even those whose client never answered the close frame.
+- A process killed and started again with its CHAT_INSTANCE_ID: its previous life's rows go
+  when it starts, before any socket connects.
 
 On SQLite and on PostgreSQL (the local storage backend keeps connection rows in Django's database).
 """
@@ -130,6 +132,31 @@ async def test_sockets_of_a_previous_life_do_not_count_after_a_sigterm_restart(
             await client.close()
         for quiet in silent:
             quiet.close()
+
+
+async def test_a_killed_process_started_again_sweeps_its_previous_life_before_any_socket(
+    daphne_factory: Callable[..., DaphneServer],
+    database: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """SIGKILL leaves two sockets' rows behind; the process started again with the same
+    CHAT_INSTANCE_ID takes them off at start, with no socket connecting (their ttl is 3 minutes)."""
+    tag = tmp_path.name[-12:]
+    root = f"root-{tag}"
+    make_root(tmp_path, database, root)
+    server = daphne_factory(shared_dir=tmp_path, CHAT_INSTANCE_ID=f"killed-{tag}", **database)
+    admin = await asyncio.to_thread(server.login, root)
+    before = await asyncio.to_thread(live, server, admin)  # the module's PostgreSQL database is shared
+    cookies = [await asyncio.to_thread(server.signup, f"k{n}-{tag}") for n in range(2)]
+    clients = [await ChatClient.connect(server.ws_url, cookie=c, origin=server.origin) for c in cookies]
+    try:
+        await live_becomes(server, admin, (before[0] + 2, before[1] + 2))
+        await asyncio.to_thread(server.kill)  # no cleanup at all: the rows stay
+        await asyncio.to_thread(server.start)
+        await live_becomes(server, admin, before)
+    finally:
+        for client in clients:
+            await client.close()
 
 
 async def test_the_live_tiles_count_the_sockets_of_both_processes(

@@ -1,0 +1,1 @@
+"""Chatsite's additions to Django's database layer."""

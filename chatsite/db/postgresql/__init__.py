@@ -1,0 +1,1 @@
+"""Django's PostgreSQL backend, logging in with the password of a rotated secret (see `chatsite.db.password`)."""
