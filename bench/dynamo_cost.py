@@ -137,7 +137,7 @@ async def receive_until(comm: Any, kind: str, **fields: Any) -> dict[str, Any]:
 
 
 async def _no_keeper(self: Any) -> None:
-    return None
+    await asyncio.Event().wait()  # a keeper task that never ticks (cancelled at the end)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

