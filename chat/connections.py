@@ -165,12 +165,12 @@ class LocalSockets:
 
     # Sockets ----------------------------------------------------------------------------
 
-    async def add(self, socket: LiveSocket, record: ConnectionRecord | None = None) -> None:
+    async def add(self, socket: LiveSocket, record: ConnectionRecord) -> None:
         """Register an open socket whose connection row (`record`) is written; start the keeper.
-        A socket added without its record has its row refreshed on every heartbeat."""
+        The record is required: the heartbeat refreshes a row by the ttl it holds (once past
+        half of it), and writes it again from the record if this process was swept."""
         self.sockets[id(socket)] = socket
-        if record is not None:
-            self._rows[record.connection_id] = record
+        self._rows[record.connection_id] = record
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._keep(), name="chat-connections-keeper")
             # The process's entry must be live while it has rows, so the keeper's first beat
