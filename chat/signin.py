@@ -139,7 +139,7 @@ class SocketOpening:
             async with local.opening():
                 record = await services.connection_open(identity=identity)
                 self.connection_id = record.connection_id
-                await local.add(self)
+                await local.add(self, record)
         except QuotaExceeded as over:
             await self.too_many(over)  # too many open sockets for this user: 4429
             return
