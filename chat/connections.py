@@ -3,8 +3,17 @@
 Per process (per event loop) one `LocalSockets` registry knows every open chat socket and
 runs one background task while any is open:
 
-- Heartbeat: every CHAT_CONNECTION_HEARTBEAT_SECONDS it pushes the ttl of every local
-  connection row forward, so rows of a process that died stop counting within one ttl.
+- Heartbeat: every CHAT_CONNECTION_HEARTBEAT_SECONDS (and, awaited by the opening socket,
+  when the first socket opens) it records in the store that this process is alive for
+  CHAT_INSTANCE_TTL_SECONDS: one write for the process, not one per socket. The same write
+  lists the processes that stopped beating (died without cleaning up); their connection rows
+  are deleted then, by whichever live process sees them first, so they stop counting within
+  the instance ttl and one heartbeat. A connection row's own ttl is long
+  (CHAT_CONNECTION_TTL_SECONDS, two hours) and pushed forward only once less than half of it
+  is left: one write per socket an hour where a write per socket a minute used to keep a
+  three-minute ttl (issue 22.4). A process that finds its own entry gone or expired (it
+  stalled past its ttl, and another process may have swept its rows) writes its sockets'
+  rows again, as does the first heartbeat after a first socket found it so.
 - Sweep: before the first socket of a process is registered, rows that carry this
   process's CHAT_INSTANCE_ID but belong to no open socket here (a previous life of the
   process, killed before it could clean up) are deleted.
@@ -34,6 +43,7 @@ import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
@@ -44,6 +54,7 @@ from accounts.revocation import SESSION_ENDED
 from chat import layers, services
 from chat.errors import ChatError
 from chat.fanout import room_fanout
+from chat.storage.base import ConnectionRecord
 from chatsite.ops import drain
 
 log = logging.getLogger(__name__)
@@ -143,14 +154,38 @@ class LocalSockets:
         self._drain_hurried = asyncio.Event()
         self._sent_away: set[int] = set()
         self._opening = 0  # sockets between their row's write and add(): a stop waits for them too
+        # Each local row as written (its ttl as last pushed): the heartbeat refreshes only the
+        # rows past half their ttl, and writes them all again if this process was swept.
+        self._rows: dict[str, ConnectionRecord] = {}
+        # Rows written again by the last beat, with the ttl written: a socket that closed
+        # while they were written may have had its row put back after its close deleted it;
+        # the next heartbeat deletes such a row again (only at that ttl).
+        self._rewritten: dict[str, int] = {}
+        self._rewrite_due = False
 
     # Sockets ----------------------------------------------------------------------------
 
-    async def add(self, socket: LiveSocket) -> None:
-        """Register an open socket whose connection row is written; start the keeper."""
+    async def add(self, socket: LiveSocket, record: ConnectionRecord) -> None:
+        """Register an open socket whose connection row (`record`) is written; start the keeper.
+        The record is required: the heartbeat refreshes a row by the ttl it holds (once past
+        half of it), and writes it again from the record if this process was swept."""
         self.sockets[id(socket)] = socket
+        self._rows[record.connection_id] = record
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._keep(), name="chat-connections-keeper")
+            # The process's entry must be live while it has rows, so the keeper's first beat
+            # is not a heartbeat away: it is this socket's, awaited (a write in the background
+            # would race whatever the opener does next). Nothing is swept here; the heartbeat
+            # does that.
+            try:
+                beat = await services.instance_beat(now=time.time())
+            except ChatError:
+                log.warning("recording this process as alive failed; the heartbeat retries")
+                self._rewrite_due = True
+            else:
+                # Entry gone or expired: a sweep of this process may have been under way as
+                # this row was written. The first heartbeat writes the rows again.
+                self._rewrite_due = self._rewrite_due or not beat.kept
 
     @contextlib.asynccontextmanager
     async def opening(self) -> AsyncIterator[None]:
@@ -167,6 +202,8 @@ class LocalSockets:
 
     def discard(self, socket: LiveSocket) -> None:
         self._sent_away.discard(id(socket))
+        if socket.connection_id is not None:
+            self._rows.pop(socket.connection_id, None)
         if self.sockets.pop(id(socket), None) is not None and not self.sockets:
             self._wake.set()  # the keeper ends with the last socket
             self._empty.set()
@@ -274,7 +311,7 @@ class LocalSockets:
             try:
                 if loop.time() >= next_heartbeat:
                     next_heartbeat = loop.time() + heartbeat
-                    await self._heartbeat()
+                    await self.tick()
                 if watch and next_watch is not None and loop.time() >= next_watch:
                     next_watch = loop.time() + watch
                     await self._watch()
@@ -283,21 +320,75 @@ class LocalSockets:
                     await self.recheck_sessions()
             except Exception:
                 log.exception("connection keeper tick failed; trying again next tick")
+        with contextlib.suppress(Exception):
+            await self._forget_closed_rewrites()
         if self.watchdog is not None:
             await self.watchdog.close()
 
-    async def _heartbeat(self) -> None:
+    async def tick(self, *, now: float | None = None) -> None:
+        """One heartbeat. `now`: wall-clock epoch seconds (bench.dynamo_cost drives it)."""
+        now = time.time() if now is None else now
         # The process's room subscriptions are renewed too, so none outlives the channel
         # layer's group_expiry however long its room stays busy.
         try:
             await room_fanout().resubscribe()
         except Exception:
             log.warning("renewing room subscriptions failed; retrying next tick", exc_info=True)
-        ids = [s.connection_id for s in list(self.sockets.values()) if s.connection_id]
+        await self._forget_closed_rewrites()
+        await self._beat(now)
+        open_ids = [s.connection_id for s in list(self.sockets.values()) if s.connection_id]
+        half = settings.CHAT_CONNECTION_TTL_SECONDS / 2
+        due = [cid for cid in open_ids if cid not in self._rows or self._rows[cid].ttl - now < half]
+        if not due:
+            return
         try:
-            await services.connections_heartbeat(connection_ids=ids)
+            ttl = await services.connections_heartbeat(
+                connection_ids=due, ttl=int(now) + settings.CHAT_CONNECTION_TTL_SECONDS
+            )
         except ChatError:
-            log.warning("heartbeat of %d connection rows failed; retrying next tick", len(ids))
+            log.warning("heartbeat of %d connection rows failed; retrying next tick", len(due))
+            return
+        for cid in due:
+            if cid in self._rows:
+                self._rows[cid] = replace(self._rows[cid], ttl=ttl)
+
+    async def _forget_closed_rewrites(self) -> None:
+        """Delete again the rows the last beat wrote for sockets that have closed since."""
+        closed = {cid: ttl for cid, ttl in self._rewritten.items() if cid not in self._rows}
+        self._rewritten = {}
+        for connection_id, ttl in closed.items():
+            try:
+                await services.connection_forget(connection_id=connection_id, ttl=ttl)
+            except ChatError:
+                log.warning("connection row %s of a closed socket left to expire", connection_id)
+
+    async def _beat(self, now: float) -> None:
+        """This process is alive; sweep the rows of processes that are not."""
+        try:
+            beat = await services.instance_beat(now=now)
+        except ChatError:
+            log.warning("recording this process as alive failed; retrying next tick")
+            return
+        rewrite, self._rewrite_due = not beat.kept or self._rewrite_due, False
+        if rewrite and self._rows:
+            ttl = int(now) + settings.CHAT_CONNECTION_TTL_SECONDS
+            rows = [replace(row, ttl=ttl) for row in self._rows.values()]
+            self._rewritten.update((row.connection_id, ttl) for row in rows)
+            try:
+                await services.connections_rewrite(records=rows)
+            except ChatError:
+                log.warning("writing %d connection rows again failed", len(rows))
+            else:
+                for row in rows:
+                    if row.connection_id in self._rows:  # not closed meanwhile
+                        self._rows[row.connection_id] = row
+        for instance, ttl in beat.dead.items():
+            try:
+                swept = await services.instance_sweep(instance_id=instance, ttl=ttl, now=now)
+            except ChatError:
+                log.warning("sweeping the rows of dead process %s failed; retrying next tick", instance)
+            else:
+                log.info("swept %d connection rows of %s, which stopped beating", swept, instance)
 
     async def recheck_sessions(self) -> int:
         """Close with 4401 every local socket whose session has ended; how many it closed.

@@ -148,6 +148,18 @@ class Connection(models.Model):
         return self.connection_id
 
 
+class Instance(models.Model):
+    """A daphne process with open sockets, alive until `ttl` (its keeper beats every
+    CHAT_CONNECTION_HEARTBEAT_SECONDS). One that stops beating is dead: any live process
+    deletes its connection rows (chat.connections), so the rows themselves can live long."""
+
+    instance_id = models.CharField(primary_key=True, max_length=128)
+    ttl = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return self.instance_id
+
+
 # Moderation records live in Django's database whichever backend holds messages.
 from chat.moderation_models import AuditLog, Ban, Mute, Report, SlowModeStamp  # noqa: E402
 
@@ -155,6 +167,7 @@ __all__ = [
     "AuditLog",
     "Ban",
     "Connection",
+    "Instance",
     "Message",
     "Mute",
     "ReadMark",

@@ -120,6 +120,12 @@ class NewMessage:
     # Files shared with the message (uploads, verified and claimed by chat.attachments):
     # what a client shows of each, never a URL (URLs are minted per frame, short-lived).
     attachments: tuple[dict[str, Any], ...] = ()
+    # The room's lastSeq as the sender's checks read it a moment ago (a strongly consistent
+    # read of the room): a store whose seqs are taken by a conditional write (DynamoDB) takes
+    # the next seq from it on its first attempt instead of reading the room again. Only a
+    # proposal, like any read there: the write's condition on lastSeq is the guarantee, and a
+    # stale value costs one cancelled attempt and a fresh read. None: read the room.
+    last_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +219,19 @@ class ConnectionRecord:
     connected_at: datetime
     ttl: int
     instance_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceBeat:
+    """What a process learns when it records that it is alive (ChatStore.beat_instance)."""
+
+    # The process's own entry was there and live until this beat: nobody can have swept its
+    # rows. False on a first beat, and after a stall long enough for another process to
+    # count it dead (its rows may be gone: it writes them again).
+    kept: bool
+    # Other processes whose entries have expired, with the ttl each was seen with: dead,
+    # their connection rows to be deleted by whoever sees them first.
+    dead: dict[str, int]
 
 
 class RoomNotFound(LookupError):

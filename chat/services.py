@@ -38,6 +38,7 @@ from chat.storage import get_store
 from chat.storage.base import (
     ConnectionRecord,
     EventRecord,
+    InstanceBeat,
     LogEntry,
     MessageRecord,
     NewMessage,
@@ -447,6 +448,8 @@ async def message_send(
         reply_to=reply_to,
         mentions=mentioned,
         attachments=files,
+        # The read above proposes the seq (chat.records.NewMessage.last_seq): no second read.
+        last_seq=room.last_seq,
     )
     try:
         if room.last_seq == 0 and room_id == protocol.DEFAULT_ROOM:
@@ -772,17 +775,67 @@ def _refresh_connections(*, connection_ids: list[str], ttl: int) -> None:
 HEARTBEAT_SLICE = 50
 
 
-async def connections_heartbeat(*, connection_ids: list[str]) -> None:
-    """Push the ttl of these connection rows forward: their sockets are still open here.
+async def connections_heartbeat(*, connection_ids: list[str], ttl: int | None = None) -> int:
+    """Push the ttl of these connection rows forward (to `ttl`, by default a full
+    CHAT_CONNECTION_TTL_SECONDS from now): their sockets are still open here. Returns the ttl.
 
     In slices of HEARTBEAT_SLICE rows, one store call each: the local backend runs store
     calls one at a time on Django's sync thread, so a process with thousands of sockets
     would otherwise make every message sent meanwhile wait for all of its rows (measured:
     a second with 6,000 sockets, docs/performance.md). A message waits for one slice at most.
     """
-    ttl = int(utcnow().timestamp()) + settings.CHAT_CONNECTION_TTL_SECONDS
+    if ttl is None:
+        ttl = int(utcnow().timestamp()) + settings.CHAT_CONNECTION_TTL_SECONDS
     for start in range(0, len(connection_ids), HEARTBEAT_SLICE):
         await _store_call(_refresh_connections, connection_ids=connection_ids[start : start + HEARTBEAT_SLICE], ttl=ttl)
+    return ttl
+
+
+async def connection_forget(*, connection_id: str, ttl: int) -> None:
+    """Delete a row of a closed socket that a rewrite may have put back (only at `ttl`)."""
+    await _store_call(get_store().delete_connection, connection_id=connection_id, ttl=ttl)
+
+
+def _save_connections(*, records: list[ConnectionRecord]) -> None:
+    store = get_store()
+    for record in records:
+        store.save_connection(record=record)
+
+
+async def connections_rewrite(*, records: list[ConnectionRecord]) -> None:
+    """Write these rows again (a process whose rows another process may have swept while it
+    stalled: its sockets are open, so their rows must be there), in slices like a heartbeat."""
+    for start in range(0, len(records), HEARTBEAT_SLICE):
+        await _store_call(_save_connections, records=records[start : start + HEARTBEAT_SLICE])
+
+
+async def instance_beat(*, now: float) -> InstanceBeat:
+    """Record that this process is alive for CHAT_INSTANCE_TTL_SECONDS from `now` (epoch
+    seconds): one write for the whole process, whatever its sockets."""
+    return await _store_call(
+        get_store().beat_instance,
+        instance_id=instance_id(),
+        ttl=int(now) + settings.CHAT_INSTANCE_TTL_SECONDS,
+        now=datetime.fromtimestamp(now, tz=UTC),
+    )
+
+
+def _sweep_dead_instance(*, instance_id: str, ttl: int, now: datetime) -> int:
+    store = get_store()
+    rows = store.connections_on_instance(instance_id=instance_id, now=now)
+    for row in rows:
+        # Only a row as it was read: one its process, back from a stall, wrote again stays.
+        store.delete_connection(row.connection_id, ttl=row.ttl)
+    store.forget_instance(instance_id=instance_id, ttl=ttl)
+    return len(rows)
+
+
+async def instance_sweep(*, instance_id: str, ttl: int, now: float) -> int:
+    """Delete the connection rows of a process that stopped beating (it died without
+    cleaning up), then its entry; how many rows. Any live process does it on its heartbeat."""
+    return await _store_call(
+        _sweep_dead_instance, instance_id=instance_id, ttl=ttl, now=datetime.fromtimestamp(now, tz=UTC)
+    )
 
 
 def _sweep_instance(*, instance_id: str, keep: set[str]) -> int:

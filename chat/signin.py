@@ -135,7 +135,7 @@ class SocketOpening:
             async with local.opening():
                 record = await services.connection_open(identity=identity)
                 self.connection_id = record.connection_id
-                await local.add(self)
+                await local.add(self, record)
         except services.Banned as banned:
             await self.forbid(banned.notice)
             return

@@ -493,13 +493,23 @@ CHAT_MAX_MESSAGE_LENGTH = env_int("CHAT_MAX_MESSAGE_LENGTH", 4000, minimum=1)
 # (see the Makefile) closes with 1009 far above it.
 CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 64 * 1024, minimum=1024)
 CHAT_MESSAGE_TTL_SECONDS = env_int("CHAT_MESSAGE_TTL_SECONDS", 30 * 86_400, minimum=60)
-# A connection row lives this long past its last heartbeat; each daphne process refreshes
-# the rows of its open sockets every CHAT_CONNECTION_HEARTBEAT_SECONDS. A process that dies
-# without cleaning up stops counting in presence within one ttl.
-CHAT_CONNECTION_TTL_SECONDS = env_int("CHAT_CONNECTION_TTL_SECONDS", 180, minimum=3)
+# Every CHAT_CONNECTION_HEARTBEAT_SECONDS each daphne process with open sockets records that
+# it is alive until now + CHAT_INSTANCE_TTL_SECONDS (one write per process, chat.connections).
+# A process that dies without cleaning up is dead once that passes, and the next heartbeat of
+# any live process deletes its connection rows: they stop counting within the instance ttl
+# plus one heartbeat, as they did within one connection ttl when every row was refreshed.
 CHAT_CONNECTION_HEARTBEAT_SECONDS = env_float("CHAT_CONNECTION_HEARTBEAT_SECONDS", 60.0)
-if not 0 < CHAT_CONNECTION_HEARTBEAT_SECONDS * 2 <= CHAT_CONNECTION_TTL_SECONDS:
-    raise ImproperlyConfigured("CHAT_CONNECTION_HEARTBEAT_SECONDS must be positive and at most half the ttl")
+CHAT_INSTANCE_TTL_SECONDS = env_int("CHAT_INSTANCE_TTL_SECONDS", 180, minimum=3)
+# A connection row's own ttl, pushed forward by its process's heartbeat once less than half of
+# it is left. It used to be 180 s, refreshed every minute: one write per socket a minute, on
+# DynamoDB three write units with the row's two indexes, more than API Gateway charges for
+# holding the connection (issue 22.4). Now it only bounds a row no live process sweeps (the
+# whole fleet gone at once), so it can be long: two hours, one write per socket an hour.
+CHAT_CONNECTION_TTL_SECONDS = env_int("CHAT_CONNECTION_TTL_SECONDS", 7200, minimum=3)
+if not 0 < CHAT_CONNECTION_HEARTBEAT_SECONDS * 2 <= min(CHAT_CONNECTION_TTL_SECONDS, CHAT_INSTANCE_TTL_SECONDS):
+    raise ImproperlyConfigured(
+        "CHAT_CONNECTION_HEARTBEAT_SECONDS must be positive and at most half of each ttl (connection, instance)"
+    )
 # A resume that misses more than this many messages is told to reload the room.
 CHAT_REPLAY_CAP = env_int("CHAT_REPLAY_CAP", 500, minimum=1)
 # Events from two publishers reach a process in either order: a seq past the next one waits

@@ -299,39 +299,31 @@ class PostgresEngine(_SqlEngine):
         return " && ".join(terms)
 
     def _text_hits(self, query: Query, page: _Page) -> list[Hit]:
-        # The window: one branch per room, each its newest matches (the planner picks, per
-        # room, the GIN scan on (room_id, document) then a sort, or the (room_id, at_us)
-        # index backwards with the text as a filter), merged newest first (Merge Append) and
-        # cut at RANK_WINDOW; then ts_rank_cd on those rows only. A plain `room_id IN (...)`
-        # left the room out of the GIN scan (a GIN index takes no IN list): every match in
-        # every room, 540,000 rows for `ber`, before the room filter.
+        # Two plans for the window (the newest RANK_WINDOW matches), the same rows either way;
+        # then ts_rank_cd on those rows only. Which one is ours to decide (`_per_room`), and
+        # each is written so that the planner has one way to run it: a fresh ANALYZE moved
+        # the planner's choice between plans that cost 10 ms and 250 ms (docs/performance.md).
         tsq: list[Any] = []
         tsquery = self._tsquery(query, tsq)
-        # The match: words and phrases through the index; a common prefix as a filter on the
-        # rows (`IS TRUE` is no index condition): it stands for hundreds of words, and each
-        # room's GIN scan would read them all again (5 s for `ka lo`, 1 s for `ruk`), while
-        # reading each room's rows backwards finds the newest matches at once.
+        per_room = self._per_room(query, page)
+        # The match. One scan: words and phrases through the GIN index on document (one read
+        # of their posting lists), ANDed with the rooms' rows of the (room_id, at_us) btree
+        # before the heap is read. Per room: a filter on the rows (`IS TRUE` is no index
+        # condition), each room's rows read newest first until the window fills. A common
+        # prefix is a filter in both: it stands for hundreds of words, each of whose lists
+        # the index would read (5 s for `ka lo`, 1 s for `ruk`).
         match: list[str] = []
         match_params: list[Any] = []
         if query.words or query.phrases:
-            match.append(f"e.document @@ ({self._tsquery(replace(query, prefix=None), match_params)})")
+            words = f"e.document @@ ({self._tsquery(replace(query, prefix=None), match_params)})"
+            match.append(f"({words}) IS TRUE" if per_room else words)
         if query.prefix:
             prefix = f"e.document @@ ({self._tsquery(Query(prefix=query.prefix), match_params)})"
-            match.append(f"({prefix}) IS TRUE" if self._common(query.prefix) else prefix)
+            match.append(f"({prefix}) IS TRUE" if per_room or self._common(query.prefix) else prefix)
         select = f"SELECT {_columns('e')}, e.document, ({tsquery}) AS q FROM {TABLE} e WHERE {' AND '.join(match)}"
         tsq += match_params
         params: list[Any] = []
-        if (
-            len(page.room_ids) > UNION_ROOMS
-            or query.authors
-            or (query.prefix and not self._common(query.prefix))
-            or ((query.words or query.phrases) and not self._common_words(query))
-        ):
-            # A moderator's every room, from: (a few rows of each room: per room the planner
-            # read every room backwards, 7.5 s), a rare prefix (the GIN index reads its
-            # words once), or words (a phrase's or not) not common together (PHRASE_CROSSOVER):
-            # one scan of the matches, filtered by room. Per room, each branch's GIN scan read
-            # the phrase's words' posting lists again: 50 rooms, 50 reads of the lists.
+        if not per_room:
             params += [*tsq, *page.params]
             where = [*page.where, self._in("e.room_id", page.room_ids, params)]
             window = f"{select} AND {' AND '.join(where)} ORDER BY e.at_us DESC LIMIT %s"
@@ -344,7 +336,40 @@ class PostgresEngine(_SqlEngine):
                 params += [*tsq, room_id, *page.params, RANK_WINDOW]
             window = f"SELECT * FROM ({' UNION ALL '.join(branches)}) rooms ORDER BY at_us DESC LIMIT %s"
         inner = f"SELECT {_columns('w')}, round(ts_rank_cd(w.document, w.q)::numeric, 6) AS score FROM ({window}) w"
-        return self._page(inner, [*params, RANK_WINDOW], page.limit, page.after)
+        if not per_room:
+            return self._page(inner, [*params, RANK_WINDOW], page.limit, page.after)
+        # Per room, for this statement only (SET LOCAL, in a transaction or savepoint of its
+        # own, rolled back: the statement only reads, and the rollback undoes the settings):
+        # - bitmap scans off: each room's branch must read its (room_id, at_us) btree
+        #   backwards, lazily, so that the merge stops every room at the window's horizon; the
+        #   planner's other way, the room's rows in a bitmap then sorted, reads every row of
+        #   every room (all 56,000 of the bench user's rooms);
+        # - jit off: past jit_above_cost (100,000, which 50 branches reach) PostgreSQL compiled
+        #   the plan's expressions first, 350-420 ms for a query that ran in 35 ms (`beran`);
+        #   a query cut at RANK_WINDOW rows never earns that back. (One scan stays far below.)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_bitmapscan = off; SET LOCAL jit = off")
+            hits = self._page(inner, [*params, RANK_WINDOW], page.limit, page.after)
+            transaction.set_rollback(True)
+        return hits
+
+    def _per_room(self, query: Query, page: _Page) -> bool:
+        """Whether the window is read room by room (words common in every room, few rooms)
+        rather than by one scan of the matches filtered by room.
+
+        One scan: a moderator's every room (past UNION_ROOMS), from: (a few rows of each
+        room: per room the planner read every room backwards, 7.5 s), a rare prefix (the
+        index reads its words once), words (a phrase's or not) not common together
+        (PHRASE_CROSSOVER).
+        """
+        if len(page.room_ids) > UNION_ROOMS or query.authors:
+            return False
+        if query.words or query.phrases:
+            return self._common_words(query) and not (query.prefix and not self._common(query.prefix))
+        # A prefix alone: one scan when rare; per room past COMMON_SHARE. A short prefix stands
+        # for hundreds of words, whose lists one scan would decode (the crossover rule of
+        # words, tried for prefixes, made `nez` and `ruk` 4-6 times slower).
+        return bool(query.prefix) and self._common(str(query.prefix))
 
     def _common(self, prefix: str) -> bool:
         """Whether the planner expects the prefix in more than COMMON_SHARE of the entries."""
@@ -473,6 +498,23 @@ def create_room_document_index(apps: Any, schema_editor: Any) -> None:
     cursor.execute("SET LOCAL statement_timeout = 0")
     cursor.execute(f"CREATE INDEX IF NOT EXISTS search_entry_room_document ON {TABLE} USING GIN (room_id, document)")
     cursor.execute("DROP INDEX IF EXISTS search_entry_document")
+
+
+def create_document_index(apps: Any, schema_editor: Any) -> None:
+    """Migration 0003: GIN (document) in place of GIN (room_id, document).
+
+    With the room in the GIN index, the planner answered `room_id IN (50 rooms)` as 50 GIN
+    scans, each reading the words' posting lists again (9,000 buffers, 130-390 ms for a
+    phrase at a million), and took the same per-room GIN scan in the per-room plan after an
+    ANALYZE. With the words alone in it, the one scan reads the lists once and ANDs them
+    with the rooms' rows of the (room_id, at_us) btree; the per-room plan never used the
+    GIN index well (docs/performance.md)."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    cursor = schema_editor.connection.cursor()
+    cursor.execute("SET LOCAL statement_timeout = 0")  # a minute and a half at a million entries
+    cursor.execute(f"CREATE INDEX IF NOT EXISTS search_entry_document ON {TABLE} USING GIN (document)")
+    cursor.execute("DROP INDEX IF EXISTS search_entry_room_document")
 
 
 def drop_room_document_index(apps: Any, schema_editor: Any) -> None:

@@ -27,7 +27,8 @@ import asyncio
 import logging
 import re
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -46,6 +47,11 @@ from search.models import SearchEntry, SearchRoomCursor
 log = logging.getLogger(__name__)
 
 HOLE_GRACE_SECONDS: Final = 30
+# How long the feed waits after a room change before it indexes what has queued: a batch's
+# fixed cost (a transaction, FTS5's segment at its commit) is shared by the changes of that
+# time, about 5 at 100 messages a second, instead of paid by each (docs/performance.md,
+# "Indexing"). A message becomes searchable this much later; a search's page never waits.
+GATHER_SECONDS: Final = 0.05
 CATCH_UP_PAGE: Final = 500
 RETRY_DELAYS: Final = (0.2, 1.0, 5.0)
 
@@ -65,19 +71,21 @@ def _has_file(message: MessageRecord) -> bool:
     return bool(getattr(message, "attachments", None) or getattr(message, "files", None))
 
 
-def _row(message: MessageRecord) -> SearchEntry:
-    return SearchEntry(
-        message_id=message.message_id,
-        room_id=message.room_id,
-        seq=message.seq,
-        user_id=message.user_id,
-        username=message.username,
-        author_key=message.username.casefold(),
-        text=message.text,
-        at_us=int(message.timestamp.timestamp() * 1_000_000),
-        ttl=message.ttl,
-        has_link=has_link(message.text),
-        has_file=_has_file(message),
+def _row(message: MessageRecord) -> tuple[str | int | bool, ...]:
+    """The entry's column values, in _COLUMNS' order (a plain tuple: building a model
+    instance to read its fields back cost more CPU than the insert's statement)."""
+    return (
+        message.message_id,
+        message.room_id,
+        message.seq,
+        message.user_id,
+        message.username,
+        message.username.casefold(),  # author_key: from:
+        message.text,
+        int(message.timestamp.timestamp() * 1_000_000),  # at_us
+        message.ttl,
+        has_link(message.text),
+        _has_file(message),
     )
 
 
@@ -106,12 +114,12 @@ _UPSERT_SQL: Final = (
 def _apply_entries(entries: Sequence[LogEntry]) -> None:
     """Write these entries (seq order) to the index: new and current messages upserted,
     removed ones dropped, edits applied to the text."""
-    upserts: list[SearchEntry] = []
+    upserts: list[tuple[str | int | bool, ...]] = []
 
     def flush() -> None:
         if upserts:
             with connection.cursor() as cursor:
-                cursor.executemany(_UPSERT_SQL, [[getattr(row, f) for f in _COLUMNS] for row in upserts])
+                cursor.executemany(_UPSERT_SQL, upserts)
             upserts.clear()
 
     for entry in entries:
@@ -138,15 +146,56 @@ def _cursor(room_id: str) -> int:
     return row.indexed_seq
 
 
+_CLAIM_SQL: Final = (
+    f"UPDATE {SearchRoomCursor._meta.db_table} SET indexed_seq = %s WHERE room_id = %s AND indexed_seq = %s"  # noqa: S608
+)
+
+
 def _write(room_id: str, from_seq: int, entries: Sequence[LogEntry], up_to: int) -> bool:
     """Apply entries and move the room's cursor from `from_seq` to `up_to`, in one
-    transaction; False (nothing written) when the cursor is no longer at `from_seq`."""
-    with transaction.atomic():
-        claimed = SearchRoomCursor.objects.filter(room_id=room_id, indexed_seq=from_seq).update(indexed_seq=up_to)
-        if not claimed:
+    transaction (the batch's, when `apply` opened one); False (nothing written) when the
+    cursor is no longer at `from_seq`.
+
+    No savepoint of its own: the claim is the first statement, so a room whose claim fails
+    has written nothing, and a write that raises fails the whole batch, which the feed
+    retries (as it did when each room had a savepoint: atomic re-raised it). The claim is
+    one raw statement: the ORM's update cost more CPU than the statement (docs/performance.md)."""
+    with _index_transaction(), connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [up_to, room_id, from_seq])
+        if cursor.rowcount != 1:
             return False
         _apply_entries(entries)
     return True
+
+
+@contextmanager
+def _index_transaction() -> Iterator[None]:
+    """A transaction for index writes, or none when one is open (a batch's, a caller's).
+
+    On SQLite it commits without waiting for the disk (`synchronous = NORMAL` in WAL mode:
+    the log is written, not synced; the store's next commit, synced, takes it along). The
+    sync was half of a one-message index write's CPU (docs/performance.md). What a power cut
+    can cost is the index's last commits, each with its cursor's move: the room's next write
+    finds the gap and catches up from the store, `reindex_search` does it for every room, and
+    a query checks its page against the store meanwhile, so a removed or edited message is
+    never shown for what it was. The setting is the connection's: it is put back after."""
+    if connection.in_atomic_block:
+        yield
+        return
+    if connection.vendor != "sqlite":
+        with transaction.atomic():
+            yield
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    (synchronous,) = raw.execute("PRAGMA synchronous").fetchone()
+    raw.execute("PRAGMA synchronous = NORMAL")
+    try:
+        with transaction.atomic():
+            yield
+    finally:
+        if connection.connection is raw:  # not if Django closed it after an error
+            raw.execute(f"PRAGMA synchronous = {int(synchronous)}")
 
 
 def _contiguous(items: Sequence[LogEntry]) -> bool:
@@ -156,36 +205,35 @@ def _contiguous(items: Sequence[LogEntry]) -> bool:
 def apply(entries: Iterable[LogEntry]) -> None:
     """Bring the index up to date with entries a write just stored (synchronous).
 
-    The usual case, a batch that follows on from the room's cursor, is one transaction of
-    two statements: the cursor's conditional update and the upsert. Anything else (a new
-    room, entries seen already, a gap) reads the cursor and, on a gap, catches up.
+    The usual case, a batch that follows on from each room's cursor, is one transaction of
+    two statements a room: the cursor's conditional update and the upsert. Anything else (a
+    new room, entries seen already) reads the cursor; a room with a gap catches up from the
+    store after that transaction, page by page, each page committed (resumable).
     """
     by_room: dict[str, list[LogEntry]] = {}
     for entry in entries:
         by_room.setdefault(entry.room_id, []).append(entry)
-    if len(by_room) > 1:
-        # One transaction for the batch's rooms (each room's write a savepoint in it): on
-        # SQLite most of a small write's cost is the commit, where FTS5 writes a segment,
-        # so a batch of 10 messages in 10 rooms costs one commit, not ten.
-        with transaction.atomic():
-            _apply_rooms(by_room)
-    else:
-        _apply_rooms(by_room)
-
-
-def _apply_rooms(by_room: dict[str, list[LogEntry]]) -> None:
-    for room_id, items in by_room.items():
-        items.sort(key=lambda e: e.seq)
-        if _contiguous(items) and _write(room_id, items[0].seq - 1, items, items[-1].seq):
-            continue
-        cursor = _cursor(room_id)
-        fresh = [e for e in items if e.seq > cursor]
-        if not fresh:
-            continue
-        seqs = [e.seq for e in fresh]
-        if seqs == list(range(cursor + 1, cursor + 1 + len(fresh))) and _write(room_id, cursor, fresh, seqs[-1]):
-            continue
+    # One transaction for the batch's rooms: on SQLite most of a small write's cost is the
+    # commit, where FTS5 writes a segment, so a batch of 10 messages in 10 rooms costs one
+    # commit, not ten.
+    with _index_transaction():
+        behind = [room_id for room_id, items in by_room.items() if not _apply_room(room_id, items)]
+    for room_id in behind:
         catch_up(room_id)
+
+
+def _apply_room(room_id: str, items: list[LogEntry]) -> bool:
+    """Write a room's entries if they follow on from its cursor; False when the room has a
+    gap to catch up from the store."""
+    items.sort(key=lambda e: e.seq)
+    if _contiguous(items) and _write(room_id, items[0].seq - 1, items, items[-1].seq):
+        return True
+    cursor = _cursor(room_id)
+    fresh = [e for e in items if e.seq > cursor]
+    if not fresh:
+        return True
+    seqs = [e.seq for e in fresh]
+    return seqs == list(range(cursor + 1, cursor + 1 + len(fresh))) and _write(room_id, cursor, fresh, seqs[-1])
 
 
 def _followed_on(entries: Sequence[LogEntry], cursor: int, now: datetime) -> list[LogEntry]:
@@ -274,6 +322,7 @@ class _Feed:
 
     async def run(self) -> None:
         try:
+            await asyncio.sleep(GATHER_SECONDS)
             while self.pending:
                 batch, self.pending = self.pending, []
                 for delay in (*RETRY_DELAYS, None):

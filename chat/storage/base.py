@@ -19,6 +19,7 @@ from chat.records import (  # the records live below the storage package; re-exp
     ChangeResult,
     ConnectionRecord,
     EventRecord,
+    InstanceBeat,
     LogEntry,
     Membership,
     MessageRecord,
@@ -42,6 +43,7 @@ __all__ = [
     "ChatStore",
     "ConnectionRecord",
     "EventRecord",
+    "InstanceBeat",
     "LogEntry",
     "Membership",
     "MessageRecord",
@@ -326,12 +328,26 @@ class ChatStore(Protocol):
     # Connections
     def save_connection(self, record: ConnectionRecord) -> None: ...
     def refresh_connection(self, *, connection_id: str, ttl: int) -> None: ...
-    def delete_connection(self, connection_id: str) -> None: ...
+    def delete_connection(self, connection_id: str, *, ttl: int | None = None) -> None:
+        """Delete the row; with `ttl`, only while its ttl is still that (a sweep must not
+        delete a row its process, back from a stall, has just written again)."""
+        ...
+
     def connections_for_user(self, *, user_id: str, now: datetime) -> list[ConnectionRecord]: ...
     def connections_on_instance(self, *, instance_id: str, now: datetime) -> list[ConnectionRecord]: ...
     def connections_live_summary(self, *, now: datetime) -> tuple[int, int]:
         """(open sockets, distinct users) over every process: the admin dashboard's "now".
         A scan of the connections table (live rows only), so never on a per-message path."""
+        ...
+
+    # Processes: one entry per daphne process (CHAT_INSTANCE_ID) that has open sockets.
+    def beat_instance(self, *, instance_id: str, ttl: int, now: datetime) -> InstanceBeat:
+        """Record that this process is alive until `ttl` (epoch seconds), in one write that
+        also answers whether its entry was still live and which other entries have expired."""
+        ...
+
+    def forget_instance(self, *, instance_id: str, ttl: int) -> None:
+        """Remove a dead process's entry, unless it has beaten again since it was seen with `ttl`."""
         ...
 
     # Read state (unread/): per user and room, the seq up to which the user has read.

@@ -39,6 +39,7 @@ from chat.storage.base import (
     ChangeResult,
     ConnectionRecord,
     EventRecord,
+    InstanceBeat,
     LogEntry,
     Membership,
     MessageRecord,
@@ -99,6 +100,9 @@ CLIENT_MESSAGE_KEY_PREFIX: Final = "cmid:"
 # no roomId or userId attribute, so it is in no index and no message read or scan sees it.
 _READ_NAMESPACE: Final = uuid.UUID("9a3e6f0b-71c4-4d2a-b8e5-3f1c0d7a6b92")
 READ_KEY_PREFIX: Final = "read:"
+# The key in Connections of the one item listing the processes and how long each is alive
+# (beat_instance); connection ids are hex uuids, never this.
+INSTANCES_KEY: Final = "instances"
 
 
 class AppendContention(RuntimeError):
@@ -955,16 +959,20 @@ class DynamoDBStore:
         sent = _epoch(new.timestamp)
         key = None
         if new.client_message_id is not None:
+            # No read of the key first: a retry of a stored clientMessageId is rare, and the
+            # transaction's condition on the key finds it (the original is read only then).
+            # Reading it on every send cost one strongly consistent read per message.
             key = client_message_key(room_id=new.room_id, user_id=new.user_id, client_message_id=new.client_message_id)
-            # A fast path for the common retry; the transaction's condition is the guarantee.
-            original = self._original(key, now=sent)
-            if original is not None:
-                return AppendResult(original, created=False)
+        # The sender's checks read the room a moment ago: the first attempt takes its seq from
+        # that read (new.last_seq), and only an attempt that lost the race reads the room again.
+        last_seq = new.last_seq
         for attempt in range(self.max_append_attempts):
-            room = self.get_room(new.room_id)
-            if room is None:
-                raise RoomNotFound(new.room_id)
-            seq = room.last_seq + 1
+            if last_seq is None:
+                room = self.get_room(new.room_id)
+                if room is None:
+                    raise RoomNotFound(new.room_id)
+                last_seq = room.last_seq
+            seq = last_seq + 1
             reply_to = new.reply_to
             replies_before = None
             if reply_to is not None:
@@ -989,7 +997,7 @@ class DynamoDBStore:
             )
             try:
                 self._write_message(
-                    record, previous_seq=room.last_seq, client_message_key=key, now=sent, replies_before=replies_before
+                    record, previous_seq=last_seq, client_message_key=key, now=sent, replies_before=replies_before
                 )
             except ClientError as exc:
                 if _error_code(exc) != "TransactionCanceledException":
@@ -1012,8 +1020,11 @@ class DynamoDBStore:
                     or {room_reason, message_reason, key_reason, count_reason} & _RETRYABLE_REASONS
                 ):
                     # Another sender took this seq first (or the room is gone: the next
-                    # get_room says so). Back off with full jitter and read lastSeq again.
-                    _backoff(attempt)
+                    # get_room says so). Back off with full jitter and read lastSeq again;
+                    # a stale proposal from the caller is retried at once.
+                    if attempt or new.last_seq is None:
+                        _backoff(attempt)
+                    last_seq = None
                     continue
                 raise
             return AppendResult(record, created=True)
@@ -1685,8 +1696,22 @@ class DynamoDBStore:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise
 
-    def delete_connection(self, connection_id: str) -> None:
-        self.client.delete_item(TableName=self.tables.connections, Key={"connectionId": _s(connection_id)})
+    def delete_connection(self, connection_id: str, *, ttl: int | None = None) -> None:
+        key = {"connectionId": _s(connection_id)}
+        if ttl is None:
+            self.client.delete_item(TableName=self.tables.connections, Key=key)
+            return
+        try:
+            self.client.delete_item(
+                TableName=self.tables.connections,
+                Key=key,
+                ConditionExpression="#ttl = :ttl",
+                ExpressionAttributeNames={"#ttl": "ttl"},
+                ExpressionAttributeValues={":ttl": _n(ttl)},
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
 
     def _live_connections(self, *, index: str, attribute: str, value: str, now: datetime) -> list[ConnectionRecord]:
         items = self._query_key(
@@ -1712,6 +1737,61 @@ class DynamoDBStore:
         )
         users = [_str(item, "userId") for item in items]
         return len(users), len(set(users))
+
+    # Processes: one item in Connections, {"connectionId": "instances", "instances": {id: ttl}}.
+    # No userId, instanceId or ttl: in no index, and no read of connection rows (their scans
+    # filter on ttl) sees it. One item, so a beat is one UpdateItem whose old image lists every
+    # process: a process with thousands of sockets pays one small write a heartbeat, not one
+    # per socket (issue 22.4). Beats are a few a second at most (one per process a minute),
+    # far below one item's limit; an entry is some 40 bytes, so thousands of processes fit.
+
+    def beat_instance(self, *, instance_id: str, ttl: int, now: datetime) -> InstanceBeat:
+        request: dict[str, Any] = {
+            "TableName": self.tables.connections,
+            "Key": {"connectionId": _s(INSTANCES_KEY)},
+            "UpdateExpression": "SET #all.#me = :ttl",
+            "ExpressionAttributeNames": {"#all": "instances", "#me": instance_id},
+            "ExpressionAttributeValues": {":ttl": _n(ttl)},
+            "ReturnValues": "ALL_OLD",
+        }
+        try:
+            response = self.client.update_item(**request)
+        except ClientError as exc:
+            if _error_code(exc) != "ValidationException":
+                raise
+            # The first beat ever: there is no map to set an entry in yet.
+            try:
+                self.client.put_item(
+                    TableName=self.tables.connections,
+                    Item={"connectionId": _s(INSTANCES_KEY), "instances": {"M": {}}},
+                    ConditionExpression="attribute_not_exists(#id)",
+                    ExpressionAttributeNames={"#id": "connectionId"},
+                )
+            except ClientError as again:
+                if _error_code(again) != "ConditionalCheckFailedException":
+                    raise
+            response = self.client.update_item(**request)
+        entries = response.get("Attributes", {}).get("instances", {}).get("M", {})
+        seen = {name: _int(entries, name) for name in entries}
+        cutoff = _epoch(now)
+        return InstanceBeat(
+            kept=seen.get(instance_id, 0) > cutoff,
+            dead={name: at for name, at in seen.items() if name != instance_id and at <= cutoff},
+        )
+
+    def forget_instance(self, *, instance_id: str, ttl: int) -> None:
+        try:
+            self.client.update_item(
+                TableName=self.tables.connections,
+                Key={"connectionId": _s(INSTANCES_KEY)},
+                UpdateExpression="REMOVE #all.#it",
+                ConditionExpression="#all.#it = :ttl",
+                ExpressionAttributeNames={"#all": "instances", "#it": instance_id},
+                ExpressionAttributeValues={":ttl": _n(ttl)},
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
 
     # Housekeeping -----------------------------------------------------------------------------
 

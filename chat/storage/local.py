@@ -18,6 +18,7 @@ from chat.storage.base import (
     ChangeResult,
     ConnectionRecord,
     EventRecord,
+    InstanceBeat,
     LogEntry,
     Membership,
     MessageRecord,
@@ -757,8 +758,9 @@ class LocalStore:
     def refresh_connection(self, *, connection_id: str, ttl: int) -> None:
         models.Connection.objects.filter(connection_id=connection_id).update(ttl=ttl)
 
-    def delete_connection(self, connection_id: str) -> None:
-        models.Connection.objects.filter(connection_id=connection_id).delete()
+    def delete_connection(self, connection_id: str, *, ttl: int | None = None) -> None:
+        rows = models.Connection.objects.filter(connection_id=connection_id)
+        (rows if ttl is None else rows.filter(ttl=ttl)).delete()
 
     def connections_for_user(self, *, user_id: str, now: datetime) -> list[ConnectionRecord]:
         rows = models.Connection.objects.filter(user_id=user_id, ttl__gt=_epoch(now)).order_by("connected_at")
@@ -771,6 +773,19 @@ class LocalStore:
     def connections_live_summary(self, *, now: datetime) -> tuple[int, int]:
         live = models.Connection.objects.filter(ttl__gt=_epoch(now))
         return live.count(), live.values("user_id").distinct().count()
+
+    def beat_instance(self, *, instance_id: str, ttl: int, now: datetime) -> InstanceBeat:
+        with transaction.atomic():
+            before = models.Instance.objects.select_for_update().filter(instance_id=instance_id).first()
+            models.Instance.objects.update_or_create(instance_id=instance_id, defaults={"ttl": ttl})
+            dead = models.Instance.objects.filter(ttl__lte=_epoch(now)).exclude(instance_id=instance_id)
+            return InstanceBeat(
+                kept=before is not None and before.ttl > _epoch(now),
+                dead=dict(dead.values_list("instance_id", "ttl")),
+            )
+
+    def forget_instance(self, *, instance_id: str, ttl: int) -> None:
+        models.Instance.objects.filter(instance_id=instance_id, ttl=ttl).delete()
 
     # Housekeeping -----------------------------------------------------------------------
 

@@ -58,13 +58,15 @@ async def test_a_session_socket_opens_and_joins_in_three_trips_off_the_loop(
     """Opening a signed-in socket and joining a room the process carries, on the local store: the identity
     (session, user, roles) in one trip, the admission (ban check, connection row, quota, counts, the presence
     audience) in one, the join's room read with its history page in one; ten trips before issue 22. The first
-    socket in a room has its access checked once more, before the process subscribes to the room."""
+    socket of a process also records the process as alive (chat.connections), and the first in a room has its
+    access checked once more, before the process subscribes to the room."""
     first, second = await sync_to_async(session_cookie)("alice"), await sync_to_async(session_cookie)("bob")
     trips.clear()
     await _open_and_join(session_sockets, first)
     assert trips == [
         "_session_identity",
         "_guarded",  # services._store_call: connection_open's one trip (_connection_admit)
+        "_guarded",  # the process's first socket: services.instance_beat
         "_guarded",  # the join: may alice read the room, before the process subscribes to it?
         "_guarded",  # the join, subscribed: the room again and its latest page
     ], trips

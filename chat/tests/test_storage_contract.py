@@ -520,6 +520,55 @@ def test_save_replaces_and_delete_removes_a_connection(store: ChatStore) -> None
     assert store.connections_on_instance(instance_id="i2", now=NOW) == []
 
 
+def test_a_delete_with_a_ttl_keeps_a_row_written_again_since(store: ChatStore) -> None:
+    """A sweep deletes a row only as it read it: a row its process wrote again (a new ttl) stays."""
+    ttl = int(NOW.timestamp()) + 3600
+    row = connection("a1", user_id="u-alice", instance_id="i1", ttl=ttl)
+    store.save_connection(row)
+    store.save_connection(replace(row, ttl=ttl + 60))
+    store.delete_connection("a1", ttl=ttl)
+    assert store.connections_for_user(user_id="u-alice", now=NOW) == [replace(row, ttl=ttl + 60)]
+    store.delete_connection("a1", ttl=ttl + 60)
+    assert store.connections_for_user(user_id="u-alice", now=NOW) == []
+
+
+def test_a_process_beat_says_whether_its_entry_was_live_and_which_others_are_dead(store: ChatStore) -> None:
+    """beat_instance: kept is False on a first beat and after the entry expired; dead lists
+    the other entries past their ttl, with the ttl each was seen with; no process is listed live."""
+    now = int(NOW.timestamp())
+    first = store.beat_instance(instance_id="i1", ttl=now + 180, now=NOW)
+    assert (first.kept, first.dead) == (False, {})
+    store.beat_instance(instance_id="i2", ttl=now + 30, now=NOW)
+    again = store.beat_instance(instance_id="i1", ttl=now + 240, now=NOW + timedelta(seconds=60))
+    assert (again.kept, again.dead) == (True, {"i2": now + 30})
+    late = store.beat_instance(instance_id="i1", ttl=now + 900, now=NOW + timedelta(seconds=600))
+    assert (late.kept, late.dead) == (False, {"i2": now + 30})  # i1's own entry had expired
+
+
+def test_a_dead_process_is_forgotten_only_at_the_ttl_it_was_seen_with(store: ChatStore) -> None:
+    """forget_instance removes an entry only if it has not beaten since: a process back from a
+    stall stays listed."""
+    now = int(NOW.timestamp())
+    store.beat_instance(instance_id="i2", ttl=now + 30, now=NOW)
+    store.beat_instance(instance_id="i2", ttl=now + 400, now=NOW + timedelta(seconds=200))  # back
+    store.forget_instance(instance_id="i2", ttl=now + 30)
+    later = NOW + timedelta(seconds=500)
+    assert store.beat_instance(instance_id="i1", ttl=now + 700, now=later).dead == {"i2": now + 400}
+    store.forget_instance(instance_id="i2", ttl=now + 400)
+    assert store.beat_instance(instance_id="i1", ttl=now + 700, now=later).dead == {}
+
+
+def test_process_entries_are_no_connections(store: ChatStore) -> None:
+    """Beats add nothing a read of connections sees, and purge leaves them alone."""
+    now = int(NOW.timestamp())
+    store.beat_instance(instance_id="i1", ttl=now + 180, now=NOW)
+    store.beat_instance(instance_id="i2", ttl=now - 10, now=NOW)
+    assert store.connections_live_summary(now=NOW) == (0, 0)
+    assert store.connections_on_instance(instance_id="i1", now=NOW) == []
+    assert store.purge_expired(now=NOW) == 0
+    assert store.beat_instance(instance_id="i1", ttl=now + 180, now=NOW).dead == {"i2": now - 10}
+
+
 # Moderation: room settings, members, tombstones, search, purge ---------------------------
 
 

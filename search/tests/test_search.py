@@ -174,6 +174,13 @@ _PHRASE_TEXTS = [  # (room, text), oldest first: rows with both words but not th
 ]
 
 
+def _planner_settings() -> tuple[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('jit'), current_setting('enable_bitmapscan')")
+        jit, bitmapscan = cursor.fetchone()
+    return jit, bitmapscan
+
+
 def _phrase_in(phrase: list[str], text: str) -> bool:
     words = words_of(text)
     return any(words[i : i + len(phrase)] == phrase for i in range(len(words) - len(phrase) + 1))
@@ -186,6 +193,7 @@ def _phrase_in(phrase: list[str], text: str) -> bool:
         ('"red fox" den', "red <-> fox & den:*"),
         ('"the red fox"', "the <-> red <-> fox"),
         ("fox de", "fox & de:*"),  # words and a prefix: the words choose the plan too
+        ("fox red", "fox & red"),  # words alone
     ],
 )
 @pytest.mark.parametrize("plan", ["one-scan", "per-room"])
@@ -209,6 +217,11 @@ def test_a_phrase_finds_the_newest_phrase_matches_of_the_readable_rooms(
         ids[text] = post(room_id, text, who=BOB, at=base + timedelta(minutes=i)).message_id
     query = parse(q)
     rooms = ["lobby", "dev"]
+    seen: list[tuple[str, str]] = []
+    page = engines.PostgresEngine._page
+    monkeypatch.setattr(
+        engines.PostgresEngine, "_page", lambda self, *a: (seen.append(_planner_settings()), page(self, *a))[1]
+    )
     with CaptureQueriesContext(connection) as queries:
         hits = get_engine().search(query, room_ids=rooms, now=int(now().timestamp()), limit=50, after=None)
     terms = [*query.words, query.prefix] if query.prefix else list(query.words)
@@ -225,6 +238,10 @@ def test_a_phrase_finds_the_newest_phrase_matches_of_the_readable_rooms(
         return
     searched = [c["sql"] for c in queries.captured_queries if "ts_rank_cd" in c["sql"]]
     assert len(searched) == 1 and ("UNION ALL" in searched[0]) == (plan == "per-room")
+    # Per room, the statement runs with bitmap scans off (each room read by its btree,
+    # newest first) and without JIT; the settings are back for what follows.
+    assert seen == [("off", "off") if plan == "per-room" else ("on", "on")]
+    assert _planner_settings() == ("on", "on")
     with connection.cursor() as cursor:
         # The plain phrase query: its matches in the rooms, newest RANK_WINDOW, ranked.
         cursor.execute(

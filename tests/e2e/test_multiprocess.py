@@ -351,6 +351,42 @@ async def test_a_restarted_process_sweeps_the_rows_of_its_previous_life(
         await fresh.close()
 
 
+async def test_a_live_process_sweeps_the_rows_of_one_that_was_killed(
+    daphne_factory: Callable[..., DaphneServer], redis_url: str, tmp_path: Path
+) -> None:
+    """Rows carry a long ttl (an hour here) and are not what makes a dead process's sockets stop
+    counting: once the killed process's beat has expired (3 s here), the other process's next
+    heartbeat deletes its rows, and only its rows (issue 22.4)."""
+    cluster = start_cluster(
+        daphne_factory,
+        tmp_path,
+        REDIS_URL=redis_url,
+        CHAT_CONNECTION_TTL_SECONDS="3600",
+        CHAT_INSTANCE_TTL_SECONDS="3",
+        CHAT_CONNECTION_HEARTBEAT_SECONDS="0.5",
+    )
+    one, two = cluster.servers
+    alice, bob = new_user("alice"), new_user("bob")
+    cookie = one.signup(alice)
+    doomed = [await connect(one, cookie) for _ in range(2)]
+    survivor = await connect(two, two.signup(bob))
+    try:
+        for client in [*doomed, survivor]:
+            await client.ping()  # answered once its connection row is written
+        assert len(cluster.live_rows(alice)) == 2
+        one.kill()
+        for client in doomed:
+            await client.wait_closed()
+        deadline = time.monotonic() + timeout(30)
+        while cluster.live_rows(alice) and time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+        assert cluster.live_rows(alice) == [], "the killed process's rows were not swept"
+        assert [r[3] for r in cluster.live_rows(bob)] == ["daphne-1"]
+        await survivor.ping()
+    finally:
+        await survivor.close()
+
+
 async def test_processes_find_redis_through_sentinel(
     daphne_factory: Callable[..., DaphneServer], redis_sentinel: SentinelServer, tmp_path: Path
 ) -> None:
