@@ -34,7 +34,7 @@ from django.contrib.auth import get_user_model
 from accounts import auth
 from accounts.sessions import session_user
 from accounts.tokens import TokenRejected
-from accounts.users import is_bot, is_moderator
+from accounts.users import roles
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,19 @@ def identity_from_user(user: Any) -> Identity | None:
     """The identity of an active, signed-in user. Synchronous: it may read the user's groups."""
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return None
-    return Identity(
-        user_id=str(user.pk), username=user.get_username(), is_moderator=is_moderator(user), is_bot=is_bot(user)
-    )
+    moderator, bot = roles(user)
+    return Identity(user_id=str(user.pk), username=user.get_username(), is_moderator=moderator, is_bot=bot)
+
+
+def _session_identity(holder: Any) -> Identity | None:
+    """The session's user and their roles, read in one trip to the sync thread (each trip
+    costs a thread switch and a wake-up of the event loop on every socket opened)."""
+    return identity_from_user(session_user(holder))
+
+
+def _token_identity(verified: Any, *, client: str | None) -> Identity | None:
+    """The token's user and their roles, in one trip to the sync thread (as above)."""
+    return identity_from_user(auth.user_for(verified, via="websocket", client=client))
 
 
 def _session_store(session_key: str) -> Any:
@@ -130,8 +140,7 @@ async def _from_token(token: str, scope: dict[str, Any]) -> Identity:
         # work, and off the default pool (accounts.auth.verify_executor).
         verify = sync_to_async(auth.verify, thread_sensitive=False, executor=auth.verify_executor())
         verified = await verify(token, via="websocket", client=client)
-        user = await database_sync_to_async(auth.user_for)(verified, via="websocket", client=client)
-        identity: Identity | None = await database_sync_to_async(identity_from_user)(user)
+        identity: Identity | None = await database_sync_to_async(_token_identity)(verified, client=client)
     except TokenRejected as error:
         raise AuthenticationFailed(error.reason.value) from None
     if identity is None:
@@ -148,8 +157,7 @@ async def identify(scope: dict[str, Any], *, token: str | None = None) -> Identi
     if session_key:
         # Read here and not kept: the socket lives on as this identity (chat.entry).
         holder = SimpleNamespace(session=_session_store(session_key))
-        user = await database_sync_to_async(session_user)(holder)
-        session_identity: Identity | None = await database_sync_to_async(identity_from_user)(user)
+        session_identity: Identity | None = await database_sync_to_async(_session_identity)(holder)
         if session_identity is not None:
             return replace(session_identity, session_key=session_key)
     offered = handshake_token(scope)

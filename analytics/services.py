@@ -156,18 +156,39 @@ async def message_stored(*, room_id: str, user_id: str, at: datetime, direct: bo
 
 def socket_opened_sync(*, connection_id: str, user_id: str, at: datetime) -> None:
     with transaction.atomic():
-        SocketSpan.objects.update_or_create(
-            connection_id=connection_id, defaults={"user_id": user_id, "opened_at": at, "closed_at": None}
+        # One upsert statement: update_or_create's SELECT, then INSERT, is on every socket's open.
+        SocketSpan.objects.bulk_create(
+            [SocketSpan(connection_id=connection_id, user_id=user_id, opened_at=at, closed_at=None)],
+            update_conflicts=True,
+            unique_fields=["connection_id"],
+            update_fields=["user_id", "opened_at", "closed_at"],
         )
         _bump(UserDay, {"day": _day(at), "user_id": user_id}, {"messages": 0, "sockets": 1})
 
 
+def socket_opened_here(*, connection_id: str, user_id: str, at: datetime) -> None:
+    """`socket_opened` for a caller already on the database thread: chat.services counts a
+    socket in the same trip there that writes its connection row. Never raises."""
+    live.ensure_publishing()  # this process now carries traffic: its delivery figures join the fleet's
+    _guarded("socket open", socket_opened_sync, connection_id=connection_id, user_id=user_id, at=at)
+
+
+def socket_refused_sync(*, connection_id: str, user_id: str, at: datetime) -> None:
+    """Undo socket_opened_sync: chat.services counts a socket in the transaction that writes its
+    row, before the socket quota may refuse it."""
+    with transaction.atomic():
+        if SocketSpan.objects.filter(connection_id=connection_id).delete()[0]:
+            _bump(UserDay, {"day": _day(at), "user_id": user_id}, {"messages": 0, "sockets": -1})
+
+
+def socket_refused_here(*, connection_id: str, user_id: str, at: datetime) -> None:
+    """`socket_refused_sync` on the database thread. Never raises."""
+    _guarded("socket refused", socket_refused_sync, connection_id=connection_id, user_id=user_id, at=at)
+
+
 async def socket_opened(*, connection_id: str, user_id: str, at: datetime) -> None:
     """A socket opened: its user is active today, and its span feeds peak concurrency."""
-    live.ensure_publishing()  # this process now carries traffic: its delivery figures join the fleet's
-    await database_sync_to_async(_guarded)(
-        "socket open", socket_opened_sync, connection_id=connection_id, user_id=user_id, at=at
-    )
+    await database_sync_to_async(socket_opened_here)(connection_id=connection_id, user_id=user_id, at=at)
 
 
 def socket_closed_sync(*, connection_id: str, at: datetime) -> None:

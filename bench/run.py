@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import psutil
@@ -698,11 +698,28 @@ def _frame_name(frame: str) -> tuple[str, str]:
     return f"{func} ({path})", package
 
 
+# Chatsite's own packages, for the summary's "by Chatsite work" section.
+OWN_PACKAGES: Final = ("accounts", "analytics", "chat", "chatsite", "search", "unread", "uploads")
+# Frames of the store-call wrappers, named past for the function they carry (chat.services).
+_WRAPPERS: Final = {"_guarded", "_queue_bounded.<locals>.call", "call"}
+
+
+def _work_of(frames: list[tuple[str, str]]) -> str:
+    """Which piece of Chatsite's work a sample belongs to: on a worker thread, the function
+    sent there (a trip off the event loop: `thread: _connection_admit`); on the event loop,
+    the innermost Chatsite frame; else the leaf frame, marked as outside Chatsite."""
+    own = [name for name, package in frames if package in OWN_PACKAGES and name.split(" (")[0] not in _WRAPPERS]
+    if any(name.startswith("_WorkItem.run ") for name, _ in frames):
+        return "thread: " + (own[0] if own else frames[-1][0])
+    return "loop: " + (own[-1] if own else "(not Chatsite) " + frames[-1][0])
+
+
 def summarise_profile(raw: Path, cpu_s: float, units: int, unit: str = "delivery", top: int = 25) -> str:
     """Self and inclusive costs per unit of work from py-spy's raw (collapsed) stacks."""
     self_cost: collections.Counter[str] = collections.Counter()
     incl_cost: collections.Counter[str] = collections.Counter()
     by_package: collections.Counter[str] = collections.Counter()
+    by_work: collections.Counter[str] = collections.Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -713,6 +730,7 @@ def summarise_profile(raw: Path, cpu_s: float, units: int, unit: str = "delivery
         total += count
         self_cost[frames[-1][0]] += count
         by_package[frames[-1][1]] += count
+        by_work[_work_of(frames)] += count
         for name in {f[0] for f in frames}:
             incl_cost[name] += count
     if not total or not units:
@@ -729,6 +747,10 @@ def summarise_profile(raw: Path, cpu_s: float, units: int, unit: str = "delivery
         f"{total} samples; server CPU {cpu_s:.2f} s for {units} x {unit} = {cpu_s * 1e6 / units:.1f} µs each",
         "",
         *section("By package (where the CPU is spent, leaf frame):", by_package, 15),
+        "",
+        *section(
+            "By Chatsite work (a worker thread: the function sent there; the loop: innermost own frame):", by_work, 20
+        ),
         "",
         *section("Self time (leaf function):", self_cost, top),
         "",

@@ -149,6 +149,10 @@ class RoomFanout:
                 self.sequencer.subscribe(room_id)
             self.members[room_id].add(member)
 
+    def subscribed(self, room_id: str) -> bool:
+        """Whether this process carries the room now (a socket here has joined it)."""
+        return room_id in self.members
+
     def baseline(self, room_id: str, seq: int) -> None:
         """The room's seq as read right after `join` subscribed (the first one counts)."""
         self.sequencer.baseline(room_id, seq)

@@ -72,6 +72,25 @@ class FellowsCache:
         found.discard(user_id)
         return sorted(found)
 
+    def known(self, *, user_id: str, per_room: int) -> list[str] | None:
+        """`fellows` from what is kept alone, or None when any part of it must be read: the
+        event loop asks this first and sends only a miss off to a store thread (a socket's
+        open warms it in the trip that writes its row, chat.services.connection_open)."""
+        found: set[str] = set()
+        with self._lock:
+            now = self.clock()
+            rooms = self._rooms.get(f"u:{user_id}")
+            if rooms is None or rooms[0] <= now:
+                return None
+            for room_id in rooms[1]:
+                entry = self._members.get(f"r:{room_id}")
+                if entry is None or entry[0] <= now or entry[1][0] != per_room:
+                    return None
+                if entry[1][1] is not None:
+                    found.update(entry[1][1])
+        found.discard(user_id)
+        return sorted(found)
+
     def forget(self, *, room_id: str | None = None, user_id: str | None = None) -> None:
         """A membership of `user_id` in `room_id` changed: both are read again."""
         with self._lock:

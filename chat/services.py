@@ -228,6 +228,9 @@ async def room_fellows(*, user_id: str) -> list[str]:
     members of every room they are a member of, them excepted. A room of more than
     CHAT_PRESENCE_ROOM_LIMIT members (a big public room) is left out: its presence is read
     with the member list, never pushed to a crowd. Index and key queries, never a scan."""
+    known = fellows.cache.known(user_id=user_id, per_room=settings.CHAT_PRESENCE_ROOM_LIMIT)
+    if known is not None:
+        return known  # no trip off the event loop
     return await _store_call(_room_fellows, user_id=user_id, per_room=settings.CHAT_PRESENCE_ROOM_LIMIT)
 
 
@@ -337,13 +340,22 @@ async def _require_room(room_id: str) -> Room:
 
 async def _readable_room(room_id: str, identity: Identity) -> Room:
     """The room, if `identity` may read it: a private room's messages, history and
-    membership never reach a non-member."""
-    room = await _require_room(room_id)
+    membership never reach a non-member. One store call (a trip off the event loop)."""
+    return await _store_call(_room_readable_now, room_id=room_id, identity=identity)
+
+
+def _room_readable_now(*, room_id: str, identity: Identity) -> Room:
+    """_readable_room in this thread: the room and, for a private one, the membership."""
+    store = get_store()
+    room = store.get_room(room_id)
+    if room is None and room_id == protocol.DEFAULT_ROOM:
+        room = _default_room()
+    if room is None:
+        raise ChatError(ErrorCode.UNKNOWN_ROOM, f"room {room_id!r} does not exist", room_id=room_id)
     if room.private and (room.direct or not identity.is_moderator):
-        member = await _store_call(get_store().is_member, room_id=room_id, user_id=identity.user_id)
-        if not member:
-            # The very answer of _require_room for a room that does not exist: a non-member
-            # must not learn that a private room of this id exists (docs/auth.md).
+        if not store.is_member(room_id=room_id, user_id=identity.user_id):
+            # The very answer for a room that does not exist: a non-member must not learn
+            # that a private room of this id exists (docs/auth.md).
             raise ChatError(ErrorCode.UNKNOWN_ROOM, f"room {room_id!r} does not exist", room_id=room_id)
     return room
 
@@ -530,30 +542,38 @@ async def room_join(
     A failed join undoes its subscription, except for a socket that was joined already (a
     rejoin to fill a gap): unsubscribing it would leave it silently deaf to the room.
     """
-    await _readable_room(room_id, identity)
     fanout = _fanout()
+    if not fanout.subscribed(room_id):
+        # Refused before the process subscribes to a room it may not read. A room it carries
+        # already is joined at no cost, and the read below checks access: a trip less for
+        # every socket after the first (issue 22).
+        await _readable_room(room_id, identity)
     await fanout.join(room_id, member)
     try:
-        room = await _readable_room(room_id, identity)  # re-read after subscribing
+        # Re-read after subscribing, and the replay from there: one store call (a trip off the event loop).
+        result = await _store_call(_join_read, room_id=room_id, identity=identity, last_seq=last_seq)
         # The process's gaps in this room are measured from here (issue 24.3), not from
-        # whatever old seq reaches it first.
-        fanout.baseline(room_id, room.last_seq)
-        return await _replay(room, last_seq)
+        # whatever old seq reaches it first (a seq that arrived meanwhile counts: delivery.baseline).
+        fanout.baseline(room_id, result.room.last_seq)
+        return result
     except Exception:
         if not already_joined:
             await fanout.leave(room_id, member)
         raise
 
 
-async def _replay(room: Room, last_seq: int | None) -> JoinResult:
+def _join_read(*, room_id: str, identity: Identity, last_seq: int | None) -> JoinResult:
+    return _replay(_room_readable_now(room_id=room_id, identity=identity), last_seq)
+
+
+def _replay(room: Room, last_seq: int | None) -> JoinResult:
+    """What a socket joining `room` (as just read) is sent. In the store call's thread."""
     now = utcnow()
     store = get_store()
     if last_seq is not None and 0 <= room.last_seq - last_seq <= settings.CHAT_REPLAY_CAP:
         # Every room event since lastSeq: messages (in their current state) and the rest.
         log_entries = (
-            await _store_call(
-                store.events_after, room_id=room.room_id, after_seq=last_seq, limit=room.last_seq - last_seq, now=now
-            )
+            store.events_after(room_id=room.room_id, after_seq=last_seq, limit=room.last_seq - last_seq, now=now)
             if room.last_seq > last_seq
             else []
         )
@@ -573,12 +593,8 @@ async def _replay(room: Room, last_seq: int | None) -> JoinResult:
                 events=[protocol.room_event(e) for e in log_entries],
             )
         # A hole (an expired entry): the client cannot be brought up to date event by event.
-    latest = await _store_call(
-        store.messages_before,
-        room_id=room.room_id,
-        before_seq=room.last_seq + 1,
-        limit=settings.CHAT_HISTORY_PAGE,
-        now=now,
+    latest = store.messages_before(
+        room_id=room.room_id, before_seq=room.last_seq + 1, limit=settings.CHAT_HISTORY_PAGE, now=now
     )
     return JoinResult(room=room, last_seq=room.last_seq, messages=latest, recovered=last_seq is None)
 
@@ -638,7 +654,24 @@ def instance_id() -> str:
 _PROCESS_INSTANCE_ID = f"proc-{uuid.uuid4().hex[:12]}"
 
 
+class Banned(Exception):
+    """The user is banned now: their socket gets `notice` (the `banned` frame: reason, until)
+    and closes with 4403. No connection row was written."""
+
+    def __init__(self, notice: dict[str, Any]) -> None:
+        super().__init__("banned")
+        self.notice = notice
+
+
 async def connection_open(*, identity: Identity) -> ConnectionRecord:
+    """Admit a socket: refuse a banned user (Banned), write its connection row, hold its user
+    to their socket quota (QuotaExceeded), count it. The caller is in its user's group
+    already, so a ban that lands after the check still reaches the socket.
+
+    A local store does all of it in one trip to Django's sync thread: each trip costs a
+    thread switch and a wake-up of the event loop, and an open made four of them (issue 22).
+    DynamoDB is not called from that thread, so there the ban (a database row) is read first.
+    """
     now = utcnow()
     record = ConnectionRecord(
         connection_id=uuid.uuid4().hex,
@@ -649,9 +682,13 @@ async def connection_open(*, identity: Identity) -> ConnectionRecord:
         instance_id=instance_id(),
     )
     try:
-        await _store_call(get_store().save_connection, record=record)
-        await _store_call(_check_socket_quota, record=record)
-        await analytics.socket_opened(connection_id=record.connection_id, user_id=identity.user_id, at=now)
+        if get_store().thread_sensitive:
+            notice = await _store_call(_connection_admit, record=record)
+        else:
+            notice = await database_sync_to_async(_ban_notice)(record.user_id)
+            if notice is None:
+                await _store_call(_connection_save, record=record)
+                await analytics.socket_opened(connection_id=record.connection_id, user_id=record.user_id, at=now)
     except quota.QuotaExceeded:
         await connection_close(connection_id=record.connection_id)
         raise
@@ -662,7 +699,52 @@ async def connection_open(*, identity: Identity) -> ConnectionRecord:
         # store's calls run one at a time there, so the delete comes after it.
         await asyncio.shield(connection_close(connection_id=record.connection_id))
         raise
+    if notice is not None:
+        raise Banned(notice)
     return record
+
+
+def _connection_admit(*, record: ConnectionRecord) -> dict[str, Any] | None:
+    """connection_open on the sync thread (a local store): the ban as the database has it
+    now, then the row, the quota and the counts. The `banned` frame, with no row written, if
+    the user is banned."""
+    notice = _ban_notice(record.user_id)
+    if notice is not None:
+        return notice
+    # The row and the day's counts in one transaction: one commit (a sync to disk) where there
+    # were two. The row is committed before the quota counts it, as in _connection_save.
+    with transaction.atomic():
+        get_store().save_connection(record=record)
+        analytics.socket_opened_here(connection_id=record.connection_id, user_id=record.user_id, at=record.connected_at)
+    try:
+        _check_socket_quota(record=record)
+    except quota.QuotaExceeded:
+        # A socket the quota refused is not counted.
+        analytics.socket_refused_here(
+            connection_id=record.connection_id, user_id=record.user_id, at=record.connected_at
+        )
+        raise
+    _warm_fellows(record.user_id)
+    return None
+
+
+def _connection_save(*, record: ConnectionRecord) -> None:
+    """The row, committed before the quota counts it: two processes opening the same user's
+    sockets at once each see the other's row (at worst both refuse; never both exceed)."""
+    get_store().save_connection(record=record)
+    _check_socket_quota(record=record)
+    _warm_fellows(record.user_id)
+
+
+def _warm_fellows(user_id: str) -> None:
+    """Read who shares a room with the user into the process's cache (chat.fellows) while in
+    the store's thread: the socket's presence, announced next on the event loop, then finds
+    its audience there and needs no trip of its own (chat.presence.announce). Never fails
+    the open."""
+    try:
+        _room_fellows(user_id=user_id, per_room=settings.CHAT_PRESENCE_ROOM_LIMIT)
+    except Exception:
+        log.warning("presence audience of %s not read ahead", user_id, exc_info=True)
 
 
 def _check_socket_quota(*, record: ConnectionRecord) -> None:
@@ -807,13 +889,6 @@ def ban_longest(user_id: str) -> Ban | None:
 def _ban_notice(user_id: str) -> dict[str, Any] | None:
     ban = ban_longest(user_id)
     return protocol.banned_frame(reason=ban.reason, until=ban.expires_at) if ban is not None else None
-
-
-async def user_ban_notice(*, user_id: str) -> dict[str, Any] | None:
-    """If the user is banned now, the `banned` frame their socket gets before it closes with
-    4403 (the reason and the end), else None."""
-    notice: dict[str, Any] | None = await database_sync_to_async(_ban_notice)(user_id)
-    return notice
 
 
 async def user_subscribe(*, user_id: str, member: UserMember) -> None:

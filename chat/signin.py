@@ -128,18 +128,17 @@ class SocketOpening:
         local = connections.local_sockets()
         try:
             await local.prepare()
-            # Into the user's group before the ban check: a ban between the two still
-            # reaches this socket.
+            # Into the user's group before the ban check (in connection_open): a ban between
+            # the two still reaches this socket.
             await services.user_subscribe(user_id=identity.user_id, member=self)
             self.in_user_group = True
-            notice = await services.user_ban_notice(user_id=identity.user_id)
-            if notice is not None:
-                await self.forbid(notice)
-                return
             async with local.opening():
                 record = await services.connection_open(identity=identity)
                 self.connection_id = record.connection_id
                 await local.add(self, record)
+        except services.Banned as banned:
+            await self.forbid(banned.notice)
+            return
         except QuotaExceeded as over:
             await self.too_many(over)  # too many open sockets for this user: 4429
             return

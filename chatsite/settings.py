@@ -334,7 +334,8 @@ else:
             "REDIS_URL is required when CHATSITE_ENV=production: the in-memory channel layer "
             "cannot broadcast between daphne processes"
         )
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10_000}}}
+    # channels' in-memory layer, its expiry sweep bounded to once a second (chat.memory_layer).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "chat.memory_layer.InMemoryLayer", "CONFIG": {"capacity": 10_000}}}
 # How often each daphne process asks Redis for its run_id: a new one means Redis restarted
 # (or failed over) and lost the groups, so every local socket rejoins and catches up.
 CHAT_LAYER_WATCHDOG_SECONDS = env_float("CHAT_LAYER_WATCHDOG_SECONDS", 2.0)

@@ -48,6 +48,22 @@ def test_profile_summary_charges_samples_per_unit(tmp_path: Path) -> None:
     assert "100.0  25.0%  dumps (json/__init__.py)" in text
 
 
+def test_profile_summary_charges_a_trip_to_the_function_sent_off_the_loop(tmp_path: Path) -> None:
+    """On a worker thread a sample belongs to the function sent there (past the store-call wrappers); on the
+    loop to the innermost Chatsite frame; anything else is marked as outside Chatsite."""
+    thread = "_WorkItem.run (concurrent/futures/thread.py:58);run_child (asgiref/sync.py:560)"
+    raw = tmp_path / "p.raw"
+    raw.write_text(
+        f"{thread};_guarded (chat/services.py:68);_connection_admit (chat/services.py:9);execute (django/db/a.py:1) 2\n"
+        "run (daphne/server.py:1);connect (chat/consumers.py:5);encode (chat/protocol.py:7);dumps (json/a.py:1) 1\n"
+        "run (daphne/server.py:1);select (selectors.py:3) 1\n"
+    )
+    text = run.summarise_profile(raw, cpu_s=4.0, units=1000, unit="connect")  # 4 ms per connect
+    assert "2000.0  50.0%  thread: _connection_admit (chat/services.py)" in text
+    assert "1000.0  25.0%  loop: encode (chat/protocol.py)" in text
+    assert "1000.0  25.0%  loop: (not Chatsite) select (selectors.py)" in text
+
+
 def _row(server: str, kind: str, rate: float, **values: Any) -> dict[str, Any]:
     load = {"kind": kind, "rooms": 1, "members_per_room": 1000, "senders": 10, "target_rate": rate}
     return {"server": server, "load": load, **values}

@@ -41,6 +41,17 @@ def storage_backend(request: pytest.FixtureRequest, settings: Settings) -> Itera
 OpenSocket = Callable[[bytes], Awaitable[WebsocketCommunicator]]
 
 
+def session_cookie(username: str) -> bytes:
+    """Create a user, sign them in and return their session Cookie header. Synchronous."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user = get_user_model().objects.create_user(username=username)
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
 @pytest.fixture
 async def session_sockets() -> AsyncIterator[OpenSocket]:
     """Open sockets through the real ASGI application with a session Cookie header (and an

@@ -118,3 +118,22 @@ def test_entries_expire_and_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None
     cache.clear()
     assert _fellows(cache, store) == ["a", "c", "d"]  # three rooms read, two kept
     assert len(cache._members) == 2
+
+
+def test_known_answers_from_what_is_kept_and_nothing_else() -> None:
+    """`known` reads no store: None until every part is kept, the same answer as `fellows` after, None
+    again once a membership changes or an entry expires (the event loop then sends a read off)."""
+    store, clock, cache = _setup()
+    assert cache.known(user_id="b", per_room=10) is None
+    assert _fellows(cache, store) == ["a", "c", "d"]
+    store.calls.clear()
+    assert cache.known(user_id="b", per_room=10) == ["a", "c", "d"]
+    assert cache.known(user_id="b", per_room=2) is None  # read with another room limit
+    assert not store.calls
+    cache.forget(room_id="lounge", user_id="c")
+    assert cache.known(user_id="b", per_room=10) is None
+    clock.now += SETTLE_SECONDS + 1
+    assert _fellows(cache, store) == ["a", "c", "d"]
+    assert cache.known(user_id="b", per_room=10) == ["a", "c", "d"]
+    clock.now += ENTRY_SECONDS + 1
+    assert cache.known(user_id="b", per_room=10) is None

@@ -1,4 +1,5 @@
-"""chat.layers: a publish never waits for the shard's subscriber lock (issue 24)."""
+"""chat.layers: a publish never waits for the shard's subscriber lock (issue 24); chat.memory_layer
+sweeps for expired entries at most once a second (issue 22)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import asyncio
 
 import pytest
 
+from chat import memory_layer
 from chat.layers import PubSubChannelLayer
+from chat.memory_layer import InMemoryLayer
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -24,3 +27,30 @@ async def test_a_publish_goes_out_while_the_shard_lock_is_held(redis_url: str) -
         assert received == {"type": "chat.message", "seq": 1}
     finally:
         await layer.flush()
+
+
+async def test_the_in_memory_layer_sweeps_once_a_second_and_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thousand group sends walk the groups once, not a thousand times; a message past its expiry is still
+    dropped at the next sweep."""
+    now = [1000.0]
+    monkeypatch.setattr(memory_layer.time, "monotonic", lambda: now[0])
+    layer = InMemoryLayer(expiry=60)
+    sweeps = 0
+    real = memory_layer.InMemoryChannelLayer._clean_expired
+
+    def counted(self: InMemoryLayer) -> None:
+        nonlocal sweeps
+        sweeps += 1
+        real(self)
+
+    monkeypatch.setattr(memory_layer.InMemoryChannelLayer, "_clean_expired", counted)
+    for i in range(1000):
+        await layer.group_add(f"chat.user.{i}", "specific.x!a")
+    for i in range(1000):
+        await layer.group_send(f"chat.user.{i}", {"type": "chat.user", "n": i})
+    assert sweeps == 1
+    layer.channels["specific.x!a"]._queue[0] = (0.0, {"type": "stale"})  # expired long ago
+    now[0] += memory_layer.SWEEP_SECONDS
+    await layer.group_send("chat.user.0", {"type": "chat.user", "n": 0})
+    assert sweeps == 2
+    assert await layer.receive("specific.x!a") == {"type": "chat.user", "n": 1}

@@ -15,18 +15,11 @@ from pytest_django.fixtures import Settings
 
 from accounts.identity import Identity
 from chat import quota, ratelimit, services
-from chat.tests.conftest import OpenSocket
+from chat.tests.conftest import OpenSocket, session_cookie
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 WAIT = 5.0
-
-
-def _cookie(username: str) -> bytes:
-    user = get_user_model().objects.create_user(username=username)
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
 async def test_the_21st_socket_of_a_user_is_refused_with_4429(
@@ -34,7 +27,7 @@ async def test_the_21st_socket_of_a_user_is_refused_with_4429(
 ) -> None:
     """20 sockets per user by default; the 21st gets quota_exceeded then 4429; others are unaffected."""
     assert django_settings.CHAT_MAX_SOCKETS_PER_USER == 20
-    alice, bob = await sync_to_async(_cookie)("alice"), await sync_to_async(_cookie)("bob")
+    alice, bob = await sync_to_async(session_cookie)("alice"), await sync_to_async(session_cookie)("bob")
     opened = [await session_sockets(alice) for _ in range(20)]
     for comm in opened[::5]:
         await comm.send_json_to({"action": "ping"})
@@ -98,7 +91,7 @@ async def test_read_frames_share_one_budget_per_user(
     """joinRoom, history and ping over all of a user's sockets draw on CHAT_RATE_LIMIT_READS_PER_USER."""
     settings.CHAT_RATE_LIMIT_READS_PER_USER = "4/600"
     ratelimit.reset()
-    alice = await sync_to_async(_cookie)("alice")
+    alice = await sync_to_async(session_cookie)("alice")
     one, two = await session_sockets(alice), await session_sockets(alice)
     answers = []
     for comm, frame in [
