@@ -67,7 +67,11 @@ SERVER_NAMES = ["chatsite", "chatsite-redis", "chatsite-redis-x2", "tutorial", "
 # Not in the default run (`make bench` stays under 3 minutes): named with --servers.
 # chatsite-2redis-x2: chatsite-redis-x2 with the channel layer over two Redis processes
 # (REDIS_URLS), as a deployment past one Redis primary runs (docs/operations.md).
-OPT_IN_SERVERS = ["chatsite-2redis-x2"]
+# chatsite-pg-redis-x2: the production path on one machine: PostgreSQL (BENCH_POSTGRES_URL, else
+# 127.0.0.1:5432) for the store, Redis's pub/sub layer, two daphne processes; in the full run.
+OPT_IN_SERVERS = ["chatsite-2redis-x2", "chatsite-pg-redis-x2"]
+FULL_RUN_EXTRA = ["chatsite-pg-redis-x2"]
+BENCH_POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # One key per run, the same for bench.prep and every server: the sessions prep stores are
 # encoded (and their auth hash made) with the key, so a server with another key reads none
 # of them and refuses every socket with 4401. DEBUG off needs a key of its own anyway.
@@ -320,10 +324,14 @@ def _spawn(cmd: list[str], env: dict[str, str], log_path: Path) -> tuple[subproc
     return proc, port
 
 
-def prepare_chatsite_template(workdir: Path, loads: list[dict[str, Any]]) -> tuple[Path, list[str]]:
-    """Migrate once, create users, sessions and rooms once; each Chatsite copies the file."""
-    template = workdir / "chatsite-template"
+def prepare_chatsite_template(
+    workdir: Path, loads: list[dict[str, Any]], *, database_url: str = ""
+) -> tuple[Path, list[str]]:
+    """Migrate once, create users, sessions and rooms once; each Chatsite copies the file (or,
+    with `database_url`, uses that PostgreSQL database)."""
+    template = workdir / ("chatsite-template" if not database_url else "chatsite-pg-template")
     template.mkdir(parents=True, exist_ok=True)
+    database = {"DATABASE_URL": database_url} if database_url else {}
     cookies_path = template / "cookies.json"
     subprocess.run(
         [
@@ -342,11 +350,30 @@ def prepare_chatsite_template(workdir: Path, loads: list[dict[str, Any]]) -> tup
             DJANGO_SETTINGS_MODULE="chatsite.settings",
             CHATSITE_DATA_DIR=str(template),
             DJANGO_SECRET_KEY=BENCH_SECRET_KEY,
+            **database,
         ),
         check=True,
         timeout=300,
     )
     return template / "db.sqlite3", json.loads(cookies_path.read_text())
+
+
+def create_postgres_database(run_id: str) -> str:
+    """A fresh PostgreSQL database for this run (dropped by `drop_postgres_database`)."""
+    import psycopg
+
+    name = f"chatsite_bench_{run_id.lower()}"
+    with psycopg.connect(BENCH_POSTGRES_URL, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return BENCH_POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_postgres_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(BENCH_POSTGRES_URL, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def start_server(
@@ -355,6 +382,7 @@ def start_server(
     template: tuple[Path, list[str]] | None,
     redis: Redis | None,
     second_redis: Redis | None = None,
+    postgres: tuple[str, list[str]] | None = None,
 ) -> Server:
     daphne = str(BIN / "daphne")
     log_path = workdir / f"{name}.log"
@@ -362,14 +390,21 @@ def start_server(
         assert template is not None
         data_dir = workdir / name
         data_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copy(template[0], data_dir / "db.sqlite3")
-        server = Server(name=name, protocol="chatsite", cookies=template[1])
+        database: dict[str, str] = {}
+        if name == "chatsite-pg-redis-x2":
+            assert postgres is not None
+            database["DATABASE_URL"] = postgres[0]
+            server = Server(name=name, protocol="chatsite", cookies=postgres[1])
+        else:
+            shutil.copy(template[0], data_dir / "db.sqlite3")
+            server = Server(name=name, protocol="chatsite", cookies=template[1])
         # DEBUG off, as deployed: with it on, Django also records every query it runs.
         extra = {
             "DJANGO_SETTINGS_MODULE": "chatsite.settings",
             "CHATSITE_DATA_DIR": str(data_dir),
             "DJANGO_DEBUG": "0",
             "DJANGO_SECRET_KEY": BENCH_SECRET_KEY,  # the key the sessions were made with
+            **database,
         }
         if name != "chatsite":
             assert redis is not None
@@ -769,8 +804,9 @@ def running(
     template: tuple[Path, list[str]] | None,
     redis: Redis | None,
     second_redis: Redis | None = None,
+    postgres: tuple[str, list[str]] | None = None,
 ) -> Iterator[Server]:
-    server = start_server(name, workdir, template, redis, second_redis)
+    server = start_server(name, workdir, template, redis, second_redis, postgres)
     try:
         yield server
     finally:
@@ -804,7 +840,9 @@ def main() -> None:
         "--budget", type=float, help="seconds for the whole run (default: 170 quick, 3600 full, 300 profile)"
     )
     args = parser.parse_args()
-    servers = args.servers or ("chatsite" if args.profile else ",".join(SERVER_NAMES))
+    servers = args.servers or (
+        "chatsite" if args.profile else ",".join(SERVER_NAMES + (FULL_RUN_EXTRA if args.full else []))
+    )
     names = [n.strip() for n in servers.split(",") if n.strip()]
     for name in names:
         if name not in SERVER_NAMES + OPT_IN_SERVERS:
@@ -843,6 +881,14 @@ def main() -> None:
     second_redis: Redis | None = None
     needs_redis = any(n != "chatsite" and n != "bare" for n in names)
     template = prepare_chatsite_template(workdir, loads) if any(n.startswith("chatsite") for n in names) else None
+    postgres: tuple[str, list[str]] | None = None
+    if "chatsite-pg-redis-x2" in names:
+        url = create_postgres_database(run_id)
+        try:
+            postgres = (url, prepare_chatsite_template(workdir, loads, database_url=url)[1])
+        except BaseException:
+            drop_postgres_database(url)
+            raise
     rows: list[dict[str, Any]] = []
     reports: list[str] = []
     try:
@@ -860,7 +906,7 @@ def main() -> None:
             if share < 10:
                 log(f"{name}: skipped, the run's time budget ({budget:.0f} s) is spent")
                 continue
-            with running(name, workdir, template, redis, second_redis) as server:
+            with running(name, workdir, template, redis, second_redis, postgres) as server:
                 log(f"{name}: up on {', '.join(map(str, server.ports))}")
                 if args.profile:
                     pid = server.procs[0].pid
@@ -889,6 +935,8 @@ def main() -> None:
         for own in (redis, second_redis):
             if own and own.proc:
                 stop(own.proc)
+        if postgres is not None:
+            drop_postgres_database(postgres[0])
 
     rows.sort(key=lambda r: names.index(r["server"]))  # stable: plan order within a server
     prune_scratch(keep=5)
