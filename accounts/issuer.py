@@ -50,6 +50,7 @@ from django.utils.crypto import salted_hmac
 
 from accounts.models import ExternalIdentity, RefreshToken
 from accounts.tokens import ALGORITHM, TokenSet
+from chatsite.aws_secrets import secret_text
 
 # The iss of built-in tokens. Not a URL: nothing should ever try to fetch keys from it.
 BUILTIN_ISSUER: Final = "urn:chatsite:builtin"
@@ -194,14 +195,6 @@ def _parsed_ring(text: str) -> KeyRing:
     return parse_key_ring(text)
 
 
-def _secret_text(secret_id: str) -> str:
-    """The SecretString of a Secrets Manager secret (boto3 reads AWS_ENDPOINT_URL itself)."""
-    import boto3
-
-    client = boto3.client("secretsmanager", region_name=settings.AWS_REGION)
-    return str(client.get_secret_value(SecretId=secret_id)["SecretString"])
-
-
 _ring_lock = threading.Lock()
 _ring: tuple[float, KeyRing] | None = None
 
@@ -219,7 +212,7 @@ def key_ring(*, fresh: bool = False) -> KeyRing:
         now = time.monotonic()
         if fresh or _ring is None or now - _ring[0] >= settings.AUTH_SIGNING_KEYS_MAX_AGE:
             try:
-                _ring = (now, parse_key_ring(_secret_text(secret_id), source="AUTH_SIGNING_KEYS_SECRET"))
+                _ring = (now, parse_key_ring(secret_text(secret_id), source="AUTH_SIGNING_KEYS_SECRET"))
             except Exception:
                 if _ring is None:
                     raise  # no key at all: sign-in fails with a clear error, nothing is signed

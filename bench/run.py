@@ -798,15 +798,8 @@ def summarise_profile(raw: Path, cpu_s: float, units: int, unit: str = "delivery
 
 
 @contextlib.contextmanager
-def running(
-    name: str,
-    workdir: Path,
-    template: tuple[Path, list[str]] | None,
-    redis: Redis | None,
-    second_redis: Redis | None = None,
-    postgres: tuple[str, list[str]] | None = None,
-) -> Iterator[Server]:
-    server = start_server(name, workdir, template, redis, second_redis, postgres)
+def running(server: Server) -> Iterator[Server]:
+    """A started server, stopped however the block ends."""
     try:
         yield server
     finally:
@@ -906,7 +899,7 @@ def main() -> None:
             if share < 10:
                 log(f"{name}: skipped, the run's time budget ({budget:.0f} s) is spent")
                 continue
-            with running(name, workdir, template, redis, second_redis, postgres) as server:
+            with running(start_server(name, workdir, template, redis, second_redis, postgres)) as server:
                 log(f"{name}: up on {', '.join(map(str, server.ports))}")
                 if args.profile:
                     pid = server.procs[0].pid

@@ -23,6 +23,8 @@ from typing import Final
 
 from django.core.exceptions import ImproperlyConfigured
 
+from chatsite.aws_secrets import secret_text
+
 REREAD_SECONDS: Final = 5.0
 
 
@@ -44,15 +46,6 @@ def password_in(secret_text: str, *, secret_id: str) -> str:
     return text
 
 
-def read_secret(secret_id: str) -> str:
-    """The SecretString of a Secrets Manager secret (boto3 reads AWS_ENDPOINT_URL itself)."""
-    import boto3
-    from django.conf import settings
-
-    client = boto3.client("secretsmanager", region_name=settings.AWS_REGION)
-    return str(client.get_secret_value(SecretId=secret_id)["SecretString"])
-
-
 class RotatingPassword:
     """One secret's password for every connection of this process (threads share it)."""
 
@@ -60,7 +53,7 @@ class RotatingPassword:
         self,
         secret_id: str,
         *,
-        read: Callable[[str], str] = read_secret,
+        read: Callable[[str], str] = secret_text,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.secret_id = secret_id

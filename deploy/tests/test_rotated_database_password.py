@@ -25,6 +25,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db.utils import ConnectionHandler
 
+from chatsite.aws_secrets import secret_text
 from chatsite.db import password as db_password
 from chatsite.db.password import REREAD_SECONDS, RotatingPassword, password_in
 from chatsite.dburl import database_from_url
@@ -187,7 +188,7 @@ def test_a_rotated_password_does_not_stop_new_connections(
 
     def read(secret_id: str) -> str:
         reads.append(secret_id)
-        return db_password.read_secret(secret_id)  # the real Secrets Manager call, on the moto server
+        return secret_text(secret_id)  # the real Secrets Manager call, on the moto server
 
     monkeypatch.setattr(db_password, "_passwords", {arn: RotatingPassword(arn, read=read, clock=clock)})
     url = f"postgres://chatsite@127.0.0.1:{password_postgres.port}/postgres?connect_timeout=10"
