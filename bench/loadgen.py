@@ -93,6 +93,7 @@ class Conn(asyncio.Protocol):
             # A socket that closes before anyone awaits these is counted elsewhere.
             future.add_done_callback(_retrieve)
         self.seen: set[str] = set()
+        self.presence_frames = 0
         self.closed = False
         self._parts: list[bytes] = []
 
@@ -209,6 +210,9 @@ class Chatsite:
             gen.on_error(frame)
         elif kind == "typing":
             gen.typing_received += 1
+        elif kind == "presence":
+            gen.presence_received += 1
+            conn.presence_frames += 1
 
     @staticmethod
     def show_presence() -> str:
@@ -325,6 +329,10 @@ class LoadGen:
         self.concurrency: int = plan.get("connect_concurrency", 50)
         self.settle_max_s: float = plan.get("settle_max_s", 10.0)
         self.group: Group | None = None
+        # Sockets opened while this is set send `presence` once joined, as the UIs do: they
+        # then receive presence frames (`--presence`, issue 22 goal 5).
+        self.show_presence = False
+        self.presence_received = 0
         self.connect_errors = 0
         self.budget_s: float | None = plan.get("budget_s")
         self.deadline: float | None = None
@@ -419,6 +427,8 @@ class LoadGen:
                     if self.proto.needs_join:
                         conn.send_text(self.proto.join(room))
                         await conn.joined
+                    if self.show_presence:
+                        conn.send_text(self.proto.show_presence())  # type: ignore[union-attr]
             except (OSError, TimeoutError, ConnectionError) as exc:
                 self.connect_errors += 1
                 if self.connect_errors <= 5:
@@ -573,8 +583,16 @@ class LoadGen:
 
     async def idle(self, spec: dict[str, Any]) -> dict[str, Any]:
         await self.close_group()  # the idle figure needs a fresh group
-        group = await self.ensure_group(spec["rooms"], spec["members"], spec.get("connect_max_s"), spec.get("profile"))
-        row = self._row(self._load(spec, "idle", 0.0), group)
+        await self.settle()  # the closed group's presence changes are not this load's
+        self.show_presence = bool(spec.get("presence"))
+        presence0 = self.presence_received
+        try:
+            group = await self.ensure_group(
+                spec["rooms"], spec["members"], spec.get("connect_max_s"), spec.get("profile")
+            )
+        finally:
+            self.show_presence = False
+        row = self._row(self._load(spec, "idle_presence" if spec.get("presence") else "idle", 0.0), group)
         row["server_cpu_s"] = round(group.connect_cpu_s, 3)
         if group.connected:
             # Handshake, authentication and join, in server CPU per socket.
@@ -588,6 +606,15 @@ class LoadGen:
             end = self.snapshot()
             row["server_cpu_pct"] = round(100 * (end.server - snap.server) / (end.wall - snap.wall), 1)
         row["still_open"] = sum(1 for room in group.conns for c in room if not c.closed)
+        if spec.get("presence"):
+            # Every presence frame the group received from its first open to the hold's end:
+            # a watcher gets one per co-member who came online (and the snapshot of those
+            # already there), none from a room past CHAT_PRESENCE_ROOM_LIMIT sockets.
+            await self.settle()
+            per_socket = [c.presence_frames for room in group.conns for c in room]
+            row["presence_frames"] = self.presence_received - presence0
+            row["presence_frames_per_socket"] = round(row["presence_frames"] / max(1, len(per_socket)), 1)
+            row["presence_frames_max_socket"] = max(per_socket, default=0)
         if not spec.get("keep"):
             await self.close_group()
         return row

@@ -140,17 +140,40 @@ def typing_plan() -> list[dict[str, Any]]:
     ]
 
 
+def presence_plan() -> list[dict[str, Any]]:
+    """Issue 22, goal 5: 5,000 sockets connect, in rooms of 100 and in rooms of 1000, without
+    and with `presence` (each socket asks for presence frames once joined, as the UIs do):
+    how many presence frames reach the sockets, and what asking for them costs a connect."""
+    small = {"rooms": 50, "members": 100, "hold_s": 5}
+    big = {"rooms": 5, "members": 1000, "hold_s": 5}
+    return [
+        {"kind": "idle", **small},
+        {"kind": "idle", **small, "presence": True},
+        {"kind": "idle", **big},
+        {"kind": "idle", **big, "presence": True},
+    ]
+
+
 def profile_plan(
-    pid: int, workdir: Path, rate: float, duration: float, rooms: int = 1, members: int = 1000
+    pid: int,
+    workdir: Path,
+    rate: float,
+    duration: float,
+    rooms: int = 1,
+    members: int = 1000,
+    *,
+    presence: bool = False,
 ) -> list[dict[str, Any]]:
     """py-spy on the first server process: while the sockets connect, then under the load
-    (by default one 1000-member room; `--profile-shape 20x10` for twenty rooms of ten)."""
+    (by default one 1000-member room; `--profile-shape 20x10` for twenty rooms of ten; with
+    `presence` the sockets ask for presence frames as they join, as the UIs do)."""
     return [
         {
             "kind": "idle",
             "rooms": rooms,
             "members": members,
             "keep": True,
+            "presence": presence,
             "profile": {"pid": pid, "out": str(workdir / f"profile-{pid}-connect.raw"), "rate_hz": 100},
         },
         {
@@ -826,6 +849,11 @@ def main() -> None:
         "--typing", action="store_true", help="a 100-member room at 20 msg/s without and with every member typing"
     )
     parser.add_argument(
+        "--presence",
+        action="store_true",
+        help="5,000 sockets connecting without and with presence frames (with --profile: the sockets ask for them)",
+    )
+    parser.add_argument(
         "--commit",
         help="run the servers from this commit (exported with git archive) instead of the working tree",
     )
@@ -852,10 +880,12 @@ def main() -> None:
     workdir = SCRATCH / run_id
     workdir.mkdir(parents=True, exist_ok=True)
     loads = (
-        profile_plan(0, workdir, 1, 1, rooms, members)
+        profile_plan(0, workdir, 1, 1, rooms, members, presence=args.presence)
         if args.profile
         else typing_plan()
         if args.typing
+        else presence_plan()
+        if args.presence
         else (full_plan() if args.full else quick_plan())
     )
     budget = args.budget or (300.0 if args.profile else 3600.0 if args.full else 170.0)
@@ -903,7 +933,9 @@ def main() -> None:
                 log(f"{name}: up on {', '.join(map(str, server.ports))}")
                 if args.profile:
                     pid = server.procs[0].pid
-                    plan = profile_plan(pid, workdir, args.profile_rate, args.profile_seconds, rooms, members)
+                    plan = profile_plan(
+                        pid, workdir, args.profile_rate, args.profile_seconds, rooms, members, presence=args.presence
+                    )
                     got = run_loadgen(
                         server, plan, workdir, pin=args.pin, budget_s=share - 3, settle_max_s=settle_max_s
                     )
