@@ -90,6 +90,20 @@ class PresenceBook:
         self.ttl_ms = ttl_ms
         self.users: dict[str, _User] = {}
         self.instances: dict[str, int] = {}  # instance -> expiry (ms)
+        # room -> the users with a socket (live or not yet swept) in it. `in_room` runs on
+        # every join of a socket that shows presence: walking every user there made a
+        # connect storm quadratic (5,000 sockets, 5,000 users walked per join).
+        self.rooms: dict[str, set[str]] = {}
+
+    def _reindex(self, user_id: str, before: set[str], after: set[str]) -> None:
+        for room in before - after:
+            members = self.rooms.get(room)
+            if members is not None:
+                members.discard(user_id)
+                if not members:
+                    del self.rooms[room]
+        for room in after - before:
+            self.rooms.setdefault(room, set()).add(user_id)
 
     def _live(self, socket: _Socket, now_ms: int) -> bool:
         return self.instances.get(socket.instance, 0) >= now_ms
@@ -119,6 +133,7 @@ class PresenceBook:
         """One socket's state (ACTIVE, IDLE, or CLOSED: gone) and rooms, as its process says."""
         self.instances[instance] = max(self.instances.get(instance, 0), now_ms + self.ttl_ms)
         user = self.users.setdefault(user_id, _User())
+        indexed = _rooms_of(user)
         rooms_before = {room for s in user.sockets.values() if self._live(s, now_ms) for room in s.rooms}
         if state == CLOSED:
             user.sockets.pop(connection_id, None)
@@ -126,7 +141,9 @@ class PresenceBook:
             user.sockets[connection_id] = _Socket(instance, state, rooms)
         if state == ACTIVE:
             user.seen_ms = now_ms
-        return self._recompute(user_id, user, now_ms, rooms_before)
+        change = self._recompute(user_id, user, now_ms, rooms_before)
+        self._reindex(user_id, indexed, _rooms_of(user))
+        return change
 
     def heartbeat(self, *, instance: str, now_ms: int) -> list[Change]:
         """Renew `instance`; report the users whose status changed as other processes expired."""
@@ -137,8 +154,9 @@ class PresenceBook:
         changes = []
         for user_id, user in list(self.users.items()):
             if any(s.instance in dead for s in user.sockets.values()):
-                rooms_before = {room for s in user.sockets.values() for room in s.rooms}
+                rooms_before = _rooms_of(user)
                 change = self._recompute(user_id, user, now_ms, rooms_before)
+                self._reindex(user_id, rooms_before, _rooms_of(user))
                 if change.changed:
                     changes.append(change)
         for name in dead:
@@ -160,11 +178,17 @@ class PresenceBook:
     def in_room(self, room_id: str, now_ms: int) -> dict[str, tuple[str, int | None]]:
         """(status, last seen ms) of every user with a live socket in the room."""
         answer: dict[str, tuple[str, int | None]] = {}
-        for user_id, user in self.users.items():
+        for user_id in self.rooms.get(room_id, ()):
+            user = self.users[user_id]
             live = [s for s in user.sockets.values() if self._live(s, now_ms)]
             if any(room_id in s.rooms for s in live):
                 answer[user_id] = (aggregate([s.state for s in live]), user.seen_ms)
         return answer
+
+
+def _rooms_of(user: _User) -> set[str]:
+    """The rooms of all the user's sockets, live or not yet swept."""
+    return {room for s in user.sockets.values() for room in s.rooms}
 
 
 def from_ms(value: int | None) -> datetime | None:

@@ -70,6 +70,54 @@ def test_a_process_that_dies_stops_showing_its_users_after_the_ttl_and_a_live_on
     assert book.read(["1", "2"], TTL + 2) == {"1": (OFFLINE, TTL + 1), "2": (ONLINE, 0)}
 
 
+def _in_room_by_scan(book: PresenceBook, room_id: str, now: int) -> dict[str, tuple[str, int | None]]:
+    """Who is in the room, by walking every user: what `in_room` answered before its index."""
+    answer = {}
+    for user_id, user in book.users.items():
+        live = [s for s in user.sockets.values() if book.instances.get(s.instance, 0) >= now]
+        if any(room_id in s.rooms for s in live):
+            answer[user_id] = (aggregate([s.state for s in live]), user.seen_ms)
+    return answer
+
+
+def test_who_is_in_a_room_holds_through_joins_leaves_closes_and_a_dead_process() -> None:
+    """`in_room` reads a per-room index; a seeded walk of opens, room changes, closes and a
+    process that stops beating must leave it answering exactly as a walk of every user."""
+    import random
+
+    rng = random.Random(22)
+    book = PresenceBook(ttl_ms=TTL)
+    rooms = ["general", "lounge", "ops"]
+    open_conns: dict[str, tuple[str, str]] = {}  # conn -> (user, instance)
+    now = 0
+    for step in range(3_000):
+        now += rng.randint(1, 400)
+        roll = rng.random()
+        if roll < 0.05:
+            book.heartbeat(instance="live", now_ms=now)  # "dead" never beats: it expires
+        elif roll < 0.35 and open_conns:
+            conn = rng.choice(sorted(open_conns))
+            user, inst = open_conns.pop(conn)
+            update(book, conn, CLOSED, user=user, inst=inst, now=now)
+        else:
+            conn = f"c{rng.randint(0, 30)}"
+            user, inst = open_conns.get(conn) or (str(rng.randint(0, 8)), rng.choice(["live", "live", "dead"]))
+            open_conns[conn] = (user, inst)
+            chosen = {room for room in rooms if rng.random() < 0.5}
+            update(book, conn, rng.choice([ACTIVE, IDLE]), user=user, inst=inst, rooms=chosen, now=now)
+        for room in rooms:
+            assert book.in_room(room, now) == _in_room_by_scan(book, room, now), (step, room)
+    assert any(book.in_room(room, now) for room in rooms)  # the walk ended with people in rooms
+    # Everyone leaves: the live process's sockets close, the dead one's expire. The index
+    # keeps nothing behind (it would grow with every room ever entered).
+    for conn, (user, inst) in sorted(open_conns.items()):
+        if inst == "live":
+            update(book, conn, CLOSED, user=user, inst=inst, now=now)
+    book.heartbeat(instance="live", now_ms=now + TTL + 1)
+    assert all(book.in_room(room, now + TTL + 1) == {} for room in rooms)
+    assert book.rooms == {}
+
+
 def test_idle_after_the_away_delay() -> None:
     assert not idle_after(last_active=0.0, now=299.0, away_after=300.0)
     assert idle_after(last_active=0.0, now=300.0, away_after=300.0)
