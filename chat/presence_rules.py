@@ -15,6 +15,7 @@ here too.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -195,7 +196,10 @@ def from_ms(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value / 1000, UTC)
 
 
+@functools.lru_cache(maxsize=4096)
 def _timestamp(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC, to the millisecond. Cached: a connect storm formats the same users'
+    last-seen times for every socket that joins their rooms."""
     if value is None:
         return None
     utc = value.astimezone(UTC)

@@ -87,6 +87,41 @@ async def test_presence_and_typing_cross_processes(
     await alice.close()
 
 
+async def test_a_socket_that_asks_for_presence_gets_each_member_already_there_in_a_frame_of_its_own(
+    daphne_factory: Callable[..., DaphneServer], tmp_path: Path, redis_url: str
+) -> None:
+    """The snapshot a socket gets when it asks for presence goes out in one write on
+    daphne (docs/performance.md): the client still reads one presence frame per member."""
+    one, two = start_pair(daphne_factory, tmp_path, redis_url)
+    room = create_room(one.base_url, one.signup(new_name("keeper")), new_name("snapshot"))
+    present = []
+    for _ in range(3):
+        client = await open_client(one, new_name("member"))
+        await client.join(room)
+        present.append(client)
+    erin = await ChatClient.connect(two.ws_url, cookie=two.signup(new_name("erin")), origin=two.origin)
+    await erin.join(room)
+    mark = len(erin.frames)
+    await erin.send_json({"action": "presence", "status": "online"})
+
+    async def snapshot_of(client: ChatClient, count: int) -> list[dict]:
+        def enough(_: dict) -> bool:
+            return sum(1 for f in client.frames[mark:] if f["type"] == "presence") >= count
+
+        await client.wait_for(enough, after=mark, wait=timeout(10))
+        return [f for f in client.frames[mark:] if f["type"] == "presence"]
+
+    frames = await snapshot_of(erin, 3)
+    assert len({f["userId"] for f in frames}) == 3
+    assert all(
+        f["status"] in {"online", "away"} and set(f) == {"type", "userId", "status", "lastSeenAt"} for f in frames
+    )
+    ack = await erin.send_message(room, "after the snapshot")  # the socket reads on after it
+    await present[0].wait_for_seq(room, ack["seq"], wait=timeout(10))
+    for client in [*present, erin]:
+        await client.close()
+
+
 async def test_a_killed_process_stops_showing_its_users_online_within_the_ttl(
     daphne_factory: Callable[..., DaphneServer], tmp_path: Path, redis_url: str
 ) -> None:
