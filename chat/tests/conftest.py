@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
 
 import pytest
-from asgiref.sync import SyncToAsync
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from pytest_django.fixtures import Settings
@@ -79,17 +77,3 @@ async def session_sockets() -> AsyncIterator[OpenSocket]:
     layer = get_channel_layer()
     assert layer is not None
     await layer.flush()  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The name of each function sent off the event loop, in order, from now on."""
-    seen: list[str] = []
-    real = SyncToAsync.__call__
-
-    async def counted(self: SyncToAsync[Any, Any], *args: Any, **kwargs: Any) -> Any:
-        seen.append(getattr(self.func, "__qualname__", "?"))
-        return await real(self, *args, **kwargs)
-
-    monkeypatch.setattr(SyncToAsync, "__call__", counted)
-    yield seen
