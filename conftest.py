@@ -1,6 +1,10 @@
-"""Shared pytest plugins: real servers started on free loopback ports."""
+"""Shared pytest plugins (real servers started on free loopback ports) and fixtures."""
+
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from asgiref.sync import SyncToAsync
 
 pytest_plugins = [
     "tests.fixtures.servers",
@@ -18,3 +22,18 @@ def _fresh_fellows() -> None:
     from chat import fellows
 
     fellows.cache.clear()
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The name of each function sent off the event loop, in order, from now on: each is a thread
+    switch and a wake-up of the loop, which cost more than most queries they carry (issue 22)."""
+    seen: list[str] = []
+    real = SyncToAsync.__call__
+
+    async def counted(self: SyncToAsync[Any, Any], *args: Any, **kwargs: Any) -> Any:
+        seen.append(getattr(self.func, "__qualname__", "?"))
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counted)
+    yield seen

@@ -1,11 +1,12 @@
 """Analytics writes: the hooks the chat and moderation services call after a durable write.
 
 Each hook is one call at its call site and one short transaction here. The per-message one
-(`message_stored`) is the hot path: four statements in one transaction (a day counter per
-room, a user-day row, a minute counter, the room's conversation state), run after the
-broadcast so it never delays delivery, only the sender's ack; its cost is measured in
-docs/performance.md. A hook that fails logs an error and loses that one count: the message
-is stored and delivered already, and a chat must not refuse to work because analytics can't.
+is the hot path: four statements (a day counter per room, a user-day row, a minute counter,
+the room's conversation state), written in the message's own transaction with an ORM store
+(`message_stored_here`: no commit of its own) or after the broadcast in one of their own with
+DynamoDB (`message_stored`); its cost is measured in docs/performance.md. A hook that fails
+logs an error and loses that one count, never the message: a chat must not refuse to work
+because analytics can't.
 
 Counts are keyed by the event's own time (the services' clock), on UTC days. No hook keeps
 message text.
@@ -152,6 +153,19 @@ async def message_stored(*, room_id: str, user_id: str, at: datetime, direct: bo
     await database_sync_to_async(_guarded)(
         "message", message_stored_sync, room_id=room_id, user_id=user_id, at=at, direct=direct
     )
+
+
+def message_stored_here(*, room_id: str, user_id: str, at: datetime, direct: bool) -> None:
+    """`message_stored` for a caller on the database thread, inside the transaction that
+    stores the message (chat.services with an ORM store): written through, the count is part
+    of that transaction, in a savepoint, so it costs no commit of its own and its failure
+    loses only the count; batched, it is queued once that transaction commits. Never raises."""
+    if settings.ANALYTICS_FLUSH_SECONDS > 0:
+        transaction.on_commit(lambda: batch.add(room_id=room_id, user_id=user_id, at=at, direct=direct), robust=True)
+        return
+    # messages_stored_sync's atomic block is the savepoint: without it, a failed statement
+    # would abort the message's transaction on PostgreSQL, and its COMMIT would roll back.
+    _guarded("message", message_stored_sync, room_id=room_id, user_id=user_id, at=at, direct=direct)
 
 
 def socket_opened_sync(*, connection_id: str, user_id: str, at: datetime) -> None:

@@ -95,6 +95,9 @@ class Conn(asyncio.Protocol):
         self.seen: set[str] = set()
         self.presence_frames = 0
         self.closed = False
+        # Read state (Chatsite): the newest seq this socket got in its room, and the last it marked read.
+        self.last_seq = 0
+        self.marked_seq = 0
         self._parts: list[bytes] = []
 
     # asyncio.Protocol
@@ -201,6 +204,7 @@ class Chatsite:
         kind = frame.get("type")
         if kind == "message":
             gen.delivery(conn, frame["messageId"], frame["message"], now)
+            conn.last_seq = max(conn.last_seq, int(frame.get("seq") or 0))
         elif kind == "ack":
             gen.acks += 1
         elif kind == "joined":
@@ -213,6 +217,8 @@ class Chatsite:
         elif kind == "presence":
             gen.presence_received += 1
             conn.presence_frames += 1
+        elif kind == "readState":
+            gen.read_states_received += 1
 
     @staticmethod
     def show_presence() -> str:
@@ -222,6 +228,10 @@ class Chatsite:
     @staticmethod
     def typing(room: str) -> str:
         return json.dumps({"action": "typing", "roomId": room})
+
+    @staticmethod
+    def mark_read(room: str, seq: int) -> str:
+        return json.dumps({"action": "markRead", "roomId": room, "seq": seq})
 
 
 class Tutorial:
@@ -349,6 +359,7 @@ class LoadGen:
 
     def _reset(self) -> None:
         self.typing_received = 0
+        self.read_states_received = 0
         self.received = 0
         self.duplicates = 0
         self.stale = 0
@@ -709,6 +720,11 @@ class LoadGen:
                 conn.send_text(self.proto.show_presence())  # type: ignore[union-attr]
             await self.settle()
         typing_sent = [0]
+        read_every = float(spec.get("mark_read_every_s") or 0)
+        readers = [c for room in group.conns for c in room] if read_every else []
+        if readers:
+            kind = "fixed_read"
+        reads_sent = [0]
 
         self.in_load = True
         lags: list[float] = []
@@ -717,8 +733,17 @@ class LoadGen:
         start = self.snapshot()
         t0 = start.wall
         typing_task = (
-            asyncio.ensure_future(self._typists(typists, typing_every, t0, t0 + count / rate, typing_sent))
+            asyncio.ensure_future(
+                self._each_in_turn(typists, typing_every, t0, t0 + count / rate, typing_sent, self._typing_frame)
+            )
             if typists
+            else None
+        )
+        read_task = (
+            asyncio.ensure_future(
+                self._each_in_turn(readers, read_every, t0, t0 + count / rate, reads_sent, self._read_frame)
+            )
+            if readers
             else None
         )
         sent = 0
@@ -738,6 +763,8 @@ class LoadGen:
         last_send = time.monotonic()
         if typing_task is not None:
             typing_task.cancel()
+        if read_task is not None:
+            read_task.cancel()
         # Drain: until everything expected arrived, or the bounded wait ran out. A ramp step
         # stops early once it has certainly failed: past P99_TARGET_MS after the last send,
         # every delivery still missing is later than the target, and more than 1 % missing
@@ -813,6 +840,10 @@ class LoadGen:
             row["load"]["typing_every_s"] = typing_every
             row["typing_sent"] = typing_sent[0]
             row["typing_received"] = self.typing_received
+        if readers:
+            row["load"]["mark_read_every_s"] = read_every
+            row["mark_read_sent"] = reads_sent[0]
+            row["read_states_received"] = self.read_states_received
         # Work off the backlog before the next load; deliveries still arriving are late.
         self.prev_tag, self.load_tag = self.load_tag, "-"
         self.late = 0
@@ -828,9 +859,17 @@ class LoadGen:
         )
         return row
 
-    async def _typists(self, conns: list[Conn], every: float, t0: float, until: float, sent: list[int]) -> None:
-        """Every socket says it is typing once per `every` seconds, spread evenly over the
-        interval, while the messages flow (issue 22: typing must not slow them down)."""
+    async def _each_in_turn(
+        self,
+        conns: list[Conn],
+        every: float,
+        t0: float,
+        until: float,
+        sent: list[int],
+        frame: Callable[[Conn], str | None],
+    ) -> None:
+        """Each socket sends `frame(conn)` (none when it is None) once per `every` seconds, spread
+        evenly over the interval, while the messages flow: typing, markRead (issue 22, goal 5)."""
         step = every / len(conns)
         i = 0
         while True:
@@ -841,10 +880,22 @@ class LoadGen:
             if delay > 0:
                 await asyncio.sleep(delay)
             conn = conns[i % len(conns)]
-            if not conn.closed:
-                conn.send_text(self.proto.typing(conn.room))  # type: ignore[union-attr]
+            text = None if conn.closed else frame(conn)
+            if text is not None:
+                conn.send_text(text)
                 sent[0] += 1
             i += 1
+
+    def _typing_frame(self, conn: Conn) -> str:
+        return self.proto.typing(conn.room)  # type: ignore[union-attr]
+
+    def _read_frame(self, conn: Conn) -> str | None:
+        """markRead up to the newest seq the socket got, when that moved since its last mark:
+        what a client showing the room does (docs/protocol.md "Read state")."""
+        if conn.last_seq <= conn.marked_seq:
+            return None
+        conn.marked_seq = conn.last_seq
+        return self.proto.mark_read(conn.room, conn.last_seq)  # type: ignore[union-attr]
 
     def _refused_deliveries(self, expected_per_msg: list[int]) -> int:
         # A send the server refused with an error frame was never accepted: its deliveries

@@ -154,6 +154,19 @@ def presence_plan() -> list[dict[str, Any]]:
     ]
 
 
+def read_plan(rate: float = 100.0) -> list[dict[str, Any]]:
+    """Issue 22, goal 5: twenty rooms of 10 at `rate` msg/s, without read state and then with
+    every member marking its room read once a second (markRead up to the newest seq it got);
+    Chatsite only, in pairs, as `typing_plan`."""
+    rooms = {"rooms": 20, "members": 10, "senders": 20, "rate": rate, "duration": 10, "drain_s": 5}
+    return [
+        {"kind": "fixed", **rooms},
+        {"kind": "fixed", **rooms, "mark_read_every_s": 1.0},
+        {"kind": "fixed", **rooms},
+        {"kind": "fixed", **rooms, "mark_read_every_s": 1.0},
+    ]
+
+
 def profile_plan(
     pid: int,
     workdir: Path,
@@ -854,6 +867,14 @@ def main() -> None:
         help="5,000 sockets connecting without and with presence frames (with --profile: the sockets ask for them)",
     )
     parser.add_argument(
+        "--mark-read",
+        nargs="?",
+        const=100.0,
+        type=float,
+        metavar="RATE",
+        help="20 rooms of 10 at RATE msg/s (100) without and with every member sending markRead once a second",
+    )
+    parser.add_argument(
         "--commit",
         help="run the servers from this commit (exported with git archive) instead of the working tree",
     )
@@ -886,6 +907,8 @@ def main() -> None:
         if args.typing
         else presence_plan()
         if args.presence
+        else read_plan(args.mark_read)
+        if args.mark_read
         else (full_plan() if args.full else quick_plan())
     )
     budget = args.budget or (300.0 if args.profile else 3600.0 if args.full else 170.0)

@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -36,6 +36,7 @@ from chat.fanout import RoomFanout, RoomMember, UserMember, room_fanout
 from chat.moderation_models import Ban, Mute, SlowModeStamp
 from chat.storage import get_store
 from chat.storage.base import (
+    AppendResult,
     ConnectionRecord,
     EventRecord,
     InstanceBeat,
@@ -407,6 +408,71 @@ def _slow_mode_give_back(*, room: Room, identity: Identity, now: datetime) -> No
         SlowModeStamp.give_back(room_id=room.room_id, user_id=identity.user_id, now=now)
 
 
+def _room_to_post(*, room_id: str, identity: Identity, now: datetime) -> Room:
+    """The room, if `identity` may read it and post in it now (archived, read-only, muted,
+    slow mode: docs/moderation.md; a slow-mode post is recorded), else the ChatError. In
+    this thread: the moderation records are Django's, like an ORM store's rows."""
+    room = _room_readable_now(room_id=room_id, identity=identity)
+    refused = _posting_restriction(room=room, identity=identity, now=now)
+    if refused is not None:
+        refused.room_id = room_id
+        raise refused
+    return room
+
+
+async def _room_to_post_apart(*, room_id: str, identity: Identity, now: datetime) -> Room:
+    """`_room_to_post` as a trip of its own, for a send that needs the room before it can be
+    stored (mentions, attachments), or a store that is not called from Django's thread
+    (DynamoDB: its room read in the pool, the checks on Django's thread, two trips)."""
+    if get_store().thread_sensitive:
+        return await _store_call(_room_to_post, room_id=room_id, identity=identity, now=now)
+    room = await _readable_room(room_id, identity)
+    refused = await database_sync_to_async(_posting_restriction)(room=room, identity=identity, now=now)
+    if refused is not None:
+        refused.room_id = room_id
+        raise refused
+    return room
+
+
+@dataclass(frozen=True, slots=True)
+class _Posted:
+    room: Room
+    result: AppendResult
+
+
+def _post_stored(*, room_id: str, identity: Identity, now: datetime, new: NewMessage, room: Room | None) -> _Posted:
+    """Store a message with an ORM store in one transaction, one commit, on Django's thread.
+
+    `room` None: the room is read and the sender checked (`_room_to_post`) in the same
+    transaction, before the append. That is the whole send in one trip off the event loop,
+    and the checks see every mute and setting committed before it: on SQLite the transaction
+    holds the write lock from its start (`transaction_mode` IMMEDIATE), so a mute commits
+    either before the check (the post is refused) or after the message. A slow-mode post
+    taken here is undone with the transaction when the append fails.
+
+    The dashboard's count of a new message (written through: ANALYTICS_FLUSH_SECONDS=0)
+    commits with it, in a savepoint whose failure loses only the count; a retry of a stored
+    message is no new post, so its slow-mode stamp is given back.
+    """
+    with transaction.atomic():
+        if room is None:
+            room = _room_to_post(room_id=room_id, identity=identity, now=now)
+            # The read proposes the seq (chat.records.NewMessage.last_seq), as a read apart does.
+            new = replace(new, last_seq=room.last_seq)
+        store = get_store()
+        if room.last_seq == 0 and room_id == protocol.DEFAULT_ROOM:
+            store.ensure_room(room_id=room_id, name="General", created_by=None, now=now)  # its first write stores it
+        with metrics.store_timer("append_message"):
+            result = store.append_message(new)
+        if result.created:
+            analytics.message_stored_here(
+                room_id=room_id, user_id=identity.user_id, at=result.message.timestamp, direct=room.direct
+            )
+        else:
+            _slow_mode_give_back(room=room, identity=identity, now=now)
+    return _Posted(room, result)
+
+
 # Messages -------------------------------------------------------------------------------
 
 
@@ -426,16 +492,14 @@ async def message_send(
     nothing. `reply_to`: what it quotes, checked by chat.message_changes.message_reply.
     Attachments (upload ids) are claimed once the sender may post here, and only then: a
     refused post claims none; a failed store gives them back (chat.attachments).
+
+    With an ORM store a plain message (no attachment, no @) is one trip off the event loop:
+    the room, the checks, the append and its count in one transaction (`_post_stored`).
+    Mentions and attachments need the room and async work (presence, uploads) before the
+    write, so those sends check in a trip of their own first.
     """
-    room = await _readable_room(room_id, identity)
     now = utcnow()
-    # Archived, read-only, muted, slow mode (docs/moderation.md): one trip to the database.
-    refused = await database_sync_to_async(_posting_restriction)(room=room, identity=identity, now=now)
-    if refused is not None:
-        refused.room_id = room_id
-        raise refused
-    mentioned = await resolve_mentions(room=room, identity=identity, text=text) if resolve_mentions else ()
-    files = await _claim_attachments(identity, room, now, attachments, client_message_id)
+    local = get_store().thread_sensitive
     new = NewMessage(
         room_id=room_id,
         user_id=identity.user_id,
@@ -446,41 +510,58 @@ async def message_send(
         timestamp=now,
         ttl_seconds=settings.CHAT_MESSAGE_TTL_SECONDS,
         reply_to=reply_to,
-        mentions=mentioned,
-        attachments=files,
-        # The read above proposes the seq (chat.records.NewMessage.last_seq): no second read.
-        last_seq=room.last_seq,
     )
+    room: Room | None = None
+    if attachments or not local or (resolve_mentions is not None and "@" in text):
+        room = await _room_to_post_apart(room_id=room_id, identity=identity, now=now)
+        mentioned = await resolve_mentions(room=room, identity=identity, text=text) if resolve_mentions else ()
+        files = await _claim_attachments(identity, room, now, attachments, client_message_id)
+        # The read above proposes the seq (chat.records.NewMessage.last_seq): no second read.
+        new = replace(new, mentions=mentioned, attachments=files, last_seq=room.last_seq)
+    checked = room
     try:
-        if room.last_seq == 0 and room_id == protocol.DEFAULT_ROOM:
-            # Its first write stores it.
-            await _store_call(get_store().ensure_room, room_id=room_id, name="General", created_by=None, now=now)
-        # A retry of a stored clientMessageId is broadcast again: receivers drop seqs they
-        # have, and the first attempt may have died between the store and the broadcast.
-        result = await room_change(get_store().append_message, new=new, stored=lambda r: [r.message])
-    except RoomNotFound:
-        await database_sync_to_async(_slow_mode_give_back)(room=room, identity=identity, now=now)
+        if local:
+            posted = await room_change(
+                _post_stored,
+                room_id=room_id,
+                identity=identity,
+                now=now,
+                new=new,
+                room=room,
+                stored=lambda p: [p.result.message],
+            )
+            room, result = posted.room, posted.result
+        else:
+            assert room is not None
+            if room.last_seq == 0 and room_id == protocol.DEFAULT_ROOM:
+                # Its first write stores it.
+                await _store_call(get_store().ensure_room, room_id=room_id, name="General", created_by=None, now=now)
+            # A retry of a stored clientMessageId is broadcast again: receivers drop seqs they
+            # have, and the first attempt may have died between the store and the broadcast.
+            result = await room_change(get_store().append_message, new=new, stored=lambda r: [r.message])
+    except (RoomNotFound, ChatError) as error:
+        if checked is not None:
+            # Checked in a trip of its own: the slow-mode wait does not count this attempt.
+            await database_sync_to_async(_slow_mode_give_back)(room=checked, identity=identity, now=now)
         await _release_attachments(attachments)
-        raise ChatError(ErrorCode.UNKNOWN_ROOM, f"room {room_id!r} does not exist", room_id=room_id) from None
-    except ChatError:
-        # Nothing was stored: the slow-mode wait does not count this attempt.
-        await database_sync_to_async(_slow_mode_give_back)(room=room, identity=identity, now=now)
-        await _release_attachments(attachments)
+        if isinstance(error, RoomNotFound):
+            raise ChatError(ErrorCode.UNKNOWN_ROOM, f"room {room_id!r} does not exist", room_id=room_id) from None
         raise
     if attachments:
         uploads = chat_attachments.provider()
         assert uploads is not None  # _claim_attachments refused the message otherwise
         message = result.message
         await uploads.bind(upload_ids=attachments, room_id=room_id, message_id=message.message_id, ttl=message.ttl)
-    if not result.created:
-        # A retry of a message already stored is no new post.
+    if not local and not result.created:
+        # A retry of a message already stored is no new post (_post_stored gives it back itself).
         await database_sync_to_async(_slow_mode_give_back)(room=room, identity=identity, now=now)
     metrics.record_stored(created=result.created)
     if result.created:
-        # After the broadcast: counting delays the sender's ack, never the delivery.
-        await analytics.message_stored(
-            room_id=room_id, user_id=identity.user_id, at=result.message.timestamp, direct=room.direct
-        )
+        if not local:
+            # After the broadcast: counting delays the sender's ack, never the delivery.
+            await analytics.message_stored(
+                room_id=room_id, user_id=identity.user_id, at=result.message.timestamp, direct=room.direct
+            )
         if after_message is not None:
             after_message(message=result.message, room=room)
     return result.message

@@ -9,11 +9,8 @@ trips again fails here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
-from asgiref.sync import SyncToAsync, sync_to_async
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -27,20 +24,6 @@ from chat.tests.conftest import OpenSocket, session_cookie
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
 WAIT = 5.0
-
-
-@pytest.fixture
-def trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The name of each function sent off the event loop, in order, from now on."""
-    seen: list[str] = []
-    real = SyncToAsync.__call__
-
-    async def counted(self: SyncToAsync[Any, Any], *args: Any, **kwargs: Any) -> Any:
-        seen.append(getattr(self.func, "__qualname__", "?"))
-        return await real(self, *args, **kwargs)
-
-    monkeypatch.setattr(SyncToAsync, "__call__", counted)
-    yield seen
 
 
 async def _open_and_join(session_sockets: OpenSocket, cookie: bytes) -> WebsocketCommunicator:

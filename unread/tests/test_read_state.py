@@ -109,6 +109,24 @@ async def test_mark_read_reaches_every_socket_of_the_user_and_no_one_else(
     assert (await sync_to_async(get_store().read_seqs)(user_id=alice, room_ids=["lobby"])) == {"lobby": last}
 
 
+async def test_mark_read_is_one_trip_off_the_loop(
+    storage_backend: str, session_sockets: OpenSocket, trips: list[str]
+) -> None:
+    """A markRead in a public room reads the room, moves the mark and counts in one trip, on either store (two
+    before): readers send one a second, as often as a small room's messages come."""
+    _, alice_cookie = await user("alice")
+    bob, _ = await user("bob")
+    await sync_to_async(room)("lobby")
+    await sync_to_async(post)("lobby", bob, "hello", count=3)
+    tab = await session_sockets(alice_cookie)
+    await tab.send_json_to({"action": "ping"})
+    await next_of(tab, "pong")  # the socket's open is done: its trips are not the markRead's
+    trips.clear()
+    await tab.send_json_to({"action": "markRead", "roomId": "lobby", "seq": 2})
+    assert (await next_of(tab, "readState"))["unread"] == 1
+    assert trips == ["_guarded"], trips
+
+
 async def test_bad_mark_read_gets_a_clear_error_and_a_private_room_stays_hidden(
     storage_backend: str, session_sockets: OpenSocket
 ) -> None:
