@@ -219,9 +219,12 @@ def test_a_phrase_finds_the_newest_phrase_matches_of_the_readable_rooms(
     rooms = ["lobby", "dev"]
     seen: list[tuple[str, str]] = []
     page = engines.PostgresEngine._page
-    monkeypatch.setattr(
-        engines.PostgresEngine, "_page", lambda self, *a: (seen.append(_planner_settings()), page(self, *a))[1]
-    )
+
+    def recorded(self: engines.PostgresEngine, *args: Any, **kwargs: Any) -> list[engines.Hit]:
+        seen.append(_planner_settings())
+        return page(self, *args, **kwargs)
+
+    monkeypatch.setattr(engines.PostgresEngine, "_page", recorded)
     with CaptureQueriesContext(connection) as queries:
         hits = get_engine().search(query, room_ids=rooms, now=int(now().timestamp()), limit=50, after=None)
     terms = [*query.words, query.prefix] if query.prefix else list(query.words)
@@ -234,13 +237,17 @@ def test_a_phrase_finds_the_newest_phrase_matches_of_the_readable_rooms(
     ][:4]
     assert len(expected) == 4  # the window cuts: older phrase matches are left out
     assert sorted(h.message_id for h in hits) == sorted(expected)
+    # The next page, after the second hit's cursor, is the rest of the first one.
+    first_settings = list(seen)
+    rest = get_engine().search(query, room_ids=rooms, now=int(now().timestamp()), limit=50, after=hits[1].cursor())
+    assert [h.message_id for h in rest] == [h.message_id for h in hits[2:]]
     if backend != "postgresql":
         return
     searched = [c["sql"] for c in queries.captured_queries if "ts_rank_cd" in c["sql"]]
     assert len(searched) == 1 and ("UNION ALL" in searched[0]) == (plan == "per-room")
     # Per room, the statement runs with bitmap scans off (each room read by its btree,
     # newest first) and without JIT; the settings are back for what follows.
-    assert seen == [("off", "off") if plan == "per-room" else ("on", "on")]
+    assert first_settings == [("off", "off") if plan == "per-room" else ("on", "on")]
     assert _planner_settings() == ("on", "on")
     with connection.cursor() as cursor:
         # The plain phrase query: its matches in the rooms, newest RANK_WINDOW, ranked.
