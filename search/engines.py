@@ -577,6 +577,27 @@ def drop_walk_indexes(apps: Any, schema_editor: Any) -> None:
     schema_editor.execute(f"ALTER TABLE {TABLE} RESET (autovacuum_vacuum_insert_scale_factor)")
 
 
+# Migration 0005 (PostgreSQL): how many new entries wait outside the GIN index's tree. New
+# entries go to the index's pending list, which every GIN scan reads through (each entry's
+# words checked) until a vacuum or an insert past gin_pending_list_limit (4 MB by default,
+# over 10,000 messages) moves them into the tree. 6,000 pending entries cost the bench's
+# queries 17 % of their CPU (p50 10.4 -> 13.0 ms); at 256 kB the list is moved every 250 or
+# so entries, at the same CPU per insert (the move is in bulk either way); fastupdate off,
+# no list at all, cost about 150 µs more per insert (docs/performance.md).
+GIN_PENDING_LIST_KB: Final = 256
+
+
+def limit_pending_list(apps: Any, schema_editor: Any) -> None:
+    """Migration 0005: gin_pending_list_limit on the document index (PostgreSQL)."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(f"ALTER INDEX search_entry_document SET (gin_pending_list_limit = {GIN_PENDING_LIST_KB})")
+
+
+def unlimit_pending_list(apps: Any, schema_editor: Any) -> None:
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER INDEX search_entry_document RESET (gin_pending_list_limit)")
+
+
 def drop_room_document_index(apps: Any, schema_editor: Any) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return
