@@ -5,8 +5,8 @@ fills; through the heap, each entry it read cost a page of its own, 30,000 buffe
 phrase of common words that are rarely adjacent at a million entries. The (room_id, at_us)
 index that also carries the document and the filters' columns answers it from the index's
 pages (1,500 buffers), as an index-only scan. from: reads the author's entries newest first
-instead of every match of the words. SQLite needs nothing (docs/performance.md, "User
-search: the per-room walk from the index").
+instead of every match of the words. SQLite needs nothing (docs/performance.md, "The
+per-room walk from an index, from: by author, a short GIN pending list").
 """
 
 from django.db import migrations
