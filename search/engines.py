@@ -340,6 +340,9 @@ class PostgresEngine(_SqlEngine):
         # side in its pages, where the heap has them one a page among the other rooms' (a
         # phrase of common words rarely adjacent read every row of the 50 rooms: 30,000
         # buffers against 1,500); the page's other columns are read once it is cut (`late`).
+        # That index holds the entries whose document fits a btree row (DOCUMENT_IN_INDEX_BYTES);
+        # the others, long messages of varied words, are one more branch, all the rooms' at
+        # once from their own small index (search_entry_room_at_big), merged by time alike.
         columns = "e.message_id, e.at_us" if per_room else _columns("e")
         select = f"SELECT {columns}, e.document, ({tsquery}) AS q FROM {TABLE} e WHERE {' AND '.join(match)}"
         tsq += match_params
@@ -350,11 +353,20 @@ class PostgresEngine(_SqlEngine):
             window = f"{select} AND {' AND '.join(where)} ORDER BY e.at_us DESC LIMIT %s"
         else:
             branches = []
+            fits = f"{_document_size('e')} <= {DOCUMENT_IN_INDEX_BYTES}"
             for room_id in page.room_ids:
                 branches.append(
-                    f"({select} AND e.room_id = %s AND {' AND '.join(page.where)} ORDER BY e.at_us DESC LIMIT %s)"
+                    f"({select} AND {fits} AND e.room_id = %s AND {' AND '.join(page.where)}"
+                    " ORDER BY e.at_us DESC LIMIT %s)"
                 )
                 params += [*tsq, room_id, *page.params, RANK_WINDOW]
+            params += tsq
+            rooms = self._in("e.room_id", page.room_ids, params)
+            branches.append(
+                f"({select} AND {_document_size('e')} > {DOCUMENT_IN_INDEX_BYTES} AND {rooms}"
+                f" AND {' AND '.join(page.where)} ORDER BY e.at_us DESC LIMIT %s)"
+            )
+            params += [*page.params, RANK_WINDOW]
             window = f"SELECT * FROM ({' UNION ALL '.join(branches)}) rooms ORDER BY at_us DESC LIMIT %s"
         rank = f"round(ts_rank_cd(w.document, w.q)::numeric, 6) AS score FROM ({window}) w"
         if not per_room:
@@ -540,14 +552,38 @@ def create_document_index(apps: Any, schema_editor: Any) -> None:
     cursor.execute("DROP INDEX IF EXISTS search_entry_room_document")
 
 
-# Migration 0004 (PostgreSQL): the per-room plan's index, and from:'s.
+# A btree row holds at most 2,704 bytes (a third of a page): a document past that failed the
+# entry's insert ("index row size 2736 exceeds btree version 4 maximum 2704"), and with it
+# the room's indexing, from about 1,300 characters of distinct words on (a 4,000-character
+# message makes an 8.3 kB document). Documents up to this size go into the per-room walk's
+# index, leaving room for the key and the other columns; the rest (long messages of varied
+# words: none of the bench's million, whose largest is 518 bytes) into an index of their own.
+DOCUMENT_IN_INDEX_BYTES: Final = 2000
+
+
+def _document_size(alias: str = "") -> str:
+    """An upper bound of the document's size in bytes, as an expression PostgreSQL accepts in
+    an index's WHERE (immutable: pg_column_size is only stable, and tsvectorsend writes the
+    lexemes in the session's client encoding). Its text form has each lexeme in quotes, a
+    colon, a digit and a comma or space a position; the stored form a 4-byte entry, at most
+    a byte of alignment and 2 bytes a position, with an 8-byte header: at most 4 bytes a
+    lexeme and 9 more. The queries repeat it word for word, so the planner matches the index."""
+    column = f"{alias}.document" if alias else "document"
+    return f"(octet_length({column}::text) + 4 * length({column}) + 9)"
+
+
+# Migration 0004 (PostgreSQL): the per-room plan's indexes, and from:'s.
 _PG_WALK_INDEXES: Final = [
     # The (room_id, at_us) key again, carrying what a per-room branch reads: the filters'
     # columns, the id the page is read back by, and the document, so that a room is read
     # newest first from pages that hold its entries only (the heap has one of a room's
-    # entries a page; reading all of 50 rooms took 30,000 buffers, here 1,500).
+    # entries a page; reading all of 50 rooms took 30,000 buffers, here 1,500). Only the
+    # entries whose document fits a btree row; the others in search_entry_room_at_big.
     f"CREATE INDEX IF NOT EXISTS search_entry_room_at_doc ON {TABLE} (room_id, at_us) "
-    "INCLUDE (ttl, has_link, has_file, message_id, document)",
+    f"INCLUDE (ttl, has_link, has_file, message_id, document) "
+    f"WHERE {_document_size()} <= {DOCUMENT_IN_INDEX_BYTES}",
+    f"CREATE INDEX IF NOT EXISTS search_entry_room_at_big ON {TABLE} (room_id, at_us) "
+    f"WHERE {_document_size()} > {DOCUMENT_IN_INDEX_BYTES}",
     # from: — an author's entries newest first: `mineor from:user-397` read 180,000 matches
     # of the word in the GIN index to keep 15 (4,000 buffers), here the author's entries.
     f"CREATE INDEX IF NOT EXISTS search_entry_author_at ON {TABLE} (author_key, at_us)",
@@ -560,7 +596,7 @@ _PG_WALK_INDEXES: Final = [
 
 
 def create_walk_indexes(apps: Any, schema_editor: Any) -> None:
-    """Migration 0004: search_entry_room_at_doc and search_entry_author_at (PostgreSQL)."""
+    """Migration 0004: search_entry_room_at_doc, _big and search_entry_author_at (PostgreSQL)."""
     if schema_editor.connection.vendor != "postgresql":
         return
     cursor = schema_editor.connection.cursor()
@@ -573,6 +609,7 @@ def drop_walk_indexes(apps: Any, schema_editor: Any) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return
     schema_editor.execute("DROP INDEX IF EXISTS search_entry_room_at_doc")
+    schema_editor.execute("DROP INDEX IF EXISTS search_entry_room_at_big")
     schema_editor.execute("DROP INDEX IF EXISTS search_entry_author_at")
     schema_editor.execute(f"ALTER TABLE {TABLE} RESET (autovacuum_vacuum_insert_scale_factor)")
 

@@ -4,7 +4,9 @@ The per-room plan (search.engines) reads each readable room newest first until t
 fills; through the heap, each entry it read cost a page of its own, 30,000 buffers for a
 phrase of common words that are rarely adjacent at a million entries. The (room_id, at_us)
 index that also carries the document and the filters' columns answers it from the index's
-pages (1,500 buffers), as an index-only scan. from: reads the author's entries newest first
+pages (1,500 buffers), as an index-only scan; it holds the entries whose document fits a
+btree row (search.engines.DOCUMENT_IN_INDEX_BYTES), a second partial index the others (a
+document past 2,704 bytes failed the insert). from: reads the author's entries newest first
 instead of every match of the words. SQLite needs nothing (docs/performance.md, "The
 per-room walk from an index, from: by author, a short GIN pending list").
 """
