@@ -217,14 +217,25 @@ class _SqlEngine:
         """The page of a query with words: the newest RANK_WINDOW matches, ranked."""
         raise NotImplementedError
 
-    def _page(self, inner: str, params: list[Any], limit: int, after: Cursor | None) -> list[Hit]:
-        """The page of `inner`'s rows (with a score column) after the cursor, best first."""
+    def _page(
+        self, inner: str, params: list[Any], limit: int, after: Cursor | None, *, late: bool = False
+    ) -> list[Hit]:
+        """The page of `inner`'s rows (with a score column) after the cursor, best first.
+
+        `late`: inner's rows are (message_id, at_us, score) only, and the page's rows are
+        read from the table by message_id once the page is cut (its other columns are not
+        in the index that inner's rows came from)."""
         outer_where = ""
         if after is not None:
             outer_where = " WHERE (score < %s OR (score = %s AND (at_us < %s OR (at_us = %s AND message_id > %s))))"
             value = self._cursor_score(after.score)
             params = [*params, value, value, after.at_us, after.at_us, after.message_id]
         sql = f"SELECT * FROM ({inner}) hits{outer_where} ORDER BY score DESC, at_us DESC, message_id LIMIT %s"
+        if late:
+            sql = (
+                f"SELECT {_columns('e')}, p.score FROM ({sql}) p JOIN {TABLE} e ON e.message_id = p.message_id"
+                " ORDER BY p.score DESC, p.at_us DESC, p.message_id"
+            )
         with connection.cursor() as cursor:
             cursor.execute(sql, [*params, limit])
             rows = cursor.fetchall()
@@ -308,19 +319,32 @@ class PostgresEngine(_SqlEngine):
         per_room = self._per_room(query, page)
         # The match. One scan: words and phrases through the GIN index on document (one read
         # of their posting lists), ANDed with the rooms' rows of the (room_id, at_us) btree
-        # before the heap is read. Per room: a filter on the rows (`IS TRUE` is no index
-        # condition), each room's rows read newest first until the window fills. A common
-        # prefix is a filter in both: it stands for hundreds of words, each of whose lists
-        # the index would read (5 s for `ka lo`, 1 s for `ruk`).
+        # before the heap is read. Per room: a filter on the rows, each room's rows read newest
+        # first until the window fills. A common prefix is a filter in both: it stands for
+        # hundreds of words, each of whose lists the index would read (5 s for `ka lo`, 1 s
+        # for `ruk`). A filter is written as the function behind `@@`, ts_match_vq (the same
+        # test): no index condition, and the planner does not estimate it from the column's
+        # word statistics, which it did once for each of the 50 branches (`(… @@ …) IS TRUE`:
+        # about half of the per-room plan's planning, 5-10 ms on the busy machine).
         match: list[str] = []
         match_params: list[Any] = []
         if query.words or query.phrases:
-            words = f"e.document @@ ({self._tsquery(replace(query, prefix=None), match_params)})"
-            match.append(f"({words}) IS TRUE" if per_room else words)
+            words = self._tsquery(replace(query, prefix=None), match_params)
+            match.append(f"ts_match_vq(e.document, {words})" if per_room else f"e.document @@ ({words})")
         if query.prefix:
-            prefix = f"e.document @@ ({self._tsquery(Query(prefix=query.prefix), match_params)})"
-            match.append(f"({prefix}) IS TRUE" if per_room or self._common(query.prefix) else prefix)
-        select = f"SELECT {_columns('e')}, e.document, ({tsquery}) AS q FROM {TABLE} e WHERE {' AND '.join(match)}"
+            prefix = self._tsquery(Query(prefix=query.prefix), match_params)
+            filtered = per_room or self._common(query.prefix)
+            match.append(f"ts_match_vq(e.document, {prefix})" if filtered else f"e.document @@ ({prefix})")
+        # Per room, the branch reads only columns of the (room_id, at_us) index that carries
+        # the document (search_entry_room_at_doc): an index-only scan, a room's entries side by
+        # side in its pages, where the heap has them one a page among the other rooms' (a
+        # phrase of common words rarely adjacent read every row of the 50 rooms: 30,000
+        # buffers against 1,500); the page's other columns are read once it is cut (`late`).
+        # That index holds the entries whose document fits a btree row (DOCUMENT_IN_INDEX_BYTES);
+        # the others, long messages of varied words, are one more branch, all the rooms' at
+        # once from their own small index (search_entry_room_at_big), merged by time alike.
+        columns = "e.message_id, e.at_us" if per_room else _columns("e")
+        select = f"SELECT {columns}, e.document, ({tsquery}) AS q FROM {TABLE} e WHERE {' AND '.join(match)}"
         tsq += match_params
         params: list[Any] = []
         if not per_room:
@@ -329,15 +353,26 @@ class PostgresEngine(_SqlEngine):
             window = f"{select} AND {' AND '.join(where)} ORDER BY e.at_us DESC LIMIT %s"
         else:
             branches = []
+            fits = f"{_document_size('e')} <= {DOCUMENT_IN_INDEX_BYTES}"
             for room_id in page.room_ids:
                 branches.append(
-                    f"({select} AND e.room_id = %s AND {' AND '.join(page.where)} ORDER BY e.at_us DESC LIMIT %s)"
+                    f"({select} AND {fits} AND e.room_id = %s AND {' AND '.join(page.where)}"
+                    " ORDER BY e.at_us DESC LIMIT %s)"
                 )
                 params += [*tsq, room_id, *page.params, RANK_WINDOW]
+            params += tsq
+            rooms = self._in("e.room_id", page.room_ids, params)
+            branches.append(
+                f"({select} AND {_document_size('e')} > {DOCUMENT_IN_INDEX_BYTES} AND {rooms}"
+                f" AND {' AND '.join(page.where)} ORDER BY e.at_us DESC LIMIT %s)"
+            )
+            params += [*page.params, RANK_WINDOW]
             window = f"SELECT * FROM ({' UNION ALL '.join(branches)}) rooms ORDER BY at_us DESC LIMIT %s"
-        inner = f"SELECT {_columns('w')}, round(ts_rank_cd(w.document, w.q)::numeric, 6) AS score FROM ({window}) w"
+        rank = f"round(ts_rank_cd(w.document, w.q)::numeric, 6) AS score FROM ({window}) w"
         if not per_room:
+            inner = f"SELECT {_columns('w')}, {rank}"
             return self._page(inner, [*params, RANK_WINDOW], page.limit, page.after)
+        inner = f"SELECT w.message_id, w.at_us, {rank}"
         # Per room, for this statement only (SET LOCAL, in a transaction or savepoint of its
         # own, rolled back: the statement only reads, and the rollback undoes the settings):
         # - bitmap scans off: each room's branch must read its (room_id, at_us) btree
@@ -349,7 +384,7 @@ class PostgresEngine(_SqlEngine):
         #   a query cut at RANK_WINDOW rows never earns that back. (One scan stays far below.)
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_bitmapscan = off; SET LOCAL jit = off")
-            hits = self._page(inner, [*params, RANK_WINDOW], page.limit, page.after)
+            hits = self._page(inner, [*params, RANK_WINDOW], page.limit, page.after, late=True)
             transaction.set_rollback(True)
         return hits
 
@@ -515,6 +550,89 @@ def create_document_index(apps: Any, schema_editor: Any) -> None:
     cursor.execute("SET LOCAL statement_timeout = 0")  # a minute and a half at a million entries
     cursor.execute(f"CREATE INDEX IF NOT EXISTS search_entry_document ON {TABLE} USING GIN (document)")
     cursor.execute("DROP INDEX IF EXISTS search_entry_room_document")
+
+
+# A btree row holds at most 2,704 bytes (a third of a page): a document past that failed the
+# entry's insert ("index row size 2736 exceeds btree version 4 maximum 2704"), and with it
+# the room's indexing, from about 1,300 characters of distinct words on (a 4,000-character
+# message makes an 8.3 kB document). Documents up to this size go into the per-room walk's
+# index, leaving room for the key and the other columns; the rest (long messages of varied
+# words: none of the bench's million, whose largest is 518 bytes) into an index of their own.
+DOCUMENT_IN_INDEX_BYTES: Final = 2000
+
+
+def _document_size(alias: str = "") -> str:
+    """An upper bound of the document's size in bytes, as an expression PostgreSQL accepts in
+    an index's WHERE (immutable: pg_column_size is only stable, and tsvectorsend writes the
+    lexemes in the session's client encoding). Its text form has each lexeme in quotes, a
+    colon, a digit and a comma or space a position; the stored form a 4-byte entry, at most
+    a byte of alignment and 2 bytes a position, with an 8-byte header: at most 4 bytes a
+    lexeme and 9 more. The queries repeat it word for word, so the planner matches the index."""
+    column = f"{alias}.document" if alias else "document"
+    return f"(octet_length({column}::text) + 4 * length({column}) + 9)"
+
+
+# Migration 0004 (PostgreSQL): the per-room plan's indexes, and from:'s.
+_PG_WALK_INDEXES: Final = [
+    # The (room_id, at_us) key again, carrying what a per-room branch reads: the filters'
+    # columns, the id the page is read back by, and the document, so that a room is read
+    # newest first from pages that hold its entries only (the heap has one of a room's
+    # entries a page; reading all of 50 rooms took 30,000 buffers, here 1,500). Only the
+    # entries whose document fits a btree row; the others in search_entry_room_at_big.
+    f"CREATE INDEX IF NOT EXISTS search_entry_room_at_doc ON {TABLE} (room_id, at_us) "
+    f"INCLUDE (ttl, has_link, has_file, message_id, document) "
+    f"WHERE {_document_size()} <= {DOCUMENT_IN_INDEX_BYTES}",
+    f"CREATE INDEX IF NOT EXISTS search_entry_room_at_big ON {TABLE} (room_id, at_us) "
+    f"WHERE {_document_size()} > {DOCUMENT_IN_INDEX_BYTES}",
+    # from: — an author's entries newest first: `mineor from:user-397` read 180,000 matches
+    # of the word in the GIN index to keep 15 (4,000 buffers), here the author's entries.
+    f"CREATE INDEX IF NOT EXISTS search_entry_author_at ON {TABLE} (author_key, at_us)",
+    # Index-only scans read the heap for entries on pages not yet marked all-visible by a
+    # vacuum: the newest, which the per-room walk reads first. Autovacuum's default waits for
+    # 20 % of the table in new rows (200,000 at a million); 1 % keeps that tail short, and
+    # each such vacuum also empties the GIN index's pending list, which every GIN scan reads.
+    f"ALTER TABLE {TABLE} SET (autovacuum_vacuum_insert_scale_factor = 0.01)",
+]
+
+
+def create_walk_indexes(apps: Any, schema_editor: Any) -> None:
+    """Migration 0004: search_entry_room_at_doc, _big and search_entry_author_at (PostgreSQL)."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    cursor = schema_editor.connection.cursor()
+    cursor.execute("SET LOCAL statement_timeout = 0")  # 10-60 s at a million entries
+    for statement in _PG_WALK_INDEXES:
+        cursor.execute(statement)
+
+
+def drop_walk_indexes(apps: Any, schema_editor: Any) -> None:
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    schema_editor.execute("DROP INDEX IF EXISTS search_entry_room_at_doc")
+    schema_editor.execute("DROP INDEX IF EXISTS search_entry_room_at_big")
+    schema_editor.execute("DROP INDEX IF EXISTS search_entry_author_at")
+    schema_editor.execute(f"ALTER TABLE {TABLE} RESET (autovacuum_vacuum_insert_scale_factor)")
+
+
+# Migration 0005 (PostgreSQL): how many new entries wait outside the GIN index's tree. New
+# entries go to the index's pending list, which every GIN scan reads through (each entry's
+# words checked) until a vacuum or an insert past gin_pending_list_limit (4 MB by default,
+# over 10,000 messages) moves them into the tree. 6,000 pending entries cost the bench's
+# queries 17 % of their CPU (p50 10.4 -> 13.0 ms); at 256 kB the list is moved every 250 or
+# so entries, at the same CPU per insert (the move is in bulk either way); fastupdate off,
+# no list at all, cost about 150 µs more per insert (docs/performance.md).
+GIN_PENDING_LIST_KB: Final = 256
+
+
+def limit_pending_list(apps: Any, schema_editor: Any) -> None:
+    """Migration 0005: gin_pending_list_limit on the document index (PostgreSQL)."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(f"ALTER INDEX search_entry_document SET (gin_pending_list_limit = {GIN_PENDING_LIST_KB})")
+
+
+def unlimit_pending_list(apps: Any, schema_editor: Any) -> None:
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("ALTER INDEX search_entry_document RESET (gin_pending_list_limit)")
 
 
 def drop_room_document_index(apps: Any, schema_editor: Any) -> None:

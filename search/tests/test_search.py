@@ -7,6 +7,8 @@ read, no removed, hidden or expired message, edits found by their current text.
 
 from __future__ import annotations
 
+import random
+import string
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -158,14 +160,59 @@ def test_a_common_word_ranks_only_its_newest_matches(backend: str, monkeypatch: 
     assert found(ALICE, "beta from:bob") == ["beta beta beta", "beta beta two"]
 
 
+def _long_text(seed: int, length: int = 4000) -> str:
+    """A message of `length` characters (the longest a user may send) of distinct random
+    words: the largest document its length makes."""
+    rng = random.Random(seed)
+    words: list[str] = []
+    seen: set[str] = set()
+    while sum(len(w) + 1 for w in words) < length:
+        word = "".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9)))
+        if word not in seen:
+            seen.add(word)
+            words.append(word)
+    return " ".join(words)[:length].rsplit(" ", 1)[0]
+
+
+@pytest.mark.parametrize("plan", ["one-scan", "per-room"])
+def test_the_longest_message_of_distinct_words_is_found(
+    backend: str, monkeypatch: pytest.MonkeyPatch, plan: str
+) -> None:
+    """A message as long as a user may send, of distinct words, is found by a word, a prefix
+    and a phrase, whichever plan PostgreSQL takes; the room's later messages are found too."""
+    if backend == "dynamodb" and plan == "per-room":
+        pytest.skip("the plan is PostgreSQL's: with DynamoDB the index is SQLite, run once")
+    monkeypatch.setattr(engines, "PHRASE_CROSSOVER", 10**12 if plan == "one-scan" else 0)
+    room("lobby")
+    base = now() - timedelta(hours=1)
+    text = _long_text(19)
+    assert len(text) > 3990
+    words = text.split()
+    post("lobby", "a short one first", at=base)
+    post("lobby", text, at=base + timedelta(minutes=1))
+    post("lobby", "a short one after", at=base + timedelta(minutes=2))
+    assert found(ALICE, words[400]) == [text]
+    assert found(ALICE, f"{words[300]} {words[301][:3]}") == [text]
+    with CaptureQueriesContext(connection) as queries:
+        assert found(ALICE, f'"{words[200]} {words[201]} {words[202]}"') == [text]
+    if backend == "postgresql":
+        searched = [c["sql"] for c in queries.captured_queries if "ts_rank_cd" in c["sql"]]
+        assert len(searched) == 1 and ("UNION ALL" in searched[0]) == (plan == "per-room")
+    assert found(ALICE, f'"{words[201]} {words[200]}"') == []
+    assert found(ALICE, "short") == ["a short one after", "a short one first"]
+
+
 _PHRASE_TEXTS = [  # (room, text), oldest first: rows with both words but not the phrase are the newest
     ("lobby", "the red fox ran to its den"),
+    # Long messages of varied words: documents too large for the per-room walk's index.
+    ("lobby", f"{_long_text(23, 1800)} the red fox den {_long_text(24, 1800)}"),
     ("dev", "the red fox denied it"),
     ("dev", "red fox in dev"),
     ("secret", "the red fox secret den"),
     ("lobby", "red fox den"),
     ("dev", "the red fox"),
     ("lobby", "RED FOX! the red fox den again"),
+    ("dev", f"{_long_text(25, 3000)} red fox, the den"),
     ("secret", "red fox secret"),
     ("lobby", "the red, fox den"),
     ("dev", "fox red den"),
@@ -219,9 +266,12 @@ def test_a_phrase_finds_the_newest_phrase_matches_of_the_readable_rooms(
     rooms = ["lobby", "dev"]
     seen: list[tuple[str, str]] = []
     page = engines.PostgresEngine._page
-    monkeypatch.setattr(
-        engines.PostgresEngine, "_page", lambda self, *a: (seen.append(_planner_settings()), page(self, *a))[1]
-    )
+
+    def recorded(self: engines.PostgresEngine, *args: Any, **kwargs: Any) -> list[engines.Hit]:
+        seen.append(_planner_settings())
+        return page(self, *args, **kwargs)
+
+    monkeypatch.setattr(engines.PostgresEngine, "_page", recorded)
     with CaptureQueriesContext(connection) as queries:
         hits = get_engine().search(query, room_ids=rooms, now=int(now().timestamp()), limit=50, after=None)
     terms = [*query.words, query.prefix] if query.prefix else list(query.words)
@@ -234,13 +284,17 @@ def test_a_phrase_finds_the_newest_phrase_matches_of_the_readable_rooms(
     ][:4]
     assert len(expected) == 4  # the window cuts: older phrase matches are left out
     assert sorted(h.message_id for h in hits) == sorted(expected)
+    # The next page, after the second hit's cursor, is the rest of the first one.
+    first_settings = list(seen)
+    rest = get_engine().search(query, room_ids=rooms, now=int(now().timestamp()), limit=50, after=hits[1].cursor())
+    assert [h.message_id for h in rest] == [h.message_id for h in hits[2:]]
     if backend != "postgresql":
         return
     searched = [c["sql"] for c in queries.captured_queries if "ts_rank_cd" in c["sql"]]
     assert len(searched) == 1 and ("UNION ALL" in searched[0]) == (plan == "per-room")
     # Per room, the statement runs with bitmap scans off (each room read by its btree,
     # newest first) and without JIT; the settings are back for what follows.
-    assert seen == [("off", "off") if plan == "per-room" else ("on", "on")]
+    assert first_settings == [("off", "off") if plan == "per-room" else ("on", "on")]
     assert _planner_settings() == ("on", "on")
     with connection.cursor() as cursor:
         # The plain phrase query: its matches in the rooms, newest RANK_WINDOW, ranked.
