@@ -20,6 +20,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 
 from accounts.issuer import BUILTIN_ISSUER, CREDENTIAL_CLAIM, credential_fingerprint, refresh_token_revoked
 from accounts.models import ExternalIdentity
@@ -141,6 +142,27 @@ def is_moderator(user: Any) -> bool:
 def is_bot(user: Any) -> bool:
     """A bot account: a member of AUTH_BOT_GROUP (exempt from rate limits, with no other rights)."""
     return bool(user.groups.filter(name=settings.AUTH_BOT_GROUP).exists())
+
+
+def standing(user: Any) -> tuple[float | None, bool, bool]:
+    """(the user's last "sign out everywhere" as epoch seconds or None, is_moderator, is_bot)
+    in one query: a session socket's open needs all three, and the cutoff and the roles were
+    a query each (docs/performance.md, "Connecting")."""
+    groups = Group.objects.filter(user=OuterRef("pk"))
+    row = (
+        get_user_model()
+        .objects.filter(pk=user.pk)
+        .annotate(
+            moderator=Exists(groups.filter(name=settings.AUTH_MODERATOR_GROUP)),
+            bot=Exists(groups.filter(name=settings.AUTH_BOT_GROUP)),
+        )
+        .values_list("session_cutoff__at", "moderator", "bot")
+        .first()
+    )
+    if row is None:  # deleted since it was read
+        return None, False, False
+    at, moderator, bot = row
+    return (at.timestamp() if at is not None else None), user.is_superuser or bool(moderator), bool(bot)
 
 
 def roles(user: Any) -> tuple[bool, bool]:
