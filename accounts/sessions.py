@@ -44,7 +44,12 @@ def _cutoff(user_id: Any) -> float | None:
 
 def current(session: Any, user: Any) -> bool:
     """Whether this signed-in user's session began after their last "sign out everywhere"."""
-    cutoff = _cutoff(user.pk)
+    return began_after(session, _cutoff(user.pk))
+
+
+def began_after(session: Any, cutoff: float | None) -> bool:
+    """Whether a session began after this cutoff (epoch seconds; None: the user never signed
+    out everywhere). For a reader that has the cutoff already (accounts.identity)."""
     return cutoff is None or float(session.get(SIGNED_IN_AT, 0.0)) > cutoff
 
 

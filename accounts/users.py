@@ -14,15 +14,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from accounts.issuer import BUILTIN_ISSUER, CREDENTIAL_CLAIM, credential_fingerprint, refresh_token_revoked
-from accounts.models import ExternalIdentity
+from accounts.models import ExternalIdentity, SessionCutoff
 from accounts.tokens import Rejection, TokenRejected, VerifiedToken
 
 USERNAME_MAX = 150
@@ -141,6 +142,38 @@ def is_moderator(user: Any) -> bool:
 def is_bot(user: Any) -> bool:
     """A bot account: a member of AUTH_BOT_GROUP (exempt from rate limits, with no other rights)."""
     return bool(user.groups.filter(name=settings.AUTH_BOT_GROUP).exists())
+
+
+def standing(user: Any) -> tuple[float | None, bool, bool]:
+    """(the user's last "sign out everywhere" as epoch seconds or None, is_moderator, is_bot)
+    in one query: a session socket's open needs all three, and the cutoff and the roles were
+    a query each (docs/performance.md, "Connecting"). Plain SQL: the same query through the
+    ORM (a join and two Exists annotations) cost more CPU to compile than the query it saved."""
+    user_groups = get_user_model().groups.through._meta.db_table
+    groups = Group._meta.db_table
+    cutoffs = SessionCutoff._meta.db_table
+    # Only table names (from the models) are formatted in; every value is a bound parameter.
+    member = (
+        f"EXISTS (SELECT 1 FROM {user_groups} ug JOIN {groups} g ON g.id = ug.group_id"  # noqa: S608
+        " WHERE ug.user_id = %s AND g.name = %s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT at FROM {cutoffs} WHERE user_id = %s), {member}, {member}",  # noqa: S608
+            [user.pk, user.pk, settings.AUTH_MODERATOR_GROUP, user.pk, settings.AUTH_BOT_GROUP],
+        )
+        at, moderator, bot = cursor.fetchone()
+    cutoff = _epoch(at) if at is not None else None
+    return cutoff, user.is_superuser or bool(moderator), bool(bot)
+
+
+def _epoch(at: Any) -> float:
+    """A timestamp column as epoch seconds: a datetime (PostgreSQL), or text on SQLite."""
+    if isinstance(at, str):
+        at = datetime.fromisoformat(at)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return float(at.timestamp())
 
 
 def roles(user: Any) -> tuple[bool, bool]:

@@ -117,18 +117,9 @@ class Conn(asyncio.Protocol):
         ws.receive_data(data)
         for event in ws.events_received():
             if isinstance(event, Frame):
-                opcode = event.opcode
-                payload = cast(bytes, event.data)  # the parser hands out bytes
-                if opcode is Opcode.TEXT:
-                    if event.fin:
-                        self.gen.on_text(self, payload, now)
-                    else:
-                        self._parts = [payload]
-                elif opcode is Opcode.CONT and self._parts:
-                    self._parts.append(payload)
-                    if event.fin:
-                        data_, self._parts = b"".join(self._parts), []
-                        self.gen.on_text(self, data_, now)
+                text = whole_text(event, self._parts)
+                if text is not None:
+                    self.gen.on_text(self, text, now)
             elif isinstance(event, Response) and not self.opened.done():
                 if ws.handshake_exc is None:
                     self.opened.set_result(None)
@@ -151,17 +142,7 @@ class Conn(asyncio.Protocol):
     # sending
 
     def _flush(self) -> None:
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        for chunk in self.ws.data_to_send():
-            if chunk:
-                transport.write(chunk)
-            else:  # the protocol asks for a half-close after its close frame
-                transport.close()
-                return
-        if self.ws.close_expected():
-            transport.close()
+        write_out(self.ws, self.transport)
 
     def send_text(self, text: str) -> None:
         if self.closed:
@@ -176,6 +157,36 @@ class Conn(asyncio.Protocol):
             self.ws.send_close(1000)
             self._flush()
         self.transport.close()
+
+
+def whole_text(frame: Frame, parts: list[bytes]) -> bytes | None:
+    """A text message once its last fragment is in (`parts` keeps the earlier ones), else None."""
+    payload = cast(bytes, frame.data)  # the parser hands out bytes
+    if frame.opcode is Opcode.TEXT:
+        if frame.fin:
+            return payload
+        parts[:] = [payload]
+    elif frame.opcode is Opcode.CONT and parts:
+        parts.append(payload)
+        if frame.fin:
+            whole = b"".join(parts)
+            parts.clear()
+            return whole
+    return None
+
+
+def write_out(ws: ClientProtocol, transport: asyncio.Transport | None) -> None:
+    """Hand the transport what the sans-I/O protocol has to send; close it when the protocol says."""
+    if transport is None or transport.is_closing():
+        return
+    for chunk in ws.data_to_send():
+        if chunk:
+            transport.write(chunk)
+        else:  # the protocol asks for a half-close after its close frame
+            transport.close()
+            return
+    if ws.close_expected():
+        transport.close()
 
 
 # --- what the servers speak -------------------------------------------------------------
