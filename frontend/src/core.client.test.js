@@ -258,6 +258,32 @@ describe('reconnecting', () => {
     expect(conn.state).toBe(ConnectionState.LIVE);
   });
 
+  it('starts the backoff over once a join is answered, not when a socket merely opens', async () => {
+    // A server that accepts sockets but closes them before admitting them (1011 in a
+    // reconnect storm): the waits keep growing, as for a server that refuses the handshake.
+    const conn = connection({ random: () => 0.999999 });
+    const states = record(conn, 'state');
+    conn.joinRoom('general');
+    conn.connect();
+    await settle();
+    const waits = [];
+    for (let attempt = 0; attempt < 4; attempt += 1) {
+      const socket = FakeSocket.latest();
+      socket.accept();
+      expect(socket.sentActions('joinRoom')).toHaveLength(1);
+      socket.serverClose(1011);
+      waits.push(states.at(-1).retryInMs);
+      await vi.advanceTimersByTimeAsync(states.at(-1).retryInMs);
+    }
+    expect(waits).toEqual([499, 999, 1999, 3999]);
+    // Admitted at last: the join is answered, and the next blip starts from the shortest wait.
+    const socket = FakeSocket.latest();
+    socket.accept();
+    socket.deliver({ type: 'joined', roomId: 'general', lastSeq: 0, messages: [], recovered: true });
+    socket.serverClose(1006);
+    expect(states.at(-1).retryInMs).toBe(499);
+  });
+
   it('tries again at once when the tab regains focus or the browser goes online', async () => {
     const win = new EventTarget();
     win.document = new EventTarget();

@@ -10,7 +10,8 @@
  *   in-band before it expires, keeping the socket and its rooms;
  * - sends a heartbeat every 25 s, below the idle timeouts of an AWS ALB (60 s) and API
  *   Gateway (10 min), and drops a socket that stops answering;
- * - reconnects with full-jitter exponential backoff capped at 10 s, and at once when the
+ * - reconnects with full-jitter exponential backoff capped at 10 s (starting over once a
+ *   join is answered, not when a socket merely opens), and at once when the
  *   tab regains focus or the browser goes online (`watchBrowser`): after a server restart
  *   a page is back within seconds, not after a 30 s wait;
  * - keeps one cursor per room and applies room events by the one rule in rooms.js
@@ -339,7 +340,11 @@ export class ChatConnection {
 
   live() {
     this.clearTimer('auth');
-    this.attempt = 0;
+    // The backoff starts over once the server has answered a join (onJoined), not when the
+    // socket opens: a server that accepts sockets and then closes them (1011 when it cannot
+    // admit them: a restart's reconnect storm) would otherwise be retried within 0.5 s for
+    // ever, by every client at once (bench.storm, docs/performance.md).
+    if (this.rooms.size === 0) this.attempt = 0;
     this.refreshedAfterReject = false;
     this.setState(ConnectionState.LIVE);
     this.scheduleHeartbeat();
@@ -645,6 +650,7 @@ export class ChatConnection {
   }
 
   onJoined(frame) {
+    this.attempt = 0;
     const room = this.rooms.get(frame.roomId);
     if (!room) return; // left while the join was in flight
     this.clearItemTimer(`join:${frame.roomId}`);
