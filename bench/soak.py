@@ -219,6 +219,7 @@ async def soak(args: argparse.Namespace) -> int:
         users={name: [] for name in users},
         rooms=rooms,
         daphne_args=DAPHNE_ARGS,
+        DJANGO_SETTINGS_MODULE="chatsite.settings",  # production's, not the tests' (tests/settings.py)
         **PRODUCTION_LIMITS,
     )
     totals = Totals()
