@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 from chat.storage.base import AppendResult, NewMessage
 
@@ -39,8 +40,16 @@ def _crash_after_append(store_class: Any, text: str) -> None:
     def append_message(self: Any, new: NewMessage) -> AppendResult:
         result: AppendResult = original(self, new)
         if result.created and new.text == text:
-            log.warning("CHAT_TEST_CRASH_AFTER_STORE: exiting right after storing seq %s", result.message.seq)
-            os._exit(70)
+            seq = result.message.seq
+
+            def crash() -> None:
+                log.warning("CHAT_TEST_CRASH_AFTER_STORE: exiting right after storing seq %s", seq)
+                os._exit(70)
+
+            # The local store's append may run inside the send's transaction (chat.services
+            # _post_stored: the checks, the append and the count commit together): the
+            # message is durable only once that commits, so the crash waits for the commit.
+            transaction.on_commit(crash)
         return result
 
     store_class.append_message = append_message
