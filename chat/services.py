@@ -378,29 +378,35 @@ async def room_access(*, room_id: str, identity: Identity) -> bool:
     return True
 
 
-def _posting_restriction(*, room: Room, identity: Identity, now: datetime) -> ChatError | None:
-    """Why `identity` may not post in `room` now, or None (a slow-mode post is recorded)."""
+def _check_may_post(*, room: Room, identity: Identity, now: datetime) -> None:
+    """Raise the ChatError saying why `identity` may not post in `room` now (archived,
+    read-only, muted, slow mode); an allowed post in slow mode is recorded."""
     if room.archived:
-        return ChatError(ErrorCode.ROOM_ARCHIVED, "this room is archived: it takes no new messages")
+        raise ChatError(
+            ErrorCode.ROOM_ARCHIVED, "this room is archived: it takes no new messages", room_id=room.room_id
+        )
     if room.read_only and not identity.is_moderator:
-        return ChatError(ErrorCode.READ_ONLY, "only moderators post in this room")
+        raise ChatError(ErrorCode.READ_ONLY, "only moderators post in this room", room_id=room.room_id)
     muted_until = Mute.until(user_id=identity.user_id, room_id=room.room_id, now=now)
     if muted_until is not None:
         seconds = max(1, round((muted_until - now).total_seconds()))
-        return ChatError(
-            ErrorCode.MUTED, f"you are muted until {protocol.format_timestamp(muted_until)}", retry_after=seconds
+        raise ChatError(
+            ErrorCode.MUTED,
+            f"you are muted until {protocol.format_timestamp(muted_until)}",
+            room_id=room.room_id,
+            retry_after=seconds,
         )
     if room.slow_mode_seconds and not identity.is_moderator:
         wait = SlowModeStamp.take(
             room_id=room.room_id, user_id=identity.user_id, now=now, seconds=room.slow_mode_seconds
         )
         if wait is not None:
-            return ChatError(
+            raise ChatError(
                 ErrorCode.SLOW_MODE,
                 f"slow mode: one message every {room.slow_mode_seconds} s",
+                room_id=room.room_id,
                 retry_after=round(wait, 1),
             )
-    return None
 
 
 def _slow_mode_give_back(*, room: Room, identity: Identity, now: datetime) -> None:
@@ -413,10 +419,7 @@ def _room_to_post(*, room_id: str, identity: Identity, now: datetime) -> Room:
     slow mode: docs/moderation.md; a slow-mode post is recorded), else the ChatError. In
     this thread: the moderation records are Django's, like an ORM store's rows."""
     room = _room_readable_now(room_id=room_id, identity=identity)
-    refused = _posting_restriction(room=room, identity=identity, now=now)
-    if refused is not None:
-        refused.room_id = room_id
-        raise refused
+    _check_may_post(room=room, identity=identity, now=now)
     return room
 
 
@@ -427,10 +430,7 @@ async def _room_to_post_apart(*, room_id: str, identity: Identity, now: datetime
     if get_store().thread_sensitive:
         return await _store_call(_room_to_post, room_id=room_id, identity=identity, now=now)
     room = await _readable_room(room_id, identity)
-    refused = await database_sync_to_async(_posting_restriction)(room=room, identity=identity, now=now)
-    if refused is not None:
-        refused.room_id = room_id
-        raise refused
+    await database_sync_to_async(_check_may_post)(room=room, identity=identity, now=now)
     return room
 
 
