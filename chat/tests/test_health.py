@@ -139,19 +139,28 @@ async def test_readyz_round_trips_through_a_real_redis_layer(settings: Settings,
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_burst_of_probes_runs_the_checks_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Probes within a second share one round of checks, so polling stays cheap."""
+    """Probes within a second share one round of checks, so polling stays cheap; the next
+    second's probe checks again. The test owns the cache's clock: a slow machine cannot age
+    the burst past the second."""
     calls: list[str] = []
     original = health.CHECKS["store"]
+    now = [1000.0]
 
     async def counted() -> None:
         calls.append("store")
         await original()
 
     monkeypatch.setitem(health.CHECKS, "store", counted)
+    monkeypatch.setattr(health, "_clock", lambda: now[0])
     client = AsyncClient()
     for _ in range(20):
         assert (await client.get("/readyz")).status_code == 200
+    now[0] += health.CACHE_SECONDS - 0.01
+    assert (await client.get("/readyz")).status_code == 200
     assert calls == ["store"]
+    now[0] += 0.01
+    assert (await client.get("/readyz")).status_code == 200
+    assert calls == ["store", "store"]
 
 
 @pytest.mark.django_db(transaction=True)

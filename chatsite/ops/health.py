@@ -114,18 +114,20 @@ def _ms_since(start: float) -> float:
 
 
 _cache: tuple[float, dict[str, CheckResult]] | None = None
+# The cache's clock; a test sets its own, so a probe's age never depends on the machine's speed.
+_clock: Callable[[], float] = time.monotonic
 
 
 async def readiness() -> dict[str, CheckResult]:
     """Run every check concurrently (or return the result of the last second)."""
     global _cache
-    now = time.monotonic()
+    now = _clock()
     if _cache is not None and now - _cache[0] < CACHE_SECONDS:
         return _cache[1]
     names = list(CHECKS)
     results = await asyncio.gather(*(_timed(CHECKS[name]) for name in names))
     outcome = dict(zip(names, results, strict=True))
-    _cache = (time.monotonic(), outcome)
+    _cache = (_clock(), outcome)
     return outcome
 
 

@@ -42,6 +42,12 @@ RESUME_CODES = frozenset({1001, 1006, 1011, 1012, 1013})
 _RECONNECT_ERRORS = (OSError, ConnectionError, ConnectionClosed, InvalidHandshake, TimeoutError, EOFError)
 
 
+async def _backoff(attempt: int, deadline: float) -> None:
+    """Exponential backoff with jitter, as chat.js does: a storm spreads out (never past `deadline`)."""
+    backoff = 0.05 * 2 ** min(attempt, 5) * random.uniform(0.5, 1.5)
+    await asyncio.sleep(max(0.0, min(deadline - asyncio.get_running_loop().time(), backoff)))
+
+
 class Retry(Exception):
     """The server answered, but not yet what we need: try again shortly."""
 
@@ -120,9 +126,7 @@ class FaultClient(ChatClient):
             except (*_RECONNECT_ERRORS, Retry):
                 if loop.time() >= deadline:
                     raise
-            # Exponential backoff with jitter, as chat.js does: a storm spreads out.
-            backoff = 0.05 * 2 ** min(attempt, 5) * random.uniform(0.5, 1.5)
-            await asyncio.sleep(max(0.0, min(deadline - loop.time(), backoff)))
+            await _backoff(attempt, deadline)
         raise TimeoutError(f"{self.name}: could not reconnect")
 
     async def join(self, room_id: str, *, last_seq: int | None = None, wait: float = timeout(10)) -> Frame:
@@ -143,6 +147,22 @@ class FaultClient(ChatClient):
                 break
             await asyncio.sleep(pause)
         raise Retry(f"{self.name}: join {room_id}: {reply}")
+
+    async def open_and_join(self, room_id: str, *, wait: float = timeout(40)) -> Frame:
+        """Open a socket and join `room_id`, within `wait` seconds. A server that closes the
+        socket before the join is answered (1011 from a process whose store queue is past its
+        bound, in a storm) is met as chat.js meets it: a new socket after a backoff."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        for attempt in range(50):  # bounded: each round waits for a socket or a join
+            await self.recover(wait=max(0.1, deadline - loop.time()), resume=False)
+            try:
+                return await self.join(room_id, wait=max(0.1, deadline - loop.time()))
+            except (*_RECONNECT_ERRORS, Retry):
+                if loop.time() >= deadline:
+                    raise
+            await _backoff(attempt, deadline)
+        raise TimeoutError(f"{self.name}: could not open and join {room_id}")
 
     async def _rejoin(self, room_id: str) -> None:
         # A slow answer is better than a new socket: reconnecting on a timeout would feed a storm.

@@ -155,8 +155,7 @@ async def test_a_reconnect_storm_after_both_processes_die_resumes_everyone_in_bo
     ]
     try:
         started = time.monotonic()
-        await asyncio.gather(*(c.recover(wait=timeout(40), resume=False) for c in clients))
-        await asyncio.gather(*(c.join(room, wait=timeout(40)) for c in clients))
+        await asyncio.gather(*(c.open_and_join(room, wait=timeout(40)) for c in clients))
         first_open = time.monotonic() - started
         for n in range(5):
             await clients[n].send_reliably(room, f"before {n}")
