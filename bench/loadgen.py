@@ -299,6 +299,19 @@ def rss_bytes(procs: list[psutil.Process]) -> int:
     return total
 
 
+def db_backends_cpu_seconds(conn: Any) -> float:
+    """CPU seconds of the PostgreSQL backends connected to `conn`'s database but `conn`'s own
+    (the server runs on this machine: /proc). A backend that ended between two snapshots
+    takes its CPU with it; Chatsite keeps its connections (CONN_MAX_AGE), so few do."""
+    pids = [
+        row[0]
+        for row in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    ]
+    return cpu_seconds(_procs(pids))
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores spent busy since boot: the noise from other work shows here."""
     times = psutil.cpu_times()
@@ -312,6 +325,7 @@ class Snapshot:
     redis: float
     me: float
     machine: float
+    db: float = 0.0  # the PostgreSQL backends serving the server's database (plan's db_url)
 
 
 # --- the generator ----------------------------------------------------------------------
@@ -346,6 +360,13 @@ class LoadGen:
         self.cookies: list[str] = server.get("cookies") or []
         self.server_procs = _procs(server.get("pids", []))
         self.redis_procs = _procs(server.get("redis_pids", []))
+        # With a PostgreSQL store the server's work is partly its database backends' (the
+        # search index's tsvector and GIN writes): counted when the plan names the database.
+        self.db: Any = None
+        if server.get("db_url"):
+            import psycopg
+
+            self.db = psycopg.connect(server["db_url"], autocommit=True)
         self.me = psutil.Process()
         self.concurrency: int = plan.get("connect_concurrency", 50)
         self.settle_max_s: float = plan.get("settle_max_s", 10.0)
@@ -426,6 +447,7 @@ class LoadGen:
             redis=cpu_seconds(self.redis_procs),
             me=cpu_seconds([self.me]),
             machine=machine_busy_seconds(),
+            db=db_backends_cpu_seconds(self.db) if self.db is not None else 0.0,
         )
 
     # connections
@@ -822,6 +844,7 @@ class LoadGen:
                         - (end.server - start.server)
                         - (end.me - start.me)
                         - (end.redis - start.redis)
+                        - (end.db - start.db)
                     )
                     / window,
                     1,
@@ -832,6 +855,11 @@ class LoadGen:
                 if self.received >= 100 and server_cpu_s >= 0.05
                 else None,
                 "server_cpu_s": round(server_cpu_s, 3),
+                # The database backends' CPU (a PostgreSQL store on this machine), apart.
+                "db_cpu_s": round(end.db - start.db, 3) if self.db is not None else None,
+                "db_cpu_us_per_delivery": round(1e6 * (end.db - start.db) / self.received, 1)
+                if self.db is not None and self.received >= 100
+                else None,
                 "window_s": round(window, 3),
                 "messages_sent": sent,
                 "expected": expected,
