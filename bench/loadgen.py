@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import psutil
@@ -299,6 +299,38 @@ def rss_bytes(procs: list[psutil.Process]) -> int:
     return total
 
 
+class DbBackendsCpu:
+    """CPU seconds of the PostgreSQL backends serving one database (the server runs on this
+    machine: /proc), summed over backends that come and go: each `poll` adds every backend's
+    growth since it was last seen (a new one's whole CPU). Chatsite's connections live
+    CONN_MAX_AGE (60 s) and are then replaced; what a backend spends after its last poll
+    before it ends is missed, so the load polls every DB_POLL_S."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.seen: dict[int, float] = {}
+        self.total = 0.0
+        self.poll(first=True)
+
+    def poll(self, *, first: bool = False) -> float:
+        rows = self.conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        for proc in _procs(row[0] for row in rows):
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                cpu = times.user + times.system
+                last = self.seen.get(proc.pid, cpu if first else 0.0)
+                self.total += cpu - last
+                self.seen[proc.pid] = cpu
+        return self.total
+
+
+DB_POLL_S: Final = 0.2
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores spent busy since boot: the noise from other work shows here."""
     times = psutil.cpu_times()
@@ -312,6 +344,7 @@ class Snapshot:
     redis: float
     me: float
     machine: float
+    db: float = 0.0  # the PostgreSQL backends serving the server's database (plan's db_url)
 
 
 # --- the generator ----------------------------------------------------------------------
@@ -346,6 +379,9 @@ class LoadGen:
         self.cookies: list[str] = server.get("cookies") or []
         self.server_procs = _procs(server.get("pids", []))
         self.redis_procs = _procs(server.get("redis_pids", []))
+        # With a PostgreSQL store the server's work is partly its database backends' (the
+        # search index's tsvector and GIN writes): counted when the plan names the database.
+        self.db = DbBackendsCpu(server["db_url"]) if server.get("db_url") else None
         self.me = psutil.Process()
         self.concurrency: int = plan.get("connect_concurrency", 50)
         self.settle_max_s: float = plan.get("settle_max_s", 10.0)
@@ -426,6 +462,7 @@ class LoadGen:
             redis=cpu_seconds(self.redis_procs),
             me=cpu_seconds([self.me]),
             machine=machine_busy_seconds(),
+            db=self.db.poll() if self.db is not None else 0.0,
         )
 
     # connections
@@ -741,6 +778,7 @@ class LoadGen:
         lags: list[float] = []
         send_lags: list[float] = []
         monitor = asyncio.ensure_future(self._lag_monitor(lags))
+        db_poller = asyncio.ensure_future(self._db_poller())
         start = self.snapshot()
         t0 = start.wall
         typing_task = (
@@ -794,6 +832,7 @@ class LoadGen:
         end = self.snapshot()
         self.in_load = False
         monitor.cancel()
+        db_poller.cancel()
         self._stop_profiler(profiler)
 
         expected = sum(expected_per_msg) - self._refused_deliveries(expected_per_msg)
@@ -822,6 +861,7 @@ class LoadGen:
                         - (end.server - start.server)
                         - (end.me - start.me)
                         - (end.redis - start.redis)
+                        - (end.db - start.db)
                     )
                     / window,
                     1,
@@ -832,6 +872,11 @@ class LoadGen:
                 if self.received >= 100 and server_cpu_s >= 0.05
                 else None,
                 "server_cpu_s": round(server_cpu_s, 3),
+                # The database backends' CPU (a PostgreSQL store on this machine), apart.
+                "db_cpu_s": round(end.db - start.db, 3) if self.db is not None else None,
+                "db_cpu_us_per_delivery": round(1e6 * (end.db - start.db) / self.received, 1)
+                if self.db is not None and self.received >= 100
+                else None,
                 "window_s": round(window, 3),
                 "messages_sent": sent,
                 "expected": expected,
@@ -914,6 +959,15 @@ class LoadGen:
         if not self.send_errors or not expected_per_msg:
             return 0
         return self.send_errors * round(sum(expected_per_msg) / len(expected_per_msg))
+
+    async def _db_poller(self) -> None:
+        """Keep the database backends' CPU count up to date (DbBackendsCpu) during a load."""
+        if self.db is None:
+            return
+        with contextlib.suppress(asyncio.CancelledError):
+            while True:
+                await asyncio.sleep(DB_POLL_S)
+                self.db.poll()
 
     async def _lag_monitor(self, lags: list[float]) -> None:
         """How late the event loop wakes: a busy generator shows here before anywhere else."""

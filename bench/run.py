@@ -69,7 +69,9 @@ SERVER_NAMES = ["chatsite", "chatsite-redis", "chatsite-redis-x2", "tutorial", "
 # (REDIS_URLS), as a deployment past one Redis primary runs (docs/operations.md).
 # chatsite-pg-redis-x2: the production path on one machine: PostgreSQL (BENCH_POSTGRES_URL, else
 # 127.0.0.1:5432) for the store, Redis's pub/sub layer, two daphne processes; in the full run.
-OPT_IN_SERVERS = ["chatsite-2redis-x2", "chatsite-pg-redis-x2"]
+# chatsite-pg: one daphne on a PostgreSQL store, the in-memory layer (chatsite's shape on the
+# production database; `--search-feed` compares it with chatsite).
+OPT_IN_SERVERS = ["chatsite-2redis-x2", "chatsite-pg-redis-x2", "chatsite-pg"]
 FULL_RUN_EXTRA = ["chatsite-pg-redis-x2"]
 BENCH_POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # One key per run, the same for bench.prep and every server: the sessions prep stores are
@@ -165,6 +167,17 @@ def read_plan(rate: float = 100.0) -> list[dict[str, Any]]:
         {"kind": "fixed", **rooms},
         {"kind": "fixed", **rooms, "mark_read_every_s": 1.0},
     ]
+
+
+def search_feed_plan(rate: float = 100.0) -> list[dict[str, Any]]:
+    """Issue 19: twenty rooms of 10 at `rate` msg/s, the load of the search goal ("indexing
+    adding under 10 % to the CPU per message"). One load per server start: the search index's
+    feed is a server setting (CHAT_SEARCH_INDEX_FEED), so `run_search_feed` starts each server
+    with it off and on, in pairs of alternating order."""
+    # 20 s, and a drain long enough for a busy machine's backlog: CPU spent after the drain
+    # is not counted, and a delivery missing from the count makes the per-delivery CPU lie.
+    rooms = {"rooms": 20, "members": 10, "senders": 20}
+    return [{"kind": "fixed", **rooms, "rate": rate, "duration": 20, "drain_s": 20}]
 
 
 def profile_plan(
@@ -338,6 +351,7 @@ class Server:
     cookies: list[str] = field(default_factory=list)
     redis: Redis | None = None
     second_redis: Redis | None = None
+    db_url: str = ""  # a PostgreSQL store: the load generator counts its backends' CPU too
 
     @property
     def urls(self) -> list[str]:
@@ -404,6 +418,17 @@ def create_postgres_database(run_id: str) -> str:
     return BENCH_POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
 
 
+def clone_postgres_database(url: str, suffix: str) -> str:
+    """A copy of a prepared database (CREATE DATABASE … TEMPLATE): each server of a
+    `--search-feed` run starts from the same state, not from the previous one's messages."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(BENCH_POSTGRES_URL, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}_{suffix}" TEMPLATE "{name}"')
+    return f"{url}_{suffix}"
+
+
 def drop_postgres_database(url: str) -> None:
     import psycopg
 
@@ -419,6 +444,7 @@ def start_server(
     redis: Redis | None,
     second_redis: Redis | None = None,
     postgres: tuple[str, list[str]] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Server:
     daphne = str(BIN / "daphne")
     log_path = workdir / f"{name}.log"
@@ -427,10 +453,10 @@ def start_server(
         data_dir = workdir / name
         data_dir.mkdir(parents=True, exist_ok=True)
         database: dict[str, str] = {}
-        if name == "chatsite-pg-redis-x2":
+        if name in ("chatsite-pg-redis-x2", "chatsite-pg"):
             assert postgres is not None
             database["DATABASE_URL"] = postgres[0]
-            server = Server(name=name, protocol="chatsite", cookies=postgres[1])
+            server = Server(name=name, protocol="chatsite", cookies=postgres[1], db_url=postgres[0])
         else:
             shutil.copy(template[0], data_dir / "db.sqlite3")
             server = Server(name=name, protocol="chatsite", cookies=template[1])
@@ -441,8 +467,9 @@ def start_server(
             "DJANGO_DEBUG": "0",
             "DJANGO_SECRET_KEY": BENCH_SECRET_KEY,  # the key the sessions were made with
             **database,
+            **(extra_env or {}),
         }
-        if name != "chatsite":
+        if name not in ("chatsite", "chatsite-pg"):
             assert redis is not None
             redis.flush()
             server.redis = redis
@@ -489,6 +516,7 @@ def run_loadgen(
             "cookies": server.cookies,
             "pids": [p.pid for p in server.procs],
             "redis_pids": [r.pid for r in (server.redis, server.second_redis) if r and r.pid],
+            "db_url": server.db_url or None,
         },
         "loads": loads,
         "budget_s": budget_s,
@@ -524,6 +552,106 @@ def run_loadgen(
     if proc.returncode:
         log(f"{server.name}: load generator exited with {proc.returncode}; {len(rows)} rows kept")
     return rows
+
+
+# The search feed's runs, off and on: each pair in the other order than the one before it.
+SEARCH_FEED_ORDER: Final = (False, True, True, False)
+
+
+def _index_counters(server: Server, token: str) -> tuple[float, int]:
+    """The search feed's CPU seconds and room events so far, over the server's processes
+    (their /metrics: search.metrics)."""
+    import urllib.request
+
+    cpu, events = 0.0, 0
+    for port in server.ports:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            for line in response.read().decode().splitlines():
+                name, _, value = line.partition(" ")
+                if name == "chatsite_search_index_cpu_seconds_total":
+                    cpu += float(value)
+                elif name == "chatsite_search_indexed_events_total":
+                    events += int(float(value))
+    return cpu, events
+
+
+def run_search_feed(
+    names: list[str],
+    workdir: Path,
+    loads: list[dict[str, Any]],
+    template: tuple[Path, list[str]] | None,
+    redis: Redis | None,
+    postgres: tuple[str, list[str]] | None,
+    *,
+    rounds: int,
+    pin: bool,
+    settle_max_s: float,
+) -> list[dict[str, Any]]:
+    """Each server started afresh (its data from the prepared template) with the search
+    index's feed off, then on, then on, then off (`rounds` times): the CPU per delivery with
+    and without indexing, side by side in one run. The daphne processes' CPU includes the
+    feed (it writes on their sync thread); each row also carries the feed's own CPU from the
+    server's counter (chatsite_search_index_cpu_seconds) and, on PostgreSQL, the database
+    backends' CPU (db_cpu_us_per_delivery), where the index's tsvector and GIN work runs."""
+    token = secrets.token_hex(32)
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        for i, feed in enumerate(SEARCH_FEED_ORDER * rounds):
+            database = postgres
+            if postgres is not None and "-pg" in name:
+                database = (clone_postgres_database(postgres[0], f"f{i}"), postgres[1])
+            env = {"CHAT_SEARCH_INDEX_FEED": "1" if feed else "0", "METRICS_TOKEN": token}
+            try:
+                with running(start_server(name, workdir, template, redis, None, database, extra_env=env)) as server:
+                    log(f"{name}: up on {', '.join(map(str, server.ports))}, search feed {'on' if feed else 'off'}")
+                    got = run_loadgen(server, loads, workdir, pin=pin, budget_s=150, settle_max_s=settle_max_s)
+                    time.sleep(0.5)  # the feed's last batch (it gathers for 50 ms)
+                    cpu, events = _index_counters(server, token)
+            finally:
+                if database is not postgres and database is not None:
+                    drop_postgres_database(database[0])
+            for row in got:
+                sent = row.get("messages_sent") or 0
+                row["search_feed"] = feed
+                row["index_cpu_s"] = round(cpu, 4)
+                row["indexed_events"] = events
+                row["index_cpu_us_per_message"] = round(1e6 * cpu / sent, 1) if sent else None
+                row["server_cpu_us_per_message"] = round(1e6 * row["server_cpu_s"] / sent, 1) if sent else None
+            rows += got
+    return rows
+
+
+def search_feed_table(rows: list[dict[str, Any]]) -> str:
+    """Each pair of runs (off and on, in either order: SEARCH_FEED_ORDER): the CPU per
+    delivery and per message with and without the feed, the on run's difference from its
+    pair's off run (daphne's CPU plus, on PostgreSQL, its backends'), and the feed's own CPU
+    per message by its counter."""
+    head = f"{'server':<22} {'feed':<4} {'µs/deliv':>9} {'µs/msg':>8} {'db µs/deliv':>11} {'feed µs/msg':>11}"
+    lines = [head + f" {'others %':>9}  on vs off"]
+    by_server: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for row in rows:
+        if "search_feed" in row:
+            by_server[row["server"]].append(row)
+
+    def cpu(row: dict[str, Any]) -> float:
+        return float(row.get("server_cpu_us_per_delivery") or 0) + float(row.get("db_cpu_us_per_delivery") or 0)
+
+    for server, runs in by_server.items():
+        for n, row in enumerate(runs):
+            mate = runs[n ^ 1] if (n ^ 1) < len(runs) else None  # the other run of its pair
+            ratio = ""
+            if row["search_feed"] and mate is not None and not mate["search_feed"] and cpu(mate) and cpu(row):
+                ratio = f"{100 * (cpu(row) / cpu(mate) - 1):+.1f} %"
+            lines.append(
+                f"{server:<22} {'on' if row['search_feed'] else 'off':<4} "
+                f"{_fmt(row.get('server_cpu_us_per_delivery')):>9} {_fmt(row.get('server_cpu_us_per_message')):>8} "
+                f"{_fmt(row.get('db_cpu_us_per_delivery')):>11} {_fmt(row.get('index_cpu_us_per_message')):>11} "
+                f"{_fmt(row.get('others_cpu_pct')):>9}  {ratio}"
+            )
+    return "\n".join(lines)
 
 
 # --- reporting --------------------------------------------------------------------------
@@ -565,6 +693,8 @@ def flags(row: dict[str, Any]) -> str:
         out.append(f"{row['late']} late")
     if row.get("drain_cut"):
         out.append("cut")
+    if "search_feed" in row:
+        out.append(f"search feed {'on' if row['search_feed'] else 'off'}")
     if row.get("skipped"):
         out.append(
             f"skipped: {row['skipped']}"
@@ -875,6 +1005,23 @@ def main() -> None:
         help="20 rooms of 10 at RATE msg/s (100) without and with every member sending markRead once a second",
     )
     parser.add_argument(
+        "--search-feed",
+        nargs="?",
+        const=100.0,
+        type=float,
+        metavar="RATE",
+        help="20 rooms of 10 at RATE msg/s (100), each server started with the search index's feed off and on,"
+        " in pairs (off, on, on, off); chatsite unless --servers (chatsite-pg: PostgreSQL)",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for Chatsite's servers (repeatable): CHAT_SEARCH_INDEX_FEED=0 with --profile",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="with --search-feed: how many off/on/on/off rounds")
+    parser.add_argument(
         "--commit",
         help="run the servers from this commit (exported with git archive) instead of the working tree",
     )
@@ -883,9 +1030,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     servers = args.servers or (
-        "chatsite" if args.profile else ",".join(SERVER_NAMES + (FULL_RUN_EXTRA if args.full else []))
+        "chatsite"
+        if args.profile or args.search_feed
+        else ",".join(SERVER_NAMES + (FULL_RUN_EXTRA if args.full else []))
     )
     names = [n.strip() for n in servers.split(",") if n.strip()]
+    server_env = dict(item.partition("=")[::2] for item in args.server_env)
     for name in names:
         if name not in SERVER_NAMES + OPT_IN_SERVERS:
             parser.error(f"unknown server {name!r}; choose from {', '.join(SERVER_NAMES + OPT_IN_SERVERS)}")
@@ -909,6 +1059,8 @@ def main() -> None:
         if args.presence
         else read_plan(args.mark_read)
         if args.mark_read
+        else search_feed_plan(args.search_feed)
+        if args.search_feed
         else (full_plan() if args.full else quick_plan())
     )
     budget = args.budget or (300.0 if args.profile else 3600.0 if args.full else 170.0)
@@ -925,10 +1077,10 @@ def main() -> None:
 
     redis: Redis | None = None
     second_redis: Redis | None = None
-    needs_redis = any(n != "chatsite" and n != "bare" for n in names)
+    needs_redis = any(n not in ("chatsite", "chatsite-pg", "bare") for n in names)
     template = prepare_chatsite_template(workdir, loads) if any(n.startswith("chatsite") for n in names) else None
     postgres: tuple[str, list[str]] | None = None
-    if "chatsite-pg-redis-x2" in names:
+    if "chatsite-pg-redis-x2" in names or "chatsite-pg" in names:
         url = create_postgres_database(run_id)
         try:
             postgres = (url, prepare_chatsite_template(workdir, loads, database_url=url)[1])
@@ -944,6 +1096,19 @@ def main() -> None:
         if "chatsite-2redis-x2" in names:
             second_redis = start_redis(workdir, "redis-second.log")
             log(f"second redis at {second_redis.url} (pid {second_redis.pid})")
+        if args.search_feed:
+            rows += run_search_feed(
+                order,
+                workdir,
+                loads,
+                template,
+                redis,
+                postgres,
+                rounds=args.rounds,
+                pin=args.pin,
+                settle_max_s=settle_max_s,
+            )
+            order = []  # done: the loop below runs the other plans
         for done, name in enumerate(order):
             # Chatsite opens sockets slowest, and bare ramps to the top: they get the larger
             # shares; the tutorial peer fails the ramp's first step and needs the least.
@@ -952,7 +1117,9 @@ def main() -> None:
             if share < 10:
                 log(f"{name}: skipped, the run's time budget ({budget:.0f} s) is spent")
                 continue
-            with running(start_server(name, workdir, template, redis, second_redis, postgres)) as server:
+            with running(
+                start_server(name, workdir, template, redis, second_redis, postgres, extra_env=server_env)
+            ) as server:
                 log(f"{name}: up on {', '.join(map(str, server.ports))}")
                 if args.profile:
                     pid = server.procs[0].pid
@@ -995,6 +1162,9 @@ def main() -> None:
     print()
     print(ratio_table(meta["ratios"]))
     print()
+    if args.search_feed:
+        print(search_feed_table(rows))
+        print()
     for row in rows:
         print(json.dumps(row))
     if args.profile:

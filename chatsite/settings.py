@@ -604,6 +604,12 @@ CHAT_PUSH_BATCH_SECONDS = max(0.0, env_float("CHAT_PUSH_BATCH_SECONDS", 5.0))
 # (no request forgery through the push sender); tests and development use a local one.
 CHAT_PUSH_ALLOW_PRIVATE_ENDPOINTS = env_bool("CHAT_PUSH_ALLOW_PRIVATE_ENDPOINTS", default=not PRODUCTION)
 
+# User search's index feed (search.indexer): every stored room change is written to the
+# search index soon after its ack. Off (0), nothing is indexed while the process runs: search
+# finds only what was indexed before, until `manage.py reindex_search` catches up. For a
+# site that does not offer search, or to measure what indexing costs (bench.run --search-feed).
+CHAT_SEARCH_INDEX_FEED = env_bool("CHAT_SEARCH_INDEX_FEED", True)
+
 # A test hook for tests/faults, refused in production: a message whose text is exactly this
 # makes the process exit (os._exit) right after the store has it, before its broadcast and
 # its ack, the worst moment to die.

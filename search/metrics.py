@@ -26,6 +26,14 @@ INVALID_QUERIES: Final = Counter("chatsite_search_invalid_queries", "Searches re
 INDEX_FAILURES: Final = Counter(
     "chatsite_search_index_failures", "Batches of stored room events the index failed to take (retried)."
 )
+INDEX_CPU: Final = Counter(
+    "chatsite_search_index_cpu_seconds",
+    "CPU time this process spent writing room events to the search index (the feed's thread;"
+    " a PostgreSQL server's own share is not in it).",
+)
+INDEXED_EVENTS: Final = Counter(
+    "chatsite_search_indexed_events", "Room events the feed handed to the search index (taken or failed)."
+)
 
 
 class _LagCollector(Collector):

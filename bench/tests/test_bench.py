@@ -92,6 +92,21 @@ def test_ratios_compare_chatsite_with_both_peers_at_the_same_load() -> None:
     ]
 
 
+def test_the_search_feed_table_compares_each_on_run_with_its_pairs_off_run() -> None:
+    """--search-feed runs off, on, on, off: each on run against the off run of its own pair
+    (the first on against the first off, the second against the last), the database's CPU
+    added to daphne's."""
+    runs = [(False, 500.0, None), (True, 600.0, None), (True, 440.0, 110.0), (False, 400.0, 100.0)]
+    rows = [
+        {"server": "chatsite", "search_feed": feed, "server_cpu_us_per_delivery": cpu, "db_cpu_us_per_delivery": db}
+        for feed, cpu, db in runs
+    ]
+    lines = run.search_feed_table(rows).splitlines()[1:]
+    assert [line.split()[1] for line in lines] == ["off", "on", "on", "off"]
+    assert lines[1].endswith("+20.0 %") and lines[2].endswith("+10.0 %")
+    assert not lines[0].endswith("%") and not lines[3].endswith("%")
+
+
 @pytest.fixture
 def bare_server(tmp_path: Path) -> Iterator[run.Server]:
     server = run.start_server("bare", tmp_path, None, None)

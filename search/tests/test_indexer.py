@@ -104,3 +104,28 @@ def test_an_index_write_puts_the_connections_sync_setting_back(monkeypatch: pyte
         indexer.apply([_stored("a", "not written")])
     assert seen == [1] and synchronous() == before  # NORMAL while writing
     assert SearchRoomCursor.objects.get(room_id="a").indexed_seq == 1  # the failed write's claim rolled back
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_feed_off_nothing_is_indexed_and_the_next_write_on_catches_up(settings: Any) -> None:
+    """CHAT_SEARCH_INDEX_FEED off (docs/operations.md): a stored change is not written to the
+    index, in an event loop or outside one; with the feed on again the room's next write
+    catches up from the store, the skipped change included."""
+    settings.CHAT_SEARCH_INDEX_FEED = False
+    first = _stored("a", "skipped outside a loop")
+    indexer.notify([first])
+    second = _stored("a", "skipped in a loop")
+
+    async def feed() -> None:
+        indexer.notify([second])
+        await indexer.flush()
+
+    asyncio.run(feed())
+    assert SearchEntry.objects.count() == 0
+    settings.CHAT_SEARCH_INDEX_FEED = True
+    indexer.notify([_stored("a", "indexed again")])
+    assert sorted(SearchEntry.objects.values_list("text", flat=True)) == [
+        "indexed again",
+        "skipped in a loop",
+        "skipped outside a loop",
+    ]
