@@ -176,10 +176,13 @@ def profile_plan(
     members: int = 1000,
     *,
     presence: bool = False,
+    mark_read: bool = False,
 ) -> list[dict[str, Any]]:
     """py-spy on the first server process: while the sockets connect, then under the load
     (by default one 1000-member room; `--profile-shape 20x10` for twenty rooms of ten; with
-    `presence` the sockets ask for presence frames as they join, as the UIs do)."""
+    `presence` the sockets ask for presence frames as they join, as the UIs do; with
+    `mark_read` every member marks its room read once a second, as in `read_plan`)."""
+    reading = {"mark_read_every_s": 1.0} if mark_read else {}
     return [
         {
             "kind": "idle",
@@ -197,6 +200,7 @@ def profile_plan(
             "rate": rate,
             "duration": duration,
             "drain_s": 15,
+            **reading,
             "profile": {"pid": pid, "out": str(workdir / f"profile-{pid}-deliver.raw"), "rate_hz": 100},
         },
     ]
@@ -901,7 +905,7 @@ def main() -> None:
     workdir = SCRATCH / run_id
     workdir.mkdir(parents=True, exist_ok=True)
     loads = (
-        profile_plan(0, workdir, 1, 1, rooms, members, presence=args.presence)
+        profile_plan(0, workdir, 1, 1, rooms, members, presence=args.presence, mark_read=bool(args.mark_read))
         if args.profile
         else typing_plan()
         if args.typing
@@ -957,7 +961,14 @@ def main() -> None:
                 if args.profile:
                     pid = server.procs[0].pid
                     plan = profile_plan(
-                        pid, workdir, args.profile_rate, args.profile_seconds, rooms, members, presence=args.presence
+                        pid,
+                        workdir,
+                        args.profile_rate,
+                        args.profile_seconds,
+                        rooms,
+                        members,
+                        presence=args.presence,
+                        mark_read=bool(args.mark_read),
                     )
                     got = run_loadgen(
                         server, plan, workdir, pin=args.pin, budget_s=share - 3, settle_max_s=settle_max_s

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
@@ -25,6 +25,7 @@ from chat.storage.base import (
     NewEvent,
     NewMessage,
     PastVersion,
+    ReadMarkResult,
     Removal,
     RemoveResult,
     ReplyRef,
@@ -33,6 +34,10 @@ from chat.storage.base import (
     RoomUpdate,
     membership_changed,
 )
+
+# How many read marks one upsert statement carries (three parameters each: far under
+# SQLite's 32,766 and PostgreSQL's 65,535).
+MARKS_PER_STATEMENT: Final = 500
 
 
 def _epoch(value: datetime) -> int:
@@ -712,19 +717,48 @@ class LocalStore:
     # Read state ------------------------------------------------------------------------
 
     def mark_read(self, *, room_id: str, user_id: str, seq: int) -> int:
-        """One conditional UPDATE (forward only); an INSERT the first time."""
-        marks = models.ReadMark.objects.filter(room_id=room_id, user_id=user_id)
-        if marks.filter(last_read_seq__lt=seq).update(last_read_seq=seq):
-            return seq
-        try:
-            with transaction.atomic():
-                models.ReadMark.objects.create(room_id=room_id, user_id=user_id, last_read_seq=seq)
-            return seq
-        except IntegrityError:
-            # Marked already (by this user's other tab, perhaps): forward only.
-            if marks.filter(last_read_seq__lt=seq).update(last_read_seq=seq):
-                return seq
-        return int(marks.values_list("last_read_seq", flat=True).get())
+        return self.mark_reads({(room_id, user_id): seq})[(room_id, user_id)].last_read_seq
+
+    def mark_reads(self, marks: dict[tuple[str, str], int]) -> dict[tuple[str, str], ReadMarkResult]:
+        """One transaction: an upsert statement per MARKS_PER_STATEMENT marks (INSERT ... ON
+        CONFLICT DO UPDATE ... WHERE forward, RETURNING the rows it wrote), then one read of
+        the marks it did not move. Written out (SQLite 3.35+ and PostgreSQL take the same
+        text): the ORM's conditional UPDATE, then INSERT, then read back cost about 0.8 ms of
+        CPU per mark before its commit (docs/performance.md "Read state")."""
+        if not marks:
+            return {}
+        quote = connection.ops.quote_name
+        table = quote(models.ReadMark._meta.db_table)
+        room = quote(str(models.ReadMark._meta.get_field("room_id").column))
+        user = quote(str(models.ReadMark._meta.get_field("user_id").column))
+        seq = quote(str(models.ReadMark._meta.get_field("last_read_seq").column))
+        # Sorted: concurrent batches on PostgreSQL take the rows' locks in one order.
+        items = sorted(marks.items())
+        moved: dict[tuple[str, str], int] = {}
+        with transaction.atomic(), connection.cursor() as cursor:
+            for start in range(0, len(items), MARKS_PER_STATEMENT):
+                chunk = items[start : start + MARKS_PER_STATEMENT]
+                rows = ", ".join(["(%s, %s, %s)"] * len(chunk))
+                cursor.execute(
+                    f"INSERT INTO {table} ({room}, {user}, {seq}) VALUES {rows} "  # noqa: S608
+                    f"ON CONFLICT ({room}, {user}) DO UPDATE SET {seq} = excluded.{seq} "
+                    f"WHERE {table}.{seq} < excluded.{seq} RETURNING {room}, {user}, {seq}",
+                    [value for (room_id, user_id), to in chunk for value in (room_id, user_id, to)],
+                )
+                moved.update({(r, u): int(s) for r, u, s in cursor.fetchall()})
+            kept = [key for key, _ in items if key not in moved]
+            stored: dict[tuple[str, str], int] = {}
+            if kept:
+                rows_kept = models.ReadMark.objects.filter(
+                    room_id__in={r for r, _ in kept}, user_id__in={u for _, u in kept}
+                ).values_list("room_id", "user_id", "last_read_seq")
+                stored = {(r, u): int(s) for r, u, s in rows_kept}
+        return {
+            key: ReadMarkResult(last_read_seq=moved[key], moved=True)
+            if key in moved
+            else ReadMarkResult(last_read_seq=stored[key], moved=False)
+            for key in marks
+        }
 
     def read_seqs(self, *, user_id: str, room_ids: list[str]) -> dict[str, int]:
         rows = models.ReadMark.objects.filter(user_id=user_id, room_id__in=room_ids)

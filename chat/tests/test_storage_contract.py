@@ -35,6 +35,7 @@ from chat.storage.base import (
     MessageRecord,
     NewEvent,
     NewMessage,
+    ReadMarkResult,
     RoomNotFound,
 )
 from chat.storage.dynamodb import DynamoDBClient, DynamoDBStore, ensure_tables, make_client
@@ -1011,6 +1012,43 @@ def test_mark_read_moves_forward_only_and_reads_back_per_room_and_user(lobby: Ch
     assert lobby.read_seqs(user_id="u-bob", room_ids=["lobby", "other", "none"]) == {"lobby": 9, "other": 2}
     assert lobby.read_seqs(user_id="u-carol", room_ids=["other"]) == {}
     assert lobby.room_readers(room_id="lobby", user_ids=["u-bob", "u-carol", "u-dave"]) == {"u-bob": 9, "u-carol": 4}
+
+
+def test_mark_reads_moves_many_marks_forward_and_says_which_moved(lobby: ChatStore) -> None:
+    """Many marks in one call: each forward only, first writes included; the call says where
+    each mark is now and whether it moved it (the answer's readState goes out only then)."""
+    lobby.mark_read(room_id="lobby", user_id="u-bob", seq=5)
+    lobby.mark_read(room_id="lobby", user_id="u-carol", seq=9)
+    found = lobby.mark_reads({("lobby", "u-bob"): 7, ("lobby", "u-carol"): 4, ("other", "u-bob"): 0})
+    assert found == {
+        ("lobby", "u-bob"): ReadMarkResult(last_read_seq=7, moved=True),
+        ("lobby", "u-carol"): ReadMarkResult(last_read_seq=9, moved=False),  # never back
+        ("other", "u-bob"): ReadMarkResult(last_read_seq=0, moved=True),  # a first mark is written
+    }
+    again = lobby.mark_reads({("lobby", "u-bob"): 7, ("other", "u-bob"): 0, ("lobby", "u-dave"): 2})
+    assert again == {
+        ("lobby", "u-bob"): ReadMarkResult(last_read_seq=7, moved=False),
+        ("other", "u-bob"): ReadMarkResult(last_read_seq=0, moved=False),
+        ("lobby", "u-dave"): ReadMarkResult(last_read_seq=2, moved=True),
+    }
+    assert lobby.mark_reads({}) == {}
+    assert lobby.read_seqs(user_id="u-bob", room_ids=["lobby", "other"]) == {"lobby": 7, "other": 0}
+    assert lobby.room_readers(room_id="lobby", user_ids=["u-bob", "u-carol", "u-dave"]) == {
+        "u-bob": 7,
+        "u-carol": 9,
+        "u-dave": 2,
+    }
+
+
+def test_concurrent_mark_reads_batches_keep_the_highest(threaded_store: ChatStore) -> None:
+    """Batches from several processes at once, over the same marks: the highest seq wins and
+    exactly one batch moved each mark to it."""
+    keys = [("lobby", f"u-{name}") for name in ("bob", "carol", "dave")]
+    found = in_threads(4, lambda i: threaded_store.mark_reads({key: 10 + i for key in keys}))
+    assert threaded_store.room_readers(room_id="lobby", user_ids=[u for _, u in keys]) == {u: 13 for _, u in keys}
+    for key in keys:
+        assert found[3][key] == ReadMarkResult(last_read_seq=13, moved=True)
+        assert all(batch[key].last_read_seq >= 10 + i for i, batch in enumerate(found))
 
 
 def test_read_state_is_invisible_to_message_reads_and_purges(lobby: ChatStore) -> None:
