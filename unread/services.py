@@ -108,30 +108,29 @@ def _states_of(*, rooms: dict[str, Room], marks: dict[tuple[str, str], int]) -> 
     """The readState frame of each (room id, user id) mark. Marks of one room within WINDOW
     seqs of each other share one read: messages after the lowest, WINDOW more than their
     spread (at most spread messages lie between two of them, so each still sees WINDOW)."""
-    now = utcnow()
-    frames: dict[tuple[str, str], dict[str, Any]] = {}
     by_room: dict[str, list[tuple[int, str]]] = {}
     for (room_id, user_id), last_read in marks.items():
         by_room.setdefault(room_id, []).append((min(last_read, rooms[room_id].last_seq), user_id))
+    groups: list[tuple[str, list[tuple[int, str]]]] = []
     for room_id, readers in by_room.items():
-        room = rooms[room_id]
-        behind = sorted(r for r in readers if r[0] < room.last_seq)
-        groups: list[list[tuple[int, str]]] = []
-        for reader in behind:
-            if groups and reader[0] - groups[-1][0][0] <= counting.WINDOW:
-                groups[-1].append(reader)
+        for reader in sorted(r for r in readers if r[0] < rooms[room_id].last_seq):
+            if groups and groups[-1][0] == room_id and reader[0] - groups[-1][1][0][0] <= counting.WINDOW:
+                groups[-1][1].append(reader)
             else:
-                groups.append([reader])
-        windows: dict[str, list[MessageRecord]] = {}
-        for group in groups:
-            low, high = group[0][0], group[-1][0]
-            read = get_store().messages_after(
-                room_id=room_id, after_seq=low, limit=counting.WINDOW + high - low, now=now
-            )
-            for last_read, user_id in group:
-                windows[user_id] = [m for m in read if m.seq > last_read][: counting.WINDOW]
+                groups.append((room_id, [reader]))
+    # Every window of the batch in one read.
+    reads = get_store().messages_after_many(
+        [(room_id, group[0][0], counting.WINDOW + group[-1][0] - group[0][0]) for room_id, group in groups],
+        now=utcnow(),
+    )
+    windows: dict[tuple[str, str], list[MessageRecord]] = {}
+    for (room_id, group), read in zip(groups, reads, strict=True):
+        for last_read, user_id in group:
+            windows[(room_id, user_id)] = [m for m in read if m.seq > last_read][: counting.WINDOW]
+    frames: dict[tuple[str, str], dict[str, Any]] = {}
+    for room_id, readers in by_room.items():
         for last_read, user_id in readers:
-            counts = counting.count(windows.get(user_id, []), user_id=user_id)
+            counts = counting.count(windows.get((room_id, user_id), []), user_id=user_id)
             frames[(room_id, user_id)] = protocol.read_state_frame(
                 room_id=room_id, last_read_seq=last_read, unread=counts.unread, mentions=counts.mentions
             )

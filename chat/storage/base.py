@@ -218,6 +218,11 @@ class ChatStore(Protocol):
         """Live messages with seq > after_seq, oldest first, at most `limit`."""
         ...
 
+    def messages_after_many(self, windows: list[tuple[str, int, int]], *, now: datetime) -> list[list[MessageRecord]]:
+        """`messages_after` for each (room_id, after_seq, limit), in order: the local store
+        reads them all in one statement (the counts of a batch of markReads)."""
+        ...
+
     def messages_before(
         self, *, room_id: str, before_seq: int | None, limit: int, now: datetime
     ) -> list[MessageRecord]:

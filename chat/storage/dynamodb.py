@@ -1205,6 +1205,9 @@ class DynamoDBStore:
         entries = self._after(room_id=room_id, after_seq=after_seq, limit=limit, now=now, messages_only=True)
         return [entry for entry in entries if isinstance(entry, MessageRecord)]
 
+    def messages_after_many(self, windows: list[tuple[str, int, int]], *, now: datetime) -> list[list[MessageRecord]]:
+        return [self.messages_after(room_id=r, after_seq=after, limit=limit, now=now) for r, after, limit in windows]
+
     def messages_before(
         self, *, room_id: str, before_seq: int | None, limit: int, now: datetime
     ) -> list[MessageRecord]:

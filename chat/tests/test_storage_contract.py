@@ -1051,6 +1051,27 @@ def test_concurrent_mark_reads_batches_keep_the_highest(threaded_store: ChatStor
         assert all(batch[key].last_read_seq >= 10 + i for i, batch in enumerate(found))
 
 
+def test_messages_after_many_reads_each_window_as_messages_after_does(lobby: ChatStore) -> None:
+    """Several windows in one call, two of one room among them: each is what messages_after
+    reads for it (live messages only, oldest first, at most its limit)."""
+    lobby.ensure_room(room_id="other", name="Other", created_by="u-alice", now=NOW)
+    for n in range(6):
+        lobby.append_message(new_message(f"lobby {n}"))
+    for n in range(3):
+        lobby.append_message(new_message(f"other {n}", room_id="other"))
+    lobby.append_message(new_message("gone", timestamp=NOW - timedelta(seconds=MESSAGE_TTL + 60)))
+    windows = [("lobby", 1, 3), ("other", 0, 10), ("lobby", 4, 10), ("none", 0, 5), ("lobby", 0, 0)]
+    found = lobby.messages_after_many(windows, now=NOW)
+    expected = [lobby.messages_after(room_id=r, after_seq=a, limit=n, now=NOW) for r, a, n in windows]
+    assert found == expected
+    assert [[m.text for m in w] for w in found[:3]] == [
+        ["lobby 1", "lobby 2", "lobby 3"],
+        ["other 0", "other 1", "other 2"],
+        ["lobby 4", "lobby 5"],
+    ]
+    assert lobby.messages_after_many([], now=NOW) == []
+
+
 def test_read_state_is_invisible_to_message_reads_and_purges(lobby: ChatStore) -> None:
     """Read marks are no messages: reads of the room and the purge never see them."""
     lobby.append_message(new_message("hello"))
