@@ -154,16 +154,20 @@ def presence_plan() -> list[dict[str, Any]]:
     ]
 
 
-def read_plan(rate: float = 100.0) -> list[dict[str, Any]]:
+def read_plan(rate: float = 100.0, *, floor: bool = False) -> list[dict[str, Any]]:
     """Issue 22, goal 5: twenty rooms of 10 at `rate` msg/s, without read state and then with
     every member marking its room read once a second (markRead up to the newest seq it got);
-    Chatsite only, in pairs, as `typing_plan`."""
+    Chatsite only, in pairs, as `typing_plan`. With `floor`, each pair is followed by the same
+    load with a ping where each markRead would go: what any client frame costs."""
     rooms = {"rooms": 20, "members": 10, "senders": 20, "rate": rate, "duration": 10, "drain_s": 5}
+    pings = [{"kind": "fixed", **rooms, "mark_read_every_s": 1.0, "read_as_ping": True}] if floor else []
     return [
         {"kind": "fixed", **rooms},
         {"kind": "fixed", **rooms, "mark_read_every_s": 1.0},
+        *pings,
         {"kind": "fixed", **rooms},
         {"kind": "fixed", **rooms, "mark_read_every_s": 1.0},
+        *pings,
     ]
 
 
@@ -879,6 +883,11 @@ def main() -> None:
         help="20 rooms of 10 at RATE msg/s (100) without and with every member sending markRead once a second",
     )
     parser.add_argument(
+        "--read-floor",
+        action="store_true",
+        help="with --mark-read: also the same load with a ping where each markRead would go",
+    )
+    parser.add_argument(
         "--commit",
         help="run the servers from this commit (exported with git archive) instead of the working tree",
     )
@@ -911,7 +920,7 @@ def main() -> None:
         if args.typing
         else presence_plan()
         if args.presence
-        else read_plan(args.mark_read)
+        else read_plan(args.mark_read, floor=args.read_floor)
         if args.mark_read
         else (full_plan() if args.full else quick_plan())
     )
