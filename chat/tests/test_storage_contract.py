@@ -911,6 +911,28 @@ def test_get_rooms_reads_rooms_by_id(store: ChatStore) -> None:
     assert [r.room_id for r in store.list_rooms()] == ["a", "b", "c"]
 
 
+def test_get_rooms_reads_every_setting_as_get_room_does(store: ChatStore) -> None:
+    """Each room get_rooms returns is the record get_room returns: settings, flags, times,
+    the last seq and the last activity a message set."""
+    store.create_room(room_id="a", name="A", created_by="u-alice", now=NOW, topic="plans")
+    store.create_room(room_id="dm", name="DM", created_by="u-bob", now=NOW, direct=True)
+    store.create_room(room_id="plain", name="Plain", created_by=None, now=NOW)
+    store.update_room(
+        room_id="a",
+        archived=True,
+        private=True,
+        read_only=True,
+        slow_mode_seconds=30,
+        now=NOW,
+        ttl_seconds=MESSAGE_TTL,
+    )
+    store.append_message(new_message("hello", room_id="plain", timestamp=NOW + timedelta(minutes=5)))
+    found = {room.room_id: room for room in store.get_rooms(["plain", "dm", "a"])}
+    assert found == {room_id: store.get_room(room_id) for room_id in ("a", "dm", "plain")}
+    assert found["a"].archived and found["a"].private and found["a"].read_only and found["dm"].direct
+    assert found["plain"].last_seq == 1 and not found["plain"].private
+
+
 def test_public_room_ids_are_the_rooms_that_are_not_private(store: ChatStore) -> None:
     """Search reads the public rooms' ids without every room's record; a room made private leaves the list."""
     store.create_room(room_id="b", name="B", created_by=None, now=NOW)
