@@ -230,6 +230,8 @@ class Chatsite:
             conn.presence_frames += 1
         elif kind == "readState":
             gen.read_states_received += 1
+        elif kind == "pong":
+            gen.pongs_received += 1
 
     @staticmethod
     def show_presence() -> str:
@@ -243,6 +245,10 @@ class Chatsite:
     @staticmethod
     def mark_read(room: str, seq: int) -> str:
         return json.dumps({"action": "markRead", "roomId": room, "seq": seq})
+
+    @staticmethod
+    def ping() -> str:
+        return json.dumps({"action": "ping"})
 
 
 class Tutorial:
@@ -407,6 +413,7 @@ class LoadGen:
     def _reset(self) -> None:
         self.typing_received = 0
         self.read_states_received = 0
+        self.pongs_received = 0
         self.received = 0
         self.duplicates = 0
         self.stale = 0
@@ -770,8 +777,10 @@ class LoadGen:
         typing_sent = [0]
         read_every = float(spec.get("mark_read_every_s") or 0)
         readers = [c for room in group.conns for c in room] if read_every else []
+        # A ping where the markRead would go: what any client frame costs, the floor under markRead.
+        read_as_ping = bool(spec.get("read_as_ping"))
         if readers:
-            kind = "fixed_read"
+            kind = "fixed_ping" if read_as_ping else "fixed_read"
         reads_sent = [0]
 
         self.in_load = True
@@ -790,7 +799,14 @@ class LoadGen:
         )
         read_task = (
             asyncio.ensure_future(
-                self._each_in_turn(readers, read_every, t0, t0 + count / rate, reads_sent, self._read_frame)
+                self._each_in_turn(
+                    readers,
+                    read_every,
+                    t0,
+                    t0 + count / rate,
+                    reads_sent,
+                    self._ping_frame if read_as_ping else self._read_frame,
+                )
             )
             if readers
             else None
@@ -900,6 +916,9 @@ class LoadGen:
             row["load"]["mark_read_every_s"] = read_every
             row["mark_read_sent"] = reads_sent[0]
             row["read_states_received"] = self.read_states_received
+            if read_as_ping:
+                row["load"]["read_as_ping"] = True
+                row["pongs_received"] = self.pongs_received
         # Work off the backlog before the next load; deliveries still arriving are late.
         self.prev_tag, self.load_tag = self.load_tag, "-"
         self.late = 0
@@ -952,6 +971,13 @@ class LoadGen:
             return None
         conn.marked_seq = conn.last_seq
         return self.proto.mark_read(conn.room, conn.last_seq)  # type: ignore[union-attr]
+
+    def _ping_frame(self, conn: Conn) -> str | None:
+        """A ping where `_read_frame` would send a markRead (the same sockets, the same times)."""
+        if conn.last_seq <= conn.marked_seq:
+            return None
+        conn.marked_seq = conn.last_seq
+        return self.proto.ping()  # type: ignore[union-attr]
 
     def _refused_deliveries(self, expected_per_msg: list[int]) -> int:
         # A send the server refused with an error frame was never accepted: its deliveries

@@ -156,16 +156,20 @@ def presence_plan() -> list[dict[str, Any]]:
     ]
 
 
-def read_plan(rate: float = 100.0) -> list[dict[str, Any]]:
+def read_plan(rate: float = 100.0, *, floor: bool = False) -> list[dict[str, Any]]:
     """Issue 22, goal 5: twenty rooms of 10 at `rate` msg/s, without read state and then with
     every member marking its room read once a second (markRead up to the newest seq it got);
-    Chatsite only, in pairs, as `typing_plan`."""
+    Chatsite only, in pairs, as `typing_plan`. With `floor`, each pair is followed by the same
+    load with a ping where each markRead would go: what any client frame costs."""
     rooms = {"rooms": 20, "members": 10, "senders": 20, "rate": rate, "duration": 10, "drain_s": 5}
+    pings = [{"kind": "fixed", **rooms, "mark_read_every_s": 1.0, "read_as_ping": True}] if floor else []
     return [
         {"kind": "fixed", **rooms},
         {"kind": "fixed", **rooms, "mark_read_every_s": 1.0},
+        *pings,
         {"kind": "fixed", **rooms},
         {"kind": "fixed", **rooms, "mark_read_every_s": 1.0},
+        *pings,
     ]
 
 
@@ -189,10 +193,13 @@ def profile_plan(
     members: int = 1000,
     *,
     presence: bool = False,
+    mark_read: bool = False,
 ) -> list[dict[str, Any]]:
     """py-spy on the first server process: while the sockets connect, then under the load
     (by default one 1000-member room; `--profile-shape 20x10` for twenty rooms of ten; with
-    `presence` the sockets ask for presence frames as they join, as the UIs do)."""
+    `presence` the sockets ask for presence frames as they join, as the UIs do; with
+    `mark_read` every member marks its room read once a second, as in `read_plan`)."""
+    reading = {"mark_read_every_s": 1.0} if mark_read else {}
     return [
         {
             "kind": "idle",
@@ -210,6 +217,7 @@ def profile_plan(
             "rate": rate,
             "duration": duration,
             "drain_s": 15,
+            **reading,
             "profile": {"pid": pid, "out": str(workdir / f"profile-{pid}-deliver.raw"), "rate_hz": 100},
         },
     ]
@@ -1022,6 +1030,11 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=1, help="with --search-feed: how many off/on/on/off rounds")
     parser.add_argument(
+        "--read-floor",
+        action="store_true",
+        help="with --mark-read: also the same load with a ping where each markRead would go",
+    )
+    parser.add_argument(
         "--commit",
         help="run the servers from this commit (exported with git archive) instead of the working tree",
     )
@@ -1051,13 +1064,13 @@ def main() -> None:
     workdir = SCRATCH / run_id
     workdir.mkdir(parents=True, exist_ok=True)
     loads = (
-        profile_plan(0, workdir, 1, 1, rooms, members, presence=args.presence)
+        profile_plan(0, workdir, 1, 1, rooms, members, presence=args.presence, mark_read=bool(args.mark_read))
         if args.profile
         else typing_plan()
         if args.typing
         else presence_plan()
         if args.presence
-        else read_plan(args.mark_read)
+        else read_plan(args.mark_read, floor=args.read_floor)
         if args.mark_read
         else search_feed_plan(args.search_feed)
         if args.search_feed
@@ -1124,7 +1137,14 @@ def main() -> None:
                 if args.profile:
                     pid = server.procs[0].pid
                     plan = profile_plan(
-                        pid, workdir, args.profile_rate, args.profile_seconds, rooms, members, presence=args.presence
+                        pid,
+                        workdir,
+                        args.profile_rate,
+                        args.profile_seconds,
+                        rooms,
+                        members,
+                        presence=args.presence,
+                        mark_read=bool(args.mark_read),
                     )
                     got = run_loadgen(
                         server, plan, workdir, pin=args.pin, budget_s=share - 3, settle_max_s=settle_max_s

@@ -234,5 +234,13 @@ class InstanceBeat:
     dead: dict[str, int]
 
 
+@dataclass(frozen=True, slots=True)
+class ReadMarkResult:
+    """One user's mark in one room after ChatStore.mark_reads."""
+
+    last_read_seq: int  # as stored after the call
+    moved: bool  # this call moved it forward (or wrote it for the first time)
+
+
 class RoomNotFound(LookupError):
     pass

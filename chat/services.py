@@ -347,14 +347,29 @@ async def _readable_room(room_id: str, identity: Identity) -> Room:
 
 def _room_readable_now(*, room_id: str, identity: Identity) -> Room:
     """_readable_room in this thread: the room and, for a private one, the membership."""
-    store = get_store()
-    room = store.get_room(room_id)
+    return _readable(get_store().get_room(room_id), room_id=room_id, identity=identity)
+
+
+def rooms_readable_now(readers: list[tuple[str, Identity]]) -> list[Room | ChatError]:
+    """_room_readable_now for many (room id, reader) pairs in this thread: every room in
+    one read, a private room's membership per pair; the room, or the error, for each."""
+    rooms = {room.room_id: room for room in get_store().get_rooms(sorted({room_id for room_id, _ in readers}))}
+    found: list[Room | ChatError] = []
+    for room_id, identity in readers:
+        try:
+            found.append(_readable(rooms.get(room_id), room_id=room_id, identity=identity))
+        except ChatError as error:
+            found.append(error)
+    return found
+
+
+def _readable(room: Room | None, *, room_id: str, identity: Identity) -> Room:
     if room is None and room_id == protocol.DEFAULT_ROOM:
         room = _default_room()
     if room is None:
         raise ChatError(ErrorCode.UNKNOWN_ROOM, f"room {room_id!r} does not exist", room_id=room_id)
     if room.private and (room.direct or not identity.is_moderator):
-        if not store.is_member(room_id=room_id, user_id=identity.user_id):
+        if not get_store().is_member(room_id=room_id, user_id=identity.user_id):
             # The very answer for a room that does not exist: a non-member must not learn
             # that a private room of this id exists (docs/auth.md).
             raise ChatError(ErrorCode.UNKNOWN_ROOM, f"room {room_id!r} does not exist", room_id=room_id)

@@ -590,6 +590,10 @@ CHAT_MAX_SEND_BUFFER_BYTES = env_int("CHAT_MAX_SEND_BUFFER_BYTES", 8 * 1024 * 10
 # Unread, mentions and notifications (unread/, docs/operations.md "Push notifications").
 # Read receipts are kept in private rooms of at most this many members.
 CHAT_READ_RECEIPTS_MAX_MEMBERS = env_int("CHAT_READ_RECEIPTS_MAX_MEMBERS", 10, minimum=2)
+# markReads reaching a process within this window are stored in one transaction, and each is
+# answered after its commit (unread.services; 0: the first goes at once, the rest of those
+# that come while it is stored go together next). Clients mark a room at most once a second.
+CHAT_MARK_READ_GATHER_SECONDS = env_float("CHAT_MARK_READ_GATHER_SECONDS", 0.1)
 # Web Push (VAPID): both or neither (half of it stops the start, unread.push.check_settings).
 require_together("Web Push", ["CHAT_VAPID_PRIVATE_KEY", "CHAT_VAPID_SUBJECT"])
 CHAT_VAPID_PRIVATE_KEY = env_str("CHAT_VAPID_PRIVATE_KEY", "")

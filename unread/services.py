@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
+import weakref
+from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
 from typing import Any, Final
@@ -22,10 +24,10 @@ from django.db.models import Q
 
 from accounts.identity import Identity
 from chat import broadcast, mentions, presence, protocol
-from chat.errors import ChatError, ErrorCode
+from chat.errors import ChatError, ErrorCode, StorageUnavailable
 from chat.presence_rules import OFFLINE
 from chat.records import OWNER, MessageRecord, Room
-from chat.services import _readable_room, _room_readable_now, _store_call, room_list, room_visible, utcnow
+from chat.services import _readable_room, _store_call, room_list, room_visible, rooms_readable_now, utcnow
 from chat.storage import get_store
 from unread import counting
 from unread.models import Preference
@@ -55,26 +57,151 @@ def _state(*, room: Room, user_id: str, last_read: int, now: datetime) -> dict[s
     )
 
 
-def _mark(*, room: Room, user_id: str, seq: int) -> dict[str, Any]:
-    stored = get_store().mark_read(room_id=room.room_id, user_id=user_id, seq=seq)
-    return _state(room=room, user_id=user_id, last_read=stored, now=utcnow())
+# markRead: gathered, one trip and one transaction for many -------------------------------
+
+# How many markReads one trip to the store writes at most (the rest wait for the next).
+MARKS_PER_TRIP: Final = 200
 
 
-def _mark_readable(*, room_id: str, identity: Identity, seq: int) -> tuple[Room, dict[str, Any]]:
-    """`read_mark`'s store work in one trip off the event loop: may the user read the room,
-    then the mark and the count (each a trip of its own before: a markRead a second per
-    reader is as frequent as the messages in a small room)."""
-    room = _room_readable_now(room_id=room_id, identity=identity)
-    return room, _mark(room=room, user_id=identity.user_id, seq=min(seq, room.last_seq))
+@dataclass(frozen=True, slots=True)
+class _Marked:
+    """One markRead's outcome, from the batch it was written in."""
+
+    frame: dict[str, Any]  # the readState answer, with the mark as stored
+    moved: bool  # this markRead moved the mark: its frame goes to the user's other sockets
+    receipt: dict[str, Any] | None  # the readReceipt for a small private room's sockets
+
+
+def _mark_batch(*, marks: list[tuple[Identity, str, int]]) -> list[_Marked | ChatError]:
+    """The store work of many markReads in one trip off the event loop: the rooms in one read
+    (may each user read theirs), the marks in one transaction (store.mark_reads: one synced
+    commit for all), then the counts, after that commit. A mark is durable before its answer."""
+    store = get_store()
+    rooms = rooms_readable_now([(room_id, identity) for identity, room_id, _ in marks])
+    wanted: dict[tuple[str, str], int] = {}
+    readable: dict[str, Room] = {}
+    for (identity, room_id, seq), room in zip(marks, rooms, strict=True):
+        if isinstance(room, Room):
+            readable[room_id] = room
+            key = (room_id, identity.user_id)
+            clamped = min(seq, room.last_seq)  # a seq past the room's last is clamped to it
+            wanted[key] = max(wanted.get(key, clamped), clamped)
+    stored = store.mark_reads(wanted) if wanted else {}
+    frames = _states_of(rooms=readable, marks={key: result.last_read_seq for key, result in stored.items()})
+    outcomes: list[_Marked | ChatError] = []
+    told: set[tuple[str, str]] = set()
+    for (identity, room_id, _), room in zip(marks, rooms, strict=True):
+        if not isinstance(room, Room):
+            outcomes.append(room)
+            continue
+        key = (room_id, identity.user_id)
+        # One announcement per mark moved, by the first of the batch's markReads for it.
+        moved = stored[key].moved and key not in told
+        told.add(key)
+        last_read = stored[key].last_read_seq
+        receipt = _receipt_frame(room=room, identity=identity, last_read=last_read) if moved and room.private else None
+        outcomes.append(_Marked(frame=frames[key], moved=moved, receipt=receipt))
+    return outcomes
+
+
+def _states_of(*, rooms: dict[str, Room], marks: dict[tuple[str, str], int]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The readState frame of each (room id, user id) mark. Marks of one room within WINDOW
+    seqs of each other share one read: messages after the lowest, WINDOW more than their
+    spread (at most spread messages lie between two of them, so each still sees WINDOW)."""
+    by_room: dict[str, list[tuple[int, str]]] = {}
+    for (room_id, user_id), last_read in marks.items():
+        by_room.setdefault(room_id, []).append((min(last_read, rooms[room_id].last_seq), user_id))
+    groups: list[tuple[str, list[tuple[int, str]]]] = []
+    for room_id, readers in by_room.items():
+        for reader in sorted(r for r in readers if r[0] < rooms[room_id].last_seq):
+            if groups and groups[-1][0] == room_id and reader[0] - groups[-1][1][0][0] <= counting.WINDOW:
+                groups[-1][1].append(reader)
+            else:
+                groups.append((room_id, [reader]))
+    # Every window of the batch in one read.
+    reads = get_store().messages_after_many(
+        [(room_id, group[0][0], counting.WINDOW + group[-1][0] - group[0][0]) for room_id, group in groups],
+        now=utcnow(),
+    )
+    windows: dict[tuple[str, str], list[MessageRecord]] = {}
+    for (room_id, group), read in zip(groups, reads, strict=True):
+        for last_read, user_id in group:
+            windows[(room_id, user_id)] = [m for m in read if m.seq > last_read][: counting.WINDOW]
+    frames: dict[tuple[str, str], dict[str, Any]] = {}
+    for room_id, readers in by_room.items():
+        for last_read, user_id in readers:
+            counts = counting.count(windows.get((room_id, user_id), []), user_id=user_id)
+            frames[(room_id, user_id)] = protocol.read_state_frame(
+                room_id=room_id, last_read_seq=last_read, unread=counts.unread, mentions=counts.mentions
+            )
+    return frames
+
+
+class _MarkQueue:
+    """The markReads waiting for the store on one event loop. One writer task takes every
+    markRead that arrived while the previous trip was running, up to MARKS_PER_TRIP, in one
+    trip: group commit. The first waits CHAT_MARK_READ_GATHER_SECONDS for others to come, and
+    every markRead that comes while a trip runs goes in the next: under load the marks of a
+    fraction of a second share one room read and one synced commit (a markRead cost one of
+    each, with the ORM's query building, about 4 ms of CPU before: docs/performance.md "Read
+    state"). Each is answered only after its batch is committed."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[Identity, str, int, asyncio.Future[_Marked]]] = []
+        self.writer: asyncio.Task[None] | None = None
+
+    async def mark(self, *, identity: Identity, room_id: str, seq: int) -> _Marked:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[_Marked] = loop.create_future()
+        self.waiting.append((identity, room_id, seq, done))
+        if self.writer is None:
+            self.writer = loop.create_task(self._write())
+        return await done
+
+    async def _write(self) -> None:
+        batch: list[tuple[Identity, str, int, asyncio.Future[_Marked]]] = []
+        try:
+            if settings.CHAT_MARK_READ_GATHER_SECONDS > 0:
+                await asyncio.sleep(settings.CHAT_MARK_READ_GATHER_SECONDS)
+            while self.waiting:
+                batch, self.waiting = self.waiting[:MARKS_PER_TRIP], self.waiting[MARKS_PER_TRIP:]
+                try:
+                    found: list[_Marked | ChatError] = await _store_call(
+                        _mark_batch, marks=[(identity, room_id, seq) for identity, room_id, seq, _ in batch]
+                    )
+                except StorageUnavailable as error:
+                    found = [StorageUnavailable(error.message) for _ in batch]  # an error of its own each
+                for (_, _, _, done), outcome in zip(batch, found, strict=True):
+                    if done.done():
+                        continue  # its socket went away
+                    if isinstance(outcome, ChatError):
+                        done.set_exception(outcome)
+                    else:
+                        done.set_result(outcome)
+                batch = []
+        finally:
+            # Cancelled (the loop is closing) or failed unexpectedly: nobody waits for ever.
+            for _, _, _, done in batch + self.waiting:
+                if not done.done():
+                    done.set_exception(StorageUnavailable())
+            self.waiting = []
+            self.writer = None
+
+
+_mark_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _MarkQueue] = weakref.WeakKeyDictionary()
 
 
 async def read_mark(*, identity: Identity, room_id: str, seq: int, origin: str | None) -> dict[str, Any]:
     """Move the user's last-read seq in the room forward (a seq past the room's last is
-    clamped to it) and tell every other socket of theirs; return the readState frame."""
-    room, frame = await _store_call(_mark_readable, room_id=room_id, identity=identity, seq=seq)
-    await broadcast.user_read_state(identity.user_id, frame, origin=origin)
-    await _receipt(room=room, identity=identity, last_read=frame["lastReadSeq"])
-    return frame
+    clamped to it); when it moved, tell every other socket of theirs (and, in a small private
+    room, its readers); return the readState frame, sent only after the mark is committed."""
+    queue = _mark_queues.setdefault(asyncio.get_running_loop(), _MarkQueue())
+    marked = await queue.mark(identity=identity, room_id=room_id, seq=seq)
+    if marked.moved:
+        await broadcast.user_read_state(identity.user_id, marked.frame, origin=origin)
+        if marked.receipt is not None:
+            await broadcast.read_receipt(room_id, marked.receipt)
+    return marked.frame
 
 
 def _states(*, identity: Identity, room_ids: tuple[str, ...] | None) -> list[dict[str, Any]]:
@@ -167,14 +294,6 @@ def _receipt_frame(*, room: Room, identity: Identity, last_read: int) -> dict[st
         "username": identity.username,
         "lastReadSeq": last_read,
     }
-
-
-async def _receipt(*, room: Room, identity: Identity, last_read: int) -> None:
-    if not room.private:
-        return  # public rooms have no member list, so no receipts: no store call
-    frame = await _store_call(_receipt_frame, room=room, identity=identity, last_read=last_read)
-    if frame is not None:
-        await broadcast.read_receipt(room.room_id, frame)
 
 
 async def receipts_set(*, user_id: str, send: bool) -> None:

@@ -27,6 +27,7 @@ from chat.records import (  # the records live below the storage package; re-exp
     NewMessage,
     PastVersion,
     Reactions,
+    ReadMarkResult,
     Removal,
     RemoveResult,
     ReplyRef,
@@ -51,6 +52,7 @@ __all__ = [
     "NewMessage",
     "PastVersion",
     "Reactions",
+    "ReadMarkResult",
     "Removal",
     "RemoveResult",
     "ReplyRef",
@@ -216,6 +218,11 @@ class ChatStore(Protocol):
         """Live messages with seq > after_seq, oldest first, at most `limit`."""
         ...
 
+    def messages_after_many(self, windows: list[tuple[str, int, int]], *, now: datetime) -> list[list[MessageRecord]]:
+        """`messages_after` for each (room_id, after_seq, limit), in order: the local store
+        reads them all in one statement (the counts of a batch of markReads)."""
+        ...
+
     def messages_before(
         self, *, room_id: str, before_seq: int | None, limit: int, now: datetime
     ) -> list[MessageRecord]:
@@ -354,6 +361,14 @@ class ChatStore(Protocol):
     def mark_read(self, *, room_id: str, user_id: str, seq: int) -> int:
         """Move the user's last-read seq in the room forward to `seq` (never back), in one
         write at most; return the last-read seq as stored after the call."""
+        ...
+
+    def mark_reads(self, marks: dict[tuple[str, str], int]) -> dict[tuple[str, str], ReadMarkResult]:
+        """`mark_read` for many (room_id, user_id) keys at once, each to its seq: what each
+        mark is after the call, and whether the call moved it. The local store writes them
+        all in one transaction (one synced commit for all: unread.services gathers the
+        markReads that arrive while the store is busy into one call); DynamoDB writes one
+        item at a time, as mark_read does."""
         ...
 
     def read_seqs(self, *, user_id: str, room_ids: list[str]) -> dict[str, int]:

@@ -47,6 +47,7 @@ from chat.storage.base import (
     NewMessage,
     PastVersion,
     Reactions,
+    ReadMarkResult,
     Removal,
     RemoveResult,
     ReplyRef,
@@ -1204,6 +1205,9 @@ class DynamoDBStore:
         entries = self._after(room_id=room_id, after_seq=after_seq, limit=limit, now=now, messages_only=True)
         return [entry for entry in entries if isinstance(entry, MessageRecord)]
 
+    def messages_after_many(self, windows: list[tuple[str, int, int]], *, now: datetime) -> list[list[MessageRecord]]:
+        return [self.messages_after(room_id=r, after_seq=after, limit=limit, now=now) for r, after, limit in windows]
+
     def messages_before(
         self, *, room_id: str, before_seq: int | None, limit: int, now: datetime
     ) -> list[MessageRecord]:
@@ -1617,6 +1621,13 @@ class DynamoDBStore:
     # Read state ------------------------------------------------------------------------------
 
     def mark_read(self, *, room_id: str, user_id: str, seq: int) -> int:
+        return self._mark(room_id=room_id, user_id=user_id, seq=seq).last_read_seq
+
+    def mark_reads(self, marks: dict[tuple[str, str], int]) -> dict[tuple[str, str], ReadMarkResult]:
+        # No synced commit to share: one conditional write per mark, as mark_read.
+        return {key: self._mark(room_id=key[0], user_id=key[1], seq=seq) for key, seq in marks.items()}
+
+    def _mark(self, *, room_id: str, user_id: str, seq: int) -> ReadMarkResult:
         """One conditional UpdateItem: forward only. When the stored seq is already as far,
         the condition fails and nothing is written (one consistent read answers)."""
         key = {"messageId": _s(read_key(room_id=room_id, user_id=user_id))}
@@ -1629,12 +1640,12 @@ class DynamoDBStore:
                 ExpressionAttributeNames={"#read": "lastReadSeq", "#rr": "readRoom", "#ru": "readUser"},
                 ExpressionAttributeValues={":seq": _n(seq), ":room": _s(room_id), ":user": _s(user_id)},
             )
-            return seq
+            return ReadMarkResult(last_read_seq=seq, moved=True)
         except ClientError as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise
         response = self.client.get_item(TableName=self.tables.messages, Key=key, ConsistentRead=True)
-        return _int(response["Item"], "lastReadSeq")
+        return ReadMarkResult(last_read_seq=_int(response["Item"], "lastReadSeq"), moved=False)
 
     def _read_items(self, keys: dict[str, str]) -> dict[str, int]:
         """BatchGetItem of read items by key; {name: lastReadSeq} for those that exist."""

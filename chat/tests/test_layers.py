@@ -4,6 +4,7 @@ sweeps for expired entries at most once a second (issue 22)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -54,3 +55,29 @@ async def test_the_in_memory_layer_sweeps_once_a_second_and_still_expires(monkey
     await layer.group_send("chat.user.0", {"type": "chat.user", "n": 0})
     assert sweeps == 2
     assert await layer.receive("specific.x!a") == {"type": "chat.user", "n": 1}
+
+
+async def test_the_in_memory_group_send_reaches_members_in_turn_without_a_task_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every member gets its copy, in order, a full one misses it, and no task is started per
+    member: a control event to the fan-out's one channel costs one put (docs/performance.md)."""
+    layer = InMemoryLayer(expiry=60, capacity=1)
+    for channel in ("a!1", "b!1", "c!1"):
+        await layer.group_add("g", channel)
+    await layer.send("b!1", {"type": "first"})  # b is full now
+    started: list[object] = []
+    real = asyncio.create_task
+
+    def counted(coro: Any, **kwargs: Any) -> Any:
+        started.append(coro)
+        return real(coro, **kwargs)
+
+    monkeypatch.setattr(asyncio, "create_task", counted)
+    event = {"type": "ev", "data": [1]}
+    await layer.group_send("g", event)
+    assert started == []
+    assert await layer.receive("a!1") == event
+    assert await layer.receive("b!1") == {"type": "first"}
+    got = await layer.receive("c!1")
+    assert got == event and got is not event  # a copy, as channels gives

@@ -35,6 +35,7 @@ from chat.storage.base import (
     MessageRecord,
     NewEvent,
     NewMessage,
+    ReadMarkResult,
     RoomNotFound,
 )
 from chat.storage.dynamodb import DynamoDBClient, DynamoDBStore, ensure_tables, make_client
@@ -910,6 +911,28 @@ def test_get_rooms_reads_rooms_by_id(store: ChatStore) -> None:
     assert [r.room_id for r in store.list_rooms()] == ["a", "b", "c"]
 
 
+def test_get_rooms_reads_every_setting_as_get_room_does(store: ChatStore) -> None:
+    """Each room get_rooms returns is the record get_room returns: settings, flags, times,
+    the last seq and the last activity a message set."""
+    store.create_room(room_id="a", name="A", created_by="u-alice", now=NOW, topic="plans")
+    store.create_room(room_id="dm", name="DM", created_by="u-bob", now=NOW, direct=True)
+    store.create_room(room_id="plain", name="Plain", created_by=None, now=NOW)
+    store.update_room(
+        room_id="a",
+        archived=True,
+        private=True,
+        read_only=True,
+        slow_mode_seconds=30,
+        now=NOW,
+        ttl_seconds=MESSAGE_TTL,
+    )
+    store.append_message(new_message("hello", room_id="plain", timestamp=NOW + timedelta(minutes=5)))
+    found = {room.room_id: room for room in store.get_rooms(["plain", "dm", "a"])}
+    assert found == {room_id: store.get_room(room_id) for room_id in ("a", "dm", "plain")}
+    assert found["a"].archived and found["a"].private and found["a"].read_only and found["dm"].direct
+    assert found["plain"].last_seq == 1 and not found["plain"].private
+
+
 def test_public_room_ids_are_the_rooms_that_are_not_private(store: ChatStore) -> None:
     """Search reads the public rooms' ids without every room's record; a room made private leaves the list."""
     store.create_room(room_id="b", name="B", created_by=None, now=NOW)
@@ -1011,6 +1034,64 @@ def test_mark_read_moves_forward_only_and_reads_back_per_room_and_user(lobby: Ch
     assert lobby.read_seqs(user_id="u-bob", room_ids=["lobby", "other", "none"]) == {"lobby": 9, "other": 2}
     assert lobby.read_seqs(user_id="u-carol", room_ids=["other"]) == {}
     assert lobby.room_readers(room_id="lobby", user_ids=["u-bob", "u-carol", "u-dave"]) == {"u-bob": 9, "u-carol": 4}
+
+
+def test_mark_reads_moves_many_marks_forward_and_says_which_moved(lobby: ChatStore) -> None:
+    """Many marks in one call: each forward only, first writes included; the call says where
+    each mark is now and whether it moved it (the answer's readState goes out only then)."""
+    lobby.mark_read(room_id="lobby", user_id="u-bob", seq=5)
+    lobby.mark_read(room_id="lobby", user_id="u-carol", seq=9)
+    found = lobby.mark_reads({("lobby", "u-bob"): 7, ("lobby", "u-carol"): 4, ("other", "u-bob"): 0})
+    assert found == {
+        ("lobby", "u-bob"): ReadMarkResult(last_read_seq=7, moved=True),
+        ("lobby", "u-carol"): ReadMarkResult(last_read_seq=9, moved=False),  # never back
+        ("other", "u-bob"): ReadMarkResult(last_read_seq=0, moved=True),  # a first mark is written
+    }
+    again = lobby.mark_reads({("lobby", "u-bob"): 7, ("other", "u-bob"): 0, ("lobby", "u-dave"): 2})
+    assert again == {
+        ("lobby", "u-bob"): ReadMarkResult(last_read_seq=7, moved=False),
+        ("other", "u-bob"): ReadMarkResult(last_read_seq=0, moved=False),
+        ("lobby", "u-dave"): ReadMarkResult(last_read_seq=2, moved=True),
+    }
+    assert lobby.mark_reads({}) == {}
+    assert lobby.read_seqs(user_id="u-bob", room_ids=["lobby", "other"]) == {"lobby": 7, "other": 0}
+    assert lobby.room_readers(room_id="lobby", user_ids=["u-bob", "u-carol", "u-dave"]) == {
+        "u-bob": 7,
+        "u-carol": 9,
+        "u-dave": 2,
+    }
+
+
+def test_concurrent_mark_reads_batches_keep_the_highest(threaded_store: ChatStore) -> None:
+    """Batches from several processes at once, over the same marks: the highest seq wins and
+    exactly one batch moved each mark to it."""
+    keys = [("lobby", f"u-{name}") for name in ("bob", "carol", "dave")]
+    found = in_threads(4, lambda i: threaded_store.mark_reads({key: 10 + i for key in keys}))
+    assert threaded_store.room_readers(room_id="lobby", user_ids=[u for _, u in keys]) == {u: 13 for _, u in keys}
+    for key in keys:
+        assert found[3][key] == ReadMarkResult(last_read_seq=13, moved=True)
+        assert all(batch[key].last_read_seq >= 10 + i for i, batch in enumerate(found))
+
+
+def test_messages_after_many_reads_each_window_as_messages_after_does(lobby: ChatStore) -> None:
+    """Several windows in one call, two of one room among them: each is what messages_after
+    reads for it (live messages only, oldest first, at most its limit)."""
+    lobby.ensure_room(room_id="other", name="Other", created_by="u-alice", now=NOW)
+    for n in range(6):
+        lobby.append_message(new_message(f"lobby {n}"))
+    for n in range(3):
+        lobby.append_message(new_message(f"other {n}", room_id="other"))
+    lobby.append_message(new_message("gone", timestamp=NOW - timedelta(seconds=MESSAGE_TTL + 60)))
+    windows = [("lobby", 1, 3), ("other", 0, 10), ("lobby", 4, 10), ("none", 0, 5), ("lobby", 0, 0)]
+    found = lobby.messages_after_many(windows, now=NOW)
+    expected = [lobby.messages_after(room_id=r, after_seq=a, limit=n, now=NOW) for r, a, n in windows]
+    assert found == expected
+    assert [[m.text for m in w] for w in found[:3]] == [
+        ["lobby 1", "lobby 2", "lobby 3"],
+        ["other 0", "other 1", "other 2"],
+        ["lobby 4", "lobby 5"],
+    ]
+    assert lobby.messages_after_many([], now=NOW) == []
 
 
 def test_read_state_is_invisible_to_message_reads_and_purges(lobby: ChatStore) -> None:

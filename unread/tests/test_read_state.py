@@ -3,6 +3,7 @@ the real ASGI application on both storage backends (docs/protocol.md "Read state
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
@@ -14,11 +15,14 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from accounts.identity import Identity
 from chat import mentions, protocol
+from chat.errors import ChatError, ErrorCode
 from chat.storage import get_store
 from chat.storage.base import NewMessage
 from chat.tests.conftest import OpenSocket
 from unread import counting
+from unread import services as unread
 from unread.models import Preference
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -125,6 +129,53 @@ async def test_mark_read_is_one_trip_off_the_loop(
     await tab.send_json_to({"action": "markRead", "roomId": "lobby", "seq": 2})
     assert (await next_of(tab, "readState"))["unread"] == 1
     assert trips == ["_guarded"], trips
+
+
+async def test_mark_reads_arriving_together_share_one_trip_and_each_gets_its_own_answer(
+    storage_backend: str, trips: list[str]
+) -> None:
+    """markReads that arrive while the store is busy are written in one trip and one
+    transaction (one synced commit); each answer is its own: its mark, its counts, its error."""
+    alice, bob, carol, mallory = (Identity(user_id=u, username=u) for u in ("u-alice", "u-bob", "u-carol", "u-mal"))
+    await sync_to_async(room)("lobby")
+    await sync_to_async(room)("secret", private_members=[alice.user_id])
+    last = await sync_to_async(post)("lobby", "u-dave", "hello", count=4)
+    await sync_to_async(post)("secret", alice.user_id, "plans", count=2, mention=(carol.user_id,))
+    trips.clear()
+    marks = [(alice, "lobby", 1), (bob, "lobby", 99), (alice, "secret", 1), (mallory, "secret", 2), (alice, "lobby", 3)]
+    found = await asyncio.gather(
+        *(unread.read_mark(identity=who, room_id=room_id, seq=seq, origin=None) for who, room_id, seq in marks),
+        return_exceptions=True,
+    )
+    assert trips == ["_guarded"], trips
+    frame = protocol.read_state_frame
+    assert found[0] == found[4] == frame(room_id="lobby", last_read_seq=3, unread=1, mentions=0)  # the higher wins
+    assert found[1] == frame(room_id="lobby", last_read_seq=last, unread=0, mentions=0)  # clamped
+    assert found[2] == frame(room_id="secret", last_read_seq=1, unread=0, mentions=0)  # alice's own
+    assert isinstance(found[3], ChatError) and found[3].code == ErrorCode.UNKNOWN_ROOM
+    stored = await sync_to_async(get_store().room_readers)(room_id="lobby", user_ids=[alice.user_id, bob.user_id])
+    assert stored == {alice.user_id: 3, bob.user_id: last}
+    assert await sync_to_async(get_store().read_seqs)(user_id=mallory.user_id, room_ids=["secret"]) == {}
+
+
+async def test_a_mark_that_does_not_move_tells_no_other_socket(
+    storage_backend: str, session_sockets: OpenSocket
+) -> None:
+    """A markRead at or below the stored mark answers where the mark is, and the user's other
+    sockets, which heard of that mark when it moved, are told nothing."""
+    _, alice_cookie = await user("alice")
+    bob, _ = await user("bob")
+    await sync_to_async(room)("lobby")
+    await sync_to_async(post)("lobby", bob, "hello", count=3)
+    tab1, tab2 = await session_sockets(alice_cookie), await session_sockets(alice_cookie)
+    await tab1.send_json_to({"action": "markRead", "roomId": "lobby", "seq": 2})
+    assert (await next_of(tab1, "readState"))["lastReadSeq"] == 2
+    assert (await next_of(tab2, "readState"))["lastReadSeq"] == 2
+    for seq in (2, 1):
+        await tab1.send_json_to({"action": "markRead", "roomId": "lobby", "seq": seq})
+        assert (await next_of(tab1, "readState"))["lastReadSeq"] == 2
+    await tab2.send_json_to({"action": "ping"})
+    assert (await tab2.receive_json_from(timeout=WAIT))["type"] == "pong"  # nothing before it
 
 
 async def test_bad_mark_read_gets_a_clear_error_and_a_private_room_stays_hidden(
