@@ -64,8 +64,10 @@ frontend-test:
 
 # pytest-xdist: PYTEST_WORKERS processes, each taking whole test files (a file's servers and
 # fixtures start once, in one worker); PYTEST_WORKERS=0 runs everything in one process.
+# Three on this 2-core machine: the tests wait on daphne processes, browsers and sockets for
+# about a fifth of a two-worker run, and a third worker fills it (docs/performance.md, the suite).
 # The 25 slowest tests are listed at the end: where `make test`'s time goes (issue 22).
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 3
 test: $(VENV)/.dev-installed lint frontend-test
 	@scripts/system-deps.sh
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25
