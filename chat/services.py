@@ -353,7 +353,7 @@ def _room_readable_now(*, room_id: str, identity: Identity) -> Room:
 def rooms_readable_now(readers: list[tuple[str, Identity]]) -> list[Room | ChatError]:
     """_room_readable_now for many (room id, reader) pairs in this thread: every room in
     one read, a private room's membership per pair; the room, or the error, for each."""
-    rooms = {room.room_id: room for room in get_store().get_rooms(sorted({room_id for room_id, _ in readers}))}
+    rooms = {room.room_id: room for room in get_store().get_rooms([room_id for room_id, _ in readers])}
     found: list[Room | ChatError] = []
     for room_id, identity in readers:
         try:

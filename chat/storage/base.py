@@ -358,17 +358,12 @@ class ChatStore(Protocol):
         ...
 
     # Read state (unread/): per user and room, the seq up to which the user has read.
-    def mark_read(self, *, room_id: str, user_id: str, seq: int) -> int:
-        """Move the user's last-read seq in the room forward to `seq` (never back), in one
-        write at most; return the last-read seq as stored after the call."""
-        ...
-
     def mark_reads(self, marks: dict[tuple[str, str], int]) -> dict[tuple[str, str], ReadMarkResult]:
-        """`mark_read` for many (room_id, user_id) keys at once, each to its seq: what each
-        mark is after the call, and whether the call moved it. The local store writes them
-        all in one transaction (one synced commit for all: unread.services gathers the
-        markReads that arrive while the store is busy into one call); DynamoDB writes one
-        item at a time, as mark_read does."""
+        """Move each (room_id, user_id) key's last-read seq forward to its seq (never back),
+        one write each at most; what each mark is after the call, and whether the call moved
+        it. The local store writes them all in one transaction (one synced commit for all:
+        unread.services gathers the markReads that arrive while the store is busy into one
+        call); DynamoDB writes one item at a time."""
         ...
 
     def read_seqs(self, *, user_id: str, room_ids: list[str]) -> dict[str, int]:

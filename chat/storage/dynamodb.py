@@ -1620,11 +1620,8 @@ class DynamoDBStore:
 
     # Read state ------------------------------------------------------------------------------
 
-    def mark_read(self, *, room_id: str, user_id: str, seq: int) -> int:
-        return self._mark(room_id=room_id, user_id=user_id, seq=seq).last_read_seq
-
     def mark_reads(self, marks: dict[tuple[str, str], int]) -> dict[tuple[str, str], ReadMarkResult]:
-        # No synced commit to share: one conditional write per mark, as mark_read.
+        # No synced commit to share: one conditional write per mark.
         return {key: self._mark(room_id=key[0], user_id=key[1], seq=seq) for key, seq in marks.items()}
 
     def _mark(self, *, room_id: str, user_id: str, seq: int) -> ReadMarkResult:

@@ -808,9 +808,6 @@ class LocalStore:
 
     # Read state ------------------------------------------------------------------------
 
-    def mark_read(self, *, room_id: str, user_id: str, seq: int) -> int:
-        return self.mark_reads({(room_id, user_id): seq})[(room_id, user_id)].last_read_seq
-
     def mark_reads(self, marks: dict[tuple[str, str], int]) -> dict[tuple[str, str], ReadMarkResult]:
         """One transaction: an upsert statement per MARKS_PER_STATEMENT marks (INSERT ... ON
         CONFLICT DO UPDATE ... WHERE forward, RETURNING the rows it wrote), then one read of

@@ -1022,15 +1022,20 @@ def test_a_new_topic_is_a_room_updated_event(lobby: ChatStore) -> None:
 # Read state (unread/) ----------------------------------------------------------------------
 
 
+def mark_read(store: ChatStore, *, room_id: str, user_id: str, seq: int) -> int:
+    """One mark through mark_reads: the last-read seq as stored after it."""
+    return store.mark_reads({(room_id, user_id): seq})[(room_id, user_id)].last_read_seq
+
+
 def test_mark_read_moves_forward_only_and_reads_back_per_room_and_user(lobby: ChatStore) -> None:
     """A last-read seq only moves forward; read_seqs and room_readers return what is stored."""
     assert lobby.read_seqs(user_id="u-bob", room_ids=["lobby"]) == {}
-    assert lobby.mark_read(room_id="lobby", user_id="u-bob", seq=5) == 5
-    assert lobby.mark_read(room_id="lobby", user_id="u-bob", seq=3) == 5  # never back
-    assert lobby.mark_read(room_id="lobby", user_id="u-bob", seq=5) == 5
-    assert lobby.mark_read(room_id="lobby", user_id="u-bob", seq=9) == 9
-    lobby.mark_read(room_id="other", user_id="u-bob", seq=2)
-    lobby.mark_read(room_id="lobby", user_id="u-carol", seq=4)
+    assert mark_read(lobby, room_id="lobby", user_id="u-bob", seq=5) == 5
+    assert mark_read(lobby, room_id="lobby", user_id="u-bob", seq=3) == 5  # never back
+    assert mark_read(lobby, room_id="lobby", user_id="u-bob", seq=5) == 5
+    assert mark_read(lobby, room_id="lobby", user_id="u-bob", seq=9) == 9
+    mark_read(lobby, room_id="other", user_id="u-bob", seq=2)
+    mark_read(lobby, room_id="lobby", user_id="u-carol", seq=4)
     assert lobby.read_seqs(user_id="u-bob", room_ids=["lobby", "other", "none"]) == {"lobby": 9, "other": 2}
     assert lobby.read_seqs(user_id="u-carol", room_ids=["other"]) == {}
     assert lobby.room_readers(room_id="lobby", user_ids=["u-bob", "u-carol", "u-dave"]) == {"u-bob": 9, "u-carol": 4}
@@ -1039,8 +1044,8 @@ def test_mark_read_moves_forward_only_and_reads_back_per_room_and_user(lobby: Ch
 def test_mark_reads_moves_many_marks_forward_and_says_which_moved(lobby: ChatStore) -> None:
     """Many marks in one call: each forward only, first writes included; the call says where
     each mark is now and whether it moved it (the answer's readState goes out only then)."""
-    lobby.mark_read(room_id="lobby", user_id="u-bob", seq=5)
-    lobby.mark_read(room_id="lobby", user_id="u-carol", seq=9)
+    mark_read(lobby, room_id="lobby", user_id="u-bob", seq=5)
+    mark_read(lobby, room_id="lobby", user_id="u-carol", seq=9)
     found = lobby.mark_reads({("lobby", "u-bob"): 7, ("lobby", "u-carol"): 4, ("other", "u-bob"): 0})
     assert found == {
         ("lobby", "u-bob"): ReadMarkResult(last_read_seq=7, moved=True),
@@ -1097,7 +1102,7 @@ def test_messages_after_many_reads_each_window_as_messages_after_does(lobby: Cha
 def test_read_state_is_invisible_to_message_reads_and_purges(lobby: ChatStore) -> None:
     """Read marks are no messages: reads of the room and the purge never see them."""
     lobby.append_message(new_message("hello"))
-    lobby.mark_read(room_id="lobby", user_id="u-bob", seq=1)
+    mark_read(lobby, room_id="lobby", user_id="u-bob", seq=1)
     assert [m.text for m in lobby.messages_after(room_id="lobby", after_seq=0, limit=10, now=NOW)] == ["hello"]
     assert len(lobby.events_after(room_id="lobby", after_seq=0, limit=10, now=NOW)) == 1
     lobby.purge_expired(now=NOW + timedelta(seconds=MESSAGE_TTL + 1))
@@ -1106,7 +1111,7 @@ def test_read_state_is_invisible_to_message_reads_and_purges(lobby: ChatStore) -
 
 def test_concurrent_mark_reads_keep_the_highest(threaded_store: ChatStore) -> None:
     """Tabs marking at once: the stored seq is the highest any of them sent."""
-    seqs = in_threads(6, lambda i: threaded_store.mark_read(room_id="lobby", user_id="u-bob", seq=10 + i))
+    seqs = in_threads(6, lambda i: mark_read(threaded_store, room_id="lobby", user_id="u-bob", seq=10 + i))
     assert max(seqs) == 15
     assert threaded_store.read_seqs(user_id="u-bob", room_ids=["lobby"]) == {"lobby": 15}
 
