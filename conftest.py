@@ -24,6 +24,21 @@ def _fresh_fellows() -> None:
     fellows.cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _sync_thread_settled() -> Iterator[None]:
+    """After each test, and before its database is flushed, wait out what is still running on
+    Django's sync thread. An in-process test leaves background work behind: the search feed
+    gathers a test's last messages for 0.05 s and then indexes them there, in a transaction.
+    When the test ends first its loop closes, but a job already handed to the thread runs on,
+    and its transaction held SQLite's shared in-memory tables while the flush ran ("database
+    table is locked"); the failed flush left the connection out of autocommit, and every later
+    test of that worker failed. The loop is gone by now (it is set up after this fixture, so
+    torn down before it), so nothing new can be handed over; the database teardown comes after
+    (pytest-django's fixtures are set up first)."""
+    yield
+    SyncToAsync.single_thread_executor.submit(lambda: None).result(timeout=60)
+
+
 @pytest.fixture
 def trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The name of each function sent off the event loop, in order, from now on: each is a thread
