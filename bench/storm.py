@@ -229,7 +229,7 @@ class Client:
             return
         self.note("open")
         if self.storm.args.backoff_reset == "open":
-            self.attempt = 0  # as the client's live(): the backoff starts over once a socket opens
+            self.attempt = 0  # the client's rule before d51b0d0: the backoff started over once a socket opened
         frame: dict[str, Any] = {"action": "joinRoom", "roomId": self.room}
         if self.cursor is not None:
             frame["lastSeq"] = self.cursor
@@ -715,9 +715,10 @@ def main() -> None:
     parser.add_argument(
         "--backoff-reset",
         choices=["open", "joined"],
-        default="open",
-        help="when a client's backoff starts over: once its socket opens (static/chat/core/client.js "
-        "today), or once a join is answered (a socket the server closes right after opening keeps backing off)",
+        default="joined",
+        help="when a client's backoff starts over: once a join is answered (static/chat/core/client.js since "
+        "d51b0d0: a socket the server closes right after opening keeps backing off), or once its socket opens "
+        "(the client's rule before)",
     )
     parser.add_argument("--seed", type=int, default=22)
     parser.add_argument("--out", type=Path, default=bench_run.RESULTS / "storm-latest.json")
