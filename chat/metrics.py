@@ -38,8 +38,7 @@ THREAD_POOL_QUEUED: Final = Gauge(
 )
 CONNECTIONS: Final = Counter(
     "chatsite_connections",
-    "WebSocket handshakes by outcome: accepted, unauthorized (closed 4401), failed (server-side error), "
-    "shed (closed 1013 before any work: the process was congested, chat.backpressure).",
+    "WebSocket handshakes by outcome: accepted, unauthorized (closed 4401), failed (server-side error).",
     ["outcome"],
 )
 JOINS: Final = Counter("chatsite_joins", "Rooms joined (joinRoom frames answered with joined).")

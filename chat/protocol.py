@@ -44,7 +44,6 @@ class CloseCode:
     GOING_AWAY: Final = 1001  # server shutting down: reconnect elsewhere and resume
     MESSAGE_TOO_BIG: Final = 1009
     INTERNAL_ERROR: Final = 1011
-    TRY_AGAIN_LATER: Final = 1013  # this process is congested: reconnect after a backoff (chat.backpressure)
     UNAUTHORIZED: Final = 4401  # no or bad credentials: sign in again
     FORBIDDEN: Final = 4403  # banned
     TOO_MANY_REQUESTS: Final = 4429

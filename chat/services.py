@@ -29,7 +29,7 @@ from django.db import transaction
 from accounts.identity import Identity
 from analytics import services as analytics
 from chat import attachments as chat_attachments
-from chat import backpressure, broadcast, events, fellows, metrics, protocol, quota
+from chat import broadcast, events, fellows, metrics, protocol, quota
 from chat.errors import ChatError, ErrorCode, StorageUnavailable
 from chat.events import RoomEvent
 from chat.fanout import RoomFanout, RoomMember, UserMember, room_fanout
@@ -184,9 +184,7 @@ def _queue_bounded(fn: Callable[..., T]) -> Callable[..., T]:
     queued_at = time.monotonic()
 
     def call(**kwargs: Any) -> T:
-        waited = time.monotonic() - queued_at
-        backpressure.waits.started(waited)  # new sockets are shed while this stays long
-        if waited > settings.DATABASE_LOCK_TIMEOUT:
+        if time.monotonic() - queued_at > settings.DATABASE_LOCK_TIMEOUT:
             raise StorageUnavailable("storage is busy, retry shortly")
         return fn(**kwargs)
 

@@ -28,7 +28,7 @@ from django.conf import settings
 
 from accounts.identity import AuthenticationFailed, Identity, identify
 from accounts.socket_auth import NO_AUTHENTICATE_FRAME, Reason, SocketAuth
-from chat import backpressure, connections, metrics, protocol, services
+from chat import connections, metrics, protocol, services
 from chat.daphne_adapt.frames import FrameWriter, writer
 from chat.delivery import SocketDelivery
 from chat.errors import ChatError, ErrorCode
@@ -85,10 +85,6 @@ class SocketOpening:
         await self.accept(subprotocol=protocol.select_subprotocol(list(self.scope.get("subprotocols") or [])))
         if connections.draining():
             await self.close(code=CloseCode.GOING_AWAY)
-            return
-        if backpressure.shedding():  # before any work: the sync thread is congested
-            metrics.record_connection("shed")
-            await self.close(code=CloseCode.TRY_AGAIN_LATER)
             return
         try:
             await check_address(self.scope)  # before any credential is looked at

@@ -129,17 +129,6 @@ for _name, _value in (
         raise ImproperlyConfigured(f"{_name} must be between 0 and 600 seconds")
 if DATABASE_LOCK_TIMEOUT <= 0:
     raise ImproperlyConfigured("DATABASE_LOCK_TIMEOUT must be positive: an unbounded lock wait stalls every writer")
-# A new socket is accepted and closed with 1013 (try again later), before any of its work,
-# while the last ORM call had waited this long for the process's sync thread (chat.backpressure:
-# a reconnect storm's opens otherwise pile up past DATABASE_LOCK_TIMEOUT and are refused halfway
-# through their work). A third of the lock bound leaves an admitted open's three calls inside
-# it; 0 turns shedding off.
-CHAT_OPEN_SHED_WAIT_SECONDS = env_float("CHAT_OPEN_SHED_WAIT_SECONDS", DATABASE_LOCK_TIMEOUT / 3)
-if not 0 <= CHAT_OPEN_SHED_WAIT_SECONDS < DATABASE_LOCK_TIMEOUT:
-    raise ImproperlyConfigured(
-        "CHAT_OPEN_SHED_WAIT_SECONDS must be at least 0 (0: off) and below DATABASE_LOCK_TIMEOUT, "
-        "or an admitted socket's calls would be refused by the bound anyway"
-    )
 
 
 def _postgres_timeouts() -> str:

@@ -259,9 +259,8 @@ describe('reconnecting', () => {
   });
 
   it('starts the backoff over once a join is answered, not when a socket merely opens', async () => {
-    // A server that accepts sockets but closes them before admitting them (in a reconnect
-    // storm: 1011 when admission failed, 1013 when the process shed the socket before any
-    // work): the waits keep growing, as for a server that refuses the handshake.
+    // A server that accepts sockets but closes them before admitting them (1011 in a
+    // reconnect storm): the waits keep growing, as for a server that refuses the handshake.
     const conn = connection({ random: () => 0.999999 });
     const states = record(conn, 'state');
     conn.joinRoom('general');
@@ -272,7 +271,7 @@ describe('reconnecting', () => {
       const socket = FakeSocket.latest();
       socket.accept();
       expect(socket.sentActions('joinRoom')).toHaveLength(1);
-      socket.serverClose(attempt % 2 ? 1013 : 1011);
+      socket.serverClose(1011);
       waits.push(states.at(-1).retryInMs);
       await vi.advanceTimersByTimeAsync(states.at(-1).retryInMs);
     }

@@ -44,7 +44,6 @@ export const CloseCode = Object.freeze({
   GOING_AWAY: 1001,
   ABNORMAL: 1006,
   INTERNAL_ERROR: 1011,
-  TRY_AGAIN_LATER: 1013, // the server was too busy to open this socket: reconnect after the backoff
   UNAUTHORIZED: 4401,
   FORBIDDEN: 4403,
   TOO_MANY_REQUESTS: 4429,
