@@ -376,7 +376,15 @@ class LocalPresence:
         return time.monotonic() >= self.down_until
 
     def failed(self, what: str) -> None:
-        log.warning("presence %s failed; presence is left alone for %.0f s", what, RETRY_AFTER_SECONDS, exc_info=True)
+        # Calls already in flight when Redis stopped answering fail one after another: 1,957
+        # in one process's stop during a reconnect storm, each formatting a traceback on a loop
+        # already behind. The first failure of an outage says why; the rest are not news.
+        if self.available():
+            log.warning(
+                "presence %s failed; presence is left alone for %.0f s", what, RETRY_AFTER_SECONDS, exc_info=True
+            )
+        else:
+            log.debug("presence %s failed again while left alone", what)
         self.down_until = time.monotonic() + RETRY_AFTER_SECONDS
         self.resync = True  # once it answers again: every local socket's state, afresh
 
