@@ -25,9 +25,6 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 
 from accounts.tokens import TokenSet
@@ -106,6 +103,11 @@ def secret_hash(username: str, client_id: str, client_secret: str) -> str:
 
 @cache
 def _client(region: str, endpoint: str | None) -> Any:
+    # boto3 is imported on first use: it is about 0.17 s of every process's start, and a
+    # site signing in with Django's own accounts never uses it.
+    import boto3
+    from botocore.config import Config
+
     return boto3.client(
         "cognito-idp",
         region_name=region,
@@ -122,6 +124,8 @@ def client(config: CognitoConfig) -> Any:
 
 
 def _initiate_auth(config: CognitoConfig, flow: str, parameters: dict[str, str]) -> TokenSet:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         response = client(config).initiate_auth(ClientId=config.client_id, AuthFlow=flow, AuthParameters=parameters)
     except ClientError as exc:

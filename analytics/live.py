@@ -41,7 +41,7 @@ from typing import Any, Final, Protocol
 from django.conf import settings
 from prometheus_client.registry import Collector
 
-from chat import layers, metrics
+from chat import layer_backends, metrics
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def redis_client(host: dict[str, Any]) -> Any:
 @functools.lru_cache(maxsize=8)
 def _readings_for(layer_json: str) -> Readings:
     layer: dict[str, Any] = json.loads(layer_json)
-    if layers.redis_backed(layer):
+    if layer_backends.redis_backed(layer):
         return RedisReadings(redis_client(dict(layer["CONFIG"]["hosts"][0])))
     return MemoryReadings()
 

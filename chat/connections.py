@@ -51,7 +51,7 @@ from django.conf import settings
 
 from accounts.identity import live_sessions
 from accounts.revocation import SESSION_ENDED
-from chat import layers, services
+from chat import layer_backends, services
 from chat.errors import ChatError
 from chat.fanout import room_fanout
 from chat.storage.base import ConnectionRecord
@@ -447,7 +447,7 @@ class RedisWatchdog:
     def from_settings(cls) -> RedisWatchdogs | None:
         """One watchdog per Redis host of the channel layer (several with REDIS_URLS)."""
         layer: dict[str, Any] = settings.CHANNEL_LAYERS.get("default", {})
-        if not layers.redis_backed(layer):
+        if not layer_backends.redis_backed(layer):
             return None
         hosts: list[dict[str, Any]] = layer["CONFIG"]["hosts"]
         return RedisWatchdogs([cls(dict(host)) for host in hosts])

@@ -53,13 +53,3 @@ class PubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
             self._layers[loop] = layer
             _wrap_close(self, loop)
         return layer
-
-
-def redis_backed(layer: dict[str, Any]) -> bool:
-    """Whether a CHANNEL_LAYERS entry is a Redis layer: channels_redis's own, or this module's.
-
-    The rate limits' shared buckets and the Redis watchdog read its hosts; a test on the
-    library's name alone once switched both off when the pub/sub layer became this module's.
-    """
-    backend = str(layer.get("BACKEND", ""))
-    return backend.startswith("channels_redis.") or backend.startswith(f"{__name__}.")

@@ -25,7 +25,7 @@ from typing import Any, Final, Protocol
 
 from django.conf import settings
 
-from chat import broadcast, layers, protocol
+from chat import broadcast, layer_backends, protocol
 from chat.presence_rules import (
     ACTIVE,
     CLOSED,
@@ -297,7 +297,7 @@ def _ttl_ms() -> int:
 
 def _make_backend() -> PresenceBackend:
     layer: dict[str, Any] = settings.CHANNEL_LAYERS.get("default", {})
-    if layers.redis_backed(layer):
+    if layer_backends.redis_backed(layer):
         return RedisPresence(dict(layer["CONFIG"]["hosts"][0]), ttl_ms=_ttl_ms())
     return MemoryPresence(ttl_ms=_ttl_ms())
 

@@ -38,7 +38,7 @@ from typing import Any, Final
 
 from django.conf import settings
 
-from chat import layers, people_protocol, protocol
+from chat import layer_backends, people_protocol, protocol
 from chat.errors import ChatError, ErrorCode
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ class SharedBuckets:
     @classmethod
     def from_settings(cls) -> SharedBuckets:
         layer: dict[str, Any] = settings.CHANNEL_LAYERS.get("default", {})
-        if not layers.redis_backed(layer):
+        if not layer_backends.redis_backed(layer):
             return cls(None)
         return cls(dict(layer["CONFIG"]["hosts"][0]))
 
