@@ -32,9 +32,9 @@ def _sync_thread_settled() -> Iterator[None]:
     When the test ends first its loop closes, but a job already handed to the thread runs on,
     and its transaction held SQLite's shared in-memory tables while the flush ran ("database
     table is locked"); the failed flush left the connection out of autocommit, and every later
-    test of that worker failed. The loop is gone by now (it is set up after this fixture, so
-    torn down before it), so nothing new can be handed over; the database teardown comes after
-    (pytest-django's fixtures are set up first)."""
+    test of that worker failed. A test's own loop is gone by now (it is set up after this
+    fixture, so torn down before it), so nothing new can be handed over; the database teardown
+    comes after (pytest-django's fixtures are set up first)."""
     yield
     SyncToAsync.single_thread_executor.submit(lambda: None).result(timeout=60)
 
