@@ -72,12 +72,13 @@ test: $(VENV)/.dev-installed lint frontend-test
 	@scripts/system-deps.sh
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25
 
-# The inner loop (about 2 minutes): ruff and the unit and integration tests of chat/,
-# accounts/ and deploy/ (real moto and Redis servers, no browsers, no clusters).
+# The inner loop (about 2 minutes on a quiet machine: 1.8-2.0 with the workers `make test` uses,
+# 3.4 in one process): ruff and the unit and integration tests of chat/, accounts/ and
+# deploy/ (real moto and Redis servers, no browsers, no clusters).
 # `scripts/under-load.sh make test` runs the whole suite with every core kept busy.
 test-fast: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
-	$(BIN)/pytest chat accounts deploy
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile chat accounts deploy
 
 # The quick benchmark (under 3 minutes): Chatsite, the Channels tutorial peer and a bare
 # websockets server side by side; writes bench/results/latest.json. See docs/performance.md.
