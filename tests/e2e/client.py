@@ -234,15 +234,17 @@ class ChatClient:
     async def request(self, frame: Frame | str | bytes, *, expect: str, wait: float = DEFAULT_TIMEOUT) -> Frame:
         """Send one frame and return the first reply of type `expect` or `error` that follows it.
 
-        Replies to one socket come in the order of its frames, and `message` frames are never
-        replies, so the first non-message frame after sending is the answer.
+        Replies to one socket come in the order of its frames, but pushed events are not replies
+        and come through the fan-out, after a reply sent straight to the socket: a `roomAdded`
+        for the room a `createRoom` made arrived after its `done`, and was taken for the answer
+        to the next frame (a `joinRoom`). So the answer is the first `expect` or `error` frame.
         """
         mark = len(self.frames)
         if isinstance(frame, dict):
             await self.send_json(frame)
         else:
             await self.send_raw(frame)
-        reply = await self.wait_for(lambda f: f["type"] != "message", after=mark, wait=wait)
+        reply = await self.wait_for(lambda f: f["type"] in (expect, "error"), after=mark, wait=wait)
         assert reply["type"] in (expect, "error"), f"expected {expect!r}, got {reply}"
         return reply
 
