@@ -299,10 +299,12 @@ def _redis_host(address: str = REDIS_URL) -> dict[str, object]:
 if REDIS_URL or REDIS_URLS or REDIS_SENTINELS:
     _redis_hosts = [_redis_host(url) for url in REDIS_URLS] if REDIS_URLS else [_redis_host()]
     if CHANNEL_LAYER == "pubsub":
+        from chat.layer_backends import PUBSUB_BACKEND
+
         CHANNEL_LAYERS = {
             "default": {
                 # channels_redis's pub/sub layer, publishing outside its shard lock (chat.layers).
-                "BACKEND": "chat.layers.PubSubChannelLayer",
+                "BACKEND": PUBSUB_BACKEND,
                 "CONFIG": {"hosts": _redis_hosts},
             }
         }
