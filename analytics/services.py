@@ -205,12 +205,19 @@ async def socket_opened(*, connection_id: str, user_id: str, at: datetime) -> No
     await database_sync_to_async(socket_opened_here)(connection_id=connection_id, user_id=user_id, at=at)
 
 
-def socket_closed_sync(*, connection_id: str, at: datetime) -> None:
-    SocketSpan.objects.filter(connection_id=connection_id, closed_at__isnull=True).update(closed_at=at)
+def sockets_closed_sync(*, connection_ids: list[str], at: datetime) -> None:
+    SocketSpan.objects.filter(connection_id__in=connection_ids, closed_at__isnull=True).update(closed_at=at)
 
 
-async def socket_closed(*, connection_id: str, at: datetime) -> None:
-    await database_sync_to_async(_guarded)("socket close", socket_closed_sync, connection_id=connection_id, at=at)
+def sockets_closed_here(*, connection_ids: list[str], at: datetime) -> None:
+    """`sockets_closed` for a caller already on the database thread: chat.services closes the
+    spans in the same trip that deletes the sockets' rows. Never raises."""
+    _guarded("socket close", sockets_closed_sync, connection_ids=connection_ids, at=at)
+
+
+async def sockets_closed(*, connection_ids: list[str], at: datetime) -> None:
+    """Sockets closed at `at`: their spans end (peak concurrency, the dashboard's live count)."""
+    await database_sync_to_async(sockets_closed_here)(connection_ids=connection_ids, at=at)
 
 
 # Moderation: called inside the moderation services' transactions, so a count commits (or

@@ -29,7 +29,7 @@ from django.db import transaction
 from accounts.identity import Identity
 from analytics import services as analytics
 from chat import attachments as chat_attachments
-from chat import broadcast, events, fellows, metrics, protocol, quota
+from chat import broadcast, connection_closes, events, fellows, metrics, protocol, quota
 from chat.errors import ChatError, ErrorCode, StorageUnavailable
 from chat.events import RoomEvent
 from chat.fanout import RoomFanout, RoomMember, UserMember, room_fanout
@@ -853,12 +853,42 @@ def _check_socket_quota(*, record: ConnectionRecord) -> None:
 
 
 async def connection_close(*, connection_id: str) -> None:
+    """Delete a closed socket's row and close its analytics span: with the closes around it,
+    in one trip (chat.connection_closes), answered after that trip."""
+    await connection_closes.close_queue(_close_rows).close(connection_id, at=utcnow())
+
+
+async def _close_rows(connection_ids: list[str], at: datetime) -> None:
+    """One trip of chat.connection_closes: the rows in one statement and the spans, on a local
+    store in one trip to the sync thread. A row not deleted expires by its ttl (nothing else
+    depends on it being gone now); the spans are closed either way."""
+    store = get_store()
+    spans_closed = deleted = False
     try:
-        await _store_call(get_store().delete_connection, connection_id=connection_id)
+        if store.thread_sensitive:
+            deleted = await _store_call(_rows_closed_here, connection_ids=connection_ids, at=at)
+            spans_closed = True
+        else:
+            await _store_call(store.delete_connections, connection_ids=connection_ids)
+            deleted = True
     except StorageUnavailable:
-        # The row expires by its ttl; nothing else depends on it being gone now.
-        log.warning("connection row %s left to expire", connection_id)
-    await analytics.socket_closed(connection_id=connection_id, at=utcnow())
+        pass  # DynamoDB failed (logged), or the sync thread refused the trip unread (_queue_bounded)
+    if not deleted:
+        log.warning("%d connection rows left to expire (%s, ...)", len(connection_ids), connection_ids[0])
+    if not spans_closed:
+        await analytics.sockets_closed(connection_ids=connection_ids, at=at)
+
+
+def _rows_closed_here(*, connection_ids: list[str], at: datetime) -> bool:
+    """_close_rows on the sync thread: whether the rows were deleted; the spans closed anyway."""
+    try:
+        get_store().delete_connections(connection_ids)
+        deleted = True
+    except Exception:
+        log.exception("deleting %d connection rows failed", len(connection_ids))
+        deleted = False
+    analytics.sockets_closed_here(connection_ids=connection_ids, at=at)
+    return deleted
 
 
 def _refresh_connections(*, connection_ids: list[str], ttl: int) -> None:

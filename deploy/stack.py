@@ -35,12 +35,13 @@ from uploads.rules import DOWNLOAD_HEADERS
 TEMPLATE_DIR: Final = Path(__file__).resolve().parent / "cloudformation"
 
 # The DynamoDB actions the app's role may use, on Chatsite's tables and their indexes only.
-# chat/storage/dynamodb.py calls get_item, batch_get_item, put_item, update_item,
-# delete_item, query, scan and transact_write_items; a transaction is authorised per item
+# chat/storage/dynamodb.py calls get_item, batch_get_item, put_item, update_item, delete_item,
+# batch_write_item (closed sockets' rows), query, scan and transact_write_items; a transaction is authorised per item
 # action (its Update and Put). deploy/tests derives the same list from the store's calls, so a new call fails
 # there before it fails in production. No CreateTable, no DeleteTable: the stack owns tables.
 APP_DYNAMODB_ACTIONS: Final = (
     "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
     "dynamodb:DeleteItem",
     "dynamodb:GetItem",
     "dynamodb:PutItem",

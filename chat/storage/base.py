@@ -8,7 +8,7 @@ purge has removed them yet, because DynamoDB deletes expired items days late.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -338,6 +338,11 @@ class ChatStore(Protocol):
     def delete_connection(self, connection_id: str, *, ttl: int | None = None) -> None:
         """Delete the row; with `ttl`, only while its ttl is still that (a sweep must not
         delete a row its process, back from a stall, has just written again)."""
+        ...
+
+    def delete_connections(self, connection_ids: Sequence[str]) -> None:
+        """Delete these rows (unconditionally; unknown ids are ignored), in as few requests as
+        the backend allows: a stopping process closes thousands of sockets at once."""
         ...
 
     def connections_for_user(self, *, user_id: str, now: datetime) -> list[ConnectionRecord]: ...

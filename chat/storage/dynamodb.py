@@ -19,7 +19,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -87,7 +87,8 @@ PAGE_SIZE: Final = 100
 # 100 appends in that time (each is a read and a transaction, one after the other).
 RECENT_WINDOW: Final = 100
 BATCH_GET_MAX: Final = 100  # keys per BatchGetItem (DynamoDB's limit)
-BATCH_GET_ATTEMPTS: Final = 8  # rounds for keys a throttled BatchGetItem returns unprocessed
+BATCH_GET_ATTEMPTS: Final = 8  # rounds for keys a throttled BatchGetItem (or BatchWriteItem) returns unprocessed
+BATCH_WRITE_MAX: Final = 25  # requests per BatchWriteItem (DynamoDB's limit)
 
 # Cancellation reasons of a TransactWriteItems that are worth another round.
 _RETRYABLE_REASONS: Final = frozenset(
@@ -1720,6 +1721,24 @@ class DynamoDBStore:
         except ClientError as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise
+
+    def delete_connections(self, connection_ids: Sequence[str]) -> None:
+        ids = list(dict.fromkeys(connection_ids))  # a batch may not name one key twice
+        table = self.tables.connections
+        for start in range(0, len(ids), BATCH_WRITE_MAX):
+            request: dict[str, Any] = {
+                table: [
+                    {"DeleteRequest": {"Key": {"connectionId": _s(connection_id)}}}
+                    for connection_id in ids[start : start + BATCH_WRITE_MAX]
+                ]
+            }
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                request = self.client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+                if not request:
+                    break
+                _backoff(attempt)
+            else:
+                raise RuntimeError(f"BatchWriteItem left deletes unprocessed after {BATCH_GET_ATTEMPTS} attempts")
 
     def _live_connections(self, *, index: str, attribute: str, value: str, now: datetime) -> list[ConnectionRecord]:
         items = self._query_key(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Final
@@ -884,6 +885,9 @@ class LocalStore:
     def delete_connection(self, connection_id: str, *, ttl: int | None = None) -> None:
         rows = models.Connection.objects.filter(connection_id=connection_id)
         (rows if ttl is None else rows.filter(ttl=ttl)).delete()
+
+    def delete_connections(self, connection_ids: Sequence[str]) -> None:
+        models.Connection.objects.filter(connection_id__in=list(connection_ids)).delete()
 
     def connections_for_user(self, *, user_id: str, now: datetime) -> list[ConnectionRecord]:
         rows = models.Connection.objects.filter(user_id=user_id, ttl__gt=_epoch(now)).order_by("connected_at")

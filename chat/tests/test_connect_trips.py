@@ -9,6 +9,9 @@ trips again fails here.
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -17,6 +20,7 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings
 
 from analytics.models import SocketSpan, UserDay
+from chat import connection_closes, services
 from chat.moderation_models import Ban
 from chat.storage import get_store
 from chat.tests.conftest import OpenSocket, session_cookie
@@ -101,3 +105,44 @@ async def test_the_admission_counts_a_socket_once_and_not_one_the_quota_refused(
     assert await refused.receive_output(timeout=WAIT) == {"type": "websocket.close", "code": 4429}
     assert [d.sockets async for d in UserDay.objects.filter(user_id=str(user.pk))] == [1]
     assert await SocketSpan.objects.filter(user_id=str(user.pk)).acount() == 1
+
+
+@pytest.mark.usefixtures("storage_backend")
+async def test_sockets_closing_together_share_their_trips_and_leave_no_row_or_open_span(
+    trips: list[str], session_sockets: OpenSocket, storage_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stopping process closes its sockets all at once: the closes that come while one trip
+    deletes rows share the next (chat.connection_closes), where each close took three trips of
+    its own before (the row, the span, Channels' close_old_connections); on either store, no row
+    or open span is left behind. The first trip is held until the others have queued, so the
+    batches do not depend on the machine's speed."""
+    users = [f"user{n}" for n in range(12)]
+    comms = [await _open_and_join(session_sockets, await sync_to_async(session_cookie)(name)) for name in users]
+    user_ids = [str(u.pk) async for u in get_user_model().objects.filter(username__in=users)]
+    assert await SocketSpan.objects.filter(user_id__in=user_ids, closed_at__isnull=True).acount() == len(users)
+    store = get_store()
+    gate = threading.Event()
+    carried: list[int] = []  # rows per trip
+    real_delete = store.delete_connections
+
+    def held_delete(connection_ids: list[str]) -> None:
+        carried.append(len(connection_ids))
+        gate.wait(WAIT)
+        real_delete(connection_ids)
+
+    monkeypatch.setattr(store, "delete_connections", held_delete)
+    trips.clear()
+    closing = asyncio.gather(*(comm.disconnect(timeout=WAIT) for comm in comms))
+    queue = connection_closes.close_queue(services._close_rows)
+    async with asyncio.timeout(WAIT):
+        while sum(carried) + queue.waiting < len(users):
+            await asyncio.sleep(0.01)
+    gate.set()
+    await closing
+    assert sum(carried) == len(users) and len(carried) <= 2, carried
+    # Local: one trip for each batch's rows and spans; DynamoDB: one for the rows, one for the spans.
+    per_batch = ["_guarded"] if storage_backend == "local" else ["_guarded", "sockets_closed_here"]
+    assert trips == per_batch * len(carried), trips
+    for user_id in user_ids:
+        assert await sync_to_async(store.connections_for_user)(user_id=user_id, now=timezone.now()) == []
+    assert await SocketSpan.objects.filter(user_id__in=user_ids, closed_at__isnull=True).acount() == 0

@@ -521,6 +521,21 @@ def test_save_replaces_and_delete_removes_a_connection(store: ChatStore) -> None
     assert store.connections_on_instance(instance_id="i2", now=NOW) == []
 
 
+def test_delete_connections_removes_exactly_the_rows_named(store: ChatStore) -> None:
+    """Many rows in one call (past one DynamoDB batch of 25), an id named twice and one never
+    saved are fine; every other row stays."""
+    ttl = int(NOW.timestamp()) + 3600
+    rows = [connection(f"c{n}", user_id=f"u-{n % 3}", instance_id="i1", ttl=ttl, minute=n % 60) for n in range(40)]
+    for row in rows:
+        store.save_connection(row)
+    gone = [row.connection_id for row in rows[:31]]
+    store.delete_connections([*gone, "c0", "never-saved"])
+    store.delete_connections([])
+    assert {c.connection_id for c in store.connections_on_instance(instance_id="i1", now=NOW)} == {
+        row.connection_id for row in rows[31:]
+    }
+
+
 def test_a_delete_with_a_ttl_keeps_a_row_written_again_since(store: ChatStore) -> None:
     """A sweep deletes a row only as it read it: a row its process wrote again (a new ttl) stays."""
     ttl = int(NOW.timestamp()) + 3600
