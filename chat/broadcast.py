@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from asgiref.sync import AsyncToSync
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from chat import metrics
 from chat.events import RoomEvent
@@ -266,10 +267,48 @@ async def user_roles_changed(user_id: str) -> bool:
 
 
 async def typing(room_id: str, user_id: str, text: str) -> bool:
-    """Someone is typing in the room: its sockets (but the typist's) show it for a while."""
-    return await _control_send(
-        room_group(room_id), {"type": TYPING_EVENT, "room_id": room_id, "user_id": user_id, "text": text}
-    )
+    """Someone is typing in the room: its sockets (but the typist's) show it for a while.
+
+    The room's typing that reaches this process within CHAT_TYPING_BATCH_SECONDS goes out as
+    one event listing the typists (chat.typing_rules.typing_events reads it): with Redis one
+    PUBLISH per room and window, and one message for each process to read, where each typing
+    frame was one of each (typing with Redis cost 18-25.5 % more per delivery, against 8-18 %
+    on the in-memory layer: docs/performance.md). Every process hands a batch to its sockets
+    as it arrives, each socket in one write. False when the layer failed (logged); a batch
+    sent later reports nothing back, and a lost typing frame is repaired by the next one."""
+    window = settings.CHAT_TYPING_BATCH_SECONDS
+    typist = (user_id, text)
+    if window <= 0:
+        return await _control_send(room_group(room_id), _typing_event(room_id, [typist]))
+    loop = asyncio.get_running_loop()
+    pending = _typing_out.setdefault(loop, {})
+    batch = pending.get(room_id)
+    if batch is None:
+        batch = pending[room_id] = []
+        loop.call_later(window, _publish_typing_later, loop, pending, room_id)
+    batch.append(typist)
+    return True
+
+
+def _typing_event(room_id: str, typists: list[tuple[str, str]]) -> dict[str, Any]:
+    return {"type": TYPING_EVENT, "room_id": room_id, "typists": [list(typist) for typist in typists]}
+
+
+# Per event loop: room -> the typists of the window not yet published.
+_typing_out: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, list[tuple[str, str]]]] = (
+    weakref.WeakKeyDictionary()
+)
+_typing_tasks: set[asyncio.Task[bool]] = set()  # held until done: the loop keeps only weak references
+
+
+def _publish_typing_later(
+    loop: asyncio.AbstractEventLoop, pending: dict[str, list[tuple[str, str]]], room_id: str
+) -> None:
+    typists = pending.pop(room_id, [])
+    if typists:
+        task = loop.create_task(_control_send(room_group(room_id), _typing_event(room_id, typists)))
+        _typing_tasks.add(task)
+        task.add_done_callback(_typing_tasks.discard)
 
 
 async def presence(room_id: str, user_id: str, *, key: str, text: str) -> bool:

@@ -63,7 +63,7 @@ from chat.groups import (
     room_group,
     user_group,
 )
-from chat.typing_rules import batch_for
+from chat.typing_rules import batch_for, typing_events
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,6 @@ class RoomFanout:
         self._delivering = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._reported = (0, 0)  # the sequencer's counters as last recorded in metrics
-        self._typing: dict[str, list[dict[str, Any]]] = {}  # room -> typing events of the window
 
     # Membership -------------------------------------------------------------------------
 
@@ -317,15 +316,11 @@ class RoomFanout:
         members = list(self.members.get(room_id, ()))
         if event["type"] == PRESENCE_EVENT and len(members) > settings.CHAT_PRESENCE_ROOM_LIMIT:
             return  # a crowd: presence is read with the member list, not pushed to everyone
-        window = settings.CHAT_TYPING_BATCH_SECONDS
-        if event["type"] == TYPING_EVENT and window > 0:
-            # Typing comes in bursts from every member of a busy room: a window's frames go
-            # to each socket in one write (chat.typing_rules.batch_for).
-            pending = self._typing.setdefault(room_id, [])
-            pending.append(event)
-            if len(pending) == 1:
-                loop = asyncio.get_running_loop()
-                loop.call_later(window, lambda: loop.create_task(self._flush_typing(room_id)))
+        if event["type"] == TYPING_EVENT:
+            # Typing comes in bursts from every member of a busy room: each process publishes
+            # a window's typists in one event (chat.broadcast.typing), which goes to each
+            # socket in one write (chat.typing_rules.batch_for).
+            await self._offer_ephemeral(members, typing_events(event))
             return
         await self._offer_ephemeral(members, [event])
 
@@ -345,9 +340,6 @@ class RoomFanout:
                 if offer(event, frame) is Offer.SLOW:
                     with contextlib.suppress(Exception):
                         await socket.send_text(event["text"])  # type: ignore[attr-defined]
-
-    async def _flush_typing(self, room_id: str) -> None:
-        await self._offer_ephemeral(list(self.members.get(room_id, ())), self._typing.pop(room_id, []))
 
     async def _offer_ephemeral(self, members: list[RoomMember], events: list[dict[str, Any]]) -> None:
         if not events:

@@ -48,6 +48,21 @@ def batch_for(framed: list[tuple[str, bytes]], user_id: str | None, shared: byte
     return b"".join(frame for typist, frame in framed if typist != user_id)
 
 
+def typing_events(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """A typing event off the layer, as one event per typist ({"type", "room_id", "user_id",
+    "text"}). chat.broadcast.typing publishes a window's typists of a room in one event
+    (`typists`: [user id, frame text] pairs); an event without them, from a process that
+    published each frame on its own, names one typist, and is taken as it is."""
+    typists = event.get("typists")
+    if typists is None:
+        return [event]
+    return [
+        {"type": event["type"], "room_id": event["room_id"], "user_id": typist[0], "text": typist[1]}
+        for typist in typists
+        if isinstance(typist, list) and len(typist) == 2 and isinstance(typist[0], str) and isinstance(typist[1], str)
+    ]
+
+
 def may_type(*, archived: bool, read_only: bool, muted: bool, moderator: bool) -> bool:
     """Typing reaches a room only from someone who may post there now."""
     if archived or muted:

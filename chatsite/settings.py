@@ -736,7 +736,8 @@ if not 0 < CHAT_SESSION_RECHECK_SECONDS <= 86_400:
 CHAT_AWAY_AFTER_SECONDS = env_float("CHAT_AWAY_AFTER_SECONDS", 300.0)
 CHAT_PRESENCE_TTL_SECONDS = env_float("CHAT_PRESENCE_TTL_SECONDS", 45.0)
 CHAT_TYPING_INTERVAL_SECONDS = env_float("CHAT_TYPING_INTERVAL_SECONDS", 2.0)
-# Typing frames reaching a process within this window go to each socket in one write (0: at once).
+# A room's typing frames reaching a process within this window are published together and go
+# to each socket in one write (0: at once).
 CHAT_TYPING_BATCH_SECONDS = env_float("CHAT_TYPING_BATCH_SECONDS", 0.25)
 # Presence is pushed in rooms up to this many users present (per process, for the push):
 # past it, a connect storm would send every watcher a frame per user (issue 22); clients

@@ -220,9 +220,9 @@ async def test_a_crowded_room_gets_typing_but_no_pushed_presence(sockets: Any, r
 
 
 async def test_typing_in_one_window_reaches_each_socket_in_one_write_without_its_own(
-    sockets: Any, room: str, settings: Any
+    sockets: Any, room: str, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings.CHAT_TYPING_BATCH_SECONDS = 0.2
+    settings.CHAT_TYPING_BATCH_SECONDS = 1.5  # bob's frame lands in alice's window, even on a busy machine
     alice, alice_id = await sockets("alice")
     bob, bob_id = await sockets("bob")
     carol, carol_id = await sockets("carol")
@@ -232,9 +232,21 @@ async def test_typing_in_one_window_reaches_each_socket_in_one_write_without_its
         await show_presence(comm)
     for comm in (alice, bob, carol):  # the presence of the two others
         assert {(await recv_type(comm, "presence"))["status"] for _ in range(2)} == {"online"}
+    layer = get_channel_layer()
+    published: list[dict[str, Any]] = []
+    real_send = layer.group_send
+
+    async def spy(group: str, event: dict[str, Any]) -> None:
+        if event["type"] == "chat.typing":
+            published.append(event)
+        await real_send(group, event)
+
+    monkeypatch.setattr(layer, "group_send", spy)
     await alice.send_json_to({"action": "typing", "roomId": room})
     await bob.send_json_to({"action": "typing", "roomId": room})
     assert {(await recv_type(carol, "typing"))["userId"] for _ in range(2)} == {alice_id, bob_id}
+    # Both typists in one publish: with Redis one PUBLISH for the window, not one per frame.
+    assert [[typist[0] for typist in event["typists"]] for event in published] == [[alice_id, bob_id]]
     assert (await recv_type(alice, "typing"))["userId"] == bob_id  # never her own
     assert (await recv_type(bob, "typing"))["userId"] == alice_id
     for comm in (alice, bob):

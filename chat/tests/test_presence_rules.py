@@ -164,3 +164,17 @@ def test_a_batch_leaves_out_the_sockets_own_typing() -> None:
     assert batch_for(framed, None, b"ab") == b"ab"
     assert batch_for(framed, "1", b"ab") == b"b"
     assert batch_for([("1", b"a")], "1", b"a") == b""
+
+
+def test_a_published_batch_of_typists_is_read_as_one_event_each() -> None:
+    """A window's typists come in one layer event; one from a process that published each
+    frame on its own is taken as it is; a malformed entry is left out, not delivered."""
+    from chat.typing_rules import typing_events
+
+    batch = {"type": "chat.typing", "room_id": "r", "typists": [["1", "t1"], ["2", "t2"], ["3"], [4, "x"], "junk"]}
+    assert typing_events(batch) == [
+        {"type": "chat.typing", "room_id": "r", "user_id": "1", "text": "t1"},
+        {"type": "chat.typing", "room_id": "r", "user_id": "2", "text": "t2"},
+    ]
+    single = {"type": "chat.typing", "room_id": "r", "user_id": "1", "text": "t1"}
+    assert typing_events(single) == [single]
