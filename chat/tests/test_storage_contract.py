@@ -42,6 +42,7 @@ from chat.storage.dynamodb import DynamoDBClient, DynamoDBStore, ensure_tables, 
 from chat.storage.local import LocalStore
 from chatsite.dburl import database_from_url
 from tests.fixtures.aws import MotoServer
+from tests.fixtures.postgres import empty_tables
 from tests.fixtures.servers import free_port, wait_for_port
 
 T = TypeVar("T")
@@ -145,9 +146,7 @@ def _postgres_store(request: pytest.FixtureRequest) -> Iterator[ChatStore]:
     """
     url: str = request.getfixturevalue("postgres_url")
     with _default_database({**database_from_url(url), "CONN_MAX_AGE": 0, "OPTIONS": {}}):
-        with connections["default"].cursor() as cursor:
-            tables = [t for t in connections["default"].introspection.table_names(cursor) if t.startswith("chat_")]
-            cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        empty_tables(("chat_",))
         yield LocalStore()
 
 

@@ -19,6 +19,7 @@ from pytest_django.fixtures import Settings
 from chat.storage import get_store, schema
 from chat.storage.dynamodb import ensure_tables, make_client
 from chatsite.dburl import database_from_url
+from tests.fixtures.postgres import empty_tables
 
 
 @contextlib.contextmanager
@@ -44,10 +45,7 @@ def backend(request: pytest.FixtureRequest, settings: Settings, db: None) -> Ite
     elif request.param == "postgresql":
         url: str = request.getfixturevalue("postgres_url")
         with default_database({**database_from_url(url), "CONN_MAX_AGE": 0, "OPTIONS": {}}):
-            with connections["default"].cursor() as cursor:
-                names = connections["default"].introspection.table_names(cursor)
-                tables = [t for t in names if t.startswith(("chat_", "search_", "auth_user"))]
-                cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+            empty_tables(("chat_", "search_", "auth_user"))
             yield "postgresql"
     else:
         aws_env: dict[str, str] = request.getfixturevalue("aws_env")

@@ -33,6 +33,7 @@ from accounts.identity import Identity
 from chat.storage import get_store, schema
 from chat.storage.dynamodb import ensure_tables, make_client
 from chatsite.dburl import database_from_url
+from tests.fixtures.postgres import empty_tables
 
 SETUPS = ["files-sqlite", "files-postgresql", "s3-dynamodb", "s3-postgresql"]
 WAIT = 10.0
@@ -150,13 +151,7 @@ def setup(request: pytest.FixtureRequest, settings: Settings, tmp_path: Any) -> 
         if name.endswith("postgresql"):
             url: str = request.getfixturevalue("postgres_url")
             stack.enter_context(_default_database({**database_from_url(url), "CONN_MAX_AGE": 0, "OPTIONS": {}}))
-            with connections["default"].cursor() as cursor:
-                tables = [
-                    t
-                    for t in connections["default"].introspection.table_names(cursor)
-                    if t.startswith(("chat_", "uploads_", "auth_user", "analytics_"))
-                ]
-                cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+            empty_tables(("chat_", "uploads_", "auth_user", "analytics_"))
         yield Setup(name=name, bucket=bucket)
 
 
