@@ -270,12 +270,12 @@ async def typing(room_id: str, user_id: str, text: str) -> bool:
     """Someone is typing in the room: its sockets (but the typist's) show it for a while.
 
     The room's typing that reaches this process within CHAT_TYPING_BATCH_SECONDS goes out as
-    one event listing the typists (chat.typing_rules.typing_events reads it): with Redis one
-    PUBLISH per room and window, and one message for each process to read, where each typing
-    frame was one of each (typing with Redis cost 18-25.5 % more per delivery, against 8-18 %
-    on the in-memory layer: docs/performance.md). Every process hands a batch to its sockets
-    as it arrives, each socket in one write. False when the layer failed (logged); a batch
-    sent later reports nothing back, and a lost typing frame is repaired by the next one."""
+    one event listing the typists (chat.typing_rules.typing_events reads it): with Redis, one
+    PUBLISH per room and window and one message for each process to read, not one of each per
+    typing frame, which is most of what typing costs over Redis (docs/performance.md). Every
+    process hands a batch to its sockets as it arrives, each socket in one write. False when
+    the layer failed (logged); a batch sent later reports nothing back, and a lost typing
+    frame is repaired by the typist's next one."""
     window = settings.CHAT_TYPING_BATCH_SECONDS
     typist = (user_id, text)
     if window <= 0:

@@ -1,14 +1,13 @@
 """Closed sockets' connection rows, deleted many to a trip (group commit).
 
-A socket's close used to delete its row and close its analytics span in two trips to
-Django's sync thread, each with its own commit. When a process stops, its thousands of
-sockets close within the drain window, and those trips queued up behind each other: in a
-reconnect storm the stopping process went on deleting rows well after its drain, and until
-it exited its restarted self could not take a share of the reconnects (bench.storm,
-docs/performance.md). So closes are gathered: the first one goes at once, and every close
-that comes while a trip is running goes into the next trip. A lone close costs what it did;
-a burst costs one trip per CLOSES_PER_TRIP rows. Each close is answered after its trip, so
-a socket's cleanup still ends with its row gone (a stopping process waits for that).
+When a process stops, its thousands of sockets close within the drain window. A trip to
+Django's sync thread (with its commit) per close queues them up behind each other, and the
+process goes on deleting rows long after its drain, while its restarted self cannot yet take
+a share of the reconnects (bench.storm, docs/performance.md). So closes are gathered: the
+first one goes at once, and every close that comes while a trip is running goes into the
+next trip. A lone close costs one trip; a burst one trip per CLOSES_PER_TRIP rows. Each
+close is answered after its trip, so a socket's cleanup still ends with its row gone (a
+stopping process waits for that).
 
 The trip itself (the store, analytics) is the caller's: chat.services hands it in, as the
 fan-out is handed its gap reader.
@@ -41,7 +40,7 @@ class CloseQueue:
         self._trip = trip
         self._waiting: list[tuple[str, datetime, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
-        self.trips = 0  # made so far: the tests and the bench read it
+        self.trips = 0  # made so far (the tests read it)
 
     @property
     def waiting(self) -> int:
