@@ -78,6 +78,7 @@ HANDSHAKE_TIMEOUT_S = 30.0
 HAPROXY_CONFIG = """\
 global
     maxconn {maxconn}
+    stats socket {admin} mode 600 level admin
 
 defaults
     mode http
@@ -543,6 +544,12 @@ async def run_storm(args: argparse.Namespace, servers: list[Daphne], port: int, 
     t0 = time.monotonic()
     storm.restart_at = t0
     sent0, acked0 = storm.sent, storm.acked
+    server_name = f"daphne/d{victim.index}"
+    if args.deregister_first:
+        # As ECS does before it stops a task (and a release before SIGUSR1): the balancer
+        # stops sending the process new connections first; its open sockets stay.
+        answer = await haproxy_command(args.workdir, f"disable server {server_name}")
+        log(f"{server_name} taken out of the balancer{': ' + answer if answer else ''}")
     log(f"SIGTERM to process {victim.index} (pid {victim.proc.pid}); {storm.live()} sockets live")
     victim.proc.send_signal(signal.SIGTERM)
     old = victim.proc
@@ -560,6 +567,8 @@ async def run_storm(args: argparse.Namespace, servers: list[Daphne], port: int, 
         await asyncio.to_thread(victim.start)
         assert victim.proc is not None
         meter.add(victim.proc.pid)
+        if args.deregister_first:
+            await haproxy_command(args.workdir, f"enable server {server_name}")  # back once its checks pass
         log(f"process {victim.index} exited at {exited:.1f} s, up again at {time.monotonic() - t0:.1f} s")
         return exited
 
@@ -680,6 +689,22 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(values[max(0, math.ceil(q * len(values)) - 1)], 2)
 
 
+def haproxy_admin(workdir: Path) -> Path:
+    """HAProxy's admin socket (its runtime API), for --deregister-first."""
+    return workdir / "haproxy.sock"
+
+
+async def haproxy_command(workdir: Path, command: str) -> str:
+    """One command on HAProxy's runtime API, e.g. `disable server daphne/d0`; its answer."""
+    reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(haproxy_admin(workdir))), 5)
+    try:
+        writer.write(command.encode() + b"\n")
+        await writer.drain()
+        return (await asyncio.wait_for(reader.read(), 5)).decode().strip()
+    finally:
+        writer.close()
+
+
 def start_haproxy(workdir: Path, backends: list[Daphne], maxconn: int) -> tuple[subprocess.Popen[bytes], int]:
     if HAPROXY is None:
         raise SystemExit("storm: HAProxy is not installed (Debian: apt-get install -y haproxy)")
@@ -688,7 +713,7 @@ def start_haproxy(workdir: Path, backends: list[Daphne], maxconn: int) -> tuple[
         f"    server d{b.index} 127.0.0.1:{b.port} check inter 5s fall 2 rise 2 maxconn {maxconn}" for b in backends
     )
     config = workdir / "haproxy.cfg"
-    config.write_text(HAPROXY_CONFIG.format(port=port, servers=servers, maxconn=maxconn))
+    config.write_text(HAPROXY_CONFIG.format(port=port, servers=servers, maxconn=maxconn, admin=haproxy_admin(workdir)))
     check = subprocess.run([HAPROXY, "-c", "-q", "-f", str(config)], capture_output=True, text=True, timeout=30)
     if check.returncode:
         raise SystemExit(f"storm: haproxy config refused: {check.stdout}{check.stderr}")
@@ -720,6 +745,13 @@ def main() -> None:
         "d51b0d0: a socket the server closes right after opening keeps backing off), or once its socket opens "
         "(the client's rule before)",
     )
+    parser.add_argument(
+        "--deregister-first",
+        action="store_true",
+        help="take the process out of the balancer before its SIGTERM, as ECS does (HAProxy's runtime API), "
+        "and put it back once it is up again; without it, a `systemctl restart` the balancer learns of by "
+        "its checks",
+    )
     parser.add_argument("--seed", type=int, default=22)
     parser.add_argument("--out", type=Path, default=bench_run.RESULTS / "storm-latest.json")
     args = parser.parse_args()
@@ -729,6 +761,7 @@ def main() -> None:
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     workdir = bench_run.SCRATCH / run_id
     workdir.mkdir(parents=True, exist_ok=True)
+    args.workdir = workdir
     meta = bench_run.machine_meta([Path(sys.argv[0]).name, *sys.argv[1:]])
     if args.commit:
         bench_run.SERVER_ROOT, meta["servers_commit"] = bench_run.export_commit(args.commit, workdir)
@@ -784,6 +817,7 @@ def main() -> None:
             bench_run.drop_postgres_database(postgres_url)
     result["store"] = args.store
     result["backoff_reset"] = args.backoff_reset
+    result["deregister_first"] = args.deregister_first
     result["meta"] = {**meta, "seconds": round(time.monotonic() - started, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
