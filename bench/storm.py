@@ -4,6 +4,7 @@ HAProxy, one process restarted while messages flow, its sockets reconnecting and
     python -m bench.storm                      # 5,000 sockets, 50 rooms of 100, PostgreSQL + Redis
     python -m bench.storm --sockets 1000 --store sqlite
     python -m bench.storm --commit main        # the servers from a commit (git archive)
+    python -m bench.storm --deregister-first   # out of the balancer before the SIGTERM, as ECS does
 
 What it does, bounded in time at every step, everything on 127.0.0.1:
 1. Two Chatsite daphne processes (the store: PostgreSQL or one SQLite file; the channel
