@@ -106,3 +106,42 @@ def test_autobahns_per_connection_debug_line_is_formatted_only_when_shown() -> N
     assert formatted == []  # nothing formatted for a line nobody shows
     assert f"\n{value}" == "\noptions" and len(formatted) == 1
     assert str(autobahn_protocol.Timings()) == "{}"  # its one other use still returns a str
+
+
+def test_a_stop_closes_the_listening_ports_only_once_the_drain_is_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """daphne's ports are recorded as they open; a stop closes them after its drain (not
+    before: sockets that arrive meanwhile are told 1001 to go elsewhere), so that connections
+    arriving while the process exits are refused rather than accepted and then reset."""
+    import types
+
+    from twisted.internet.defer import Deferred
+
+    from chat.daphne_adapt import closing
+
+    listened: list[Any] = []
+
+    class Server:
+        def listen_success(self, port: Any) -> None:
+            listened.append(port)
+
+    class Port:
+        closed = 0
+
+        def stopListening(self) -> None:  # Twisted's name
+            self.closed += 1
+
+    monkeypatch.setitem(sys.modules, "daphne.server", types.SimpleNamespace(Server=Server))
+    monkeypatch.setattr(closing, "_ports", [])
+    assert closing.record_listening_ports()
+    ports = [Port(), Port()]
+    for port in ports:
+        Server().listen_success(port)
+    assert listened == ports  # daphne's own bookkeeping still runs
+
+    drained: Deferred[None] = Deferred()
+    drained.addBoth(closing._then_stop_listening)
+    assert [p.closed for p in ports] == [0, 0]  # the drain is still running
+    drained.callback(None)
+    assert [p.closed for p in ports] == [1, 1]
+    closing.stop_listening()  # a second stop closes nothing twice
+    assert [p.closed for p in ports] == [1, 1]
