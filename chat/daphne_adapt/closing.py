@@ -65,72 +65,25 @@ def allow_server_close_codes() -> bool:
     return True
 
 
-# daphne's listening ports, as they open (record_listening_ports).
-_ports: list[Any] = []
-
-
-def record_listening_ports() -> bool:
-    """Keep each port daphne listens on, so that a stop can close it (stop_listening)."""
-    module: Any = sys.modules.get("daphne.server")
-    if module is None:
-        return False
-    server_class = module.Server
-    if getattr(server_class, "chatsite_ports", False):
-        return True
-    original = server_class.listen_success
-
-    def listen_success(server: Any, port: Any) -> Any:
-        _ports.append(port)
-        return original(server, port)
-
-    server_class.listen_success = listen_success
-    server_class.chatsite_ports = True
-    return True
-
-
-def stop_listening() -> None:
-    """Close the listening ports once the drain is over. The process exits a second or two
-    later, and meanwhile the kernel would still accept connections that nobody answers: at
-    the exit they are reset, which a balancer reports as 502 (bench.storm: up to 175 in
-    one restart). A closed port refuses them instead, and a balancer that retries (HAProxy's
-    `retries` with `redispatch`) sends them to another process."""
-    while _ports:
-        port = _ports.pop()
-        try:
-            port.stopListening()
-        except Exception:
-            log.warning("could not close a listening port at shutdown", exc_info=True)
-
-
 def drain_on_shutdown(on_shutdown: Callable[[], asyncio.Future[Any] | None]) -> bool:
     """Run `on_shutdown` in Twisted's "before shutdown" phase; the shutdown waits for the
-    future it returns, then the listening ports close (stop_listening). Importing the reactor
-    here when daphne has not would install the wrong one, so this only hooks a reactor
-    already there."""
+    future it returns. Importing the reactor here when daphne has not would install the
+    wrong one, so this only hooks a reactor already there."""
     global _shutdown_hooked
     if _shutdown_hooked:
         return True
     reactor: Any = sys.modules.get("twisted.internet.reactor")
     if reactor is None:
         return False
-    record_listening_ports()
     from twisted.internet.defer import Deferred
 
     def trigger() -> Any:
         future = on_shutdown()
-        if future is None:
-            stop_listening()
-            return None
-        return Deferred.fromFuture(future).addBoth(_then_stop_listening)
+        return None if future is None else Deferred.fromFuture(future)
 
     reactor.addSystemEventTrigger("before", "shutdown", trigger)
     _shutdown_hooked = True
     return True
-
-
-def _then_stop_listening(result: Any) -> Any:
-    stop_listening()
-    return result  # a failure goes on to Twisted as it would have
 
 
 def close_handshake_timeout() -> bool:
