@@ -89,7 +89,7 @@ PAGE_SIZE: Final = 100
 # 100 appends in that time (each is a read and a transaction, one after the other).
 RECENT_WINDOW: Final = 100
 BATCH_GET_MAX: Final = 100  # keys per BatchGetItem (DynamoDB's limit)
-BATCH_GET_ATTEMPTS: Final = 8  # rounds for keys a throttled BatchGetItem (or BatchWriteItem) returns unprocessed
+BATCH_ATTEMPTS: Final = 8  # rounds for what a throttled BatchGetItem or BatchWriteItem returns unprocessed
 BATCH_WRITE_MAX: Final = 25  # requests per BatchWriteItem (DynamoDB's limit)
 
 # Cancellation reasons of a TransactWriteItems that are worth another round.
@@ -422,6 +422,22 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, min(APPEND_BACKOFF_CAP, APPEND_BACKOFF_BASE * 2**attempt)))  # noqa: S311
 
 
+def _until_processed(
+    send: Callable[..., dict[str, Any]], request: dict[str, Any], leftover: str
+) -> Iterator[dict[str, Any]]:
+    """Each response of a BatchGetItem or BatchWriteItem (`send`) and of its rounds for what
+    it left unprocessed (`leftover`: throttled keys or writes), backing off between rounds;
+    RuntimeError after BATCH_ATTEMPTS."""
+    for attempt in range(BATCH_ATTEMPTS):
+        response = send(RequestItems=request)
+        yield response
+        request = response.get(leftover) or {}
+        if not request:
+            return
+        _backoff(attempt)
+    raise RuntimeError(f"{leftover} left after {BATCH_ATTEMPTS} attempts")
+
+
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -602,15 +618,8 @@ class DynamoDBStore:
         found: list[Item] = []
         for start in range(0, len(keys), BATCH_GET_MAX):
             request: dict[str, Any] = {table: {"Keys": keys[start : start + BATCH_GET_MAX], "ConsistentRead": True}}
-            for attempt in range(BATCH_GET_ATTEMPTS):
-                response = self.client.batch_get_item(RequestItems=request)
+            for response in _until_processed(self.client.batch_get_item, request, "UnprocessedKeys"):
                 found += response.get("Responses", {}).get(table, [])
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                _backoff(attempt)
-            else:
-                raise RuntimeError(f"BatchGetItem left keys unprocessed after {BATCH_GET_ATTEMPTS} attempts")
         return found
 
     def public_room_ids(self) -> list[str]:
@@ -1143,26 +1152,12 @@ class DynamoDBStore:
     def _by_seq(self, room_id: str, seqs: list[int], now: datetime, *, messages_only: bool) -> list[LogEntry]:
         """The live entries among `seqs`, read by key (strongly consistent), in the order of `seqs`."""
         found: dict[int, LogEntry] = {}
-        for start in range(0, len(seqs), BATCH_GET_MAX):
-            keys = [
-                {"messageId": _s(message_id_for(room_id=room_id, seq=seq))}
-                for seq in seqs[start : start + BATCH_GET_MAX]
-            ]
-            request: dict[str, Any] = {self.tables.messages: {"Keys": keys, "ConsistentRead": True}}
-            for attempt in range(BATCH_GET_ATTEMPTS):
-                response = self.client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self.tables.messages, []):
-                    if messages_only and _is_event(item):
-                        continue
-                    entry = _entry(item)
-                    found[entry.seq] = entry
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                # Throttled keys come back unprocessed: back off, ask again for those only.
-                _backoff(attempt)
-            else:
-                raise RuntimeError(f"BatchGetItem left keys unprocessed after {BATCH_GET_ATTEMPTS} attempts")
+        keys = [{"messageId": _s(message_id_for(room_id=room_id, seq=seq))} for seq in seqs]
+        for item in self._batch_get(self.tables.messages, keys):
+            if messages_only and _is_event(item):
+                continue
+            entry = _entry(item)
+            found[entry.seq] = entry
         cutoff = _epoch(now)
         return [found[seq] for seq in seqs if seq in found and found[seq].ttl > cutoff]
 
@@ -1663,26 +1658,8 @@ class DynamoDBStore:
     def _read_items(self, keys: dict[str, str]) -> dict[str, int]:
         """BatchGetItem of read items by key; {name: lastReadSeq} for those that exist."""
         by_key = {key: name for name, key in keys.items()}
-        found: dict[str, int] = {}
-        wanted = list(by_key)
-        for start in range(0, len(wanted), BATCH_GET_MAX):
-            request: dict[str, Any] = {
-                self.tables.messages: {
-                    "Keys": [{"messageId": _s(key)} for key in wanted[start : start + BATCH_GET_MAX]],
-                    "ConsistentRead": True,
-                }
-            }
-            for attempt in range(BATCH_GET_ATTEMPTS):
-                response = self.client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self.tables.messages, []):
-                    found[by_key[_str(item, "messageId")]] = _int(item, "lastReadSeq")
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                _backoff(attempt)
-            else:
-                raise RuntimeError(f"BatchGetItem left keys unprocessed after {BATCH_GET_ATTEMPTS} attempts")
-        return found
+        items = self._batch_get(self.tables.messages, [{"messageId": _s(key)} for key in by_key])
+        return {by_key[_str(item, "messageId")]: _int(item, "lastReadSeq") for item in items}
 
     def read_seqs(self, *, user_id: str, room_ids: list[str]) -> dict[str, int]:
         return self._read_items({room: read_key(room_id=room, user_id=user_id) for room in dict.fromkeys(room_ids)})
@@ -1747,13 +1724,8 @@ class DynamoDBStore:
                     for connection_id in ids[start : start + BATCH_WRITE_MAX]
                 ]
             }
-            for attempt in range(BATCH_GET_ATTEMPTS):
-                request = self.client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
-                if not request:
-                    break
-                _backoff(attempt)
-            else:
-                raise RuntimeError(f"BatchWriteItem left deletes unprocessed after {BATCH_GET_ATTEMPTS} attempts")
+            for _ in _until_processed(self.client.batch_write_item, request, "UnprocessedItems"):
+                pass
 
     def _live_connections(self, *, index: str, attribute: str, value: str, now: datetime) -> list[ConnectionRecord]:
         items = self._query_key(

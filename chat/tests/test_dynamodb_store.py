@@ -21,7 +21,7 @@ from chat import services
 from chat.errors import ChatError, ErrorCode
 from chat.records import ReplyRef
 from chat.storage import get_store, schema
-from chat.storage.base import NewMessage
+from chat.storage.base import ConnectionRecord, NewMessage
 from chat.storage.dynamodb import AppendContention, DynamoDBClient, DynamoDBStore, ensure_tables, make_client
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -216,3 +216,71 @@ def test_a_thread_is_one_index_query_of_its_replies(store: DynamoDBStore, client
     assert requests[0]["IndexName"] == schema.REPLY_INDEX
     assert store.replies(room_id="lobby", message_id=root.message_id, limit=2, now=NOW) == thread[:2]
     assert store.replies(room_id="other", message_id=root.message_id, limit=50, now=NOW) == []
+
+
+class Throttling:
+    """The store's client, but each batch call leaves everything after the first request
+    unprocessed, as a throttled table answers, until `rounds` such answers were given."""
+
+    def __init__(self, client: DynamoDBClient, rounds: int) -> None:
+        self.client = client
+        self.rounds = rounds
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def _throttled(self, operation: str, leftover: str, first: Any, rest: Any, request: dict[str, Any]) -> Any:
+        self.calls.append(operation)
+        ((table, asked),) = request.items()
+        done, left = first(asked), rest(asked)
+        if self.rounds <= 0 or not left:
+            return getattr(self.client, operation)(RequestItems=request)
+        self.rounds -= 1
+        response = getattr(self.client, operation)(RequestItems={table: done})
+        response[leftover] = {table: left}
+        return response
+
+    def batch_get_item(self, *, RequestItems: dict[str, Any]) -> Any:
+        return self._throttled(
+            "batch_get_item",
+            "UnprocessedKeys",
+            lambda a: {**a, "Keys": a["Keys"][:1]},
+            lambda a: {**a, "Keys": a["Keys"][1:]} if a["Keys"][1:] else None,
+            RequestItems,
+        )
+
+    def batch_write_item(self, *, RequestItems: dict[str, Any]) -> Any:
+        return self._throttled("batch_write_item", "UnprocessedItems", lambda a: a[:1], lambda a: a[1:], RequestItems)
+
+
+def test_what_a_throttled_batch_leaves_unprocessed_is_asked_again_and_too_many_rounds_fail(
+    store: DynamoDBStore, client: DynamoDBClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BatchGetItem and BatchWriteItem answer part of a request and return the rest as
+    unprocessed when throttled: the store asks again for the rest only, and gives up with an
+    error (never a silent partial answer) after its bounded rounds."""
+    monkeypatch.setattr("chat.storage.dynamodb._backoff", lambda attempt: None)
+    for n in range(3):
+        store.ensure_room(room_id=f"room-{n}", name=f"Room {n}", created_by=None, now=NOW)
+    throttled = Throttling(client, rounds=2)
+    store.client = throttled
+    rooms = store.get_rooms(["room-0", "room-1", "room-2"])
+    assert sorted(r.room_id for r in rooms) == ["room-0", "room-1", "room-2"]
+    assert throttled.calls == ["batch_get_item"] * 3  # one, then one round for each leftover
+
+    ttl = int(NOW.timestamp()) + 3600
+    for n in range(3):
+        store.save_connection(
+            ConnectionRecord(
+                connection_id=f"c{n}", user_id="u-1", username="one", connected_at=NOW, ttl=ttl, instance_id="i1"
+            )
+        )
+    throttled.rounds, throttled.calls = 2, []
+    store.delete_connections(["c0", "c1", "c2"])
+    assert throttled.calls == ["batch_write_item"] * 3
+    assert store.connections_on_instance(instance_id="i1", now=NOW) == []
+
+    throttled.rounds = 100
+    with pytest.raises(RuntimeError, match="UnprocessedKeys left after"):
+        store.get_rooms([f"room-{n % 3}-{n}" for n in range(20)])
