@@ -425,11 +425,12 @@ def _backoff(attempt: int) -> None:
 def _until_processed(
     send: Callable[..., dict[str, Any]], request: dict[str, Any], leftover: str
 ) -> Iterator[dict[str, Any]]:
-    """Each response of a BatchGetItem or BatchWriteItem (`send`) and of its rounds for what
-    it left unprocessed (`leftover`: throttled keys or writes), backing off between rounds;
-    RuntimeError after BATCH_ATTEMPTS."""
+    """Each response of a BatchGetItem or BatchWriteItem (`send`, given the RequestItems) and
+    of its rounds for what it left unprocessed (`leftover`: throttled keys or writes), backing
+    off between rounds; RuntimeError after BATCH_ATTEMPTS. Callers pass a lambda that calls
+    the client, so that deploy/tests still finds each call the store makes (its IAM actions)."""
     for attempt in range(BATCH_ATTEMPTS):
-        response = send(RequestItems=request)
+        response = send(request)
         yield response
         request = response.get(leftover) or {}
         if not request:
@@ -618,7 +619,9 @@ class DynamoDBStore:
         found: list[Item] = []
         for start in range(0, len(keys), BATCH_GET_MAX):
             request: dict[str, Any] = {table: {"Keys": keys[start : start + BATCH_GET_MAX], "ConsistentRead": True}}
-            for response in _until_processed(self.client.batch_get_item, request, "UnprocessedKeys"):
+            for response in _until_processed(
+                lambda r: self.client.batch_get_item(RequestItems=r), request, "UnprocessedKeys"
+            ):
                 found += response.get("Responses", {}).get(table, [])
         return found
 
@@ -1724,7 +1727,9 @@ class DynamoDBStore:
                     for connection_id in ids[start : start + BATCH_WRITE_MAX]
                 ]
             }
-            for _ in _until_processed(self.client.batch_write_item, request, "UnprocessedItems"):
+            for _ in _until_processed(
+                lambda r: self.client.batch_write_item(RequestItems=r), request, "UnprocessedItems"
+            ):
                 pass
 
     def _live_connections(self, *, index: str, attribute: str, value: str, now: datetime) -> list[ConnectionRecord]:
