@@ -141,15 +141,27 @@ def event_of(result: _Changed | None) -> list[LogEntry]:
     return [] if result is None or result.event is None else [result.event]
 
 
-async def room_change(fn: Callable[..., T], /, *, stored: Callable[[T], Iterable[LogEntry]], **kwargs: Any) -> T:
+async def room_change(
+    fn: Callable[..., T],
+    /,
+    *,
+    stored: Callable[[T], Iterable[LogEntry]],
+    finish: Callable[[T], Awaitable[None]] | None = None,
+    **kwargs: Any,
+) -> T:
     """Make one room change with a store call, then send the room events it stored
     (without waiting for the channel layer: chat.broadcast.room_event_soon).
 
     The only way an async service sends a room event: `stored` picks the events out of
     the call's result, so there is no event to send before the write returned, and none
-    that was not written. (Zulip's send_event_on_commit, for a store call.)
+    that was not written. (Zulip's send_event_on_commit, for a store call.) `finish` is
+    the rest of the write, made before the events go out: a receiver acts on an event at
+    once (its browser loads a message's files as the message arrives), so what the event
+    names must already be in place.
     """
     result = await _store_call(fn, **kwargs)
+    if finish is not None:
+        await finish(result)
     entries = list(stored(result))
     for entry in entries:
         # Queued in the room's publisher: the caller's ack never waits for the layer (issue 24).
@@ -534,6 +546,13 @@ async def message_send(
         # The read above proposes the seq (chat.records.NewMessage.last_seq): no second read.
         new = replace(new, mentions=mentioned, attachments=files, last_seq=room.last_seq)
     checked = room
+
+    async def bind_files(message: MessageRecord) -> None:
+        # Before the broadcast: a receiver's browser asks for the files as the message arrives.
+        uploads = chat_attachments.provider()
+        assert uploads is not None  # _claim_attachments refused the message otherwise
+        await uploads.bind(upload_ids=attachments, room_id=room_id, message_id=message.message_id, ttl=message.ttl)
+
     try:
         if local:
             posted = await room_change(
@@ -544,6 +563,7 @@ async def message_send(
                 new=new,
                 room=room,
                 stored=lambda p: [p.result.message],
+                finish=(lambda p: bind_files(p.result.message)) if attachments else None,
             )
             room, result = posted.room, posted.result
         else:
@@ -553,7 +573,12 @@ async def message_send(
                 await _store_call(get_store().ensure_room, room_id=room_id, name="General", created_by=None, now=now)
             # A retry of a stored clientMessageId is broadcast again: receivers drop seqs they
             # have, and the first attempt may have died between the store and the broadcast.
-            result = await room_change(get_store().append_message, new=new, stored=lambda r: [r.message])
+            result = await room_change(
+                get_store().append_message,
+                new=new,
+                stored=lambda r: [r.message],
+                finish=(lambda r: bind_files(r.message)) if attachments else None,
+            )
     except (RoomNotFound, ChatError) as error:
         if checked is not None:
             # Checked in a trip of its own: the slow-mode wait does not count this attempt.
@@ -562,11 +587,6 @@ async def message_send(
         if isinstance(error, RoomNotFound):
             raise ChatError(ErrorCode.UNKNOWN_ROOM, f"room {room_id!r} does not exist", room_id=room_id) from None
         raise
-    if attachments:
-        uploads = chat_attachments.provider()
-        assert uploads is not None  # _claim_attachments refused the message otherwise
-        message = result.message
-        await uploads.bind(upload_ids=attachments, room_id=room_id, message_id=message.message_id, ttl=message.ttl)
     if not local and not result.created:
         # A retry of a message already stored is no new post (_post_stored gives it back itself).
         await database_sync_to_async(_slow_mode_give_back)(room=room, identity=identity, now=now)

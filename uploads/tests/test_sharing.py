@@ -3,7 +3,9 @@ embedded default (file system) and on S3 (moto), with SQLite, PostgreSQL and Dyn
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import time
 import types
@@ -25,6 +27,7 @@ from pytest_django.fixtures import Settings
 from chat import moderation, services
 from chat.storage import get_store
 from uploads.models import Upload
+from uploads.provider import UploadsProvider
 from uploads.tests.conftest import Setup, User, frame_of, make_user, users
 from uploads.tests.images import PDF, has_gps, jpeg_with_gps, png_with_gps
 
@@ -102,6 +105,49 @@ async def test_an_image_and_a_pdf_are_shared_and_reach_the_room(setup: Setup, so
     # What is stored: the verified file and the thumbnail, nothing left where the browser posts.
     keys = await sync_to_async(setup.keys)()
     assert keys == {f"files/{image['id']}", f"thumbs/{image['id']}", f"files/{pdf['id']}"}
+
+
+async def test_a_receiver_loads_the_files_the_moment_the_message_arrives(
+    setup: Setup, sockets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A browser asks for a message's thumbnail as the message frame arrives: the upload is
+    tied to its message before the frame goes out. (The tie was made after the broadcast; a
+    busy server answered the receiver's image 404 and it stayed broken.) The tie is held back
+    here until the receiver has the frame, or 2 s: whichever way round they run shows."""
+    alice, bob = await users("alice"), await users("bob")
+    await sync_to_async(_room)("photos")
+    image = await sync_to_async(alice.upload)("photos", "sunset.png", png_with_gps(64, 48), "image/png")
+    received = asyncio.Event()
+    bind = UploadsProvider.bind
+
+    async def held_bind(self: UploadsProvider, **kwargs: Any) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(received.wait(), 2)
+        await bind(self, **kwargs)
+
+    monkeypatch.setattr(UploadsProvider, "bind", held_bind)
+    watcher = await sockets(bob)
+    await watcher.send_json_to({"action": "joinRoom", "roomId": "photos"})
+    await frame_of(watcher, "joined", roomId="photos")
+    socket = await sockets(alice)
+    await socket.send_json_to({"action": "joinRoom", "roomId": "photos"})
+    await frame_of(socket, "joined", roomId="photos")
+    await socket.send_json_to(
+        {
+            "action": "sendMessage",
+            "roomId": "photos",
+            "message": "",
+            "clientMessageId": "m1",
+            "attachments": [image["id"]],
+        }
+    )
+    seen = await frame_of(watcher, "message", clientMessageId="m1")
+    thumbnail = await sync_to_async(fetch)(bob.client, seen["attachments"][0]["thumbnailUrl"])
+    full = await sync_to_async(fetch)(bob.client, seen["attachments"][0]["url"])
+    received.set()
+    assert (thumbnail[0], full[0]) == (200, 200)
+    assert full[1].startswith(b"\x89PNG")
+    await frame_of(socket, "message", clientMessageId="m1")
 
 
 async def test_a_jpeg_loses_its_location_and_text_goes_with_files(setup: Setup, sockets: Any) -> None:
