@@ -228,6 +228,8 @@ class Chatsite:
         elif kind == "presence":
             gen.presence_received += 1
             conn.presence_frames += 1
+            users = frame.get("users")  # a window's changes in one frame (docs/protocol.md)
+            gen.presence_updates += len(users) if isinstance(users, list) else 1
         elif kind == "readState":
             gen.read_states_received += 1
         elif kind == "pong":
@@ -396,6 +398,7 @@ class LoadGen:
         # then receive presence frames (`--presence`, issue 22 goal 5).
         self.show_presence = False
         self.presence_received = 0
+        self.presence_updates = 0  # the users' changes those frames told
         self.connect_errors = 0
         self.budget_s: float | None = plan.get("budget_s")
         self.deadline: float | None = None
@@ -651,7 +654,7 @@ class LoadGen:
         await self.close_group()  # the idle figure needs a fresh group
         await self.settle()  # the closed group's presence changes are not this load's
         self.show_presence = bool(spec.get("presence"))
-        presence0 = self.presence_received
+        presence0, updates0 = self.presence_received, self.presence_updates
         try:
             group = await self.ensure_group(
                 spec["rooms"], spec["members"], spec.get("connect_max_s"), spec.get("profile")
@@ -679,6 +682,7 @@ class LoadGen:
             await self.settle()
             per_socket = [c.presence_frames for room in group.conns for c in room]
             row["presence_frames"] = self.presence_received - presence0
+            row["presence_updates"] = self.presence_updates - updates0
             row["presence_frames_per_socket"] = round(row["presence_frames"] / max(1, len(per_socket)), 1)
             row["presence_frames_max_socket"] = max(per_socket, default=0)
         if not spec.get("keep"):

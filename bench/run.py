@@ -142,12 +142,13 @@ def typing_plan() -> list[dict[str, Any]]:
     ]
 
 
-def presence_plan() -> list[dict[str, Any]]:
-    """Issue 22, goal 5: 5,000 sockets connect, in rooms of 100 and in rooms of 1000, without
-    and with `presence` (each socket asks for presence frames once joined, as the UIs do):
-    how many presence frames reach the sockets, and what asking for them costs a connect."""
-    small = {"rooms": 50, "members": 100, "hold_s": 5}
-    big = {"rooms": 5, "members": 1000, "hold_s": 5}
+def presence_plan(sockets: int = 5000) -> list[dict[str, Any]]:
+    """Issue 22, goal 5: 5,000 sockets (`sockets`, a multiple of 1000) connect, in rooms of
+    100 and in rooms of 1000, without and with `presence` (each socket asks for presence
+    frames once joined, as the UIs do): how many presence frames reach the sockets, and what
+    asking for them costs a connect."""
+    small = {"rooms": sockets // 100, "members": 100, "hold_s": 5}
+    big = {"rooms": sockets // 1000, "members": 1000, "hold_s": 5}
     return [
         {"kind": "idle", **small},
         {"kind": "idle", **small, "presence": True},
@@ -1005,6 +1006,9 @@ def main() -> None:
         help="5,000 sockets connecting without and with presence frames (with --profile: the sockets ask for them)",
     )
     parser.add_argument(
+        "--presence-sockets", type=int, default=5000, help="sockets for --presence, a multiple of 1000 (default 5000)"
+    )
+    parser.add_argument(
         "--mark-read",
         nargs="?",
         const=100.0,
@@ -1059,6 +1063,8 @@ def main() -> None:
         parser.error("--profile-shape is ROOMSxMEMBERS, e.g. 20x10")
     if min(rooms, members) < 1:
         parser.error("--profile-shape is ROOMSxMEMBERS, e.g. 20x10")
+    if args.presence_sockets < 1000 or args.presence_sockets % 1000:
+        parser.error("--presence-sockets is a multiple of 1000")
     started = time.monotonic()
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     workdir = SCRATCH / run_id
@@ -1068,7 +1074,7 @@ def main() -> None:
         if args.profile
         else typing_plan()
         if args.typing
-        else presence_plan()
+        else presence_plan(args.presence_sockets)
         if args.presence
         else read_plan(args.mark_read, floor=args.read_floor)
         if args.mark_read
