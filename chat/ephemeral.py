@@ -4,7 +4,9 @@ Handles the `typing` and `presence` actions, reports the socket's presence as it
 joins and leaves rooms, turns idle and closes (chat.presence), and takes the ephemeral
 events the fan-out offers (chat.fanout): written as ready-made bytes like room messages,
 with no seq and no lock, since nothing about them needs ordering or repair. A presence
-event reaches a socket once per change of that user, however many rooms they share.
+event reaches a socket once per change of that user, however many rooms they share, and
+the changes of one window (CHAT_PRESENCE_BATCH_SECONDS) reach it in one frame: when a room
+connects at once, each watcher gets a frame per window rather than one per user.
 
 Only sockets that have sent a `presence` action receive typing and presence frames: a
 client that shows them says so first (docs/protocol.md), and a client written before them
@@ -14,8 +16,12 @@ Every socket counts towards its user's presence either way.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
 
 from accounts.identity import Identity
 from chat import protocol
@@ -23,10 +29,11 @@ from chat.daphne_adapt.frames import FrameWriter, text_frame
 from chat.delivery import SocketDelivery
 from chat.errors import ChatError, ErrorCode
 from chat.fanout import Offer
-from chat.groups import MEMBER_PRESENCE_EVENT, PRESENCE_EVENT
 from chat.presence import fellows_present, local_presence, presence_key, present_in
-from chat.presence_rules import ACTIVE, CLOSED, IDLE, presence_frame
+from chat.presence_rules import ACTIVE, CLOSED, IDLE, presence_batch, presence_frame
 from chat.typing_service import typing_send
+
+_sending: set[asyncio.Task[None]] = set()  # held until done: the loop keeps only weak references
 
 # Frames that say nothing about the user being there: the client's heartbeat and tokens.
 _NOT_ACTIVITY = (protocol.Ping, protocol.Authenticate, protocol.RefreshToken, protocol.SetPresence)
@@ -45,12 +52,16 @@ class EphemeralSocket:
     ephemeral_wanted = False  # the client sent `presence`: it shows typing and presence
     last_active = 0.0
     _presence_known: dict[str, str] | None = None  # user id -> the last change this socket got
+    _presence_pending: dict[str, str] | None = None  # user id -> their latest change's frame, unwritten
+    _presence_flush: asyncio.TimerHandle | None = None
 
     if TYPE_CHECKING:
 
         def joined_rooms(self) -> list[str]: ...
 
         async def send_frame(self, frame: dict[str, Any]) -> None: ...
+
+        async def send(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None: ...
 
     def presence_user(self) -> str | None:
         return self.identity.user_id if self.identity is not None else None
@@ -75,27 +86,47 @@ class EphemeralSocket:
         known = self._presence_known
         if known is None:
             known = self._presence_known = {}
-        snapshot = []
         for user_id, presence in (await present_in(room_id)).items():
             key = presence_key(presence)
             if user_id != self.identity.user_id and known.get(user_id) != key:
                 known[user_id] = key
-                snapshot.append(presence_frame(user_id, presence))
-        await self._send_snapshot(snapshot)
+                self._queue_presence(user_id, protocol.encode(presence_frame(user_id, presence)))
+        self._flush_presence()
 
-    async def _send_snapshot(self, snapshot: list[dict[str, Any]]) -> None:
-        """A snapshot's presence frames in one write: a socket that joins a room of 100
-        gets up to 99 of them, and one system call each was most of what asking for
-        presence cost a connect (docs/performance.md). The ASGI way, one by one, when the
-        socket cannot take bytes now."""
-        if not snapshot:
+    def _queue_presence(self, user_id: str, text: str) -> None:
+        """A change of `user_id`'s presence for this socket, written with the window's others:
+        a user's latest change replaces an unwritten one."""
+        pending = self._presence_pending
+        if pending is None:
+            pending = self._presence_pending = {}
+        pending.pop(user_id, None)
+        pending[user_id] = text
+        if self._presence_flush is None:
+            delay = settings.CHAT_PRESENCE_BATCH_SECONDS
+            if delay <= 0:
+                self._flush_presence()
+                return
+            self._presence_flush = asyncio.get_running_loop().call_later(delay, self._flush_presence)
+
+    def _flush_presence(self) -> None:
+        """The pending changes in one frame (a snapshot: at once). Straight to daphne's
+        socket when its writer takes the bytes, else the ASGI way in a task of its own."""
+        if self._presence_flush is not None:
+            self._presence_flush.cancel()
+            self._presence_flush = None
+        pending, self._presence_pending = self._presence_pending, None
+        if not pending or self.disconnected:
             return
-        if self.frames is not None and self.frames.write(
-            b"".join(text_frame(protocol.encode(frame)) for frame in snapshot)
-        ):
+        text = presence_batch(list(pending.values()))
+        if self.frames is not None and self.frames.write(text_frame(text)):
             return
-        for frame in snapshot:
-            await self.send_frame(frame)
+        task = asyncio.get_running_loop().create_task(self._send_presence(text))
+        _sending.add(task)
+        task.add_done_callback(_sending.discard)
+
+    async def _send_presence(self, text: str) -> None:
+        with contextlib.suppress(Exception):  # a socket closing meanwhile: nothing to tell
+            await self.send(text_data=text)
 
     async def presence_closed(self) -> None:
         await local_presence().report(self, CLOSED)
@@ -128,13 +159,12 @@ class EphemeralSocket:
         known = self._presence_known
         if known is None:
             known = self._presence_known = {}
-        snapshot = []
         for user_id, presence in (await fellows_present(self.identity.user_id)).items():
             key = presence_key(presence)
             if known.get(user_id) != key:
                 known[user_id] = key
-                snapshot.append(presence_frame(user_id, presence))
-        await self._send_snapshot(snapshot)
+                self._queue_presence(user_id, protocol.encode(presence_frame(user_id, presence)))
+        self._flush_presence()
 
     async def on_presence(self, command: protocol.SetPresence) -> None:
         if not self.ephemeral_wanted:
@@ -154,9 +184,8 @@ class EphemeralSocket:
 
     # Events from the fan-out ------------------------------------------------------------
 
-    def offer_ephemeral(self, event: dict[str, Any], frame: bytes) -> Offer:
-        """Write a typing or presence event's ready-made frame, or say how else to send it.
-        Never the user's own events; a presence change once per socket."""
+    def _wants(self, event: dict[str, Any]) -> bool:
+        """Never the user's own events, nor a room's this socket has not joined."""
         identity = self.identity
         if (
             not self.ephemeral_wanted
@@ -164,15 +193,25 @@ class EphemeralSocket:
             or identity is None
             or event.get("user_id") == identity.user_id
         ):
-            return Offer.SKIPPED
+            return False
         room_id = event.get("room_id")  # none on a co-member's presence: it is for this user
-        if room_id is not None and not self.core.joined(room_id):
+        return room_id is None or self.core.joined(room_id)
+
+    def offer_ephemeral(self, event: dict[str, Any], frame: bytes) -> Offer:
+        """Write a typing event's ready-made frame, or say how else to send it."""
+        if not self._wants(event):
             return Offer.SKIPPED
-        if event["type"] in (PRESENCE_EVENT, MEMBER_PRESENCE_EVENT):
-            known = self._presence_known
-            if known is None:
-                known = self._presence_known = {}
-            if known.get(event["user_id"]) == event["key"]:
-                return Offer.SKIPPED
-            known[event["user_id"]] = event["key"]
         return Offer.SENT if self.frames is not None and self.frames.write(frame) else Offer.SLOW
+
+    def offer_presence(self, event: dict[str, Any]) -> None:
+        """A presence change (PRESENCE_EVENT or MEMBER_PRESENCE_EVENT), once per change of
+        that user, written with the window's others."""
+        if not self._wants(event):
+            return
+        known = self._presence_known
+        if known is None:
+            known = self._presence_known = {}
+        if known.get(event["user_id"]) == event["key"]:
+            return
+        known[event["user_id"]] = event["key"]
+        self._queue_presence(event["user_id"], event["text"])

@@ -322,24 +322,26 @@ class RoomFanout:
             # socket in one write (chat.typing_rules.batch_for).
             await self._offer_ephemeral(members, typing_events(event))
             return
+        if event["type"] == PRESENCE_EVENT:
+            for member in members:
+                offer = getattr(member, "offer_presence", None)
+                if offer is not None:
+                    offer(event)  # gathered per socket for a window (chat.ephemeral)
+            return
         await self._offer_ephemeral(members, [event])
 
     async def _fan_out_member_presence(self, event: dict[str, Any]) -> None:
         """A user's presence to this process's sockets of the users sharing a room with
-        them (chat.presence.announce): framed once, each socket once per change."""
+        them (chat.presence.announce): each socket once per change, gathered per socket for
+        a window (chat.ephemeral)."""
         recipients = event.get("recipients")
         if not isinstance(recipients, list):
             return
-        frame: bytes | None = None
         for user_id in recipients:
             for socket in list(self.users.get(user_id, ()) if isinstance(user_id, str) else ()):
-                offer = getattr(socket, "offer_ephemeral", None)
-                if offer is None:
-                    continue
-                frame = frame or frames.text_frame(event["text"])
-                if offer(event, frame) is Offer.SLOW:
-                    with contextlib.suppress(Exception):
-                        await socket.send_text(event["text"])  # type: ignore[attr-defined]
+                offer = getattr(socket, "offer_presence", None)
+                if offer is not None:
+                    offer(event)
 
     async def _offer_ephemeral(self, members: list[RoomMember], events: list[dict[str, Any]]) -> None:
         if not events:

@@ -214,3 +214,13 @@ def presence_frame(user_id: str, presence: UserPresence) -> dict[str, Any]:
         "status": presence.status,
         "lastSeenAt": _timestamp(presence.last_seen_at),
     }
+
+
+def presence_batch(texts: list[str]) -> str:
+    """The frame for the presence changes a socket is told at once, given their encoded
+    `presence_frame`s: the frame itself when there is one, else
+    `{"type": "presence", "users": [<frame>, ...]}` (docs/protocol.md). Joined, not encoded
+    again: in a connect storm every socket of a room gets a batch each window."""
+    if len(texts) == 1:
+        return texts[0]
+    return '{"type":"presence","users":[' + ",".join(texts) + "]}"

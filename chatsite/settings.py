@@ -745,6 +745,12 @@ CHAT_TYPING_BATCH_SECONDS = env_float("CHAT_TYPING_BATCH_SECONDS", 0.25)
 CHAT_PRESENCE_ROOM_LIMIT = env_int("CHAT_PRESENCE_ROOM_LIMIT", 200, minimum=0)
 if not (0 < CHAT_AWAY_AFTER_SECONDS <= 86_400 and 0.3 <= CHAT_PRESENCE_TTL_SECONDS <= 3600):
     raise ImproperlyConfigured("CHAT_AWAY_AFTER_SECONDS must be 0-86400 s and CHAT_PRESENCE_TTL_SECONDS 0.3-3600 s")
+# The presence changes a socket is told within this window go to it in one frame (a
+# `presence` frame with `users` when there are several; 0: each at once): a room connecting
+# at once costs each watcher a frame per window, not one per user (issue 22).
+CHAT_PRESENCE_BATCH_SECONDS = env_float("CHAT_PRESENCE_BATCH_SECONDS", 0.5)
+if not 0 <= CHAT_PRESENCE_BATCH_SECONDS <= 10:
+    raise ImproperlyConfigured("CHAT_PRESENCE_BATCH_SECONDS must be between 0 and 10 seconds")
 
 # --- Operations (chatsite/ops: health, metrics, logs; docs/operations.md) ---------------
 # /metrics answers a bearer token or a staff session; there is no default token.

@@ -28,6 +28,7 @@ from chat.errors import ChatError, ErrorCode
 from chat.records import MEMBER, OWNER, Membership
 from chat.storage import get_store
 from chat.tests.conftest import OpenSocket
+from tests.frames import as_read
 
 WAIT = 10.0
 
@@ -147,7 +148,7 @@ class Person:
             if left <= 0:
                 raise AssertionError(f"{self.name}: no matching frame in {timeout}s; got {self.frames}")
             try:
-                self.frames.append(await self.socket.receive_json_from(timeout=left))
+                self.frames.extend(as_read(await self.socket.receive_json_from(timeout=left)))
             except TimeoutError:
                 continue
 

@@ -20,6 +20,7 @@ from django.test import Client
 from chat import presence, services
 from chat.moderation_models import Mute
 from chatsite.asgi import application
+from tests.frames import as_read
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -62,9 +63,13 @@ async def sockets() -> AsyncIterator[Callable[[str], Awaitable[tuple[WebsocketCo
 
 
 async def recv(comm: WebsocketCommunicator) -> Frame:
-    frame = await comm.receive_json_from(timeout=WAIT)
-    assert isinstance(frame, dict)
-    return frame
+    """The next frame, as the client reads it (a window's presence changes one by one)."""
+    left: list[Frame] = comm.__dict__.setdefault("unread_frames", [])
+    if not left:
+        frame = await comm.receive_json_from(timeout=WAIT)
+        assert isinstance(frame, dict)
+        left.extend(as_read(frame))
+    return left.pop(0)
 
 
 async def recv_type(comm: WebsocketCommunicator, kind: str) -> Frame:
@@ -195,6 +200,43 @@ async def test_two_tabs_are_one_user_and_a_socket_that_did_not_ask_gets_no_prese
     assert await recv(plain) == {"type": "pong"}
     await post(tab2, room, "sent")
     assert (await recv_type(plain, "message"))["message"] == "sent"  # no presence nor typing before it
+
+
+async def test_a_room_connecting_at_once_costs_a_watcher_one_frame(sockets: Any, room: str, settings: Any) -> None:
+    """Three users enter the room alice watches within one window: she gets one frame that
+    lists them, not three (issue 22: a connect storm's presence frames are bounded). The
+    window is long here, and alice's join of another room writes it out at once (a join's
+    picture of the room goes out at once, with what was waiting): no test clock to race."""
+    settings.CHAT_PRESENCE_BATCH_SECONDS = 60
+    await sync_to_async(services.room_create)(room_id="annex", name="Annex")
+    alice, _ = await sockets("alice")
+    await show_presence(alice)
+    await join(alice, room)
+    entered = {}
+    for name in ("bob", "carol", "dave"):
+        comm, user_id = await sockets(name)
+        await join(comm, room)
+        entered[user_id] = comm
+    await join(alice, "annex")
+    frame = await alice.receive_json_from(timeout=WAIT)
+    assert frame["type"] == "presence" and set(frame) == {"type", "users"}, frame
+    assert sorted(u["userId"] for u in frame["users"]) == sorted(entered)
+    assert {(u["type"], u["status"]) for u in frame["users"]} == {("presence", "online")}
+    await alice.send_json_to({"action": "ping"})
+    assert await recv(alice) == {"type": "pong"}  # and no frame per user after it
+
+
+async def test_a_lone_change_comes_as_a_frame_of_its_own_after_the_window(
+    sockets: Any, room: str, settings: Any
+) -> None:
+    settings.CHAT_PRESENCE_BATCH_SECONDS = 0.05
+    alice, _ = await sockets("alice")
+    await show_presence(alice)
+    await join(alice, room)
+    bob, bob_id = await sockets("bob")
+    await join(bob, room)
+    frame = await alice.receive_json_from(timeout=WAIT)
+    assert frame == {"type": "presence", "userId": bob_id, "status": "online", "lastSeenAt": frame["lastSeenAt"]}
 
 
 async def test_bad_presence_status_is_a_clear_error(sockets: Any) -> None:

@@ -24,6 +24,13 @@ from chat.tests.test_people import Person, _is, _person
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 
+@pytest.fixture(autouse=True)
+def presence_at_once(settings: Any) -> None:
+    """Each change written at once, so that a ping's pong marks the end of what a socket was
+    told (the window's one frame is test_presence_consumer's)."""
+    settings.CHAT_PRESENCE_BATCH_SECONDS = 0
+
+
 async def _showing(person: Person) -> Person:
     """The socket shows presence (as both UIs do right after opening), its first picture taken."""
     await person.send({"action": "presence", "status": "online"})

@@ -333,3 +333,30 @@ describe('reconnecting', () => {
     expect(second.sentActions('sendMessage').map((f) => f.clientMessageId)).toEqual([id]);
   });
 });
+
+describe('presence frames', () => {
+  it('hands on a window of presence changes as one event per user, to both listeners', async () => {
+    const conn = connection({ presence: true });
+    const heard = record(conn, 'presence');
+    const frames = [];
+    conn.on('frame', (frame) => frames.push(frame));
+    const socket = await joinGeneral(conn);
+    socket.deliver({ type: 'presence', userId: '7', status: 'online', lastSeenAt: null });
+    socket.deliver({
+      type: 'presence',
+      users: [
+        { type: 'presence', userId: '8', status: 'away', lastSeenAt: '2026-11-26T09:59:00.000Z' },
+        null,
+        { type: 'presence', userId: '9', status: 'offline', lastSeenAt: '2026-11-26T09:58:00.000Z' },
+      ],
+    });
+    expect(heard.map((p) => [p.userId, p.status])).toEqual([
+      ['7', 'online'],
+      ['8', 'away'],
+      ['9', 'offline'],
+    ]);
+    const presenceFrames = frames.filter((f) => f.type === 'presence');
+    expect(presenceFrames.map((f) => f.userId)).toEqual(['7', '8', '9']);
+    expect(presenceFrames.every((f) => f.users === undefined)).toBe(true);
+  });
+});

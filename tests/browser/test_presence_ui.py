@@ -8,10 +8,11 @@ The same state code (static/chat/core/presence.js, typing.js) drives both UIs.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -98,3 +99,40 @@ async def test_typing_and_presence_show_live_in_both_uis(
     await expect(bob_dot).to_have_attribute("title", re.compile(r"^offline · last seen "))
     await alice.page.screenshot(path=str(SCREENSHOTS / f"presence-{ui_name}-offline.png"))
     assert alice.page_errors == [] and carol.page_errors == []
+
+
+@pytest.mark.usefixtures("react_build")
+@pytest.mark.parametrize("ui_name", ["template", "react"])
+async def test_a_frame_listing_several_users_shows_each_of_them(
+    ui_name: str, daphne_factory: DaphneFactory, new_user: NewUser
+) -> None:
+    """The server tells a window's presence changes in one frame (`users`, docs/protocol.md);
+    a socket's first picture of a room is one such frame. bob and carol are in the room when
+    alice opens it: her page gets them in one frame and shows both online."""
+    ui = UIS[ui_name]
+    server = daphne_factory(CHAT_PRESENCE_BATCH_SECONDS="10")  # the longest: first pictures only
+    tag = uuid.uuid4().hex[:4]
+    alice = await new_user(server, f"alice{tag}")
+    others = [await new_user(server, f"{name}{tag}") for name in ("bob", "carol")]
+    for user, text in zip(others, ("from bob", "from carol"), strict=True):
+        await open_room(user, server, ui, "general")
+        await user.page.locator(ui["composer"]).fill(text)
+        await user.page.locator(ui["composer"]).press("Enter")
+        await expect(user.page.locator(ui["line"]).filter(has_text=text)).to_have_count(1)
+    lists: list[list[str]] = []
+
+    def on_socket(socket: Any) -> None:
+        def received(payload: str | bytes) -> None:
+            frame = json.loads(payload)
+            if frame.get("type") == "presence" and isinstance(frame.get("users"), list):
+                lists.append(sorted(u["userId"] for u in frame["users"]))
+
+        socket.on("framereceived", received)
+
+    alice.page.on("websocket", on_socket)
+    await open_room(alice, server, ui, "general")
+    for text in ("from bob", "from carol"):
+        await expect(dot_of(alice, ui, text)).to_have_attribute("data-status", "online")
+    assert lists and all(len(users) == 2 for users in lists), lists
+    await alice.page.screenshot(path=str(SCREENSHOTS / f"presence-{ui_name}-listed.png"))
+    assert alice.page_errors == []

@@ -33,6 +33,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from chat import events
+from tests.frames import as_read
 
 Frame = dict[str, Any]
 
@@ -143,7 +144,8 @@ class ChatClient:
         try:
             async for raw in ws:
                 assert isinstance(raw, str), "the server sent a binary frame"
-                self._accept(json.loads(raw))
+                for frame in as_read(json.loads(raw)):
+                    self._accept(frame)
                 async with self._changed:
                     self._changed.notify_all()
         except ConnectionClosed:

@@ -28,6 +28,7 @@
 
 import { addHistory, join, messageOf, newRoom, receive, snapshot, Verdict } from './rooms.js';
 import { isChangeError } from './changes.js';
+import { presenceFrames } from './presence.js';
 
 export const ConnectionState = Object.freeze({
   IDLE: 'idle',
@@ -152,6 +153,7 @@ export function parseExpiresAt(value) {
  *   banned       {reason, until}   this user is banned: the socket closes with 4403 next, and
  *                the `state` event of FORBIDDEN carries it as `ban` (null: no reason was sent)
  *   presence     {userId, status, lastSeenAt}   (with `presence: true`) a user's presence changed
+ *                (a frame listing several users' changes is emitted as one event per user)
  *   typing       {roomId, userId, username}     (with `presence: true`) someone is typing
  *   outbox       [{clientMessageId, roomId, text, attachments, status, code?, error?, retrying?, retryAt?, seq?}]
  *                status: pending | sent | failed; retrying: the error code a retry waits out,
@@ -537,6 +539,11 @@ export class ChatConnection {
       return;
     }
     if (!frame || typeof frame !== 'object') return;
+    // A window's presence changes come in one frame: each is handled as a frame of its own.
+    for (const one of presenceFrames(frame)) this.onFrame(one);
+  }
+
+  onFrame(frame) {
     // Every frame, for modules that speak a part of the protocol of their own (people.js).
     this.emit('frame', frame);
     switch (frame.type) {

@@ -3,6 +3,8 @@
  * Pure state, no DOM, no React; both UIs render from it. Protocol: docs/protocol.md,
  * "Presence and typing".
  *
+ * presenceFrames: a `presence` frame with `users` (a window's changes) as one frame per user.
+ *
  * createPresenceBook: `presence` frames in; `of(userId)` -> {status, lastSeenAt} out
  * (offline and never seen for a user no frame has mentioned).
  *
@@ -35,6 +37,16 @@ export function createPresenceBook({ onChange = () => {} } = {}) {
       return Object.fromEntries(users);
     },
   };
+}
+
+/**
+ * The presence frames one server frame stands for: the server sends the changes of a short
+ * window together as {type: 'presence', users: [frame, ...]} (docs/protocol.md), and one
+ * change as the frame itself. Anything else: itself.
+ */
+export function presenceFrames(frame) {
+  if (frame?.type !== 'presence' || !Array.isArray(frame.users)) return [frame];
+  return frame.users.filter((one) => one && typeof one === 'object').map((one) => ({ ...one, type: 'presence' }));
 }
 
 /** A person's words for a presence: "online", "away", "offline · last seen 14:05". */
