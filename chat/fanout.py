@@ -57,7 +57,6 @@ from chat.groups import (
     PRESENCE_EVENT,
     PRESENCE_GROUP,
     ROOM_EVENT,
-    TYPING_EVENT,
     USER_EVENTS,
     layer_event,
     room_group,
@@ -312,23 +311,20 @@ class RoomFanout:
 
     async def _fan_out_ephemeral(self, room_id: str, event: dict[str, Any]) -> None:
         """Typing and presence (chat.ephemeral): no seq, no order to keep, nothing to repair,
-        so no lock: framed once, written as bytes where a socket can take them."""
+        so no lock."""
         members = list(self.members.get(room_id, ()))
-        if event["type"] == PRESENCE_EVENT and len(members) > settings.CHAT_PRESENCE_ROOM_LIMIT:
-            return  # a crowd: presence is read with the member list, not pushed to everyone
-        if event["type"] == TYPING_EVENT:
-            # Typing comes in bursts from every member of a busy room: each process publishes
-            # a window's typists in one event (chat.broadcast.typing), which goes to each
-            # socket in one write (chat.typing_rules.batch_for).
-            await self._offer_ephemeral(members, typing_events(event))
-            return
         if event["type"] == PRESENCE_EVENT:
+            if len(members) > settings.CHAT_PRESENCE_ROOM_LIMIT:
+                return  # a crowd: presence is read with the member list, not pushed to everyone
             for member in members:
                 offer = getattr(member, "offer_presence", None)
                 if offer is not None:
                     offer(event)  # gathered per socket for a window (chat.ephemeral)
             return
-        await self._offer_ephemeral(members, [event])
+        # Typing comes in bursts from every member of a busy room: each process publishes a
+        # window's typists in one event (chat.broadcast.typing), which goes to each socket in
+        # one write, framed once, as bytes where a socket can take them (typing_rules.batch_for).
+        await self._offer_ephemeral(members, typing_events(event))
 
     async def _fan_out_member_presence(self, event: dict[str, Any]) -> None:
         """A user's presence to this process's sockets of the users sharing a room with
