@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+from chat import protocol
 from chat.presence_rules import (
     ACTIVE,
     AWAY,
@@ -14,6 +17,7 @@ from chat.presence_rules import (
     aggregate,
     from_ms,
     idle_after,
+    presence_batch,
     presence_frame,
 )
 from chat.typing_rules import TypingGate, may_type, typing_frame
@@ -131,6 +135,17 @@ def test_presence_frame_has_the_issue_shape() -> None:
         "lastSeenAt": "2023-11-14T22:13:20.123Z",
     }
     assert presence_frame("7", UserPresence(ONLINE, None))["lastSeenAt"] is None
+
+
+def test_a_window_of_changes_is_one_frame_that_lists_them_and_one_change_is_itself() -> None:
+    texts = [
+        protocol.encode(presence_frame("7", UserPresence(ONLINE, None))),
+        protocol.encode(presence_frame("8", UserPresence(OFFLINE, from_ms(1_700_000_000_123)))),
+    ]
+    assert presence_batch(texts[:1]) == texts[0]
+    batch = json.loads(presence_batch(texts))
+    assert batch == {"type": "presence", "users": [json.loads(text) for text in texts]}
+    assert [user["userId"] for user in batch["users"]] == ["7", "8"]
 
 
 def test_typing_gate_admits_one_frame_per_user_and_room_per_interval() -> None:
