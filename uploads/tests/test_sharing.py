@@ -25,6 +25,7 @@ from django.test import Client
 from pytest_django.fixtures import Settings
 
 from chat import moderation, services
+from chat.errors import StorageUnavailable
 from chat.storage import get_store
 from uploads.models import Upload
 from uploads.provider import UploadsProvider
@@ -148,6 +149,45 @@ async def test_a_receiver_loads_the_files_the_moment_the_message_arrives(
     assert (thumbnail[0], full[0]) == (200, 200)
     assert full[1].startswith(b"\x89PNG")
     await frame_of(socket, "message", clientMessageId="m1")
+
+
+async def test_a_failed_tie_is_answered_and_the_retry_shares_the_files_once(
+    setup: Setup, sockets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails as the files are tied to the stored message: the sender is told
+    storage_unavailable and the room sees nothing yet; the client's retry (the same
+    clientMessageId) ties them and the room gets the message once, its files served."""
+    alice, bob = await users("alice"), await users("bob")
+    await sync_to_async(_room)("photos")
+    image = await sync_to_async(alice.upload)("photos", "sunset.png", png_with_gps(64, 48), "image/png")
+    bind = UploadsProvider.bind
+    failures = [StorageUnavailable()]
+
+    async def failing_once(self: UploadsProvider, **kwargs: Any) -> None:
+        if failures:
+            raise failures.pop()
+        await bind(self, **kwargs)
+
+    monkeypatch.setattr(UploadsProvider, "bind", failing_once)
+    watcher = await sockets(bob)
+    await watcher.send_json_to({"action": "joinRoom", "roomId": "photos"})
+    await frame_of(watcher, "joined", roomId="photos")
+    socket = await sockets(alice)
+    await socket.send_json_to({"action": "joinRoom", "roomId": "photos"})
+    await frame_of(socket, "joined", roomId="photos")
+    send = {"action": "sendMessage", "roomId": "photos", "message": "", "clientMessageId": "m1"}
+    await socket.send_json_to({**send, "attachments": [image["id"]]})
+    error = await frame_of(socket, "error")
+    assert (error["code"], error.get("clientMessageId")) == ("storage_unavailable", "m1")
+    await socket.send_json_to({**send, "attachments": [image["id"]]})
+    echo = await frame_of(socket, "message", clientMessageId="m1")
+    seen = await frame_of(watcher, "message", clientMessageId="m1")
+    assert seen["messageId"] == echo["messageId"] and [a["id"] for a in seen["attachments"]] == [image["id"]]
+    status, body, _ = await sync_to_async(fetch)(bob.client, seen["attachments"][0]["url"])
+    assert status == 200 and body.startswith(b"\x89PNG")
+    await watcher.send_json_to({"action": "history", "roomId": "photos"})
+    page = await frame_of(watcher, "history", roomId="photos")
+    assert [m["clientMessageId"] for m in page["messages"]].count("m1") == 1
 
 
 async def test_a_jpeg_loses_its_location_and_text_goes_with_files(setup: Setup, sockets: Any) -> None:
