@@ -83,6 +83,7 @@ function start(app) {
   });
   setupPresence({
     connection,
+    self: USER_ID,
     room: el.room,
     list: el.list,
     input: el.input,
@@ -99,7 +100,13 @@ function start(app) {
   // Edit, delete, react, reply, threads (changes-ui.js); set up below, once `view` exists.
   let changesUi = null;
   // Shared files (issue 18): the tray above the composer; a message takes the finished ones.
-  const files = setupFiles({ room: el.room, form: el.form, input: el.input, roomId: () => view.roomId });
+  const files = setupFiles({
+    room: el.room,
+    form: el.form,
+    input: el.input,
+    roomId: () => view.roomId,
+    changed: () => updateSendButton(),
+  });
 
   const view = {
     roomId: el.room.dataset.roomId || null, // the open room, or null on the room list page
@@ -226,9 +233,21 @@ function start(app) {
     el.noticeText.textContent = "";
   }
 
+  let composerEnabled = true;
+
   function setComposerEnabled(enabled) {
+    composerEnabled = enabled;
     el.input.disabled = !enabled;
-    el.form.querySelector("button[type=submit]").disabled = !enabled;
+    updateSendButton();
+  }
+
+  // Send is offered when there is something to send, as in the React app: text or a
+  // finished file, not too long, no file still uploading.
+  function updateSendButton() {
+    const text = el.input.value;
+    const nothing = !text.trim() && files.attachments().length === 0;
+    el.form.querySelector("button[type=submit]").disabled =
+      !composerEnabled || nothing || codePoints(text) > MAX_LENGTH || files.busy;
   }
 
   function stop(kind, text) {
@@ -1005,6 +1024,7 @@ function start(app) {
   // --- The composer -------------------------------------------------------------------
 
   function updateCounter() {
+    updateSendButton();
     const length = codePoints(el.input.value);
     const over = length > MAX_LENGTH;
     el.form.classList.toggle("too-long", over);
@@ -1046,6 +1066,7 @@ function start(app) {
     submit();
   });
   el.input.addEventListener("input", updateCounter);
+  updateSendButton(); // nothing to send yet
   el.loadOlder.addEventListener("click", async () => {
     const roomId = view.roomId;
     const lowest = view.room?.messages[0]?.seq;

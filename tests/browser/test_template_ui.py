@@ -211,14 +211,25 @@ async def test_two_users_chat_live_in_a_room(shared_server: DaphneServer, new_us
     await expect(line(alice, "hi bob")).to_have_attribute("data-state", "sent")
 
     box = bob.page.locator("#message-input")
+    send = bob.page.locator("#composer button[type=submit]")
+    await expect(send).to_be_disabled()  # nothing to send: Send is not offered (as in the React app)
+    await box.press_sequentially("   ")
+    await expect(send).to_be_disabled()
+    await box.fill("")
     await box.press_sequentially("two")
+    await expect(send).to_be_enabled()
     await box.press("Shift+Enter")
     await box.press_sequentially("lines")
     await box.press("Enter")
     await expect(lines(alice)).to_have_count(2)
     assert await lines(alice).all_text_contents() == ["hi bob", "two\nlines"]
     await expect(box).to_have_value("")
+    await expect(send).to_be_disabled()
     await expect(line(bob, "two\nlines")).to_have_attribute("data-state", "sent")
+    await box.fill("by the button")
+    await send.click()
+    await expect(lines(alice)).to_have_count(3)
+    await expect(line(bob, "by the button")).to_have_attribute("data-state", "sent")
     assert alice.page_errors == [] and bob.page_errors == []
 
 

@@ -165,6 +165,8 @@ async def test_an_image_and_a_pdf_are_shared_in_the_room(
     await ui.open(alice, server)
     await ui.open(bob, server)
     page = alice.page
+    send = page.locator("form.composer button[type=submit]")
+    await expect(send).to_be_disabled()  # nothing to send yet
     await page.locator("#file-input").set_input_files(
         [
             FilePayload(name="sunset.png", mimeType="image/png", buffer=png(640, 400, (220, 90, 40))),
@@ -174,6 +176,7 @@ async def test_an_image_and_a_pdf_are_shared_in_the_room(
     tray = page.locator(f"{ui.tray} li")
     await expect(tray).to_have_count(2)
     await expect(page.locator(f"{ui.tray} li[data-status=done]")).to_have_count(2, timeout=20_000)
+    await expect(send).to_be_enabled()  # files alone are something to send
     await expect(page.locator(f"{ui.tray} .upload-preview")).to_have_count(1)  # the image's own preview
     await expect(tray.nth(1)).to_contain_text("PDF")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
