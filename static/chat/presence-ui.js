@@ -2,15 +2,15 @@
  * presence-ui.js: the template UI's presence dots and "alice is typing…" line.
  *
  * The state is the client core's (core/presence.js, core/typing.js, which the React app
- * bundles too); this module only draws it: a dot after each message author's name
- * (online, away, or offline with the last-seen time in its tooltip), the typing line
- * above the composer for the open room, and `typing` frames while the user writes.
+ * bundles too); this module only draws it: a dot after each message author's name but
+ * one's own (online, away, or offline with the last-seen time in its tooltip), the typing
+ * line above the composer for the open room, and `typing` frames while the user writes.
  */
 
 import { createPresenceBook, presenceText, watchActivity } from "./core/presence.js";
 import { createTypingSender, createTypingTracker } from "./core/typing.js";
 
-export function setupPresence({ connection, room, list, input, typingLine, win = window }) {
+export function setupPresence({ connection, self = null, room, list, input, typingLine, win = window }) {
   const openRoom = () => (room.hidden ? null : room.dataset.roomId || null);
 
   function paint(dot, userId) {
@@ -24,7 +24,9 @@ export function setupPresence({ connection, room, list, input, typingLine, win =
   function decorate(li) {
     const userId = li.dataset?.userId;
     const meta = li.querySelector?.(".meta");
-    if (!userId || !meta) return;
+    // No dot on one's own lines, as in the React app: the server never tells a socket its own
+    // user's presence, so the dot would say "offline" to the person who is typing.
+    if (!userId || !meta || (self !== null && userId === String(self))) return;
     let dot = meta.querySelector(".presence-dot");
     if (!dot) {
       dot = document.createElement("span");

@@ -93,6 +93,8 @@ async def test_typing_and_presence_show_live_in_both_uis(
 
     bob_dot = dot_of(alice, ui, "hello")
     await expect(bob_dot).to_have_attribute("data-status", "online")
+    await expect(bob.page.locator(ui["line"]).filter(has_text="hello")).to_have_count(1)
+    await expect(dot_of(bob, ui, "hello")).to_have_count(0)  # no dot on one's own line: never "offline" to oneself
     await alice.page.screenshot(path=str(SCREENSHOTS / f"presence-{ui_name}-online.png"))
     await bob.context.close()
     await expect(bob_dot).to_have_attribute("data-status", "offline")
