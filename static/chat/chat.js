@@ -688,6 +688,7 @@ function start(app) {
 
   function updateBadges() {
     let total = 0;
+    let elsewhere = 0;
     for (const a of roomLinks()) {
       const open = a.dataset.roomId === view.roomId;
       // A muted room (people-ui.js) stays quiet: no badge, no count.
@@ -696,6 +697,7 @@ function start(app) {
       // The open room shows no badge; its unseen messages still count in the tab's title.
       const [count, mentions] = open ? [0, 0] : [state.unread, state.mentions];
       total += open && document.visibilityState === "visible" ? 0 : state.unread;
+      elsewhere += count;
       const slot = a.querySelector("[data-unread]");
       if (!slot) continue;
       slot.hidden = count === 0 && mentions === 0;
@@ -706,6 +708,9 @@ function start(app) {
     }
     const name = view.roomId ? el.roomName.textContent : "Rooms";
     document.title = `${total > 0 ? `(${total}) ` : ""}${name} · Chatsite`;
+    // ☰ on a phone says there is something to read in another room, as in the React app.
+    const dot = document.getElementById("unread-elsewhere");
+    if (dot) dot.hidden = elsewhere === 0;
   }
 
   function showRoomHeader(roomId, name) {

@@ -168,3 +168,29 @@ async def test_the_composer_completes_mentions_and_the_mentions_list_opens(
     await entry.click()
     await expect(cara.page).to_have_url(f"{server.base_url}/rooms/{complete}/")
     assert cara.page_errors == [] and dan.page_errors == []
+
+
+async def test_on_a_phone_the_room_list_button_shows_unread_elsewhere(
+    shared_server: DaphneServer,  # noqa: F811 - the fixture imported above
+    new_user: NewUser,
+) -> None:
+    """Ann reads one room on a phone, the room list folded into ☰: Ben writes in another
+    room of hers, and ☰ gets a dot (as in the React app); once she has opened that room
+    from the drawer, the dot goes."""
+    server = shared_server
+    ann = await new_user(server, "ann16p", viewport_width=390)
+    ben = await new_user(server, "ben16p")
+    other = await create_room(ann, server, "unread-phone-other")
+    room = await create_room(ann, server, "unread-phone-room")
+    await open_room(ann, server, other)
+    dot = ann.page.locator("#sidebar-open .dot-badge")
+    await expect(dot).to_be_hidden()
+    await open_room(ben, server, room)
+    await say(ben, "news for ann")
+    await expect(dot).to_be_visible()
+    await ann.page.screenshot(path=str(SCREENSHOTS / "unread-phone-dot.png"))
+    await ann.page.locator("#sidebar-open").click()
+    await ann.page.locator(f'#sidebar a[data-room-id="{room}"]').click()
+    await expect(ann.page.locator("#messages li.msg .text").last).to_have_text("news for ann")
+    await expect(dot).to_be_hidden()
+    assert ann.page_errors == [] and ben.page_errors == []
