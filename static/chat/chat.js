@@ -70,6 +70,7 @@ function start(app) {
     newMessages: document.getElementById("new-messages"),
     loadOlder: document.getElementById("load-older"),
     list: document.getElementById("messages"),
+    empty: document.getElementById("empty-room"),
     form: document.getElementById("composer"),
     input: document.getElementById("message-input"),
     counter: document.getElementById("counter"),
@@ -577,6 +578,8 @@ function start(app) {
     refreshGroups(wanted);
     refreshRoving(wanted);
     updateLoadOlder();
+    // A room with nothing in it says so, as the React app's does (once its page is in).
+    el.empty.hidden = !(view.room?.loaded && wanted.length === 0);
     if (stick) scrollToBottom();
     unreadUi.afterRender();
   }

@@ -174,23 +174,27 @@ async def test_on_a_phone_the_room_list_button_shows_unread_elsewhere(
     shared_server: DaphneServer,  # noqa: F811 - the fixture imported above
     new_user: NewUser,
 ) -> None:
-    """Ann reads one room on a phone, the room list folded into ☰: Ben writes in another
-    room of hers, and ☰ gets a dot (as in the React app); once she has opened that room
-    from the drawer, the dot goes."""
+    """Ann reads one room on a phone, the room list folded into ☰ (an empty room says so):
+    Ben writes in another room of hers, and ☰ gets a dot (as in the React app); once she has
+    opened that room from the drawer, the dot goes."""
     server = shared_server
     ann = await new_user(server, "ann16p", viewport_width=390)
     ben = await new_user(server, "ben16p")
     other = await create_room(ann, server, "unread-phone-other")
     room = await create_room(ann, server, "unread-phone-room")
     await open_room(ann, server, other)
+    await expect(ann.page.locator("#empty-room")).to_have_text("No messages yet. Say hello!")  # as in React
     dot = ann.page.locator("#sidebar-open .dot-badge")
     await expect(dot).to_be_hidden()
     await open_room(ben, server, room)
+    await expect(ben.page.locator("#empty-room")).to_be_visible()
     await say(ben, "news for ann")
+    await expect(ben.page.locator("#empty-room")).to_be_hidden()
     await expect(dot).to_be_visible()
     await ann.page.screenshot(path=str(SCREENSHOTS / "unread-phone-dot.png"))
     await ann.page.locator("#sidebar-open").click()
     await ann.page.locator(f'#sidebar a[data-room-id="{room}"]').click()
     await expect(ann.page.locator("#messages li.msg .text").last).to_have_text("news for ann")
+    await expect(ann.page.locator("#empty-room")).to_be_hidden()
     await expect(dot).to_be_hidden()
     assert ann.page_errors == [] and ben.page_errors == []
