@@ -83,15 +83,21 @@ class EphemeralSocket:
         """The presence of everyone with a live socket in the room, once per user."""
         if self.identity is None or not self.ephemeral_wanted:
             return
+        for user_id, presence in (await present_in(room_id)).items():
+            if user_id != self.identity.user_id and self._learns(user_id, presence_key(presence)):
+                self._queue_presence(user_id, protocol.encode(presence_frame(user_id, presence)))
+        self._flush_presence()
+
+    def _learns(self, user_id: str, key: str) -> bool:
+        """Whether `key` is news to this socket about `user_id` (then it is noted): a socket
+        gets each change of a user once, however many ways it comes."""
         known = self._presence_known
         if known is None:
             known = self._presence_known = {}
-        for user_id, presence in (await present_in(room_id)).items():
-            key = presence_key(presence)
-            if user_id != self.identity.user_id and known.get(user_id) != key:
-                known[user_id] = key
-                self._queue_presence(user_id, protocol.encode(presence_frame(user_id, presence)))
-        self._flush_presence()
+        if known.get(user_id) == key:
+            return False
+        known[user_id] = key
+        return True
 
     def _queue_presence(self, user_id: str, text: str) -> None:
         """A change of `user_id`'s presence for this socket, written with the window's others:
@@ -156,13 +162,8 @@ class EphemeralSocket:
         it has the room open (chat.presence.announce)."""
         if self.identity is None:
             return
-        known = self._presence_known
-        if known is None:
-            known = self._presence_known = {}
         for user_id, presence in (await fellows_present(self.identity.user_id)).items():
-            key = presence_key(presence)
-            if known.get(user_id) != key:
-                known[user_id] = key
+            if self._learns(user_id, presence_key(presence)):
                 self._queue_presence(user_id, protocol.encode(presence_frame(user_id, presence)))
         self._flush_presence()
 
@@ -206,12 +207,5 @@ class EphemeralSocket:
     def offer_presence(self, event: dict[str, Any]) -> None:
         """A presence change (PRESENCE_EVENT or MEMBER_PRESENCE_EVENT), once per change of
         that user, written with the window's others."""
-        if not self._wants(event):
-            return
-        known = self._presence_known
-        if known is None:
-            known = self._presence_known = {}
-        if known.get(event["user_id"]) == event["key"]:
-            return
-        known[event["user_id"]] = event["key"]
-        self._queue_presence(event["user_id"], event["text"])
+        if self._wants(event) and self._learns(event["user_id"], event["key"]):
+            self._queue_presence(event["user_id"], event["text"])
