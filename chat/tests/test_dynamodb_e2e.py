@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from websockets.typing import Origin
 
 from chat.storage import schema
 from chat.storage.dynamodb import make_client
+from tests.fixtures import warm
 from tests.fixtures.aws import MotoServer
 from tests.fixtures.servers import ROOT, DaphneServer, base_env
 
@@ -63,7 +63,7 @@ async def test_two_users_chat_and_a_reconnect_resumes_on_dynamodb(
         "DYNAMODB_MESSAGES_TABLE": names.messages,
         "DYNAMODB_ROOMS_TABLE": names.rooms,
     }
-    created = subprocess.run(
+    created = warm.run(
         [sys.executable, "manage.py", "create_dynamodb_tables"],
         cwd=ROOT,
         env=base_env(tmp_path, **moto_server.env, **tables),

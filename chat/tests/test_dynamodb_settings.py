@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.fixtures import warm
 from tests.fixtures.servers import ROOT, base_env
 
 TABLES = {
@@ -16,7 +17,7 @@ TABLES = {
 
 
 def manage_check(data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return warm.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
         env=base_env(data_dir, **env),

@@ -5,7 +5,6 @@ UIs, a jump to a quoted original far back that leaves no message out between it 
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 
 import pytest
@@ -15,6 +14,7 @@ from tests.browser.test_presence_ui import UIS
 from tests.browser.test_presence_ui import open_room as open_ui_room
 from tests.browser.test_react_ui import DaphneFactory, react_build  # noqa: F401 - fixture
 from tests.browser.test_template_ui import XSS_PAYLOADS, create_room, open_room, say, shared_server  # noqa: F401
+from tests.fixtures import warm
 from tests.fixtures.servers import ROOT, DaphneServer
 
 _reason = skip_reason()
@@ -166,7 +166,7 @@ store.append_message(new("a reply to it", ReplyRef(root.message_id, root.seq, "s
 def seed_far_back(server: DaphneServer) -> None:
     """The original, the fillers and the reply, written to the server's store directly."""
     command = [sys.executable, "manage.py", "shell", "-c", FAR_BACK_SEED]
-    subprocess.run(command, cwd=ROOT, env=server.env, check=True, capture_output=True, timeout=120)
+    warm.run(command, cwd=ROOT, env=server.env, check=True, capture_output=True, timeout=120)
 
 
 @pytest.mark.parametrize("ui", list(UIS.values()), ids=list(UIS))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 import sys
 import time
 import urllib.error
@@ -22,6 +21,7 @@ from websockets.typing import Origin
 from tests.e2e.client import ChatClient, timeout
 from tests.e2e.conftest import start_module_server
 from tests.e2e.test_moderation import dynamodb_tables
+from tests.fixtures import warm
 from tests.fixtures.aws import MotoServer
 from tests.fixtures.servers import ROOT, DaphneServer, base_env
 
@@ -110,7 +110,7 @@ def cluster(
 
 def manage(server: DaphneServer, code: str) -> None:
     """Run Python in `manage.py shell` against the cluster's database and Redis (as an operator would)."""
-    subprocess.run(
+    warm.run(
         [sys.executable, "manage.py", "shell", "-c", code],
         cwd=ROOT,
         env=server.env,

@@ -8,7 +8,6 @@ A screenshot goes to var/analytics-dashboard.png (not committed) for a person to
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from tests.browser.conftest import NewUser, browser, cookies_for, new_user, skip_reason  # noqa: F401 - fixtures
 from tests.e2e.client import ChatClient
 from tests.e2e.test_moderation import dynamodb_tables
+from tests.fixtures import warm
 from tests.fixtures.aws import MotoServer
 from tests.fixtures.servers import DEMO_PASSWORD, ROOT, DaphneServer, base_env
 
@@ -45,7 +45,7 @@ def server(
         extra.update({**moto.env, **dynamodb_tables(moto)})
     data_dir = tmp_path_factory.mktemp("analytics-ui")
     shutil.copy(migrated_db, data_dir / "db.sqlite3")
-    subprocess.run(
+    warm.run(
         [sys.executable, "manage.py", "createsuperuser", "--noinput", "--username", "root", "--email", "r@x.test"],
         cwd=ROOT,
         env=base_env(data_dir, DJANGO_SUPERUSER_PASSWORD=DEMO_PASSWORD),
@@ -81,7 +81,7 @@ async def test_the_dashboard_shows_real_figures_and_updates_live(
             await client.close()
         alice = await ChatClient.connect(server.ws_url, cookie=cookies["alice"], origin=server.origin)
         bob = await ChatClient.connect(server.ws_url, cookie=cookies["bob"], origin=server.origin)
-        subprocess.run(
+        warm.run(
             [sys.executable, "manage.py", "rollup_analytics"],
             cwd=ROOT,
             env=server.env,

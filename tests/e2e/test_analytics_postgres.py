@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from tests.fixtures import warm
 from tests.fixtures.postgres import postgres_url  # noqa: F401 - the fixture
 from tests.fixtures.servers import ROOT, base_env
 
@@ -32,7 +33,7 @@ def test_the_analytics_suite_passes_on_postgresql(postgres_url: str, tmp_path: o
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     summary = result.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "skipped" not in summary and "failed" not in summary, summary
-    vendor = subprocess.run(
+    vendor = warm.run(
         [sys.executable, "manage.py", "shell", "-c", "from django.db import connection; print(connection.vendor)"],
         cwd=ROOT,
         env=env,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
-import subprocess
 import sys
 import time
 import urllib.error
@@ -28,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from accounts.issuer import BUILTIN_CLIENT_ID, BUILTIN_ISSUER
 from accounts.tokens import StaticKeySet, TokenPolicy, verify_token
 from tests.e2e.conftest import start_module_server
+from tests.fixtures import warm
 from tests.fixtures.servers import ROOT, DaphneServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -48,7 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path) -> Itera
         AUTH_TOKEN_LEEWAY="0",
         CHAT_AUTH_TIMEOUT="1",
     )
-    subprocess.run(
+    warm.run(
         [sys.executable, "manage.py", "ensure_demo_users"], cwd=ROOT, env=daphne.env, check=True, capture_output=True
     )
     yield daphne

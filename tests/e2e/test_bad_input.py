@@ -9,7 +9,6 @@ stored, no traceback in the server's log. A very long /app/ path is a 404.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.client import ChatClient, create_room
+from tests.fixtures import warm
 from tests.fixtures.aws import MotoServer
 from tests.fixtures.servers import ROOT, DaphneServer, base_env
 
@@ -51,7 +51,7 @@ def server(
             DYNAMODB_MESSAGES_TABLE=f"{prefix}Messages",
             DYNAMODB_ROOMS_TABLE=f"{prefix}Rooms",
         )
-        subprocess.run(
+        warm.run(
             [sys.executable, "manage.py", "create_dynamodb_tables"],
             cwd=ROOT,
             env=base_env(data_dir, **env),

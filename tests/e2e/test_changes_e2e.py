@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable
@@ -17,6 +16,7 @@ import pytest
 from chat.storage import schema
 from chat.tests.test_storage_contract import serial_moto  # noqa: F401 - a fixture
 from tests.e2e.client import ChatClient, Frame, create_room, timeout
+from tests.fixtures import warm
 from tests.fixtures.servers import ROOT, DaphneServer, base_env, manage_shell
 
 pytestmark = pytest.mark.timeout(180)
@@ -30,7 +30,7 @@ def dynamodb_env(request: pytest.FixtureRequest, tmp_path: Path, moto_fixture: s
         "DYNAMODB_MESSAGES_TABLE": names.messages,
         "DYNAMODB_ROOMS_TABLE": names.rooms,
     }
-    subprocess.run(
+    warm.run(
         [sys.executable, "manage.py", "create_dynamodb_tables"],
         cwd=ROOT,
         env=base_env(tmp_path, **moto.env, **tables),

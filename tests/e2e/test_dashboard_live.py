@@ -16,7 +16,6 @@ import asyncio
 import json
 import shutil
 import socket
-import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable
@@ -26,6 +25,7 @@ import pytest
 
 from tests.browser.conftest import NewUser, browser, cookies_for, new_user, skip_reason  # noqa: F401 - fixtures
 from tests.e2e.client import ChatClient, timeout
+from tests.fixtures import warm
 from tests.fixtures.servers import DEMO_PASSWORD, ROOT, DaphneServer, base_env
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(240)]
@@ -45,7 +45,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path, migrated_db: Path) 
 
 
 def make_root(data_dir: Path, env: dict[str, str], username: str) -> None:
-    subprocess.run(
+    warm.run(
         [sys.executable, "manage.py", "createsuperuser", "--noinput", "--username", username, "--email", "r@x.test"],
         cwd=ROOT,
         env=base_env(data_dir, DJANGO_SUPERUSER_PASSWORD=DEMO_PASSWORD, **env),

@@ -18,7 +18,6 @@ import json
 import pickle
 import shutil
 import statistics
-import subprocess
 import sys
 import urllib.request
 from collections import Counter
@@ -32,6 +31,7 @@ from analytics.tests.seeding import DAYS, Ledger, first_reply_median, peak_users
 from tests.browser.conftest import SCREENSHOTS, NewUser, browser, cookies_for, new_user, skip_reason  # noqa: F401
 from tests.e2e.client import ChatClient, timeout
 from tests.e2e.test_moderation import dynamodb_tables
+from tests.fixtures import warm
 from tests.fixtures.servers import DEMO_PASSWORD, ROOT, DaphneServer, base_env, manage_shell
 
 _reason = skip_reason()
@@ -152,7 +152,7 @@ async def test_the_dashboard_shows_what_four_weeks_of_seeded_chat_add_up_to(
     mod_cookie = await asyncio.to_thread(server.login, "mod")
     await chat_today(server, ledger, ids, mod_cookie)
     rolled = await asyncio.to_thread(
-        subprocess.run,
+        warm.run,
         [sys.executable, "manage.py", "rollup_analytics"],
         cwd=ROOT,
         env=server.env,

@@ -8,7 +8,6 @@ moderator is a superuser made with `manage.py createsuperuser`, as an operator w
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from tests.browser.conftest import NewUser, browser, new_user, skip_reason  # noqa: F401 - fixtures
 from tests.e2e.client import ChatClient
 from tests.e2e.test_moderation import Admin
+from tests.fixtures import warm
 from tests.fixtures.servers import DEMO_PASSWORD, ROOT, DaphneServer, base_env
 
 _reason = skip_reason()
@@ -34,7 +34,7 @@ if _reason is None:
 def server(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path) -> Iterator[DaphneServer]:
     data_dir = tmp_path_factory.mktemp("moderation-ui")
     shutil.copy(migrated_db, data_dir / "db.sqlite3")
-    subprocess.run(
+    warm.run(
         [sys.executable, "manage.py", "createsuperuser", "--noinput", "--username", "root", "--email", "r@x.test"],
         cwd=ROOT,
         env=base_env(data_dir, DJANGO_SUPERUSER_PASSWORD=DEMO_PASSWORD),

@@ -9,7 +9,6 @@ of every host (not only the first) makes the sockets rejoin and catch up.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 import redis
 
 from tests.e2e.client import ChatClient
+from tests.fixtures import warm
 from tests.fixtures.redis import RedisServer
 from tests.fixtures.servers import ROOT, DaphneServer, base_env
 
@@ -54,7 +54,7 @@ async def test_rooms_spread_over_two_redis_hosts_and_survive_a_restart_of_either
     cookie = one.signup("alice")
     # Rooms of these fixed ids (users' rooms get a random tail): made as a command would make them.
     made = "; ".join(f"services.room_create(room_id={room!r})" for room in ROOMS)
-    subprocess.run(
+    warm.run(
         [sys.executable, "manage.py", "shell", "-c", f"from chat import services; {made}"],
         cwd=ROOT,
         env=base_env(shared),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import pytest
 from tests.e2e.client import ChatClient, timeout
 from tests.e2e.test_moderation import Admin
 from tests.e2e.test_multiprocess import Cluster, start_cluster
+from tests.fixtures import warm
 from tests.fixtures.room_model import Frame, ModelClient
 from tests.fixtures.servers import ROOT, DaphneServer, base_env
 
@@ -79,7 +79,7 @@ def make_moderator(cluster: Cluster, username: str) -> None:
         f"u = get_user_model().objects.get(username={username!r}); u.is_staff = True; u.save(); "
         "u.groups.add(Group.objects.get_or_create(name='moderators')[0])"
     )
-    subprocess.run(
+    warm.run(
         [sys.executable, "manage.py", "shell", "-c", code],
         cwd=ROOT,
         env=base_env(cluster.shared_dir),

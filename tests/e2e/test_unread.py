@@ -4,7 +4,6 @@ readState; mentions count for the mentioned user wherever their socket is."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable
@@ -14,6 +13,7 @@ import pytest
 
 from chat.storage import schema
 from tests.e2e.client import ChatClient, create_room
+from tests.fixtures import warm
 from tests.fixtures.servers import ROOT, DaphneServer, base_env
 
 pytestmark = pytest.mark.timeout(240)
@@ -31,7 +31,7 @@ def backend_env(request: pytest.FixtureRequest, backend: str, tmp_path: Path) ->
         "DYNAMODB_MESSAGES_TABLE": names.messages,
         "DYNAMODB_ROOMS_TABLE": names.rooms,
     }
-    subprocess.run(
+    warm.run(
         [sys.executable, "manage.py", "create_dynamodb_tables"],
         cwd=ROOT,
         env=base_env(tmp_path, **moto.env, **tables),
