@@ -351,12 +351,18 @@ export default function Chat({ connection, api, user, roomId }) {
     [user],
   );
 
+  // Reads of the list overlap (each membership change asks again); only the last one asked
+  // is shown, so a slow answer from before a removal cannot bring the room back.
+  const roomsAsked = useRef(0);
   const loadRooms = useCallback(async () => {
+    const asked = ++roomsAsked.current;
     try {
       const body = await api.rooms();
+      if (asked !== roomsAsked.current) return;
       setRooms(body.rooms ?? []);
       setRoomsError(null);
     } catch (err) {
+      if (asked !== roomsAsked.current) return;
       setRoomsError(err.status === 404 ? null : 'The room list could not be loaded.');
     }
   }, [api]);

@@ -72,6 +72,26 @@ describe('moderation on the socket', () => {
     await vi.advanceTimersByTimeAsync(60_000);
     expect(FakeSocket.latest().sentActions('joinRoom')).toEqual([]);
   });
+
+  it('still says why when a join asked after the removal is refused, until the room is joined again', async () => {
+    const { conn, socket } = await live('team');
+    const errors = record(conn, 'roomError');
+    socket.deliver({ type: 'joined', roomId: 'team', lastSeq: 0, messages: [], recovered: true });
+    socket.deliver({ type: 'left', roomId: 'team', reason: 'removed' });
+    // A room list read before the removal still names the room: the page asks to join it.
+    conn.joinRoom('team');
+    const refusal = { type: 'error', action: 'joinRoom', roomId: 'team', code: 'forbidden', message: 'Not allowed.' };
+    socket.deliver(refusal);
+    expect(errors.map((e) => e.reason)).toEqual(['removed', 'removed']);
+    // Invited again and joined: a later refusal is an ordinary one.
+    conn.joinRoom('team');
+    socket.deliver({ type: 'joined', roomId: 'team', lastSeq: 0, messages: [], recovered: true });
+    socket.deliver({ type: 'left', roomId: 'team' });
+    conn.leaveRoom('team');
+    conn.joinRoom('team');
+    socket.deliver(refusal);
+    expect(errors.at(-1)).toEqual({ roomId: 'team', code: 'forbidden', message: 'Not allowed.' });
+  });
 });
 
 describe('tombstones in the room state', () => {

@@ -187,6 +187,10 @@ export class ChatConnection {
 
     /** roomId -> room (rooms.js newRoom): lastSeq is the room's cursor */
     this.rooms = new Map();
+    // roomId -> why the server took this socket out of the room ('removed', 'private'), until
+    // it is in the room again: a join asked later (a room list read before the removal, say)
+    // is refused, and that refusal still says why rather than "does not exist, or is private".
+    this.leftBecause = new Map();
     /** clientMessageId -> outbox item, in the order typed */
     this.outbox = new Map();
     this.outboxStore = outboxStore;
@@ -660,6 +664,7 @@ export class ChatConnection {
     this.attempt = 0;
     const room = this.rooms.get(frame.roomId);
     if (!room) return; // left while the join was in flight
+    this.leftBecause.delete(frame.roomId);
     this.clearItemTimer(`join:${frame.roomId}`);
     const { reset, messages } = join(room, frame, room.lastSeq);
     this.emit('joined', {
@@ -681,6 +686,7 @@ export class ChatConnection {
 
   /** The server took this socket out of a room (no longer a member of a private one): stop rejoining it. */
   onLeft(frame) {
+    if (frame.reason) this.leftBecause.set(frame.roomId, frame.reason);
     if (!frame.reason || !this.rooms.delete(frame.roomId)) return;
     this.emit('roomError', {
       roomId: frame.roomId,
@@ -748,7 +754,8 @@ export class ChatConnection {
           if (this.rooms.get(frame.roomId) === room && !room.joined) this.sendJoin(frame.roomId, room.lastSeq);
         });
       }
-      this.emit('roomError', { roomId: frame.roomId, code: frame.code, message: frame.message });
+      const reason = frame.retryable ? undefined : this.leftBecause.get(frame.roomId);
+      this.emit('roomError', { roomId: frame.roomId, code: frame.code, message: frame.message, ...(reason && { reason }) });
       return;
     }
     this.emit('error', frame);
