@@ -41,7 +41,7 @@ from chat.storage.base import (
 from chat.storage.dynamodb import DynamoDBClient, DynamoDBStore, ensure_tables, make_client
 from chat.storage.local import LocalStore
 from chatsite.dburl import database_from_url
-from tests.fixtures.aws import MotoServer
+from tests.fixtures.aws import MOTO_PROCESS, MotoServer
 from tests.fixtures.postgres import empty_tables
 from tests.fixtures.servers import free_port, wait_for_port
 
@@ -54,35 +54,18 @@ NOW = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC)
 DAY = 86_400
 MESSAGE_TTL = 30 * DAY
 
-# moto's server handles requests in threads and runs a TransactWriteItems as separate steps
-# with a whole-table rollback, so concurrent transactions interleave and lose writes
-# (measured: 12 threads x 8 sends lost 1-4 messages a run). DynamoDB itself serialises them.
-# This moto process takes one lock per request: concurrent clients still race each other
-# between their reads and their transactions, which is what the tests are about.
-SERIAL_MOTO = """
-import sys, threading
-from werkzeug.serving import run_simple
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-
-app = DomainDispatcherApplication(create_backend_app)
-lock = threading.Lock()
-
-def serial(environ, start_response):
-    with lock:
-        return list(app(environ, start_response))
-
-run_simple("127.0.0.1", int(sys.argv[1]), serial, threaded=True, request_handler=MotoRequestHandler)
-"""
-
 
 @pytest.fixture(scope="session")
 def serial_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    """A moto server process whose requests are atomic, as DynamoDB's are."""
+    """A moto server process whose requests are atomic, as DynamoDB's are (moto_process.py says why)."""
     port = free_port()
     log_path: Path = tmp_path_factory.mktemp("serial-moto") / "moto.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-c", SERIAL_MOTO, str(port)], stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()
+            [sys.executable, MOTO_PROCESS, "--serial", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
         )
     try:
         wait_for_port(port, proc=proc, timeout=30)
