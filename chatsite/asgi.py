@@ -7,7 +7,9 @@ to the chat and parses the cookies; the chat reads the session when the socket a
 
 from __future__ import annotations
 
+import asyncio
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -19,15 +21,24 @@ from django.conf import settings  # noqa: E402
 
 from chat import connections, daphne_adapt  # noqa: E402
 from chat.entry import WebSocketEntry  # noqa: E402
-from chatsite.ops import drain, emf  # noqa: E402
+from chatsite.ops import drain, emf, inflight  # noqa: E402
 
 if settings.PRODUCTION:
     from accounts.demo import refuse_demo_accounts
 
     refuse_demo_accounts()  # alice and bob of `make run`, with their published password
 emf.start_from_settings()  # CloudWatch EMF lines when METRICS_EMF=1
+
+
+def _on_shutdown() -> asyncio.Future[Any]:
+    """A stop: the sockets drain, and meanwhile the HTTP requests still in a thread finish."""
+    drained = connections.begin_drain()
+    settled = asyncio.ensure_future(inflight.settle(settings.CHAT_STOP_REQUEST_SECONDS))
+    return asyncio.gather(settled) if drained is None else asyncio.gather(drained, settled)
+
+
 # Under daphne, once: what Chatsite adds to daphne, Twisted and autobahn (chat.daphne_adapt).
-daphne_adapt.install(on_shutdown=connections.begin_drain, on_start=connections.at_start)
+daphne_adapt.install(on_shutdown=_on_shutdown, on_start=connections.at_start)
 drain.install_signal_handler()  # SIGUSR1 drains this process before a release stops it
 
 

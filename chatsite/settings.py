@@ -71,6 +71,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "chatsite.ops.health.HealthCheckMiddleware",  # first: before host checks and the HTTPS redirect
+    "chatsite.ops.inflight.RequestThreadsMiddleware",  # the first in a worker thread: a stop waits for them
     "chatsite.ops.logs.request_id_middleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -532,8 +533,13 @@ CHAT_INSTANCE_ID = env_str("CHAT_INSTANCE_ID")
 # closes them over the shorter CHAT_STOP_DRAIN_SECONDS, which the stop timeouts outlast.
 CHAT_DRAIN_SECONDS = env_float("CHAT_DRAIN_SECONDS", 20.0)
 CHAT_STOP_DRAIN_SECONDS = env_float("CHAT_STOP_DRAIN_SECONDS", 5.0)
-if not (0 <= CHAT_DRAIN_SECONDS <= 300 and 0 <= CHAT_STOP_DRAIN_SECONDS <= 300):
-    raise ImproperlyConfigured("CHAT_DRAIN_SECONDS and CHAT_STOP_DRAIN_SECONDS must be between 0 and 300")
+# A stop also waits, meanwhile, for HTTP requests still running in a thread (chatsite/ops/inflight.py):
+# at most this long, so the stop timeouts (ECS 30 s, systemd 40 s) outlast it.
+CHAT_STOP_REQUEST_SECONDS = env_float("CHAT_STOP_REQUEST_SECONDS", 10.0)
+if not all(0 <= value <= 300 for value in (CHAT_DRAIN_SECONDS, CHAT_STOP_DRAIN_SECONDS, CHAT_STOP_REQUEST_SECONDS)):
+    raise ImproperlyConfigured(
+        "CHAT_DRAIN_SECONDS, CHAT_STOP_DRAIN_SECONDS and CHAT_STOP_REQUEST_SECONDS must be between 0 and 300"
+    )
 
 
 def _env_rate(name: str, default: str) -> str:

@@ -10,11 +10,14 @@ keep answering pings at once, and store the retried message exactly once afterwa
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -204,3 +207,50 @@ async def test_a_frozen_postgresql_writer_is_ended_by_the_server_and_writers_go_
         frozen.wait(timeout=10)
         for client in (alice, bob):
             await client.close()
+
+
+def _post_and_hang_up(server: DaphneServer, cookie: str, path: str, body: bytes) -> None:
+    """POST `body` as the signed-in page would (its CSRF token), then close the connection
+    without reading the answer: a browser tab closed while its request waits."""
+    with urllib.request.urlopen(urllib.request.Request(server.base_url + "/", headers={"Cookie": cookie})) as page:
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.read().decode())
+    assert token, "no CSRF token on the room list page"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nCookie: {cookie}\r\n"
+        f"Content-Type: application/json\r\nX-CSRFToken: {token.group(1)}\r\nReferer: {server.base_url}/\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout(10)) as conn:
+        conn.sendall(head.encode() + body)
+        time.sleep(1.0)  # the page and the POST take milliseconds; the POST now waits on the lock
+
+
+async def test_a_request_left_waiting_on_the_store_at_sigterm_does_not_keep_the_process_alive(
+    daphne_factory: Callable[..., DaphneServer], tmp_path: Path, sqlite_lock: Callable[[], sqlite3.Connection]
+) -> None:
+    """A release stops a process while an HTTP request, whose client has gone, waits on the
+    store. Once the wait is over the process must end and run its exit handlers (the
+    analytics batch flushes there), not sit until the supervisor's SIGKILL (ECS: 30 s). It
+    sat: daphne cancelled the request again once its client had been gone for the
+    application close timeout, Twisted stopped the event loop, and the request's thread,
+    in the middleware chain, then waited for that loop forever (chatsite/ops/inflight.py)."""
+    server = daphne_factory(
+        shared_dir=tmp_path,
+        daphne_args=("--application-close-timeout", "1"),
+        DATABASE_LOCK_TIMEOUT="30",
+        CHAT_STOP_DRAIN_SECONDS="0.5",
+    )
+    cookie = server.signup("alice")
+    assert server.proc is not None
+    lock = sqlite_lock()
+    await asyncio.to_thread(_post_and_hang_up, server, cookie, "/api/rooms", b'{"name": "made-at-the-stop"}')
+    server.proc.send_signal(signal.SIGTERM)
+    # The drain (0.5 s); daphne cancels the request, and again once its client has been gone
+    # for the application close timeout (1 s here): all while the request still waits.
+    await asyncio.sleep(3.0)
+    lock.rollback()  # the wait ends: the request's thread finishes
+    try:
+        code = await asyncio.to_thread(server.proc.wait, timeout(10))
+    except subprocess.TimeoutExpired:
+        pytest.fail("the process did not exit once its last request's store wait was over:\n" + server.log()[-3000:])
+    assert code == 0, server.log()[-3000:]
