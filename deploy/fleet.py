@@ -31,7 +31,8 @@ from deploy.cfn import getatt, ref, sub, tags
 # Fargate gives a stopping task at most 120 s after SIGTERM. A drain begins when ECS decides
 # to stop the task (chatsite/ops/drain.py) and ends inside the deregistration delay; the
 # SIGTERM that follows finds no socket left, or drains what remains over
-# CHAT_STOP_DRAIN_SECONDS (5 s) before the stop timeout.
+# CHAT_STOP_DRAIN_SECONDS (5 s), and meanwhile waits up to CHAT_STOP_REQUEST_SECONDS (10 s)
+# for HTTP requests still running, before the stop timeout.
 ECS_STOP_TIMEOUT_SECONDS: Final = 30
 CONTAINER_NAME: Final = "chatsite"
 APP_PORT: Final = 8000

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from django.conf import settings
 
 from chat import metrics as chat_metrics
 from chat.connections import GOING_AWAY_WAIT_SECONDS
@@ -202,6 +203,7 @@ def test_the_stop_timeout_and_the_deregistration_delay_fit_the_drain() -> None:
     assert drain_window + ecs_poll + 2 * GOING_AWAY_WAIT_SECONDS < delay
     stop = task_container()["StopTimeout"]
     assert 5.0 + 2 * GOING_AWAY_WAIT_SECONDS < stop <= 120  # CHAT_STOP_DRAIN_SECONDS's default; Fargate's limit
+    assert settings.CHAT_STOP_REQUEST_SECONDS < stop  # the wait for HTTP requests, alongside the drain
     assert group["TargetType"] == "ip" and group["HealthCheckPath"] == "/healthz"
     deployment = FLEET_RESOURCES["Service"]["Properties"]["DeploymentConfiguration"]
     assert deployment["MinimumHealthyPercent"] == 100  # new tasks serve before old ones drain
