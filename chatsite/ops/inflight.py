@@ -2,11 +2,13 @@
 
 Under daphne, Django runs the middlewares that are sync-only (WhiteNoise, accounts') in a
 worker thread, and that thread calls the rest of the chain and the view back on the event
-loop (asgiref's async_to_sync): it waits for the loop. At a stop, daphne cancels every request
-still running and Twisted stops the loop; a thread still in the chain then waits forever, and
-Python's exit joins it forever, so the process sat until the supervisor's SIGKILL and its
-exit handlers (the analytics batch, the broadcaster) never ran. A request whose client had
-left, its thread waiting on the store, was enough.
+loop (asgiref's async_to_sync): it waits for the loop. At a stop daphne cancels every request
+still running, and cancels one again once its client has been gone for the application close
+timeout; the request's task then ends without waiting for its thread, and Twisted stops the
+loop. The thread, still in the chain, waits forever, and Python's exit joins it forever: the
+process sat until the supervisor's SIGKILL, and its exit handlers (the analytics batch, the
+broadcaster) never ran. A request whose client had left, its view waiting on the store, was
+enough.
 
 So the stop keeps the loop running until those threads are done, for at most
 CHAT_STOP_REQUEST_SECONDS (while the sockets drain: chatsite.asgi). Past that bound the
