@@ -38,7 +38,7 @@ def _on_shutdown() -> asyncio.Future[Any]:
 
 
 # Under daphne, once: what Chatsite adds to daphne, Twisted and autobahn (chat.daphne_adapt).
-daphne_adapt.install(on_shutdown=_on_shutdown, on_start=connections.at_start)
+daphne_adapt.install(on_shutdown=_on_shutdown, on_start=connections.at_start, on_stopped=inflight.exit_if_abandoned)
 drain.install_signal_handler()  # SIGUSR1 drains this process before a release stops it
 
 

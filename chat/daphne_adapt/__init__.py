@@ -11,7 +11,8 @@ exact versions (CHECKED_VERSIONS, the pins in requirements.txt):
 - close handshake timeout (`closing`): a server close gets time to reach the client;
 - lazy debug line (`lazylog`): autobahn's per-connection debug line is not formatted unless shown;
 - start-up work (`startup`): run once the server runs, not at the first connection (daphne
-  has no ASGI lifespan).
+  has no ASGI lifespan);
+- after shutdown (`closing`): a last word once the event loop has stopped, before Python's exit.
 
 `install` runs once, from chatsite.asgi, and only under daphne. It compares the installed
 versions with CHECKED_VERSIONS and refuses to start on any other (an upgrade must re-check
@@ -63,6 +64,7 @@ def install(
     *,
     on_shutdown: Callable[[], asyncio.Future[Any] | None],
     on_start: Callable[[], Coroutine[Any, Any, Any]] | None = None,
+    on_stopped: Callable[[], None] | None = None,
 ) -> dict[str, bool] | None:
     """Install every adaptation once, under daphne (None elsewhere: nothing to adapt).
 
@@ -94,6 +96,8 @@ def install(
     }
     if on_start is not None:
         _installed["start_up_work"] = startup.run_at_start(on_start)
+    if on_stopped is not None:
+        _installed["after_shutdown"] = closing.after_shutdown(on_stopped)
     active = sorted(name for name, on in _installed.items() if on)
     off = sorted(name for name, on in _installed.items() if not on)
     log.info("daphne adaptations active: %s", ", ".join(active) or "none")

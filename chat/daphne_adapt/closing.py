@@ -86,6 +86,16 @@ def drain_on_shutdown(on_shutdown: Callable[[], asyncio.Future[Any] | None]) -> 
     return True
 
 
+def after_shutdown(on_stopped: Callable[[], None]) -> bool:
+    """Run `on_stopped` in Twisted's "after shutdown" phase: the event loop has stopped and will
+    not run again, and Python's exit comes next. Only a reactor daphne installed is hooked."""
+    reactor: Any = sys.modules.get("twisted.internet.reactor")
+    if reactor is None:
+        return False
+    reactor.addSystemEventTrigger("after", "shutdown", on_stopped)
+    return True
+
+
 def close_handshake_timeout() -> bool:
     """Apply the close-handshake timeout to daphne's WebSocket factories (idempotent)."""
     module: Any = sys.modules.get("daphne.ws_protocol")

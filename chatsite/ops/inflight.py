@@ -11,15 +11,19 @@ broadcaster) never ran. A request whose client had left, its view waiting on the
 enough.
 
 So the stop keeps the loop running until those threads are done, for at most
-CHAT_STOP_REQUEST_SECONDS (while the sockets drain: chatsite.asgi). Past that bound the
-process says how many are left, and ends when they do or at the supervisor's SIGKILL.
-Counting costs a lock and an integer per request.
+CHAT_STOP_REQUEST_SECONDS (while the sockets drain: chatsite.asgi). Past that bound, once
+the loop has stopped, the process says how many it abandons, runs its exit handlers itself
+and ends, without joining threads that can never end. Counting costs a lock and an integer
+per request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -66,9 +70,23 @@ async def settle(bound: float) -> int:
         await asyncio.sleep(POLL_SECONDS)
     left = running()
     if left:
-        log.error(
-            "stopping with %d HTTP requests still running after %.0f s: the process may not exit before its SIGKILL",
-            left,
-            bound,
-        )
+        log.error("stopping with %d HTTP requests still running after %.0f s", left, bound)
     return left
+
+
+def exit_if_abandoned() -> None:
+    """Twisted's "after shutdown" (chatsite.asgi): the loop will not run again, so a request's
+    thread still in the chain never ends, and Python's exit would join it forever. Then run the
+    exit handlers (the analytics batch, the broadcaster, the log's last lines) and end now."""
+    left = running()
+    if not left:
+        return
+    log.error("exiting with %d HTTP requests abandoned in their threads (their clients get no answer)", left)
+    # In a thread of their own: this one still counts as the event loop's, and Django refuses
+    # database work there (the analytics batch writes at exit).
+    handlers = threading.Thread(target=atexit._run_exitfuncs, name="exit-handlers")
+    handlers.start()
+    handlers.join()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)

@@ -254,3 +254,40 @@ async def test_a_request_left_waiting_on_the_store_at_sigterm_does_not_keep_the_
     except subprocess.TimeoutExpired:
         pytest.fail("the process did not exit once its last request's store wait was over:\n" + server.log()[-3000:])
     assert code == 0, server.log()[-3000:]
+
+
+async def test_past_the_bound_a_stop_abandons_the_request_and_still_runs_its_exit_handlers(
+    daphne_factory: Callable[..., DaphneServer], tmp_path: Path, sqlite_lock: Callable[[], sqlite3.Connection]
+) -> None:
+    """The same stop, with the request still waiting past CHAT_STOP_REQUEST_SECONDS: the process
+    gives it up, runs its exit handlers (here the analytics batch writes the one message it
+    counted) and exits, instead of joining a thread that can never end."""
+    server = daphne_factory(
+        shared_dir=tmp_path,
+        daphne_args=("--application-close-timeout", "1"),
+        DATABASE_LOCK_TIMEOUT="30",
+        CHAT_STOP_DRAIN_SECONDS="0.5",
+        CHAT_STOP_REQUEST_SECONDS="1",
+        ANALYTICS_FLUSH_SECONDS="300",  # the message is counted at exit or not at all
+    )
+    room, (alice,) = await _room_with(server, "alice")
+    sent = await alice.send_message(room, "counted at exit", client_message_id=new_client_message_id())
+    assert sent["type"] == "ack", sent
+    cookie = server.signup("bob")
+    assert server.proc is not None
+    lock = sqlite_lock()
+    await asyncio.to_thread(_post_and_hang_up, server, cookie, "/api/rooms", b'{"name": "never-made"}')
+    server.proc.send_signal(signal.SIGTERM)
+    await asyncio.sleep(4.0)  # the drain, the 1 s bound, both cancels: the loop has stopped
+    lock.rollback()  # the exit handlers' write can go through now; the abandoned thread stays stuck
+    try:
+        code = await asyncio.to_thread(server.proc.wait, timeout(15))
+    except subprocess.TimeoutExpired:
+        pytest.fail("the process did not exit past the bound:\n" + server.log()[-3000:])
+    finally:
+        await alice.close()
+    assert code == 0, server.log()[-3000:]
+    assert "exiting with 1 HTTP requests abandoned" in server.log()
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        (counted,) = db.execute("SELECT COALESCE(SUM(messages), 0) FROM analytics_minutecounter").fetchone()
+    assert counted == 1, "the analytics batch was not written at exit"
