@@ -225,6 +225,14 @@ def _post_and_hang_up(server: DaphneServer, cookie: str, path: str, body: bytes)
         time.sleep(1.0)  # the page and the POST take milliseconds; the POST now waits on the lock
 
 
+async def _logged(server: DaphneServer, text: str) -> None:
+    """Wait, a bounded time, until the server's log says `text`."""
+    deadline = time.monotonic() + timeout(30)
+    while text not in server.log():
+        assert time.monotonic() < deadline, f"the log never said {text!r}:\n" + server.log()[-3000:]
+        await asyncio.sleep(0.1)
+
+
 async def test_a_request_left_waiting_on_the_store_at_sigterm_does_not_keep_the_process_alive(
     daphne_factory: Callable[..., DaphneServer], tmp_path: Path, sqlite_lock: Callable[[], sqlite3.Connection]
 ) -> None:
@@ -245,9 +253,13 @@ async def test_a_request_left_waiting_on_the_store_at_sigterm_does_not_keep_the_
     lock = sqlite_lock()
     await asyncio.to_thread(_post_and_hang_up, server, cookie, "/api/rooms", b'{"name": "made-at-the-stop"}')
     server.proc.send_signal(signal.SIGTERM)
-    # The drain (0.5 s); daphne cancels the request, and again once its client has been gone
-    # for the application close timeout (1 s here): all while the request still waits.
-    await asyncio.sleep(3.0)
+    # daphne cancels the request at once, and again once its client has been gone for the
+    # application close timeout (1 s here), while the request still waits: that second
+    # cancel ended the request's task without its thread.
+    await _logged(server, "took too long to shut down and was killed")
+    # Without the stop's wait the loop stops within moments of that cancel; with it, it runs
+    # on (up to CHAT_STOP_REQUEST_SECONDS, 10 s) until the request's thread is done.
+    await asyncio.sleep(2.0)
     lock.rollback()  # the wait ends: the request's thread finishes
     try:
         code = await asyncio.to_thread(server.proc.wait, timeout(10))
@@ -278,7 +290,7 @@ async def test_past_the_bound_a_stop_abandons_the_request_and_still_runs_its_exi
     lock = sqlite_lock()
     await asyncio.to_thread(_post_and_hang_up, server, cookie, "/api/rooms", b'{"name": "never-made"}')
     server.proc.send_signal(signal.SIGTERM)
-    await asyncio.sleep(4.0)  # the drain, the 1 s bound, both cancels: the loop has stopped
+    await _logged(server, "exiting with 1 HTTP requests abandoned")  # the loop has stopped
     lock.rollback()  # the exit handlers' write can go through now; the abandoned thread stays stuck
     try:
         code = await asyncio.to_thread(server.proc.wait, timeout(15))
@@ -287,7 +299,6 @@ async def test_past_the_bound_a_stop_abandons_the_request_and_still_runs_its_exi
     finally:
         await alice.close()
     assert code == 0, server.log()[-3000:]
-    assert "exiting with 1 HTTP requests abandoned" in server.log()
     with sqlite3.connect(tmp_path / "db.sqlite3") as db:
         (counted,) = db.execute("SELECT COALESCE(SUM(messages), 0) FROM analytics_minutecounter").fetchone()
     assert counted == 1, "the analytics batch was not written at exit"
