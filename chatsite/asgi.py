@@ -32,9 +32,9 @@ emf.start_from_settings()  # CloudWatch EMF lines when METRICS_EMF=1
 
 def _on_shutdown() -> asyncio.Future[Any]:
     """A stop: the sockets drain, and meanwhile the HTTP requests still in a thread finish."""
-    drained = connections.begin_drain()
-    settled = asyncio.ensure_future(inflight.settle(settings.CHAT_STOP_REQUEST_SECONDS))
-    return asyncio.gather(settled) if drained is None else asyncio.gather(drained, settled)
+    drained = connections.begin_drain()  # None: no socket to close
+    settled = inflight.settle(settings.CHAT_STOP_REQUEST_SECONDS)
+    return asyncio.gather(settled, *([drained] if drained is not None else []))
 
 
 # Under daphne, once: what Chatsite adds to daphne, Twisted and autobahn (chat.daphne_adapt).

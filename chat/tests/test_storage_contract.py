@@ -10,10 +10,7 @@ to the newest ones read by key.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,9 +38,8 @@ from chat.storage.base import (
 from chat.storage.dynamodb import DynamoDBClient, DynamoDBStore, ensure_tables, make_client
 from chat.storage.local import LocalStore
 from chatsite.dburl import database_from_url
-from tests.fixtures.aws import MOTO_PROCESS, MotoServer
+from tests.fixtures.aws import MotoServer, running_moto
 from tests.fixtures.postgres import empty_tables
-from tests.fixtures.servers import free_port, wait_for_port
 
 T = TypeVar("T")
 
@@ -58,21 +54,8 @@ MESSAGE_TTL = 30 * DAY
 @pytest.fixture(scope="session")
 def serial_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
     """A moto server process whose requests are atomic, as DynamoDB's are (moto_process.py says why)."""
-    port = free_port()
-    log_path: Path = tmp_path_factory.mktemp("serial-moto") / "moto.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, MOTO_PROCESS, "--serial", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
-        )
-    try:
-        wait_for_port(port, proc=proc, timeout=30)
-        yield MotoServer(endpoint_url=f"http://127.0.0.1:{port}", log_path=log_path)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with running_moto(tmp_path_factory.mktemp("serial-moto"), serial=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

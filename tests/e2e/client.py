@@ -328,22 +328,29 @@ class ChatClient:
 # HTTP: rooms are created on the room list page, as a browser does. -------------------------
 
 
+def page_csrf_token(base_url: str, cookie: str) -> str:
+    """The CSRF token of the room list page, as the signed-in page (`cookie`) holds it."""
+    request = urllib.request.Request(base_url + "/", headers={"Cookie": cookie})
+    with urllib.request.urlopen(request, timeout=timeout(10)) as r:
+        page = r.read().decode()
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert match, "no CSRF token on the room list page (not signed in?)"
+    return match.group(1)
+
+
 def create_room(base_url: str, cookie: str, name: str) -> str:
     """Create a room named `name` as the pages' session does (POST /api/rooms with the page's
     CSRF token), signed in with `cookie`, and return its id (the name's slug and the random
     tail the server draws)."""
     headers = {"Cookie": cookie}
-    with urllib.request.urlopen(urllib.request.Request(base_url + "/", headers=headers), timeout=timeout(10)) as r:
-        page = r.read().decode()
-    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
-    assert match, "no CSRF token on the room list page (not signed in?)"
+    token = page_csrf_token(base_url, cookie)
     request = urllib.request.Request(
         base_url + "/api/rooms",
         data=json.dumps({"name": name}).encode(),
         headers={
             **headers,
             "Content-Type": "application/json",
-            "X-CSRFToken": match.group(1),
+            "X-CSRFToken": token,
             "Referer": base_url + "/",
         },
     )

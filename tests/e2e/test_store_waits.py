@@ -10,21 +10,19 @@ keep answering pings at once, and store the retried message exactly once afterwa
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.e2e.client import ChatClient, create_room, new_client_message_id, timeout
+from tests.e2e.client import ChatClient, create_room, new_client_message_id, page_csrf_token, timeout
 from tests.fixtures.postgres import postgres_url
 from tests.fixtures.servers import ROOT, DaphneServer, base_env
 
@@ -212,12 +210,10 @@ async def test_a_frozen_postgresql_writer_is_ended_by_the_server_and_writers_go_
 def _post_and_hang_up(server: DaphneServer, cookie: str, path: str, body: bytes) -> None:
     """POST `body` as the signed-in page would (its CSRF token), then close the connection
     without reading the answer: a browser tab closed while its request waits."""
-    with urllib.request.urlopen(urllib.request.Request(server.base_url + "/", headers={"Cookie": cookie})) as page:
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.read().decode())
-    assert token, "no CSRF token on the room list page"
+    token = page_csrf_token(server.base_url, cookie)
     head = (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nCookie: {cookie}\r\n"
-        f"Content-Type: application/json\r\nX-CSRFToken: {token.group(1)}\r\nReferer: {server.base_url}/\r\n"
+        f"Content-Type: application/json\r\nX-CSRFToken: {token}\r\nReferer: {server.base_url}/\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     with socket.create_connection(("127.0.0.1", server.port), timeout=timeout(10)) as conn:
