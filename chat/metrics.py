@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from accounts.tokens import JwksKeySet
+from chat.daphne_adapt import inbound
 
 # Store calls are usually a few milliseconds (SQLite, DynamoDB in-region); the top buckets
 # catch botocore's retries with backoff.
@@ -101,6 +102,27 @@ class _JwksFetches(Collector):
 
 
 REGISTRY.register(_JwksFetches())
+
+
+class _ClientReads(Collector):
+    """Reads of WebSocket data by the way they were read, from chat.daphne_adapt.inbound (which
+    knows nothing of metrics): `whole` is a read that held one whole small text frame, read in
+    one step; `autobahn` is every other read (handshakes, pieces, control frames), autobahn's."""
+
+    NAME: Final = "chatsite_client_reads"
+    HELP: Final = "Reads of WebSocket data by way: whole (one text frame, read in one step) or autobahn (the rest)."
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily(self.NAME, self.HELP, labels=["way"])]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.NAME, self.HELP, labels=["way"])
+        for way, count in sorted(inbound.reads.items()):
+            family.add_metric([way], count)
+        yield family
+
+
+REGISTRY.register(_ClientReads())
 
 # Pre-create the label values that alarms and dashboards read, so a series exists (at 0)
 # before the first event and rate() has a baseline.

@@ -10,6 +10,8 @@ exact versions (CHECKED_VERSIONS, the pins in requirements.txt):
 - drain on shutdown (`closing`): SIGTERM closes every socket with 1001 and waits for them;
 - close handshake timeout (`closing`): a server close gets time to reach the client;
 - lazy debug line (`lazylog`): autobahn's per-connection debug line is not formatted unless shown;
+- whole frames read in one step (`inbound`): a read holding exactly one small text frame skips
+  autobahn's general frame reader;
 - start-up work (`startup`): run once the server runs, not at the first connection (daphne
   has no ASGI lifespan);
 - after shutdown (`closing`): a last word once the event loop has stopped, before Python's exit.
@@ -34,7 +36,7 @@ from typing import Any, Final
 
 from django.core.exceptions import ImproperlyConfigured
 
-from chat.daphne_adapt import closing, frames, handshake, lazylog, sendbuffer, startup
+from chat.daphne_adapt import closing, frames, handshake, inbound, lazylog, sendbuffer, startup
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,7 @@ def install(
         "drain_on_shutdown": closing.drain_on_shutdown(on_shutdown),
         "close_handshake_timeout": closing.close_handshake_timeout(),
         "lazy_connection_log": lazylog.install(),
+        "whole_frame_reads": inbound.install(),
     }
     if on_start is not None:
         _installed["start_up_work"] = startup.run_at_start(on_start)
