@@ -195,12 +195,16 @@ def profile_plan(
     *,
     presence: bool = False,
     mark_read: bool = False,
+    typing: bool = False,
 ) -> list[dict[str, Any]]:
     """py-spy on the first server process: while the sockets connect, then under the load
     (by default one 1000-member room; `--profile-shape 20x10` for twenty rooms of ten; with
     `presence` the sockets ask for presence frames as they join, as the UIs do; with
-    `mark_read` every member marks its room read once a second, as in `read_plan`)."""
+    `mark_read` every member marks its room read once a second, as in `read_plan`; with
+    `typing` every member types, one frame per 2 s, as in `typing_plan`)."""
     reading = {"mark_read_every_s": 1.0} if mark_read else {}
+    if typing:
+        reading["typing_every_s"] = 2.0
     return [
         {
             "kind": "idle",
@@ -1070,7 +1074,17 @@ def main() -> None:
     workdir = SCRATCH / run_id
     workdir.mkdir(parents=True, exist_ok=True)
     loads = (
-        profile_plan(0, workdir, 1, 1, rooms, members, presence=args.presence, mark_read=bool(args.mark_read))
+        profile_plan(
+            0,
+            workdir,
+            1,
+            1,
+            rooms,
+            members,
+            presence=args.presence,
+            mark_read=bool(args.mark_read),
+            typing=args.typing,
+        )
         if args.profile
         else typing_plan()
         if args.typing
@@ -1151,6 +1165,7 @@ def main() -> None:
                         members,
                         presence=args.presence,
                         mark_read=bool(args.mark_read),
+                        typing=args.typing,
                     )
                     got = run_loadgen(
                         server, plan, workdir, pin=args.pin, budget_s=share - 3, settle_max_s=settle_max_s

@@ -158,3 +158,12 @@ def test_loadgen_reports_loss_when_nobody_answers(tmp_path: Path) -> None:
     assert row["lost"] == row["expected"] == 3 * row["messages_sent"]
     assert row["held"] is False
     json.dumps(row)  # rows are plain JSON
+
+
+def test_the_typing_profile_types_as_the_typing_plan_does(tmp_path: Path) -> None:
+    """`--profile --typing`: the profiled load is goal 5's, every member typing once per 2 s."""
+    connect, deliver = run.profile_plan(1, tmp_path, 20, 10, 1, 100, typing=True)
+    typing = next(load for load in run.typing_plan() if "typing_every_s" in load)
+    assert "typing_every_s" not in connect
+    assert deliver["typing_every_s"] == typing["typing_every_s"]
+    assert "typing_every_s" not in run.profile_plan(1, tmp_path, 20, 10, 1, 100)[1]
