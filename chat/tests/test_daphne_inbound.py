@@ -130,22 +130,22 @@ def test_a_whole_frame_goes_to_daphne_counted_as_autobahn_counts_it(installed: t
 
 
 @pytest.mark.parametrize(
-    ("name", "change", "data"),
+    ("change", "data"),
     [
-        ("over the message limit", {"maxMessagePayloadSize": 10}, client_frame(b"x" * 11)),
-        ("not UTF-8", {}, client_frame(b"\xff")),
-        ("mid-message", {"inside_message": True}, client_frame(b"x")),
-        ("not open", {"state": inbound._STATE_OPEN + 1}, client_frame(b"x")),
-        ("a piece held", {"data": b"\x81"}, client_frame(b"x")),
+        pytest.param({"maxMessagePayloadSize": 10}, client_frame(b"x" * 11), id="over the message limit"),
+        pytest.param({}, client_frame(b"\xff"), id="not UTF-8"),
+        pytest.param({"inside_message": True}, client_frame(b"x"), id="mid-message"),
+        pytest.param({"state": inbound._STATE_OPEN + 1}, client_frame(b"x"), id="not open"),
+        pytest.param({"data": b"\x81"}, client_frame(b"x"), id="a piece held"),
     ],
 )
 def test_what_autobahn_must_judge_reaches_autobahn_untouched(
-    installed: type[Original], name: str, change: dict[str, object], data: bytes
+    installed: type[Original], change: dict[str, object], data: bytes
 ) -> None:
     socket = type("Socket", (OpenSocket, installed), {})()
     socket.__dict__.update(change)
     socket.dataReceived(data)
-    assert socket.autobahn_reads == [data], name
+    assert socket.autobahn_reads == [data]
     assert socket.messages == []
     assert socket.trafficStats.incomingOctetsWireLevel == 0
     assert inbound.reads == {"whole": 0, "autobahn": 1}
