@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Final
 
@@ -81,48 +81,43 @@ EVENTS_REORDERED: Final = Counter(
 )
 
 
-class _JwksFetches(Collector):
-    """JWKS fetches by outcome, read from accounts.tokens (which knows nothing of metrics).
+class _CountsOf(Collector):
+    """A counter kept as a plain dict (label value -> count) by a module that knows nothing of
+    metrics, looked up and read at each scrape: nothing is added to the path that counts."""
 
-    A flood of tokens with made-up key ids shows here as fetches at the refetch limit, and
-    a key endpoint in trouble as failures.
-    """
-
-    NAME: Final = "chatsite_jwks_fetches"
-    HELP: Final = "JWKS fetches by outcome (ok, failed); at most one per AUTH_JWKS_REFETCH_INTERVAL."
+    def __init__(self, name: str, help_text: str, label: str, counts: Callable[[], dict[str, int]]) -> None:
+        self.name, self.help_text, self.label, self.counts = name, help_text, label, counts
 
     def describe(self) -> list[CounterMetricFamily]:
-        return [CounterMetricFamily(self.NAME, self.HELP, labels=["outcome"])]
+        return [CounterMetricFamily(self.name, self.help_text, labels=[self.label])]
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily(self.NAME, self.HELP, labels=["outcome"])
-        for outcome, count in sorted(JwksKeySet.fetch_totals.items()):
-            family.add_metric([outcome], count)
+        family = CounterMetricFamily(self.name, self.help_text, labels=[self.label])
+        for value, count in sorted(self.counts().items()):
+            family.add_metric([value], count)
         yield family
 
 
-REGISTRY.register(_JwksFetches())
-
-
-class _ClientReads(Collector):
-    """Reads of WebSocket data by the way they were read, from chat.daphne_adapt.inbound (which
-    knows nothing of metrics): `whole` is a read that held one whole small text frame, read in
-    one step; `autobahn` is every other read (handshakes, pieces, control frames), autobahn's."""
-
-    NAME: Final = "chatsite_client_reads"
-    HELP: Final = "Reads of WebSocket data by way: whole (one text frame, read in one step) or autobahn (the rest)."
-
-    def describe(self) -> list[CounterMetricFamily]:
-        return [CounterMetricFamily(self.NAME, self.HELP, labels=["way"])]
-
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily(self.NAME, self.HELP, labels=["way"])
-        for way, count in sorted(inbound.reads.items()):
-            family.add_metric([way], count)
-        yield family
-
-
-REGISTRY.register(_ClientReads())
+# JWKS fetches (accounts.tokens): a flood of tokens with made-up key ids shows as fetches at the
+# refetch limit, and a key endpoint in trouble as failures.
+REGISTRY.register(
+    _CountsOf(
+        "chatsite_jwks_fetches",
+        "JWKS fetches by outcome (ok, failed); at most one per AUTH_JWKS_REFETCH_INTERVAL.",
+        "outcome",
+        lambda: JwksKeySet.fetch_totals,
+    )
+)
+# Reads of WebSocket data (chat.daphne_adapt.inbound): `whole` held one whole small text frame,
+# read in one step; `autobahn` is every other read (handshakes, pieces, control frames).
+REGISTRY.register(
+    _CountsOf(
+        "chatsite_client_reads",
+        "Reads of WebSocket data by way: whole (one text frame, read in one step) or autobahn (the rest).",
+        "way",
+        lambda: inbound.reads,
+    )
+)
 
 # Pre-create the label values that alarms and dashboards read, so a series exists (at 0)
 # before the first event and rate() has a baseline.

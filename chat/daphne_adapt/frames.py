@@ -82,7 +82,7 @@ class FrameWriter:
     def _write(self, frame: bytes) -> bool:
         protocol = self.protocol
         if (
-            protocol.state != _STATE_OPEN
+            protocol.state != STATE_OPEN
             or protocol._perMessageCompress is not None
             or protocol.send_queue
             or protocol.maskServerFrames
@@ -117,7 +117,7 @@ class FrameWriter:
         return True
 
 
-_STATE_OPEN: Final = 3  # autobahn's WebSocketProtocol.STATE_OPEN, checked in install()
+STATE_OPEN: Final = 3  # autobahn's WebSocketProtocol.STATE_OPEN, checked in install()
 _tcp_server: type | None = None  # twisted.internet.tcp.Server, once installed
 _enabled = True  # False once an internal turned out not to be what this was written for
 CHECK_FRACTION: Final = 8
@@ -169,7 +169,7 @@ def install() -> bool:
     from twisted.internet import tcp
 
     global _tcp_server, _check_every
-    if WebSocketProtocol.STATE_OPEN != _STATE_OPEN:  # pragma: no cover - an autobahn that renumbered
+    if WebSocketProtocol.STATE_OPEN != STATE_OPEN:  # pragma: no cover - an autobahn that renumbered
         return False
     if not all(hasattr(tcp.Server, name) for name in ("dataBuffer", "offset", "TLS")):
         return False  # pragma: no cover - a Twisted whose transport is not what _idle_tcp reads

@@ -25,9 +25,10 @@ import logging
 import sys
 from typing import Any, Final
 
+from chat.daphne_adapt.frames import STATE_OPEN
+
 log = logging.getLogger(__name__)
 
-_STATE_OPEN: Final = 3  # autobahn's WebSocketProtocol.STATE_OPEN, checked in install()
 # Up to here one integer XOR unmasks quicker than setting up autobahn's C masker through
 # cffi (measured: even at about 1.5 KiB); past it, the C loop wins.
 INT_UNMASK_MAX: Final = 1024
@@ -78,7 +79,7 @@ def read_whole(protocol: Any, data: bytes) -> bytes | None:
     autobahn counts a message it reads (its traffic counters, the auto-ping's timeout); None,
     with nothing changed, when autobahn must read it."""
     if (
-        protocol.state != _STATE_OPEN
+        protocol.state != STATE_OPEN
         or protocol.current_frame is not None
         or protocol.inside_message
         or protocol.data
@@ -128,7 +129,7 @@ def install() -> bool:
         return True
     from autobahn.websocket.protocol import WebSocketProtocol
 
-    if WebSocketProtocol.STATE_OPEN != _STATE_OPEN:  # pragma: no cover - an autobahn that renumbered
+    if WebSocketProtocol.STATE_OPEN != STATE_OPEN:  # pragma: no cover - an autobahn that renumbered
         return False
     original = protocol_class.dataReceived
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from websockets.frames import Frame, Opcode
 
-from chat.daphne_adapt import inbound
+from chat.daphne_adapt import frames, inbound
 
 
 def client_frame(payload: bytes, opcode: Opcode = Opcode.TEXT, *, fin: bool = True) -> bytes:
@@ -88,7 +88,7 @@ class OpenSocket(Original):
         from autobahn.websocket.protocol import TrafficStats
 
         super().__init__()
-        self.state, self.current_frame, self.inside_message, self.data = inbound._STATE_OPEN, None, False, b""
+        self.state, self.current_frame, self.inside_message, self.data = frames.STATE_OPEN, None, False, b""
         self._perMessageCompress = self.trackedTimings = self._listeners = None
         self.logOctets = self.logFrames = False
         self.maxFramePayloadSize, self.maxMessagePayloadSize = 0, 1_000
@@ -135,7 +135,7 @@ def test_a_whole_frame_goes_to_daphne_counted_as_autobahn_counts_it(installed: t
         pytest.param({"maxMessagePayloadSize": 10}, client_frame(b"x" * 11), id="over the message limit"),
         pytest.param({}, client_frame(b"\xff"), id="not UTF-8"),
         pytest.param({"inside_message": True}, client_frame(b"x"), id="mid-message"),
-        pytest.param({"state": inbound._STATE_OPEN + 1}, client_frame(b"x"), id="not open"),
+        pytest.param({"state": frames.STATE_OPEN + 1}, client_frame(b"x"), id="not open"),
         pytest.param({"data": b"\x81"}, client_frame(b"x"), id="a piece held"),
     ],
 )
@@ -156,7 +156,7 @@ def test_a_changed_autobahn_turns_the_short_way_off_once(installed: type[Origina
     every read, this one included, goes to autobahn's reader."""
     sockets = [installed() for _ in range(3)]
     for socket in sockets:
-        socket.state = inbound._STATE_OPEN  # type: ignore[attr-defined]
+        socket.state = frames.STATE_OPEN  # type: ignore[attr-defined]
     frame = client_frame(b"hi")
     with caplog.at_level("ERROR", logger="chat.daphne_adapt.inbound"):
         for socket in sockets:

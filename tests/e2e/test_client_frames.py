@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -42,15 +41,11 @@ async def raw(chat_server: DaphneServer, accounts: Accounts) -> AsyncIterator[Ra
 
 def reads(server: DaphneServer) -> dict[str, float]:
     """chatsite_client_reads_total by way (whole, autobahn)."""
-    request = urllib.request.Request(f"{server.base_url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        text = response.read().decode()
-    found = {}
-    for line in text.splitlines():
-        if line.startswith("chatsite_client_reads_total{"):
-            way = line.split('way="', 1)[1].split('"', 1)[0]
-            found[way] = float(line.rsplit(" ", 1)[1])
-    return found
+    return {
+        dict(labels)["way"]: value
+        for (name, labels), value in server.metrics(TOKEN).items()
+        if name == "chatsite_client_reads_total"
+    }
 
 
 async def answer(socket: RawSocket) -> dict[str, object]:

@@ -10,7 +10,6 @@ in Twisted behind the part the kernel took — and the metrics show the shared p
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,13 +37,7 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path) -> 
 
 
 def metric(server: DaphneServer, name: str) -> float:
-    request = urllib.request.Request(f"{server.base_url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        text = response.read().decode()
-    for line in text.splitlines():
-        if line.startswith(f"{name} "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} is not in /metrics")
+    return server.metrics(TOKEN)[(name, frozenset())]
 
 
 async def test_every_member_gets_the_shared_frame_in_order(

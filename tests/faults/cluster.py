@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import re
 import shutil
 import signal
 import time
-import urllib.request
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,7 +28,6 @@ __all__ = ["HAPROXY", "Cluster", "close_all", "next_address", "start_cluster"]
 
 CRASH_TEXT = "crash right after the store"  # CHAT_TEST_CRASH_AFTER_STORE of the cluster
 METRICS_TOKEN = "fault-suite-metrics-token-0123456789abcdef"  # the cluster's METRICS_TOKEN
-_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
 # HAProxy checks each process every 200 ms and needs two good checks to send it traffic.
 BALANCER_RISE_SECONDS = 0.6
 
@@ -54,19 +51,7 @@ class Cluster:
     def metrics(self, index: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         """Process `index`'s /metrics (straight from it, not through the balancer):
         (sample name, its labels) -> value."""
-        request = urllib.request.Request(
-            f"{self.servers[index].base_url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            text = response.read().decode()
-        samples = {}
-        for line in text.splitlines():
-            match = _SAMPLE.match(line)
-            if match is None:
-                continue
-            labels = frozenset(re.findall(r'(\w+)="([^"]*)"', match["labels"] or ""))
-            samples[(match["name"], labels)] = float(match["value"])
-        return samples
+        return self.servers[index].metrics(METRICS_TOKEN)
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum over the cluster's processes of every `name` sample that has `labels`."""
