@@ -22,10 +22,11 @@ from typing import Any, Final
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from analytics import batch, durations, live
 from analytics.models import DayCounter, MinuteCounter, RoomActivity, SocketSpan, UserDay
+from chatsite.db import rows
 
 log = logging.getLogger(__name__)
 
@@ -48,25 +49,9 @@ RESOLVE: Final = "resolve"  # a histogram of seconds from report to its closing,
 
 
 def _bump(model: Any, keys: Mapping[str, Any], increments: Mapping[str, int]) -> None:
-    """INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n: one statement, race-free on
-    SQLite and PostgreSQL alike (two processes counting the same day never lose a count)."""
-    meta = model._meta
-    quote = connection.ops.quote_name
-    table = quote(meta.db_table)
-    values = {**keys, **increments}
-    columns = ", ".join(quote(meta.get_field(name).column) for name in values)
-    params = [meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]
-    conflict = ", ".join(quote(meta.get_field(name).column) for name in keys)
-    updates = ", ".join(
-        f"{quote(meta.get_field(name).column)} = {table}.{quote(meta.get_field(name).column)} + "
-        f"EXCLUDED.{quote(meta.get_field(name).column)}"
-        for name in increments
-    )
-    placeholders = ", ".join(["%s"] * len(values))
-    # Table and column names come from the model's _meta, quoted; values are parameters.
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT ({conflict}) DO UPDATE SET {updates}"  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    """One counter row bumped by `increments` (chatsite.db.rows.add: INSERT ... ON CONFLICT
+    DO UPDATE SET n = n + excluded.n, race-free across processes; the statement built once)."""
+    rows.add(model, keys, increments)
 
 
 def _duration(name: str, *, day: date, seconds: float) -> None:
@@ -77,6 +62,9 @@ def _day(at: datetime) -> date:
     return at.date()  # the services' clock is UTC
 
 
+# RoomActivity's fields, its key first.
+_ACTIVITY_FIELDS: Final = ("room_id", "last_at", "opened_at", "opener_id", "answered")
+
 # A stored message: room id, sender's user id, time, and whether the room is a direct message.
 Stored = tuple[str, str, datetime, bool]
 
@@ -84,8 +72,14 @@ Stored = tuple[str, str, datetime, bool]
 def _conversations(stored: list[tuple[str, str, datetime]]) -> None:
     """Advance each room's conversation through these messages (oldest first); time the first
     reply by someone other than the opener. One read and one write of each room's state."""
-    rooms = {room for room, _, _ in stored}
-    states = {s.room_id: s for s in RoomActivity.objects.select_for_update().filter(room_id__in=rooms)}
+    rooms = sorted({room for room, _, _ in stored})
+    # Written out (chatsite.db.rows), as the upsert below: on every message sent with an ORM
+    # store, the ORM's query building for these two cost more than the rest of the count.
+    where = f"{rows.column(RoomActivity, 'room_id')} IN ({', '.join(['%s'] * len(rooms))})"
+    states = {
+        values["room_id"]: RoomActivity(**values)
+        for values in rows.select(RoomActivity, _ACTIVITY_FIELDS, where=where, params=rooms, lock=True)
+    }
     replies: Counter[tuple[date, str]] = Counter()
     for room_id, user_id, at in sorted(stored, key=lambda s: s[2]):
         state = states.get(room_id)
@@ -98,11 +92,11 @@ def _conversations(stored: list[tuple[str, str, datetime]]) -> None:
             if waited <= REPLY_WINDOW:
                 replies[(_day(state.opened_at), durations.bucket(waited.total_seconds()))] += 1
         state.last_at = max(state.last_at, at)
-    RoomActivity.objects.bulk_create(
-        [states[room] for room in rooms],
-        update_conflicts=True,
-        unique_fields=["room_id"],
-        update_fields=["last_at", "opened_at", "opener_id", "answered"],
+    rows.upsert(
+        RoomActivity,
+        [{name: getattr(states[room], name) for name in _ACTIVITY_FIELDS} for room in rooms],
+        conflict=["room_id"],
+        update=_ACTIVITY_FIELDS[1:],
     )
     for (day, key), count in replies.items():
         _bump(DayCounter, {"day": day, "name": FIRST_REPLY, "key": key}, {"value": count})

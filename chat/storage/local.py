@@ -35,6 +35,7 @@ from chat.storage.base import (
     RoomUpdate,
     membership_changed,
 )
+from chatsite.db import rows
 
 # How many read marks one upsert statement carries (three parameters each: far under
 # SQLite's 32,766 and PostgreSQL's 65,535).
@@ -58,27 +59,6 @@ _ROOM_FIELDS: Final = (
 )
 # How many reads one UNION ALL statement joins (SQLite takes at most 500 by default).
 WINDOWS_PER_STATEMENT: Final = 100
-
-
-Converter = tuple[Any, list[Any]]
-
-
-def _converters(fields: list[Any], table: str) -> list[Converter]:
-    """Each field's column expression and the converters this database's values go through
-    (what the ORM's compiler applies: SQLite's text datetimes and integer booleans)."""
-    found: list[Converter] = []
-    for field in fields:
-        column = field.get_col(table)
-        found.append((column, connection.ops.get_db_converters(column) + field.get_db_converters(connection)))
-    return found
-
-
-def _converted(row: tuple[Any, ...], converters: list[Converter]) -> list[Any]:
-    values = list(row)
-    for index, (column, functions) in enumerate(converters):
-        for convert in functions:
-            values[index] = convert(values[index], column, connection)
-    return values
 
 
 def _epoch(value: datetime) -> int:
@@ -210,8 +190,8 @@ class LocalStore:
         return _room(row)
 
     def get_room(self, room_id: str) -> Room | None:
-        row = models.Room.objects.filter(room_id=room_id).first()
-        return _room(row) if row else None
+        found = self.get_rooms([room_id])
+        return found[0] if found else None
 
     def list_rooms(self) -> list[Room]:
         return [_room(r) for r in models.Room.objects.order_by("room_id")]
@@ -246,28 +226,16 @@ class LocalStore:
         return _room(row), True
 
     def get_rooms(self, room_ids: list[str]) -> list[Room]:
-        """One SELECT written out, each value through the field's own converters (Django's
-        for this database): the ORM's query building and a model per row cost about 0.5 ms
-        and 40 µs each here, and a batch of markReads reads its rooms with this
-        (docs/performance.md "Read state")."""
+        """One SELECT written out (chatsite.db.rows): the ORM's query building and a model
+        per row cost about 0.5 ms and 40 µs each here, and every send reads its room, a
+        batch of markReads its rooms, with this (docs/performance.md "Read state")."""
         ids = sorted(set(room_ids))
-        if not ids:
-            return []
-        quote = connection.ops.quote_name
-        fields = [models.Room._meta.get_field(name) for name in _ROOM_FIELDS]
-        table = models.Room._meta.db_table
-        columns = ", ".join(quote(str(field.column)) for field in fields)  # type: ignore[union-attr]
-        key = quote(str(models.Room._meta.get_field("room_id").column))
-        converters = _converters(fields, table)
         found: list[Room] = []
-        with connection.cursor() as cursor:
-            for start in range(0, len(ids), ROOMS_PER_STATEMENT):
-                chunk = ids[start : start + ROOMS_PER_STATEMENT]
-                marks = ", ".join(["%s"] * len(chunk))
-                cursor.execute(f"SELECT {columns} FROM {quote(table)} WHERE {key} IN ({marks})", chunk)  # noqa: S608
-                for row in cursor.fetchall():
-                    values = dict(zip(_ROOM_FIELDS, _converted(row, converters), strict=True))
-                    found.append(Room(**values))
+        key = rows.column(models.Room, "room_id")
+        for start in range(0, len(ids), ROOMS_PER_STATEMENT):
+            chunk = ids[start : start + ROOMS_PER_STATEMENT]
+            where = f"{key} IN ({', '.join(['%s'] * len(chunk))})"
+            found += [Room(**values) for values in rows.select(models.Room, _ROOM_FIELDS, where=where, params=chunk)]
         return found
 
     def public_room_ids(self) -> list[str]:
@@ -453,7 +421,7 @@ class LocalStore:
                     original.update(reply_count=F("reply_count") + 1)
                     number = original.values_list("reply_count", flat=True).first() or 0
                     reply_to = replace(reply_to, number=number)
-                row = models.Message.objects.create(
+                row = models.Message(
                     message_id=str(uuid.uuid4()),
                     room_id=new.room_id,
                     seq=seq,
@@ -468,6 +436,7 @@ class LocalStore:
                     mentions=list(new.mentions),
                     attachments=list(new.attachments),
                 )
+                rows.insert(row)  # Message.objects.create's INSERT, not built each time
         except IntegrityError:
             existing = self._existing(new)
             if existing is None:

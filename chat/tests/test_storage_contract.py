@@ -9,7 +9,6 @@ to the newest ones read by key.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import threading
 import uuid
@@ -21,7 +20,6 @@ from typing import TypeVar
 
 import pytest
 from django.db import connections
-from django.db.utils import load_backend
 
 from chat import events
 from chat.storage import schema
@@ -39,7 +37,7 @@ from chat.storage.dynamodb import DynamoDBClient, DynamoDBStore, ensure_tables, 
 from chat.storage.local import LocalStore
 from chatsite.dburl import database_from_url
 from tests.fixtures.aws import MotoServer, running_moto
-from tests.fixtures.postgres import empty_tables
+from tests.fixtures.postgres import default_database, empty_tables
 
 T = TypeVar("T")
 
@@ -87,22 +85,6 @@ def store(request: pytest.FixtureRequest) -> Iterator[ChatStore]:
         yield from _dynamodb_store(request)
 
 
-@contextlib.contextmanager
-def _default_database(overrides: dict[str, object]) -> Iterator[None]:
-    """Point Django's default connection (this thread's and every new thread's) elsewhere."""
-    original_settings = connections.settings["default"]
-    original_connection = connections["default"]
-    other_settings = {**original_settings, **overrides}
-    connections.settings["default"] = other_settings
-    connections["default"] = load_backend(str(other_settings["ENGINE"])).DatabaseWrapper(other_settings, "default")
-    try:
-        yield
-    finally:
-        connections["default"].close()
-        connections.settings["default"] = original_settings
-        connections["default"] = original_connection
-
-
 def _postgres_store(request: pytest.FixtureRequest) -> Iterator[ChatStore]:
     """The local store on PostgreSQL, the production database: a migrated database of this
     module's own (tests/fixtures/postgres.py), its chat tables emptied before each test.
@@ -111,7 +93,7 @@ def _postgres_store(request: pytest.FixtureRequest) -> Iterator[ChatStore]:
     concurrent writers, so the local backend's contract holds on both databases.
     """
     url: str = request.getfixturevalue("postgres_url")
-    with _default_database({**database_from_url(url), "CONN_MAX_AGE": 0, "OPTIONS": {}}):
+    with default_database({**database_from_url(url), "CONN_MAX_AGE": 0, "OPTIONS": {}}):
         empty_tables(("chat_",))
         yield LocalStore()
 
@@ -128,7 +110,7 @@ def _sqlite_file_store(request: pytest.FixtureRequest) -> Iterator[ChatStore]:
     tmp_path: Path = request.getfixturevalue("tmp_path")
     path = tmp_path / "db.sqlite3"
     shutil.copy(migrated_db, path)
-    with _default_database({"NAME": str(path)}):
+    with default_database({"NAME": str(path)}):
         yield LocalStore()
 
 

@@ -7,35 +7,16 @@ the SQL database.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Iterator
 
 import pytest
-from django.db import connections
-from django.db.utils import load_backend
 from pytest_django.fixtures import Settings
 
 from chat.storage import get_store, schema
 from chat.storage.dynamodb import ensure_tables, make_client
 from chatsite.dburl import database_from_url
-from tests.fixtures.postgres import empty_tables
-
-
-@contextlib.contextmanager
-def default_database(overrides: dict[str, object]) -> Iterator[None]:
-    """Point Django's default connection (this thread's and every new thread's) elsewhere."""
-    original_settings = connections.settings["default"]
-    original_connection = connections["default"]
-    other_settings = {**original_settings, **overrides}
-    connections.settings["default"] = other_settings
-    connections["default"] = load_backend(str(other_settings["ENGINE"])).DatabaseWrapper(other_settings, "default")
-    try:
-        yield
-    finally:
-        connections["default"].close()
-        connections.settings["default"] = original_settings
-        connections["default"] = original_connection
+from tests.fixtures.postgres import default_database, empty_tables
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "dynamodb"])

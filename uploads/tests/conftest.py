@@ -25,7 +25,6 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connections
-from django.db.utils import load_backend
 from django.test import Client
 from pytest_django.fixtures import Settings
 
@@ -33,7 +32,7 @@ from accounts.identity import Identity
 from chat.storage import get_store, schema
 from chat.storage.dynamodb import ensure_tables, make_client
 from chatsite.dburl import database_from_url
-from tests.fixtures.postgres import empty_tables
+from tests.fixtures.postgres import default_database, empty_tables
 
 SETUPS = ["files-sqlite", "files-postgresql", "s3-dynamodb", "s3-postgresql"]
 WAIT = 10.0
@@ -53,20 +52,12 @@ def _forget_sync_thread_connection() -> None:
 
 @contextlib.contextmanager
 def _default_database(overrides: dict[str, object]) -> Iterator[None]:
-    """Point Django's default connection (this thread's, asgiref's sync thread's and every
-    new thread's) elsewhere."""
-    original_settings = connections.settings["default"]
-    original_connection = connections["default"]
-    other = {**original_settings, **overrides}
-    connections.settings["default"] = other
-    connections["default"] = load_backend(str(other["ENGINE"])).DatabaseWrapper(other, "default")
-    _forget_sync_thread_connection()
+    """tests.fixtures.postgres.default_database, asgiref's sync thread's connection included."""
     try:
-        yield
+        with default_database(overrides):
+            _forget_sync_thread_connection()
+            yield
     finally:
-        connections["default"].close()
-        connections.settings["default"] = original_settings
-        connections["default"] = original_connection
         _forget_sync_thread_connection()
 
 

@@ -1,0 +1,132 @@
+"""chatsite.db.rows: the written-out statements of the hot paths read and write a row exactly as
+the ORM does, on SQLite and on PostgreSQL (a message stored through them must come back as
+the ORM would give it: aware datetimes, booleans, JSON, NULLs, NUL-free text unchanged)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from analytics.models import DayCounter, RoomActivity
+from chat import models
+from chatsite.db import rows
+from chatsite.dburl import database_from_url
+from tests.fixtures.postgres import default_database, empty_tables
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 12, 4, 23, 59, 59, 654321, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    with default_database({**database_from_url(url), "CONN_MAX_AGE": 0, "OPTIONS": {}}):
+        empty_tables(("chat_", "analytics_"))
+        yield "postgresql"
+
+
+def _room(room_id: str = "lobby") -> models.Room:
+    return models.Room.objects.create(
+        room_id=room_id, name="Lobby ✓", created_at=NOW, created_by=None, last_seq=7, read_only=True, last_activity=None
+    )
+
+
+def test_a_selected_row_has_the_values_the_orm_reads(database: str) -> None:
+    """Datetimes come back aware and exact, booleans as booleans, NULL as None, text as stored."""
+    _room()
+    names = ("room_id", "name", "created_at", "created_by", "last_seq", "read_only", "archived", "last_activity")
+    where = f"{rows.column(models.Room, 'room_id')} = %s"
+    (found,) = rows.select(models.Room, names, where=where, params=["lobby"])
+    orm = models.Room.objects.values(*names).get(room_id="lobby")
+    assert found == orm
+    assert found["created_at"] == NOW and found["read_only"] is True and found["last_activity"] is None
+    assert rows.select(models.Room, names, where=where, params=["nowhere"]) == []
+
+
+def test_a_lock_is_asked_for_where_the_database_has_row_locks(database: str) -> None:
+    """FOR UPDATE on PostgreSQL; SQLite's transaction holds its write lock already."""
+    _room()
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        rows.select(
+            models.Room, ("room_id",), where=f"{rows.column(models.Room, 'room_id')} = %s", params=["lobby"], lock=True
+        )
+    assert queries[-1]["sql"].endswith("FOR UPDATE") is (database == "postgresql")
+
+
+def test_an_inserted_message_reads_back_as_the_orm_stores_it(database: str) -> None:
+    """Every field as given, the model's defaults filled in; a second message with the same
+    clientMessageId is refused by the constraint and leaves the first as it was."""
+    _room()
+    message = models.Message(
+        message_id="m-1",
+        room_id="lobby",
+        seq=1,
+        user_id="7",
+        username="ana",
+        text='héllo\n<b>"quoted"</b> 🎉',
+        timestamp=NOW,
+        connection_id="c-1",
+        client_message_id="cm-1",
+        ttl=2_000_000_000,
+        mentions=["8", "9"],
+        attachments=[{"id": "u-1", "name": "a b.png", "size": 3}],
+    )
+    rows.insert(message)
+    stored = models.Message.objects.get(message_id="m-1")
+    assert (stored.text, stored.timestamp, stored.mentions, stored.attachments) == (
+        message.text,
+        NOW,
+        ["8", "9"],
+        [{"id": "u-1", "name": "a b.png", "size": 3}],
+    )
+    assert (stored.client_message_id, stored.removed, stored.edits, stored.reactions, stored.reply_count) == (
+        "cm-1",
+        None,
+        [],
+        {},
+        0,
+    )
+    again = models.Message(
+        message_id="m-2", room_id="lobby", seq=2, user_id="7", username="ana", text="again", timestamp=NOW,
+        connection_id="c-1", client_message_id="cm-1", ttl=2_000_000_000,
+    )  # fmt: skip
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows.insert(again)
+    assert list(models.Message.objects.values_list("message_id", flat=True)) == ["m-1"]
+
+
+def test_an_upsert_inserts_new_rows_and_updates_only_the_named_fields_of_existing_ones(database: str) -> None:
+    """ON CONFLICT: the existing room's state takes the update fields; a new room is inserted."""
+    RoomActivity.objects.create(room_id="a", last_at=NOW, opened_at=NOW, opener_id="1", answered=False)
+    later = NOW + timedelta(minutes=5)
+    rows.upsert(
+        RoomActivity,
+        [
+            {"room_id": "a", "last_at": later, "opened_at": later, "opener_id": "2", "answered": True},
+            {"room_id": "b", "last_at": later, "opened_at": later, "opener_id": "3", "answered": False},
+        ],
+        conflict=["room_id"],
+        update=["last_at", "answered"],
+    )
+    assert sorted(RoomActivity.objects.values_list("room_id", "last_at", "opened_at", "opener_id", "answered")) == [
+        ("a", later, NOW, "1", True),
+        ("b", later, later, "3", False),
+    ]
+
+
+def test_a_counter_row_is_created_then_added_to(database: str) -> None:
+    """add: the first bump inserts the row, the next ones add to it (and a negative one takes away)."""
+    keys = {"day": date(2026, 12, 4), "name": "messages", "key": "lobby"}
+    rows.add(DayCounter, keys, {"value": 1})
+    rows.add(DayCounter, keys, {"value": 5})
+    rows.add(DayCounter, {**keys, "key": "other"}, {"value": 2})
+    rows.add(DayCounter, keys, {"value": -2})
+    assert dict(DayCounter.objects.values_list("key", "value")) == {"lobby": 4, "other": 2}

@@ -1,0 +1,160 @@
+"""Statements written out for the hot paths, with the ORM's own value rules.
+
+Every message a user sends reads its room, inserts a row, and counts itself for the
+dashboard, each in one statement. Through the ORM each such statement spent longer being
+built (the query's compiler, a model's save) than the database spent running it: about
+1.3 ms of CPU a message on this machine (docs/performance.md, "Many small rooms"). The
+statements here are built once per model and database, and values go in and out through the
+field's own methods (`get_db_prep_save`, the converters the compiler would apply: SQLite's
+text datetimes and integer booleans), so a row reads and writes exactly as through the ORM.
+One text serves SQLite (3.35+) and PostgreSQL: `ON CONFLICT`, `RETURNING`, `excluded`.
+
+Names come from the model's _meta, quoted by the backend; values are always parameters.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from django.db import connection
+from django.db.models import Field, Model
+
+Converter = tuple[Any, list[Any]]
+
+
+def _fields(model: type[Model], names: Sequence[str]) -> list[Field[Any, Any]]:
+    found: list[Field[Any, Any]] = []
+    for name in names:
+        field = model._meta.get_field(name)
+        assert isinstance(field, Field), f"{model.__name__}.{name} is not a concrete field"
+        found.append(field)
+    return found
+
+
+def column(model: type[Model], name: str) -> str:
+    """The quoted column of `model`'s field `name`."""
+    return connection.ops.quote_name(str(_fields(model, [name])[0].column))
+
+
+def table(model: type[Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def converters(fields: Sequence[Field[Any, Any]], table_name: str) -> list[Converter]:
+    """Each field's column expression and the converters this database's values go through
+    (what the ORM's compiler applies)."""
+    found: list[Converter] = []
+    for field in fields:
+        col = field.get_col(table_name)
+        found.append((col, connection.ops.get_db_converters(col) + field.get_db_converters(connection)))
+    return found
+
+
+def converted(row: Sequence[Any], found: list[Converter]) -> list[Any]:
+    """A row's values as the ORM would give them."""
+    values = list(row)
+    for index, (col, functions) in enumerate(found):
+        for convert in functions:
+            values[index] = convert(values[index], col, connection)
+    return values
+
+
+@functools.cache
+def _select(vendor: str, model: type[Model], names: tuple[str, ...]) -> tuple[str, list[Converter]]:
+    fields = _fields(model, names)
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
+    return f"SELECT {columns} FROM {table(model)}", converters(fields, model._meta.db_table)  # noqa: S608
+
+
+def select(
+    model: type[Model], names: Sequence[str], *, where: str, params: Sequence[Any], lock: bool = False
+) -> list[dict[str, Any]]:
+    """The rows of `model` matching `where` (SQL with %s parameters, its columns quoted by
+    the caller with `column`), as {field name: value}. `lock`: FOR UPDATE where the database
+    has it (SQLite's write lock is the transaction's already)."""
+    key = tuple(names)
+    sql, found = _select(connection.vendor, model, key)
+    sql = f"{sql} WHERE {where}"
+    if lock and connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        return [dict(zip(key, converted(row, found), strict=True)) for row in cursor.fetchall()]
+
+
+# How many rows one INSERT carries (a handful of parameters each: far under SQLite's 32,766
+# and PostgreSQL's 65,535).
+ROWS_PER_STATEMENT = 500
+
+
+@functools.cache
+def _insert(
+    vendor: str,
+    model: type[Model],
+    names: tuple[str, ...],
+    conflict: tuple[str, ...],
+    update: tuple[str, ...],
+    add: bool,
+) -> tuple[str, str, str, list[Field[Any, Any]]]:
+    """The statement's head, one row's placeholders and its tail (ON CONFLICT ...), and the fields."""
+    fields = _fields(model, names)
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(field.column)) for field in fields)
+    head = f"INSERT INTO {table(model)} ({columns}) VALUES "  # noqa: S608
+    group = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    tail = ""
+    if conflict:
+        keys = ", ".join(column(model, name) for name in conflict)
+        if add:
+            sets = ", ".join(
+                f"{column(model, name)} = {table(model)}.{column(model, name)} + excluded.{column(model, name)}"
+                for name in update
+            )
+        else:
+            sets = ", ".join(f"{column(model, name)} = excluded.{column(model, name)}" for name in update)
+        tail = f" ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+    return head, group, tail, fields
+
+
+def _write(statement: tuple[str, str, str, list[Field[Any, Any]]], rows: Sequence[Mapping[str, Any]]) -> None:
+    head, group, tail, fields = statement
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[start : start + ROWS_PER_STATEMENT]
+            params = [field.get_db_prep_save(values[field.name], connection) for values in chunk for field in fields]
+            cursor.execute(head + ", ".join([group] * len(chunk)) + tail, params)
+
+
+def upsert(
+    model: type[Model], rows: Sequence[Mapping[str, Any]], *, conflict: Iterable[str] = (), update: Iterable[str] = ()
+) -> None:
+    """INSERT rows of `model` (each naming the same fields, by field name); with `conflict`,
+    a row that exists with those keys gets the `update` fields of the new row instead (ON
+    CONFLICT DO UPDATE). Without `conflict` a duplicate raises IntegrityError, as a save
+    would. Rows with the same conflict keys must not come twice in one call."""
+    if not rows:
+        return
+    names = tuple(rows[0])
+    _write(_insert(connection.vendor, model, names, tuple(conflict), tuple(update), False), rows)
+
+
+def add(model: type[Model], keys: Mapping[str, Any], increments: Mapping[str, int]) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n: a counter bumped in one
+    statement, race-free on SQLite and PostgreSQL alike (two processes counting the same row
+    never lose a count)."""
+    values = {**keys, **increments}
+    _write(_insert(connection.vendor, model, tuple(values), tuple(keys), tuple(increments), True), [values])
+
+
+def insert(instance: Model) -> None:
+    """INSERT a model instance made in Python (its defaults filled in by its __init__), every
+    concrete field as given: `Model.objects.create` without building the query each time.
+    No signals are sent and no primary key is generated: for models whose key the caller sets."""
+    model = type(instance)
+    names = tuple(field.name for field in model._meta.concrete_fields)
+    head, group, _, fields = _insert(connection.vendor, model, names, (), (), False)
+    params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(head + group, params)
