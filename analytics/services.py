@@ -164,12 +164,13 @@ def message_stored_here(*, room_id: str, user_id: str, at: datetime, direct: boo
 
 def socket_opened_sync(*, connection_id: str, user_id: str, at: datetime) -> None:
     with transaction.atomic():
-        # One upsert statement: update_or_create's SELECT, then INSERT, is on every socket's open.
-        SocketSpan.objects.bulk_create(
-            [SocketSpan(connection_id=connection_id, user_id=user_id, opened_at=at, closed_at=None)],
-            update_conflicts=True,
-            unique_fields=["connection_id"],
-            update_fields=["user_id", "opened_at", "closed_at"],
+        # One upsert statement, written out: update_or_create's SELECT, then INSERT, is on
+        # every socket's open, and bulk_create built the statement each time.
+        rows.upsert(
+            SocketSpan,
+            [{"connection_id": connection_id, "user_id": user_id, "opened_at": at, "closed_at": None}],
+            conflict=["connection_id"],
+            update=["user_id", "opened_at", "closed_at"],
         )
         _bump(UserDay, {"day": _day(at), "user_id": user_id}, {"messages": 0, "sockets": 1})
 

@@ -1028,7 +1028,10 @@ def ban_longest(user_id: str) -> Ban | None:
     """The user's active ban that lasts longest (one until lifted beats any end), or None."""
     if not user_id.isdigit():
         return None
-    bans = list(Ban.active(utcnow()).filter(user_id=int(user_id)))
+    now = utcnow()
+    if not Ban.any_active(user_id=int(user_id), now=now):
+        return None  # the common answer, in one statement written out
+    bans = list(Ban.active(now).filter(user_id=int(user_id)))
     return max(bans, key=lambda b: (b.expires_at is None, b.expires_at or b.created_at), default=None)
 
 

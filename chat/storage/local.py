@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, Final
 
 from django.db import IntegrityError, connection, transaction
@@ -57,6 +58,10 @@ _ROOM_FIELDS: Final = (
     "topic",
     "last_activity",
 )
+# The ConnectionRecord's fields, its key first (the model's columns of the same names).
+_CONNECTION_FIELDS: Final = ("connection_id", "user_id", "username", "connected_at", "ttl", "instance_id")
+# Every column of a message, by attribute name (room_id, not room): rows read without a model.
+_MESSAGE_COLUMNS: Final = tuple(field.attname for field in models.Message._meta.concrete_fields)
 # How many reads one UNION ALL statement joins (SQLite takes at most 500 by default).
 WINDOWS_PER_STATEMENT: Final = 100
 
@@ -508,12 +513,19 @@ class LocalStore:
     def messages_before(
         self, *, room_id: str, before_seq: int | None, limit: int, now: datetime
     ) -> list[MessageRecord]:
-        qs = models.Message.objects.filter(room_id=room_id, ttl__gt=_epoch(now))
+        """Written out (chatsite.db.rows), rows read without a model each: every join reads
+        a page of history with this."""
+        seq = rows.column(models.Message, "seq")
+        where = f"{rows.column(models.Message, 'room')} = %s AND {rows.column(models.Message, 'ttl')} > %s"
+        params: list[Any] = [room_id, _epoch(now)]
         if before_seq is not None:
-            qs = qs.filter(seq__lt=before_seq)
-        rows = list(qs.order_by("-seq")[:limit])
-        rows.reverse()
-        return [_message(r) for r in rows]
+            where += f" AND {seq} < %s"
+            params.append(before_seq)
+        found = rows.select(
+            models.Message, _MESSAGE_COLUMNS, where=where, params=params, order=f"{seq} DESC", limit=limit
+        )
+        found.reverse()
+        return [_message(SimpleNamespace(**values)) for values in found]  # type: ignore[arg-type]
 
     # Moderation of messages ---------------------------------------------------------------
 
@@ -830,22 +842,14 @@ class LocalStore:
     # Connections ------------------------------------------------------------------------
 
     def save_connection(self, record: ConnectionRecord) -> None:
-        # One upsert statement (INSERT ... ON CONFLICT DO UPDATE): a connect is on the
-        # handshake path, where update_or_create's SELECT + INSERT cost a commit each.
-        models.Connection.objects.bulk_create(
-            [
-                models.Connection(
-                    connection_id=record.connection_id,
-                    user_id=record.user_id,
-                    username=record.username,
-                    connected_at=record.connected_at,
-                    ttl=record.ttl,
-                    instance_id=record.instance_id,
-                )
-            ],
-            update_conflicts=True,
-            unique_fields=["connection_id"],
-            update_fields=["user_id", "username", "connected_at", "ttl", "instance_id"],
+        # One upsert statement (INSERT ... ON CONFLICT DO UPDATE), written out: a connect is
+        # on the handshake path, where update_or_create's SELECT + INSERT cost a commit each,
+        # and bulk_create built the statement each time.
+        rows.upsert(
+            models.Connection,
+            [{name: getattr(record, name) for name in _CONNECTION_FIELDS}],
+            conflict=["connection_id"],
+            update=_CONNECTION_FIELDS[1:],
         )
 
     def refresh_connection(self, *, connection_id: str, ttl: int) -> None:
@@ -859,8 +863,15 @@ class LocalStore:
         models.Connection.objects.filter(connection_id__in=list(connection_ids)).delete()
 
     def connections_for_user(self, *, user_id: str, now: datetime) -> list[ConnectionRecord]:
-        rows = models.Connection.objects.filter(user_id=user_id, ttl__gt=_epoch(now)).order_by("connected_at")
-        return [_connection(r) for r in rows]
+        # Written out: the socket quota reads this on every connect.
+        found = rows.select(
+            models.Connection,
+            _CONNECTION_FIELDS,
+            where=f"{rows.column(models.Connection, 'user_id')} = %s AND {rows.column(models.Connection, 'ttl')} > %s",
+            params=[user_id, _epoch(now)],
+            order=rows.column(models.Connection, "connected_at"),
+        )
+        return [ConnectionRecord(**values) for values in found]
 
     def connections_on_instance(self, *, instance_id: str, now: datetime) -> list[ConnectionRecord]:
         rows = models.Connection.objects.filter(instance_id=instance_id, ttl__gt=_epoch(now)).order_by("connected_at")

@@ -1,6 +1,7 @@
-"""chatsite.db.rows: the written-out statements of the hot paths read and write a row exactly as
-the ORM does, on SQLite and on PostgreSQL (a message stored through them must come back as
-the ORM would give it: aware datetimes, booleans, JSON, NULLs, NUL-free text unchanged)."""
+"""The written-out statements of the hot paths (chatsite.db.rows, the ban and mute checks) read
+and write exactly as the ORM does, on SQLite and on PostgreSQL: a message stored through them
+comes back as the ORM would give it (aware datetimes, booleans, JSON, NULLs, text unchanged),
+and a ban or mute counts exactly when the ORM's rule says it does."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from analytics.models import DayCounter, RoomActivity
 from chat import models
+from chat.moderation_models import Ban, Mute
+from chat.services import ban_longest
 from chatsite.db import rows
 from chatsite.dburl import database_from_url
 from tests.fixtures.postgres import default_database, empty_tables
@@ -130,3 +134,28 @@ def test_a_counter_row_is_created_then_added_to(database: str) -> None:
     rows.add(DayCounter, {**keys, "key": "other"}, {"value": 2})
     rows.add(DayCounter, keys, {"value": -2})
     assert dict(DayCounter.objects.values_list("key", "value")) == {"lobby": 4, "other": 2}
+
+
+def test_the_written_out_ban_and_mute_checks_agree_with_the_orm(database: str) -> None:
+    """Bans and mutes, lifted, expired, dated and open-ended: the one-statement checks asked on
+    every connect and every post answer as the ORM's rule (`_active`) does, on both databases."""
+    users = [get_user_model().objects.create_user(f"u{n}-{database}") for n in range(5)]
+    hour = timedelta(hours=1)
+    # u0: nothing; u1: lifted; u2: expired; u3: dated, running; u4: running, one open-ended.
+    Ban.objects.create(user=users[1], reason="x", created_at=NOW - hour, expires_at=None, lifted_at=NOW - hour / 2)
+    Ban.objects.create(user=users[2], reason="x", created_at=NOW - 2 * hour, expires_at=NOW - hour)
+    Ban.objects.create(user=users[3], reason="dated", created_at=NOW - hour, expires_at=NOW + hour)
+    Ban.objects.create(user=users[4], reason="dated", created_at=NOW - hour, expires_at=NOW + 2 * hour)
+    Ban.objects.create(user=users[4], reason="forever", created_at=NOW - 2 * hour, expires_at=None)
+    Mute.objects.create(user=users[1], room_id="lobby", reason="x", created_at=NOW - hour, expires_at=NOW + hour)
+    Mute.objects.create(user=users[2], room_id="", reason="x", created_at=NOW - hour, expires_at=NOW - hour / 2)
+    Mute.objects.create(user=users[3], room_id="", reason="x", created_at=NOW - hour, expires_at=NOW + hour)
+    for user in users:
+        by_orm = Ban.active(NOW).filter(user=user).exists()
+        assert Ban.any_active(user_id=user.pk, now=NOW) is by_orm, user.username
+        for room in ("lobby", "other"):
+            muted = Mute.active(NOW).filter(user=user, room_id__in=["", room]).exists()
+            assert (Mute.until(user_id=str(user.pk), room_id=room, now=NOW) is not None) is muted, (user.username, room)
+    assert [Ban.any_active(user_id=u.pk, now=NOW) for u in users] == [False, False, False, True, True]
+    longest = ban_longest(str(users[4].pk))
+    assert longest is not None and longest.reason == "forever"  # one until lifted beats any end

@@ -69,18 +69,32 @@ def _select(vendor: str, model: type[Model], names: tuple[str, ...]) -> tuple[st
 
 
 def select(
-    model: type[Model], names: Sequence[str], *, where: str, params: Sequence[Any], lock: bool = False
+    model: type[Model],
+    names: Sequence[str],
+    *,
+    where: str,
+    params: Sequence[Any],
+    order: str = "",
+    limit: int | None = None,
+    lock: bool = False,
 ) -> list[dict[str, Any]]:
     """The rows of `model` matching `where` (SQL with %s parameters, its columns quoted by
-    the caller with `column`), as {field name: value}. `lock`: FOR UPDATE where the database
-    has it (SQLite's write lock is the transaction's already)."""
+    the caller with `column`), as {field name: value}, in `order` (an ORDER BY's SQL, made
+    the same way), at most `limit`. `lock`: FOR UPDATE where the database has it (SQLite's
+    write lock is the transaction's already)."""
     key = tuple(names)
     sql, found = _select(connection.vendor, model, key)
     sql = f"{sql} WHERE {where}"
+    params = list(params)
+    if order:
+        sql += f" ORDER BY {order}"
+    if limit is not None:
+        sql += " LIMIT %s"
+        params.append(limit)
     if lock and connection.features.has_select_for_update:
         sql += " FOR UPDATE"
     with connection.cursor() as cursor:
-        cursor.execute(sql, list(params))
+        cursor.execute(sql, params)
         return [dict(zip(key, converted(row, found), strict=True)) for row in cursor.fetchall()]
 
 
