@@ -58,6 +58,8 @@ _ROOM_FIELDS: Final = (
     "topic",
     "last_activity",
 )
+# The Membership record's fields (room_id: the model's room, by its column).
+_MEMBERSHIP_FIELDS: Final = ("room_id", "user_id", "role", "muted", "joined_at")
 # The ConnectionRecord's fields, its key first (the model's columns of the same names).
 _CONNECTION_FIELDS: Final = ("connection_id", "user_id", "username", "connected_at", "ttl", "instance_id")
 # Every column of a message, by attribute name (room_id, not room): rows read without a model.
@@ -326,13 +328,27 @@ class LocalStore:
         return self.get_membership(room_id=room_id, user_id=user_id)
 
     def members_page(self, *, room_id: str, after_user_id: str | None = None, limit: int = 100) -> list[Membership]:
-        rows = models.RoomMember.objects.filter(room_id=room_id)
+        # Written out, as rooms_of_user: a socket's open reads its rooms' members (chat.fellows).
+        user = rows.column(models.RoomMember, "user_id")
+        where = f"{rows.column(models.RoomMember, 'room')} = %s"
+        params: list[Any] = [room_id]
         if after_user_id is not None:
-            rows = rows.filter(user_id__gt=after_user_id)
-        return [_membership(r) for r in rows.order_by("user_id")[:limit]]
+            where += f" AND {user} > %s"
+            params.append(after_user_id)
+        found = rows.select(models.RoomMember, _MEMBERSHIP_FIELDS, where=where, params=params, order=user, limit=limit)
+        return [Membership(**values) for values in found]
 
     def rooms_of_user(self, user_id: str) -> list[Membership]:
-        return [_membership(r) for r in models.RoomMember.objects.filter(user_id=user_id).order_by("room_id")]
+        # Written out: every socket opened reads its user's rooms (chat.fellows, for presence),
+        # and the ORM's building of this query cost more than the query.
+        found = rows.select(
+            models.RoomMember,
+            _MEMBERSHIP_FIELDS,
+            where=f"{rows.column(models.RoomMember, 'user_id')} = %s",
+            params=[user_id],
+            order=rows.column(models.RoomMember, "room"),
+        )
+        return [Membership(**values) for values in found]
 
     def remove_member(self, *, room_id: str, user_id: str) -> bool:
         deleted, _ = models.RoomMember.objects.filter(room_id=room_id, user_id=user_id).delete()
