@@ -39,7 +39,8 @@ THREAD_POOL_QUEUED: Final = Gauge(
 )
 CONNECTIONS: Final = Counter(
     "chatsite_connections",
-    "WebSocket handshakes by outcome: accepted, unauthorized (closed 4401), failed (server-side error).",
+    "WebSocket handshakes by outcome: accepted, unauthorized (closed 4401), failed (server-side error),"
+    " busy (no turn to open in time).",
     ["outcome"],
 )
 JOINS: Final = Counter("chatsite_joins", "Rooms joined (joinRoom frames answered with joined).")
@@ -133,7 +134,8 @@ for _reason in ("capacity", "gap", "send_failed"):
 
 
 def record_connection(outcome: str) -> None:
-    """One handshake ended: accepted (now open), unauthorized or failed."""
+    """One handshake ended: accepted (now open), unauthorized, failed, or busy (no turn to
+    open in time: chat.open_gate)."""
     CONNECTIONS.labels(outcome=outcome).inc()
     if outcome == "accepted":
         CONNECTIONS_OPEN.inc()

@@ -32,6 +32,7 @@ from chat import connections, metrics, protocol, services
 from chat.daphne_adapt.frames import FrameWriter, writer
 from chat.delivery import SocketDelivery
 from chat.errors import ChatError, ErrorCode
+from chat.open_gate import OPEN_WAIT_SECONDS, OpenBusy, open_gate
 from chat.protocol import CloseCode
 from chat.quota import QuotaExceeded
 from chat.ratelimit import RateLimited, SocketLimits, check_address
@@ -107,15 +108,20 @@ class SocketOpening:
             leeway=settings.AUTH_TOKEN_LEEWAY,
         )
         try:
-            identity = await identify(self.scope)
-        except AuthenticationFailed:
-            await self.refuse()
-            return
-        if identity is None:
-            # Nothing in the handshake: the first frame must be `authenticate`, in time.
-            self.auth.await_first_frame()
-            return
-        await self._open(identity, announce=identity.expires_at is not None)
+            # The identity and the admission in one turn of the process's opens (chat.open_gate).
+            async with open_gate().turn():
+                try:
+                    identity = await identify(self.scope)
+                except AuthenticationFailed:
+                    await self.refuse()
+                    return
+                if identity is None:
+                    # Nothing in the handshake: the first frame must be `authenticate`, in time.
+                    self.auth.await_first_frame()
+                    return
+                await self._open(identity, announce=identity.expires_at is not None)
+        except OpenBusy:
+            await self._busy()
 
     async def _open(self, identity: Identity, *, announce: bool) -> None:
         self.identity = identity
@@ -169,13 +175,27 @@ class SocketOpening:
             await self.refuse()
             return
         try:
-            identity = await identify(self.scope, token=command.token)
-        except AuthenticationFailed:
-            identity = None  # accounts.auth logged why
-        if identity is None:
-            await self.refuse()
-            return
-        await self._open(identity, announce=True)
+            async with open_gate().turn():
+                try:
+                    identity = await identify(self.scope, token=command.token)
+                except AuthenticationFailed:
+                    identity = None  # accounts.auth logged why
+                if identity is None:
+                    await self.refuse()
+                    return
+                await self._open(identity, announce=True)
+        except OpenBusy:
+            await self._busy()
+
+    async def _busy(self) -> None:
+        """No turn to open in time (chat.open_gate): 1011, as a refused store trip closes an
+        open, and the client comes back after its backoff."""
+        count = open_gate().busy_to_report()
+        if count:
+            log.warning("%d socket(s) closed unopened: no turn to open within %.0f s", count, OPEN_WAIT_SECONDS)
+        metrics.record_connection("busy")
+        self.refused = True  # frames already sent (a join) are not read as a first `authenticate`
+        await self.close(code=CloseCode.INTERNAL_ERROR)
 
     # Refusals: the closes that tell a client not to retry as it is --------------------------
 
