@@ -1,13 +1,16 @@
 """Statements written out for the hot paths, with the ORM's own value rules.
 
 Every message a user sends reads its room, inserts a row, and counts itself for the
-dashboard, each in one statement. Through the ORM each such statement spent longer being
-built (the query's compiler, a model's save) than the database spent running it: about
-1.3 ms of CPU a message on this machine (docs/performance.md, "Many small rooms"). The
-statements here are built once per model and database, and values go in and out through the
-field's own methods (`get_db_prep_save`, the converters the compiler would apply: SQLite's
-text datetimes and integer booleans), so a row reads and writes exactly as through the ORM.
-One text serves SQLite (3.35+) and PostgreSQL: `ON CONFLICT`, `RETURNING`, `excluded`.
+dashboard, each in one statement; every socket opened checks bans, writes its row and reads
+its user's rooms. Through the ORM each such statement spent longer being built (the query's
+compiler, a model's save) than the database spent running it: a message's trip took 1.44 ms
+of CPU on this machine, 0.79 ms written out (docs/performance.md, "A message's statements
+written out"). The statements here are built once per model and database, and values go in
+and out through the field's own methods (`get_db_prep_save`, the converters the compiler
+would apply: SQLite's text datetimes and integer booleans), so a row reads and writes exactly
+as through the ORM. One text serves SQLite (3.35+) and PostgreSQL: `ON CONFLICT`, `excluded`.
+The converters kept are the backend's own functions; of the connection they were built on
+they use only its time zone, which every connection to that database shares.
 
 Names come from the model's _meta, quoted by the backend; values are always parameters.
 """
@@ -35,6 +38,11 @@ def _fields(model: type[Model], names: Sequence[str]) -> list[Field[Any, Any]]:
 
 def column(model: type[Model], name: str) -> str:
     """The quoted column of `model`'s field `name`."""
+    return _column(connection.vendor, model, name)
+
+
+@functools.cache
+def _column(vendor: str, model: type[Model], name: str) -> str:
     return connection.ops.quote_name(str(_fields(model, [name])[0].column))
 
 
@@ -42,7 +50,7 @@ def table(model: type[Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def converters(fields: Sequence[Field[Any, Any]], table_name: str) -> list[Converter]:
+def _converters(fields: Sequence[Field[Any, Any]], table_name: str) -> list[Converter]:
     """Each field's column expression and the converters this database's values go through
     (what the ORM's compiler applies)."""
     found: list[Converter] = []
@@ -52,7 +60,7 @@ def converters(fields: Sequence[Field[Any, Any]], table_name: str) -> list[Conve
     return found
 
 
-def converted(row: Sequence[Any], found: list[Converter]) -> list[Any]:
+def _converted(row: Sequence[Any], found: list[Converter]) -> list[Any]:
     """A row's values as the ORM would give them."""
     values = list(row)
     for index, (col, functions) in enumerate(found):
@@ -65,7 +73,7 @@ def converted(row: Sequence[Any], found: list[Converter]) -> list[Any]:
 def _select(vendor: str, model: type[Model], names: tuple[str, ...]) -> tuple[str, list[Converter]]:
     fields = _fields(model, names)
     columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
-    return f"SELECT {columns} FROM {table(model)}", converters(fields, model._meta.db_table)  # noqa: S608
+    return f"SELECT {columns} FROM {table(model)}", _converters(fields, model._meta.db_table)  # noqa: S608
 
 
 def select(
@@ -95,7 +103,7 @@ def select(
         sql += " FOR UPDATE"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [dict(zip(key, converted(row, found), strict=True)) for row in cursor.fetchall()]
+        return [dict(zip(key, _converted(row, found), strict=True)) for row in cursor.fetchall()]
 
 
 # How many rows one INSERT carries (a handful of parameters each: far under SQLite's 32,766
