@@ -12,6 +12,8 @@ exact versions (CHECKED_VERSIONS, the pins in requirements.txt):
 - lazy debug line (`lazylog`): autobahn's per-connection debug line is not formatted unless shown;
 - whole frames read in one step (`inbound`): a read holding exactly one small text frame skips
   autobahn's general frame reader;
+- listen backlog (`listening`): daphne's sockets listen with a backlog of 4096, not Twisted's
+  50, which a reconnect storm overflowed;
 - start-up work (`startup`): run once the server runs, not at the first connection (daphne
   has no ASGI lifespan);
 - after shutdown (`closing`): a last word once the event loop has stopped, before Python's exit.
@@ -36,7 +38,7 @@ from typing import Any, Final
 
 from django.core.exceptions import ImproperlyConfigured
 
-from chat.daphne_adapt import closing, frames, handshake, inbound, lazylog, sendbuffer, startup
+from chat.daphne_adapt import closing, frames, handshake, inbound, lazylog, listening, sendbuffer, startup
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,7 @@ def install(
         "close_handshake_timeout": closing.close_handshake_timeout(),
         "lazy_connection_log": lazylog.install(),
         "whole_frame_reads": inbound.install(),
+        "listen_backlog": listening.install(),
     }
     if on_start is not None:
         _installed["start_up_work"] = startup.run_at_start(on_start)
