@@ -80,9 +80,12 @@ HAPROXY_CONFIG = """\
 global
     maxconn {maxconn}
     stats socket {admin} mode 600 level admin
+    log stdout format raw local0
 
 defaults
     mode http
+    log global
+    option httplog
     timeout connect 4s
     timeout client 60s
     timeout server 60s
