@@ -3,12 +3,13 @@
 Twisted listens with a backlog of 50 (`twisted.internet.tcp.Port`), and daphne's `-b`/`-p`
 offer no way to ask for more. When a process restarts, its sockets reconnect to the others
 within a second or two: in `bench.storm` 2,500 handshakes reached one process at once. The
-kernel's accept queue of 50 overflowed (its ListenOverflows counter rose by thousands a
-run); a dropped SYN is sent again after 1 s, and a connection whose last ACK arrived while
-the queue was full stayed half-open on the server while the balancer, which thought it open,
-waited for the answer to its request: HAProxy answered 504 after its 60 s server timeout, in
-about a third of the storms, and those sockets came back a minute late
-(docs/performance.md, "A socket's open written out, and opens a few at a time").
+kernel's accept queue of 50 overflowed (its ListenOverflows counter stood at 127,978 after
+an evening of storms, and did not move in four more once the backlog was raised). A dropped
+SYN is sent again after 1 s, and a connection whose last ACK arrived while the queue was
+full stayed half-open on the server while the balancer, which thought it open, waited for
+the answer to its request: HAProxy answered 504 after its 60 s server timeout, in about a
+third of the storms, and those sockets came back a minute late (docs/performance.md, "A
+socket's open written out, opens a few at a time, and a listen backlog").
 
 Here each of daphne's listening sockets is given BACKLOG once it listens (listen() again on
 a listening socket sets its backlog; the kernel caps it at net.core.somaxconn, 4096 by
