@@ -119,6 +119,10 @@ def _still_wanted(burst: _Burst) -> list[MessageRecord]:
 
 def notification(room: Room, messages: list[MessageRecord]) -> dict[str, Any]:
     """What the push says: the room, the sender and the text (one per burst)."""
+    # In seq order: each message joins its burst from a task of its own after its ack, and on
+    # DynamoDB those tasks' store calls run in parallel threads, so they may join out of order
+    # (the newest message was told as the one before it, once in a clean-clone run).
+    messages = sorted(messages, key=lambda message: message.seq)
     first, last = messages[0], messages[-1]
     title = (
         f"{last.username} in #{room.name}" if len(messages) == 1 else f"{len(messages)} new messages in #{room.name}"

@@ -30,7 +30,7 @@ from pytest_django.fixtures import Settings
 
 from chat import services as chat_services
 from chat.moderation_models import Ban
-from chat.records import Room
+from chat.records import MessageRecord, Room
 from chat.storage import get_store
 from chat.tests.conftest import OpenSocket
 from unread import notify, push
@@ -381,3 +381,25 @@ def test_mobile_push_goes_through_an_sns_platform_endpoint(settings: Settings, m
         endpoint = sns_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].platform_endpoints[arn]
         (published,) = endpoint.messages.values()
         assert json.loads(json.loads(published)["GCM"])["notification"]["body"] == "@bob ping 0"
+
+
+def test_a_burst_is_told_by_its_newest_message_whatever_order_its_messages_joined_in() -> None:
+    """The messages of a burst join it from tasks of their own (on DynamoDB in parallel threads), so out of
+    order: the push names the newest by seq and links to the oldest, as if they had come in order."""
+    at = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
+    lobby = Room(room_id="lobby", name="Lobby", created_at=at, created_by=None, last_seq=9)
+
+    def said(seq: int) -> MessageRecord:
+        return MessageRecord(
+            message_id=f"m{seq}", room_id="lobby", seq=seq, user_id="1", username="alice", text=f"@bob hello {seq}",
+            timestamp=at, connection_id="c", client_message_id=None, ttl=2_000_000_000,
+        )  # fmt: skip
+
+    told = notify.notification(lobby, [said(8), said(9), said(7)])
+    assert (told["title"], told["body"], told["seq"], told["count"]) == (
+        "3 new messages in #Lobby",
+        "alice: @bob hello 9",
+        7,
+        3,
+    )
+    assert told["url"] == "/rooms/lobby/#seq-7"
