@@ -23,6 +23,24 @@ def _active(now: datetime) -> Q:
     return Q(lifted_at__isnull=True) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
 
 
+def _any_active(model: type[models.Model], *, user_id: int, now: datetime, room_id: str | None = None) -> bool:
+    """Whether `model` (Ban, Mute) holds a record for the user active now (`_active`'s rule),
+    one covering `room_id` (or every room) when given. Asked on every socket opened (bans) and
+    every message sent (mutes), and almost always no: one statement written out, as the ORM
+    spent about ten times the statement's own cost building the query (docs/performance.md,
+    "Many small rooms"). Names come from the model, quoted; values are parameters."""
+    user, lifted, expires = (rows.column(model, name) for name in ("user", "lifted_at", "expires_at"))
+    where = f"{user} = %s AND {lifted} IS NULL AND ({expires} IS NULL OR {expires} > %s)"
+    params: list[Any] = [user_id, connection.ops.adapt_datetimefield_value(now)]
+    if room_id is not None:
+        room = rows.column(model, "room_id")
+        where += f" AND ({room} = '' OR {room} = %s)"
+        params.append(room_id)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {rows.table(model)} WHERE {where} LIMIT 1", params)  # noqa: S608
+        return cursor.fetchone() is not None
+
+
 class Ban(models.Model):
     """A banned user's sockets are closed with 4403, and new ones refused, until it is lifted."""
 
@@ -51,21 +69,8 @@ class Ban(models.Model):
 
     @classmethod
     def any_active(cls, *, user_id: int, now: datetime) -> bool:
-        """Whether the user is banned now: asked on every socket opened, and the answer is
-        almost always no. One statement written out, the same rule as `_active` (the ORM's
-        query building cost more than the statement), as Mute._any_active."""
-
-        def column(name: str) -> str:
-            return rows.column(cls, name)
-
-        expires = column("expires_at")
-        sql = (
-            f"SELECT 1 FROM {rows.table(cls)} WHERE {column('user')} = %s"  # noqa: S608
-            f" AND {column('lifted_at')} IS NULL AND ({expires} IS NULL OR {expires} > %s) LIMIT 1"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [user_id, connection.ops.adapt_datetimefield_value(now)])
-            return cursor.fetchone() is not None
+        """Whether the user is banned now (one statement: `_any_active`)."""
+        return _any_active(cls, user_id=user_id, now=now)
 
     def is_active(self, now: datetime) -> bool:
         return self.lifted_at is None and (self.expires_at is None or self.expires_at > now)
@@ -118,23 +123,8 @@ class Mute(models.Model):
     @classmethod
     def _any_active(cls, *, user_id: int, room_id: str, now: datetime) -> bool:
         """Whether any mute covers the user in this room now: `until`'s common answer (no),
-        asked on every message a user sends. One statement written out, the same rule as
-        `_active`: the ORM spent about ten times the statement's own cost building the query
-        (docs/performance.md, "Many small rooms"). Names come from the model, quoted; values
-        are parameters."""
-
-        def column(name: str) -> str:
-            return rows.column(cls, name)
-
-        lifted, expires = column("lifted_at"), column("expires_at")
-        sql = (
-            f"SELECT 1 FROM {rows.table(cls)} WHERE {column('user')} = %s"  # noqa: S608
-            f" AND ({column('room_id')} = '' OR {column('room_id')} = %s)"
-            f" AND {lifted} IS NULL AND ({expires} IS NULL OR {expires} > %s) LIMIT 1"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [user_id, room_id, connection.ops.adapt_datetimefield_value(now)])
-            return cursor.fetchone() is not None
+        in one statement (`_any_active`)."""
+        return _any_active(cls, user_id=user_id, now=now, room_id=room_id)
 
 
 class Report(models.Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
@@ -44,24 +45,11 @@ MARKS_PER_STATEMENT: Final = 500
 # How many room ids one IN list of get_rooms carries.
 ROOMS_PER_STATEMENT: Final = 500
 # The Room record's fields, read by get_rooms (the model's columns of the same names).
-_ROOM_FIELDS: Final = (
-    "room_id",
-    "name",
-    "created_at",
-    "created_by",
-    "last_seq",
-    "archived",
-    "private",
-    "read_only",
-    "slow_mode_seconds",
-    "direct",
-    "topic",
-    "last_activity",
-)
-# The Membership record's fields (room_id: the model's room, by its column).
-_MEMBERSHIP_FIELDS: Final = ("room_id", "user_id", "role", "muted", "joined_at")
-# The ConnectionRecord's fields, its key first (the model's columns of the same names).
-_CONNECTION_FIELDS: Final = ("connection_id", "user_id", "username", "connected_at", "ttl", "instance_id")
+_ROOM_FIELDS: Final = tuple(field.name for field in dataclasses.fields(Room))
+# The Membership record's fields, read by name from RoomMember (room_id: the model's room).
+_MEMBERSHIP_FIELDS: Final = tuple(field.name for field in dataclasses.fields(Membership))
+# The ConnectionRecord's fields, its key first, read and written by name on Connection.
+_CONNECTION_FIELDS: Final = tuple(field.name for field in dataclasses.fields(ConnectionRecord))
 # Every column of a message, by attribute name (room_id, not room): rows read without a model.
 _MESSAGE_COLUMNS: Final = tuple(field.attname for field in models.Message._meta.concrete_fields)
 # How many reads one UNION ALL statement joins (SQLite takes at most 500 by default).

@@ -83,12 +83,12 @@ async def test_a_socket_waits_for_a_turn_then_opens_and_is_told_to_come_back_whe
     holding = asyncio.Event()
     free = asyncio.Event()
 
-    async def hold() -> None:
+    async def hold(gate: OpenGate) -> None:
         async with gate.turn():
             holding.set()
             await free.wait()
 
-    holder = asyncio.create_task(hold())
+    holder = asyncio.create_task(hold(gate))
     await holding.wait()
     socket: WebsocketCommunicator = await session_sockets(await sync_to_async(session_cookie)("alice"))
     await socket.send_json_to({"action": "joinRoom", "roomId": "general"})
@@ -104,8 +104,7 @@ async def test_a_socket_waits_for_a_turn_then_opens_and_is_told_to_come_back_whe
     monkeypatch.setattr(gate_module, "_gates", {asyncio.get_running_loop(): busy})
     holding.clear()
     free.clear()
-    gate = busy  # hold() takes its turn here now
-    holder = asyncio.create_task(hold())
+    holder = asyncio.create_task(hold(busy))
     await holding.wait()
     refused = await session_sockets(await sync_to_async(session_cookie)("bob"))
     await refused.send_json_to({"action": "joinRoom", "roomId": "general"})  # as a client does once open
