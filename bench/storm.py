@@ -756,6 +756,13 @@ def main() -> None:
         "and put it back once it is up again; without it, a `systemctl restart` the balancer learns of by "
         "its checks",
     )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for both Chatsite processes (repeatable), e.g. ANALYTICS_FLUSH_SECONDS=2",
+    )
     parser.add_argument("--seed", type=int, default=22)
     parser.add_argument("--out", type=Path, default=bench_run.RESULTS / "storm-latest.json")
     args = parser.parse_args()
@@ -795,6 +802,7 @@ def main() -> None:
             "DJANGO_SECRET_KEY": bench_run.BENCH_SECRET_KEY,
             "REDIS_URL": redis.url,
             **({"DATABASE_URL": postgres_url} if postgres_url else {}),
+            **dict(item.partition("=")[::2] for item in args.server_env),
         }
         for i in range(2):
             env = bench_run.clean_env(**extra, CHAT_INSTANCE_ID=f"bench-storm-{i}")
