@@ -35,6 +35,7 @@ from accounts import auth
 from accounts.sessions import began_after, session_user
 from accounts.tokens import TokenRejected
 from accounts.users import roles, standing
+from chatsite.db.side_by_side import side_by_side
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ async def _from_token(token: str, scope: dict[str, Any]) -> Identity:
         # work, and off the default pool (accounts.auth.verify_executor).
         verify = sync_to_async(auth.verify, thread_sensitive=False, executor=auth.verify_executor())
         verified = await verify(token, via="websocket", client=client)
-        identity: Identity | None = await database_sync_to_async(_token_identity)(verified, client=client)
+        identity: Identity | None = await side_by_side(_token_identity)(verified, client=client)
     except TokenRejected as error:
         raise AuthenticationFailed(error.reason.value) from None
     if identity is None:
@@ -167,7 +168,7 @@ async def identify(scope: dict[str, Any], *, token: str | None = None) -> Identi
     if session_key:
         # Read here and not kept: the socket lives on as this identity (chat.entry).
         holder = SimpleNamespace(session=_session_store(session_key))
-        session_identity: Identity | None = await database_sync_to_async(_session_identity)(holder)
+        session_identity: Identity | None = await side_by_side(_session_identity)(holder)
         if session_identity is not None:
             return replace(session_identity, session_key=session_key)
     offered = handshake_token(scope)

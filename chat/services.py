@@ -13,6 +13,7 @@ never write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -48,6 +49,7 @@ from chat.storage.base import (
     RoomNotFound,
     on_membership_change,
 )
+from chatsite.db.side_by_side import side_by_side
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +86,25 @@ def store_call(fn: Callable[..., T], /, **kwargs: Any) -> T:
 
 async def _store_call(fn: Callable[..., T], /, **kwargs: Any) -> T:
     """Run one storage call off the event loop; failures become StorageUnavailable."""
+    return await _run_store_call(fn, kwargs, beside_others=False)
+
+
+async def _opening_store_call(fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """`_store_call` for a socket's opening reads and writes, which touch only that socket's
+    and its user's rows: on PostgreSQL they run beside other sockets' (chatsite.db.side_by_side)."""
+    return await _run_store_call(fn, kwargs, beside_others=True)
+
+
+async def _run_store_call(fn: Callable[..., T], kwargs: dict[str, Any], *, beside_others: bool) -> T:
     store = get_store()
     # An ORM store runs on Django's sync thread through database_sync_to_async, which closes
     # stale database connections around the call (the consumer does not do it per frame).
-    run = (
-        database_sync_to_async(_guarded) if store.thread_sensitive else sync_to_async(_guarded, thread_sensitive=False)
-    )
+    if not store.thread_sensitive:
+        run: Callable[..., Awaitable[T]] = sync_to_async(_guarded, thread_sensitive=False)
+    elif beside_others:
+        run = side_by_side(_guarded)
+    else:
+        run = database_sync_to_async(_guarded)
     # An ORM call that waited too long for the sync thread is refused unread (_queue_bounded).
     target = _queue_bounded(fn) if store.thread_sensitive else fn
     with metrics.store_timer(getattr(fn, "__name__", "call")):
@@ -667,7 +682,7 @@ async def room_join(
     await fanout.join(room_id, member)
     try:
         # Re-read after subscribing, and the replay from there: one store call (a trip off the event loop).
-        result = await _store_call(_join_read, room_id=room_id, identity=identity, last_seq=last_seq)
+        result = await _opening_store_call(_join_read, room_id=room_id, identity=identity, last_seq=last_seq)
         # The process's gaps in this room are measured from here (issue 24.3), not from
         # whatever old seq reaches it first (a seq that arrived meanwhile counts: delivery.baseline).
         fanout.baseline(room_id, result.room.last_seq)
@@ -784,8 +799,9 @@ async def connection_open(*, identity: Identity) -> ConnectionRecord:
     to their socket quota (QuotaExceeded), count it. The caller is in its user's group
     already, so a ban that lands after the check still reaches the socket.
 
-    A local store does all of it in one trip to Django's sync thread: each trip costs a
-    thread switch and a wake-up of the event loop, and an open made four of them (issue 22).
+    A local store does all of it in one trip off the event loop (Django's sync thread; on
+    PostgreSQL one of chatsite.db.side_by_side's): each trip costs a thread switch and a
+    wake-up of the event loop, and an open made four of them (issue 22).
     DynamoDB is not called from that thread, so there the ban (a database row) is read first.
     """
     now = utcnow()
@@ -797,27 +813,43 @@ async def connection_open(*, identity: Identity) -> ConnectionRecord:
         ttl=int(now.timestamp()) + settings.CHAT_CONNECTION_TTL_SECONDS,
         instance_id=instance_id(),
     )
+    # In a task of its own: a socket cancelled meanwhile deletes its row only once the
+    # admission is done with it.
+    admitted = asyncio.ensure_future(_admit(record))
     try:
-        if get_store().thread_sensitive:
-            notice = await _store_call(_connection_admit, record=record)
-        else:
-            notice = await database_sync_to_async(_ban_notice)(record.user_id)
-            if notice is None:
-                await _store_call(_connection_save, record=record)
-                await analytics.socket_opened(connection_id=record.connection_id, user_id=record.user_id, at=now)
+        notice = await asyncio.shield(admitted)
     except quota.QuotaExceeded:
         await connection_close(connection_id=record.connection_id)
         raise
     except asyncio.CancelledError:
         # daphne cancels every socket's application on SIGTERM; one cancelled here has not
         # learned its row's id, so nobody else would delete the row (an open socket on the
-        # dashboard until its ttl). A save still running in its thread finishes first: the
-        # store's calls run one at a time there, so the delete comes after it.
-        await asyncio.shield(connection_close(connection_id=record.connection_id))
+        # dashboard until its ttl). The admission runs on in its thread, beside the closes
+        # on PostgreSQL (chatsite.db.side_by_side): the delete waits for it, else it could
+        # come first and leave the row behind.
+        await asyncio.shield(_close_when_done(admitted, record.connection_id))
         raise
     if notice is not None:
         raise Banned(notice)
     return record
+
+
+async def _admit(record: ConnectionRecord) -> dict[str, Any] | None:
+    if get_store().thread_sensitive:
+        return await _opening_store_call(_connection_admit, record=record)
+    notice: dict[str, Any] | None = await database_sync_to_async(_ban_notice)(record.user_id)
+    if notice is None:
+        await _store_call(_connection_save, record=record)
+        await analytics.socket_opened(
+            connection_id=record.connection_id, user_id=record.user_id, at=record.connected_at
+        )
+    return notice
+
+
+async def _close_when_done(admitted: asyncio.Future[Any], connection_id: str) -> None:
+    with contextlib.suppress(Exception):
+        await admitted
+    await connection_close(connection_id=connection_id)
 
 
 def _connection_admit(*, record: ConnectionRecord) -> dict[str, Any] | None:

@@ -130,6 +130,12 @@ for _name, _value in (
         raise ImproperlyConfigured(f"{_name} must be between 0 and 600 seconds")
 if DATABASE_LOCK_TIMEOUT <= 0:
     raise ImproperlyConfigured("DATABASE_LOCK_TIMEOUT must be positive: an unbounded lock wait stalls every writer")
+# Threads a process gives a socket's opening reads and writes on PostgreSQL, each with its own
+# connection (chatsite.db.side_by_side); the rest keeps Django's one sync thread. 1: all on that
+# thread. SQLite always uses the one thread. A process then holds up to this many connections more.
+DATABASE_OPEN_THREADS = env_int("DATABASE_OPEN_THREADS", 4, minimum=1)
+if DATABASE_OPEN_THREADS > 32:
+    raise ImproperlyConfigured(f"DATABASE_OPEN_THREADS must be at most 32, got {DATABASE_OPEN_THREADS}")
 
 
 def _postgres_timeouts() -> str:

@@ -18,8 +18,7 @@ from chat import models
 from chat.moderation_models import Ban, Mute
 from chat.services import ban_longest
 from chatsite.db import rows
-from chatsite.dburl import database_from_url
-from tests.fixtures.postgres import default_database, empty_tables
+from tests.fixtures.postgres import module_postgres
 
 pytestmark = pytest.mark.django_db
 
@@ -31,9 +30,7 @@ def database(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "sqlite":
         yield "sqlite"
         return
-    url: str = request.getfixturevalue("postgres_url")
-    with default_database({**database_from_url(url), "CONN_MAX_AGE": 0, "OPTIONS": {}}):
-        empty_tables(("chat_", "analytics_"))
+    with module_postgres(request, ("chat_", "analytics_")):
         yield "postgresql"
 
 

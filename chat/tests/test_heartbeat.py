@@ -61,17 +61,17 @@ async def test_a_socket_cancelled_while_its_row_is_written_leaves_no_row(monkeyp
     the caller has the row's id) deletes the row again, so no socket of a stopped process counts as open."""
     user = await sync_to_async(get_user_model().objects.create_user)(username="alice")
     identity = Identity(user_id=str(user.pk), username="alice")
-    reached, never = asyncio.Event(), asyncio.Event()
-    real = services._store_call
+    reached, answer = asyncio.Event(), asyncio.Event()
+    real = services._opening_store_call
 
     async def store_call(fn: object, **kwargs: object) -> object:
         result = await real(fn, **kwargs)  # type: ignore[arg-type]
         if fn is services._connection_admit:  # the open's one trip: ban check, row, quota, counts
             reached.set()
-            await never.wait()
+            await answer.wait()  # the trip's answer on its way back when the cancel comes
         return result
 
-    monkeypatch.setattr(services, "_store_call", store_call)
+    monkeypatch.setattr(services, "_opening_store_call", store_call)
 
     def live() -> list[str]:
         return [
@@ -82,6 +82,8 @@ async def test_a_socket_cancelled_while_its_row_is_written_leaves_no_row(monkeyp
     await asyncio.wait_for(reached.wait(), 10)
     assert len(await sync_to_async(live)()) == 1  # the row is written: the cancel comes after it
     opening.cancel()
+    await asyncio.sleep(0)
+    answer.set()
     with pytest.raises(asyncio.CancelledError):
         await opening
     assert await sync_to_async(live)() == []

@@ -51,6 +51,14 @@ def test_a_short_metrics_token_stops_start_up(tmp_path: Path) -> None:
     assert "METRICS_TOKEN must be at least 32 characters" in result.stderr
 
 
+@pytest.mark.parametrize(("value", "says"), [("0", "at least 1"), ("33", "at most 32"), ("four", "an integer")])
+def test_database_open_threads_out_of_bounds_stops_start_up(tmp_path: Path, value: str, says: str) -> None:
+    """DATABASE_OPEN_THREADS (a process's extra database connections) is refused outside 1-32."""
+    result = manage(production_env(tmp_path, DATABASE_OPEN_THREADS=value), "check")
+    assert result.returncode != 0
+    assert f"DATABASE_OPEN_THREADS must be {says}" in result.stderr
+
+
 def test_production_has_no_metrics_token_by_default(tmp_path: Path) -> None:
     """Without METRICS_TOKEN the production settings carry none: /metrics is staff-only."""
     result = subprocess.run(

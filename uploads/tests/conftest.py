@@ -19,12 +19,11 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from asgiref.sync import SyncToAsync, sync_to_async
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connections
 from django.test import Client
 from pytest_django.fixtures import Settings
 
@@ -32,33 +31,10 @@ from accounts.identity import Identity
 from chat.storage import get_store, schema
 from chat.storage.dynamodb import ensure_tables, make_client
 from chatsite.dburl import database_from_url
-from tests.fixtures.postgres import default_database, empty_tables
+from tests.fixtures.postgres import default_database_everywhere, empty_tables
 
 SETUPS = ["files-sqlite", "files-postgresql", "s3-dynamodb", "s3-postgresql"]
 WAIT = 10.0
-
-
-def _forget_sync_thread_connection() -> None:
-    """asgiref's one thread for sync code (database_sync_to_async) outlives tests and keeps
-    its connection: drop it, so the thread connects again to what the settings say now."""
-
-    def forget() -> None:
-        with contextlib.suppress(AttributeError):
-            connections["default"].close()
-            delattr(connections._connections, "default")  # type: ignore[attr-defined]
-
-    SyncToAsync.single_thread_executor.submit(forget).result(timeout=30)
-
-
-@contextlib.contextmanager
-def _default_database(overrides: dict[str, object]) -> Iterator[None]:
-    """tests.fixtures.postgres.default_database, asgiref's sync thread's connection included."""
-    try:
-        with default_database(overrides):
-            _forget_sync_thread_connection()
-            yield
-    finally:
-        _forget_sync_thread_connection()
 
 
 def _s3(request: pytest.FixtureRequest, settings: Settings) -> str:
@@ -141,7 +117,9 @@ def setup(request: pytest.FixtureRequest, settings: Settings, tmp_path: Any) -> 
             stack.enter_context(contextlib.contextmanager(_dynamodb)(request, settings))
         if name.endswith("postgresql"):
             url: str = request.getfixturevalue("postgres_url")
-            stack.enter_context(_default_database({**database_from_url(url), "CONN_MAX_AGE": 0, "OPTIONS": {}}))
+            stack.enter_context(
+                default_database_everywhere({**database_from_url(url), "CONN_MAX_AGE": 0, "OPTIONS": {}})
+            )
             empty_tables(("chat_", "uploads_", "auth_user", "analytics_"))
         yield Setup(name=name, bucket=bucket)
 
