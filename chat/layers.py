@@ -19,14 +19,36 @@ import asyncio
 import logging
 from typing import Any
 
-from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
 from channels_redis.utils import _wrap_close
+from redis.asyncio import Redis
+
+from chat.redis_pools import waiting_pool
 
 log = logging.getLogger(__name__)
 
 
+class WaitingShard(RedisSingleShardConnection):  # type: ignore[misc]
+    """A shard whose client waits for one of a few connections (chat.redis_pools) instead of
+    opening one more for each publish of a burst."""
+
+    _redis: Redis | None
+    _pubsub: Any
+
+    def _ensure_redis(self) -> None:
+        if self._redis is None:
+            client = Redis(connection_pool=waiting_pool(self.host))
+            self._redis, self._pubsub = client, client.pubsub()
+
+
 class PubSubLoopLayer(RedisPubSubLoopLayer):  # type: ignore[misc]
     warned = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for shard in getattr(self, "_shards", ()):
+            if type(shard) is RedisSingleShardConnection:
+                shard.__class__ = WaitingShard
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         group_channel = self._get_group_channel_name(group)

@@ -249,11 +249,12 @@ class RedisPresence:
 
     def _call(self, op: str, *args: str) -> Any:
         if self._script is None:
-            from channels_redis.utils import create_pool
             from redis.asyncio import Redis
 
+            from chat.redis_pools import waiting_pool
+
             # Fails fast, no retries: presence is best effort, chat goes on without it.
-            pool = create_pool(
+            pool = waiting_pool(
                 {
                     **self.host,
                     "socket_timeout": REDIS_TIMEOUT_SECONDS,
