@@ -21,6 +21,7 @@ from django.test import Client
 from pytest_django.fixtures import Settings
 
 from accounts import throttle
+from tests.fixtures.clock import Clock
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "a-long-test-Passw0rd"
@@ -35,14 +36,6 @@ class CountingHasher(MD5PasswordHasher):
     def encode(self, password: str, salt: str) -> str:
         CountingHasher.calls += 1
         return super().encode(password, salt)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

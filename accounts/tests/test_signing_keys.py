@@ -16,6 +16,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 
 from accounts import issuer
 from accounts.tokens import JwksKeySet, Rejection, TokenPolicy, TokenRejected, verify_token
+from tests.fixtures.clock import Clock
 
 
 def pem(key: issuer.SigningKey) -> str:
@@ -40,14 +41,6 @@ def token(key: issuer.SigningKey) -> str:
         key, subject="s-1", username="alice", groups=[], email=None, lifetime=3600, now=int(time.time())
     )
     return id_token
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_one_pem_is_a_ring_of_one_key() -> None:

@@ -28,6 +28,7 @@ from accounts.tokens import (
     parse_jwks,
     verify_token,
 )
+from tests.fixtures.clock import Clock
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_TestPool1"
 CLIENT_ID = "3n4b5urk1ft4fl3mg5e62d9ado"
@@ -372,14 +373,6 @@ def test_policy_refuses_nonsense() -> None:
 
 
 # --- the JWKS cache -----------------------------------------------------------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Endpoint:

@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY, generate_latest
 from accounts import auth
 from accounts.tokens import JwksKeySet, KeysUnavailable, Rejection, TokenRejected, UnknownKey
 from chat.ratelimit import client_address
+from tests.fixtures.clock import Clock
 
 SETTINGS = Path(__file__).resolve().parents[2] / "chatsite" / "settings.py"
 
@@ -47,19 +48,11 @@ def test_the_address_behind_a_balancer_is_the_one_the_balancer_added() -> None:
     assert client_address({"headers": []}) is None
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_bad_token_warnings_are_sampled_with_a_count(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """1000 rejections for one reason in one interval are `burst` WARNING lines; the next line counts the rest."""
-    clock = Clock()
+    clock = Clock(100.0)
     monkeypatch.setattr(auth._rejections, "clock", clock)
     monkeypatch.setattr(auth._rejections, "_windows", {})
     monkeypatch.setattr(auth._rejections, "_left_out", {})

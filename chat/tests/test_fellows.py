@@ -11,6 +11,7 @@ import pytest
 from chat import fellows
 from chat.fellows import ENTRY_SECONDS, SETTLE_SECONDS, FellowsCache
 from chat.records import Membership
+from tests.fixtures.clock import Clock
 
 
 class Store:
@@ -29,14 +30,6 @@ class Store:
         self.calls["members_page"] += 1
         self.during_read()
         return [Membership(room_id=room_id, user_id=u) for u in sorted(self.rooms.get(room_id, []))[:limit]]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _setup() -> tuple[Store, Clock, FellowsCache]:
