@@ -71,11 +71,7 @@ def database_from_url(url: str, *, password: str = "", password_secret: str = ""
         if len(given) > 1:
             raise ImproperlyConfigured(f"{' and '.join(given)} are both set: keep one")
         if password_secret:
-            return {
-                **_postgres(parsed, query, password=""),
-                "ENGINE": "chatsite.db.postgresql",
-                "PASSWORD_SECRET": password_secret,
-            }
+            return {**_postgres(parsed, query, password=""), "PASSWORD_SECRET": password_secret}
         return _postgres(parsed, query, password=password)
     if password_secret:
         raise ImproperlyConfigured("DATABASE_PASSWORD_SECRET is for a postgres:// DATABASE_URL")
@@ -90,7 +86,7 @@ def database_from_url(url: str, *, password: str = "", password_secret: str = ""
 
 def _postgres(parsed: ParseResult, query: list[tuple[str, str]], *, password: str) -> dict[str, object]:
     return {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": "chatsite.db.postgresql",
         "NAME": unquote(parsed.path.lstrip("/")),
         "USER": unquote(parsed.username or ""),
         "PASSWORD": unquote(parsed.password or "") or password,

@@ -152,7 +152,7 @@ def _bounded(database: dict[str, object]) -> dict[str, object]:
     """The database entry with the waits above applied: server-side options for PostgreSQL
     (added to any `options` the URL gave), the busy timeout for SQLite."""
     options = dict(database.get("OPTIONS") or {})  # type: ignore[call-overload]
-    if database["ENGINE"] == "django.db.backends.postgresql":
+    if database["ENGINE"] in {"chatsite.db.postgresql", "django.db.backends.postgresql"}:
         options["options"] = " ".join(filter(None, [_postgres_timeouts(), options.get("options", "")]))
     else:
         options.setdefault("timeout", DATABASE_LOCK_TIMEOUT)

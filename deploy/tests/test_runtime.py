@@ -77,6 +77,34 @@ def test_production_has_no_metrics_token_by_default(tmp_path: Path) -> None:
     assert result.stdout.split() == ["''", "json", "True"], result.stderr
 
 
+@pytest.mark.parametrize("secret", ["", "arn:aws:secretsmanager:eu-west-1:1:secret:db"])
+def test_postgresql_gets_the_server_side_bounds_with_or_without_a_password_secret(tmp_path: Path, secret: str) -> None:
+    """Every PostgreSQL session is bounded (lock, statement, idle transaction), whether its
+    password comes from the URL or from a rotated secret (the bounds were once missing there)."""
+    env = {
+        **production_env(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "chatsite.settings",
+        "DATABASE_URL": "postgres://chatsite@db.internal/chatsite",
+        "DATABASE_PASSWORD_SECRET": secret,
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; "
+            "d = settings.DATABASES['default']; print(d['ENGINE'], d['OPTIONS'].get('options'))",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    engine, _, options = result.stdout.strip().partition(" ")
+    assert engine == "chatsite.db.postgresql", result.stderr
+    assert options == "-c lock_timeout=3000 -c statement_timeout=10000 -c idle_in_transaction_session_timeout=5000"
+
+
 # The documented environment ----------------------------------------------------------------
 
 # Not Chatsite's settings: Django's own module switch.
