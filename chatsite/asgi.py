@@ -21,7 +21,7 @@ from django.conf import settings  # noqa: E402
 
 from chat import connections, daphne_adapt  # noqa: E402
 from chat.entry import WebSocketEntry  # noqa: E402
-from chatsite.ops import drain, emf, inflight  # noqa: E402
+from chatsite.ops import collector, drain, emf, inflight  # noqa: E402
 
 if settings.PRODUCTION:
     from accounts.demo import refuse_demo_accounts
@@ -37,8 +37,14 @@ def _on_shutdown() -> asyncio.Future[Any]:
     return asyncio.gather(settled, *([drained] if drained is not None else []))
 
 
+async def _at_start() -> None:
+    """daphne is listening: everything start-up allocated is in place."""
+    collector.set_for_a_server()
+    await connections.at_start()
+
+
 # Under daphne, once: what Chatsite adds to daphne, Twisted and autobahn (chat.daphne_adapt).
-daphne_adapt.install(on_shutdown=_on_shutdown, on_start=connections.at_start, on_stopped=inflight.exit_if_abandoned)
+daphne_adapt.install(on_shutdown=_on_shutdown, on_start=_at_start, on_stopped=inflight.exit_if_abandoned)
 drain.install_signal_handler()  # SIGUSR1 drains this process before a release stops it
 
 
