@@ -52,12 +52,27 @@ _MEMBERSHIP_FIELDS: Final = tuple(field.name for field in dataclasses.fields(Mem
 _CONNECTION_FIELDS: Final = tuple(field.name for field in dataclasses.fields(ConnectionRecord))
 # Every column of a message, by attribute name (room_id, not room): rows read without a model.
 _MESSAGE_COLUMNS: Final = tuple(field.attname for field in models.Message._meta.concrete_fields)
+_EVENT_COLUMNS: Final = tuple(field.attname for field in models.RoomEvent._meta.concrete_fields)
 # How many reads one UNION ALL statement joins (SQLite takes at most 500 by default).
 WINDOWS_PER_STATEMENT: Final = 100
 
 
 def _epoch(value: datetime) -> int:
     return int(value.timestamp())
+
+
+def _rows_after(
+    model: type[models.Message] | type[models.RoomEvent],
+    names: tuple[str, ...],
+    room_id: str,
+    after_seq: int,
+    limit: int,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """A room's live rows of `model` above `after_seq`, the first `limit` by seq."""
+    seq = rows.column(model, "seq")
+    where = f"{rows.column(model, 'room')} = %s AND {seq} > %s AND {rows.column(model, 'ttl')} > %s"
+    return rows.select(model, names, where=where, params=[room_id, after_seq, _epoch(now)], order=seq, limit=limit)
 
 
 def _room(row: models.Room) -> Room:
@@ -783,12 +798,20 @@ class LocalStore:
             return self._store_event(new, seq=seq)
 
     def events_after(self, *, room_id: str, after_seq: int, limit: int, now: datetime) -> list[LogEntry]:
-        """Two indexed reads, each at most `limit` rows, merged by seq."""
+        """Two indexed reads, each at most `limit` rows, merged by seq. Written out
+        (chatsite.db.rows), rows read without a model each: every resume reads with this, and
+        a reconnect storm's thousands of resumes spent a sixth of their database work building
+        these two queries through the ORM (docs/performance.md)."""
         if limit <= 0:
             return []
-        live = {"room_id": room_id, "seq__gt": after_seq, "ttl__gt": _epoch(now)}
-        entries: list[LogEntry] = [_message(r) for r in models.Message.objects.filter(**live).order_by("seq")[:limit]]
-        entries += [_event(r) for r in models.RoomEvent.objects.filter(**live).order_by("seq")[:limit]]
+        entries: list[LogEntry] = [
+            _message(SimpleNamespace(**values))  # type: ignore[arg-type]
+            for values in _rows_after(models.Message, _MESSAGE_COLUMNS, room_id, after_seq, limit, now)
+        ]
+        entries += [
+            _event(SimpleNamespace(**values))  # type: ignore[arg-type]
+            for values in _rows_after(models.RoomEvent, _EVENT_COLUMNS, room_id, after_seq, limit, now)
+        ]
         entries.sort(key=lambda entry: entry.seq)
         return entries[:limit]
 
