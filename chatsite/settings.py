@@ -628,9 +628,6 @@ CHAT_PUSH_ALLOW_PRIVATE_ENDPOINTS = env_bool("CHAT_PUSH_ALLOW_PRIVATE_ENDPOINTS"
 # site that does not offer search, or to measure what indexing costs (bench.run --search-feed).
 CHAT_SEARCH_INDEX_FEED = env_bool("CHAT_SEARCH_INDEX_FEED", True)
 
-# A test hook for tests/faults, refused in production: a message whose text is exactly this
-# makes the process exit (os._exit) right after the store has it, before its broadcast and
-# its ack, the worst moment to die.
 # Analytics (docs/moderation.md): 0 counts each message in its own transaction after the
 # broadcast; N > 0 keeps the counts in memory and writes them every N seconds in one
 # transaction (a hard crash loses at most N seconds of counts, never a message). Production
@@ -639,6 +636,9 @@ ANALYTICS_FLUSH_SECONDS = env_float("ANALYTICS_FLUSH_SECONDS", 2.0 if PRODUCTION
 if ANALYTICS_FLUSH_SECONDS < 0:
     raise ImproperlyConfigured("ANALYTICS_FLUSH_SECONDS must be 0 (write through) or more")
 
+# A test hook for tests/faults, refused in production: a message whose text is exactly this
+# makes the process exit (os._exit) right after the store has it, before its broadcast and
+# its ack, the worst moment to die.
 CHAT_TEST_CRASH_AFTER_STORE = env_str("CHAT_TEST_CRASH_AFTER_STORE")
 if CHAT_TEST_CRASH_AFTER_STORE and PRODUCTION:
     raise ImproperlyConfigured("CHAT_TEST_CRASH_AFTER_STORE is a test hook: it is refused when CHATSITE_ENV=production")
