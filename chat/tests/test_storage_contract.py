@@ -35,9 +35,8 @@ from chat.storage.base import (
 )
 from chat.storage.dynamodb import DynamoDBClient, DynamoDBStore, ensure_tables, make_client
 from chat.storage.local import LocalStore
-from chatsite.dburl import database_from_url
 from tests.fixtures.aws import MotoServer, running_moto
-from tests.fixtures.postgres import default_database, empty_tables
+from tests.fixtures.postgres import default_database, module_postgres
 
 T = TypeVar("T")
 
@@ -92,9 +91,7 @@ def _postgres_store(request: pytest.FixtureRequest) -> Iterator[ChatStore]:
     PostgreSQL refuses what SQLite takes (NUL in text, for one) and locks differently under
     concurrent writers, so the local backend's contract holds on both databases.
     """
-    url: str = request.getfixturevalue("postgres_url")
-    with default_database({**database_from_url(url), "CONN_MAX_AGE": 0, "OPTIONS": {}}):
-        empty_tables(("chat_",))
+    with module_postgres(request, ("chat_",)):
         yield LocalStore()
 
 

@@ -15,8 +15,7 @@ from pytest_django.fixtures import Settings
 
 from chat.storage import get_store, schema
 from chat.storage.dynamodb import ensure_tables, make_client
-from chatsite.dburl import database_from_url
-from tests.fixtures.postgres import default_database, empty_tables
+from tests.fixtures.postgres import module_postgres
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "dynamodb"])
@@ -24,9 +23,7 @@ def backend(request: pytest.FixtureRequest, settings: Settings, db: None) -> Ite
     if request.param == "sqlite":
         yield "sqlite"
     elif request.param == "postgresql":
-        url: str = request.getfixturevalue("postgres_url")
-        with default_database({**database_from_url(url), "CONN_MAX_AGE": 0, "OPTIONS": {}}):
-            empty_tables(("chat_", "search_", "auth_user"))
+        with module_postgres(request, ("chat_", "search_", "auth_user")):
             yield "postgresql"
     else:
         aws_env: dict[str, str] = request.getfixturevalue("aws_env")

@@ -30,8 +30,7 @@ from pytest_django.fixtures import Settings
 from accounts.identity import Identity
 from chat.storage import get_store, schema
 from chat.storage.dynamodb import ensure_tables, make_client
-from chatsite.dburl import database_from_url
-from tests.fixtures.postgres import default_database_everywhere, empty_tables
+from tests.fixtures.postgres import module_postgres
 
 SETUPS = ["files-sqlite", "files-postgresql", "s3-dynamodb", "s3-postgresql"]
 WAIT = 10.0
@@ -116,11 +115,9 @@ def setup(request: pytest.FixtureRequest, settings: Settings, tmp_path: Any) -> 
         if name.endswith("dynamodb"):
             stack.enter_context(contextlib.contextmanager(_dynamodb)(request, settings))
         if name.endswith("postgresql"):
-            url: str = request.getfixturevalue("postgres_url")
             stack.enter_context(
-                default_database_everywhere({**database_from_url(url), "CONN_MAX_AGE": 0, "OPTIONS": {}})
+                module_postgres(request, ("chat_", "uploads_", "auth_user", "analytics_"), everywhere=True)
             )
-            empty_tables(("chat_", "uploads_", "auth_user", "analytics_"))
         yield Setup(name=name, bucket=bucket)
 
 
