@@ -29,10 +29,10 @@ from urllib.parse import parse_qs
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.contrib.auth import get_user, get_user_model
+from django.contrib.auth import get_user_model
 
 from accounts import auth
-from accounts.sessions import began_after, session_user
+from accounts.sessions import began_after, session_user, signed_in_user
 from accounts.tokens import TokenRejected
 from accounts.users import roles, standing
 from chatsite.db.side_by_side import side_by_side
@@ -82,7 +82,7 @@ def _session_identity(holder: Any) -> Identity | None:
     "sign out everywhere" cutoff read with the roles, in one query (accounts.users.standing).
     The same rule as `session_user` then `identity_from_user`: a session from before the
     cutoff is flushed and names nobody."""
-    user = get_user(holder)
+    user = signed_in_user(holder)
     if not user.is_authenticated or not user.is_active:
         return None
     cutoff, moderator, bot = standing(user)

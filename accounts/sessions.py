@@ -15,17 +15,22 @@ signed in at the epoch: it ends at the first cutoff too.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from django.contrib.auth import get_user, logout
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user, get_user_model, logout
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.signals import user_logged_in
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest
+from django.utils.crypto import constant_time_compare
 
 from accounts import issuer, revocation
 from accounts.models import SessionCutoff
+from chatsite.db import rows
 
 SIGNED_IN_AT: Final = "_chatsite_signed_in_at"  # epoch seconds, a float (sessions serialise JSON)
 
@@ -53,10 +58,61 @@ def began_after(session: Any, cutoff: float | None) -> bool:
     return cutoff is None or float(session.get(SIGNED_IN_AT, 0.0)) > cutoff
 
 
+_MODEL_BACKEND: Final = "django.contrib.auth.backends.ModelBackend"
+
+
+@functools.cache
+def _user_columns(model: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The user model's concrete fields: (names for chatsite.db.rows, attnames for from_db)."""
+    fields = model._meta.concrete_fields
+    return tuple(f.name for f in fields), tuple(f.attname for f in fields)
+
+
+def signed_in_user(request: Any) -> Any:
+    """Django's `get_user(request)`, its common case read in one statement written out.
+
+    Every socket a signed-in page opens asks this, and the keeper asks it again for every
+    session socket of a process (accounts.identity.live_sessions); through the ORM the user's
+    read cost more CPU to build than to run (docs/performance.md, "Connecting"). The case
+    taken here is exactly the one where Django's answer is that user: the session names a
+    user signed in with Django's ModelBackend, which is configured; the row exists and may
+    authenticate (`user_can_authenticate`); the session's hash is the user's under the
+    current SECRET_KEY. Any other case (no user, another backend, a changed password, a
+    hash under a fallback key, which Django rotates) is Django's own `get_user`, unchanged."""
+    session = request.session
+    try:
+        user_id, backend_path, session_hash = (
+            session[SESSION_KEY],
+            session[BACKEND_SESSION_KEY],
+            session[HASH_SESSION_KEY],
+        )
+    except KeyError:
+        return get_user(request)
+    if backend_path != _MODEL_BACKEND or backend_path not in settings.AUTHENTICATION_BACKENDS or not session_hash:
+        return get_user(request)
+    model = get_user_model()
+    pk = model._meta.pk
+    names, attnames = _user_columns(model)
+    found = rows.select(
+        model,
+        names,
+        where=f"{rows.column(model, pk.name)} = %s",
+        params=[pk.get_db_prep_value(pk.to_python(user_id), connection)],
+    )
+    if not found:
+        return get_user(request)
+    user = model.from_db(connection.alias, list(attnames), list(found[0].values()))
+    if not ModelBackend().user_can_authenticate(user) or not constant_time_compare(
+        session_hash, user.get_session_auth_hash()
+    ):
+        return get_user(request)
+    return user
+
+
 def session_user(request: Any) -> Any:
     """Django's session user, or AnonymousUser when the session predates a sign-out everywhere
     (the session is flushed then, as Django flushes one whose password hash went stale)."""
-    user = get_user(request)
+    user = signed_in_user(request)
     if user.is_authenticated and not current(request.session, user):
         request.session.flush()
         return AnonymousUser()

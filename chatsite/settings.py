@@ -231,6 +231,8 @@ STORAGES = {
 }
 
 # --- Security (Django's deployment checklist) -------------------------------------------
+# Django's database sessions, their read written out (every socket opened reads one).
+SESSION_ENGINE = "accounts.session_store"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
