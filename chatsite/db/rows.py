@@ -13,6 +13,11 @@ The converters kept are the backend's own functions; of the connection they were
 they use only its time zone, which every connection to that database shares.
 
 Names come from the model's _meta, quoted by the backend; values are always parameters.
+
+Each statement looks the default connection up once (`_default`) and hands that object to the
+fields and converters: `django.db.connection` is a proxy that finds the thread's connection
+again on every attribute, and a field's value preparation asks it several times, so through
+the proxy a message's 24 values took about twice the CPU (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -21,10 +26,16 @@ import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 
 Converter = tuple[Any, list[Any]]
+
+
+def _default() -> BaseDatabaseWrapper:
+    """This thread's default connection itself (what `django.db.connection` forwards to)."""
+    return connections[DEFAULT_DB_ALIAS]
 
 
 def _fields(model: type[Model], names: Sequence[str]) -> list[Field[Any, Any]]:
@@ -60,12 +71,12 @@ def _converters(fields: Sequence[Field[Any, Any]], table_name: str) -> list[Conv
     return found
 
 
-def _converted(row: Sequence[Any], found: list[Converter]) -> list[Any]:
+def _converted(row: Sequence[Any], found: list[Converter], db: BaseDatabaseWrapper) -> list[Any]:
     """A row's values as the ORM would give them."""
     values = list(row)
     for index, (col, functions) in enumerate(found):
         for convert in functions:
-            values[index] = convert(values[index], col, connection)
+            values[index] = convert(values[index], col, db)
     return values
 
 
@@ -91,7 +102,8 @@ def select(
     the same way), at most `limit`. `lock`: FOR UPDATE where the database has it (SQLite's
     write lock is the transaction's already)."""
     key = tuple(names)
-    sql, found = _select(connection.vendor, model, key)
+    db = _default()
+    sql, found = _select(db.vendor, model, key)
     sql = f"{sql} WHERE {where}"
     params = list(params)
     if order:
@@ -99,11 +111,11 @@ def select(
     if limit is not None:
         sql += " LIMIT %s"
         params.append(limit)
-    if lock and connection.features.has_select_for_update:
+    if lock and db.features.has_select_for_update:
         sql += " FOR UPDATE"
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
-        return [dict(zip(key, _converted(row, found), strict=True)) for row in cursor.fetchall()]
+        return [dict(zip(key, _converted(row, found, db), strict=True)) for row in cursor.fetchall()]
 
 
 # How many rows one INSERT carries (a handful of parameters each: far under SQLite's 32,766
@@ -140,12 +152,14 @@ def _insert(
     return head, group, tail, fields
 
 
-def _write(statement: tuple[str, str, str, list[Field[Any, Any]]], rows: Sequence[Mapping[str, Any]]) -> None:
+def _write(
+    db: BaseDatabaseWrapper, statement: tuple[str, str, str, list[Field[Any, Any]]], rows: Sequence[Mapping[str, Any]]
+) -> None:
     head, group, tail, fields = statement
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             chunk = rows[start : start + ROWS_PER_STATEMENT]
-            params = [field.get_db_prep_save(values[field.name], connection) for values in chunk for field in fields]
+            params = [field.get_db_prep_save(values[field.name], db) for values in chunk for field in fields]
             cursor.execute(head + ", ".join([group] * len(chunk)) + tail, params)
 
 
@@ -159,7 +173,8 @@ def upsert(
     if not rows:
         return
     names = tuple(rows[0])
-    _write(_insert(connection.vendor, model, names, tuple(conflict), tuple(update), False), rows)
+    db = _default()
+    _write(db, _insert(db.vendor, model, names, tuple(conflict), tuple(update), False), rows)
 
 
 def add(model: type[Model], keys: Mapping[str, Any], increments: Mapping[str, int]) -> None:
@@ -167,7 +182,8 @@ def add(model: type[Model], keys: Mapping[str, Any], increments: Mapping[str, in
     statement, race-free on SQLite and PostgreSQL alike (two processes counting the same row
     never lose a count)."""
     values = {**keys, **increments}
-    _write(_insert(connection.vendor, model, tuple(values), tuple(keys), tuple(increments), True), [values])
+    db = _default()
+    _write(db, _insert(db.vendor, model, tuple(values), tuple(keys), tuple(increments), True), [values])
 
 
 def insert(instance: Model) -> None:
@@ -176,7 +192,8 @@ def insert(instance: Model) -> None:
     No signals are sent and no primary key is generated: for models whose key the caller sets."""
     model = type(instance)
     names = tuple(field.name for field in model._meta.concrete_fields)
-    head, group, _, fields = _insert(connection.vendor, model, names, (), (), False)
-    params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
-    with connection.cursor() as cursor:
+    db = _default()
+    head, group, _, fields = _insert(db.vendor, model, names, (), (), False)
+    params = [field.get_db_prep_save(field.pre_save(instance, True), db) for field in fields]
+    with db.cursor() as cursor:
         cursor.execute(head + group, params)
