@@ -1,9 +1,9 @@
 """Django's database sessions, with the read every signed-in page and socket makes written out.
 
 Every socket a signed-in page opens reads its session first (accounts.identity), and a
-reconnect burst opens thousands at once (docs/performance.md, "Connecting"). Django's
-`Session.objects.get(...)` spent longer being built by the ORM than the database spent
-answering it; here the same statement (the key, not expired) is built once
+reconnect burst opens thousands at once. Django's `Session.objects.get(...)` spent longer
+being built by the ORM than the database spent answering it (docs/performance.md, "A
+session's reads written out"); here the same statement (the key, not expired) is built once
 (chatsite.db.rows) and its row read through the fields' own converters. Everything else,
 the table, the data's encoding and signing, saving, cycling and flushing, is Django's
 `db.SessionStore`: sessions written before this engine read the same, and the engine can be

@@ -22,7 +22,7 @@ from typing import Any, Final
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user, get_user_model, logout
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, UserManager
 from django.contrib.auth.signals import user_logged_in
 from django.db import connection, transaction
 from django.http import HttpRequest
@@ -73,9 +73,10 @@ def signed_in_user(request: Any) -> Any:
 
     Every socket a signed-in page opens asks this, and the keeper asks it again for every
     session socket of a process (accounts.identity.live_sessions); through the ORM the user's
-    read cost more CPU to build than to run (docs/performance.md, "Connecting"). The case
-    taken here is exactly the one where Django's answer is that user: the session names a
-    user signed in with Django's ModelBackend, which is configured; the row exists and may
+    read cost more CPU to build than to run (docs/performance.md, "A session's reads written
+    out"). The case taken here is exactly the one where Django's answer is that user: the
+    session names a user signed in with Django's ModelBackend, which is configured, of a
+    model read by Django's own UserManager (no filtering manager); the row exists and may
     authenticate (`user_can_authenticate`); the session's hash is the user's under the
     current SECRET_KEY. Any other case (no user, another backend, a changed password, a
     hash under a fallback key, which Django rotates) is Django's own `get_user`, unchanged."""
@@ -88,9 +89,14 @@ def signed_in_user(request: Any) -> Any:
         )
     except KeyError:
         return get_user(request)
-    if backend_path != _MODEL_BACKEND or backend_path not in settings.AUTHENTICATION_BACKENDS or not session_hash:
-        return get_user(request)
     model = get_user_model()
+    if (
+        backend_path != _MODEL_BACKEND
+        or backend_path not in settings.AUTHENTICATION_BACKENDS
+        or not session_hash
+        or type(model._default_manager) is not UserManager  # another manager may filter its users
+    ):
+        return get_user(request)
     pk = model._meta.pk
     names, attnames = _user_columns(model)
     found = rows.select(
