@@ -633,8 +633,8 @@ CHAT_SEARCH_INDEX_FEED = env_bool("CHAT_SEARCH_INDEX_FEED", True)
 # Analytics (docs/moderation.md): N > 0 keeps the dashboard's message counts in memory and
 # writes them every N seconds in one transaction (a hard crash loses at most N seconds of
 # counts, never a message); 0 writes each in the message's own transaction. Batched by
-# default, the embedded default as production: written through, the count was seven of a
-# message's fifteen statements and a fifth of a small room's CPU (docs/performance.md).
+# default, the embedded default as production: written through, the count was most of a
+# message's statements (docs/performance.md).
 ANALYTICS_FLUSH_SECONDS = env_float("ANALYTICS_FLUSH_SECONDS", 2.0)
 if ANALYTICS_FLUSH_SECONDS < 0:
     raise ImproperlyConfigured("ANALYTICS_FLUSH_SECONDS must be 0 (write through) or more")
