@@ -78,6 +78,9 @@ def test_an_expired_session_reads_empty_and_forgets_its_key(database: str) -> No
     assert expired.load() == {}
     assert expired.session_key is None
     assert db.SessionStore(key).load() == {}  # Django's engine agrees
+    expired["user"] = "y"
+    expired.save()
+    assert expired.session_key not in (None, key)
 
 
 def test_an_unknown_or_tampered_key_reads_empty(database: str) -> None:
