@@ -23,7 +23,10 @@ pytestmark = [
     pytest.mark.skipif(HAPROXY is None, reason="HAProxy is not installed (Debian: apt-get install -y haproxy)"),
 ]
 
-BIG = "x" * 3900  # a near-maximal message (CHAT_MAX_MESSAGE_LENGTH is 4000)
+# A near-maximal message (CHAT_MAX_MESSAGE_LENGTH is 4000) of three UTF-8 bytes a character:
+# 11.7 KB a frame, so 128 KiB wait unsent after a dozen messages, well before daphne's pings
+# (every second, 2 s to answer) drop a socket that reads nothing for missing its pongs.
+HEAVY = "€" * 3900
 
 
 async def rows_gone(cluster: Cluster, user: str, *, within: float) -> float:
@@ -41,21 +44,24 @@ async def test_a_client_that_stops_reading_is_dropped_and_the_room_goes_on(
     """A socket that stops reading is dropped once 128 KiB wait unsent; the sender and other members never stall."""
     room, reader_name = fresh_room(), person()
     server = up.servers[0]
-    stuck = await RawSocket.open(
-        server.port, headers={"Origin": server.origin, "Cookie": up.cookies[reader_name]}, receive_buffer=4096
-    )
-    await stuck.send_json({"action": "joinRoom", "roomId": room})
-    joined = await stuck.next_data()
-    assert joined is not None and joined.opcode == TEXT and joined.json()["type"] == "joined"
+    # The room's other members first: from the stuck socket's join on, the clock of its
+    # pings runs, and the messages must outrun it.
     sender, listener = await up.clients(BOTS, room, 2)
+    stuck: RawSocket | None = None
     try:
-        # From here on `stuck` reads nothing. Send near-maximal messages until the server
-        # lets it go (bounded: 300 messages are 1.2 MB, far past any buffer on the way).
+        stuck = await RawSocket.open(
+            server.port, headers={"Origin": server.origin, "Cookie": up.cookies[reader_name]}, receive_buffer=4096
+        )
+        await stuck.send_json({"action": "joinRoom", "roomId": room})
+        joined = await stuck.next_data()
+        assert joined is not None and joined.opcode == TEXT and joined.json()["type"] == "joined"
+        # From here on `stuck` reads nothing. Send heavy messages until the server lets it go
+        # (bounded: 100 messages are 1.2 MB, far past any buffer on the way).
         sent = 0
-        for sent in range(1, 301):
-            ack = await sender.send_reliably(room, f"{sent} {BIG}", wait=timeout(5))
+        for sent in range(1, 101):
+            ack = await sender.send_reliably(room, f"{sent} {HEAVY}", wait=timeout(5))
             assert ack["type"] == "ack"
-            if sent % 10 == 0 and not sqlite_connection_rows(up.db_path, [reader_name]):
+            if sent % 5 == 0 and not sqlite_connection_rows(up.db_path, [reader_name]):
                 break
         else:
             pytest.fail("the stuck socket was never dropped")
@@ -68,9 +74,10 @@ async def test_a_client_that_stops_reading_is_dropped_and_the_room_goes_on(
         await back.join(room, last_seq=max(0, len(up.read_store(room)) - 5))
         await check_invariants(room, [sender, listener, back], up.read_store, recover=False)
         await back.close()
-        print(f"\nobserved slow reader: dropped after {sent} messages of 3.9 KB; others: {report}")
+        print(f"\nobserved slow reader: dropped after {sent} messages of 11.7 KB; others: {report}")
     finally:
-        stuck.abort()
+        if stuck is not None:
+            stuck.abort()
         await close_all([sender, listener])
 
 
