@@ -224,14 +224,18 @@ async def test_moderators_and_bots_are_exempt(up: Cluster, fresh_room: Callable[
 
 
 async def test_a_forged_x_forwarded_for_does_not_escape_the_per_address_limit(up: Cluster, room: Room) -> None:
-    """Through HAProxy, 40 connections at once from one address with 40 made-up X-Forwarded-For
+    """Through HAProxy, 60 connections at once from one address with 60 made-up X-Forwarded-For
     values: the address's bucket (20, refilled at 2 a second) lets through 20 and what it refilled
     while they were opening, and refuses the rest with 4429.
 
     Opened together, so that a busy machine, which makes each handshake slower, gives the bucket
     little time to refill; what it could refill is counted from the time they took (one after the
-    other, on a saturated machine, 30 took over 10 s and the bucket never ran dry)."""
-    count, burst, per_second = 40, 20, 2.0  # CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS = 20/10
+    other, on a saturated machine, 30 took over 10 s and the bucket never ran dry). A process
+    whose Redis call timed out meanwhile (on a slow machine, its loop busy with the burst) counts
+    on a bucket of its own for a while (chat.ratelimit), one more budget: with two processes,
+    60 still get some refused."""
+    count, burst, per_second = 60, 20, 2.0  # CHAT_RATE_LIMIT_CONNECT_PER_ADDRESS = 20/10
+    logs_before = [len(server.log()) for server in up.servers]
     codes: list[int | None] = []
     sockets: list[websockets.ClientConnection] = []
 
@@ -263,11 +267,19 @@ async def test_a_forged_x_forwarded_for_does_not_escape_the_per_address_limit(up
                 codes.append(ws.close_code)
         refused = codes.count(4429)
         assert set(codes) <= {None, 4429}, codes
-        assert count - burst - refilled <= refused <= count - burst, (codes, refilled)
+        fell_back = sum(
+            "rate limits: Redis unreachable" in server.log()[before:]
+            for server, before in zip(up.servers, logs_before, strict=True)
+        )
+        budgets = 1 + fell_back
+        assert count - budgets * (burst + refilled) <= refused <= count - burst, (codes, refilled, fell_back)
         assert refused > 0, f"none refused: the {count} opened over more than {count - burst} refills"
         for server in up.servers:
             assert "198.51.100." not in server.log(), "a forged address reached daphne"
         await room.unharmed()
-        print(f"\nobserved forged X-Forwarded-For: {refused} of {count} refused (4429) from one real address")
+        print(
+            f"\nobserved forged X-Forwarded-For: {refused} of {count} refused (4429) from one real address"
+            f" ({fell_back} process(es) on their own buckets)"
+        )
     finally:
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
