@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,19 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from pytest_django.fixtures import Settings
 
 from accounts.demo import refuse_demo_accounts
-
-ROOT = Path(__file__).resolve().parents[2]
-PREFIXES = ("DJANGO_", "CHAT_", "CHATSITE_", "REDIS_", "DYNAMODB_", "COGNITO_", "METRICS_", "LOG_", "DATABASE_")
-
-
-def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    import os
-
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(PREFIXES)}
-    clean.update({"CHATSITE_DATA_DIR": str(tmp_path), **env})
-    return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120, check=False
-    )
+from tests.fixtures.bare_process import run
 
 
 def test_debug_off_without_a_secret_key_refuses_to_start(tmp_path: Path) -> None:

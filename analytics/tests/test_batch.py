@@ -3,10 +3,7 @@ writes the same figures the write-through path would have."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +16,7 @@ from analytics import batch, durations
 from analytics.models import DayCounter, MinuteCounter, UserDay
 from analytics.tests.conftest import Clock
 from chat import services
-from tests.fixtures.servers import ROOT
+from tests.fixtures.bare_process import run
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -95,17 +92,7 @@ send()  # and the process ends at once: the count is written at exit
 def test_the_embedded_default_batches_and_writes_counts_by_itself_and_at_exit(tmp_path: Path) -> None:
     """`make run`'s settings (nothing set): a send's count waits in memory, the flusher writes it
     by itself within its interval, and a process that ends right after a send still counts it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "CHAT", "ANALYTICS_"))}
-    env.update({"DJANGO_SETTINGS_MODULE": "chatsite.settings", "CHATSITE_DATA_DIR": str(tmp_path)})
-    done = subprocess.run(
-        [sys.executable, "-c", _EMBEDDED_SENDS],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    done = run(tmp_path, "-c", _EMBEDDED_SENDS, timeout=240, DJANGO_SETTINGS_MODULE="chatsite.settings")
     assert done.returncode == 0, done.stderr
     assert "batched every 2.0 by ['analytics-flush']" in done.stdout
     assert "counted later 1" in done.stdout
