@@ -10,16 +10,23 @@ DAPHNE_FLAGS ?= --websocket-max-message-size 1048576 --websocket-max-frame-size 
 
 .PHONY: run test test-fast lint format check clean frontend frontend-test bench soak lock
 
-$(VENV)/.run-installed: requirements.txt
+# Both installs hold every package the lock names at its locked version (the lock without its
+# hashes, as constraints: pip's hash mode would demand hashes of the dev tools too). Without it a
+# fresh clone took whatever PyPI released that morning (idna 3.21 over the lock's 3.20).
+CONSTRAINTS := $(VENV)/constraints.txt
+
+$(VENV)/.run-installed: requirements.txt requirements.lock
 	$(PYTHON) -m venv $(VENV)
+	sed -e '/^ *--hash=/d' -e 's/ *\\$$//' requirements.lock > $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c $(CONSTRAINTS)
 	touch $@
 
-$(VENV)/.dev-installed: requirements.txt requirements-dev.txt
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt requirements.lock
 	$(PYTHON) -m venv $(VENV)
+	sed -e '/^ *--hash=/d' -e 's/ *\\$$//' requirements.lock > $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c $(CONSTRAINTS)
 	touch $@ $(VENV)/.run-installed
 
 run: $(VENV)/.run-installed
@@ -32,7 +39,10 @@ run: $(VENV)/.run-installed
 
 # The whole runtime tree pinned with hashes, for every platform (the image installs it with
 # --require-hashes; amd64 and arm64 wheels alike). Run after changing requirements.txt.
-lock: $(VENV)/.dev-installed
+# Only uv is installed first: a changed requirements.txt may no longer fit the old lock's pins.
+lock:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$$(grep -m1 '^uv==' requirements-dev.txt)"
 	$(BIN)/uv pip compile requirements.txt --generate-hashes --universal --python-version 3.11 --no-header -o requirements.lock
 
 lint: $(VENV)/.dev-installed
