@@ -14,6 +14,7 @@ the API's `invalid_query`), never handed to an engine to fail on.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Final
@@ -67,7 +68,19 @@ class Query:
 
 def words_of(text: str) -> list[str]:
     """The searchable words of a text, case-folded: what the engines' tokenizers see."""
-    return [w.casefold() for w in WORD.findall(text)]
+    return [_folded(word) for word in WORD.findall(text)]
+
+
+def _folded(word: str) -> str:
+    """A word case-folded, still letters and digits only. Folding decomposes some letters
+    (Greek ᾶ into alpha and a combining perispomeni, Turkish İ into i and a combining dot):
+    they are composed again, and a mark left over is dropped, as the engines drop accents
+    (FTS5's remove_diacritics), so a term never holds a mark that would split it."""
+    folded = word.casefold()
+    if WORD.fullmatch(folded):
+        return folded
+    composed = unicodedata.normalize("NFC", folded)
+    return composed if WORD.fullmatch(composed) else "".join(WORD.findall(composed))
 
 
 def _date(key: str, value: str) -> date:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from search.query import MAX_QUERY_CHARS, Query, QueryError, parse, words_of
@@ -16,6 +16,12 @@ from search.snippets import snippet
 def test_words_are_case_folded_and_the_last_is_a_prefix() -> None:
     """Every word must match; the last bare word matches as a prefix (search as you type)."""
     assert parse("Hello Wor") == Query(words=("hello",), prefix="wor")
+
+
+def test_a_letter_that_folds_into_a_mark_stays_one_word() -> None:
+    """Folding decomposes ᾶ (alpha and a combining mark) and İ (i and a combining dot): the term
+    is composed again, or loses the mark, and is never split at it."""
+    assert parse("ᾶλλο İSTANBUL x") == Query(words=("ᾶλλο", "istanbul", "x"))
 
 
 def test_a_query_ending_in_a_space_or_a_short_word_has_no_prefix() -> None:
@@ -102,6 +108,9 @@ _ALPHABET = st.sampled_from(list('abcé XY:"*-()NEAR<>|&!~^@/.\\_0123456789\t\n\
 
 @settings(max_examples=400, deadline=None)
 @given(st.text(alphabet=_ALPHABET, max_size=80) | st.text(max_size=80))
+@example("ᾶλλο")  # case folding decomposes it into alpha and a combining mark (found by this test)
+@example("İstanbul")  # folds into i, a combining dot that nothing composes with, and stanbul
+@example("གྷ")  # NFC decomposes it (a composition exclusion): only composed when folding split it
 def test_fuzz_any_text_parses_or_is_refused_with_a_query_error(text: str) -> None:
     """Any text is a Query whose terms are letters and digits only, or a QueryError: nothing else."""
     try:

@@ -94,6 +94,18 @@ def test_words_phrases_prefixes_case_and_accents(backend: str) -> None:
     assert found(ALICE, "nothing here") == []
 
 
+def test_letters_that_case_folding_decomposes_are_found(backend: str) -> None:
+    """Turkish İ and Greek ᾶ fold into a letter and a combining mark: typed as written, in
+    capitals or without the mark, they still find their message."""
+    room("lobby")
+    post("lobby", "Meet me in İstanbul")
+    post("lobby", "ᾶλφα and βῆτα")
+    assert found(ALICE, "İstanbul") == ["Meet me in İstanbul"]
+    assert found(ALICE, "ISTANBUL") == ["Meet me in İstanbul"]
+    assert found(ALICE, "ᾶλφα") == ["ᾶλφα and βῆτα"]
+    assert found(ALICE, "ᾶλ") == ["ᾶλφα and βῆτα"]
+
+
 def test_relevance_first_then_recency(backend: str) -> None:
     """A message with the word more often ranks first; equal ones come newest first."""
     room("lobby")
