@@ -9,11 +9,12 @@ with the DynamoDB backend they are not rows of this database.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models
+from django.db import models
 from django.db.models import Q
 
 from chatsite.db import rows
@@ -28,17 +29,23 @@ def _any_active(model: type[models.Model], *, user_id: int, now: datetime, room_
     one covering `room_id` (or every room) when given. Asked on every socket opened (bans) and
     every message sent (mutes), and almost always no: one statement written out, as the ORM
     spent about ten times the statement's own cost building the query (docs/performance.md,
-    "Many small rooms"). Names come from the model, quoted; values are parameters."""
+    "Many small rooms"), and its text made once. Names come from the model, quoted; values
+    are parameters."""
+    db = rows.default()
+    params: list[Any] = [user_id, db.ops.adapt_datetimefield_value(now)]
+    if room_id is not None:
+        params.append(room_id)
+    return bool(rows.fetch(db, _active_statement(db.vendor, model, room_id is not None), params))
+
+
+@functools.cache
+def _active_statement(vendor: str, model: type[models.Model], in_room: bool) -> str:
     user, lifted, expires = (rows.column(model, name) for name in ("user", "lifted_at", "expires_at"))
     where = f"{user} = %s AND {lifted} IS NULL AND ({expires} IS NULL OR {expires} > %s)"
-    params: list[Any] = [user_id, connection.ops.adapt_datetimefield_value(now)]
-    if room_id is not None:
+    if in_room:
         room = rows.column(model, "room_id")
         where += f" AND ({room} = '' OR {room} = %s)"
-        params.append(room_id)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {rows.table(model)} WHERE {where} LIMIT 1", params)  # noqa: S608
-        return cursor.fetchone() is not None
+    return f"SELECT 1 FROM {rows.table(model)} WHERE {where} LIMIT 1"  # noqa: S608
 
 
 class Ban(models.Model):

@@ -43,6 +43,7 @@ from chat import events
 from chat.services import store_call
 from chat.storage import get_store
 from chat.storage.base import LogEntry, MessageRecord
+from chatsite.db import rows
 from search import metrics
 from search.models import SearchEntry, SearchRoomCursor
 
@@ -119,10 +120,8 @@ def _apply_entries(entries: Sequence[LogEntry]) -> None:
     upserts: list[tuple[str | int | bool, ...]] = []
 
     def flush() -> None:
-        if upserts:
-            with connection.cursor() as cursor:
-                cursor.executemany(_UPSERT_SQL, upserts)
-            upserts.clear()
+        rows.run_many(rows.default(), _UPSERT_SQL, upserts)
+        upserts.clear()
 
     for entry in entries:
         if isinstance(entry, MessageRecord):
@@ -149,7 +148,8 @@ def _cursor(room_id: str) -> int:
 
 
 _CLAIM_SQL: Final = (
-    f"UPDATE {SearchRoomCursor._meta.db_table} SET indexed_seq = %s WHERE room_id = %s AND indexed_seq = %s"  # noqa: S608
+    f"UPDATE {SearchRoomCursor._meta.db_table} SET indexed_seq = %s"  # noqa: S608
+    " WHERE room_id = %s AND indexed_seq = %s RETURNING room_id"
 )
 
 
@@ -161,10 +161,10 @@ def _write(room_id: str, from_seq: int, entries: Sequence[LogEntry], up_to: int)
     No savepoint of its own: the claim is the first statement, so a room whose claim fails
     has written nothing, and a write that raises fails the whole batch, which the feed
     retries (as it did when each room had a savepoint: atomic re-raised it). The claim is
-    one raw statement: the ORM's update cost more CPU than the statement (docs/performance.md)."""
-    with _index_transaction(), connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, [up_to, room_id, from_seq])
-        if cursor.rowcount != 1:
+    one raw statement: the ORM's update cost more CPU than the statement (docs/performance.md).
+    Both run through `chatsite.db.rows.fetch` (on SQLite, without Django's cursor wrapper)."""
+    with _index_transaction():
+        if len(rows.fetch(rows.default(), _CLAIM_SQL, [up_to, room_id, from_seq])) != 1:
             return False
         _apply_entries(entries)
     return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
@@ -475,23 +476,12 @@ class LocalStore:
         (PostgreSQL) or the write lock (SQLite) until commit, so concurrent senders get
         contiguous seqs. The ORM has no UPDATE ... RETURNING; names come from the model.
         """
-        quote = connection.ops.quote_name
-        table = quote(models.Room._meta.db_table)
-        last_seq = quote(str(models.Room._meta.get_field("last_seq").column))
-        key = quote(str(models.Room._meta.get_field("room_id").column))
-        # A message also sets the room's last activity, in the same statement.
-        also = ""
+        db = rows.default()
         params: list[Any] = [room_id]
         if activity is not None:
-            also = f", {quote(str(models.Room._meta.get_field('last_activity').column))} = %s"
-            params = [connection.ops.adapt_datetimefield_value(activity), room_id]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET {last_seq} = {last_seq} + 1{also} WHERE {key} = %s RETURNING {last_seq}",  # noqa: S608
-                params,
-            )
-            found = cursor.fetchone()
-        return int(found[0]) if found else None
+            params = [db.ops.adapt_datetimefield_value(activity), room_id]
+        found = rows.fetch(db, _next_seq_statement(db.vendor, with_activity=activity is not None), params)
+        return int(found[0][0]) if found else None
 
     def messages_after(self, *, room_id: str, after_seq: int, limit: int, now: datetime) -> list[MessageRecord]:
         rows = models.Message.objects.filter(room_id=room_id, seq__gt=after_seq, ttl__gt=_epoch(now)).order_by("seq")[
@@ -929,3 +919,13 @@ class LocalStore:
         room_events, _ = models.RoomEvent.objects.filter(ttl__lte=cutoff).delete()
         connections, _ = models.Connection.objects.filter(ttl__lte=cutoff).delete()
         return messages + room_events + connections
+
+
+@functools.cache
+def _next_seq_statement(vendor: str, *, with_activity: bool) -> str:
+    """`LocalStore._next_seq`'s statement; a message also sets the room's last activity in it."""
+    last_seq = rows.column(models.Room, "last_seq")
+    also = f", {rows.column(models.Room, 'last_activity')} = %s" if with_activity else ""
+    key = rows.column(models.Room, "room_id")
+    sets = f"{last_seq} = {last_seq} + 1{also}"
+    return f"UPDATE {rows.table(models.Room)} SET {sets} WHERE {key} = %s RETURNING {last_seq}"  # noqa: S608

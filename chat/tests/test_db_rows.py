@@ -156,3 +156,47 @@ def test_the_written_out_ban_and_mute_checks_agree_with_the_orm(database: str) -
     assert [Ban.any_active(user_id=u.pk, now=NOW) for u in users] == [False, False, False, True, True]
     longest = ban_longest(str(users[4].pk))
     assert longest is not None and longest.reason == "forever"  # one until lifted beats any end
+
+
+def test_on_sqlite_a_statement_skips_djangos_cursor_unless_queries_are_logged_or_wrapped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On SQLite the statements run on the sqlite3 connection itself; a test capturing queries
+    (or DEBUG) and an execute wrapper still see every one, through Django's cursor."""
+    _room()
+    where = f"{rows.column(models.Room, 'room_id')} = %s"
+    db = rows.default()
+    real_cursor = db.cursor
+
+    def refused() -> None:
+        raise AssertionError("Django's cursor")
+
+    monkeypatch.setattr(db, "cursor", refused)
+    assert rows.select(models.Room, ("last_seq",), where=where, params=["lobby"]) == [{"last_seq": 7}]
+    monkeypatch.setattr(db, "cursor", real_cursor)
+    with CaptureQueriesContext(connection) as queries:
+        rows.select(models.Room, ("last_seq",), where=where, params=["lobby"])
+    assert len(queries) == 1 and "last_seq" in queries[0]["sql"]
+    seen: list[str] = []
+
+    def wrapper(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        assert Mute.until(user_id="1", room_id="lobby", now=NOW) is None
+    assert len(seen) == 1 and "LIMIT 1" in seen[0]
+
+
+def test_a_statement_is_refused_in_a_broken_transaction_and_its_errors_are_djangos(database: str) -> None:
+    """As through Django's cursor: nothing runs in a transaction marked for rollback, and a
+    database error arrives as Django's (the append's retry path catches IntegrityError)."""
+    _room()
+    where = f"{rows.column(models.Room, 'room_id')} = %s"
+    with transaction.atomic():
+        transaction.set_rollback(True)
+        with pytest.raises(transaction.TransactionManagementError):
+            rows.select(models.Room, ("last_seq",), where=where, params=["lobby"])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows.upsert(models.Room, [{"room_id": "lobby", "name": "again", "created_at": NOW, "last_seq": 0}])
+    assert models.Room.objects.get(room_id="lobby").name == "Lobby ✓"

@@ -14,10 +14,17 @@ they use only its time zone, which every connection to that database shares.
 
 Names come from the model's _meta, quoted by the backend; values are always parameters.
 
-Each statement looks the default connection up once (`_default`) and hands that object to the
+Each statement looks the default connection up once (`default`) and hands that object to the
 fields and converters: `django.db.connection` is a proxy that finds the thread's connection
 again on every attribute, and a field's value preparation asks it several times, so through
 the proxy a message's 24 values took about twice the CPU (docs/performance.md).
+
+On SQLite a statement runs on the sqlite3 connection itself (`fetch`), its text converted to
+sqlite3's placeholders once: Django's cursor wrapper converted it with a regular expression
+and wrapped a new cursor on every statement, a tenth of a small room's server samples. The
+checks that wrapper makes are made (the thread, a broken transaction, errors translated to
+Django's); with query logging on (DEBUG, a test capturing queries) or an execute wrapper
+installed, statements go through Django's cursor as before, so they are logged and wrapped.
 """
 
 from __future__ import annotations
@@ -28,14 +35,61 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 from django.db.models import Field, Model
+from django.utils.asyncio import async_unsafe
 
 Converter = tuple[Any, list[Any]]
 
 
-def _default() -> BaseDatabaseWrapper:
-    """This thread's default connection itself (what `django.db.connection` forwards to)."""
+def default() -> BaseDatabaseWrapper:
+    """This thread's default connection itself, for a caller that hands it to `fetch`."""
     return connections[DEFAULT_DB_ALIAS]
+
+
+@functools.lru_cache(maxsize=256)
+def _qmark(sql: str) -> str:
+    """A statement's text with sqlite3's placeholders (`SQLiteCursorWrapper.convert_query`)."""
+    return FORMAT_QMARK_REGEX.sub("?", sql).replace("%%", "%")
+
+
+def _direct(db: BaseDatabaseWrapper) -> bool:
+    """Whether a statement runs on the sqlite3 connection itself, after the checks Django's
+    cursor makes (made here): on SQLite, with no query logging and no execute wrapper."""
+    if db.vendor != "sqlite" or db.queries_logged or db.execute_wrappers:
+        return False
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    db.validate_no_broken_transaction()
+    return True
+
+
+@async_unsafe
+def fetch(db: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Run one statement (SQL with %s parameters) on `db` and return its rows ([] for a
+    statement that returns none). On SQLite without query logging or execute wrappers, on the
+    sqlite3 connection itself, after the checks Django's cursor makes; else through it."""
+    if not _direct(db):
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description is not None else []
+    with db.wrap_database_errors:
+        return db.connection.execute(_qmark(sql), params).fetchall()  # type: ignore[no-any-return]
+
+
+@async_unsafe
+def run_many(db: BaseDatabaseWrapper, sql: str, param_list: Sequence[Sequence[Any]]) -> None:
+    """Run one statement (SQL with %s parameters, returning no rows) once for each parameter
+    list: `executemany`, on the sqlite3 connection itself as `fetch` runs one statement."""
+    if not param_list:
+        return
+    if not _direct(db):
+        with db.cursor() as cursor:
+            cursor.executemany(sql, param_list)
+        return
+    with db.wrap_database_errors:
+        db.connection.executemany(_qmark(sql), param_list)
 
 
 def _fields(model: type[Model], names: Sequence[str]) -> list[Field[Any, Any]]:
@@ -102,7 +156,7 @@ def select(
     the same way), at most `limit`. `lock`: FOR UPDATE where the database has it (SQLite's
     write lock is the transaction's already)."""
     key = tuple(names)
-    db = _default()
+    db = default()
     sql, found = _select(db.vendor, model, key)
     sql = f"{sql} WHERE {where}"
     params = list(params)
@@ -113,9 +167,7 @@ def select(
         params.append(limit)
     if lock and db.features.has_select_for_update:
         sql += " FOR UPDATE"
-    with db.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [dict(zip(key, _converted(row, found, db), strict=True)) for row in cursor.fetchall()]
+    return [dict(zip(key, _converted(row, found, db), strict=True)) for row in fetch(db, sql, params)]
 
 
 # How many rows one INSERT carries (a handful of parameters each: far under SQLite's 32,766
@@ -156,11 +208,10 @@ def _write(
     db: BaseDatabaseWrapper, statement: tuple[str, str, str, list[Field[Any, Any]]], rows: Sequence[Mapping[str, Any]]
 ) -> None:
     head, group, tail, fields = statement
-    with db.cursor() as cursor:
-        for start in range(0, len(rows), ROWS_PER_STATEMENT):
-            chunk = rows[start : start + ROWS_PER_STATEMENT]
-            params = [field.get_db_prep_save(values[field.name], db) for values in chunk for field in fields]
-            cursor.execute(head + ", ".join([group] * len(chunk)) + tail, params)
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start : start + ROWS_PER_STATEMENT]
+        params = [field.get_db_prep_save(values[field.name], db) for values in chunk for field in fields]
+        fetch(db, head + ", ".join([group] * len(chunk)) + tail, params)
 
 
 def upsert(
@@ -173,7 +224,7 @@ def upsert(
     if not rows:
         return
     names = tuple(rows[0])
-    db = _default()
+    db = default()
     _write(db, _insert(db.vendor, model, names, tuple(conflict), tuple(update), False), rows)
 
 
@@ -182,7 +233,7 @@ def add(model: type[Model], keys: Mapping[str, Any], increments: Mapping[str, in
     statement, race-free on SQLite and PostgreSQL alike (two processes counting the same row
     never lose a count)."""
     values = {**keys, **increments}
-    db = _default()
+    db = default()
     _write(db, _insert(db.vendor, model, tuple(values), tuple(keys), tuple(increments), True), [values])
 
 
@@ -192,8 +243,7 @@ def insert(instance: Model) -> None:
     No signals are sent and no primary key is generated: for models whose key the caller sets."""
     model = type(instance)
     names = tuple(field.name for field in model._meta.concrete_fields)
-    db = _default()
+    db = default()
     head, group, _, fields = _insert(db.vendor, model, names, (), (), False)
     params = [field.get_db_prep_save(field.pre_save(instance, True), db) for field in fields]
-    with db.cursor() as cursor:
-        cursor.execute(head + group, params)
+    fetch(db, head + group, params)
