@@ -73,8 +73,7 @@ frontend-test:
 	fi
 
 # pytest-xdist: PYTEST_WORKERS processes, each taking whole test files (a file's servers and
-# fixtures start once, in one worker), the longest files first (tests/heaviest_files.txt);
-# PYTEST_WORKERS=0 runs everything in one process.
+# fixtures start once, in one worker); PYTEST_WORKERS=0 runs everything in one process.
 # Three on this 2-core machine: the tests wait on daphne processes, browsers and sockets for
 # about a fifth of a two-worker run, and a third worker fills it (docs/performance.md, the suite).
 # The 25 slowest tests are listed at the end: where `make test`'s time goes (issue 22).

@@ -24,16 +24,6 @@ pytest_plugins = [
 ]
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The longest test files first (tests/fixtures/file_order.py): a worker of `make test`
-    takes whole files in this order, and a long file started last ends the run alone. Last,
-    after pytest-django has put each file's database tests in its order (kept within a file)."""
-    from tests.fixtures import file_order
-
-    items[:] = file_order.longest_first(items, file_order.heaviest(file_order.LIST.read_text()))
-
-
 @pytest.fixture(autouse=True)
 def _fresh_fellows() -> None:
     """Each test starts with no one known to share a room (chat.fellows, kept per process):
