@@ -15,16 +15,18 @@ DAPHNE_FLAGS ?= --websocket-max-message-size 1048576 --websocket-max-frame-size 
 # fresh clone took whatever PyPI released that morning (idna 3.21 over the lock's 3.20).
 CONSTRAINTS := $(VENV)/constraints.txt
 
-$(VENV)/.run-installed: requirements.txt requirements.lock
+$(CONSTRAINTS): requirements.lock
+	mkdir -p $(VENV)
+	sed -e '/^ *--hash=/d' -e 's/ *\\$$//' requirements.lock > $@
+
+$(VENV)/.run-installed: requirements.txt $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	sed -e '/^ *--hash=/d' -e 's/ *\\$$//' requirements.lock > $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt -c $(CONSTRAINTS)
 	touch $@
 
-$(VENV)/.dev-installed: requirements.txt requirements-dev.txt requirements.lock
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	sed -e '/^ *--hash=/d' -e 's/ *\\$$//' requirements.lock > $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c $(CONSTRAINTS)
 	touch $@ $(VENV)/.run-installed
