@@ -95,16 +95,22 @@ async def _opening_store_call(fn: Callable[..., T], /, **kwargs: Any) -> T:
     return await _run_store_call(fn, kwargs, beside_others=True)
 
 
+# The two ways off the event loop, each made once: building asgiref's wrapper (update_wrapper,
+# coroutine checks) was a tenth of a message's hop on every call (docs/performance.md).
+_on_sync_thread: Callable[..., Awaitable[Any]] = database_sync_to_async(_guarded)
+_on_any_thread: Callable[..., Awaitable[Any]] = sync_to_async(_guarded, thread_sensitive=False)
+
+
 async def _run_store_call(fn: Callable[..., T], kwargs: dict[str, Any], *, beside_others: bool) -> T:
     store = get_store()
     # An ORM store runs on Django's sync thread through database_sync_to_async, which closes
     # stale database connections around the call (the consumer does not do it per frame).
     if not store.thread_sensitive:
-        run: Callable[..., Awaitable[T]] = sync_to_async(_guarded, thread_sensitive=False)
+        run: Callable[..., Awaitable[T]] = _on_any_thread
     elif beside_others:
         run = side_by_side(_guarded)
     else:
-        run = database_sync_to_async(_guarded)
+        run = _on_sync_thread
     # An ORM call that waited too long for the sync thread is refused unread (_queue_bounded).
     target = _queue_bounded(fn) if store.thread_sensitive else fn
     with metrics.store_timer(getattr(fn, "__name__", "call")):
