@@ -426,42 +426,28 @@ class LocalStore:
         return _message(row) if row else None
 
     def append_message(self, new: NewMessage) -> AppendResult:
-        """One transaction: the room's next seq and the insert, three statements in all.
+        """One transaction: the room's next seq and the insert.
 
-        A retry of a stored clientMessageId is refused by the unique constraint on the
-        insert: the whole transaction, seq increment included, rolls back (no seq is burnt)
-        and the original is returned. So a new message pays no lookup first; a retry, rare,
-        pays the rollback.
+        A retry of a stored clientMessageId stores nothing, burns no seq and returns the
+        original; a new message pays no lookup first. How a retry is found depends on the
+        database:
+        - SQLite: a transaction holds the database's write lock from its BEGIN (IMMEDIATE),
+          so nothing can store the same clientMessageId between a look and the insert. The
+          seq's UPDATE looks itself (one probe of the idempotency index) and changes nothing
+          for a retry. So no savepoint inside a caller's transaction (chat.services._post_stored):
+          two statements and Django's savepoint bookkeeping less a message.
+        - PostgreSQL: a concurrent retry passes any look made before the other commits (its
+          snapshot is older), so the insert's unique constraint decides, in a savepoint: the
+          retry's seq increment rolls back with it, and the caller's transaction goes on.
         """
+        if rows.default().vendor == "sqlite":
+            return self._append_under_write_lock(new)
         try:
             with transaction.atomic():
                 seq = self._next_seq(new.room_id, activity=new.timestamp)
                 if seq is None:
                     raise RoomNotFound(new.room_id)
-                reply_to = new.reply_to
-                if reply_to is not None:
-                    # The original's thread grows with the reply; the room's lock (taken by
-                    # _next_seq) orders replies, so the count read back is this reply's number.
-                    original = models.Message.objects.filter(room_id=new.room_id, message_id=reply_to.message_id)
-                    original.update(reply_count=F("reply_count") + 1)
-                    number = original.values_list("reply_count", flat=True).first() or 0
-                    reply_to = replace(reply_to, number=number)
-                row = models.Message(
-                    message_id=str(uuid.uuid4()),
-                    room_id=new.room_id,
-                    seq=seq,
-                    user_id=new.user_id,
-                    username=new.username,
-                    text=new.text,
-                    timestamp=new.timestamp,
-                    connection_id=new.connection_id,
-                    client_message_id=new.client_message_id,
-                    ttl=_epoch(new.timestamp) + new.ttl_seconds,
-                    **_reply_fields(reply_to),
-                    mentions=list(new.mentions),
-                    attachments=list(new.attachments),
-                )
-                rows.insert(row)  # Message.objects.create's INSERT, not built each time
+                row = self._insert_message(new, seq)
         except IntegrityError:
             existing = self._existing(new)
             if existing is None:
@@ -469,8 +455,54 @@ class LocalStore:
             return AppendResult(existing, created=False)
         return AppendResult(_message(row), created=True)
 
-    def _next_seq(self, room_id: str, *, activity: datetime | None = None) -> int | None:
-        """Increment the room's last seq and return it (None: no such room).
+    def _append_under_write_lock(self, new: NewMessage) -> AppendResult:
+        existing: MessageRecord | None = None
+        # savepoint=False: nothing here is undone alone. An error fails the caller's
+        # transaction with it, as the caller's own statements would.
+        with transaction.atomic(savepoint=False):
+            seq = self._next_seq(new.room_id, activity=new.timestamp, unless_sent=new)
+            if seq is None:
+                existing = self._existing(new)  # a retry, or no such room: nothing was written
+            else:
+                row = self._insert_message(new, seq)
+        if seq is not None:
+            return AppendResult(_message(row), created=True)
+        if existing is None:
+            raise RoomNotFound(new.room_id)
+        return AppendResult(existing, created=False)
+
+    def _insert_message(self, new: NewMessage, seq: int) -> models.Message:
+        reply_to = new.reply_to
+        if reply_to is not None:
+            # The original's thread grows with the reply; the room's lock (taken by
+            # _next_seq) orders replies, so the count read back is this reply's number.
+            original = models.Message.objects.filter(room_id=new.room_id, message_id=reply_to.message_id)
+            original.update(reply_count=F("reply_count") + 1)
+            number = original.values_list("reply_count", flat=True).first() or 0
+            reply_to = replace(reply_to, number=number)
+        row = models.Message(
+            message_id=str(uuid.uuid4()),
+            room_id=new.room_id,
+            seq=seq,
+            user_id=new.user_id,
+            username=new.username,
+            text=new.text,
+            timestamp=new.timestamp,
+            connection_id=new.connection_id,
+            client_message_id=new.client_message_id,
+            ttl=_epoch(new.timestamp) + new.ttl_seconds,
+            **_reply_fields(reply_to),
+            mentions=list(new.mentions),
+            attachments=list(new.attachments),
+        )
+        rows.insert(row)  # Message.objects.create's INSERT, not built each time
+        return row
+
+    def _next_seq(
+        self, room_id: str, *, activity: datetime | None = None, unless_sent: NewMessage | None = None
+    ) -> int | None:
+        """Increment the room's last seq and return it (None: no such room, or `unless_sent`
+        is a retry of a message the room has: its sender's clientMessageId is stored).
 
         One UPDATE ... RETURNING (SQLite 3.35+, PostgreSQL): it takes the room's row lock
         (PostgreSQL) or the write lock (SQLite) until commit, so concurrent senders get
@@ -480,7 +512,11 @@ class LocalStore:
         params: list[Any] = [room_id]
         if activity is not None:
             params = [db.ops.adapt_datetimefield_value(activity), room_id]
-        found = rows.fetch(db, _next_seq_statement(db.vendor, with_activity=activity is not None), params)
+        sent = unless_sent if unless_sent is not None and unless_sent.client_message_id is not None else None
+        if sent is not None:  # without a clientMessageId a message is never a retry
+            params += [room_id, sent.user_id, sent.client_message_id]
+        statement = _next_seq_statement(db.vendor, with_activity=activity is not None, unless_sent=sent is not None)
+        found = rows.fetch(db, statement, params)
         return int(found[0][0]) if found else None
 
     def messages_after(self, *, room_id: str, after_seq: int, limit: int, now: datetime) -> list[MessageRecord]:
@@ -922,10 +958,16 @@ class LocalStore:
 
 
 @functools.cache
-def _next_seq_statement(vendor: str, *, with_activity: bool) -> str:
-    """`LocalStore._next_seq`'s statement; a message also sets the room's last activity in it."""
+def _next_seq_statement(vendor: str, *, with_activity: bool, unless_sent: bool = False) -> str:
+    """`LocalStore._next_seq`'s statement; a message also sets the room's last activity in it
+    and, `unless_sent`, matches no row when its sender's clientMessageId is in the room."""
     last_seq = rows.column(models.Room, "last_seq")
     also = f", {rows.column(models.Room, 'last_activity')} = %s" if with_activity else ""
     key = rows.column(models.Room, "room_id")
     sets = f"{last_seq} = {last_seq} + 1{also}"
-    return f"UPDATE {rows.table(models.Room)} SET {sets} WHERE {key} = %s RETURNING {last_seq}"  # noqa: S608
+    where = f"{key} = %s"
+    if unless_sent:
+        message = models.Message
+        sent = " AND ".join(f"{rows.column(message, name)} = %s" for name in ("room", "user_id", "client_message_id"))
+        where += f" AND NOT EXISTS (SELECT 1 FROM {rows.table(message)} WHERE {sent})"  # noqa: S608
+    return f"UPDATE {rows.table(models.Room)} SET {sets} WHERE {where} RETURNING {last_seq}"  # noqa: S608

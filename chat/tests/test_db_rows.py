@@ -17,6 +17,9 @@ from analytics.models import DayCounter, RoomActivity
 from chat import models
 from chat.moderation_models import Ban, Mute
 from chat.services import ban_longest
+from chat.storage.base import RoomNotFound
+from chat.storage.local import LocalStore
+from chat.tests.test_storage_contract import new_message
 from chatsite.db import rows
 from tests.fixtures.postgres import module_postgres
 
@@ -200,3 +203,42 @@ def test_a_statement_is_refused_in_a_broken_transaction_and_its_errors_are_djang
     with pytest.raises(IntegrityError), transaction.atomic():
         rows.upsert(models.Room, [{"room_id": "lobby", "name": "again", "created_at": NOW, "last_seq": 0}])
     assert models.Room.objects.get(room_id="lobby").name == "Lobby ✓"
+
+
+def test_a_retry_inside_a_callers_transaction_stores_nothing_and_the_transaction_goes_on(database: str) -> None:
+    """As chat.services._post_stored sends: the retry returns the original, burns no seq, and
+    the caller's own writes before and after it commit (SQLite: the seq's UPDATE finds the
+    retry; PostgreSQL: the insert's constraint, in a savepoint)."""
+    _room()
+    store = LocalStore()
+    with transaction.atomic():
+        models.Room.objects.filter(room_id="lobby").update(topic="before")
+        original = store.append_message(new_message("hello", client_message_id="c1"))
+        retry = store.append_message(new_message("hello again", client_message_id="c1"))
+        models.Room.objects.filter(room_id="lobby").update(name="after")
+    assert (original.created, retry.created) == (True, False)
+    assert retry.message == original.message and original.message.seq == 8
+    room = models.Room.objects.get(room_id="lobby")
+    assert (room.last_seq, room.topic, room.name) == (8, "before", "after")
+    assert list(models.Message.objects.values_list("text", flat=True)) == ["hello"]
+    unnamed = [store.append_message(new_message("no id")) for _ in range(2)]
+    assert [r.message.seq for r in unnamed] == [9, 10]  # no clientMessageId: never a retry
+    with pytest.raises(RoomNotFound):
+        store.append_message(new_message("hello", room_id="nowhere", client_message_id="c1"))
+
+
+def test_on_sqlite_a_message_takes_no_savepoint_in_a_callers_transaction() -> None:
+    """A message is the seq's UPDATE and the INSERT, a retry the UPDATE alone: no SAVEPOINT
+    and RELEASE around them (two statements and Django's bookkeeping less a send)."""
+    _room()
+    store = LocalStore()
+    seen: list[str] = []
+    with transaction.atomic():
+        connection.connection.set_trace_callback(seen.append)
+        try:
+            store.append_message(new_message("hello", client_message_id="c1"))
+            store.append_message(new_message("hello again", client_message_id="c1"))
+        finally:
+            connection.connection.set_trace_callback(None)
+    writes = [statement.split()[0] for statement in seen if not statement.startswith("SELECT")]
+    assert writes == ["UPDATE", "INSERT", "UPDATE"]
