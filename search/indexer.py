@@ -319,6 +319,9 @@ def _apply_safely(entries: list[LogEntry]) -> bool:
     return True
 
 
+_apply_on_sync_thread = database_sync_to_async(_apply_safely)  # made once, not per batch
+
+
 class _Feed:
     """This event loop's queue of stored entries and the task that indexes them."""
 
@@ -334,7 +337,7 @@ class _Feed:
             while self.pending:
                 batch, self.pending = self.pending, []
                 for delay in (*RETRY_DELAYS, None):
-                    if await database_sync_to_async(_apply_safely)(batch):
+                    if await _apply_on_sync_thread(batch):
                         break
                     if delay is None:
                         log.error("search: %d room events left for the next catch-up", len(batch))

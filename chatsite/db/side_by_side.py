@@ -18,6 +18,7 @@ On SQLite, or with DATABASE_OPEN_THREADS at 1, a call here is `database_sync_to_
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,13 @@ def _executor() -> ThreadPoolExecutor:
 def side_by_side(fn: Callable[P, T]) -> Callable[P, Awaitable[T]]:
     """`fn` as an awaitable that runs off the event loop: on the pool where calls may run side
     by side (stale connections closed around it, as on the sync thread), else on the sync thread."""
-    if not parallel():
+    return _wrapped(fn, _executor() if parallel() else None)
+
+
+@functools.lru_cache(maxsize=64)
+def _wrapped(fn: Callable[P, T], pool: ThreadPoolExecutor | None) -> Callable[P, Awaitable[T]]:
+    """Made once per function and pool (None: the sync thread): asgiref's wrapper
+    (update_wrapper, coroutine checks) cost every open about as much as one of its statements."""
+    if pool is None:
         return database_sync_to_async(fn)  # type: ignore[no-any-return]
-    return DatabaseSyncToAsync(fn, thread_sensitive=False, executor=_executor())  # type: ignore[no-any-return]
+    return DatabaseSyncToAsync(fn, thread_sensitive=False, executor=pool)  # type: ignore[no-any-return]
