@@ -247,7 +247,9 @@ class RedisPresence:
         self.ttl_ms = ttl_ms
         self._script: Any = None
 
-    def _call(self, op: str, *args: str) -> Any:
+    async def _call(self, op: str, *args: str) -> Any:
+        """One script call, bounded as a whole (a pool's wait included). The bound is this
+        backend's: the in-memory one cannot wait, and an open paid for its timer twice."""
         if self._script is None:
             from redis.asyncio import Redis
 
@@ -264,7 +266,8 @@ class RedisPresence:
                 }
             )
             self._script = Redis(connection_pool=pool).register_script(_SCRIPT)
-        return self._script(args=[op, KEY_PREFIX, self.ttl_ms, LAST_SEEN_KEEP_MS, *args])
+        async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
+            return await self._script(args=[op, KEY_PREFIX, self.ttl_ms, LAST_SEEN_KEEP_MS, *args])
 
     async def update(
         self, *, user_id: str, connection_id: str, instance: str, state: str, rooms: frozenset[str]
@@ -314,8 +317,7 @@ async def presence_of(user_ids: Iterable[str]) -> dict[str, UserPresence]:
     read: dict[str, tuple[str, int | None]] = {}
     if local.available():
         try:
-            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
-                read = await local.backend.read(wanted)
+            read = await local.backend.read(wanted)
         except Exception:
             local.failed("read")
     answer = {}
@@ -332,8 +334,7 @@ async def present_in(room_id: str) -> dict[str, UserPresence]:
     if not local.available():
         return {}
     try:
-        async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
-            read = await local.backend.in_room(room_id)
+        read = await local.backend.in_room(room_id)
     except Exception:
         local.failed("read")
         return {}
@@ -407,14 +408,13 @@ class LocalPresence:
         if not self.available():
             return
         try:
-            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
-                change = await self.backend.update(
-                    user_id=user_id,
-                    connection_id=socket.connection_id,
-                    instance=self.instance(),
-                    state=state or socket.presence_state,
-                    rooms=frozenset(socket.joined_rooms()) if state != CLOSED else frozenset(),
-                )
+            change = await self.backend.update(
+                user_id=user_id,
+                connection_id=socket.connection_id,
+                instance=self.instance(),
+                state=state or socket.presence_state,
+                rooms=frozenset(socket.joined_rooms()) if state != CLOSED else frozenset(),
+            )
         except Exception:
             self.failed("update")
             return
@@ -442,8 +442,7 @@ class LocalPresence:
                         await self.report(socket)
                 if now >= next_beat:
                     next_beat = now + renew
-                    async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
-                        changes = await self.backend.heartbeat(instance=self.instance())
+                    changes = await self.backend.heartbeat(instance=self.instance())
                     for change in changes:
                         await announce(change)
                     if self.resync:  # back after a failure (a restarted Redis knows nothing)
