@@ -48,6 +48,10 @@ class CommandSocket(TokenSocket, RoomMember, Protocol):
 
     async def on_presence(self, command: protocol.SetPresence) -> None: ...
 
+    def answer_apart(self, command: protocol.Command, answer: Awaitable[None]) -> None:
+        """Answer `command` in a task of its own, off the socket's frame loop."""
+        ...
+
 
 def internal_error_for(command: protocol.Command | None) -> ChatError:
     """The answer to a frame whose handler failed unexpectedly: `internal_error`, naming the
@@ -318,6 +322,12 @@ async def thread(socket: CommandSocket, command: protocol.ReadThread) -> None:
 
 
 async def mark_read(socket: CommandSocket, command: protocol.MarkRead) -> None:
+    """Answered apart (`answer_apart`): the mark waits for its batch, the socket's next
+    frames (a reply, a typing frame) do not."""
+    socket.answer_apart(command, _mark_read(socket, command))
+
+
+async def _mark_read(socket: CommandSocket, command: protocol.MarkRead) -> None:
     assert socket.identity is not None
     try:
         frame = await unread.read_mark(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -52,6 +53,7 @@ class ChatConsumer(SocketOpening, AsyncWebsocketConsumer, RoomDelivery, Ephemera
     disconnected = False
     auth: SocketAuth | None = None  # the first-frame deadline and the token's expiry (accounts.socket_auth)
     tail_check: asyncio.Task[None] | None = None  # the heartbeat's store check (chat.commands.ping)
+    answering: set[asyncio.Task[None]]  # commands answered apart from the frame loop (answer_apart)
     rate: SocketLimits  # this socket's rate limits, once its user is known
     refused = False  # closed with 4401 or 4403; frames still in flight are ignored
     in_user_group = False  # reached through its user's group (a ban closes it through there)
@@ -82,6 +84,7 @@ class ChatConsumer(SocketOpening, AsyncWebsocketConsumer, RoomDelivery, Ephemera
         (with Redis, a SUBSCRIBE per socket), and no task beyond its own: it reads the client.
         """
         self.scope = scope
+        self.answering = set()
         self.channel_layer = None
         self.base_send = send
         with contextlib.suppress(StopConsumer):
@@ -122,6 +125,8 @@ class ChatConsumer(SocketOpening, AsyncWebsocketConsumer, RoomDelivery, Ephemera
             self.auth.close()
         if self.tail_check is not None and self.tail_check is not asyncio.current_task():
             self.tail_check.cancel()
+        for task in self.answering:
+            task.cancel()
         # A task of its own, shielded: daphne cancels every application on SIGTERM, and a socket
         # closing just then was cancelled halfway through its cleanup, leaving its connection row
         # behind (counted as an open socket until its ttl; seen on PostgreSQL, 1 stop in 5).
@@ -160,15 +165,37 @@ class ChatConsumer(SocketOpening, AsyncWebsocketConsumer, RoomDelivery, Ephemera
             handler = COMMANDS[type(command)]
             await self.presence_touch(command)
             await handler(self, command)
-        except ChatError as error:
+        except Exception as error:
+            await self._answer_failure(command, error)
+
+    async def _answer_failure(self, command: protocol.Command | None, error: Exception) -> None:
+        """A command that failed gets its error frame: the domain's, or internal_error."""
+        if isinstance(error, ChatError):
             metrics.record_error(error.code.value)
             await self.send_frame(protocol.error_frame(error))
             if isinstance(error, RateLimited) and self.rate.struck_out():
                 await self.too_many(None)  # it keeps going: 4429
-        except Exception:
-            metrics.record_error(ErrorCode.INTERNAL_ERROR.value)
-            log.exception("unhandled error in a client frame, connection=%s", self.connection_id)
-            await self.send_frame(protocol.error_frame(internal_error_for(command)))
+            return
+        metrics.record_error(ErrorCode.INTERNAL_ERROR.value)
+        log.error("unhandled error in a client frame, connection=%s", self.connection_id, exc_info=error)
+        await self.send_frame(protocol.error_frame(internal_error_for(command)))
+
+    def answer_apart(self, command: protocol.Command, answer: Awaitable[None]) -> None:
+        """Answer `command` in a task of its own, so the socket's next frames are not held
+        behind it: a markRead waits for its batch (unread.services gathers them), and a reply
+        sent just after it waited that long too. Errors are answered as `receive` answers
+        them; the task ends with the socket (its answer then has nowhere to go)."""
+
+        async def run() -> None:
+            try:
+                await answer
+            except Exception as error:
+                if not self.disconnected:
+                    await self._answer_failure(command, error)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self.answering.add(task)
+        task.add_done_callback(self.answering.discard)
 
     async def _parse_within_limits(self, text_data: str | None, bytes_data: bytes | None) -> protocol.Command:
         """Parse a frame once the socket's rate limits have counted it: a flood of frames,

@@ -131,6 +131,39 @@ async def test_mark_read_is_one_trip_off_the_loop(
     assert trips == ["_guarded"], trips
 
 
+async def test_a_reply_sent_just_after_a_mark_read_is_not_held_behind_it(
+    session_sockets: OpenSocket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading, then replying: the markRead waits for its batch (gathered for a moment), the
+    reply does not wait for the markRead. It is stored and broadcast while the mark is still
+    held, and the mark's answer follows once its batch is written."""
+    _, alice_cookie = await user("alice")
+    bob, _ = await user("bob")
+    await sync_to_async(room)("lobby")
+    last = await sync_to_async(post)("lobby", bob, "hello", count=3)
+    held = asyncio.Event()
+    real = unread.read_mark
+
+    async def read_mark_held(**kwargs: Any) -> dict[str, Any]:
+        await held.wait()
+        return await real(**kwargs)
+
+    monkeypatch.setattr(unread, "read_mark", read_mark_held)
+    tab = await session_sockets(alice_cookie)
+    await join(tab, "lobby")
+    await tab.send_json_to({"action": "markRead", "roomId": "lobby", "seq": last})
+    reply = await send(tab, "lobby", "on it")
+    assert reply["seq"] == last + 1
+    held.set()
+    assert await next_of(tab, "readState") == {
+        "type": "readState",
+        "roomId": "lobby",
+        "lastReadSeq": last,
+        "unread": 0,  # the reply is alice's own
+        "mentions": 0,
+    }
+
+
 async def test_mark_reads_arriving_together_share_one_trip_and_each_gets_its_own_answer(
     storage_backend: str, trips: list[str]
 ) -> None:
