@@ -53,7 +53,7 @@ class ChatConsumer(SocketOpening, AsyncWebsocketConsumer, RoomDelivery, Ephemera
     disconnected = False
     auth: SocketAuth | None = None  # the first-frame deadline and the token's expiry (accounts.socket_auth)
     tail_check: asyncio.Task[None] | None = None  # the heartbeat's store check (chat.commands.ping)
-    answering: set[asyncio.Task[None]]  # commands answered apart from the frame loop (answer_apart)
+    answering: set[asyncio.Task[None]]  # commands answered apart from the frame loop, held till done
     rate: SocketLimits  # this socket's rate limits, once its user is known
     refused = False  # closed with 4401 or 4403; frames still in flight are ignored
     in_user_group = False  # reached through its user's group (a ban closes it through there)
@@ -125,8 +125,6 @@ class ChatConsumer(SocketOpening, AsyncWebsocketConsumer, RoomDelivery, Ephemera
             self.auth.close()
         if self.tail_check is not None and self.tail_check is not asyncio.current_task():
             self.tail_check.cancel()
-        for task in self.answering:
-            task.cancel()
         # A task of its own, shielded: daphne cancels every application on SIGTERM, and a socket
         # closing just then was cancelled halfway through its cleanup, leaving its connection row
         # behind (counted as an open socket until its ttl; seen on PostgreSQL, 1 stop in 5).
@@ -184,7 +182,8 @@ class ChatConsumer(SocketOpening, AsyncWebsocketConsumer, RoomDelivery, Ephemera
         """Answer `command` in a task of its own, so the socket's next frames are not held
         behind it: a markRead waits for its batch (unread.services gathers them), and a reply
         sent just after it waited that long too. Errors are answered as `receive` answers
-        them; the task ends with the socket (its answer then has nowhere to go)."""
+        them. The task outlives the socket, as the frame loop's handler did: a mark read just
+        before the tab closes is still stored and told to the user's other sockets."""
 
         async def run() -> None:
             try:

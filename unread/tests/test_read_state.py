@@ -131,16 +131,9 @@ async def test_mark_read_is_one_trip_off_the_loop(
     assert trips == ["_guarded"], trips
 
 
-async def test_a_reply_sent_just_after_a_mark_read_is_not_held_behind_it(
-    session_sockets: OpenSocket, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Reading, then replying: the markRead waits for its batch (gathered for a moment), the
-    reply does not wait for the markRead. It is stored and broadcast while the mark is still
-    held, and the mark's answer follows once its batch is written."""
-    _, alice_cookie = await user("alice")
-    bob, _ = await user("bob")
-    await sync_to_async(room)("lobby")
-    last = await sync_to_async(post)("lobby", bob, "hello", count=3)
+@pytest.fixture
+def held_marks(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """markReads wait, before their batch, until the test sets this event."""
     held = asyncio.Event()
     real = unread.read_mark
 
@@ -149,12 +142,25 @@ async def test_a_reply_sent_just_after_a_mark_read_is_not_held_behind_it(
         return await real(**kwargs)
 
     monkeypatch.setattr(unread, "read_mark", read_mark_held)
+    return held
+
+
+async def test_a_reply_sent_just_after_a_mark_read_is_not_held_behind_it(
+    session_sockets: OpenSocket, held_marks: asyncio.Event
+) -> None:
+    """Reading, then replying: the markRead waits for its batch (gathered for a moment), the
+    reply does not wait for the markRead. It is stored and broadcast while the mark is still
+    held, and the mark's answer follows once its batch is written."""
+    _, alice_cookie = await user("alice")
+    bob, _ = await user("bob")
+    await sync_to_async(room)("lobby")
+    last = await sync_to_async(post)("lobby", bob, "hello", count=3)
     tab = await session_sockets(alice_cookie)
     await join(tab, "lobby")
     await tab.send_json_to({"action": "markRead", "roomId": "lobby", "seq": last})
     reply = await send(tab, "lobby", "on it")
     assert reply["seq"] == last + 1
-    held.set()
+    held_marks.set()
     assert await next_of(tab, "readState") == {
         "type": "readState",
         "roomId": "lobby",
@@ -162,6 +168,25 @@ async def test_a_reply_sent_just_after_a_mark_read_is_not_held_behind_it(
         "unread": 0,  # the reply is alice's own
         "mentions": 0,
     }
+
+
+async def test_a_mark_read_just_before_the_tab_closes_still_reaches_the_other_tabs(
+    session_sockets: OpenSocket, held_marks: asyncio.Event
+) -> None:
+    """Read, then close the tab at once: the mark is still stored and the user's other tabs
+    are told, though the closed one is gone before the batch is written."""
+    alice, alice_cookie = await user("alice")
+    bob, _ = await user("bob")
+    await sync_to_async(room)("lobby")
+    last = await sync_to_async(post)("lobby", bob, "hello", count=3)
+    closing, staying = await session_sockets(alice_cookie), await session_sockets(alice_cookie)
+    await closing.send_json_to({"action": "markRead", "roomId": "lobby", "seq": last})
+    await closing.send_json_to({"action": "ping"})
+    await next_of(closing, "pong")  # the markRead was read and is held
+    await closing.disconnect()
+    held_marks.set()
+    assert (await next_of(staying, "readState"))["lastReadSeq"] == last
+    assert await sync_to_async(get_store().read_seqs)(user_id=alice, room_ids=["lobby"]) == {"lobby": last}
 
 
 async def test_mark_reads_arriving_together_share_one_trip_and_each_gets_its_own_answer(
