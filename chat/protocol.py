@@ -977,5 +977,10 @@ def read_state_frame(*, room_id: str, last_read_seq: int, unread: int, mentions:
     }
 
 
+# One encoder for every frame, as one decoder: json.dumps with arguments builds a new
+# JSONEncoder per call.
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(frame)
