@@ -182,15 +182,15 @@ class ChatConsumer(SocketOpening, AsyncWebsocketConsumer, RoomDelivery, Ephemera
         """Answer `command` in a task of its own, so the socket's next frames are not held
         behind it: a markRead waits for its batch (unread.services gathers them), and a reply
         sent just after it waited that long too. Errors are answered as `receive` answers
-        them. The task outlives the socket, as the frame loop's handler did: a mark read just
-        before the tab closes is still stored and told to the user's other sockets."""
+        them (to a closed socket daphne drops the frame; an unexpected failure is logged
+        either way). The task outlives the socket, as the frame loop's handler did: a mark
+        read just before the tab closes is still stored and told to the user's other sockets."""
 
         async def run() -> None:
             try:
                 await answer
             except Exception as error:
-                if not self.disconnected:
-                    await self._answer_failure(command, error)
+                await self._answer_failure(command, error)
 
         task = asyncio.get_running_loop().create_task(run())
         self.answering.add(task)
