@@ -54,6 +54,7 @@ class ChatConsumer(SocketOpening, AsyncWebsocketConsumer, RoomDelivery, Ephemera
     auth: SocketAuth | None = None  # the first-frame deadline and the token's expiry (accounts.socket_auth)
     tail_check: asyncio.Task[None] | None = None  # the heartbeat's store check (chat.commands.ping)
     answering: set[asyncio.Task[None]]  # commands answered apart from the frame loop, held till done
+    answered_last: asyncio.Task[None] | None = None  # the newest of them: the next waits for it
     rate: SocketLimits  # this socket's rate limits, once its user is known
     refused = False  # closed with 4401 or 4403; frames still in flight are ignored
     in_user_group = False  # reached through its user's group (a ban closes it through there)
@@ -186,13 +187,20 @@ class ChatConsumer(SocketOpening, AsyncWebsocketConsumer, RoomDelivery, Ephemera
         either way). The task outlives the socket, as the frame loop's handler did: a mark
         read just before the tab closes is still stored and told to the user's other sockets."""
 
+        # One after another among themselves, as on the frame loop: two markReads of one
+        # socket never share a batch, and each gets its own answer, in order.
+        previous = self.answered_last
+
         async def run() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])
             try:
                 await answer
             except Exception as error:
                 await self._answer_failure(command, error)
 
         task = asyncio.get_running_loop().create_task(run())
+        self.answered_last = task
         self.answering.add(task)
         task.add_done_callback(self.answering.discard)
 
