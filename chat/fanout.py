@@ -312,11 +312,14 @@ class RoomFanout:
     async def _fan_out_ephemeral(self, room_id: str, event: dict[str, Any]) -> None:
         """Typing and presence (chat.ephemeral): no seq, no order to keep, nothing to repair,
         so no lock."""
-        members = list(self.members.get(room_id, ()))
+        room = self.members.get(room_id, ())
         if event["type"] == PRESENCE_EVENT:
-            if len(members) > settings.CHAT_PRESENCE_ROOM_LIMIT:
-                return  # a crowd: presence is read with the member list, not pushed to everyone
-            for member in members:
+            # A crowd: presence is read with the member list, not pushed to everyone. Checked
+            # before the members are copied: in a connect storm every socket joining a room
+            # of thousands is a presence event here.
+            if len(room) > settings.CHAT_PRESENCE_ROOM_LIMIT:
+                return
+            for member in list(room):
                 offer = getattr(member, "offer_presence", None)
                 if offer is not None:
                     offer(event)  # gathered per socket for a window (chat.ephemeral)
@@ -324,7 +327,7 @@ class RoomFanout:
         # Typing comes in bursts from every member of a busy room: each process publishes a
         # window's typists in one event (chat.broadcast.typing), which goes to each socket in
         # one write, framed once, as bytes where a socket can take them (typing_rules.batch_for).
-        await self._offer_ephemeral(members, typing_events(event))
+        await self._offer_ephemeral(list(room), typing_events(event))
 
     async def _fan_out_member_presence(self, event: dict[str, Any]) -> None:
         """A user's presence to this process's sockets of the users sharing a room with
