@@ -193,7 +193,15 @@ def store_timer(operation: str) -> Iterator[None]:
     try:
         yield
     finally:
-        STORE_LATENCY.labels(operation=operation).observe(time.perf_counter() - start)
+        child = _store_latency.get(operation)
+        if child is None:
+            child = _store_latency[operation] = STORE_LATENCY.labels(operation=operation)
+        child.observe(time.perf_counter() - start)
+
+
+# operation -> its STORE_LATENCY child: `labels()` builds a key and takes a lock on every
+# call, and a socket's open makes three store calls.
+_store_latency: dict[str, Histogram] = {}
 
 
 @contextmanager
