@@ -40,7 +40,7 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -80,6 +80,9 @@ class Offer(enum.IntEnum):
     SKIPPED = 2  # nothing to send: a seq it has, a room it left, a socket closing
     SLOW = 3  # it is this socket's to send, but not as shared bytes: `send_text`
     REPAIR = 4  # the socket has work to do first (a gap): hand it the event (room_event)
+
+
+SENT: Final = Offer.SENT  # for the per-socket loop, as chat.delivery.SEND
 
 
 class RoomMember(Protocol):
@@ -297,7 +300,7 @@ class RoomFanout:
             except Exception:
                 log.exception("fast delivery failed; handing the event over the ordinary way")
                 offer = Offer.REPAIR
-            if offer is Offer.SENT:
+            if offer is SENT:
                 sent += 1
             elif offer is not Offer.SKIPPED:
                 slow.append((member, offer))

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from accounts.identity import Identity
 from chat import connections, metrics, protocol, services
 from chat.daphne_adapt.frames import FrameWriter
-from chat.delivery import Repair, Resync, SocketDelivery, Step
+from chat.delivery import SEND, Repair, Resync, SocketDelivery, Step
 from chat.errors import ChatError
-from chat.fanout import Offer
+from chat.fanout import SENT, Offer
 from chat.groups import ROOM_EVENT
 from chat.protocol import CloseCode
 
@@ -68,8 +68,8 @@ class RoomDelivery:
         if self.delivery.locked() and not self.core.held:
             return Offer.REPAIR  # a holder is about to run: room_event queues it behind
         decision = self.core.receive(event["room_id"], event["seq"], event)
-        if decision is Step.SEND:
-            return Offer.SENT if self.frames is not None and self.frames.write(frame) else Offer.SLOW
+        if decision is SEND:
+            return SENT if self.frames is not None and self.frames.write(frame) else Offer.SLOW
         if decision is Step.SKIP or decision is Step.DEFER:
             return Offer.SKIPPED
         return Offer.REPAIR
