@@ -53,8 +53,9 @@ class ChatConsumer(SocketOpening, AsyncWebsocketConsumer, RoomDelivery, Ephemera
     disconnected = False
     auth: SocketAuth | None = None  # the first-frame deadline and the token's expiry (accounts.socket_auth)
     tail_check: asyncio.Task[None] | None = None  # the heartbeat's store check (chat.commands.ping)
-    answering: set[asyncio.Task[None]]  # commands answered apart from the frame loop, held till done
-    answered_last: asyncio.Task[None] | None = None  # the newest of them: the next waits for it
+    # The newest command answered apart from the frame loop: the next waits for it. It holds
+    # its predecessor in turn, so every pending one is referenced from here.
+    answered_last: asyncio.Task[None] | None = None
     rate: SocketLimits  # this socket's rate limits, once its user is known
     refused = False  # closed with 4401 or 4403; frames still in flight are ignored
     in_user_group = False  # reached through its user's group (a ban closes it through there)
@@ -85,7 +86,6 @@ class ChatConsumer(SocketOpening, AsyncWebsocketConsumer, RoomDelivery, Ephemera
         (with Redis, a SUBSCRIBE per socket), and no task beyond its own: it reads the client.
         """
         self.scope = scope
-        self.answering = set()
         self.channel_layer = None
         self.base_send = send
         with contextlib.suppress(StopConsumer):
@@ -199,10 +199,7 @@ class ChatConsumer(SocketOpening, AsyncWebsocketConsumer, RoomDelivery, Ephemera
             except Exception as error:
                 await self._answer_failure(command, error)
 
-        task = asyncio.get_running_loop().create_task(run())
-        self.answered_last = task
-        self.answering.add(task)
-        task.add_done_callback(self.answering.discard)
+        self.answered_last = asyncio.get_running_loop().create_task(run())
 
     async def _parse_within_limits(self, text_data: str | None, bytes_data: bytes | None) -> protocol.Command:
         """Parse a frame once the socket's rate limits have counted it: a flood of frames,
